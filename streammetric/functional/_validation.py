@@ -1,0 +1,72 @@
+"""Shared input checks for the functional core: one line naming argument, rule and value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import InvalidInputError
+
+__all__ = ["as_class_indices", "as_float_rows", "check_same_rows", "first_bad_row"]
+
+
+def first_bad_row(bad: np.ndarray) -> int:
+    """Index of the first row with any True in ``bad`` (rows on axis 0)."""
+    rows = bad.reshape(bad.shape[0], -1).any(axis=1) if bad.ndim > 1 else bad
+    return int(np.argmax(rows))
+
+
+def as_float_rows(values: Any, name: str) -> np.ndarray:
+    """Finite float64 array of shape (n, d); (n,) becomes (n, 1) as in MXNet."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise InvalidInputError(f"`{name}` must be numeric, got dtype {array.dtype}")
+    array = array.astype(np.float64, copy=False)
+    if array.ndim == 0:
+        array = array.reshape(1, 1)
+    elif array.ndim == 1:
+        array = array.reshape(-1, 1)
+    elif array.ndim > 2:
+        array = array.reshape(array.shape[0], -1)
+    finite = np.isfinite(array)
+    if not finite.all():
+        row = first_bad_row(~finite)
+        raise InvalidInputError(f"`{name}` must be finite, got {array[row].tolist()} at row {row}")
+    return array
+
+
+def check_same_rows(label: np.ndarray, pred: np.ndarray) -> None:
+    if label.shape[0] != pred.shape[0]:
+        raise InvalidInputError(
+            f"`labels` and `preds` must have the same number of rows, got {label.shape[0]} and {pred.shape[0]}"
+        )
+
+
+def as_class_indices(
+    values: Any, name: str = "labels", num_classes: int | None = None
+) -> np.ndarray:
+    """Integer class indices (int64); floats must be integral; range-checked when k is known."""
+    array = np.asarray(values)
+    if array.dtype.kind == "b":
+        array = array.astype(np.int64)
+    if array.dtype.kind == "f":
+        finite = np.isfinite(array)
+        integral = finite & (array == np.floor(np.where(finite, array, 0)))
+        if not integral.all():
+            row = first_bad_row(~integral)
+            raise InvalidInputError(
+                f"`{name}` must be integer class indices, got {array.reshape(array.shape[0], -1)[row].tolist()} at row {row}"
+            )
+        array = array.astype(np.int64)
+    elif array.dtype.kind not in "iu":
+        raise InvalidInputError(f"`{name}` must be integer class indices, got dtype {array.dtype}")
+    array = array.astype(np.int64, copy=False)
+    bad = array < 0 if num_classes is None else (array < 0) | (array >= num_classes)
+    if bad.any():
+        row = first_bad_row(bad)
+        rule = "must be >= 0" if num_classes is None else f"must be in [0, {num_classes})"
+        raise InvalidInputError(
+            f"`{name}` {rule}, got {array.reshape(array.shape[0], -1)[row].tolist()} at row {row}"
+        )
+    return array

@@ -1,0 +1,312 @@
+"""`EvalMetric`: the MXNet-1.x-style base class, with exact, declared, mergeable state.
+
+A metric declares its state once (``_add_state``) as exact sums (:class:`ExactSum`), Python int
+counts, or integer count arrays. The base class then provides everything generic: reset and
+reset_local, the global view, state_dict / load_state_dict (JSON, exact), merge, pickling, config.
+
+Two copies of the state are kept: ``local`` (since the last ``reset_local``) and ``past`` (what
+earlier local windows saw). The global state is their merge, so an update touches one state only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._exceptions import InvalidInputError, StateError
+from ..accumulate import ExactSum
+from ._inputs import as_pairs
+
+__all__ = ["EvalMetric"]
+
+State = dict[str, Any]
+STATE_VERSION = 1
+
+
+def _fresh(kind: Any) -> Any:
+    if kind == "sum":
+        return ExactSum()
+    if kind == "count":
+        return 0
+    if kind == "counts":
+        return np.zeros(0, dtype=np.int64)
+    raise StateError(f"unknown state kind {kind!r}")
+
+
+def _merge_value(kind: str, a: Any, b: Any) -> Any:
+    if kind == "sum":
+        return a.copy().merge(b)
+    if kind == "count":
+        return a + b
+    if a.shape != b.shape:  # count arrays grow (e.g. a confusion matrix meeting a new class)
+        shape = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
+        a, b = _pad(a, shape), _pad(b, shape)
+    return a + b
+
+
+def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.pad(a, [(0, s - n) for s, n in zip(shape, a.shape, strict=True)])
+
+
+def _dump(kind: str, value: Any) -> Any:
+    if kind == "sum":
+        return value.to_json()
+    if kind == "count":
+        return value
+    return {"shape": list(value.shape), "values": [int(v) for v in value.ravel()]}
+
+
+def _load(kind: str, data: Any) -> Any:
+    if kind == "sum":
+        return ExactSum.from_json(data)
+    if kind == "count":
+        if not isinstance(data, int):
+            raise StateError(f"a count state must be an int, got {data!r}")
+        return data
+    try:
+        return np.asarray(data["values"], dtype=np.int64).reshape(data["shape"])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise StateError(
+            f"a count-array state must be {{'shape', 'values'}}, got {data!r}"
+        ) from exc
+
+
+class EvalMetric:
+    """Base class of every metric: ``update(labels, preds)``, ``get()``, local and global state.
+
+    Subclasses declare state in ``_init_states`` with ``self._add_state(name, kind)`` (kind
+    ``"sum"``, ``"count"`` or ``"counts"``), fold one (label, pred, weight) array triple into a
+    state in ``_update_state``, and compute the value from a state in ``_compute``.
+    """
+
+    higher_is_better: ClassVar[bool | None] = None
+    #: the name :func:`streammetric.create` knows the class by (set by ``register``)
+    registered_name: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        name: str,
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.name = str(name)
+        self.output_names = output_names
+        self.label_names = label_names
+        self._kwargs = kwargs
+        self._kinds: dict[str, str] = {}
+        self._init_states()
+        self._local: State = self._fresh_state()
+        self._past: State = self._fresh_state()
+
+    # -- state declaration -------------------------------------------------------------------
+    def _init_states(self) -> None:
+        """Declare state with ``_add_state``. Default: a weighted mean's sums and a count."""
+        self._add_state("sum_metric", "sum")
+        self._add_state("sum_weight", "sum")
+        self._add_state("num_inst", "count")
+
+    def _add_state(self, name: str, kind: str) -> None:
+        _fresh(kind)  # validates the kind
+        self._kinds[name] = kind
+
+    def _fresh_state(self) -> State:
+        return {name: _fresh(kind) for name, kind in self._kinds.items()}
+
+    def _merged(self, a: State, b: State) -> State:
+        return {name: _merge_value(kind, a[name], b[name]) for name, kind in self._kinds.items()}
+
+    # -- the MXNet API -----------------------------------------------------------------------
+    def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> EvalMetric:
+        """Fold a batch (arrays, or lists of arrays paired element-wise) into the state."""
+        for label, pred, weight in as_pairs(labels, preds, sample_weight):
+            self._update_state(self._local, label, pred, weight)
+        return self
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        raise NotImplementedError
+
+    def _compute(self, state: State) -> float:
+        """The value of a state; NaN when it has seen nothing."""
+        if not state["num_inst"]:
+            return math.nan
+        if "sum_weight" in state:
+            return state["sum_metric"].ratio(state["sum_weight"])
+        return state["sum_metric"].ratio(state["num_inst"])
+
+    @staticmethod
+    def _add_weighted(state: State, values: np.ndarray, weight: np.ndarray | None) -> None:
+        """Fold per-sample ``values`` into ``sum_metric``/``sum_weight``/``num_inst`` exactly."""
+        count = int(values.shape[0])
+        state["num_inst"] += count
+        if weight is None:
+            state["sum_metric"].add(values)
+            state["sum_weight"].add_count(count)
+        else:
+            state["sum_metric"].add(values * weight)
+            state["sum_weight"].add(weight)
+
+    def update_dict(self, labels: dict[str, Any], preds: dict[str, Any]) -> EvalMetric:
+        """Update from name -> array mappings, selected by ``label_names``/``output_names``."""
+        pred_list = (
+            [preds[n] for n in self.output_names] if self.output_names else list(preds.values())
+        )
+        label_list = (
+            [labels[n] for n in self.label_names] if self.label_names else list(labels.values())
+        )
+        return self.update(label_list, pred_list)
+
+    def get(self) -> tuple[Any, Any]:
+        """``(name, value)`` over what was seen since the last ``reset_local``."""
+        return self.name, self._compute(self._local)
+
+    def get_global(self) -> tuple[Any, Any]:
+        """``(name, value)`` over everything since the last ``reset``."""
+        return self.name, self._compute(self._global_state())
+
+    def get_name_value(self) -> list[tuple[str, float]]:
+        return _zip_name_value(*self.get())
+
+    def get_global_name_value(self) -> list[tuple[str, float]]:
+        return _zip_name_value(*self.get_global())
+
+    def reset(self) -> None:
+        """Forget everything (local and global)."""
+        self._local = self._fresh_state()
+        self._past = self._fresh_state()
+
+    def reset_local(self) -> None:
+        """Start a new local window; the global state keeps what the old one saw."""
+        self._past = self._merged(self._past, self._local)
+        self._local = self._fresh_state()
+
+    def _global_state(self) -> State:
+        return self._merged(self._past, self._local)
+
+    @property
+    def num_inst(self) -> int:
+        return self._num_inst(self._local)
+
+    @property
+    def global_num_inst(self) -> int:
+        return self._num_inst(self._global_state())
+
+    @property
+    def sum_metric(self) -> float:
+        return self._sum_metric(self._local)
+
+    @property
+    def global_sum_metric(self) -> float:
+        return self._sum_metric(self._global_state())
+
+    def _num_inst(self, state: State) -> int:
+        return int(state["num_inst"])
+
+    def _sum_metric(self, state: State) -> float:
+        if "sum_metric" in state:
+            return float(state["sum_metric"].value)
+        value = self._compute(state)  # sum_metric / num_inst == value, as MXNet's get()
+        return value * self._num_inst(state) if self._num_inst(state) else 0.0
+
+    # -- config, state, merge --------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """A JSON-serialisable config; ``streammetric.create(config)`` rebuilds the metric."""
+        config = dict(self._kwargs)
+        config.update(
+            metric=self.registered_name or type(self).__name__,
+            name=self.name,
+            output_names=self.output_names,
+            label_names=self.label_names,
+        )
+        return config
+
+    def state_dict(self) -> dict[str, Any]:
+        """The exact state (local and past windows) as JSON-serialisable data."""
+        return {
+            "version": STATE_VERSION,
+            "config": self.get_config(),
+            "local": {n: _dump(k, self._local[n]) for n, k in self._kinds.items()},
+            "past": {n: _dump(k, self._past[n]) for n, k in self._kinds.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> EvalMetric:
+        """Restore a state written by :meth:`state_dict` (of a metric with the same config)."""
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise StateError(
+                f"`state` must be a state_dict of version {STATE_VERSION}, got {_short(state)}"
+            )
+        self._check_config(state.get("config"), "state")
+        try:
+            self._local = {n: _load(k, state["local"][n]) for n, k in self._kinds.items()}
+            self._past = {n: _load(k, state["past"][n]) for n, k in self._kinds.items()}
+        except (KeyError, TypeError) as exc:
+            raise StateError(f"`state` lacks state entry {exc} for metric {self.name!r}") from exc
+        return self
+
+    def merge(self, other: EvalMetric) -> EvalMetric:
+        """Add another metric's state (same config) into this one, exactly; returns ``self``."""
+        if not isinstance(other, EvalMetric):
+            raise StateError(f"`other` must be an EvalMetric, got {type(other).__name__}")
+        self._check_config(other.get_config(), "other")
+        self._local = self._merged(self._local, other._local)
+        self._past = self._merged(self._past, other._past)
+        return self
+
+    def _check_config(self, config: Any, what: str) -> None:
+        mine = _canonical(self.get_config())
+        if _canonical(config) != mine:
+            raise StateError(
+                f"`{what}` belongs to a metric with config {_short(config)}, this one has {_short(mine)}"
+            )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def copy(self) -> EvalMetric:
+        return copy.deepcopy(self)
+
+    def __str__(self) -> str:
+        return f"EvalMetric: {dict(self.get_name_value())}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    def _iter_metrics(self) -> Iterator[EvalMetric]:
+        yield self
+
+
+def _zip_name_value(name: Any, value: Any) -> list[tuple[str, float]]:
+    names = name if isinstance(name, list) else [name]
+    values = value if isinstance(value, list) else [value]
+    return list(zip(names, values, strict=True))
+
+
+def _canonical(config: Any) -> str:
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_finite(name: str, values: np.ndarray) -> None:
+    """Raise InvalidInputError naming the first NaN/inf of ``values``."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        row = int(np.argmin(finite.reshape(len(values), -1).all(axis=1))) if values.ndim else 0
+        bad = values.reshape(len(values), -1)[row] if values.ndim else values
+        raise InvalidInputError(f"`{name}` must be finite, got {bad.tolist()} at row {row}")
+
+
+MetricFactory = Callable[..., EvalMetric]

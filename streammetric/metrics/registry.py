@@ -1,0 +1,336 @@
+"""Creating metrics by name, list, config or function: ``create``, ``register``, ``alias``.
+
+>>> create("mae").name
+'mae'
+>>> create(["mae", "rmse"]).get()
+(['mae', 'rmse'], [nan, nan])
+>>> create('{"metric": "mse", "name": "squared"}').name
+'squared'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .._exceptions import ConfigError, InvalidInputError
+from .base import EvalMetric, State, _short
+
+__all__ = [
+    "CompositeEvalMetric",
+    "CustomMetric",
+    "alias",
+    "create",
+    "list_metrics",
+    "np_metric",
+    "register",
+]
+
+_REGISTRY: dict[str, type[EvalMetric]] = {}
+_ALIASES: dict[str, str] = {}  # alias -> canonical registered name
+M = TypeVar("M", bound=type[EvalMetric])
+
+
+def register(klass: M) -> M:
+    """Class decorator: make a metric class known to :func:`create` by its lower-case name."""
+    key = klass.__name__.lower()
+    _REGISTRY[key] = klass
+    klass.registered_name = key
+    return klass
+
+
+def alias(*names: str) -> Callable[[M], M]:
+    """Class decorator (put above ``@register``... or below: order does not matter)."""
+
+    def decorate(klass: M) -> M:
+        for name in names:
+            _ALIASES[name.lower()] = klass.__name__.lower()
+        return klass
+
+    return decorate
+
+
+def _lookup(name: str) -> type[EvalMetric]:
+    key = name.lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        known = ", ".join(sorted(set(_REGISTRY) | set(_ALIASES)))
+        raise ConfigError(f"unknown metric {name!r}; known metrics: {known}")
+    return _REGISTRY[key]
+
+
+def list_metrics() -> dict[str, list[str]]:
+    """Registered metric names mapped to their aliases."""
+    out: dict[str, list[str]] = {name: [] for name in sorted(_REGISTRY)}
+    for alias_name, target in sorted(_ALIASES.items()):
+        if alias_name != target:
+            out[target].append(alias_name)
+    return out
+
+
+def create(metric: Any, *args: Any, **kwargs: Any) -> EvalMetric:
+    """Create a metric from a name, list, config dict, JSON string, instance or callable."""
+    if isinstance(metric, EvalMetric):
+        return metric
+    if isinstance(metric, str) and metric.lstrip().startswith(("{", "[")):
+        try:
+            metric = json.loads(metric)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"`metric` JSON does not parse: {exc}") from exc
+    if isinstance(metric, (list, tuple)):
+        return CompositeEvalMetric([create(m, *args, **kwargs) for m in metric])
+    if isinstance(metric, dict):
+        config = dict(metric)
+        if "metric" not in config:
+            raise ConfigError(f"a metric config needs a 'metric' key, got {_short(config)}")
+        name = config.pop("metric")
+        if _lookup(str(name)) is CompositeEvalMetric:
+            config["metrics"] = [create(c) for c in config.get("metrics", [])]
+        config.update(kwargs)
+        return _construct(_lookup(str(name)), args, config)
+    if isinstance(metric, str):
+        return _construct(_lookup(metric), args, kwargs)
+    if callable(metric):
+        return CustomMetric(metric, *args, **kwargs)
+    raise ConfigError(
+        f"`metric` must be a name, list, config, JSON string, EvalMetric or callable, got {type(metric).__name__}"
+    )
+
+
+def _construct(
+    klass: type[EvalMetric], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> EvalMetric:
+    try:
+        return klass(*args, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"bad arguments for metric {klass.__name__}: {exc}") from exc
+
+
+@register
+@alias("composite")
+class CompositeEvalMetric(EvalMetric):
+    """Several metrics updated together; ``get()`` returns lists of names and values (as MXNet).
+
+    >>> m = CompositeEvalMetric(["mae", "mse"])
+    >>> m.update([np.array([2.5, 0.0, 2, 8])], [np.array([3, -0.5, 2, 7])]).get()
+    (['mae', 'mse'], [0.5, 0.375])
+    """
+
+    def __init__(
+        self,
+        metrics: list[Any] | None = None,
+        name: str = "composite",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        self.metrics: list[EvalMetric] = [create(m) for m in (metrics or [])]
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+    def _init_states(self) -> None:
+        pass  # the children hold the state
+
+    def add(self, metric: Any) -> None:
+        self.metrics.append(create(metric))
+
+    def get_metric(self, index: int) -> EvalMetric:
+        try:
+            return self.metrics[index]
+        except IndexError:
+            raise ConfigError(
+                f"metric index {index} is out of range 0..{len(self.metrics) - 1}"
+            ) from None
+
+    def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> CompositeEvalMetric:
+        for metric in self.metrics:
+            metric.update(labels, preds, sample_weight)
+        return self
+
+    def update_dict(self, labels: dict[str, Any], preds: dict[str, Any]) -> CompositeEvalMetric:
+        if self.label_names is not None:
+            labels = {k: v for k, v in labels.items() if k in self.label_names}
+        if self.output_names is not None:
+            preds = {k: v for k, v in preds.items() if k in self.output_names}
+        for metric in self.metrics:
+            metric.update_dict(labels, preds)
+        return self
+
+    def reset(self) -> None:
+        for metric in self.metrics:
+            metric.reset()
+
+    def reset_local(self) -> None:
+        for metric in self.metrics:
+            metric.reset_local()
+
+    def _collect(self, attr: str) -> tuple[list[Any], list[Any]]:
+        names: list[Any] = []
+        values: list[Any] = []
+        for metric in self.metrics:
+            name, value = getattr(metric, attr)()
+            names.extend(name if isinstance(name, list) else [name])
+            values.extend(value if isinstance(value, list) else [value])
+        return names, values
+
+    def get(self) -> tuple[Any, Any]:
+        return self._collect("get")
+
+    def get_global(self) -> tuple[Any, Any]:
+        return self._collect("get_global")
+
+    @property
+    def num_inst(self) -> int:
+        return sum(m.num_inst for m in self.metrics)
+
+    @property
+    def global_num_inst(self) -> int:
+        return sum(m.global_num_inst for m in self.metrics)
+
+    @property
+    def sum_metric(self) -> float:
+        return math.fsum(m.sum_metric for m in self.metrics)
+
+    @property
+    def global_sum_metric(self) -> float:
+        return math.fsum(m.global_sum_metric for m in self.metrics)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["metrics"] = [m.get_config() for m in self.metrics]
+        return config
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "config": self.get_config(),
+            "metrics": [m.state_dict() for m in self.metrics],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> CompositeEvalMetric:
+        self._check_config(state.get("config") if isinstance(state, dict) else None, "state")
+        for metric, child in zip(self.metrics, state["metrics"], strict=True):
+            metric.load_state_dict(child)
+        return self
+
+    def merge(self, other: EvalMetric) -> CompositeEvalMetric:
+        self._check_config(other.get_config(), "other")
+        assert isinstance(other, CompositeEvalMetric)
+        for mine, theirs in zip(self.metrics, other.metrics, strict=True):
+            mine.merge(theirs)
+        return self
+
+    def _iter_metrics(self) -> Iterator[EvalMetric]:
+        for metric in self.metrics:
+            yield from metric._iter_metrics()
+
+
+@register
+@alias("custom")
+class CustomMetric(EvalMetric):
+    """A metric from a function ``feval(label, pred) -> value`` or ``-> (sum, count)``.
+
+    As MXNet's CustomMetric: each (label, pred) pair contributes the returned value with count 1,
+    or the returned ``(sum_metric, num_inst)``. The values are summed exactly.
+
+    >>> m = CustomMetric(lambda label, pred: float(np.abs(label - pred).sum()), name="l1")
+    >>> m.update([np.array([1.0, 2.0])], [np.array([1.5, 2.0])]).get()
+    ('l1', 0.5)
+    """
+
+    def __init__(
+        self,
+        feval: Callable[..., Any],
+        name: str | None = None,
+        allow_extra_outputs: bool = False,
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        if name is None:
+            name = getattr(feval, "__name__", "custom")
+            if name.find("<") != -1:
+                name = f"custom({name})"
+        self._feval = feval
+        self._allow_extra_outputs = allow_extra_outputs
+        super().__init__(
+            name,
+            output_names=output_names,
+            label_names=label_names,
+            allow_extra_outputs=allow_extra_outputs,
+        )
+
+    def _init_states(self) -> None:
+        self._add_state("sum_metric", "sum")
+        self._add_state("num_inst", "count")
+
+    def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> CustomMetric:
+        if not self._allow_extra_outputs:
+            super().update(labels, preds, sample_weight)
+            return self
+        for label, pred in zip(labels, preds, strict=False):
+            self._update_state(self._local, np.asarray(label), np.asarray(pred), None)
+        return self
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        result = self._feval(label, pred)
+        if isinstance(result, tuple):
+            total, count = result
+        else:
+            total, count = result, 1
+        total = float(total)
+        if not isinstance(count, (int, np.integer)) or count < 0:
+            raise InvalidInputError(
+                f"custom metric {self.name!r} must return a value or (sum, int count), got count {count!r}"
+            )
+        state["sum_metric"].add_float(total)
+        state["num_inst"] += int(count)
+
+    def get_config(self) -> dict[str, Any]:
+        raise ConfigError(
+            f"custom metric {self.name!r} wraps a Python function and has no JSON config"
+        )
+
+    def merge(self, other: EvalMetric) -> CustomMetric:
+        if not isinstance(other, CustomMetric) or other._feval is not self._feval:
+            raise ConfigError("`other` must be a CustomMetric wrapping the same function")
+        self._local = self._merged(self._local, other._local)
+        self._past = self._merged(self._past, other._past)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        from .base import STATE_VERSION, _dump
+
+        return {
+            "version": STATE_VERSION,
+            "config": {"metric": "custom", "name": self.name},
+            "local": {n: _dump(k, self._local[n]) for n, k in self._kinds.items()},
+            "past": {n: _dump(k, self._past[n]) for n, k in self._kinds.items()},
+        }
+
+    def _check_config(self, config: Any, what: str) -> None:
+        if not isinstance(config, dict) or config.get("name") != self.name:
+            raise ConfigError(
+                f"`{what}` belongs to another metric than custom metric {self.name!r}"
+            )
+
+
+def np_metric(
+    numpy_feval: Callable[..., Any], name: str | None = None, allow_extra_outputs: bool = False
+) -> CustomMetric:
+    """Wrap a NumPy function ``f(label, pred)`` as a :class:`CustomMetric` (MXNet's ``mx.metric.np``).
+
+    >>> def mean_abs(label, pred):
+    ...     return np.abs(label - pred).mean()
+    >>> np_metric(mean_abs).update([np.array([1.0])], [np.array([3.0])]).get()
+    ('mean_abs', 2.0)
+    """
+
+    def feval(label: np.ndarray, pred: np.ndarray) -> Any:
+        return numpy_feval(label, pred)
+
+    feval.__name__ = numpy_feval.__name__
+    return CustomMetric(feval, name=name, allow_extra_outputs=allow_extra_outputs)

@@ -1,0 +1,177 @@
+"""Regression metrics: MAE, MSE, RMSE, Pearson's r, and ``Loss`` (mean of given loss values).
+
+Unlike MXNet 1.x, counts are per sample (MXNet counts batches, so its MAE/MSE depend on the batch
+sizes), RMSE is ``sqrt`` of the global MSE (MXNet averages per-batch roots), and Pearson's r is
+computed from exact global sums (MXNet 1.x's default averages per-batch coefficients).
+
+>>> m = MAE()
+>>> for labels, preds in [([2.5, 0.0], [3.0, -0.5]), ([2.0, 8.0], [2.0, 7.0])]:
+...     print(m.update(np.array(labels), np.array(preds)).get())
+('mae', 0.5)
+('mae', 0.5)
+>>> RMSE().update(np.array([2.5, 0.0, 2, 8]), np.array([3, -0.5, 2, 7])).get()
+('rmse', 0.6123724356957945)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..functional._validation import as_float_rows
+from ..functional.regression import (
+    _absolute_error_update,
+    _pearson_update,
+    _squared_error_update,
+    exact_products,
+    pearson_from_sums,
+)
+from .base import EvalMetric, State
+from .registry import alias, register
+
+__all__ = ["MAE", "MSE", "RMSE", "Loss", "PearsonCorrelation"]
+
+
+@register
+class MAE(EvalMetric):
+    """Mean absolute error ``sum_i w_i |y_i - p_i| / sum_i w_i``."""
+
+    higher_is_better = False
+
+    def __init__(
+        self,
+        name: str = "mae",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        self._add_weighted(state, _absolute_error_update(label, pred), weight)
+
+
+@register
+class MSE(EvalMetric):
+    """Mean squared error ``sum_i w_i (y_i - p_i)^2 / sum_i w_i``."""
+
+    higher_is_better = False
+
+    def __init__(
+        self,
+        name: str = "mse",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        self._add_weighted(state, _squared_error_update(label, pred), weight)
+
+
+@register
+class RMSE(MSE):
+    """Root mean squared error: ``sqrt`` of the global MSE."""
+
+    def __init__(
+        self,
+        name: str = "rmse",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+    def _compute(self, state: State) -> float:
+        return math.sqrt(super()._compute(state))
+
+    def _sum_metric(self, state: State) -> float:
+        return self._compute(state) * state["num_inst"] if state["num_inst"] else 0.0
+
+
+@register
+@alias("pearsonr")
+class PearsonCorrelation(EvalMetric):
+    """Pearson's correlation coefficient of labels and predictions, from exact global sums.
+
+    The products are split exactly (:func:`exact_products`), so the raw moments are exact and
+    ``n Sxx - Sx^2`` suffers no cancellation, even for data with a large offset.
+
+    >>> m = PearsonCorrelation()
+    >>> m = m.update(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+    >>> name, value = m.update(np.array([3.0, 4.0]), np.array([2.0, 5.0])).get()
+    >>> name, round(value, 12)
+    ('pearsonr', 0.894427191)
+    """
+
+    higher_is_better = True
+
+    def __init__(
+        self,
+        name: str = "pearsonr",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+    def _init_states(self) -> None:
+        for name in ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy"):
+            self._add_state(name, "sum")
+        self._add_state("num_inst", "count")
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        if weight is not None:
+            raise NotImplementedError("PearsonCorrelation does not take `sample_weight`")
+        x, y = _pearson_update(label, pred)
+        state["num_inst"] += int(x.size)
+        state["sum_x"].add(x)
+        state["sum_y"].add(y)
+        for name, a, b in (("sum_xx", x, x), ("sum_yy", y, y), ("sum_xy", x, y)):
+            for part in exact_products(a, b):  # exact x*y: no per-sample rounding
+                state[name].add(part)
+
+    def _compute(self, state: State) -> float:
+        names = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
+        if any(not math.isfinite(state[n].value) for n in names):
+            return math.nan
+        sx, sy, sxx, syy, sxy = (state[n].units for n in names)
+        # Sums are integers in units of u = 2**-1074. With Sx = sx*u and Sxx = sxx*u, the terms
+        # n*Sxx - Sx**2 share the unit u**2 once the second moments are scaled by 2**1074.
+        scale = 1 << 1074
+        return pearson_from_sums(state["num_inst"], sx, sy, sxx * scale, syy * scale, sxy * scale)
+
+    def _sum_metric(self, state: State) -> float:
+        return self._compute(state) * state["num_inst"] if state["num_inst"] else 0.0
+
+
+@register
+class Loss(EvalMetric):
+    """Mean of loss values given as ``preds`` (labels are ignored), over every element.
+
+    >>> Loss().update(None, [np.array([1.0, 2.0]), np.array([3.0])]).get()
+    ('loss', 2.0)
+    """
+
+    higher_is_better = False
+
+    def __init__(
+        self,
+        name: str = "loss",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+    def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> Loss:
+        from ._inputs import _as_list, to_numpy
+
+        for pred in _as_list(preds):
+            values = as_float_rows(to_numpy(pred, "preds"), "preds").ravel()
+            self._add_weighted(self._local, values, None)
+        return self

@@ -1,0 +1,115 @@
+"""ExactSum: correctly rounded (== math.fsum), order- and chunk-independent, exact JSON state."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import pickle
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from streammetric import StateError
+from streammetric.accumulate import ExactSum, exact_sum_units, units_to_float
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+float_arrays = arrays(np.float64, st.integers(0, 300), elements=finite)
+
+
+@settings(max_examples=300, deadline=None)
+@given(float_arrays)
+def test_equals_fsum_bit_for_bit(values):
+    try:
+        expected = math.fsum(values)
+    except OverflowError:  # fsum overflows in an intermediate step; the exact sum is still defined
+        return
+    assert ExactSum.from_values(values).value == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(float_arrays, st.lists(st.integers(0, 300), max_size=6), st.randoms(use_true_random=False))
+def test_same_bits_whatever_chunks_order_and_merge_tree(values, cuts, rnd):
+    whole = ExactSum.from_values(values)
+    order = list(range(len(values)))
+    rnd.shuffle(order)
+    shuffled = values[order]
+    bounds = [0, *sorted(c % (len(values) + 1) for c in cuts), len(values)]
+    parts = [ExactSum.from_values(shuffled[a:b]) for a, b in itertools.pairwise(bounds)]
+    while len(parts) > 1:
+        i = rnd.randrange(len(parts) - 1)
+        parts[i : i + 2] = [parts[i].merge(parts[i + 1])]
+    assert parts[0] == whole and parts[0].units == whole.units
+
+
+def test_cancellation_is_exact():
+    assert ExactSum.from_values([1e308, 1.0, -1e308]).value == 1.0
+    assert ExactSum.from_values([1e-300, 1e300, -1e300]).value == 1e-300
+    assert ExactSum.from_values([5e-324] * 3).value == 1.5e-323
+
+
+def test_extreme_magnitudes_and_overflow():
+    assert ExactSum.from_values([1.7e308, 1.7e308]).value == math.inf  # the true sum overflows
+    assert (
+        ExactSum.from_values([1.7e308, 1.7e308, -1.7e308]).value == 1.7e308
+    )  # fsum gives inf here
+
+
+def test_large_batches_cross_chunk_boundaries():
+    rng = np.random.default_rng(1)
+    values = -np.log(rng.random(300_000))
+    assert ExactSum.from_values(values).value == math.fsum(values)
+    stream = ExactSum()
+    for part in np.array_split(values, 4000):  # small updates go through the buffer
+        stream.add(part)
+    assert stream.value == math.fsum(values)
+
+
+def test_non_finite_values_follow_ieee_whatever_the_order():
+    assert ExactSum.from_values([1.0, math.inf]).value == math.inf
+    assert ExactSum.from_values([-math.inf, 1.0]).value == -math.inf
+    assert math.isnan(ExactSum.from_values([math.inf, -math.inf]).value)
+    assert math.isnan(ExactSum.from_values([1.0, math.nan]).value)
+    buffered = ExactSum()
+    buffered.add([math.inf])  # still in the buffer when read
+    assert buffered.value == math.inf
+
+
+def test_never_a_running_float32():
+    total = ExactSum()
+    for value in np.full(10_000, 0.1, dtype=np.float32):
+        total.add(value)  # NumPy 2: 0.0 + np.float32(x) would stay float32
+    assert total.value == math.fsum([float(np.float32(0.1))] * 10_000)
+
+
+def test_json_and_pickle_round_trip():
+    values = np.random.default_rng(2).normal(size=1000) * 1e10
+    total = ExactSum.from_values(np.append(values, math.inf))
+    state = json.loads(json.dumps(total.to_json()))
+    assert ExactSum.from_json(state) == total
+    assert pickle.loads(pickle.dumps(total)) == total
+
+
+def test_bad_state_is_a_clear_error():
+    with pytest.raises(StateError, match="an exact sum state must be"):
+        ExactSum.from_json({"units": 3})
+
+
+def test_ratio_is_correctly_rounded():
+    total = ExactSum.from_values([1.0, 2.0])
+    assert total.ratio(3) == 1.0
+    # the exact sum is divided, not the rounded one: the mean of three 0.1s is 0.1
+    assert ExactSum.from_values([0.1] * 3).ratio(3) == float(Fraction(0.1) * 3 / 3) == 0.1
+    assert math.fsum([0.1] * 3) / 3 != 0.1
+    assert math.isnan(ExactSum().ratio(0)) and math.isnan(ExactSum().ratio(ExactSum()))
+    assert ExactSum.from_values([1.0]).ratio(ExactSum()) == math.inf
+
+
+def test_units_helpers():
+    assert exact_sum_units(np.array([0.25, 0.25])) == 1 << 1073
+    assert units_to_float(-(1 << 1074)) == -1.0
+    assert units_to_float(1 << 3000) == math.inf
