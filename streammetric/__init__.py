@@ -6,18 +6,30 @@
 ('mae', 0.25)
 """
 
-from . import functional
+from . import conventions, functional
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from .accumulate import ExactSum
+from .conventions import Convention, get_convention, list_conventions, register_convention
+from .engine import Result, evaluate
+from .explain import Explanation, explain
 from .metrics import (
+    F1,
     MAE,
+    MCC,
     MSE,
+    PCC,
     RMSE,
+    Accuracy,
+    BinaryCrossEntropy,
     CompositeEvalMetric,
+    CrossEntropy,
     CustomMetric,
     EvalMetric,
     Loss,
+    NegativeLogLikelihood,
     PearsonCorrelation,
+    Perplexity,
+    TopKAccuracy,
     alias,
     create,
     list_metrics,
@@ -28,24 +40,42 @@ from .metrics import np_metric as np
 __version__ = "0.1.0"
 
 __all__ = [
+    "F1",
     "MAE",
+    "MCC",
     "MSE",
+    "PCC",
     "RMSE",
+    "Accuracy",
+    "BinaryCrossEntropy",
     "CompositeEvalMetric",
     "ConfigError",
+    "Convention",
+    "CrossEntropy",
     "CustomMetric",
     "EvalMetric",
     "ExactSum",
+    "Explanation",
     "InvalidInputError",
     "Loss",
+    "NegativeLogLikelihood",
     "PearsonCorrelation",
+    "Perplexity",
+    "Result",
     "StateError",
     "StreamMetricError",
+    "TopKAccuracy",
     "__version__",
     "alias",
+    "conventions",
     "create",
+    "evaluate",
+    "explain",
     "functional",
+    "get_convention",
+    "list_conventions",
     "list_metrics",
     "np",
     "register",
+    "register_convention",
 ]

@@ -1,0 +1,27 @@
+"""Pure, vectorised metric math; the metric classes keep state and call these."""
+
+from .classification import accuracy, f1_score, matthews_corrcoef, pcc, top_k_accuracy
+from .losses import DIAGNOSTIC_KEYS, LossTerms, binary_cross_entropy, cross_entropy, perplexity
+from .regression import (
+    mean_absolute_error,
+    mean_squared_error,
+    pearson_correlation,
+    root_mean_squared_error,
+)
+
+__all__ = [
+    "DIAGNOSTIC_KEYS",
+    "LossTerms",
+    "accuracy",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "f1_score",
+    "matthews_corrcoef",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "pcc",
+    "pearson_correlation",
+    "perplexity",
+    "root_mean_squared_error",
+    "top_k_accuracy",
+]

@@ -1,6 +1,8 @@
 """Metric objects (MXNet ``mx.metric`` style). Importing this package registers them all."""
 
 from .base import EvalMetric
+from .classification import F1, MCC, PCC, Accuracy, TopKAccuracy
+from .cross_entropy import BinaryCrossEntropy, CrossEntropy, NegativeLogLikelihood, Perplexity
 from .registry import (
     CompositeEvalMetric,
     CustomMetric,
@@ -13,14 +15,23 @@ from .registry import (
 from .regression import MAE, MSE, RMSE, Loss, PearsonCorrelation
 
 __all__ = [
+    "F1",
     "MAE",
+    "MCC",
     "MSE",
+    "PCC",
     "RMSE",
+    "Accuracy",
+    "BinaryCrossEntropy",
     "CompositeEvalMetric",
+    "CrossEntropy",
     "CustomMetric",
     "EvalMetric",
     "Loss",
+    "NegativeLogLikelihood",
     "PearsonCorrelation",
+    "Perplexity",
+    "TopKAccuracy",
     "alias",
     "create",
     "list_metrics",

@@ -13,12 +13,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .._exceptions import InvalidInputError, StateError
+from .._exceptions import StateError
 from ..accumulate import ExactSum
 from ._inputs import as_pairs
 
@@ -43,6 +43,8 @@ def _merge_value(kind: str, a: Any, b: Any) -> Any:
         return a.copy().merge(b)
     if kind == "count":
         return a + b
+    if a.size == 0 or b.size == 0:  # a fresh count array has shape (0,): take the other
+        return (b if a.size == 0 else a).copy()
     if a.shape != b.shape:  # count arrays grow (e.g. a confusion matrix meeting a new class)
         shape = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
         a, b = _pad(a, shape), _pad(b, shape)
@@ -132,6 +134,15 @@ class EvalMetric:
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
         raise NotImplementedError
+
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        """Rows ``update`` would reject, as a bool mask (``None``: all valid).
+
+        Used by ``on_invalid="skip"`` to drop bad rows *before* updating, so that every metric
+        sees the same clean rows. The default flags non-finite numbers; metrics with more rules
+        (class ranges, probabilities) extend it.
+        """
+        return _nonfinite_rows(labels, preds)
 
     def _compute(self, state: State) -> float:
         """The value of a state; NaN when it has seen nothing."""
@@ -285,6 +296,15 @@ class EvalMetric:
         yield self
 
 
+def _nonfinite_rows(*arrays: np.ndarray) -> np.ndarray | None:
+    bad: np.ndarray | None = None
+    for array in arrays:
+        if array.dtype.kind == "f" and array.ndim:
+            rows = ~np.isfinite(array).reshape(array.shape[0], -1).all(axis=1)
+            bad = rows if bad is None else bad | rows
+    return bad if bad is not None and bad.any() else None
+
+
 def _zip_name_value(name: Any, value: Any) -> list[tuple[str, float]]:
     names = name if isinstance(name, list) else [name]
     values = value if isinstance(value, list) else [value]
@@ -298,15 +318,3 @@ def _canonical(config: Any) -> str:
 def _short(value: Any, limit: int = 120) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def check_finite(name: str, values: np.ndarray) -> None:
-    """Raise InvalidInputError naming the first NaN/inf of ``values``."""
-    finite = np.isfinite(values)
-    if not finite.all():
-        row = int(np.argmin(finite.reshape(len(values), -1).all(axis=1))) if values.ndim else 0
-        bad = values.reshape(len(values), -1)[row] if values.ndim else values
-        raise InvalidInputError(f"`{name}` must be finite, got {bad.tolist()} at row {row}")
-
-
-MetricFactory = Callable[..., EvalMetric]

@@ -162,6 +162,14 @@ class CompositeEvalMetric(EvalMetric):
         for metric in self.metrics:
             metric.reset()
 
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        bad: np.ndarray | None = None
+        for metric in self.metrics:
+            rows = metric.invalid_rows(labels, preds)
+            if rows is not None:
+                bad = rows if bad is None else bad | rows
+        return bad
+
     def reset_local(self) -> None:
         for metric in self.metrics:
             metric.reset_local()

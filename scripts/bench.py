@@ -1,0 +1,165 @@
+"""Benchmarks with ratios measured side by side in one run (these machines are shared and noisy).
+
+    .venv/bin/python scripts/bench.py [--rows 8000000] [--runs 5] [--only eval,rss]
+
+* eval: ``streammetric eval -m ce`` (and five metrics at once) on an N-row x 10-class float32
+  Parquet file (row groups of 128k rows) against the fastest pyarrow-only decode of the same
+  columns with all cores and no metric. Whole processes, alternated, median of --runs runs;
+  the ratio is eval rows/s divided by decode rows/s (goal >= 0.9 for one metric, >= 0.75 for five).
+* rss: peak RSS of ``eval`` (five metrics) on a 1M-row and a 6M-row file (goal: within 15%, < 600 MB).
+
+Data files are cached under $STREAMMETRIC_BENCH_DIR (default /tmp/streammetric-bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+CLASSES = 10
+ROW_GROUP = 128 * 1024
+PY = sys.executable
+FIVE = [
+    "-m",
+    "ce",
+    "-m",
+    "acc",
+    "-m",
+    "top_k_accuracy:top_k=5",
+    "-m",
+    "perplexity",
+    "-m",
+    "nll_loss",
+]
+
+DECODERS = {
+    # whole-file read with pyarrow's own thread pool
+    "pq.read_table": "import pyarrow.parquet as pq, sys; pq.read_table(sys.argv[1], columns=['label', 'probs'], use_threads=True)",
+    # row groups on a thread pool, each decoded and dropped (bounded memory, like the engine)
+    "row groups x threads": (
+        "import pyarrow.parquet as pq, sys, os\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "path = sys.argv[1]; n = pq.ParquetFile(path).metadata.num_row_groups\n"
+        "def read(i):\n"
+        "    return pq.ParquetFile(path, pre_buffer=False).read_row_group(i, columns=['label', 'probs'], use_threads=False).num_rows\n"
+        "with ThreadPoolExecutor(os.cpu_count()) as pool: sum(pool.map(read, range(n)))\n"
+    ),
+}
+
+
+def make_file(path: Path, rows: int, seed: int = 0) -> Path:
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    schema = pa.schema([("label", pa.int64()), ("probs", pa.list_(pa.float32(), CLASSES))])
+    tmp = path.with_suffix(".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, rows, ROW_GROUP):
+            n = min(ROW_GROUP, rows - start)
+            labels = rng.integers(0, CLASSES, n)
+            logits = rng.normal(size=(n, CLASSES)).astype(np.float32)
+            logits[np.arange(n), labels] += 2.0
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=1, keepdims=True)
+            flat = pa.array(probs.astype(np.float32).reshape(-1))
+            writer.write_table(
+                pa.table(
+                    {"label": labels, "probs": pa.FixedSizeListArray.from_arrays(flat, CLASSES)},
+                    schema=schema,
+                ),
+                row_group_size=ROW_GROUP,
+            )
+    tmp.rename(path)
+    return path
+
+
+def run_process(args: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(
+            f"benchmark command failed: {' '.join(args)}\n{process.stderr.read().decode() if process.stderr else ''}"
+        )
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def eval_args(path: Path, metrics: list[str]) -> list[str]:
+    return [
+        PY,
+        "-m",
+        "streammetric.cli",
+        "eval",
+        str(path),
+        *metrics,
+        "--format",
+        "json",
+        "--no-progress",
+    ]
+
+
+def bench_eval(path: Path, rows: int, runs: int) -> list[tuple[str, float, float]]:
+    commands = {name: [PY, "-c", code, str(path)] for name, code in DECODERS.items()}
+    commands["eval -m ce"] = eval_args(path, ["-m", "ce"])
+    commands["eval, five metrics"] = eval_args(path, FIVE)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for args in commands.values():  # warm the page cache and imports once
+        run_process(args)
+    for _ in range(runs):  # alternate the commands within each round
+        for name, args in commands.items():
+            times[name].append(run_process(args)[0])
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    fastest_decode = min(medians[name] for name in DECODERS)
+    return [(name, rows / medians[name], fastest_decode / medians[name]) for name in commands]
+
+
+def bench_rss(directory: Path, runs: int) -> list[tuple[str, float]]:
+    out = []
+    for rows in (1_000_000, 6_000_000):
+        path = make_file(directory / f"rss_{rows}.parquet", rows, seed=1)
+        peaks = [run_process(eval_args(path, FIVE))[1] for _ in range(max(1, runs // 2))]
+        out.append((f"{rows:,} rows", statistics.median(peaks) / 2**20))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=8_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", default="eval,rss")
+    args = parser.parse_args()
+    directory = Path(os.environ.get("STREAMMETRIC_BENCH_DIR", "/tmp/streammetric-bench"))
+    parts = set(args.only.split(","))
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, pyarrow {pa.__version__}, numpy {np.__version__}"
+    )
+    if "eval" in parts:
+        path = make_file(directory / f"eval_{args.rows}.parquet", args.rows)
+        print(
+            f"\n## eval throughput: {args.rows:,} rows x {CLASSES} float32, median of {args.runs} alternated runs"
+        )
+        print(f"{'command':28s} {'rows/s':>14s} {'vs fastest decode':>18s}")
+        for name, rate, ratio in bench_eval(path, args.rows, args.runs):
+            print(f"{name:28s} {rate:14,.0f} {ratio:18.2f}")
+    if "rss" in parts:
+        print("\n## peak RSS of eval with five metrics (row groups of 128k rows)")
+        results = bench_rss(directory, args.runs)
+        for name, mib in results:
+            print(f"{name:28s} {mib:10.1f} MiB")
+        print(f"{'6M / 1M':28s} {results[1][1] / results[0][1]:10.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""The local engine: units of work (file, row group) on a thread pool, states merged exactly.
+
+Each unit is read and evaluated into fresh metric objects, one set per group (``--by``); the main
+thread merges the units' states as they complete. Merging is exact, so the result is the same
+bits whatever the thread count or completion order. With a checkpoint, the merged states and the
+keys of the finished units are written atomically as units finish; a re-run resumes from it.
+
+>>> # evaluate(["preds.parquet"], ["ce", "acc"], by=["model"]) -> Result
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import InvalidInputError
+from ..io import (
+    Batch,
+    ColumnSpec,
+    ResolvedColumns,
+    Unit,
+    fingerprint,
+    group_codes,
+    iter_unit,
+    plan,
+    resolve_units,
+)
+from ..metrics import EvalMetric
+from .checkpoint import Checkpoint
+from .partial import GroupKey, Partial, locate_error
+
+__all__ = ["Job", "Result", "evaluate", "run_job"]
+
+ProgressHook = Callable[[int], None]
+
+
+@dataclass
+class Job:
+    """Everything that defines an evaluation (and so a checkpoint's identity)."""
+
+    paths: list[str]
+    metrics: list[Any]  # metric specs for `streammetric.create`
+    columns: ColumnSpec = field(default_factory=ColumnSpec)
+    on_invalid: str = "raise"
+    metric_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. convention, from_logits
+
+    def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
+        return {
+            "inputs": fingerprint(units),
+            "metrics": [_config_of(m) for m in self.metrics],
+            "columns": repr(self.columns),
+            "on_invalid": self.on_invalid,
+            "metric_defaults": self.metric_defaults,
+        }
+
+
+def _config_of(spec: Any) -> Any:
+    return spec.get_config() if isinstance(spec, EvalMetric) else spec
+
+
+@dataclass
+class Result:
+    """What `evaluate` returns: the JSON contract of ``streammetric eval --format json``."""
+
+    rows: int
+    invalid_rows: int
+    metrics: dict[str, float]
+    groups: list[dict[str, Any]] | None = None
+    notes: list[str] = field(default_factory=list)
+    partial: Partial | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rows": self.rows,
+            "invalid_rows": self.invalid_rows,
+            "metrics": self.metrics,
+        }
+        if self.groups is not None:
+            out["groups"] = self.groups
+        return out
+
+
+class _Evaluator:
+    """Turns batches into a `Partial` (per-group metric states) for one job."""
+
+    def __init__(self, job: Job, resolved: ResolvedColumns, where: str) -> None:
+        if resolved.label_kind == "binary" and resolved.pred_kind != "scalar":
+            raise InvalidInputError(
+                f"{where}: column `{resolved.labels}` holds floats, but predictions `{', '.join(resolved.preds)}` have one score per class, "
+                "so labels must be integer class indices (cast the column to an integer type)"
+            )
+        self.job = job
+        self.resolved = resolved
+        self.metric_kwargs = dict(job.metric_defaults)
+        if resolved.from_logits and "from_logits" not in self.metric_kwargs:
+            self.metric_kwargs["from_logits"] = True
+
+    def new_metrics(self) -> EvalMetric:
+        from .metric_specs import build_metrics
+
+        return build_metrics(self.job.metrics, self.metric_kwargs)
+
+    def unit_partial(self, unit: Unit) -> Partial:
+        partial = Partial(self.new_metrics)
+        for batch in iter_unit(unit, self.resolved, on_invalid=self.job.on_invalid):
+            self.add_batch(partial, batch)
+        return partial
+
+    def add_batch(self, partial: Partial, batch: Batch) -> None:
+        partial.invalid_rows += batch.invalid_count
+        labels, preds, weights = batch.labels, batch.preds, batch.weights
+        keep = None
+        if self.job.on_invalid == "skip" and batch.num_rows:
+            bad = partial.invalid_mask(labels, preds)
+            if bad is not None and bad.any():
+                keep = ~bad
+                partial.invalid_rows += int(bad.sum())
+        rows = batch.source_rows()
+        if keep is not None:
+            labels, preds, rows = labels[keep], preds[keep], rows[keep]
+            weights = None if weights is None else weights[keep]
+        if self.resolved.by and batch.groups is not None:
+            codes, keys = group_codes(batch.groups)
+            if keep is not None:
+                codes = codes[keep]
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
+            for gid, key in enumerate(keys):
+                idx = order[bounds[gid] : bounds[gid + 1]]
+                if idx.size:
+                    self._update(
+                        partial,
+                        key,
+                        batch,
+                        labels[idx],
+                        preds[idx],
+                        None if weights is None else weights[idx],
+                        rows[idx],
+                    )
+        else:
+            self._update(partial, (), batch, labels, preds, weights, rows)
+
+    def _update(
+        self,
+        partial: Partial,
+        key: GroupKey,
+        batch: Batch,
+        labels: np.ndarray,
+        preds: np.ndarray,
+        weights: np.ndarray | None,
+        rows: np.ndarray,
+    ) -> None:
+        try:
+            partial.update(key, labels, preds, weights)
+        except InvalidInputError as exc:
+            raise locate_error(exc, batch.unit, self.resolved, rows) from None
+
+
+def run_job(
+    job: Job,
+    *,
+    threads: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: ProgressHook | None = None,
+    on_merge: Callable[[Partial], None] | None = None,
+) -> Result:
+    """Evaluate ``job`` with a thread pool over its units (see module docstring)."""
+    units = plan(job.paths, job.columns)
+    resolved = resolve_units(units, job.columns)
+    if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
+        raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
+    evaluator = _Evaluator(job, resolved, units[0].display_path)
+    total = Partial(evaluator.new_metrics)
+    saver = Checkpoint(checkpoint, job.identity(units)) if checkpoint else None
+    done: set[str] = set()
+    if saver is not None:
+        done = saver.load_into(total)
+    pending = [u for u in units if u.key not in done]
+    if progress is not None and done:
+        progress(total.rows + total.invalid_rows)
+
+    def finish(unit: Unit, part: Partial) -> None:
+        total.merge(part)
+        done.add(unit.key)
+        if on_merge is not None:
+            on_merge(part)
+        if saver is not None:
+            saver.save(total, done)
+        if progress is not None:
+            progress(part.rows + part.invalid_rows)
+
+    sequential = [u for u in pending if u.sequential]
+    parallel = [u for u in pending if not u.sequential]
+    for unit in sequential:  # stdin: one pass, batch by batch
+        finish(unit, evaluator.unit_partial(unit))
+    _run_pool(parallel, evaluator.unit_partial, finish, threads or os.cpu_count() or 1)
+    if saver is not None:
+        saver.save(total, done, force=True)
+    notes = list(resolved.notes)
+    return total.result(notes, grouped=bool(resolved.by), by=resolved.by)
+
+
+def _run_pool(
+    units: Sequence[Unit],
+    work: Callable[[Unit], Partial],
+    finish: Callable[[Unit, Partial], None],
+    threads: int,
+) -> None:
+    if not units:
+        return
+    if threads <= 1:
+        for unit in units:
+            finish(unit, work(unit))
+        return
+    queue = iter(units)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="streammetric") as pool:
+        running: dict[Future[Partial], Unit] = {}
+
+        def submit_next() -> None:
+            unit = next(queue, None)
+            if unit is not None:
+                running[pool.submit(work, unit)] = unit
+
+        for _ in range(threads * 2):  # bounded: memory is about one row group per thread
+            submit_next()
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    unit = running.pop(future)
+                    finish(unit, future.result())
+                    submit_next()
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+
+
+def evaluate(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    metrics: Any = "ce",
+    *,
+    labels: str | None = None,
+    preds: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    by: str | Sequence[str] = (),
+    from_logits: bool | None = None,
+    convention: str | None = None,
+    on_invalid: str = "raise",
+    threads: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> Result:
+    """Evaluate prediction files (Parquet, Arrow IPC, directories, ``"-"`` for stdin).
+
+    ``metrics`` is a metric spec or a list of them (names, ``"top_k_accuracy:top_k=5"``, config
+    dicts). Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
+    """
+    path_list = (
+        [os.fspath(paths)]
+        if isinstance(paths, (str, os.PathLike))
+        else [os.fspath(p) for p in paths]
+    )
+    metric_list = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+    defaults: dict[str, Any] = {}
+    if convention is not None:
+        defaults["convention"] = convention
+    if from_logits is not None:
+        defaults["from_logits"] = from_logits
+    job = Job(
+        paths=path_list,
+        metrics=list(metric_list),
+        columns=ColumnSpec(
+            labels=labels,
+            preds=preds if preds is None or isinstance(preds, str) else tuple(preds),
+            weights=weights,
+            by=tuple([by] if isinstance(by, str) else by),
+            from_logits=from_logits,
+        ),
+        on_invalid=on_invalid,
+        metric_defaults=defaults,
+    )
+    return run_job(job, threads=threads, checkpoint=checkpoint)

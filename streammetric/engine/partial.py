@@ -1,0 +1,142 @@
+"""`Partial`: the metric states of some units, per group, with exact merge and (de)serialisation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import InvalidInputError
+from ..io import ResolvedColumns, Unit
+from ..metrics import EvalMetric
+
+__all__ = ["GroupKey", "Partial", "locate_error"]
+
+GroupKey = tuple[Any, ...]
+
+
+class Partial:
+    """Rows seen, rows dropped, and one (composite) metric object per group key."""
+
+    def __init__(self, new_metrics: Callable[[], EvalMetric]) -> None:
+        self._new = new_metrics
+        self.groups: dict[GroupKey, EvalMetric] = {}
+        self.group_rows: dict[GroupKey, int] = {}
+        self.rows = 0
+        self.invalid_rows = 0
+        self._probe: EvalMetric | None = None
+
+    def metric(self, key: GroupKey) -> EvalMetric:
+        metric = self.groups.get(key)
+        if metric is None:
+            metric = self.groups[key] = self._new()
+        return metric
+
+    def update(
+        self, key: GroupKey, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray | None
+    ) -> None:
+        self.metric(key).update(labels, preds, weights)
+        count = int(labels.shape[0])
+        self.rows += count
+        self.group_rows[key] = self.group_rows.get(key, 0) + count
+
+    def invalid_mask(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        """Rows any of the metrics would reject (so every metric sees the same clean rows)."""
+        if self._probe is None:
+            self._probe = self._new()
+        return self._probe.invalid_rows(labels, preds)
+
+    def merge(self, other: Partial) -> Partial:
+        for key, metric in other.groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                self.groups[key] = metric
+            else:
+                mine.merge(metric)
+            self.group_rows[key] = self.group_rows.get(key, 0) + other.group_rows.get(key, 0)
+        self.rows += other.rows
+        self.invalid_rows += other.invalid_rows
+        return self
+
+    def overall(self) -> EvalMetric:
+        """All groups merged (exactly) into one metric object."""
+        total = self._new()
+        for key in sorted(self.groups, key=_sort_key):
+            total.merge(self.groups[key])
+        return total
+
+    def result(self, notes: list[str], *, grouped: bool, by: tuple[str, ...] = ()) -> Any:
+        from .local import Result
+
+        groups = None
+        if grouped:
+            groups = [
+                {
+                    "key": dict(zip(by, key, strict=True)),
+                    "rows": self.group_rows.get(key, 0),
+                    "metrics": _values(self.groups[key]),
+                }
+                for key in sorted(self.groups, key=_sort_key)
+            ]
+        return Result(self.rows, self.invalid_rows, _values(self.overall()), groups, notes, self)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "invalid_rows": self.invalid_rows,
+            "groups": [
+                [list(key), self.group_rows.get(key, 0), metric.state_dict()]
+                for key, metric in sorted(self.groups.items(), key=lambda kv: _sort_key(kv[0]))
+            ],
+        }
+
+    def load_json(self, data: dict[str, Any]) -> None:
+        self.rows = int(data["rows"])
+        self.invalid_rows = int(data["invalid_rows"])
+        for key, rows, state in data["groups"]:
+            self.metric(tuple(key)).load_state_dict(state)
+            self.group_rows[tuple(key)] = int(rows)
+
+
+def _sort_key(key: GroupKey) -> tuple[Any, ...]:
+    return tuple(
+        (value is None, type(value).__name__, value if value is not None else 0) for value in key
+    )
+
+
+def _values(metric: EvalMetric) -> dict[str, float]:
+    names, values = metric.get_global()
+    if not isinstance(names, list):
+        names, values = [names], [values]
+    return {str(n): float(v) for n, v in zip(names, values, strict=True)}
+
+
+_ROW = re.compile(r"\brow (\d+)\b")
+_ARGUMENT = re.compile(r"`(labels|y_true|preds|y_pred|sample_weight)`")
+
+
+def locate_error(
+    exc: InvalidInputError, unit: Unit, columns: ResolvedColumns, rows: np.ndarray
+) -> InvalidInputError:
+    """Rewrite a metric's message (row within the update) to name the file, column and file row."""
+    message = str(exc)
+    preds = ",".join(columns.preds)
+    column = {
+        "labels": columns.labels,
+        "y_true": columns.labels,
+        "preds": preds,
+        "y_pred": preds,
+        "sample_weight": columns.weights or "weights",
+    }
+    argument = _ARGUMENT.search(message)
+    match = _ROW.search(message)
+    where = unit.display_path
+    if argument:
+        where += f": column `{column[argument.group(1)]}`"
+    if match and int(match.group(1)) < len(rows):
+        file_row = int(rows[int(match.group(1))])
+        where += f", row {file_row}"
+        message = _ROW.sub(f"row {file_row}", message, count=1)
+    return InvalidInputError(f"{where}: {message}")  # "file: column `c`, row N: rule"

@@ -1,0 +1,366 @@
+"""Every convention's cross-entropy side by side, and why each differs from ``exact``.
+
+>>> report = explain([1, 0], [[0, 1], [0, 1]])
+>>> report.value("exact"), report.value("keras"), report.value("sklearn")
+(inf, 8.059047875479163, 18.021826694558577)
+>>> print(report.result("keras").sentence)
+Keras clips probabilities to [1e-7, 1-1e-7]: 1 row had p=0 for its true class, so its loss is
+16.118 instead of inf.
+
+``to_dict()`` is JSON-serialisable: non-finite values are written as the strings ``"inf"``,
+``"-inf"`` and ``"nan"``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streammetric.accumulate import ExactSum
+from streammetric.conventions import Convention, get_convention, list_conventions
+from streammetric.functional._ce_inputs import sample_weights, to_numpy
+from streammetric.functional.losses import (
+    DIAGNOSTIC_KEYS,
+    LossTerms,
+    _binary_cross_entropy_update,
+    _cross_entropy_update,
+)
+
+__all__ = ["ConventionResult", "Explanation", "explain"]
+
+_DIAGNOSTIC_PHRASES = {
+    "num_true_prob_zero": "{} with p=0 for the true class",
+    "num_true_prob_one": "{} with p=1 for the true class",
+    "num_guarded": "{} changed by the guard",
+    "num_not_normalized": "{} not summing to 1",
+    "num_out_of_range": "{} outside [0, 1]",
+    "num_nonfinite": "{} NaN/inf",
+    "num_looks_like_logits": "{} looking like logits",
+    "num_ignored": "{} ignored",
+    "num_invalid": "{} invalid under exact",
+}
+_VALUE_KEYS = ("num_guarded", "num_out_of_range", "num_nonfinite")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _json_number(value: float | None) -> float | str | None:
+    if value is None or math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+@dataclass(frozen=True)
+class ConventionResult:
+    """One convention's weighted mean (``None`` when its rules reject the data)."""
+
+    name: str
+    display_name: str
+    value: float | None
+    error: str | None
+    dtype: str
+    sentence: str
+    diagnostics: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Conventions side by side for one batch, with data diagnostics and sentences."""
+
+    kind: str
+    from_logits: bool
+    rows: int
+    diagnostics: dict[str, int]
+    results: tuple[ConventionResult, ...]
+
+    def result(self, name: str) -> ConventionResult:
+        """The result of convention ``name``."""
+        wanted = get_convention(name).name
+        return next(result for result in self.results if result.name == wanted)
+
+    def value(self, name: str) -> float | None:
+        """The weighted mean under convention ``name`` (None if rejected)."""
+        return self.result(name).value
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form; inf/NaN values become the strings "inf", "-inf", "nan"."""
+        return {
+            "kind": self.kind,
+            "from_logits": self.from_logits,
+            "rows": self.rows,
+            "diagnostics": dict(self.diagnostics),
+            "conventions": {
+                result.name: {
+                    "display_name": result.display_name,
+                    "value": _json_number(result.value),
+                    "error": result.error,
+                    "dtype": result.dtype,
+                    "sentence": result.sentence,
+                    "diagnostics": dict(result.diagnostics),
+                }
+                for result in self.results
+            },
+        }
+
+    def to_text(self) -> str:
+        """An aligned table of the values, the diagnostics and one sentence per convention."""
+        header = ("convention", "dtype", "mean")
+        rows = [
+            (r.name, r.dtype, repr(r.value) if r.error is None else f"error: {r.error}")
+            for r in self.results
+        ]
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
+        lines = [
+            f"{cells[0]:<{widths[0]}}  {cells[1]:<{widths[1]}}  {cells[2]}".rstrip()
+            for cells in [header, *rows]
+        ]
+        counts = [
+            _DIAGNOSTIC_PHRASES[key].format(
+                _plural(count, "value" if key in _VALUE_KEYS else "row")
+            )
+            for key, count in self.diagnostics.items()
+            if count
+        ]
+        lines.append("")
+        kind = f"{self.kind}, from logits" if self.from_logits else self.kind
+        lines.append(f"{_plural(self.rows, 'row')} ({kind}): " + ("; ".join(counts) or "clean"))
+        lines.append("")
+        lines.extend(f"- {result.name}: {result.sentence}" for result in self.results)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _format_eps(eps: float) -> str:
+    return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{eps:.3g}")
+
+
+def rules_phrase(
+    conv: Convention,
+    *,
+    kind: str,
+    sparse: bool,
+    from_logits: bool,
+    dtype: Any = None,
+    renormalization: bool = True,
+) -> str:
+    """What ``conv`` does to this kind of input, as a verb phrase ("clips probabilities ...").
+
+    ``dtype=None`` describes the rule for any dtype (machine epsilons are not evaluated);
+    ``renormalization=False`` leaves renormalisation out (for rows that already sum to 1).
+
+    >>> rules_phrase(get_convention("tf_keras"), kind="binary", sparse=False, from_logits=False)
+    'clips probabilities to [1e-7, 1-1e-7] and adds 1e-7 inside the log'
+    """
+    binary = kind == "binary"
+    if from_logits and conv.logits == "native":
+        what = "log-sigmoid" if binary else "log-softmax"
+        where = f" in {np.dtype(dtype).name}" if dtype is not None else ""
+        return f"computes a stable {what} of the logits{where}"
+    parts = []
+    if from_logits:
+        parts.append(f"turns logits into probabilities with {'sigmoid' if binary else 'softmax'}")
+    renorm = "never" if binary else (conv.renormalize_sparse if sparse else conv.renormalize_dense)
+    renorm = renorm if renormalization else "never"
+    if renorm == "before":
+        parts.append("renormalises each row to sum to 1")
+    guard = conv.guard_for(kind)
+    raw_eps = {"binary": conv.binary_eps, "perplexity": conv.perplexity_eps}.get(kind)
+    machine = (conv.eps if raw_eps is None else raw_eps) == "machine"
+    eps = _format_eps(float(conv.eps_for(np.float64 if dtype is None else dtype, kind=kind)))
+    bounds = "[eps, 1-eps]" if machine else f"[{eps}, 1-{eps}]"
+    suffix = ""
+    if machine:
+        suffix = (
+            " with eps the machine epsilon of the dtype (2.22e-16 float64, 1.19e-7 float32)"
+            if dtype is None
+            else f" with eps = {eps} ({np.dtype(dtype).name} machine epsilon)"
+        )
+    parts.append(
+        {
+            "none": "takes log(p) with no guard",
+            "clip": f"clips probabilities to {bounds}{suffix}",
+            "add": f"adds {eps} to each probability inside the log",
+            "clip_add": f"clips probabilities to {bounds}{suffix} and adds {eps} inside the log",
+            "floor": f"floors probabilities at {eps}",
+            "log_clamp": f"clamps each log at {conv.log_floor:g}",
+        }[guard]
+    )
+    if renorm == "after":
+        parts.append("renormalises with a log-softmax after the guard")
+    return ", then ".join(parts)
+
+
+def _row_values(terms: LossTerms) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(terms.denominator != 0, terms.numerator / terms.denominator, 0.0)
+
+
+def _cost_phrase(values: np.ndarray) -> str:
+    if len(values) == 1:
+        return f"so its loss is {values[0]:.3f} instead of inf"
+    if np.all(np.round(values, 3) == np.round(values[0], 3)):
+        return f"so each costs {values[0]:.3f} instead of inf"
+    return f"so they cost {values.min():.3f} to {values.max():.3f} instead of inf"
+
+
+def _sentence(
+    conv: Convention,
+    terms: LossTerms,
+    value: float,
+    exact: LossTerms,
+    exact_value: float,
+    *,
+    phrase: str,
+    kind: str,
+    dtype: np.dtype,
+) -> str:
+    """One sentence saying why ``conv`` differs from exact on this data."""
+    name = conv.display_name
+    target = "label" if kind == "binary" else "class"
+    if terms.invalid_reason is not None:
+        return f"{name} rejects this data: {terms.invalid_reason}."
+    exact_rows, rows = _row_values(exact), _row_values(terms)
+    if conv.name == "exact":
+        if math.isinf(value):
+            count = int(np.count_nonzero(np.isinf(rows)))
+            return (
+                f"The definition itself: {_plural(count, 'row')} had p=0 for the true {target}, "
+                "so the mean is inf."
+            )
+        stable = "log-sigmoid" if kind == "binary" else "log-softmax"
+        return (
+            f"The mathematical definition in float64 (stable {stable}, no epsilon): the reference."
+        )
+    if exact.invalid_reason is not None:
+        return f"exact rejects this data; {name} {phrase} and gets {value:.6g}."
+    rescued = np.isinf(exact_rows) & np.isfinite(rows) & ~exact.invalid
+    if rescued.any():
+        count = int(np.count_nonzero(rescued))
+        owner = "its" if count == 1 else "their"
+        return (
+            f"{name} {phrase}: {_plural(count, 'row')} had p=0 for {owner} true {target}, "
+            f"{_cost_phrase(rows[rescued])}."
+        )
+    if math.isnan(value):
+        return f"{name} {phrase}, which gives NaN on this data (log of a negative number or NaN)."
+    if value == exact_value:
+        if math.isinf(value):
+            return f"{name} {phrase}, so like exact it gives inf when p=0 for the true {target}."
+        return (
+            f"{name} gives exactly the exact value here: it {phrase}, and nothing reached a guard."
+        )
+    difference = value - exact_value
+    guarded = terms.diagnostics["num_guarded"]
+    unnormalized = terms.diagnostics["num_not_normalized"]
+    causes = []
+    if guarded:
+        causes.append(f"the guard changed {_plural(guarded, 'value')}")
+    if unnormalized and "renormalises" in phrase:
+        causes.append(f"{_plural(unnormalized, 'row')} did not sum to 1")
+    if not causes:
+        rounding = "float32 rounding" if dtype == np.float32 else "rounding"
+        return f"{name} {phrase}: it differs from exact only by {rounding} ({difference:+.2g})."
+    return f"{name} {phrase}: {' and '.join(causes)}, which moves the mean by {difference:+.4g}."
+
+
+def explain(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    from_logits: bool = False,
+    sample_weight: Any = None,
+    label_smoothing: float = 0.0,
+    binary: bool | None = None,
+    conventions: Sequence[str | Convention] | None = None,
+) -> Explanation:
+    """Weighted mean cross-entropy under each convention, the diagnostics, and the reasons.
+
+    ``binary=None`` picks binary cross-entropy when ``y_pred`` is 1-D or has one column.
+    ``conventions=None`` means every registered convention (``exact`` is always shown first).
+
+    >>> round(explain([0, 1], [0.2, 1.0]).value("torch"), 6)
+    0.111572
+    """
+    pred = to_numpy(y_pred, "y_pred")
+    if binary is None:
+        binary = pred.ndim == 1 or pred.shape[-1] == 1
+    kind = "binary" if binary else "categorical"
+    chosen = [
+        get_convention(c) for c in (conventions if conventions is not None else list_conventions())
+    ]
+    ordered = [get_convention("exact")] + [c for c in chosen if c.name != "exact"]
+
+    def terms_for(conv: Convention) -> LossTerms:
+        if binary:
+            return _binary_cross_entropy_update(
+                y_true,
+                pred,
+                convention=conv,
+                from_logits=from_logits,
+                label_smoothing=label_smoothing,
+            )
+        return _cross_entropy_update(
+            y_true, pred, convention=conv, from_logits=from_logits, label_smoothing=label_smoothing
+        )
+
+    def mean(terms: LossTerms) -> float:
+        weights = sample_weights(sample_weight, terms.batch_shape)
+        numerator = terms.numerator if weights is None else weights * terms.numerator
+        denominator = terms.denominator if weights is None else weights * terms.denominator
+        return ExactSum.from_values(numerator).ratio(ExactSum.from_values(denominator))
+
+    exact_terms = terms_for(ordered[0])
+    exact_value = mean(exact_terms)
+    sparse = not binary and to_numpy(y_true, "y_true").ndim < pred.ndim
+    results = []
+    for conv in ordered:
+        terms = exact_terms if conv is ordered[0] else terms_for(conv)
+        value = mean(terms)
+        dtype = conv.compute_dtype(pred.dtype)
+        phrase = rules_phrase(
+            conv,
+            kind=kind,
+            sparse=sparse,
+            from_logits=from_logits,
+            dtype=dtype,
+            renormalization=terms.diagnostics["num_not_normalized"] > 0,
+        )
+        results.append(
+            ConventionResult(
+                name=conv.name,
+                display_name=conv.display_name,
+                value=None if terms.invalid_reason else value,
+                error=terms.invalid_reason,
+                dtype=dtype.name,
+                sentence=_sentence(
+                    conv,
+                    terms,
+                    value,
+                    exact_terms,
+                    exact_value,
+                    phrase=phrase,
+                    kind=kind,
+                    dtype=dtype,
+                ),
+                diagnostics=dict(terms.diagnostics),
+            )
+        )
+    data_counts = {
+        key: exact_terms.diagnostics[key] for key in DIAGNOSTIC_KEYS if key != "num_guarded"
+    }
+    return Explanation(
+        kind=kind,
+        from_logits=from_logits,
+        rows=len(exact_terms.numerator),
+        diagnostics=data_counts,
+        results=tuple(results),
+    )

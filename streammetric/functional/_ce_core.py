@@ -1,0 +1,201 @@
+"""Vectorised cross-entropy arithmetic in a given dtype (internal).
+
+Every function works on rows (N, C) or (N, d) and keeps the dtype of its input, so a float32
+batch is computed with float32 roundings, as the frameworks do. The guard table is in
+:mod:`streammetric.conventions`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streammetric.conventions import Convention
+
+#: Rows of probabilities whose sum is farther than this from 1 look like logits (or scores).
+LOGITS_SUM_TOLERANCE = 0.1
+
+
+def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    return (after != before) & ~np.isnan(before)
+
+
+def guarded_log(
+    p: np.ndarray, guard: str, eps: np.floating, log_floor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log`` of probabilities under ``guard``, and where the guard changed a value."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if guard == "log_clamp":
+            raw = np.log(p)
+            floor = p.dtype.type(log_floor)
+            return np.maximum(raw, floor), raw < floor
+        if guard == "none":
+            return np.log(p), np.zeros(p.shape, dtype=bool)
+        if guard == "add":
+            guarded = p + eps
+        elif guard == "floor":
+            guarded = np.maximum(p, eps)
+        else:  # clip, clip_add
+            guarded = np.clip(p, eps, 1 - eps)
+            if guard == "clip_add":
+                guarded = guarded + eps
+        return np.log(guarded), _changed(p, guarded)
+
+
+def binary_guarded_logs(
+    p: np.ndarray, guard: str, eps: np.floating, log_floor: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``log p`` and ``log(1 - p)`` under ``guard``, and where the guard changed each."""
+    one = p.dtype.type(1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if guard in ("none", "log_clamp"):
+            log_pos, log_neg = np.log(p), np.log1p(-p)
+            if guard == "none":
+                unchanged = np.zeros(p.shape, dtype=bool)
+                return log_pos, log_neg, unchanged, unchanged
+            floor = p.dtype.type(log_floor)
+            clamped = (log_pos < floor, log_neg < floor)
+            return np.maximum(log_pos, floor), np.maximum(log_neg, floor), *clamped
+        if guard == "add":
+            pos, neg = p + eps, (one - p) + eps
+        elif guard == "floor":
+            pos, neg = np.maximum(p, eps), np.maximum(one - p, eps)
+        else:  # clip, clip_add
+            clipped = np.clip(p, eps, one - eps)
+            pos, neg = clipped, one - clipped
+            if guard == "clip_add":
+                pos, neg = pos + eps, neg + eps
+        return np.log(pos), np.log(neg), _changed(p, pos), _changed(one - p, neg)
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Stable ``x - max - log(sum(exp(x - max)))`` along the last axis, in x's dtype."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        shift = np.max(x, axis=-1, keepdims=True)
+        shift = np.where(np.isfinite(shift), shift, 0)
+        shifted = x - shift
+        return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Stable softmax along the last axis, in x's dtype."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        shift = np.max(x, axis=-1, keepdims=True)
+        exps = np.exp(x - np.where(np.isfinite(shift), shift, 0))
+        return exps / np.sum(exps, axis=-1, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Stable logistic function, in x's dtype."""
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def categorical_rows(
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    targets: np.ndarray | None,
+    conv: Convention,
+    *,
+    logits: bool,
+    label_smoothing: float,
+    class_weight: np.ndarray | None,
+    kind: str = "categorical",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row numerator, denominator and number of guarded values that enter the loss.
+
+    ``logits`` means ``scores`` are logits for a native log-softmax; otherwise they are
+    probabilities and go through renormalisation and the convention's guard.
+    """
+    dtype = scores.dtype.type
+    num_rows, num_classes = scores.shape
+    rows = np.arange(num_rows)
+    renorm = conv.renormalize_sparse if labels is not None else conv.renormalize_dense
+    guard, eps = conv.guard_for(kind), conv.eps_for(scores.dtype, kind=kind)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if labels is not None and not logits and label_smoothing == 0 and renorm != "after":
+            picked = scores[rows, labels]  # only the true class enters: skip the full matrix
+            if renorm == "before":
+                picked = picked / np.sum(scores, axis=-1)
+            log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
+            weight = class_weight[labels] if class_weight is not None else None
+            numerator = -log_true if weight is None else weight * -log_true
+            denominator = np.ones(num_rows) if weight is None else weight
+            return numerator, denominator, changed.astype(np.int64)
+        if logits:
+            log_probs, changed = log_softmax(scores), np.zeros(scores.shape, dtype=bool)
+        else:
+            probs = (
+                scores / np.sum(scores, axis=-1, keepdims=True) if renorm == "before" else scores
+            )
+            log_probs, changed = guarded_log(probs, guard, eps, conv.log_floor)
+            if renorm == "after":
+                log_probs = log_softmax(log_probs)
+        if labels is not None:
+            nll = -log_probs[rows, labels]
+            weight = class_weight[labels] if class_weight is not None else None
+            numerator = nll if weight is None else weight * nll
+            denominator = np.ones(num_rows) if weight is None else weight
+            if label_smoothing:
+                weighted = log_probs if class_weight is None else log_probs * class_weight
+                smooth = -np.sum(weighted, axis=-1)
+                numerator = dtype(1 - label_smoothing) * numerator + smooth * dtype(
+                    label_smoothing / num_classes
+                )
+                contributes = np.ones(scores.shape, dtype=bool)
+            else:
+                contributes = np.zeros(scores.shape, dtype=bool)
+                contributes[rows, labels] = True
+        else:
+            assert targets is not None
+            smoothed = targets
+            if label_smoothing:
+                smoothed = targets * dtype(1 - label_smoothing) + dtype(label_smoothing) / dtype(
+                    num_classes
+                )
+            weighted_targets = smoothed if class_weight is None else smoothed * class_weight
+            contributes = weighted_targets != 0
+            numerator = -np.sum(np.where(contributes, weighted_targets * log_probs, 0), axis=-1)
+            denominator = np.ones(num_rows)
+        if renorm == "after":
+            contributes = np.ones(scores.shape, dtype=bool)
+        guarded = np.count_nonzero(changed & contributes, axis=-1)
+    return numerator, denominator, guarded
+
+
+def binary_rows(
+    targets: np.ndarray,
+    scores: np.ndarray,
+    conv: Convention,
+    *,
+    logits: bool,
+    label_smoothing: float,
+    pos_weight: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row binary cross-entropy (mean over the last axis) and guarded-value counts."""
+    dtype = scores.dtype.type
+    if label_smoothing:
+        targets = targets * dtype(1 - label_smoothing) + dtype(0.5 * label_smoothing)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if logits:
+            softplus = np.log1p(np.exp(-np.abs(scores)))
+            if pos_weight is None:
+                elements = np.maximum(scores, 0) - scores * targets + softplus
+            else:
+                log_weight = 1 + (pos_weight - 1) * targets
+                elements = (1 - targets) * scores + log_weight * (softplus + np.maximum(-scores, 0))
+            changed = np.zeros(scores.shape, dtype=bool)
+        else:
+            guard, eps = conv.binary_guard, conv.eps_for(scores.dtype, kind="binary")
+            log_pos, log_neg, changed_pos, changed_neg = binary_guarded_logs(
+                scores, guard, eps, conv.log_floor
+            )
+            positive, negative = targets != 0, targets != 1
+            pos_term = np.where(positive, targets * log_pos, 0)
+            if pos_weight is not None:
+                pos_term = pos_term * pos_weight
+            neg_term = np.where(negative, (1 - targets) * log_neg, 0)
+            elements = -(pos_term + neg_term)
+            changed = (changed_pos & positive) | (changed_neg & negative)
+        per_row = np.mean(elements, axis=-1)
+    return per_row, np.count_nonzero(changed, axis=-1)

@@ -1,0 +1,448 @@
+"""Classification math: predicted classes, top-k hits, outcome counts, F1 / MCC / PCC from counts.
+
+Everything the metric objects keep is an exact count (int64 arrays, or exact weighted sums), and
+every value is computed from those counts in Python integer arithmetic with one correctly
+rounded division (F1) or one correctly rounded ``num / sqrt(den)`` (MCC, PCC).
+
+Conventions (MXNet 1.x, defects fixed):
+
+* ``preds`` shaped like ``labels`` (trailing 1s ignored) are predicted class indices; otherwise
+  they are scores and the prediction is their argmax over ``axis`` (the first maximum wins).
+* Top-k: the true class ``y`` is a hit when ``rank < k``, with
+  ``rank = #{j : s_j > s_y} + #{j < y : s_j == s_y}`` (ties go to the lower class index, so
+  ``top_k=1`` agrees with the argmax of :func:`accuracy`).
+* Multiclass state is three count vectors per class (tp, fp, fn): F1, MCC and PCC need only the
+  diagonal and the margins of the confusion matrix, so memory is O(classes), not O(classes^2).
+
+>>> accuracy([0, 1, 1], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]])
+0.6666666666666666
+>>> f1_score([0, 1, 1], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]])
+0.8
+>>> pcc([0, 1, 2, 2], [0, 1, 1, 2])
+0.7
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import ConfigError, InvalidInputError
+from ..accumulate import ExactSum
+from ._validation import as_class_indices, check_same_rows, first_bad_row
+
+__all__ = [
+    "accuracy",
+    "f1_score",
+    "matthews_corrcoef",
+    "pcc",
+    "top_k_accuracy",
+]
+
+CLASS_TYPES = ("binary", "multiclass", "multilabel")
+AVERAGES = ("micro", "macro")
+Outcomes = tuple[list[int], list[int], list[int], list[int]]  # tp, fp, fn, tn per class
+
+
+# -- input checks ----------------------------------------------------------------------------
+def _rows(values: Any) -> np.ndarray:
+    return np.atleast_1d(np.asarray(values))
+
+
+def _as_scores(values: np.ndarray, name: str = "preds") -> np.ndarray:
+    """Finite float64 scores, shape kept."""
+    if values.dtype.kind not in "biuf":
+        raise InvalidInputError(f"`{name}` must be numeric, got dtype {values.dtype}")
+    scores = values.astype(np.float64, copy=False)
+    finite = np.isfinite(scores)
+    if not finite.all():
+        row = first_bad_row(~finite)
+        got = scores.reshape(scores.shape[0], -1)[row].tolist()
+        raise InvalidInputError(f"`{name}` must be finite, got {got} at row {row}")
+    return scores
+
+
+def _as_zero_one(values: np.ndarray, name: str, class_type: str) -> np.ndarray:
+    """Boolean array of 0/1 labels; anything else is an error naming the row."""
+    if values.dtype.kind == "b":
+        return values
+    if values.dtype.kind not in "iuf":
+        raise InvalidInputError(f"`{name}` must be numeric, got dtype {values.dtype}")
+    bad = (values != 0) & (values != 1)
+    if bad.any():
+        row = first_bad_row(bad)
+        got = values.reshape(values.shape[0], -1)[row].tolist()
+        raise InvalidInputError(
+            f"`{name}` must be 0 or 1 for class_type={class_type!r}, got {got} at row {row}"
+        )
+    return values == 1
+
+
+def _as_sample_weight(sample_weight: Any, rows: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if weight.shape[0] != rows:
+        raise InvalidInputError(
+            f"`sample_weight` must have one value per row of `labels`, got {weight.shape[0]} for {rows} rows"
+        )
+    bad = ~np.isfinite(weight) | (weight < 0)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise InvalidInputError(
+            f"`sample_weight` must be finite and >= 0, got {float(weight[row])!r} at row {row}"
+        )
+    return weight
+
+
+def _strip(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape without trailing 1s: (n, 1) and (n,) hold the same labels."""
+    while len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
+def _by_row(values: np.ndarray, rows: int) -> np.ndarray:
+    return values.reshape(rows, values.size // rows if rows else 0)
+
+
+def check_config(class_type: str, average: str, threshold: float) -> None:
+    """Raise ConfigError for an unknown ``class_type``/``average`` or a non-finite threshold."""
+    if class_type not in CLASS_TYPES:
+        raise ConfigError(
+            f"`class_type` must be one of {', '.join(CLASS_TYPES)}, got {class_type!r}"
+        )
+    if average not in AVERAGES:
+        raise ConfigError(f"`average` must be one of {', '.join(AVERAGES)}, got {average!r}")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not math.isfinite(threshold)
+    ):
+        raise ConfigError(f"`threshold` must be a finite number, got {threshold!r}")
+
+
+def _invalid_rows(
+    labels: Any, preds: Any, *, axis: int = -1, zero_one: bool = False
+) -> np.ndarray | None:
+    """Rows an update would reject for their values (for ``on_invalid="skip"``); None if none.
+
+    Non-finite scores; labels that are not 0/1 (``zero_one``) or not class indices in range;
+    predicted classes that are not class indices. Shape and dtype errors are left to the update.
+    """
+    label, pred = _rows(labels), _rows(preds)
+    if len(label) != len(pred) or label.dtype.kind not in "biuf" or pred.dtype.kind not in "biuf":
+        return None
+    label, pred = label.astype(np.float64), pred.astype(np.float64)
+    bad_pred = ~np.isfinite(pred)
+    if zero_one:
+        bad_label = (label != 0) & (label != 1)
+    else:
+        with np.errstate(invalid="ignore"):
+            bad_label = ~np.isfinite(label) | (label < 0) | (label != np.floor(label))
+        if _strip(label.shape) == _strip(pred.shape):
+            with np.errstate(invalid="ignore"):
+                bad_pred |= (pred < 0) | (pred != np.floor(pred))
+        elif -pred.ndim <= axis < pred.ndim:
+            bad_label |= label >= pred.shape[axis]
+    bad = bad_label.reshape(len(label), -1).any(axis=1) | bad_pred.reshape(len(pred), -1).any(
+        axis=1
+    )
+    return bad if bad.any() else None
+
+
+# -- per-batch updates -----------------------------------------------------------------------
+def _predicted_classes(labels: Any, preds: Any, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) class indices, int64 arrays of shape (n, elements per row)."""
+    label, pred = _rows(labels), _rows(preds)
+    check_same_rows(label, pred)
+    rows = len(label)
+    if _strip(label.shape) == _strip(pred.shape):
+        return _by_row(as_class_indices(label, "labels"), rows), _by_row(
+            as_class_indices(pred, "preds"), rows
+        )
+    scores = _as_scores(pred)
+    if not -scores.ndim <= axis < scores.ndim or axis % scores.ndim == 0:
+        raise InvalidInputError(
+            f"`preds` must have a class axis {axis} besides the rows, got shape {pred.shape}"
+        )
+    num_classes = scores.shape[axis]
+    if num_classes < 2:
+        raise InvalidInputError(
+            f"`preds` must hold >= 2 class scores along axis {axis}, got shape {pred.shape}"
+        )
+    predicted = np.argmax(scores, axis=axis)
+    label = as_class_indices(label, "labels", num_classes=num_classes)
+    if predicted.size != label.size:
+        raise InvalidInputError(
+            f"`labels` of shape {label.shape} must match `preds` of shape {pred.shape} without "
+            f"its class axis {axis}, got {predicted.shape}"
+        )
+    return _by_row(label, rows), _by_row(predicted, rows)
+
+
+def _accuracy_update(labels: Any, preds: Any, axis: int = 1) -> np.ndarray:
+    """Hits (bool, shape (n, elements per row)): predicted class == true class."""
+    label, predicted = _predicted_classes(labels, preds, axis)
+    return label == predicted
+
+
+def _top_k_update(labels: Any, preds: Any, top_k: int) -> np.ndarray:
+    """Hits (bool, shape (n, 1)): the true class ranks among the ``top_k`` highest scores."""
+    label, scores = _rows(labels), _as_scores(_rows(preds))
+    if scores.ndim != 2:
+        raise InvalidInputError(
+            f"`preds` must be 2-D scores (rows, classes), got shape {scores.shape}"
+        )
+    check_same_rows(label, scores)
+    rows, num_classes = scores.shape
+    label = as_class_indices(label, "labels", num_classes=num_classes)
+    if label.size != rows:
+        raise InvalidInputError(f"`labels` must hold one class per row, got shape {label.shape}")
+    label = label.reshape(rows)
+    true_score = scores[np.arange(rows), label][:, None]
+    above = np.count_nonzero(scores > true_score, axis=1)
+    tied_before = np.count_nonzero(
+        (scores == true_score) & (np.arange(num_classes) < label[:, None]), axis=1
+    )
+    return (above + tied_before < top_k).reshape(rows, 1)
+
+
+def _weighted_hits(hits: np.ndarray, weight: np.ndarray | None) -> tuple[ExactSum, ExactSum]:
+    """Exact (sum of weights of hits, sum of weights); each row's weight covers its elements."""
+    hit_sum, weight_sum = ExactSum(), ExactSum()
+    if weight is None:
+        hit_sum.add_count(int(np.count_nonzero(hits)))
+        weight_sum.add_count(hits.size)
+    else:
+        per_element = np.broadcast_to(weight[:, None], hits.shape)
+        hit_sum.add(per_element[hits])
+        weight_sum.add(per_element)
+    return hit_sum, weight_sum
+
+
+def _binary_update(
+    labels: Any, preds: Any, threshold: float, weight: np.ndarray | None
+) -> tuple[int, list[ExactSum]]:
+    """(elements, [tp, fp, fn, tn] as exact weighted sums) of a binary batch.
+
+    ``preds`` shaped like ``labels`` are positive-class probabilities (positive when
+    ``> threshold``, as MXNet 2.x); two scores per label are argmax'd (as MXNet 1.x).
+    """
+    label, pred = _rows(labels), _rows(preds)
+    check_same_rows(label, pred)
+    actual = _as_zero_one(label, "labels", "binary")
+    scores = _as_scores(pred)
+    if _strip(label.shape) == _strip(pred.shape):
+        predicted = (scores > threshold).reshape(label.shape)
+    elif pred.shape[-1] == 2 and _strip(pred.shape[:-1]) == _strip(label.shape):
+        predicted = (np.argmax(scores, axis=-1) == 1).reshape(label.shape)
+    else:
+        raise InvalidInputError(
+            f"`preds` must be probabilities shaped like `labels` {label.shape} or 2 scores per label "
+            f"for class_type='binary', got shape {pred.shape}"
+        )
+    actual, predicted = _by_row(actual, len(label)), _by_row(predicted, len(label))
+    masks = (actual & predicted, ~actual & predicted, actual & ~predicted, ~actual & ~predicted)
+    return actual.size, [_weighted_hits(mask, weight)[0] for mask in masks]
+
+
+def _multiclass_update(labels: Any, preds: Any) -> tuple[int, np.ndarray]:
+    """(elements, int64 array (3, classes) of tp, fp, fn per class) of a batch."""
+    label, predicted = (a.ravel() for a in _predicted_classes(labels, preds, axis=-1))
+    num_classes = int(max(label.max(initial=-1), predicted.max(initial=-1))) + 1
+    tp = np.bincount(label[label == predicted], minlength=num_classes)
+    fp = np.bincount(predicted, minlength=num_classes) - tp
+    fn = np.bincount(label, minlength=num_classes) - tp
+    return label.size, np.stack([tp, fp, fn]).astype(np.int64, copy=False)
+
+
+def _multilabel_update(labels: Any, preds: Any, threshold: float) -> tuple[int, np.ndarray]:
+    """(rows, int64 array (3, labels) of tp, fp, fn per label column) of a batch."""
+    label, pred = _rows(labels), _rows(preds)
+    check_same_rows(label, pred)
+    if label.shape != pred.shape or label.ndim < 2:
+        raise InvalidInputError(
+            f"`labels` and `preds` must have the same 2-D shape (rows, labels) for "
+            f"class_type='multilabel', got {label.shape} and {pred.shape}"
+        )
+    width = label.shape[-1]
+    actual = _as_zero_one(label, "labels", "multilabel").reshape(-1, width)
+    predicted = (_as_scores(pred) > threshold).reshape(-1, width)
+    masks = (actual & predicted, ~actual & predicted, actual & ~predicted)
+    return actual.shape[0], np.stack([np.count_nonzero(m, axis=0) for m in masks]).astype(np.int64)
+
+
+# -- values from counts ----------------------------------------------------------------------
+def ratio_over_sqrt(numerator: int, denominator: int) -> float:
+    """``numerator / sqrt(denominator)`` for Python ints, correctly rounded (denominator > 0).
+
+    The root is taken in integers with >= 61 significant bits plus a sticky bit, so converting
+    to float rounds once, correctly.
+
+    >>> ratio_over_sqrt(-3, 36)
+    -0.5
+    >>> ratio_over_sqrt(1, 3), 1 / math.sqrt(3)  # the latter is rounded twice
+    (0.5773502691896257, 0.5773502691896258)
+    """
+    if numerator == 0:
+        return 0.0
+    square = numerator * numerator
+    shift = (124 - square.bit_length() + denominator.bit_length()) // 2  # quotient >= 2**122
+    if shift >= 0:
+        quotient, remainder = divmod(square << (2 * shift), denominator)
+    else:
+        quotient, remainder = divmod(square, denominator << (-2 * shift))
+    root = math.isqrt(quotient)
+    sticky = int(remainder != 0 or root * root != quotient)
+    magnitude = math.ldexp(float((root << 1) | sticky), -shift - 1)
+    return magnitude if numerator > 0 else -magnitude
+
+
+def _f1(tp: int, fp: int, fn: int) -> Fraction:
+    denominator = 2 * tp + fp + fn
+    return Fraction(2 * tp, denominator) if denominator else Fraction(0)
+
+
+def binary_mcc(tp: int, fp: int, fn: int, tn: int) -> float:
+    """MXNet's ``matthewscc``: ``(tp tn - fp fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn))``, 0 if degenerate."""
+    denominator = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
+    return ratio_over_sqrt(tp * tn - fp * fn, denominator) if denominator else 0.0
+
+
+def f1_from_outcomes(outcomes: Outcomes, average: str) -> float:
+    """F1 over classes: micro pools the counts, macro is the exact mean of per-class F1s."""
+    tp, fp, fn, _ = outcomes
+    if not tp:
+        return math.nan
+    if average == "micro":
+        return float(_f1(sum(tp), sum(fp), sum(fn)))
+    return float(sum((_f1(*c) for c in zip(tp, fp, fn, strict=True)), Fraction(0)) / len(tp))
+
+
+def mcc_from_outcomes(outcomes: Outcomes, average: str) -> float:
+    """MCC over classes: micro = MCC of the pooled one-vs-rest counts, macro = mean of per-class MCCs."""
+    if not outcomes[0]:
+        return math.nan
+    if average == "micro":
+        return binary_mcc(*(sum(column) for column in outcomes))
+    return math.fsum(binary_mcc(*c) for c in zip(*outcomes, strict=True)) / len(outcomes[0])
+
+
+def outcomes_from_counts(counts: np.ndarray, total: int, present_only: bool) -> Outcomes:
+    """One-vs-rest (tp, fp, fn, tn) per class from (3, classes) tp/fp/fn counts and the total.
+
+    ``present_only`` keeps the classes that occur as true or predicted class (multiclass, as
+    scikit-learn's default ``labels``); multilabel keeps every column.
+    """
+    if present_only:
+        counts = counts[:, counts.sum(axis=0) > 0]
+    tp, fp, fn = counts.tolist()
+    return tp, fp, fn, [total - a - b - c for a, b, c in zip(tp, fp, fn, strict=True)]
+
+
+def pcc_from_counts(counts: np.ndarray, total: int) -> float:
+    """MXNet's PCC, exact, from per-class tp/fp/fn (the confusion matrix's diagonal and margins).
+
+    With C the confusion matrix, x = tp + fp its row (predicted) sums, y = tp + fn its column
+    (true) sums and n = sum(C): ``(n tr(C) - x.y) / sqrt((n^2 - x.x)(n^2 - y.y))``, NaN if a
+    factor is 0.
+    """
+    tp, fp, fn = counts.tolist()
+    predicted = [a + b for a, b in zip(tp, fp, strict=True)]
+    actual = [a + c for a, c in zip(tp, fn, strict=True)]
+    cov_xx = total * total - sum(x * x for x in predicted)
+    cov_yy = total * total - sum(y * y for y in actual)
+    if cov_xx == 0 or cov_yy == 0:
+        return math.nan
+    cov_xy = sum(tp) * total - sum(x * y for x, y in zip(predicted, actual, strict=True))
+    return ratio_over_sqrt(cov_xy, cov_xx * cov_yy)
+
+
+def _outcomes(
+    labels: Any, preds: Any, class_type: str, threshold: float, sample_weight: Any
+) -> Outcomes:
+    if class_type == "binary":
+        weight = _as_sample_weight(sample_weight, len(_rows(labels)))
+        tp, fp, fn, tn = _binary_update(labels, preds, threshold, weight)[1]
+        return [tp.units], [fp.units], [fn.units], [tn.units]
+    if sample_weight is not None:
+        raise InvalidInputError(
+            f"`sample_weight` is only supported with class_type='binary', got class_type={class_type!r}"
+        )
+    if class_type == "multiclass":
+        total, counts = _multiclass_update(labels, preds)
+    else:
+        total, counts = _multilabel_update(labels, preds, threshold)
+    return outcomes_from_counts(counts, total, present_only=class_type == "multiclass")
+
+
+# -- one-shot functional forms ---------------------------------------------------------------
+def accuracy(labels: Any, preds: Any, *, axis: int = 1, sample_weight: Any = None) -> float:
+    """Fraction of elements whose predicted class is right: ``sum_i w_i hits_i / sum_i w_i m``."""
+    hits = _accuracy_update(labels, preds, axis)
+    hit_sum, weight_sum = _weighted_hits(hits, _as_sample_weight(sample_weight, hits.shape[0]))
+    return hit_sum.ratio(weight_sum)
+
+
+def top_k_accuracy(labels: Any, preds: Any, *, top_k: int = 1, sample_weight: Any = None) -> float:
+    """Fraction of rows whose true class is among the ``top_k`` highest scores (ties: lower index first).
+
+    >>> top_k_accuracy([2, 0], [[0.1, 0.5, 0.4], [0.3, 0.3, 0.4]], top_k=2)
+    1.0
+    """
+    hits = _top_k_update(labels, preds, top_k)
+    hit_sum, weight_sum = _weighted_hits(hits, _as_sample_weight(sample_weight, hits.shape[0]))
+    return hit_sum.ratio(weight_sum)
+
+
+def f1_score(
+    labels: Any,
+    preds: Any,
+    *,
+    class_type: str = "binary",
+    threshold: float = 0.5,
+    average: str = "micro",
+    sample_weight: Any = None,
+) -> float:
+    """F1 ``2 tp / (2 tp + fp + fn)``: binary (positive class), or micro/macro over classes.
+
+    >>> f1_score([0, 1, 2, 2], [0, 1, 1, 0], class_type="multiclass", average="macro")
+    0.4444444444444444
+    """
+    check_config(class_type, average, threshold)
+    return f1_from_outcomes(_outcomes(labels, preds, class_type, threshold, sample_weight), average)
+
+
+def matthews_corrcoef(
+    labels: Any,
+    preds: Any,
+    *,
+    class_type: str = "binary",
+    threshold: float = 0.5,
+    average: str = "micro",
+    sample_weight: Any = None,
+) -> float:
+    """MCC ``(tp tn - fp fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn))`` (0 when degenerate).
+
+    >>> matthews_corrcoef([0, 1, 1, 0], [0.2, 0.9, 0.4, 0.1])
+    0.5773502691896257
+    """
+    check_config(class_type, average, threshold)
+    return mcc_from_outcomes(
+        _outcomes(labels, preds, class_type, threshold, sample_weight), average
+    )
+
+
+def pcc(labels: Any, preds: Any) -> float:
+    """MXNet's multiclass MCC from the confusion matrix C (x = row sums, y = column sums, n = sum):
+    ``PCC = (n tr(C) - x.y) / sqrt((n^2 - x.x)(n^2 - y.y))``, NaN when a factor is 0.
+
+    >>> pcc([0, 1, 2], [1, 1, 1])
+    nan
+    """
+    total, counts = _multiclass_update(labels, preds)
+    return pcc_from_counts(counts, total)

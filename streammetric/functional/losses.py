@@ -1,0 +1,344 @@
+"""Cross-entropy family: exact by default, any framework's arithmetic on request.
+
+Class-index targets ``y`` (integer ``(n,)``) or one-hot/soft targets ``t`` (float ``(n, k)``),
+probabilities ``p`` or logits ``x``:
+
+- exact, class index: ``-log p[y]`` or, from logits, ``logsumexp(x) - x[y]``
+- exact, dense: ``-sum_c t_c log p_c`` or ``sum_c t_c (logsumexp(x) - x_c)``
+- exact, binary: ``-(y log p + (1-y) log(1-p))`` or ``max(x,0) - x*y + log1p(exp(-|x|))``,
+  averaged over the last axis
+
+A ``convention`` (see :mod:`streammetric.conventions`) swaps in a framework's epsilon, guard,
+renormalisation and dtype. The ``_x_update`` helpers return per-row :class:`LossTerms`; the
+public functions and the metric classes reduce them, so both share one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streammetric._exceptions import ConfigError, InvalidInputError
+from streammetric.accumulate import ExactSum
+from streammetric.conventions import Convention, get_convention
+
+from . import _ce_inputs as inputs
+from ._ce_core import binary_rows, categorical_rows, sigmoid, softmax
+from ._ce_diagnostics import (
+    DIAGNOSTIC_KEYS,
+    binary_diagnostics,
+    categorical_diagnostics,
+)
+
+__all__ = [
+    "DIAGNOSTIC_KEYS",
+    "REDUCTIONS",
+    "LossTerms",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "perplexity",
+]
+
+REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size")
+
+
+@dataclass(frozen=True, eq=False)
+class LossTerms:
+    """Per-row pieces of a loss, for exact streaming sums.
+
+    ``mean = sum(w * numerator) / sum(w * denominator)`` for sample weights ``w``.
+
+    Attributes:
+        numerator: float64 (N,), per-row loss already multiplied by its class weight; 0 for
+            ignored and invalid rows.
+        denominator: float64 (N,), 1 or ``class_weight[target]``; 0 for ignored/invalid rows.
+        invalid: bool (N,), rows that break a rule of the convention.
+        invalid_reason: one line about the first invalid row (row, rule, value), or None.
+        diagnostics: counts for this batch, keys :data:`DIAGNOSTIC_KEYS` in that order.
+        batch_shape: shape of the per-sample output (N is its product).
+    """
+
+    numerator: np.ndarray
+    denominator: np.ndarray
+    invalid: np.ndarray
+    invalid_reason: str | None
+    diagnostics: dict[str, int]
+    batch_shape: tuple[int, ...] = field(default=())
+
+
+def _probability_rule(
+    scores: np.ndarray, conv: Convention, batch_shape: tuple[int, ...], *, logits: bool
+) -> inputs.RowRule:
+    bad = ~np.isfinite(scores) if logits else ~((scores >= 0) & (scores <= 1))
+    what = "finite logits" if logits else "probabilities in [0, 1]"
+
+    def message(row: int) -> str:
+        return (
+            f"`y_pred` {inputs.row_name(row, batch_shape)} must hold {what} under convention "
+            f"{conv.name!r}, got {inputs.first_bad_value(scores, bad, row)}"
+        )
+
+    return np.asarray(bad.any(axis=-1)), message
+
+
+def _assemble(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    rules: list[inputs.RowRule],
+    skipped: np.ndarray,
+    counts: dict[str, int],
+    batch_shape: tuple[int, ...],
+) -> LossTerms:
+    kept_rules = [(mask & ~skipped, message) for mask, message in rules]
+    invalid, reason = inputs.first_reason(kept_rules, len(numerator))
+    drop = invalid | skipped
+    counts["num_invalid"] = int(np.count_nonzero(invalid))
+    return LossTerms(
+        numerator=np.where(drop, 0.0, numerator.astype(np.float64)),
+        denominator=np.where(drop, 0.0, denominator.astype(np.float64)),
+        invalid=invalid,
+        invalid_reason=reason,
+        diagnostics=counts,
+        batch_shape=tuple(batch_shape),
+    )
+
+
+def _cross_entropy_update(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    convention: str | Convention = "exact",
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    class_weight: Any = None,
+    ignore_index: int | None = None,
+    axis: int = -1,
+    kind: str = "categorical",
+) -> LossTerms:
+    """Per-row cross-entropy terms of one batch (see :class:`LossTerms`)."""
+    conv = get_convention(convention)
+    smoothing = inputs.check_label_smoothing(label_smoothing)
+    batch = inputs.categorical_inputs(
+        y_true, y_pred, axis=axis, ignore_index=ignore_index, dtype_of=conv.compute_dtype
+    )
+    scores, num_classes = batch.scores, batch.scores.shape[-1]
+    weights = inputs.class_weights(class_weight, num_classes, scores.dtype)
+    native_logits = from_logits and conv.logits == "native"
+    probs = softmax(scores) if from_logits and not native_logits else scores
+    rules = [batch.label_rule]
+    if conv.out_of_range == "invalid":
+        rules.append(_probability_rule(scores, conv, batch.batch_shape, logits=from_logits))
+    numerator, denominator, guarded = categorical_rows(
+        probs,
+        batch.labels,
+        batch.targets,
+        conv,
+        logits=native_logits,
+        label_smoothing=smoothing,
+        class_weight=weights,
+        kind=kind,
+    )
+    active = ~batch.ignored
+    counts = categorical_diagnostics(
+        scores,
+        batch.labels,
+        batch.targets,
+        active=active & ~batch.label_rule[0],
+        from_logits=from_logits,
+        source_dtype=batch.source_dtype,
+    )
+    counts["num_guarded"] = int(guarded[active & ~batch.label_rule[0]].sum())
+    counts["num_ignored"] = int(np.count_nonzero(batch.ignored))
+    return _assemble(numerator, denominator, rules, batch.ignored, counts, batch.batch_shape)
+
+
+def _binary_cross_entropy_update(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    convention: str | Convention = "exact",
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    pos_weight: Any = None,
+) -> LossTerms:
+    """Per-row binary cross-entropy terms of one batch (see :class:`LossTerms`)."""
+    conv = get_convention(convention)
+    smoothing = inputs.check_label_smoothing(label_smoothing)
+    targets, scores, batch_shape, target_rule, _ = inputs.binary_inputs(
+        y_true, y_pred, dtype_of=conv.compute_dtype
+    )
+    weight = None
+    if pos_weight is not None:
+        weight = inputs.to_numpy(pos_weight, "pos_weight").astype(scores.dtype)
+        if weight.ndim > 1 or weight.size not in (1, scores.shape[-1]):
+            raise InvalidInputError(
+                f"`pos_weight` must be a scalar or have {scores.shape[-1]} entries (one per "
+                f"output), got shape {weight.shape}"
+            )
+    native_logits = from_logits and conv.logits == "native"
+    probs = sigmoid(scores) if from_logits and not native_logits else scores
+    rules = [target_rule]
+    if conv.binary_out_of_range == "invalid":
+        rules.append(_probability_rule(scores, conv, batch_shape, logits=from_logits))
+    per_row, guarded = binary_rows(
+        targets,
+        probs,
+        conv,
+        logits=native_logits,
+        label_smoothing=smoothing,
+        pos_weight=weight,
+    )
+    counts = binary_diagnostics(targets, scores, from_logits=from_logits)
+    counts["num_guarded"] = int(guarded.sum())
+    skipped = np.zeros(len(per_row), dtype=bool)
+    return _assemble(per_row, np.ones(len(per_row)), rules, skipped, counts, batch_shape)
+
+
+def _perplexity_update(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    convention: str | Convention = "exact",
+    from_logits: bool = False,
+    ignore_index: int | None = None,
+    axis: int = -1,
+) -> LossTerms:
+    """Per-row ``-log p[y]`` terms of perplexity, with the convention's perplexity guard
+    (MXNet 1.x: ``-log(max(1e-10, p[y]))``)."""
+    return _cross_entropy_update(
+        y_true,
+        y_pred,
+        convention=convention,
+        from_logits=from_logits,
+        ignore_index=ignore_index,
+        axis=axis,
+        kind="perplexity",
+    )
+
+
+def _reduce(terms: LossTerms, sample_weight: Any, reduction: str) -> Any:
+    if terms.invalid_reason is not None:
+        raise InvalidInputError(terms.invalid_reason)
+    weights = inputs.sample_weights(sample_weight, terms.batch_shape)
+    numerator = terms.numerator if weights is None else weights * terms.numerator
+    if reduction == "none":
+        return numerator.reshape(terms.batch_shape)
+    total = ExactSum.from_values(numerator)  # the metric objects' exact sums: same bits
+    if reduction == "sum":
+        return total.value
+    if reduction == "sum_over_batch_size":
+        return total.ratio(len(numerator) - terms.diagnostics["num_ignored"])
+    denominator = terms.denominator if weights is None else weights * terms.denominator
+    return total.ratio(ExactSum.from_values(denominator))
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ConfigError(f"`reduction` must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+
+
+def cross_entropy(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    from_logits: bool = False,
+    convention: str | Convention = "exact",
+    label_smoothing: float = 0.0,
+    class_weight: Any = None,
+    sample_weight: Any = None,
+    ignore_index: int | None = None,
+    axis: int = -1,
+    reduction: str = "mean",
+) -> Any:
+    """Categorical cross-entropy of class indices or one-hot/soft targets.
+
+    ``l_i = -sum_c w_c t_ic log p_ic`` (``-w_y log p_iy`` for class indices), with label
+    smoothing ``t' = (1-ls) t + ls/C``. Reductions: ``none`` (per-sample array), ``sum``,
+    ``mean`` = ``sum(s_i l_i) / sum(s_i w_{y_i})`` (sample weights ``s``; class weights in the
+    denominator as PyTorch does), ``sum_over_batch_size`` = ``sum(s_i l_i) / n`` (Keras).
+
+    >>> cross_entropy([1, 0], [[0.0, 1.0], [0.0, 1.0]])
+    inf
+    >>> cross_entropy([1, 0], [[0.0, 1.0], [0.0, 1.0]], convention="keras")
+    8.059047875479163
+    >>> cross_entropy([[0, 1]], [[5.0, 7.0]], from_logits=True, reduction="none")
+    array([0.12692801])
+    """
+    _check_reduction(reduction)
+    terms = _cross_entropy_update(
+        y_true,
+        y_pred,
+        convention=convention,
+        from_logits=from_logits,
+        label_smoothing=label_smoothing,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        axis=axis,
+    )
+    return _reduce(terms, sample_weight, reduction)
+
+
+def binary_cross_entropy(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    from_logits: bool = False,
+    convention: str | Convention = "exact",
+    label_smoothing: float = 0.0,
+    pos_weight: Any = None,
+    sample_weight: Any = None,
+    reduction: str = "mean",
+) -> Any:
+    """Binary cross-entropy; the per-sample value is the mean over the last axis of (n, d).
+
+    ``l = -(pw * y log p + (1-y) log(1-p))``, from logits ``(1-y) x + (1 + (pw-1) y) *
+    softplus(-x)``; label smoothing ``y' = (1-ls) y + ls/2``. Reductions as
+    :func:`cross_entropy`.
+
+    >>> binary_cross_entropy([[1, 1, 1]], [[1.0, 1.0, 0.0]], convention="tf_keras")
+    5.141649490132791
+    >>> binary_cross_entropy([1, 0], [0.9, 0.2], reduction="none").round(6)
+    array([0.105361, 0.223144])
+    """
+    _check_reduction(reduction)
+    terms = _binary_cross_entropy_update(
+        y_true,
+        y_pred,
+        convention=convention,
+        from_logits=from_logits,
+        label_smoothing=label_smoothing,
+        pos_weight=pos_weight,
+    )
+    return _reduce(terms, sample_weight, reduction)
+
+
+def perplexity(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    from_logits: bool = False,
+    convention: str | Convention = "exact",
+    sample_weight: Any = None,
+    ignore_index: int | None = None,
+    axis: int = -1,
+) -> float:
+    """Perplexity ``exp(sum(s_i * -log p_iy) / sum(s_i))`` over rows that are not ignored.
+
+    Under ``convention="mxnet"`` each term is ``-log(max(1e-10, p[y]))`` (MXNet 1.x
+    ``mx.metric.Perplexity``, ``ignore_label`` = ``ignore_index``).
+
+    >>> round(perplexity([0, 1, 1], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]], convention="mxnet"), 7)
+    1.7710976
+    """
+    terms = _perplexity_update(
+        y_true,
+        y_pred,
+        convention=convention,
+        from_logits=from_logits,
+        ignore_index=ignore_index,
+        axis=axis,
+    )
+    with np.errstate(over="ignore"):
+        return float(np.exp(_reduce(terms, sample_weight, "mean")))

@@ -1,0 +1,49 @@
+"""Chunked, bounded-memory reading of prediction files into NumPy batches.
+
+Typical use (the local engine maps ``iter_unit`` over a thread pool)::
+
+    spec = ColumnSpec(preds="p_*", by=("split",))
+    units = plan(["preds/"], spec)                # checks every input's columns up front
+    columns = resolve_units(units, spec)          # kinds, from_logits, notes for the CLI
+    for unit in units:
+        for batch in iter_unit(unit, columns, on_invalid="skip"):
+            codes, keys = group_codes(batch.groups)   # when grouping
+"""
+
+from streammetric.io.columns import (
+    DEFAULT_LABEL_COLUMNS,
+    DEFAULT_PRED_COLUMNS,
+    ColumnSpec,
+    ColumnValues,
+    ResolvedColumns,
+    group_codes,
+    resolve,
+)
+from streammetric.io.reader import (
+    STDIN,
+    Batch,
+    Unit,
+    fingerprint,
+    iter_unit,
+    plan,
+    read_unit,
+    resolve_units,
+)
+
+__all__ = [
+    "DEFAULT_LABEL_COLUMNS",
+    "DEFAULT_PRED_COLUMNS",
+    "STDIN",
+    "Batch",
+    "ColumnSpec",
+    "ColumnValues",
+    "ResolvedColumns",
+    "Unit",
+    "fingerprint",
+    "group_codes",
+    "iter_unit",
+    "plan",
+    "read_unit",
+    "resolve",
+    "resolve_units",
+]

@@ -1,0 +1,406 @@
+"""Column mapping: which Arrow columns hold labels, predictions, weights and groups, and how
+each becomes a NumPy array.
+
+`resolve` looks only at a schema and decides what to read; the ``*_values`` converters turn one
+Arrow array into NumPy plus a mask of structurally invalid rows (nulls, ragged lists). They never
+raise for a row-level problem: the reader decides whether to raise or skip.
+
+>>> import pyarrow as pa
+>>> schema = pa.schema([("label", pa.int64()), ("logits", pa.list_(pa.float32(), 3))])
+>>> cols = resolve(schema, ColumnSpec(), "preds.parquet")
+>>> cols.labels, cols.label_kind, cols.preds, cols.pred_kind, cols.pred_width, cols.from_logits
+('label', 'sparse', ('logits',), 'list', 3, True)
+>>> cols.notes
+('column `logits` implies --from-logits',)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from streammetric._exceptions import ConfigError, InvalidInputError
+
+DEFAULT_LABEL_COLUMNS = ("label", "labels", "y", "y_true", "target")
+DEFAULT_PRED_COLUMNS = ("probs", "preds", "pred", "y_pred", "output", "scores", "logits")
+
+LabelKind = Literal["sparse", "dense", "binary"]
+PredKind = Literal["list", "scalar", "columns"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What the user asked for; ``None`` means "use the defaults".
+
+    ``preds`` is one name, a glob such as ``"p_*"`` (several scalar columns, in schema order) or
+    a sequence of names/globs (stacked in the order given). ``from_logits=None`` means auto:
+    true when the prediction column is named ``logits``.
+    """
+
+    labels: str | None = None
+    preds: str | tuple[str, ...] | None = None
+    weights: str | None = None
+    by: tuple[str, ...] = ()
+    from_logits: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.preds is not None and not isinstance(self.preds, str):
+            object.__setattr__(self, "preds", tuple(self.preds))
+        object.__setattr__(self, "by", (self.by,) if isinstance(self.by, str) else tuple(self.by))
+
+
+@dataclass(frozen=True)
+class ResolvedColumns:
+    """The physical columns to read and how to interpret them.
+
+    ``label_kind``: ``sparse`` (integer class indices, 1-D int64), ``dense`` (list of floats,
+    2-D) or ``binary`` (floats, 1-D). ``pred_kind``: ``list`` (one list column, 2-D),
+    ``scalar`` (one numeric column, 1-D) or ``columns`` (several scalar columns stacked, 2-D).
+    ``*_width`` is the number of classes when the schema fixes it (fixed-size lists, stacked
+    columns), else ``None`` (inferred per batch as the most common list length).
+    """
+
+    labels: str
+    label_kind: LabelKind
+    preds: tuple[str, ...]
+    pred_kind: PredKind
+    weights: str | None = None
+    by: tuple[str, ...] = ()
+    from_logits: bool = False
+    label_width: int | None = None
+    pred_width: int | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column to read, without duplicates: labels, preds, weights, then groups."""
+        names = [self.labels, *self.preds, *([self.weights] if self.weights else []), *self.by]
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnValues:
+    """One converted column: values for every row, and which rows are structurally invalid.
+
+    ``first_invalid`` is ``(row, column, rule)`` for the first invalid row (row within the
+    converted array). Values in invalid rows are unspecified.
+    """
+
+    values: np.ndarray
+    invalid: np.ndarray | None = None
+    first_invalid: tuple[int, str, str] | None = None
+
+
+def _base_type(arrow_type: pa.DataType) -> pa.DataType:
+    return arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+
+
+def _is_numeric(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type))
+
+
+def _is_list(arrow_type: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_list(arrow_type)
+        or pa.types.is_large_list(arrow_type)
+        or pa.types.is_fixed_size_list(arrow_type)
+    )
+
+
+def _find(schema: pa.Schema, name: str, *, role: str, path: str) -> pa.Field:
+    if name not in schema.names:
+        available = ", ".join(schema.names)
+        raise ConfigError(
+            f"{path}: {role} column `{name}` not found (available columns: {available})"
+        )
+    return schema.field(name)
+
+
+def _default(schema: pa.Schema, candidates: Sequence[str], *, role: str, path: str) -> str:
+    for name in candidates:
+        if name in schema.names:
+            return name
+    raise ConfigError(
+        f"{path}: no {role} column: none of {', '.join(candidates)} exists, name one "
+        f"(available columns: {', '.join(schema.names)})"
+    )
+
+
+def _expand_preds(schema: pa.Schema, spec: ColumnSpec, path: str) -> tuple[list[str], bool]:
+    """Return the prediction column names and whether they are stacked scalar columns."""
+    if spec.preds is None:
+        return [_default(schema, DEFAULT_PRED_COLUMNS, role="prediction", path=path)], False
+    patterns = (spec.preds,) if isinstance(spec.preds, str) else spec.preds
+    names: list[str] = []
+    for pattern in patterns:
+        if any(char in pattern for char in "*?["):
+            matched = [name for name in schema.names if fnmatch.fnmatchcase(name, pattern)]
+            if not matched:
+                raise ConfigError(
+                    f"{path}: prediction glob `{pattern}` matches no column "
+                    f"(available columns: {', '.join(schema.names)})"
+                )
+            names.extend(matched)
+        else:
+            names.append(_find(schema, pattern, role="prediction", path=path).name)
+    stacked = len(patterns) > 1 or names != list(patterns)
+    return list(dict.fromkeys(names)), stacked
+
+
+def _label_kind(arrow_type: pa.DataType, name: str, path: str) -> tuple[LabelKind, int | None]:
+    base = _base_type(arrow_type)
+    if _is_list(base) and _is_numeric(base.value_type):
+        width = base.list_size if pa.types.is_fixed_size_list(base) else None
+        return "dense", width
+    if pa.types.is_integer(base):
+        return "sparse", None
+    if pa.types.is_floating(base) or pa.types.is_boolean(base):
+        return "binary", None
+    raise InvalidInputError(
+        f"{path}: column `{name}`: type {arrow_type} is not a supported label type (expected "
+        "integer class indices, float binary labels or a list of floats)"
+    )
+
+
+def _require_numeric(arrow_type: pa.DataType, name: str, path: str, *, lists: bool) -> None:
+    base = _base_type(arrow_type)
+    if _is_numeric(base) or (lists and _is_list(base) and _is_numeric(base.value_type)):
+        return
+    expected = "a float column, a list of floats or several float columns"
+    raise InvalidInputError(
+        f"{path}: column `{name}`: type {arrow_type} is not numeric (predictions must be {expected})"
+    )
+
+
+def resolve(schema: pa.Schema, spec: ColumnSpec, path: str = "<input>") -> ResolvedColumns:
+    """Decide which columns of ``schema`` to read for ``spec`` and how to interpret them.
+
+    Raises `ConfigError` for unknown columns and `InvalidInputError` for unsupported types.
+    """
+    if spec.labels is None:
+        label_name = _default(schema, DEFAULT_LABEL_COLUMNS, role="label", path=path)
+    else:
+        label_name = _find(schema, spec.labels, role="label", path=path).name
+    label_kind, label_width = _label_kind(schema.field(label_name).type, label_name, path)
+
+    pred_names, stacked = _expand_preds(schema, spec, path)
+    pred_kind: PredKind
+    pred_width: int | None = None
+    if stacked:
+        for name in pred_names:
+            _require_numeric(schema.field(name).type, name, path, lists=False)
+        pred_kind, pred_width = "columns", len(pred_names)
+    else:
+        pred_type = _base_type(schema.field(pred_names[0]).type)
+        _require_numeric(pred_type, pred_names[0], path, lists=True)
+        pred_kind = "list" if _is_list(pred_type) else "scalar"
+        if pa.types.is_fixed_size_list(pred_type):
+            pred_width = pred_type.list_size
+
+    if spec.weights is not None:
+        weight_type = _find(schema, spec.weights, role="weight", path=path).type
+        if not _is_numeric(_base_type(weight_type)):
+            raise InvalidInputError(
+                f"{path}: column `{spec.weights}`: type {weight_type} is not numeric "
+                "(weights must be integers or floats)"
+            )
+    for name in spec.by:
+        group_type = _base_type(_find(schema, name, role="group-by", path=path).type)
+        if pa.types.is_nested(group_type):
+            raise InvalidInputError(
+                f"{path}: column `{name}`: type {group_type} cannot be grouped by "
+                "(group-by columns must be scalar)"
+            )
+
+    notes: tuple[str, ...] = ()
+    from_logits = spec.from_logits
+    if from_logits is None:
+        from_logits = "logits" in pred_names
+        if from_logits:
+            notes = ("column `logits` implies --from-logits",)
+    return ResolvedColumns(
+        labels=label_name,
+        label_kind=label_kind,
+        preds=tuple(pred_names),
+        pred_kind=pred_kind,
+        weights=spec.weights,
+        by=spec.by,
+        from_logits=from_logits,
+        label_width=label_width,
+        pred_width=pred_width,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _float_dtype(values: np.ndarray) -> np.ndarray:
+    """float64/float32 stay as they are; float16 becomes float32; integers become float64."""
+    if values.dtype == np.float16:
+        return values.astype(np.float32)
+    if values.dtype.kind == "f":
+        return values
+    return values.astype(np.float64)
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.argmax(mask))
+
+
+def _null_rule(role: str) -> str:
+    return f"null value (nulls are not allowed in {role})"
+
+
+def scalar_values(array: pa.Array, *, name: str, role: str, dtype: str = "float") -> ColumnValues:
+    """Convert a scalar numeric column: ``dtype`` is ``"float"`` (float16 → float32, ints →
+    float64), ``"float64"`` or ``"int64"``; zero-copy when the type already fits."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    invalid = None
+    if array.null_count:
+        invalid = array.is_null().to_numpy(zero_copy_only=False)
+        array = array.fill_null(False if pa.types.is_boolean(array.type) else 0)
+    values = array.to_numpy(zero_copy_only=False)
+    if dtype == "float":
+        values = _float_dtype(values)
+    else:
+        values = values.astype(dtype, copy=False)
+    if invalid is None:
+        return ColumnValues(values)
+    return ColumnValues(values, invalid, (_first(invalid), name, _null_rule(role)))
+
+
+def _most_common(lengths: np.ndarray) -> int:
+    if lengths.size == 0:
+        return 0
+    if lengths[0] == lengths[-1] and (lengths == lengths[0]).all():
+        return int(lengths[0])
+    return int(np.argmax(np.bincount(lengths)))
+
+
+def list_values(array: pa.Array, *, name: str, role: str, width: int | None) -> ColumnValues:
+    """Convert a list / large_list / fixed_size_list column of numbers to a 2-D array.
+
+    Zero-copy (a reshaped view of the Arrow values buffer) when there are no nulls and every
+    list has the same length; otherwise rows that are null, ragged (length ≠ ``width``, or the
+    most common length when ``width`` is None) or contain a null are flagged invalid.
+    """
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    num_rows = len(array)
+    lengths: np.ndarray | None = None
+    if pa.types.is_fixed_size_list(array.type):
+        width = array.type.list_size
+        start, offsets = array.offset * width, None
+        flat = array.values.slice(start, num_rows * width)
+    else:
+        offsets = array.offsets.to_numpy()
+        start = int(offsets[0]) if num_rows else 0
+        flat = array.values.slice(start, int(offsets[-1]) - start if num_rows else 0)
+        lengths = np.diff(offsets)
+        if width is None:
+            if array.null_count:
+                width = _most_common(lengths[~array.is_null().to_numpy(zero_copy_only=False)])
+            else:
+                width = _most_common(lengths)
+    invalid = array.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
+    if lengths is not None and not (lengths == width).all():
+        ragged = lengths != width
+        invalid = ragged if invalid is None else invalid | ragged
+    if flat.null_count:
+        value_rows = np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))
+        if offsets is None:
+            value_rows //= max(width, 1)
+        else:
+            value_rows = np.searchsorted(offsets[1:] - start, value_rows, side="right")
+        with_null = np.zeros(num_rows, dtype=bool)
+        with_null[value_rows] = True
+        invalid = with_null if invalid is None else invalid | with_null
+
+    flat_values = flat.to_numpy(zero_copy_only=False)
+    if invalid is None:
+        return ColumnValues(_float_dtype(flat_values.reshape(num_rows, width)))
+    if offsets is None:
+        matrix = flat_values.reshape(num_rows, width)
+    else:
+        matrix = np.zeros((num_rows, width), dtype=flat_values.dtype)
+        valid = ~invalid
+        positions = (offsets[:-1][valid] - start)[:, None] + np.arange(width)
+        matrix[valid] = flat_values[positions]
+    row = _first(invalid)
+    if not array[row].is_valid:
+        rule = _null_rule(role)
+    elif lengths is not None and lengths[row] != width:
+        rule = f"list has {lengths[row]} values, expected {width} (ragged lists)"
+    else:
+        rule = f"list contains a null value (nulls are not allowed in {role})"
+    return ColumnValues(_float_dtype(matrix), invalid, (row, name, rule))
+
+
+def stacked_values(arrays: Mapping[str, pa.Array], *, role: str) -> ColumnValues:
+    """Stack several scalar numeric columns into an (n, k) float array, in mapping order.
+
+    The result is float32 when every column is float32/float16, else float64.
+    """
+    parts = [scalar_values(array, name=name, role=role) for name, array in arrays.items()]
+    dtype = np.result_type(*(part.values.dtype for part in parts)) if parts else np.float64
+    num_rows = len(parts[0].values) if parts else 0
+    matrix = np.empty((num_rows, len(parts)), dtype=dtype)
+    invalid: np.ndarray | None = None
+    first: tuple[int, str, str] | None = None
+    for position, part in enumerate(parts):
+        matrix[:, position] = part.values
+        if part.invalid is not None and part.first_invalid is not None:
+            invalid = part.invalid if invalid is None else invalid | part.invalid
+            if first is None or part.first_invalid[0] < first[0]:
+                first = part.first_invalid
+    return ColumnValues(matrix, invalid, first)
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def _encode(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
+    """Integer codes (no nulls) and the distinct Python value of each code."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(array, null_encoding="encode")
+        return array.indices.to_numpy(zero_copy_only=False).astype(np.int64), array.dictionary
+    # A dictionary read from a file may repeat values or leave indices null: normalise both.
+    unique = pc.dictionary_encode(array.dictionary, null_encoding="encode")
+    remap = np.append(unique.indices.to_numpy(zero_copy_only=False), len(unique.dictionary))
+    indices = array.indices.fill_null(len(array.dictionary)).to_numpy(zero_copy_only=False)
+    return remap[indices], [*unique.dictionary.to_pylist(), None]
+
+
+def group_codes(
+    groups: Mapping[str, pa.Array | pa.ChunkedArray],
+) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
+    """Dense group ids per row (int64, ``0..g-1``) and the key tuple of each id.
+
+    Keys hold Python values in the order of ``groups``; a null is ``None``.
+
+    >>> import pyarrow as pa
+    >>> codes, keys = group_codes({"split": pa.array(["a", "b", "a"]), "k": pa.array([1, 1, 1])})
+    >>> codes.tolist(), keys
+    ([0, 1, 0], [('a', 1), ('b', 1)])
+    """
+    columns = [_encode(array) for array in groups.values()]
+    if not columns:
+        return np.zeros(0, dtype=np.int64), []
+    stacked = np.stack([codes for codes, _ in columns], axis=1)
+    unique_rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    values = [
+        dictionary.to_pylist() if isinstance(dictionary, pa.Array) else dictionary
+        for _, dictionary in columns
+    ]
+    keys = [tuple(values[col][code] for col, code in enumerate(row)) for row in unique_rows]
+    return inverse.reshape(-1).astype(np.int64), keys

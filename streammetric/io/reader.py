@@ -1,0 +1,584 @@
+"""Prediction files in units of work: Parquet row groups, Arrow IPC record batches, and Arrow IPC
+streams (files or stdin, one unit read sequentially).
+
+``plan`` expands paths into `Unit`s and checks the columns of every input up front;
+``read_unit`` / ``iter_unit`` turn a unit into `Batch`es of NumPy arrays. Each read opens its own
+file handle and reads only the needed columns of one row group, so units of one file can be read
+concurrently from a thread pool with memory bounded by about one row group per thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+from urllib.parse import unquote
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from streammetric._exceptions import ConfigError, InvalidInputError
+from streammetric.io.columns import (
+    ColumnSpec,
+    ColumnValues,
+    ResolvedColumns,
+    list_values,
+    resolve,
+    scalar_values,
+    stacked_values,
+)
+
+UnitKind = Literal["parquet", "ipc_file", "ipc_stream"]
+PartitionValue = int | str | None
+STDIN = "-"
+_HIDDEN_PREFIXES = (".", "_")
+_DATA_SUFFIXES = (".parquet", ".parq", ".pq", ".arrow", ".arrows", ".feather", ".ipc")
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_INTEGER = re.compile(r"-?[0-9]+\Z")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: a Parquet row group, an IPC record batch, or a whole IPC stream.
+
+    ``index`` is the row group / record batch index (``None`` for a stream); ``num_rows`` is
+    ``None`` for a stream; ``row_offset`` is the file row of the unit's first row.
+
+    >>> unit = Unit("preds.parquet", "parquet", 3, 1000, 3000, (("split", "test"),))
+    >>> unit.key, Unit.from_dict(json.loads(json.dumps(unit.to_dict()))) == unit
+    ('preds.parquet#rg3', True)
+    """
+
+    path: str
+    kind: UnitKind
+    index: int | None
+    num_rows: int | None
+    row_offset: int = 0
+    partitions: tuple[tuple[str, PartitionValue], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Stable identifier for checkpoints, e.g. ``"data/a.parquet#rg3"``."""
+        suffix = {"parquet": "rg", "ipc_file": "batch"}.get(self.kind)
+        return f"{self.path}#stream" if suffix is None else f"{self.path}#{suffix}{self.index}"
+
+    @property
+    def sequential(self) -> bool:
+        """True for a stream, which must be read with `iter_unit`."""
+        return self.kind == "ipc_stream"
+
+    @property
+    def display_path(self) -> str:
+        """The path as error messages show it."""
+        return "<stdin>" if self.path == STDIN else self.path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form; `Unit.from_dict` inverts it."""
+        return {**asdict(self), "partitions": [list(item) for item in self.partitions]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Unit:
+        """Rebuild a unit from `to_dict` output."""
+        partitions = tuple((str(key), value) for key, value in data.get("partitions", ()))
+        return cls(**{**data, "partitions": partitions})
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Rows of one unit (or one record batch of a stream) as NumPy arrays.
+
+    Rows dropped by ``on_invalid="skip"`` are absent from every array; ``invalid`` marks them
+    among the rows read (``None`` when none were dropped). ``groups`` maps each group-by column
+    to an Arrow array (hive partition columns are dictionary-encoded): pass it to
+    `streammetric.io.group_codes` for integer group ids and keys.
+    """
+
+    labels: np.ndarray
+    preds: np.ndarray
+    weights: np.ndarray | None
+    groups: dict[str, pa.Array] | None
+    num_rows: int
+    unit: Unit
+    row_offset: int
+    invalid: np.ndarray | None = None
+    invalid_count: int = 0
+    first_invalid_reason: str | None = None
+
+    def source_rows(self) -> np.ndarray:
+        """File row number of every kept row, for error messages about values."""
+        if self.invalid is None:
+            return np.arange(self.row_offset, self.row_offset + self.num_rows)
+        return self.row_offset + np.flatnonzero(~self.invalid)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _one_line(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _arrow_error(where: str, exc: BaseException) -> InvalidInputError:
+    return InvalidInputError(f"{where}: {_one_line(exc)}")
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(_HIDDEN_PREFIXES) or name.endswith(".tmp")
+
+
+def _sniff(path: str, *, strict: bool) -> UnitKind | None:
+    """The format from the magic bytes; ``None`` (or an error when ``strict``) if unknown."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise _arrow_error(f"{path}: cannot read file", exc) from exc
+    if head.startswith((b"PAR1", b"PARE")):
+        return "parquet"
+    if head.startswith(b"ARROW1"):
+        return "ipc_file"
+    if head.startswith(b"\xff\xff\xff\xff"):
+        return "ipc_stream"
+    if strict:
+        found = "the file is empty" if not head else f"starts with {head[:4]!r}"
+        raise InvalidInputError(f"{path}: not a Parquet or Arrow IPC file ({found})")
+    return None
+
+
+def _walk(root: str) -> Iterator[tuple[str, dict[str, str | None]]]:
+    """Data files under ``root`` with their raw hive partition values."""
+    for directory, subdirectories, filenames in os.walk(root):
+        subdirectories[:] = [name for name in subdirectories if not _is_hidden(name)]
+        relative = os.path.relpath(directory, root)
+        raw: dict[str, str | None] = {}
+        for segment in [] if relative == os.curdir else relative.split(os.sep):
+            key, equals, value = segment.partition("=")
+            if equals:
+                raw[key] = None if value == _HIVE_NULL else unquote(value)
+        for name in filenames:
+            if not _is_hidden(name):
+                yield os.path.join(directory, name), raw
+
+
+def _typed(raw_by_file: dict[str, dict[str, str | None]]) -> dict[str, tuple]:
+    """Type partition values like pyarrow's hive inference: int32 if every value parses."""
+    values: dict[str, list[str]] = {}
+    for raw in raw_by_file.values():
+        for key, value in raw.items():
+            values.setdefault(key, []).extend([] if value is None else [value])
+    integer = {
+        key: all(_INTEGER.match(v) and -(2**31) <= int(v) < 2**31 for v in found)
+        for key, found in values.items()
+    }
+    return {
+        path: tuple(
+            (key, value if value is None or not integer[key] else int(value))
+            for key, value in raw.items()
+        )
+        for path, raw in raw_by_file.items()
+    }
+
+
+def _sources(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[tuple]:
+    """Expand paths into ``(path, kind, partitions)`` sorted by path (deduplicated), stdin last."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    given_paths = [os.fspath(path) for path in paths]
+    if not given_paths:
+        raise ConfigError("no input paths given")
+    raw_by_file: dict[str, dict[str, str | None]] = {}
+    kinds: dict[str, UnitKind] = {}
+    for given in given_paths:
+        if given == STDIN:
+            continue
+        if os.path.isdir(given):
+            found = 0
+            for path, raw in _walk(given):
+                kind = _sniff(path, strict=path.lower().endswith(_DATA_SUFFIXES))
+                if kind is not None:
+                    kinds[path], raw_by_file[path], found = kind, raw, found + 1
+            if not found:
+                raise InvalidInputError(f"{given}: no Parquet or Arrow IPC files in directory")
+        elif os.path.exists(given):
+            kinds.setdefault(given, _sniff(given, strict=True) or "parquet")
+            raw_by_file.setdefault(given, {})
+        else:
+            raise InvalidInputError(f"{given}: no such file or directory")
+    partitions = _typed(raw_by_file)
+    by_absolute: dict[str, str] = {}
+    for path in sorted(kinds):
+        by_absolute.setdefault(os.path.abspath(path), path)
+    sources = [(path, kinds[path], partitions[path]) for path in sorted(by_absolute.values())]
+    if STDIN in given_paths:
+        sources.append((STDIN, "ipc_stream", ()))
+    return sources
+
+
+def _partition_type(value: PartitionValue) -> pa.DataType:
+    if value is None:
+        return pa.null()
+    return pa.int32() if isinstance(value, int) else pa.string()
+
+
+@functools.lru_cache(maxsize=64)
+def _parquet_footer(path: str, size: int, mtime_ns: int) -> tuple[pq.FileMetaData, pa.Schema]:
+    try:
+        with pq.ParquetFile(path, pre_buffer=False, memory_map=False) as parquet_file:
+            return parquet_file.metadata, parquet_file.schema_arrow
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(f"{path}: cannot read Parquet footer", exc) from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _ipc_layout(
+    path: str, kind: str, size: int, mtime_ns: int
+) -> tuple[pa.Schema, tuple[int, ...] | None]:
+    """Schema and per-batch row counts (``None`` for a stream) of an IPC file."""
+    try:
+        with pa.memory_map(path) as source:
+            if kind == "ipc_stream":
+                return ipc.open_stream(source).schema, None
+            schema = ipc.open_file(source).schema
+            # Row counts need a decoded batch: decode one small column only.
+            scalar = [i for i, f in enumerate(schema) if not pa.types.is_nested(f.type)]
+            options = ipc.IpcReadOptions(included_fields=scalar[:1] or [0], use_threads=False)
+            reader = ipc.open_file(source, options=options)
+            counts = tuple(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            return schema, counts
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(f"{path}: cannot read Arrow IPC file", exc) from exc
+
+
+def _stat_key(path: str) -> tuple[str, int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise _arrow_error(f"{path}: cannot read file", exc) from exc
+    return path, stat.st_size, stat.st_mtime_ns
+
+
+_stdin_lock = threading.Lock()
+_stdin_state: dict[str, Any] = {}
+
+
+def _stdin_reader(*, take: bool) -> Any:
+    """The stream reader over ``sys.stdin.buffer``, opened once (its schema is read by plan)."""
+    given = sys.stdin.buffer
+    with _stdin_lock:
+        if _stdin_state.get("buffer") is not given:
+            buffer: Any = given if hasattr(given, "peek") else io.BufferedReader(given)
+            head = buffer.peek(8)[:8]
+            if not head:
+                raise InvalidInputError("<stdin>: empty input, expected an Arrow IPC stream")
+            if head.startswith(b"PAR1"):
+                raise InvalidInputError(
+                    "<stdin>: Parquet cannot be read from stdin (it needs a seekable file); "
+                    "pass a path, or pipe an Arrow IPC stream"
+                )
+            if head.startswith(b"ARROW1"):  # file format: a stream follows the 8-byte magic
+                buffer.read(8)
+            try:
+                reader = ipc.open_stream(buffer)
+            except (pa.ArrowException, OSError) as exc:
+                raise _arrow_error("<stdin>: cannot read Arrow IPC stream", exc) from exc
+            _stdin_state.clear()
+            _stdin_state.update(buffer=given, reader=reader, taken=False)
+        if take and _stdin_state["taken"]:
+            raise InvalidInputError("<stdin>: the stream was already read")
+        _stdin_state["taken"] = _stdin_state["taken"] or take
+        return _stdin_state["reader"]
+
+
+def _file_schema(path: str, kind: UnitKind) -> pa.Schema:
+    if path == STDIN:
+        return _stdin_reader(take=False).schema
+    if kind == "parquet":
+        return _parquet_footer(*_stat_key(path))[1]
+    return _ipc_layout(path, kind, *_stat_key(path)[1:])[0]
+
+
+def _full_schema(path: str, kind: UnitKind, partitions: tuple) -> pa.Schema:
+    """The file schema plus the hive partition columns it lacks."""
+    schema = _file_schema(path, kind)
+    for key, value in partitions:
+        if key not in schema.names:
+            schema = schema.append(pa.field(key, _partition_type(value)))
+    return schema
+
+
+def _units_of(path: str, kind: UnitKind, partitions: tuple) -> list[Unit]:
+    if path == STDIN or kind == "ipc_stream":
+        return [Unit(path, "ipc_stream", None, None, 0, partitions)]
+    if kind == "parquet":
+        metadata = _parquet_footer(*_stat_key(path))[0]
+        counts = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    else:
+        counts = list(_ipc_layout(path, kind, *_stat_key(path)[1:])[1] or ())
+    offsets = np.cumsum([0, *counts]).tolist()
+    return [Unit(path, kind, i, n, offsets[i], partitions) for i, n in enumerate(counts)]
+
+
+def _resolve_sources(
+    sources: Sequence[tuple[str, UnitKind, tuple]], spec: ColumnSpec
+) -> ResolvedColumns | None:
+    resolved: ResolvedColumns | None = None
+    first = ""
+    for path, kind, partitions in sources:
+        shown = "<stdin>" if path == STDIN else path
+        current = resolve(_full_schema(path, kind, partitions), spec, shown)
+        if resolved is None:
+            resolved, first = current, shown
+        elif current != resolved:
+            name, here, there = next(
+                (item.name, getattr(current, item.name), getattr(resolved, item.name))
+                for item in dataclasses.fields(current)
+                if getattr(current, item.name) != getattr(resolved, item.name)
+            )
+            raise InvalidInputError(
+                f"{shown}: columns differ from {first}: {name} is {here!r} here and {there!r} "
+                "there (every input must have the same columns and column types)"
+            )
+    return resolved
+
+
+def plan(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], spec: ColumnSpec | None = None
+) -> list[Unit]:
+    """Expand ``paths`` (files, directories, ``-`` for stdin) into units of work.
+
+    Directories are walked recursively (``.``/``_``-prefixed and ``*.tmp`` entries skipped,
+    ``key=value`` directories become columns); files are sorted by path. Every input's columns
+    are checked against ``spec`` now, so a bad column fails before any data is read.
+    """
+    sources = _sources(paths)
+    _resolve_sources(sources, spec or ColumnSpec())
+    return [unit for source in sources for unit in _units_of(*source)]
+
+
+def resolve_units(units: Sequence[Unit], spec: ColumnSpec | None = None) -> ResolvedColumns | None:
+    """The column resolution shared by every unit's file (``None`` when there are no units)."""
+    sources = dict.fromkeys((unit.path, unit.kind, unit.partitions) for unit in units)
+    return _resolve_sources(list(sources), spec or ColumnSpec())
+
+
+def fingerprint(units: Sequence[Unit]) -> str:
+    """SHA-256 of the inputs (absolute paths, sizes, mtimes, unit counts) for checkpoints."""
+    files: dict[str, list[Any]] = {}
+    for unit in units:
+        entry = files.setdefault(unit.path, [unit.kind, 0, 0])
+        entry[1] += 1
+        entry[2] += unit.num_rows or 0
+    items: list[list[Any]] = []
+    for path, (kind, count, rows) in sorted(files.items()):
+        stat = [] if path == STDIN else list(_stat_key(path)[1:])
+        items.append([path if path == STDIN else os.path.abspath(path), kind, *stat, count, rows])
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _check_policy(on_invalid: str) -> None:
+    if on_invalid not in ("raise", "skip"):
+        raise ConfigError(f"`on_invalid` must be 'raise' or 'skip', got {on_invalid!r}")
+
+
+def _columns_for(unit: Unit, columns: ResolvedColumns | ColumnSpec) -> ResolvedColumns:
+    if isinstance(columns, ResolvedColumns):
+        return columns
+    return resolve(_full_schema(unit.path, unit.kind, unit.partitions), columns, unit.display_path)
+
+
+def _where(unit: Unit) -> str:
+    what = "row group" if unit.kind == "parquet" else "record batch"
+    last = unit.row_offset + (unit.num_rows or 0) - 1
+    return f"{unit.display_path}: {what} {unit.index} (rows {unit.row_offset}-{last})"
+
+
+def _read_arrow(unit: Unit, resolved: ResolvedColumns) -> pa.Table | pa.RecordBatch:
+    """The needed columns of one row group / record batch."""
+    try:
+        if unit.kind == "parquet":
+            metadata, schema = _parquet_footer(*_stat_key(unit.path))
+            wanted = [name for name in resolved.columns if name in schema.names]
+            dictionary = [
+                name
+                for name in resolved.by
+                if name in wanted and pa.types.is_string(schema.field(name).type)
+            ]
+            with pq.ParquetFile(
+                unit.path,
+                metadata=metadata,
+                pre_buffer=False,
+                memory_map=False,
+                read_dictionary=dictionary,
+            ) as parquet_file:
+                return parquet_file.read_row_group(unit.index, columns=wanted, use_threads=False)
+        schema = _ipc_layout(unit.path, unit.kind, *_stat_key(unit.path)[1:])[0]
+        fields = sorted(schema.get_field_index(n) for n in resolved.columns if n in schema.names)
+        options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
+        with pa.memory_map(unit.path) as source:
+            return ipc.open_file(source, options=options).get_batch(unit.index)
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(_where(unit), exc) from exc
+
+
+def _column(data: pa.Table | pa.RecordBatch, name: str, unit: Unit) -> pa.Array:
+    """One column as a single Arrow array; partition columns are built dictionary-encoded."""
+    if name in data.schema.names:
+        column = data.column(name)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        return column
+    value = dict(unit.partitions)[name]
+    if value is None:
+        return pa.nulls(data.num_rows)
+    dictionary = pa.array([value], _partition_type(value))
+    return pa.DictionaryArray.from_arrays(np.zeros(data.num_rows, dtype=np.int32), dictionary)
+
+
+def _check_shape(array: pa.Array, name: str, *, is_list: bool, unit: Unit) -> None:
+    base = array.type.value_type if pa.types.is_dictionary(array.type) else array.type
+    if pa.types.is_nested(base) != is_list:
+        expected = "a list column" if is_list else "a scalar column"
+        raise InvalidInputError(
+            f"{unit.display_path}: column `{name}`: type {array.type} differs from the first "
+            f"file (expected {expected})"
+        )
+
+
+def _convert(data: pa.Table | pa.RecordBatch, unit: Unit, cols: ResolvedColumns) -> list[Any]:
+    """Labels, preds and (optional) weights as `ColumnValues`."""
+    label_array = _column(data, cols.labels, unit)
+    _check_shape(label_array, cols.labels, is_list=cols.label_kind == "dense", unit=unit)
+    if cols.label_kind == "dense":
+        labels = list_values(label_array, name=cols.labels, role="labels", width=cols.label_width)
+    else:
+        dtype = "int64" if cols.label_kind == "sparse" else "float"
+        labels = scalar_values(label_array, name=cols.labels, role="labels", dtype=dtype)
+    arrays = {name: _column(data, name, unit) for name in cols.preds}
+    for name, array in arrays.items():
+        _check_shape(array, name, is_list=cols.pred_kind == "list", unit=unit)
+    preds: ColumnValues
+    if cols.pred_kind == "columns":
+        preds = stacked_values(arrays, role="predictions")
+    elif cols.pred_kind == "list":
+        (name, array), *_ = arrays.items()
+        preds = list_values(array, name=name, role="predictions", width=cols.pred_width)
+    else:
+        (name, array), *_ = arrays.items()
+        base = array.type.value_type if pa.types.is_dictionary(array.type) else array.type
+        dtype = "int64" if pa.types.is_integer(base) else "float"
+        preds = scalar_values(array, name=name, role="predictions", dtype=dtype)
+    weights = None
+    if cols.weights is not None:
+        weight_array = _column(data, cols.weights, unit)
+        weights = scalar_values(weight_array, name=cols.weights, role="weights", dtype="float64")
+    return [labels, preds, weights]
+
+
+def _make_batch(
+    data: pa.Table | pa.RecordBatch,
+    unit: Unit,
+    cols: ResolvedColumns,
+    *,
+    row_offset: int,
+    on_invalid: str,
+) -> Batch:
+    """Convert Arrow data to a `Batch`, raising on or dropping structurally invalid rows."""
+    labels, preds, weights = _convert(data, unit, cols)
+    groups = {name: _column(data, name, unit) for name in cols.by} if cols.by else None
+    flagged = [part for part in (labels, preds, weights) if part and part.first_invalid]
+    label_values, pred_values = labels.values, preds.values
+    weight_values = None if weights is None else weights.values
+    invalid, reason, num_rows = None, None, data.num_rows
+    if flagged:
+        row, name, rule = min((part.first_invalid for part in flagged), key=lambda item: item[0])
+        reason = f"{unit.display_path}: column `{name}`, row {row_offset + row}: {rule}"
+        if on_invalid == "raise":
+            raise InvalidInputError(reason)
+        invalid = np.logical_or.reduce([part.invalid for part in flagged])
+        keep = ~invalid
+        label_values, pred_values = label_values[keep], pred_values[keep]
+        weight_values = None if weight_values is None else weight_values[keep]
+        if groups is not None:
+            groups = {key: array.filter(pa.array(keep)) for key, array in groups.items()}
+        num_rows = int(keep.sum())
+    return Batch(
+        label_values,
+        pred_values,
+        weight_values,
+        groups,
+        num_rows,
+        unit,
+        row_offset,
+        invalid,
+        data.num_rows - num_rows,
+        reason,
+    )
+
+
+def read_unit(
+    unit: Unit, columns: ResolvedColumns | ColumnSpec, *, on_invalid: str = "raise"
+) -> Batch:
+    """Read one Parquet row group or IPC record batch (only the needed columns).
+
+    ``on_invalid="raise"`` raises `InvalidInputError` at the first null or ragged row;
+    ``"skip"`` drops such rows and reports them in ``Batch.invalid``. Thread-safe.
+    """
+    _check_policy(on_invalid)
+    if unit.sequential:
+        raise ConfigError(f"{unit.key}: a stream is read sequentially, use iter_unit()")
+    resolved = _columns_for(unit, columns)
+    data = _read_arrow(unit, resolved)
+    return _make_batch(data, unit, resolved, row_offset=unit.row_offset, on_invalid=on_invalid)
+
+
+def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec) -> Any:
+    if unit.path == STDIN:
+        return _stdin_reader(take=True)
+    schema = _file_schema(unit.path, unit.kind)
+    wanted = resolved.columns if isinstance(resolved, ResolvedColumns) else schema.names
+    fields = sorted(schema.get_field_index(name) for name in wanted if name in schema.names)
+    options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
+    try:
+        return ipc.open_stream(pa.memory_map(unit.path), options=options)
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(f"{unit.path}: cannot read Arrow IPC stream", exc) from exc
+
+
+def iter_unit(
+    unit: Unit, columns: ResolvedColumns | ColumnSpec, *, on_invalid: str = "raise"
+) -> Iterator[Batch]:
+    """Yield the batches of a unit: one for a row group, one per record batch for a stream."""
+    _check_policy(on_invalid)
+    if not unit.sequential:
+        yield read_unit(unit, columns, on_invalid=on_invalid)
+        return
+    reader = _open_stream(unit, columns)
+    resolved = _columns_for(unit, columns)
+    row_offset = 0
+    while True:
+        try:
+            record_batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            where = f"{unit.display_path}: record batch after row {row_offset}"
+            raise _arrow_error(where, exc) from exc
+        yield _make_batch(
+            record_batch, unit, resolved, row_offset=row_offset, on_invalid=on_invalid
+        )
+        row_offset += record_batch.num_rows

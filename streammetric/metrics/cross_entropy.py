@@ -1,0 +1,314 @@
+"""The cross-entropy family: CrossEntropy, NegativeLogLikelihood, BinaryCrossEntropy, Perplexity.
+
+Each takes ``convention=`` (``exact`` by default; ``keras``, ``tf_keras``, ``torch``, ``mxnet``,
+``sklearn`` or a user :class:`~streammetric.conventions.Convention`), ``from_logits=``, and keeps
+exact sums of ``w * numerator`` and ``w * denominator`` (see
+:class:`~streammetric.functional.losses.LossTerms`), so the value is
+
+    sum_i w_i * loss_i * cw_i / sum_i w_i * cw_i        (cw: torch-style class weights)
+
+the same bits whatever the batching. Diagnostics (true-class probability 0 or 1, guarded values,
+rows not summing to 1, values outside [0, 1], NaN/inf, logits passed as probabilities, ignored and
+invalid rows) are counted per update and globally: ``m.diagnostics()``.
+
+>>> m = CrossEntropy(convention="mxnet")
+>>> preds = np.array([[0.3, 0.7], [0, 1.0], [0.4, 0.6]], dtype=np.float32)
+>>> name, value = m.update([np.array([0, 1, 1])], [preds]).get()
+>>> name, round(value, 7)  # MXNet 1.9.1: 0.5715994834899902 (its float32 batch sum)
+('cross-entropy', 0.5715995)
+>>> CrossEntropy().update(np.array([1, 0]), np.array([[0.0, 1.0], [0.0, 1.0]])).get()
+('cross-entropy', inf)
+>>> CrossEntropy(convention="keras").update(np.array([1, 0]), np.array([[0.0, 1.0], [0.0, 1.0]])).get()
+('cross-entropy', 8.059047875479163)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._exceptions import ConfigError, InvalidInputError
+from ..conventions import Convention, get_convention
+from ..functional import _ce_inputs
+from ..functional.losses import (
+    DIAGNOSTIC_KEYS,
+    LossTerms,
+    _binary_cross_entropy_update,
+    _cross_entropy_update,
+    _perplexity_update,
+)
+from .base import EvalMetric, State
+from .registry import alias, register
+
+__all__ = ["BinaryCrossEntropy", "CrossEntropy", "NegativeLogLikelihood", "Perplexity"]
+
+_POLICIES = ("raise", "skip")
+
+
+class _LossMetric(EvalMetric):
+    """Shared state and update of the cross-entropy family."""
+
+    higher_is_better: ClassVar[bool | None] = False
+
+    def __init__(
+        self,
+        name: str,
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+        *,
+        convention: str = "exact",
+        on_invalid: str = "raise",
+        **options: Any,
+    ) -> None:
+        if on_invalid not in _POLICIES:
+            raise ConfigError(f"`on_invalid` must be 'raise' or 'skip', got {on_invalid!r}")
+        self.convention: Convention = self._resolve_convention(convention, options)
+        self.on_invalid = on_invalid
+        self._options = {k: v for k, v in options.items() if k != "eps"}
+        self.last_diagnostics: dict[str, int] = dict.fromkeys(DIAGNOSTIC_KEYS, 0)
+        config_options = {k: _jsonable(v) for k, v in options.items()}
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            convention=convention,
+            on_invalid=on_invalid,
+            **config_options,
+        )
+
+    @staticmethod
+    def _resolve_convention(convention: str, options: dict[str, Any]) -> Convention:
+        if not isinstance(convention, str):
+            raise ConfigError(
+                f"`convention` must be a registered name (see streammetric.conventions.register_convention), got {type(convention).__name__}"
+            )
+        conv = get_convention(convention)
+        eps = options.get("eps")
+        if eps is not None:  # MXNet's CrossEntropy(eps=...): that framework's guard, this epsilon
+            base = conv if conv.guard != "none" else get_convention("mxnet")
+            conv = dataclasses.replace(base, name=f"{base.name}(eps={eps})", eps=float(eps))
+        return conv
+
+    def _init_states(self) -> None:
+        self._add_state("sum_metric", "sum")  # sum of w * numerator
+        self._add_state("sum_weight", "sum")  # sum of w * denominator
+        self._add_state("num_inst", "count")  # rows that count (not ignored, not invalid)
+        self._add_state("num_invalid", "count")  # rows dropped by on_invalid="skip"
+        self._add_state("diagnostics", "counts")
+
+    def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
+        raise NotImplementedError
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        terms = self._terms(label, pred)
+        diagnostics = terms.diagnostics
+        if terms.invalid_reason is not None:
+            if self.on_invalid == "raise":
+                raise InvalidInputError(terms.invalid_reason)
+            state["num_invalid"] += diagnostics["num_invalid"]
+        numerator, denominator = terms.numerator, terms.denominator
+        if weight is not None:
+            row_weight = _ce_inputs.sample_weights(weight, terms.batch_shape)
+            numerator, denominator = numerator * row_weight, denominator * row_weight
+        state["sum_metric"].add(numerator)
+        state["sum_weight"].add(denominator)
+        state["num_inst"] += (
+            len(terms.numerator) - diagnostics["num_ignored"] - diagnostics["num_invalid"]
+        )
+        counts = np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
+        state["diagnostics"] = (
+            counts if state["diagnostics"].size == 0 else state["diagnostics"] + counts
+        )
+        self.last_diagnostics = dict(diagnostics)
+
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        terms = self._terms(labels, preds)
+        if not terms.invalid.any():
+            return None
+        samples = terms.batch_shape[0] if terms.batch_shape else len(terms.invalid)
+        return np.asarray(terms.invalid.reshape(samples, -1).any(axis=1))
+
+    def diagnostics(self, scope: str = "global") -> dict[str, int]:
+        """Diagnostic counts (``DIAGNOSTIC_KEYS``) since the last reset (``"global"``) or
+        reset_local (``"local"``); ``last_diagnostics`` holds the last update's."""
+        state = self._global_state() if scope == "global" else self._local
+        counts = state["diagnostics"]
+        values = counts.tolist() if counts.size else [0] * len(DIAGNOSTIC_KEYS)
+        return {
+            **dict(zip(DIAGNOSTIC_KEYS, values, strict=True)),
+            "num_invalid_skipped": int(state["num_invalid"]),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@register
+@alias("ce", "cross-entropy")
+class CrossEntropy(_LossMetric):
+    """Cross-entropy of class indices (or one-hot/soft targets) and probabilities or logits.
+
+    ``loss_i = -sum_c y_ic log p_ic`` under the chosen convention; MXNet 1.x's metric is
+    ``convention="mxnet"`` (``-log(p[y] + 1e-12)``). Class index labels (n,) or dense targets
+    (n, k); predictions (n, k) with the class axis ``axis``.
+    """
+
+    def __init__(
+        self,
+        eps: float | None = None,
+        name: str = "cross-entropy",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+        *,
+        convention: str = "exact",
+        from_logits: bool = False,
+        axis: int = -1,
+        label_smoothing: float = 0.0,
+        class_weight: Any = None,
+        ignore_index: int | None = None,
+        on_invalid: str = "raise",
+    ) -> None:
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            convention=convention,
+            on_invalid=on_invalid,
+            eps=eps,
+            from_logits=from_logits,
+            axis=axis,
+            label_smoothing=label_smoothing,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+        )
+
+    def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
+        return _cross_entropy_update(label, pred, convention=self.convention, **self._options)
+
+
+@register
+@alias("nll_loss", "nll-loss")
+class NegativeLogLikelihood(CrossEntropy):
+    """Negative log-likelihood of the true class: the cross-entropy of class indices (MXNet's
+    ``nll_loss``); with ``convention="mxnet"``, ``-log(p[y] + 1e-12)``."""
+
+    def __init__(
+        self,
+        eps: float | None = None,
+        name: str = "nll-loss",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+        *,
+        convention: str = "exact",
+        from_logits: bool = False,
+        axis: int = -1,
+        class_weight: Any = None,
+        ignore_index: int | None = None,
+        on_invalid: str = "raise",
+    ) -> None:
+        super().__init__(
+            eps,
+            name,
+            output_names,
+            label_names,
+            convention=convention,
+            from_logits=from_logits,
+            axis=axis,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+            on_invalid=on_invalid,
+        )
+
+
+@register
+@alias("bce", "binary-cross-entropy", "binary_cross_entropy")
+class BinaryCrossEntropy(_LossMetric):
+    """Binary cross-entropy ``-(y log p + (1 - y) log(1 - p))``, the mean over the last axis for
+    (n, d) predictions, under the chosen convention (torch clamps logs at -100, Keras clips)."""
+
+    def __init__(
+        self,
+        name: str = "binary-cross-entropy",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+        *,
+        convention: str = "exact",
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        pos_weight: Any = None,
+        on_invalid: str = "raise",
+    ) -> None:
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            convention=convention,
+            on_invalid=on_invalid,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            pos_weight=pos_weight,
+        )
+
+    def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
+        return _binary_cross_entropy_update(
+            label, pred, convention=self.convention, **self._options
+        )
+
+
+@register
+class Perplexity(_LossMetric):
+    """``exp(sum_i w_i (-log p_i[y_i]) / sum_i w_i)``; rows whose label is ``ignore_label`` leave
+    both sums (MXNet 1.x's ``Perplexity(ignore_label)``; its guard is ``convention="mxnet"``).
+
+    >>> m = Perplexity(convention="mxnet")
+    >>> preds = np.array([[0.3, 0.7], [0, 1.0], [0.4, 0.6]], dtype=np.float32)
+    >>> round(m.update([np.array([0, 1, 1])], [preds]).get()[1], 7)  # MXNet's doc: 1.7710976285
+    1.7710976
+    """
+
+    def __init__(
+        self,
+        ignore_label: int | None = None,
+        axis: int = -1,
+        name: str = "perplexity",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+        *,
+        convention: str = "exact",
+        from_logits: bool = False,
+        on_invalid: str = "raise",
+    ) -> None:
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            convention=convention,
+            on_invalid=on_invalid,
+            ignore_label=ignore_label,
+            axis=axis,
+            from_logits=from_logits,
+        )
+
+    def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
+        options = dict(self._options)
+        return _perplexity_update(
+            label,
+            pred,
+            convention=self.convention,
+            ignore_index=options.pop("ignore_label"),
+            **options,
+        )
+
+    def _compute(self, state: State) -> float:
+        mean = super()._compute(state)
+        return math.exp(mean) if not math.isnan(mean) else mean
