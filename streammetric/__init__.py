@@ -6,13 +6,15 @@
 ('mae', 0.25)
 """
 
-from . import conventions, functional
+from . import conventions, export, functional
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from .accumulate import ExactSum
 from .conventions import Convention, get_convention, list_conventions, register_convention
 from .engine import Result, evaluate
 from .explain import Explanation, explain
 from .metrics import (
+    AUC,
+    ECE,
     F1,
     MAE,
     MCC,
@@ -21,6 +23,7 @@ from .metrics import (
     RMSE,
     Accuracy,
     BinaryCrossEntropy,
+    Brier,
     CompositeEvalMetric,
     CrossEntropy,
     CustomMetric,
@@ -40,6 +43,8 @@ from .metrics import np_metric as np
 __version__ = "0.1.0"
 
 __all__ = [
+    "AUC",
+    "ECE",
     "F1",
     "MAE",
     "MCC",
@@ -48,6 +53,7 @@ __all__ = [
     "RMSE",
     "Accuracy",
     "BinaryCrossEntropy",
+    "Brier",
     "CompositeEvalMetric",
     "ConfigError",
     "Convention",
@@ -71,6 +77,7 @@ __all__ = [
     "create",
     "evaluate",
     "explain",
+    "export",
     "functional",
     "get_convention",
     "list_conventions",

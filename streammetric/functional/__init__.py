@@ -1,5 +1,6 @@
 """Pure, vectorised metric math; the metric classes keep state and call these."""
 
+from .calibration import binned_auc, binned_auc_bound, brier_score, calibration_error
 from .classification import accuracy, f1_score, matthews_corrcoef, pcc, top_k_accuracy
 from .losses import DIAGNOSTIC_KEYS, LossTerms, binary_cross_entropy, cross_entropy, perplexity
 from .regression import (
@@ -14,6 +15,10 @@ __all__ = [
     "LossTerms",
     "accuracy",
     "binary_cross_entropy",
+    "binned_auc",
+    "binned_auc_bound",
+    "brier_score",
+    "calibration_error",
     "cross_entropy",
     "f1_score",
     "matthews_corrcoef",

@@ -1,6 +1,7 @@
 """Metric objects (MXNet ``mx.metric`` style). Importing this package registers them all."""
 
 from .base import EvalMetric
+from .calibration import AUC, ECE, Brier
 from .classification import F1, MCC, PCC, Accuracy, TopKAccuracy
 from .cross_entropy import BinaryCrossEntropy, CrossEntropy, NegativeLogLikelihood, Perplexity
 from .registry import (
@@ -15,6 +16,8 @@ from .registry import (
 from .regression import MAE, MSE, RMSE, Loss, PearsonCorrelation
 
 __all__ = [
+    "AUC",
+    "ECE",
     "F1",
     "MAE",
     "MCC",
@@ -23,6 +26,7 @@ __all__ = [
     "RMSE",
     "Accuracy",
     "BinaryCrossEntropy",
+    "Brier",
     "CompositeEvalMetric",
     "CrossEntropy",
     "CustomMetric",

@@ -1,0 +1,327 @@
+"""The live state an evaluation engine writes and the exporters read: :class:`Tracker`.
+
+A tracker holds, under ONE re-entrant lock, the metric objects of every group (a tuple of
+group-by values -> a list of :class:`~streammetric.EvalMetric`), the row counters and the time of
+the last update. Exporters call :meth:`Tracker.snapshot`, which reads everything under the lock, so
+a scrape never sees a sum from one batch and a count from the next.
+
+An engine uses it like this::
+
+    tracker = Tracker(["ce", "acc"], group_by=["model"], max_groups=100)
+    with serve(tracker, port=9477, run="nightly"):        # streammetric.export.serve
+        for labels, preds, weights, model in batches:
+            tracker.update(labels, preds, weights, group=(model,))
+        tracker.add_rows(invalid_rows=skipped)             # rows dropped as invalid (per run)
+        tracker.reset_local()                              # each --window-rows N rows, or per file
+
+An engine that folds partial states itself (parallel workers) calls
+``tracker.merge(partials, group=key, rows=n)``, or works inside ``with tracker.lock:`` on
+``tracker.metrics_for(key)`` and then calls ``tracker.add_rows(n, group=key)``.
+
+>>> t = Tracker("mae", group_by=["model"])
+>>> t.update([1.0, 2.0], [1.5, 2.0], group="a").snapshot().groups[0].values
+(MetricReading(name='mae', local_value=0.25, global_value=0.25),)
+>>> t.reset_local(); t.snapshot().groups[0].rows_total
+2
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .._exceptions import ConfigError, InvalidInputError
+from ..metrics.base import EvalMetric
+from ..metrics.registry import CompositeEvalMetric, create
+
+__all__ = ["GroupSnapshot", "MetricReading", "Snapshot", "Tracker", "render_label_value"]
+
+GroupKey = tuple[Any, ...]
+DEFAULT_MAX_GROUPS = 1000
+
+
+class MetricReading(NamedTuple):
+    """One metric value at one instant: its ``get()`` name, local and global values."""
+
+    name: str
+    local_value: float
+    global_value: float
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    """A group's values at the snapshot instant (``key`` is ``()`` when nothing is grouped)."""
+
+    key: GroupKey
+    label_values: tuple[str, ...]
+    rows_total: int
+    values: tuple[MetricReading, ...]
+    #: (metric name, ((kind, count), ...)) for every metric that has ``diagnostics()``
+    diagnostics: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything an exporter emits, read under the tracker's lock at one instant."""
+
+    group_by: tuple[str, ...]
+    groups: tuple[GroupSnapshot, ...]
+    invalid_rows_total: int
+    last_update_timestamp: float | None
+
+    @property
+    def rows_total(self) -> int:
+        return sum(group.rows_total for group in self.groups)
+
+
+def render_label_value(value: Any) -> str:
+    """A group-by value as label text: ``None`` -> ``""``, bools lower case, floats by ``repr``.
+
+    >>> [render_label_value(v) for v in (None, True, 2, 0.5, b"x", "a\\"b")]
+    ['', 'true', '2', '0.5', 'x', 'a"b']
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+class _Group:
+    __slots__ = ("key", "label_values", "metrics", "rows_total")
+
+    def __init__(self, key: GroupKey, label_values: tuple[str, ...], metrics: list[EvalMetric]):
+        self.key = key
+        self.label_values = label_values
+        self.metrics = metrics
+        self.rows_total = 0
+
+
+class Tracker:
+    """Metric objects per group, row counters and the last update time, under one lock.
+
+    ``metrics`` is what :func:`streammetric.create` takes (a name, config, list, or metric
+    objects). Without ``group_by`` the tracker uses those objects themselves (so code holding them
+    sees the same values); with ``group_by`` each new group gets fresh copies. At most
+    ``max_groups`` groups: one more raises :class:`~streammetric.ConfigError`.
+    """
+
+    def __init__(
+        self,
+        metrics: Any,
+        *,
+        group_by: Sequence[str] = (),
+        max_groups: int = DEFAULT_MAX_GROUPS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(group_by, str):
+            group_by = [group_by]
+        if not isinstance(max_groups, int) or isinstance(max_groups, bool) or max_groups < 1:
+            raise ConfigError(f"`max_groups` must be an int >= 1, got {max_groups!r}")
+        self.lock = threading.RLock()
+        self.group_by: tuple[str, ...] = tuple(str(column) for column in group_by)
+        self.max_groups = max_groups
+        self._clock = clock
+        specs = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+        self._templates: list[EvalMetric] = [create(spec) for spec in specs]
+        if not self._templates:
+            raise ConfigError("`metrics` must name at least one metric, got an empty list")
+        self.names: tuple[str, ...] = tuple(
+            str(name) for metric in self._templates for name, _ in metric.get_name_value()
+        )
+        self._groups: dict[GroupKey, _Group] = {}
+        self._by_labels: dict[tuple[str, ...], GroupKey] = {}
+        self.invalid_rows_total = 0
+        self.last_update_timestamp: float | None = None
+        if not self.group_by:
+            self._add_group((), self._templates)
+
+    # -- groups --------------------------------------------------------------------------------
+    def _normalize(self, group: Any) -> GroupKey:
+        if not isinstance(group, (tuple, list)):
+            group = (group,)
+        key = tuple(v.item() if isinstance(v, np.generic) else v for v in group)
+        if len(key) != len(self.group_by):
+            columns = ", ".join(self.group_by) or "none"
+            raise InvalidInputError(
+                f"`group` must have one value per group-by column ({columns}), got {key!r}"
+            )
+        return key
+
+    def _add_group(self, key: GroupKey, metrics: list[EvalMetric]) -> _Group:
+        labels = tuple(render_label_value(v) for v in key)
+        if labels in self._by_labels:
+            raise ConfigError(
+                f"group keys {self._by_labels[labels]!r} and {key!r} give the same label values {labels!r}"
+            )
+        group = _Group(key, labels, metrics)
+        self._groups[key] = group
+        self._by_labels[labels] = key
+        return group
+
+    def _group(self, group: Any) -> _Group:
+        key = self._normalize(group)
+        found = self._groups.get(key)
+        if found is not None:
+            return found
+        if len(self._groups) >= self.max_groups:
+            raise ConfigError(
+                f"`max_groups` caps the number of groups at {self.max_groups}, "
+                f"got a new group {key!r} beyond it (raise max_groups or group by fewer columns)"
+            )
+        return self._add_group(key, [_fresh_copy(t) for t in self._templates])
+
+    def metrics_for(self, group: Any = ()) -> list[EvalMetric]:
+        """The live metric objects of ``group`` (created on first use). Hold ``lock`` to use them."""
+        with self.lock:
+            return self._group(group).metrics
+
+    @property
+    def groups(self) -> list[GroupKey]:
+        with self.lock:
+            return list(self._groups)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def update(
+        self,
+        labels: Any,
+        preds: Any,
+        sample_weight: Any = None,
+        *,
+        group: Any = (),
+        rows: int | None = None,
+    ) -> Tracker:
+        """Update ``group``'s metrics with a batch and count its rows (``len(labels)`` by default).
+
+        The metrics are updated in order; if one raises, the earlier ones keep the batch (an
+        engine validates its batches first, or resets).
+        """
+        rows = _count_rows(labels) if rows is None else _check_count("rows", rows)
+        with self.lock:
+            entry = self._group(group)
+            for metric in entry.metrics:
+                metric.update(labels, preds, sample_weight)
+            self._count(entry, rows, 0)
+        return self
+
+    def merge(self, partials: Sequence[EvalMetric], *, group: Any = (), rows: int = 0) -> Tracker:
+        """Merge partial metrics (one per tracked metric, same configs) into ``group``'s, exactly."""
+        rows = _check_count("rows", rows)
+        with self.lock:
+            entry = self._group(group)
+            if len(partials) != len(entry.metrics):
+                raise InvalidInputError(
+                    f"`partials` must hold one metric per tracked metric ({len(entry.metrics)}), got {len(partials)}"
+                )
+            for metric, partial in zip(entry.metrics, partials, strict=True):
+                metric.merge(partial)
+            self._count(entry, rows, 0)
+        return self
+
+    def add_rows(self, rows: int = 0, invalid_rows: int = 0, *, group: Any = ()) -> None:
+        """Count ``rows`` evaluated in ``group`` and ``invalid_rows`` skipped (counted per run)."""
+        rows, invalid_rows = _check_count("rows", rows), _check_count("invalid_rows", invalid_rows)
+        with self.lock:
+            entry = self._group(group) if rows or self.group_by == () else None
+            self._count(entry, rows, invalid_rows)
+
+    def _count(self, entry: _Group | None, rows: int, invalid_rows: int) -> None:
+        if entry is not None:
+            entry.rows_total += rows
+        self.invalid_rows_total += invalid_rows
+        self.last_update_timestamp = self._clock()
+
+    def reset_local(self) -> None:
+        """Start a new local window in every group; global values and counters keep going."""
+        with self.lock:
+            for entry in self._groups.values():
+                for metric in entry.metrics:
+                    metric.reset_local()
+
+    def reset(self) -> None:
+        """Forget everything: metric states, groups and counters."""
+        with self.lock:
+            for metric in self._templates:
+                metric.reset()
+            self._groups.clear()
+            self._by_labels.clear()
+            self.invalid_rows_total = 0
+            self.last_update_timestamp = None
+            if not self.group_by:
+                self._add_group((), self._templates)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """Every value, counter and diagnostic count, read at one instant under the lock."""
+        with self.lock:
+            groups = tuple(_read_group(entry) for entry in self._groups.values())
+            return Snapshot(
+                self.group_by, groups, self.invalid_rows_total, self.last_update_timestamp
+            )
+
+
+def _fresh_copy(template: EvalMetric) -> EvalMetric:
+    metric = template.copy()
+    metric.reset()
+    return metric
+
+
+def _check_count(name: str, count: Any) -> int:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise InvalidInputError(f"`{name}` must be an int >= 0, got {count!r}")
+    return int(count)
+
+
+def _count_rows(labels: Any) -> int:
+    """Rows in ``labels``, paired as ``update`` pairs them, without converting the data."""
+    from ..metrics._inputs import _as_list
+
+    total = 0
+    for label in _as_list(labels):
+        try:
+            total += len(label)
+        except TypeError:  # a scalar or 0-d array: one row
+            total += 1
+    return total
+
+
+def _read_group(entry: _Group) -> GroupSnapshot:
+    values: list[MetricReading] = []
+    for metric in entry.metrics:
+        local = metric.get_name_value()
+        global_ = metric.get_global_name_value()
+        values.extend(
+            MetricReading(str(name), float(lv), float(gv))
+            for (name, lv), (_, gv) in zip(local, global_, strict=True)
+        )
+    diagnostics = tuple(
+        (leaf.name, _read_diagnostics(counts))
+        for leaf, counts in _diagnostic_sources(entry.metrics)
+    )
+    return GroupSnapshot(
+        entry.key, entry.label_values, entry.rows_total, tuple(values), diagnostics
+    )
+
+
+def _diagnostic_sources(metrics: Iterable[EvalMetric]) -> Iterable[tuple[EvalMetric, Any]]:
+    for metric in metrics:
+        diagnostics = getattr(metric, "diagnostics", None)
+        if callable(diagnostics):
+            yield metric, diagnostics()
+        elif isinstance(metric, CompositeEvalMetric):
+            yield from _diagnostic_sources(metric.metrics)
+
+
+def _read_diagnostics(counts: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    return tuple((str(kind), int(count)) for kind, count in counts.items())

@@ -1,0 +1,318 @@
+"""Prometheus export: a scrape-time collector, an HTTP endpoint, Pushgateway and textfile output.
+
+Everything reads a :class:`~streammetric.export.Tracker` (metric objects are wrapped in one) at
+the moment of export, through :meth:`Tracker.snapshot`, on a private ``CollectorRegistry``.
+
+Series (``<name>`` is the metric's ``get()`` name with every character outside ``[A-Za-z0-9]``
+turned into ``_``; every series also has ``run`` and the extra constant ``labels``, and the
+per-group series one label per group-by column)::
+
+    streammetric_<name>{scope="global"|"local"}            gauge: value since reset / this window
+    streammetric_rows_total                                 counter: rows evaluated, per group
+    streammetric_invalid_rows_total                         counter: rows skipped as invalid, per run
+    streammetric_ce_diagnostic_total{metric=, kind=}        counter: a CE-family metric's
+                                                            diagnostics() counts ("num_" dropped)
+    streammetric_last_update_timestamp_seconds              gauge: Unix time of the last update
+    streammetric_build_info{version=}                       info: 1
+
+A metric that has seen nothing (or a window that is empty) exports ``NaN``, which Prometheus stores
+as is. Group values become label values (``None`` -> ``""``, see ``render_label_value``), escaped
+by ``prometheus_client``; group column names become label names the way metric names do (and a
+leading digit gets a ``_``). The timestamp series appears after the first update. Names that would
+clash (two metrics, a column named ``scope``...) raise :class:`~streammetric.ConfigError` up front.
+
+>>> import streammetric as sm
+>>> m = sm.create("mae").update([1.0, 2.0], [1.5, 2.0])
+>>> print(generate_latest(make_registry(m, run="r")).decode().splitlines()[2])
+streammetric_mae{run="r",scope="global"} 0.25
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from .._exceptions import ConfigError
+from ._server import MetricsServer
+from ._tracker import Snapshot, Tracker
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_RUN",
+    "TrackerCollector",
+    "as_tracker",
+    "generate_latest",
+    "make_registry",
+    "metric_name",
+    "push",
+    "serve",
+    "write_textfile",
+]
+
+#: Default port of :func:`serve` (9100 is node_exporter's; configs/prometheus.yml scrapes this).
+DEFAULT_PORT = 9477
+#: ``run`` label value when none is given.
+DEFAULT_RUN = "default"
+PREFIX = "streammetric_"
+_FIXED = (  # family and sample names of the fixed series, in both exposition formats
+    *("rows", "rows_total", "invalid_rows", "invalid_rows_total", "ce_diagnostic"),
+    *("ce_diagnostic_total", "last_update_timestamp_seconds", "build", "build_info"),
+)
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def metric_name(name: str) -> str:
+    """The gauge name of a metric's ``get()`` name.
+
+    >>> metric_name("cross-entropy"), metric_name("top_k_accuracy_5")
+    ('streammetric_cross_entropy', 'streammetric_top_k_accuracy_5')
+    """
+    return PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name)
+
+
+def _label_name(column: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", column)
+    return "_" + name if name[:1].isdigit() or not name else name
+
+
+def as_tracker(source: Any) -> Tracker:
+    """``source`` itself if it is a Tracker, else a Tracker around the given metric object(s)."""
+    return source if isinstance(source, Tracker) else Tracker(source)
+
+
+class TrackerCollector:
+    """A ``prometheus_client`` collector reading a tracker's snapshot at each ``collect()``."""
+
+    def __init__(
+        self, tracker: Tracker, *, run: str = DEFAULT_RUN, labels: Mapping[str, str] | None = None
+    ) -> None:
+        self.tracker = tracker
+        self.const_labels = {"run": str(run), **{str(k): str(v) for k, v in (labels or {}).items()}}
+        self.group_labels = tuple(_label_name(column) for column in tracker.group_by)
+        self._check_names()
+
+    def _check_names(self) -> None:
+        for name in self.const_labels:
+            if not _LABEL_NAME.match(name) or name.startswith("__"):
+                raise ConfigError(
+                    f"`labels` names must match [A-Za-z_][A-Za-z0-9_]* without a leading __, got {name!r}"
+                )
+        taken = {*self.const_labels, "scope", "metric", "kind"}
+        for column, label in zip(self.tracker.group_by, self.group_labels, strict=True):
+            if label in taken or label.startswith("__"):
+                raise ConfigError(
+                    f"group-by column {column!r} would export as label {label!r}, which is taken or reserved"
+                )
+            taken.add(label)
+        seen: dict[str, str] = {PREFIX + fixed: "(streammetric itself)" for fixed in _FIXED}
+        for name in self.tracker.names:
+            exported = metric_name(name)
+            if exported in seen:
+                raise ConfigError(
+                    f"metrics {seen[exported]!r} and {name!r} would both export as {exported}"
+                )
+            seen[exported] = name
+
+    def collect(self) -> Iterator[Metric]:
+        """The families of one consistent snapshot (taken under the tracker's lock)."""
+        yield from families(self.tracker.snapshot(), self.const_labels, self.group_labels)
+
+
+def families(
+    snapshot: Snapshot, const_labels: Mapping[str, str], group_labels: tuple[str, ...]
+) -> list[Metric]:
+    """The metric families of a snapshot, in a stable order."""
+    const_names, const_values = list(const_labels), list(const_labels.values())
+    group_names = [*const_names, *group_labels]
+    gauges: dict[str, GaugeMetricFamily] = {}
+    rows = CounterMetricFamily(
+        PREFIX + "rows_total", "Rows evaluated (folded into the metrics).", labels=group_names
+    )
+    diagnostics = CounterMetricFamily(
+        PREFIX + "ce_diagnostic_total",
+        "Cross-entropy diagnostic counts of a metric since its last reset.",
+        labels=[*group_names, "metric", "kind"],
+    )
+    for group in snapshot.groups:
+        values = [*const_values, *group.label_values]
+        for reading in group.values:
+            gauge = gauges.get(reading.name)
+            if gauge is None:
+                gauge = gauges[reading.name] = GaugeMetricFamily(
+                    metric_name(reading.name),
+                    f"Metric {reading.name!r}: scope=global since reset, local since reset_local.",
+                    labels=[*group_names, "scope"],
+                )
+            gauge.add_metric([*values, "global"], reading.global_value)
+            gauge.add_metric([*values, "local"], reading.local_value)
+        rows.add_metric(values, group.rows_total)
+        for metric, counts in group.diagnostics:
+            for kind, count in counts:
+                diagnostics.add_metric([*values, metric, kind.removeprefix("num_")], count)
+    invalid = CounterMetricFamily(
+        PREFIX + "invalid_rows_total", "Rows skipped as invalid.", labels=const_names
+    )
+    invalid.add_metric(const_values, snapshot.invalid_rows_total)
+    out: list[Metric] = [*gauges.values(), rows, invalid]
+    if diagnostics.samples:
+        out.append(diagnostics)
+    if snapshot.last_update_timestamp is not None:
+        updated = GaugeMetricFamily(
+            PREFIX + "last_update_timestamp_seconds",
+            "Unix time of the last update.",
+            labels=const_names,
+        )
+        updated.add_metric(const_values, snapshot.last_update_timestamp)
+        out.append(updated)
+    out.append(_build_info(const_names, const_values))
+    return out
+
+
+def _build_info(names: list[str], values: list[str]) -> InfoMetricFamily:
+    info = InfoMetricFamily(PREFIX + "build", "streammetric version.", labels=names)
+    info.add_metric(values, {"version": _version()})
+    return info
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        from .. import __version__  # the package itself, when imported normally
+
+        return str(__version__)
+    except ImportError:
+        try:
+            return importlib.metadata.version("streammetric")
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+
+def _resolve_run(run: str | None, labels: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+    extra = {str(k): str(v) for k, v in (labels or {}).items()}
+    from_labels = extra.pop("run", None)
+    if run is not None and from_labels is not None and str(run) != from_labels:
+        raise ConfigError(f"`run` and `labels['run']` disagree, got {run!r} and {from_labels!r}")
+    chosen = run if run is not None else from_labels
+    return (DEFAULT_RUN if chosen is None else str(chosen)), extra
+
+
+def make_registry(
+    source: Any, *, run: str | None = None, labels: Mapping[str, str] | None = None
+) -> CollectorRegistry:
+    """A private registry holding one :class:`TrackerCollector` over ``source``.
+
+    ``source``: a Tracker, a metric object or a list of them. ``run`` (default ``"default"``, or
+    ``labels["run"]``) and the other ``labels`` are added to every series.
+    """
+    chosen, extra = _resolve_run(run, labels)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TrackerCollector(as_tracker(source), run=chosen, labels=extra))
+    return registry
+
+
+def serve(
+    source: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    run: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    tls_cert: str | os.PathLike[str] | None = None,
+    tls_key: str | os.PathLike[str] | None = None,
+    basic_auth_file: str | os.PathLike[str] | None = None,
+) -> MetricsServer:
+    """Serve ``source`` on ``http(s)://host:port/metrics`` from a background thread.
+
+    Binds loopback unless ``host`` says otherwise; ``port=0`` picks a free port (see ``.port``).
+    ``tls_cert``/``tls_key`` (PEM files) switch to HTTPS; ``basic_auth_file`` holds
+    ``user:pbkdf2_sha256$...`` lines (``python -m streammetric.export.hash_password USER``).
+    The returned handle has ``.port``, ``.url``, ``.tracker``, ``.stop()`` and is a context
+    manager. Metric objects passed directly are read as they are: update them inside
+    ``with server.tracker.lock:`` (or through the tracker) for scrapes that never fall between
+    two halves of an update.
+    """
+    tracker = as_tracker(source)
+    registry = make_registry(tracker, run=run, labels=labels)
+    return MetricsServer(
+        registry,
+        tracker=tracker,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        basic_auth_file=basic_auth_file,
+    )
+
+
+def push(
+    source: Any,
+    url: str,
+    *,
+    job: str = "streammetric",
+    run: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Replace the Pushgateway group ``{job, run}`` at ``url`` with the current values (HTTP PUT)."""
+    chosen, _ = _resolve_run(run, labels)
+    registry = make_registry(source, run=chosen, labels=labels)
+    push_to_gateway(url, job=job, registry=registry, grouping_key={"run": chosen}, timeout=timeout)
+
+
+def write_textfile(
+    source: Any,
+    path: str | os.PathLike[str],
+    *,
+    run: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> None:
+    """Write the current values to ``path`` (node_exporter textfile format), atomically.
+
+    The text goes to a temporary file in the same directory (not ending in ``.prom``), is
+    fsync'ed, made world-readable and renamed over ``path`` with ``os.replace``: a reader sees the
+    old file or the new one, never a part.
+    """
+    data = generate_latest(make_registry(source, run=run, labels=labels))
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, temporary = tempfile.mkstemp(
+        dir=directory, prefix="." + os.path.basename(target) + ".", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

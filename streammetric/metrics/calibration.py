@@ -1,0 +1,264 @@
+"""Calibration and ranking metrics in constant memory: ECE, Brier score, binned AUC.
+
+The state does not grow with the rows: ECE keeps three exact sums per bin, Brier a weighted mean,
+AUC two integer counts per threshold bucket. The math lives in
+:mod:`streammetric.functional.calibration`; these classes only keep the state.
+
+>>> m = AUC(num_thresholds=3)
+>>> for labels, preds in [([0, 0], [0.0, 0.5]), ([1, 1], [0.3, 0.9])]:
+...     print(m.update(labels, preds).get())
+('auc', nan)
+('auc', 0.75)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._exceptions import ConfigError
+from ..functional.calibration import (
+    CURVES,
+    NORMS,
+    CalibrationSums,
+    _auc_bound,
+    _auc_compute,
+    _auc_update,
+    _brier_update,
+    _calibration_compute,
+    _calibration_update,
+    _invalid_rows,
+    add_units,
+    check_choice,
+    check_count,
+    check_scale,
+)
+from .base import EvalMetric, State
+from .registry import alias, register
+
+__all__ = ["AUC", "ECE", "Brier"]
+
+_QUANTITIES = ("weight", "confidence", "correct")
+
+
+@register
+@alias("calibration_error")
+class ECE(EvalMetric):
+    """Expected calibration error over ``n_bins`` equal-width bins ``(lo, hi]`` of confidence.
+
+    ``l1 = sum_b (W_b / W) |acc_b - conf_b|``, ``l2 = sqrt(sum_b (W_b / W) (acc_b - conf_b)^2)``,
+    ``max = max_b |acc_b - conf_b|``, with ``W_b`` the (weighted) rows in bin ``b``. Binary
+    ``preds`` (n,) give the positive-class probability (confidence) and labels 0/1 (accuracy), as
+    torchmetrics' BinaryCalibrationError; multiclass ``preds`` (n, k) the top-1 probability and
+    top-1 correctness (first maximum on ties), as MulticlassCalibrationError. Unlike torchmetrics,
+    a confidence of exactly 1.0 is in the last bin (torchmetrics issue #3510) and bins are closed
+    on the right, as Guo et al. (2017) define them.
+
+    >>> m = ECE(n_bins=2)
+    >>> for labels, preds in [([0, 0], [0.25, 0.25]), ([1, 1, 1], [0.55, 0.75, 0.75])]:
+    ...     print(m.update(labels, preds).get())
+    ('ece', 0.25)
+    ('ece', 0.29)
+    """
+
+    higher_is_better = False
+
+    def __init__(
+        self,
+        n_bins: int = 15,
+        norm: str = "l1",
+        from_logits: bool = False,
+        name: str = "ece",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        self.n_bins = check_count(n_bins, "n_bins", 1)
+        self.norm = check_choice(norm, "norm", NORMS)
+        self.from_logits = bool(from_logits)
+        super().__init__(
+            name,
+            output_names=output_names,
+            label_names=label_names,
+            n_bins=self.n_bins,
+            norm=self.norm,
+            from_logits=self.from_logits,
+        )
+
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        return _invalid_rows(labels, preds, from_logits=self.from_logits)
+
+    def _init_states(self) -> None:
+        for index in range(self.n_bins):
+            for quantity in _QUANTITIES:
+                self._add_state(f"sum_{quantity}_{index}", "sum")
+        self._add_state("num_inst", "count")
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        sums = _calibration_update(
+            label, pred, weight, n_bins=self.n_bins, from_logits=self.from_logits
+        )
+        for quantity in _QUANTITIES:
+            for index, units in enumerate(getattr(sums, quantity)):
+                add_units(state[f"sum_{quantity}_{index}"], units)
+        state["num_inst"] += sums.num_rows
+
+    def _compute(self, state: State) -> float:
+        weight, confidence, correct = (
+            [state[f"sum_{quantity}_{index}"].units for index in range(self.n_bins)]
+            for quantity in _QUANTITIES
+        )
+        return _calibration_compute(CalibrationSums(weight, confidence, correct), self.norm)
+
+
+@register
+@alias("brier_score")
+class Brier(EvalMetric):
+    """Brier score, as scikit-learn's ``brier_score_loss``: ``mean_i s * sum_c (y_ic - p_ic)^2``.
+
+    Binary ``preds`` (n,) are the positive-class probability (the two columns ``1 - p, p``);
+    multiclass ``preds`` (n, k) are scored against one-hot labels. ``s = 1/2`` when
+    ``scale_by_half`` is True, or "auto" (the default) with fewer than 3 classes: binary Brier is
+    the mean of ``(y - p)^2`` in [0, 1], multiclass lies in [0, 2], as in scikit-learn >= 1.7.
+
+    >>> m = Brier()
+    >>> for labels, preds in [([0, 1], [0.1, 0.9]), ([1, 0], [0.8, 0.3])]:
+    ...     print(m.update(labels, preds).get())
+    ('brier', 0.009999999999999998)
+    ('brier', 0.03749999999999999)
+    """
+
+    higher_is_better = False
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        scale_by_half: bool | str = "auto",
+        name: str = "brier",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        self.from_logits = bool(from_logits)
+        self.scale_by_half = check_scale(scale_by_half)
+        super().__init__(
+            name,
+            output_names=output_names,
+            label_names=label_names,
+            from_logits=self.from_logits,
+            scale_by_half=self.scale_by_half,
+        )
+
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        return _invalid_rows(labels, preds, from_logits=self.from_logits)
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        terms = _brier_update(
+            label, pred, from_logits=self.from_logits, scale_by_half=self.scale_by_half
+        )
+        self._add_weighted(state, terms, None if weight is None else weight[:, None])
+
+
+@register
+class AUC(EvalMetric):
+    """Binned area under the ROC (name ``auc``) or PR (name ``auc_pr``) curve, as Keras 3's AUC.
+
+    Rows are counted per bucket between the thresholds ``-1e-7, 1/(T-1), ..., 1 + 1e-7``
+    (``T = num_thresholds``; positive at ``t`` when ``pred > t``); ROC is the trapezoid sum over
+    (fpr, tpr), PR Keras' ``interpolate_pr_auc``. The counts are exact integers, the value is
+    float64 (Keras computes in float32). ``sample_weight`` must be whole numbers.
+    :meth:`get_bound` bounds the distance to the exact ROC AUC. NaN until both classes are seen
+    (Keras returns 0.0).
+
+    >>> m = AUC(num_thresholds=3, curve="PR")
+    >>> for labels, preds in [([0, 0, 1], [0.0, 0.5, 0.3]), ([1], [0.9])]:
+    ...     print(m.update(labels, preds).get())
+    ('auc_pr', 0.3333333333333333)
+    ('auc_pr', 0.8206993734577656)
+    """
+
+    higher_is_better = True
+
+    def __init__(
+        self,
+        num_thresholds: int = 200,
+        curve: str = "ROC",
+        from_logits: bool = False,
+        name: str | None = None,
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        self.num_thresholds = check_count(num_thresholds, "num_thresholds", 2)
+        self.curve = check_choice(curve, "curve", CURVES)
+        self.from_logits = bool(from_logits)
+        if name is None:
+            name = "auc" if self.curve == "ROC" else "auc_pr"
+        super().__init__(
+            name,
+            output_names=output_names,
+            label_names=label_names,
+            num_thresholds=self.num_thresholds,
+            curve=self.curve,
+            from_logits=self.from_logits,
+        )
+
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        return _invalid_rows(labels, preds, from_logits=self.from_logits)
+
+    def _init_states(self) -> None:
+        self._add_state("num_positive", "counts")  # per bucket (thresholds[i], thresholds[i+1]]
+        self._add_state("num_negative", "counts")
+        self._add_state("num_inst", "count")
+
+    @property
+    def thresholds(self) -> list[float]:
+        """Keras' thresholds: ``[-1e-7, 1/(T-1), ..., (T-2)/(T-1), 1 + 1e-7]``."""
+        inner = [(i + 1) / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
+        return [0.0 - 1e-7, *inner, 1.0 + 1e-7]
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        positives, negatives = _auc_update(
+            label,
+            pred,
+            weight,
+            num_thresholds=self.num_thresholds,
+            from_logits=self.from_logits,
+        )
+        for key, counts in (("num_positive", positives), ("num_negative", negatives)):
+            state[key] = _grown(state[key], len(counts)) + counts.astype(np.int64)
+        state["num_inst"] += int(np.asarray(label).reshape(-1).shape[0])
+
+    def _compute(self, state: State) -> float:
+        return _auc_compute(
+            state["num_positive"].tolist(), state["num_negative"].tolist(), self.curve
+        )
+
+    def _bound(self, state: State) -> float:
+        if self.curve != "ROC":
+            raise ConfigError(f"the bound is defined for curve='ROC' only, got {self.curve!r}")
+        if not state["num_inst"]:
+            return math.nan
+        return _auc_bound(state["num_positive"].tolist(), state["num_negative"].tolist())
+
+    def get_bound(self) -> float:
+        """Bound on ``|get()[1] - exact ROC AUC|``: ``sum_b P_b N_b / (2 P N)`` (local window).
+
+        The exact AUC (scikit-learn's ``roc_auc_score``, ties counting 1/2) and the binned one
+        order every (positive, negative) pair in different buckets alike; a pair inside one bucket
+        counts 1/2 in the binned AUC and 0, 1/2 or 1 in the exact one.
+        """
+        return self._bound(self._local)
+
+    def get_global_bound(self) -> float:
+        """:meth:`get_bound` over everything since the last ``reset``."""
+        return self._bound(self._global_state())
+
+
+def _grown(counts: np.ndarray, size: int) -> np.ndarray:
+    """``counts`` zero-padded to ``size`` entries (count states start with shape (0,))."""
+    return np.pad(counts, (0, size - counts.shape[0])) if counts.shape[0] < size else counts

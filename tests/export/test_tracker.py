@@ -1,0 +1,146 @@
+"""Tracker: groups, counters, windows, merge, the cardinality cap and snapshots."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+import streammetric as sm
+from streammetric.export import MetricReading, Tracker
+
+from .helpers import DIAGNOSTICS, FakeCrossEntropy
+
+
+def values(tracker: Tracker, group: object = ()) -> list[MetricReading]:
+    key = group if isinstance(group, tuple) else (group,)
+    snapshot = tracker.snapshot()
+    return [v for g in snapshot.groups if g.key == key for v in g.values]
+
+
+def test_ungrouped_tracker_uses_the_given_objects() -> None:
+    m = sm.MAE()
+    tracker = Tracker([m])
+    m.update([0.0], [2.0])
+    assert tracker.metrics_for() == [m]
+    assert values(tracker) == [MetricReading("mae", 2.0, 2.0)]
+    assert tracker.snapshot().rows_total == 0  # rows are counted only through the tracker
+
+
+def test_update_counts_rows_and_keeps_groups_apart() -> None:
+    ticks = iter(range(100, 200))
+    tracker = Tracker(["mae", "rmse"], group_by=["model"], clock=lambda: float(next(ticks)))
+    tracker.update(np.zeros(3), np.ones(3), group="a")
+    tracker.update([[0.0, 1.0]], [[2.0, 1.0]], group=("b",))  # one row of two elements
+    tracker.update([np.zeros(2), np.zeros(1)], [np.ones(2), np.ones(1)], group="b")  # MXNet lists
+    snapshot = tracker.snapshot()
+    assert [(g.key, g.rows_total) for g in snapshot.groups] == [(("a",), 3), (("b",), 4)]
+    assert snapshot.rows_total == 7
+    assert snapshot.last_update_timestamp == 102.0
+    assert values(tracker, "a") == [MetricReading("mae", 1.0, 1.0), MetricReading("rmse", 1.0, 1.0)]
+
+
+def test_reset_local_starts_a_window_and_keeps_counters() -> None:
+    tracker = Tracker("mae", group_by=["model"])
+    tracker.update([0.0, 0.0], [1.0, 3.0], group="a")
+    tracker.reset_local()
+    assert values(tracker, "a")[0].local_value != values(tracker, "a")[0].local_value  # NaN
+    tracker.update([0.0], [5.0], group="a")
+    assert values(tracker, "a") == [MetricReading("mae", 5.0, 3.0)]
+    assert tracker.snapshot().groups[0].rows_total == 3
+
+
+def test_reset_forgets_groups_and_counters() -> None:
+    tracker = Tracker("mae", group_by=["model"])
+    tracker.update([0.0], [1.0], group="a")
+    tracker.add_rows(invalid_rows=2)
+    tracker.reset()
+    snapshot = tracker.snapshot()
+    assert (snapshot.groups, snapshot.invalid_rows_total, snapshot.last_update_timestamp) == (
+        (),
+        0,
+        None,
+    )
+
+
+def test_merge_partials_exactly() -> None:
+    tracker = Tracker(["mae", "mse"], group_by=["model"])
+    partials = [sm.MAE().update([0.0], [0.1]), sm.MSE().update([0.0], [0.1])]
+    tracker.merge(partials, group="a", rows=1)
+    tracker.merge(partials, group="a", rows=1)
+    assert values(tracker, "a")[0].global_value == 0.1
+    assert tracker.snapshot().rows_total == 2
+    with pytest.raises(sm.InvalidInputError, match="one metric per tracked metric \\(2\\), got 1"):
+        tracker.merge(partials[:1], group="a")
+
+
+def test_engine_style_update_under_the_lock() -> None:
+    tracker = Tracker("mae")
+    with tracker.lock:
+        (metric,) = tracker.metrics_for()
+        metric.update([0.0], [4.0])
+        tracker.add_rows(1, invalid_rows=1)
+    snapshot = tracker.snapshot()
+    assert (snapshot.rows_total, snapshot.invalid_rows_total) == (1, 1)
+
+
+def test_cardinality_cap_names_the_cap() -> None:
+    tracker = Tracker("mae", group_by=["model"], max_groups=2)
+    tracker.update([0.0], [1.0], group="a")
+    tracker.update([0.0], [1.0], group="b")
+    tracker.update([0.0], [1.0], group="a")  # known groups are fine
+    message = "`max_groups` caps the number of groups at 2, got a new group ('c',) beyond it"
+    with pytest.raises(sm.ConfigError, match=re.escape(message)):
+        tracker.update([0.0], [1.0], group="c")
+    assert tracker.groups == [("a",), ("b",)]
+    with pytest.raises(sm.ConfigError, match="`max_groups` must be an int >= 1, got 0"):
+        Tracker("mae", max_groups=0)
+
+
+def test_keys_with_the_same_labels_are_refused() -> None:
+    tracker = Tracker("mae", group_by=["model"])
+    tracker.update([0.0], [1.0], group="")
+    with pytest.raises(
+        sm.ConfigError, match=re.escape("group keys ('',) and (None,) give the same")
+    ):
+        tracker.update([0.0], [1.0], group=None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"group": ("a", "b")}, "one value per group-by column (model), got ('a', 'b')"),
+        ({"group": "a", "rows": -1}, "`rows` must be an int >= 0, got -1"),
+        ({"group": "a", "rows": 1.5}, "`rows` must be an int >= 0, got 1.5"),
+    ],
+)
+def test_bad_update_arguments(kwargs: dict[str, Any], message: str) -> None:
+    tracker = Tracker("mae", group_by=["model"])
+    with pytest.raises(sm.InvalidInputError, match=re.escape(message)):
+        tracker.update([0.0], [1.0], **kwargs)
+    assert tracker.groups == []
+
+
+def test_numpy_group_values_are_plain_keys() -> None:
+    tracker = Tracker("mae", group_by=["epoch"])
+    tracker.update([0.0], [1.0], group=np.int64(3))
+    tracker.update([0.0], [1.0], group=3)
+    assert tracker.groups == [(3,)]
+    assert tracker.snapshot().groups[0].label_values == ("3",)
+
+
+def test_diagnostics_are_read_from_metrics_and_composites() -> None:
+    tracker = Tracker([sm.create(["mae", FakeCrossEntropy()])])
+    tracker.update([0.5], [0.5])
+    (group,) = tracker.snapshot().groups
+    assert group.diagnostics == (("cross-entropy", tuple(DIAGNOSTICS.items())),)
+    assert [v.name for v in group.values] == ["mae", "cross-entropy"]
+    assert math.isclose(group.values[1].global_value, -math.log(0.5))
+
+
+def test_empty_metric_list_is_refused() -> None:
+    with pytest.raises(sm.ConfigError, match="at least one metric, got an empty list"):
+        Tracker([])
