@@ -25,6 +25,7 @@ Conventions (MXNet 1.x, defects fixed):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -52,11 +53,13 @@ def _rows(values: Any) -> np.ndarray:
     return np.atleast_1d(np.asarray(values))
 
 
-def _as_scores(values: np.ndarray, name: str = "preds") -> np.ndarray:
-    """Finite float64 scores, shape kept."""
+def _as_scores(values: np.ndarray, name: str = "preds", *, keep_float: bool = False) -> np.ndarray:
+    """Finite scores, shape kept: float64, or any float dtype as given with ``keep_float``
+    (enough where only the order matters; thresholds compare in float64)."""
     if values.dtype.kind not in "biuf":
         raise InvalidInputError(f"`{name}` must be numeric, got dtype {values.dtype}")
-    scores = values.astype(np.float64, copy=False)
+    keep = keep_float and values.dtype.kind == "f"
+    scores = values if keep else values.astype(np.float64, copy=False)
     finite = np.isfinite(scores)
     if not finite.all():
         row = first_bad_row(~finite)
@@ -184,15 +187,42 @@ def _predicted_classes(labels: Any, preds: Any, axis: int = -1) -> tuple[np.ndar
     return _by_row(label, rows), _by_row(predicted, rows)
 
 
-def _accuracy_update(labels: Any, preds: Any, axis: int = 1) -> np.ndarray:
-    """Hits (bool, shape (n, elements per row)): predicted class == true class."""
+RankFunction = Callable[[Any, Any], np.ndarray]
+
+
+def _accuracy_update(
+    labels: Any, preds: Any, axis: int = 1, ranks: RankFunction | None = None
+) -> np.ndarray:
+    """Hits (bool, shape (n, elements per row)): predicted class == true class.
+
+    ``ranks`` computes :func:`_class_ranks` (a metric passes one that shares the result).
+    """
+    if _is_rank_case(labels, preds, axis):  # (n,) labels, (n, k) scores: no argmax needed
+        return ((ranks or _class_ranks)(labels, preds) == 0).reshape(-1, 1)
     label, predicted = _predicted_classes(labels, preds, axis)
     return label == predicted
 
 
-def _top_k_update(labels: Any, preds: Any, top_k: int) -> np.ndarray:
-    """Hits (bool, shape (n, 1)): the true class ranks among the ``top_k`` highest scores."""
-    label, scores = _rows(labels), _as_scores(_rows(preds))
+def _is_rank_case(labels: Any, preds: Any, axis: int) -> bool:
+    """(n,) or (n, 1) labels with (n, k >= 2) float scores on axis 1: rank 0 == argmax hit."""
+    label, pred = np.asarray(labels), np.asarray(preds)
+    return (
+        pred.ndim == 2
+        and axis in (1, -1)
+        and pred.dtype.kind == "f"
+        and pred.shape[1] >= 2
+        and label.shape in ((pred.shape[0],), (pred.shape[0], 1))
+    )
+
+
+def _class_ranks(labels: Any, preds: Any) -> np.ndarray:
+    """Rank of the true class among 2-D scores (0 = highest), int64 (n,).
+
+    ``rank = #(scores > true score) + #(equal scores at a lower class index)``: the position of
+    the true class in a stable sort of the scores, descending. Counting runs through BLAS (0/1
+    sums are exact in float32); the tie rule is applied only to rows that have ties.
+    """
+    label, scores = _rows(labels), _as_scores(_rows(preds), keep_float=True)
     if scores.ndim != 2:
         raise InvalidInputError(
             f"`preds` must be 2-D scores (rows, classes), got shape {scores.shape}"
@@ -204,11 +234,21 @@ def _top_k_update(labels: Any, preds: Any, top_k: int) -> np.ndarray:
         raise InvalidInputError(f"`labels` must hold one class per row, got shape {label.shape}")
     label = label.reshape(rows)
     true_score = scores[np.arange(rows), label][:, None]
-    above = np.count_nonzero(scores > true_score, axis=1)
-    tied_before = np.count_nonzero(
-        (scores == true_score) & (np.arange(num_classes) < label[:, None]), axis=1
-    )
-    return (above + tied_before < top_k).reshape(rows, 1)
+    ones = np.ones(num_classes, dtype=np.float32)
+    ranks = ((scores > true_score).astype(np.float32) @ ones).astype(np.int64)
+    equal = scores == true_score
+    if np.count_nonzero(equal) > rows:  # some row ties its true score with another class
+        tied = np.flatnonzero(equal.astype(np.float32) @ ones > 1)
+        lower = np.arange(num_classes) < label[tied, None]
+        ranks[tied] += np.count_nonzero(equal[tied] & lower, axis=1)
+    return ranks
+
+
+def _top_k_update(
+    labels: Any, preds: Any, top_k: int, ranks: RankFunction | None = None
+) -> np.ndarray:
+    """Hits (bool, shape (n, 1)): the true class ranks among the ``top_k`` highest scores."""
+    return ((ranks or _class_ranks)(labels, preds) < top_k).reshape(-1, 1)
 
 
 def _weighted_hits(hits: np.ndarray, weight: np.ndarray | None) -> tuple[ExactSum, ExactSum]:

@@ -15,6 +15,7 @@ public functions and the metric classes reduce them, so both share one code path
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +26,19 @@ from streammetric.accumulate import ExactSum
 from streammetric.conventions import Convention, get_convention
 
 from . import _ce_inputs as inputs
-from ._ce_core import binary_rows, categorical_rows, sigmoid, softmax
+from ._ce_core import (
+    LOGITS_SUM_TOLERANCE,
+    binary_rows,
+    categorical_rows,
+    guarded_log,
+    sigmoid,
+    softmax,
+)
 from ._ce_diagnostics import (
     DIAGNOSTIC_KEYS,
     binary_diagnostics,
     categorical_diagnostics,
+    empty_diagnostics,
 )
 
 __all__ = [
@@ -117,9 +126,137 @@ def _cross_entropy_update(
     axis: int = -1,
     kind: str = "categorical",
 ) -> LossTerms:
-    """Per-row cross-entropy terms of one batch (see :class:`LossTerms`)."""
+    """Per-row cross-entropy terms of one batch (see :class:`LossTerms`).
+
+    Clean batches of class indices and probabilities take a fast path that reads only the true
+    class's probability (:func:`_fast_sparse_terms`); it gives the same bits as the general one.
+    """
     conv = get_convention(convention)
     smoothing = inputs.check_label_smoothing(label_smoothing)
+    if not from_logits and smoothing == 0 and conv.renormalize_sparse == "never":
+        fast = _fast_sparse_terms(y_true, y_pred, conv, class_weight, ignore_index, axis, kind)
+        if fast is not None:
+            return fast
+    return _general_terms(
+        y_true, y_pred, conv, from_logits, smoothing, class_weight, ignore_index, axis, kind
+    )
+
+
+def _fast_sparse_terms(
+    y_true: Any,
+    y_pred: Any,
+    conv: Convention,
+    class_weight: Any,
+    ignore_index: int | None,
+    axis: int,
+    kind: str,
+) -> LossTerms | None:
+    """Terms of a clean batch of class indices (n,) and probabilities (n, k), or None.
+
+    "Clean": every probability in [0, 1] (one global min/max, which NaN fails) and every label
+    a valid, not ignored class index. Then only ``p[y]`` enters the loss, and the diagnostics
+    need the row sums only: BLAS gives them, and rows whose BLAS sum is too close to a
+    tolerance to be sure are summed again exactly as :func:`categorical_diagnostics` does, so
+    the counts are the general path's.
+    """
+    pred, true = inputs.to_numpy(y_pred, "y_pred"), inputs.to_numpy(y_true, "y_true")
+    if (
+        pred.ndim != 2
+        or axis not in (-1, 1)
+        or pred.dtype.kind != "f"
+        or true.shape != pred.shape[:1]
+        or true.dtype.kind not in "iu"
+        or not pred.size
+    ):
+        return None
+    num_rows, num_classes = pred.shape
+    if not (pred.min() >= 0 and pred.max() <= 1):  # False for NaN
+        return None
+    if true.min() < 0 or true.max() >= num_classes:
+        return None
+    if ignore_index is not None and np.any(true == ignore_index):
+        return None
+    compute = conv.compute_dtype(pred.dtype)
+    flat_index = _row_starts(num_rows, num_classes) + true
+    picked = pred.reshape(-1).take(flat_index).astype(compute, copy=False)
+    guard, eps = conv.guard_for(kind), conv.eps_for(compute, kind=kind)
+    log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
+    numerator = -log_true
+    denominator: np.ndarray = np.broadcast_to(np.float64(1.0), (num_rows,))
+    weights = inputs.class_weights(class_weight, num_classes, compute)
+    if weights is not None:
+        numerator, denominator = weights[true] * numerator, weights[true].astype(np.float64)
+    counts = empty_diagnostics()
+    tolerance = float(np.sqrt(np.finfo(pred.dtype).eps))
+    counts["num_not_normalized"], counts["num_looks_like_logits"] = _count_far_from_one(
+        pred, compute, (tolerance, LOGITS_SUM_TOLERANCE)
+    )
+    counts["num_true_prob_zero"] = int(np.count_nonzero(picked == 0))
+    counts["num_true_prob_one"] = int(np.count_nonzero(picked == 1))
+    counts["num_guarded"] = int(np.count_nonzero(changed))
+    return LossTerms(
+        numerator=numerator.astype(np.float64, copy=False),
+        denominator=denominator,
+        invalid=np.zeros(num_rows, dtype=bool),
+        invalid_reason=None,
+        diagnostics=counts,
+        batch_shape=(num_rows,),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _row_starts(num_rows: int, num_classes: int) -> np.ndarray:
+    """Flat index of each row's first element (read-only, cached: row groups repeat sizes)."""
+    starts = np.arange(0, num_rows * num_classes, num_classes)
+    starts.flags.writeable = False
+    return starts
+
+
+def _count_far_from_one(
+    pred: np.ndarray, compute: np.dtype, limits: tuple[float, ...]
+) -> list[int]:
+    """For each limit, the number of rows with ``|sum(row) - 1| > limit``, where the sum is the
+    general diagnostics' (float64 sums of the compute-dtype values), for probabilities in [0, 1].
+
+    BLAS sums the rows in ``pred``'s dtype (error <= k * u * sum <= k * k * u; widened 4x). A
+    row farther than that margin from a limit is decided by the BLAS sum; when the counts with
+    the limit widened and narrowed by the margin differ, the rows in between are summed again
+    the general way.
+    """
+    num_classes = pred.shape[1]
+    sums = pred @ np.ones(num_classes, dtype=pred.dtype)
+    margin = 4.0 * num_classes * num_classes * float(np.finfo(pred.dtype).eps)
+    counts = []
+    for limit in limits:
+        sure = int(np.count_nonzero(sums > 1 + limit + margin)) + int(
+            np.count_nonzero(sums < 1 - limit - margin)
+        )
+        maybe = int(np.count_nonzero(sums > 1 + limit - margin)) + int(
+            np.count_nonzero(sums < 1 - limit + margin)
+        )
+        if maybe != sure:
+            band = (np.abs(sums.astype(np.float64) - 1) - limit) <= margin
+            band &= (np.abs(sums.astype(np.float64) - 1) - limit) >= -margin
+            exact = np.abs(
+                np.sum(pred[band].astype(compute, copy=False), axis=-1, dtype=np.float64) - 1
+            )
+            sure += int(np.count_nonzero(exact > limit))
+        counts.append(sure)
+    return counts
+
+
+def _general_terms(
+    y_true: Any,
+    y_pred: Any,
+    conv: Convention,
+    from_logits: bool,
+    smoothing: float,
+    class_weight: Any,
+    ignore_index: int | None,
+    axis: int,
+    kind: str,
+) -> LossTerms:
+    """Terms of any batch (the reference implementation)."""
     batch = inputs.categorical_inputs(
         y_true, y_pred, axis=axis, ignore_index=ignore_index, dtype_of=conv.compute_dtype
     )
@@ -207,14 +344,18 @@ def _perplexity_update(
 ) -> LossTerms:
     """Per-row ``-log p[y]`` terms of perplexity, with the convention's perplexity guard
     (MXNet 1.x: ``-log(max(1e-10, p[y]))``)."""
+    conv = get_convention(convention)
+    # Perplexity differs from cross-entropy only where a convention has its own guard or eps
+    # (MXNet); otherwise use the same kind, so a composite can share the terms.
+    own = conv.perplexity_guard is not None or conv.perplexity_eps is not None
     return _cross_entropy_update(
         y_true,
         y_pred,
-        convention=convention,
+        convention=conv,
         from_logits=from_logits,
         ignore_index=ignore_index,
         axis=axis,
-        kind="perplexity",
+        kind="perplexity" if own else "categorical",
     )
 
 

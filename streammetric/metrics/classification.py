@@ -25,6 +25,7 @@ from ..functional.classification import (
     Outcomes,
     _accuracy_update,
     _binary_update,
+    _class_ranks,
     _invalid_rows,
     _multiclass_update,
     _multilabel_update,
@@ -36,12 +37,18 @@ from ..functional.classification import (
     outcomes_from_counts,
     pcc_from_counts,
 )
+from ._shared import memoized
 from .base import EvalMetric, State, _merge_value
 from .registry import alias, register
 
 __all__ = ["F1", "MCC", "PCC", "Accuracy", "TopKAccuracy"]
 
 _OUTCOMES = ("true_positives", "false_positives", "false_negatives", "true_negatives")
+
+
+def _shared_ranks(labels: Any, preds: Any) -> np.ndarray:
+    """True-class ranks, computed once per composite update for Accuracy and TopKAccuracy."""
+    return memoized(("class_ranks",), (labels, preds), lambda: _class_ranks(labels, preds))
 
 
 def _add_hits(state: State, hits: np.ndarray, weight: np.ndarray | None) -> None:
@@ -84,7 +91,7 @@ class Accuracy(EvalMetric):
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
-        _add_hits(state, _accuracy_update(label, pred, self.axis), weight)
+        _add_hits(state, _accuracy_update(label, pred, self.axis, _shared_ranks), weight)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=self.axis)
@@ -126,7 +133,7 @@ class TopKAccuracy(EvalMetric):
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
-        _add_hits(state, _top_k_update(label, pred, self.top_k), weight)
+        _add_hits(state, _top_k_update(label, pred, self.top_k, _shared_ranks), weight)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=1)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,6 +41,7 @@ from ..functional.losses import (
     _cross_entropy_update,
     _perplexity_update,
 )
+from ._shared import memoized
 from .base import EvalMetric, State
 from .registry import alias, register
 
@@ -100,6 +102,16 @@ class _LossMetric(EvalMetric):
         self._add_state("diagnostics", "counts")
 
     def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
+        """This batch's terms; shared with same-configured siblings of a composite update
+        (e.g. ``ce``, ``nll_loss`` and ``perplexity`` compute them once)."""
+        function, options = self._call()
+        key = (function.__name__, self.convention, _hashable(options))
+        return memoized(
+            key, (label, pred), lambda: function(label, pred, convention=self.convention, **options)
+        )
+
+    def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
+        """The functional update and its keyword arguments."""
         raise NotImplementedError
 
     def _update_state(
@@ -143,6 +155,10 @@ class _LossMetric(EvalMetric):
             **dict(zip(DIAGNOSTIC_KEYS, values, strict=True)),
             "num_invalid_skipped": int(state["num_invalid"]),
         }
+
+
+def _hashable(options: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, repr(v)) for k, v in options.items()))
 
 
 def _jsonable(value: Any) -> Any:
@@ -192,8 +208,8 @@ class CrossEntropy(_LossMetric):
             ignore_index=ignore_index,
         )
 
-    def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
-        return _cross_entropy_update(label, pred, convention=self.convention, **self._options)
+    def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
+        return _cross_entropy_update, self._options
 
 
 @register
@@ -259,10 +275,8 @@ class BinaryCrossEntropy(_LossMetric):
             pos_weight=pos_weight,
         )
 
-    def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
-        return _binary_cross_entropy_update(
-            label, pred, convention=self.convention, **self._options
-        )
+    def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
+        return _binary_cross_entropy_update, self._options
 
 
 @register
@@ -299,15 +313,14 @@ class Perplexity(_LossMetric):
             from_logits=from_logits,
         )
 
-    def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
-        options = dict(self._options)
-        return _perplexity_update(
-            label,
-            pred,
-            convention=self.convention,
-            ignore_index=options.pop("ignore_label"),
-            **options,
-        )
+    def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
+        options = {k: v for k, v in self._options.items() if k != "ignore_label"}
+        options["ignore_index"] = self._options["ignore_label"]
+        conv = self.convention
+        if conv.perplexity_guard is not None or conv.perplexity_eps is not None:
+            return _perplexity_update, options  # its own guard (MXNet: max(1e-10, p))
+        # otherwise -log p[y] is cross-entropy's term: the same call, so a composite shares it
+        return _cross_entropy_update, {"label_smoothing": 0.0, "class_weight": None, **options}
 
     def _compute(self, state: State) -> float:
         mean = super()._compute(state)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
+from ._shared import shared_batch
 from .base import EvalMetric, State, _short
 
 __all__ = [
@@ -145,8 +146,9 @@ class CompositeEvalMetric(EvalMetric):
             ) from None
 
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> CompositeEvalMetric:
-        for metric in self.metrics:
-            metric.update(labels, preds, sample_weight)
+        with shared_batch():  # e.g. ce, nll-loss and perplexity compute their terms once
+            for metric in self.metrics:
+                metric.update(labels, preds, sample_weight)
         return self
 
     def update_dict(self, labels: dict[str, Any], preds: dict[str, Any]) -> CompositeEvalMetric:
@@ -164,10 +166,11 @@ class CompositeEvalMetric(EvalMetric):
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         bad: np.ndarray | None = None
-        for metric in self.metrics:
-            rows = metric.invalid_rows(labels, preds)
-            if rows is not None:
-                bad = rows if bad is None else bad | rows
+        with shared_batch():
+            for metric in self.metrics:
+                rows = metric.invalid_rows(labels, preds)
+                if rows is not None:
+                    bad = rows if bad is None else bad | rows
         return bad
 
     def reset_local(self) -> None:

@@ -471,3 +471,79 @@ def test_labels_out_of_range_are_invalid_under_every_convention(convention: str)
 def test_empty_batch(convention: str) -> None:
     assert math.isnan(cross_entropy(np.zeros(0, int), np.zeros((0, 3)), convention=convention))
     assert cross_entropy(np.zeros(0, int), np.zeros((0, 3)), reduction="sum") == 0.0
+
+
+# --- the fast path for clean class-index batches gives the general path's bits -------------------
+
+
+def _fast_and_general(labels, probs, convention, **options):
+    from streammetric.conventions import get_convention
+    from streammetric.functional.losses import _fast_sparse_terms, _general_terms
+
+    conv = get_convention(convention)
+    fast = _fast_sparse_terms(
+        labels,
+        probs,
+        conv,
+        options.get("class_weight"),
+        None,
+        -1,
+        options.get("kind", "categorical"),
+    )
+    general = _general_terms(
+        labels,
+        probs,
+        conv,
+        False,
+        0.0,
+        options.get("class_weight"),
+        None,
+        -1,
+        options.get("kind", "categorical"),
+    )
+    return fast, general
+
+
+@pytest.mark.parametrize("convention", ["exact", "torch", "mxnet", "sklearn"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["categorical", "perplexity"])
+def test_fast_path_equals_general_path(convention, dtype, kind):
+    rng = np.random.default_rng(3)
+    n, k = 2000, 7
+    probs = rng.random((n, k)).astype(dtype)
+    probs /= probs.sum(axis=1, keepdims=True)
+    probs[:50] = rng.random((50, k)).astype(dtype)  # not normalised, some look like scores
+    probs[50:60] = 0
+    probs[50:60, 0] = 1  # p = 1 for class 0, p = 0 elsewhere
+    tol = np.sqrt(np.finfo(dtype).eps)
+    probs[60:70, 1] += dtype(tol) * np.array(
+        [1 - 1e-3, 1, 1 + 1e-3] * 3 + [1], dtype=dtype
+    )  # sums on the edge
+    labels = rng.integers(0, k, n)
+    weights = rng.random(k) + 0.5
+    for class_weight in (None, weights):
+        fast, general = _fast_and_general(
+            labels, probs, convention, class_weight=class_weight, kind=kind
+        )
+        assert fast is not None
+        assert fast.numerator.tobytes() == general.numerator.tobytes()
+        assert fast.denominator.tobytes() == general.denominator.tobytes()
+        assert fast.diagnostics == general.diagnostics
+        assert (
+            fast.diagnostics["num_true_prob_zero"] > 0
+            and fast.diagnostics["num_not_normalized"] >= 50
+        )
+
+
+@pytest.mark.parametrize(
+    ("labels", "probs"),
+    [
+        (np.array([0, 1]), np.array([[0.5, np.nan], [0.5, 0.5]])),  # NaN
+        (np.array([0, 1]), np.array([[1.5, -0.5], [0.5, 0.5]])),  # out of range
+        (np.array([0, 2]), np.array([[0.5, 0.5], [0.5, 0.5]])),  # label out of range
+        (np.array([0.0, 1.0]), np.array([[0.5, 0.5], [0.5, 0.5]])),  # float labels
+    ],
+)
+def test_fast_path_declines_dirty_batches(labels, probs):
+    fast, _ = _fast_and_general(labels, probs, "torch")
+    assert fast is None
