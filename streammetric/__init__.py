@@ -6,7 +6,7 @@
 ('mae', 0.25)
 """
 
-from . import conventions, export, functional
+from . import conventions, functional
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from .accumulate import ExactSum
 from .conventions import Convention, get_convention, list_conventions, register_convention
@@ -41,6 +41,16 @@ from .metrics import (
 from .metrics import np_metric as np
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``sm.export`` is imported on first use: prometheus_client and the HTTP server cost
+    ~0.1 s of start-up that ``streammetric eval`` without ``--serve`` does not need."""
+    if name == "export":
+        import importlib
+
+        return importlib.import_module(".export", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AUC",

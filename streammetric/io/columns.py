@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from streammetric._exceptions import ConfigError, InvalidInputError
 
@@ -369,6 +368,8 @@ def stacked_values(arrays: Mapping[str, pa.Array], *, role: str) -> ColumnValues
 
 def _encode(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     """Integer codes (no nulls) and the distinct Python value of each code."""
+    import pyarrow.compute as pc  # only needed for grouping; lazy, it costs ~40 ms to import
+
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if not pa.types.is_dictionary(array.type):

@@ -143,7 +143,12 @@ def test_create_errors_are_clear():
         sm.create("{not json")
 
 
-def test_register_and_alias_a_new_metric():
+def test_register_and_alias_a_new_metric(monkeypatch):
+    from streammetric.metrics import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # leave no trace
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+
     @sm.register
     @sm.alias("twice_mae")
     class TwiceMAE(sm.MAE):
