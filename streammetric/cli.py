@@ -7,17 +7,29 @@ was crossed. Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
+from .cli_export import (
+    ExportOptions,
+    LiveExport,
+    UnitFeeder,
+    export_options,
+    job_options,
+    make_job,
+    split_columns,
+)
+from .engine.checkpoint import write_atomic
+from .engine.local import Result
+from .engine.watch import StopSignal
 
 EXIT_DATA, EXIT_USAGE, EXIT_THRESHOLD = 1, 2, 3
 
@@ -96,10 +108,6 @@ class _Command(click.Command):
 @click.version_option(package_name="streammetric")
 def main() -> None:
     """Exact, reproducible evaluation metrics over prediction files."""
-
-
-def _split_columns(value: str | None) -> tuple[str, ...]:
-    return tuple(c.strip() for c in (value or "").split(",") if c.strip())
 
 
 def _thresholds(values: tuple[str, ...], flag: str) -> list[tuple[str, float]]:
@@ -181,60 +189,19 @@ def check_thresholds(
     return crossed
 
 
+def _emit(result: Result, fmt: str, output: str | None) -> None:
+    for note in result.notes:
+        click.echo(f"streammetric: note: {note}", err=True)
+    text = render(result.to_dict(), fmt)
+    if output:
+        write_atomic(output, text + "\n")
+    else:
+        click.echo(text)
+
+
 @main.command("eval", cls=_Command)
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "-m",
-    "--metric",
-    "metrics",
-    multiple=True,
-    help="METRIC[:key=value,...]; repeatable (default: ce).",
-)
-@click.option("--labels", help="Label column (default: first of label, labels, y, y_true, target).")
-@click.option(
-    "--preds",
-    help="Prediction column, or several scalar columns as names/glob (p_*), comma-separated.",
-)
-@click.option("--weights", help="Sample-weight column.")
-@click.option(
-    "--by", help="Group-by columns, comma-separated; each metric is computed per group too."
-)
-@click.option(
-    "--from-logits/--from-probs",
-    "from_logits",
-    default=None,
-    help="Predictions are logits (default: auto, from a `logits` column).",
-)
-@click.option(
-    "--convention",
-    help="Cross-entropy convention for the CE family: exact, keras, tf_keras, torch, mxnet, sklearn.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Write the result here (atomically) instead of stdout.",
-)
-@click.option(
-    "--on-invalid",
-    type=click.Choice(["raise", "skip"]),
-    default="raise",
-    show_default=True,
-    help="Stop at the first bad row, or drop and count bad rows.",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False),
-    help="Resume from / save progress to this file.",
-)
-@click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores).")
+@job_options
 @click.option(
     "--fail-above", multiple=True, help="METRIC=VALUE: exit 3 if the metric is above VALUE."
 )
@@ -246,6 +213,20 @@ def check_thresholds(
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
+@export_options
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: a thread pool here; dask: the same units on a Dask cluster.",
+)
+@click.option(
+    "--scheduler", help="Dask scheduler address (tcp://HOST:PORT); default: a LocalCluster."
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="LocalCluster worker processes (default: cores)."
+)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
@@ -256,66 +237,134 @@ def check_thresholds(
 )
 def eval_command(
     paths: tuple[str, ...],
-    metrics: tuple[str, ...],
-    labels: str | None,
-    preds: str | None,
-    weights: str | None,
-    by: str | None,
-    from_logits: bool | None,
-    convention: str | None,
-    fmt: str,
-    output: str | None,
-    on_invalid: str,
-    checkpoint: str | None,
-    threads: int | None,
     fail_above: tuple[str, ...],
     fail_below: tuple[str, ...],
     progress: bool | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    **params: Any,
 ) -> None:
     """Evaluate prediction files (Parquet, Arrow IPC, directories, - for an IPC stream on stdin)."""
-    from .engine import Job, run_job
-    from .engine.metric_specs import build_metrics
-    from .io import ColumnSpec
+    from .engine.local import run_job
+
+    if engine == "local" and (scheduler is not None or workers is not None):
+        raise ConfigError("--scheduler and --workers need --engine dask, got --engine local")
 
     above, below = (
         _thresholds(tuple(fail_above), "--fail-above"),
         _thresholds(tuple(fail_below), "--fail-below"),
     )
-    metric_specs = list(metrics) or ["ce"]
-    defaults: dict[str, Any] = {}
-    if convention is not None:
-        defaults["convention"] = convention
-    if from_logits is not None:
-        defaults["from_logits"] = from_logits
-    build_metrics(metric_specs, defaults)  # unknown metrics / options: a usage error before reading
-    pred_columns = _split_columns(preds)
-    job = Job(
-        paths=list(paths),
-        metrics=metric_specs,
-        columns=ColumnSpec(
-            labels=labels,
-            preds=(pred_columns[0] if len(pred_columns) == 1 else pred_columns) or None,
-            weights=weights,
-            by=_split_columns(by),
-            from_logits=from_logits,
-        ),
-        on_invalid=on_invalid,
-        metric_defaults=defaults,
-    )
+    live = LiveExport(ExportOptions.from_params(params))
+    fmt, output, checkpoint, threads = (params.pop(k) for k in _OUTPUT_PARAMS)
+    job, new_metrics = make_job(list(paths), params)
+    live.check(new_metrics, job.columns.by)
+    feeder = UnitFeeder(live) if live.options.enabled else None
     show = sys.stderr.isatty() if progress is None else progress
-    with _progress_bar(show) as bar:
-        result = run_job(job, threads=threads, checkpoint=checkpoint, progress=bar)
-    for note in result.notes:
-        click.echo(f"streammetric: note: {note}", err=True)
-    text = render(result.to_dict(), fmt)
-    if output:
-        _write_atomic(Path(output), text + "\n")
-    else:
-        click.echo(text)
+    live.open()
+    try:
+        hooks = {
+            "checkpoint": checkpoint,
+            "on_start": None if feeder is None else feeder.on_start,
+            "on_merge": None if feeder is None else feeder.on_merge,
+        }
+        with _progress_bar(show) as bar:
+            if engine == "dask":
+                from .engine.dask import quiet_logs, run_job_dask
+
+                with quiet_logs():
+                    result = run_job_dask(
+                        job,
+                        scheduler=scheduler,
+                        workers=workers,
+                        threads_per_worker=threads or 1,
+                        progress=bar,
+                        **hooks,
+                    )
+            else:
+                result = run_job(job, threads=threads, progress=bar, **hooks)
+        _emit(result, fmt, output)
+        live.flush(final=True)
+        with StopSignal() as stop:
+            live.linger(stop)
+    finally:
+        live.close()
     crossed = check_thresholds(result.metrics, above, below)
     if crossed:
         click.echo(f"streammetric: threshold crossed: {'; '.join(crossed)}", err=True)
         sys.exit(EXIT_THRESHOLD)
+
+
+_OUTPUT_PARAMS = ("fmt", "output", "checkpoint", "threads")
+
+
+@main.command("watch", cls=_Command)
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@job_options
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between two scans of DIR.",
+)
+@click.option("--once", is_flag=True, help="Evaluate the complete files there now, then exit.")
+@export_options
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_config_callback("watch"),
+    help="TOML file whose [watch] table sets defaults for these options.",
+)
+def watch_command(directory: str, interval: float, once: bool, **params: Any) -> None:
+    """Follow DIR and evaluate each complete new file exactly once (Ctrl-C/SIGTERM: stop).
+
+    Files whose names start with . or _ or end in .tmp are skipped (write there, then rename);
+    a file counts once its footer is written and its size stable. One line per file on stderr;
+    at exit, the merged result in --format. With --once, exit 1 if a complete file failed.
+    """
+    from .engine.watch import FileReport, Watcher, follow
+
+    live = LiveExport(ExportOptions.from_params(params))
+    fmt, output, checkpoint, threads = (params.pop(k) for k in _OUTPUT_PARAMS)
+    job, new_metrics = make_job([directory], params)
+    live.check(new_metrics, job.columns.by)
+
+    def log(message: str) -> None:
+        click.echo(f"streammetric: watch: {message}", err=True)
+
+    def on_file(report: FileReport) -> None:
+        live.add(report.partial, file_end=True)
+        values = ", ".join(f"{k}={_format_value(v)}" for k, v in report.result.metrics.items())
+        log(
+            f"{report.name}: {report.result.rows} rows ({report.result.invalid_rows} invalid), "
+            f"{values}; total {report.total_rows} rows in {report.total_files} file(s)"
+        )
+
+    live.open()
+    try:
+        with StopSignal() as stop:
+            watcher = Watcher(
+                directory, job, threads=threads, checkpoint=checkpoint,
+                on_start=live.start, on_file=on_file, log=log,
+            )  # fmt: skip
+            after_poll = functools.partial(live.flush, final=False)
+            follow(watcher, stop, interval=interval, once=once, after_poll=after_poll)
+            for name in sorted(watcher.incomplete):
+                log(f"{name}: not complete yet; left for a later run")
+            _emit(watcher.result(), fmt, output)
+            live.flush(final=True)
+            live.linger(stop)
+    finally:
+        live.close()
+    if once and watcher.failed:
+        log(
+            f"{len(watcher.failed)} file(s) could not be evaluated: {', '.join(sorted(watcher.failed))}"
+        )
+        sys.exit(EXIT_DATA)
 
 
 class _progress_bar:
@@ -336,24 +385,6 @@ class _progress_bar:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", dir=path.parent if str(path.parent) else "."
-    )
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @main.command("explain", cls=_Command)
@@ -402,7 +433,7 @@ def explain_command(
     from .explain import explain
     from .io import ColumnSpec, iter_unit, plan, resolve_units
 
-    pred_columns = _split_columns(preds)
+    pred_columns = split_columns(preds)
     spec = ColumnSpec(
         labels=labels,
         preds=(pred_columns[0] if len(pred_columns) == 1 else pred_columns) or None,

@@ -210,3 +210,14 @@ def test_bad_class_data_is_one_line_exit_1(tmp_path, table, message):
     result = CliRunner().invoke(main, ["eval", str(path), "-m", "ce"])
     assert result.exit_code == 1 and message in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and str(path) in result.output
+
+
+def test_cli_default_run_matches_the_exporter_and_eval_does_not_load_it():
+    import subprocess
+    import sys
+
+    from streammetric import cli_export, export
+
+    assert cli_export.DEFAULT_RUN == export.DEFAULT_RUN
+    code = "import sys, streammetric.cli; print('prometheus_client' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

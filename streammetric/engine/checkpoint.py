@@ -1,8 +1,9 @@
 """Checkpoints: the exact merged states and the finished units, written atomically.
 
-A checkpoint is JSON: ``{"version", "identity", "done": [unit keys], "partial": {...}}``. It is
-written to a temp file in the same directory, fsynced, and renamed over the old one, so a crash
-or ``kill -9`` at any instant leaves either the previous or the new checkpoint. Resuming loads
+A checkpoint is JSON: ``{"version", "identity", "done": [unit keys], "partial": {...}, "extra"}``
+(``extra``: whatever else its owner needs, e.g. ``watch``'s file sizes). It is written with
+`write_atomic`: to a temp file in the same directory, fsynced, and renamed over the old one, so a
+crash or ``kill -9`` at any instant leaves either the previous or the new checkpoint. Resuming loads
 the merged state and skips the finished units; because merging is exact, the final result is
 identical to that of an uninterrupted run. A checkpoint of other inputs or options is refused.
 """
@@ -13,13 +14,14 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .._exceptions import StateError
 from .partial import Partial
 
-__all__ = ["Checkpoint"]
+__all__ = ["Checkpoint", "write_atomic"]
 
 VERSION = 1
 
@@ -35,10 +37,10 @@ class Checkpoint:
         self.interval = interval
         self._last = 0.0
 
-    def load_into(self, partial: Partial) -> set[str]:
-        """Load a previous checkpoint into ``partial``; return the finished unit keys."""
+    def read(self) -> dict[str, Any] | None:
+        """The saved checkpoint (identity checked), or ``None`` when there is none yet."""
         if not self.path.exists():
-            return set()
+            return None
         try:
             data = json.loads(self.path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -57,38 +59,70 @@ class Checkpoint:
                 f"{self.path}: checkpoint belongs to a run with different {', '.join(differs) or 'identity'}; "
                 "use another --checkpoint file or delete this one"
             )
+        return data
+
+    def load_into(self, partial: Partial) -> set[str]:
+        """Load a previous checkpoint into ``partial``; return the finished unit keys."""
+        data = self.read()
+        if data is None:
+            return set()
         partial.load_json(data["partial"])
         return set(data["done"])
 
-    def save(self, partial: Partial, done: set[str], *, force: bool = False) -> None:
+    def save(
+        self,
+        partial: Partial,
+        done: set[str],
+        *,
+        force: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write the state (at most once per ``interval`` unless ``force``), atomically."""
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return
         self._last = now
-        payload = json.dumps(
-            {
-                "version": VERSION,
-                "identity": self.identity,
-                "done": sorted(done),
-                "partial": partial.to_json(),
-            },
-            allow_nan=True,
-        )
+        payload = {
+            "version": VERSION,
+            "identity": self.identity,
+            "done": sorted(done),
+            "partial": partial.to_json(),
+        }
+        if extra is not None:
+            payload["extra"] = dict(extra)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, json.dumps(payload, allow_nan=True))
+
+
+def write_atomic(
+    path: str | os.PathLike[str], data: str | bytes, *, mode: int | None = None
+) -> None:
+    """Replace ``path`` with ``data`` atomically: temp file beside it, fsync, rename, fsync dir.
+
+    The temporary file starts with ``.`` and ends with ``.tmp`` (so directory followers skip it);
+    ``mode`` sets the permissions (default: the temp file's 0o600).
+    """
+    target = Path(path)
+    directory = target.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dir_fd)

@@ -5,6 +5,10 @@ thread merges the units' states as they complete. Merging is exact, so the resul
 bits whatever the thread count or completion order. With a checkpoint, the merged states and the
 keys of the finished units are written atomically as units finish; a re-run resumes from it.
 
+Hooks for live exporters: ``on_start(RunStart)`` once the plan is known (and the checkpoint is
+loaded), then ``on_merge(part)`` with each finished unit's `Partial` (``part.unit_key`` names the
+unit) right after it is merged into the total, in completion order, in the main thread.
+
 >>> # evaluate(["preds.parquet"], ["ce", "acc"], by=["model"]) -> Result
 """
 
@@ -34,7 +38,7 @@ from ..metrics import EvalMetric
 from .checkpoint import Checkpoint
 from .partial import GroupKey, Partial, locate_error
 
-__all__ = ["Job", "Result", "evaluate", "run_job"]
+__all__ = ["Job", "Result", "RunStart", "evaluate", "run_job"]
 
 ProgressHook = Callable[[int], None]
 
@@ -85,6 +89,17 @@ class Result:
         return out
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """What ``run_job`` tells ``on_start`` before it evaluates anything."""
+
+    units: tuple[Unit, ...]  # every unit, in plan order (files sorted by path, then row groups)
+    pending: tuple[Unit, ...]  # the units still to evaluate (not in the checkpoint), plan order
+    resolved: ResolvedColumns
+    new_metrics: Callable[[], EvalMetric]  # fresh metric objects as every unit's Partial uses
+    restored: Partial  # the state loaded from the checkpoint (empty without one); read only
+
+
 class _Evaluator:
     """Turns batches into a `Partial` (per-group metric states) for one job."""
 
@@ -106,7 +121,7 @@ class _Evaluator:
         return build_metrics(self.job.metrics, self.metric_kwargs)
 
     def unit_partial(self, unit: Unit) -> Partial:
-        partial = Partial(self.new_metrics)
+        partial = Partial(self.new_metrics, unit_key=unit.key)
         for batch in iter_unit(unit, self.resolved, on_invalid=self.job.on_invalid):
             self.add_batch(partial, batch)
         return partial
@@ -161,6 +176,64 @@ class _Evaluator:
             raise locate_error(exc, batch.unit, self.resolved, rows) from None
 
 
+class JobRun:
+    """One job on the coordinating side, whatever runs its units: plan, resume from a
+    checkpoint, merge each unit's state exactly once, save progress, build the result.
+    Shared by the local engine and the Dask engine, so both give the same bits."""
+
+    def __init__(
+        self,
+        job: Job,
+        checkpoint: str | os.PathLike[str] | None = None,
+        progress: ProgressHook | None = None,
+        on_merge: Callable[[Partial], None] | None = None,
+        on_start: Callable[[RunStart], None] | None = None,
+    ) -> None:
+        self.units = plan(job.paths, job.columns)
+        resolved = resolve_units(self.units, job.columns)
+        if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
+            raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
+        self.resolved = resolved
+        self.evaluator = _Evaluator(job, resolved, self.units[0].display_path)
+        self.identity = job.identity(self.units)
+        self.total = Partial(self.evaluator.new_metrics)
+        self.saver = Checkpoint(checkpoint, self.identity) if checkpoint else None
+        self.done: set[str] = self.saver.load_into(self.total) if self.saver else set()
+        self.progress, self.on_merge = progress, on_merge
+        if progress is not None and self.done:
+            progress(self.total.rows + self.total.invalid_rows)
+        if on_start is not None:
+            new_metrics = self.evaluator.new_metrics
+            on_start(
+                RunStart(tuple(self.units), tuple(self.pending), resolved, new_metrics, self.total)
+            )
+
+    @property
+    def pending(self) -> list[Unit]:
+        """Units not yet merged, in plan order."""
+        return [unit for unit in self.units if unit.key not in self.done]
+
+    def finish(self, unit: Unit, part: Partial) -> None:
+        """Merge one unit's state (a unit delivered twice, e.g. by a rescheduled task, once)."""
+        if unit.key in self.done:
+            return
+        self.total.merge(part)
+        self.done.add(unit.key)
+        if self.on_merge is not None:
+            self.on_merge(part)
+        if self.saver is not None:
+            self.saver.save(self.total, self.done)
+        if self.progress is not None:
+            self.progress(part.rows + part.invalid_rows)
+
+    def result(self) -> Result:
+        if self.saver is not None:
+            self.saver.save(self.total, self.done, force=True)
+        by = self.resolved.by
+        result: Result = self.total.result(list(self.resolved.notes), grouped=bool(by), by=by)
+        return result
+
+
 def run_job(
     job: Job,
     *,
@@ -168,41 +241,16 @@ def run_job(
     checkpoint: str | os.PathLike[str] | None = None,
     progress: ProgressHook | None = None,
     on_merge: Callable[[Partial], None] | None = None,
+    on_start: Callable[[RunStart], None] | None = None,
 ) -> Result:
     """Evaluate ``job`` with a thread pool over its units (see module docstring)."""
-    units = plan(job.paths, job.columns)
-    resolved = resolve_units(units, job.columns)
-    if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
-        raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
-    evaluator = _Evaluator(job, resolved, units[0].display_path)
-    total = Partial(evaluator.new_metrics)
-    saver = Checkpoint(checkpoint, job.identity(units)) if checkpoint else None
-    done: set[str] = set()
-    if saver is not None:
-        done = saver.load_into(total)
-    pending = [u for u in units if u.key not in done]
-    if progress is not None and done:
-        progress(total.rows + total.invalid_rows)
-
-    def finish(unit: Unit, part: Partial) -> None:
-        total.merge(part)
-        done.add(unit.key)
-        if on_merge is not None:
-            on_merge(part)
-        if saver is not None:
-            saver.save(total, done)
-        if progress is not None:
-            progress(part.rows + part.invalid_rows)
-
-    sequential = [u for u in pending if u.sequential]
+    run = JobRun(job, checkpoint, progress, on_merge, on_start)
+    pending = run.pending
+    for unit in (u for u in pending if u.sequential):  # stdin: one pass, batch by batch
+        run.finish(unit, run.evaluator.unit_partial(unit))
     parallel = [u for u in pending if not u.sequential]
-    for unit in sequential:  # stdin: one pass, batch by batch
-        finish(unit, evaluator.unit_partial(unit))
-    _run_pool(parallel, evaluator.unit_partial, finish, threads or os.cpu_count() or 1)
-    if saver is not None:
-        saver.save(total, done, force=True)
-    notes = list(resolved.notes)
-    return total.result(notes, grouped=bool(resolved.by), by=resolved.by)
+    _run_pool(parallel, run.evaluator.unit_partial, run.finish, threads or os.cpu_count() or 1)
+    return run.result()
 
 
 def _run_pool(
@@ -232,6 +280,8 @@ def _run_pool(
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
+                    if future.exception() is not None:
+                        _raise_first_failure(running)
                     unit = running.pop(future)
                     finish(unit, future.result())
                     submit_next()
@@ -239,6 +289,20 @@ def _run_pool(
             for future in running:
                 future.cancel()
             raise
+
+
+def _raise_first_failure(running: dict[Future[Partial], Unit]) -> None:
+    """Raise the error of the failed unit first in plan order, whatever the completion order.
+
+    Units are submitted in plan order, so every unit before a failed one has finished or is
+    running: wait for those still running (cancel the rest) and raise the earliest failure.
+    """
+    for future in running:
+        future.cancel()
+    wait(running)
+    for future in running:  # insertion order: submission order, i.e. plan order
+        if not future.cancelled() and future.exception() is not None:
+            future.result()
 
 
 def evaluate(

@@ -18,10 +18,16 @@ GroupKey = tuple[Any, ...]
 
 
 class Partial:
-    """Rows seen, rows dropped, and one (composite) metric object per group key."""
+    """Rows seen, rows dropped, and one (composite) metric object per group key.
 
-    def __init__(self, new_metrics: Callable[[], EvalMetric]) -> None:
+    ``unit_key`` names the unit of work a partial was computed from (``None`` for a merged total).
+    """
+
+    def __init__(
+        self, new_metrics: Callable[[], EvalMetric], *, unit_key: str | None = None
+    ) -> None:
         self._new = new_metrics
+        self.unit_key = unit_key
         self.groups: dict[GroupKey, EvalMetric] = {}
         self.group_rows: dict[GroupKey, int] = {}
         self.rows = 0
@@ -49,12 +55,9 @@ class Partial:
         return self._probe.invalid_rows(labels, preds)
 
     def merge(self, other: Partial) -> Partial:
+        """Add ``other``'s states into this one, exactly (``other`` is left as it was)."""
         for key, metric in other.groups.items():
-            mine = self.groups.get(key)
-            if mine is None:
-                self.groups[key] = metric
-            else:
-                mine.merge(metric)
+            self.metric(key).merge(metric)  # never adopt other's objects: it may be read later
             self.group_rows[key] = self.group_rows.get(key, 0) + other.group_rows.get(key, 0)
         self.rows += other.rows
         self.invalid_rows += other.invalid_rows

@@ -215,12 +215,23 @@ def _is_rank_case(labels: Any, preds: Any, axis: int) -> bool:
     )
 
 
+def _count_true_per_row(mask: np.ndarray) -> np.ndarray:
+    """Number of True per row of a 2-D bool array, int64 (einsum over bytes: no per-row loop)."""
+    dtype = np.uint8 if mask.shape[1] < 256 else np.int64
+    counts = (
+        np.einsum("ij->i", mask.view(np.uint8), dtype=dtype)
+        if dtype is np.uint8
+        else mask.sum(axis=1)
+    )
+    return counts.astype(np.int64)
+
+
 def _class_ranks(labels: Any, preds: Any) -> np.ndarray:
     """Rank of the true class among 2-D scores (0 = highest), int64 (n,).
 
     ``rank = #(scores > true score) + #(equal scores at a lower class index)``: the position of
-    the true class in a stable sort of the scores, descending. Counting runs through BLAS (0/1
-    sums are exact in float32); the tie rule is applied only to rows that have ties.
+    the true class in a stable sort of the scores, descending. The tie rule is applied only to
+    rows that have ties.
     """
     label, scores = _rows(labels), _as_scores(_rows(preds), keep_float=True)
     if scores.ndim != 2:
@@ -234,11 +245,10 @@ def _class_ranks(labels: Any, preds: Any) -> np.ndarray:
         raise InvalidInputError(f"`labels` must hold one class per row, got shape {label.shape}")
     label = label.reshape(rows)
     true_score = scores[np.arange(rows), label][:, None]
-    ones = np.ones(num_classes, dtype=np.float32)
-    ranks = ((scores > true_score).astype(np.float32) @ ones).astype(np.int64)
+    ranks = _count_true_per_row(scores > true_score)
     equal = scores == true_score
     if np.count_nonzero(equal) > rows:  # some row ties its true score with another class
-        tied = np.flatnonzero(equal.astype(np.float32) @ ones > 1)
+        tied = np.flatnonzero(_count_true_per_row(equal) > 1)
         lower = np.arange(num_classes) < label[tied, None]
         ranks[tied] += np.count_nonzero(equal[tied] & lower, axis=1)
     return ranks

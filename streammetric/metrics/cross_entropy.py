@@ -25,6 +25,7 @@ invalid rows) are counted per update and globally: ``m.diagnostics()``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -104,11 +105,15 @@ class _LossMetric(EvalMetric):
     def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
         """This batch's terms; shared with same-configured siblings of a composite update
         (e.g. ``ce``, ``nll_loss`` and ``perplexity`` compute them once)."""
-        function, options = self._call()
-        key = (function.__name__, self.convention, _hashable(options))
+        function, options, key = self._call_and_key
         return memoized(
             key, (label, pred), lambda: function(label, pred, convention=self.convention, **options)
         )
+
+    @functools.cached_property
+    def _call_and_key(self) -> tuple[Callable[..., LossTerms], dict[str, Any], tuple[Any, ...]]:
+        function, options = self._call()
+        return function, options, (function.__name__, self.convention, _hashable(options))
 
     def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
         """The functional update and its keyword arguments."""

@@ -507,9 +507,10 @@ def _fast_and_general(labels, probs, convention, **options):
 @pytest.mark.parametrize("convention", ["exact", "torch", "mxnet", "sklearn"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["categorical", "perplexity"])
-def test_fast_path_equals_general_path(convention, dtype, kind):
+@pytest.mark.parametrize("n", [2000, 9000])  # below and above the small-batch branch
+def test_fast_path_equals_general_path(convention, dtype, kind, n):
     rng = np.random.default_rng(3)
-    n, k = 2000, 7
+    k = 7
     probs = rng.random((n, k)).astype(dtype)
     probs /= probs.sum(axis=1, keepdims=True)
     probs[:50] = rng.random((50, k)).astype(dtype)  # not normalised, some look like scores

@@ -1,0 +1,446 @@
+"""Options shared by ``eval`` and ``watch``, and their live export (serve, push, textfile).
+
+`job_options`/`make_job`: the metric and column options and the `Job` they define.
+`export_options`/`ExportOptions`: ``--serve``, ``--push``, ``--textfile`` and their companions.
+
+A `LiveExport` holds two :class:`~streammetric.export.Tracker` objects that follow the engine: one
+with a metric object per group (the engine's groups, the engine's row counts) and one for the
+overall values, each fed by *merging* the finished units' exact states (``run_job``'s
+``on_merge``; whole files in ``watch``). After the run both equal the JSON result bit for bit.
+
+Exported series (see :mod:`streammetric.export.prometheus`): the gauges
+``streammetric_<name>{run, scope, <by columns>}`` per group, plus the overall gauges without the
+group labels; the counters (``rows_total``, ...) per group only, so ``sum`` gives the total. (A
+group whose by-values are all null or empty would export the overall's labels: its gauges are
+left out, its counters stay.)
+
+Local scope: a window is a run of consecutive units (``watch``: files) in plan order (``eval``
+hands units over in plan order whatever the thread count, so windows do not depend on timing).
+By default a window is one file; with ``--window-rows N`` it closes at the first unit boundary at
+or after N evaluated rows. The local values are those of the current window; the next unit after
+a closed window starts a new one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+import numpy as np
+
+from ._exceptions import ConfigError, StreamMetricError
+from .engine.checkpoint import write_atomic
+from .engine.local import Job, RunStart
+from .engine.metric_specs import build_metrics
+from .engine.partial import Partial
+from .engine.watch import StopSignal
+from .io import ColumnSpec
+from .metrics import EvalMetric
+
+if TYPE_CHECKING:  # the exporter (prometheus_client, http.server, ssl) loads only when used
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
+    from .export import MetricsServer, Tracker, TrackerCollector
+
+#: The default `run` label (the same as ``streammetric.export.DEFAULT_RUN``; a test checks it).
+DEFAULT_RUN = "default"
+
+__all__ = [
+    "ExportOptions",
+    "LiveExport",
+    "UnitFeeder",
+    "export_options",
+    "job_options",
+    "make_job",
+    "split_columns",
+]
+
+TEXTFILE_INTERVAL_SECONDS = 1.0
+PUSH_TIMEOUT_SECONDS = 10.0
+
+
+def split_columns(value: str | None) -> tuple[str, ...]:
+    """``"a, b,"`` -> ``("a", "b")``."""
+    return tuple(c.strip() for c in (value or "").split(",") if c.strip())
+
+
+def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The metric, column and output options shared by ``eval`` and ``watch``."""
+    options = [
+        click.option("-m", "--metric", "metrics", multiple=True, help="METRIC[:key=value,...]; repeatable (default: ce)."),
+        click.option("--labels", help="Label column (default: first of label, labels, y, y_true, target)."),
+        click.option("--preds", help="Prediction column, or several scalar columns as names/glob (p_*), comma-separated."),
+        click.option("--weights", help="Sample-weight column."),
+        click.option("--by", help="Group-by columns, comma-separated; each metric is computed per group too."),
+        click.option("--from-logits/--from-probs", "from_logits", default=None, help="Predictions are logits (default: auto, from a `logits` column)."),
+        click.option("--convention", help="Cross-entropy convention for the CE family: exact, keras, tf_keras, torch, mxnet, sklearn."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True),
+        click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here (atomically) instead of stdout."),
+        click.option("--on-invalid", type=click.Choice(["raise", "skip"]), default="raise", show_default=True, help="Stop at the first bad row, or drop and count bad rows."),
+        click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume from / save progress to this file."),
+        click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[], Any]]:
+    """The `Job` of the metric/column options (popped from ``params``) and its metric factory."""
+    metric_specs = list(params.pop("metrics")) or ["ce"]
+    from_logits, convention = params.pop("from_logits"), params.pop("convention")
+    defaults: dict[str, Any] = {}
+    if convention is not None:
+        defaults["convention"] = convention
+    if from_logits is not None:
+        defaults["from_logits"] = from_logits
+    build_metrics(metric_specs, defaults)  # unknown metrics / options: a usage error before reading
+    pred_columns = split_columns(params.pop("preds"))
+    job = Job(
+        paths=paths,
+        metrics=metric_specs,
+        columns=ColumnSpec(
+            labels=params.pop("labels"),
+            preds=(pred_columns[0] if len(pred_columns) == 1 else pred_columns) or None,
+            weights=params.pop("weights"),
+            by=split_columns(params.pop("by")),
+            from_logits=from_logits,
+        ),
+        on_invalid=params.pop("on_invalid"),
+        metric_defaults=defaults,
+    )
+    return job, lambda: build_metrics(metric_specs, defaults)
+
+
+def parse_serve(value: str) -> tuple[str, int]:
+    """``"[HOST:]PORT"`` -> ``(host, port)``; the host defaults to 127.0.0.1, ``[::1]:P`` works.
+
+    >>> parse_serve("9477"), parse_serve("0.0.0.0:80"), parse_serve("[::1]:9477")
+    (('127.0.0.1', 9477), ('0.0.0.0', 80), ('::1', 9477))
+    """
+    value = str(value)  # a TOML config may give the port as a number
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(
+            f"expected [HOST:]PORT with PORT in 0..65535, got {value!r}", param_hint="--serve"
+        )
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """The export flags of one command, checked."""
+
+    serve: tuple[str, int] | None = None
+    linger: float = 0.0
+    run: str = DEFAULT_RUN
+    push: str | None = None
+    push_interval: float = 0.0
+    textfile: str | None = None
+    window_rows: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    basic_auth_file: str | None = None
+    max_groups: int = 1000
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.serve or self.push or self.textfile)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ExportOptions:
+        """Pop the export options out of a command's keyword arguments; usage errors as click's."""
+        values = {name: params.pop(name) for name in _EXPORT_PARAMS}
+        serve = values.pop("serve")
+        options = cls(serve=None if serve is None else parse_serve(serve), **values)
+        needs_serve = {"--linger": options.linger > 0, "--tls-cert": options.tls_cert}
+        needs_serve |= {"--tls-key": options.tls_key, "--basic-auth-file": options.basic_auth_file}
+        for flag, given in needs_serve.items():
+            if given and options.serve is None:
+                raise click.UsageError(f"{flag} applies to the --serve endpoint; add --serve")
+        if options.push_interval > 0 and not options.push:
+            raise click.UsageError("--push-interval needs --push URL")
+        if (options.tls_cert is None) != (options.tls_key is None):
+            raise click.UsageError("--tls-cert and --tls-key go together")
+        folder = os.path.dirname(os.path.abspath(options.textfile or "."))
+        if options.textfile and not os.path.isdir(folder):
+            raise click.BadParameter(f"no directory {folder}", param_hint="--textfile")
+        return options
+
+
+_EXPORT_PARAMS = (
+    "serve", "linger", "run", "push", "push_interval", "textfile", "window_rows",
+    "tls_cert", "tls_key", "basic_auth_file", "max_groups",
+)  # fmt: skip
+
+
+def _linger(ctx: click.Context, param: click.Parameter, value: Any) -> float:
+    try:
+        seconds = float(value or 0)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise click.BadParameter(f"expected seconds >= 0 or 'inf', got {value!r}")
+    return seconds
+
+
+def export_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--serve/--push/--textfile`` options (and their companions) of eval and watch."""
+    file = click.Path(dir_okay=False, exists=True)
+    options = [
+        click.option("--serve", metavar="[HOST:]PORT", help="Serve live values at http://HOST:PORT/metrics (host 127.0.0.1 by default)."),
+        click.option("--linger", metavar="SECONDS", default="0", callback=_linger, help="After the run, keep serving the final values this long ('inf': until SIGINT/SIGTERM).  [default: 0]"),
+        click.option("--run", default=DEFAULT_RUN, show_default=True, help="The `run` label of every exported series (and the Pushgateway grouping key)."),
+        click.option("--push", metavar="URL", help="Push the final values to this Pushgateway (job streammetric, grouping key run)."),
+        click.option("--push-interval", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS", help="Also push while running, at most this often (0: only at the end)."),
+        click.option("--textfile", type=click.Path(dir_okay=False), help="Write node_exporter's textfile format here, atomically (as units finish, at most once a second, and at the end)."),
+        click.option("--window-rows", type=click.IntRange(min=1), metavar="N", help="The local scope covers units (watch: files) until N rows are reached, then a new window starts (default: one window per file)."),
+        click.option("--tls-cert", type=file, help="Serve HTTPS with this PEM certificate (with --tls-key)."),
+        click.option("--tls-key", type=file, help="The PEM key of --tls-cert."),
+        click.option("--basic-auth-file", type=file, help="Require HTTP basic auth; lines USER:pbkdf2_sha256$... (python -m streammetric.export.hash_password USER)."),
+        click.option("--max-groups", type=click.IntRange(min=1), default=1000, show_default=True, help="At most this many exported groups (--by values); one more is a usage error (exit 2)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+class LiveExport:
+    """Trackers that follow an engine run, and the endpoint/Pushgateway/textfile reading them."""
+
+    def __init__(self, options: ExportOptions) -> None:
+        self.options = options
+        self.lock = threading.RLock()  # writers and collect() take it: both trackers agree
+        self.registry: CollectorRegistry | None = None
+        if options.enabled:
+            from prometheus_client import CollectorRegistry
+
+            self.registry = CollectorRegistry(auto_describe=False)
+            self.registry.register(_Collector(self))
+        self.server: MetricsServer | None = None
+        self._groups: TrackerCollector | None = None
+        self._overall: TrackerCollector | None = None
+        self._window_rows = 0
+        self._window_closed = False
+        self._next_textfile = self._next_push = 0.0
+        self._warned_empty_group = False
+
+    @property
+    def _live_registry(self) -> CollectorRegistry:
+        """The registry; it exists whenever an export option is on (the only callers)."""
+        assert self.registry is not None
+        return self.registry
+
+    def check(self, new_metrics: Callable[[], EvalMetric], by: tuple[str, ...]) -> None:
+        """Fail early (ConfigError) on names that cannot be exported, before reading any data."""
+        if self.options.enabled:
+            self._trackers(new_metrics, by)
+
+    def open(self) -> None:
+        """Start the endpoint (when ``--serve``) and say where it is on stderr."""
+        if self.options.serve is None:
+            return
+        from .export import MetricsServer
+
+        host, port = self.options.serve
+        self.server = MetricsServer(
+            self._live_registry,
+            host=host,
+            port=port,
+            tls_cert=self.options.tls_cert,
+            tls_key=self.options.tls_key,
+            basic_auth_file=self.options.basic_auth_file,
+        )
+        click.echo(f"streammetric: serving {self.server.url}", err=True)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def _trackers(
+        self, new_metrics: Callable[[], EvalMetric], by: tuple[str, ...]
+    ) -> tuple[TrackerCollector, TrackerCollector]:
+        from .export import Tracker, TrackerCollector
+
+        groups = Tracker([new_metrics()], group_by=by, max_groups=self.options.max_groups)
+        overall = Tracker([new_metrics()])
+        run = self.options.run
+        return TrackerCollector(groups, run=run), TrackerCollector(overall, run=run)
+
+    def start(
+        self,
+        new_metrics: Callable[[], EvalMetric],
+        by: tuple[str, ...],
+        restored: Partial | None = None,
+    ) -> None:
+        """Create the trackers (metric configs as the engine resolved them), then load ``restored``."""
+        if not self.options.enabled:
+            return
+        with self.lock:
+            self._groups, self._overall = self._trackers(new_metrics, by)
+            if restored is not None and (restored.groups or restored.invalid_rows):
+                self.add(restored, file_end=True)
+                self._window_closed = True  # a restored state is a window of its own
+
+    def add(self, part: Partial, *, file_end: bool) -> None:
+        """Merge one unit's (or file's) exact state into the trackers, then export if due."""
+        if self._groups is None or self._overall is None:
+            return
+        groups, overall = self._groups.tracker, self._overall.tracker
+        with self.lock:
+            self._check_capacity(groups, part)
+            if self._window_closed:
+                groups.reset_local()
+                overall.reset_local()
+                self._window_rows, self._window_closed = 0, False
+            for key, metric in part.groups.items():
+                groups.merge([metric], group=key, rows=part.group_rows.get(key, 0))
+            groups.add_rows(invalid_rows=part.invalid_rows)
+            if groups.group_by:  # without --by the one group is the overall
+                overall.merge([part.overall()], rows=part.rows)
+            self._window_rows += part.rows
+            limit = self.options.window_rows
+            self._window_closed = self._window_rows >= limit if limit else file_end
+        self.flush(final=False)
+
+    def _check_capacity(self, groups: Tracker, part: Partial) -> None:
+        known = {_plain(key) for key in groups.groups}
+        new = [key for key in part.groups if _plain(key) not in known]
+        if len(known) + len(new) > groups.max_groups:
+            raise ConfigError(
+                f"--max-groups caps the exported groups at {groups.max_groups}, got group "
+                f"{new[0]!r} beyond it (raise --max-groups or group by fewer columns)"
+            )
+
+    def flush(self, *, final: bool) -> None:
+        """Write the textfile and push, when due (``final``: now; a failed push raises)."""
+        now = time.monotonic()
+        if self.options.textfile and (final or now >= self._next_textfile):
+            self._next_textfile = now + TEXTFILE_INTERVAL_SECONDS
+            from prometheus_client import generate_latest
+
+            write_atomic(self.options.textfile, generate_latest(self._live_registry), mode=0o644)
+        interval = self.options.push_interval
+        if self.options.push and (final or (interval > 0 and now >= self._next_push)):
+            self._next_push = now + interval
+            try:
+                self._push()
+            except StreamMetricError as exc:
+                if final:
+                    raise
+                click.echo(f"streammetric: warning: {exc}", err=True)
+
+    def _push(self) -> None:
+        url = self.options.push
+        assert url is not None
+        try:
+            from prometheus_client import push_to_gateway
+
+            push_to_gateway(
+                url,
+                job="streammetric",
+                registry=self._live_registry,
+                grouping_key={"run": self.options.run},
+                timeout=PUSH_TIMEOUT_SECONDS,
+            )
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise StreamMetricError(f"--push {url}: push failed: {reason}") from None
+
+    def linger(self, stop: StopSignal) -> None:
+        """Keep serving the final values for ``--linger`` seconds or until SIGINT/SIGTERM."""
+        seconds = self.options.linger
+        if self.server is None or seconds <= 0 or stop.is_set():
+            return
+        until = "until SIGINT/SIGTERM" if math.isinf(seconds) else f"for {seconds:g} s"
+        click.echo(f"streammetric: serving the final values at {self.server.url} {until}", err=True)
+        stop.wait(None if math.isinf(seconds) else seconds)
+
+    def families(self) -> list[Metric]:
+        """The group families with the overall gauges added (see the module docstring)."""
+        if self._groups is None or self._overall is None:
+            return []
+        with self.lock:
+            grouped = list(self._groups.collect())
+            if not self._groups.tracker.group_by:
+                return grouped
+            overall = list(self._overall.collect())
+        from .export import metric_name
+
+        gauges = {metric_name(name) for name in self._groups.tracker.names}
+        by_name = {family.name: family for family in grouped}
+        labels = self._groups.group_labels
+        for family in overall:
+            if family.name not in gauges:
+                continue
+            mine = by_name.get(family.name)
+            if mine is None:
+                grouped.insert(0, family)
+                continue
+            kept = [s for s in mine.samples if any(s.labels.get(name) for name in labels)]
+            if len(kept) < len(mine.samples) and not self._warned_empty_group:
+                self._warned_empty_group = True
+                click.echo(
+                    "streammetric: note: a group whose by-values are all null/empty has the "
+                    "labels of the overall values; its gauges are not exported",
+                    err=True,
+                )
+            mine.samples[:] = [*family.samples, *kept]
+        return grouped
+
+
+def _plain(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(v.item() if isinstance(v, np.generic) else v for v in key)
+
+
+class _Collector:
+    """The registry's one collector: `LiveExport.families` at scrape (push, write) time."""
+
+    def __init__(self, live: LiveExport) -> None:
+        self.live = live
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.live.families()
+
+
+class UnitFeeder:
+    """``run_job`` hooks handing unit states to a `LiveExport` in plan order, with file ends.
+
+    ``on_merge`` sees units in completion order; a unit that finished early waits (its small
+    metric state only) until the ones before it in the plan have been handed over.
+    """
+
+    def __init__(self, live: LiveExport) -> None:
+        self.live = live
+        self._order: list[str] = []
+        self._planned: set[str | None] = set()
+        self._file_ends: set[str] = set()
+        self._waiting: dict[str | None, Partial] = {}
+        self._next = 0
+
+    def on_start(self, start: RunStart) -> None:
+        pending = start.pending
+        self._order = [unit.key for unit in pending]
+        self._planned = set(self._order)
+        after = [unit.path for unit in pending[1:]] + [None]
+        self._file_ends = {u.key for u, nxt in zip(pending, after, strict=False) if nxt != u.path}
+        self.live.start(start.new_metrics, start.resolved.by, start.restored)
+
+    def on_merge(self, part: Partial) -> None:
+        if part.unit_key not in self._planned:
+            self.live.add(part, file_end=False)  # not a planned unit (another engine): as it comes
+            return
+        self._waiting[part.unit_key] = part
+        while self._next < len(self._order) and self._order[self._next] in self._waiting:
+            key = self._order[self._next]
+            self._next += 1
+            self.live.add(self._waiting.pop(key), file_end=key in self._file_ends)

@@ -1,0 +1,250 @@
+"""The Dask engine: the local engine's units of work on a Dask cluster, merged exactly on the client.
+
+The client plans the job (file footers only) and submits one task per unit (a Parquet row group
+or an IPC record batch): the unit and the job description, never the data. Each worker reads its
+unit itself and returns the unit's exact state as plain JSON-able data (`Partial.to_json`). The
+client merges the states as they complete; merging is exact, so the result is the same bits as
+the local engine's whatever the worker count, completion order, retries or lost workers. Tasks are
+keyed by job and unit, and a unit is merged at most once. Checkpoints are the local engine's (same
+format, same identity), so a run interrupted on one engine resumes on the other.
+
+Paths are opened by the workers as given: on a remote cluster use absolute paths that every worker
+can read (a shared filesystem). ``-`` (stdin) is read on the client.
+
+>>> # run_job_dask(Job(["preds/"], ["ce", "acc"]), workers=4).to_dict() == run_job(job).to_dict()
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from .. import _exceptions
+from .._exceptions import ConfigError, StreamMetricError
+from ..io import STDIN, ColumnSpec, ResolvedColumns, Unit
+from .local import Job, JobRun, ProgressHook, Result, RunStart, _Evaluator
+from .partial import Partial
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+__all__ = ["bench_dask", "local_cluster", "quiet_logs", "run_job_dask"]
+
+_NOISY = ("distributed", "tornado")  # loggers `quiet_logs` mutes
+MergeHook = Callable[[Partial], None]
+StartHook = Callable[[RunStart], None]
+
+
+def run_job_dask(
+    job: Job,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads_per_worker: int = 1,
+    retries: int = 2,
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: ProgressHook | None = None,
+    on_merge: MergeHook | None = None,
+    on_start: StartHook | None = None,
+) -> Result:
+    """Evaluate ``job`` on a Dask cluster; the result is bit-identical to `run_job`'s.
+
+    ``scheduler`` is an address (``"tcp://10.0.0.5:8786"``); without it a local cluster of
+    ``workers`` processes (default: one per core) on 127.0.0.1 is started and closed at the end.
+    A task that raises is retried ``retries`` times; data errors are not retried (the first bad
+    row in file order is reported, as with one thread). The hooks are `run_job`'s.
+    """
+    _check_options(scheduler, workers, threads_per_worker, retries)
+    _import_distributed()
+    run = JobRun(job, checkpoint, progress, on_merge, on_start)
+    for unit in run.pending:
+        if unit.path == STDIN:  # only the client can read its stdin
+            run.finish(unit, run.evaluator.unit_partial(unit))
+    remote = [unit for unit in run.pending if unit.path != STDIN]
+    if remote:
+        with _client(scheduler, workers, threads_per_worker) as client:
+            _run_tasks(client, run, job, remote, retries)
+    return run.result()
+
+
+def _unit_state(job: Job, resolved: ResolvedColumns, where: str, unit: dict[str, Any]) -> Any:
+    """Worker side: one unit's exact state as plain data, or its data error (never retried)."""
+    try:
+        return {
+            "state": _Evaluator(job, resolved, where).unit_partial(Unit.from_dict(unit)).to_json()
+        }
+    except StreamMetricError as exc:
+        return {"error": [type(exc).__name__, str(exc)]}
+
+
+def _error_of(payload: dict[str, Any]) -> StreamMetricError | None:
+    if "error" not in payload:
+        return None
+    name, message = payload["error"]
+    error = getattr(_exceptions, name, StreamMetricError)
+    if not (isinstance(error, type) and issubclass(error, StreamMetricError)):
+        error = StreamMetricError
+    return error(message)
+
+
+def _partial_of(run: JobRun, unit: Unit, payload: dict[str, Any]) -> Partial:
+    part = Partial(run.evaluator.new_metrics, unit_key=unit.key)
+    part.load_json(payload["state"])
+    return part
+
+
+def _task_key(run: JobRun, unit: Unit) -> str:
+    """Same job and unit, same key: Dask never runs a unit twice for one result."""
+    text = json.dumps([run.identity, unit.key], default=str, sort_keys=True)
+    return f"streammetric-unit-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def _run_tasks(client: Client, run: JobRun, job: Job, units: Sequence[Unit], retries: int) -> None:
+    """Submit one task per unit, merge the states as they come; units are in plan order."""
+    from distributed import CancelledError, KilledWorker, as_completed
+
+    task = functools.partial(_unit_state, job, run.resolved, run.units[0].display_path)
+    position = {_task_key(run, unit): i for i, unit in enumerate(units)}
+    futures = [
+        client.submit(task, unit.to_dict(), key=key, retries=retries)
+        for key, unit in zip(position, units, strict=True)
+    ]
+    try:
+        for future, payload in as_completed(futures, loop=client.loop, with_results=True):
+            if isinstance(payload, BaseException):  # cancelled, e.g. the scheduler was lost
+                raise payload
+            unit = units[position[future.key]]
+            error = _error_of(payload)
+            if error is not None:
+                before = range(position[future.key])
+                unmerged = [futures[i] for i in before if units[i].key not in run.done]
+                raise _first_error(client, unmerged) or error
+            run.finish(unit, _partial_of(run, unit, payload))
+            future.release()
+    except (KilledWorker, CancelledError) as exc:
+        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise StreamMetricError(f"dask: {type(exc).__name__}: {first_line}") from None
+    finally:
+        client.cancel([future for future in futures if not future.done()])
+
+
+def _first_error(client: Client, earlier: list[Future[Any]]) -> StreamMetricError | None:
+    """The first data error among the units before a failed one: the same on every run."""
+    for payload in client.gather(earlier):
+        error = _error_of(payload)
+        if error is not None:
+            return error
+    return None
+
+
+def _check_options(
+    scheduler: str | None, workers: int | None, threads_per_worker: int, retries: int
+) -> None:
+    if scheduler is not None and workers is not None:
+        raise ConfigError(
+            f"`workers` sizes the local cluster started without `scheduler`, got workers={workers} and scheduler={scheduler!r}"
+        )
+    for name, value, least in (
+        ("workers", workers, 1),
+        ("threads_per_worker", threads_per_worker, 1),
+        ("retries", retries, 0),
+    ):
+        if value is not None and (not isinstance(value, int) or value < least):
+            raise ConfigError(f"`{name}` must be an integer >= {least}, got {value!r}")
+
+
+def _import_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "the dask engine needs dask.distributed: install streammetric[dask]"
+        ) from None
+
+
+@contextmanager
+def quiet_logs(level: int = logging.CRITICAL) -> Iterator[None]:
+    """Mute Dask's (and its Tornado loop's) log records, e.g. tracebacks of a lost connection,
+    while a command line reports the error itself in one line."""
+    _import_distributed()  # distributed configures its loggers on import
+    names = {"distributed", "tornado", *logging.root.manager.loggerDict}
+    loggers = [logging.getLogger(n) for n in sorted(names) if n.split(".")[0] in _NOISY]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, before in zip(loggers, levels, strict=True):
+            logger.setLevel(before)
+
+
+def local_cluster(workers: int, threads_per_worker: int = 1, *, processes: bool = True) -> Any:
+    """A `LocalCluster` on 127.0.0.1: no dashboard, its HTTP endpoints on a free loopback port."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads_per_worker,
+        processes=processes,
+        protocol="tcp://",  # also in-process: messages are serialised as on a real cluster
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+    )
+
+
+@contextmanager
+def _client(
+    scheduler: str | None, workers: int | None, threads_per_worker: int
+) -> Iterator[Client]:
+    """A client of ``scheduler``, or of a local process cluster closed on exit."""
+    from distributed import Client
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            detail = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            raise StreamMetricError(
+                f"cannot connect to the Dask scheduler at {scheduler}: {detail}"
+            ) from None
+        with client:
+            yield client
+        return
+    with (
+        local_cluster(workers or os.cpu_count() or 1, threads_per_worker) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+def bench_dask(
+    paths: Sequence[str], metrics: Sequence[Any], *, workers: Sequence[int] = (1, 2), **columns: Any
+) -> dict[int, float]:
+    """Seconds per evaluation on a local process cluster of each size (cluster start excluded).
+
+    ``columns`` are `ColumnSpec` fields (``labels="y", preds="pred"``). Every size must give the
+    same bits, or this raises.
+    """
+    job = Job(paths=list(paths), metrics=list(metrics), columns=ColumnSpec(**columns))
+    timings: dict[int, float] = {}
+    outputs: set[str] = set()
+    for size in workers:
+        with local_cluster(size) as cluster:
+            run_job_dask(job, scheduler=cluster.scheduler_address)  # warm the workers up
+            start = time.perf_counter()
+            result = run_job_dask(job, scheduler=cluster.scheduler_address)
+            timings[size] = time.perf_counter() - start
+        outputs.add(json.dumps(result.to_dict()))
+    if len(outputs) != 1:
+        raise StreamMetricError(f"results differ between worker counts {list(workers)}")
+    return timings

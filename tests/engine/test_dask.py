@@ -1,0 +1,333 @@
+"""The Dask engine: the local engine's bits on real clusters, lost workers, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import streammetric as sm
+from streammetric.engine import Job, run_job
+from streammetric.engine.dask import local_cluster, quiet_logs, run_job_dask
+from streammetric.engine.local import _Evaluator
+from streammetric.io import ColumnSpec, Unit, plan
+
+from .conftest import classification_table, regression_table
+
+try:
+    import dask
+    import distributed
+except ImportError:  # pragma: no cover - CI installs the dask extra
+    if os.environ.get("CI"):
+        pytest.fail(
+            "dask[distributed] is not installed: CI must run the dask engine tests", pytrace=False
+        )
+    pytest.skip("dask[distributed] is not installed", allow_module_level=True)
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hive dataset, a classification file, IPC file and stream, a file with bad rows."""
+    root = tmp_path_factory.mktemp("dask-data")
+    for m, model in enumerate(["alpha", "beta"]):
+        for part in range(3):
+            path = root / "reg" / f"model={model}" / f"part-{part}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(regression_table(1500, seed=10 * m + part), path, row_group_size=400)
+    pq.write_table(classification_table(3000, seed=4), root / "cls.parquet", row_group_size=500)
+    table = regression_table(2000, seed=5)
+    with pa.ipc.new_file(root / "preds.arrow", table.schema) as writer:
+        writer.write_table(table, max_chunksize=300)
+    with pa.ipc.new_stream(root / "preds.arrows", table.schema) as writer:
+        writer.write_table(table, max_chunksize=300)
+    pred = table["pred"].to_numpy().copy()
+    pred[[3, 500, 1999]] = np.nan
+    dirty = table.set_column(1, "pred", pa.array(pred))
+    pq.write_table(dirty, root / "dirty.parquet", row_group_size=300)
+    return root
+
+
+def regression_job(data: Path, **options: object) -> Job:
+    return Job(
+        paths=[str(data / "reg")],
+        metrics=["mae", "rmse", "pearsonr"],
+        columns=ColumnSpec(labels="y", preds="pred", by=("split", "model")),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+JOBS = {
+    "grouped-regression": lambda d: regression_job(d),
+    "weighted": lambda d: Job(
+        [str(d / "reg")], ["mae", "mse"], ColumnSpec(labels="y", preds="pred", weights="w")
+    ),
+    "classification": lambda d: Job(
+        [str(d / "cls.parquet")],
+        [
+            "ce",
+            "acc",
+            "top_k_accuracy:top_k=2",
+            {"metric": "f1", "class_type": "multiclass", "average": "macro"},
+        ],
+        ColumnSpec(labels="label", preds="probs", by=("split",)),
+        metric_defaults={"convention": "keras"},
+    ),
+    "ipc-file-and-stream": lambda d: Job(
+        [str(d / "preds.arrow"), str(d / "preds.arrows")],
+        ["mse"],
+        ColumnSpec(labels="y", preds="pred", by=("split",)),
+    ),
+    "skip-invalid": lambda d: Job(
+        [str(d / "dirty.parquet")],
+        ["mae"],
+        ColumnSpec(labels="y", preds="pred", by=("split",)),
+        on_invalid="skip",
+    ),
+}
+
+
+def bits(result: sm.Result) -> str:
+    return json.dumps(result.to_dict())
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+def address(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An in-process cluster (threads, fast to start) of 1 or 2 workers."""
+    with local_cluster(request.param, processes=False) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.parametrize("name", list(JOBS))
+def test_same_bits_as_the_local_engine(data, address, name):
+    job = JOBS[name](data)
+    merged, started = [], []
+    result = run_job_dask(job, scheduler=address, on_merge=merged.append, on_start=started.append)
+    assert bits(result) == bits(run_job(job, threads=3))
+    unit_keys = [unit.key for unit in plan(job.paths, job.columns)]
+    assert [unit.key for unit in started[0].pending] == unit_keys
+    assert sorted(part.unit_key for part in merged) == sorted(unit_keys)  # each merged once
+    if name == "skip-invalid":
+        assert result.invalid_rows == 3 and result.rows == 1997
+
+
+def test_a_data_error_is_the_first_bad_row_in_file_order(data, address, monkeypatch):
+    job = Job([str(data / "dirty.parquet")], ["mae"], ColumnSpec(labels="y", preds="pred"))
+    message = (
+        r"^\S+/dirty.parquet: column `pred`, row 3: `preds` must be finite, got \[nan\] at row 3$"
+    )
+    with pytest.raises(sm.InvalidInputError, match=message):
+        run_job(job, threads=1)
+    unit_partial = _Evaluator.unit_partial
+
+    def first_unit_last(self: _Evaluator, unit: Unit) -> object:
+        time.sleep(0.3 if unit.index == 0 else 0)  # the in-process workers see this patch
+        return unit_partial(self, unit)
+
+    monkeypatch.setattr(_Evaluator, "unit_partial", first_unit_last)
+    # rows 3, 500 and 1999 are NaN; row 500 fails first, row 3 is reported
+    with pytest.raises(sm.InvalidInputError, match=message):
+        run_job_dask(job, scheduler=address, retries=5)
+
+
+def test_a_failing_task_is_retried(data, address, monkeypatch):
+    job = regression_job(data)
+    reference = bits(run_job(job))
+    unit_partial, failures = _Evaluator.unit_partial, []
+
+    def fails_once_per_unit(self: _Evaluator, unit: Unit) -> object:
+        if unit.key not in failures:
+            failures.append(unit.key)
+            raise OSError(f"{unit.key}: transient read error")
+        return unit_partial(self, unit)
+
+    monkeypatch.setattr(_Evaluator, "unit_partial", fails_once_per_unit)
+    assert bits(run_job_dask(job, scheduler=address, retries=1)) == reference
+    assert len(failures) == 24
+    failures.clear()
+    with pytest.raises(OSError, match="transient read error"):
+        run_job_dask(job, scheduler=address, retries=0)
+
+
+def test_checkpoint_resumes_across_engines(data, address, tmp_path):
+    job = regression_job(data)
+    reference = bits(run_job(job))
+    merges = []
+
+    def crash_after_five_merges(rows: int) -> None:
+        merges.append(rows)
+        if len(merges) == 5:
+            raise KeyboardInterrupt
+
+    for first, second in [(run_job_dask, run_job), (run_job, run_job_dask), (run_job_dask,) * 2]:
+        checkpoint = tmp_path / f"{first.__name__}-{second.__name__}.json"
+        merges.clear()
+        options = {"scheduler": address} if first is run_job_dask else {"threads": 1}
+        with pytest.raises(KeyboardInterrupt):
+            first(job, checkpoint=checkpoint, progress=crash_after_five_merges, **options)
+        assert 0 < len(json.loads(checkpoint.read_text())["done"]) < 24
+        options = {"scheduler": address} if second is run_job_dask else {}
+        assert bits(second(job, checkpoint=checkpoint, **options)) == reference
+
+
+SLOW_TASKS = """
+import time
+from streammetric.engine import local
+
+def dask_setup(worker):
+    unit_partial = local._Evaluator.unit_partial
+
+    def slow_unit_partial(self, unit):
+        time.sleep(0.15)
+        return unit_partial(self, unit)
+
+    local._Evaluator.unit_partial = slow_unit_partial
+"""
+
+
+def _worker_processes() -> list[int]:
+    """Our child processes that are Dask workers (spawned by the local cluster's nannies)."""
+    import psutil
+
+    children = psutil.Process().children()
+    return [c.pid for c in children if "spawn_main" in " ".join(c.cmdline())]
+
+
+def test_a_worker_killed_mid_run_does_not_change_the_result(data):
+    job = regression_job(data)
+    merged, killed = [], []
+
+    def kill_a_worker_after_three_merges(rows: int) -> None:
+        merged.append(rows)
+        if len(merged) == 3:
+            pids = _worker_processes()
+            assert len(pids) == 2
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    with dask.config.set({"distributed.worker.preload": [SLOW_TASKS]}):
+        result = run_job_dask(job, workers=2, progress=kill_a_worker_after_three_merges)
+    assert killed and len(merged) == 24  # every unit merged exactly once
+    assert bits(result) == bits(run_job(job))
+
+
+@pytest.fixture
+def subprocess_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """``dask scheduler`` and two ``dask worker`` processes on loopback: address, processes."""
+    scheduler_file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    dask_cli = str(BIN / "dask")
+    scheduler = "scheduler --host 127.0.0.1 --port 0 --no-dashboard --dashboard-address 127.0.0.1:0"
+    worker = "worker --host 127.0.0.1 --nthreads 1 --no-dashboard --no-nanny"
+    started = [
+        subprocess.Popen(
+            [dask_cli, *scheduler.split(), "--scheduler-file", str(scheduler_file)], **quiet
+        )
+    ]
+    try:
+        address = _address_in(scheduler_file, timeout=30)
+        for name in ("w1", "w2"):
+            command = [dask_cli, *worker.split(), "--name", name]
+            started.append(
+                subprocess.Popen([*command, "--scheduler-file", str(scheduler_file)], **quiet)
+            )
+        with distributed.Client(address, set_as_default=False, timeout=30) as client:
+            client.wait_for_workers(2, timeout=30)
+        yield address, started
+    finally:
+        for process in reversed(started):  # workers first, so they need not wait for the scheduler
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _address_in(scheduler_file: Path, *, timeout: float) -> str:
+    """The address ``dask scheduler`` writes to its scheduler file, once it is complete."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return str(json.loads(scheduler_file.read_text())["address"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.05)
+    raise TimeoutError(f"{scheduler_file}: no scheduler address after {timeout} s")
+
+
+def test_a_scheduler_and_workers_started_as_processes(data, subprocess_cluster):
+    job = JOBS["classification"](data)
+    result = run_job_dask(job, scheduler=subprocess_cluster[0])
+    assert bits(result) == bits(run_job(job))
+
+
+def test_losing_the_scheduler_is_a_one_line_error(data, subprocess_cluster):
+    address, (scheduler, *_) = subprocess_cluster
+    merged = []
+
+    def kill_the_scheduler_after_two_merges(rows: int) -> None:
+        merged.append(rows)
+        if len(merged) == 2:
+            scheduler.kill()
+
+    message = r"^dask: \w*CancelledError: [^\n]+$"  # e.g. "... scheduler-connection-lost."
+    client_log = logging.getLogger("distributed.client")
+    with quiet_logs(), pytest.raises(sm.StreamMetricError, match=message):
+        assert not client_log.isEnabledFor(logging.ERROR)  # no reconnect tracebacks on stderr
+        run_job_dask(
+            regression_job(data), scheduler=address, progress=kill_the_scheduler_after_two_merges
+        )
+    assert client_log.isEnabledFor(logging.ERROR)
+
+
+def _cli_has_engine_flag() -> bool:
+    command = [sys.executable, "-m", "streammetric.cli", "eval", "--help"]
+    return "--engine" in subprocess.run(command, capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(not _cli_has_engine_flag(), reason="`eval --engine` is not in the CLI yet")
+def test_cli_engine_dask(data):
+    command = [sys.executable, "-m", "streammetric.cli", "eval", str(data / "reg")]
+    command += ["-m", "mae", "-m", "rmse", "--labels", "y", "--preds", "pred", "--by", "model"]
+    command += ["--format", "json"]
+    local = subprocess.run([*command, "--engine", "local"], capture_output=True, text=True)
+    on_dask = subprocess.run(
+        [*command, "--engine", "dask", "--workers", "2"], capture_output=True, text=True
+    )
+    assert local.returncode == 0 and on_dask.returncode == 0, on_dask.stderr
+    assert on_dask.stdout == local.stdout
+    assert json.loads(on_dask.stdout)["rows"] == 9000
+
+
+def test_without_dask_installed_the_error_says_what_to_install(data, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(sm.ConfigError, match=r"install streammetric\[dask\]"):
+        run_job_dask(regression_job(data), workers=1)
+
+
+def test_bad_options_and_an_unreachable_scheduler_are_one_line_errors(data):
+    job = regression_job(data)
+    with pytest.raises(sm.ConfigError, match=r"`workers` must be an integer >= 1, got 0"):
+        run_job_dask(job, workers=0)
+    with pytest.raises(sm.ConfigError, match=r"got workers=2 and scheduler='tcp://"):
+        run_job_dask(job, scheduler="tcp://127.0.0.1:9", workers=2)
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "0.5s"}),
+        pytest.raises(
+            sm.StreamMetricError,
+            match=r"^cannot connect to the Dask scheduler at tcp://127.0.0.1:9: [^\n]+$",
+        ),
+    ):
+        run_job_dask(job, scheduler="tcp://127.0.0.1:9")
