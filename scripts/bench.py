@@ -7,6 +7,12 @@
   columns with all cores and no metric. Whole processes, alternated, median of --runs runs;
   the ratio is eval rows/s divided by decode rows/s (goal >= 0.9 for one metric, >= 0.75 for five).
 * rss: peak RSS of ``eval`` (five metrics) on a 1M-row and a 6M-row file (goal: within 15%, < 600 MB).
+* update: ``CrossEntropy.update`` per row and per call for 64- and 65,536-row batches next to a
+  plain NumPy loop (the floor) and the peers (scikit-learn, torchmetrics, Keras, MXNet 1.9.1),
+  each measured by scripts/bench_peers.py under its own interpreter. ``--setup-peers`` first
+  creates .bench/venv-peers (torch 2.13.0 from this machine's disk, torchmetrics, keras, jax)
+  and .bench/venv-mxnet (numpy 1.23.5, mxnet 1.9.1); peers that are not installed are left out.
+* dask: the Dask engine with 1 and 2 local worker processes on a 4-file dataset (same bits).
 
 Data files are cached under $STREAMMETRIC_BENCH_DIR (default /tmp/streammetric-bench).
 """
@@ -14,6 +20,7 @@ Data files are cached under $STREAMMETRIC_BENCH_DIR (default /tmp/streammetric-b
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -134,14 +141,68 @@ def bench_rss(directory: Path, runs: int) -> list[tuple[str, float]]:
     return out
 
 
+PEER_VENVS = {
+    "venv-peers": ["torch==2.13.0", "torchmetrics", "keras>=3", "jax", "scikit-learn"],
+    "venv-mxnet": ["numpy==1.23.5", "mxnet==1.9.1"],
+}
+
+
+def setup_peers(root: Path) -> None:
+    for name, packages in PEER_VENVS.items():
+        venv = root / name
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *packages], check=True
+        )
+
+
+def bench_update(root: Path, rounds: int = 3) -> dict[str, dict[str, dict[str, float]]]:
+    """Each interpreter in turn, ``rounds`` times alternated; the median of each figure."""
+    script = Path(__file__).with_name("bench_peers.py")
+    interpreters = [PY] + [str(root / name / "bin" / "python") for name in PEER_VENVS]
+    samples: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for _ in range(rounds):
+        for python in interpreters:
+            if not Path(python).exists():
+                continue
+            only = "numpy,streammetric" if python == PY else "torch,Keras,scikit,MXNet"
+            out = subprocess.run([python, str(script), "--only", only], capture_output=True, text=True)
+            if out.returncode != 0 or not out.stdout.strip():
+                continue
+            for name, sizes in json.loads(out.stdout.strip().splitlines()[-1]).items():
+                for size, row in sizes.items():
+                    samples.setdefault(name, {}).setdefault(size, []).append(row)
+    return {
+        name: {
+            size: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+            for size, rows in sizes.items()
+        }
+        for name, sizes in samples.items()
+    }
+
+
+def bench_dask(directory: Path) -> dict[int, float]:
+    from streammetric.engine.dask import bench_dask as run
+
+    paths = [
+        str(make_file(directory / f"dask_{i}.parquet", 1_000_000, seed=10 + i)) for i in range(4)
+    ]
+    return run(paths, ["ce", "acc"], workers=(1, 2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="eval,rss")
+    parser.add_argument("--only", default="eval,rss,update,dask")
+    parser.add_argument("--setup-peers", action="store_true", help="create the peers' venvs first")
     args = parser.parse_args()
     directory = Path(os.environ.get("STREAMMETRIC_BENCH_DIR", "/tmp/streammetric-bench"))
+    peers_root = Path(__file__).resolve().parents[1] / ".bench"
     parts = set(args.only.split(","))
+    if args.setup_peers:
+        setup_peers(peers_root)
     print(
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, pyarrow {pa.__version__}, numpy {np.__version__}"
     )
@@ -159,6 +220,28 @@ def main() -> None:
         for name, mib in results:
             print(f"{name:28s} {mib:10.1f} MiB")
         print(f"{'6M / 1M':28s} {results[1][1] / results[0][1]:10.2f}")
+    if "update" in parts:
+        print("\n## CrossEntropy update(): 10-class float32 probabilities, median of 3 alternated rounds")
+        table = bench_update(peers_root)
+        mxnet = table.get("MXNet 1.9.1 mx.metric.CrossEntropy")
+        print(f"{'library':40s} {'batch':>6s} {'ns/row':>9s} {'us/call':>10s} {'vs MXNet':>9s}")
+        for name, sizes in table.items():
+            for size, row in sizes.items():
+                ratio = (
+                    f"{row['us_per_call'] / mxnet[size]['us_per_call']:9.2f}"
+                    if mxnet
+                    else "        -"
+                )
+                print(
+                    f"{name:40s} {size:>6s} {row['ns_per_row']:9.1f} {row['us_per_call']:10.1f} {ratio}"
+                )
+        print("(vs MXNet: time per call relative to MXNet 1.9.1's; below 1 is faster)")
+    if "dask" in parts:
+        print("\n## Dask engine, 4 files x 1M rows, ce + acc (cluster start excluded)")
+        for workers, seconds in bench_dask(directory).items():
+            print(
+                f"{workers} worker(s)                  {seconds:8.3f} s  {4e6 / seconds:12,.0f} rows/s"
+            )
 
 
 if __name__ == "__main__":

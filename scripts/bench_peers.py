@@ -34,7 +34,9 @@ def make_data(rows: int) -> tuple[np.ndarray, np.ndarray]:
     return labels, probs.astype(np.float32)
 
 
-def time_stream(make: Callable[[], Callable[[int], None]], finish: Callable[[], float], batches: int) -> tuple[float, float]:
+def time_stream(
+    make: Callable[[], Callable[[int], None]], finish: Callable[[], float], batches: int
+) -> tuple[float, float]:
     """Median seconds for one pass over ``batches`` updates, and the final value."""
     runs, value = [], math.nan
     for _ in range(5):
@@ -70,7 +72,9 @@ def streammetric_ce(labels, probs, size):
 
     def make():
         metric = holder["m"] = sm.CrossEntropy()
-        return lambda i: metric.update(labels[i * size : (i + 1) * size], probs[i * size : (i + 1) * size])
+        return lambda i: metric.update(
+            labels[i * size : (i + 1) * size], probs[i * size : (i + 1) * size]
+        )
 
     return make, lambda: holder["m"].get()[1]
 
@@ -122,7 +126,9 @@ def keras_metric(labels, probs, size):
 
     def make():
         metric = holder["m"] = keras.metrics.SparseCategoricalCrossentropy()
-        return lambda i: metric.update_state(y[i * size : (i + 1) * size], p[i * size : (i + 1) * size])
+        return lambda i: metric.update_state(
+            y[i * size : (i + 1) * size], p[i * size : (i + 1) * size]
+        )
 
     return make, lambda: float(holder["m"].result())
 
@@ -170,7 +176,11 @@ def main() -> None:
                 make, finish = setup(labels, probs, size)
                 seconds, value = time_stream(make, finish, batches)
                 rows = batches * size
-                results[size] = {"ns_per_row": seconds / rows * 1e9, "us_per_call": seconds / batches * 1e6, "value": value}
+                results[size] = {
+                    "ns_per_row": seconds / rows * 1e9,
+                    "us_per_call": seconds / batches * 1e6,
+                    "value": value,
+                }
         except ImportError:
             continue
         out[name] = results

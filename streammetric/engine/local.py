@@ -14,6 +14,7 @@ unit) right after it is merged into the total, in completion order, in the main 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -135,10 +136,16 @@ class _Evaluator:
             if bad is not None and bad.any():
                 keep = ~bad
                 partial.invalid_rows += int(bad.sum())
-        rows = batch.source_rows()
         if keep is not None:
-            labels, preds, rows = labels[keep], preds[keep], rows[keep]
+            labels, preds = labels[keep], preds[keep]
             weights = None if weights is None else weights[keep]
+
+        def file_rows(index: np.ndarray | None = None) -> np.ndarray:
+            """File row of each updated row; computed only to locate an error."""
+            rows = batch.source_rows()
+            rows = rows if keep is None else rows[keep]
+            return rows if index is None else rows[index]
+
         if self.resolved.by and batch.groups is not None:
             codes, keys = group_codes(batch.groups)
             if keep is not None:
@@ -148,17 +155,13 @@ class _Evaluator:
             for gid, key in enumerate(keys):
                 idx = order[bounds[gid] : bounds[gid + 1]]
                 if idx.size:
+                    group_weights = None if weights is None else weights[idx]
+                    rows_of = functools.partial(file_rows, idx)
                     self._update(
-                        partial,
-                        key,
-                        batch,
-                        labels[idx],
-                        preds[idx],
-                        None if weights is None else weights[idx],
-                        rows[idx],
+                        partial, key, batch, labels[idx], preds[idx], group_weights, rows_of
                     )
         else:
-            self._update(partial, (), batch, labels, preds, weights, rows)
+            self._update(partial, (), batch, labels, preds, weights, file_rows)
 
     def _update(
         self,
@@ -168,12 +171,12 @@ class _Evaluator:
         labels: np.ndarray,
         preds: np.ndarray,
         weights: np.ndarray | None,
-        rows: np.ndarray,
+        file_rows: Callable[[], np.ndarray],
     ) -> None:
         try:
             partial.update(key, labels, preds, weights)
         except InvalidInputError as exc:
-            raise locate_error(exc, batch.unit, self.resolved, rows) from None
+            raise locate_error(exc, batch.unit, self.resolved, file_rows()) from None
 
 
 class JobRun:

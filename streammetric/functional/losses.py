@@ -179,21 +179,25 @@ def _fast_sparse_terms(
     compute = conv.compute_dtype(pred.dtype)
     flat_index = _row_starts(num_rows, num_classes) + true
     picked = pred.reshape(-1).take(flat_index).astype(compute, copy=False)
-    guard, eps = conv.guard_for(kind), conv.eps_for(compute, kind=kind)
-    log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
-    numerator = -log_true
+    guard = conv.guard_for(kind)
+    zeros = int(np.count_nonzero(picked == 0))
+    if guard == "none" and not zeros:  # p in (0, 1]: a plain log, nothing to guard or warn
+        numerator, guarded = -np.log(picked), 0
+    else:
+        eps = conv.eps_for(compute, kind=kind)
+        log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
+        numerator, guarded = -log_true, int(np.count_nonzero(changed))
     denominator = _ones(num_rows)
     weights = inputs.class_weights(class_weight, num_classes, compute)
     if weights is not None:
         numerator, denominator = weights[true] * numerator, weights[true].astype(np.float64)
     counts = empty_diagnostics()
-    tolerance = float(np.sqrt(np.finfo(pred.dtype).eps))
     counts["num_not_normalized"], counts["num_looks_like_logits"] = _count_far_from_one(
-        pred, compute, (tolerance, LOGITS_SUM_TOLERANCE)
+        pred, compute, (_sum_tolerance(pred.dtype), LOGITS_SUM_TOLERANCE)
     )
-    counts["num_true_prob_zero"] = int(np.count_nonzero(picked == 0))
+    counts["num_true_prob_zero"] = zeros
     counts["num_true_prob_one"] = int(np.count_nonzero(picked == 1))
-    counts["num_guarded"] = int(np.count_nonzero(changed))
+    counts["num_guarded"] = guarded
     return LossTerms(
         numerator=numerator.astype(np.float64, copy=False),
         denominator=denominator,
@@ -202,6 +206,12 @@ def _fast_sparse_terms(
         diagnostics=counts,
         batch_shape=(num_rows,),
     )
+
+
+@functools.cache
+def _sum_tolerance(dtype: np.dtype) -> float:
+    """Rows farther than this from summing to 1 are "not normalised": sqrt(eps) of the dtype."""
+    return float(np.sqrt(np.finfo(dtype).eps))
 
 
 @functools.lru_cache(maxsize=8)
@@ -234,7 +244,9 @@ def _count_far_from_one(
     """
     num_classes = pred.shape[1]
     if pred.shape[0] <= 4096:  # small batch: the general sums directly cost less than the detour
-        exact = np.abs(np.sum(pred.astype(compute, copy=False), axis=-1, dtype=np.float64) - 1)
+        exact = np.abs(
+            np.add.reduce(pred.astype(compute, copy=False), axis=-1, dtype=np.float64) - 1
+        )
         return [int(np.count_nonzero(exact > limit)) for limit in limits]
     sums = np.einsum("ij->i", pred)
     margin = 4.0 * num_classes * num_classes * float(np.finfo(pred.dtype).eps)

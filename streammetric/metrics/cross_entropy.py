@@ -129,14 +129,17 @@ class _LossMetric(EvalMetric):
                 raise InvalidInputError(terms.invalid_reason)
             state["num_invalid"] += diagnostics["num_invalid"]
         numerator, denominator = terms.numerator, terms.denominator
+        counted = len(numerator) - diagnostics["num_ignored"] - diagnostics["num_invalid"]
         if weight is not None:
             row_weight = _ce_inputs.sample_weights(weight, terms.batch_shape)
             numerator, denominator = numerator * row_weight, denominator * row_weight
         state["sum_metric"].add(numerator)
-        state["sum_weight"].add(denominator)
-        state["num_inst"] += (
-            len(terms.numerator) - diagnostics["num_ignored"] - diagnostics["num_invalid"]
-        )
+        unit_denominators = self._options.get("class_weight") is None and counted == len(numerator)
+        if weight is None and unit_denominators:
+            state["sum_weight"].add_count(counted)  # every denominator is 1: no array to sum
+        else:
+            state["sum_weight"].add(denominator)
+        state["num_inst"] += counted
         counts = np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
         state["diagnostics"] = (
             counts if state["diagnostics"].size == 0 else state["diagnostics"] + counts
