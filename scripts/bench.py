@@ -167,7 +167,9 @@ def bench_update(root: Path, rounds: int = 3) -> dict[str, dict[str, dict[str, f
             if not Path(python).exists():
                 continue
             only = "numpy,streammetric" if python == PY else "torch,Keras,scikit,MXNet"
-            out = subprocess.run([python, str(script), "--only", only], capture_output=True, text=True)
+            out = subprocess.run(
+                [python, str(script), "--only", only], capture_output=True, text=True
+            )
             if out.returncode != 0 or not out.stdout.strip():
                 continue
             for name, sizes in json.loads(out.stdout.strip().splitlines()[-1]).items():
@@ -221,7 +223,9 @@ def main() -> None:
             print(f"{name:28s} {mib:10.1f} MiB")
         print(f"{'6M / 1M':28s} {results[1][1] / results[0][1]:10.2f}")
     if "update" in parts:
-        print("\n## CrossEntropy update(): 10-class float32 probabilities, median of 3 alternated rounds")
+        print(
+            "\n## CrossEntropy update(): 10-class float32 probabilities, median of 3 alternated rounds"
+        )
         table = bench_update(peers_root)
         mxnet = table.get("MXNet 1.9.1 mx.metric.CrossEntropy")
         print(f"{'library':40s} {'batch':>6s} {'ns/row':>9s} {'us/call':>10s} {'vs MXNet':>9s}")

@@ -1,4 +1,8 @@
-"""The ``streammetric`` command: ``eval``, ``explain``, ``metrics`` (and ``watch`` with exporting).
+"""The ``streammetric`` command: ``eval``, ``watch``, ``explain`` and ``metrics``.
+
+This module is the click group and each command's wiring; the shared options, ``--config``, exit
+codes and result output are in :mod:`streammetric.cli_common`, the live export (``--serve``,
+``--push``, ``--textfile``) in :mod:`streammetric.cli_export`.
 
 Exit codes: 0 ok, 1 data/runtime error, 2 usage error, 3 a --fail-above/--fail-below threshold
 was crossed. Errors are one line on stderr, never a traceback.
@@ -6,102 +10,34 @@ was crossed. Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
-import math
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
-from .cli_export import (
-    ExportOptions,
-    LiveExport,
-    UnitFeeder,
-    export_options,
+from ._exceptions import ConfigError, InvalidInputError
+from .cli_common import (
+    EXIT_DATA,
+    EXIT_THRESHOLD,
+    OUTPUT_PARAMS,
+    ProgressBar,
+    StreamMetricCommand,
+    check_thresholds,
+    config_option,
+    emit,
+    format_value,
     job_options,
     make_job,
+    parse_thresholds,
+    render,
     split_columns,
 )
-from .engine.checkpoint import write_atomic
-from .engine.local import Result
+from .cli_export import ExportOptions, LiveExport, UnitFeeder, export_options
 from .engine.watch import StopSignal
 
-EXIT_DATA, EXIT_USAGE, EXIT_THRESHOLD = 1, 2, 3
-
-
-def _load_toml(path: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise click.BadParameter(
-            f"{path}: cannot read config ({exc.strerror})", param_hint="--config"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise click.BadParameter(f"{path}: not valid TOML ({exc})", param_hint="--config") from None
-
-
-def _config_callback(
-    section: str,
-) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
-    """Eager --config: the file's [section] table becomes the defaults; the command line wins."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        if value is None:
-            return None
-        table = _load_toml(value).get(section)
-        if not isinstance(table, dict):
-            raise click.BadParameter(f"{value}: no [{section}] table", param_hint="--config")
-        # keys mirror the long flags (format, on-invalid, metric or metrics, ...)
-        known: dict[str, str] = {}
-        for p in ctx.command.params:
-            if p.name and p.name != "config":
-                known[p.name] = p.name
-                for opt in getattr(p, "opts", []):
-                    if opt.startswith("--"):
-                        known[opt[2:].replace("-", "_")] = p.name
-        defaults: dict[str, Any] = {}
-        for key, item in table.items():
-            name = known.get(key.replace("-", "_"))
-            if name is None:
-                raise click.BadParameter(
-                    f"{value}: unknown key {key!r} in [{section}]", param_hint="--config"
-                )
-            defaults[name] = item
-        ctx.default_map = {**(ctx.default_map or {}), **defaults}
-        return value
-
-    return callback
-
-
-class _Command(click.Command):
-    """Turns streammetric errors into one line and the right exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ConfigError as exc:
-            click.echo(f"streammetric: error: {exc}", err=True)
-            ctx.exit(EXIT_USAGE)
-        except (InvalidInputError, StateError, StreamMetricError) as exc:
-            click.echo(f"streammetric: error: {exc}", err=True)
-            ctx.exit(EXIT_DATA)
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"streammetric: error: {where}{exc.strerror or exc}", err=True)
-            ctx.exit(EXIT_DATA)
-        except KeyboardInterrupt:
-            click.echo("streammetric: interrupted", err=True)
-            ctx.exit(130)
+__all__ = ["check_thresholds", "main", "render"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -110,96 +46,7 @@ def main() -> None:
     """Exact, reproducible evaluation metrics over prediction files."""
 
 
-def _thresholds(values: tuple[str, ...], flag: str) -> list[tuple[str, float]]:
-    out = []
-    for item in values:
-        name, sep, number = item.rpartition("=")
-        try:
-            out.append((name, float(number)))
-        except ValueError:
-            name = ""
-        if not sep or not name:
-            raise click.BadParameter(f"{item!r} is not METRIC=VALUE", param_hint=flag)
-    return out
-
-
-def _format_value(value: float) -> str:
-    return repr(value) if math.isfinite(value) else str(value)
-
-
-def render(result: dict[str, Any], fmt: str) -> str:
-    """The result as ``json``, ``csv`` or an aligned ``table``."""
-    if fmt == "json":
-        return json.dumps(result, indent=2, allow_nan=True)
-    names = list(result["metrics"])
-    groups = result.get("groups") or []
-    by = list(groups[0]["key"]) if groups else []
-    rows: list[list[str]] = [
-        [
-            "(all)" if by else "",
-            *([""] * max(0, len(by) - 1)),
-            str(result["rows"]),
-            *(_format_value(result["metrics"][n]) for n in names),
-        ]
-    ]
-    for group in groups:
-        rows.append(
-            [str(v) for v in group["key"].values()]
-            + [str(group["rows"])]
-            + [_format_value(group["metrics"][n]) for n in names]
-        )
-    header = [*(by or [""]), "rows", *names]
-    if not by:
-        header, rows = header[1:], [r[1:] for r in rows]
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buffer.getvalue().rstrip("\n")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i < len(by) else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in [header, *rows]
-    ]
-    if result.get("invalid_rows"):
-        lines.append(f"invalid rows skipped: {result['invalid_rows']}")
-    return "\n".join(lines)
-
-
-def check_thresholds(
-    metrics: dict[str, float], above: list[tuple[str, float]], below: list[tuple[str, float]]
-) -> list[str]:
-    """Messages for every crossed threshold (a NaN value crosses every threshold)."""
-    crossed = []
-    for name, _ in above + below:
-        if name not in metrics:
-            raise ConfigError(
-                f"threshold names metric {name!r}, but the result has {', '.join(metrics)}"
-            )
-    for name, limit in above:
-        if not metrics[name] <= limit:
-            crossed.append(f"{name} = {metrics[name]!r} is above {limit!r}")
-    for name, limit in below:
-        if not metrics[name] >= limit:
-            crossed.append(f"{name} = {metrics[name]!r} is below {limit!r}")
-    return crossed
-
-
-def _emit(result: Result, fmt: str, output: str | None) -> None:
-    for note in result.notes:
-        click.echo(f"streammetric: note: {note}", err=True)
-    text = render(result.to_dict(), fmt)
-    if output:
-        write_atomic(output, text + "\n")
-    else:
-        click.echo(text)
-
-
-@main.command("eval", cls=_Command)
+@main.command("eval", cls=StreamMetricCommand)
 @click.argument("paths", nargs=-1, required=True)
 @job_options
 @click.option(
@@ -227,14 +74,7 @@ def _emit(result: Result, fmt: str, output: str | None) -> None:
 @click.option(
     "--workers", type=click.IntRange(min=1), help="LocalCluster worker processes (default: cores)."
 )
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False),
-    is_eager=True,
-    expose_value=False,
-    callback=_config_callback("eval"),
-    help="TOML file whose [eval] table sets defaults for these options.",
-)
+@config_option("eval")
 def eval_command(
     paths: tuple[str, ...],
     fail_above: tuple[str, ...],
@@ -252,11 +92,11 @@ def eval_command(
         raise ConfigError("--scheduler and --workers need --engine dask, got --engine local")
 
     above, below = (
-        _thresholds(tuple(fail_above), "--fail-above"),
-        _thresholds(tuple(fail_below), "--fail-below"),
+        parse_thresholds(tuple(fail_above), "--fail-above"),
+        parse_thresholds(tuple(fail_below), "--fail-below"),
     )
     live = LiveExport(ExportOptions.from_params(params))
-    fmt, output, checkpoint, threads = (params.pop(k) for k in _OUTPUT_PARAMS)
+    fmt, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     job, new_metrics = make_job(list(paths), params)
     live.check(new_metrics, job.columns.by)
     feeder = UnitFeeder(live) if live.options.enabled else None
@@ -268,7 +108,7 @@ def eval_command(
             "on_start": None if feeder is None else feeder.on_start,
             "on_merge": None if feeder is None else feeder.on_merge,
         }
-        with _progress_bar(show) as bar:
+        with ProgressBar(show) as bar:
             if engine == "dask":
                 from .engine.dask import quiet_logs, run_job_dask
 
@@ -283,7 +123,7 @@ def eval_command(
                     )
             else:
                 result = run_job(job, threads=threads, progress=bar, **hooks)
-        _emit(result, fmt, output)
+        emit(result, fmt, output)
         live.flush(final=True)
         with StopSignal() as stop:
             live.linger(stop)
@@ -295,10 +135,7 @@ def eval_command(
         sys.exit(EXIT_THRESHOLD)
 
 
-_OUTPUT_PARAMS = ("fmt", "output", "checkpoint", "threads")
-
-
-@main.command("watch", cls=_Command)
+@main.command("watch", cls=StreamMetricCommand)
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @job_options
 @click.option(
@@ -311,14 +148,7 @@ _OUTPUT_PARAMS = ("fmt", "output", "checkpoint", "threads")
 )
 @click.option("--once", is_flag=True, help="Evaluate the complete files there now, then exit.")
 @export_options
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False),
-    is_eager=True,
-    expose_value=False,
-    callback=_config_callback("watch"),
-    help="TOML file whose [watch] table sets defaults for these options.",
-)
+@config_option("watch")
 def watch_command(directory: str, interval: float, once: bool, **params: Any) -> None:
     """Follow DIR and evaluate each complete new file exactly once (Ctrl-C/SIGTERM: stop).
 
@@ -329,7 +159,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
     from .engine.watch import FileReport, Watcher, follow
 
     live = LiveExport(ExportOptions.from_params(params))
-    fmt, output, checkpoint, threads = (params.pop(k) for k in _OUTPUT_PARAMS)
+    fmt, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     job, new_metrics = make_job([directory], params)
     live.check(new_metrics, job.columns.by)
 
@@ -338,7 +168,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
 
     def on_file(report: FileReport) -> None:
         live.add(report.partial, file_end=True)
-        values = ", ".join(f"{k}={_format_value(v)}" for k, v in report.result.metrics.items())
+        values = ", ".join(f"{k}={format_value(v)}" for k, v in report.result.metrics.items())
         log(
             f"{report.name}: {report.result.rows} rows ({report.result.invalid_rows} invalid), "
             f"{values}; total {report.total_rows} rows in {report.total_files} file(s)"
@@ -355,7 +185,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
             follow(watcher, stop, interval=interval, once=once, after_poll=after_poll)
             for name in sorted(watcher.incomplete):
                 log(f"{name}: not complete yet; left for a later run")
-            _emit(watcher.result(), fmt, output)
+            emit(watcher.result(), fmt, output)
             live.flush(final=True)
             live.linger(stop)
     finally:
@@ -367,27 +197,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
         sys.exit(EXIT_DATA)
 
 
-class _progress_bar:
-    """A tqdm bar over rows on stderr, or nothing."""
-
-    def __init__(self, show: bool) -> None:
-        self.show = show
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[int], None] | None:
-        if not self.show:
-            return None
-        from tqdm import tqdm
-
-        self.bar = tqdm(unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
-        return self.bar.update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-@main.command("explain", cls=_Command)
+@main.command("explain", cls=StreamMetricCommand)
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--labels", help="Label column (default: first of label, labels, y, y_true, target).")
 @click.option("--preds", help="Prediction column(s); names or a glob, comma-separated.")
@@ -472,7 +282,7 @@ def explain_command(
     )
 
 
-@main.command("metrics", cls=_Command)
+@main.command("metrics", cls=StreamMetricCommand)
 def metrics_command() -> None:
     """List metrics, their aliases, and the cross-entropy conventions."""
     from .conventions import list_conventions

@@ -1,6 +1,5 @@
-"""Options shared by ``eval`` and ``watch``, and their live export (serve, push, textfile).
+"""The live export of ``eval`` and ``watch`` (serve, push, textfile) and its options.
 
-`job_options`/`make_job`: the metric and column options and the `Job` they define.
 `export_options`/`ExportOptions`: ``--serve``, ``--push``, ``--textfile`` and their companions.
 
 A `LiveExport` holds two :class:`~streammetric.export.Tracker` objects that follow the engine: one
@@ -36,11 +35,9 @@ import numpy as np
 
 from ._exceptions import ConfigError, StreamMetricError
 from .engine.checkpoint import write_atomic
-from .engine.local import Job, RunStart
-from .engine.metric_specs import build_metrics
+from .engine.local import RunStart
 from .engine.partial import Partial
 from .engine.watch import StopSignal
-from .io import ColumnSpec
 from .metrics import EvalMetric
 
 if TYPE_CHECKING:  # the exporter (prometheus_client, http.server, ssl) loads only when used
@@ -57,66 +54,10 @@ __all__ = [
     "LiveExport",
     "UnitFeeder",
     "export_options",
-    "job_options",
-    "make_job",
-    "split_columns",
 ]
 
 TEXTFILE_INTERVAL_SECONDS = 1.0
 PUSH_TIMEOUT_SECONDS = 10.0
-
-
-def split_columns(value: str | None) -> tuple[str, ...]:
-    """``"a, b,"`` -> ``("a", "b")``."""
-    return tuple(c.strip() for c in (value or "").split(",") if c.strip())
-
-
-def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The metric, column and output options shared by ``eval`` and ``watch``."""
-    options = [
-        click.option("-m", "--metric", "metrics", multiple=True, help="METRIC[:key=value,...]; repeatable (default: ce)."),
-        click.option("--labels", help="Label column (default: first of label, labels, y, y_true, target)."),
-        click.option("--preds", help="Prediction column, or several scalar columns as names/glob (p_*), comma-separated."),
-        click.option("--weights", help="Sample-weight column."),
-        click.option("--by", help="Group-by columns, comma-separated; each metric is computed per group too."),
-        click.option("--from-logits/--from-probs", "from_logits", default=None, help="Predictions are logits (default: auto, from a `logits` column)."),
-        click.option("--convention", help="Cross-entropy convention for the CE family: exact, keras, tf_keras, torch, mxnet, sklearn."),
-        click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True),
-        click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here (atomically) instead of stdout."),
-        click.option("--on-invalid", type=click.Choice(["raise", "skip"]), default="raise", show_default=True, help="Stop at the first bad row, or drop and count bad rows."),
-        click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume from / save progress to this file."),
-        click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores)."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[], Any]]:
-    """The `Job` of the metric/column options (popped from ``params``) and its metric factory."""
-    metric_specs = list(params.pop("metrics")) or ["ce"]
-    from_logits, convention = params.pop("from_logits"), params.pop("convention")
-    defaults: dict[str, Any] = {}
-    if convention is not None:
-        defaults["convention"] = convention
-    if from_logits is not None:
-        defaults["from_logits"] = from_logits
-    build_metrics(metric_specs, defaults)  # unknown metrics / options: a usage error before reading
-    pred_columns = split_columns(params.pop("preds"))
-    job = Job(
-        paths=paths,
-        metrics=metric_specs,
-        columns=ColumnSpec(
-            labels=params.pop("labels"),
-            preds=(pred_columns[0] if len(pred_columns) == 1 else pred_columns) or None,
-            weights=params.pop("weights"),
-            by=split_columns(params.pop("by")),
-            from_logits=from_logits,
-        ),
-        on_invalid=params.pop("on_invalid"),
-        metric_defaults=defaults,
-    )
-    return job, lambda: build_metrics(metric_specs, defaults)
 
 
 def parse_serve(value: str) -> tuple[str, int]:

@@ -220,4 +220,9 @@ def test_cli_default_run_matches_the_exporter_and_eval_does_not_load_it():
 
     assert cli_export.DEFAULT_RUN == export.DEFAULT_RUN
     code = "import sys, streammetric.cli; print('prometheus_client' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )

@@ -1,8 +1,9 @@
 """Pure, vectorised metric math; the metric classes keep state and call these."""
 
-from .calibration import binned_auc, binned_auc_bound, brier_score, calibration_error
+from .calibration import brier_score, calibration_error
 from .classification import accuracy, f1_score, matthews_corrcoef, pcc, top_k_accuracy
 from .losses import DIAGNOSTIC_KEYS, LossTerms, binary_cross_entropy, cross_entropy, perplexity
+from .ranking import binned_auc, binned_auc_bound
 from .regression import (
     mean_absolute_error,
     mean_squared_error,

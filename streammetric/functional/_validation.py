@@ -8,7 +8,13 @@ import numpy as np
 
 from .._exceptions import InvalidInputError
 
-__all__ = ["as_class_indices", "as_float_rows", "check_same_rows", "first_bad_row"]
+__all__ = [
+    "as_class_indices",
+    "as_float_rows",
+    "as_sample_weight",
+    "check_same_rows",
+    "first_bad_row",
+]
 
 
 def first_bad_row(bad: np.ndarray) -> int:
@@ -70,3 +76,21 @@ def as_class_indices(
             f"`{name}` {rule}, got {array.reshape(array.shape[0], -1)[row].tolist()} at row {row}"
         )
     return array
+
+
+def as_sample_weight(sample_weight: Any, rows: int) -> np.ndarray | None:
+    """Finite, non-negative float64 weights of shape (rows,), one per row (``None`` stays ``None``)."""
+    if sample_weight is None:
+        return None
+    weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if weight.shape[0] != rows:
+        raise InvalidInputError(
+            f"`sample_weight` must have one value per row of `labels`, got {weight.shape[0]} for {rows} rows"
+        )
+    bad = ~np.isfinite(weight) | (weight < 0)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise InvalidInputError(
+            f"`sample_weight` must be finite and >= 0, got {float(weight[row])!r} at row {row}"
+        )
+    return weight

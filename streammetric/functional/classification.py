@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import ConfigError, InvalidInputError
+from .._exceptions import InvalidInputError
 from ..accumulate import ExactSum
-from ._validation import as_class_indices, check_same_rows, first_bad_row
+from ._classification_inputs import _as_scores, _as_zero_one, _by_row, _rows, _strip, check_config
+from ._validation import as_class_indices, as_sample_weight, check_same_rows
 
 __all__ = [
     "accuracy",
@@ -43,118 +44,7 @@ __all__ = [
     "top_k_accuracy",
 ]
 
-CLASS_TYPES = ("binary", "multiclass", "multilabel")
-AVERAGES = ("micro", "macro")
 Outcomes = tuple[list[int], list[int], list[int], list[int]]  # tp, fp, fn, tn per class
-
-
-# -- input checks ----------------------------------------------------------------------------
-def _rows(values: Any) -> np.ndarray:
-    return np.atleast_1d(np.asarray(values))
-
-
-def _as_scores(values: np.ndarray, name: str = "preds", *, keep_float: bool = False) -> np.ndarray:
-    """Finite scores, shape kept: float64, or any float dtype as given with ``keep_float``
-    (enough where only the order matters; thresholds compare in float64)."""
-    if values.dtype.kind not in "biuf":
-        raise InvalidInputError(f"`{name}` must be numeric, got dtype {values.dtype}")
-    keep = keep_float and values.dtype.kind == "f"
-    scores = values if keep else values.astype(np.float64, copy=False)
-    finite = np.isfinite(scores)
-    if not finite.all():
-        row = first_bad_row(~finite)
-        got = scores.reshape(scores.shape[0], -1)[row].tolist()
-        raise InvalidInputError(f"`{name}` must be finite, got {got} at row {row}")
-    return scores
-
-
-def _as_zero_one(values: np.ndarray, name: str, class_type: str) -> np.ndarray:
-    """Boolean array of 0/1 labels; anything else is an error naming the row."""
-    if values.dtype.kind == "b":
-        return values
-    if values.dtype.kind not in "iuf":
-        raise InvalidInputError(f"`{name}` must be numeric, got dtype {values.dtype}")
-    bad = (values != 0) & (values != 1)
-    if bad.any():
-        row = first_bad_row(bad)
-        got = values.reshape(values.shape[0], -1)[row].tolist()
-        raise InvalidInputError(
-            f"`{name}` must be 0 or 1 for class_type={class_type!r}, got {got} at row {row}"
-        )
-    return values == 1
-
-
-def _as_sample_weight(sample_weight: Any, rows: int) -> np.ndarray | None:
-    if sample_weight is None:
-        return None
-    weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if weight.shape[0] != rows:
-        raise InvalidInputError(
-            f"`sample_weight` must have one value per row of `labels`, got {weight.shape[0]} for {rows} rows"
-        )
-    bad = ~np.isfinite(weight) | (weight < 0)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise InvalidInputError(
-            f"`sample_weight` must be finite and >= 0, got {float(weight[row])!r} at row {row}"
-        )
-    return weight
-
-
-def _strip(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape without trailing 1s: (n, 1) and (n,) hold the same labels."""
-    while len(shape) > 1 and shape[-1] == 1:
-        shape = shape[:-1]
-    return shape
-
-
-def _by_row(values: np.ndarray, rows: int) -> np.ndarray:
-    return values.reshape(rows, values.size // rows if rows else 0)
-
-
-def check_config(class_type: str, average: str, threshold: float) -> None:
-    """Raise ConfigError for an unknown ``class_type``/``average`` or a non-finite threshold."""
-    if class_type not in CLASS_TYPES:
-        raise ConfigError(
-            f"`class_type` must be one of {', '.join(CLASS_TYPES)}, got {class_type!r}"
-        )
-    if average not in AVERAGES:
-        raise ConfigError(f"`average` must be one of {', '.join(AVERAGES)}, got {average!r}")
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, (int, float))
-        or not math.isfinite(threshold)
-    ):
-        raise ConfigError(f"`threshold` must be a finite number, got {threshold!r}")
-
-
-def _invalid_rows(
-    labels: Any, preds: Any, *, axis: int = -1, zero_one: bool = False
-) -> np.ndarray | None:
-    """Rows an update would reject for their values (for ``on_invalid="skip"``); None if none.
-
-    Non-finite scores; labels that are not 0/1 (``zero_one``) or not class indices in range;
-    predicted classes that are not class indices. Shape and dtype errors are left to the update.
-    """
-    label, pred = _rows(labels), _rows(preds)
-    if len(label) != len(pred) or label.dtype.kind not in "biuf" or pred.dtype.kind not in "biuf":
-        return None
-    label, pred = label.astype(np.float64), pred.astype(np.float64)
-    bad_pred = ~np.isfinite(pred)
-    if zero_one:
-        bad_label = (label != 0) & (label != 1)
-    else:
-        with np.errstate(invalid="ignore"):
-            bad_label = ~np.isfinite(label) | (label < 0) | (label != np.floor(label))
-        if _strip(label.shape) == _strip(pred.shape):
-            with np.errstate(invalid="ignore"):
-                bad_pred |= (pred < 0) | (pred != np.floor(pred))
-        elif -pred.ndim <= axis < pred.ndim:
-            bad_label |= label >= pred.shape[axis]
-    bad = bad_label.reshape(len(label), -1).any(axis=1) | bad_pred.reshape(len(pred), -1).any(
-        axis=1
-    )
-    return bad if bad.any() else None
 
 
 # -- per-batch updates -----------------------------------------------------------------------
@@ -416,7 +306,7 @@ def _outcomes(
     labels: Any, preds: Any, class_type: str, threshold: float, sample_weight: Any
 ) -> Outcomes:
     if class_type == "binary":
-        weight = _as_sample_weight(sample_weight, len(_rows(labels)))
+        weight = as_sample_weight(sample_weight, len(_rows(labels)))
         tp, fp, fn, tn = _binary_update(labels, preds, threshold, weight)[1]
         return [tp.units], [fp.units], [fn.units], [tn.units]
     if sample_weight is not None:
@@ -434,7 +324,7 @@ def _outcomes(
 def accuracy(labels: Any, preds: Any, *, axis: int = 1, sample_weight: Any = None) -> float:
     """Fraction of elements whose predicted class is right: ``sum_i w_i hits_i / sum_i w_i m``."""
     hits = _accuracy_update(labels, preds, axis)
-    hit_sum, weight_sum = _weighted_hits(hits, _as_sample_weight(sample_weight, hits.shape[0]))
+    hit_sum, weight_sum = _weighted_hits(hits, as_sample_weight(sample_weight, hits.shape[0]))
     return hit_sum.ratio(weight_sum)
 
 
@@ -445,7 +335,7 @@ def top_k_accuracy(labels: Any, preds: Any, *, top_k: int = 1, sample_weight: An
     1.0
     """
     hits = _top_k_update(labels, preds, top_k)
-    hit_sum, weight_sum = _weighted_hits(hits, _as_sample_weight(sample_weight, hits.shape[0]))
+    hit_sum, weight_sum = _weighted_hits(hits, as_sample_weight(sample_weight, hits.shape[0]))
     return hit_sum.ratio(weight_sum)
 
 

@@ -16,9 +16,9 @@ from streammetric.io.columns import (
     ColumnSpec,
     ColumnValues,
     ResolvedColumns,
-    group_codes,
     resolve,
 )
+from streammetric.io.grouping import group_codes
 from streammetric.io.reader import (
     STDIN,
     Batch,

@@ -1,27 +1,21 @@
-"""Prediction files in units of work: Parquet row groups, Arrow IPC record batches, and Arrow IPC
-streams (files or stdin, one unit read sequentially).
+"""Units of work and reading them: `plan`, `read_unit` / `iter_unit` and `fingerprint`.
 
-``plan`` expands paths into `Unit`s and checks the columns of every input up front;
-``read_unit`` / ``iter_unit`` turn a unit into `Batch`es of NumPy arrays. Each read opens its own
-file handle and reads only the needed columns of one row group, so units of one file can be read
-concurrently from a thread pool with memory bounded by about one row group per thread.
+A unit is a Parquet row group, an Arrow IPC record batch, or a whole Arrow IPC stream (a file or
+stdin, read sequentially). ``plan`` expands paths into `Unit`s and checks the columns of every
+input up front; ``read_unit`` / ``iter_unit`` turn a unit into `Batch`es of NumPy arrays. Each
+read opens its own file handle and reads only the needed columns of one row group, so units of
+one file can be read concurrently from a thread pool with memory bounded by about one row group
+per thread.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
-import io
 import json
 import os
-import re
-import sys
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
-from urllib.parse import unquote
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,14 +32,21 @@ from streammetric.io.columns import (
     scalar_values,
     stacked_values,
 )
-
-UnitKind = Literal["parquet", "ipc_file", "ipc_stream"]
-PartitionValue = int | str | None
-STDIN = "-"
-_HIDDEN_PREFIXES = (".", "_")
-_DATA_SUFFIXES = (".parquet", ".parq", ".pq", ".arrow", ".arrows", ".feather", ".ipc")
-_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-_INTEGER = re.compile(r"-?[0-9]+\Z")
+from streammetric.io.sources import (
+    STDIN,
+    PartitionValue,
+    UnitKind,
+    _arrow_error,
+    _file_schema,
+    _full_schema,
+    _ipc_layout,
+    _parquet_footer,
+    _partition_type,
+    _resolve_sources,
+    _sources,
+    _stat_key,
+    _stdin_reader,
+)
 
 
 @dataclass(frozen=True)
@@ -122,200 +123,7 @@ class Batch:
         return self.row_offset + np.flatnonzero(~self.invalid)
 
 
-# --------------------------------------------------------------------------- sources
-
-
-def _one_line(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def _arrow_error(where: str, exc: BaseException) -> InvalidInputError:
-    return InvalidInputError(f"{where}: {_one_line(exc)}")
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(_HIDDEN_PREFIXES) or name.endswith(".tmp")
-
-
-def _sniff(path: str, *, strict: bool) -> UnitKind | None:
-    """The format from the magic bytes; ``None`` (or an error when ``strict``) if unknown."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise _arrow_error(f"{path}: cannot read file", exc) from exc
-    if head.startswith((b"PAR1", b"PARE")):
-        return "parquet"
-    if head.startswith(b"ARROW1"):
-        return "ipc_file"
-    if head.startswith(b"\xff\xff\xff\xff"):
-        return "ipc_stream"
-    if strict:
-        found = "the file is empty" if not head else f"starts with {head[:4]!r}"
-        raise InvalidInputError(f"{path}: not a Parquet or Arrow IPC file ({found})")
-    return None
-
-
-def _walk(root: str) -> Iterator[tuple[str, dict[str, str | None]]]:
-    """Data files under ``root`` with their raw hive partition values."""
-    for directory, subdirectories, filenames in os.walk(root):
-        subdirectories[:] = [name for name in subdirectories if not _is_hidden(name)]
-        relative = os.path.relpath(directory, root)
-        raw: dict[str, str | None] = {}
-        for segment in [] if relative == os.curdir else relative.split(os.sep):
-            key, equals, value = segment.partition("=")
-            if equals:
-                raw[key] = None if value == _HIVE_NULL else unquote(value)
-        for name in filenames:
-            if not _is_hidden(name):
-                yield os.path.join(directory, name), raw
-
-
-def _typed(raw_by_file: dict[str, dict[str, str | None]]) -> dict[str, tuple]:
-    """Type partition values like pyarrow's hive inference: int32 if every value parses."""
-    values: dict[str, list[str]] = {}
-    for raw in raw_by_file.values():
-        for key, value in raw.items():
-            values.setdefault(key, []).extend([] if value is None else [value])
-    integer = {
-        key: all(_INTEGER.match(v) and -(2**31) <= int(v) < 2**31 for v in found)
-        for key, found in values.items()
-    }
-    return {
-        path: tuple(
-            (key, value if value is None or not integer[key] else int(value))
-            for key, value in raw.items()
-        )
-        for path, raw in raw_by_file.items()
-    }
-
-
-def _sources(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[tuple]:
-    """Expand paths into ``(path, kind, partitions)`` sorted by path (deduplicated), stdin last."""
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    given_paths = [os.fspath(path) for path in paths]
-    if not given_paths:
-        raise ConfigError("no input paths given")
-    raw_by_file: dict[str, dict[str, str | None]] = {}
-    kinds: dict[str, UnitKind] = {}
-    for given in given_paths:
-        if given == STDIN:
-            continue
-        if os.path.isdir(given):
-            found = 0
-            for path, raw in _walk(given):
-                kind = _sniff(path, strict=path.lower().endswith(_DATA_SUFFIXES))
-                if kind is not None:
-                    kinds[path], raw_by_file[path], found = kind, raw, found + 1
-            if not found:
-                raise InvalidInputError(f"{given}: no Parquet or Arrow IPC files in directory")
-        elif os.path.exists(given):
-            kinds.setdefault(given, _sniff(given, strict=True) or "parquet")
-            raw_by_file.setdefault(given, {})
-        else:
-            raise InvalidInputError(f"{given}: no such file or directory")
-    partitions = _typed(raw_by_file)
-    by_absolute: dict[str, str] = {}
-    for path in sorted(kinds):
-        by_absolute.setdefault(os.path.abspath(path), path)
-    sources = [(path, kinds[path], partitions[path]) for path in sorted(by_absolute.values())]
-    if STDIN in given_paths:
-        sources.append((STDIN, "ipc_stream", ()))
-    return sources
-
-
-def _partition_type(value: PartitionValue) -> pa.DataType:
-    if value is None:
-        return pa.null()
-    return pa.int32() if isinstance(value, int) else pa.string()
-
-
-@functools.lru_cache(maxsize=64)
-def _parquet_footer(path: str, size: int, mtime_ns: int) -> tuple[pq.FileMetaData, pa.Schema]:
-    try:
-        with pq.ParquetFile(path, pre_buffer=False, memory_map=False) as parquet_file:
-            return parquet_file.metadata, parquet_file.schema_arrow
-    except (pa.ArrowException, OSError) as exc:
-        raise _arrow_error(f"{path}: cannot read Parquet footer", exc) from exc
-
-
-@functools.lru_cache(maxsize=64)
-def _ipc_layout(
-    path: str, kind: str, size: int, mtime_ns: int
-) -> tuple[pa.Schema, tuple[int, ...] | None]:
-    """Schema and per-batch row counts (``None`` for a stream) of an IPC file."""
-    try:
-        with pa.memory_map(path) as source:
-            if kind == "ipc_stream":
-                return ipc.open_stream(source).schema, None
-            schema = ipc.open_file(source).schema
-            # Row counts need a decoded batch: decode one small column only.
-            scalar = [i for i, f in enumerate(schema) if not pa.types.is_nested(f.type)]
-            options = ipc.IpcReadOptions(included_fields=scalar[:1] or [0], use_threads=False)
-            reader = ipc.open_file(source, options=options)
-            counts = tuple(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-            return schema, counts
-    except (pa.ArrowException, OSError) as exc:
-        raise _arrow_error(f"{path}: cannot read Arrow IPC file", exc) from exc
-
-
-def _stat_key(path: str) -> tuple[str, int, int]:
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        raise _arrow_error(f"{path}: cannot read file", exc) from exc
-    return path, stat.st_size, stat.st_mtime_ns
-
-
-_stdin_lock = threading.Lock()
-_stdin_state: dict[str, Any] = {}
-
-
-def _stdin_reader(*, take: bool) -> Any:
-    """The stream reader over ``sys.stdin.buffer``, opened once (its schema is read by plan)."""
-    given = sys.stdin.buffer
-    with _stdin_lock:
-        if _stdin_state.get("buffer") is not given:
-            buffer: Any = given if hasattr(given, "peek") else io.BufferedReader(given)
-            head = buffer.peek(8)[:8]
-            if not head:
-                raise InvalidInputError("<stdin>: empty input, expected an Arrow IPC stream")
-            if head.startswith(b"PAR1"):
-                raise InvalidInputError(
-                    "<stdin>: Parquet cannot be read from stdin (it needs a seekable file); "
-                    "pass a path, or pipe an Arrow IPC stream"
-                )
-            if head.startswith(b"ARROW1"):  # file format: a stream follows the 8-byte magic
-                buffer.read(8)
-            try:
-                reader = ipc.open_stream(buffer)
-            except (pa.ArrowException, OSError) as exc:
-                raise _arrow_error("<stdin>: cannot read Arrow IPC stream", exc) from exc
-            _stdin_state.clear()
-            _stdin_state.update(buffer=given, reader=reader, taken=False)
-        if take and _stdin_state["taken"]:
-            raise InvalidInputError("<stdin>: the stream was already read")
-        _stdin_state["taken"] = _stdin_state["taken"] or take
-        return _stdin_state["reader"]
-
-
-def _file_schema(path: str, kind: UnitKind) -> pa.Schema:
-    if path == STDIN:
-        return _stdin_reader(take=False).schema
-    if kind == "parquet":
-        return _parquet_footer(*_stat_key(path))[1]
-    return _ipc_layout(path, kind, *_stat_key(path)[1:])[0]
-
-
-def _full_schema(path: str, kind: UnitKind, partitions: tuple) -> pa.Schema:
-    """The file schema plus the hive partition columns it lacks."""
-    schema = _file_schema(path, kind)
-    for key, value in partitions:
-        if key not in schema.names:
-            schema = schema.append(pa.field(key, _partition_type(value)))
-    return schema
+# --------------------------------------------------------------------------- planning
 
 
 def _units_of(path: str, kind: UnitKind, partitions: tuple) -> list[Unit]:
@@ -328,29 +136,6 @@ def _units_of(path: str, kind: UnitKind, partitions: tuple) -> list[Unit]:
         counts = list(_ipc_layout(path, kind, *_stat_key(path)[1:])[1] or ())
     offsets = np.cumsum([0, *counts]).tolist()
     return [Unit(path, kind, i, n, offsets[i], partitions) for i, n in enumerate(counts)]
-
-
-def _resolve_sources(
-    sources: Sequence[tuple[str, UnitKind, tuple]], spec: ColumnSpec
-) -> ResolvedColumns | None:
-    resolved: ResolvedColumns | None = None
-    first = ""
-    for path, kind, partitions in sources:
-        shown = "<stdin>" if path == STDIN else path
-        current = resolve(_full_schema(path, kind, partitions), spec, shown)
-        if resolved is None:
-            resolved, first = current, shown
-        elif current != resolved:
-            name, here, there = next(
-                (item.name, getattr(current, item.name), getattr(resolved, item.name))
-                for item in dataclasses.fields(current)
-                if getattr(current, item.name) != getattr(resolved, item.name)
-            )
-            raise InvalidInputError(
-                f"{shown}: columns differ from {first}: {name} is {here!r} here and {there!r} "
-                "there (every input must have the same columns and column types)"
-            )
-    return resolved
 
 
 def plan(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
+from ..functional._validation import as_sample_weight
 
 __all__ = ["as_pairs", "to_numpy"]
 
@@ -102,22 +103,8 @@ def as_pairs(
         weight_array = (
             None
             if weight is None
-            else _check_weight(to_numpy(weight, "sample_weight"), label_array)
+            else as_sample_weight(
+                to_numpy(weight, "sample_weight"), label_array.shape[0] if label_array.ndim else 1
+            )
         )
         yield label_array, pred_array, weight_array
-
-
-def _check_weight(weight: np.ndarray, label: np.ndarray) -> np.ndarray:
-    weight = np.asarray(weight, dtype=np.float64).reshape(-1)
-    rows = label.shape[0] if label.ndim else 1
-    if weight.shape[0] != rows:
-        raise InvalidInputError(
-            f"`sample_weight` must have one value per row of `labels`, got {weight.shape[0]} for {rows} rows"
-        )
-    bad = ~np.isfinite(weight) | (weight < 0)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise InvalidInputError(
-            f"`sample_weight` must be finite and >= 0, got {float(weight[row])!r} at row {row}"
-        )
-    return weight

@@ -2,7 +2,8 @@
 
 The state does not grow with the rows: ECE keeps three exact sums per bin, Brier a weighted mean,
 AUC two integer counts per threshold bucket. The math lives in
-:mod:`streammetric.functional.calibration`; these classes only keep the state.
+:mod:`streammetric.functional.calibration` and :mod:`streammetric.functional.ranking`; these
+classes only keep the state.
 
 >>> m = AUC(num_thresholds=3)
 >>> for labels, preds in [([0, 0], [0.0, 0.5]), ([1, 1], [0.3, 0.9])]:
@@ -19,12 +20,8 @@ import numpy as np
 
 from .._exceptions import ConfigError
 from ..functional.calibration import (
-    CURVES,
     NORMS,
     CalibrationSums,
-    _auc_bound,
-    _auc_compute,
-    _auc_update,
     _brier_update,
     _calibration_compute,
     _calibration_update,
@@ -34,6 +31,7 @@ from ..functional.calibration import (
     check_count,
     check_scale,
 )
+from ..functional.ranking import CURVES, _auc_bound, _auc_compute, _auc_update
 from .base import EvalMetric, State
 from .registry import alias, register
 

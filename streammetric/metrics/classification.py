@@ -21,17 +21,16 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
+from ..functional._classification_inputs import _invalid_rows, check_config
 from ..functional.classification import (
     Outcomes,
     _accuracy_update,
     _binary_update,
     _class_ranks,
-    _invalid_rows,
     _multiclass_update,
     _multilabel_update,
     _top_k_update,
     _weighted_hits,
-    check_config,
     f1_from_outcomes,
     mcc_from_outcomes,
     outcomes_from_counts,

@@ -22,13 +22,12 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 import streammetric as sm
 from streammetric.functional.calibration import (
-    binned_auc,
-    binned_auc_bound,
     brier_score,
     calibration_error,
     per_bin_units,
     uniform_bins,
 )
+from streammetric.functional.ranking import binned_auc, binned_auc_bound
 from streammetric.metrics.calibration import AUC, ECE, Brier
 from tests.helpers.harness import check_metric, same_bits
 

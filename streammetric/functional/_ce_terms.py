@@ -1,0 +1,33 @@
+"""Per-row terms of a cross-entropy batch, the common result of every update (internal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["LossTerms"]
+
+
+@dataclass(frozen=True, eq=False)
+class LossTerms:
+    """Per-row pieces of a loss, for exact streaming sums.
+
+    ``mean = sum(w * numerator) / sum(w * denominator)`` for sample weights ``w``.
+
+    Attributes:
+        numerator: float64 (N,), per-row loss already multiplied by its class weight; 0 for
+            ignored and invalid rows.
+        denominator: float64 (N,), 1 or ``class_weight[target]``; 0 for ignored/invalid rows.
+        invalid: bool (N,), rows that break a rule of the convention.
+        invalid_reason: one line about the first invalid row (row, rule, value), or None.
+        diagnostics: counts for this batch, keys :data:`DIAGNOSTIC_KEYS` in that order.
+        batch_shape: shape of the per-sample output (N is its product).
+    """
+
+    numerator: np.ndarray
+    denominator: np.ndarray
+    invalid: np.ndarray
+    invalid_reason: str | None
+    diagnostics: dict[str, int]
+    batch_shape: tuple[int, ...] = field(default=())
