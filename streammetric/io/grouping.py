@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .columns import as_numpy
+
 
 def _encode(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     """Integer codes (no nulls) and the distinct Python value of each code."""
@@ -17,10 +19,10 @@ def _encode(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
         array = array.combine_chunks()
     if not pa.types.is_dictionary(array.type):
         array = pc.dictionary_encode(array, null_encoding="encode")
-        return array.indices.to_numpy(zero_copy_only=False).astype(np.int64), array.dictionary
+        return as_numpy(array.indices).astype(np.int64), array.dictionary
     # A dictionary read from a file may repeat values or leave indices null: normalise both.
     unique = pc.dictionary_encode(array.dictionary, null_encoding="encode")
-    remap = np.append(unique.indices.to_numpy(zero_copy_only=False), len(unique.dictionary))
+    remap = np.append(as_numpy(unique.indices), len(unique.dictionary))
     indices = array.indices.fill_null(len(array.dictionary)).to_numpy(zero_copy_only=False)
     return remap[indices], [*unique.dictionary.to_pylist(), None]
 

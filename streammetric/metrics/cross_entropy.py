@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
+from ..accumulate import ExactSum
 from ..conventions import Convention, get_convention
 from ..functional import _ce_inputs
 from ..functional.losses import (
@@ -49,6 +50,9 @@ from .registry import alias, register
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "NegativeLogLikelihood", "Perplexity"]
 
 _POLICIES = ("raise", "skip")
+# From this many rows a batch's exact sum is computed at once (not buffered), so siblings in a
+# composite can share it; smaller batches go through each sum's buffer.
+_SHARED_SUM_ROWS = 1 << 14
 
 
 class _LossMetric(EvalMetric):
@@ -133,7 +137,11 @@ class _LossMetric(EvalMetric):
         if weight is not None:
             row_weight = _ce_inputs.sample_weights(weight, terms.batch_shape)
             numerator, denominator = numerator * row_weight, denominator * row_weight
-        state["sum_metric"].add(numerator)
+        if weight is None and len(numerator) >= _SHARED_SUM_ROWS:  # ce/nll/perplexity: sum once
+            total = memoized(("exact_sum",), (numerator,), lambda: ExactSum.from_values(numerator))
+            state["sum_metric"].merge(total)
+        else:
+            state["sum_metric"].add(numerator)
         unit_denominators = self._options.get("class_weight") is None and counted == len(numerator)
         if weight is None and unit_denominators:
             state["sum_weight"].add_count(counted)  # every denominator is 1: no array to sum
