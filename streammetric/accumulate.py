@@ -85,8 +85,8 @@ def _chunk_units(x: np.ndarray) -> int:
         return _slow_units(x)
     level = _level_of(exponent)
     total = 0
-    residual = x.copy()
-    limb = np.empty_like(residual)
+    residual = x  # replaced by a fresh array after the first level: x is never written
+    limb = np.empty_like(x)
     while True:
         unit_exp = _UNIT_EXP + _LEVEL_BITS * level
         magic = math.ldexp(1.5, unit_exp + 52)
@@ -97,7 +97,7 @@ def _chunk_units(x: np.ndarray) -> int:
             total += int(math.ldexp(level_sum, -unit_exp)) << (unit_exp - _UNIT_EXP)
         if level == 0:
             return total
-        np.subtract(residual, limb, out=residual)
+        residual = np.subtract(residual, limb, out=None if residual is x else residual)
         if not residual.any():
             return total
         level -= 1
@@ -165,10 +165,12 @@ class ExactSum:
             self._fill = 0
 
     def _add_now(self, x: np.ndarray) -> None:
-        finite = np.isfinite(x)
-        if finite.all():
+        with np.errstate(over="ignore", invalid="ignore"):  # the probe may overflow: no warning
+            probe = float(np.add.reduce(x))
+        if math.isfinite(probe):  # one pass proves every value finite
             self._units += exact_sum_units(x)
             return
+        finite = np.isfinite(x)  # some inf/NaN (or a float sum that overflowed): split them off
         self._units += exact_sum_units(x[finite])
         rest = x[~finite]
         self.num_nan += int(np.isnan(rest).sum())

@@ -49,7 +49,7 @@ def _fast_sparse_terms(
     ):
         return None
     num_rows, num_classes = pred.shape
-    if not (pred.min() >= 0 and pred.max() <= 1):  # False for NaN
+    if not _all_probabilities(pred):
         return None
     if true.min() < 0 or true.max() >= num_classes:
         return None
@@ -85,6 +85,27 @@ def _fast_sparse_terms(
         diagnostics=counts,
         batch_shape=(num_rows,),
     )
+
+
+_ONE_BITS = {
+    np.dtype(np.float32): (np.uint32, 0x3F800000),
+    np.dtype(np.float64): (np.uint64, 0x3FF0000000000000),
+}
+
+
+def _all_probabilities(pred: np.ndarray) -> bool:
+    """Every value in [0, 1], in one reduction: as unsigned integers the bits of 0 <= p <= 1
+    are at most those of 1.0, while negatives (sign bit), inf and NaN are all larger. (-0.0
+    also fails: the general path handles it.)
+
+    >>> _all_probabilities(np.array([[0.0, 1.0]], dtype=np.float32)), _all_probabilities(np.array([[np.nan, 0.5]]))
+    (True, False)
+    """
+    bits = _ONE_BITS.get(pred.dtype)
+    if bits is None or not pred.flags.c_contiguous:
+        return bool(pred.min() >= 0 and pred.max() <= 1)  # False for NaN
+    unsigned, one = bits
+    return int(pred.view(unsigned).max()) <= one
 
 
 @functools.cache
