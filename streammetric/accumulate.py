@@ -240,9 +240,6 @@ class ExactSum:
         except OverflowError:
             return math.inf if (self.units > 0) == (other.units > 0) else -math.inf
 
-    def is_zero(self) -> bool:
-        return self._special() is None and self.units == 0
-
     def copy(self) -> ExactSum:
         return ExactSum().merge(self)
 

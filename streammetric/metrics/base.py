@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -277,12 +276,6 @@ class EvalMetric:
                 f"`{what}` belongs to a metric with config {_short(config)}, this one has {_short(mine)}"
             )
 
-    def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
     def copy(self) -> EvalMetric:
         return copy.deepcopy(self)
 
@@ -291,9 +284,6 @@ class EvalMetric:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
-
-    def _iter_metrics(self) -> Iterator[EvalMetric]:
-        yield self
 
 
 def _nonfinite_rows(*arrays: np.ndarray) -> np.ndarray | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -232,10 +232,6 @@ class CompositeEvalMetric(EvalMetric):
         for mine, theirs in zip(self.metrics, other.metrics, strict=True):
             mine.merge(theirs)
         return self
-
-    def _iter_metrics(self) -> Iterator[EvalMetric]:
-        for metric in self.metrics:
-            yield from metric._iter_metrics()
 
 
 @register
