@@ -6,33 +6,22 @@
 ('mae', 0.25)
 """
 
-from . import conventions, functional
+from typing import TYPE_CHECKING
+
+from . import conventions, functional, metrics
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from .accumulate import ExactSum
 from .conventions import Convention, get_convention, list_conventions, register_convention
 from .engine import Result, evaluate
 from .explain import Explanation, explain
 from .metrics import (
-    AUC,
-    ECE,
-    F1,
-    MAE,
-    MCC,
-    MSE,
-    PCC,
-    RMSE,
-    Accuracy,
     BinaryCrossEntropy,
-    Brier,
     CompositeEvalMetric,
     CrossEntropy,
     CustomMetric,
     EvalMetric,
-    Loss,
     NegativeLogLikelihood,
-    PearsonCorrelation,
     Perplexity,
-    TopKAccuracy,
     alias,
     create,
     list_metrics,
@@ -40,17 +29,41 @@ from .metrics import (
 )
 from .metrics import np_metric as np
 
+if TYPE_CHECKING:
+    from .metrics import (
+        AUC,
+        ECE,
+        F1,
+        MAE,
+        MCC,
+        MSE,
+        PCC,
+        RMSE,
+        Accuracy,
+        Brier,
+        Loss,
+        PearsonCorrelation,
+        TopKAccuracy,
+    )
+
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """``sm.export`` is imported on first use: prometheus_client and the HTTP server cost
-    ~0.1 s of start-up that ``streammetric eval`` without ``--serve`` does not need."""
+    """What ``streammetric eval`` does not need is imported on first use: ``sm.export``
+    (prometheus_client and the HTTP server cost ~0.1 s of start-up) and the metrics outside the
+    cross-entropy family (see `streammetric.metrics`)."""
     if name == "export":
         import importlib
 
         return importlib.import_module(".export", __name__)
+    if name in metrics._LAZY:
+        return getattr(metrics, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *metrics._LAZY})
 
 
 __all__ = [

@@ -35,7 +35,7 @@ from .cli_common import (
     split_columns,
 )
 from .cli_export import ExportOptions, LiveExport, UnitFeeder, export_options
-from .engine.watch import StopSignal
+from .engine.signals import StopSignal
 
 __all__ = ["check_thresholds", "main", "render"]
 

@@ -12,7 +12,6 @@ was crossed. Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -240,6 +239,8 @@ def render(result: dict[str, Any], fmt: str) -> str:
     if not by:
         header, rows = header[1:], [r[1:] for r in rows]
     if fmt == "csv":
+        import csv
+
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)

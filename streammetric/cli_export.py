@@ -37,7 +37,7 @@ from ._exceptions import ConfigError, StreamMetricError
 from .engine.checkpoint import write_atomic
 from .engine.local import RunStart
 from .engine.partial import Partial
-from .engine.watch import StopSignal
+from .engine.signals import StopSignal
 from .metrics import EvalMetric
 
 if TYPE_CHECKING:  # the exporter (prometheus_client, http.server, ssl) loads only when used

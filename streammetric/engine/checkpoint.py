@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,6 +101,8 @@ def write_atomic(
     The temporary file starts with ``.`` and ends with ``.tmp`` (so directory followers skip it);
     ``mode`` sets the permissions (default: the temp file's 0o600).
     """
+    import tempfile  # lazy: it imports shutil, bz2, lzma and random (~5 ms of start-up)
+
     target = Path(path)
     directory = target.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)

@@ -22,11 +22,7 @@ import copy
 import dataclasses
 import json
 import os
-import signal
-import threading
-import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +35,7 @@ from ..metrics import EvalMetric, create
 from .checkpoint import Checkpoint
 from .local import Job, Result, RunStart, run_job
 from .partial import Partial
+from .signals import StopSignal
 
 __all__ = ["FileReport", "StopSignal", "Watcher", "follow"]
 
@@ -290,43 +287,6 @@ class Watcher:
                 )
 
         return check
-
-
-class StopSignal:
-    """While entered, SIGTERM and SIGINT set ``event`` (a second one raises KeyboardInterrupt)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignal:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.event.is_set():
-            raise KeyboardInterrupt
-        self.event.set()
-
-    def is_set(self) -> bool:
-        return self.event.is_set()
-
-    def wait(self, seconds: float | None) -> bool:
-        """Sleep until a signal or ``seconds`` (``None``: forever); True when signalled."""
-        deadline = None if seconds is None else time.monotonic() + seconds
-        while not self.event.is_set():
-            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-            if left <= 0:
-                break
-            self.event.wait(left)
-        return self.event.is_set()
 
 
 def follow(

@@ -1,15 +1,54 @@
-"""Pure, vectorised metric math; the metric classes keep state and call these."""
+"""Pure, vectorised metric math; the metric classes keep state and call these.
 
-from .calibration import brier_score, calibration_error
-from .classification import accuracy, f1_score, matthews_corrcoef, pcc, top_k_accuracy
+The losses are imported with this package; the calibration, classification, ranking and
+regression functions on first use (the cross-entropy metrics, ``streammetric eval``'s default,
+need none of them).
+"""
+
+from typing import TYPE_CHECKING
+
 from .losses import DIAGNOSTIC_KEYS, LossTerms, binary_cross_entropy, cross_entropy, perplexity
-from .ranking import binned_auc, binned_auc_bound
-from .regression import (
-    mean_absolute_error,
-    mean_squared_error,
-    pearson_correlation,
-    root_mean_squared_error,
-)
+
+if TYPE_CHECKING:
+    from .calibration import brier_score, calibration_error
+    from .classification import accuracy, f1_score, matthews_corrcoef, pcc, top_k_accuracy
+    from .ranking import binned_auc, binned_auc_bound
+    from .regression import (
+        mean_absolute_error,
+        mean_squared_error,
+        pearson_correlation,
+        root_mean_squared_error,
+    )
+
+_LAZY = {
+    **dict.fromkeys(("brier_score", "calibration_error"), "calibration"),
+    **dict.fromkeys(
+        ("accuracy", "f1_score", "matthews_corrcoef", "pcc", "top_k_accuracy"), "classification"
+    ),
+    **dict.fromkeys(("binned_auc", "binned_auc_bound"), "ranking"),
+    **dict.fromkeys(
+        (
+            "mean_absolute_error",
+            "mean_squared_error",
+            "pearson_correlation",
+            "root_mean_squared_error",
+        ),
+        "regression",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "DIAGNOSTIC_KEYS",

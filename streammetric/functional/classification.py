@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
+from .._kernels import class_ranks
 from ..accumulate import ExactSum
 from ._classification_inputs import _as_scores, _as_zero_one, _by_row, _rows, _strip, check_config
 from ._validation import as_class_indices, as_sample_weight, check_same_rows
@@ -111,14 +112,22 @@ def _count_true_per_row(mask: np.ndarray) -> np.ndarray:
     return np.einsum("ij->i", mask.astype(np.float32)).astype(np.int64)
 
 
+_LABEL_TYPES = (np.dtype(np.int64), np.dtype(np.int32))
+
+
 def _class_ranks(labels: Any, preds: Any) -> np.ndarray:
     """Rank of the true class among 2-D scores (0 = highest), int64 (n,).
 
     ``rank = #(scores > true score) + #(equal scores at a lower class index)``: the position of
-    the true class in a stable sort of the scores, descending. The tie rule is applied only to
-    rows that have ties.
+    the true class in a stable sort of the scores, descending. Clean (n, k) float batches take
+    one pass in C; otherwise the tie rule is applied only to rows that have ties.
     """
-    label, scores = _rows(labels), _as_scores(_rows(preds), keep_float=True)
+    label, scores = _rows(labels), _rows(preds)
+    if scores.ndim == 2 and label.dtype in _LABEL_TYPES and label.size == scores.shape[0]:
+        ranks = np.empty(label.size, dtype=np.int64)
+        if class_ranks(scores, label.reshape(-1), ranks):  # False: not finite, bad label, ...
+            return ranks
+    scores = _as_scores(scores, keep_float=True)
     if scores.ndim != 2:
         raise InvalidInputError(
             f"`preds` must be 2-D scores (rows, classes), got shape {scores.shape}"

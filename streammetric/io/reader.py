@@ -10,7 +10,6 @@ per thread.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -160,6 +159,8 @@ def resolve_units(units: Sequence[Unit], spec: ColumnSpec | None = None) -> Reso
 
 def fingerprint(units: Sequence[Unit]) -> str:
     """SHA-256 of the inputs (absolute paths, sizes, mtimes, unit counts) for checkpoints."""
+    import hashlib  # lazy: only checkpoints and Dask task keys need it (~4 ms of start-up)
+
     files: dict[str, list[Any]] = {}
     for unit in units:
         entry = files.setdefault(unit.path, [unit.kind, 0, 0])

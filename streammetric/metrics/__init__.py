@@ -1,8 +1,13 @@
-"""Metric objects (MXNet ``mx.metric`` style). Importing this package registers them all."""
+"""Metric objects (MXNet ``mx.metric`` style); `create` and `list_metrics` know every built-in.
+
+The cross-entropy family (``streammetric eval``'s default) is imported with this package; the
+calibration, classification and regression metrics on first use (an attribute here, or a name
+given to `create`), which keeps their modules out of the command's start-up.
+"""
+
+from typing import TYPE_CHECKING
 
 from .base import EvalMetric
-from .calibration import AUC, ECE, Brier
-from .classification import F1, MCC, PCC, Accuracy, TopKAccuracy
 from .cross_entropy import BinaryCrossEntropy, CrossEntropy, NegativeLogLikelihood, Perplexity
 from .registry import (
     CompositeEvalMetric,
@@ -13,7 +18,30 @@ from .registry import (
     np_metric,
     register,
 )
-from .regression import MAE, MSE, RMSE, Loss, PearsonCorrelation
+
+if TYPE_CHECKING:
+    from .calibration import AUC, ECE, Brier
+    from .classification import F1, MCC, PCC, Accuracy, TopKAccuracy
+    from .regression import MAE, MSE, RMSE, Loss, PearsonCorrelation
+
+_LAZY = {
+    **dict.fromkeys(("AUC", "ECE", "Brier"), "calibration"),
+    **dict.fromkeys(("F1", "MCC", "PCC", "Accuracy", "TopKAccuracy"), "classification"),
+    **dict.fromkeys(("MAE", "MSE", "RMSE", "Loss", "PearsonCorrelation"), "regression"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AUC",

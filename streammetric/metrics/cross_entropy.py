@@ -148,10 +148,12 @@ class _LossMetric(EvalMetric):
         else:
             state["sum_weight"].add(denominator)
         state["num_inst"] += counted
-        counts = np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
-        state["diagnostics"] = (
-            counts if state["diagnostics"].size == 0 else state["diagnostics"] + counts
-        )
+        values = [diagnostics[key] for key in DIAGNOSTIC_KEYS]
+        if any(values) or state["diagnostics"].size == 0:  # a clean batch adds nothing
+            counts = np.array(values, dtype=np.int64)
+            state["diagnostics"] = (
+                counts if state["diagnostics"].size == 0 else state["diagnostics"] + counts
+            )
         self.last_diagnostics = dict(diagnostics)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:

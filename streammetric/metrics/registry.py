@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections.abc import Callable
@@ -35,9 +36,25 @@ _REGISTRY: dict[str, type[EvalMetric]] = {}
 _ALIASES: dict[str, str] = {}  # alias -> canonical registered name
 M = TypeVar("M", bound=type[EvalMetric])
 
+#: The modules of built-in metrics that `streammetric.metrics` does not import up front. Importing
+#: one registers its metrics; `_load_builtins` does so before a name is looked up in vain, the
+#: metrics are listed, or a user's metric is registered (which may replace a built-in one).
+_LAZY_MODULES = ("calibration", "classification", "regression")
+
+
+def _load_builtins() -> None:
+    for module in _LAZY_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+
+
+def _is_builtin(klass: type) -> bool:
+    return klass.__module__.rpartition(".")[0] == __package__
+
 
 def register(klass: M) -> M:
     """Class decorator: make a metric class known to :func:`create` by its lower-case name."""
+    if not _is_builtin(klass):
+        _load_builtins()
     key = klass.__name__.lower()
     _REGISTRY[key] = klass
     klass.registered_name = key
@@ -48,6 +65,8 @@ def alias(*names: str) -> Callable[[M], M]:
     """Class decorator (put above ``@register``... or below: order does not matter)."""
 
     def decorate(klass: M) -> M:
+        if not _is_builtin(klass):
+            _load_builtins()
         for name in names:
             _ALIASES[name.lower()] = klass.__name__.lower()
         return klass
@@ -57,6 +76,8 @@ def alias(*names: str) -> Callable[[M], M]:
 
 def _lookup(name: str) -> type[EvalMetric]:
     key = name.lower()
+    if _ALIASES.get(key, key) not in _REGISTRY:
+        _load_builtins()
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         known = ", ".join(sorted(set(_REGISTRY) | set(_ALIASES)))
@@ -66,6 +87,7 @@ def _lookup(name: str) -> type[EvalMetric]:
 
 def list_metrics() -> dict[str, list[str]]:
     """Registered metric names mapped to their aliases."""
+    _load_builtins()
     out: dict[str, list[str]] = {name: [] for name in sorted(_REGISTRY)}
     for alias_name, target in sorted(_ALIASES.items()):
         if alias_name != target:

@@ -507,7 +507,7 @@ def _fast_and_general(labels, probs, convention, **options):
 @pytest.mark.parametrize("convention", ["exact", "torch", "mxnet", "sklearn"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["categorical", "perplexity"])
-@pytest.mark.parametrize("n", [2000, 9000])  # below and above the small-batch branch
+@pytest.mark.parametrize("n", [71, 2000])  # the last rows are read apart from the rest
 def test_fast_path_equals_general_path(convention, dtype, kind, n):
     rng = np.random.default_rng(3)
     k = 7
@@ -534,6 +534,17 @@ def test_fast_path_equals_general_path(convention, dtype, kind, n):
             fast.diagnostics["num_true_prob_zero"] > 0
             and fast.diagnostics["num_not_normalized"] >= 50
         )
+
+
+def test_fast_path_counts_rows_on_a_tolerance_edge_as_the_general_path():
+    tol = 2.0**-26  # sqrt(eps) of float64, exactly: these rows' sums are within rounding of it
+    probs = np.array(
+        [[0.5, 0.5 + tol], [0.5, 0.5 + tol + 2**-50], [0.5, 0.5 - tol - 2**-50], [0.25, 0.75]]
+    )
+    fast, general = _fast_and_general(np.array([0, 1, 0, 1]), probs, "exact")
+    assert fast is not None
+    assert fast.diagnostics == general.diagnostics
+    assert fast.diagnostics["num_not_normalized"] == 2
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,204 @@
+"""The C kernels against plain-Python/NumPy references: same sums, counts and ranks, bit for bit.
+
+Shapes sweep the vector widths (8 float32 or 4 float64 lanes) so that full vectors, partial
+last vectors, and the buffer's last rows (whose partial vector is copied, not read past the end)
+are all exercised.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streammetric._kernels import class_ranks, exact_sum, sparse_scan
+from streammetric.functional._ce_core import LOGITS_SUM_TOLERANCE
+from streammetric.functional._ce_fast import _margin
+
+UNIT = Fraction(1, 2**1074)
+
+
+def _units(values: list[float]) -> int:
+    total = sum((Fraction(v) for v in values if math.isfinite(v)), Fraction(0)) / UNIT
+    assert total.denominator == 1
+    return int(total)
+
+
+# --- exact_sum --------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), max_size=40))
+def test_exact_sum_is_the_exact_sum_and_counts_the_rest(values):
+    units, pos_inf, neg_inf, nan = exact_sum(np.array(values, dtype=np.float64))
+    assert units == _units(values)
+    assert pos_inf == sum(v == math.inf for v in values)
+    assert neg_inf == sum(v == -math.inf for v in values)
+    assert nan == sum(math.isnan(v) for v in values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [5e-324, -5e-324, 5e-324],  # subnormals
+        [2.2250738585072014e-308, 2.225073858507201e-308],  # smallest normal, largest subnormal
+        [1.7976931348623157e308] * 7 + [-1.7976931348623157e308] * 3,  # beyond float range
+        [1e300, 1.0, -1e300, 1e-300],
+        [-0.0, 0.0, -0.0],
+        [0.1] * 4099,  # every lane, and a remainder
+    ],
+)
+def test_exact_sum_edges(values):
+    assert exact_sum(np.array(values, dtype=np.float64))[0] == _units(values)
+
+
+@pytest.mark.parametrize("spread", [0, 10, 100, 600])  # decades: one 128-bit sum, or digits too
+def test_exact_sum_across_batches_of_mixed_magnitudes(spread):
+    rng = np.random.default_rng(spread)
+    values = rng.standard_normal(3001) * 10.0 ** rng.integers(
+        -spread // 2 - 1, spread // 2 + 1, 3001
+    )
+    values[1500] = math.inf  # one batch takes the value-by-value path
+    values[::97] = 0.0
+    units, pos_inf, _, _ = exact_sum(values)
+    assert (units, pos_inf) == (_units(values.tolist()), 1)
+
+
+def test_exact_sum_takes_only_contiguous_float64():
+    assert exact_sum(np.zeros(3, dtype=np.float32)) is None
+    assert exact_sum(np.zeros(6)[::2]) is None
+    assert exact_sum(b"abc") is None
+
+
+# --- sparse_scan --------------------------------------------------------------------------------
+
+
+def _reference_scan(pred, labels, tol_a, tol_b):
+    """What the general path computes: NumPy's float64 row sums, p[y], and the counts."""
+    distance = np.abs(np.sum(pred.astype(np.float64), axis=-1) - 1)
+    picked = pred[np.arange(len(labels)), labels]
+    return (
+        int(np.count_nonzero(distance > tol_a)),
+        int(np.count_nonzero(distance > tol_b)),
+        int(np.count_nonzero(picked == 0)),
+        int(np.count_nonzero(picked == 1)),
+    )
+
+
+def _probabilities(rng, n, k, dtype):
+    pred = rng.random((n, k)).astype(dtype)
+    pred /= pred.sum(axis=1, keepdims=True)
+    pred[: n // 4] = rng.random((n // 4, k)).astype(dtype)  # not normalised
+    pred[n // 4 : n // 4 + 3] = 0
+    pred[n // 4 : n // 4 + 3, 0] = 1  # p = 1 or 0
+    return pred
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7, 8, 9, 10, 15, 16, 17, 33])
+@pytest.mark.parametrize("n", [1, 2, 3, 41])
+def test_sparse_scan_counts_as_numpy(dtype, k, n):
+    rng = np.random.default_rng(k * 100 + n)
+    pred = _probabilities(rng, n, k, dtype)
+    labels = rng.integers(0, k, n)
+    labels[: min(n, 3)] = 0
+    tol = float(np.sqrt(np.finfo(dtype).eps))
+    picked = np.full(n, np.nan, dtype=np.float64)
+    far_a, far_b, zeros, ones, unsure = sparse_scan(
+        pred, labels, picked, None, tol, LOGITS_SUM_TOLERANCE, _margin(k)
+    )
+    sure_rows = np.delete(np.arange(n), unsure)  # the rows on a tolerance edge are the caller's
+    ref = _reference_scan(pred[sure_rows], labels[sure_rows], tol, LOGITS_SUM_TOLERANCE)
+    assert (far_a, far_b) == ref[:2]
+    assert (zeros, ones) == _reference_scan(pred, labels, tol, 1.0)[2:4]
+    assert picked.tobytes() == pred[np.arange(n), labels].astype(np.float64).tobytes()
+
+
+def test_sparse_scan_lists_rows_on_a_tolerance_edge():
+    tol = 2.0**-26  # sqrt(eps) of float64, exactly
+    pred = np.array(
+        [[0.5, 0.5 + tol], [0.5, 0.5 + tol + 2**-50], [0.5, 0.5 - tol - 2**-50], [0.25, 0.75]]
+    )
+    result = sparse_scan(pred, np.array([0, 1, 0, 1]), np.empty(4), None, tol, 0.5, _margin(2))
+    assert result is not None
+    assert result[:2] == (0, 0) and result[4] == [0, 1, 2]
+
+
+def test_sparse_scan_writes_float32_picks_for_float32_rows():
+    pred = np.array([[0.25, 0.75], [1.0, 0.0]], dtype=np.float32)
+    picked = np.zeros(2, dtype=np.float32)
+    assert sparse_scan(pred, np.array([1, 1], dtype=np.int32), picked, None, 1e-3, 1e-2, 0.0)
+    assert picked.tolist() == [0.75, 0.0]
+    # float64 rows cannot be written to float32 without rounding: declined
+    assert (
+        sparse_scan(pred.astype(np.float64), np.array([1, 1]), picked, None, 1e-3, 1e-2, 0) is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "label", "ignore"),
+    [
+        ([0.5, np.nan], 0, None),
+        ([0.5, np.inf], 0, None),
+        ([1.5, -0.5], 0, None),
+        ([-0.0, 1.0], 1, None),  # -0.0: the general path's business
+        ([1.0 + 2**-52, 0.0], 1, None),
+        ([0.5, 0.5], 2, None),  # label out of range
+        ([0.5, 0.5], -1, None),
+        ([0.5, 0.5], 1, 1),  # ignored label
+    ],
+)
+@pytest.mark.parametrize("position", [0, 5, 19])  # a vector row, and the copied last row
+def test_sparse_scan_declines_dirty_batches(row, label, ignore, position):
+    pred = np.full((20, 2), 0.5)
+    labels = np.zeros(20, dtype=np.int64)
+    pred[position], labels[position] = row, label
+    assert sparse_scan(pred, labels, np.empty(20), ignore, 1e-3, 1e-2, 0.0) is None
+
+
+def test_sparse_scan_declines_what_it_cannot_read():
+    pred, labels, out = np.full((4, 2), 0.5), np.zeros(4, dtype=np.int64), np.empty(4)
+    assert sparse_scan(pred.T.copy().T, labels, out, None, 1e-3, 1e-2, 0) is None  # not C order
+    assert sparse_scan(pred, labels.astype(np.int16), out, None, 1e-3, 1e-2, 0) is None
+    assert sparse_scan(pred, labels[:3], out, None, 1e-3, 1e-2, 0) is None  # row mismatch
+    assert sparse_scan(pred, labels, out[:3], None, 1e-3, 1e-2, 0) is None
+    assert sparse_scan(pred.astype(np.float16), labels, out, None, 1e-3, 1e-2, 0) is None
+
+
+# --- class_ranks --------------------------------------------------------------------------------
+
+
+def _reference_ranks(scores, labels):
+    """Position of the true class in a stable descending sort of each row."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return np.argmax(order == labels[:, None], axis=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 9, 10, 16, 17, 31])
+def test_class_ranks_as_a_stable_sort(dtype, k):
+    rng = np.random.default_rng(k)
+    n = 53
+    scores = rng.integers(-3, 4, (n, k)).astype(dtype)  # many ties, negative scores
+    labels = rng.integers(0, k, n).astype(np.int32)
+    ranks = np.full(n, -1, dtype=np.int64)
+    assert class_ranks(scores, labels, ranks)
+    assert ranks.tolist() == _reference_ranks(scores, labels).tolist()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("position", [0, 52])
+def test_class_ranks_declines_non_finite_scores_and_bad_labels(bad, position):
+    scores, labels = np.zeros((53, 3)), np.zeros(53, dtype=np.int64)
+    ranks = np.empty(53, dtype=np.int64)
+    scores[position, 2] = bad
+    assert not class_ranks(scores, labels, ranks)
+    scores[position, 2] = 0
+    assert class_ranks(scores, labels, ranks)
+    labels[position] = 3
+    assert not class_ranks(scores, labels, ranks)

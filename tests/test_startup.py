@@ -1,0 +1,117 @@
+"""Start-up cost: ``streammetric eval`` imports only what it uses; lazy imports change nothing.
+
+Each test runs a fresh interpreter, since this one has imported everything already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# not needed by `eval -m ce` without --checkpoint, -o, --format csv, --serve or --engine dask
+NOT_FOR_EVAL = [
+    "csv",
+    "fractions",
+    "hashlib",
+    "prometheus_client",
+    "tempfile",
+    "streammetric.engine.dask",
+    "streammetric.engine.watch",
+    "streammetric.export",
+    "streammetric.functional.calibration",
+    "streammetric.functional.classification",
+    "streammetric.functional.ranking",
+    "streammetric.functional.regression",
+    "streammetric.metrics.calibration",
+    "streammetric.metrics.classification",
+    "streammetric.metrics.regression",
+]
+LAZY_METRIC_MODULES = [
+    "streammetric.metrics.calibration",
+    "streammetric.metrics.classification",
+    "streammetric.metrics.regression",
+]
+
+
+def python(code: str) -> list[str]:
+    """The lines ``code`` prints in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+
+def test_eval_imports_only_what_it_needs(tmp_path: Path):
+    path, report = tmp_path / "preds.parquet", tmp_path / "modules.json"
+    probs = pa.FixedSizeListArray.from_arrays(pa.array(np.full(40, 0.25, np.float32)), 4)
+    pq.write_table(pa.table({"label": np.zeros(10, np.int64), "probs": probs}), path)
+    out = python(
+        f"""
+        import json, sys
+        import click, numpy, pyarrow.parquet  # what these import themselves does not count
+        before = set(sys.modules)
+        from streammetric.cli import main
+        args = ["eval", {str(path)!r}, "-m", "ce", "--format", "json", "--no-progress"]
+        main(args, standalone_mode=False)
+        with open({str(report)!r}, "w") as handle:
+            json.dump(sorted(set(sys.modules) - before), handle)
+        """
+    )
+    assert json.loads("\n".join(out))["rows"] == 10
+    assert sorted(set(json.loads(report.read_text())) & set(NOT_FOR_EVAL)) == []
+
+
+def test_lazy_metrics_load_when_used():
+    out = python(
+        f"""
+        import sys
+        import streammetric as sm
+        print(any(m in sys.modules for m in {LAZY_METRIC_MODULES!r}))
+        print(type(sm.create("acc")).__name__, sm.MAE.__name__, sm.metrics.AUC.__name__)
+        print(all(m in sys.modules for m in {LAZY_METRIC_MODULES!r}))
+        print("MCC" in dir(sm), "F1" in dir(sm.metrics), "f1_score" in dir(sm.functional))
+        print(sm.functional.f1_score.__module__)
+        """
+    )
+    assert out == [
+        "False",
+        "Accuracy MAE AUC",
+        "True",
+        "True True True",
+        "streammetric.functional.classification",
+    ]
+
+
+def test_registry_is_as_if_everything_was_imported():
+    show = """
+        import streammetric as sm
+
+        @sm.register
+        @sm.alias("acc")
+        class Accuracy(sm.CrossEntropy):  # a user's metric replaces the built-in one
+            pass
+
+        print(type(sm.create("acc")).__module__, type(sm.create("accuracy")).__module__)
+        print(sm.create("f1").name, sm.create("mae").name)
+        print(sorted(sm.list_metrics().items()))
+        """
+    lazy = python(show)
+    eager = python("import " + ", ".join(LAZY_METRIC_MODULES) + textwrap.dedent(show))
+    assert lazy == eager
+    assert lazy[:2] == ["__main__ __main__", "f1 mae"]
+
+
+def test_lazy_tables_are_complete():
+    import streammetric as sm
+    from streammetric.metrics import registry
+
+    assert sorted(set(sm.metrics._LAZY.values())) == sorted(registry._LAZY_MODULES)
+    for package in (sm, sm.metrics, sm.functional):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)
