@@ -17,14 +17,14 @@ from streammetric.accumulate import ExactSum
 
 
 def _time_exact(x: np.ndarray, reps: int) -> float:
-    """Seconds per add() in a stream of `reps` adds, the final flush (value) included."""
+    """Seconds per add() in a stream of `reps` adds, reading the value included."""
     runs = []
     for _ in range(5):
         start = time.perf_counter()
         total = ExactSum()
         for _ in range(reps):
             total.add(x)
-        total.value  # noqa: B018 - flushes the buffer
+        total.value  # noqa: B018 - part of a stream's cost
         runs.append((time.perf_counter() - start) / reps)
     return statistics.median(runs)
 

@@ -290,7 +290,7 @@ typedef struct {
  *   out_of_unit_T: lanes not in [0, 1] (as signed integers the bits of 0 <= p <= 1 lie in
  *                [0, bits of 1.0]; negatives, -0.0 included, are below, inf and NaN above);
  *   scan_row_T, rank_row_T: one row; scan_loop_T, rank_loop_T: all rows.
- * `tail` holds -1 in the lanes below k % W. */
+ * `tail` holds -1 in the lanes of the row's last vector that hold values (1 to W of them). */
 #define ROW_KERNELS(T, VT, IT, VI, W, ONE_BITS, EXP_BITS)                                    \
     static INLINE VT last_##T(const T *p, Py_ssize_t count, int safe, VI tail) {           \
         VT v;                                                                              \
@@ -318,22 +318,21 @@ typedef struct {
         return any != 0;                                                                   \
     }                                                                                      \
     /* The row's float64 sum (in partial sums, not in index order); `bad` collects lanes     \
-     * that are not in [0, 1]. */                                                          \
+     * that are not in [0, 1]. `nvec`: vectors per row when 1 or 2 (a constant, so the loop   \
+     * unrolls), 0 for any. The last vector is always the masked one. */                   \
     static INLINE double scan_row_##T(const T *p, Py_ssize_t k, int safe, VI tail,         \
-                                      VI *bad) {                                           \
+                                      VI *bad, const int nvec) {                           \
         f64v s0 = {0.0}, s1 = {0.0};                                                       \
         Py_ssize_t c = 0;                                                                  \
-        for (; c + W <= k; c += W) {                                                       \
+        for (int j = 0; nvec ? j < nvec - 1 : c + W < k; j++, c += W) {                    \
             VT v;                                                                          \
             memcpy(&v, p + c, sizeof(VT));                                                 \
             *bad |= out_of_unit_##T(v);                                                    \
             add_sums_##T(v, &s0, &s1);                                                     \
         }                                                                                  \
-        if (c < k) {                                                                       \
-            VT v = last_##T(p + c, k - c, safe, tail);                                     \
-            *bad |= out_of_unit_##T(v);                                                    \
-            add_sums_##T(v, &s0, &s1);                                                     \
-        }                                                                                  \
+        VT v = last_##T(p + c, k - c, safe, tail);                                         \
+        *bad |= out_of_unit_##T(v);                                                        \
+        add_sums_##T(v, &s0, &s1);                                                         \
         s0 += s1;                                                                          \
         return (s0[0] + s0[1]) + (s0[2] + s0[3]);                                          \
     }                                                                                      \
@@ -343,21 +342,18 @@ typedef struct {
     }                                                                                      \
     /* The rank of p[y]; `bad` collects lanes that are not finite. */                      \
     static INLINE int64_t rank_row_##T(const T *p, Py_ssize_t k, Py_ssize_t y, int safe,   \
-                                       VI tail, VI lane, VI *bad) {                        \
-        VI acc = {0}, column = lane;                                                       \
+                                       VI tail, VI lane, VI *bad, const int nvec) {        \
+        VI acc = {0}, column = lane, tail_bad = {0};                                       \
         T t = p[y];                                                                        \
         Py_ssize_t c = 0;                                                                  \
-        for (; c + W <= k; c += W, column += W) {                                          \
+        for (int j = 0; nvec ? j < nvec - 1 : c + W < k; j++, c += W, column += W) {       \
             VT v;                                                                          \
             memcpy(&v, p + c, sizeof(VT));                                                 \
             acc += rank_step_##T(v, t, column, (IT)y, bad);                                \
         }                                                                                  \
-        if (c < k) {                                                                       \
-            VI tail_bad = {0};                                                             \
-            acc += rank_step_##T(last_##T(p + c, k - c, safe, tail), t, column, (IT)y,      \
-                                 &tail_bad) & tail;                                        \
-            *bad |= tail_bad & tail;                                                       \
-        }                                                                                  \
+        acc += rank_step_##T(last_##T(p + c, k - c, safe, tail), t, column, (IT)y,          \
+                             &tail_bad) & tail;                                            \
+        *bad |= tail_bad & tail;                                                           \
         IT above = 0;                                                                      \
         for (int i = 0; i < W; i++) above -= acc[i];                                       \
         return (int64_t)above;                                                             \
@@ -365,9 +361,10 @@ typedef struct {
     /* The loops over the rows: 1 clean, 0 not, -1 out of memory. A bad value is noticed    \
      * at the end (a dirty batch is rare and its results are discarded); a bad label at     \
      * once, before it is used as an index. */                                             \
-    static CLONES int scan_loop_##T(const T *pred, const scan_args_t *a, scan_t *r) {      \
+    static INLINE int scan_rows_##T(const T *pred, const scan_args_t *a, scan_t *r,        \
+                                    const int nvec) {                                      \
         const Py_ssize_t n = a->n, k = a->k, safe_n = safe_rows(n, k, W);                  \
-        const VI tail = lanes_below_##T(k % W);                                            \
+        const VI tail = lanes_below_##T(k - (k - 1) / W * W);                              \
         const void *labels = a->labels;                                                    \
         const kind_t label_kind = a->label_kind;                                           \
         const int has_ignore = a->has_ignore;                                              \
@@ -381,7 +378,7 @@ typedef struct {
             int64_t y = label_at(labels, label_kind, i);                                   \
             if (y < 0 || y >= k || (has_ignore && y == ignore)) return 0;                  \
             const T *row = pred + i * k;                                                   \
-            double sum = scan_row_##T(row, k, i < safe_n, tail, &bad);                     \
+            double sum = scan_row_##T(row, k, i < safe_n, tail, &bad, nvec);               \
             double p = (double)row[y];                                                     \
             if (picked64) picked64[i] = p;                                                 \
             else picked32[i] = (float)p;                                                   \
@@ -400,19 +397,31 @@ typedef struct {
         r->far_a = far_a, r->far_b = far_b, r->zeros = zeros, r->ones = ones;              \
         return !any_##T(bad);                                                              \
     }                                                                                      \
-    static CLONES int rank_loop_##T(const T *pred, const void *labels, kind_t label_kind,  \
-                                    Py_ssize_t n, Py_ssize_t k, int64_t *ranks) {          \
+    static INLINE int rank_rows_##T(const T *pred, const void *labels, kind_t label_kind,  \
+                                    Py_ssize_t n, Py_ssize_t k, int64_t *ranks,            \
+                                    const int nvec) {                                      \
         const Py_ssize_t safe_n = safe_rows(n, k, W);                                      \
-        const VI tail = lanes_below_##T(k % W);                                            \
+        const VI tail = lanes_below_##T(k - (k - 1) / W * W);                              \
         VI lane, bad = {0};                                                                \
         for (int i = 0; i < W; i++) lane[i] = i;                                           \
         for (Py_ssize_t i = 0; i < n; i++) {                                               \
             int64_t y = label_at(labels, label_kind, i);                                   \
             if (y < 0 || y >= k) return 0;                                                 \
             ranks[i] = rank_row_##T(pred + i * k, k, (Py_ssize_t)y, i < safe_n, tail, lane, \
-                                    &bad);                                                 \
+                                    &bad, nvec);                                           \
         }                                                                                  \
         return !any_##T(bad);                                                              \
+    }                                                                                      \
+    static CLONES int scan_loop_##T(const T *pred, const scan_args_t *a, scan_t *r) {      \
+        if (a->k <= W) return scan_rows_##T(pred, a, r, 1);                                \
+        if (a->k <= 2 * W) return scan_rows_##T(pred, a, r, 2);                            \
+        return scan_rows_##T(pred, a, r, 0);                                               \
+    }                                                                                      \
+    static CLONES int rank_loop_##T(const T *pred, const void *labels, kind_t label_kind,  \
+                                    Py_ssize_t n, Py_ssize_t k, int64_t *ranks) {          \
+        if (k <= W) return rank_rows_##T(pred, labels, label_kind, n, k, ranks, 1);        \
+        if (k <= 2 * W) return rank_rows_##T(pred, labels, label_kind, n, k, ranks, 2);    \
+        return rank_rows_##T(pred, labels, label_kind, n, k, ranks, 0);                    \
     }
 
 ROW_KERNELS(float, f32v, int32_t, i32v, 8, 0x3F800000L, 0x7F800000L)
