@@ -7,6 +7,7 @@ need none of them).
 
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_attributes
 from .losses import DIAGNOSTIC_KEYS, LossTerms, binary_cross_entropy, cross_entropy, perplexity
 
 if TYPE_CHECKING:
@@ -38,16 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -7,6 +7,7 @@ given to `create`), which keeps their modules out of the command's start-up.
 
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_attributes
 from .base import EvalMetric
 from .cross_entropy import BinaryCrossEntropy, CrossEntropy, NegativeLogLikelihood, Perplexity
 from .registry import (
@@ -31,16 +32,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [
