@@ -1,5 +1,6 @@
-"""The C extension (streammetric/_kernels.c: plain C, no NumPy headers); the rest of the
-package's configuration is in pyproject.toml."""
+"""The C extension (streammetric/_kernels.c and the loops it includes once per instruction set,
+_kernels_loops.h: plain C, no NumPy headers); the rest of the package's configuration is in
+pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -8,8 +9,16 @@ setup(
         Extension(
             "streammetric._kernels",
             ["streammetric/_kernels.c"],
-            # -Wno-psabi: 32-byte vectors only cross always-inlined calls, never an ABI boundary
-            extra_compile_args=["-O3", "-fno-math-errno", "-Wall", "-Wno-psabi"],
+            depends=["streammetric/_kernels_loops.h"],
+            # -Wno-psabi: vectors only cross always-inlined calls, never an ABI boundary;
+            # -ffp-contract=off: no fused multiply-adds, float arithmetic in the order written
+            extra_compile_args=[
+                "-O3",
+                "-fno-math-errno",
+                "-ffp-contract=off",
+                "-Wall",
+                "-Wno-psabi",
+            ],
         )
     ]
 )

@@ -2,7 +2,9 @@
  *
  * exact_sum(values)                      exact sum of float64 values in units of 2**-1074
  * sparse_scan(pred, labels, picked, ...) the clean-batch pass of the cross-entropy family
+ *                                        (and, if asked, the true classes' ranks)
  * class_ranks(pred, labels, ranks)       rank of the true class among each row's scores
+ * isa(), isas(), use_isa(name)           the instruction set the loops use (see below)
  *
  * Every function reads any object with the buffer protocol (NumPy arrays), checks formats and
  * shapes, and answers None (or False) for input it does not handle, so the caller takes its
@@ -41,18 +43,31 @@ static int get_view(PyObject *obj, Py_buffer *view, int writable) {
     return 1;
 }
 
+#define INLINE inline __attribute__((always_inline))
+
+/* Vectors of 16 and 32 bytes for the reductions of _kernels_loops.h (GCC/Clang extensions). */
+typedef int32_t i32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+typedef int64_t i64x2 __attribute__((vector_size(16)));
+typedef int64_t i64x4 __attribute__((vector_size(32)));
+typedef double f64x2 __attribute__((vector_size(16)));
+typedef double f64x4 __attribute__((vector_size(32)));
+
 /* ------------------------------------------------------------- exact sums */
 
 /* The digits: digit j holds a signed multiple of 2**(32 j) units of 2**-1074. A finite float64
  * is m * 2**(e - 1) units, with m < 2**53 its significand and e its biased exponent (for
- * subnormals e = 1 and no implicit bit). Values are taken BATCH at a time: those within 2**64
- * of the batch's largest magnitude are summed in one 128-bit integer (in units of the smallest
- * of them: below BATCH * 2**117 in size), then added to the digits once; the others, and
- * batches with inf or NaN, go to the digits one by one. Digits are normalised after each
- * batch, so each absorbs less than 2**32 * (2 * BATCH + 2) between normalisations. */
+ * subnormals e = 1 and no implicit bit). Values are taken BATCH at a time. In a batch whose
+ * largest magnitude is below 2**E, the values within 2**64 of it are split without error into
+ * three parts, multiples of 2**(E-40), 2**(E-80) and 2**(E-120) (`split_batch`), whose integer
+ * multiples are summed in 64-bit lanes and added to the digits once. The others, and batches
+ * with inf or NaN or at the ends of the range, go to the digits one by one. Digits are
+ * normalised after each batch, so each absorbs less than 2**32 * (BATCH + 4) between
+ * normalisations. */
 #define DIGITS 70
 #define BATCH 1024
 #define SIGNIFICAND 0xfffffffffffffULL
+#define EXPONENT 0x7ff0000000000000ULL
 
 typedef struct {
     int64_t d[DIGITS];
@@ -78,15 +93,6 @@ static inline void acc_add_signed(acc_t *a, int64_t v, unsigned s) {
     a->d[j + 2] += (int64_t)(t >> 64); /* arithmetic shift: the signed rest */
 }
 
-/* Adds v * 2**s units (v unsigned). */
-static inline void acc_add_unsigned(acc_t *a, uint64_t v, unsigned s) {
-    unsigned j = s >> 5;
-    unsigned __int128 t = (unsigned __int128)v << (s & 31); /* < 2**95 */
-    a->d[j] += (int64_t)(uint32_t)t;
-    a->d[j + 1] += (int64_t)(uint32_t)(t >> 32);
-    a->d[j + 2] += (int64_t)(t >> 64);
-}
-
 /* One value, whatever it is. */
 static void acc_add_one(acc_t *a, uint64_t bits) {
     unsigned e = (unsigned)(bits >> 52) & 0x7ff;
@@ -100,44 +106,17 @@ static void acc_add_one(acc_t *a, uint64_t bits) {
     if (m) acc_add_signed(a, bits >> 63 ? -m : m, (e ? e : 1) - 1);
 }
 
-static void acc_add_all(acc_t *a, const double *x, Py_ssize_t n) {
-    for (Py_ssize_t start = 0; start < n; start += BATCH) {
-        const Py_ssize_t stop = n - start < BATCH ? n : start + BATCH;
-        uint64_t top = 0;
-        for (Py_ssize_t i = start; i < stop; i++) {
-            uint64_t bits;
-            memcpy(&bits, x + i, 8);
-            bits &= 0x7ff0000000000000ULL;
-            top = bits > top ? bits : top;
-        }
-        const unsigned high = (unsigned)(top >> 52);
-        if (high == 0x7ff || high <= 64) { /* inf or NaN, or nothing but tiny values */
-            for (Py_ssize_t i = start; i < stop; i++) {
-                uint64_t bits;
-                memcpy(&bits, x + i, 8);
-                acc_add_one(a, bits);
-            }
-        } else {
-            const unsigned low = high - 64; /* >= 1: values from here are normal */
-            unsigned __int128 sum = 0;   /* two's complement of a signed sum */
-            for (Py_ssize_t i = start; i < stop; i++) {
-                uint64_t bits;
-                memcpy(&bits, x + i, 8);
-                unsigned e = (unsigned)(bits >> 52) & 0x7ff;
-                if (e < low) { /* zero, or tiny next to the batch's largest */
-                    acc_add_one(a, bits);
-                    continue;
-                }
-                int64_t m = (int64_t)((bits & SIGNIFICAND) | (1ULL << 52));
-                int64_t sign = -(int64_t)(bits >> 63); /* 0 or -1: m ^ sign - sign negates */
-                sum += (unsigned __int128)(__int128)((m ^ sign) - sign) << (e - low);
-            }
-            /* sum * 2**(low - 1) units: its low and (signed) high 64 bits */
-            acc_add_unsigned(a, (uint64_t)sum, low - 1);
-            acc_add_signed(a, (int64_t)(uint64_t)(sum >> 64), low - 1 + 64);
-        }
-        acc_normalise(a);
-    }
+/* Batches whose largest biased exponent is in [SPLIT_LOW, SPLIT_HIGH] are split: then the
+ * units 2**(E-120) are normal (E >= -954) and the constants 1.5 * 2**(E+12) finite. */
+#define SPLIT_LOW 68
+#define SPLIT_HIGH 1033
+
+/* The bits of 1.5 * 2**(level + 52): adding a value v with |v| < 2**(level + 51) rounds it to
+ * a multiple q * 2**level, and the sum's bits minus these bits are q (Rump, Ogita and Oishi's
+ * ExtractScalar, with the sign folded into the significand); v minus the rounded part is exact.
+ */
+static inline uint64_t magic_bits(int level) {
+    return ((uint64_t)(level + 52 + 1023) << 52) | (1ULL << 51);
 }
 
 /* The accumulator's value as a Python int (units of 2**-1074); after acc_normalise. */
@@ -162,33 +141,7 @@ static PyObject *acc_to_int(const acc_t *a) {
     return sum;
 }
 
-PyDoc_STRVAR(exact_sum_doc,
-"exact_sum(values) -> (units, pos_inf, neg_inf, nan) or None\n\n"
-"The exact sum of the finite values of a C-contiguous float64 buffer as an integer number of\n"
-"2**-1074 units, and the counts of +inf, -inf and NaN. None for any other buffer.");
-
-static PyObject *exact_sum(PyObject *Py_UNUSED(self), PyObject *obj) {
-    Py_buffer view;
-    if (!get_view(obj, &view, 0)) Py_RETURN_NONE;
-    if (buffer_kind(&view) != K_F64) { PyBuffer_Release(&view); Py_RETURN_NONE; }
-    const double *x = (const double *)view.buf;
-    Py_ssize_t n = view.len / 8;
-    acc_t a;
-    memset(&a, 0, sizeof(a));
-    Py_BEGIN_ALLOW_THREADS
-    acc_add_all(&a, x, n);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    PyObject *units = acc_to_int(&a);
-    if (!units) return NULL;
-    return Py_BuildValue("Nnnn", units, a.pos_inf, a.neg_inf, a.nan);
-}
-
 /* ------------------------------------------------------ categorical scans */
-
-static inline int64_t label_at(const void *labels, kind_t kind, Py_ssize_t i) {
-    return kind == K_I64 ? ((const int64_t *)labels)[i] : (int64_t)((const int32_t *)labels)[i];
-}
 
 /* A 2-D float buffer (rows, classes) and a 1-D int buffer of `rows` labels. */
 typedef struct {
@@ -220,38 +173,14 @@ static void release_batch(batch_t *b) {
     PyBuffer_Release(&b->labels);
 }
 
-/* Row kernels on 32-byte vectors (GCC/Clang vector extensions). Each loop is compiled twice on
- * x86-64 Linux, for AVX2 and for the baseline (which splits each vector op in two), and the
- * loader picks one (target_clones); elsewhere the compiler lowers the vectors to what it has.
- * A row of k values is read W at a time; lanes past the row are masked out. The last rows of a
- * buffer may not be read past their end, so their final partial vector is copied (`safe` = 0). */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
-#define CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CLONES
-#endif
+static INLINE int64_t label_at(const void *labels, const int l64, Py_ssize_t i) {
+    return l64 ? ((const int64_t *)labels)[i] : (int64_t)((const int32_t *)labels)[i];
+}
 
-/* Inlined into each clone, so compiled for its target (and no vector crosses a call). */
-#define INLINE inline __attribute__((always_inline))
-
-typedef float f32v __attribute__((vector_size(32)));
-typedef int32_t i32v __attribute__((vector_size(32)));
-typedef double f64v __attribute__((vector_size(32)));
-typedef int64_t i64v __attribute__((vector_size(32)));
-
-/* Rows 0 .. safe_rows-1 can be read in whole vectors without passing the end of the buffer. */
-static inline Py_ssize_t safe_rows(Py_ssize_t n, Py_ssize_t k, Py_ssize_t w) {
+/* Rows 0 .. copy_from-1 can be read in whole vectors without passing the end of the buffer. */
+static inline Py_ssize_t copy_from(Py_ssize_t n, Py_ssize_t k, Py_ssize_t w) {
     Py_ssize_t padded = (k + w - 1) / w * w;
     return n * k >= padded ? (n * k - padded) / k + 1 : 0;
-}
-
-static INLINE void add_sums_float(f32v v, f64v *s0, f64v *s1) {
-    *s0 += (f64v){(double)v[0], (double)v[1], (double)v[2], (double)v[3]};
-    *s1 += (f64v){(double)v[4], (double)v[5], (double)v[6], (double)v[7]};
-}
-static INLINE void add_sums_double(f64v v, f64v *s0, f64v *s1) {
-    (void)s1;
-    *s0 += v;
 }
 
 /* What a scan of a batch found. */
@@ -275,160 +204,107 @@ static int add_unsure(scan_t *r, Py_ssize_t i) {
 
 /* The parameters of a sparse scan. */
 typedef struct {
-    const void *labels;
-    kind_t label_kind;
+    const void *pred, *labels;
+    int pred_f64, labels_i64, picked_f64;
     Py_ssize_t n, k;
-    int has_ignore;
-    long long ignore;
-    void *picked; /* float64, or float32 for float32 rows */
-    int picked_f64;
+    long long ignore; /* -1 for none: never a class index */
+    void *picked;     /* float64, or float32 for float32 rows */
+    int64_t *ranks;   /* NULL, or where the true classes' ranks go */
     double tol_a, tol_b, margin;
 } scan_args_t;
 
-/* ROW_KERNELS(T, VT, IT, VI, W, ONE_BITS, EXP_BITS) defines, for rows of k values of type T
- * read as vectors VT of W lanes (VI: the integer vectors of the same lanes):
- *   out_of_unit_T: lanes not in [0, 1] (as signed integers the bits of 0 <= p <= 1 lie in
- *                [0, bits of 1.0]; negatives, -0.0 included, are below, inf and NaN above);
- *   scan_row_T, rank_row_T: one row; scan_loop_T, rank_loop_T: all rows.
- * `tail` holds -1 in the lanes of the row's last vector that hold values (1 to W of them). */
-#define ROW_KERNELS(T, VT, IT, VI, W, ONE_BITS, EXP_BITS)                                    \
-    static INLINE VT last_##T(const T *p, Py_ssize_t count, int safe, VI tail) {           \
-        VT v;                                                                              \
-        if (safe) {                                                                        \
-            memcpy(&v, p, sizeof(VT));                                                     \
-        } else {                                                                           \
-            T copy[W] = {0};                                                               \
-            memcpy(copy, p, (size_t)count * sizeof(T));                                    \
-            memcpy(&v, copy, sizeof(VT));                                                  \
-        }                                                                                  \
-        return (VT)((VI)v & tail);                                                         \
-    }                                                                                      \
-    static INLINE VI lanes_below_##T(Py_ssize_t m) {                                       \
-        VI lane;                                                                           \
-        for (int i = 0; i < W; i++) lane[i] = i < m ? -1 : 0;                              \
-        return lane;                                                                       \
-    }                                                                                      \
-    static INLINE VI out_of_unit_##T(VT v) {                                               \
-        VI bits = (VI)v;                                                                   \
-        return (bits < 0) | (bits > (IT)(ONE_BITS));                                       \
-    }                                                                                      \
-    static INLINE int any_##T(VI bad) {                                                    \
-        IT any = 0;                                                                        \
-        for (int i = 0; i < W; i++) any |= bad[i];                                         \
-        return any != 0;                                                                   \
-    }                                                                                      \
-    /* The row's float64 sum (in partial sums, not in index order); `bad` collects lanes     \
-     * that are not in [0, 1]. `nvec`: vectors per row when 1 or 2 (a constant, so the loop   \
-     * unrolls), 0 for any. The last vector is always the masked one. */                   \
-    static INLINE double scan_row_##T(const T *p, Py_ssize_t k, int safe, VI tail,         \
-                                      VI *bad, const int nvec) {                           \
-        f64v s0 = {0.0}, s1 = {0.0};                                                       \
-        Py_ssize_t c = 0;                                                                  \
-        for (int j = 0; nvec ? j < nvec - 1 : c + W < k; j++, c += W) {                    \
-            VT v;                                                                          \
-            memcpy(&v, p + c, sizeof(VT));                                                 \
-            *bad |= out_of_unit_##T(v);                                                    \
-            add_sums_##T(v, &s0, &s1);                                                     \
-        }                                                                                  \
-        VT v = last_##T(p + c, k - c, safe, tail);                                         \
-        *bad |= out_of_unit_##T(v);                                                        \
-        add_sums_##T(v, &s0, &s1);                                                         \
-        s0 += s1;                                                                          \
-        return (s0[0] + s0[1]) + (s0[2] + s0[3]);                                          \
-    }                                                                                      \
-    static INLINE VI rank_step_##T(VT v, T t, VI column, IT y, VI *bad) {                  \
-        *bad |= ((VI)v & (IT)(EXP_BITS)) == (IT)(EXP_BITS);                                \
-        return (v > t) | ((v == t) & (column < y));                                        \
-    }                                                                                      \
-    /* The rank of p[y]; `bad` collects lanes that are not finite. */                      \
-    static INLINE int64_t rank_row_##T(const T *p, Py_ssize_t k, Py_ssize_t y, int safe,   \
-                                       VI tail, VI lane, VI *bad, const int nvec) {        \
-        VI acc = {0}, column = lane, tail_bad = {0};                                       \
-        T t = p[y];                                                                        \
-        Py_ssize_t c = 0;                                                                  \
-        for (int j = 0; nvec ? j < nvec - 1 : c + W < k; j++, c += W, column += W) {       \
-            VT v;                                                                          \
-            memcpy(&v, p + c, sizeof(VT));                                                 \
-            acc += rank_step_##T(v, t, column, (IT)y, bad);                                \
-        }                                                                                  \
-        acc += rank_step_##T(last_##T(p + c, k - c, safe, tail), t, column, (IT)y,          \
-                             &tail_bad) & tail;                                            \
-        *bad |= tail_bad & tail;                                                           \
-        IT above = 0;                                                                      \
-        for (int i = 0; i < W; i++) above -= acc[i];                                       \
-        return (int64_t)above;                                                             \
-    }                                                                                      \
-    /* The loops over the rows: 1 clean, 0 not, -1 out of memory. A bad value is noticed    \
-     * at the end (a dirty batch is rare and its results are discarded); a bad label at     \
-     * once, before it is used as an index. */                                             \
-    static INLINE int scan_rows_##T(const T *pred, const scan_args_t *a, scan_t *r,        \
-                                    const int nvec) {                                      \
-        const Py_ssize_t n = a->n, k = a->k, safe_n = safe_rows(n, k, W);                  \
-        const VI tail = lanes_below_##T(k - (k - 1) / W * W);                              \
-        const void *labels = a->labels;                                                    \
-        const kind_t label_kind = a->label_kind;                                           \
-        const int has_ignore = a->has_ignore;                                              \
-        const long long ignore = a->ignore;                                                \
-        const double tol_a = a->tol_a, tol_b = a->tol_b, margin = a->margin;               \
-        double *picked64 = a->picked_f64 ? (double *)a->picked : NULL;                     \
-        float *picked32 = a->picked_f64 ? NULL : (float *)a->picked;                       \
-        Py_ssize_t far_a = 0, far_b = 0, zeros = 0, ones = 0;                              \
-        VI bad = {0};                                                                      \
-        for (Py_ssize_t i = 0; i < n; i++) {                                               \
-            int64_t y = label_at(labels, label_kind, i);                                   \
-            if (y < 0 || y >= k || (has_ignore && y == ignore)) return 0;                  \
-            const T *row = pred + i * k;                                                   \
-            double sum = scan_row_##T(row, k, i < safe_n, tail, &bad, nvec);               \
-            double p = (double)row[y];                                                     \
-            if (picked64) picked64[i] = p;                                                 \
-            else picked32[i] = (float)p;                                                   \
-            zeros += p == 0.0;                                                             \
-            ones += p == 1.0;                                                              \
-            /* branch free: whether a sum is above or below 1 is a coin flip */            \
-            double distance = __builtin_fabs(sum - 1.0);                                   \
-            double da = distance - tol_a, db = distance - tol_b;                           \
-            if ((__builtin_fabs(da) > margin) & (__builtin_fabs(db) > margin)) {           \
-                far_a += da > 0;                                                           \
-                far_b += db > 0;                                                           \
-            } else if (!add_unsure(r, i)) {                                                \
-                return -1;                                                                 \
-            }                                                                              \
-        }                                                                                  \
-        r->far_a = far_a, r->far_b = far_b, r->zeros = zeros, r->ones = ones;              \
-        return !any_##T(bad);                                                              \
-    }                                                                                      \
-    static INLINE int rank_rows_##T(const T *pred, const void *labels, kind_t label_kind,  \
-                                    Py_ssize_t n, Py_ssize_t k, int64_t *ranks,            \
-                                    const int nvec) {                                      \
-        const Py_ssize_t safe_n = safe_rows(n, k, W);                                      \
-        const VI tail = lanes_below_##T(k - (k - 1) / W * W);                              \
-        VI lane, bad = {0};                                                                \
-        for (int i = 0; i < W; i++) lane[i] = i;                                           \
-        for (Py_ssize_t i = 0; i < n; i++) {                                               \
-            int64_t y = label_at(labels, label_kind, i);                                   \
-            if (y < 0 || y >= k) return 0;                                                 \
-            ranks[i] = rank_row_##T(pred + i * k, k, (Py_ssize_t)y, i < safe_n, tail, lane, \
-                                    &bad, nvec);                                           \
-        }                                                                                  \
-        return !any_##T(bad);                                                              \
-    }                                                                                      \
-    static CLONES int scan_loop_##T(const T *pred, const scan_args_t *a, scan_t *r) {      \
-        if (a->k <= W) return scan_rows_##T(pred, a, r, 1);                                \
-        if (a->k <= 2 * W) return scan_rows_##T(pred, a, r, 2);                            \
-        return scan_rows_##T(pred, a, r, 0);                                               \
-    }                                                                                      \
-    static CLONES int rank_loop_##T(const T *pred, const void *labels, kind_t label_kind,  \
-                                    Py_ssize_t n, Py_ssize_t k, int64_t *ranks) {          \
-        if (k <= W) return rank_rows_##T(pred, labels, label_kind, n, k, ranks, 1);        \
-        if (k <= 2 * W) return rank_rows_##T(pred, labels, label_kind, n, k, ranks, 2);    \
-        return rank_rows_##T(pred, labels, label_kind, n, k, ranks, 0);                    \
-    }
+/* Rows are scanned CHUNK at a time: the row loop writes each row's sum and p[y]; then a
+ * vector pass over the chunk counts the rows far from summing to 1, lists the ones within
+ * `margin` of a tolerance, and counts the p[y] that are 0 or 1. */
+#define CHUNK 256
 
-ROW_KERNELS(float, f32v, int32_t, i32v, 8, 0x3F800000L, 0x7F800000L)
-ROW_KERNELS(double, f64v, int64_t, i64v, 4, 0x3FF0000000000000LL, 0x7FF0000000000000LL)
+/* ------------------------------------------------------ instruction sets */
+
+/* The loops, compiled once per instruction set (see _kernels_loops.h); the fastest one the
+ * CPU has is chosen at import, and `use_isa` switches (for tests and benchmarks). */
+typedef struct {
+    const char *name;
+    int (*supported)(void);
+    void (*acc_add_all)(acc_t *, const double *, Py_ssize_t);
+    int (*scan_loop)(const scan_args_t *, scan_t *);
+    int (*rank_loop)(const void *, int, const void *, int, Py_ssize_t, Py_ssize_t, int64_t *);
+} isa_t;
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#define K_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f,popcnt")
+#define ISA avx512
+#define VBYTES 64
+#include "_kernels_loops.h"
+#undef ISA
+#undef VBYTES
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,popcnt")
+#define ISA avx2
+#define VBYTES 32
+#include "_kernels_loops.h"
+#undef ISA
+#undef VBYTES
+#pragma GCC pop_options
+#undef K_X86
+
+static int has_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
+}
+static int has_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+}
+#endif
+
+#define ISA baseline
+#define VBYTES 16
+#include "_kernels_loops.h"
+#undef ISA
+#undef VBYTES
+
+static int always(void) { return 1; }
+
+#define ISA_ENTRY(name, test) {#name, test, acc_add_all_##name, scan_loop_##name, rank_loop_##name}
+static const isa_t isas[] = {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    ISA_ENTRY(avx512, has_avx512),
+    ISA_ENTRY(avx2, has_avx2),
+#endif
+    ISA_ENTRY(baseline, always),
+};
+#define N_ISAS ((int)(sizeof(isas) / sizeof(isas[0])))
+static const isa_t *isa = &isas[N_ISAS - 1];
+
+/* ----------------------------------------------------------- entry points */
+
+PyDoc_STRVAR(exact_sum_doc,
+"exact_sum(values) -> (units, pos_inf, neg_inf, nan) or None\n\n"
+"The exact sum of the finite values of a C-contiguous float64 buffer as an integer number of\n"
+"2**-1074 units, and the counts of +inf, -inf and NaN. None for any other buffer.");
+
+static PyObject *exact_sum(PyObject *Py_UNUSED(self), PyObject *obj) {
+    Py_buffer view;
+    if (!get_view(obj, &view, 0)) Py_RETURN_NONE;
+    if (buffer_kind(&view) != K_F64) { PyBuffer_Release(&view); Py_RETURN_NONE; }
+    const double *x = (const double *)view.buf;
+    Py_ssize_t n = view.len / 8;
+    acc_t a;
+    memset(&a, 0, sizeof(a));
+    Py_BEGIN_ALLOW_THREADS
+    isa->acc_add_all(&a, x, n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    PyObject *units = acc_to_int(&a);
+    if (!units) return NULL;
+    return Py_BuildValue("Nnnn", units, a.pos_inf, a.neg_inf, a.nan);
+}
 
 PyDoc_STRVAR(sparse_scan_doc,
-"sparse_scan(pred, labels, picked, ignore_index, tol_a, tol_b, margin)\n"
+"sparse_scan(pred, labels, picked, ignore_index, tol_a, tol_b, margin, ranks=None)\n"
 "    -> (far_a, far_b, zeros, ones, unsure_rows) or None\n\n"
 "One pass over a batch of class indices `labels` (n,) int32/int64 and probabilities `pred`\n"
 "(n, k) float32/float64. None unless the batch is clean: every value in [0, 1] and every label\n"
@@ -436,44 +312,57 @@ PyDoc_STRVAR(sparse_scan_doc,
 "to `picked` (a writable float32/float64 buffer of n; float64 unless pred is float32) and\n"
 "counts the rows with |sum - 1| > tol_a and > tol_b (float64 sums), the true-class\n"
 "probabilities 0 and 1. Rows whose distance is within `margin` of a tolerance are not counted\n"
-"but listed: summed in another order they might fall on the other side, so the caller decides.");
+"but listed: summed in another order they might fall on the other side, so the caller decides.\n"
+"With `ranks` (a writable int64 buffer of n), also writes what class_ranks would, in the same\n"
+"pass (unspecified if the answer is None).");
 
 static PyObject *sparse_scan(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *pred_obj, *label_obj, *picked_obj, *ignore_obj;
+    PyObject *pred_obj, *label_obj, *picked_obj, *ignore_obj, *ranks_obj = Py_None;
     scan_args_t a;
-    if (!PyArg_ParseTuple(args, "OOOOddd", &pred_obj, &label_obj, &picked_obj, &ignore_obj,
-                          &a.tol_a, &a.tol_b, &a.margin))
+    if (!PyArg_ParseTuple(args, "OOOOddd|O", &pred_obj, &label_obj, &picked_obj, &ignore_obj,
+                          &a.tol_a, &a.tol_b, &a.margin, &ranks_obj))
         return NULL;
-    a.has_ignore = ignore_obj != Py_None;
-    a.ignore = 0;
-    if (a.has_ignore) {
+    a.ignore = -1;
+    if (ignore_obj != Py_None) {
         a.ignore = PyLong_AsLongLong(ignore_obj);
         if (a.ignore == -1 && PyErr_Occurred()) return NULL;
     }
     batch_t b;
     if (!get_batch(pred_obj, label_obj, &b)) Py_RETURN_NONE;
-    Py_buffer out;
+    Py_buffer out, ranks;
     if (!get_view(picked_obj, &out, 1)) { release_batch(&b); Py_RETURN_NONE; }
-    kind_t out_kind = buffer_kind(&out);
-    if (out.len / out.itemsize != b.rows ||
-        !(out_kind == K_F64 || (out_kind == K_F32 && b.pred_kind == K_F32))) {
+    int has_ranks = ranks_obj != Py_None;
+    if (has_ranks && !get_view(ranks_obj, &ranks, 1)) {
         PyBuffer_Release(&out);
         release_batch(&b);
         Py_RETURN_NONE;
     }
+    kind_t out_kind = buffer_kind(&out);
+    if (out.len / out.itemsize != b.rows ||
+        !(out_kind == K_F64 || (out_kind == K_F32 && b.pred_kind == K_F32)) ||
+        (has_ranks && (buffer_kind(&ranks) != K_I64 || ranks.len / 8 != b.rows)) ||
+        b.classes >= INT32_MAX) {
+        if (has_ranks) PyBuffer_Release(&ranks);
+        PyBuffer_Release(&out);
+        release_batch(&b);
+        Py_RETURN_NONE;
+    }
+    a.pred = b.pred.buf;
     a.labels = b.labels.buf;
-    a.label_kind = b.label_kind;
+    a.pred_f64 = b.pred_kind == K_F64;
+    a.labels_i64 = b.label_kind == K_I64;
+    a.picked_f64 = out_kind == K_F64;
     a.n = b.rows;
     a.k = b.classes;
     a.picked = out.buf;
-    a.picked_f64 = out_kind == K_F64;
+    a.ranks = has_ranks ? (int64_t *)ranks.buf : NULL;
     scan_t r;
     memset(&r, 0, sizeof(r));
     int clean;
     Py_BEGIN_ALLOW_THREADS
-    clean = b.pred_kind == K_F32 ? scan_loop_float((const float *)b.pred.buf, &a, &r)
-                                 : scan_loop_double((const double *)b.pred.buf, &a, &r);
+    clean = isa->scan_loop(&a, &r);
     Py_END_ALLOW_THREADS
+    if (has_ranks) PyBuffer_Release(&ranks);
     PyBuffer_Release(&out);
     release_batch(&b);
     if (clean <= 0) {
@@ -506,19 +395,51 @@ static PyObject *class_ranks(PyObject *Py_UNUSED(self), PyObject *args) {
     if (!get_batch(pred_obj, label_obj, &b)) Py_RETURN_FALSE;
     Py_buffer out;
     if (!get_view(rank_obj, &out, 1)) { release_batch(&b); Py_RETURN_FALSE; }
-    int ok = buffer_kind(&out) == K_I64 && out.len / 8 == b.rows;
+    int ok = buffer_kind(&out) == K_I64 && out.len / 8 == b.rows && b.classes < INT32_MAX;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        ok = b.pred_kind == K_F32
-            ? rank_loop_float((const float *)b.pred.buf, b.labels.buf, b.label_kind, b.rows,
-                              b.classes, (int64_t *)out.buf)
-            : rank_loop_double((const double *)b.pred.buf, b.labels.buf, b.label_kind, b.rows,
-                               b.classes, (int64_t *)out.buf);
+        ok = isa->rank_loop(b.pred.buf, b.pred_kind == K_F64, b.labels.buf, b.label_kind == K_I64,
+                       b.rows, b.classes, (int64_t *)out.buf);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&out);
     release_batch(&b);
     return PyBool_FromLong(ok);
+}
+
+PyDoc_STRVAR(isa_doc, "isa() -> str\n\nThe instruction set the loops use: 'avx512', 'avx2' or 'baseline'.");
+
+static PyObject *isa_name(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args)) {
+    return PyUnicode_FromString(isa->name);
+}
+
+PyDoc_STRVAR(isas_doc, "isas() -> list[str]\n\nThe instruction sets this CPU can use, fastest first.");
+
+static PyObject *isa_names(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args)) {
+    PyObject *names = PyList_New(0);
+    for (int i = 0; names && i < N_ISAS; i++) {
+        if (!isas[i].supported()) continue;
+        PyObject *name = PyUnicode_FromString(isas[i].name);
+        if (!name || PyList_Append(names, name) < 0) Py_CLEAR(names);
+        Py_XDECREF(name);
+    }
+    return names;
+}
+
+PyDoc_STRVAR(use_isa_doc,
+"use_isa(name) -> None\n\nUse the loops for instruction set `name` (one of isas()), for tests and\n"
+"benchmarks: every set gives the same results. Not thread-safe: call it while no kernel runs.");
+
+static PyObject *use_isa(PyObject *Py_UNUSED(self), PyObject *arg) {
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name) return NULL;
+    for (int i = 0; i < N_ISAS; i++) {
+        if (strcmp(isas[i].name, name) == 0 && isas[i].supported()) {
+            isa = &isas[i];
+            Py_RETURN_NONE;
+        }
+    }
+    return PyErr_Format(PyExc_ValueError, "instruction set %R is not available here", arg);
 }
 
 /* ----------------------------------------------------------------- module */
@@ -527,6 +448,9 @@ static PyMethodDef methods[] = {
     {"exact_sum", exact_sum, METH_O, exact_sum_doc},
     {"sparse_scan", sparse_scan, METH_VARARGS, sparse_scan_doc},
     {"class_ranks", class_ranks, METH_VARARGS, class_ranks_doc},
+    {"isa", isa_name, METH_NOARGS, isa_doc},
+    {"isas", isa_names, METH_NOARGS, isas_doc},
+    {"use_isa", use_isa, METH_O, use_isa_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -535,4 +459,15 @@ static struct PyModuleDef module = {
     "Fused hot loops of streammetric (internal; see _kernels.c).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    __builtin_cpu_init();
+#endif
+    for (int i = 0; i < N_ISAS; i++) {
+        if (isas[i].supported()) {
+            isa = &isas[i];
+            break;
+        }
+    }
+    return PyModule_Create(&module);
+}

@@ -1,8 +1,9 @@
 """The C kernels against plain-Python/NumPy references: same sums, counts and ranks, bit for bit.
 
-Shapes sweep the vector widths (8 float32 or 4 float64 lanes) so that full vectors, partial
-last vectors, and the buffer's last rows (whose partial vector is copied, not read past the end)
-are all exercised.
+Every test runs once per instruction set this CPU has (``isas()``: AVX-512, AVX2, baseline).
+Shapes sweep the vector widths (4 to 16 float32, 2 to 8 float64 lanes) so that full vectors,
+partial last vectors, the buffer's last rows (whose partial vector is copied, not read past the
+end) and the chunks of the scan (256 rows) are all exercised.
 """
 
 from __future__ import annotations
@@ -15,11 +16,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streammetric import _kernels
 from streammetric._kernels import class_ranks, exact_sum, sparse_scan
 from streammetric.functional._ce_core import LOGITS_SUM_TOLERANCE
 from streammetric.functional._ce_fast import _margin
 
 UNIT = Fraction(1, 2**1074)
+
+
+@pytest.fixture(autouse=True, params=_kernels.isas())
+def isa(request):
+    """Run the test with the loops of each instruction set this CPU has."""
+    previous = _kernels.isa()
+    _kernels.use_isa(request.param)
+    yield request.param
+    _kernels.use_isa(previous)
+
+
+def test_isas_are_named_and_checked():
+    assert _kernels.isas()[-1] == "baseline" and _kernels.isa() in _kernels.isas()
+    with pytest.raises(ValueError, match="not available"):
+        _kernels.use_isa("sse9")
 
 
 def _units(values: list[float]) -> int:
@@ -69,6 +86,30 @@ def test_exact_sum_across_batches_of_mixed_magnitudes(spread):
     assert (units, pos_inf) == (_units(values.tolist()), 1)
 
 
+@pytest.mark.parametrize("exponent", [-960, -955, -954, -953, -900, 0, 1009, 1010, 1011, 1012])
+def test_exact_sum_at_the_ends_of_the_split_range(exponent):
+    """Batches whose largest value is about 2**exponent: split in three parts, or one by one
+    at the ends of the range (where the parts' units or constants would leave float64)."""
+    rng = np.random.default_rng(exponent + 2000)
+    values = np.ldexp(rng.uniform(-1, 1, 2100), exponent - rng.integers(0, 70, 2100))
+    values[::7] = np.ldexp(1.0 - 2.0**-52, exponent)  # the largest magnitude below 2**exponent
+    values[3::11] = np.ldexp(rng.uniform(0.5, 1, values[3::11].size), exponent - 64)  # the edge
+    values[5::13] = 0.0
+    values[6::17] = -0.0
+    assert exact_sum(values)[0] == _units(values.tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=12),
+    st.integers(1, 3000),
+    st.integers(0, 2**32),
+)
+def test_exact_sum_of_long_arrays(pool, n, seed):
+    values = np.random.default_rng(seed).choice(np.array(pool), n)
+    assert exact_sum(values)[0] == _units(values.tolist())
+
+
 def test_exact_sum_takes_only_contiguous_float64():
     assert exact_sum(np.zeros(3, dtype=np.float32)) is None
     assert exact_sum(np.zeros(6)[::2]) is None
@@ -99,16 +140,24 @@ def _probabilities(rng, n, k, dtype):
     return pred
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7, 8, 9, 10, 15, 16, 17, 33])
-@pytest.mark.parametrize("n", [1, 2, 3, 41])
-def test_sparse_scan_counts_as_numpy(dtype, k, n):
+@pytest.mark.parametrize(
+    ("dtype", "picked_dtype", "label_dtype"),
+    [
+        (np.float32, np.float64, np.int64),
+        (np.float32, np.float32, np.int32),
+        (np.float64, np.float64, np.int32),
+        (np.float64, np.float64, np.int64),
+    ],
+)
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7, 8, 9, 10, 15, 16, 17, 31, 32, 33, 49])
+@pytest.mark.parametrize("n", [1, 2, 3, 41, 300])
+def test_sparse_scan_counts_as_numpy(dtype, picked_dtype, label_dtype, k, n):
     rng = np.random.default_rng(k * 100 + n)
     pred = _probabilities(rng, n, k, dtype)
-    labels = rng.integers(0, k, n)
+    labels = rng.integers(0, k, n).astype(label_dtype)
     labels[: min(n, 3)] = 0
     tol = float(np.sqrt(np.finfo(dtype).eps))
-    picked = np.full(n, np.nan, dtype=np.float64)
+    picked = np.full(n, np.nan, dtype=picked_dtype)
     far_a, far_b, zeros, ones, unsure = sparse_scan(
         pred, labels, picked, None, tol, LOGITS_SUM_TOLERANCE, _margin(k)
     )
@@ -116,7 +165,12 @@ def test_sparse_scan_counts_as_numpy(dtype, k, n):
     ref = _reference_scan(pred[sure_rows], labels[sure_rows], tol, LOGITS_SUM_TOLERANCE)
     assert (far_a, far_b) == ref[:2]
     assert (zeros, ones) == _reference_scan(pred, labels, tol, 1.0)[2:4]
-    assert picked.tobytes() == pred[np.arange(n), labels].astype(np.float64).tobytes()
+    assert picked.tobytes() == pred[np.arange(n), labels].astype(picked_dtype).tobytes()
+    # the same pass can also rank the true classes, as class_ranks does
+    ranks = np.full(n, -1, dtype=np.int64)
+    ranked = sparse_scan(pred, labels, picked, None, tol, LOGITS_SUM_TOLERANCE, _margin(k), ranks)
+    assert ranked == (far_a, far_b, zeros, ones, unsure)
+    assert ranks.tolist() == _reference_ranks(pred, labels).tolist()
 
 
 def test_sparse_scan_lists_rows_on_a_tolerance_edge():
@@ -163,6 +217,8 @@ def test_sparse_scan_declines_dirty_batches(row, label, ignore, position):
 
 def test_sparse_scan_declines_what_it_cannot_read():
     pred, labels, out = np.full((4, 2), 0.5), np.zeros(4, dtype=np.int64), np.empty(4)
+    assert sparse_scan(pred, labels, out, None, 1e-3, 1e-2, 0, np.empty(4, dtype=np.int32)) is None
+    assert sparse_scan(pred, labels, out, None, 1e-3, 1e-2, 0, np.empty(3, dtype=np.int64)) is None
     assert sparse_scan(pred.T.copy().T, labels, out, None, 1e-3, 1e-2, 0) is None  # not C order
     assert sparse_scan(pred, labels.astype(np.int16), out, None, 1e-3, 1e-2, 0) is None
     assert sparse_scan(pred, labels[:3], out, None, 1e-3, 1e-2, 0) is None  # row mismatch
@@ -180,12 +236,13 @@ def _reference_ranks(scores, labels):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 9, 10, 16, 17, 31])
-def test_class_ranks_as_a_stable_sort(dtype, k):
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 9, 10, 16, 17, 31, 32, 33, 49])
+def test_class_ranks_as_a_stable_sort(dtype, label_dtype, k):
     rng = np.random.default_rng(k)
     n = 53
     scores = rng.integers(-3, 4, (n, k)).astype(dtype)  # many ties, negative scores
-    labels = rng.integers(0, k, n).astype(np.int32)
+    labels = rng.integers(0, k, n).astype(label_dtype)
     ranks = np.full(n, -1, dtype=np.int64)
     assert class_ranks(scores, labels, ranks)
     assert ranks.tolist() == _reference_ranks(scores, labels).tolist()

@@ -33,13 +33,15 @@ def _fast_sparse_terms(
     ignore_index: int | None,
     axis: int,
     kind: str,
+    class_ranks: bool = False,
 ) -> LossTerms | None:
     """Terms of a clean batch of class indices (n,) and probabilities (n, k), or None.
 
     "Clean": every probability in [0, 1] and every label a valid, not ignored class index.
     The row sums are float64 sums in index order; a row whose sum is too close to a tolerance
     for the order of summation not to matter is summed again as :func:`categorical_diagnostics`
-    does, so the counts are the general path's.
+    does, so the counts are the general path's. With ``class_ranks``, the same pass ranks the
+    true classes (``LossTerms.ranks``).
     """
     pred, true = inputs.to_numpy(y_pred, "y_pred"), inputs.to_numpy(y_true, "y_true")
     if pred.ndim != 2 or axis not in (-1, 1) or true.ndim != 1 or not pred.size:
@@ -55,8 +57,9 @@ def _fast_sparse_terms(
     picked = np.empty(num_rows, dtype=compute)
     ignore = ignore_index if ignore_index is not None and 0 <= ignore_index < num_classes else None
     tolerance = _sum_tolerance(pred.dtype)
+    ranks = np.empty(num_rows, dtype=np.int64) if class_ranks else None
     scan = sparse_scan(
-        pred, true, picked, ignore, tolerance, LOGITS_SUM_TOLERANCE, _margin(num_classes)
+        pred, true, picked, ignore, tolerance, LOGITS_SUM_TOLERANCE, _margin(num_classes), ranks
     )
     if scan is None:
         return None
@@ -87,6 +90,7 @@ def _fast_sparse_terms(
         invalid_reason=None,
         diagnostics=counts,
         batch_shape=(num_rows,),
+        ranks=ranks,
     )
 
 

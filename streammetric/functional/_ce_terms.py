@@ -23,6 +23,8 @@ class LossTerms:
         invalid_reason: one line about the first invalid row (row, rule, value), or None.
         diagnostics: counts for this batch, keys :data:`DIAGNOSTIC_KEYS` in that order.
         batch_shape: shape of the per-sample output (N is its product).
+        ranks: int64 (N,), the true classes' ranks among the scores (``_class_ranks``), when
+            asked for and computed on the way; else None.
     """
 
     numerator: np.ndarray
@@ -31,3 +33,4 @@ class LossTerms:
     invalid_reason: str | None
     diagnostics: dict[str, int]
     batch_shape: tuple[int, ...] = field(default=())
+    ranks: np.ndarray | None = None

@@ -3,9 +3,9 @@
 A unit is a Parquet row group, an Arrow IPC record batch, or a whole Arrow IPC stream (a file or
 stdin, read sequentially). ``plan`` expands paths into `Unit`s and checks the columns of every
 input up front; ``read_unit`` / ``iter_unit`` turn a unit into `Batch`es of NumPy arrays. Each
-read opens its own file handle and reads only the needed columns of one row group, so units of
-one file can be read concurrently from a thread pool with memory bounded by about one row group
-per thread.
+read opens its own file handle and reads only the needed columns of one row group (``iter_unit``:
+in slices of `slice_rows` rows), so units of one file can be read concurrently from a thread
+pool with memory bounded by about one row group (one slice) per thread.
 """
 
 from __future__ import annotations
@@ -193,30 +193,57 @@ def _where(unit: Unit) -> str:
     return f"{unit.display_path}: {what} {unit.index} (rows {unit.row_offset}-{last})"
 
 
+def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile, list[str]]:
+    """The unit's file (to be closed) and the needed columns it has."""
+    metadata, schema = _parquet_footer(*_stat_key(unit.path))
+    wanted = [name for name in resolved.columns if name in schema.names]
+    dictionary = [
+        name
+        for name in resolved.by
+        if name in wanted and pa.types.is_string(schema.field(name).type)
+    ]
+    parquet_file = pq.ParquetFile(
+        unit.path, metadata=metadata, pre_buffer=False, memory_map=False, read_dictionary=dictionary
+    )
+    return parquet_file, wanted
+
+
 def _read_arrow(unit: Unit, resolved: ResolvedColumns) -> pa.Table | pa.RecordBatch:
     """The needed columns of one row group / record batch."""
     try:
         if unit.kind == "parquet":
-            metadata, schema = _parquet_footer(*_stat_key(unit.path))
-            wanted = [name for name in resolved.columns if name in schema.names]
-            dictionary = [
-                name
-                for name in resolved.by
-                if name in wanted and pa.types.is_string(schema.field(name).type)
-            ]
-            with pq.ParquetFile(
-                unit.path,
-                metadata=metadata,
-                pre_buffer=False,
-                memory_map=False,
-                read_dictionary=dictionary,
-            ) as parquet_file:
+            parquet_file, wanted = _open_parquet(unit, resolved)
+            with parquet_file:
                 return parquet_file.read_row_group(unit.index, columns=wanted, use_threads=False)
         schema = _ipc_layout(unit.path, unit.kind, *_stat_key(unit.path)[1:])[0]
         fields = sorted(schema.get_field_index(n) for n in resolved.columns if n in schema.names)
         options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
         with pa.memory_map(unit.path) as source:
             return ipc.open_file(source, options=options).get_batch(unit.index)
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(_where(unit), exc) from exc
+
+
+def slice_rows(resolved: ResolvedColumns) -> int:
+    """Rows per batch when a row group is read in slices: about 2 MiB of predictions (4096 to
+    32768 rows). Decoding a row group slice by slice is faster than in one piece (the values
+    stay in the core's cache; ``scripts/bench.py`` measures both), and the metrics then read
+    each slice while it is still there."""
+    width = resolved.pred_width or 32
+    return max(4096, min(32768, (1 << 19) // width))
+
+
+def _parquet_batches(unit: Unit, resolved: ResolvedColumns) -> Iterator[pa.RecordBatch]:
+    """The needed columns of one row group, in slices of `slice_rows` rows."""
+    try:
+        parquet_file, wanted = _open_parquet(unit, resolved)
+        with parquet_file:
+            yield from parquet_file.iter_batches(
+                batch_size=slice_rows(resolved),
+                row_groups=[unit.index],
+                columns=wanted,
+                use_threads=False,
+            )
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(_where(unit), exc) from exc
 
@@ -348,8 +375,18 @@ def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec) -> Any:
 def iter_unit(
     unit: Unit, columns: ResolvedColumns | ColumnSpec, *, on_invalid: str = "raise"
 ) -> Iterator[Batch]:
-    """Yield the batches of a unit: one for a row group, one per record batch for a stream."""
+    """Yield the batches of a unit: slices of a row group (see `slice_rows`), the record batch
+    of an IPC file, each record batch of a stream."""
     _check_policy(on_invalid)
+    if unit.kind == "parquet":
+        resolved = _columns_for(unit, columns)
+        row_offset = unit.row_offset
+        for record_batch in _parquet_batches(unit, resolved):
+            yield _make_batch(
+                record_batch, unit, resolved, row_offset=row_offset, on_invalid=on_invalid
+            )
+            row_offset += record_batch.num_rows
+        return
     if not unit.sequential:
         yield read_unit(unit, columns, on_invalid=on_invalid)
         return

@@ -5,6 +5,11 @@ arrays, compute)`` computes once per key and identical array objects. Outside it
 cached, so arrays that an eval loop reuses and overwrites can never give a stale result. The
 scope is a context variable: each thread of the engine has its own.
 
+A block may also say which results its metrics will ask for (``shared_batch(wants)``, from each
+metric's ``shared_work``), so that a metric that can compute one of them as a by-product of its
+own pass does (``wanted``) and leaves it for the others (``offer``): cross-entropy's pass over
+the probabilities also ranks the true classes for accuracy and top-k.
+
 >>> calls = []
 >>> def compute():
 ...     calls.append(1)
@@ -26,25 +31,49 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["memoized", "shared_batch"]
+__all__ = ["CLASS_RANKS", "computed", "memoized", "offer", "shared_batch", "wanted"]
+
+CLASS_RANKS = ("class_ranks",)  # int64 (n,) ranks of the true classes (see _class_ranks)
 
 T = TypeVar("T")
-_MEMO: ContextVar[dict[Hashable, tuple[tuple[Any, ...], Any]] | None] = ContextVar(
+_MEMO: ContextVar[dict[Hashable, Any] | None] = ContextVar(
     "streammetric_shared_batch", default=None
 )
+_WANTS = object()  # the memo's entry for what the block's metrics will ask for
 
 
 @contextmanager
-def shared_batch() -> Iterator[None]:
-    """Share computations between the metrics updated inside this block (re-entrant)."""
+def shared_batch(wants: frozenset[Hashable] = frozenset()) -> Iterator[None]:
+    """Share computations between the metrics updated inside this block (re-entrant: an inner
+    block joins the outer one)."""
     if _MEMO.get() is not None:
         yield
         return
-    token = _MEMO.set({})
+    token = _MEMO.set({_WANTS: wants})
     try:
         yield
     finally:
         _MEMO.reset(token)
+
+
+def wanted(key: Hashable) -> bool:
+    """Whether a metric of this block will ask for ``key`` (of the block's arrays)."""
+    memo = _MEMO.get()
+    return memo is not None and key in memo[_WANTS]
+
+
+def computed(key: Hashable, arrays: tuple[np.ndarray, ...]) -> bool:
+    """Whether ``key`` of these arrays is already computed in this block."""
+    memo = _MEMO.get()
+    hit = None if memo is None else memo.get(_full_key(key, arrays))
+    return hit is not None and all(a is b for a, b in zip(hit[0], arrays, strict=True))
+
+
+def offer(key: Hashable, arrays: tuple[np.ndarray, ...], value: Any) -> None:
+    """Leave ``value`` as ``key`` of these arrays for the later ``memoized`` calls of this block."""
+    memo = _MEMO.get()
+    if memo is not None:
+        memo[_full_key(key, arrays)] = (arrays, value)
 
 
 def memoized(key: Hashable, arrays: tuple[np.ndarray, ...], compute: Callable[[], T]) -> T:
@@ -52,10 +81,13 @@ def memoized(key: Hashable, arrays: tuple[np.ndarray, ...], compute: Callable[[]
     memo = _MEMO.get()
     if memo is None:
         return compute()
-    full_key = (key, *(id(a) for a in arrays))
-    hit = memo.get(full_key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], arrays, strict=True)):
-        return hit[1]
+    full_key = _full_key(key, arrays)
+    if computed(key, arrays):
+        return memo[full_key][1]
     value = compute()
     memo[full_key] = (arrays, value)  # the arrays stay alive, so their ids stay theirs
     return value
+
+
+def _full_key(key: Hashable, arrays: tuple[np.ndarray, ...]) -> tuple[Hashable, ...]:
+    return (key, *(id(a) for a in arrays))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Hashable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -88,6 +89,8 @@ class EvalMetric:
     higher_is_better: ClassVar[bool | None] = None
     #: the name :func:`streammetric.create` knows the class by (set by ``register``)
     registered_name: ClassVar[str | None] = None
+    #: results of a batch this metric asks for and a sibling may compute on the way (see _shared)
+    shared_work: ClassVar[tuple[Hashable, ...]] = ()
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ from ..functional.classification import (
     outcomes_from_counts,
     pcc_from_counts,
 )
-from ._shared import memoized
+from ._shared import CLASS_RANKS, memoized
 from .base import EvalMetric, State, _merge_value
 from .registry import alias, register
 
@@ -47,7 +47,7 @@ _OUTCOMES = ("true_positives", "false_positives", "false_negatives", "true_negat
 
 def _shared_ranks(labels: Any, preds: Any) -> np.ndarray:
     """True-class ranks, computed once per composite update for Accuracy and TopKAccuracy."""
-    return memoized(("class_ranks",), (labels, preds), lambda: _class_ranks(labels, preds))
+    return memoized(CLASS_RANKS, (labels, preds), lambda: _class_ranks(labels, preds))
 
 
 def _add_hits(state: State, hits: np.ndarray, weight: np.ndarray | None) -> None:
@@ -74,6 +74,7 @@ class Accuracy(EvalMetric):
     """
 
     higher_is_better = True
+    shared_work = (CLASS_RANKS,)
 
     def __init__(
         self,
@@ -113,6 +114,7 @@ class TopKAccuracy(EvalMetric):
     """
 
     higher_is_better = True
+    shared_work = (CLASS_RANKS,)
 
     def __init__(
         self,

@@ -43,7 +43,7 @@ from ..functional.losses import (
     _cross_entropy_update,
     _perplexity_update,
 )
-from ._shared import memoized
+from ._shared import CLASS_RANKS, computed, memoized, offer, wanted
 from .base import EvalMetric, State
 from .registry import alias, register
 
@@ -110,9 +110,19 @@ class _LossMetric(EvalMetric):
         """This batch's terms; shared with same-configured siblings of a composite update
         (e.g. ``ce``, ``nll_loss`` and ``perplexity`` compute them once)."""
         function, options, key = self._call_and_key
-        return memoized(
-            key, (label, pred), lambda: function(label, pred, convention=self.convention, **options)
+        arrays = (label, pred)
+        if function is _cross_entropy_update and memoized(
+            ("rank in the cross-entropy pass",),
+            arrays,
+            lambda: wanted(CLASS_RANKS) and not computed(CLASS_RANKS, arrays),
+        ):  # accuracy or top-k will ask for the ranks: the fast path computes them on the way
+            options, key = {**options, "class_ranks": True}, (*key, "class_ranks")
+        terms = memoized(
+            key, arrays, lambda: function(label, pred, convention=self.convention, **options)
         )
+        if terms.ranks is not None:
+            offer(CLASS_RANKS, arrays, terms.ranks)
+        return terms
 
     @functools.cached_property
     def _call_and_key(self) -> tuple[Callable[..., LossTerms], dict[str, Any], tuple[Any, ...]]:

@@ -168,7 +168,8 @@ class CompositeEvalMetric(EvalMetric):
             ) from None
 
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> CompositeEvalMetric:
-        with shared_batch():  # e.g. ce, nll-loss and perplexity compute their terms once
+        wants = frozenset(key for metric in self.metrics for key in metric.shared_work)
+        with shared_batch(wants):  # e.g. ce, nll-loss and perplexity compute their terms once
             for metric in self.metrics:
                 metric.update(labels, preds, sample_weight)
         return self

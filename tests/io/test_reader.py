@@ -18,9 +18,11 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
 
+from streammetric._exceptions import InvalidInputError
 from streammetric.io import (
     Batch,
     ColumnSpec,
+    ResolvedColumns,
     Unit,
     fingerprint,
     group_codes,
@@ -72,6 +74,37 @@ def test_parquet_row_groups_become_units(tmp_path, kind):
     assert batches[0].preds.dtype == np.float32 and batches[0].labels.dtype == np.int64
     assert all(owns_no_memory(batch.preds) for batch in batches)
     assert batches[2].row_offset == 200 and batches[2].num_rows == 50
+
+
+def test_a_row_group_is_read_in_slices_with_their_file_rows(tmp_path, monkeypatch):
+    import streammetric.io.reader as reader
+
+    monkeypatch.setattr(reader, "slice_rows", lambda resolved: 64)
+    table = prediction_table(300, 3)
+    rows = table["probs"].to_pylist()
+    rows[200] = None  # row 200: in the second row group's first slice
+    table = table.set_column(1, "probs", pa.array(rows, pa.list_(pa.float32())))
+    path = write_parquet(tmp_path / "preds.parquet", table, row_group_size=150)
+    units = plan([path], ColumnSpec())
+    batches = read_all(units, on_invalid="skip")
+    assert [(b.row_offset, b.num_rows + b.invalid_count) for b in batches] == [
+        (0, 64), (64, 64), (128, 22), (150, 64), (214, 64), (278, 22)
+    ]  # fmt: skip
+    assert [b.invalid_count for b in batches] == [0, 0, 0, 1, 0, 0]
+    kept = np.delete(np.arange(300), 200)
+    np.testing.assert_array_equal(concat(batches, "labels"), table["label"].to_numpy()[kept])
+    with pytest.raises(InvalidInputError, match=r"column `probs`, row 200: "):
+        read_all(units)
+
+
+def test_slices_hold_about_two_mib_of_predictions():
+    from streammetric.io.reader import slice_rows
+
+    widths = [
+        slice_rows(ResolvedColumns("y", "sparse", ("p",), "list", pred_width=k))
+        for k in (10, 64, 1000)
+    ]
+    assert widths == [32768, 8192, 4096]
 
 
 def test_units_are_picklable_and_json_round_trip(tmp_path):
@@ -305,13 +338,13 @@ def test_dense_labels_and_only_needed_columns_are_read(tmp_path, monkeypatch):
     )
     path = write_parquet(tmp_path / "a.parquet", table)
     requested: list = []
-    original = pq.ParquetFile.read_row_group
+    original = pq.ParquetFile.iter_batches
 
-    def spy(self, index, columns=None, **options):
+    def spy(self, *args, columns=None, **options):
         requested.append(columns)
-        return original(self, index, columns=columns, **options)
+        return original(self, *args, columns=columns, **options)
 
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
     (batch,) = read_all(plan([path]))
     assert requested == [["target", "probs"]]
     assert resolve_units(plan([path])).label_kind == "dense"

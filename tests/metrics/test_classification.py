@@ -533,3 +533,39 @@ def test_bad_config(make, message):
     with pytest.raises(sm.ConfigError) as info:
         make()
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["ce", "acc", "top_k_accuracy:top_k=2", "nll_loss", "perplexity"],
+        ["acc", "ce", "top_k_accuracy:top_k=2"],  # the ranks exist before cross-entropy runs
+        ["ce", "nll_loss"],  # nothing asks for ranks
+    ],
+)
+def test_a_composite_ranks_the_classes_in_the_cross_entropy_pass(names, monkeypatch):
+    """Cross-entropy's pass over a clean batch also ranks the true classes when accuracy or
+    top-k asks for them: one pass over the probabilities, and the results of separate metrics."""
+    from streammetric.engine.metric_specs import build_metrics
+    from streammetric.functional import _ce_fast
+
+    probs = np.concatenate([SCORES, np.full((3, K), 1 / K)])  # and rows of ties
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = np.concatenate([LABELS, [0, 2, 4]])
+    ranked_scans, rank_passes = [], []
+    scan, ranks = _ce_fast.sparse_scan, F.class_ranks
+    monkeypatch.setattr(
+        _ce_fast,
+        "sparse_scan",
+        lambda *a: ranked_scans.append(len(a) > 7 and a[7] is not None) or scan(*a),
+    )
+    monkeypatch.setattr(F, "class_ranks", lambda *a: rank_passes.append(1) or ranks(*a))
+    composite = build_metrics(names, {})
+    composite.update(labels, probs)
+    scans, own_rank_passes = list(ranked_scans), len(rank_passes)
+    separately = [build_metrics([name], {}).update(labels, probs).get()[1][0] for name in names]
+    assert composite.get()[1] == separately
+    asks = any(name.startswith(("acc", "top_k")) for name in names)
+    first = names[0] == "ce"
+    assert scans == [asks and first]  # one cross-entropy pass, ranking the classes if asked
+    assert own_rank_passes == (not first)  # unless accuracy asked before cross-entropy ran

@@ -1,0 +1,512 @@
+/* The hot loops of _kernels.c, written once for vectors of VBYTES bytes and included once per
+ * instruction set with its own ISA name (every function and type here is named K(name), i.e.
+ * name_ISA). The includer sets the target (#pragma GCC target) before including, so every
+ * function here, inlined helpers included, is compiled for it: GCC lowers vector operations
+ * per function before inlining, so a helper compiled for another target would be scalarised.
+ *
+ * Defines K(acc_add_all), K(scan_loop) and K(rank_loop); uses acc_t, scan_args_t, scan_t and
+ * their helpers from _kernels.c. With K_X86 defined (and VBYTES 32 or 64), counts lanes with
+ * x86 intrinsics (immintrin.h). */
+
+#define K_JOIN(a, b) a##_##b
+#define K_NAME(a, b) K_JOIN(a, b)
+#define K(name) K_NAME(name, ISA)
+
+#define L32 (VBYTES / 4) /* float32 / int32 lanes */
+#define L64 (VBYTES / 8) /* float64 / int64 lanes */
+
+typedef float K(f32v) __attribute__((vector_size(VBYTES)));
+typedef int32_t K(i32v) __attribute__((vector_size(VBYTES)));
+typedef uint32_t K(u32v) __attribute__((vector_size(VBYTES)));
+typedef double K(f64v) __attribute__((vector_size(VBYTES)));
+typedef int64_t K(i64v) __attribute__((vector_size(VBYTES)));
+typedef uint64_t K(u64v) __attribute__((vector_size(VBYTES)));
+
+/* ------------------------------------------------------------ reductions */
+
+/* Part i (0: the low half, 1: the high half) of vector v, as `type` (half v's size). */
+#define K_PART(type, v, i)                                                                  \
+    ({                                                                                      \
+        type part_;                                                                         \
+        memcpy(&part_, (const char *)&(v) + (i) * sizeof(type), sizeof(type));              \
+        part_;                                                                              \
+    })
+#define K_HALVES(type, v) (K_PART(type, v, 0) + K_PART(type, v, 1))
+
+/* Sums of all lanes, halving the vector (the order does not matter to any caller). */
+static INLINE double K(sum_f64)(K(f64v) s) {
+#if VBYTES == 64
+    f64x4 s4 = K_HALVES(f64x4, s);
+#elif VBYTES == 32
+    f64x4 s4 = s;
+#endif
+#if VBYTES >= 32
+    f64x2 s2 = K_HALVES(f64x2, s4);
+#else
+    f64x2 s2 = s;
+#endif
+    return s2[0] + s2[1];
+}
+static INLINE int64_t K(sum_i64)(K(i64v) s) {
+#if VBYTES == 64
+    i64x4 s4 = K_HALVES(i64x4, s);
+#elif VBYTES == 32
+    i64x4 s4 = s;
+#endif
+#if VBYTES >= 32
+    i64x2 s2 = K_HALVES(i64x2, s4);
+#else
+    i64x2 s2 = s;
+#endif
+    return s2[0] + s2[1];
+}
+static INLINE int32_t K(sum_i32)(K(i32v) s) {
+#if VBYTES == 64
+    i32x8 s8 = K_HALVES(i32x8, s);
+#elif VBYTES == 32
+    i32x8 s8 = s;
+#endif
+#if VBYTES >= 32
+    i32x4 s4 = K_HALVES(i32x4, s8);
+#else
+    i32x4 s4 = s;
+#endif
+    return (s4[0] + s4[1]) + (s4[2] + s4[3]);
+}
+/* Counting the lanes of masks (lanes -1 or 0) row by row: a movemask and a popcount where the
+ * instruction set has them (K_X86), else the masks are added up and their lanes summed once. */
+typedef struct {
+    int64_t n;
+    K(i32v) lanes32;
+    K(i64v) lanes64;
+} K(tally_t);
+
+static INLINE void K(tally32)(K(tally_t) *t, K(i32v) m) {
+#if VBYTES == 64 && defined(K_X86)
+    t->n += __builtin_popcount(_mm512_cmplt_epi32_mask((__m512i)m, _mm512_setzero_si512()));
+#elif VBYTES == 32 && defined(K_X86)
+    t->n += __builtin_popcount((unsigned)_mm256_movemask_ps((__m256)m));
+#else
+    t->lanes32 += m;
+#endif
+}
+static INLINE void K(tally64)(K(tally_t) *t, K(i64v) m) {
+#if VBYTES == 64 && defined(K_X86)
+    t->n += __builtin_popcount(_mm512_cmplt_epi64_mask((__m512i)m, _mm512_setzero_si512()));
+#elif VBYTES == 32 && defined(K_X86)
+    t->n += __builtin_popcount((unsigned)_mm256_movemask_pd((__m256d)m));
+#else
+    t->lanes64 += m;
+#endif
+}
+static INLINE int64_t K(tally_total)(const K(tally_t) *t, const int f64) {
+#if (VBYTES == 64 || VBYTES == 32) && defined(K_X86)
+    (void)f64;
+    return t->n;
+#else
+    return f64 ? -K(sum_i64)(t->lanes64) : -(int64_t)K(sum_i32)(t->lanes32);
+#endif
+}
+
+static INLINE int K(any_i64)(K(i64v) m) {
+    int64_t any = 0;
+    for (int i = 0; i < L64; i++) any |= m[i];
+    return any != 0;
+}
+
+/* The float64 values of lanes 0 .. L64-1 (half 0) or L64 .. L32-1 (half 1) of v. */
+typedef float K(f32half) __attribute__((vector_size(VBYTES / 2)));
+#define K_WIDEN(v, half) __builtin_convertvector(K_PART(K(f32half), v, half), K(f64v))
+
+/* ------------------------------------------------------------- exact sums */
+
+/* One vector of a batch for `split_batch`: tiny values one by one, the rest split. */
+static INLINE void K(split)(acc_t *a, K(f64v) v, uint64_t low, double c1, double c2, double c3,
+                            K(u64v) q[3]) {
+    K(u64v) bits = (K(u64v))v;
+    K(i64v) tiny = (K(i64v))(((bits >> 52) & 0x7ff) < low) & (K(i64v))((bits << 1) != 0);
+    if (K(any_i64)(tiny)) {
+        for (int j = 0; j < L64; j++)
+            if (tiny[j]) acc_add_one(a, bits[j]);
+        v = (K(f64v))((K(i64v))v & ~tiny);
+    }
+    K(f64v) t = v + c1;
+    q[0] += (K(u64v))t;
+    K(f64v) r = v - (t - c1);
+    t = r + c2;
+    q[1] += (K(u64v))t;
+    r = r - (t - c2);
+    q[2] += (K(u64v))(r + c3);
+}
+
+/* Adds the n values of a batch whose magnitudes are below 2**E, E = high - 1022 (high: the
+ * largest biased exponent, SPLIT_LOW <= high <= SPLIT_HIGH). Values of biased exponent below
+ * high - 64 (zeros aside) go one by one; every other value v is a multiple of 2**(E-117), and
+ * v = q1 2**(E-40) + q2 2**(E-80) + q3 2**(E-120) exactly with |q| < 2**51. */
+static INLINE void K(split_batch)(acc_t *a, const double *x, Py_ssize_t n, unsigned high) {
+    const int top = (int)high - 1022, level[3] = {top - 40, top - 80, top - 120};
+    const uint64_t low = high - 64, magic[3] = {magic_bits(level[0]), magic_bits(level[1]),
+                                                magic_bits(level[2])};
+    double c[3];
+    memcpy(c, magic, sizeof(c));
+    K(u64v) q[3] = {{0}, {0}, {0}};
+    Py_ssize_t i = 0;
+    for (; i + L64 <= n; i += L64) {
+        K(f64v) v;
+        memcpy(&v, x + i, VBYTES);
+        K(split)(a, v, low, c[0], c[1], c[2], q);
+    }
+    if (i < n) {
+        K(f64v) v = {0};
+        memcpy(&v, x + i, (size_t)(n - i) * 8);
+        K(split)(a, v, low, c[0], c[1], c[2], q);
+    }
+    /* the sum of bits(v + c) less lanes * bits(c) is the sum of q, modulo 2**64 */
+    const uint64_t lanes = (uint64_t)(n + L64 - 1) / L64 * L64;
+    for (int j = 0; j < 3; j++) {
+        uint64_t sum = (uint64_t)K(sum_i64)((K(i64v))q[j]) - lanes * magic[j];
+        acc_add_signed(a, (int64_t)sum, (unsigned)(level[j] + 1074));
+    }
+}
+
+static void K(acc_add_all)(acc_t *a, const double *x, Py_ssize_t n) {
+    for (Py_ssize_t start = 0; start < n; start += BATCH) {
+        const Py_ssize_t count = n - start < BATCH ? n - start : BATCH;
+        const double *batch = x + start;
+        K(i64v) tops = {0};
+        Py_ssize_t i = 0;
+        for (; i + L64 <= count; i += L64) {
+            K(i64v) bits;
+            memcpy(&bits, batch + i, VBYTES);
+            bits &= (int64_t)EXPONENT;
+            K(i64v) above = bits > tops;
+            tops = (bits & above) | (tops & ~above);
+        }
+        int64_t top = 0;
+        for (int j = 0; j < L64; j++) top = tops[j] > top ? tops[j] : top;
+        for (; i < count; i++) {
+            int64_t bits;
+            memcpy(&bits, batch + i, 8);
+            bits &= (int64_t)EXPONENT;
+            top = bits > top ? bits : top;
+        }
+        const unsigned high = (unsigned)(top >> 52);
+        if (high >= SPLIT_LOW && high <= SPLIT_HIGH) {
+            K(split_batch)(a, batch, count, high);
+        } else { /* inf or NaN, nothing but tiny values, or huge ones */
+            for (i = 0; i < count; i++) {
+                uint64_t bits;
+                memcpy(&bits, batch + i, 8);
+                acc_add_one(a, bits);
+            }
+        }
+        acc_normalise(a);
+    }
+}
+
+/* ------------------------------------------------------------------- rows */
+
+/* The row kernels take the buffers' types as constant flags (f64: float64 rows, else float32;
+ * l64: int64 labels, else int32), so each call with literal flags inlines its own loop. A row
+ * of k values is read one vector (L32 float32 or L64 float64 lanes) at a time; lanes past the
+ * row are masked out. The last rows of a buffer may not be read past its end, so their final
+ * partial vector is copied (`copy`). `nvec`: vectors per row when 1 or 2 (a constant, so the
+ * loop unrolls), 0 for any. */
+
+/* The lanes (-1) of a row's last vector that hold values: 1 to all of them. */
+static INLINE K(i32v) K(tail32)(Py_ssize_t k) {
+    K(i32v) lane;
+    for (int i = 0; i < L32; i++) lane[i] = i < k - (k - 1) / L32 * L32 ? -1 : 0;
+    return lane;
+}
+static INLINE K(i64v) K(tail64)(Py_ssize_t k) {
+    K(i64v) lane;
+    for (int i = 0; i < L64; i++) lane[i] = i < k - (k - 1) / L64 * L64 ? -1 : 0;
+    return lane;
+}
+
+/* A row's last vector at p (count values left), zero past them. */
+static INLINE K(f32v) K(last32)(const float *p, Py_ssize_t count, int copy, K(i32v) tail) {
+    K(f32v) v;
+    if (copy) {
+        float part[L32] = {0};
+        memcpy(part, p, (size_t)count * 4);
+        memcpy(&v, part, VBYTES);
+    } else {
+        memcpy(&v, p, VBYTES);
+    }
+    return (K(f32v))((K(i32v))v & tail);
+}
+static INLINE K(f64v) K(last64)(const double *p, Py_ssize_t count, int copy, K(i64v) tail) {
+    K(f64v) v;
+    if (copy) {
+        double part[L64] = {0};
+        memcpy(part, p, (size_t)count * 8);
+        memcpy(&v, part, VBYTES);
+    } else {
+        memcpy(&v, p, VBYTES);
+    }
+    return (K(f64v))((K(i64v))v & tail);
+}
+
+/* Whether each lane ranks above t, the value in column y: greater, or equal at a lower column. */
+#define K_ABOVE(v, t, column, y) ((v > t) | ((v == t) & (column < y)))
+
+/* The row's float64 sum (in partial sums, not in index order). `outside` collects lanes not
+ * in [0, 1]: as unsigned integers the bits of 0 <= p <= 1 are at most those of 1.0; negatives
+ * (-0.0 included), inf and NaN are above. With `ranked` (a constant), also the rank of the
+ * value in column y (see class_ranks), from the same loads. */
+static INLINE double K(row_sum32)(const float *p, Py_ssize_t k, int copy, K(i32v) tail,
+                                  K(i32v) *outside, const int nvec, const int ranked,
+                                  int32_t y, K(i32v) lane, int64_t *rank) {
+    K(f64v) s = {0};
+    K(i32v) column = lane;
+    K(tally_t) above = {0};
+    const float t = ranked ? p[y] : 0;
+    Py_ssize_t c = 0;
+    for (int j = 0; nvec ? j < nvec - 1 : c + L32 < k; j++, c += L32, column += L32) {
+        K(f32v) v;
+        memcpy(&v, p + c, VBYTES);
+        *outside |= (K(i32v))((K(u32v))v > 0x3F800000U);
+        K(f64v) w = K_WIDEN(v, 0) + K_WIDEN(v, 1);
+        s = j ? s + w : w;
+        if (ranked) K(tally32)(&above, K_ABOVE(v, t, column, y));
+    }
+    K(f32v) v = K(last32)(p + c, k - c, copy, tail);
+    *outside |= (K(i32v))((K(u32v))v > 0x3F800000U);
+    K(f64v) w = k - c > L64 ? K_WIDEN(v, 0) + K_WIDEN(v, 1) : K_WIDEN(v, 0);
+    if (ranked) {
+        K(tally32)(&above, K_ABOVE(v, t, column, y) & tail);
+        *rank = K(tally_total)(&above, 0);
+    }
+    return K(sum_f64)(c ? s + w : w);
+}
+static INLINE double K(row_sum64)(const double *p, Py_ssize_t k, int copy, K(i64v) tail,
+                                  K(i64v) *outside, const int nvec, const int ranked,
+                                  int64_t y, K(i64v) lane, int64_t *rank) {
+    K(f64v) s = {0};
+    K(i64v) column = lane;
+    K(tally_t) above = {0};
+    const double t = ranked ? p[y] : 0;
+    Py_ssize_t c = 0;
+    for (int j = 0; nvec ? j < nvec - 1 : c + L64 < k; j++, c += L64, column += L64) {
+        K(f64v) v;
+        memcpy(&v, p + c, VBYTES);
+        *outside |= (K(i64v))((K(u64v))v > 0x3FF0000000000000ULL);
+        s = j ? s + v : v;
+        if (ranked) K(tally64)(&above, K_ABOVE(v, t, column, y));
+    }
+    K(f64v) v = K(last64)(p + c, k - c, copy, tail);
+    *outside |= (K(i64v))((K(u64v))v > 0x3FF0000000000000ULL);
+    if (ranked) {
+        K(tally64)(&above, K_ABOVE(v, t, column, y) & tail);
+        *rank = K(tally_total)(&above, 1);
+    }
+    return K(sum_f64)(c ? s + v : v);
+}
+
+/* ----------------------------------------------------------------- scans */
+
+typedef struct {
+    K(i64v) far_a, far_b, zeros, ones;
+} K(counts_t);
+
+/* L64 rows of a chunk (the lanes of `valid`): sums s, true-class probabilities p. */
+static INLINE int K(count)(K(f64v) s, K(f64v) p, K(i64v) valid, Py_ssize_t first_row,
+                           const scan_args_t *a, scan_t *r, K(counts_t) *c) {
+    const K(u64v) magnitude = (K(u64v)){0} + 0x7FFFFFFFFFFFFFFFULL;
+    K(f64v) distance = (K(f64v))((K(u64v))(s - 1.0) & magnitude);
+    K(f64v) da = distance - a->tol_a, db = distance - a->tol_b;
+    K(i64v) unsure = (((K(f64v))((K(u64v))da & magnitude) <= a->margin) |
+                      ((K(f64v))((K(u64v))db & magnitude) <= a->margin)) &
+                     valid;
+    if (K(any_i64)(unsure)) {
+        for (int l = 0; l < L64; l++)
+            if (unsure[l] && !add_unsure(r, first_row + l)) return 0;
+    }
+    K(i64v) sure = valid & ~unsure;
+    c->far_a -= (da > 0) & sure;
+    c->far_b -= (db > 0) & sure;
+    c->zeros -= (p == 0.0) & valid;
+    c->ones -= (p == 1.0) & valid;
+    return 1;
+}
+
+/* The counts of a chunk of m rows (see CHUNK). */
+static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ssize_t m,
+                                 Py_ssize_t first_row, const scan_args_t *a, scan_t *r) {
+    K(counts_t) c = {{0}, {0}, {0}, {0}};
+    const K(i64v) all = (K(i64v)){0} - 1;
+    Py_ssize_t j = 0;
+    for (; j + L64 <= m; j += L64) {
+        K(f64v) s, p;
+        memcpy(&s, sums + j, VBYTES);
+        memcpy(&p, picked + j, VBYTES);
+        if (!K(count)(s, p, all, first_row + j, a, r, &c)) return 0;
+    }
+    if (j < m) {
+        K(f64v) s = {0}, p = {0};
+        K(i64v) valid;
+        memcpy(&s, sums + j, (size_t)(m - j) * 8);
+        memcpy(&p, picked + j, (size_t)(m - j) * 8);
+        for (int l = 0; l < L64; l++) valid[l] = l < m - j ? -1 : 0;
+        if (!K(count)(s, p, valid, first_row + j, a, r, &c)) return 0;
+    }
+    r->far_a += K(sum_i64)(c.far_a), r->far_b += K(sum_i64)(c.far_b);
+    r->zeros += K(sum_i64)(c.zeros), r->ones += K(sum_i64)(c.ones);
+    return 1;
+}
+
+/* The scan: 1 clean, 0 not, -1 out of memory. A value outside [0, 1] is noticed at the end
+ * (a dirty batch is rare and its results are discarded); a bad label at once, before it is
+ * used as an index. */
+static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, const int l64,
+                               const int p64, const int nvec, const int ranked) {
+    const Py_ssize_t n = a->n, k = a->k, copy_n = copy_from(n, k, f64 ? L64 : L32);
+    const void *const labels = a->labels, *const pred = a->pred;
+    void *const picked = a->picked;
+    int64_t *const ranks = a->ranks;
+    const K(i32v) tail32 = K(tail32)(k);
+    const K(i64v) tail64 = K(tail64)(k);
+    K(i32v) lane32;
+    K(i64v) lane64;
+    for (int i = 0; i < L32; i++) lane32[i] = i;
+    for (int i = 0; i < L64; i++) lane64[i] = i;
+    const long long ignore = a->ignore;
+    K(i32v) outside32 = {0};
+    K(i64v) outside64 = {0};
+    double sums[CHUNK], own_picks[CHUNK];
+    for (Py_ssize_t base = 0; base < n; base += CHUNK) {
+        const Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;
+        double *picks = p64 ? (double *)picked + base : own_picks;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            const Py_ssize_t i = base + j;
+            const int64_t y = label_at(labels, l64, i);
+            if ((uint64_t)y >= (uint64_t)k || y == ignore) return 0;
+            double p;
+            if (f64) {
+                const double *row = (const double *)pred + i * k;
+                sums[j] = K(row_sum64)(row, k, i >= copy_n, tail64, &outside64, nvec, ranked, y,
+                                       lane64, ranks + i);
+                p = row[y];
+            } else {
+                const float *row = (const float *)pred + i * k;
+                sums[j] = K(row_sum32)(row, k, i >= copy_n, tail32, &outside32, nvec, ranked,
+                                       (int32_t)y, lane32, ranks + i);
+                p = (double)row[y];
+                if (!p64) ((float *)picked)[i] = (float)p;
+            }
+            picks[j] = p;
+        }
+        if (!K(count_chunk)(sums, picks, m, base, a, r)) return -1;
+    }
+    int64_t outside = 0;
+    for (int i = 0; i < L32; i++) outside |= outside32[i];
+    for (int i = 0; i < L64; i++) outside |= outside64[i];
+    return outside == 0;
+}
+
+static INLINE int K(scan_shape)(const scan_args_t *a, scan_t *r, const int f64, const int l64,
+                                const int p64) {
+    const Py_ssize_t w = f64 ? L64 : L32;
+    if (a->ranks) {
+        return a->k <= w ? K(scan_rows)(a, r, f64, l64, p64, 1, 1)
+                         : K(scan_rows)(a, r, f64, l64, p64, 0, 1);
+    }
+    return a->k <= w       ? K(scan_rows)(a, r, f64, l64, p64, 1, 0)
+           : a->k <= 2 * w ? K(scan_rows)(a, r, f64, l64, p64, 2, 0)
+                           : K(scan_rows)(a, r, f64, l64, p64, 0, 0);
+}
+
+static int K(scan_loop)(const scan_args_t *a, scan_t *r) {
+    if (a->pred_f64) return a->labels_i64 ? K(scan_shape)(a, r, 1, 1, 1) : K(scan_shape)(a, r, 1, 0, 1);
+    if (a->picked_f64) return a->labels_i64 ? K(scan_shape)(a, r, 0, 1, 1) : K(scan_shape)(a, r, 0, 0, 1);
+    return a->labels_i64 ? K(scan_shape)(a, r, 0, 1, 0) : K(scan_shape)(a, r, 0, 0, 0);
+}
+
+/* ----------------------------------------------------------------- ranks */
+
+/* The rank of p[y] in its row: #(values > p[y]) + #(values == p[y] at a lower index).
+ * `inf_nan` collects lanes that are not finite. */
+static INLINE int64_t K(rank_row32)(const float *p, Py_ssize_t k, Py_ssize_t y, int copy,
+                                    K(i32v) tail, K(i32v) lane, K(i32v) *inf_nan,
+                                    const int nvec) {
+    const float t = p[y];
+    K(i32v) column = lane;
+    K(tally_t) above = {0};
+    Py_ssize_t c = 0;
+    for (int j = 0; nvec ? j < nvec - 1 : c + L32 < k; j++, c += L32, column += L32) {
+        K(f32v) v;
+        memcpy(&v, p + c, VBYTES);
+        *inf_nan |= ((K(i32v))v & 0x7F800000) == 0x7F800000;
+        K(tally32)(&above, K_ABOVE(v, t, column, (int32_t)y));
+    }
+    K(f32v) v = K(last32)(p + c, k - c, copy, tail);
+    *inf_nan |= ((K(i32v))v & 0x7F800000) == 0x7F800000;
+    K(tally32)(&above, K_ABOVE(v, t, column, (int32_t)y) & tail);
+    return K(tally_total)(&above, 0);
+}
+static INLINE int64_t K(rank_row64)(const double *p, Py_ssize_t k, Py_ssize_t y, int copy,
+                                    K(i64v) tail, K(i64v) lane, K(i64v) *inf_nan,
+                                    const int nvec) {
+    const double t = p[y];
+    K(i64v) column = lane;
+    K(tally_t) above = {0};
+    Py_ssize_t c = 0;
+    for (int j = 0; nvec ? j < nvec - 1 : c + L64 < k; j++, c += L64, column += L64) {
+        K(f64v) v;
+        memcpy(&v, p + c, VBYTES);
+        *inf_nan |= ((K(i64v))v & 0x7FF0000000000000LL) == 0x7FF0000000000000LL;
+        K(tally64)(&above, K_ABOVE(v, t, column, (int64_t)y));
+    }
+    K(f64v) v = K(last64)(p + c, k - c, copy, tail);
+    *inf_nan |= ((K(i64v))v & 0x7FF0000000000000LL) == 0x7FF0000000000000LL;
+    K(tally64)(&above, K_ABOVE(v, t, column, (int64_t)y) & tail);
+    return K(tally_total)(&above, 1);
+}
+
+/* The ranks: 1 done, 0 a label is not a class index or a value is not finite. */
+static INLINE int K(rank_rows)(const void *pred, const void *labels, Py_ssize_t n,
+                               Py_ssize_t k, int64_t *ranks, const int f64, const int l64,
+                               const int nvec) {
+    const Py_ssize_t copy_n = copy_from(n, k, f64 ? L64 : L32);
+    const K(i32v) tail32 = K(tail32)(k);
+    const K(i64v) tail64 = K(tail64)(k);
+    K(i32v) lane32, inf_nan32 = {0};
+    K(i64v) lane64, inf_nan64 = {0};
+    for (int i = 0; i < L32; i++) lane32[i] = i;
+    for (int i = 0; i < L64; i++) lane64[i] = i;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t y = label_at(labels, l64, i);
+        if ((uint64_t)y >= (uint64_t)k) return 0;
+        ranks[i] = f64 ? K(rank_row64)((const double *)pred + i * k, k, y, i >= copy_n, tail64,
+                                       lane64, &inf_nan64, nvec)
+                       : K(rank_row32)((const float *)pred + i * k, k, y, i >= copy_n, tail32,
+                                       lane32, &inf_nan32, nvec);
+    }
+    int64_t bad = 0;
+    for (int i = 0; i < L32; i++) bad |= inf_nan32[i];
+    for (int i = 0; i < L64; i++) bad |= inf_nan64[i];
+    return bad == 0;
+}
+
+static int K(rank_loop)(const void *pred, int f64, const void *labels, int l64, Py_ssize_t n,
+                        Py_ssize_t k, int64_t *ranks) {
+#define RANKS(F, L)                                                                         \
+    (k <= (F ? L64 : L32)       ? K(rank_rows)(pred, labels, n, k, ranks, F, L, 1)          \
+     : k <= 2 * (F ? L64 : L32) ? K(rank_rows)(pred, labels, n, k, ranks, F, L, 2)          \
+                                : K(rank_rows)(pred, labels, n, k, ranks, F, L, 0))
+    if (f64) return l64 ? RANKS(1, 1) : RANKS(1, 0);
+    return l64 ? RANKS(0, 1) : RANKS(0, 0);
+#undef RANKS
+}
+
+#undef L32
+#undef L64
+#undef K_PART
+#undef K_HALVES
+#undef K_WIDEN
+#undef K_ABOVE
+#undef K
+#undef K_NAME
+#undef K_JOIN
