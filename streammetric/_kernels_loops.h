@@ -33,46 +33,28 @@ typedef uint64_t K(u64v) __attribute__((vector_size(VBYTES)));
     })
 #define K_HALVES(type, v) (K_PART(type, v, 0) + K_PART(type, v, 1))
 
-/* Sums of all lanes, halving the vector (the order does not matter to any caller). */
-static INLINE double K(sum_f64)(K(f64v) s) {
+/* Sums of all lanes (the order does not matter to any caller): the vector is halved down to
+ * 16 bytes, K_TO16(t32, t16, v) with t32, t16 the 32- and 16-byte vectors of v's lanes. */
 #if VBYTES == 64
-    f64x4 s4 = K_HALVES(f64x4, s);
+#define K_TO16(t32, t16, v) ({ t32 half_ = K_HALVES(t32, v); K_HALVES(t16, half_); })
 #elif VBYTES == 32
-    f64x4 s4 = s;
-#endif
-#if VBYTES >= 32
-    f64x2 s2 = K_HALVES(f64x2, s4);
+#define K_TO16(t32, t16, v) K_HALVES(t16, v)
 #else
-    f64x2 s2 = s;
+#define K_TO16(t32, t16, v) (v)
 #endif
+static INLINE double K(sum_f64)(K(f64v) s) {
+    f64x2 s2 = K_TO16(f64x4, f64x2, s);
     return s2[0] + s2[1];
 }
 static INLINE int64_t K(sum_i64)(K(i64v) s) {
-#if VBYTES == 64
-    i64x4 s4 = K_HALVES(i64x4, s);
-#elif VBYTES == 32
-    i64x4 s4 = s;
-#endif
-#if VBYTES >= 32
-    i64x2 s2 = K_HALVES(i64x2, s4);
-#else
-    i64x2 s2 = s;
-#endif
+    i64x2 s2 = K_TO16(i64x4, i64x2, s);
     return s2[0] + s2[1];
 }
 static INLINE int32_t K(sum_i32)(K(i32v) s) {
-#if VBYTES == 64
-    i32x8 s8 = K_HALVES(i32x8, s);
-#elif VBYTES == 32
-    i32x8 s8 = s;
-#endif
-#if VBYTES >= 32
-    i32x4 s4 = K_HALVES(i32x4, s8);
-#else
-    i32x4 s4 = s;
-#endif
+    i32x4 s4 = K_TO16(i32x8, i32x4, s);
     return (s4[0] + s4[1]) + (s4[2] + s4[3]);
 }
+
 /* Counting the lanes of masks (lanes -1 or 0) row by row: a movemask and a popcount where the
  * instruction set has them (K_X86), else the masks are added up and their lanes summed once. */
 typedef struct {
@@ -252,57 +234,77 @@ static INLINE K(f64v) K(last64)(const double *p, Py_ssize_t count, int copy, K(i
 /* Whether each lane ranks above t, the value in column y: greater, or equal at a lower column. */
 #define K_ABOVE(v, t, column, y) ((v > t) | ((v == t) & (column < y)))
 
-/* The row's float64 sum (in partial sums, not in index order). `outside` collects lanes not
- * in [0, 1]: as unsigned integers the bits of 0 <= p <= 1 are at most those of 1.0; negatives
- * (-0.0 included), inf and NaN are above. With `ranked` (a constant), also the rank of the
- * value in column y (see class_ranks), from the same loads. */
-static INLINE double K(row_sum32)(const float *p, Py_ssize_t k, int copy, K(i32v) tail,
-                                  K(i32v) *outside, const int nvec, const int ranked,
-                                  int32_t y, K(i32v) lane, int64_t *rank) {
-    K(f64v) s = {0};
+/* One pass over a row, from the same loads: with `summed` (a constant) its float64 sum (in
+ * partial sums, not in index order), and `bad` collects lanes not in [0, 1] (as unsigned
+ * integers the bits of 0 <= p <= 1 are at most those of 1.0; negatives, -0.0 included, inf and
+ * NaN are above); without, `bad` collects lanes that are not finite. With `ranked` (a
+ * constant), also writes the rank of the value in column y (see class_ranks). `K(visit..)`
+ * takes one vector of the row (`lanes`: the ones that hold values). */
+typedef struct {
+    K(f64v) sum;
+    K(tally_t) above;
+    int started;
+} K(row_t);
+
+static INLINE void K(visit32)(K(row_t) *row, K(f32v) v, K(i32v) lanes, const int wide,
+                              K(i32v) *bad, const int summed, const int ranked, float t,
+                              K(i32v) column, int32_t y) {
+    if (summed) {
+        *bad |= (K(i32v))((K(u32v))v > 0x3F800000U);
+        K(f64v) w = wide ? K_WIDEN(v, 0) + K_WIDEN(v, 1) : K_WIDEN(v, 0);
+        row->sum = row->started ? row->sum + w : w;
+        row->started = 1;
+    } else {
+        *bad |= ((K(i32v))v & 0x7F800000) == 0x7F800000;
+    }
+    if (ranked) K(tally32)(&row->above, K_ABOVE(v, t, column, y) & lanes);
+}
+static INLINE double K(row_pass32)(const float *p, Py_ssize_t k, int copy, K(i32v) tail,
+                                   K(i32v) *bad, const int nvec, const int summed,
+                                   const int ranked, int32_t y, K(i32v) lane, int64_t *rank) {
+    K(row_t) row = {{0}, {0}, 0};
     K(i32v) column = lane;
-    K(tally_t) above = {0};
     const float t = ranked ? p[y] : 0;
     Py_ssize_t c = 0;
     for (int j = 0; nvec ? j < nvec - 1 : c + L32 < k; j++, c += L32, column += L32) {
         K(f32v) v;
         memcpy(&v, p + c, VBYTES);
-        *outside |= (K(i32v))((K(u32v))v > 0x3F800000U);
-        K(f64v) w = K_WIDEN(v, 0) + K_WIDEN(v, 1);
-        s = j ? s + w : w;
-        if (ranked) K(tally32)(&above, K_ABOVE(v, t, column, y));
+        K(visit32)(&row, v, ~(K(i32v)){0}, 1, bad, summed, ranked, t, column, y);
     }
     K(f32v) v = K(last32)(p + c, k - c, copy, tail);
-    *outside |= (K(i32v))((K(u32v))v > 0x3F800000U);
-    K(f64v) w = k - c > L64 ? K_WIDEN(v, 0) + K_WIDEN(v, 1) : K_WIDEN(v, 0);
-    if (ranked) {
-        K(tally32)(&above, K_ABOVE(v, t, column, y) & tail);
-        *rank = K(tally_total)(&above, 0);
-    }
-    return K(sum_f64)(c ? s + w : w);
+    K(visit32)(&row, v, tail, k - c > L64, bad, summed, ranked, t, column, y);
+    if (ranked) *rank = K(tally_total)(&row.above, 0);
+    return summed ? K(sum_f64)(row.sum) : 0.0;
 }
-static INLINE double K(row_sum64)(const double *p, Py_ssize_t k, int copy, K(i64v) tail,
-                                  K(i64v) *outside, const int nvec, const int ranked,
-                                  int64_t y, K(i64v) lane, int64_t *rank) {
-    K(f64v) s = {0};
+
+static INLINE void K(visit64)(K(row_t) *row, K(f64v) v, K(i64v) lanes, K(i64v) *bad,
+                              const int summed, const int ranked, double t, K(i64v) column,
+                              int64_t y) {
+    if (summed) {
+        *bad |= (K(i64v))((K(u64v))v > 0x3FF0000000000000ULL);
+        row->sum = row->started ? row->sum + v : v;
+        row->started = 1;
+    } else {
+        *bad |= ((K(i64v))v & 0x7FF0000000000000LL) == 0x7FF0000000000000LL;
+    }
+    if (ranked) K(tally64)(&row->above, K_ABOVE(v, t, column, y) & lanes);
+}
+static INLINE double K(row_pass64)(const double *p, Py_ssize_t k, int copy, K(i64v) tail,
+                                   K(i64v) *bad, const int nvec, const int summed,
+                                   const int ranked, int64_t y, K(i64v) lane, int64_t *rank) {
+    K(row_t) row = {{0}, {0}, 0};
     K(i64v) column = lane;
-    K(tally_t) above = {0};
     const double t = ranked ? p[y] : 0;
     Py_ssize_t c = 0;
     for (int j = 0; nvec ? j < nvec - 1 : c + L64 < k; j++, c += L64, column += L64) {
         K(f64v) v;
         memcpy(&v, p + c, VBYTES);
-        *outside |= (K(i64v))((K(u64v))v > 0x3FF0000000000000ULL);
-        s = j ? s + v : v;
-        if (ranked) K(tally64)(&above, K_ABOVE(v, t, column, y));
+        K(visit64)(&row, v, ~(K(i64v)){0}, bad, summed, ranked, t, column, y);
     }
     K(f64v) v = K(last64)(p + c, k - c, copy, tail);
-    *outside |= (K(i64v))((K(u64v))v > 0x3FF0000000000000ULL);
-    if (ranked) {
-        K(tally64)(&above, K_ABOVE(v, t, column, y) & tail);
-        *rank = K(tally_total)(&above, 1);
-    }
-    return K(sum_f64)(c ? s + v : v);
+    K(visit64)(&row, v, tail, bad, summed, ranked, t, column, y);
+    if (ranked) *rank = K(tally_total)(&row.above, 1);
+    return summed ? K(sum_f64)(row.sum) : 0.0;
 }
 
 /* ----------------------------------------------------------------- scans */
@@ -386,13 +388,13 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
             double p;
             if (f64) {
                 const double *row = (const double *)pred + i * k;
-                sums[j] = K(row_sum64)(row, k, i >= copy_n, tail64, &outside64, nvec, ranked, y,
-                                       lane64, ranks + i);
+                sums[j] = K(row_pass64)(row, k, i >= copy_n, tail64, &outside64, nvec, 1, ranked,
+                                        y, lane64, ranks + i);
                 p = row[y];
             } else {
                 const float *row = (const float *)pred + i * k;
-                sums[j] = K(row_sum32)(row, k, i >= copy_n, tail32, &outside32, nvec, ranked,
-                                       (int32_t)y, lane32, ranks + i);
+                sums[j] = K(row_pass32)(row, k, i >= copy_n, tail32, &outside32, nvec, 1, ranked,
+                                        (int32_t)y, lane32, ranks + i);
                 p = (double)row[y];
                 if (!p64) ((float *)picked)[i] = (float)p;
             }
@@ -426,45 +428,6 @@ static int K(scan_loop)(const scan_args_t *a, scan_t *r) {
 
 /* ----------------------------------------------------------------- ranks */
 
-/* The rank of p[y] in its row: #(values > p[y]) + #(values == p[y] at a lower index).
- * `inf_nan` collects lanes that are not finite. */
-static INLINE int64_t K(rank_row32)(const float *p, Py_ssize_t k, Py_ssize_t y, int copy,
-                                    K(i32v) tail, K(i32v) lane, K(i32v) *inf_nan,
-                                    const int nvec) {
-    const float t = p[y];
-    K(i32v) column = lane;
-    K(tally_t) above = {0};
-    Py_ssize_t c = 0;
-    for (int j = 0; nvec ? j < nvec - 1 : c + L32 < k; j++, c += L32, column += L32) {
-        K(f32v) v;
-        memcpy(&v, p + c, VBYTES);
-        *inf_nan |= ((K(i32v))v & 0x7F800000) == 0x7F800000;
-        K(tally32)(&above, K_ABOVE(v, t, column, (int32_t)y));
-    }
-    K(f32v) v = K(last32)(p + c, k - c, copy, tail);
-    *inf_nan |= ((K(i32v))v & 0x7F800000) == 0x7F800000;
-    K(tally32)(&above, K_ABOVE(v, t, column, (int32_t)y) & tail);
-    return K(tally_total)(&above, 0);
-}
-static INLINE int64_t K(rank_row64)(const double *p, Py_ssize_t k, Py_ssize_t y, int copy,
-                                    K(i64v) tail, K(i64v) lane, K(i64v) *inf_nan,
-                                    const int nvec) {
-    const double t = p[y];
-    K(i64v) column = lane;
-    K(tally_t) above = {0};
-    Py_ssize_t c = 0;
-    for (int j = 0; nvec ? j < nvec - 1 : c + L64 < k; j++, c += L64, column += L64) {
-        K(f64v) v;
-        memcpy(&v, p + c, VBYTES);
-        *inf_nan |= ((K(i64v))v & 0x7FF0000000000000LL) == 0x7FF0000000000000LL;
-        K(tally64)(&above, K_ABOVE(v, t, column, (int64_t)y));
-    }
-    K(f64v) v = K(last64)(p + c, k - c, copy, tail);
-    *inf_nan |= ((K(i64v))v & 0x7FF0000000000000LL) == 0x7FF0000000000000LL;
-    K(tally64)(&above, K_ABOVE(v, t, column, (int64_t)y) & tail);
-    return K(tally_total)(&above, 1);
-}
-
 /* The ranks: 1 done, 0 a label is not a class index or a value is not finite. */
 static INLINE int K(rank_rows)(const void *pred, const void *labels, Py_ssize_t n,
                                Py_ssize_t k, int64_t *ranks, const int f64, const int l64,
@@ -479,10 +442,12 @@ static INLINE int K(rank_rows)(const void *pred, const void *labels, Py_ssize_t 
     for (Py_ssize_t i = 0; i < n; i++) {
         const int64_t y = label_at(labels, l64, i);
         if ((uint64_t)y >= (uint64_t)k) return 0;
-        ranks[i] = f64 ? K(rank_row64)((const double *)pred + i * k, k, y, i >= copy_n, tail64,
-                                       lane64, &inf_nan64, nvec)
-                       : K(rank_row32)((const float *)pred + i * k, k, y, i >= copy_n, tail32,
-                                       lane32, &inf_nan32, nvec);
+        if (f64)
+            K(row_pass64)((const double *)pred + i * k, k, i >= copy_n, tail64, &inf_nan64, nvec,
+                          0, 1, y, lane64, ranks + i);
+        else
+            K(row_pass32)((const float *)pred + i * k, k, i >= copy_n, tail32, &inf_nan32, nvec,
+                          0, 1, (int32_t)y, lane32, ranks + i);
     }
     int64_t bad = 0;
     for (int i = 0; i < L32; i++) bad |= inf_nan32[i];
@@ -505,6 +470,7 @@ static int K(rank_loop)(const void *pred, int f64, const void *labels, int l64, 
 #undef L64
 #undef K_PART
 #undef K_HALVES
+#undef K_TO16
 #undef K_WIDEN
 #undef K_ABOVE
 #undef K
