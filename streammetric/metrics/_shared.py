@@ -65,8 +65,7 @@ def wanted(key: Hashable) -> bool:
 def computed(key: Hashable, arrays: tuple[np.ndarray, ...]) -> bool:
     """Whether ``key`` of these arrays is already computed in this block."""
     memo = _MEMO.get()
-    hit = None if memo is None else memo.get(_full_key(key, arrays))
-    return hit is not None and all(a is b for a, b in zip(hit[0], arrays, strict=True))
+    return memo is not None and _hit(memo, _full_key(key, arrays), arrays) is not None
 
 
 def offer(key: Hashable, arrays: tuple[np.ndarray, ...], value: Any) -> None:
@@ -82,8 +81,9 @@ def memoized(key: Hashable, arrays: tuple[np.ndarray, ...], compute: Callable[[]
     if memo is None:
         return compute()
     full_key = _full_key(key, arrays)
-    if computed(key, arrays):
-        return memo[full_key][1]
+    hit = _hit(memo, full_key, arrays)
+    if hit is not None:
+        return hit[1]
     value = compute()
     memo[full_key] = (arrays, value)  # the arrays stay alive, so their ids stay theirs
     return value
@@ -91,3 +91,11 @@ def memoized(key: Hashable, arrays: tuple[np.ndarray, ...], compute: Callable[[]
 
 def _full_key(key: Hashable, arrays: tuple[np.ndarray, ...]) -> tuple[Hashable, ...]:
     return (key, *(id(a) for a in arrays))
+
+
+def _hit(memo: dict[Hashable, Any], full_key: Hashable, arrays: tuple[np.ndarray, ...]) -> Any:
+    """The memo's (arrays, value) for ``full_key`` if it is of these very arrays, else None."""
+    hit = memo.get(full_key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], arrays, strict=True)):
+        return hit
+    return None
