@@ -315,12 +315,12 @@ typedef struct {
 
 /* L64 rows of a chunk (the lanes of `valid`): sums s, true-class probabilities p. */
 static INLINE int K(count)(K(f64v) s, K(f64v) p, K(i64v) valid, Py_ssize_t first_row,
-                           const scan_args_t *a, scan_t *r, K(counts_t) *c) {
+                           const scan_args_t *a, double margin, scan_t *r, K(counts_t) *c) {
     const K(u64v) magnitude = (K(u64v)){0} + 0x7FFFFFFFFFFFFFFFULL;
     K(f64v) distance = (K(f64v))((K(u64v))(s - 1.0) & magnitude);
     K(f64v) da = distance - a->tol_a, db = distance - a->tol_b;
-    K(i64v) unsure = (((K(f64v))((K(u64v))da & magnitude) <= a->margin) |
-                      ((K(f64v))((K(u64v))db & magnitude) <= a->margin)) &
+    K(i64v) unsure = (((K(f64v))((K(u64v))da & magnitude) <= margin) |
+                      ((K(f64v))((K(u64v))db & magnitude) <= margin)) &
                      valid;
     if (K(any_i64)(unsure)) {
         for (int l = 0; l < L64; l++)
@@ -336,7 +336,8 @@ static INLINE int K(count)(K(f64v) s, K(f64v) p, K(i64v) valid, Py_ssize_t first
 
 /* The counts of a chunk of m rows (see CHUNK). */
 static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ssize_t m,
-                                 Py_ssize_t first_row, const scan_args_t *a, scan_t *r) {
+                                 Py_ssize_t first_row, const scan_args_t *a, double margin,
+                                 scan_t *r) {
     K(counts_t) c = {{0}, {0}, {0}, {0}};
     const K(i64v) all = (K(i64v)){0} - 1;
     Py_ssize_t j = 0;
@@ -344,7 +345,7 @@ static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ss
         K(f64v) s, p;
         memcpy(&s, sums + j, VBYTES);
         memcpy(&p, picked + j, VBYTES);
-        if (!K(count)(s, p, all, first_row + j, a, r, &c)) return 0;
+        if (!K(count)(s, p, all, first_row + j, a, margin, r, &c)) return 0;
     }
     if (j < m) {
         K(f64v) s = {0}, p = {0};
@@ -352,12 +353,107 @@ static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ss
         memcpy(&s, sums + j, (size_t)(m - j) * 8);
         memcpy(&p, picked + j, (size_t)(m - j) * 8);
         for (int l = 0; l < L64; l++) valid[l] = l < m - j ? -1 : 0;
-        if (!K(count)(s, p, valid, first_row + j, a, r, &c)) return 0;
+        if (!K(count)(s, p, valid, first_row + j, a, margin, r, &c)) return 0;
     }
     r->far_a += K(sum_i64)(c.far_a), r->far_b += K(sum_i64)(c.far_b);
     r->zeros += K(sum_i64)(c.zeros), r->ones += K(sum_i64)(c.ones);
     return 1;
 }
+
+/* Float32 rows of at most L32 values, L32 rows at a time: the rows' float32 sums by a tree of
+ * lane shuffles across the rows (log2(L32) levels of two shuffles and one addition per pair of
+ * vectors) instead of a reduction per row. The sums are then within log2(L32) roundings of
+ * float32 of the exact sums (values in [0, 1]), which `K_TREE_MARGIN` adds to the margin.
+ * GCC's __builtin_shuffle takes the computed (constant-folded) masks; other compilers take the
+ * row-by-row path. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define K_TREE 1
+#define K_TREE_MARGIN (4.0 * (L32 == 16 ? 4 : L32 == 8 ? 3 : 2) * 0x1p-24)
+
+/* Lane i of a combination of vectors holding groups of g lanes per row: the first (second,
+ * s = 1) half of each group of the first vector, then that of the second vector. */
+#define K_TREE_LANE(i, g, s)                                                                \
+    ((i) % (g) < (g) / 2 ? (i) / (g) * (g) + (i) % (g) : L32 + (i) / (g) * (g) + (i) % (g) - (g) / 2) + \
+        (s) * ((g) / 2)
+#if VBYTES == 64
+#define K_TREE_MASK(g, s)                                                                   \
+    ((K(i32v)){K_TREE_LANE(0, g, s), K_TREE_LANE(1, g, s), K_TREE_LANE(2, g, s),             \
+               K_TREE_LANE(3, g, s), K_TREE_LANE(4, g, s), K_TREE_LANE(5, g, s),             \
+               K_TREE_LANE(6, g, s), K_TREE_LANE(7, g, s), K_TREE_LANE(8, g, s),             \
+               K_TREE_LANE(9, g, s), K_TREE_LANE(10, g, s), K_TREE_LANE(11, g, s),           \
+               K_TREE_LANE(12, g, s), K_TREE_LANE(13, g, s), K_TREE_LANE(14, g, s),          \
+               K_TREE_LANE(15, g, s)})
+#elif VBYTES == 32
+#define K_TREE_MASK(g, s)                                                                   \
+    ((K(i32v)){K_TREE_LANE(0, g, s), K_TREE_LANE(1, g, s), K_TREE_LANE(2, g, s),             \
+               K_TREE_LANE(3, g, s), K_TREE_LANE(4, g, s), K_TREE_LANE(5, g, s),             \
+               K_TREE_LANE(6, g, s), K_TREE_LANE(7, g, s)})
+#else
+#define K_TREE_MASK(g, s)                                                                   \
+    ((K(i32v)){K_TREE_LANE(0, g, s), K_TREE_LANE(1, g, s), K_TREE_LANE(2, g, s),             \
+               K_TREE_LANE(3, g, s)})
+#endif
+/* One level of the tree: pairs of vectors with groups of g lanes per row become vectors with
+ * groups of g / 2, half as many. */
+#define K_TREE_LEVEL(v, count, g)                                                           \
+    do {                                                                                    \
+        _Pragma("GCC unroll 16") for (int q = 0; q < (count) / 2; q++) v[q] =               \
+            __builtin_shuffle(v[2 * q], v[2 * q + 1], K_TREE_MASK(g, 0)) +                  \
+            __builtin_shuffle(v[2 * q], v[2 * q + 1], K_TREE_MASK(g, 1));                   \
+    } while (0)
+
+/* The tree leaves row r's sum in lane bitrev(r), so row bitrev(r) is put in leaf r. */
+static INLINE int K(bitrev)(int r) {
+    int out = 0;
+    for (int bit = 1; bit < L32; bit <<= 1) out = (out << 1) | ((r & bit) != 0);
+    return out;
+}
+
+/* Rows i0 .. i0+L32-1 (all readable in whole vectors): like row_pass32 with `summed`, their
+ * sums to sums[0 ..], p[y] to picks[0 ..] (and to picked32[i] if not NULL), and with `ranked`
+ * their ranks. 0 at a label that is not a class index or is ignored. */
+static INLINE int K(block32)(const float *pred, const void *labels, const int l64,
+                             Py_ssize_t i0, Py_ssize_t k, long long ignore, K(i32v) tail,
+                             K(i32v) *bad, const int ranked, K(i32v) lane, int64_t *ranks,
+                             double *sums, double *picks, float *picked32) {
+    K(f32v) v[L32];
+#pragma GCC unroll 16
+    for (int r = 0; r < L32; r++) {
+        const Py_ssize_t i = i0 + r;
+        const int64_t y = label_at(labels, l64, i);
+        if ((uint64_t)y >= (uint64_t)k || y == ignore) return 0;
+        const float *row = pred + i * k;
+        K(f32v) x;
+        memcpy(&x, row, VBYTES);
+        x = (K(f32v))((K(i32v))x & tail);
+        *bad |= (K(i32v))((K(u32v))x > 0x3F800000U);
+        const float p = row[y];
+        if (ranked) {
+            K(tally_t) above = {0, {0}, {0}};
+            K(tally32)(&above, K_ABOVE(x, p, lane, (int32_t)y) & tail);
+            ranks[i] = K(tally_total)(&above, 0);
+        }
+        picks[r] = (double)p;
+        if (picked32) picked32[i] = p;
+        v[K(bitrev)(r)] = x;
+    }
+#if VBYTES == 64
+    K_TREE_LEVEL(v, 16, 16);
+#endif
+#if VBYTES >= 32
+    K_TREE_LEVEL(v, 8, 8);
+#endif
+    K_TREE_LEVEL(v, 4, 4);
+    K_TREE_LEVEL(v, 2, 2);
+    const K(f64v) low = K_WIDEN(v[0], 0), high = K_WIDEN(v[0], 1);
+    memcpy(sums, &low, VBYTES);
+    memcpy(sums + L64, &high, VBYTES);
+    return 1;
+}
+#else
+#define K_TREE 0
+#define K_TREE_MARGIN 0.0
+#endif
 
 /* The scan: 1 clean, 0 not, -1 out of memory. A value outside [0, 1] is noticed at the end
  * (a dirty batch is rare and its results are discarded); a bad label at once, before it is
@@ -378,10 +474,22 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
     K(i32v) outside32 = {0};
     K(i64v) outside64 = {0};
     double sums[CHUNK], own_picks[CHUNK];
+    const int tree = K_TREE && !f64 && nvec == 1;
+    const double margin = a->margin + (tree ? K_TREE_MARGIN : 0.0);
     for (Py_ssize_t base = 0; base < n; base += CHUNK) {
         const Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;
         double *picks = p64 ? (double *)picked + base : own_picks;
-        for (Py_ssize_t j = 0; j < m; j++) {
+        Py_ssize_t j = 0;
+#if K_TREE
+        if (tree) {
+            float *picked32 = p64 ? NULL : (float *)picked;
+            for (; j + L32 <= m && base + j + L32 <= copy_n; j += L32)
+                if (!K(block32)((const float *)pred, labels, l64, base + j, k, ignore, tail32,
+                                &outside32, ranked, lane32, ranks, sums + j, picks + j, picked32))
+                    return 0;
+        }
+#endif
+        for (; j < m; j++) {
             const Py_ssize_t i = base + j;
             const int64_t y = label_at(labels, l64, i);
             if ((uint64_t)y >= (uint64_t)k || y == ignore) return 0;
@@ -400,7 +508,7 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
             }
             picks[j] = p;
         }
-        if (!K(count_chunk)(sums, picks, m, base, a, r)) return -1;
+        if (!K(count_chunk)(sums, picks, m, base, a, margin, r)) return -1;
     }
     int64_t outside = 0;
     for (int i = 0; i < L32; i++) outside |= outside32[i];
@@ -472,6 +580,11 @@ static int K(rank_loop)(const void *pred, int f64, const void *labels, int l64, 
 #undef K_HALVES
 #undef K_TO16
 #undef K_WIDEN
+#undef K_TREE
+#undef K_TREE_MARGIN
+#undef K_TREE_LANE
+#undef K_TREE_MASK
+#undef K_TREE_LEVEL
 #undef K_ABOVE
 #undef K
 #undef K_NAME
