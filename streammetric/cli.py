@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import threading
 from typing import Any
 
 import click
@@ -37,7 +39,7 @@ from .cli_common import (
 from .cli_export import ExportOptions, LiveExport, UnitFeeder, export_options
 from .engine.signals import StopSignal
 
-__all__ = ["check_thresholds", "main", "render"]
+__all__ = ["check_thresholds", "main", "render", "run"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -294,5 +296,39 @@ def metrics_command() -> None:
     click.echo("conventions: " + ", ".join(list_conventions()))
 
 
+def run() -> None:
+    """The process entry point (the ``streammetric`` script, ``python -m streammetric.cli``).
+
+    Runs `main`; then, when the command left nothing running (no other thread, no child
+    process, no Dask), flushes stdout and stderr and ends the process with ``os._exit``: the
+    interpreter's teardown, which frees every module (~35 ms once pyarrow is loaded), is
+    skipped. Every file the command writes (``-o``, checkpoints, ``--textfile``) is closed and
+    renamed into place before `main` returns. Otherwise, or if a stream cannot be flushed, the
+    process exits the usual way."""
+    try:
+        main()
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        click.echo(str(code), err=True)
+        code = 1
+    if _nothing_left_running():
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            sys.exit(code)
+        os._exit(code or 0)
+    sys.exit(code)
+
+
+def _nothing_left_running() -> bool:
+    if threading.active_count() > 1 or "distributed" in sys.modules:
+        return False
+    multiprocessing = sys.modules.get("multiprocessing")
+    return multiprocessing is None or not multiprocessing.active_children()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

@@ -115,3 +115,37 @@ def test_lazy_tables_are_complete():
     for package in (sm, sm.metrics, sm.functional):
         for name in package.__all__:
             assert getattr(package, name) is not None, (package.__name__, name)
+
+
+def _entry_point(path: Path, *args: str, thread: bool = False) -> subprocess.CompletedProcess[str]:
+    """``streammetric eval PATH ARGS`` through `run`, with an atexit hook that says "teardown"
+    (and, with ``thread``, a thread still running when the command ends)."""
+    code = f"""
+        import atexit, sys, threading, time
+        atexit.register(lambda: print("teardown", file=sys.stderr))
+        if {thread}:
+            threading.Thread(target=time.sleep, args=(0.5,)).start()
+        sys.argv = ["streammetric", "eval", {str(path)!r}, *{list(args)!r}]
+        from streammetric.cli import run
+        run()
+        """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_the_entry_point_ends_without_teardown_after_flushing(tmp_path: Path):
+    path = tmp_path / "preds.parquet"
+    probs = pa.FixedSizeListArray.from_arrays(pa.array(np.full(40, 0.25, np.float32)), 4)
+    pq.write_table(pa.table({"label": np.zeros(10, np.int64), "probs": probs}), path)
+    done = _entry_point(path, "-m", "ce", "--format", "json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] == 10  # a pipe: flushed before the process ended
+    assert "teardown" not in done.stderr
+    usage = _entry_point(path, "-m", "nonsense")
+    assert usage.returncode == 2
+    assert usage.stderr.startswith("streammetric: error: unknown metric 'nonsense'")
+    assert "teardown" not in usage.stderr
+    # something still running: the usual exit, which waits for it and runs the atexit hooks
+    waited = _entry_point(path, "-m", "ce", "--format", "json", "--no-progress", thread=True)
+    assert waited.returncode == 0 and json.loads(waited.stdout)["rows"] == 10
+    assert "teardown" in waited.stderr
