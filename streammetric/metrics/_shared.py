@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from operator import is_
 from typing import Any, TypeVar
 
 import numpy as np
@@ -90,12 +91,13 @@ def memoized(key: Hashable, arrays: tuple[np.ndarray, ...], compute: Callable[[]
 
 
 def _full_key(key: Hashable, arrays: tuple[np.ndarray, ...]) -> tuple[Hashable, ...]:
-    return (key, *(id(a) for a in arrays))
+    return (key, *map(id, arrays))
 
 
 def _hit(memo: dict[Hashable, Any], full_key: Hashable, arrays: tuple[np.ndarray, ...]) -> Any:
-    """The memo's (arrays, value) for ``full_key`` if it is of these very arrays, else None."""
+    """The memo's (arrays, value) for ``full_key`` if it is of these very arrays, else None
+    (the key holds the arrays' ids, so the lengths match)."""
     hit = memo.get(full_key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], arrays, strict=True)):
+    if hit is not None and all(map(is_, hit[0], arrays)):
         return hit
     return None

@@ -128,6 +128,9 @@ class EvalMetric:
     # -- the MXNet API -----------------------------------------------------------------------
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> EvalMetric:
         """Fold a batch (arrays, or lists of arrays paired element-wise) into the state."""
+        if sample_weight is None and type(labels) is np.ndarray and type(preds) is np.ndarray:
+            self._update_state(self._local, labels, preds, None)  # as_pairs' one pair, directly
+            return self
         for label, pred, weight in as_pairs(labels, preds, sample_weight):
             self._update_state(self._local, label, pred, weight)
         return self
