@@ -4,8 +4,10 @@
 
 * eval: ``streammetric eval -m ce`` (and five metrics at once) on an N-row x 10-class float32
   Parquet file (row groups of 128k rows) against the fastest pyarrow-only decode of the same
-  columns with all cores and no metric. Whole processes, alternated, median of --runs runs;
-  the ratio is eval rows/s divided by decode rows/s (goal >= 0.9 for one metric, >= 0.75 for five).
+  columns with all cores and no metric (whole row groups, or slices of 8k or 32k rows). Whole
+  processes, each once per round in a shuffled order (a fixed order favours some), median of
+  --runs rounds; the ratio is eval rows/s over decode rows/s (goal >= 0.9 for one metric,
+  >= 0.75 for five).
 * rss: peak RSS of ``eval`` (five metrics) on a 1M-row and a 6M-row file (goal: within 15%, < 600 MB).
 * update: ``CrossEntropy.update`` per row and per call for 64- and 65,536-row batches next to a
   plain NumPy loop (the floor) and the peers (scikit-learn, torchmetrics, Keras, MXNet 1.9.1),
@@ -15,6 +17,9 @@
 * dask: the Dask engine with 1 and 2 local worker processes on a 4-file dataset (same bits).
 * kernels: each C kernel per instruction set on one 32k-row slice, and ``update`` (ce; five
   metrics) on each slice of a 2M-row file right after decoding it and on the same slice again.
+* pipeline: in one process with two threads, pyarrow alone against the local engine reading
+  every batch but updating nothing, then with only the cross-entropy pass in C, then with the
+  log and the exact sum too, then the real ``ce`` and five-metric updates.
 
 Data files are cached under $STREAMMETRIC_BENCH_DIR (default /tmp/streammetric-bench).
 """
@@ -22,12 +27,15 @@ Data files are cached under $STREAMMETRIC_BENCH_DIR (default /tmp/streammetric-b
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +149,11 @@ def bench_eval(path: Path, rows: int, runs: int) -> list[tuple[str, float, float
     times: dict[str, list[float]] = {name: [] for name in commands}
     for args in commands.values():  # warm the page cache and imports once
         run_process(args)
-    for _ in range(runs):  # alternate the commands within each round
-        for name, args in commands.items():
-            times[name].append(run_process(args)[0])
+    order = list(commands)
+    for round_ in range(runs):  # every command once per round, in a new order each round:
+        random.Random(round_).shuffle(order)  # a fixed order favours some over others
+        for name in order:
+            times[name].append(run_process(commands[name])[0])
     medians = {name: statistics.median(t) for name, t in times.items()}
     fastest_decode = min(medians[name] for name in DECODERS)
     return [(name, rows / medians[name], fastest_decode / medians[name]) for name in commands]
@@ -275,11 +285,70 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
     return out
 
 
+def bench_pipeline(path: Path, runs: int) -> list[tuple[str, float]]:
+    """Where eval's time goes, in this process, two threads: pyarrow alone (32k-row slices) and
+    the local engine with less and less of each batch's update left out (ms, median of
+    ``runs`` rounds in shuffled orders)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from streammetric import _kernels as kernels
+    from streammetric.engine import local
+
+    groups = pq.ParquetFile(path).metadata.num_row_groups
+
+    def decode() -> None:
+        def read(group: int) -> int:
+            reader = pq.ParquetFile(path, pre_buffer=False)
+            batches = reader.iter_batches(
+                32768, row_groups=[group], columns=["label", "probs"], use_threads=False
+            )
+            return sum(batch.num_rows for batch in batches)
+
+        with ThreadPoolExecutor(2) as pool:
+            sum(pool.map(read, range(groups)))
+
+    def scan(batch: Any, log_and_sum: bool) -> None:
+        picked = np.empty(len(batch.labels))
+        kernels.sparse_scan(batch.preds, batch.labels, picked, None, 3e-4, 0.1, 1e-12)
+        if log_and_sum:
+            kernels.exact_sum(np.negative(np.log(picked, out=picked), out=picked))
+
+    full = local._Evaluator.add_batch
+    variants: dict[str, Any] = {
+        "engine, batches read, no update": lambda self, partial, batch: None,
+        "engine, + sparse_scan": lambda self, partial, batch: scan(batch, False),
+        "engine, + log and exact sum": lambda self, partial, batch: scan(batch, True),
+        "eval -m ce": full,
+        "eval, five metrics": full,
+    }
+
+    def engine(name: str) -> None:
+        local._Evaluator.add_batch = variants[name]  # type: ignore[method-assign]
+        try:
+            local.evaluate(path, FIVE[1::2] if name.endswith("five metrics") else ["ce"], threads=2)
+        finally:
+            local._Evaluator.add_batch = full  # type: ignore[method-assign]
+
+    steps: dict[str, Callable[[], None]] = {
+        "pyarrow alone": decode,
+        **{name: functools.partial(engine, name) for name in variants},
+    }
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    order = list(steps)
+    for round_ in range(runs):
+        random.Random(round_).shuffle(order)
+        for name in order:
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    return [(name, statistics.median(t) * 1000) for name, t in times.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="eval,rss,update,dask,kernels")
+    parser.add_argument("--only", default="eval,rss,update,dask,kernels,pipeline")
     parser.add_argument("--setup-peers", action="store_true", help="create the peers' venvs first")
     args = parser.parse_args()
     directory = Path(os.environ.get("STREAMMETRIC_BENCH_DIR", "/tmp/streammetric-bench"))
@@ -293,17 +362,27 @@ def main() -> None:
     if "eval" in parts:
         path = make_file(directory / f"eval_{args.rows}.parquet", args.rows)
         print(
-            f"\n## eval throughput: {args.rows:,} rows x {CLASSES} float32, median of {args.runs} alternated runs"
+            f"\n## eval throughput: {args.rows:,} rows x {CLASSES} float32, median of {args.runs} rounds, shuffled order"
         )
-        print(f"{'command':28s} {'rows/s':>14s} {'vs fastest decode':>18s}")
+        print(f"{'command':34s} {'rows/s':>14s} {'vs fastest decode':>18s}")
         for name, rate, ratio in bench_eval(path, args.rows, args.runs):
-            print(f"{name:28s} {rate:14,.0f} {ratio:18.2f}")
+            print(f"{name:34s} {rate:14,.0f} {ratio:18.2f}")
     if "kernels" in parts:
         path = make_file(directory / "eval_2000000.parquet", 2_000_000)
         print("\n## C kernels and update(), one thread, 10-class float32, 32k-row slices")
         print(f"{'isa':9s} {'what':36s} {'ns/row':>8s}")
         for isa, name, ns in bench_kernels(path):
             print(f"{isa:9s} {name:36s} {ns:8.2f}")
+    if "pipeline" in parts:
+        path = make_file(directory / f"eval_{args.rows}.parquet", args.rows)
+        print(
+            f"\n## where eval's time goes: {args.rows:,} rows, in one process, 2 threads, "
+            f"median of {args.runs} rounds"
+        )
+        steps = bench_pipeline(path, args.runs)
+        print(f"{'step':34s} {'ms':>8s} {'vs pyarrow alone':>17s}")
+        for step, ms in steps:
+            print(f"{step:34s} {ms:8.1f} {steps[0][1] / ms:17.2f}")
     if "rss" in parts:
         print("\n## peak RSS of eval with five metrics (row groups of 128k rows)")
         results = bench_rss(directory, args.runs)
@@ -319,13 +398,13 @@ def main() -> None:
         print(f"{'library':40s} {'batch':>6s} {'ns/row':>9s} {'us/call':>10s} {'vs MXNet':>9s}")
         for name, sizes in table.items():
             for size, row in sizes.items():
-                ratio = (
+                versus = (
                     f"{row['us_per_call'] / mxnet[size]['us_per_call']:9.2f}"
                     if mxnet
                     else "        -"
                 )
                 print(
-                    f"{name:40s} {size:>6s} {row['ns_per_row']:9.1f} {row['us_per_call']:10.1f} {ratio}"
+                    f"{name:40s} {size:>6s} {row['ns_per_row']:9.1f} {row['us_per_call']:10.1f} {versus}"
                 )
         print("(vs MXNet: time per call relative to MXNet 1.9.1's; below 1 is faster)")
     if "dask" in parts:
