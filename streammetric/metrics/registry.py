@@ -37,13 +37,16 @@ _ALIASES: dict[str, str] = {}  # alias -> canonical registered name
 M = TypeVar("M", bound=type[EvalMetric])
 
 #: The modules of built-in metrics that `streammetric.metrics` does not import up front. Importing
-#: one registers its metrics; `_load_builtins` does so before a name is looked up in vain, the
-#: metrics are listed, or a user's metric is registered (which may replace a built-in one).
-_LAZY_MODULES = ("calibration", "classification", "regression")
+#: one registers its metrics; `_load_builtins` does so (in this order, until ``found()``) before
+#: a name is looked up in vain, and (all of them) before the metrics are listed or a user's
+#: metric is registered (which may replace a built-in one).
+_LAZY_MODULES = ("classification", "regression", "calibration")
 
 
-def _load_builtins() -> None:
+def _load_builtins(found: Callable[[], bool] = lambda: False) -> None:
     for module in _LAZY_MODULES:
+        if found():
+            return
         importlib.import_module(f"{__package__}.{module}")
 
 
@@ -76,8 +79,7 @@ def alias(*names: str) -> Callable[[M], M]:
 
 def _lookup(name: str) -> type[EvalMetric]:
     key = name.lower()
-    if _ALIASES.get(key, key) not in _REGISTRY:
-        _load_builtins()
+    _load_builtins(lambda: _ALIASES.get(key, key) in _REGISTRY)
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         known = ", ".join(sorted(set(_REGISTRY) | set(_ALIASES)))
