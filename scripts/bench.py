@@ -16,7 +16,8 @@
   and .bench/venv-mxnet (numpy 1.23.5, mxnet 1.9.1); peers that are not installed are left out.
 * dask: the Dask engine with 1 and 2 local worker processes on a 4-file dataset (same bits).
 * kernels: each C kernel per instruction set on one 32k-row slice, and ``update`` (ce; five
-  metrics) on each slice of a 2M-row file right after decoding it and on the same slice again.
+  metrics) on each slice of a 2M-row file (--rows, if fewer) right after decoding it and on the
+  same slice again.
 * pipeline: in one process with two threads, pyarrow alone against the local engine reading
   every batch but updating nothing, then with only the cross-entropy pass in C, then with the
   log and the exact sum too, then the real ``ce`` and five-metric updates.
@@ -368,7 +369,8 @@ def main() -> None:
         for name, rate, ratio in bench_eval(path, args.rows, args.runs):
             print(f"{name:34s} {rate:14,.0f} {ratio:18.2f}")
     if "kernels" in parts:
-        path = make_file(directory / "eval_2000000.parquet", 2_000_000)
+        rows = min(args.rows, 2_000_000)
+        path = make_file(directory / f"eval_{rows}.parquet", rows)
         print("\n## C kernels and update(), one thread, 10-class float32, 32k-row slices")
         print(f"{'isa':9s} {'what':36s} {'ns/row':>8s}")
         for isa, name, ns in bench_kernels(path):
