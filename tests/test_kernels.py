@@ -227,12 +227,15 @@ def test_sparse_scan_writes_float32_picks_for_float32_rows():
         ([0.5, 0.5], 1, 1),  # ignored label
     ],
 )
-@pytest.mark.parametrize("position", [0, 5, 19])  # a vector row, and the copied last row
-def test_sparse_scan_declines_dirty_batches(row, label, ignore, position):
-    pred = np.full((20, 2), 0.5)
-    labels = np.zeros(20, dtype=np.int64)
-    pred[position], labels[position] = row, label
-    assert sparse_scan(pred, labels, np.empty(20), ignore, 1e-3, 1e-2, 0.0) is None
+@pytest.mark.parametrize("position", [0, 5, 19, 39])  # rows in blocks of 16, the copied last row
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sparse_scan_declines_dirty_batches(row, label, ignore, position, dtype):
+    pred = np.full((40, 2), 0.5, dtype=dtype)
+    labels = np.zeros(40, dtype=np.int64)
+    pred[position], labels[position] = np.array(row, dtype=np.float64).astype(dtype), label
+    if dtype == np.float32 and row == [1.0 + 2**-52, 0.0]:
+        pred[position, 0] = np.nextafter(np.float32(1), np.float32(2))  # above 1 in float32
+    assert sparse_scan(pred, labels, np.empty(40), ignore, 1e-3, 1e-2, 0.0) is None
 
 
 def test_sparse_scan_declines_what_it_cannot_read():
