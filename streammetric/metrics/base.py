@@ -276,7 +276,10 @@ class EvalMetric:
         return self
 
     def _check_config(self, config: Any, what: str) -> None:
-        mine = _canonical(self.get_config())
+        own = self.get_config()
+        if config == own:  # the usual case, without serialising both
+            return
+        mine = _canonical(own)
         if _canonical(config) != mine:
             raise StateError(
                 f"`{what}` belongs to a metric with config {_short(config)}, this one has {_short(mine)}"
