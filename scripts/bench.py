@@ -254,14 +254,20 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
             (isa, "exact_sum (per value)", best(lambda: kernels.exact_sum(losses))),
         ]
     kernels.use_isa(previous)
+    from streammetric.io import plan, resolve_units
+    from streammetric.io.reader import _make_batch
+
+    units = plan([str(path)])
+    resolved = resolve_units(units)
+    assert resolved is not None
     for name, specs in (("ce", ["ce"]), ("five metrics", FIVE[1::2])):
         metrics = build_metrics(specs, {})
-        decode = fresh = again = 0.0
+        decode = convert = convert_again = fresh = again = 0.0
         rows = 0
-        for group in range(parquet.metadata.num_row_groups):  # as the engine reads (wall clock)
+        for unit in units:  # as the engine reads (wall clock)
             reader = pq.ParquetFile(path, pre_buffer=False)
             batches = reader.iter_batches(
-                32768, row_groups=[group], columns=["label", "probs"], use_threads=False
+                32768, row_groups=[unit.index], columns=["label", "probs"], use_threads=False
             )
             while True:
                 start = time.perf_counter()
@@ -269,17 +275,22 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
                 decoded = time.perf_counter()
                 if batch is None:
                     break
-                y = batch.column(0).to_numpy()
-                p = batch.column(1).values.to_numpy().reshape(-1, 10)
+                arrays = _make_batch(batch, unit, resolved, row_offset=0, on_invalid="raise")
+                converted = time.perf_counter()
+                _make_batch(batch, unit, resolved, row_offset=0, on_invalid="raise")
                 start_update = time.perf_counter()
-                metrics.update(y, p)
+                metrics.update(arrays.labels, arrays.preds)
                 middle = time.perf_counter()
-                metrics.update(y, p)
+                metrics.update(arrays.labels, arrays.preds)
                 decode += decoded - start
+                convert += converted - decoded
+                convert_again += start_update - converted
                 fresh, again = fresh + middle - start_update, again + time.perf_counter() - middle
-                rows += len(y)
+                rows += batch.num_rows
         out += [
             ("-", f"pyarrow decode ({name} pass)", decode / rows * 1e9),
+            ("-", "to NumPy (engine), just decoded", convert / rows * 1e9),
+            ("-", "to NumPy (engine), again", convert_again / rows * 1e9),
             (previous, f"update, {name}, just decoded", fresh / rows * 1e9),
             (previous, f"update, {name}, again", again / rows * 1e9),
         ]
