@@ -373,8 +373,8 @@ static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ss
 /* Lane i of a combination of vectors holding groups of g lanes per row: the first (second,
  * s = 1) half of each group of the first vector, then that of the second vector. */
 #define K_TREE_LANE(i, g, s)                                                                \
-    ((i) % (g) < (g) / 2 ? (i) / (g) * (g) + (i) % (g) : L32 + (i) / (g) * (g) + (i) % (g) - (g) / 2) + \
-        (s) * ((g) / 2)
+    ((i) / (g) * (g) + (i) % (g) +                                                          \
+     ((i) % (g) < (g) / 2 ? 0 : L32 - (g) / 2) + (s) * ((g) / 2))
 #if VBYTES == 64
 #define K_TREE_MASK(g, s)                                                                   \
     ((K(i32v)){K_TREE_LANE(0, g, s), K_TREE_LANE(1, g, s), K_TREE_LANE(2, g, s),             \
