@@ -221,6 +221,14 @@ def bench_dask(directory: Path) -> dict[int, float]:
     return run(paths, ["ce", "acc"], workers=(1, 2))
 
 
+def slices(path: Path, group: int) -> Any:
+    """The label and probs columns of one row group in 32k-row slices, as eval reads them."""
+    reader = pq.ParquetFile(path, pre_buffer=False)
+    return reader.iter_batches(
+        32768, row_groups=[group], columns=["label", "probs"], use_threads=False
+    )
+
+
 def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
     """ns/row of each C kernel on one 32k-row slice, per instruction set (best of ``reps``), and
     of ``update`` (ce; five metrics) on each slice right after decoding it and on it again."""
@@ -265,10 +273,7 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
         decode = convert = convert_again = fresh = again = 0.0
         rows = 0
         for unit in units:  # as the engine reads (wall clock)
-            reader = pq.ParquetFile(path, pre_buffer=False)
-            batches = reader.iter_batches(
-                32768, row_groups=[unit.index], columns=["label", "probs"], use_threads=False
-            )
+            batches = slices(path, unit.index or 0)
             while True:
                 start = time.perf_counter()
                 batch = next(batches, None)
@@ -310,11 +315,7 @@ def bench_pipeline(path: Path, runs: int) -> list[tuple[str, float]]:
 
     def decode() -> None:
         def read(group: int) -> int:
-            reader = pq.ParquetFile(path, pre_buffer=False)
-            batches = reader.iter_batches(
-                32768, row_groups=[group], columns=["label", "probs"], use_threads=False
-            )
-            return sum(batch.num_rows for batch in batches)
+            return sum(batch.num_rows for batch in slices(path, group))
 
         with ThreadPoolExecutor(2) as pool:
             sum(pool.map(read, range(groups)))

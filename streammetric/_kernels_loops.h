@@ -426,13 +426,10 @@ static INLINE int K(block32)(const float *pred, const void *labels, const int l6
         K(f32v) x;
         memcpy(&x, row, VBYTES);
         x = (K(f32v))((K(i32v))x & tail);
-        *bad |= (K(i32v))((K(u32v))x > 0x3F800000U);
         const float p = row[y];
-        if (ranked) {
-            K(tally_t) above = {0, {0}, {0}};
-            K(tally32)(&above, K_ABOVE(x, p, lane, (int32_t)y) & tail);
-            ranks[i] = K(tally_total)(&above, 0);
-        }
+        K(row_t) one = {{0}, {0}, 0};  /* its float64 sum is unused (the tree sums): dropped */
+        K(visit32)(&one, x, tail, 0, bad, 1, ranked, p, lane, (int32_t)y);
+        if (ranked) ranks[i] = K(tally_total)(&one.above, 0);
         picks[r] = (double)p;
         if (picked32) picked32[i] = p;
         v[K(bitrev)(r)] = x;
