@@ -8,7 +8,7 @@
 
 from typing import TYPE_CHECKING
 
-from . import conventions, functional, metrics
+from . import _process, conventions, functional, metrics  # noqa: F401 (_process: before NumPy)
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from .accumulate import ExactSum
 from .conventions import Convention, get_convention, list_conventions, register_convention

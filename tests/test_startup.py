@@ -151,3 +151,37 @@ def test_the_entry_point_ends_without_teardown_after_flushing(tmp_path: Path):
     waited = _entry_point(path, "-m", "ce", "--format", "json", "--no-progress", thread=True)
     assert waited.returncode == 0 and json.loads(waited.stdout)["rows"] == 10
     assert "teardown" in waited.stderr
+
+
+def _blas_threads(argv0: str, environ: dict[str, str] | None = None) -> tuple[str, int]:
+    """OPENBLAS_NUM_THREADS and the thread count just after ``import streammetric`` in a process
+    whose ``sys.argv[0]`` is ``argv0``."""
+    import os
+
+    code = f"""
+        import os, sys
+        sys.argv[0] = {argv0!r}
+        import streammetric
+        print(os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task")))
+        """
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, **(environ or {})},
+    )
+    value, threads = done.stdout.split()
+    return value, int(threads)
+
+
+def test_the_command_starts_no_blas_threads_and_a_library_user_keeps_them():
+    import os
+
+    assert (os.cpu_count() or 1) > 1, "OpenBLAS starts one thread per core: needs 2 cores"
+    command_value, command_threads = _blas_threads("/venv/bin/streammetric")
+    library_value, library_threads = _blas_threads("train.py")
+    assert command_value == "1" and library_value == "None"
+    assert command_threads < library_threads  # OpenBLAS's own threads are gone
+    assert _blas_threads("/venv/bin/streammetric", {"OPENBLAS_NUM_THREADS": "2"})[0] == "2"

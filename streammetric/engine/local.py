@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,14 +24,17 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
+from ..functional._ce_fast import CleanPass
 from ..io import (
     Batch,
     ColumnSpec,
     ResolvedColumns,
     Unit,
+    clean_arrays,
     fingerprint,
     group_codes,
-    iter_unit,
+    iter_arrow,
+    make_batch,
     plan,
     resolve_units,
 )
@@ -124,10 +127,28 @@ class _Evaluator:
 
         return build_metrics(self.job.metrics, self.metric_kwargs)
 
+    @functools.cached_property
+    def clean_needs(self) -> frozenset[Hashable] | None:
+        """What the metrics need of clean batches (see `CleanPass`); None: every batch goes
+        through ``update``."""
+        return self.new_metrics().clean_needs()
+
     def unit_partial(self, unit: Unit) -> Partial:
+        """The unit's metric states. Batches that `clean_arrays` and a `CleanPass` accept (all
+        of a clean file, usually) are folded in once at the end instead of one ``update`` each:
+        the same exact states with a fraction of the Python per batch."""
         partial = Partial(self.new_metrics, unit_key=unit.key)
-        for batch in iter_unit(unit, self.resolved, on_invalid=self.job.on_invalid):
-            self.add_batch(partial, batch)
+        needs = self.clean_needs
+        clean = CleanPass(need[1] for need in needs or () if isinstance(need, tuple))
+        for data, row_offset in iter_arrow(unit, self.resolved):
+            arrays = clean_arrays(data, self.resolved) if needs is not None else None
+            if arrays is None or not clean.add(*arrays):
+                batch = make_batch(
+                    data, unit, self.resolved, row_offset=row_offset, on_invalid=self.job.on_invalid
+                )
+                self.add_batch(partial, batch)
+        if clean.rows:
+            partial.fold_clean(clean)
         return partial
 
     def add_batch(self, partial: Partial, batch: Batch) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._exceptions import InvalidInputError
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
+
+if TYPE_CHECKING:
+    from ..functional._ce_fast import CleanPass
 
 __all__ = ["GroupKey", "Partial", "locate_error"]
 
@@ -47,6 +50,12 @@ class Partial:
         count = int(labels.shape[0])
         self.rows += count
         self.group_rows[key] = self.group_rows.get(key, 0) + count
+
+    def fold_clean(self, clean: CleanPass) -> None:
+        """Fold in the rows a `CleanPass` accepted (no groups: `clean_arrays` takes none)."""
+        self.metric(()).fold_clean(clean)
+        self.rows += clean.rows
+        self.group_rows[()] = self.group_rows.get((), 0) + clean.rows
 
     def invalid_mask(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         """Rows any of the metrics would reject (so every metric sees the same clean rows)."""

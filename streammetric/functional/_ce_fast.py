@@ -10,11 +10,13 @@ path's bits and counts (``tests/functional/test_losses.py`` compares the two).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from streammetric._kernels import sparse_scan
+from streammetric.accumulate import ExactSum
 from streammetric.conventions import Convention
 
 from . import _ce_inputs as inputs
@@ -56,18 +58,11 @@ def _fast_sparse_terms(
     num_rows, num_classes = pred.shape
     picked = np.empty(num_rows, dtype=compute)
     ignore = ignore_index if ignore_index is not None and 0 <= ignore_index < num_classes else None
-    tolerance = _sum_tolerance(pred.dtype)
     ranks = np.empty(num_rows, dtype=np.int64) if class_ranks else None
-    scan = sparse_scan(
-        pred, true, picked, ignore, tolerance, LOGITS_SUM_TOLERANCE, _margin(num_classes), ranks
-    )
+    scan = _scan(pred, true, picked, ignore, ranks)
     if scan is None:
         return None
-    far, far_logits, zeros, ones, unsure = scan
-    if unsure:  # decided by the general path's own sums
-        distance = np.abs(np.sum(pred[unsure].astype(compute), axis=-1, dtype=np.float64) - 1)
-        far += int(np.count_nonzero(distance > tolerance))
-        far_logits += int(np.count_nonzero(distance > LOGITS_SUM_TOLERANCE))
+    far, far_logits, zeros, ones = scan
     guard = conv.guard_for(kind)
     if guard == "none" and not zeros:  # p in (0, 1]: a plain log, nothing to guard or warn
         numerator, guarded = np.negative(np.log(picked, out=picked), out=picked), 0
@@ -92,6 +87,110 @@ def _fast_sparse_terms(
         batch_shape=(num_rows,),
         ranks=ranks,
     )
+
+
+class CleanPass:
+    """Clean batches of class indices (n,) and probabilities (n, k) folded into running totals:
+    the rows, the exact sum of ``-log p[y]`` (float64), the rows far from summing to 1, the
+    rows with ``p[y] == 1``, and per ``k`` of ``top_ks`` the rows whose true class ranks below
+    ``k``. That is all the cross-entropy family (see :func:`takes_clean_pass`), accuracy and
+    top-k accuracy need of such a batch, so an evaluation can fold a whole unit of work into
+    them at once (``EvalMetric.fold_clean``) with one pass in C and one logarithm per batch.
+
+    ``add`` returns False, and adds nothing, for a batch that is not clean or has a ``p[y] ==
+    0`` (its loss is not a plain logarithm): such a batch goes through ``update``.
+
+    >>> clean = CleanPass(top_ks=(1,))
+    >>> clean.add(np.array([0, 1]), np.array([[0.75, 0.25], [0.5, 0.5]]))
+    True
+    >>> clean.rows, clean.hits, clean.neg_log.value == float(-np.log(0.75) - np.log(0.5))
+    (2, {1: 1}, True)
+    >>> clean.add(np.array([2, 0]), np.array([[0.75, 0.25], [0.5, 0.5]])), clean.rows
+    (False, 2)
+    """
+
+    def __init__(self, top_ks: Iterable[int] = ()) -> None:
+        self.top_ks = tuple(sorted(set(top_ks)))
+        self.rows = 0
+        self.neg_log = ExactSum()
+        self.far = self.far_logits = self.ones = 0
+        self.hits = dict.fromkeys(self.top_ks, 0)
+        self._picked = np.empty(0)
+        self._ranks = np.empty(0, dtype=np.int64)
+
+    def add(self, labels: np.ndarray, preds: np.ndarray) -> bool:
+        """Fold in a batch of int32/int64 labels and float32/float64 probabilities; False (and
+        nothing added) if it is not clean or has a ``p[y] == 0``."""
+        num_rows = len(labels)
+        if preds.ndim != 2 or preds.shape[0] != num_rows or preds.shape[1] < 2 or not num_rows:
+            return False
+        if len(self._picked) < num_rows:
+            self._picked = np.empty(num_rows)
+            self._ranks = np.empty(num_rows if self.top_ks else 0, dtype=np.int64)
+        picked, ranks = self._picked[:num_rows], self._ranks[:num_rows]
+        scan = _scan(preds, labels, picked, None, ranks if self.top_ks else None)
+        if scan is None or scan[2]:
+            return False
+        far, far_logits, _, ones = scan
+        self.neg_log.add(np.negative(np.log(picked, out=picked), out=picked))
+        for top_k in self.top_ks:
+            self.hits[top_k] += int(np.count_nonzero(ranks < top_k))
+        self.rows += num_rows
+        self.far += far
+        self.far_logits += far_logits
+        self.ones += ones
+        return True
+
+    def diagnostics(self) -> dict[str, int]:
+        """The cross-entropy diagnostics of the rows folded in (see ``DIAGNOSTIC_KEYS``)."""
+        counts = empty_diagnostics()
+        counts["num_not_normalized"], counts["num_looks_like_logits"] = self.far, self.far_logits
+        counts["num_true_prob_one"] = self.ones
+        return counts
+
+
+_CLEAN_PASS_OPTIONS = {"from_logits", "label_smoothing", "class_weight", "ignore_index", "axis"}
+
+
+def takes_clean_pass(conv: Convention, options: Mapping[str, Any]) -> bool:
+    """Whether ``_cross_entropy_update(..., convention=conv, **options)`` of a batch that
+    `CleanPass` accepts has the terms it folds: ``-log p[y]`` in float64, one per row, each of
+    weight 1, and no diagnostics but those it counts."""
+    return (
+        set(options) <= _CLEAN_PASS_OPTIONS
+        and not options.get("from_logits", False)
+        and not options.get("label_smoothing", 0.0)
+        and options.get("class_weight") is None
+        and options.get("ignore_index") is None
+        and options.get("axis", -1) in (-1, 1)
+        and conv.renormalize_sparse == "never"
+        and conv.guard_for("categorical") == "none"
+        and conv.compute_dtype(np.float32) == np.float64
+    )
+
+
+def _scan(
+    pred: np.ndarray,
+    true: np.ndarray,
+    picked: np.ndarray,
+    ignore: int | None,
+    ranks: np.ndarray | None,
+) -> tuple[int, int, int, int] | None:
+    """``sparse_scan`` (p[y] into ``picked``, ranks into ``ranks``), with the rows too close to a
+    tolerance summed again as the general path does: (far, far_logits, zeros, ones), or None if
+    the batch is not clean."""
+    tolerance = _sum_tolerance(pred.dtype)
+    margin = _margin(pred.shape[1])
+    scan = sparse_scan(pred, true, picked, ignore, tolerance, LOGITS_SUM_TOLERANCE, margin, ranks)
+    if scan is None:
+        return None
+    far, far_logits, zeros, ones, unsure = scan
+    if unsure:  # decided by the general path's own sums
+        compute = picked.dtype
+        distance = np.abs(np.sum(pred[unsure].astype(compute), axis=-1, dtype=np.float64) - 1)
+        far += int(np.count_nonzero(distance > tolerance))
+        far_logits += int(np.count_nonzero(distance > LOGITS_SUM_TOLERANCE))
+    return far, far_logits, zeros, ones
 
 
 @functools.cache

@@ -365,6 +365,45 @@ def list_values(array: pa.Array, *, name: str, role: str, width: int | None) -> 
     return ColumnValues(_float_dtype(matrix), invalid, (row, name, rule))
 
 
+_INDEX_TYPES = (pa.int32(), pa.int64())
+_SCORE_TYPES = (pa.float32(), pa.float64())
+
+
+def clean_arrays(
+    data: pa.RecordBatch | pa.Table, cols: ResolvedColumns
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Class-index labels (int32/int64) and 2-D float32/float64 predictions of Arrow data as
+    NumPy views, when no row needs the checks or conversions of the general conversion: no
+    nulls, every list of one length, no weights or groups. None otherwise.
+    """
+    if (
+        cols.label_kind != "sparse"
+        or cols.pred_kind != "list"
+        or cols.weights is not None
+        or cols.by
+        or not isinstance(data, pa.RecordBatch)
+    ):
+        return None
+    try:
+        labels, preds = data.column(cols.labels), data.column(cols.preds[0])
+    except KeyError:  # a partition column
+        return None
+    if labels.type not in _INDEX_TYPES or labels.null_count or preds.null_count:
+        return None
+    if pa.types.is_fixed_size_list(preds.type):
+        width = preds.type.list_size
+        flat = preds.values.slice(preds.offset * width, len(preds) * width)
+        if width != (cols.pred_width or width) or flat.type not in _SCORE_TYPES or flat.null_count:
+            return None
+        matrix = as_numpy(flat).reshape(len(preds), width)
+    else:
+        values = list_values(preds, name=cols.preds[0], role="predictions", width=cols.pred_width)
+        if values.invalid is not None or values.values.dtype not in (np.float32, np.float64):
+            return None
+        matrix = values.values
+    return as_numpy(labels), matrix
+
+
 def stacked_values(arrays: Mapping[str, pa.Array], *, role: str) -> ColumnValues:
     """Stack several scalar numeric columns into an (n, k) float array, in mapping order.
 

@@ -372,26 +372,22 @@ def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec) -> Any:
         raise _arrow_error(f"{unit.path}: cannot read Arrow IPC stream", exc) from exc
 
 
-def iter_unit(
-    unit: Unit, columns: ResolvedColumns | ColumnSpec, *, on_invalid: str = "raise"
-) -> Iterator[Batch]:
-    """Yield the batches of a unit: slices of a row group (see `slice_rows`), the record batch
-    of an IPC file, each record batch of a stream."""
-    _check_policy(on_invalid)
+def iter_arrow(
+    unit: Unit, columns: ResolvedColumns | ColumnSpec
+) -> Iterator[tuple[pa.Table | pa.RecordBatch, int]]:
+    """The Arrow data of a unit with the file row of its first row: slices of a row group (see
+    `slice_rows`), the record batch of an IPC file, each record batch of a stream. `make_batch`
+    turns each into a `Batch`."""
     if unit.kind == "parquet":
-        resolved = _columns_for(unit, columns)
         row_offset = unit.row_offset
-        for record_batch in _parquet_batches(unit, resolved):
-            yield _make_batch(
-                record_batch, unit, resolved, row_offset=row_offset, on_invalid=on_invalid
-            )
+        for record_batch in _parquet_batches(unit, _columns_for(unit, columns)):
+            yield record_batch, row_offset
             row_offset += record_batch.num_rows
         return
     if not unit.sequential:
-        yield read_unit(unit, columns, on_invalid=on_invalid)
+        yield _read_arrow(unit, _columns_for(unit, columns)), unit.row_offset
         return
     reader = _open_stream(unit, columns)
-    resolved = _columns_for(unit, columns)
     row_offset = 0
     while True:
         try:
@@ -401,7 +397,29 @@ def iter_unit(
         except (pa.ArrowException, OSError) as exc:
             where = f"{unit.display_path}: record batch after row {row_offset}"
             raise _arrow_error(where, exc) from exc
-        yield _make_batch(
-            record_batch, unit, resolved, row_offset=row_offset, on_invalid=on_invalid
-        )
+        yield record_batch, row_offset
         row_offset += record_batch.num_rows
+
+
+def make_batch(
+    data: pa.Table | pa.RecordBatch,
+    unit: Unit,
+    columns: ResolvedColumns | ColumnSpec,
+    *,
+    row_offset: int,
+    on_invalid: str = "raise",
+) -> Batch:
+    """A `Batch` of Arrow data from `iter_arrow` (see `read_unit` for ``on_invalid``)."""
+    _check_policy(on_invalid)
+    resolved = _columns_for(unit, columns)
+    return _make_batch(data, unit, resolved, row_offset=row_offset, on_invalid=on_invalid)
+
+
+def iter_unit(
+    unit: Unit, columns: ResolvedColumns | ColumnSpec, *, on_invalid: str = "raise"
+) -> Iterator[Batch]:
+    """Yield the batches of a unit (see `iter_arrow`)."""
+    _check_policy(on_invalid)
+    resolved = _columns_for(unit, columns)
+    for data, row_offset in iter_arrow(unit, resolved):
+        yield _make_batch(data, unit, resolved, row_offset=row_offset, on_invalid=on_invalid)

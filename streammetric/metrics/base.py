@@ -14,13 +14,16 @@ import copy
 import json
 import math
 from collections.abc import Hashable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .._exceptions import StateError
 from ..accumulate import ExactSum
 from ._inputs import as_pairs
+
+if TYPE_CHECKING:
+    from ..functional._ce_fast import CleanPass
 
 __all__ = ["EvalMetric"]
 
@@ -138,6 +141,21 @@ class EvalMetric:
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
+        raise NotImplementedError
+
+    def clean_needs(self) -> frozenset[Hashable] | None:
+        """What this metric needs of a batch that a `CleanPass` accepts to fold it in without
+        ``update`` (``"neg_log"``: the loss sum; ``("hits", k)``: the rows of rank below k), or
+        None if it cannot (the default)."""
+        return None
+
+    def fold_clean(self, clean: CleanPass) -> EvalMetric:
+        """Fold in the batches a `CleanPass` accepted, as ``update`` with each would have
+        (only for a metric whose ``clean_needs`` the pass was built for)."""
+        self._fold_clean(self._local, clean)
+        return self
+
+    def _fold_clean(self, state: State, clean: CleanPass) -> None:
         raise NotImplementedError
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:

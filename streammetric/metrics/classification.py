@@ -16,7 +16,8 @@ state; PCC counts samples (MXNet counted batches). The math lives in
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from ._shared import CLASS_RANKS, memoized
 from .base import EvalMetric, State, _merge_value
 from .registry import alias, register
 
+if TYPE_CHECKING:
+    from ..functional._ce_fast import CleanPass
+
 __all__ = ["F1", "MCC", "PCC", "Accuracy", "TopKAccuracy"]
 
 _OUTCOMES = ("true_positives", "false_positives", "false_negatives", "true_negatives")
@@ -55,6 +59,13 @@ def _add_hits(state: State, hits: np.ndarray, weight: np.ndarray | None) -> None
     state["sum_metric"].merge(hit_sum)
     state["sum_weight"].merge(weight_sum)
     state["num_inst"] += hits.size
+
+
+def _fold_hits(state: State, clean: CleanPass, top_k: int) -> None:
+    """`_add_hits` of the rows a `CleanPass` accepted: (n, 1) hits of weight 1."""
+    state["sum_metric"].add_count(clean.hits[top_k])
+    state["sum_weight"].add_count(clean.rows)
+    state["num_inst"] += clean.rows
 
 
 @register
@@ -92,6 +103,12 @@ class Accuracy(EvalMetric):
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
         _add_hits(state, _accuracy_update(label, pred, self.axis, _shared_ranks), weight)
+
+    def clean_needs(self) -> frozenset[Hashable] | None:
+        return frozenset({("hits", 1)}) if self.axis in (1, -1) else None
+
+    def _fold_clean(self, state: State, clean: CleanPass) -> None:
+        _fold_hits(state, clean, 1)  # 2-D scores: a hit is rank 0 (see _is_rank_case)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=self.axis)
@@ -135,6 +152,12 @@ class TopKAccuracy(EvalMetric):
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
         _add_hits(state, _top_k_update(label, pred, self.top_k, _shared_ranks), weight)
+
+    def clean_needs(self) -> frozenset[Hashable] | None:
+        return frozenset({("hits", self.top_k)})
+
+    def _fold_clean(self, state: State, clean: CleanPass) -> None:
+        _fold_hits(state, clean, self.top_k)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=1)

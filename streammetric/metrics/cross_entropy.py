@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +36,7 @@ from .._exceptions import ConfigError, InvalidInputError
 from ..accumulate import ExactSum
 from ..conventions import Convention, get_convention
 from ..functional import _ce_inputs
+from ..functional._ce_fast import CleanPass, takes_clean_pass
 from ..functional.losses import (
     DIAGNOSTIC_KEYS,
     LossTerms,
@@ -158,6 +159,9 @@ class _LossMetric(EvalMetric):
         else:
             state["sum_weight"].add(denominator)
         state["num_inst"] += counted
+        self._add_diagnostics(state, diagnostics)
+
+    def _add_diagnostics(self, state: State, diagnostics: dict[str, int]) -> None:
         values = [diagnostics[key] for key in DIAGNOSTIC_KEYS]
         if any(values) or state["diagnostics"].size == 0:  # a clean batch adds nothing
             counts = np.array(values, dtype=np.int64)
@@ -165,6 +169,18 @@ class _LossMetric(EvalMetric):
                 counts if state["diagnostics"].size == 0 else state["diagnostics"] + counts
             )
         self.last_diagnostics = dict(diagnostics)
+
+    def clean_needs(self) -> frozenset[Hashable] | None:
+        function, options, _ = self._call_and_key
+        if function is _cross_entropy_update and takes_clean_pass(self.convention, options):
+            return frozenset({"neg_log"})
+        return None
+
+    def _fold_clean(self, state: State, clean: CleanPass) -> None:
+        state["sum_metric"].merge(clean.neg_log)
+        state["sum_weight"].add_count(clean.rows)
+        state["num_inst"] += clean.rows
+        self._add_diagnostics(state, clean.diagnostics())
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         terms = self._terms(labels, preds)

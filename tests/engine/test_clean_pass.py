@@ -1,0 +1,142 @@
+"""The engine's clean pass: batches a `CleanPass` accepts are folded in once per unit, and the
+states are exactly those of one ``update`` per batch (the general path)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import streammetric as sm
+from streammetric.engine import local
+from streammetric.functional import _ce_fast
+from streammetric.io import reader
+
+FIVE = ["ce", "acc", "top_k_accuracy:top_k=3", "perplexity", "nll_loss"]
+
+
+def _probs(rng: np.random.Generator, rows: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    labels = rng.integers(0, classes, rows)
+    logits = rng.normal(size=(rows, classes))
+    logits[np.arange(rows), labels] += 1.0
+    logits[rng.random(rows) < 0.05] = 0.0  # ties: every class alike
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return labels, probs
+
+
+def _write(path, labels, probs, *, layout: str, row_group_size: int = 2500) -> None:
+    rows, classes = probs.shape
+    if layout == "fixed32":
+        flat = pa.array(probs.astype(np.float32).reshape(-1))
+        preds = pa.FixedSizeListArray.from_arrays(flat, classes)
+    elif layout == "list64":
+        offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * classes)
+        preds = pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1)))
+    else:  # large lists of float32, int32 labels
+        offsets = pa.array(np.arange(rows + 1, dtype=np.int64) * classes)
+        preds = pa.LargeListArray.from_arrays(offsets, pa.array(probs.astype(np.float32).ravel()))
+        labels = labels.astype(np.int32)
+    pq.write_table(pa.table({"label": labels, "probs": preds}), path, row_group_size=row_group_size)
+
+
+class _Counting:
+    """Wraps CleanPass.add to count the batches it accepts and refuses."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.accepted = self.refused = 0
+        add = _ce_fast.CleanPass.add
+
+        def counting_add(clean: _ce_fast.CleanPass, labels, preds) -> bool:
+            taken = add(clean, labels, preds)
+            self.accepted += taken
+            self.refused += not taken
+            return taken
+
+        monkeypatch.setattr(_ce_fast.CleanPass, "add", counting_add)
+
+
+def _both_ways(monkeypatch, path, metrics, **options):
+    """(states and result with the clean pass, the same through update alone)."""
+    counts = _Counting(monkeypatch)
+    fast = local.evaluate(path, metrics, threads=2, **options)
+    with monkeypatch.context() as patch:
+        patch.setattr(local._Evaluator, "clean_needs", property(lambda self: None))
+        general = local.evaluate(path, metrics, threads=2, **options)
+    return counts, fast, general
+
+
+def _same(fast, general) -> None:
+    assert json.dumps(fast.to_dict()) == json.dumps(general.to_dict())
+    assert json.dumps(fast.partial.to_json()) == json.dumps(general.partial.to_json())
+
+
+@pytest.mark.parametrize("layout", ["fixed32", "list64", "large32"])
+def test_clean_files_fold_to_the_states_of_update(tmp_path, monkeypatch, layout):
+    labels, probs = _probs(np.random.default_rng(1), 9000, 7)
+    path = tmp_path / "clean.parquet"
+    _write(path, labels, probs, layout=layout)
+    monkeypatch.setattr(reader, "slice_rows", lambda resolved: 1000)
+    counts, fast, general = _both_ways(monkeypatch, path, FIVE)
+    assert counts.accepted == 11 and counts.refused == 0  # row groups of 3, 3, 3, 2 slices
+    _same(fast, general)
+    assert fast.metrics["accuracy"] == np.mean(probs.argmax(axis=1) == labels)
+
+
+def test_dirty_slices_go_through_update_and_the_sum_is_the_same(tmp_path, monkeypatch):
+    rng = np.random.default_rng(2)
+    labels, probs = _probs(rng, 9000, 7)
+    probs[100, labels[100]] = 0.0  # p[y] == 0: inf loss, through update
+    probs[2600] *= 1.3  # not normalised: counted either way
+    probs[4200] /= probs[4200].sum() * (1 + np.sqrt(np.finfo(np.float32).eps))  # on a tolerance
+    probs[6100, 0] = np.nan  # dropped by on_invalid="skip"
+    labels[8500] = 9  # not a class: dropped
+    path = tmp_path / "dirty.parquet"
+    _write(path, labels, probs, layout="fixed32")
+    monkeypatch.setattr(reader, "slice_rows", lambda resolved: 1000)
+    counts, fast, general = _both_ways(monkeypatch, path, FIVE, on_invalid="skip")
+    assert counts.refused == 3 and counts.accepted == 8  # p[y] == 0, NaN and label 9 refused
+    _same(fast, general)
+    assert fast.invalid_rows == 2 and fast.metrics["cross-entropy"] == np.inf
+    ce = fast.partial.overall().get_metric(0)
+    assert ce.diagnostics()["num_not_normalized"] >= 1
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        ["ce", {"metric": "f1", "class_type": "multiclass"}],  # f1 takes no clean batches
+        ["ce:convention=keras"],
+        [{"metric": "ce", "class_weight": [1, 2, 1, 1, 1, 1, 1]}],
+        ["perplexity:convention=mxnet"],
+    ],
+)
+def test_metrics_without_a_clean_fold_take_update(tmp_path, monkeypatch, metrics):
+    labels, probs = _probs(np.random.default_rng(3), 3000, 7)
+    path = tmp_path / "clean.parquet"
+    _write(path, labels, probs, layout="fixed32")
+    counts, fast, general = _both_ways(monkeypatch, path, metrics)
+    assert counts.accepted == counts.refused == 0
+    _same(fast, general)
+
+
+def test_which_metrics_fold_clean_batches():
+    assert sm.create("ce").clean_needs() == {"neg_log"}
+    assert sm.create("perplexity").clean_needs() == {"neg_log"}
+    assert sm.create("top_k_accuracy", top_k=5).clean_needs() == {("hits", 5)}
+    three = sm.create(["ce", "acc", {"metric": "top_k_accuracy", "top_k": 3}])
+    assert three.clean_needs() == {"neg_log", ("hits", 1), ("hits", 3)}
+    for metric in (
+        sm.create("ce", convention="keras"),
+        sm.create("ce", from_logits=True),
+        sm.create("ce", label_smoothing=0.1),
+        sm.create("ce", ignore_index=0),
+        sm.create("ce", class_weight=[1.0, 2.0]),
+        sm.create("perplexity", convention="mxnet"),
+        sm.create("binary_cross_entropy"),
+        sm.create("mae"),
+        sm.create(["ce", "mae"]),
+    ):
+        assert metric.clean_needs() is None, metric
