@@ -117,7 +117,7 @@ def make_file(path: Path, rows: int, seed: int = 0) -> Path:
 
 
 # Every process runs with the one OpenBLAS thread that `streammetric` gives its own process
-# (streammetric/_process.py): without it, OpenBLAS's spinning threads cost each process ~50 ms.
+# (streammetric/_process.py): without it, OpenBLAS's spinning thread cost each 45-66 ms.
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
 

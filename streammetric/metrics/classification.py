@@ -55,17 +55,21 @@ def _shared_ranks(labels: Any, preds: Any) -> np.ndarray:
 
 
 def _add_hits(state: State, hits: np.ndarray, weight: np.ndarray | None) -> None:
+    if weight is None:
+        _count_hits(state, int(np.count_nonzero(hits)), hits.size)
+        return
     hit_sum, weight_sum = _weighted_hits(hits, weight)
     state["sum_metric"].merge(hit_sum)
     state["sum_weight"].merge(weight_sum)
     state["num_inst"] += hits.size
 
 
-def _fold_hits(state: State, clean: CleanPass, top_k: int) -> None:
-    """`_add_hits` of the rows a `CleanPass` accepted: (n, 1) hits of weight 1."""
-    state["sum_metric"].add_count(clean.hits[top_k])
-    state["sum_weight"].add_count(clean.rows)
-    state["num_inst"] += clean.rows
+def _count_hits(state: State, hits: int, elements: int) -> None:
+    """`_add_hits` of ``hits`` hits among ``elements`` elements, each of weight 1 (also what
+    a `CleanPass` counted: one element per row)."""
+    state["sum_metric"].add_count(hits)
+    state["sum_weight"].add_count(elements)
+    state["num_inst"] += elements
 
 
 @register
@@ -108,7 +112,7 @@ class Accuracy(EvalMetric):
         return frozenset({("hits", 1)}) if self.axis in (1, -1) else None
 
     def _fold_clean(self, state: State, clean: CleanPass) -> None:
-        _fold_hits(state, clean, 1)  # 2-D scores: a hit is rank 0 (see _is_rank_case)
+        _count_hits(state, clean.hits[1], clean.rows)  # 2-D scores: a hit is rank 0
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=self.axis)
@@ -157,7 +161,7 @@ class TopKAccuracy(EvalMetric):
         return frozenset({("hits", self.top_k)})
 
     def _fold_clean(self, state: State, clean: CleanPass) -> None:
-        _fold_hits(state, clean, self.top_k)
+        _count_hits(state, clean.hits[self.top_k], clean.rows)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=1)
