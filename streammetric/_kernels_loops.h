@@ -91,9 +91,15 @@ static INLINE int64_t K(tally_total)(const K(tally_t) *t, const int f64) {
 }
 
 static INLINE int K(any_i64)(K(i64v) m) {
+#if VBYTES == 64 && defined(K_X86)
+    return _mm512_test_epi64_mask((__m512i)m, (__m512i)m) != 0;
+#elif VBYTES == 32 && defined(K_X86)
+    return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#else
     int64_t any = 0;
     for (int i = 0; i < L64; i++) any |= m[i];
     return any != 0;
+#endif
 }
 
 /* The float64 values of lanes 0 .. L64-1 (half 0) or L64 .. L32-1 (half 1) of v. */
@@ -315,9 +321,11 @@ typedef struct {
 
 /* L64 rows of a chunk (the lanes of `valid`): sums s, true-class probabilities p. */
 static INLINE int K(count)(K(f64v) s, K(f64v) p, K(i64v) valid, Py_ssize_t first_row,
-                           const scan_args_t *a, double margin, scan_t *r, K(counts_t) *c) {
+                           const scan_args_t *a, double margin, double quiet, scan_t *r,
+                           K(counts_t) *c) {
     const K(u64v) magnitude = (K(u64v)){0} + 0x7FFFFFFFFFFFFFFFULL;
     K(f64v) distance = (K(f64v))((K(u64v))(s - 1.0) & magnitude);
+    if (!K(any_i64)(valid & ((distance >= quiet) | (p == 0.0) | (p == 1.0)))) return 1;
     K(f64v) da = distance - a->tol_a, db = distance - a->tol_b;
     K(i64v) unsure = (((K(f64v))((K(u64v))da & magnitude) <= margin) |
                       ((K(f64v))((K(u64v))db & magnitude) <= margin)) &
@@ -338,6 +346,12 @@ static INLINE int K(count)(K(f64v) s, K(f64v) p, K(i64v) valid, Py_ssize_t first
 static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ssize_t m,
                                  Py_ssize_t first_row, const scan_args_t *a, double margin,
                                  scan_t *r) {
+    /* Rows whose distance is below `quiet` are far below both tolerances (by 2 margins, not
+     * 1, so that neither the rounding of `quiet` nor that of the differences to the
+     * tolerances matters): `count` would find them neither far nor unsure, so unless their
+     * p[y] is 0 or 1 a vector of such rows is skipped at once (most are). 0: no row is. */
+    const double low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;
+    const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;
     K(counts_t) c = {{0}, {0}, {0}, {0}};
     const K(i64v) all = (K(i64v)){0} - 1;
     Py_ssize_t j = 0;
@@ -345,7 +359,7 @@ static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ss
         K(f64v) s, p;
         memcpy(&s, sums + j, VBYTES);
         memcpy(&p, picked + j, VBYTES);
-        if (!K(count)(s, p, all, first_row + j, a, margin, r, &c)) return 0;
+        if (!K(count)(s, p, all, first_row + j, a, margin, quiet, r, &c)) return 0;
     }
     if (j < m) {
         K(f64v) s = {0}, p = {0};
@@ -353,7 +367,7 @@ static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ss
         memcpy(&s, sums + j, (size_t)(m - j) * 8);
         memcpy(&p, picked + j, (size_t)(m - j) * 8);
         for (int l = 0; l < L64; l++) valid[l] = l < m - j ? -1 : 0;
-        if (!K(count)(s, p, valid, first_row + j, a, margin, r, &c)) return 0;
+        if (!K(count)(s, p, valid, first_row + j, a, margin, quiet, r, &c)) return 0;
     }
     r->far_a += K(sum_i64)(c.far_a), r->far_b += K(sum_i64)(c.far_b);
     r->zeros += K(sum_i64)(c.zeros), r->ones += K(sum_i64)(c.ones);
@@ -417,6 +431,10 @@ static INLINE int K(block32)(const float *pred, const void *labels, const int l6
                              K(i32v) *bad, const int ranked, K(i32v) lane, int64_t *ranks,
                              double *sums, double *picks, float *picked32) {
     K(f32v) v[L32];
+    /* The rows 4 blocks on, fetched ahead: rows just decoded are mostly not in this core's
+     * caches, and the scan waited on them. A prefetch past the buffer's end is harmless. */
+    const uintptr_t ahead = (uintptr_t)(pred + i0 * k) + (uintptr_t)(4 * L32 * k * 4);
+    for (Py_ssize_t b = 0; b < L32 * k * 4; b += 64) __builtin_prefetch((const void *)(ahead + b));
 #pragma GCC unroll 16
     for (int r = 0; r < L32; r++) {
         const Py_ssize_t i = i0 + r;

@@ -36,3 +36,28 @@ def test_bench_sections_print_every_row(tmp_path: Path):
     assert not kernels or all(float(cells[-1]) > 0 for cells in kernels)
     for name in ("sparse_scan", "to NumPy (engine), just decoded", "update, ce, just decoded"):
         assert name in done.stdout, name
+
+
+def test_kernel_ab_compares_two_builds(tmp_path: Path):
+    """`scripts/kernel_ab.py` builds HEAD's kernels and the working tree's, checks that they
+    answer alike, and prints both builds' times and their ratio for every kernel."""
+    env = {**os.environ, "STREAMMETRIC_BENCH_DIR": str(tmp_path)}
+    args = ["--rows", "300000", "--rounds", "1", "--reps", "3"]  # 8 slices: each pair timed twice
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("kernel_ab.py")), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if re.search(r"\d\s*$", line)]
+    whats = {(line[:28].strip(), line[28:43].strip()) for line in lines}
+    scans = {"sparse_scan", "sparse_scan with ranks"}
+    assert whats == {
+        *((what, when) for what in scans for when in ("just decoded", "warm")),
+        ("exact_sum (per value)", "warm"),
+    }
+    for base, tree, ratio in (line[43:].split() for line in lines):
+        assert float(base) > 0 and float(tree) > 0
+        assert abs(float(ratio) - float(tree) / float(base)) < 0.02

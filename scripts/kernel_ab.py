@@ -1,0 +1,171 @@
+"""The C kernels of two revisions side by side, in one process: is a change to
+streammetric/_kernels.c or _kernels_loops.h faster?
+
+    .venv/bin/python scripts/kernel_ab.py              # the working tree against HEAD
+    .venv/bin/python scripts/kernel_ab.py --base v0.1  # ... against another revision
+
+Builds each revision's kernels under its own module name (gcc, setup.py's flags) and
+times `sparse_scan` (ce; with the ranks of accuracy/top-k) and `exact_sum` with the two builds
+alternating: on each 32k-row slice right after pyarrow decodes it, as the engine does (the
+builds take turns, slice by slice), and warm (one slice, again and again). Medians, ns/row; a
+ratio below 1 means the working tree is faster. Both builds must give the same answers, else
+the script stops. On this shared machine, times move by up to a third from one run to the
+next, but the two builds' ratio, measured side by side, moves by a few %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # the benchmark file, and how eval reads it (slices)
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("streammetric/_kernels.c", "streammetric/_kernels_loops.h")
+FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wno-psabi"]  # as setup.py
+
+
+def build(name: str, revision: str | None, directory: Path) -> Any:
+    """The kernels of `revision` (None: the working tree) as module `name`."""
+    source = directory / name
+    source.mkdir()
+    for path in SOURCES:
+        text = (
+            (ROOT / path).read_text()
+            if revision is None
+            else subprocess.run(
+                ["git", "show", f"{revision}:{path}"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        if path.endswith(".c"):
+            text = text.replace("PyInit__kernels", f"PyInit_{name}").replace(
+                '"streammetric._kernels"', f'"{name}"'
+            )
+        (source / Path(path).name).write_text(text)
+    library = directory / f"{name}.so"
+    include = sysconfig.get_paths()["include"]
+    subprocess.run(
+        [
+            "gcc",
+            *FLAGS,
+            "-shared",
+            "-fPIC",
+            f"-I{include}",
+            str(source / "_kernels.c"),
+            "-o",
+            str(library),
+        ],
+        check=True,
+    )
+    spec = importlib.util.spec_from_file_location(name, library)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Calls:
+    """The timed calls of one build on one slice, and what they wrote."""
+
+    def __init__(self, kernels: Any, labels: np.ndarray, probs: np.ndarray) -> None:
+        n = len(labels)
+        self.picked, self.ranks = np.empty(n), np.empty(n, dtype=np.int64)
+        scan = (probs, labels, self.picked, None, 3.4e-4, 0.1, 1e-12)
+        self.scans = {
+            "sparse_scan": lambda: kernels.sparse_scan(*scan),
+            "sparse_scan with ranks": lambda: kernels.sparse_scan(*scan, self.ranks),
+        }
+        self.probs = probs
+        self.sums = {"exact_sum (per value)": lambda: kernels.exact_sum(self.losses)}
+
+    @functools.cached_property
+    def losses(self) -> np.ndarray:  # on first use: reading probs here would warm the slice
+        return -np.log(self.probs[:, 0].astype(np.float64))
+
+    def answers(self) -> list[Any]:
+        """Every call's answer and the arrays the scans wrote."""
+        out = [call() for call in self.scans.values()] + [call() for call in self.sums.values()]
+        return [*out, self.picked.tobytes(), self.ranks.tobytes()]
+
+
+def slices(path: Path, groups: int) -> Any:
+    """The full 32k-row slices of the first `groups` row groups, as NumPy, just decoded."""
+    for group in range(min(groups, pq.ParquetFile(path).metadata.num_row_groups)):
+        for batch in bench.slices(path, group):
+            if batch.num_rows == 32768:
+                yield batch.column(0).to_numpy(), batch.column(1).values.to_numpy().reshape(-1, 10)
+
+
+def timed(call: Any, rows: int) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) / rows * 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--base", default="HEAD", help="the revision to compare with (default HEAD)"
+    )
+    parser.add_argument("--groups", type=int, default=61, help="row groups decoded per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=8_000_000, help="rows of the benchmark file")
+    parser.add_argument("--reps", type=int, default=200, help="warm calls per build")
+    args = parser.parse_args()
+    directory = Path(os.environ.get("STREAMMETRIC_BENCH_DIR", "/tmp/streammetric-bench"))
+    path = bench.make_file(directory / f"eval_{args.rows}.parquet", args.rows)
+    times: dict[tuple[str, str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        builds = {
+            "base": build("kernels_base", args.base, Path(tmp)),
+            "tree": build("kernels_tree", None, Path(tmp)),
+        }
+        # just decoded: each slice times one (scan, build) pair, taking turns; then both builds
+        # answer on it, and must agree
+        turn = 0
+        for _ in range(args.rounds):
+            for labels, probs in slices(path, args.groups):
+                first = Calls(builds["base"], labels, probs)  # views: touch no data
+                pairs = [(what, name) for name in builds for what in first.scans]
+                what, name = pairs[turn % len(pairs)]
+                turn += 1
+                mine = first if name == "base" else Calls(builds[name], labels, probs)
+                times.setdefault((what, "just decoded", name), []).append(
+                    timed(mine.scans[what], len(labels))
+                )
+                if first.answers() != Calls(builds["tree"], labels, probs).answers():
+                    raise SystemExit("the two builds answer differently")
+        labels, probs = next(slices(path, 1))
+        each = {name: Calls(kernels, labels, probs) for name, kernels in builds.items()}
+        for _ in range(args.reps):  # warm: one slice, again and again
+            for name, mine in each.items():
+                for what, call in {**mine.scans, **mine.sums}.items():
+                    times.setdefault((what, "warm", name), []).append(timed(call, len(labels)))
+    print(f"## C kernels, {args.base} (base) against the working tree (tree), ns/row, medians")
+    print(f"{'what':28s} {'when':14s} {'base':>7s} {'tree':>7s} {'tree/base':>10s}")
+    for what, when, name in times:
+        if name == "base":
+            base, tree = (statistics.median(times[what, when, n]) for n in ("base", "tree"))
+            print(f"{what:28s} {when:14s} {base:7.2f} {tree:7.2f} {tree / base:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
