@@ -89,6 +89,11 @@ DECODERS = {
 }
 
 
+def data_directory() -> Path:
+    """Where the data files are cached (see the module docstring)."""
+    return Path(os.environ.get("STREAMMETRIC_BENCH_DIR", "/tmp/streammetric-bench"))
+
+
 def make_file(path: Path, rows: int, seed: int = 0) -> Path:
     if path.exists():
         return path
@@ -372,7 +377,7 @@ def main() -> None:
     parser.add_argument("--only", default="eval,rss,update,dask,kernels,pipeline")
     parser.add_argument("--setup-peers", action="store_true", help="create the peers' venvs first")
     args = parser.parse_args()
-    directory = Path(os.environ.get("STREAMMETRIC_BENCH_DIR", "/tmp/streammetric-bench"))
+    directory = data_directory()
     peers_root = Path(__file__).resolve().parents[1] / ".bench"
     parts = set(args.only.split(","))
     if args.setup_peers:

@@ -4,7 +4,7 @@ streammetric/_kernels.c or _kernels_loops.h faster?
     .venv/bin/python scripts/kernel_ab.py              # the working tree against HEAD
     .venv/bin/python scripts/kernel_ab.py --base v0.1  # ... against another revision
 
-Builds each revision's kernels under its own module name (gcc, setup.py's flags) and
+Builds each revision's kernels under its own module name (gcc, with setup.py's flags) and
 times `sparse_scan` (ce; with the ranks of accuracy/top-k) and `exact_sum` with the two builds
 alternating: on each 32k-row slice right after pyarrow decodes it, as the engine does (the
 builds take turns, slice by slice), and warm (one slice, again and again). Medians, ns/row; a
@@ -16,9 +16,9 @@ next, but the two builds' ratio, measured side by side, moves by a few %.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import importlib.util
-import os
 import statistics
 import subprocess
 import sys
@@ -36,7 +36,15 @@ import bench  # the benchmark file, and how eval reads it (slices)
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("streammetric/_kernels.c", "streammetric/_kernels_loops.h")
-FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wno-psabi"]  # as setup.py
+
+
+def setup_flags() -> list[str]:
+    """The C compiler flags setup.py gives the extension (its `extra_compile_args`)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "extra_compile_args":
+            return list(ast.literal_eval(node.value))
+    raise SystemExit("setup.py has no extra_compile_args")
 
 
 def build(name: str, revision: str | None, directory: Path) -> Any:
@@ -65,7 +73,7 @@ def build(name: str, revision: str | None, directory: Path) -> Any:
     subprocess.run(
         [
             "gcc",
-            *FLAGS,
+            *setup_flags(),
             "-shared",
             "-fPIC",
             f"-I{include}",
@@ -111,7 +119,10 @@ def slices(path: Path, groups: int) -> Any:
     for group in range(min(groups, pq.ParquetFile(path).metadata.num_row_groups)):
         for batch in bench.slices(path, group):
             if batch.num_rows == 32768:
-                yield batch.column(0).to_numpy(), batch.column(1).values.to_numpy().reshape(-1, 10)
+                yield (
+                    batch.column(0).to_numpy(),
+                    batch.column(1).values.to_numpy().reshape(-1, bench.CLASSES),
+                )
 
 
 def timed(call: Any, rows: int) -> float:
@@ -130,8 +141,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=8_000_000, help="rows of the benchmark file")
     parser.add_argument("--reps", type=int, default=200, help="warm calls per build")
     args = parser.parse_args()
-    directory = Path(os.environ.get("STREAMMETRIC_BENCH_DIR", "/tmp/streammetric-bench"))
-    path = bench.make_file(directory / f"eval_{args.rows}.parquet", args.rows)
+    path = bench.make_file(bench.data_directory() / f"eval_{args.rows}.parquet", args.rows)
     times: dict[tuple[str, str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         builds = {

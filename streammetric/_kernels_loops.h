@@ -345,13 +345,7 @@ static INLINE int K(count)(K(f64v) s, K(f64v) p, K(i64v) valid, Py_ssize_t first
 /* The counts of a chunk of m rows (see CHUNK). */
 static INLINE int K(count_chunk)(const double *sums, const double *picked, Py_ssize_t m,
                                  Py_ssize_t first_row, const scan_args_t *a, double margin,
-                                 scan_t *r) {
-    /* Rows whose distance is below `quiet` are far below both tolerances (by 2 margins, not
-     * 1, so that neither the rounding of `quiet` nor that of the differences to the
-     * tolerances matters): `count` would find them neither far nor unsure, so unless their
-     * p[y] is 0 or 1 a vector of such rows is skipped at once (most are). 0: no row is. */
-    const double low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;
-    const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;
+                                 double quiet, scan_t *r) {
     K(counts_t) c = {{0}, {0}, {0}, {0}};
     const K(i64v) all = (K(i64v)){0} - 1;
     Py_ssize_t j = 0;
@@ -433,8 +427,9 @@ static INLINE int K(block32)(const float *pred, const void *labels, const int l6
     K(f32v) v[L32];
     /* The rows 4 blocks on, fetched ahead: rows just decoded are mostly not in this core's
      * caches, and the scan waited on them. A prefetch past the buffer's end is harmless. */
-    const uintptr_t ahead = (uintptr_t)(pred + i0 * k) + (uintptr_t)(4 * L32 * k * 4);
-    for (Py_ssize_t b = 0; b < L32 * k * 4; b += 64) __builtin_prefetch((const void *)(ahead + b));
+    const Py_ssize_t block = L32 * k * (Py_ssize_t)sizeof(float);
+    const uintptr_t ahead = (uintptr_t)(pred + i0 * k) + (uintptr_t)(4 * block);
+    for (Py_ssize_t b = 0; b < block; b += 64) __builtin_prefetch((const void *)(ahead + b));
 #pragma GCC unroll 16
     for (int r = 0; r < L32; r++) {
         const Py_ssize_t i = i0 + r;
@@ -491,6 +486,12 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
     double sums[CHUNK], own_picks[CHUNK];
     const int tree = K_TREE && !f64 && nvec == 1;
     const double margin = a->margin + (tree ? K_TREE_MARGIN : 0.0);
+    /* Rows whose distance is below `quiet` are far below both tolerances (by 2 margins, not
+     * 1, so that neither the rounding of `quiet` nor that of the differences to the
+     * tolerances matters): `count` would find them neither far nor unsure, so unless their
+     * p[y] is 0 or 1 a vector of such rows is skipped at once (most are). 0: no row is. */
+    const double low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;
+    const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;
     for (Py_ssize_t base = 0; base < n; base += CHUNK) {
         const Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;
         double *picks = p64 ? (double *)picked + base : own_picks;
@@ -523,7 +524,7 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
             }
             picks[j] = p;
         }
-        if (!K(count_chunk)(sums, picks, m, base, a, margin, r)) return -1;
+        if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) return -1;
     }
     int64_t outside = 0;
     for (int i = 0; i < L32; i++) outside |= outside32[i];
