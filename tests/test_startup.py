@@ -191,3 +191,20 @@ def test_the_command_starts_no_blas_threads_and_a_library_user_keeps_them():
     assert command_value == "1" and library_value == "None"
     assert command_threads < library_threads  # OpenBLAS's own threads are gone
     assert _blas_threads("/venv/bin/streammetric", {"OPENBLAS_NUM_THREADS": "2"})[0] == "2"
+
+
+def test_the_command_pauses_the_gc_while_it_imports_and_a_library_user_keeps_it():
+    command = python(
+        """
+        import gc, sys
+        sys.argv = ["/venv/bin/streammetric", "metrics"]
+        import streammetric
+        print("during imports", gc.isenabled())
+        import streammetric.cli as cli
+        cli.main = lambda: print("in the command", gc.isenabled())
+        cli.run()
+        """
+    )
+    assert command == ["during imports False", "in the command True"]
+    library = python("import gc, sys; sys.argv[0] = 'train.py'; import streammetric; print(gc.isenabled())")
+    assert library == ["True"]
