@@ -6,28 +6,33 @@
 ('mae', 0.25)
 """
 
-from typing import TYPE_CHECKING
+from . import _process  # first: before NumPy loads; pauses the garbage collector
 
-from . import _process, conventions, functional, metrics  # noqa: F401 (_process: before NumPy)
-from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
-from .accumulate import ExactSum
-from .conventions import Convention, get_convention, list_conventions, register_convention
-from .engine import Result, evaluate
-from .explain import Explanation, explain
-from .metrics import (
-    BinaryCrossEntropy,
-    CompositeEvalMetric,
-    CrossEntropy,
-    CustomMetric,
-    EvalMetric,
-    NegativeLogLikelihood,
-    Perplexity,
-    alias,
-    create,
-    list_metrics,
-    register,
-)
-from .metrics import np_metric as np
+try:
+    from typing import TYPE_CHECKING
+
+    from . import conventions, functional, metrics
+    from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
+    from .accumulate import ExactSum
+    from .conventions import Convention, get_convention, list_conventions, register_convention
+    from .engine import Result, evaluate
+    from .explain import Explanation, explain
+    from .metrics import (
+        BinaryCrossEntropy,
+        CompositeEvalMetric,
+        CrossEntropy,
+        CustomMetric,
+        EvalMetric,
+        NegativeLogLikelihood,
+        Perplexity,
+        alias,
+        create,
+        list_metrics,
+        register,
+    )
+    from .metrics import np_metric as np
+finally:
+    _process.resume_gc()
 
 if TYPE_CHECKING:
     from .metrics import (

@@ -1,16 +1,16 @@
-"""Settings of a ``streammetric`` command's process, made on import, before NumPy loads.
+"""Settings made when streammetric is imported, before NumPy loads.
 
 OpenBLAS (which NumPy loads) starts a thread per core but one, which spin before they sleep
 whether or not BLAS is ever called: 0.17-0.2 s of CPU and 45-66 ms of wall time per ``eval`` on
 a 2-core machine (``scripts/bench.py`` runs every process so). The command calls no BLAS and runs
 its own threads, so in its process OpenBLAS gets one thread (``OPENBLAS_NUM_THREADS=1``, as
-Dask sets for its workers), unless the environment says otherwise.
+Dask sets for its workers), unless the environment says otherwise; importing streammetric into
+another program leaves it alone.
 
-The cyclic garbage collector is paused while the command imports NumPy, pyarrow, click and
-streammetric (about 60 passes over the new objects, none of them garbage: ~9 ms of a ~170 ms
-start-up) and resumed by `resume_gc` when the command starts (`streammetric.cli.run`).
-
-Importing streammetric into another program changes nothing.
+In every process, the cyclic garbage collector is paused while ``import streammetric`` loads
+NumPy, pyarrow and the package (some 55 collections over new objects, none of them garbage:
+~9 ms of the command's ~170 ms start-up) and restored by `resume_gc`, which the package's
+``__init__`` calls when its imports end, however they end.
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ def resume_gc() -> None:
         gc.enable()
 
 
-_gc_paused = False
 if is_command():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if gc.isenabled():
-        gc.disable()
-        _gc_paused = True
+_gc_paused = gc.isenabled()  # a program that turned it off keeps it off
+gc.disable()
