@@ -20,7 +20,6 @@ from typing import Any
 import click
 
 from ._exceptions import ConfigError, InvalidInputError
-from ._process import resume_gc
 from .cli_common import (
     EXIT_DATA,
     EXIT_THRESHOLD,
@@ -300,14 +299,12 @@ def metrics_command() -> None:
 def run() -> None:
     """The process entry point (the ``streammetric`` script, ``python -m streammetric.cli``).
 
-    Resumes the garbage collector (paused while the command imported its modules), runs `main`;
-    then, when the command left nothing running (no other thread, no child
+    Runs `main`; then, when the command left nothing running (no other thread, no child
     process, no Dask), flushes stdout and stderr and ends the process with ``os._exit``: the
     interpreter's teardown, which frees every module (~35 ms once pyarrow is loaded), is
     skipped. Every file the command writes (``-o``, checkpoints, ``--textfile``) is closed and
     renamed into place before `main` returns. Otherwise, or if a stream cannot be flushed, the
     process exits the usual way."""
-    resume_gc()  # paused while the command imported its modules (see streammetric._process)
     try:
         main()
         code: Any = 0
