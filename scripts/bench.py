@@ -231,11 +231,12 @@ def bench_dask(directory: Path) -> dict[int, float]:
     return run(paths, ["ce", "acc"], workers=(1, 2))
 
 
-def slices(path: Path, group: int) -> Any:
-    """The label and probs columns of one row group in 32k-row slices, as eval reads them."""
+def slices(path: Path, group: int, size: int = 32768) -> Any:
+    """The label and probs columns of one row group in slices of ``size`` rows (eval reads
+    32k-row slices)."""
     reader = pq.ParquetFile(path, pre_buffer=False)
     return reader.iter_batches(
-        32768, row_groups=[group], columns=["label", "probs"], use_threads=False
+        size, row_groups=[group], columns=["label", "probs"], use_threads=False
     )
 
 
@@ -313,9 +314,10 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
 
 
 def bench_pipeline(path: Path, runs: int) -> list[tuple[str, float]]:
-    """Where eval's time goes, in this process, two threads: pyarrow alone (32k-row slices) and
-    the local engine with less and less of each batch's update left out (ms, median of
-    ``runs`` rounds in shuffled orders)."""
+    """Where eval's time goes, in this process, two threads: pyarrow alone (32k- and 8k-row
+    slices), pyarrow with only the C kernels and the log on each slice (no engine: the floor of
+    ``-m ce``), and the local engine with less and less of each batch's update left out (ms,
+    median of ``runs`` rounds in shuffled orders)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from streammetric import _kernels as kernels
@@ -324,12 +326,31 @@ def bench_pipeline(path: Path, runs: int) -> list[tuple[str, float]]:
 
     groups = pq.ParquetFile(path).metadata.num_row_groups
 
-    def decode() -> None:
-        def read(group: int) -> int:
-            return sum(batch.num_rows for batch in slices(path, group))
-
+    def on_threads(read: Callable[[int], Any]) -> None:
         with ThreadPoolExecutor(2) as pool:
-            sum(pool.map(read, range(groups)))
+            list(pool.map(read, range(groups)))
+
+    def decode(size: int) -> None:
+        on_threads(lambda group: sum(batch.num_rows for batch in slices(path, group, size)))
+
+    def kernels_only() -> None:
+        """What ``-m ce`` computes per slice, with as little Python as NumPy views allow."""
+
+        def read(group: int) -> int:
+            picked, total = np.empty(32768), 0
+            for batch in slices(path, group):
+                rows = batch.num_rows
+                labels = np.frombuffer(batch.column(0).buffers()[1], np.int64, rows)
+                flat = batch.column(1).values
+                probs = np.frombuffer(flat.buffers()[1], np.float32, rows * CLASSES)
+                losses = picked[:rows]
+                kernels.sparse_scan(
+                    probs.reshape(rows, CLASSES), labels, losses, None, 3e-4, 0.1, 1e-12
+                )
+                total += kernels.exact_sum(np.negative(np.log(losses, out=losses), out=losses))[0]
+            return total
+
+        on_threads(read)
 
     def read_only(clean: Any, labels: np.ndarray, preds: np.ndarray) -> bool:
         clean.rows += len(labels)
@@ -356,7 +377,9 @@ def bench_pipeline(path: Path, runs: int) -> list[tuple[str, float]]:
             CleanPass.add = full  # type: ignore[method-assign]
 
     steps: dict[str, Callable[[], None]] = {
-        "pyarrow alone": decode,
+        "pyarrow alone": functools.partial(decode, 32768),
+        "pyarrow alone, 8k-row slices": functools.partial(decode, 8192),
+        "pyarrow + C kernels and log only": kernels_only,
         **{name: functools.partial(engine, name) for name in variants},
     }
     times: dict[str, list[float]] = {name: [] for name in steps}

@@ -27,8 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 import numpy as np
@@ -76,8 +75,7 @@ def parse_serve(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@dataclass(frozen=True)
-class ExportOptions:
+class ExportOptions(NamedTuple):
     """The export flags of one command, checked."""
 
     serve: tuple[str, int] | None = None

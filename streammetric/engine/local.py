@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -96,8 +96,7 @@ class Result:
         return out
 
 
-@dataclass(frozen=True)
-class RunStart:
+class RunStart(NamedTuple):
     """What ``run_job`` tells ``on_start`` before it evaluates anything."""
 
     units: tuple[Unit, ...]  # every unit, in plan order (files sorted by path, then row groups)

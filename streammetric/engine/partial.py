@@ -24,6 +24,10 @@ class Partial:
     """Rows seen, rows dropped, and one (composite) metric object per group key.
 
     ``unit_key`` names the unit of work a partial was computed from (``None`` for a merged total).
+    Clean rows (`fold_clean`) are kept as a `CleanPass` and folded into the metric objects
+    only when ``groups`` is read: a unit of a clean file then builds no metric objects, and
+    merging it is adding a few counts and one exact sum. Every fold adds exact sums and
+    counts, so folding late gives the same bits.
     """
 
     def __init__(
@@ -31,16 +35,25 @@ class Partial:
     ) -> None:
         self._new = new_metrics
         self.unit_key = unit_key
-        self.groups: dict[GroupKey, EvalMetric] = {}
+        self._groups: dict[GroupKey, EvalMetric] = {}
+        self._clean: CleanPass | None = None  # clean rows not yet folded into group ()
         self.group_rows: dict[GroupKey, int] = {}
         self.rows = 0
         self.invalid_rows = 0
         self._probe: EvalMetric | None = None
 
+    @property
+    def groups(self) -> dict[GroupKey, EvalMetric]:
+        """The metric object of each group key, with every clean row folded in."""
+        if self._clean is not None:
+            clean, self._clean = self._clean, None
+            self.metric(()).fold_clean(clean)
+        return self._groups
+
     def metric(self, key: GroupKey) -> EvalMetric:
-        metric = self.groups.get(key)
+        metric = self._groups.get(key)
         if metric is None:
-            metric = self.groups[key] = self._new()
+            metric = self._groups[key] = self._new()
         return metric
 
     def update(
@@ -53,9 +66,14 @@ class Partial:
 
     def fold_clean(self, clean: CleanPass) -> None:
         """Fold in the rows a `CleanPass` accepted (no groups: `clean_arrays` takes none)."""
-        self.metric(()).fold_clean(clean)
+        self._add_clean(clean)
         self.rows += clean.rows
         self.group_rows[()] = self.group_rows.get((), 0) + clean.rows
+
+    def _add_clean(self, clean: CleanPass) -> None:
+        if self._clean is None:
+            self._clean = clean.empty_like()  # never adopt the caller's object
+        self._clean.merge(clean)
 
     def invalid_mask(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         """Rows any of the metrics would reject (so every metric sees the same clean rows)."""
@@ -65,9 +83,12 @@ class Partial:
 
     def merge(self, other: Partial) -> Partial:
         """Add ``other``'s states into this one, exactly (``other`` is left as it was)."""
-        for key, metric in other.groups.items():
+        for key, metric in other._groups.items():
             self.metric(key).merge(metric)  # never adopt other's objects: it may be read later
-            self.group_rows[key] = self.group_rows.get(key, 0) + other.group_rows.get(key, 0)
+        if other._clean is not None:
+            self._add_clean(other._clean)
+        for key, rows in other.group_rows.items():
+            self.group_rows[key] = self.group_rows.get(key, 0) + rows
         self.rows += other.rows
         self.invalid_rows += other.invalid_rows
         return self

@@ -141,6 +141,25 @@ class CleanPass:
         self.ones += ones
         return True
 
+    def empty_like(self) -> CleanPass:
+        """A pass with no rows and the same ``top_ks``."""
+        return CleanPass(self.top_ks)
+
+    def merge(self, other: CleanPass) -> CleanPass:
+        """Add the rows ``other`` folded in (same ``top_ks``); exact. Returns ``self``."""
+        if other.top_ks != self.top_ks:
+            raise ValueError(
+                f"cannot merge clean passes of top_ks {other.top_ks} into {self.top_ks}"
+            )
+        self.rows += other.rows
+        self.neg_log.merge(other.neg_log)
+        self.far += other.far
+        self.far_logits += other.far_logits
+        self.ones += other.ones
+        for top_k, hits in other.hits.items():
+            self.hits[top_k] += hits
+        return self
+
     def diagnostics(self) -> dict[str, int]:
         """The cross-entropy diagnostics of the rows folded in (see ``DIAGNOSTIC_KEYS``)."""
         counts = empty_diagnostics()

@@ -8,8 +8,7 @@ caller can skip bad rows; :func:`first_reason` words the first one.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -68,8 +67,7 @@ def move_class_axis(array: np.ndarray, axis: int) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(array, axis, -1))
 
 
-@dataclass(frozen=True)
-class CategoricalInputs:
+class CategoricalInputs(NamedTuple):
     """A categorical batch flattened to rows: ``scores`` (N, C) in the compute dtype, and
     either ``labels`` (N,) class indices or ``targets`` (N, C)."""
 

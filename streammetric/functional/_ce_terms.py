@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["LossTerms"]
 
 
-@dataclass(frozen=True, eq=False)
-class LossTerms:
+class LossTerms(NamedTuple):
     """Per-row pieces of a loss, for exact streaming sums.
 
     ``mean = sum(w * numerator) / sum(w * denominator)`` for sample weights ``w``.
@@ -32,5 +31,5 @@ class LossTerms:
     invalid: np.ndarray
     invalid_reason: str | None
     diagnostics: dict[str, int]
-    batch_shape: tuple[int, ...] = field(default=())
+    batch_shape: tuple[int, ...] = ()
     ranks: np.ndarray | None = None

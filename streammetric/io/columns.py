@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -83,8 +83,7 @@ class ResolvedColumns:
         return tuple(dict.fromkeys(names))
 
 
-@dataclass(frozen=True, eq=False)
-class ColumnValues:
+class ColumnValues(NamedTuple):
     """One converted column: values for every row, and which rows are structurally invalid.
 
     ``first_invalid`` is ``(row, column, rule)`` for the first invalid row (row within the

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -94,8 +94,7 @@ class Unit:
         return cls(**{**data, "partitions": partitions})
 
 
-@dataclass(frozen=True, eq=False)
-class Batch:
+class Batch(NamedTuple):
     """Rows of one unit (or one record batch of a stream) as NumPy arrays.
 
     Rows dropped by ``on_invalid="skip"`` are absent from every array; ``invalid`` marks them

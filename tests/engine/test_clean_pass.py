@@ -140,3 +140,37 @@ def test_which_metrics_fold_clean_batches():
         sm.create(["ce", "mae"]),
     ):
         assert metric.clean_needs() is None, metric
+
+
+def test_clean_rows_fold_into_metric_objects_only_when_read():
+    """A partial keeps clean rows as a pass until its groups are read; merging one builds no
+    metric objects, adopts none of its objects, and gives the states of ``update``."""
+    from streammetric.engine.partial import Partial
+
+    labels, probs = _probs(np.random.default_rng(4), 600, 7)
+    built: list[int] = []
+
+    def new_metrics():
+        built.append(1)
+        return sm.create(["ce", "acc", {"metric": "top_k_accuracy", "top_k": 3}])
+
+    clean = _ce_fast.CleanPass(top_ks=(1, 3))
+    assert clean.add(labels[:400], probs[:400]) and clean.add(labels[400:], probs[400:])
+    unit = Partial(new_metrics, unit_key="a#rg0")
+    unit.fold_clean(clean)
+    clean.add(labels, probs)  # the caller's pass again: the partial took a copy
+    total = Partial(new_metrics)
+    total.merge(unit).merge(unit)
+    assert not built and total.rows == 1200 and total.group_rows == {(): 1200}
+
+    expected = sm.create(["ce", "acc", {"metric": "top_k_accuracy", "top_k": 3}])
+    expected.update(labels, probs).update(labels, probs)
+    assert json.dumps(total.to_json()["groups"][0][2]) == json.dumps(expected.state_dict())
+    assert len(built) == 1  # the total's, when read
+    once = sm.create(["ce", "acc", {"metric": "top_k_accuracy", "top_k": 3}]).update(labels, probs)
+    assert json.dumps(unit.groups[()].state_dict()) == json.dumps(once.state_dict())
+
+
+def test_clean_passes_of_different_top_ks_do_not_merge():
+    with pytest.raises(ValueError, match="top_ks"):
+        _ce_fast.CleanPass(top_ks=(1,)).merge(_ce_fast.CleanPass(top_ks=(1, 5)))
