@@ -250,7 +250,7 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
     first = next(parquet.iter_batches(32768, row_groups=[0], columns=["label", "probs"]))
     labels, probs = first.column(0).to_numpy(), first.column(1).values.to_numpy().reshape(-1, 10)
     n = len(labels)
-    picked, ranks = np.empty(n), np.empty(n, dtype=np.int64)
+    picked, ranks, logs = np.empty(n), np.empty(n, dtype=np.int64), np.empty(n)
     losses = -np.log(probs[:, 0].astype(np.float64))
     scan = (probs, labels, picked, None, 3e-4, 1e-3, 1e-12)
 
@@ -271,8 +271,11 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
             (isa, "sparse_scan with ranks", best(lambda: kernels.sparse_scan(*scan, ranks))),
             (isa, "class_ranks", best(lambda: kernels.class_ranks(probs, labels, ranks))),
             (isa, "exact_sum (per value)", best(lambda: kernels.exact_sum(losses))),
+            (isa, "-log (per value)", best(lambda: kernels.log(picked, logs, True))),
         ]
     kernels.use_isa(previous)
+    numpy_log = best(lambda: np.negative(np.log(picked, out=logs), out=logs))
+    out.append(("numpy", "-log (per value)", numpy_log))
     from streammetric.io import plan, resolve_units
     from streammetric.io.reader import _make_batch
 
@@ -347,7 +350,8 @@ def bench_pipeline(path: Path, runs: int) -> list[tuple[str, float]]:
                 kernels.sparse_scan(
                     probs.reshape(rows, CLASSES), labels, losses, None, 3e-4, 0.1, 1e-12
                 )
-                total += kernels.exact_sum(np.negative(np.log(losses, out=losses), out=losses))[0]
+                kernels.log(losses, losses, True)
+                total += kernels.exact_sum(losses)[0]
             return total
 
         on_threads(read)

@@ -3,6 +3,7 @@
 from typing import Any
 
 def exact_sum(values: Any, /) -> tuple[int, int, int, int] | None: ...
+def log(values: Any, out: Any, negate: bool, /) -> bool: ...
 def sparse_scan(
     pred: Any,
     labels: Any,

@@ -4,8 +4,8 @@
  * function here, inlined helpers included, is compiled for it: GCC lowers vector operations
  * per function before inlining, so a helper compiled for another target would be scalarised.
  *
- * Defines K(acc_add_all), K(scan_loop) and K(rank_loop); uses acc_t, scan_args_t, scan_t and
- * their helpers from _kernels.c. With K_X86 defined (and VBYTES 32 or 64), counts lanes with
+ * Defines K(acc_add_all), K(log_loop), K(scan_loop) and K(rank_loop); uses acc_t, log_f64,
+ * scan_args_t, scan_t and their helpers from _kernels.c. With K_X86 defined (and VBYTES 32 or 64), counts lanes with
  * x86 intrinsics (immintrin.h). */
 
 #define K_JOIN(a, b) a##_##b
@@ -189,6 +189,22 @@ static void K(acc_add_all)(acc_t *a, const double *x, Py_ssize_t n) {
             }
         }
         acc_normalise(a);
+    }
+}
+
+/* out[i] = log(x[i]), or -log(x[i]) with `negate` (log_f64; out may be x). Tuned for a CPU
+ * whose gathers are fast, so that the table lookups are gathers (generic tuning loads each lane
+ * alone); the tuning changes the instructions' choice and order, not the arithmetic. */
+#if defined(K_X86) && VBYTES == 64
+__attribute__((target("tune=icelake-server,prefer-vector-width=512")))
+#elif defined(K_X86)
+__attribute__((target("tune=haswell")))
+#endif
+static void K(log_loop)(const double *x, double *out, Py_ssize_t n, int negate) {
+    if (negate) {
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = -log_f64(x[i]);
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = log_f64(x[i]);
     }
 }
 

@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from streammetric import _kernels
 from streammetric.conventions import Convention
 
 #: Rows of probabilities whose sum is farther than this from 1 look like logits (or scores).
 LOGITS_SUM_TOLERANCE = 0.1
+
+
+def log(x: np.ndarray, negate: bool = False) -> np.ndarray:
+    """Elementwise natural logarithm (``-log`` with ``negate``). float64 goes through
+    ``_kernels.log``: the same bits on every CPU (NumPy's float64 log differs in the last bit
+    between its AVX-512 and other loops), below 0.502 ulp; other dtypes through NumPy, as the
+    frameworks compute them."""
+    if x.dtype != np.float64:
+        return np.negative(np.log(x)) if negate else np.log(x)
+    out = np.empty(x.shape)
+    _kernels.log(np.ascontiguousarray(x), out, negate)
+    return out
 
 
 def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -25,11 +38,11 @@ def guarded_log(
     """``log`` of probabilities under ``guard``, and where the guard changed a value."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if guard == "log_clamp":
-            raw = np.log(p)
+            raw = log(p)
             floor = p.dtype.type(log_floor)
             return np.maximum(raw, floor), raw < floor
         if guard == "none":
-            return np.log(p), np.zeros(p.shape, dtype=bool)
+            return log(p), np.zeros(p.shape, dtype=bool)
         if guard == "add":
             guarded = p + eps
         elif guard == "floor":
@@ -38,7 +51,7 @@ def guarded_log(
             guarded = np.clip(p, eps, 1 - eps)
             if guard == "clip_add":
                 guarded = guarded + eps
-        return np.log(guarded), _changed(p, guarded)
+        return log(guarded), _changed(p, guarded)
 
 
 def binary_guarded_logs(
@@ -48,7 +61,7 @@ def binary_guarded_logs(
     one = p.dtype.type(1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if guard in ("none", "log_clamp"):
-            log_pos, log_neg = np.log(p), np.log1p(-p)
+            log_pos, log_neg = log(p), np.log1p(-p)
             if guard == "none":
                 unchanged = np.zeros(p.shape, dtype=bool)
                 return log_pos, log_neg, unchanged, unchanged
@@ -64,7 +77,7 @@ def binary_guarded_logs(
             pos, neg = clipped, one - clipped
             if guard == "clip_add":
                 pos, neg = pos + eps, neg + eps
-        return np.log(pos), np.log(neg), _changed(p, pos), _changed(one - p, neg)
+        return log(pos), log(neg), _changed(p, pos), _changed(one - p, neg)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -73,7 +86,7 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
         shift = np.max(x, axis=-1, keepdims=True)
         shift = np.where(np.isfinite(shift), shift, 0)
         shifted = x - shift
-        return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+        return shifted - log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

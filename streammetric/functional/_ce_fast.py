@@ -3,8 +3,9 @@
 A batch of class indices (n,) and probabilities (n, k) in [0, 1], with every label a valid class
 that is not ignored, needs only ``p[y]`` for the loss and the row sums for the diagnostics. One
 pass in C (``_kernels.sparse_scan``) proves the batch clean, gathers ``p[y]`` and counts the rows
-far from summing to 1; the logarithms stay in NumPy. :func:`_fast_sparse_terms` gives the general
-path's bits and counts (``tests/functional/test_losses.py`` compares the two).
+far from summing to 1; ``_kernels.log`` takes the logarithms, as on the general path (see
+:func:`._ce_core.log`). :func:`_fast_sparse_terms` gives the general path's bits and counts
+(``tests/functional/test_losses.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from streammetric._kernels import log as log_kernel
 from streammetric._kernels import sparse_scan
 from streammetric.accumulate import ExactSum
 from streammetric.conventions import Convention
 
 from . import _ce_inputs as inputs
-from ._ce_core import LOGITS_SUM_TOLERANCE, guarded_log
+from ._ce_core import LOGITS_SUM_TOLERANCE, guarded_log, log
 from ._ce_diagnostics import empty_diagnostics
 from ._ce_terms import LossTerms
 
@@ -65,7 +67,7 @@ def _fast_sparse_terms(
     far, far_logits, zeros, ones = scan
     guard = conv.guard_for(kind)
     if guard == "none" and not zeros:  # p in (0, 1]: a plain log, nothing to guard or warn
-        numerator, guarded = np.negative(np.log(picked, out=picked), out=picked), 0
+        numerator, guarded = log(picked, negate=True), 0
     else:
         eps = conv.eps_for(compute, kind=kind)
         log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
@@ -132,7 +134,8 @@ class CleanPass:
         if scan is None or scan[2]:
             return False
         far, far_logits, _, ones = scan
-        self.neg_log.add(np.negative(np.log(picked, out=picked), out=picked))
+        log_kernel(picked, picked, True)  # -log p[y], in place (float64)
+        self.neg_log.add(picked)
         for top_k in self.top_ks:
             self.hits[top_k] += int(np.count_nonzero(ranks < top_k))
         self.rows += num_rows
