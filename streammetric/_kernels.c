@@ -183,10 +183,12 @@ static INLINE double log_f64(double x) {
                         r * (1.0 / 7 + r * -0.125))))));
     const double lo = hi_err + (kd * LN2_LO + log_c_lo[i]) + r_err + tail;
     /* +-0: -inf; +inf: +inf; NaN and negatives: NaN */
-    const uint64_t zero = -(uint64_t)((bits << 1) == 0), inf = -(uint64_t)(bits == 0x7ff0000000000000ULL);
+    const uint64_t zero = -(uint64_t)((bits << 1) == 0);
+    const uint64_t inf = -(uint64_t)(bits == 0x7ff0000000000000ULL);
     const uint64_t special = zero | -(uint64_t)(bits >= 0x7ff0000000000000ULL);
-    const uint64_t other = (0xfff0000000000000ULL & zero) | (bits & inf) | (0x7ff8000000000000ULL & ~(zero | inf));
-    return bits_to_f64((other & special) | (f64_to_bits(hi + lo) & ~special));
+    const uint64_t answer =
+        (0xfff0000000000000ULL & zero) | (bits & inf) | (0x7ff8000000000000ULL & ~(zero | inf));
+    return bits_to_f64((answer & special) | (f64_to_bits(hi + lo) & ~special));
 }
 
 /* ------------------------------------------------------ categorical scans */
@@ -355,7 +357,7 @@ static PyObject *exact_sum(PyObject *Py_UNUSED(self), PyObject *obj) {
 PyDoc_STRVAR(log_doc,
 "log(values, out, negate) -> bool\n\n"
 "Writes log(values) (or -log(values) if `negate`) to `out`, both C-contiguous float64 buffers\n"
-"of the same length (`out` may be `values`): the same bits on every CPU, below 0.52 ulp from\n"
+"of the same length (`out` may be `values`): the same bits on every CPU, below 0.502 ulp from\n"
 "the true value. False (nothing written) for any other buffers.");
 
 static PyObject *log_values(PyObject *Py_UNUSED(self), PyObject *args) {

@@ -5,8 +5,8 @@
  * per function before inlining, so a helper compiled for another target would be scalarised.
  *
  * Defines K(acc_add_all), K(log_loop), K(scan_loop) and K(rank_loop); uses acc_t, log_f64,
- * scan_args_t, scan_t and their helpers from _kernels.c. With K_X86 defined (and VBYTES 32 or 64), counts lanes with
- * x86 intrinsics (immintrin.h). */
+ * scan_args_t, scan_t and their helpers from _kernels.c. With K_X86 defined (and VBYTES 32 or
+ * 64), counts lanes with x86 intrinsics (immintrin.h). */
 
 #define K_JOIN(a, b) a##_##b
 #define K_NAME(a, b) K_JOIN(a, b)

@@ -16,16 +16,17 @@ from streammetric.conventions import Convention
 LOGITS_SUM_TOLERANCE = 0.1
 
 
-def log(x: np.ndarray, negate: bool = False) -> np.ndarray:
-    """Elementwise natural logarithm (``-log`` with ``negate``). float64 goes through
-    ``_kernels.log``: the same bits on every CPU (NumPy's float64 log differs in the last bit
-    between its AVX-512 and other loops), below 0.502 ulp; other dtypes through NumPy, as the
-    frameworks compute them."""
-    if x.dtype != np.float64:
-        return np.negative(np.log(x)) if negate else np.log(x)
-    out = np.empty(x.shape)
-    _kernels.log(np.ascontiguousarray(x), out, negate)
-    return out
+def log(x: np.ndarray, negate: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Elementwise natural logarithm (``-log`` with ``negate``), into ``out`` if given (may be
+    ``x``). float64 goes through ``_kernels.log``: the same bits on every CPU (NumPy's float64
+    log differs in the last bit between its AVX-512 and other loops), below 0.502 ulp; other
+    dtypes through NumPy, as the frameworks compute them."""
+    if x.dtype == np.float64:
+        out = np.empty(x.shape) if out is None else out
+        if _kernels.log(np.ascontiguousarray(x), out, negate):
+            return out
+    logs = np.log(x, out=out)
+    return np.negative(logs, out=logs) if negate else logs
 
 
 def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from streammetric._kernels import log as log_kernel
 from streammetric._kernels import sparse_scan
 from streammetric.accumulate import ExactSum
 from streammetric.conventions import Convention
@@ -67,7 +66,7 @@ def _fast_sparse_terms(
     far, far_logits, zeros, ones = scan
     guard = conv.guard_for(kind)
     if guard == "none" and not zeros:  # p in (0, 1]: a plain log, nothing to guard or warn
-        numerator, guarded = log(picked, negate=True), 0
+        numerator, guarded = log(picked, negate=True, out=picked), 0
     else:
         eps = conv.eps_for(compute, kind=kind)
         log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
@@ -134,8 +133,7 @@ class CleanPass:
         if scan is None or scan[2]:
             return False
         far, far_logits, _, ones = scan
-        log_kernel(picked, picked, True)  # -log p[y], in place (float64)
-        self.neg_log.add(picked)
+        self.neg_log.add(log(picked, negate=True, out=picked))
         for top_k in self.top_ks:
             self.hits[top_k] += int(np.count_nonzero(ranks < top_k))
         self.rows += num_rows
