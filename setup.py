@@ -9,7 +9,7 @@ setup(
         Extension(
             "streammetric._kernels",
             ["streammetric/_kernels.c"],
-            depends=["streammetric/_kernels_loops.h", "streammetric/_log_table.h"],
+            depends=["streammetric/_kernels_loops.h", "streammetric/_math_tables.h"],
             # -Wno-psabi: vectors only cross always-inlined calls, never an ABI boundary;
             # -ffp-contract=off: no fused multiply-adds, float arithmetic in the order written
             extra_compile_args=[

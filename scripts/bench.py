@@ -252,6 +252,7 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
     n = len(labels)
     picked, ranks, logs = np.empty(n), np.empty(n, dtype=np.int64), np.empty(n)
     losses = -np.log(probs[:, 0].astype(np.float64))
+    shifted = -losses  # log-probabilities: the arguments of a log-softmax's exp
     scan = (probs, labels, picked, None, 3e-4, 1e-3, 1e-12)
 
     def best(call: Any) -> float:
@@ -272,10 +273,19 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
             (isa, "class_ranks", best(lambda: kernels.class_ranks(probs, labels, ranks))),
             (isa, "exact_sum (per value)", best(lambda: kernels.exact_sum(losses))),
             (isa, "-log (per value)", best(lambda: kernels.log(picked, logs, True))),
+            (isa, "exp (per value)", best(lambda: kernels.exp(shifted, logs))),
+            (isa, "log1p (per value)", best(lambda: kernels.log1p(picked, logs))),
         ]
     kernels.use_isa(previous)
-    numpy_log = best(lambda: np.negative(np.log(picked, out=logs), out=logs))
-    out.append(("numpy", "-log (per value)", numpy_log))
+    out += [
+        (
+            "numpy",
+            "-log (per value)",
+            best(lambda: np.negative(np.log(picked, out=logs), out=logs)),
+        ),
+        ("numpy", "exp (per value)", best(lambda: np.exp(shifted, out=logs))),
+        ("numpy", "log1p (per value)", best(lambda: np.log1p(picked, out=logs))),
+    ]
     from streammetric.io import plan, resolve_units
     from streammetric.io.reader import _make_batch
 

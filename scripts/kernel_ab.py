@@ -35,7 +35,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # the benchmark file, and how eval reads it (slices)
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("streammetric/_kernels.c", "streammetric/_kernels_loops.h", "streammetric/_log_table.h")
+
+
+def sources(revision: str | None) -> list[str]:
+    """streammetric/_kernels.c and the headers beside it, in `revision` (None: the working
+    tree): each revision builds with the headers it had."""
+    if revision is None:
+        names = [path.name for path in (ROOT / "streammetric").iterdir()]
+    else:
+        listed = subprocess.run(
+            ["git", "ls-tree", "--name-only", revision, "streammetric/"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        names = [Path(line).name for line in listed.stdout.splitlines()]
+    return [
+        f"streammetric/{name}"
+        for name in sorted(names)
+        if name == "_kernels.c" or name.endswith(".h")
+    ]
 
 
 def setup_flags() -> list[str]:
@@ -51,16 +71,17 @@ def build(name: str, revision: str | None, directory: Path) -> Any:
     """The kernels of `revision` (None: the working tree) as module `name`."""
     source = directory / name
     source.mkdir()
-    for path in SOURCES:
+    for path in sources(revision):
         if revision is None:
             text = (ROOT / path).read_text()
         else:
             shown = subprocess.run(
-                ["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True
+                ["git", "show", f"{revision}:{path}"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
             )
-            if shown.returncode != 0 and path != SOURCES[0]:
-                continue  # a header the revision did not have yet
-            shown.check_returncode()
             text = shown.stdout
         if path.endswith(".c"):
             text = text.replace("PyInit__kernels", f"PyInit_{name}").replace(

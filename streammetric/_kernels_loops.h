@@ -4,7 +4,8 @@
  * function here, inlined helpers included, is compiled for it: GCC lowers vector operations
  * per function before inlining, so a helper compiled for another target would be scalarised.
  *
- * Defines K(acc_add_all), K(log_loop), K(scan_loop) and K(rank_loop); uses acc_t, log_f64,
+ * Defines K(acc_add_all), K(math_loop), K(scan_loop) and K(rank_loop); uses acc_t, the MATH_
+ * functions,
  * scan_args_t, scan_t and their helpers from _kernels.c. With K_X86 defined (and VBYTES 32 or
  * 64), counts lanes with x86 intrinsics (immintrin.h). */
 
@@ -192,19 +193,28 @@ static void K(acc_add_all)(acc_t *a, const double *x, Py_ssize_t n) {
     }
 }
 
-/* out[i] = log(x[i]), or -log(x[i]) with `negate` (log_f64; out may be x). Tuned for a CPU
- * whose gathers are fast, so that the table lookups are gathers (generic tuning loads each lane
- * alone); the tuning changes the instructions' choice and order, not the arithmetic. */
+/* out[i] = f(x[i]) for the function `op` names (MATH_LOG, MATH_NEG_LOG, MATH_EXP, MATH_LOG1P;
+ * out may be x). Tuned for a CPU whose gathers are fast, so that the table lookups are gathers
+ * (generic tuning loads each lane alone); the tuning changes the instructions' choice and
+ * order, not the arithmetic. */
 #if defined(K_X86) && VBYTES == 64
 __attribute__((target("tune=icelake-server,prefer-vector-width=512")))
 #elif defined(K_X86)
 __attribute__((target("tune=haswell")))
 #endif
-static void K(log_loop)(const double *x, double *out, Py_ssize_t n, int negate) {
-    if (negate) {
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = -log_f64(x[i]);
-    } else {
+static void K(math_loop)(const double *x, double *out, Py_ssize_t n, int op) {
+    switch (op) {
+    case MATH_LOG:
         for (Py_ssize_t i = 0; i < n; i++) out[i] = log_f64(x[i]);
+        break;
+    case MATH_NEG_LOG:
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = -log_f64(x[i]);
+        break;
+    case MATH_EXP:
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = exp_f64(x[i]);
+        break;
+    default: /* MATH_LOG1P */
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = log1p_f64(x[i]);
     }
 }
 

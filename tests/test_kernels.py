@@ -1,5 +1,6 @@
 """The C kernels against plain-Python/NumPy references: same sums, counts and ranks, bit for bit,
-and logarithms within 0.502 ulp of exact decimal ones, the same bits on every CPU.
+and log, log1p and exp within 0.502, 0.502 and 0.51 ulp of exact decimal ones, the same bits on
+every CPU.
 
 Every test runs once per instruction set this CPU has (``isas()``: AVX-512, AVX2, baseline).
 Shapes sweep the vector widths (4 to 16 float32, 2 to 8 float64 lanes) so that full vectors,
@@ -16,6 +17,7 @@ import sys
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +30,8 @@ from streammetric.functional._ce_core import LOGITS_SUM_TOLERANCE
 from streammetric.functional._ce_fast import _margin
 
 UNIT = Fraction(1, 2**1074)
+EXP_FINGERPRINT = "5e4a720c9e9509b96dfcd26720b614ea230f446c9466443acf5fcdc1835a0b9c"
+LOG1P_FINGERPRINT = "4329b8dff69aee96fe02c4dd197500554f46764a81466335db572dd5ed1ad5db"
 LOG_FINGERPRINT = "5edf057c6a7177d4ef881214165b5eb09c19215cae303d86cda50e15338d2215"
 
 
@@ -368,7 +372,16 @@ def test_log_edges_negation_and_in_place():
     assert _kernels.log(in_place, in_place, True) and np.array_equal(in_place, -_log(values))
 
 
-def test_log_declines_what_it_cannot_read():
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda values, out: _kernels.log(values, out, False),
+        _kernels.exp,
+        _kernels.log1p,
+    ],
+    ids=["log", "exp", "log1p"],
+)
+def test_math_declines_what_it_cannot_read(call):
     out = np.zeros(3)
     for values in (
         np.ones(3, dtype=np.float32),
@@ -376,11 +389,145 @@ def test_log_declines_what_it_cannot_read():
         np.ones(4),
         b"abcdefghijklmnopqrstuvwx",
     ):
-        assert not _kernels.log(values, out, False)
-    assert not _kernels.log(np.ones(3), np.zeros(3, dtype=np.float32), False)
+        assert not call(values, out)
+    assert not call(np.ones(3), np.zeros(3, dtype=np.float32))
     assert (out == 0).all()
 
 
-def test_log_table_is_what_the_generator_writes():
-    script = Path(__file__).parents[1] / "scripts" / "make_log_table.py"
+def test_math_tables_are_what_the_generator_writes():
+    script = Path(__file__).parents[1] / "scripts" / "make_math_tables.py"
     assert subprocess.run([sys.executable, str(script), "--check"]).returncode == 0
+
+
+# --- exp and log1p ----------------------------------------------------------------------------
+
+
+def _ulps_from(true: Decimal, y: float) -> float:
+    """How far y is from `true`, in ulps of the double nearest to it (subnormal ulps below
+    2**-1022)."""
+    nearest = float(true)
+    unit = math.ulp(nearest) if abs(nearest) >= 2.0**-1022 else 5e-324
+    return float(abs(Decimal(y) - true) / Decimal(unit))
+
+
+def _exp(values: np.ndarray) -> np.ndarray:
+    out = np.full_like(values, 7.0)
+    assert _kernels.exp(values, out)
+    return out
+
+
+def _log1p(values: np.ndarray) -> np.ndarray:
+    out = np.full_like(values, 7.0)
+    assert _kernels.log1p(values, out)
+    return out
+
+
+def _true_exp(x: float) -> Decimal:
+    with localcontext() as context:
+        context.prec = 40
+        return Decimal(x).exp()
+
+
+def _true_log1p(x: float) -> Decimal:
+    with localcontext() as context:
+        context.prec = 40
+        d = Decimal(x)
+        if abs(x) < 1e-9:  # 1 + x would round away x's low digits at 40 digits
+            return d - d * d / 2 + d * d * d / 3 - d**4 / 4
+        return (1 + d).ln()
+
+
+def _exp_arguments() -> np.ndarray:
+    """Finite arguments whose exp is finite, by fixed recipes: each side of every table step
+    (multiples of log(2) / 128), near 0, the subnormal results, near overflow, and spreads."""
+    steps = np.arange(-137_000, 131_000, 97) * (math.log(2) / 128)
+    near = (steps[:, None] + np.array([-1e-9, 0.0, 1e-9])).ravel()
+    return np.concatenate(
+        [
+            near[(near > -745.13) & (near < 709.78)],
+            np.linspace(-1e-6, 1e-6, 2001),
+            np.linspace(-745.13, -708.3, 3001),
+            np.linspace(709.0, 709.78, 1001),
+            np.linspace(-40.0, 0.0, 20_001),
+        ]
+    )
+
+
+def _log1p_arguments() -> np.ndarray:
+    """Arguments above -1 by fixed recipes: near -1, near 0 both ways, exps of -|logits|
+    (softplus), 1 - p for probabilities (binary cross-entropy), and large values."""
+    tiny = np.geomspace(1e-300, 1e-3, 3001)
+    return np.concatenate(
+        [
+            -1 + np.geomspace(1e-16, 0.5, 2001),
+            tiny,
+            -tiny,
+            np.exp(-np.linspace(0, 40, 4001)),
+            -np.linspace(0, 1, 4001, endpoint=False),
+            np.geomspace(1.0, 1e300, 2001),
+        ]
+    )
+
+
+def _worst_ulps(true: Any, values: np.ndarray, results: np.ndarray) -> float:
+    pairs = zip(values.tolist(), results.tolist(), strict=True)
+    return max(_ulps_from(true(x), y) for x, y in pairs)
+
+
+def test_exp_is_within_half_an_ulp_and_a_bit():
+    values = _exp_arguments()[::5].copy()
+    assert _worst_ulps(_true_exp, values, _exp(values)) < 0.51
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=-745.13, max_value=709.78, width=64))
+def test_exp_of_any_double(x):
+    assert _ulps_from(_true_exp(x), float(_exp(np.array([x]))[0])) < 0.51
+
+
+def test_log1p_is_within_half_an_ulp_and_a_bit():
+    values = _log1p_arguments()[::3].copy()
+    assert _worst_ulps(_true_log1p, values, _log1p(values)) < 0.502
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=-1, max_value=1e300, exclude_min=True, width=64))
+def test_log1p_of_any_double(x):
+    assert _ulps_from(_true_log1p(x), float(_log1p(np.array([x]))[0])) < 0.502
+
+
+def test_exp_and_log1p_give_the_same_bits_on_every_cpu():
+    """Fingerprints recorded once, as for the log: any instruction set on any machine must give
+    these bits."""
+    assert hashlib.sha256(_exp(_exp_arguments()).tobytes()).hexdigest() == EXP_FINGERPRINT
+    assert hashlib.sha256(_log1p(_log1p_arguments()).tobytes()).hexdigest() == LOG1P_FINGERPRINT
+
+
+def test_exp_and_log1p_edges():
+    exps = _exp(
+        np.array(
+            [
+                0.0,
+                -0.0,
+                np.inf,
+                -np.inf,
+                np.nan,
+                709.782712893384,
+                709.7827128933841,
+                -745.1332191019411,
+                -745.1332191019412,
+                -1000.0,
+                1000.0,
+            ]
+        )
+    )
+    assert exps[:4].tolist() == [1.0, 1.0, np.inf, 0.0] and np.isnan(exps[4])
+    assert exps[5] == math.exp(709.782712893384) and exps[6] == np.inf
+    assert exps[7] == 5e-324 and exps[8:10].tolist() == [0.0, 0.0] and exps[10] == np.inf
+    logs = _log1p(np.array([0.0, -0.0, -1.0, -1.5, np.inf, -np.inf, np.nan, 5e-324, 1e308]))
+    assert math.copysign(1, logs[0]) == 1 and math.copysign(1, logs[1]) == -1
+    assert logs[2] == -np.inf and np.isnan(logs[[3, 5, 6]]).all() and logs[4] == np.inf
+    assert logs[7] == 5e-324 and logs[8] == math.log(1e308)
+    in_place = _log1p_arguments()
+    expected = _log1p(in_place)
+    assert _kernels.log1p(in_place, in_place) and np.array_equal(in_place, expected)

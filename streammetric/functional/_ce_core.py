@@ -7,6 +7,8 @@ batch is computed with float32 roundings, as the frameworks do. The guard table 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from streammetric import _kernels
@@ -16,17 +18,44 @@ from streammetric.conventions import Convention
 LOGITS_SUM_TOLERANCE = 0.1
 
 
+def _portable(kernel: Any, x: np.ndarray, out: np.ndarray | None, *flag: bool) -> np.ndarray | None:
+    """``kernel(x, out, *flag)`` for float64 ``x`` (into a new array unless ``out``), else None."""
+    if x.dtype != np.float64:
+        return None
+    out = np.empty(x.shape) if out is None else out
+    return out if kernel(np.ascontiguousarray(x), out, *flag) else None
+
+
 def log(x: np.ndarray, negate: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Elementwise natural logarithm (``-log`` with ``negate``), into ``out`` if given (may be
     ``x``). float64 goes through ``_kernels.log``: the same bits on every CPU (NumPy's float64
     log differs in the last bit between its AVX-512 and other loops), below 0.502 ulp; other
     dtypes through NumPy, as the frameworks compute them."""
-    if x.dtype == np.float64:
-        out = np.empty(x.shape) if out is None else out
-        if _kernels.log(np.ascontiguousarray(x), out, negate):
-            return out
+    done = _portable(_kernels.log, x, out, negate)
+    if done is not None:
+        return done
     logs = np.log(x, out=out)
     return np.negative(logs, out=logs) if negate else logs
+
+
+def exp(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Elementwise ``exp`` as :func:`log` computes ``log``: float64 through ``_kernels.exp``
+    (the same bits on every CPU, below 0.51 ulp), other dtypes through NumPy."""
+    done = _portable(_kernels.exp, x, out)
+    return done if done is not None else np.exp(x, out=out)
+
+
+def exp_float(value: float) -> float:
+    """``exp`` of one float by :func:`exp`'s float64 path (perplexity from a mean loss)."""
+    return float(exp(np.array([value], dtype=np.float64))[0])
+
+
+def log1p(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Elementwise ``log(1 + x)`` as :func:`log` computes ``log``: float64 through
+    ``_kernels.log1p`` (the same bits on every CPU, below 0.502 ulp), other dtypes through
+    NumPy."""
+    done = _portable(_kernels.log1p, x, out)
+    return done if done is not None else np.log1p(x, out=out)
 
 
 def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -62,7 +91,7 @@ def binary_guarded_logs(
     one = p.dtype.type(1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if guard in ("none", "log_clamp"):
-            log_pos, log_neg = log(p), np.log1p(-p)
+            log_pos, log_neg = log(p), log1p(-p)
             if guard == "none":
                 unchanged = np.zeros(p.shape, dtype=bool)
                 return log_pos, log_neg, unchanged, unchanged
@@ -87,21 +116,21 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
         shift = np.max(x, axis=-1, keepdims=True)
         shift = np.where(np.isfinite(shift), shift, 0)
         shifted = x - shift
-        return shifted - log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+        return shifted - log(np.sum(exp(shifted), axis=-1, keepdims=True))
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """Stable softmax along the last axis, in x's dtype."""
     with np.errstate(invalid="ignore", over="ignore"):
         shift = np.max(x, axis=-1, keepdims=True)
-        exps = np.exp(x - np.where(np.isfinite(shift), shift, 0))
+        exps = exp(x - np.where(np.isfinite(shift), shift, 0))
         return exps / np.sum(exps, axis=-1, keepdims=True)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Stable logistic function, in x's dtype."""
     with np.errstate(over="ignore"):
-        e = np.exp(-np.abs(x))
+        e = exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
@@ -192,7 +221,7 @@ def binary_rows(
         targets = targets * dtype(1 - label_smoothing) + dtype(0.5 * label_smoothing)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if logits:
-            softplus = np.log1p(np.exp(-np.abs(scores)))
+            softplus = log1p(exp(-np.abs(scores)))
             if pos_weight is None:
                 elements = np.maximum(scores, 0) - scores * targets + softplus
             else:

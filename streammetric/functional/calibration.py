@@ -29,6 +29,7 @@ import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
 from ..accumulate import ExactSum, exact_sum_units
+from ._ce_core import sigmoid, softmax
 from ._validation import (
     as_class_indices,
     as_float_rows,
@@ -71,16 +72,6 @@ def check_scale(scale_by_half: Any) -> bool | str:
 
 
 # -- inputs -----------------------------------------------------------------------------------
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    exps = np.exp(x - x.max(axis=1, keepdims=True))
-    return exps / exps.sum(axis=1, keepdims=True)
-
-
 def probabilities(labels: Any, preds: Any, *, from_logits: bool) -> tuple[np.ndarray, np.ndarray]:
     """Class indices (n,) and float64 probabilities (n, k); k == 1 is binary (P(class 1))."""
     raw = np.asarray(preds)
@@ -99,7 +90,7 @@ def probabilities(labels: Any, preds: Any, *, from_logits: bool) -> tuple[np.nda
     check_same_rows(label, pred)
     label = as_class_indices(label, "labels", num_classes=max(pred.shape[1], 2))
     if from_logits:
-        return label, _sigmoid(pred) if pred.shape[1] == 1 else _softmax(pred)
+        return label, sigmoid(pred) if pred.shape[1] == 1 else softmax(pred)
     bad = (pred < 0) | (pred > 1)
     if bad.any():
         row = first_bad_row(bad)

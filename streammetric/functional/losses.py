@@ -24,7 +24,7 @@ from streammetric.accumulate import ExactSum
 from streammetric.conventions import Convention, get_convention
 
 from . import _ce_inputs as inputs
-from ._ce_core import binary_rows, categorical_rows, sigmoid, softmax
+from ._ce_core import binary_rows, categorical_rows, exp_float, sigmoid, softmax
 from ._ce_diagnostics import DIAGNOSTIC_KEYS, binary_diagnostics, categorical_diagnostics
 from ._ce_fast import _fast_sparse_terms
 from ._ce_terms import LossTerms
@@ -346,5 +346,4 @@ def perplexity(
         ignore_index=ignore_index,
         axis=axis,
     )
-    with np.errstate(over="ignore"):
-        return float(np.exp(_reduce(terms, sample_weight, "mean")))
+    return exp_float(_reduce(terms, sample_weight, "mean"))

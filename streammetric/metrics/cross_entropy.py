@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
@@ -36,6 +35,7 @@ from .._exceptions import ConfigError, InvalidInputError
 from ..accumulate import ExactSum
 from ..conventions import Convention, get_convention
 from ..functional import _ce_inputs
+from ..functional._ce_core import exp_float
 from ..functional._ce_fast import CleanPass, takes_clean_pass
 from ..functional.losses import (
     DIAGNOSTIC_KEYS,
@@ -368,4 +368,4 @@ class Perplexity(_LossMetric):
 
     def _compute(self, state: State) -> float:
         mean = super()._compute(state)
-        return math.exp(mean) if not math.isnan(mean) else mean
+        return exp_float(mean)
