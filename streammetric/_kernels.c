@@ -450,10 +450,15 @@ PyDoc_STRVAR(exp_doc,
 "exp(values, out) -> bool\n\n"
 "Writes exp(values) to `out`, as `log` does: the same bits on every CPU, below 0.51 ulp.");
 
-static PyObject *exp_values(PyObject *Py_UNUSED(self), PyObject *args) {
+/* math_values of the arguments (values, out). */
+static PyObject *math_args(PyObject *args, int op) {
     PyObject *values, *out;
     if (!PyArg_ParseTuple(args, "OO", &values, &out)) return NULL;
-    return math_values(values, out, MATH_EXP);
+    return math_values(values, out, op);
+}
+
+static PyObject *exp_values(PyObject *Py_UNUSED(self), PyObject *args) {
+    return math_args(args, MATH_EXP);
 }
 
 PyDoc_STRVAR(log1p_doc,
@@ -461,9 +466,7 @@ PyDoc_STRVAR(log1p_doc,
 "Writes log(1 + values) to `out`, as `log` does: the same bits on every CPU, below 0.502 ulp.");
 
 static PyObject *log1p_values(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *values, *out;
-    if (!PyArg_ParseTuple(args, "OO", &values, &out)) return NULL;
-    return math_values(values, out, MATH_LOG1P);
+    return math_args(args, MATH_LOG1P);
 }
 
 PyDoc_STRVAR(sparse_scan_doc,
