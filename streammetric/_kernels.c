@@ -169,19 +169,27 @@ static INLINE uint64_t f64_to_bits(double v) { uint64_t bits; memcpy(&bits, &v, 
  * arithmetic shifts, which only AVX-512 has). */
 static INLINE double pow2(uint64_t e) { return bits_to_f64((e + 1023) << 52); }
 
-/* log(x + x_lo) with `with_lo` (a constant; x_lo at most half an ulp of x), else log(x). */
-static INLINE double log_core(double x, double x_lo, const int with_lo) {
-    const uint64_t bits = f64_to_bits(x), scaled = f64_to_bits(x * 0x1p52);
+/* log(x + x_lo) with `with_lo` (a constant; x_lo at most half an ulp of x), else log(x). With
+ * `f32` (a constant), x must be a float32 value (or NaN, inf, negative): then it is not
+ * subnormal and z has no low part, so those steps are left out; the same bits (every positive
+ * float32 up to 1 was checked, and tests/test_kernels.py checks a sample). */
+static INLINE double log_core(double x, double x_lo, const int with_lo, const int f32) {
+    const uint64_t bits = f64_to_bits(x), scaled = f32 ? bits : f64_to_bits(x * 0x1p52);
     /* all-ones if x is subnormal (or 0): then x * 2**52 is taken, and k lowered by 52 */
-    const uint64_t sub = -(uint64_t)(bits < 0x0010000000000000ULL);
+    const uint64_t sub = f32 ? 0 : -(uint64_t)(bits < 0x0010000000000000ULL);
     const uint64_t ix = (scaled & sub) | (bits & ~sub);
     const uint64_t t = ix - LOG_OFF; /* 2**52 k + the offset of z, modulo 2**64 */
     const int64_t k = (int64_t)((t + 0x8000000000000000ULL) >> 52) - 2048 - (int64_t)(sub & 52);
     const uint64_t iz = ix - (t & 0xfff0000000000000ULL);
     const uint64_t i = (t >> (52 - LOG_TABLE_BITS)) & ((1 << LOG_TABLE_BITS) - 1);
     const double z = bits_to_f64(iz), z_hi = bits_to_f64(iz & ~0x3ffULL), invc = log_invc[i];
-    const double r_hi = z_hi * invc - 1.0, r_lo = (z - z_hi) * invc;
-    double r = r_hi + r_lo, rb = r - r_hi, r_err = (r_hi - (r - rb)) + (r_lo - rb);
+    const double r_hi = z_hi * invc - 1.0, r_lo = f32 ? 0.0 : (z - z_hi) * invc;
+    double r = r_hi, r_err = 0.0;
+    if (!f32) { /* r_hi + r_lo with its rounding error (TwoSum) */
+        r = r_hi + r_lo;
+        const double rb = r - r_hi;
+        r_err = (r_hi - (r - rb)) + (r_lo - rb);
+    }
     if (with_lo) { /* x + x_lo = 2**k (z + x_lo 2**-k): r gains d = x_lo 2**-k invc (TwoSum) */
         const uint64_t half = (((uint64_t)k + 4096) >> 1) - 2048; /* floor(k / 2): |k| < 4096 */
         const double d = x_lo * pow2(-half) * pow2(half - (uint64_t)k) * invc; /* 2 exact steps */
@@ -194,7 +202,8 @@ static INLINE double log_core(double x, double x_lo, const int with_lo) {
     const double hi = w + r, hi_err = r - (hi - w); /* exact: w is 0 or |w| >= |r| */
     const double tail = r * r * (-0.5 + r * (1.0 / 3 + r * (-0.25 + r * (0.2 + r * (-1.0 / 6 +
                         r * (1.0 / 7 + r * -0.125))))));
-    const double lo = hi_err + (kd * LN2_LO + log_c_lo[i]) + r_err + tail;
+    const double lo = f32 ? hi_err + (kd * LN2_LO + log_c_lo[i]) + tail
+                          : hi_err + (kd * LN2_LO + log_c_lo[i]) + r_err + tail;
     /* +-0: -inf; +inf: +inf; NaN and negatives: NaN */
     const uint64_t zero = -(uint64_t)((bits << 1) == 0);
     const uint64_t inf = -(uint64_t)(bits == 0x7ff0000000000000ULL);
@@ -204,14 +213,17 @@ static INLINE double log_core(double x, double x_lo, const int with_lo) {
     return bits_to_f64((answer & special) | (f64_to_bits(hi + lo) & ~special));
 }
 
-static INLINE double log_f64(double x) { return log_core(x, 0.0, 0); }
+static INLINE double log_f64(double x) { return log_core(x, 0.0, 0, 0); }
+
+/* log_f64 of a float32 value, in fewer steps (see log_core). */
+static INLINE double log_f32in(double x) { return log_core(x, 0.0, 0, 1); }
 
 /* log(1 + x): 1 + x = u + e exactly (TwoSum), then log(u + e); log1p(+-0) = +-0. The same
  * error as log_f64 (the part of e dropped is below 2**-100 of the result). */
 static INLINE double log1p_f64(double x) {
     const double u = 1.0 + x, b = u - 1.0, e = (1.0 - (u - b)) + (x - b);
     const uint64_t bits = f64_to_bits(x), zero = -(uint64_t)((bits << 1) == 0);
-    return bits_to_f64((bits & zero) | (f64_to_bits(log_core(u, e, 1)) & ~zero));
+    return bits_to_f64((bits & zero) | (f64_to_bits(log_core(u, e, 1, 0)) & ~zero));
 }
 
 /* exp(x) of a float64, the same bits on every CPU, as log_f64. x = (128 e + j) log(2) / 128 + r
@@ -251,7 +263,7 @@ static INLINE double exp_f64(double x) {
 }
 
 /* The functions of math_loop. */
-enum { MATH_LOG, MATH_NEG_LOG, MATH_EXP, MATH_LOG1P };
+enum { MATH_LOG, MATH_NEG_LOG, MATH_EXP, MATH_LOG1P, MATH_NEG_LOG_F32 };
 
 /* ------------------------------------------------------ categorical scans */
 
@@ -323,6 +335,7 @@ typedef struct {
     void *picked;     /* float64, or float32 for float32 rows */
     int64_t *ranks;   /* NULL, or where the true classes' ranks go */
     double tol_a, tol_b, margin;
+    int neg_log;      /* write -log p[y] to picked (float64) instead of p[y] */
 } scan_args_t;
 
 /* Rows are scanned CHUNK at a time: the row loop writes each row's sum and p[y]; then a
@@ -470,7 +483,8 @@ static PyObject *log1p_values(PyObject *Py_UNUSED(self), PyObject *args) {
 }
 
 PyDoc_STRVAR(sparse_scan_doc,
-"sparse_scan(pred, labels, picked, ignore_index, tol_a, tol_b, margin, ranks=None)\n"
+"sparse_scan(pred, labels, picked, ignore_index, tol_a, tol_b, margin, ranks=None,\n"
+"            neg_log=False)\n"
 "    -> (far_a, far_b, zeros, ones, unsure_rows) or None\n\n"
 "One pass over a batch of class indices `labels` (n,) int32/int64 and probabilities `pred`\n"
 "(n, k) float32/float64. None unless the batch is clean: every value in [0, 1] and every label\n"
@@ -480,13 +494,15 @@ PyDoc_STRVAR(sparse_scan_doc,
 "probabilities 0 and 1. Rows whose distance is within `margin` of a tolerance are not counted\n"
 "but listed: summed in another order they might fall on the other side, so the caller decides.\n"
 "With `ranks` (a writable int64 buffer of n), also writes what class_ranks would, in the same\n"
-"pass (unspecified if the answer is None).");
+"pass (unspecified if the answer is None). With `neg_log` (float64 `picked` only), writes\n"
+"-log p[i, y_i] instead, the bits log(values, out, True) gives (unspecified if None).");
 
 static PyObject *sparse_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *pred_obj, *label_obj, *picked_obj, *ignore_obj, *ranks_obj = Py_None;
     scan_args_t a;
-    if (!PyArg_ParseTuple(args, "OOOOddd|O", &pred_obj, &label_obj, &picked_obj, &ignore_obj,
-                          &a.tol_a, &a.tol_b, &a.margin, &ranks_obj))
+    a.neg_log = 0;
+    if (!PyArg_ParseTuple(args, "OOOOddd|Op", &pred_obj, &label_obj, &picked_obj, &ignore_obj,
+                          &a.tol_a, &a.tol_b, &a.margin, &ranks_obj, &a.neg_log))
         return NULL;
     a.ignore = -1;
     if (ignore_obj != Py_None) {
@@ -505,7 +521,7 @@ static PyObject *sparse_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     kind_t out_kind = buffer_kind(&out);
     if (out.len / out.itemsize != b.rows ||
-        !(out_kind == K_F64 || (out_kind == K_F32 && b.pred_kind == K_F32)) ||
+        !(out_kind == K_F64 || (out_kind == K_F32 && b.pred_kind == K_F32 && !a.neg_log)) ||
         (has_ranks && (buffer_kind(&ranks) != K_I64 || ranks.len / 8 != b.rows)) ||
         b.classes >= INT32_MAX) {
         if (has_ranks) PyBuffer_Release(&ranks);

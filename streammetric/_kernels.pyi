@@ -15,6 +15,7 @@ def sparse_scan(
     tol_b: float,
     margin: float,
     ranks: Any = None,
+    neg_log: bool = False,
     /,
 ) -> tuple[int, int, int, int, list[int]] | None: ...
 def class_ranks(pred: Any, labels: Any, ranks: Any, /) -> bool: ...

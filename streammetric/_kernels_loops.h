@@ -194,15 +194,16 @@ static void K(acc_add_all)(acc_t *a, const double *x, Py_ssize_t n) {
 }
 
 /* out[i] = f(x[i]) for the function `op` names (MATH_LOG, MATH_NEG_LOG, MATH_EXP, MATH_LOG1P;
- * out may be x). Tuned for a CPU whose gathers are fast, so that the table lookups are gathers
- * (generic tuning loads each lane alone); the tuning changes the instructions' choice and
- * order, not the arithmetic. */
+ * MATH_NEG_LOG_F32 takes float32 values; out may be x). Tuned for a CPU whose gathers are fast,
+ * so that the table lookups are gathers (generic tuning loads each lane alone); the tuning
+ * changes the instructions' choice and order, not the arithmetic. Not inlined: the scan calls
+ * it on each chunk, and its copies there would lose the tuning. */
 #if defined(K_X86) && VBYTES == 64
 __attribute__((target("tune=icelake-server,prefer-vector-width=512")))
 #elif defined(K_X86)
 __attribute__((target("tune=haswell")))
 #endif
-static void K(math_loop)(const double *x, double *out, Py_ssize_t n, int op) {
+__attribute__((noinline)) static void K(math_loop)(const double *x, double *out, Py_ssize_t n, int op) {
     switch (op) {
     case MATH_LOG:
         for (Py_ssize_t i = 0; i < n; i++) out[i] = log_f64(x[i]);
@@ -213,8 +214,11 @@ static void K(math_loop)(const double *x, double *out, Py_ssize_t n, int op) {
     case MATH_EXP:
         for (Py_ssize_t i = 0; i < n; i++) out[i] = exp_f64(x[i]);
         break;
-    default: /* MATH_LOG1P */
+    case MATH_LOG1P:
         for (Py_ssize_t i = 0; i < n; i++) out[i] = log1p_f64(x[i]);
+        break;
+    default: /* MATH_NEG_LOG_F32: x float32 values */
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = -log_f32in(x[i]);
     }
 }
 
@@ -551,6 +555,7 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
             picks[j] = p;
         }
         if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) return -1;
+        if (p64 && a->neg_log) K(math_loop)(picks, picks, m, f64 ? MATH_NEG_LOG : MATH_NEG_LOG_F32);
     }
     int64_t outside = 0;
     for (int i = 0; i < L32; i++) outside |= outside32[i];

@@ -182,6 +182,12 @@ def test_sparse_scan_counts_as_numpy(dtype, picked_dtype, label_dtype, k, n):
     ranked = sparse_scan(pred, labels, picked, None, tol, LOGITS_SUM_TOLERANCE, _margin(k), ranks)
     assert ranked == (far_a, far_b, zeros, ones, unsure)
     assert ranks.tolist() == _reference_ranks(pred, labels).tolist()
+    # and take -log p[y] in the same pass, the bits `log` gives
+    if picked_dtype == np.float64:
+        logs = np.full(n, np.nan)
+        args = (None, tol, LOGITS_SUM_TOLERANCE, _margin(k), None, True)
+        assert sparse_scan(pred, labels, logs, *args) == ranked
+        assert logs.tobytes() == _log(picked, negate=True).tobytes()
 
 
 def test_sparse_scan_lists_rows_on_a_tolerance_edge():
@@ -223,6 +229,21 @@ def test_sparse_scan_writes_float32_picks_for_float32_rows():
     assert (
         sparse_scan(pred.astype(np.float64), np.array([1, 1]), picked, None, 1e-3, 1e-2, 0) is None
     )
+    # nor logarithms to float32
+    assert sparse_scan(pred, np.array([1, 1]), picked, None, 1e-3, 1e-2, 0, None, True) is None
+
+
+def test_sparse_scan_logs_of_float32_are_log_of_the_same_doubles():
+    """For float32 rows the scan's log leaves out the steps a float32 value does not need (it is
+    not subnormal as a double, and has no low part): the same bits as `log`, here on 2**22
+    values spread over every float32 in [0, 1] (all 1,065,353,217 were checked once)."""
+    bits = np.arange(0, 0x3F800001, 254, dtype=np.uint32)
+    p = np.concatenate([bits.view(np.float32), np.float32([0.0, 1.0, 2**-149, 2**-126, 0.5])])
+    pred = np.zeros((len(p), 2), dtype=np.float32)
+    pred[:, 0] = p
+    logs = np.empty(len(p))
+    assert sparse_scan(pred, np.zeros(len(p), dtype=np.int64), logs, None, 1e-3, 0.1, 0, None, True)
+    assert logs.tobytes() == _log(p.astype(np.float64), negate=True).tobytes()
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,9 @@
 A batch of class indices (n,) and probabilities (n, k) in [0, 1], with every label a valid class
 that is not ignored, needs only ``p[y]`` for the loss and the row sums for the diagnostics. One
 pass in C (``_kernels.sparse_scan``) proves the batch clean, gathers ``p[y]`` and counts the rows
-far from summing to 1; ``_kernels.log`` takes the logarithms, as on the general path (see
-:func:`._ce_core.log`). :func:`_fast_sparse_terms` gives the general path's bits and counts
-(``tests/functional/test_losses.py`` compares the two).
+far from summing to 1; the logarithms are ``_kernels.log``'s, as on the general path (see
+:func:`._ce_core.log`), taken in that pass for `CleanPass`. :func:`_fast_sparse_terms` gives
+the general path's bits and counts (``tests/functional/test_losses.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -129,11 +129,11 @@ class CleanPass:
             self._picked = np.empty(num_rows)
             self._ranks = np.empty(num_rows if self.top_ks else 0, dtype=np.int64)
         picked, ranks = self._picked[:num_rows], self._ranks[:num_rows]
-        scan = _scan(preds, labels, picked, None, ranks if self.top_ks else None)
+        scan = _scan(preds, labels, picked, None, ranks if self.top_ks else None, neg_log=True)
         if scan is None or scan[2]:
             return False
         far, far_logits, _, ones = scan
-        self.neg_log.add(log(picked, negate=True, out=picked))
+        self.neg_log.add(picked)  # -log p[y], taken by the scan
         for top_k in self.top_ks:
             self.hits[top_k] += int(np.count_nonzero(ranks < top_k))
         self.rows += num_rows
@@ -195,13 +195,17 @@ def _scan(
     picked: np.ndarray,
     ignore: int | None,
     ranks: np.ndarray | None,
+    neg_log: bool = False,
 ) -> tuple[int, int, int, int] | None:
-    """``sparse_scan`` (p[y] into ``picked``, ranks into ``ranks``), with the rows too close to a
+    """``sparse_scan`` (p[y] into ``picked``, or with ``neg_log`` -log p[y] as :func:`log`
+    gives it, taken in the same pass; ranks into ``ranks``), with the rows too close to a
     tolerance summed again as the general path does: (far, far_logits, zeros, ones), or None if
     the batch is not clean."""
     tolerance = _sum_tolerance(pred.dtype)
     margin = _margin(pred.shape[1])
-    scan = sparse_scan(pred, true, picked, ignore, tolerance, LOGITS_SUM_TOLERANCE, margin, ranks)
+    scan = sparse_scan(
+        pred, true, picked, ignore, tolerance, LOGITS_SUM_TOLERANCE, margin, ranks, neg_log
+    )
     if scan is None:
         return None
     far, far_logits, zeros, ones, unsure = scan
