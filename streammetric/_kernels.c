@@ -12,8 +12,9 @@
  * shapes, and answers None (or False) for input it does not handle, so the caller takes its
  * general NumPy path, which also writes the error messages. No libm calls: the float64
  * log, exp and log1p of every path (this one and NumPy's, see functional/_ce_core) are log_f64,
- * exp_f64 and log1p_f64 below, so every path, on every CPU, gives the same bits. Compiled without -ffast-math and with
- * -ffp-contract=off: float arithmetic here is IEEE, in the order written.
+ * exp_f64 and log1p_f64 below, so every path, on every CPU, gives the same bits. Compiled
+ * without -ffast-math and with -ffp-contract=off: float arithmetic here is IEEE, in the order
+ * written.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -219,7 +220,8 @@ static INLINE double log_f64(double x) { return log_core(x, 0.0, 0, 0); }
 static INLINE double log_f32in(double x) { return log_core(x, 0.0, 0, 1); }
 
 /* log(1 + x): 1 + x = u + e exactly (TwoSum), then log(u + e); log1p(+-0) = +-0. The same
- * error as log_f64 (the part of e dropped is below 2**-100 of the result). */
+ * error as log_f64 (log_core's d is exact where the result is small, else rounded by less than
+ * 2**-97 of the result). */
 static INLINE double log1p_f64(double x) {
     const double u = 1.0 + x, b = u - 1.0, e = (1.0 - (u - b)) + (x - b);
     const uint64_t bits = f64_to_bits(x), zero = -(uint64_t)((bits << 1) == 0);

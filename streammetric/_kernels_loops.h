@@ -4,10 +4,10 @@
  * function here, inlined helpers included, is compiled for it: GCC lowers vector operations
  * per function before inlining, so a helper compiled for another target would be scalarised.
  *
- * Defines K(acc_add_all), K(math_loop), K(scan_loop) and K(rank_loop); uses acc_t, the MATH_
- * functions,
- * scan_args_t, scan_t and their helpers from _kernels.c. With K_X86 defined (and VBYTES 32 or
- * 64), counts lanes with x86 intrinsics (immintrin.h). */
+ * Defines K(acc_add_all), K(math_loop), K(scan_loop) and K(rank_loop); uses acc_t, log_f64,
+ * log_f32in, exp_f64, log1p_f64, the MATH_ codes, scan_args_t, scan_t and their helpers from
+ * _kernels.c. With K_X86 defined (and VBYTES 32 or 64), counts lanes with x86 intrinsics
+ * (immintrin.h). */
 
 #define K_JOIN(a, b) a##_##b
 #define K_NAME(a, b) K_JOIN(a, b)
@@ -203,7 +203,8 @@ __attribute__((target("tune=icelake-server,prefer-vector-width=512")))
 #elif defined(K_X86)
 __attribute__((target("tune=haswell")))
 #endif
-__attribute__((noinline)) static void K(math_loop)(const double *x, double *out, Py_ssize_t n, int op) {
+__attribute__((noinline)) static void K(math_loop)(const double *x, double *out, Py_ssize_t n,
+                                                   int op) {
     switch (op) {
     case MATH_LOG:
         for (Py_ssize_t i = 0; i < n; i++) out[i] = log_f64(x[i]);
@@ -555,7 +556,8 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
             picks[j] = p;
         }
         if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) return -1;
-        if (p64 && a->neg_log) K(math_loop)(picks, picks, m, f64 ? MATH_NEG_LOG : MATH_NEG_LOG_F32);
+        if (p64 && a->neg_log) /* the picks are in this core's cache now */
+            K(math_loop)(picks, picks, m, f64 ? MATH_NEG_LOG : MATH_NEG_LOG_F32);
     }
     int64_t outside = 0;
     for (int i = 0; i < L32; i++) outside |= outside32[i];
