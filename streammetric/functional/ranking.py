@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
+from ._ce_core import log
 from ._validation import as_sample_weight
 from .calibration import check_choice, check_count, probabilities, uniform_bins
 
@@ -91,7 +92,7 @@ def _above(counts: list[int]) -> list[int]:
 
 def _pr_increments(pos: list[int], neg: list[int], tp: list[int], fp: list[int]) -> list[float]:
     """Keras' ``interpolate_pr_auc`` terms (Davis & Goadrich), before dividing by positives."""
-    terms = []
+    parts, ratios = [], []
     for i in range(len(pos)):
         d_tp, d_p = pos[i], pos[i] + neg[i]
         if d_tp == 0 or d_p == 0:
@@ -99,9 +100,13 @@ def _pr_increments(pos: list[int], neg: list[int], tp: list[int], fp: list[int])
         p_above, p_here = tp[i + 1] + fp[i + 1], tp[i] + fp[i]
         slope = d_tp / d_p
         intercept = (tp[i + 1] * d_p - d_tp * p_above) / d_p  # tp - slope * p, exactly rounded
-        log_ratio = math.log(p_here / p_above) if p_above > 0 else 0.0
-        terms.append(slope * (d_tp + intercept * log_ratio))
-    return terms
+        parts.append((slope, d_tp, intercept))
+        ratios.append(p_here / p_above if p_above > 0 else 1.0)
+    log_ratios = log(np.array(ratios, dtype=np.float64)).tolist()  # the same bits on every CPU
+    return [
+        slope * (d_tp + intercept * log_ratio)
+        for (slope, d_tp, intercept), log_ratio in zip(parts, log_ratios, strict=True)
+    ]
 
 
 def _auc_bound(positives: Sequence[int], negatives: Sequence[int]) -> float:

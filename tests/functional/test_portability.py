@@ -34,6 +34,7 @@ out = {
     "bce from probabilities": F.binary_cross_entropy(targets, probs, reduction="none"),
     "perplexity": np.array([F.perplexity(labels, logits, from_logits=True)]),
     "calibration from logits": np.array([F.calibration_error(labels, logits.astype(np.float64), from_logits=True)]),
+    "PR AUC from logits": np.array([F.binned_auc(targets[:, 0], binary[:, 0], curve="PR", from_logits=True)]),
 }
 np.savez(sys.argv[1], **out)
 """
