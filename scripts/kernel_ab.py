@@ -67,6 +67,13 @@ def setup_flags() -> list[str]:
     raise SystemExit("setup.py has no extra_compile_args")
 
 
+def compile_kernels(source: Path, library: Path) -> None:
+    """gcc with setup.py's flags: `source` (a _kernels.c) into the extension `library`."""
+    include = sysconfig.get_paths()["include"]
+    command = ["gcc", *setup_flags(), "-shared", "-fPIC", f"-I{include}", str(source)]
+    subprocess.run([*command, "-o", str(library)], check=True)
+
+
 def build(name: str, revision: str | None, directory: Path) -> Any:
     """The kernels of `revision` (None: the working tree) as module `name`."""
     source = directory / name
@@ -89,20 +96,7 @@ def build(name: str, revision: str | None, directory: Path) -> Any:
             )
         (source / Path(path).name).write_text(text)
     library = directory / f"{name}.so"
-    include = sysconfig.get_paths()["include"]
-    subprocess.run(
-        [
-            "gcc",
-            *setup_flags(),
-            "-shared",
-            "-fPIC",
-            f"-I{include}",
-            str(source / "_kernels.c"),
-            "-o",
-            str(library),
-        ],
-        check=True,
-    )
+    compile_kernels(source / "_kernels.c", library)
     spec = importlib.util.spec_from_file_location(name, library)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

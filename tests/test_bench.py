@@ -61,3 +61,21 @@ def test_kernel_ab_compares_two_builds(tmp_path: Path):
     for base, tree, ratio in (line[43:].split() for line in lines):
         assert float(base) > 0 and float(tree) > 0
         assert abs(float(ratio) - float(tree) / float(base)) < 0.02
+
+
+def test_eval_ab_times_two_copies_of_the_package(tmp_path: Path):
+    """`scripts/eval_ab.py` builds HEAD's package and the working tree's in their own
+    directories, checks that they answer alike, and prints each one's time and the paired ratio."""
+    env = {**os.environ, "STREAMMETRIC_BENCH_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("eval_ab.py")), "--rows", "40000", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    times = {line[:22].strip(): line[22:].split() for line in done.stdout.splitlines()[2:5]}
+    assert set(times) == {"decoder (8k slices)", "base", "tree"}
+    assert all(float(ms) > 0 and float(ratio) > 0 for ms, ratio in times.values())
+    assert "tree / base, paired by round: median" in done.stdout

@@ -1,0 +1,112 @@
+"""`streammetric eval` of two revisions side by side, as whole processes: is a change faster?
+
+    .venv/bin/python scripts/eval_ab.py                              # the working tree against HEAD
+    .venv/bin/python scripts/eval_ab.py --base c993f20 --rounds 25 -m ce -m acc
+
+Copies each revision's package into a temporary directory (`git archive`; the working tree as
+it is), builds its C kernels with setup.py's flags and compiles its bytecode, then times
+`python -m streammetric.cli eval` of scripts/bench.py's file with each copy, alternated in
+shuffled rounds with pyarrow's fastest decoder there (8k-row slices): medians, each one's ratio
+to the decoder, and the median of the paired ratios tree / base. Every process runs in the
+temporary directory with PYTHONPATH at its copy: run in the repository, Python would import the
+working tree's package whatever PYTHONPATH says (the current directory comes first on sys.path
+for `-m` and `-c`). Both copies must print the same JSON, else the script stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # the benchmark file, its decoders and the environment of every process
+from kernel_ab import compile_kernels
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def package(revision: str | None, directory: Path) -> Path:
+    """`revision`'s streammetric (None: the working tree) in `directory`, built and compiled."""
+    directory.mkdir()
+    if revision is None:
+        shutil.copytree(
+            ROOT / "streammetric",
+            directory / "streammetric",
+            ignore=shutil.ignore_patterns("__pycache__", "*.so"),
+        )
+    else:
+        archive = subprocess.run(
+            ["git", "archive", revision, "streammetric"], cwd=ROOT, capture_output=True, check=True
+        )
+        with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+            tar.extractall(directory, filter="data")
+    source = directory / "streammetric"
+    compile_kernels(
+        source / "_kernels.c", source / f"_kernels{sysconfig.get_config_var('EXT_SUFFIX')}"
+    )
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(source)], check=True)
+    return directory
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(args)}\n{done.stderr}")
+    return elapsed, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="HEAD", help="the revision to compare with")
+    parser.add_argument("--rows", type=int, default=8_000_000)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("-m", "--metric", action="append", help="eval's -m (default: ce)")
+    args = parser.parse_args()
+    path = bench.make_file(bench.data_directory() / f"eval_{args.rows}.parquet", args.rows)
+    metrics = [arg for metric in args.metric or ["ce"] for arg in ("-m", metric)]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        copies = {"base": package(args.base, work / "base"), "tree": package(None, work / "tree")}
+        decoder = [bench.PY, "-c", bench.DECODERS["row-group slices of 8k x threads"], str(path)]
+        commands = {"decoder (8k slices)": (decoder, bench.ENV)}
+        for name, copy in copies.items():
+            env = {**bench.ENV, "PYTHONPATH": str(copy)}
+            commands[name] = (bench.eval_args(path, metrics), env)
+        answers = {name: run(*commands[name], work)[1] for name in copies}  # warm, and compare
+        if answers["base"] != answers["tree"]:
+            raise SystemExit(f"the two revisions answer differently:\n{answers}")
+        run(*commands["decoder (8k slices)"], work)
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        order = list(commands)
+        for round_ in range(args.rounds):
+            random.Random(round_).shuffle(order)
+            for name in order:
+                times[name].append(run(*commands[name], work)[0])
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    decode = medians["decoder (8k slices)"]
+    print(f"{args.rows:,} rows, {' '.join(metrics)}, base {args.base}, {args.rounds} rounds")
+    print(f"{'command':22s} {'ms':>8s} {'vs decoder':>11s}")
+    for name, seconds in medians.items():
+        print(f"{name:22s} {seconds * 1000:8.1f} {decode / seconds:11.3f}")
+    paired = [t / b for t, b in zip(times["tree"], times["base"], strict=True)]
+    faster = sum(ratio < 1 for ratio in paired)
+    print(
+        f"tree / base, paired by round: median {statistics.median(paired):.3f} "
+        f"(tree faster in {faster} of {len(paired)})"
+    )
+
+
+if __name__ == "__main__":
+    main()
