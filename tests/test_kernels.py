@@ -319,18 +319,31 @@ def test_class_ranks_declines_non_finite_scores_and_bad_labels(bad, position):
 # --- log --------------------------------------------------------------------------------------
 
 
+def _ulps_from(true: Decimal, y: float) -> float:
+    """How far y is from `true`, in ulps of the double nearest to it (subnormal ulps below
+    2**-1022)."""
+    nearest = float(true)
+    unit = math.ulp(nearest) if abs(nearest) >= 2.0**-1022 else 5e-324
+    return float(abs(Decimal(y) - true) / Decimal(unit))
+
+
 def _ulps_from_log(x: float, y: float) -> float:
-    """How far y is from the true log(x), in ulps of the true value (decimal, 40 digits)."""
+    """How far y is from the true log(x) (decimal, 40 digits)."""
     with localcontext() as context:
         context.prec = 40
-        true = Decimal(x).ln()
-        return float(abs(Decimal(y) - true) / Decimal(math.ulp(float(true))))
+        return _ulps_from(Decimal(x).ln(), y)
+
+
+def _apply(kernel: Any, values: np.ndarray, *flag: bool) -> np.ndarray:
+    """`kernel(values, out, *flag)` into a fresh array (not zeros, so nothing is left unwritten
+    unnoticed)."""
+    out = np.full_like(values, 7.0)
+    assert kernel(values, out, *flag)
+    return out
 
 
 def _log(values: np.ndarray, negate: bool = False) -> np.ndarray:
-    out = np.full_like(values, 7.0)
-    assert _kernels.log(values, out, negate)
-    return out
+    return _apply(_kernels.log, values, negate)
 
 
 def _positive_doubles() -> np.ndarray:
@@ -423,24 +436,12 @@ def test_math_tables_are_what_the_generator_writes():
 # --- exp and log1p ----------------------------------------------------------------------------
 
 
-def _ulps_from(true: Decimal, y: float) -> float:
-    """How far y is from `true`, in ulps of the double nearest to it (subnormal ulps below
-    2**-1022)."""
-    nearest = float(true)
-    unit = math.ulp(nearest) if abs(nearest) >= 2.0**-1022 else 5e-324
-    return float(abs(Decimal(y) - true) / Decimal(unit))
-
-
 def _exp(values: np.ndarray) -> np.ndarray:
-    out = np.full_like(values, 7.0)
-    assert _kernels.exp(values, out)
-    return out
+    return _apply(_kernels.exp, values)
 
 
 def _log1p(values: np.ndarray) -> np.ndarray:
-    out = np.full_like(values, 7.0)
-    assert _kernels.log1p(values, out)
-    return out
+    return _apply(_kernels.log1p, values)
 
 
 def _true_exp(x: float) -> Decimal:
