@@ -212,3 +212,19 @@ def test_the_import_pauses_the_gc_and_restores_it():
         assert int(count) <= 2 and enabled == "True"
         count, enabled = python(counted.format(argv0=argv0, before="gc.disable()"))[0].split()
         assert int(count) == 0 and enabled == "False"  # a program that turned it off keeps it off
+
+
+def test_the_command_hides_its_imports_from_the_gc_and_a_library_user_keeps_them_in_sight():
+    """In the command, the objects the imports made are frozen (``gc.freeze``): the collector's
+    next pass, and every later one, does not go over them. A library user's objects are left
+    to the collector."""
+    seen = """
+        import gc, sys
+        sys.argv[0] = {argv0!r}
+        import streammetric
+        print(gc.get_freeze_count(), len(gc.get_objects()))
+        """
+    command_frozen, command_seen = map(int, python(seen.format(argv0="/venv/bin/streammetric"))[0].split())
+    user_frozen, user_seen = map(int, python(seen.format(argv0="train.py"))[0].split())
+    assert user_frozen == 0 and user_seen > 10_000  # NumPy, pyarrow and the package
+    assert command_frozen > 10_000 and command_seen < 1_000
