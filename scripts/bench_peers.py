@@ -82,7 +82,7 @@ def streammetric_ce(labels, probs, size):
 def sklearn_log_loss(labels, probs, size):  # not streaming: one call on everything seen
     from sklearn.metrics import log_loss
 
-    chunks = []
+    chunks: list[int] = []
 
     def make():
         chunks.clear()

@@ -15,12 +15,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 # (our create() spec, MXNet metric name and kwargs, data kind)
-CASES = [
+CASES: list[tuple[Any, tuple[str, dict[str, Any]], str]] = [
     ("acc", ("acc", {}), "class"),
     ({"metric": "top_k_accuracy", "top_k": 3}, ("top_k_accuracy", {"top_k": 3}), "class"),
     ("f1", ("f1", {}), "binary2"),
