@@ -44,7 +44,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     kinds = {
         "CE losses, float64": lambda n: -np.log(rng.random(n)),
-        "float32 values as float64": lambda n: rng.random((n,)).astype(np.float32).astype(np.float64),
+        "float32 values as float64": lambda n: (
+            rng.random((n,)).astype(np.float32).astype(np.float64)
+        ),
         "signed, 1e-30..1e30": lambda n: rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n),
     }
     print(

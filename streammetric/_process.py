@@ -8,12 +8,13 @@ Dask sets for its workers), unless the environment says otherwise; importing str
 another program leaves it alone.
 
 In every process, the cyclic garbage collector is paused while ``import streammetric`` loads
-NumPy, pyarrow and the package (some 55 collections over new objects, none of them garbage:
-~9 ms of the command's ~170 ms start-up) and restored by `resume_gc`, which the package's
-``__init__`` calls when its imports end, however they end. Resumed as it was, the collector's
-first collection would then go over every object the imports made (~31,000, ~7 ms); in the
-command's process, those objects (which live as long as the process) are first moved out of its
-sight with ``gc.freeze()``, so it never goes over them. Another program's objects are left to it.
+NumPy, pyarrow and the package (some 55 collections over new objects, ~9 ms of the command's
+~170 ms start-up) and restored by `resume_gc`, which the package's ``__init__`` calls when its
+imports end, however they end. Resumed as it was, the collector's first pass would then go over
+every object the imports made (~31,000, ~7 ms, to free a few hundred left in reference cycles);
+in the command's process, those objects are first moved out of its sight with ``gc.freeze()``,
+so no pass goes over them (the few cycles stay, as the modules do, until the process ends).
+Another program's objects are left to it.
 """
 
 from __future__ import annotations

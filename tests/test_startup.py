@@ -224,7 +224,9 @@ def test_the_command_hides_its_imports_from_the_gc_and_a_library_user_keeps_them
         import streammetric
         print(gc.get_freeze_count(), len(gc.get_objects()))
         """
-    command_frozen, command_seen = map(int, python(seen.format(argv0="/venv/bin/streammetric"))[0].split())
+    command_frozen, command_seen = map(
+        int, python(seen.format(argv0="/venv/bin/streammetric"))[0].split()
+    )
     user_frozen, user_seen = map(int, python(seen.format(argv0="train.py"))[0].split())
     assert user_frozen == 0 and user_seen > 10_000  # NumPy, pyarrow and the package
     assert command_frozen > 10_000 and command_seen < 1_000
