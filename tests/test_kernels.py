@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import subprocess
 import sys
 from decimal import Decimal, localcontext
@@ -30,9 +31,18 @@ from streammetric.functional._ce_core import LOGITS_SUM_TOLERANCE
 from streammetric.functional._ce_fast import _margin
 
 UNIT = Fraction(1, 2**1074)
-EXP_FINGERPRINT = "5e4a720c9e9509b96dfcd26720b614ea230f446c9466443acf5fcdc1835a0b9c"
-LOG1P_FINGERPRINT = "4329b8dff69aee96fe02c4dd197500554f46764a81466335db572dd5ed1ad5db"
+LN2 = 0.6931471805599453  # log(2) rounded to the nearest double, as a literal
+# sha256 of the results of log, exp and log1p over their fixed arguments, and of the arguments
+# themselves (so that a mismatch says which of the two differs); recorded once, and every
+# instruction set on every machine must give these bits.
 LOG_FINGERPRINT = "5edf057c6a7177d4ef881214165b5eb09c19215cae303d86cda50e15338d2215"
+EXP_FINGERPRINT = "5e4a720c9e9509b96dfcd26720b614ea230f446c9466443acf5fcdc1835a0b9c"
+LOG1P_FINGERPRINT = "fec78b4a21af59a963e6b2af38ea273bd139e8168a714df66b866246f4413338"
+ARGUMENT_FINGERPRINTS = {
+    "_positive_doubles": "eca1b94a7f764a8bb79cf7e1b7c20e73b6565c927013f49c3ff3819a5030fa01",
+    "_exp_arguments": "97898c57987b3e70708f9b15e4262eae28ef4c0cef15e26406cea3004ba0a864",
+    "_log1p_arguments": "e18c9e3412b5c6f02705f6d8fa7b58842b8fe943cccf98de04d3b344b2590517",
+}
 
 
 @pytest.fixture(autouse=True, params=_kernels.isas())
@@ -387,11 +397,15 @@ def test_log_of_any_positive_double(x):
     assert _ulps_from_log(x, float(_log(np.array([x]))[0])) < 0.502
 
 
+def _digest(values: np.ndarray) -> str:
+    return hashlib.sha256(values.tobytes()).hexdigest()
+
+
 def test_log_gives_the_same_bits_on_every_cpu():
-    """The fingerprint of the logs of `_positive_doubles`, recorded once: any instruction set on
-    any machine must give these bits, since the arithmetic is IEEE in the order written."""
-    digest = hashlib.sha256(_log(_positive_doubles()).tobytes()).hexdigest()
-    assert digest == LOG_FINGERPRINT
+    """The fingerprint of the logs of `_positive_doubles`: any instruction set on any machine
+    must give these bits, since the arithmetic is IEEE in the order written."""
+    assert _digest(_positive_doubles()) == ARGUMENT_FINGERPRINTS["_positive_doubles"]
+    assert _digest(_log(_positive_doubles())) == LOG_FINGERPRINT
 
 
 def test_log_edges_negation_and_in_place():
@@ -461,8 +475,9 @@ def _true_log1p(x: float) -> Decimal:
 
 def _exp_arguments() -> np.ndarray:
     """Finite arguments whose exp is finite, by fixed recipes: each side of every table step
-    (multiples of log(2) / 128), near 0, the subnormal results, near overflow, and spreads."""
-    steps = np.arange(-137_000, 131_000, 97) * (math.log(2) / 128)
+    (multiples of log(2) / 128), near 0, the subnormal results, near overflow, and spreads.
+    Only IEEE adds and multiplies of literal constants (see `_geometric`)."""
+    steps = np.arange(-137_000, 131_000, 97) * (LN2 / 128)
     near = (steps[:, None] + np.array([-1e-9, 0.0, 1e-9])).ravel()
     return np.concatenate(
         [
@@ -475,18 +490,29 @@ def _exp_arguments() -> np.ndarray:
     )
 
 
+def _geometric(low: float, high: float, n: int) -> np.ndarray:
+    """n positive doubles from `low` up to about `high`, spaced evenly in their bit patterns
+    (so nearly evenly in the logarithm), with integer arithmetic only. NumPy's ``geomspace`` and
+    ``exp`` would do here, but their last bits depend on the loops NumPy picks for the CPU
+    (AVX-512 or not), and these arguments must be the same bits on every machine."""
+    lo, hi = (int(np.array(v).view(np.uint64)) for v in (low, high))
+    step = np.uint64((hi - lo) // (n - 1))
+    return (np.uint64(lo) + step * np.arange(n, dtype=np.uint64)).view(np.float64)
+
+
 def _log1p_arguments() -> np.ndarray:
-    """Arguments above -1 by fixed recipes: near -1, near 0 both ways, exps of -|logits|
-    (softplus), 1 - p for probabilities (binary cross-entropy), and large values."""
-    tiny = np.geomspace(1e-300, 1e-3, 3001)
+    """Arguments above -1 by fixed recipes: near -1, near 0 both ways, exps of -|logits| down
+    to exp(-40) (softplus), 1 - p for probabilities (binary cross-entropy), and large values.
+    Only integer arithmetic on bit patterns and IEEE adds and multiplies (see `_geometric`)."""
+    tiny = _geometric(1e-300, 1e-3, 3001)
     return np.concatenate(
         [
-            -1 + np.geomspace(1e-16, 0.5, 2001),
+            -1 + _geometric(1e-16, 0.5, 2001),
             tiny,
             -tiny,
-            np.exp(-np.linspace(0, 40, 4001)),
+            _geometric(4e-18, 1.0, 4001),
             -np.linspace(0, 1, 4001, endpoint=False),
-            np.geomspace(1.0, 1e300, 2001),
+            _geometric(1.0, 1e300, 2001),
         ]
     )
 
@@ -519,10 +545,38 @@ def test_log1p_of_any_double(x):
 
 
 def test_exp_and_log1p_give_the_same_bits_on_every_cpu():
-    """Fingerprints recorded once, as for the log: any instruction set on any machine must give
-    these bits."""
-    assert hashlib.sha256(_exp(_exp_arguments()).tobytes()).hexdigest() == EXP_FINGERPRINT
-    assert hashlib.sha256(_log1p(_log1p_arguments()).tobytes()).hexdigest() == LOG1P_FINGERPRINT
+    """As for the log: the arguments first (built without NumPy's CPU-dependent functions),
+    then the results."""
+    assert _digest(_exp_arguments()) == ARGUMENT_FINGERPRINTS["_exp_arguments"]
+    assert _digest(_log1p_arguments()) == ARGUMENT_FINGERPRINTS["_log1p_arguments"]
+    assert _digest(_exp(_exp_arguments())) == EXP_FINGERPRINT
+    assert _digest(_log1p(_log1p_arguments())) == LOG1P_FINGERPRINT
+
+
+def test_the_fingerprints_hold_with_numpys_avx512_loops_off(isa):
+    """What an AVX2-only CPU runs: NumPy's AVX-512 loops turned off (``NPY_DISABLE_CPU_FEATURES``)
+    and our AVX2 or baseline loops (with ours on AVX-512: a NumPy built without AVX-512). A NumPy
+    function among the arguments' recipes (``np.exp``, ``np.geomspace``) made this fail; on a CPU
+    without AVX-512 it is the same run as the tests above."""
+    from tests.functional.test_portability import _avx512_features
+
+    disabled = _avx512_features()
+    if not disabled:
+        pytest.skip("this CPU has no AVX-512: the tests above already ran as on an AVX2-only CPU")
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+from streammetric import _kernels
+from tests import test_kernels as t
+_kernels.use_isa({isa!r})
+t.test_log_gives_the_same_bits_on_every_cpu()
+t.test_exp_and_log1p_give_the_same_bits_on_every_cpu()
+"""
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled)}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_exp_and_log1p_edges():

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +20,9 @@ from streammetric.conventions import (
     unregister_convention,
 )
 from streammetric.functional.losses import binary_cross_entropy, cross_entropy, perplexity
+from tests.conftest import golden_vectors
 
 BUILTINS = ["exact", "keras", "tf_keras", "torch", "mxnet", "sklearn"]
-GOLDEN = Path(__file__).parents[2] / ".." / "shared" / "golden" / "cross_entropy.json"
 RTOL = {"float64": 1e-12, "float32": 2e-7}
 
 
@@ -38,12 +36,6 @@ def registry_snapshot():
 
 
 # --- golden vectors from the real frameworks ---------------------------------------------------
-
-
-def _golden_vectors() -> list[dict]:
-    if not GOLDEN.exists():
-        return []
-    return json.loads(GOLDEN.read_text())["vectors"]
 
 
 def _run_vector(vector: dict) -> np.ndarray:
@@ -69,8 +61,7 @@ def _run_vector(vector: dict) -> np.ndarray:
     raise AssertionError(f"unknown call {call!r}")
 
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason=f"golden vectors not found at {GOLDEN}")
-@pytest.mark.parametrize("vector", _golden_vectors(), ids=lambda v: v["id"])
+@pytest.mark.parametrize("vector", golden_vectors(), ids=lambda v: v["id"])
 def test_golden_vector(vector: dict) -> None:
     got = _run_vector(vector)
     expected = np.asarray(vector["expected"], dtype=np.float64)
@@ -79,9 +70,7 @@ def test_golden_vector(vector: dict) -> None:
 
 
 def test_golden_file_covers_every_framework() -> None:
-    if not GOLDEN.exists():
-        pytest.skip(f"golden vectors not found at {GOLDEN}")
-    assert {v["convention"] for v in _golden_vectors()} == set(BUILTINS) - {"exact"}
+    assert {v["convention"] for v in golden_vectors()} == set(BUILTINS) - {"exact"}
 
 
 # --- seed figures -----------------------------------------------------------------------------
