@@ -250,7 +250,7 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
     first = next(parquet.iter_batches(32768, row_groups=[0], columns=["label", "probs"]))
     labels, probs = first.column(0).to_numpy(), first.column(1).values.to_numpy().reshape(-1, 10)
     n = len(labels)
-    picked, ranks, logs = np.empty(n), np.empty(n, dtype=np.int64), np.empty(n)
+    picked, ranks, logs = np.empty(n), np.empty((n, 2), dtype=np.int64), np.empty(n)
     losses = -np.log(probs[:, 0].astype(np.float64))
     shifted = -losses  # log-probabilities: the arguments of a log-softmax's exp
     scan = (probs, labels, picked, None, 3e-4, 1e-3, 1e-12)

@@ -104,12 +104,19 @@ def build(name: str, revision: str | None, directory: Path) -> Any:
     return module
 
 
+def _rank_columns(kernels: Any) -> int:
+    """How many ranks per row a build writes: 2 since top-k breaks ties as scikit-learn (argmax's
+    order and top-k's, beside each other), 1 before (argmax's order)."""
+    probe = (np.ones((1, 2), np.float32), np.zeros(1, np.int64))
+    return 2 if kernels.class_ranks(*probe, np.empty((1, 2), np.int64)) else 1
+
+
 class Calls:
     """The timed calls of one build on one slice, and what they wrote."""
 
     def __init__(self, kernels: Any, labels: np.ndarray, probs: np.ndarray) -> None:
         n = len(labels)
-        self.picked, self.ranks = np.empty(n), np.empty(n, dtype=np.int64)
+        self.picked, self.ranks = np.empty(n), np.empty((n, _rank_columns(kernels)), np.int64)
         scan = (probs, labels, self.picked, None, 3.4e-4, 0.1, 1e-12)
         self.scans = {
             "sparse_scan": lambda: kernels.sparse_scan(*scan),
@@ -125,7 +132,7 @@ class Calls:
     def answers(self) -> list[Any]:
         """Every call's answer and the arrays the scans wrote."""
         out = [call() for call in self.scans.values()] + [call() for call in self.sums.values()]
-        return [*out, self.picked.tobytes(), self.ranks.tobytes()]
+        return [*out, self.picked.tobytes(), self.ranks[:, 0].tobytes()]  # argmax's order
 
 
 def slices(path: Path, groups: int) -> Any:

@@ -5,7 +5,7 @@
  * exp(values, out), log1p(values, out)   float64 exp and log1p, likewise
  * sparse_scan(pred, labels, picked, ...) the clean-batch pass of the cross-entropy family
  *                                        (and, if asked, the true classes' ranks)
- * class_ranks(pred, labels, ranks)       rank of the true class among each row's scores
+ * class_ranks(pred, labels, ranks)       ranks of the true class among each row's scores
  * isa(), isas(), use_isa(name)           the instruction set the loops use (see below)
  *
  * Every function reads any object with the buffer protocol (NumPy arrays), checks formats and
@@ -495,7 +495,7 @@ PyDoc_STRVAR(sparse_scan_doc,
 "counts the rows with |sum - 1| > tol_a and > tol_b (float64 sums), the true-class\n"
 "probabilities 0 and 1. Rows whose distance is within `margin` of a tolerance are not counted\n"
 "but listed: summed in another order they might fall on the other side, so the caller decides.\n"
-"With `ranks` (a writable int64 buffer of n), also writes what class_ranks would, in the same\n"
+"With `ranks` (a writable int64 buffer of (n, 2)), also writes what class_ranks would, in the same\n"
 "pass (unspecified if the answer is None). With `neg_log` (float64 `picked` only), writes\n"
 "-log p[i, y_i] instead, the bits log(values, out, True) gives (unspecified if None).");
 
@@ -524,7 +524,7 @@ static PyObject *sparse_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     kind_t out_kind = buffer_kind(&out);
     if (out.len / out.itemsize != b.rows ||
         !(out_kind == K_F64 || (out_kind == K_F32 && b.pred_kind == K_F32 && !a.neg_log)) ||
-        (has_ranks && (buffer_kind(&ranks) != K_I64 || ranks.len / 8 != b.rows)) ||
+        (has_ranks && (buffer_kind(&ranks) != K_I64 || ranks.len != 16 * b.rows)) ||
         b.classes >= INT32_MAX) {
         if (has_ranks) PyBuffer_Release(&ranks);
         PyBuffer_Release(&out);
@@ -567,10 +567,13 @@ static PyObject *sparse_scan(PyObject *Py_UNUSED(self), PyObject *args) {
 
 PyDoc_STRVAR(class_ranks_doc,
 "class_ranks(pred, labels, ranks) -> bool\n\n"
-"Writes to `ranks` (a writable int64 buffer of n) the rank of each row's true class among its\n"
-"scores: #(scores > true score) + #(equal scores at a lower class index), i.e. its position in\n"
-"a stable descending sort. False (ranks unspecified) if a score is not finite, a label is not a\n"
-"class index, or the buffers are not (n, k) float32/float64 and (n,) int32/int64.");
+"Writes to `ranks` (a writable int64 buffer of (n, 2)) two ranks of each row's true class among\n"
+"its scores: #(scores > true score) + #(equal scores at a lower class index), its position when\n"
+"the first of equal scores comes first (argmax's order: rank 0 is argmax), and\n"
+"#(scores > true score) + #(equal scores at a higher class index), its position when the last\n"
+"comes first (the top-k order of MXNet and scikit-learn). False (ranks unspecified) if a score\n"
+"is not finite, a label is not a class index, or the buffers are not (n, k) float32/float64\n"
+"and (n,) int32/int64.");
 
 static PyObject *class_ranks(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *pred_obj, *label_obj, *rank_obj;
@@ -579,7 +582,7 @@ static PyObject *class_ranks(PyObject *Py_UNUSED(self), PyObject *args) {
     if (!get_batch(pred_obj, label_obj, &b)) Py_RETURN_FALSE;
     Py_buffer out;
     if (!get_view(rank_obj, &out, 1)) { release_batch(&b); Py_RETURN_FALSE; }
-    int ok = buffer_kind(&out) == K_I64 && out.len / 8 == b.rows && b.classes < INT32_MAX;
+    int ok = buffer_kind(&out) == K_I64 && out.len == 16 * b.rows && b.classes < INT32_MAX;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
         ok = isa->rank_loop(b.pred.buf, b.pred_kind == K_F64, b.labels.buf, b.label_kind == K_I64,

@@ -56,39 +56,52 @@ static INLINE int32_t K(sum_i32)(K(i32v) s) {
     return (s4[0] + s4[1]) + (s4[2] + s4[3]);
 }
 
-/* Counting the lanes of masks (lanes -1 or 0) row by row: a movemask and a popcount where the
- * instruction set has them (K_X86), else the masks are added up and their lanes summed once. */
+/* Counting the lanes of two masks (lanes -1 or 0) row by row: a movemask and a popcount where
+ * the instruction set has them (K_X86), else the masks are added up and their lanes summed
+ * once. Used for the two ranks of a true class (see K_ABOVE). */
 typedef struct {
-    int64_t n;
-    K(i32v) lanes32;
-    K(i64v) lanes64;
+#if (VBYTES == 64 || VBYTES == 32) && defined(K_X86)
+    int64_t n[2];
+#else
+    K(i32v) lanes32[2];
+    K(i64v) lanes64[2];
+#endif
 } K(tally_t);
 
-static INLINE void K(tally32)(K(tally_t) *t, K(i32v) m) {
+static INLINE void K(tally32)(K(tally_t) *t, K(i32v) m0, K(i32v) m1) {
 #if VBYTES == 64 && defined(K_X86)
-    t->n += __builtin_popcount(_mm512_cmplt_epi32_mask((__m512i)m, _mm512_setzero_si512()));
+    t->n[0] += __builtin_popcount(_mm512_cmplt_epi32_mask((__m512i)m0, _mm512_setzero_si512()));
+    t->n[1] += __builtin_popcount(_mm512_cmplt_epi32_mask((__m512i)m1, _mm512_setzero_si512()));
 #elif VBYTES == 32 && defined(K_X86)
-    t->n += __builtin_popcount((unsigned)_mm256_movemask_ps((__m256)m));
+    t->n[0] += __builtin_popcount((unsigned)_mm256_movemask_ps((__m256)m0));
+    t->n[1] += __builtin_popcount((unsigned)_mm256_movemask_ps((__m256)m1));
 #else
-    t->lanes32 += m;
+    t->lanes32[0] += m0;
+    t->lanes32[1] += m1;
 #endif
 }
-static INLINE void K(tally64)(K(tally_t) *t, K(i64v) m) {
+static INLINE void K(tally64)(K(tally_t) *t, K(i64v) m0, K(i64v) m1) {
 #if VBYTES == 64 && defined(K_X86)
-    t->n += __builtin_popcount(_mm512_cmplt_epi64_mask((__m512i)m, _mm512_setzero_si512()));
+    t->n[0] += __builtin_popcount(_mm512_cmplt_epi64_mask((__m512i)m0, _mm512_setzero_si512()));
+    t->n[1] += __builtin_popcount(_mm512_cmplt_epi64_mask((__m512i)m1, _mm512_setzero_si512()));
 #elif VBYTES == 32 && defined(K_X86)
-    t->n += __builtin_popcount((unsigned)_mm256_movemask_pd((__m256d)m));
+    t->n[0] += __builtin_popcount((unsigned)_mm256_movemask_pd((__m256d)m0));
+    t->n[1] += __builtin_popcount((unsigned)_mm256_movemask_pd((__m256d)m1));
 #else
-    t->lanes64 += m;
+    t->lanes64[0] += m0;
+    t->lanes64[1] += m1;
 #endif
 }
-static INLINE int64_t K(tally_total)(const K(tally_t) *t, const int f64) {
+/* The two counts to out[0] and out[1]. */
+static INLINE void K(tally_store)(const K(tally_t) *t, const int f64, int64_t *out) {
+    for (int j = 0; j < 2; j++) {
 #if (VBYTES == 64 || VBYTES == 32) && defined(K_X86)
-    (void)f64;
-    return t->n;
+        (void)f64;
+        out[j] = t->n[j];
 #else
-    return f64 ? -K(sum_i64)(t->lanes64) : -(int64_t)K(sum_i32)(t->lanes32);
+        out[j] = f64 ? -K(sum_i64)(t->lanes64[j]) : -(int64_t)K(sum_i32)(t->lanes32[j]);
 #endif
+    }
 }
 
 static INLINE int K(any_i64)(K(i64v) m) {
@@ -268,8 +281,11 @@ static INLINE K(f64v) K(last64)(const double *p, Py_ssize_t count, int copy, K(i
     return (K(f64v))((K(i64v))v & tail);
 }
 
-/* Whether each lane ranks above t, the value in column y: greater, or equal at a lower column. */
-#define K_ABOVE(v, t, column, y) ((v > t) | ((v == t) & (column < y)))
+/* Whether each lane ranks above t, the value in column y: greater, or equal at a lower column
+ * (argmax's order: the first of equal scores wins), and greater, or equal at a higher column
+ * (MXNet's and scikit-learn's top-k order: the last of equal scores first). */
+#define K_ABOVE_FIRST(v, t, column, y) ((v > t) | ((v == t) & (column < y)))
+#define K_ABOVE_LAST(v, t, column, y) ((v > t) | ((v == t) & (column > y)))
 
 /* One pass over a row, from the same loads: with `summed` (a constant) its float64 sum (in
  * partial sums, not in index order), and `bad` collects lanes not in [0, 1] (as unsigned
@@ -294,12 +310,14 @@ static INLINE void K(visit32)(K(row_t) *row, K(f32v) v, K(i32v) lanes, const int
     } else {
         *bad |= ((K(i32v))v & 0x7F800000) == 0x7F800000;
     }
-    if (ranked) K(tally32)(&row->above, K_ABOVE(v, t, column, y) & lanes);
+    if (ranked)
+        K(tally32)(&row->above, K_ABOVE_FIRST(v, t, column, y) & lanes,
+                   K_ABOVE_LAST(v, t, column, y) & lanes);
 }
 static INLINE double K(row_pass32)(const float *p, Py_ssize_t k, int copy, K(i32v) tail,
                                    K(i32v) *bad, const int nvec, const int summed,
                                    const int ranked, int32_t y, K(i32v) lane, int64_t *rank) {
-    K(row_t) row = {{0}, {0}, 0};
+    K(row_t) row = {0};
     K(i32v) column = lane;
     const float t = ranked ? p[y] : 0;
     Py_ssize_t c = 0;
@@ -310,7 +328,7 @@ static INLINE double K(row_pass32)(const float *p, Py_ssize_t k, int copy, K(i32
     }
     K(f32v) v = K(last32)(p + c, k - c, copy, tail);
     K(visit32)(&row, v, tail, k - c > L64, bad, summed, ranked, t, column, y);
-    if (ranked) *rank = K(tally_total)(&row.above, 0);
+    if (ranked) K(tally_store)(&row.above, 0, rank);
     return summed ? K(sum_f64)(row.sum) : 0.0;
 }
 
@@ -324,12 +342,14 @@ static INLINE void K(visit64)(K(row_t) *row, K(f64v) v, K(i64v) lanes, K(i64v) *
     } else {
         *bad |= ((K(i64v))v & 0x7FF0000000000000LL) == 0x7FF0000000000000LL;
     }
-    if (ranked) K(tally64)(&row->above, K_ABOVE(v, t, column, y) & lanes);
+    if (ranked)
+        K(tally64)(&row->above, K_ABOVE_FIRST(v, t, column, y) & lanes,
+                   K_ABOVE_LAST(v, t, column, y) & lanes);
 }
 static INLINE double K(row_pass64)(const double *p, Py_ssize_t k, int copy, K(i64v) tail,
                                    K(i64v) *bad, const int nvec, const int summed,
                                    const int ranked, int64_t y, K(i64v) lane, int64_t *rank) {
-    K(row_t) row = {{0}, {0}, 0};
+    K(row_t) row = {0};
     K(i64v) column = lane;
     const double t = ranked ? p[y] : 0;
     Py_ssize_t c = 0;
@@ -340,7 +360,7 @@ static INLINE double K(row_pass64)(const double *p, Py_ssize_t k, int copy, K(i6
     }
     K(f64v) v = K(last64)(p + c, k - c, copy, tail);
     K(visit64)(&row, v, tail, bad, summed, ranked, t, column, y);
-    if (ranked) *rank = K(tally_total)(&row.above, 1);
+    if (ranked) K(tally_store)(&row.above, 1, rank);
     return summed ? K(sum_f64)(row.sum) : 0.0;
 }
 
@@ -471,9 +491,9 @@ static INLINE int K(block32)(const float *pred, const void *labels, const int l6
         memcpy(&x, row, VBYTES);
         x = (K(f32v))((K(i32v))x & tail);
         const float p = row[y];
-        K(row_t) one = {{0}, {0}, 0};  /* its float64 sum is unused (the tree sums): dropped */
+        K(row_t) one = {0};  /* its float64 sum is unused (the tree sums): dropped */
         K(visit32)(&one, x, tail, 0, bad, 1, ranked, p, lane, (int32_t)y);
-        if (ranked) ranks[i] = K(tally_total)(&one.above, 0);
+        if (ranked) K(tally_store)(&one.above, 0, ranks + 2 * i);
         picks[r] = (double)p;
         if (picked32) picked32[i] = p;
         v[K(bitrev)(r)] = x;
@@ -544,12 +564,12 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
             if (f64) {
                 const double *row = (const double *)pred + i * k;
                 sums[j] = K(row_pass64)(row, k, i >= copy_n, tail64, &outside64, nvec, 1, ranked,
-                                        y, lane64, ranks + i);
+                                        y, lane64, ranks + 2 * i);
                 p = row[y];
             } else {
                 const float *row = (const float *)pred + i * k;
                 sums[j] = K(row_pass32)(row, k, i >= copy_n, tail32, &outside32, nvec, 1, ranked,
-                                        (int32_t)y, lane32, ranks + i);
+                                        (int32_t)y, lane32, ranks + 2 * i);
                 p = (double)row[y];
                 if (!p64) ((float *)picked)[i] = (float)p;
             }
@@ -601,10 +621,10 @@ static INLINE int K(rank_rows)(const void *pred, const void *labels, Py_ssize_t 
         if ((uint64_t)y >= (uint64_t)k) return 0;
         if (f64)
             K(row_pass64)((const double *)pred + i * k, k, i >= copy_n, tail64, &inf_nan64, nvec,
-                          0, 1, y, lane64, ranks + i);
+                          0, 1, y, lane64, ranks + 2 * i);
         else
             K(row_pass32)((const float *)pred + i * k, k, i >= copy_n, tail32, &inf_nan32, nvec,
-                          0, 1, (int32_t)y, lane32, ranks + i);
+                          0, 1, (int32_t)y, lane32, ranks + 2 * i);
     }
     int64_t bad = 0;
     for (int i = 0; i < L32; i++) bad |= inf_nan32[i];
@@ -634,7 +654,8 @@ static int K(rank_loop)(const void *pred, int f64, const void *labels, int l64, 
 #undef K_TREE_LANE
 #undef K_TREE_MASK
 #undef K_TREE_LEVEL
-#undef K_ABOVE
+#undef K_ABOVE_FIRST
+#undef K_ABOVE_LAST
 #undef K
 #undef K_NAME
 #undef K_JOIN

@@ -188,7 +188,7 @@ def test_sparse_scan_counts_as_numpy(dtype, picked_dtype, label_dtype, k, n):
     assert (zeros, ones) == _reference_scan(pred, labels, tol, 1.0)[2:4]
     assert picked.tobytes() == pred[np.arange(n), labels].astype(picked_dtype).tobytes()
     # the same pass can also rank the true classes, as class_ranks does
-    ranks = np.full(n, -1, dtype=np.int64)
+    ranks = np.full((n, 2), -1, dtype=np.int64)
     ranked = sparse_scan(pred, labels, picked, None, tol, LOGITS_SUM_TOLERANCE, _margin(k), ranks)
     assert ranked == (far_a, far_b, zeros, ones, unsure)
     assert ranks.tolist() == _reference_ranks(pred, labels).tolist()
@@ -295,9 +295,14 @@ def test_sparse_scan_declines_what_it_cannot_read():
 
 
 def _reference_ranks(scores, labels):
-    """Position of the true class in a stable descending sort of each row."""
-    order = np.argsort(-scores, axis=1, kind="stable")
-    return np.argmax(order == labels[:, None], axis=1)
+    """Position of the true class in a stable descending sort of each row (argmax's order), and
+    in scikit-learn's top-k order (``argsort(scores, kind="mergesort")[:, ::-1]``: the last of
+    equal scores first)."""
+    first = np.argsort(-scores, axis=1, kind="stable")
+    last = np.argsort(scores, axis=1, kind="mergesort")[:, ::-1]
+    return np.stack(
+        [np.argmax(order == labels[:, None], axis=1) for order in (first, last)], axis=1
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -308,16 +313,17 @@ def test_class_ranks_as_a_stable_sort(dtype, label_dtype, k):
     n = 53
     scores = rng.integers(-3, 4, (n, k)).astype(dtype)  # many ties, negative scores
     labels = rng.integers(0, k, n).astype(label_dtype)
-    ranks = np.full(n, -1, dtype=np.int64)
+    ranks = np.full((n, 2), -1, dtype=np.int64)
     assert class_ranks(scores, labels, ranks)
     assert ranks.tolist() == _reference_ranks(scores, labels).tolist()
+    assert not class_ranks(scores, labels, np.empty(n, dtype=np.int64))  # one rank per row
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("position", [0, 52])
 def test_class_ranks_declines_non_finite_scores_and_bad_labels(bad, position):
     scores, labels = np.zeros((53, 3)), np.zeros(53, dtype=np.int64)
-    ranks = np.empty(53, dtype=np.int64)
+    ranks = np.empty((53, 2), dtype=np.int64)
     scores[position, 2] = bad
     assert not class_ranks(scores, labels, ranks)
     scores[position, 2] = 0

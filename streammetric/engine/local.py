@@ -138,7 +138,10 @@ class _Evaluator:
         the same exact states with a fraction of the Python per batch."""
         partial = Partial(self.new_metrics, unit_key=unit.key)
         needs = self.clean_needs
-        clean = CleanPass(need[1] for need in needs or () if isinstance(need, tuple))
+        clean = CleanPass(
+            (need[1] for need in needs or () if isinstance(need, tuple)),
+            argmax="argmax_hits" in (needs or ()),
+        )
         for data, row_offset in iter_arrow(unit, self.resolved):
             arrays = clean_arrays(data, self.resolved) if needs is not None else None
             if arrays is None or not clean.add(*arrays):

@@ -59,7 +59,7 @@ def _fast_sparse_terms(
     num_rows, num_classes = pred.shape
     picked = np.empty(num_rows, dtype=compute)
     ignore = ignore_index if ignore_index is not None and 0 <= ignore_index < num_classes else None
-    ranks = np.empty(num_rows, dtype=np.int64) if class_ranks else None
+    ranks = np.empty((num_rows, 2), dtype=np.int64) if class_ranks else None
     scan = _scan(pred, true, picked, ignore, ranks)
     if scan is None:
         return None
@@ -93,25 +93,31 @@ def _fast_sparse_terms(
 class CleanPass:
     """Clean batches of class indices (n,) and probabilities (n, k) folded into running totals:
     the rows, the exact sum of ``-log p[y]`` (float64), the rows far from summing to 1, the
-    rows with ``p[y] == 1``, and per ``k`` of ``top_ks`` the rows whose true class ranks below
-    ``k``. That is all the cross-entropy family (see :func:`takes_clean_pass`), accuracy and
-    top-k accuracy need of such a batch, so an evaluation can fold a whole unit of work into
-    them at once (``EvalMetric.fold_clean``) with one pass in C and one logarithm per batch.
+    rows with ``p[y] == 1``, with ``argmax`` the rows whose true class is the argmax (the first
+    of equal scores), and per ``k`` of ``top_ks`` the rows whose true class ranks below ``k``
+    (the last of equal scores first: see `_class_ranks`). That is all the cross-entropy family
+    (see :func:`takes_clean_pass`), accuracy and top-k accuracy need of such a batch, so an
+    evaluation can fold a whole unit of work into them at once (``EvalMetric.fold_clean``) with
+    one pass in C and one logarithm per batch.
 
     ``add`` returns False, and adds nothing, for a batch that is not clean or has a ``p[y] ==
     0`` (its loss is not a plain logarithm): such a batch goes through ``update``.
 
-    >>> clean = CleanPass(top_ks=(1,))
-    >>> clean.add(np.array([0, 1]), np.array([[0.75, 0.25], [0.5, 0.5]]))
+    >>> clean = CleanPass(top_ks=(1,), argmax=True)
+    >>> clean.add(np.array([0, 0]), np.array([[0.75, 0.25], [0.5, 0.5]]))
     True
-    >>> clean.rows, clean.hits, clean.neg_log.value == float(-np.log(0.75) - np.log(0.5))
-    (2, {1: 1}, True)
+    >>> clean.rows, clean.argmax_hits, clean.hits  # the tie: argmax 0, but class 1 ranks first
+    (2, 2, {1: 1})
+    >>> clean.neg_log.value == float(-np.log(0.75) - np.log(0.5))
+    True
     >>> clean.add(np.array([2, 0]), np.array([[0.75, 0.25], [0.5, 0.5]])), clean.rows
     (False, 2)
     """
 
-    def __init__(self, top_ks: Iterable[int] = ()) -> None:
+    def __init__(self, top_ks: Iterable[int] = (), argmax: bool = False) -> None:
         self.top_ks = tuple(sorted(set(top_ks)))
+        self.argmax = argmax
+        self.argmax_hits = 0
         self.rows = 0
         self.neg_log = ExactSum()
         self.far = self.far_logits = self.ones = 0
@@ -125,17 +131,20 @@ class CleanPass:
         num_rows = len(labels)
         if preds.ndim != 2 or preds.shape[0] != num_rows or preds.shape[1] < 2 or not num_rows:
             return False
+        ranked = bool(self.top_ks) or self.argmax
         if len(self._picked) < num_rows:
             self._picked = np.empty(num_rows)
-            self._ranks = np.empty(num_rows if self.top_ks else 0, dtype=np.int64)
+            self._ranks = np.empty((num_rows if ranked else 0, 2), dtype=np.int64)
         picked, ranks = self._picked[:num_rows], self._ranks[:num_rows]
-        scan = _scan(preds, labels, picked, None, ranks if self.top_ks else None, neg_log=True)
+        scan = _scan(preds, labels, picked, None, ranks if ranked else None, neg_log=True)
         if scan is None or scan[2]:
             return False
         far, far_logits, _, ones = scan
         self.neg_log.add(picked)  # -log p[y], taken by the scan
+        if self.argmax:
+            self.argmax_hits += int(np.count_nonzero(ranks[:, 0] == 0))
         for top_k in self.top_ks:
-            self.hits[top_k] += int(np.count_nonzero(ranks < top_k))
+            self.hits[top_k] += int(np.count_nonzero(ranks[:, 1] < top_k))
         self.rows += num_rows
         self.far += far
         self.far_logits += far_logits
@@ -143,15 +152,17 @@ class CleanPass:
         return True
 
     def empty_like(self) -> CleanPass:
-        """A pass with no rows and the same ``top_ks``."""
-        return CleanPass(self.top_ks)
+        """A pass with no rows and the same ``top_ks`` and ``argmax``."""
+        return CleanPass(self.top_ks, self.argmax)
 
     def merge(self, other: CleanPass) -> CleanPass:
-        """Add the rows ``other`` folded in (same ``top_ks``); exact. Returns ``self``."""
-        if other.top_ks != self.top_ks:
+        """Add the rows ``other`` folded in (same ``top_ks`` and ``argmax``); exact. Returns
+        ``self``."""
+        if (other.top_ks, other.argmax) != (self.top_ks, self.argmax):
             raise ValueError(
-                f"cannot merge clean passes of top_ks {other.top_ks} into {self.top_ks}"
+                f"cannot merge clean passes of top_ks {other.top_ks}, argmax {other.argmax} into {self.top_ks}, {self.argmax}"
             )
+        self.argmax_hits += other.argmax_hits
         self.rows += other.rows
         self.neg_log.merge(other.neg_log)
         self.far += other.far

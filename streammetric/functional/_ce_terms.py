@@ -22,7 +22,7 @@ class LossTerms(NamedTuple):
         invalid_reason: one line about the first invalid row (row, rule, value), or None.
         diagnostics: counts for this batch, keys :data:`DIAGNOSTIC_KEYS` in that order.
         batch_shape: shape of the per-sample output (N is its product).
-        ranks: int64 (N,), the true classes' ranks among the scores (``_class_ranks``), when
+        ranks: int64 (N, 2), the true classes' two ranks among the scores (``_class_ranks``), when
             asked for and computed on the way; else None.
     """
 

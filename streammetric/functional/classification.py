@@ -9,8 +9,10 @@ Conventions (MXNet 1.x, defects fixed):
 * ``preds`` shaped like ``labels`` (trailing 1s ignored) are predicted class indices; otherwise
   they are scores and the prediction is their argmax over ``axis`` (the first maximum wins).
 * Top-k: the true class ``y`` is a hit when ``rank < k``, with
-  ``rank = #{j : s_j > s_y} + #{j < y : s_j == s_y}`` (ties go to the lower class index, so
-  ``top_k=1`` agrees with the argmax of :func:`accuracy`).
+  ``rank = #{j : s_j > s_y} + #{j > y : s_j == s_y}``: among equal scores the higher class index
+  ranks first, as MXNet 1.9.1 (the last k columns of ``numpy.argpartition``) and scikit-learn's
+  ``top_k_accuracy_score`` (documented) rank them. So with ties, ``top_k=1`` can differ from
+  :func:`accuracy`, whose argmax takes the lower index (as MXNet's and NumPy's argmax).
 * Multiclass state is three count vectors per class (tp, fp, fn): F1, MCC and PCC need only the
   diagonal and the margins of the confusion matrix, so memory is O(classes), not O(classes^2).
 
@@ -79,6 +81,9 @@ def _predicted_classes(labels: Any, preds: Any, axis: int = -1) -> tuple[np.ndar
 
 
 RankFunction = Callable[[Any, Any], np.ndarray]
+#: the columns of :func:`_class_ranks`: the true class's position when the first of equal
+#: scores comes first (argmax's order) and when the last does (top-k's order)
+FIRST_TIE_FIRST, LAST_TIE_FIRST = 0, 1
 
 
 def _accuracy_update(
@@ -89,13 +94,14 @@ def _accuracy_update(
     ``ranks`` computes :func:`_class_ranks` (a metric passes one that shares the result).
     """
     if _is_rank_case(labels, preds, axis):  # (n,) labels, (n, k) scores: no argmax needed
-        return ((ranks or _class_ranks)(labels, preds) == 0).reshape(-1, 1)
+        return ((ranks or _class_ranks)(labels, preds)[:, FIRST_TIE_FIRST] == 0).reshape(-1, 1)
     label, predicted = _predicted_classes(labels, preds, axis)
     return label == predicted
 
 
 def _is_rank_case(labels: Any, preds: Any, axis: int) -> bool:
-    """(n,) or (n, 1) labels with (n, k >= 2) float scores on axis 1: rank 0 == argmax hit."""
+    """(n,) or (n, 1) labels with (n, k >= 2) float scores on axis 1: an argmax hit is rank 0
+    in argmax's order."""
     label, pred = np.asarray(labels), np.asarray(preds)
     return (
         pred.ndim == 2
@@ -116,15 +122,18 @@ _LABEL_TYPES = (np.dtype(np.int64), np.dtype(np.int32))
 
 
 def _class_ranks(labels: Any, preds: Any) -> np.ndarray:
-    """Rank of the true class among 2-D scores (0 = highest), int64 (n,).
+    """Two ranks of the true class among 2-D scores (0 = highest), int64 (n, 2).
 
-    ``rank = #(scores > true score) + #(equal scores at a lower class index)``: the position of
-    the true class in a stable sort of the scores, descending. Clean (n, k) float batches take
-    one pass in C; otherwise the tie rule is applied only to rows that have ties.
+    Column `FIRST_TIE_FIRST`: ``#(scores > true score) + #(equal scores at a lower class
+    index)``, the true class's position in a stable descending sort (rank 0: the argmax).
+    Column `LAST_TIE_FIRST`: ``#(scores > true score) + #(equal scores at a higher class
+    index)``, its position when the last of equal scores comes first (MXNet's and
+    scikit-learn's top-k). Clean (n, k) float batches take one pass in C; otherwise the tie
+    rules are applied only to rows that have ties.
     """
     label, scores = _rows(labels), _rows(preds)
     if scores.ndim == 2 and label.dtype in _LABEL_TYPES and label.size == scores.shape[0]:
-        ranks = np.empty(label.size, dtype=np.int64)
+        ranks = np.empty((label.size, 2), dtype=np.int64)
         if class_ranks(scores, label.reshape(-1), ranks):  # False: not finite, bad label, ...
             return ranks
     scores = _as_scores(scores, keep_float=True)
@@ -139,20 +148,27 @@ def _class_ranks(labels: Any, preds: Any) -> np.ndarray:
         raise InvalidInputError(f"`labels` must hold one class per row, got shape {label.shape}")
     label = label.reshape(rows)
     true_score = scores[np.arange(rows), label][:, None]
-    ranks = _count_true_per_row(scores > true_score)
+    above = _count_true_per_row(scores > true_score)
+    ranks = np.stack([above, above], axis=1)
     equal = scores == true_score
     if np.count_nonzero(equal) > rows:  # some row ties its true score with another class
         tied = np.flatnonzero(_count_true_per_row(equal) > 1)
-        lower = np.arange(num_classes) < label[tied, None]
-        ranks[tied] += np.count_nonzero(equal[tied] & lower, axis=1)
+        columns = np.arange(num_classes)
+        ranks[tied, FIRST_TIE_FIRST] += np.count_nonzero(
+            equal[tied] & (columns < label[tied, None]), axis=1
+        )
+        ranks[tied, LAST_TIE_FIRST] += np.count_nonzero(
+            equal[tied] & (columns > label[tied, None]), axis=1
+        )
     return ranks
 
 
 def _top_k_update(
     labels: Any, preds: Any, top_k: int, ranks: RankFunction | None = None
 ) -> np.ndarray:
-    """Hits (bool, shape (n, 1)): the true class ranks among the ``top_k`` highest scores."""
-    return ((ranks or _class_ranks)(labels, preds) < top_k).reshape(-1, 1)
+    """Hits (bool, shape (n, 1)): the true class ranks among the ``top_k`` highest scores, the
+    higher class index first among equal scores."""
+    return ((ranks or _class_ranks)(labels, preds)[:, LAST_TIE_FIRST] < top_k).reshape(-1, 1)
 
 
 def _weighted_hits(hits: np.ndarray, weight: np.ndarray | None) -> tuple[ExactSum, ExactSum]:
@@ -333,10 +349,11 @@ def accuracy(labels: Any, preds: Any, *, axis: int = 1, sample_weight: Any = Non
 
 
 def top_k_accuracy(labels: Any, preds: Any, *, top_k: int = 1, sample_weight: Any = None) -> float:
-    """Fraction of rows whose true class is among the ``top_k`` highest scores (ties: lower index first).
+    """Fraction of rows whose true class is among the ``top_k`` highest scores (ties: the higher
+    class index first, as scikit-learn's ``top_k_accuracy_score``).
 
-    >>> top_k_accuracy([2, 0], [[0.1, 0.5, 0.4], [0.3, 0.3, 0.4]], top_k=2)
-    1.0
+    >>> top_k_accuracy([2, 0], [[0.1, 0.5, 0.4], [0.3, 0.3, 0.4]], top_k=2)  # class 1 before 0
+    0.5
     """
     hits = _top_k_update(labels, preds, top_k)
     hit_sum, weight_sum = _weighted_hits(hits, as_sample_weight(sample_weight, hits.shape[0]))

@@ -34,7 +34,7 @@ import numpy as np
 
 __all__ = ["CLASS_RANKS", "computed", "memoized", "offer", "shared_batch", "wanted"]
 
-CLASS_RANKS = ("class_ranks",)  # int64 (n,) ranks of the true classes (see _class_ranks)
+CLASS_RANKS = ("class_ranks",)  # int64 (n, 2) ranks of the true classes (see _class_ranks)
 
 T = TypeVar("T")
 _MEMO: ContextVar[dict[Hashable, Any] | None] = ContextVar(

@@ -145,7 +145,8 @@ class EvalMetric:
 
     def clean_needs(self) -> frozenset[Hashable] | None:
         """What this metric needs of a batch that a `CleanPass` accepts to fold it in without
-        ``update`` (``"neg_log"``: the loss sum; ``("hits", k)``: the rows of rank below k), or
+        ``update`` (``"neg_log"``: the loss sum; ``"argmax_hits"``: the rows whose argmax is the
+        true class; ``("hits", k)``: the rows of top-k rank below k), or
         None if it cannot (the default)."""
         return None
 

@@ -109,10 +109,10 @@ class Accuracy(EvalMetric):
         _add_hits(state, _accuracy_update(label, pred, self.axis, _shared_ranks), weight)
 
     def clean_needs(self) -> frozenset[Hashable] | None:
-        return frozenset({("hits", 1)}) if self.axis in (1, -1) else None
+        return frozenset({"argmax_hits"}) if self.axis in (1, -1) else None
 
     def _fold_clean(self, state: State, clean: CleanPass) -> None:
-        _count_hits(state, clean.hits[1], clean.rows)  # 2-D scores: a hit is rank 0
+        _count_hits(state, clean.argmax_hits, clean.rows)  # 2-D scores: one element per row
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=self.axis)
@@ -123,14 +123,16 @@ class Accuracy(EvalMetric):
 class TopKAccuracy(EvalMetric):
     """Fraction of rows whose true class is among the ``top_k`` highest of the (n, k) scores.
 
-    Ties are broken deterministically: the true class y ranks
-    ``#{j : s_j > s_y} + #{j < y : s_j == s_y}`` and is a hit when that is ``< top_k``. MXNet
-    asserts ``top_k > 1``; ``top_k=1`` is accepted here and equals :class:`Accuracy`.
+    Ties are broken as MXNet 1.9.1 (the last k columns of ``numpy.argpartition``) and
+    scikit-learn's ``top_k_accuracy_score`` break them: among equal scores the higher class index
+    ranks first. The true class y ranks ``#{j : s_j > s_y} + #{j > y : s_j == s_y}`` and is a
+    hit when that is ``< top_k``. MXNet asserts ``top_k > 1``; ``top_k=1`` is accepted here and
+    equals :class:`Accuracy` except on ties (argmax takes the lower index, as MXNet's).
 
     >>> m = TopKAccuracy(top_k=2)
     >>> print(m.update([2, 0], [[0.1, 0.5, 0.4], [0.2, 0.5, 0.3]]).get())
     ('top_k_accuracy_2', 0.5)
-    >>> print(m.update([1], [[0.3, 0.3, 0.4]]).get())  # tie with class 0, which ranks first
+    >>> print(m.update([0], [[0.3, 0.3, 0.4]]).get())  # tie with class 1, which ranks first
     ('top_k_accuracy_2', 0.3333333333333333)
     """
 

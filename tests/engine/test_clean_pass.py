@@ -127,7 +127,7 @@ def test_which_metrics_fold_clean_batches():
     assert sm.create("perplexity").clean_needs() == {"neg_log"}
     assert sm.create("top_k_accuracy", top_k=5).clean_needs() == {("hits", 5)}
     three = sm.create(["ce", "acc", {"metric": "top_k_accuracy", "top_k": 3}])
-    assert three.clean_needs() == {"neg_log", ("hits", 1), ("hits", 3)}
+    assert three.clean_needs() == {"neg_log", "argmax_hits", ("hits", 3)}
     for metric in (
         sm.create("ce", convention="keras"),
         sm.create("ce", from_logits=True),
@@ -154,7 +154,7 @@ def test_clean_rows_fold_into_metric_objects_only_when_read():
         built.append(1)
         return sm.create(["ce", "acc", {"metric": "top_k_accuracy", "top_k": 3}])
 
-    clean = _ce_fast.CleanPass(top_ks=(1, 3))
+    clean = _ce_fast.CleanPass(top_ks=(3,), argmax=True)
     assert clean.add(labels[:400], probs[:400]) and clean.add(labels[400:], probs[400:])
     unit = Partial(new_metrics, unit_key="a#rg0")
     unit.fold_clean(clean)
@@ -174,3 +174,16 @@ def test_clean_rows_fold_into_metric_objects_only_when_read():
 def test_clean_passes_of_different_top_ks_do_not_merge():
     with pytest.raises(ValueError, match="top_ks"):
         _ce_fast.CleanPass(top_ks=(1,)).merge(_ce_fast.CleanPass(top_ks=(1, 5)))
+    with pytest.raises(ValueError, match="argmax"):
+        _ce_fast.CleanPass(top_ks=(1,)).merge(_ce_fast.CleanPass(top_ks=(1,), argmax=True))
+
+
+def test_a_clean_pass_counts_ties_as_accuracy_and_top_k_do():
+    """Uniform rows tie every class: argmax takes class 0, top-k the highest classes first."""
+    labels = np.array([0, 1, 2, 3, 3], dtype=np.int64)
+    probs = np.full((5, 4), 0.25)
+    clean = _ce_fast.CleanPass(top_ks=(1, 2), argmax=True)
+    assert clean.add(labels, probs)
+    assert (clean.argmax_hits, clean.hits) == (1, {1: 2, 2: 3})
+    metrics = sm.create(["acc", "top_k_accuracy", {"metric": "top_k_accuracy", "top_k": 2}])
+    assert metrics.update(labels, probs).get()[1] == [1 / 5, 2 / 5, 3 / 5]
