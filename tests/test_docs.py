@@ -1,12 +1,16 @@
-"""The README stays true: its generated section matches the generator, its commands exist."""
+"""The README stays true: its generated section matches the generator, its commands exist, its
+links resolve; the measurement history lives in docs/performance.md and the README links to it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PERFORMANCE = ROOT / "docs" / "performance.md"
+DOCS = (ROOT / "README.md", PERFORMANCE)
 BEGIN, END = (
     "<!-- BEGIN conventions: scripts/gen_conventions_doc.py -->",
     "<!-- END conventions -->",
@@ -34,3 +38,61 @@ def test_readme_opens_with_the_two_commands():
     for line in block:
         assert (ROOT / line.split()[0]).stat().st_mode & 0o111
     assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"\n{heading}\n")
+    level = heading.split()[0]
+    end = re.compile(rf"^#{{1,{len(level)}}} ", re.M).search(text, start + len(heading) + 2)
+    return text[start : end.start() if end else len(text)]
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's id for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_performance_links_to_the_measurement_log():
+    """The README keeps the current tables; the history and what was tried are in
+    docs/performance.md, which links back."""
+    readme = (ROOT / "README.md").read_text()
+    assert "](docs/performance.md)" in _section(readme, "## Performance")
+    log = PERFORMANCE.read_text()
+    assert "](../README.md#performance)" in log
+    for heading in ("## Method", "## What was tried and not kept"):
+        assert f"\n{heading}\n" in log, heading
+
+
+def test_relative_links_resolve():
+    """Every relative link in the README and docs/performance.md names a file that exists, and
+    its #anchor, if any, a heading of that file."""
+    for doc in DOCS:
+        text = doc.read_text()
+        links = re.findall(r"\]\(([^)\s]+)\)", text)
+        assert links or doc.name == "README.md"
+        for link in links:
+            if re.match(r"[a-z]+:", link):
+                continue
+            target, _, anchor = link.partition("#")
+            path = (doc.parent / target).resolve() if target else doc
+            assert path.is_file(), f"{doc.name}: {link} does not exist"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", path.read_text(), re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{doc.name}: {link}"
+
+
+def test_benchmark_commands_exist():
+    """The commands that reproduce the figures name scripts that exist, and `bench.py --only`
+    names sections that bench.py has."""
+    bench = (ROOT / "scripts" / "bench.py").read_text()
+    default = re.search(r'"--only", default="([^"]+)"', bench)
+    assert default, "bench.py's --only default not found"
+    sections = set(default.group(1).split(","))
+    for doc in DOCS:
+        text = doc.read_text()
+        scripts = set(re.findall(r"scripts/([\w.]+\.py)\b", text))
+        assert "bench.py" in scripts, doc.name
+        for script in scripts:
+            assert (ROOT / "scripts" / script).is_file(), f"{doc.name}: scripts/{script}"
+        for only in re.findall(r"bench\.py[^`\n]*?--only ([\w,]+)", text):
+            assert set(only.split(",")) <= sections, f"{doc.name}: --only {only}"
