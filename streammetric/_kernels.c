@@ -406,6 +406,11 @@ static const isa_t isas[] = {
 };
 #define N_ISAS ((int)(sizeof(isas) / sizeof(isas[0])))
 static const isa_t *isa = &isas[N_ISAS - 1];
+/* The fastest set allowed: STREAMMETRIC_MAX_ISA (read at import) leaves out the faster ones, so
+ * that a machine runs as one without them (e.g. a CPU without AVX-512) would. */
+static int first_allowed = 0;
+
+static int available(int i) { return i >= first_allowed && isas[i].supported(); }
 
 /* ----------------------------------------------------------- entry points */
 
@@ -600,12 +605,12 @@ static PyObject *isa_name(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args)) 
     return PyUnicode_FromString(isa->name);
 }
 
-PyDoc_STRVAR(isas_doc, "isas() -> list[str]\n\nThe instruction sets this CPU can use, fastest first.");
+PyDoc_STRVAR(isas_doc, "isas() -> list[str]\n\nThe instruction sets this CPU can use (up to STREAMMETRIC_MAX_ISA), fastest first.");
 
 static PyObject *isa_names(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args)) {
     PyObject *names = PyList_New(0);
     for (int i = 0; names && i < N_ISAS; i++) {
-        if (!isas[i].supported()) continue;
+        if (!available(i)) continue;
         PyObject *name = PyUnicode_FromString(isas[i].name);
         if (!name || PyList_Append(names, name) < 0) Py_CLEAR(names);
         Py_XDECREF(name);
@@ -621,7 +626,7 @@ static PyObject *use_isa(PyObject *Py_UNUSED(self), PyObject *arg) {
     const char *name = PyUnicode_AsUTF8(arg);
     if (!name) return NULL;
     for (int i = 0; i < N_ISAS; i++) {
-        if (strcmp(isas[i].name, name) == 0 && isas[i].supported()) {
+        if (strcmp(isas[i].name, name) == 0 && available(i)) {
             isa = &isas[i];
             Py_RETURN_NONE;
         }
@@ -653,8 +658,22 @@ PyMODINIT_FUNC PyInit__kernels(void) {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
     __builtin_cpu_init();
 #endif
+    const char *cap = getenv("STREAMMETRIC_MAX_ISA");
+    if (cap && *cap) {
+        first_allowed = -1;
+        for (int i = 0; i < N_ISAS; i++)
+            if (strcmp(isas[i].name, cap) == 0) first_allowed = i;
+        if (first_allowed < 0) {
+            first_allowed = 0;
+            if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                                 "STREAMMETRIC_MAX_ISA=%s names no instruction set of this build "
+                                 "(avx512, avx2 or baseline on x86-64; baseline elsewhere): "
+                                 "ignored", cap) < 0)
+                return NULL;
+        }
+    }
     for (int i = 0; i < N_ISAS; i++) {
-        if (isas[i].supported()) {
+        if (available(i)) {
             isa = &isas[i];
             break;
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,3 +68,37 @@ def test_losses_are_the_same_bits_with_and_without_numpys_avx512_loops(tmp_path)
     assert plain.keys() == without.keys()
     for name in plain:
         assert np.array_equal(plain[name], without[name]), name
+
+
+#: the modules whose numbers could depend on the CPU: the kernels, every metric, the losses and
+#: conventions (golden vectors), the clean pass, and the package's doctests
+EMULATED = [
+    "tests/test_kernels.py",
+    "tests/metrics",
+    "tests/functional/test_losses.py",
+    "tests/functional/test_conventions.py",
+    "tests/engine/test_clean_pass.py",
+    "streammetric/functional",
+    "streammetric/metrics",
+]
+
+
+def test_the_numeric_tests_pass_as_on_an_avx2_only_cpu():
+    """This CPU running as one without AVX-512: NumPy's AVX-512 loops off and our kernels capped
+    at AVX2 (``STREAMMETRIC_MAX_ISA``). Their expected values (fingerprints, golden vectors,
+    figures from scikit-learn and MXNet) were recorded once; an AVX2-only machine must meet them
+    too, and this is how an AVX-512 machine checks it."""
+    disabled = _avx512_features()
+    if not disabled:
+        pytest.skip("this CPU has no AVX-512: the whole suite runs as on an AVX2-only CPU")
+    root = Path(__file__).parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env |= {"NPY_DISABLE_CPU_FEATURES": " ".join(disabled), "STREAMMETRIC_MAX_ISA": "avx2"}
+    probe = "from streammetric import _kernels; import sys; sys.exit(_kernels.isas() != ['avx2', 'baseline'])"
+    assert subprocess.run([sys.executable, "-c", probe], env=env, cwd=root).returncode == 0
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider"]
+    run = subprocess.run(
+        [*command, *EMULATED], env=env, cwd=root, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert " passed" in run.stdout.splitlines()[-1] and " failed" not in run.stdout
