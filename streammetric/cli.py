@@ -170,7 +170,9 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
 
     def on_file(report: FileReport) -> None:
         live.add(report.partial, file_end=True)
-        values = ", ".join(f"{k}={format_value(v, precision)}" for k, v in report.result.metrics.items())
+        values = ", ".join(
+            f"{k}={format_value(v, precision)}" for k, v in report.result.metrics.items()
+        )
         log(
             f"{report.name}: {report.result.rows} rows ({report.result.invalid_rows} invalid), "
             f"{values}; total {report.total_rows} rows in {report.total_files} file(s)"
