@@ -192,14 +192,19 @@ def test_an_ordinary_result_has_no_note(tmp_path):
         assert result.exit_code == 0 and result.stderr == "", result.stderr
 
 
-def test_the_demo_prints_a_readable_table_and_one_note(tmp_path):
+def sample_data(out: Path, rows_per_file: int) -> None:
+    """``scripts/make_sample_data.py``'s dataset (what ``scripts/demo`` evaluates) in ``out``."""
     spec = importlib.util.spec_from_file_location(
         "make_sample_data", ROOT / "scripts" / "make_sample_data.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.write(tmp_path, rows_per_file=2000)  # one p = 0 row per file, 9 files
+    module.write(out, rows_per_file=rows_per_file)
+
+
+def test_the_demo_prints_a_readable_table_and_one_note(tmp_path):
+    sample_data(tmp_path, rows_per_file=2000)  # one p = 0 row per file, 9 files
     line = next(
         line for line in (ROOT / "scripts" / "demo").read_text().splitlines()
         if line.startswith("$sm eval sample_data/probs")
@@ -242,3 +247,14 @@ def test_condense_names_at_most_three_groups(groups):
     else:
         assert where == "cross-entropy is inf in 5 of 6 groups (m=g1, m=g2, m=g3, ...) and overall"
     assert f"{groups} row" in note
+
+
+def test_the_readme_example_is_what_eval_prints(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```text\n$ streammetric eval sample_data/probs")
+    block = readme[start:].split("\n```\n")[0].splitlines()[1:]
+    sample_data(tmp_path / "sample_data", rows_per_file=20_000)  # the script's default
+    args = [a.replace("sample_data", str(tmp_path / "sample_data")) for a in block[0].split()[2:]]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert block[1:] == result.stderr.splitlines() + result.stdout.splitlines()
