@@ -98,7 +98,7 @@ def eval_command(
         parse_thresholds(tuple(fail_below), "--fail-below"),
     )
     live = LiveExport(ExportOptions.from_params(params))
-    fmt, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
+    fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     job, new_metrics = make_job(list(paths), params)
     live.check(new_metrics, job.columns.by)
     feeder = UnitFeeder(live) if live.options.enabled else None
@@ -125,7 +125,7 @@ def eval_command(
                     )
             else:
                 result = run_job(job, threads=threads, progress=bar, **hooks)
-        emit(result, fmt, output)
+        emit(result, fmt, output, precision)
         live.flush(final=True)
         with StopSignal() as stop:
             live.linger(stop)
@@ -161,7 +161,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
     from .engine.watch import FileReport, Watcher, follow
 
     live = LiveExport(ExportOptions.from_params(params))
-    fmt, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
+    fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     job, new_metrics = make_job([directory], params)
     live.check(new_metrics, job.columns.by)
 
@@ -170,7 +170,9 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
 
     def on_file(report: FileReport) -> None:
         live.add(report.partial, file_end=True)
-        values = ", ".join(f"{k}={format_value(v)}" for k, v in report.result.metrics.items())
+        values = ", ".join(
+            f"{k}={format_value(v, precision)}" for k, v in report.result.metrics.items()
+        )
         log(
             f"{report.name}: {report.result.rows} rows ({report.result.invalid_rows} invalid), "
             f"{values}; total {report.total_rows} rows in {report.total_files} file(s)"
@@ -187,7 +189,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
             follow(watcher, stop, interval=interval, once=once, after_poll=after_poll)
             for name in sorted(watcher.incomplete):
                 log(f"{name}: not complete yet; left for a later run")
-            emit(watcher.result(), fmt, output)
+            emit(watcher.result(), fmt, output, precision)
             live.flush(final=True)
             live.linger(stop)
     finally:

@@ -4,7 +4,8 @@
 `Job` they define. `config_option`: ``--config FILE``, whose TOML table sets the defaults.
 `StreamMetricCommand`: errors as one line on stderr and the exit code. `render`, `emit`,
 `check_thresholds`: the result as ``table``/``json``/``csv`` (stdout or an atomic ``--output``)
-and the ``--fail-above``/``--fail-below`` checks.
+and the ``--fail-above``/``--fail-below`` checks. Tables and log lines show ``--precision``
+significant digits (`format_value`); JSON and CSV always hold the exact values (``repr``).
 
 Exit codes: 0 ok, 1 data/runtime error, 2 usage error, 3 a --fail-above/--fail-below threshold
 was crossed. Errors are one line on stderr, never a traceback.
@@ -48,7 +49,10 @@ __all__ = [
 EXIT_DATA, EXIT_USAGE, EXIT_THRESHOLD = 1, 2, 3
 
 #: The `job_options` that `make_job` leaves in ``params``, in the order the commands unpack them.
-OUTPUT_PARAMS = ("fmt", "output", "checkpoint", "threads")
+OUTPUT_PARAMS = ("fmt", "precision", "output", "checkpoint", "threads")
+
+#: Significant digits of values in tables and log lines unless ``--precision`` says otherwise.
+DEFAULT_PRECISION = 6
 
 
 class StreamMetricCommand(click.Command):
@@ -155,6 +159,7 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--from-logits/--from-probs", "from_logits", default=None, help="Predictions are logits (default: auto, from a `logits` column)."),
         click.option("--convention", help="Cross-entropy convention for the CE family: exact, keras, tf_keras, torch, mxnet, sklearn."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True),
+        click.option("--precision", type=click.IntRange(0, 17), default=DEFAULT_PRECISION, show_default=True, metavar="N", help="Significant digits of values in the table and log lines; 0: every digit. The default 6 resolves one part in a million and keeps columns narrow; json and csv are always exact."),
         click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here (atomically) instead of stdout."),
         click.option("--on-invalid", type=click.Choice(["raise", "skip"]), default="raise", show_default=True, help="Stop at the first bad row, or drop and count bad rows."),
         click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume from / save progress to this file."),
@@ -209,15 +214,34 @@ def parse_thresholds(values: tuple[str, ...], flag: str) -> list[tuple[str, floa
     return out
 
 
-def format_value(value: float) -> str:
-    """A metric value as printed: ``repr`` for finite values, ``nan``/``inf`` otherwise."""
-    return repr(value) if math.isfinite(value) else str(value)
+def format_value(value: float, precision: int | None = None) -> str:
+    """A metric value as printed: ``nan``/``inf``/``-inf`` if not finite; otherwise ``repr``
+    (exact: it reads back as the same float) or, with ``precision`` N > 0, N significant digits
+    as ``%#g`` writes them: an exponent for values below 1e-4 or from 10**N, and trailing zeros
+    kept (but no bare trailing point), so values of one magnitude have one width and line up.
+
+    >>> format_value(0.5260055555555555), format_value(0.5260055555555555, 6)
+    ('0.5260055555555555', '0.526006')
+    >>> format_value(0.73115, 6), format_value(1.0, 6), format_value(123456789.0, 6)
+    ('0.731150', '1.00000', '1.23457e+08')
+    >>> format_value(2.5e-09, 3), format_value(-0.000123456, 3), format_value(42.0, 1)
+    ('2.50e-09', '-0.000123', '4e+01')
+    >>> format_value(float("inf"), 6), format_value(float("nan"), 6)
+    ('inf', 'nan')
+    """
+    if not math.isfinite(value):
+        return str(value)
+    if not precision:
+        return repr(value)
+    return f"{value:#.{precision}g}".replace(".e", "e").rstrip(".")
 
 
-def render(result: dict[str, Any], fmt: str) -> str:
-    """The result as ``json``, ``csv`` or an aligned ``table``."""
+def render(result: dict[str, Any], fmt: str, precision: int | None = None) -> str:
+    """The result as ``json``, ``csv`` or an aligned ``table``. ``precision`` (significant
+    digits) applies to the table only: json and csv always hold the exact values."""
     if fmt == "json":
         return json.dumps(result, indent=2, allow_nan=True)
+    shown = precision if fmt == "table" else None
     names = list(result["metrics"])
     groups = result.get("groups") or []
     by = list(groups[0]["key"]) if groups else []
@@ -226,14 +250,14 @@ def render(result: dict[str, Any], fmt: str) -> str:
             "(all)" if by else "",
             *([""] * max(0, len(by) - 1)),
             str(result["rows"]),
-            *(format_value(result["metrics"][n]) for n in names),
+            *(format_value(result["metrics"][n], shown) for n in names),
         ]
     ]
     for group in groups:
         rows.append(
             [str(v) for v in group["key"].values()]
             + [str(group["rows"])]
-            + [format_value(group["metrics"][n]) for n in names]
+            + [format_value(group["metrics"][n], shown) for n in names]
         )
     header = [*(by or [""]), "rows", *names]
     if not by:
@@ -278,11 +302,12 @@ def check_thresholds(
     return crossed
 
 
-def emit(result: Result, fmt: str, output: str | None) -> None:
-    """The notes on stderr, then the rendered result on stdout or (atomically) in ``output``."""
+def emit(result: Result, fmt: str, output: str | None, precision: int | None = None) -> None:
+    """The notes on stderr, then the rendered result on stdout or (atomically) in ``output``
+    (a table with ``precision`` significant digits)."""
     for note in result.notes:
         click.echo(f"streammetric: note: {note}", err=True)
-    text = render(result.to_dict(), fmt)
+    text = render(result.to_dict(), fmt, precision)
     if output:
         write_atomic(output, text + "\n")
     else:

@@ -47,7 +47,7 @@ def test_json_table_csv_agree(data):
     table = run(
         "eval", data, "-m", "mae", "-m", "mse", "--labels", "y", "--preds", "pred", "--by", "split"
     ).output
-    assert repr(as_json["metrics"]["mae"]) in table and "split" in table.splitlines()[0]
+    assert f"{as_json['metrics']['mae']:#.6g}" in table and "split" in table.splitlines()[0]
     csv = run(
         "eval", data, "-m", "mae", "--labels", "y", "--preds", "pred", "--format", "csv"
     ).output.splitlines()

@@ -101,7 +101,10 @@ class Partial:
         return total
 
     def result(self, notes: list[str], *, grouped: bool, by: tuple[str, ...] = ()) -> Any:
+        """The `Result`: ``notes`` (e.g. about the columns), then why values are inf or NaN or
+        not exact, condensed over the groups (`streammetric.engine.notes`)."""
         from .local import Result
+        from .notes import condense
 
         groups = None
         if grouped:
@@ -113,7 +116,10 @@ class Partial:
                 }
                 for key in sorted(self.groups, key=_sort_key)
             ]
-        return Result(self.rows, self.invalid_rows, _values(self.overall()), groups, notes, self)
+        overall = self.overall()
+        ordered = {key: self.groups[key] for key in sorted(self.groups, key=_sort_key)}
+        notes = [*notes, *condense(overall, ordered if grouped else None, by)]
+        return Result(self.rows, self.invalid_rows, _values(overall), groups, notes, self)
 
     def to_json(self) -> dict[str, Any]:
         return {

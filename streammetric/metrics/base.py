@@ -6,6 +6,9 @@ reset_local, the global view, state_dict / load_state_dict (JSON, exact), merge,
 
 Two copies of the state are kept: ``local`` (since the last ``reset_local``) and ``past`` (what
 earlier local windows saw). The global state is their merge, so an update touches one state only.
+
+``value_notes()`` says why the global value is inf or NaN, or differs from the exact one
+(`ValueNote`); ``streammetric eval`` condenses them over groups into its notes on stderr.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -25,7 +29,7 @@ from ._inputs import as_pairs
 if TYPE_CHECKING:
     from ..functional._ce_fast import CleanPass
 
-__all__ = ["EvalMetric"]
+__all__ = ["EvalMetric", "ValueNote", "fixed", "outcome_of", "plural"]
 
 State = dict[str, Any]
 STATE_VERSION = 1
@@ -79,6 +83,53 @@ def _load(kind: str, data: Any) -> Any:
         raise StateError(
             f"a count-array state must be {{'shape', 'values'}}, got {data!r}"
         ) from exc
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """``plural(1, "row")`` -> ``"1 row"``, ``plural(1200, "row")`` -> ``"1,200 rows"``."""
+    return f"{count:,} {noun if count == 1 else (plural_noun or noun + 's')}"
+
+
+def outcome_of(value: float) -> tuple[str, str]:
+    """What a non-finite value is, said of one metric and of several: ``("is inf", "are inf")``."""
+    text = "nan" if math.isnan(value) else str(value)
+    return f"is {text}", f"are {text}"
+
+
+def fixed(text: str) -> Callable[[tuple[int, ...]], str]:
+    """A `ValueNote` reason that counts nothing."""
+    return lambda counts: text
+
+
+@dataclass(frozen=True)
+class ValueNote:
+    """Why a metric's value is inf or NaN, or not the exact value: one cause, with its counts.
+
+    ``render(counts)`` words the reason (so counts summed over groups can be worded again);
+    notes of one metric and ``cause`` in several groups condense into one (see
+    `streammetric.engine.notes`).
+
+    >>> note = ValueNote("cross-entropy", "p_zero", outcome_of(math.inf), (2,),
+    ...                  lambda c: f"{plural(c[0], 'row')} give probability 0 to their true class")
+    >>> note.text()
+    'cross-entropy is inf: 2 rows give probability 0 to their true class'
+    """
+
+    metric: str  # the value's name in results ("cross-entropy")
+    cause: str  # a key: "p_zero", "guard", "no_rows", "constant_labels", ...
+    outcome: tuple[str, str]  # e.g. ("is inf", "are inf"); one metric, several metrics
+    counts: tuple[int, ...] = ()  # what the reason counts (rows, values), summed over groups
+    render: Callable[[tuple[int, ...]], str] = field(default=fixed(""), compare=False, repr=False)
+    hint: str = ""  # what to do about it, if anything
+
+    @property
+    def reason(self) -> str:
+        return self.render(self.counts)
+
+    def text(self) -> str:
+        """``"METRIC OUTCOME: REASON; HINT"``."""
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{self.metric} {self.outcome[0]}: {self.reason}{hint}"
 
 
 class EvalMetric:
@@ -205,6 +256,27 @@ class EvalMetric:
     def get_global(self) -> tuple[Any, Any]:
         """``(name, value)`` over everything since the last ``reset``."""
         return self.name, self._compute(self._global_state())
+
+    def value_notes(self) -> list[ValueNote]:
+        """Why the global value is inf or NaN (or, for a convention's guard, not the exact
+        value): a list of `ValueNote`, empty for an ordinary finite value."""
+        name, value = self.get_global()
+        if not isinstance(value, float) or math.isfinite(value):
+            return []
+        return [self._nonfinite_note(str(name), value, self._global_state())]
+
+    def _nonfinite_note(self, name: str, value: float, state: State) -> ValueNote:
+        """The note of a NaN or infinite ``value`` (from `_nonfinite_reason` unless overridden)."""
+        cause, reason = self._nonfinite_reason(state, value)
+        return ValueNote(name, cause, outcome_of(value), (), fixed(reason))
+
+    def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
+        """(cause, reason) of a NaN or infinite value; subclasses that know more override."""
+        if "num_inst" in state and not self._num_inst(state):
+            return "no_rows", "no rows were counted"
+        if math.isnan(value):
+            return "undefined", "it is undefined for these rows"
+        return "overflow", "a term is infinite or the sum exceeds the float range"
 
     def get_name_value(self) -> list[tuple[str, float]]:
         return _zip_name_value(*self.get())

@@ -236,6 +236,13 @@ class AUC(EvalMetric):
             state["num_positive"].tolist(), state["num_negative"].tolist(), self.curve
         )
 
+    def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
+        positives, negatives = int(state["num_positive"].sum()), int(state["num_negative"].sum())
+        if state["num_inst"] and (not positives or (self.curve == "ROC" and not negatives)):
+            missing = "positive" if not positives else "negative"
+            return f"no_{missing}", f"no {missing} rows were seen (it needs both classes)"
+        return super()._nonfinite_reason(state, value)
+
     def _bound(self, state: State) -> float:
         if self.curve != "ROC":
             raise ConfigError(f"the bound is defined for curve='ROC' only, got {self.curve!r}")

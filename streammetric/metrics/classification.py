@@ -381,3 +381,11 @@ class PCC(EvalMetric):
     def _compute(self, state: State) -> float:
         counts = np.stack([state[name] for name in _CLASS_COUNTS])
         return pcc_from_counts(counts, state["num_inst"]) if state["num_inst"] else math.nan
+
+    def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
+        if state["num_inst"]:  # pcc_from_counts: NaN when every row has one predicted/true class
+            tp, fp, fn = (state[name] for name in _CLASS_COUNTS)
+            for what, sums in (("true", tp + fn), ("predicted", tp + fp)):
+                if int(np.count_nonzero(sums)) <= 1:
+                    return f"one_{what}_class", f"every row has the same {what} class"
+        return super()._nonfinite_reason(state, value)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
@@ -45,7 +46,7 @@ from ..functional.losses import (
     _perplexity_update,
 )
 from ._shared import CLASS_RANKS, computed, memoized, offer, wanted
-from .base import EvalMetric, State
+from .base import EvalMetric, State, ValueNote, outcome_of, plural
 from .registry import alias, register
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "NegativeLogLikelihood", "Perplexity"]
@@ -189,6 +190,107 @@ class _LossMetric(EvalMetric):
         samples = terms.batch_shape[0] if terms.batch_shape else len(terms.invalid)
         return np.asarray(terms.invalid.reshape(samples, -1).any(axis=1))
 
+    #: the guard this metric uses (`Convention.guard_for`) and what holds the true probability
+    _guard_kind: ClassVar[str] = "categorical"
+    _target: ClassVar[str] = "class"
+
+    def _rules(self) -> str:
+        """What the convention does to this metric's probabilities ("clips probabilities ...")."""
+        from ..explain import rules_phrase
+
+        from_logits = bool(self._options.get("from_logits", False))
+        return rules_phrase(
+            self.convention,
+            kind=self._guard_kind,
+            sparse=False,
+            from_logits=from_logits,
+            renormalization=False,
+        )
+
+    def _p_zero(self, count: int) -> str:
+        gives, their = ("gives", "its") if count == 1 else ("give", "their")
+        return f"{plural(count, 'row')} {gives} probability 0 to {their} true {self._target}"
+
+    def value_notes(self) -> list[ValueNote]:
+        """Why the value is inf or NaN (rows with p = 0 for the true class under a convention
+        without a guard, NaN/inf or out-of-range inputs, no rows), and a note when the
+        convention's guard changed values, so that the value is not the exact one."""
+        notes = super().value_notes()
+        counts = self.diagnostics()
+        conv = self.convention
+        guarded, p_zero = counts["num_guarded"], counts["num_true_prob_zero"]
+        if guarded and conv.guard_for(self._guard_kind) != "none":
+            rules = f"the {conv.name} convention {self._rules()}"
+
+            def guard_reason(counts: tuple[int, ...]) -> str:
+                text = f"{rules}, which changed {plural(counts[0], 'value')}"
+                if counts[1]:
+                    text += f", and {self._p_zero(counts[1])} (inf under the exact convention)"
+                return text
+
+            notes.append(
+                ValueNote(
+                    self.name,
+                    "guard",
+                    ("differs from the exact value", "differ from the exact values"),
+                    (guarded, p_zero),
+                    guard_reason,
+                    "`streammetric explain FILE` compares the conventions on a file",
+                )
+            )
+        return notes
+
+    def _nonfinite_note(self, name: str, value: float, state: State) -> ValueNote:
+        counts = self.diagnostics()
+        conv = self.convention
+        outcome = outcome_of(value)
+        if math.isinf(value) and counts["num_true_prob_zero"]:
+            rules = f"the {conv.name} convention {self._rules()}"
+            return ValueNote(
+                name,
+                "p_zero",
+                outcome,
+                (counts["num_true_prob_zero"],),
+                lambda c: (
+                    f"{self._p_zero(c[0])}, and {rules}, so "
+                    + ("its loss is inf" if c[0] == 1 else "their loss is inf")
+                ),
+                "`streammetric explain FILE` compares the conventions on a file, and "
+                "`--convention keras` gives finite values",
+            )
+        if not state["num_inst"]:
+            ignored, skipped = counts["num_ignored"], counts["num_invalid_skipped"]
+
+            def no_rows(c: tuple[int, ...]) -> str:
+                why = [f"{plural(c[0], 'row')} ignored"] if c[0] else []
+                why += [f"{plural(c[1], 'invalid row')} skipped"] if c[1] else []
+                return "no rows were counted" + (f" ({', '.join(why)})" if why else "")
+
+            return ValueNote(name, "no_rows", outcome, (ignored, skipped), no_rows)
+        if counts["num_nonfinite"]:
+            return ValueNote(
+                name,
+                "nonfinite",
+                outcome,
+                (counts["num_nonfinite"],),
+                lambda c: (
+                    f"{plural(c[0], 'prediction value')} {'is' if c[0] == 1 else 'are'} "
+                    f"NaN or inf (the {conv.name} convention does not reject them)"
+                ),
+            )
+        if counts["num_out_of_range"]:
+            return ValueNote(
+                name,
+                "out_of_range",
+                outcome,
+                (counts["num_out_of_range"],),
+                lambda c: (
+                    f"{plural(c[0], 'probability value')} {'lies' if c[0] == 1 else 'lie'} "
+                    f"outside [0, 1] (the {conv.name} convention does not reject them)"
+                ),
+            )
+        return super()._nonfinite_note(name, value, state)
+
     def diagnostics(self, scope: str = "global") -> dict[str, int]:
         """Diagnostic counts (``DIAGNOSTIC_KEYS``) since the last reset (``"global"``) or
         reset_local (``"local"``); ``last_diagnostics`` holds the last update's."""
@@ -319,6 +421,9 @@ class BinaryCrossEntropy(_LossMetric):
             pos_weight=pos_weight,
         )
 
+    _guard_kind = "binary"
+    _target = "label"
+
     def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
         return _binary_cross_entropy_update, self._options
 
@@ -366,6 +471,14 @@ class Perplexity(_LossMetric):
         # otherwise -log p[y] is cross-entropy's term: the same call, so a composite shares it
         return _cross_entropy_update, {"label_smoothing": 0.0, "class_weight": None, **options}
 
+    _guard_kind = "perplexity"
+
     def _compute(self, state: State) -> float:
         mean = super()._compute(state)
         return exp_float(mean)
+
+    def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
+        mean = super()._compute(state)
+        if math.isinf(value) and math.isfinite(mean):
+            return "overflow", "the mean cross-entropy exceeds 709.78, whose exp overflows"
+        return super()._nonfinite_reason(state, value)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
 from ._shared import shared_batch
-from .base import EvalMetric, State, _short
+from .base import EvalMetric, State, ValueNote, _short
 
 if TYPE_CHECKING:
     from ..functional._ce_fast import CleanPass
@@ -230,6 +230,10 @@ class CompositeEvalMetric(EvalMetric):
 
     def get(self) -> tuple[Any, Any]:
         return self._collect("get")
+
+    def value_notes(self) -> list[ValueNote]:
+        """The notes of every metric, in order."""
+        return [note for metric in self.metrics for note in metric.value_notes()]
 
     def get_global(self) -> tuple[Any, Any]:
         return self._collect("get_global")

@@ -149,6 +149,19 @@ class PearsonCorrelation(EvalMetric):
     def _sum_metric(self, state: State) -> float:
         return self._compute(state) * state["num_inst"] if state["num_inst"] else 0.0
 
+    def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
+        names = ("sum_x", "sum_y", "sum_xx", "sum_yy")
+        n = state["num_inst"]
+        if n and all(math.isfinite(state[k].value) for k in names):
+            if n < 2:
+                return "one_row", "it needs at least 2 rows"
+            sx, sy, sxx, syy = (state[k].units for k in names)
+            scale = 1 << 1074  # as in _compute: the variances' sign is exact
+            for label, total, squares in (("labels", sx, sxx), ("predictions", sy, syy)):
+                if n * squares * scale - total * total <= 0:
+                    return f"constant_{label}", f"the {label} are constant (variance 0)"
+        return super()._nonfinite_reason(state, value)
+
 
 @register
 class Loss(EvalMetric):
