@@ -21,6 +21,7 @@ import numpy as np
 from .._exceptions import StateError
 from ..accumulate import ExactSum
 from ._inputs import as_pairs
+from ._options import check_bool, check_names
 
 if TYPE_CHECKING:
     from ..functional._ce_fast import CleanPass
@@ -94,6 +95,8 @@ class EvalMetric:
     registered_name: ClassVar[str | None] = None
     #: results of a batch this metric asks for and a sibling may compute on the way (see _shared)
     shared_work: ClassVar[tuple[Hashable, ...]] = ()
+    #: MXNet's ``has_global_stats`` (an instance attribute once constructed)
+    _has_global_stats: bool = True
 
     def __init__(
         self,
@@ -103,8 +106,14 @@ class EvalMetric:
         **kwargs: Any,
     ) -> None:
         self.name = str(name)
-        self.output_names = output_names
-        self.label_names = label_names
+        self.output_names = check_names(output_names, "output_names")
+        self.label_names = check_names(label_names, "label_names")
+        # As MXNet 1.x: taken out of the config (PCC, which has it as an argument, puts it back).
+        # False: get_global() is get() (no state beyond the local window). MXNet's base class
+        # defaults to False, but every built-in metric of MXNet and streammetric keeps global stats.
+        self._has_global_stats = check_bool(
+            kwargs.pop("has_global_stats", True), "has_global_stats"
+        )
         self._kwargs = kwargs
         self._kinds: dict[str, str] = {}
         self._init_states()
@@ -222,6 +231,8 @@ class EvalMetric:
         self._local = self._fresh_state()
 
     def _global_state(self) -> State:
+        if not self._has_global_stats:  # MXNet's has_global_stats=False: global = local
+            return self._local
         return self._merged(self._past, self._local)
 
     @property
