@@ -11,6 +11,7 @@ earlier local windows saw). The global state is their merge, so an update touche
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 from collections.abc import Hashable
@@ -97,6 +98,9 @@ class EvalMetric:
     shared_work: ClassVar[tuple[Hashable, ...]] = ()
     #: MXNet's ``has_global_stats`` (an instance attribute once constructed)
     _has_global_stats: bool = True
+    #: config keys that earlier versions wrote though the constructor does not take them, with
+    #: the value they always had; a config or state of such a version still fits (see `upgraded`)
+    retired_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -309,10 +313,31 @@ class EvalMetric:
         if config == own:  # the usual case, without serialising both
             return
         mine = _canonical(own)
-        if _canonical(config) != mine:
+        if _canonical(config) != mine and _canonical(type(self).upgraded(config)) != mine:
             raise StateError(
                 f"`{what}` belongs to a metric with config {_short(config)}, this one has {_short(mine)}"
             )
+
+    @classmethod
+    def upgraded(cls, config: Any) -> Any:
+        """A config written by an earlier version, as this one writes it: an argument added
+        since takes its default (the old metric behaved so), a `retired_options` key with its
+        old value is left out. Other configs are returned as they are."""
+        if not isinstance(config, dict):
+            return config
+        out = {
+            k: v
+            for k, v in config.items()
+            if k not in cls.retired_options or v != cls.retired_options[k]
+        }
+        try:
+            parameters = inspect.signature(cls).parameters.values()
+        except (TypeError, ValueError):  # pragma: no cover - a constructor without a signature
+            return out
+        for parameter in parameters:
+            if parameter.name not in out and parameter.default is not parameter.empty:
+                out[parameter.name] = parameter.default
+        return out
 
     def copy(self) -> EvalMetric:
         return copy.deepcopy(self)

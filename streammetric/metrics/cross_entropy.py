@@ -276,6 +276,9 @@ class NegativeLogLikelihood(CrossEntropy):
     """Negative log-likelihood of the true class: the cross-entropy of class indices (MXNet's
     ``nll_loss``); with ``convention="mxnet"``, ``-log(p[y] + 1e-12)``."""
 
+    # configs of earlier versions held CrossEntropy's label_smoothing, always 0.0 here
+    retired_options: ClassVar[dict[str, Any]] = {"label_smoothing": 0.0}
+
     def __init__(
         self,
         eps: float | None = None,

@@ -115,11 +115,14 @@ def create(metric: Any, *args: Any, **kwargs: Any) -> EvalMetric:
         config = dict(metric)
         if "metric" not in config:
             raise ConfigError(f"a metric config needs a 'metric' key, got {_short(config)}")
-        name = config.pop("metric")
-        if _lookup(str(name)) is CompositeEvalMetric:
+        klass = _lookup(str(config.pop("metric")))
+        for key, value in klass.retired_options.items():  # a config of an earlier version
+            if key in config and config[key] == value:
+                del config[key]
+        if klass is CompositeEvalMetric:
             config["metrics"] = [create(c) for c in config.get("metrics", [])]
         config.update(kwargs)
-        return _construct(_lookup(str(name)), args, config)
+        return _construct(klass, args, config)
     if isinstance(metric, str):
         return _construct(_lookup(metric), args, kwargs)
     if callable(metric):
