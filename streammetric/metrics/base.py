@@ -99,7 +99,7 @@ class EvalMetric:
     #: MXNet's ``has_global_stats`` (an instance attribute once constructed)
     _has_global_stats: bool = True
     #: config keys that earlier versions wrote though the constructor does not take them, with
-    #: the value they always had; a config or state of such a version still fits (see `upgraded`)
+    #: the value they always had; a config or state of such a version still fits (see `_upgraded`)
     retired_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
@@ -313,13 +313,13 @@ class EvalMetric:
         if config == own:  # the usual case, without serialising both
             return
         mine = _canonical(own)
-        if _canonical(config) != mine and _canonical(type(self).upgraded(config)) != mine:
+        if _canonical(config) != mine and _canonical(type(self)._upgraded(config)) != mine:
             raise StateError(
                 f"`{what}` belongs to a metric with config {_short(config)}, this one has {_short(mine)}"
             )
 
     @classmethod
-    def upgraded(cls, config: Any) -> Any:
+    def _upgraded(cls, config: Any) -> Any:
         """A config written by an earlier version, as this one writes it: an argument added
         since takes its default (the old metric behaved so), a `retired_options` key with its
         old value is left out. Other configs are returned as they are."""

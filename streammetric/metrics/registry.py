@@ -258,6 +258,18 @@ class CompositeEvalMetric(EvalMetric):
         config["metrics"] = [m.get_config() for m in self.metrics]
         return config
 
+    @classmethod
+    def _upgraded(cls, config: Any) -> Any:
+        out = super()._upgraded(config)
+        if isinstance(out, dict) and isinstance(out.get("metrics"), list):
+            out["metrics"] = [
+                _lookup(str(child["metric"]))._upgraded(child)
+                if isinstance(child, dict) and "metric" in child
+                else child
+                for child in out["metrics"]
+            ]
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "version": 1,

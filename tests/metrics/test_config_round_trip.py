@@ -200,3 +200,16 @@ def test_configs_and_states_of_earlier_versions_still_fit(name, old_config):
     assert clone.load_state_dict(state).get() == metric.get()
     with pytest.raises(sm.StateError, match="belongs to a metric with config"):
         clone.load_state_dict({**state, "config": {**old, "label_smoothing": 0.1}})
+
+
+def test_a_composite_state_of_an_earlier_version_still_fits():
+    metric = sm.create(["acc", {"metric": "nll_loss", "convention": "mxnet"}, "pcc"])
+    metric.update(*CLASS)
+    state = json.loads(json.dumps(metric.state_dict()))
+    for config in (state["config"]["metrics"][1], state["metrics"][1]["config"]):
+        config["label_smoothing"] = 0.0  # as an earlier version wrote it
+    for config in (state["config"]["metrics"][2], state["metrics"][2]["config"]):
+        del config["has_global_stats"]
+    clone = sm.create(state["config"])
+    assert clone.get_config() == metric.get_config()
+    assert clone.load_state_dict(state).get() == metric.get()
