@@ -46,9 +46,11 @@ if TYPE_CHECKING:
         RMSE,
         Accuracy,
         Brier,
+        Caffe,
         Loss,
         PearsonCorrelation,
         TopKAccuracy,
+        Torch,
     )
 
 __version__ = "0.1.0"
@@ -83,6 +85,7 @@ __all__ = [
     "Accuracy",
     "BinaryCrossEntropy",
     "Brier",
+    "Caffe",
     "CompositeEvalMetric",
     "ConfigError",
     "Convention",
@@ -100,6 +103,7 @@ __all__ = [
     "StateError",
     "StreamMetricError",
     "TopKAccuracy",
+    "Torch",
     "__version__",
     "alias",
     "conventions",

@@ -23,12 +23,14 @@ from .registry import (
 if TYPE_CHECKING:
     from .calibration import AUC, ECE, Brier
     from .classification import F1, MCC, PCC, Accuracy, TopKAccuracy
-    from .regression import MAE, MSE, RMSE, Loss, PearsonCorrelation
+    from .regression import MAE, MSE, RMSE, Caffe, Loss, PearsonCorrelation, Torch
 
 _LAZY = {
     **dict.fromkeys(("AUC", "ECE", "Brier"), "calibration"),
     **dict.fromkeys(("F1", "MCC", "PCC", "Accuracy", "TopKAccuracy"), "classification"),
-    **dict.fromkeys(("MAE", "MSE", "RMSE", "Loss", "PearsonCorrelation"), "regression"),
+    **dict.fromkeys(
+        ("MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"), "regression"
+    ),
 }
 
 
@@ -47,6 +49,7 @@ __all__ = [
     "Accuracy",
     "BinaryCrossEntropy",
     "Brier",
+    "Caffe",
     "CompositeEvalMetric",
     "CrossEntropy",
     "CustomMetric",
@@ -56,6 +59,7 @@ __all__ = [
     "PearsonCorrelation",
     "Perplexity",
     "TopKAccuracy",
+    "Torch",
     "alias",
     "create",
     "list_metrics",

@@ -14,6 +14,7 @@ earlier local windows saw). The global state is their merge, so an update touche
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 from collections.abc import Callable, Hashable
@@ -25,6 +26,7 @@ import numpy as np
 from .._exceptions import StateError
 from ..accumulate import ExactSum
 from ._inputs import as_pairs
+from ._options import check_bool, check_names
 
 if TYPE_CHECKING:
     from ..functional._ce_fast import CleanPass
@@ -145,6 +147,11 @@ class EvalMetric:
     registered_name: ClassVar[str | None] = None
     #: results of a batch this metric asks for and a sibling may compute on the way (see _shared)
     shared_work: ClassVar[tuple[Hashable, ...]] = ()
+    #: MXNet's ``has_global_stats`` (an instance attribute once constructed)
+    _has_global_stats: bool = True
+    #: config keys that earlier versions wrote though the constructor does not take them, with
+    #: the value they always had; a config or state of such a version still fits (see `_upgraded`)
+    retired_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -154,8 +161,14 @@ class EvalMetric:
         **kwargs: Any,
     ) -> None:
         self.name = str(name)
-        self.output_names = output_names
-        self.label_names = label_names
+        self.output_names = check_names(output_names, "output_names")
+        self.label_names = check_names(label_names, "label_names")
+        # As MXNet 1.x: taken out of the config (PCC, which has it as an argument, puts it back).
+        # False: get_global() is get() (no state beyond the local window). MXNet's base class
+        # defaults to False, but every built-in metric of MXNet and streammetric keeps global stats.
+        self._has_global_stats = check_bool(
+            kwargs.pop("has_global_stats", True), "has_global_stats"
+        )
         self._kwargs = kwargs
         self._kinds: dict[str, str] = {}
         self._init_states()
@@ -295,6 +308,8 @@ class EvalMetric:
         self._local = self._fresh_state()
 
     def _global_state(self) -> State:
+        if not self._has_global_stats:  # MXNet's has_global_stats=False: global = local
+            return self._local
         return self._merged(self._past, self._local)
 
     @property
@@ -371,10 +386,31 @@ class EvalMetric:
         if config == own:  # the usual case, without serialising both
             return
         mine = _canonical(own)
-        if _canonical(config) != mine:
+        if _canonical(config) != mine and _canonical(type(self)._upgraded(config)) != mine:
             raise StateError(
                 f"`{what}` belongs to a metric with config {_short(config)}, this one has {_short(mine)}"
             )
+
+    @classmethod
+    def _upgraded(cls, config: Any) -> Any:
+        """A config written by an earlier version, as this one writes it: an argument added
+        since takes its default (the old metric behaved so), a `retired_options` key with its
+        old value is left out. Other configs are returned as they are."""
+        if not isinstance(config, dict):
+            return config
+        out = {
+            k: v
+            for k, v in config.items()
+            if k not in cls.retired_options or v != cls.retired_options[k]
+        }
+        try:
+            parameters = inspect.signature(cls).parameters.values()
+        except (TypeError, ValueError):  # pragma: no cover - a constructor without a signature
+            return out
+        for parameter in parameters:
+            if parameter.name not in out and parameter.default is not parameter.empty:
+                out[parameter.name] = parameter.default
+        return out
 
     def copy(self) -> EvalMetric:
         return copy.deepcopy(self)

@@ -191,8 +191,11 @@ class _OutcomeMetric(EvalMetric):
     works. ``"multiclass"``/``"multilabel"``: per-class tp/fp/fn count vectors that grow as
     classes appear (tn follows from ``num_inst``); they are integers and take no weights.
     Multilabel updates must keep the number of label columns (merging does not check it).
-    The default ``average="micro"`` follows MXNet 2.x (MXNet 1.x's default "macro" averaged
-    per-batch scores).
+    The arguments come in MXNet 1.9.1's order (``name, output_names, label_names, average``),
+    then ``class_type`` and ``threshold``. The default ``average="micro"`` follows MXNet 2.x.
+    Binary, both averages give the positive class's score from the global counts: MXNet 1.x's
+    ``"micro"`` on any batching, its ``"macro"`` (the mean of per-batch scores, its default) on
+    one batch only.
     """
 
     higher_is_better = True
@@ -202,9 +205,9 @@ class _OutcomeMetric(EvalMetric):
         name: str,
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
+        average: str = "micro",
         class_type: str = "binary",
         threshold: float = 0.5,
-        average: str = "micro",
     ) -> None:
         check_config(class_type, average, threshold)
         self.class_type, self.threshold, self.average = class_type, threshold, average
@@ -286,11 +289,11 @@ class F1(_OutcomeMetric):
         name: str = "f1",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
+        average: str = "micro",
         class_type: str = "binary",
         threshold: float = 0.5,
-        average: str = "micro",
     ) -> None:
-        super().__init__(name, output_names, label_names, class_type, threshold, average)
+        super().__init__(name, output_names, label_names, average, class_type, threshold)
 
     def _compute(self, state: State) -> float:
         return (
@@ -319,11 +322,11 @@ class MCC(_OutcomeMetric):
         name: str = "mcc",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
+        average: str = "micro",
         class_type: str = "binary",
         threshold: float = 0.5,
-        average: str = "micro",
     ) -> None:
-        super().__init__(name, output_names, label_names, class_type, threshold, average)
+        super().__init__(name, output_names, label_names, average, class_type, threshold)
 
     def _compute(self, state: State) -> float:
         return (
@@ -358,8 +361,15 @@ class PCC(EvalMetric):
         name: str = "pcc",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
+        has_global_stats: bool = True,
     ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
+        super().__init__(
+            name,
+            output_names=output_names,
+            label_names=label_names,
+            has_global_stats=has_global_stats,
+        )
+        self._kwargs["has_global_stats"] = self._has_global_stats  # the base class takes it out
 
     def _init_states(self) -> None:
         self._add_state("num_inst", "count")

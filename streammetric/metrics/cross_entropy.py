@@ -45,6 +45,7 @@ from ..functional.losses import (
     _cross_entropy_update,
     _perplexity_update,
 )
+from ._options import check_bool, check_eps, check_int
 from ._shared import CLASS_RANKS, computed, memoized, offer, wanted
 from .base import EvalMetric, State, ValueNote, outcome_of, plural
 from .registry import alias, register
@@ -74,6 +75,9 @@ class _LossMetric(EvalMetric):
     ) -> None:
         if on_invalid not in _POLICIES:
             raise ConfigError(f"`on_invalid` must be 'raise' or 'skip', got {on_invalid!r}")
+        for key, check in _OPTION_CHECKS.items():
+            if key in options:
+                options[key] = check(options[key], key)
         self.convention: Convention = self._resolve_convention(convention, options)
         self.on_invalid = on_invalid
         self._options = {k: v for k, v in options.items() if k != "eps"}
@@ -303,6 +307,16 @@ class _LossMetric(EvalMetric):
         }
 
 
+#: checks of the options that take one kind of value (a bad one raises ConfigError)
+_OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "eps": check_eps,
+    "from_logits": check_bool,
+    "axis": check_int,
+    "ignore_index": functools.partial(check_int, optional=True),
+    "ignore_label": functools.partial(check_int, optional=True),
+}
+
+
 def _hashable(options: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((k, repr(v)) for k, v in options.items()))
 
@@ -364,6 +378,9 @@ class NegativeLogLikelihood(CrossEntropy):
     """Negative log-likelihood of the true class: the cross-entropy of class indices (MXNet's
     ``nll_loss``); with ``convention="mxnet"``, ``-log(p[y] + 1e-12)``."""
 
+    # configs of earlier versions held CrossEntropy's label_smoothing, always 0.0 here
+    retired_options: ClassVar[dict[str, Any]] = {"label_smoothing": 0.0}
+
     def __init__(
         self,
         eps: float | None = None,
@@ -378,18 +395,25 @@ class NegativeLogLikelihood(CrossEntropy):
         ignore_index: int | None = None,
         on_invalid: str = "raise",
     ) -> None:
-        super().__init__(
-            eps,
+        # _LossMetric's, not CrossEntropy's __init__: the config holds exactly these arguments
+        # (CrossEntropy's would add its label_smoothing, which this constructor does not take)
+        _LossMetric.__init__(
+            self,
             name,
             output_names,
             label_names,
             convention=convention,
+            on_invalid=on_invalid,
+            eps=eps,
             from_logits=from_logits,
             axis=axis,
             class_weight=class_weight,
             ignore_index=ignore_index,
-            on_invalid=on_invalid,
         )
+
+    def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
+        # CrossEntropy's options exactly, so a composite of both computes the terms once
+        return _cross_entropy_update, {"label_smoothing": 0.0, **self._options}
 
 
 @register

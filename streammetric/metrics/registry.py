@@ -115,11 +115,14 @@ def create(metric: Any, *args: Any, **kwargs: Any) -> EvalMetric:
         config = dict(metric)
         if "metric" not in config:
             raise ConfigError(f"a metric config needs a 'metric' key, got {_short(config)}")
-        name = config.pop("metric")
-        if _lookup(str(name)) is CompositeEvalMetric:
+        klass = _lookup(str(config.pop("metric")))
+        for key, value in klass.retired_options.items():  # a config of an earlier version
+            if key in config and config[key] == value:
+                del config[key]
+        if klass is CompositeEvalMetric:
             config["metrics"] = [create(c) for c in config.get("metrics", [])]
         config.update(kwargs)
-        return _construct(_lookup(str(name)), args, config)
+        return _construct(klass, args, config)
     if isinstance(metric, str):
         return _construct(_lookup(metric), args, kwargs)
     if callable(metric):
@@ -258,6 +261,18 @@ class CompositeEvalMetric(EvalMetric):
         config = super().get_config()
         config["metrics"] = [m.get_config() for m in self.metrics]
         return config
+
+    @classmethod
+    def _upgraded(cls, config: Any) -> Any:
+        out = super()._upgraded(config)
+        if isinstance(out, dict) and isinstance(out.get("metrics"), list):
+            out["metrics"] = [
+                _lookup(str(child["metric"]))._upgraded(child)
+                if isinstance(child, dict) and "metric" in child
+                else child
+                for child in out["metrics"]
+            ]
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {

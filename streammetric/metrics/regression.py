@@ -28,10 +28,11 @@ from ..functional.regression import (
     exact_products,
     pearson_from_sums,
 )
+from ._options import check_choice
 from .base import EvalMetric, State
 from .registry import alias, register
 
-__all__ = ["MAE", "MSE", "RMSE", "Loss", "PearsonCorrelation"]
+__all__ = ["MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
 
 
 @register
@@ -101,6 +102,11 @@ class PearsonCorrelation(EvalMetric):
     The products are split exactly (:func:`exact_products`), so the raw moments are exact and
     ``n Sxx - Sx^2`` suffers no cancellation, even for data with a large offset.
 
+    ``average`` is MXNet 1.x's argument, accepted for drop-in use: ``"micro"`` (the default) and
+    ``"macro"`` both give the r of all rows seen. MXNet 1.x's ``"micro"`` is that r too; its
+    ``"macro"`` (its default) is the mean of the per-batch coefficients, which depends on the
+    batching and equals this value only when everything came in one batch.
+
     >>> m = PearsonCorrelation()
     >>> m = m.update(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
     >>> name, value = m.update(np.array([3.0, 4.0]), np.array([2.0, 5.0])).get()
@@ -115,8 +121,10 @@ class PearsonCorrelation(EvalMetric):
         name: str = "pearsonr",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
+        average: str = "micro",
     ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
+        self.average = check_choice(average, "average", ("macro", "micro"))
+        super().__init__(name, output_names=output_names, label_names=label_names, average=average)
 
     def _init_states(self) -> None:
         for name in ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy"):
@@ -188,3 +196,29 @@ class Loss(EvalMetric):
             values = as_float_rows(to_numpy(pred, "preds"), "preds").ravel()
             self._add_weighted(self._local, values, None)
         return self
+
+
+@register
+class Torch(Loss):
+    """MXNet 1.x's ``Torch`` metric: :class:`Loss` named ``torch`` (for Torch criterions' losses)."""
+
+    def __init__(
+        self,
+        name: str = "torch",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+
+@register
+class Caffe(Loss):
+    """MXNet 1.x's ``Caffe`` metric: :class:`Loss` named ``caffe`` (for Caffe losses)."""
+
+    def __init__(
+        self,
+        name: str = "caffe",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, output_names=output_names, label_names=label_names)

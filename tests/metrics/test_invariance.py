@@ -45,9 +45,17 @@ DATA = {
     "rmse": (TARGETS, OUTPUTS),
     "pearsoncorrelation": (TARGETS, OUTPUTS),
     "loss": (TARGETS, OUTPUTS),
+    "torch": (TARGETS, OUTPUTS),
+    "caffe": (TARGETS, OUTPUTS),
 }
 SKIP = {"compositeevalmetric", "custommetric"}  # containers / user functions: tested elsewhere
-KWARGS = {"topkaccuracy": {"top_k": 2}}
+# MXNet 1.x's "macro" (its default) averaged per-batch values; ours must not depend on batches
+KWARGS = {
+    "topkaccuracy": {"top_k": 2},
+    "pearsoncorrelation": {"average": "macro"},
+    "f1": {"average": "macro"},
+    "mcc": {"average": "macro"},
+}
 
 
 def test_every_registered_metric_is_covered():
