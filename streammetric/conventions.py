@@ -37,10 +37,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -52,6 +53,7 @@ __all__ = [
     "get_convention",
     "list_conventions",
     "register_convention",
+    "rules_phrase",
     "unregister_convention",
 ]
 
@@ -358,3 +360,63 @@ def unregister_convention(name: str) -> None:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown convention {name!r}; known conventions: {', '.join(_REGISTRY)}")
     del _REGISTRY[name]
+
+
+def _format_eps(eps: float) -> str:
+    return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{eps:.3g}")
+
+
+def rules_phrase(
+    conv: Convention,
+    *,
+    kind: str,
+    sparse: bool,
+    from_logits: bool,
+    dtype: Any = None,
+    renormalization: bool = True,
+) -> str:
+    """What ``conv`` does to this kind of input, as a verb phrase ("clips probabilities ...").
+
+    ``dtype=None`` describes the rule for any dtype (machine epsilons are not evaluated);
+    ``renormalization=False`` leaves renormalisation out (for rows that already sum to 1).
+
+    >>> rules_phrase(get_convention("tf_keras"), kind="binary", sparse=False, from_logits=False)
+    'clips probabilities to [1e-7, 1-1e-7] and adds 1e-7 inside the log'
+    """
+    binary = kind == "binary"
+    if from_logits and conv.logits == "native":
+        what = "log-sigmoid" if binary else "log-softmax"
+        where = f" in {np.dtype(dtype).name}" if dtype is not None else ""
+        return f"computes a stable {what} of the logits{where}"
+    parts = []
+    if from_logits:
+        parts.append(f"turns logits into probabilities with {'sigmoid' if binary else 'softmax'}")
+    renorm = "never" if binary else (conv.renormalize_sparse if sparse else conv.renormalize_dense)
+    renorm = renorm if renormalization else "never"
+    if renorm == "before":
+        parts.append("renormalises each row to sum to 1")
+    guard = conv.guard_for(kind)
+    raw_eps = {"binary": conv.binary_eps, "perplexity": conv.perplexity_eps}.get(kind)
+    machine = (conv.eps if raw_eps is None else raw_eps) == "machine"
+    eps = _format_eps(float(conv.eps_for(np.float64 if dtype is None else dtype, kind=kind)))
+    bounds = "[eps, 1-eps]" if machine else f"[{eps}, 1-{eps}]"
+    suffix = ""
+    if machine:
+        suffix = (
+            " with eps the machine epsilon of the dtype (2.22e-16 float64, 1.19e-7 float32)"
+            if dtype is None
+            else f" with eps = {eps} ({np.dtype(dtype).name} machine epsilon)"
+        )
+    parts.append(
+        {
+            "none": "takes log(p) with no guard",
+            "clip": f"clips probabilities to {bounds}{suffix}",
+            "add": f"adds {eps} to each probability inside the log",
+            "clip_add": f"clips probabilities to {bounds}{suffix} and adds {eps} inside the log",
+            "floor": f"floors probabilities at {eps}",
+            "log_clamp": f"clamps each log at {conv.log_floor:g}",
+        }[guard]
+    )
+    if renorm == "after":
+        parts.append("renormalises with a log-softmax after the guard")
+    return ", then ".join(parts)

@@ -14,7 +14,6 @@ Keras clips probabilities to [1e-7, 1-1e-7]: 1 row had p=0 for its true class, s
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from streammetric.accumulate import ExactSum
-from streammetric.conventions import Convention, get_convention, list_conventions
+from streammetric.conventions import Convention, get_convention, list_conventions, rules_phrase
 from streammetric.functional._ce_inputs import sample_weights, to_numpy
 from streammetric.functional.losses import (
     DIAGNOSTIC_KEYS,
@@ -137,66 +136,6 @@ class Explanation:
 
     def __str__(self) -> str:
         return self.to_text()
-
-
-def _format_eps(eps: float) -> str:
-    return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{eps:.3g}")
-
-
-def rules_phrase(
-    conv: Convention,
-    *,
-    kind: str,
-    sparse: bool,
-    from_logits: bool,
-    dtype: Any = None,
-    renormalization: bool = True,
-) -> str:
-    """What ``conv`` does to this kind of input, as a verb phrase ("clips probabilities ...").
-
-    ``dtype=None`` describes the rule for any dtype (machine epsilons are not evaluated);
-    ``renormalization=False`` leaves renormalisation out (for rows that already sum to 1).
-
-    >>> rules_phrase(get_convention("tf_keras"), kind="binary", sparse=False, from_logits=False)
-    'clips probabilities to [1e-7, 1-1e-7] and adds 1e-7 inside the log'
-    """
-    binary = kind == "binary"
-    if from_logits and conv.logits == "native":
-        what = "log-sigmoid" if binary else "log-softmax"
-        where = f" in {np.dtype(dtype).name}" if dtype is not None else ""
-        return f"computes a stable {what} of the logits{where}"
-    parts = []
-    if from_logits:
-        parts.append(f"turns logits into probabilities with {'sigmoid' if binary else 'softmax'}")
-    renorm = "never" if binary else (conv.renormalize_sparse if sparse else conv.renormalize_dense)
-    renorm = renorm if renormalization else "never"
-    if renorm == "before":
-        parts.append("renormalises each row to sum to 1")
-    guard = conv.guard_for(kind)
-    raw_eps = {"binary": conv.binary_eps, "perplexity": conv.perplexity_eps}.get(kind)
-    machine = (conv.eps if raw_eps is None else raw_eps) == "machine"
-    eps = _format_eps(float(conv.eps_for(np.float64 if dtype is None else dtype, kind=kind)))
-    bounds = "[eps, 1-eps]" if machine else f"[{eps}, 1-{eps}]"
-    suffix = ""
-    if machine:
-        suffix = (
-            " with eps the machine epsilon of the dtype (2.22e-16 float64, 1.19e-7 float32)"
-            if dtype is None
-            else f" with eps = {eps} ({np.dtype(dtype).name} machine epsilon)"
-        )
-    parts.append(
-        {
-            "none": "takes log(p) with no guard",
-            "clip": f"clips probabilities to {bounds}{suffix}",
-            "add": f"adds {eps} to each probability inside the log",
-            "clip_add": f"clips probabilities to {bounds}{suffix} and adds {eps} inside the log",
-            "floor": f"floors probabilities at {eps}",
-            "log_clamp": f"clamps each log at {conv.log_floor:g}",
-        }[guard]
-    )
-    if renorm == "after":
-        parts.append("renormalises with a log-softmax after the guard")
-    return ", then ".join(parts)
 
 
 def _row_values(terms: LossTerms) -> np.ndarray:

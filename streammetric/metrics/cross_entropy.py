@@ -34,7 +34,7 @@ import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
 from ..accumulate import ExactSum
-from ..conventions import Convention, get_convention
+from ..conventions import Convention, get_convention, rules_phrase
 from ..functional import _ce_inputs
 from ..functional._ce_core import exp_float
 from ..functional._ce_fast import CleanPass, takes_clean_pass
@@ -200,8 +200,6 @@ class _LossMetric(EvalMetric):
 
     def _rules(self) -> str:
         """What the convention does to this metric's probabilities ("clips probabilities ...")."""
-        from ..explain import rules_phrase
-
         from_logits = bool(self._options.get("from_logits", False))
         return rules_phrase(
             self.convention,
