@@ -89,6 +89,7 @@ class ExportOptions(NamedTuple):
     tls_key: str | None = None
     basic_auth_file: str | None = None
     max_groups: int = 1000
+    web_config: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -102,6 +103,7 @@ class ExportOptions(NamedTuple):
         options = cls(serve=None if serve is None else parse_serve(serve), **values)
         needs_serve = {"--linger": options.linger > 0, "--tls-cert": options.tls_cert}
         needs_serve |= {"--tls-key": options.tls_key, "--basic-auth-file": options.basic_auth_file}
+        needs_serve |= {"--web-config": options.web_config}
         for flag, given in needs_serve.items():
             if given and options.serve is None:
                 raise click.UsageError(f"{flag} applies to the --serve endpoint; add --serve")
@@ -109,6 +111,13 @@ class ExportOptions(NamedTuple):
             raise click.UsageError("--push-interval needs --push URL")
         if (options.tls_cert is None) != (options.tls_key is None):
             raise click.UsageError("--tls-cert and --tls-key go together")
+        if options.web_config:
+            flags = {"--tls-cert": options.tls_cert, "--basic-auth-file": options.basic_auth_file}
+            clash = [flag for flag, value in flags.items() if value]
+            if clash:
+                raise click.UsageError(
+                    f"--web-config holds the TLS and user settings itself; drop {' and '.join(clash)}"
+                )
         folder = os.path.dirname(os.path.abspath(options.textfile or "."))
         if options.textfile and not os.path.isdir(folder):
             raise click.BadParameter(f"no directory {folder}", param_hint="--textfile")
@@ -117,7 +126,7 @@ class ExportOptions(NamedTuple):
 
 _EXPORT_PARAMS = (
     "serve", "linger", "run", "push", "push_interval", "textfile", "window_rows",
-    "tls_cert", "tls_key", "basic_auth_file", "max_groups",
+    "tls_cert", "tls_key", "basic_auth_file", "max_groups", "web_config",
 )  # fmt: skip
 
 
@@ -144,7 +153,8 @@ def export_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--window-rows", type=click.IntRange(min=1), metavar="N", help="The local scope covers units (watch: files) until N rows are reached, then a new window starts (default: one window per file)."),
         click.option("--tls-cert", type=file, help="Serve HTTPS with this PEM certificate (with --tls-key)."),
         click.option("--tls-key", type=file, help="The PEM key of --tls-cert."),
-        click.option("--basic-auth-file", type=file, help="Require HTTP basic auth; lines USER:pbkdf2_sha256$... (python -m streammetric.export.hash_password USER)."),
+        click.option("--basic-auth-file", type=file, help="Require HTTP basic auth; lines USER:pbkdf2_sha256$... (python -m streammetric.export.hash_password USER) or USER:$2b$... (bcrypt)."),
+        click.option("--web-config", type=file, metavar="FILE", help="exporter-toolkit's web configuration (YAML: tls_server_config, basic_auth_users with bcrypt hashes, http_server_config), as the official exporters' --web.config.file; instead of --tls-cert/--tls-key/--basic-auth-file."),
         click.option("--max-groups", type=click.IntRange(min=1), default=1000, show_default=True, help="At most this many exported groups (--by values); one more is a usage error (exit 2)."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -197,6 +207,7 @@ class LiveExport:
             tls_cert=self.options.tls_cert,
             tls_key=self.options.tls_key,
             basic_auth_file=self.options.basic_auth_file,
+            web_config=self.options.web_config,
         )
         click.echo(f"streammetric: serving {self.server.url}", err=True)
 

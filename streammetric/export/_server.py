@@ -3,8 +3,10 @@
 ``GET /metrics`` answers in the format the client asks for (Prometheus text or OpenMetrics, gzip
 when accepted, as ``prometheus_client`` negotiates it); ``GET /`` links to it; anything else is a
 404. With a basic-auth file every request needs credentials (401 and ``WWW-Authenticate``
-otherwise). With TLS the handshake runs in the request's thread, so a slow client cannot stall
-the accept loop.
+otherwise; 429 with ``Retry-After`` when the client's failed logins are over the cap, see
+:mod:`~streammetric.export._auth`). With TLS the handshake runs in the request's thread, so a slow
+client cannot stall the accept loop. A web configuration file (exporter-toolkit's format, see
+:mod:`~streammetric.export._webconfig`) gives TLS, users and extra headers in one file.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from .._exceptions import ConfigError
-from ._auth import BasicAuth, load_basic_auth_file
+from ._auth import BasicAuth, Verdict, load_basic_auth_file
+from ._webconfig import WebConfig, load_web_config
 
 __all__ = ["MetricsServer"]
 
@@ -40,10 +43,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         auth = self.server.auth
-        if auth is not None and not auth.check(self.headers.get("Authorization")):
-            challenge = ("WWW-Authenticate", 'Basic realm="streammetric", charset="UTF-8"')
-            self._send(401, b"401 Unauthorized\n", "text/plain; charset=utf-8", [challenge])
-            return
+        if auth is not None:
+            verdict = auth.verify(self.headers.get("Authorization"), self.client_address[0])
+            if verdict is Verdict.THROTTLED:
+                message = b"429 Too Many Requests: too many failed logins, retry later\n"
+                self._send(429, message, "text/plain; charset=utf-8", [("Retry-After", "1")])
+                return
+            if verdict is not Verdict.OK:
+                challenge = ("WWW-Authenticate", 'Basic realm="streammetric", charset="UTF-8"')
+                self._send(401, b"401 Unauthorized\n", "text/plain; charset=utf-8", [challenge])
+                return
         path = urlsplit(self.path).path
         if path == "/metrics":
             self._metrics()
@@ -78,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in headers or []:
+        for name, value in [*self.server.headers, *(headers or [])]:
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
@@ -98,11 +107,14 @@ class _Server(ThreadingHTTPServer):
         registry: CollectorRegistry,
         tls: ssl.SSLContext | None,
         auth: BasicAuth | None,
+        web: WebConfig | None = None,
     ) -> None:
         self.address_family = _family(address[0])
         self.registry = registry
         self.tls = tls
         self.auth = auth
+        self.web = web
+        self.headers = web.headers if web is not None else []
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -119,6 +131,10 @@ class _Server(ThreadingHTTPServer):
             wrapped = self.tls.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             log.debug("streammetric: TLS handshake with %s failed: %s", client_address, exc)
+            return
+        if self.web is not None and not self.web.san_allowed(wrapped.getpeercert()):
+            log.debug("streammetric: client certificate of %s has no allowed SAN", client_address)
+            self.shutdown_request(wrapped)
             return
         try:
             super().finish_request(wrapped, client_address)
@@ -165,17 +181,28 @@ class MetricsServer:
         tls_cert: str | os.PathLike[str] | None = None,
         tls_key: str | os.PathLike[str] | None = None,
         basic_auth_file: str | os.PathLike[str] | None = None,
+        web_config: str | os.PathLike[str] | None = None,
     ) -> None:
+        flags = {"tls_cert": tls_cert, "tls_key": tls_key, "basic_auth_file": basic_auth_file}
+        given = [name for name, value in flags.items() if value is not None]
+        if web_config is not None and given:
+            raise ConfigError(
+                f"`web_config` holds TLS and users itself; drop {', '.join(f'`{n}`' for n in given)}"
+            )
         if (tls_cert is None) != (tls_key is None):
             raise ConfigError(
                 f"`tls_cert` and `tls_key` go together, got tls_cert={tls_cert!r} and tls_key={tls_key!r}"
             )
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"`port` must be an int in 0..65535, got {port!r}")
+        web = None if web_config is None else load_web_config(web_config)
         tls = None if tls_cert is None or tls_key is None else _tls_context(tls_cert, tls_key)
         auth = None if basic_auth_file is None else BasicAuth(load_basic_auth_file(basic_auth_file))
+        if web is not None:
+            tls, auth = web.tls, BasicAuth(web.users) if web.users else None
+        self.auth = auth  # None without basic auth; .hashes counts the password hashes computed
         try:
-            self._server = _Server((host, port), registry, tls, auth)
+            self._server = _Server((host, port), registry, tls, auth, web)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.registry = registry

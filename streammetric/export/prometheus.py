@@ -233,12 +233,16 @@ def serve(
     tls_cert: str | os.PathLike[str] | None = None,
     tls_key: str | os.PathLike[str] | None = None,
     basic_auth_file: str | os.PathLike[str] | None = None,
+    web_config: str | os.PathLike[str] | None = None,
 ) -> MetricsServer:
     """Serve ``source`` on ``http(s)://host:port/metrics`` from a background thread.
 
     Binds loopback unless ``host`` says otherwise; ``port=0`` picks a free port (see ``.port``).
     ``tls_cert``/``tls_key`` (PEM files) switch to HTTPS; ``basic_auth_file`` holds
-    ``user:pbkdf2_sha256$...`` lines (``python -m streammetric.export.hash_password USER``).
+    ``user:pbkdf2_sha256$...`` (``python -m streammetric.export.hash_password USER``) or
+    ``user:$2b$...`` (bcrypt) lines; ``web_config`` is exporter-toolkit's YAML web configuration
+    (``tls_server_config``, ``basic_auth_users``, ``http_server_config``) instead of those three.
+    Failed logins are capped per client (HTTP 429 beyond), verified ones cached.
     The returned handle has ``.port``, ``.url``, ``.tracker``, ``.stop()`` and is a context
     manager. Metric objects passed directly are read as they are: update them inside
     ``with server.tracker.lock:`` (or through the tracker) for scrapes that never fall between
@@ -254,6 +258,7 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         basic_auth_file=basic_auth_file,
+        web_config=web_config,
     )
 
 

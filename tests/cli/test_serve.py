@@ -237,3 +237,14 @@ def test_serve_port_in_use_is_a_usage_error(data):
         result = invoke("eval", data, *COLUMNS, "--serve", port)
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_an_auth_file_over_the_iteration_cap_is_one_line_exit_2(data, tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("# scrapers\n\nbob:pbkdf2_sha256$50000000$AAAA$AAAA\n")
+    result = invoke("eval", data, *COLUMNS, "--serve", "0", "--basic-auth-file", users)
+    assert result.exit_code == 2, result.output
+    assert (
+        f"`basic_auth_file` {users}:3: 50000000 iterations exceed the cap 2000000" in result.output
+    )
+    assert "Traceback" not in result.output
