@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -246,5 +247,74 @@ def test_an_auth_file_over_the_iteration_cap_is_one_line_exit_2(data, tmp_path):
     assert result.exit_code == 2, result.output
     assert (
         f"`basic_auth_file` {users}:3: 50000000 iterations exceed the cap 2000000" in result.output
+    )
+    assert "Traceback" not in result.output
+
+
+def _web_config(tmp_path: Path, tls_files: TlsFiles) -> Path:
+    """exporter-toolkit's web configuration: the test certificate and AUTH_USER with bcrypt."""
+    import bcrypt
+
+    folder = tmp_path / "web"
+    folder.mkdir()
+    shutil.copy(tls_files.cert, folder / "server.crt")
+    shutil.copy(tls_files.key, folder / "server.key")
+    hashed = bcrypt.hashpw(AUTH_PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+    config = folder / "web-config.yml"
+    config.write_text(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        f"basic_auth_users:\n  {json.dumps(AUTH_USER)}: {json.dumps(hashed)}\n"
+    )
+    return config
+
+
+def test_eval_serve_web_config_scraped_by_prometheus(
+    prometheus, tls_files: TlsFiles, data, tmp_path
+):
+    """The same web config file node_exporter takes: Prometheus' TLS job (CA, basic auth) scrapes it."""
+    assert prometheus.tls_port is not None  # tls_files: openssl is there
+    config = _web_config(tmp_path, tls_files)
+    out = tmp_path / "result.json"
+    port = prometheus.tls_port
+    process = Cli(
+        ["eval", data, *METRICS, *COLUMNS, "--format", "json", "-o", out, "--run", "cli-web",
+         "--serve", f"127.0.0.1:{port}", "--linger", "inf", "--web-config", config],
+        tmp_path / "p",
+    )  # fmt: skip
+    try:
+        result = wait_for_json(out, process)
+        expr = 'streammetric_cross_entropy{job="streammetric_tls",run="cli-web",scope="global"}'
+        wait_for_stored(prometheus, expr, {"": result["metrics"]["cross-entropy"]})
+        context = ssl.create_default_context(cafile=str(tls_files.cert))
+        url = f"https://127.0.0.1:{port}/metrics"
+        assert http_get(url, context=context)[0] == 401
+    finally:
+        code = process.stop()
+    assert code == 0, process.stderr
+    assert f"serving https://127.0.0.1:{port}/metrics" in process.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "--web-config applies to the --serve endpoint; add --serve"),
+        (["--serve", "0", "--basic-auth-file", "{auth}"], "--web-config holds the TLS and user settings itself; drop --basic-auth-file"),
+    ],
+)  # fmt: skip
+def test_web_config_usage_errors(data, tmp_path, tls_files: TlsFiles, extra, message):
+    config = _web_config(tmp_path, tls_files)
+    args = [a.format(auth=tls_files.auth_file) for a in extra]
+    result = invoke("eval", data, *COLUMNS, "--web-config", config, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_bad_web_config_is_one_line_exit_2(data, tmp_path):
+    config = tmp_path / "web.yml"
+    config.write_text("basic_auth_users:\n  alice: plain-text\n")
+    result = invoke("eval", data, *COLUMNS, "--serve", "0", "--web-config", config)
+    assert result.exit_code == 2, result.output
+    assert (
+        f"streammetric: error: `--web-config` {config}:2: basic_auth_users.alice:" in result.output
     )
     assert "Traceback" not in result.output
