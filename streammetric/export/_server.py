@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
-    request_queue_size = 128
+    request_queue_size = 1024  # a burst of connections waits in the kernel, not 1 s for a SYN retry
 
     def __init__(
         self,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -190,3 +192,29 @@ def test_bcrypt_lines_in_a_basic_auth_file(tmp_path: Path) -> None:
         assert http_get(_request(server.url, "scraper", PASSWORD))[0] == 200
         assert http_get(_request(server.url, "scraper", "nope"))[0] == 401
         assert http_get(_request(server.url, "nobody", PASSWORD))[0] == 401
+
+
+def test_hash_password_bcrypt_and_the_iteration_cap(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "streammetric.export.hash_password", "bob"]
+    done = subprocess.run(
+        [*command, "--bcrypt", "--cost", "4"],
+        input="hunter2\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip()
+    assert line.startswith("bob:$2b$04$")
+    path = tmp_path / "users.txt"
+    path.write_text(line + "\n")
+    with serve(sm.MAE(), port=0, basic_auth_file=path) as server:
+        assert http_get(_request(server.url, "bob", "hunter2"))[0] == 200
+    for extra, message in [
+        (["--iterations", "3000000"], "must be an int in 1..2000000"),
+        (["--bcrypt", "--cost", "15"], "`--cost` must be in 4..14"),
+    ]:
+        done = subprocess.run(
+            [*command, *extra], input="x\n", capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
