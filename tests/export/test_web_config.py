@@ -172,3 +172,16 @@ def test_web_config_replaces_the_tls_and_auth_arguments(
     config = write_config(tmp_path, "basic_auth_users: {}\n")
     with pytest.raises(sm.ConfigError, match=re.escape("drop `basic_auth_file`")):
         serve(sm.MAE(), port=0, web_config=config, basic_auth_file=tls_files.auth_file)
+
+
+def test_web_config_inline_certificate_and_key(tmp_path: Path, certs: Path) -> None:
+    def block(path: Path) -> str:
+        return "|\n" + "".join(f"    {line}\n" for line in path.read_text().splitlines())
+
+    config = write_config(
+        tmp_path,
+        f"tls_server_config:\n  cert: {block(certs / 'cert.pem')}  key: {block(certs / 'key.pem')}",
+    )
+    context = ssl.create_default_context(cafile=str(certs / "cert.pem"))
+    with serve(sm.MAE(), port=0, web_config=config) as server:
+        assert http_get(server.url, context=context)[0] == 200
