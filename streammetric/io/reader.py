@@ -202,7 +202,12 @@ def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile
         if name in wanted and pa.types.is_string(schema.field(name).type)
     ]
     parquet_file = pq.ParquetFile(
-        unit.path, metadata=metadata, pre_buffer=False, memory_map=False, read_dictionary=dictionary
+        unit.path,
+        metadata=metadata,
+        pre_buffer=False,
+        memory_map=False,
+        read_dictionary=dictionary,
+        page_checksum_verification=True,
     )
     return parquet_file, wanted
 

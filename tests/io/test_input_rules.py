@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import streammetric as sm
-from streammetric._exceptions import ConfigError
+from streammetric._exceptions import ConfigError, InvalidInputError
 
 CLASSES = 12
 
@@ -59,3 +59,36 @@ def test_an_ambiguous_glob_order_is_refused(tmp_path, names, rule):
     with pytest.raises(ConfigError, match=rule) as caught:
         sm.evaluate(path, ["ce"], preds="p_*")
     assert str(caught.value).startswith(f"{path}: prediction glob `p_*`")
+
+
+def _corrupt_a_page(path, row_group: int, column: str) -> None:
+    """Flip a byte in the middle of a column chunk's data page (plain encoded, uncompressed)."""
+    metadata = pq.read_metadata(path)
+    names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    chunk = metadata.row_group(row_group).column(names.index(column))
+    position = chunk.data_page_offset + chunk.total_compressed_size // 2
+    with open(path, "r+b") as handle:
+        handle.seek(position)
+        byte = handle.read(1)
+        handle.seek(position)
+        handle.write(bytes([byte[0] ^ 0x40]))
+
+
+def test_a_corrupted_page_with_a_checksum_is_one_line_not_a_wrong_number(tmp_path):
+    from tests.cli.helpers import preds_table
+
+    path = tmp_path / "corrupt.parquet"
+    table = preds_table(300, seed=3)
+    options = {"row_group_size": 100, "use_dictionary": False, "compression": "none"}
+    pq.write_table(table, path, write_page_checksum=True, **options)
+    clean = sm.evaluate(path, ["ce"]).metrics
+    _corrupt_a_page(path, 1, "probs.list.element")
+    with pytest.raises(InvalidInputError) as caught:
+        sm.evaluate(path, ["ce"])
+    message = str(caught.value)
+    assert message.startswith(f"{path}: row group 1 (rows 100-199): ") and "\n" not in message
+    assert "checksum" in message.lower()
+    # the same file written without checksums cannot be checked: it reads (no checksum to verify)
+    unchecked = tmp_path / "plain.parquet"
+    pq.write_table(table, unchecked, **options)
+    assert sm.evaluate(unchecked, ["ce"]).metrics == clean
