@@ -265,13 +265,10 @@ def resolve(schema: pa.Schema, spec: ColumnSpec, path: str = "<input>") -> Resol
                 f"{path}: column `{spec.weights}`: type {weight_type} is not numeric "
                 "(weights must be integers or floats)"
             )
+    from .grouping import check_group_type  # grouping imports this module
+
     for name in spec.by:
-        group_type = _base_type(_find(schema, name, role="group-by", path=path).type)
-        if pa.types.is_nested(group_type):
-            raise InvalidInputError(
-                f"{path}: column `{name}`: type {group_type} cannot be grouped by "
-                "(group-by columns must be scalar)"
-            )
+        check_group_type(_find(schema, name, role="group-by", path=path).type, name, path)
 
     notes: tuple[str, ...] = ()
     from_logits = spec.from_logits
