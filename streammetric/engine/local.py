@@ -218,7 +218,8 @@ class JobRun:
         on_merge: Callable[[Partial], None] | None = None,
         on_start: Callable[[RunStart], None] | None = None,
     ) -> None:
-        self.units = plan(job.paths, job.columns)
+        self.notes: list[str] = []  # about the inputs (`plan`), before the columns' notes
+        self.units = plan(job.paths, job.columns, notes=self.notes)
         resolved = resolve_units(self.units, job.columns)
         if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
             raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
@@ -265,7 +266,8 @@ class JobRun:
         if self.saver is not None:
             self.saver.save(self.total, self.done, force=True)
         by = self.resolved.by
-        result: Result = self.total.result(list(self.resolved.notes), grouped=bool(by), by=by)
+        notes = [*self.notes, *self.resolved.notes]
+        result: Result = self.total.result(notes, grouped=bool(by), by=by)
         return result
 
 

@@ -3,7 +3,7 @@
 `Watcher.poll` scans the directory (``os.scandir``, its files only, not subdirectories) and
 evaluates each new file once it is complete: names starting with ``.`` or ``_`` and ending in
 ``.tmp`` are skipped (write there, then rename into place); a Parquet or Arrow IPC file must have
-its footer (an IPC stream its end-of-stream marker) and the same size and mtime as at the
+its footer (an IPC stream: whole messages, then its end-of-stream marker) and the same size and mtime as at the
 previous poll (``once``: as before the footer check). Each file is evaluated by ``run_job`` and
 its exact state merged into the running total, in name order within a poll. A file that fails
 (unreadable, bad values, columns unlike the first file's) is reported once and re-checked when
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from .._exceptions import InvalidInputError, StreamMetricError
 from ..io import ResolvedColumns
+from ..io.sources import ipc_stream_end
 from ..metrics import EvalMetric, create
 from .checkpoint import Checkpoint
 from .local import Job, Result, RunStart, run_job
@@ -40,7 +41,6 @@ from .signals import StopSignal
 __all__ = ["FileReport", "StopSignal", "Watcher", "follow"]
 
 _DATA_SUFFIXES = (".parquet", ".parq", ".pq", ".arrow", ".arrows", ".feather", ".ipc")
-_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 Signature = tuple[int, int]  # (size, mtime_ns)
 
 
@@ -86,8 +86,8 @@ def _complete(path: str, size: int, *, data_name: bool) -> bool | None:
             if tail[-6:] != b"ARROW1":
                 return False
             ipc.open_file(path).schema  # noqa: B018 - parses the footer
-        else:
-            return tail == _EOS
+        else:  # the messages' framing: a batch's body may end like the end-of-stream marker
+            return ipc_stream_end(path)[0] in ("complete", "trailing")  # trailing: eval says
     except (pa.ArrowException, OSError):
         return False
     return True

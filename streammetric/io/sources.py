@@ -14,6 +14,7 @@ import functools
 import io
 import os
 import re
+import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -102,8 +103,33 @@ def _typed(raw_by_file: dict[str, dict[str, str | None]]) -> dict[str, tuple]:
     }
 
 
-def _sources(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[tuple]:
-    """Expand paths into ``(path, kind, partitions)`` sorted by path (deduplicated), stdin last."""
+def _special(path: str) -> str | None:
+    """What a path is when it is neither a regular file nor a directory (``None`` otherwise):
+    reading a FIFO blocks until a writer comes, a device may never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # vanished or unreadable: the read says so
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _sources(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    notes: list[str] | None = None,
+) -> list[tuple]:
+    """Expand paths into ``(path, kind, partitions)`` sorted by path (deduplicated), stdin last.
+
+    A special file (FIFO, socket, device) given as a path is refused; one found in a directory
+    is skipped, and ``notes`` gets a line naming it.
+    """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     given_paths = [os.fspath(path) for path in paths]
@@ -117,11 +143,21 @@ def _sources(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -
         if os.path.isdir(given):
             found = 0
             for path, raw in _walk(given):
+                special = _special(path)
+                if special is not None:
+                    if notes is not None:
+                        notes.append(f"{path}: skipped: {special} is not a data file")
+                    continue
                 kind = _sniff(path, strict=path.lower().endswith(_DATA_SUFFIXES))
                 if kind is not None:
                     kinds[path], raw_by_file[path], found = kind, raw, found + 1
             if not found:
                 raise InvalidInputError(f"{given}: no Parquet or Arrow IPC files in directory")
+        elif (special := _special(given)) is not None:
+            raise InvalidInputError(
+                f"{given}: {special}, not a regular file (reading it could wait forever); give "
+                "a Parquet or Arrow IPC file, or pipe an Arrow IPC stream to -"
+            )
         elif os.path.exists(given):
             kinds.setdefault(given, _sniff(given, strict=True) or "parquet")
             raw_by_file.setdefault(given, {})
@@ -170,6 +206,42 @@ def _ipc_layout(
             return schema, counts
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(f"{path}: cannot read Arrow IPC file", exc) from exc
+
+
+StreamEnd = Literal["complete", "no_eos", "partial", "trailing"]
+
+
+def ipc_stream_end(path: str) -> tuple[StreamEnd, int]:
+    """How an Arrow IPC stream file ends, by walking its messages' framing (continuation
+    marker, metadata length, body length), and how many record batches it holds whole.
+
+    ``complete``: the end-of-stream marker follows the last whole message and ends the file;
+    ``no_eos``: the file ends right after a whole message (a writer still writing, or one that
+    died); ``partial``: it ends inside a message; ``trailing``: bytes follow the marker (the
+    reader would stop at the marker and drop them). Only the last 8 bytes looking like the
+    marker says nothing: a record batch's body can end with those bytes.
+    """
+    batches = 0
+    try:
+        with pa.memory_map(path) as source:
+            size = source.size()
+            reader = ipc.MessageReader.open_stream(source)
+            while True:
+                before = source.tell()
+                try:
+                    message = reader.read_next_message()
+                except StopIteration:
+                    break
+                batches += message.type == "record batch"
+            if before == size:
+                return "no_eos", batches
+            source.seek(before)
+            marker = source.read(min(8, size - before))
+    except (pa.ArrowException, OSError):
+        return "partial", batches
+    if marker in (b"\xff\xff\xff\xff\x00\x00\x00\x00", b"\x00\x00\x00\x00"):
+        return ("complete" if before + len(marker) == size else "trailing"), batches
+    return "partial", batches
 
 
 def _stat_key(path: str) -> tuple[str, int, int]:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
@@ -92,3 +99,113 @@ def test_a_corrupted_page_with_a_checksum_is_one_line_not_a_wrong_number(tmp_pat
     unchecked = tmp_path / "plain.parquet"
     pq.write_table(table, unchecked, **options)
     assert sm.evaluate(unchecked, ["ce"]).metrics == clean
+
+
+# --------------------------------------------------------------------------- special files
+
+
+def _cli(*args: object, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "streammetric.cli", *map(str, args)]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"streammetric {' '.join(map(str, args))} hung")
+
+
+def test_a_fifo_given_as_the_path_is_refused_in_one_line(tmp_path):
+    fifo = tmp_path / "preds.parquet"
+    os.mkfifo(fifo)
+    done = _cli("eval", fifo, "-m", "ce")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        f"streammetric: error: {fifo}: a FIFO (named pipe), not a regular file (reading it "
+        "could wait forever); give a Parquet or Arrow IPC file, or pipe an Arrow IPC stream to -\n"
+    )
+
+
+def test_special_files_in_a_directory_are_skipped_with_a_note(tmp_path):
+    from tests.cli.helpers import write_preds
+
+    folder = tmp_path / "drop"
+    write_preds(folder / "a.parquet", 200, seed=1)
+    os.mkfifo(folder / "b.parquet")
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(folder / "c.sock"))
+        done = _cli("eval", folder, "-m", "ce", "--format", "json")
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] == 200
+    assert done.stderr.splitlines() == [
+        f"streammetric: note: {folder / 'b.parquet'}: skipped: a FIFO (named pipe) is not a data file",
+        f"streammetric: note: {folder / 'c.sock'}: skipped: a socket is not a data file",
+    ]
+
+
+def test_a_device_given_as_the_path_is_refused(tmp_path):
+    with pytest.raises(InvalidInputError, match=r"^/dev/zero: a device, not a regular file"):
+        sm.evaluate("/dev/zero", "ce")
+
+
+# --------------------------------------------------------------------------- IPC streams
+
+
+def _stream_bytes(table: pa.Table, batch_rows: int, *, eos: bool = True) -> tuple[bytes, int]:
+    """The stream of ``table`` in batches of ``batch_rows``, and where the first batch ends."""
+    sink = pa.BufferOutputStream()
+    writer = ipc.new_stream(sink, table.schema)
+    writer.write_batch(table.slice(0, batch_rows).to_batches()[0])
+    first_end = sink.tell()
+    for batch in table.slice(batch_rows).to_batches(max_chunksize=batch_rows):
+        writer.write_batch(batch)
+    if eos:
+        writer.close()
+    return sink.getvalue().to_pybytes(), first_end
+
+
+def _eos_look_alike(rows: int = 200, first: int = 101) -> pa.Table:
+    """A table whose first ``first`` rows, as a record batch, end with the bytes of the
+    end-of-stream marker: the last column's last value is 0x00000000FFFFFFFF."""
+    from tests.cli.helpers import preds_table
+
+    table = preds_table(rows, seed=5).drop_columns(["model"])
+    ids = np.arange(rows, dtype=np.int64)
+    ids[first - 1] = 0xFFFFFFFF
+    return table.append_column("id", pa.array(ids))
+
+
+def test_watch_waits_for_a_stream_whose_batch_ends_like_the_end_marker(tmp_path):
+    from streammetric.engine.local import Job
+    from streammetric.engine.watch import Watcher
+    from streammetric.io import ColumnSpec
+
+    data, first_end = _stream_bytes(_eos_look_alike(), 101)
+    assert data[first_end - 8 : first_end] == b"\xff\xff\xff\xff\x00\x00\x00\x00"
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    path = folder / "s.arrows"
+    path.write_bytes(data[:first_end])  # half written: the writer is still at it
+    watcher = Watcher(folder, Job([], ["ce"], ColumnSpec(labels="label", preds="probs")))
+    assert watcher.poll(once=True) == 0 and watcher.incomplete == {"s.arrows"}
+    path.write_bytes(data)
+    assert watcher.poll(once=True) == 1
+    assert watcher.result().rows == 200
+
+
+def test_eval_of_a_stream_without_its_end_marker_says_so(tmp_path):
+    data, _ = _stream_bytes(_eos_look_alike(), 50, eos=False)
+    path = tmp_path / "died.arrows"
+    path.write_bytes(data)
+    result = sm.evaluate(path, "ce")
+    assert result.rows == 200
+    assert result.notes == [
+        f"{path}: the Arrow IPC stream ends after 4 record batches without its end-of-stream "
+        "marker (its writer may have died or still be writing): only those batches are evaluated"
+    ]
+    complete, _ = _stream_bytes(_eos_look_alike(), 50)
+    path.write_bytes(complete)
+    assert sm.evaluate(path, "ce").notes == []
+    path.write_bytes(complete + complete)  # a second stream after the marker: not dropped
+    with pytest.raises(InvalidInputError, match=r"bytes follow the end-of-stream marker"):
+        sm.evaluate(path, "ce")
