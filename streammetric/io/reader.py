@@ -176,7 +176,7 @@ def plan(
     """
     sources = _sources(paths, notes)
     _resolve_sources(sources, spec or ColumnSpec())
-    return [unit for source in sources for unit in _units_of(*source, notes)]
+    return [unit for path, kind, parts in sources for unit in _units_of(path, kind, parts, notes)]
 
 
 def resolve_units(units: Sequence[Unit], spec: ColumnSpec | None = None) -> ResolvedColumns | None:
