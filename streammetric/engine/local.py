@@ -36,6 +36,7 @@ from ..io import (
     iter_arrow,
     make_batch,
     plan,
+    resolve_paths,
     resolve_units,
 )
 from ..metrics import EvalMetric
@@ -221,10 +222,13 @@ class JobRun:
         self.notes: list[str] = []  # about the inputs (`plan`), before the columns' notes
         self.units = plan(job.paths, job.columns, notes=self.notes)
         resolved = resolve_units(self.units, job.columns)
+        if resolved is None:  # files without row groups: no rows, like files of empty ones
+            resolved = resolve_paths(job.paths, job.columns)
         if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
             raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
         self.resolved = resolved
-        self.evaluator = _Evaluator(job, resolved, self.units[0].display_path)
+        where = self.units[0].display_path if self.units else job.paths[0]
+        self.evaluator = _Evaluator(job, resolved, where)
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics)
         self.saver = Checkpoint(checkpoint, self.identity) if checkpoint else None

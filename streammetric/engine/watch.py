@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from .._exceptions import InvalidInputError, StreamMetricError
 from ..io import ResolvedColumns
-from ..io.sources import ipc_stream_end
+from ..io.sources import describe_difference, ipc_stream_end
 from ..metrics import EvalMetric, create
 from .checkpoint import Checkpoint
 from .local import Job, Result, RunStart, run_job
@@ -162,7 +162,7 @@ class Watcher:
     def _new_metrics(self) -> EvalMetric:
         return create(copy.deepcopy(self._metric_config))
 
-    def _begin(self, metric_config: Any, columns: dict[str, Any], notes: list[str]) -> None:
+    def _begin(self, metric_config: Any, columns: dict[str, Any] | None, notes: list[str]) -> None:
         self._metric_config, self._columns, self.notes = metric_config, columns, notes
         self.total = Partial(self._new_metrics)
 
@@ -252,12 +252,16 @@ class Watcher:
             self.log(f"{name}: not evaluated: {message} (tried again when the file changes)")
             return 0
         self.failed.pop(name, None)
+        start = started[0]
+        # a file without rows adds none and sets no columns for the files after it
+        columns = _columns_identity(start.resolved) if start.units else None
         if self.total is None:
-            start = started[0]
             config = start.new_metrics().get_config()
-            self._begin(config, _columns_identity(start.resolved), list(start.resolved.notes))
+            self._begin(config, columns, list(start.resolved.notes))
             if self.on_start is not None:
                 self.on_start(self._new_metrics, start.resolved.by, None)
+        elif self._columns is None and columns is not None:
+            self._columns, self.notes = columns, list(start.resolved.notes)
         assert self.total is not None and result.partial is not None
         report = FileReport(
             name,
@@ -276,14 +280,15 @@ class Watcher:
     def _check_columns(self, started: list[RunStart]) -> Callable[[RunStart], None]:
         def check(start: RunStart) -> None:
             started.append(start)
-            if self._columns is None:
+            if self._columns is None or not start.units:  # no rows: nothing to compare
                 return
             columns = _columns_identity(start.resolved)
             if columns != self._columns:
                 name = next(k for k in columns if columns[k] != self._columns.get(k))
+                difference = describe_difference(name, columns[name], self._columns.get(name))
                 raise InvalidInputError(
                     f"{start.units[0].display_path}: columns differ from the files before: "
-                    f"{name} is {columns[name]!r} here and {self._columns.get(name)!r} there"
+                    f"{difference}"
                 )
 
         return check

@@ -342,10 +342,24 @@ def scalar_values(array: pa.Array, *, name: str, role: str, dtype: str = "float"
         invalid = array.is_null().to_numpy(zero_copy_only=False)
         array = array.fill_null(False if pa.types.is_boolean(array.type) else 0)
     values = as_numpy(array)
+    too_large = None
+    if dtype == "int64" and values.dtype == np.uint64:  # 2**64 - 1 must not read as -1
+        too_large = values > np.iinfo(np.int64).max
+        if invalid is not None:
+            too_large &= ~invalid
+        too_large = too_large if too_large.any() else None
     if dtype == "float":
         values = _float_dtype(values)
     else:
         values = values.astype(dtype, copy=False)
+    if too_large is not None:
+        row = _first(too_large)
+        value = int(as_numpy(array)[row])
+        first_null = _first(invalid) if invalid is not None else row + 1
+        invalid = too_large if invalid is None else invalid | too_large
+        if row < first_null:
+            rule = f"value {value} is too large (at most {np.iinfo(np.int64).max} in {role})"
+            return ColumnValues(values, invalid, (row, name, rule))
     if invalid is None:
         return ColumnValues(values)
     return ColumnValues(values, invalid, (_first(invalid), name, _null_rule(role)))

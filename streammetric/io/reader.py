@@ -157,7 +157,9 @@ def _units_of(
     else:
         counts = list(_ipc_layout(path, kind, *_stat_key(path)[1:])[1] or ())
     offsets = np.cumsum([0, *counts]).tolist()
-    return [Unit(path, kind, i, n, offsets[i], partitions) for i, n in enumerate(counts)]
+    # a row group / batch without rows is no unit: a file of empty row groups is read as one
+    # of no row groups (nothing to read, and its columns are not compared)
+    return [Unit(path, kind, i, n, offsets[i], partitions) for i, n in enumerate(counts) if n]
 
 
 def plan(
@@ -177,6 +179,14 @@ def plan(
     sources = _sources(paths, notes)
     _resolve_sources(sources, spec or ColumnSpec())
     return [unit for path, kind, parts in sources for unit in _units_of(path, kind, parts, notes)]
+
+
+def resolve_paths(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], spec: ColumnSpec | None = None
+) -> ResolvedColumns | None:
+    """The column resolution of the inputs `plan` expands ``paths`` into, even when they hold
+    no units (files without row groups)."""
+    return _resolve_sources(_sources(paths), spec or ColumnSpec())
 
 
 def resolve_units(units: Sequence[Unit], spec: ColumnSpec | None = None) -> ResolvedColumns | None:

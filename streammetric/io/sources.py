@@ -301,14 +301,76 @@ def _full_schema(path: str, kind: UnitKind, partitions: tuple) -> pa.Schema:
     return schema
 
 
+def _file_rows(path: str, kind: UnitKind) -> int | None:
+    """Rows of a Parquet or IPC file (``None``: a stream, unknown until read)."""
+    if path == STDIN or kind == "ipc_stream":
+        return None
+    if kind == "parquet":
+        return int(_parquet_footer(*_stat_key(path))[0].num_rows)
+    return sum(_ipc_layout(path, kind, *_stat_key(path)[1:])[1] or ())
+
+
+_KINDS = {
+    "sparse": "integer class indices",
+    "dense": "lists of floats (soft targets)",
+    "binary": "floats (binary labels)",
+    "list": "one list column",
+    "scalar": "one number per row",
+    "columns": "several columns",
+}
+
+
+def _phrase(name: str, value: Any) -> str:
+    """A `ResolvedColumns` field's value in the user's terms."""
+    if name in ("label_width", "pred_width"):
+        return "lists of any length" if value is None else f"fixed-size lists of {value}"
+    if name in ("label_kind", "pred_kind"):
+        return _KINDS.get(value, str(value))
+    if name == "from_logits":
+        return "logits" if value else "probabilities"
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ", ".join(f"`{item}`" for item in value) or "none"
+    return f"`{value}`"
+
+
+_ROLES = {
+    "labels": "the label column is",
+    "label_kind": "labels are",
+    "label_width": "labels are",
+    "preds": "the prediction columns are",
+    "pred_kind": "predictions are",
+    "pred_width": "predictions are",
+    "weights": "the weight column is",
+    "by": "the group-by columns are",
+    "from_logits": "predictions are",
+}
+
+
+def describe_difference(name: str, here: Any, there: Any) -> str:
+    """One `ResolvedColumns` field that differs between two inputs, in the user's terms.
+
+    >>> describe_difference("pred_width", 5, None)
+    'predictions are fixed-size lists of 5 here and lists of any length there'
+    """
+    role = _ROLES.get(name, f"{name} is")
+    return f"{role} {_phrase(name, here)} here and {_phrase(name, there)} there"
+
+
 def _resolve_sources(
     sources: Sequence[tuple[str, UnitKind, tuple]], spec: ColumnSpec
 ) -> ResolvedColumns | None:
+    """The columns shared by every input. A file without rows contributes none, so it is not
+    compared (unless every input is empty). Integer and float widths may differ between
+    inputs: every value is converted exactly, and the sums are exact."""
+    nonempty = [source for source in sources if _file_rows(*source[:2]) != 0]
     resolved: ResolvedColumns | None = None
     first = ""
-    for path, kind, partitions in sources:
+    for path, kind, partitions in nonempty or sources:
         shown = "<stdin>" if path == STDIN else path
         current = resolve(_full_schema(path, kind, partitions), spec, shown)
+        _check_partitions(path, kind, partitions, current)
         if resolved is None:
             resolved, first = current, shown
         elif current != resolved:
@@ -318,7 +380,24 @@ def _resolve_sources(
                 if getattr(current, item.name) != getattr(resolved, item.name)
             )
             raise InvalidInputError(
-                f"{shown}: columns differ from {first}: {name} is {here!r} here and {there!r} "
-                "there (every input must have the same columns and column types)"
+                f"{shown}: columns differ from {first}: {describe_difference(name, here, there)} "
+                "(every input must have the same columns, of the same kinds; integer and float "
+                "widths may differ)"
             )
     return resolved
+
+
+def _check_partitions(
+    path: str, kind: UnitKind, partitions: tuple, resolved: ResolvedColumns
+) -> None:
+    """A column read from the file and named by a hive directory too: refused (which one?)."""
+    if not partitions:
+        return
+    names = _file_schema(path, kind).names
+    for key, value in partitions:
+        if key in names and key in resolved.columns:
+            shown = _HIVE_NULL if value is None else value
+            raise InvalidInputError(
+                f"{path}: column `{key}` is in the file and in the hive partition directory "
+                f"`{key}={shown}` above it, so its value is ambiguous (rename one of them)"
+            )

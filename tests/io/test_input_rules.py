@@ -209,3 +209,102 @@ def test_eval_of_a_stream_without_its_end_marker_says_so(tmp_path):
     path.write_bytes(complete + complete)  # a second stream after the marker: not dropped
     with pytest.raises(InvalidInputError, match=r"bytes follow the end-of-stream marker"):
         sm.evaluate(path, "ce")
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _probs_table(labels: list, kind: pa.DataType | None = None, width: int | None = 2) -> pa.Table:
+    rows = len(labels)
+    flat = pa.array(np.full(rows * 2, 0.5), kind or pa.float32())
+    probs = (
+        pa.FixedSizeListArray.from_arrays(flat, 2)
+        if width
+        else pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * rows + 1, 2), pa.int32()), flat)
+    )
+    return pa.table({"label": pa.array(labels, pa.int64()), "probs": probs})
+
+
+def test_a_uint64_label_is_reported_with_its_real_value(tmp_path):
+    path = tmp_path / "u64.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "label": pa.array([0, 1, 2**64 - 1], pa.uint64()),
+                "probs": _probs_table([0, 1, 1])["probs"],
+            }
+        ),
+        path,
+    )
+    with pytest.raises(InvalidInputError) as caught:
+        sm.evaluate(path, "ce")
+    assert str(caught.value) == (
+        f"{path}: column `label`, row 2: value 18446744073709551615 is too large "
+        "(at most 9223372036854775807 in labels)"
+    )
+    skipped = sm.evaluate(path, "ce", on_invalid="skip")
+    assert (skipped.rows, skipped.invalid_rows) == (2, 1)
+
+
+def test_an_empty_file_contributes_no_rows_and_never_conflicts(tmp_path):
+    full = tmp_path / "full.parquet"
+    pq.write_table(_probs_table([0, 1, 1]), full)
+    empty = _probs_table([], width=None)  # a list of any length: pandas writes this
+    one_group, no_group = tmp_path / "empty1.parquet", tmp_path / "empty0.parquet"
+    pq.write_table(empty, one_group)
+    pq.ParquetWriter(no_group, empty.schema).close()
+    assert pq.read_metadata(one_group).num_row_groups == 1
+    assert pq.read_metadata(no_group).num_row_groups == 0
+    expected = sm.evaluate(full, "ce").to_dict()
+    for other in (one_group, no_group):
+        assert sm.evaluate([full, other], "ce").to_dict() == expected
+    alone = [sm.evaluate(path, "ce") for path in (one_group, no_group)]
+    assert alone[0].to_dict()["rows"] == alone[1].to_dict()["rows"] == 0
+    assert alone[0].notes == alone[1].notes == ["cross-entropy is nan: no rows were counted"]
+
+
+def test_different_list_kinds_are_described_in_user_terms(tmp_path):
+    pq.write_table(_probs_table([0, 1]), tmp_path / "a.parquet")
+    pq.write_table(_probs_table([0, 1], width=None), tmp_path / "b.parquet")
+    with pytest.raises(InvalidInputError) as caught:
+        sm.evaluate(tmp_path, "ce")
+    assert str(caught.value) == (
+        f"{tmp_path / 'b.parquet'}: columns differ from {tmp_path / 'a.parquet'}: predictions are "
+        "lists of any length here and fixed-size lists of 2 there (every input must have the same "
+        "columns, of the same kinds; integer and float widths may differ)"
+    )
+
+
+def test_float32_and_float64_files_mix_exactly(tmp_path):
+    pq.write_table(_probs_table([0, 1, 1], pa.float32()), tmp_path / "a.parquet")
+    pq.write_table(_probs_table([1, 0], pa.float64()), tmp_path / "b.parquet")
+    mixed = sm.evaluate(tmp_path, ["ce", "acc"])
+    assert mixed.rows == 5 and mixed.metrics["cross-entropy"] == pytest.approx(np.log(2))
+
+
+def test_a_partition_column_that_is_also_a_file_column_is_refused(tmp_path):
+    folder = tmp_path / "model=b"
+    folder.mkdir()
+    table = _probs_table([0, 1]).append_column("model", pa.array(["a", "a"]))
+    pq.write_table(table, folder / "part.parquet")
+    with pytest.raises(InvalidInputError) as caught:
+        sm.evaluate(tmp_path, "ce", by="model")
+    assert str(caught.value) == (
+        f"{folder / 'part.parquet'}: column `model` is in the file and in the hive partition "
+        "directory `model=b` above it, so its value is ambiguous (rename one of them)"
+    )
+    assert sm.evaluate(tmp_path, "ce").rows == 2  # a column not read: nothing is ambiguous
+
+
+def test_watch_counts_an_empty_file_without_taking_its_columns(tmp_path):
+    from streammetric.engine.local import Job
+    from streammetric.engine.watch import Watcher
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    pq.write_table(_probs_table([], width=None), folder / "a.parquet")  # first, and empty
+    pq.write_table(_probs_table([0, 1, 1]), folder / "b.parquet")
+    messages: list[str] = []
+    watcher = Watcher(folder, Job([], ["ce"]), log=messages.append)
+    assert watcher.poll(once=True) == 2 and messages == []
+    assert watcher.result().rows == 3
