@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from .._exceptions import InvalidInputError, StreamMetricError
 from ..io import ResolvedColumns
-from ..io.sources import describe_difference, ipc_stream_end
+from ..io.sources import describe_difference, ipc_stream_end, special_kind
 from ..metrics import EvalMetric, create
 from .checkpoint import Checkpoint
 from .local import Job, Result, RunStart, run_job
@@ -130,6 +130,7 @@ class Watcher:
         self.total: Partial | None = None
         self._seen: dict[str, Signature] = {}
         self._warned: set[tuple[str, Signature]] = set()
+        self._special: set[str] = set()  # FIFOs, sockets, devices: skipped (reading one blocks)
         self._columns: dict[str, Any] | None = None
         self._metric_config: Any = None
         self._saver = None
@@ -197,6 +198,10 @@ class Watcher:
         for entry in found:
             try:
                 if not entry.is_file():
+                    special = None if entry.is_dir() else special_kind(entry.path)
+                    if special is not None and entry.name not in self._special:
+                        self._special.add(entry.name)  # said once
+                        self.log(f"{entry.name}: skipped: {special} is not a data file")
                     continue
                 present.add(entry.name)
                 if self._ready(entry.name, entry.path, once=once):

@@ -103,7 +103,7 @@ def _typed(raw_by_file: dict[str, dict[str, str | None]]) -> dict[str, tuple]:
     }
 
 
-def _special(path: str) -> str | None:
+def special_kind(path: str) -> str | None:
     """What a path is when it is neither a regular file nor a directory (``None`` otherwise):
     reading a FIFO blocks until a writer comes, a device may never end."""
     try:
@@ -143,7 +143,7 @@ def _sources(
         if os.path.isdir(given):
             found = 0
             for path, raw in _walk(given):
-                special = _special(path)
+                special = special_kind(path)
                 if special is not None:
                     if notes is not None:
                         notes.append(f"{path}: skipped: {special} is not a data file")
@@ -153,7 +153,7 @@ def _sources(
                     kinds[path], raw_by_file[path], found = kind, raw, found + 1
             if not found:
                 raise InvalidInputError(f"{given}: no Parquet or Arrow IPC files in directory")
-        elif (special := _special(given)) is not None:
+        elif (special := special_kind(given)) is not None:
             raise InvalidInputError(
                 f"{given}: {special}, not a regular file (reading it could wait forever); give "
                 "a Parquet or Arrow IPC file, or pipe an Arrow IPC stream to -"

@@ -308,3 +308,17 @@ def test_watch_counts_an_empty_file_without_taking_its_columns(tmp_path):
     watcher = Watcher(folder, Job([], ["ce"]), log=messages.append)
     assert watcher.poll(once=True) == 2 and messages == []
     assert watcher.result().rows == 3
+
+
+def test_watch_skips_a_fifo_in_its_folder_and_says_so_once(tmp_path):
+    from streammetric.engine.local import Job
+    from streammetric.engine.watch import Watcher
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    os.mkfifo(folder / "a.parquet")
+    pq.write_table(_probs_table([0, 1, 1]), folder / "b.parquet")
+    messages: list[str] = []
+    watcher = Watcher(folder, Job([], ["ce"]), log=messages.append)
+    assert watcher.poll(once=True) == 1 and watcher.poll(once=True) == 0
+    assert messages == ["a.parquet: skipped: a FIFO (named pipe) is not a data file"]
