@@ -26,6 +26,7 @@ import numpy as np
 from .._exceptions import InvalidInputError
 from ..functional._ce_fast import CleanPass
 from ..io import (
+    STDIN,
     Batch,
     ColumnSpec,
     ResolvedColumns,
@@ -39,6 +40,7 @@ from ..io import (
     resolve_paths,
     resolve_units,
 )
+from ..io.sources import stdin_end_note
 from ..metrics import EvalMetric
 from .checkpoint import Checkpoint
 from .partial import GroupKey, Partial, locate_error
@@ -259,6 +261,8 @@ class JobRun:
             return
         self.total.merge(part)
         self.done.add(unit.key)
+        if unit.path == STDIN and (note := stdin_end_note()) is not None:
+            self.notes.append(note)
         if self.on_merge is not None:
             self.on_merge(part)
         if self.saver is not None:

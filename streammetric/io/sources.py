@@ -272,16 +272,49 @@ def _stdin_reader(*, take: bool) -> Any:
                 )
             if head.startswith(b"ARROW1"):  # file format: a stream follows the 8-byte magic
                 buffer.read(8)
+            tracker = _EndTracker(buffer)
             try:
-                reader = ipc.open_stream(buffer)
+                reader = ipc.open_stream(tracker)
             except (pa.ArrowException, OSError) as exc:
                 raise _arrow_error("<stdin>: cannot read Arrow IPC stream", exc) from exc
             _stdin_state.clear()
-            _stdin_state.update(buffer=given, reader=reader, taken=False)
+            _stdin_state.update(buffer=given, reader=reader, taken=False, tracker=tracker)
         if take and _stdin_state["taken"]:
             raise InvalidInputError("<stdin>: the stream was already read")
         _stdin_state["taken"] = _stdin_state["taken"] or take
         return _stdin_state["reader"]
+
+
+class _EndTracker(io.RawIOBase):
+    """Reads through to ``source`` and remembers whether the last read found no more input:
+    the stream reader's last read is the end-of-stream marker's length when the marker is
+    there, and an empty read when the input ends without it."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__()
+        self.source = source
+        self.at_end = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self.source.read(-1 if size is None else size)
+        self.at_end = not data and size != 0
+        return bytes(data)
+
+
+def stdin_end_note() -> str | None:
+    """After stdin's stream was read: a note when it ended without its end-of-stream marker
+    (the writer died, or closed the pipe without finishing the stream)."""
+    with _stdin_lock:
+        tracker = _stdin_state.get("tracker")
+        if tracker is None or not _stdin_state.get("taken") or not tracker.at_end:
+            return None
+    return (
+        "<stdin>: the Arrow IPC stream ended without its end-of-stream marker (its writer may "
+        "have died): only the record batches read whole are evaluated"
+    )
 
 
 def _file_schema(path: str, kind: UnitKind) -> pa.Schema:

@@ -322,3 +322,27 @@ def test_watch_skips_a_fifo_in_its_folder_and_says_so_once(tmp_path):
     watcher = Watcher(folder, Job([], ["ce"]), log=messages.append)
     assert watcher.poll(once=True) == 1 and watcher.poll(once=True) == 0
     assert messages == ["a.parquet: skipped: a FIFO (named pipe) is not a data file"]
+
+
+def test_eval_of_stdin_without_the_end_marker_says_so():
+    data, _ = _stream_bytes(_eos_look_alike(), 50, eos=False)
+    command = [
+        sys.executable,
+        "-m",
+        "streammetric.cli",
+        "eval",
+        "-",
+        "-m",
+        "ce",
+        "--format",
+        "json",
+    ]
+    cut = subprocess.run(command, input=data, capture_output=True, timeout=60)
+    assert cut.returncode == 0 and json.loads(cut.stdout)["rows"] == 200
+    assert cut.stderr.decode().splitlines() == [
+        "streammetric: note: <stdin>: the Arrow IPC stream ended without its end-of-stream marker "
+        "(its writer may have died): only the record batches read whole are evaluated"
+    ]
+    whole, _ = _stream_bytes(_eos_look_alike(), 50)
+    done = subprocess.run(command, input=whole, capture_output=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == b""
