@@ -254,7 +254,8 @@ def explain_command(
         weights=weights,
         from_logits=from_logits,
     )
-    units = plan(list(paths), spec)
+    input_notes: list[str] = []
+    units = plan(list(paths), spec, notes=input_notes)
     resolved = resolve_units(units, spec)
     if resolved is None:
         raise InvalidInputError(f"no rows to explain in {', '.join(paths)}")
@@ -271,7 +272,7 @@ def explain_command(
             pred_parts.append(batch.preds)
             if batch.weights is not None:
                 weight_parts.append(batch.weights)
-    for note in resolved.notes:
+    for note in [*input_notes, *resolved.notes]:
         click.echo(f"streammetric: note: {note}", err=True)
     explanation = explain(
         np.concatenate(label_parts),

@@ -26,6 +26,7 @@ import numpy as np
 from .._exceptions import InvalidInputError
 from ..functional._ce_fast import CleanPass
 from ..io import (
+    STDIN,
     Batch,
     ColumnSpec,
     ResolvedColumns,
@@ -36,8 +37,10 @@ from ..io import (
     iter_arrow,
     make_batch,
     plan,
+    resolve_paths,
     resolve_units,
 )
+from ..io.sources import stdin_end_note
 from ..metrics import EvalMetric
 from .checkpoint import Checkpoint
 from .partial import GroupKey, Partial, locate_error
@@ -218,12 +221,16 @@ class JobRun:
         on_merge: Callable[[Partial], None] | None = None,
         on_start: Callable[[RunStart], None] | None = None,
     ) -> None:
-        self.units = plan(job.paths, job.columns)
+        self.notes: list[str] = []  # about the inputs (`plan`), before the columns' notes
+        self.units = plan(job.paths, job.columns, notes=self.notes)
         resolved = resolve_units(self.units, job.columns)
+        if resolved is None:  # files without row groups: no rows, like files of empty ones
+            resolved = resolve_paths(job.paths, job.columns)
         if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
             raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
         self.resolved = resolved
-        self.evaluator = _Evaluator(job, resolved, self.units[0].display_path)
+        where = self.units[0].display_path if self.units else job.paths[0]
+        self.evaluator = _Evaluator(job, resolved, where)
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics)
         self.saver = Checkpoint(checkpoint, self.identity) if checkpoint else None
@@ -254,6 +261,8 @@ class JobRun:
             return
         self.total.merge(part)
         self.done.add(unit.key)
+        if unit.path == STDIN and (note := stdin_end_note()) is not None:
+            self.notes.append(note)
         if self.on_merge is not None:
             self.on_merge(part)
         if self.saver is not None:
@@ -265,7 +274,8 @@ class JobRun:
         if self.saver is not None:
             self.saver.save(self.total, self.done, force=True)
         by = self.resolved.by
-        result: Result = self.total.result(list(self.resolved.notes), grouped=bool(by), by=by)
+        notes = [*self.notes, *self.resolved.notes]
+        result: Result = self.total.result(notes, grouped=bool(by), by=by)
         return result
 
 

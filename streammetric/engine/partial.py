@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
+from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
 
@@ -83,11 +84,13 @@ class Partial:
 
     def merge(self, other: Partial) -> Partial:
         """Add ``other``'s states into this one, exactly (``other`` is left as it was)."""
+        # keys are canonical again: a NaN key of another process (Dask) is another object
         for key, metric in other._groups.items():
-            self.metric(key).merge(metric)  # never adopt other's objects: it may be read later
+            self.metric(canonical_key(key)).merge(metric)  # never adopt other's objects
         if other._clean is not None:
             self._add_clean(other._clean)
         for key, rows in other.group_rows.items():
+            key = canonical_key(key)
             self.group_rows[key] = self.group_rows.get(key, 0) + rows
         self.rows += other.rows
         self.invalid_rows += other.invalid_rows
@@ -134,14 +137,21 @@ class Partial:
     def load_json(self, data: dict[str, Any]) -> None:
         self.rows = int(data["rows"])
         self.invalid_rows = int(data["invalid_rows"])
-        for key, rows, state in data["groups"]:
-            self.metric(tuple(key)).load_state_dict(state)
-            self.group_rows[tuple(key)] = int(rows)
+        for stored, rows, state in data["groups"]:
+            key = canonical_key(stored)  # plain JSON values (`streammetric.io.grouping`)
+            self.metric(key).load_state_dict(state)
+            self.group_rows[key] = int(rows)
 
 
 def _sort_key(key: GroupKey) -> tuple[Any, ...]:
     return tuple(
-        (value is None, type(value).__name__, value if value is not None else 0) for value in key
+        (
+            value is None,
+            value != value,  # NaN: after the numbers (it compares with none of them)
+            type(value).__name__,
+            value if value is not None and value == value else 0,
+        )
+        for value in key
     )
 
 

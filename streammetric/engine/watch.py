@@ -3,7 +3,7 @@
 `Watcher.poll` scans the directory (``os.scandir``, its files only, not subdirectories) and
 evaluates each new file once it is complete: names starting with ``.`` or ``_`` and ending in
 ``.tmp`` are skipped (write there, then rename into place); a Parquet or Arrow IPC file must have
-its footer (an IPC stream its end-of-stream marker) and the same size and mtime as at the
+its footer (an IPC stream: whole messages, then its end-of-stream marker) and the same size and mtime as at the
 previous poll (``once``: as before the footer check). Each file is evaluated by ``run_job`` and
 its exact state merged into the running total, in name order within a poll. A file that fails
 (unreadable, bad values, columns unlike the first file's) is reported once and re-checked when
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from .._exceptions import InvalidInputError, StreamMetricError
 from ..io import ResolvedColumns
+from ..io.sources import describe_difference, ipc_stream_end, special_kind
 from ..metrics import EvalMetric, create
 from .checkpoint import Checkpoint
 from .local import Job, Result, RunStart, run_job
@@ -40,7 +41,6 @@ from .signals import StopSignal
 __all__ = ["FileReport", "StopSignal", "Watcher", "follow"]
 
 _DATA_SUFFIXES = (".parquet", ".parq", ".pq", ".arrow", ".arrows", ".feather", ".ipc")
-_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 Signature = tuple[int, int]  # (size, mtime_ns)
 
 
@@ -86,8 +86,8 @@ def _complete(path: str, size: int, *, data_name: bool) -> bool | None:
             if tail[-6:] != b"ARROW1":
                 return False
             ipc.open_file(path).schema  # noqa: B018 - parses the footer
-        else:
-            return tail == _EOS
+        else:  # the messages' framing: a batch's body may end like the end-of-stream marker
+            return ipc_stream_end(path)[0] in ("complete", "trailing")  # trailing: eval says
     except (pa.ArrowException, OSError):
         return False
     return True
@@ -130,6 +130,7 @@ class Watcher:
         self.total: Partial | None = None
         self._seen: dict[str, Signature] = {}
         self._warned: set[tuple[str, Signature]] = set()
+        self._special: set[str] = set()  # FIFOs, sockets, devices: skipped (reading one blocks)
         self._columns: dict[str, Any] | None = None
         self._metric_config: Any = None
         self._saver = None
@@ -162,7 +163,7 @@ class Watcher:
     def _new_metrics(self) -> EvalMetric:
         return create(copy.deepcopy(self._metric_config))
 
-    def _begin(self, metric_config: Any, columns: dict[str, Any], notes: list[str]) -> None:
+    def _begin(self, metric_config: Any, columns: dict[str, Any] | None, notes: list[str]) -> None:
         self._metric_config, self._columns, self.notes = metric_config, columns, notes
         self.total = Partial(self._new_metrics)
 
@@ -197,6 +198,10 @@ class Watcher:
         for entry in found:
             try:
                 if not entry.is_file():
+                    special = None if entry.is_dir() else special_kind(entry.path)
+                    if special is not None and entry.name not in self._special:
+                        self._special.add(entry.name)  # said once
+                        self.log(f"{entry.name}: skipped: {special} is not a data file")
                     continue
                 present.add(entry.name)
                 if self._ready(entry.name, entry.path, once=once):
@@ -252,12 +257,16 @@ class Watcher:
             self.log(f"{name}: not evaluated: {message} (tried again when the file changes)")
             return 0
         self.failed.pop(name, None)
+        start = started[0]
+        # a file without rows adds none and sets no columns for the files after it
+        columns = _columns_identity(start.resolved) if start.units else None
         if self.total is None:
-            start = started[0]
             config = start.new_metrics().get_config()
-            self._begin(config, _columns_identity(start.resolved), list(start.resolved.notes))
+            self._begin(config, columns, list(start.resolved.notes))
             if self.on_start is not None:
                 self.on_start(self._new_metrics, start.resolved.by, None)
+        elif self._columns is None and columns is not None:
+            self._columns, self.notes = columns, list(start.resolved.notes)
         assert self.total is not None and result.partial is not None
         report = FileReport(
             name,
@@ -276,14 +285,15 @@ class Watcher:
     def _check_columns(self, started: list[RunStart]) -> Callable[[RunStart], None]:
         def check(start: RunStart) -> None:
             started.append(start)
-            if self._columns is None:
+            if self._columns is None or not start.units:  # no rows: nothing to compare
                 return
             columns = _columns_identity(start.resolved)
             if columns != self._columns:
                 name = next(k for k in columns if columns[k] != self._columns.get(k))
+                difference = describe_difference(name, columns[name], self._columns.get(name))
                 raise InvalidInputError(
                     f"{start.units[0].display_path}: columns differ from the files before: "
-                    f"{name} is {columns[name]!r} here and {self._columns.get(name)!r} there"
+                    f"{difference}"
                 )
 
         return check

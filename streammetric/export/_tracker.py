@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
+from .._keys import canonical_key
 from ..metrics.base import EvalMetric
 from ..metrics.registry import CompositeEvalMetric, create
 
@@ -151,7 +152,7 @@ class Tracker:
     def _normalize(self, group: Any) -> GroupKey:
         if not isinstance(group, (tuple, list)):
             group = (group,)
-        key = tuple(v.item() if isinstance(v, np.generic) else v for v in group)
+        key = canonical_key(group)  # every NaN one group, whatever object or process
         if len(key) != len(self.group_by):
             columns = ", ".join(self.group_by) or "none"
             raise InvalidInputError(

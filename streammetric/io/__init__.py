@@ -30,6 +30,7 @@ from streammetric.io.reader import (
     make_batch,
     plan,
     read_unit,
+    resolve_paths,
     resolve_units,
 )
 
@@ -51,5 +52,6 @@ __all__ = [
     "plan",
     "read_unit",
     "resolve",
+    "resolve_paths",
     "resolve_units",
 ]

@@ -17,6 +17,7 @@ become integer group ids in `streammetric.io.grouping`.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
@@ -37,8 +38,9 @@ PredKind = Literal["list", "scalar", "columns"]
 class ColumnSpec:
     """What the user asked for; ``None`` means "use the defaults".
 
-    ``preds`` is one name, a glob such as ``"p_*"`` (several scalar columns, in schema order) or
-    a sequence of names/globs (stacked in the order given). ``from_logits=None`` means auto:
+    ``preds`` is one name, a glob such as ``"p_*"`` (several scalar columns, ordered by the
+    number in their names: see `glob_order`) or a sequence of names/globs (stacked in the order
+    given, each glob's matches in number order). ``from_logits=None`` means auto:
     true when the prediction column is named ``logits``.
     """
 
@@ -130,6 +132,61 @@ def _default(schema: pa.Schema, candidates: Sequence[str], *, role: str, path: s
     )
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _common_prefix(names: Sequence[str]) -> str:
+    first, last = min(names), max(names)
+    size = next(
+        (i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), len(first)
+    )
+    return first[:size]
+
+
+def glob_order(names: Sequence[str], pattern: str, path: str = "<input>") -> list[str]:
+    """The columns a prediction glob matched, in class order: by the number that varies
+    between their names (``p_0, p_1, p_2, ..., p_10``, whatever order they are stored in).
+
+    The order is never guessed: `ConfigError` when the varying part of a name is not a number,
+    two names carry the same number (``p_1`` and ``p_01``) or the numbers have a gap.
+
+    >>> glob_order(["p_0", "p_1", "p_10", "p_11", "p_2", "p_3", "p_4", "p_5", "p_6", "p_7",
+    ...             "p_8", "p_9"], "p_*")[:4]
+    ['p_0', 'p_1', 'p_2', 'p_3']
+    >>> glob_order(["c2_prob", "c1_prob"], "c*_prob")
+    ['c1_prob', 'c2_prob']
+    """
+    if len(names) < 2:
+        return list(names)
+    prefix = _common_prefix(names)
+    suffix = _common_prefix([name[::-1] for name in names])[::-1]
+    prefix = prefix.rstrip("0123456789")  # p_1, p_10: the number starts after "p_"
+    suffix = suffix.lstrip("0123456789")
+    numbered: dict[int, str] = {}
+    fix = "name the columns in class order instead: --preds a,b,c"
+    for name in names:
+        varying = name[len(prefix) : len(name) - len(suffix)]
+        if not _DIGITS.fullmatch(varying):
+            raise ConfigError(
+                f"{path}: prediction glob `{pattern}` matches {', '.join(names)}: the class order "
+                f"of `{name}` is not a number in its name, so it is ambiguous ({fix})"
+            )
+        other = numbered.setdefault(int(varying), name)
+        if other != name:
+            raise ConfigError(
+                f"{path}: prediction glob `{pattern}` matches `{other}` and `{name}`, which carry "
+                f"the same number {int(varying)}, so the class order is ambiguous ({fix})"
+            )
+    numbers = sorted(numbered)
+    if numbers[-1] - numbers[0] != len(numbers) - 1:
+        missing = next(n for n in range(numbers[0], numbers[-1]) if n not in numbered)
+        raise ConfigError(
+            f"{path}: prediction glob `{pattern}` matches {', '.join(numbered[n] for n in numbers)}"
+            f": no column has number {missing}, so the class of each column is ambiguous ({fix})"
+        )
+    return [numbered[number] for number in numbers]
+
+
 def _expand_preds(schema: pa.Schema, spec: ColumnSpec, path: str) -> tuple[list[str], bool]:
     """Return the prediction column names and whether they are stacked scalar columns."""
     if spec.preds is None:
@@ -144,7 +201,7 @@ def _expand_preds(schema: pa.Schema, spec: ColumnSpec, path: str) -> tuple[list[
                     f"{path}: prediction glob `{pattern}` matches no column "
                     f"(available columns: {', '.join(schema.names)})"
                 )
-            names.extend(matched)
+            names.extend(glob_order(matched, pattern, path))
         else:
             names.append(_find(schema, pattern, role="prediction", path=path).name)
     stacked = len(patterns) > 1 or names != list(patterns)
@@ -208,13 +265,10 @@ def resolve(schema: pa.Schema, spec: ColumnSpec, path: str = "<input>") -> Resol
                 f"{path}: column `{spec.weights}`: type {weight_type} is not numeric "
                 "(weights must be integers or floats)"
             )
+    from .grouping import check_group_type  # grouping imports this module
+
     for name in spec.by:
-        group_type = _base_type(_find(schema, name, role="group-by", path=path).type)
-        if pa.types.is_nested(group_type):
-            raise InvalidInputError(
-                f"{path}: column `{name}`: type {group_type} cannot be grouped by "
-                "(group-by columns must be scalar)"
-            )
+        check_group_type(_find(schema, name, role="group-by", path=path).type, name, path)
 
     notes: tuple[str, ...] = ()
     from_logits = spec.from_logits
@@ -288,10 +342,24 @@ def scalar_values(array: pa.Array, *, name: str, role: str, dtype: str = "float"
         invalid = array.is_null().to_numpy(zero_copy_only=False)
         array = array.fill_null(False if pa.types.is_boolean(array.type) else 0)
     values = as_numpy(array)
+    too_large = None
+    if dtype == "int64" and values.dtype == np.uint64:  # 2**64 - 1 must not read as -1
+        too_large = values > np.iinfo(np.int64).max
+        if invalid is not None:
+            too_large &= ~invalid
+        too_large = too_large if too_large.any() else None
     if dtype == "float":
         values = _float_dtype(values)
     else:
         values = values.astype(dtype, copy=False)
+    if too_large is not None:
+        row = _first(too_large)
+        value = int(as_numpy(array)[row])
+        first_null = _first(invalid) if invalid is not None else row + 1
+        invalid = too_large if invalid is None else invalid | too_large
+        if row < first_null:
+            rule = f"value {value} is too large (at most {np.iinfo(np.int64).max} in {role})"
+            return ColumnValues(values, invalid, (row, name, rule))
     if invalid is None:
         return ColumnValues(values)
     return ColumnValues(values, invalid, (_first(invalid), name, _null_rule(role)))

@@ -45,6 +45,7 @@ from streammetric.io.sources import (
     _sources,
     _stat_key,
     _stdin_reader,
+    ipc_stream_end,
 )
 
 
@@ -124,8 +125,31 @@ class Batch(NamedTuple):
 # --------------------------------------------------------------------------- planning
 
 
-def _units_of(path: str, kind: UnitKind, partitions: tuple) -> list[Unit]:
+def _stream_end_note(path: str) -> str | None:
+    """A note when an IPC stream file lacks its end-of-stream marker; an error when bytes
+    follow the marker (they would be dropped)."""
+    end, batches = ipc_stream_end(path)
+    if end == "no_eos":
+        return (
+            f"{path}: the Arrow IPC stream ends after {batches} record batches without its "
+            "end-of-stream marker (its writer may have died or still be writing): only those "
+            "batches are evaluated"
+        )
+    if end == "trailing":
+        raise InvalidInputError(
+            f"{path}: bytes follow the end-of-stream marker of the Arrow IPC stream (two "
+            "streams in one file?); they would not be read"
+        )
+    return None  # complete, or cut inside a message: reading it says where
+
+
+def _units_of(
+    path: str, kind: UnitKind, partitions: tuple, notes: list[str] | None = None
+) -> list[Unit]:
     if path == STDIN or kind == "ipc_stream":
+        note = None if path == STDIN else _stream_end_note(path)
+        if note is not None and notes is not None:
+            notes.append(note)
         return [Unit(path, "ipc_stream", None, None, 0, partitions)]
     if kind == "parquet":
         metadata = _parquet_footer(*_stat_key(path))[0]
@@ -133,21 +157,36 @@ def _units_of(path: str, kind: UnitKind, partitions: tuple) -> list[Unit]:
     else:
         counts = list(_ipc_layout(path, kind, *_stat_key(path)[1:])[1] or ())
     offsets = np.cumsum([0, *counts]).tolist()
-    return [Unit(path, kind, i, n, offsets[i], partitions) for i, n in enumerate(counts)]
+    # a row group / batch without rows is no unit: a file of empty row groups is read as one
+    # of no row groups (nothing to read, and its columns are not compared)
+    return [Unit(path, kind, i, n, offsets[i], partitions) for i, n in enumerate(counts) if n]
 
 
 def plan(
-    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], spec: ColumnSpec | None = None
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    spec: ColumnSpec | None = None,
+    *,
+    notes: list[str] | None = None,
 ) -> list[Unit]:
     """Expand ``paths`` (files, directories, ``-`` for stdin) into units of work.
 
     Directories are walked recursively (``.``/``_``-prefixed and ``*.tmp`` entries skipped,
     ``key=value`` directories become columns); files are sorted by path. Every input's columns
     are checked against ``spec`` now, so a bad column fails before any data is read.
+    ``notes`` (when given) gets a line for each input that is read other than one might expect:
+    a special file skipped in a directory, an IPC stream without its end-of-stream marker.
     """
-    sources = _sources(paths)
+    sources = _sources(paths, notes)
     _resolve_sources(sources, spec or ColumnSpec())
-    return [unit for source in sources for unit in _units_of(*source)]
+    return [unit for path, kind, parts in sources for unit in _units_of(path, kind, parts, notes)]
+
+
+def resolve_paths(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], spec: ColumnSpec | None = None
+) -> ResolvedColumns | None:
+    """The column resolution of the inputs `plan` expands ``paths`` into, even when they hold
+    no units (files without row groups)."""
+    return _resolve_sources(_sources(paths), spec or ColumnSpec())
 
 
 def resolve_units(units: Sequence[Unit], spec: ColumnSpec | None = None) -> ResolvedColumns | None:
@@ -202,7 +241,12 @@ def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile
         if name in wanted and pa.types.is_string(schema.field(name).type)
     ]
     parquet_file = pq.ParquetFile(
-        unit.path, metadata=metadata, pre_buffer=False, memory_map=False, read_dictionary=dictionary
+        unit.path,
+        metadata=metadata,
+        pre_buffer=False,
+        memory_map=False,
+        read_dictionary=dictionary,
+        page_checksum_verification=True,
     )
     return parquet_file, wanted
 

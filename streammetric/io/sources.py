@@ -14,6 +14,7 @@ import functools
 import io
 import os
 import re
+import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -102,8 +103,33 @@ def _typed(raw_by_file: dict[str, dict[str, str | None]]) -> dict[str, tuple]:
     }
 
 
-def _sources(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[tuple]:
-    """Expand paths into ``(path, kind, partitions)`` sorted by path (deduplicated), stdin last."""
+def special_kind(path: str) -> str | None:
+    """What a path is when it is neither a regular file nor a directory (``None`` otherwise):
+    reading a FIFO blocks until a writer comes, a device may never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # vanished or unreadable: the read says so
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _sources(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    notes: list[str] | None = None,
+) -> list[tuple]:
+    """Expand paths into ``(path, kind, partitions)`` sorted by path (deduplicated), stdin last.
+
+    A special file (FIFO, socket, device) given as a path is refused; one found in a directory
+    is skipped, and ``notes`` gets a line naming it.
+    """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     given_paths = [os.fspath(path) for path in paths]
@@ -117,11 +143,21 @@ def _sources(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -
         if os.path.isdir(given):
             found = 0
             for path, raw in _walk(given):
+                special = special_kind(path)
+                if special is not None:
+                    if notes is not None:
+                        notes.append(f"{path}: skipped: {special} is not a data file")
+                    continue
                 kind = _sniff(path, strict=path.lower().endswith(_DATA_SUFFIXES))
                 if kind is not None:
                     kinds[path], raw_by_file[path], found = kind, raw, found + 1
             if not found:
                 raise InvalidInputError(f"{given}: no Parquet or Arrow IPC files in directory")
+        elif (special := special_kind(given)) is not None:
+            raise InvalidInputError(
+                f"{given}: {special}, not a regular file (reading it could wait forever); give "
+                "a Parquet or Arrow IPC file, or pipe an Arrow IPC stream to -"
+            )
         elif os.path.exists(given):
             kinds.setdefault(given, _sniff(given, strict=True) or "parquet")
             raw_by_file.setdefault(given, {})
@@ -172,6 +208,42 @@ def _ipc_layout(
         raise _arrow_error(f"{path}: cannot read Arrow IPC file", exc) from exc
 
 
+StreamEnd = Literal["complete", "no_eos", "partial", "trailing"]
+
+
+def ipc_stream_end(path: str) -> tuple[StreamEnd, int]:
+    """How an Arrow IPC stream file ends, by walking its messages' framing (continuation
+    marker, metadata length, body length), and how many record batches it holds whole.
+
+    ``complete``: the end-of-stream marker follows the last whole message and ends the file;
+    ``no_eos``: the file ends right after a whole message (a writer still writing, or one that
+    died); ``partial``: it ends inside a message; ``trailing``: bytes follow the marker (the
+    reader would stop at the marker and drop them). Only the last 8 bytes looking like the
+    marker says nothing: a record batch's body can end with those bytes.
+    """
+    batches = 0
+    try:
+        with pa.memory_map(path) as source:
+            size = source.size()
+            reader = ipc.MessageReader.open_stream(source)
+            while True:
+                before = source.tell()
+                try:
+                    message = reader.read_next_message()
+                except StopIteration:
+                    break
+                batches += message.type == "record batch"
+            if before == size:
+                return "no_eos", batches
+            source.seek(before)
+            marker = source.read(min(8, size - before))
+    except (pa.ArrowException, OSError):
+        return "partial", batches
+    if marker in (b"\xff\xff\xff\xff\x00\x00\x00\x00", b"\x00\x00\x00\x00"):
+        return ("complete" if before + len(marker) == size else "trailing"), batches
+    return "partial", batches
+
+
 def _stat_key(path: str) -> tuple[str, int, int]:
     try:
         stat = os.stat(path)
@@ -200,16 +272,49 @@ def _stdin_reader(*, take: bool) -> Any:
                 )
             if head.startswith(b"ARROW1"):  # file format: a stream follows the 8-byte magic
                 buffer.read(8)
+            tracker = _EndTracker(buffer)
             try:
-                reader = ipc.open_stream(buffer)
+                reader = ipc.open_stream(tracker)
             except (pa.ArrowException, OSError) as exc:
                 raise _arrow_error("<stdin>: cannot read Arrow IPC stream", exc) from exc
             _stdin_state.clear()
-            _stdin_state.update(buffer=given, reader=reader, taken=False)
+            _stdin_state.update(buffer=given, reader=reader, taken=False, tracker=tracker)
         if take and _stdin_state["taken"]:
             raise InvalidInputError("<stdin>: the stream was already read")
         _stdin_state["taken"] = _stdin_state["taken"] or take
         return _stdin_state["reader"]
+
+
+class _EndTracker(io.RawIOBase):
+    """Reads through to ``source`` and remembers whether the last read found no more input:
+    the stream reader's last read is the end-of-stream marker's length when the marker is
+    there, and an empty read when the input ends without it."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__()
+        self.source = source
+        self.at_end = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self.source.read(-1 if size is None else size)
+        self.at_end = not data and size != 0
+        return bytes(data)
+
+
+def stdin_end_note() -> str | None:
+    """After stdin's stream was read: a note when it ended without its end-of-stream marker
+    (the writer died, or closed the pipe without finishing the stream)."""
+    with _stdin_lock:
+        tracker = _stdin_state.get("tracker")
+        if tracker is None or not _stdin_state.get("taken") or not tracker.at_end:
+            return None
+    return (
+        "<stdin>: the Arrow IPC stream ended without its end-of-stream marker (its writer may "
+        "have died): only the record batches read whole are evaluated"
+    )
 
 
 def _file_schema(path: str, kind: UnitKind) -> pa.Schema:
@@ -229,14 +334,76 @@ def _full_schema(path: str, kind: UnitKind, partitions: tuple) -> pa.Schema:
     return schema
 
 
+def _file_rows(path: str, kind: UnitKind) -> int | None:
+    """Rows of a Parquet or IPC file (``None``: a stream, unknown until read)."""
+    if path == STDIN or kind == "ipc_stream":
+        return None
+    if kind == "parquet":
+        return int(_parquet_footer(*_stat_key(path))[0].num_rows)
+    return sum(_ipc_layout(path, kind, *_stat_key(path)[1:])[1] or ())
+
+
+_KINDS = {
+    "sparse": "integer class indices",
+    "dense": "lists of floats (soft targets)",
+    "binary": "floats (binary labels)",
+    "list": "one list column",
+    "scalar": "one number per row",
+    "columns": "several columns",
+}
+
+
+def _phrase(name: str, value: Any) -> str:
+    """A `ResolvedColumns` field's value in the user's terms."""
+    if name in ("label_width", "pred_width"):
+        return "lists of any length" if value is None else f"fixed-size lists of {value}"
+    if name in ("label_kind", "pred_kind"):
+        return _KINDS.get(value, str(value))
+    if name == "from_logits":
+        return "logits" if value else "probabilities"
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ", ".join(f"`{item}`" for item in value) or "none"
+    return f"`{value}`"
+
+
+_ROLES = {
+    "labels": "the label column is",
+    "label_kind": "labels are",
+    "label_width": "labels are",
+    "preds": "the prediction columns are",
+    "pred_kind": "predictions are",
+    "pred_width": "predictions are",
+    "weights": "the weight column is",
+    "by": "the group-by columns are",
+    "from_logits": "predictions are",
+}
+
+
+def describe_difference(name: str, here: Any, there: Any) -> str:
+    """One `ResolvedColumns` field that differs between two inputs, in the user's terms.
+
+    >>> describe_difference("pred_width", 5, None)
+    'predictions are fixed-size lists of 5 here and lists of any length there'
+    """
+    role = _ROLES.get(name, f"{name} is")
+    return f"{role} {_phrase(name, here)} here and {_phrase(name, there)} there"
+
+
 def _resolve_sources(
     sources: Sequence[tuple[str, UnitKind, tuple]], spec: ColumnSpec
 ) -> ResolvedColumns | None:
+    """The columns shared by every input. A file without rows contributes none, so it is not
+    compared (unless every input is empty). Integer and float widths may differ between
+    inputs: every value is converted exactly, and the sums are exact."""
+    nonempty = [source for source in sources if _file_rows(*source[:2]) != 0]
     resolved: ResolvedColumns | None = None
     first = ""
-    for path, kind, partitions in sources:
+    for path, kind, partitions in nonempty or sources:
         shown = "<stdin>" if path == STDIN else path
         current = resolve(_full_schema(path, kind, partitions), spec, shown)
+        _check_partitions(path, kind, partitions, current)
         if resolved is None:
             resolved, first = current, shown
         elif current != resolved:
@@ -246,7 +413,24 @@ def _resolve_sources(
                 if getattr(current, item.name) != getattr(resolved, item.name)
             )
             raise InvalidInputError(
-                f"{shown}: columns differ from {first}: {name} is {here!r} here and {there!r} "
-                "there (every input must have the same columns and column types)"
+                f"{shown}: columns differ from {first}: {describe_difference(name, here, there)} "
+                "(every input must have the same columns, of the same kinds; integer and float "
+                "widths may differ)"
             )
     return resolved
+
+
+def _check_partitions(
+    path: str, kind: UnitKind, partitions: tuple, resolved: ResolvedColumns
+) -> None:
+    """A column read from the file and named by a hive directory too: refused (which one?)."""
+    if not partitions:
+        return
+    names = _file_schema(path, kind).names
+    for key, value in partitions:
+        if key in names and key in resolved.columns:
+            shown = _HIVE_NULL if value is None else value
+            raise InvalidInputError(
+                f"{path}: column `{key}` is in the file and in the hive partition directory "
+                f"`{key}={shown}` above it, so its value is ambiguous (rename one of them)"
+            )

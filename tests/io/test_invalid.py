@@ -174,8 +174,9 @@ def test_files_that_resolve_differently_are_rejected(tmp_path):
     with pytest.raises(InvalidInputError) as error:
         plan([tmp_path])
     assert single_line(error) == (
-        f"{tmp_path / 'b.parquet'}: columns differ from {tmp_path / 'a.parquet'}: label_kind is "
-        "'binary' here and 'sparse' there (every input must have the same columns and column types)"
+        f"{tmp_path / 'b.parquet'}: columns differ from {tmp_path / 'a.parquet'}: labels are "
+        "floats (binary labels) here and integer class indices there (every input must have the "
+        "same columns, of the same kinds; integer and float widths may differ)"
     )
 
 

@@ -130,7 +130,7 @@ def test_scalar_and_glob_predictions(tmp_path):
     spec = ColumnSpec(preds="p_*")
     (batch,) = read_all(plan([path], spec), spec)
     assert batch.preds.dtype == np.float32 and batch.preds.shape == (3, 2)
-    np.testing.assert_array_equal(batch.preds[:, 0], table["p_1"].to_numpy())
+    np.testing.assert_array_equal(batch.preds[:, 0], table["p_0"].to_numpy())  # class 0: p_0
     spec = ColumnSpec(preds="score")
     (scalar,) = read_all(plan([path], spec), spec)
     assert scalar.preds.shape == (3,) and scalar.labels.dtype == np.float64
