@@ -4,6 +4,12 @@ A metric declares its state once (``_add_state``) as exact sums (:class:`ExactSu
 counts, or integer count arrays. The base class then provides everything generic: reset and
 reset_local, the global view, state_dict / load_state_dict (JSON, exact), merge, pickling, config.
 
+Each metric object has a lock (an ``RLock``, not pickled or copied): ``update``, ``reset``,
+``reset_local``, ``get``, ``state_dict``, ``load_state_dict`` and the rest of the API take it
+(`_LOCKED`, also in subclasses that override them), so threads may share one metric object.
+``merge`` copies the other metric's state under the other's lock, then folds it in under its own,
+so ``a.merge(b)`` and ``b.merge(a)`` in two threads cannot deadlock.
+
 Two copies of the state are kept: ``local`` (since the last ``reset_local``) and ``past`` (what
 earlier local windows saw). The global state is their merge, so an update touches one state only.
 
@@ -14,9 +20,11 @@ earlier local windows saw). The global state is their merge, so an update touche
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import math
+import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -87,6 +95,57 @@ def _load(kind: str, data: Any) -> Any:
         ) from exc
 
 
+#: The methods and properties that run under the metric's lock (in every subclass that defines
+#: them). ``merge`` is not among them: it takes the locks itself (see the module docstring).
+_LOCKED = (
+    "update",
+    "update_dict",
+    "fold_clean",
+    "reset",
+    "reset_local",
+    "get",
+    "get_global",
+    "get_name_value",
+    "get_global_name_value",
+    "value_notes",
+    "diagnostics",
+    "get_bound",
+    "get_global_bound",
+    "state_dict",
+    "load_state_dict",
+    "copy",
+    "num_inst",
+    "global_num_inst",
+    "sum_metric",
+    "global_sum_metric",
+)
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run while holding ``self._lock`` (re-entrant: it may call other locked ones)."""
+    if getattr(method, "_streammetric_locked", False):
+        return method
+
+    @functools.wraps(method)
+    def locked(self: EvalMetric, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked._streammetric_locked = True  # type: ignore[attr-defined]
+    return locked
+
+
+def _lock_methods(cls: type) -> None:
+    for name in _LOCKED:
+        member = cls.__dict__.get(name)
+        if isinstance(member, property) and member.fget is not None:
+            setattr(
+                cls, name, property(_locked(member.fget), member.fset, member.fdel, member.__doc__)
+            )
+        elif callable(member):
+            setattr(cls, name, _locked(member))
+
+
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     """``plural(1, "row")`` -> ``"1 row"``, ``plural(1200, "row")`` -> ``"1,200 rows"``."""
     return f"{count:,} {noun if count == 1 else (plural_noun or noun + 's')}"
@@ -134,7 +193,20 @@ class ValueNote:
         return f"{self.metric} {self.outcome[0]}: {self.reason}{hint}"
 
 
-class EvalMetric:
+class _Locked:
+    """Gives each object a lock before any ``__init__`` code runs (and objects unpickled or
+    copied, which are made by ``__new__`` and then get a ``__dict__`` without the lock). A base
+    class of its own, so that ``inspect.signature`` of a metric class is its ``__init__``'s."""
+
+    _lock: Any  # threading.RLock
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__new__(cls)
+        obj._lock = threading.RLock()
+        return obj
+
+
+class EvalMetric(_Locked):
     """Base class of every metric: ``update(labels, preds)``, ``get()``, local and global state.
 
     Subclasses declare state in ``_init_states`` with ``self._add_state(name, kind)`` (kind
@@ -152,6 +224,20 @@ class EvalMetric:
     #: config keys that earlier versions wrote though the constructor does not take them, with
     #: the value they always had; a config or state of such a version still fits (see `_upgraded`)
     retired_options: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _lock_methods(cls)  # a subclass's own update, get, ... take the lock too
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            state = self.__dict__.copy()
+        state.pop("_lock", None)  # a lock cannot be pickled, and a copy needs its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def __init__(
         self,
@@ -377,9 +463,17 @@ class EvalMetric:
         if not isinstance(other, EvalMetric):
             raise StateError(f"`other` must be an EvalMetric, got {type(other).__name__}")
         self._check_config(other.get_config(), "other")
-        self._local = self._merged(self._local, other._local)
-        self._past = self._merged(self._past, other._past)
+        local, past = other._snapshot()
+        with self._lock:
+            self._local = self._merged(self._local, local)
+            self._past = self._merged(self._past, past)
         return self
+
+    def _snapshot(self) -> tuple[State, State]:
+        """Copies of the local and past states, taken under the lock (for ``merge``)."""
+        with self._lock:
+            fresh = self._fresh_state()
+            return self._merged(fresh, self._local), self._merged(fresh, self._past)
 
     def _check_config(self, config: Any, what: str) -> None:
         own = self.get_config()
@@ -420,6 +514,9 @@ class EvalMetric:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+_lock_methods(EvalMetric)
 
 
 def _nonfinite_rows(*arrays: np.ndarray) -> np.ndarray | None:

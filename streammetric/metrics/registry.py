@@ -290,8 +290,9 @@ class CompositeEvalMetric(EvalMetric):
     def merge(self, other: EvalMetric) -> CompositeEvalMetric:
         self._check_config(other.get_config(), "other")
         assert isinstance(other, CompositeEvalMetric)
-        for mine, theirs in zip(self.metrics, other.metrics, strict=True):
-            mine.merge(theirs)
+        with self._lock:  # each child's merge takes the other child's lock, then its own
+            for mine, theirs in zip(self.metrics, other.metrics, strict=True):
+                mine.merge(theirs)
         return self
 
 
@@ -365,8 +366,10 @@ class CustomMetric(EvalMetric):
     def merge(self, other: EvalMetric) -> CustomMetric:
         if not isinstance(other, CustomMetric) or other._feval is not self._feval:
             raise ConfigError("`other` must be a CustomMetric wrapping the same function")
-        self._local = self._merged(self._local, other._local)
-        self._past = self._merged(self._past, other._past)
+        local, past = other._snapshot()
+        with self._lock:
+            self._local = self._merged(self._local, local)
+            self._past = self._merged(self._past, past)
         return self
 
     def state_dict(self) -> dict[str, Any]:
