@@ -227,7 +227,7 @@ class JobRun:
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics)
         self.saver = Checkpoint(checkpoint, self.identity) if checkpoint else None
-        self.done: set[str] = self.saver.load_into(self.total) if self.saver else set()
+        self.done: set[str] = self.saver.load_into(self.total, self.units) if self.saver else set()
         self.progress, self.on_merge = progress, on_merge
         if progress is not None and self.done:
             progress(self.total.rows + self.total.invalid_rows)
