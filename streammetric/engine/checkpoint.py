@@ -1,8 +1,9 @@
 """Checkpoints: the exact merged states and the finished units, written atomically.
 
 A checkpoint is JSON: ``{"format": "streammetric checkpoint", "version", "identity", "done":
-[unit keys], "partial": {...}, "extra", "digest"}`` (``extra``: whatever else its owner needs,
-e.g. ``watch``'s file sizes; ``digest``: the SHA-256 of the rest, `content_digest`). It is
+[unit keys], "partial": {...}, "stdin", "extra", "digest"}`` (``stdin``: once stdin was read
+whole, ``{"bytes", "sha256", "rows"}`` of it; ``extra``: whatever else its owner needs, e.g.
+``watch``'s file sizes; ``digest``: the SHA-256 of the rest, `content_digest`). It is
 written with `write_atomic`: to a temp file in the same directory, fsynced, and renamed over the
 old one, so a crash or ``kill -9`` at any instant leaves either the previous or the new
 checkpoint. Resuming loads the merged state and skips the finished units; because merging is
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StateError
+from ..io import STDIN
 from .partial import Partial
 
 if TYPE_CHECKING:
@@ -58,6 +60,9 @@ class Checkpoint:
         self.identity = json.loads(json.dumps(identity, default=str))
         self.interval = interval
         self._last = 0.0
+        #: what was read of stdin, once it was read whole: ``{"bytes", "sha256", "rows"}``
+        #: (set by the run, saved with the state; loaded by `load_into`)
+        self.stdin: dict[str, Any] | None = None
 
     def _error(self, field: str, rule: str, value: Any) -> StateError:
         return StateError.bad_field(field, rule, value, what="checkpoint", path=str(self.path))
@@ -117,6 +122,15 @@ class Checkpoint:
         repeated = sorted(key for key, count in Counter(done).items() if count > 1)
         if repeated:
             raise self._error("done", "must name each finished unit once", repeated[0])
+        stdin = data.get("stdin")
+        if stdin is not None and not (
+            isinstance(stdin, dict)
+            and set(stdin) == {"bytes", "sha256", "rows"}
+            and all(type(stdin[k]) is int and stdin[k] >= 0 for k in ("bytes", "rows"))
+            and isinstance(stdin["sha256"], str)
+            and len(stdin["sha256"]) == 64
+        ):
+            raise self._error("stdin", "must be {bytes, sha256, rows} of the stdin read", stdin)
         if not isinstance(data.get("partial"), dict):
             raise self._error(
                 "partial",
@@ -152,11 +166,22 @@ class Checkpoint:
             return set()
         self.load_partial(partial, data)
         done = set(data["done"])
+        self.stdin = data.get("stdin")
         if units is not None:
             rows_of = {unit.key: unit.num_rows for unit in units}
             unknown = sorted(done - set(rows_of))
             if unknown:
                 raise self._error("done", "must name units of this run's inputs", unknown[0])
+            stdin_key = next((unit.key for unit in units if unit.path == STDIN), None)
+            if (stdin_key in done) != (self.stdin is not None):
+                rule = (
+                    "must say what stdin held, since `done` has stdin"
+                    if stdin_key in done
+                    else "must be absent while stdin is not in `done`"
+                )
+                raise self._error("stdin", rule, self.stdin)
+            if stdin_key is not None and stdin_key in done and self.stdin is not None:
+                rows_of[stdin_key] = self.stdin["rows"]
             if all(rows_of[key] is not None for key in done):
                 expected = sum(rows_of[key] or 0 for key in done)
                 found = partial.rows + partial.invalid_rows
@@ -189,6 +214,8 @@ class Checkpoint:
             "done": sorted(done),
             "partial": partial.to_json(),
         }
+        if self.stdin is not None:
+            payload["stdin"] = self.stdin
         if extra is not None:
             payload["extra"] = dict(extra)
         payload["digest"] = content_digest(payload)

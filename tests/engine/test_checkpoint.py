@@ -185,5 +185,65 @@ def test_a_checkpoint_of_the_first_format_still_resumes(data, tmp_path):
     assert run_job(_job(data), threads=2, checkpoint=checkpoint).to_dict() == reference
     old["partial"]["rows"] += 1
     checkpoint.write_text(json.dumps(old))
-    with pytest.raises(sm.StateError, match="partial.rows"):
+    with pytest.raises(sm.StateError, match=r"partial\.rows"):
         run_job(_job(data), threads=2, checkpoint=checkpoint)
+
+
+def _stream(seed: int) -> bytes:
+    import pyarrow as pa
+
+    table = regression_table(2000, seed=seed)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=500)
+    return sink.getvalue().to_pybytes()
+
+
+def _eval_stdin(stdin: bytes, checkpoint: Path, *extra: object):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "streammetric.cli", "eval", "-", *map(str, extra)]
+    command += ["-m", "mae", "--labels", "y", "--preds", "pred", "--format", "json"]
+    command += ["--checkpoint", str(checkpoint)]
+    return subprocess.run(command, input=stdin, capture_output=True)
+
+
+def test_a_stdin_checkpoint_is_refused_for_other_bytes_on_stdin(tmp_path):
+    """`cat a.arrows | eval - --checkpoint s.ckpt`, then other bytes on stdin: the old result
+    used to be printed. The checkpoint says what stdin held (bytes, SHA-256, rows)."""
+    checkpoint = tmp_path / "s.ckpt"
+    first, other = _stream(1), _stream(2)
+    done = _eval_stdin(first, checkpoint)
+    assert done.returncode == 0, done.stderr
+    reference = json.loads(done.stdout)
+    refused = _eval_stdin(other, checkpoint)
+    lines = refused.stderr.decode().strip().splitlines()
+    assert refused.returncode != 0 and refused.stdout == b"" and len(lines) == 1, lines
+    assert lines[0].startswith(f"streammetric: error: {checkpoint}: ") and "stdin" in lines[0]
+    cut = _eval_stdin(first[: len(first) // 2], checkpoint)  # a prefix is other data too
+    assert cut.returncode != 0 and b"Traceback" not in cut.stderr
+    again = _eval_stdin(first, checkpoint)  # the same bytes: the same result, not read twice
+    assert again.returncode == 0 and json.loads(again.stdout) == reference
+    recorded = json.loads(checkpoint.read_text())["stdin"]
+    assert recorded["bytes"] == len(first) and recorded["rows"] == 2000
+
+
+def test_stdin_record_and_done_must_agree(tmp_path, data):
+    checkpoint = tmp_path / "s.ckpt"
+    first = _stream(1)
+    assert _eval_stdin(first, checkpoint, data).returncode == 0
+    payload = json.loads(checkpoint.read_text())
+    for edit in (
+        lambda p: p.pop("stdin"),
+        lambda p: p["stdin"].update(rows=1999),
+        lambda p: p["stdin"].update(sha256="x"),
+        lambda p: p.update(done=[key for key in p["done"] if key != "-#stream"]),
+    ):
+        edited = json.loads(json.dumps(payload))
+        edit(edited)
+        _write(checkpoint, edited, fix_digest=True)
+        refused = _eval_stdin(first, checkpoint, data)
+        lines = refused.stderr.decode().strip().splitlines()
+        assert refused.returncode != 0 and len(lines) == 1, lines
+        assert str(checkpoint) in lines[0] and ("stdin" in lines[0] or "rows" in lines[0])
