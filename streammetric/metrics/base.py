@@ -254,8 +254,10 @@ class EvalMetric(_Locked):
         _lock_methods(cls)  # a subclass's own update, get, ... take the lock too
 
     def __getstate__(self) -> dict[str, Any]:
-        with self._lock:
+        with self._lock:  # a consistent copy, though threads keep updating
             state = self.__dict__.copy()
+            if "_local" in state and "_past" in state:
+                state["_local"], state["_past"] = self._snapshot()
         state.pop("_lock", None)  # a lock cannot be pickled, and a copy needs its own
         return state
 
