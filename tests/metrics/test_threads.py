@@ -110,4 +110,3 @@ def test_the_lock_is_neither_pickled_nor_shared_by_copies():
         assert json.dumps(twin.state_dict()) == json.dumps(metric.state_dict())
         twin.update([np.array([1])], [np.array([[0.1, 0.9]])])  # the copy's lock works
     assert "_lock" not in metric.__getstate__()
-
