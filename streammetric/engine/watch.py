@@ -161,7 +161,7 @@ class Watcher:
         except (KeyError, TypeError, ValueError, AttributeError):
             raise StateError.bad_field(
                 "extra",
-                "must hold watch's metric_config, columns and files {name: [size, mtime]}",
+                "must hold watch's metric_config, columns and files (name: [size, mtime])",
                 extra,
                 what="checkpoint",
                 path=str(self._saver.path),
