@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,13 @@ __all__ = ["ExactSum", "exact_sum_units", "units_to_float"]
 
 _UNIT_EXP = -1074  # float64 values are integer multiples of 2**_UNIT_EXP
 _SCALE = 1 << -_UNIT_EXP  # 2**1074 as a Python int, for correctly rounded division
+#: No sum of float64 values comes near 2**MAX_UNIT_BITS units: each is below 2**1024, i.e.
+#: 2**2098 units, so even 2**100 of them stay below 2**2198. A state beyond is not a sum.
+MAX_UNIT_BITS = 2200
+_MAX_DIGITS = len(str(1 << MAX_UNIT_BITS))  # 663 decimal digits
+_MAX_COUNT = 1 << 63
+_DECIMAL = re.compile(r"-?[0-9]+\Z")
+_JSON_KEYS = frozenset({"mantissa", "shift", "num_pos_inf", "num_neg_inf", "num_nan"})
 
 
 def _sum(values: Any) -> tuple[int, int, int, int]:
@@ -180,17 +188,48 @@ class ExactSum:
         return state
 
     @classmethod
-    def from_json(cls, state: Any) -> ExactSum:
+    def from_json(cls, state: Any, field: str = "sum") -> ExactSum:
+        """The inverse of `to_json`. Every field is checked before anything is allocated (a
+        huge ``shift`` or ``mantissa`` would take all memory): a `StateError` names the field
+        (``field`` is this sum's own name in the caller's state)."""
+        if not isinstance(state, dict):
+            raise StateError.bad_field(
+                field, "must be an exact sum state {'mantissa': '<int>', 'shift': <int>}", state
+            )
+        unknown = sorted(str(key) for key in state if key not in _JSON_KEYS)
+        if unknown:
+            raise StateError.bad_field(
+                f"{field}.{unknown[0]}", "is not a field of an exact sum state", state[unknown[0]]
+            )
+        mantissa, shift = state.get("mantissa"), state.get("shift")
+        if (
+            not isinstance(mantissa, str)
+            or len(mantissa) > _MAX_DIGITS + 1
+            or not _DECIMAL.match(mantissa)
+        ):
+            raise StateError.bad_field(
+                f"{field}.mantissa",
+                f"must be a string of at most {_MAX_DIGITS} decimal digits",
+                mantissa,
+            )
+        if type(shift) is not int or not 0 <= shift <= MAX_UNIT_BITS:
+            raise StateError.bad_field(
+                f"{field}.shift", f"must be an int in 0..{MAX_UNIT_BITS}", shift
+            )
+        units = int(mantissa)
+        if units.bit_length() + shift > MAX_UNIT_BITS:
+            raise StateError.bad_field(
+                f"{field}.mantissa",
+                f"shifted by {shift} must stay below 2**{MAX_UNIT_BITS} units (beyond any float64 sum)",
+                mantissa,
+            )
         s = cls()
-        try:
-            s._units = int(state["mantissa"]) << int(state["shift"])
-            s.num_pos_inf = int(state.get("num_pos_inf", 0))
-            s.num_neg_inf = int(state.get("num_neg_inf", 0))
-            s.num_nan = int(state.get("num_nan", 0))
-        except (TypeError, KeyError, ValueError) as exc:
-            raise StateError(
-                f"an exact sum state must be {{'mantissa': '<int>', 'shift': <int>, ...}}, got {state!r}"
-            ) from exc
+        s._units = units << shift
+        for name in ("num_pos_inf", "num_neg_inf", "num_nan"):
+            count = state.get(name, 0)
+            if type(count) is not int or not 0 <= count < _MAX_COUNT:
+                raise StateError.bad_field(f"{field}.{name}", "must be an int in 0..2**63-1", count)
+            setattr(s, name, count)
         return s
 
     def __eq__(self, other: object) -> bool:

@@ -95,8 +95,10 @@ def test_json_and_pickle_round_trip():
 
 
 def test_bad_state_is_a_clear_error():
-    with pytest.raises(StateError, match="an exact sum state must be"):
+    with pytest.raises(StateError, match=r"`sum\.units` is not a field of an exact sum state"):
         ExactSum.from_json({"units": 3})
+    with pytest.raises(StateError, match="`sum` must be an exact sum state"):
+        ExactSum.from_json(3)
 
 
 def test_ratio_is_correctly_rounded():
@@ -113,3 +115,36 @@ def test_units_helpers():
     assert exact_sum_units(np.array([0.25, 0.25])) == 1 << 1073
     assert units_to_float(-(1 << 1074)) == -1.0
     assert units_to_float(1 << 3000) == math.inf
+
+
+@pytest.mark.parametrize(
+    ("state", "field"),
+    [
+        ({"mantissa": "1", "shift": 10**12}, "shift"),  # would allocate 125 GB
+        ({"mantissa": "1", "shift": 2**40}, "shift"),
+        ({"mantissa": "1", "shift": -1}, "shift"),
+        ({"mantissa": "1", "shift": True}, "shift"),
+        ({"mantissa": "1", "shift": 1.5}, "shift"),
+        ({"mantissa": "9" * 5000, "shift": 0}, "mantissa"),  # more digits than any float64 sum
+        ({"mantissa": "1" + "0" * 700, "shift": 0}, "mantissa"),
+        ({"mantissa": "3", "shift": 2199}, "mantissa"),  # 2**2200 units: beyond any sum
+        ({"mantissa": " 1_0", "shift": 0}, "mantissa"),
+        ({"mantissa": 1, "shift": 0}, "mantissa"),
+        ({"mantissa": "1", "shift": 0, "num_nan": -2}, "num_nan"),
+        ({"mantissa": "1", "shift": 0, "num_pos_inf": "3"}, "num_pos_inf"),
+        ({"mantissa": "1", "shift": 0, "units": 3}, "units"),
+        (["1", 0], None),
+    ],
+)
+def test_a_bad_or_huge_state_is_refused_at_once_naming_the_field(state, field):
+    with pytest.raises(StateError) as caught:
+        ExactSum.from_json(state, "sum_metric")
+    assert caught.value.field == ("sum_metric" if field is None else f"sum_metric.{field}")
+    assert f"`{caught.value.field}`" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_every_float64_sum_still_loads():
+    biggest = ExactSum.from_values([np.finfo(np.float64).max] * 1000)
+    biggest.add([-np.finfo(np.float64).tiny / 2**52])  # the smallest subnormal, too
+    for total in (biggest, ExactSum.from_values([-1e308] * 3), ExactSum()):
+        assert ExactSum.from_json(json.loads(json.dumps(total.to_json()))) == total

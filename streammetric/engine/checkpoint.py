@@ -1,11 +1,20 @@
 """Checkpoints: the exact merged states and the finished units, written atomically.
 
-A checkpoint is JSON: ``{"version", "identity", "done": [unit keys], "partial": {...}, "extra"}``
-(``extra``: whatever else its owner needs, e.g. ``watch``'s file sizes). It is written with
-`write_atomic`: to a temp file in the same directory, fsynced, and renamed over the old one, so a
-crash or ``kill -9`` at any instant leaves either the previous or the new checkpoint. Resuming loads
-the merged state and skips the finished units; because merging is exact, the final result is
-identical to that of an uninterrupted run. A checkpoint of other inputs or options is refused.
+A checkpoint is JSON: ``{"format": "streammetric checkpoint", "version", "identity", "done":
+[unit keys], "partial": {...}, "stdin", "extra", "digest"}`` (``stdin``: once stdin was read
+whole, ``{"bytes", "sha256", "rows"}`` of it; ``extra``: whatever else its owner needs, e.g.
+``watch``'s file sizes; ``digest``: the SHA-256 of the rest, `content_digest`). It is
+written with `write_atomic`: to a temp file in the same directory, fsynced, and renamed over the
+old one, so a crash or ``kill -9`` at any instant leaves either the previous or the new
+checkpoint. Resuming loads the merged state and skips the finished units; because merging is
+exact, the final result is identical to that of an uninterrupted run.
+
+Nothing in a checkpoint is trusted: a checkpoint of other inputs or options is refused; so is
+one whose digest does not match (corruption), and one whose fields do not hold (types, counts
+>= 0, sums in range: see `EvalMetric.load_state_dict`) or do not agree with each other (the
+rows of the state are the rows of the finished units, each a unit of the plan, once). A file
+that is not a streammetric checkpoint (say, the Parquet file itself) is neither read nor
+overwritten. Each refusal is one `StateError` naming the file (``path``) and the field.
 """
 
 from __future__ import annotations
@@ -13,16 +22,32 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StateError
+from ..io import STDIN
 from .partial import Partial
 
-__all__ = ["Checkpoint", "write_atomic"]
+if TYPE_CHECKING:
+    from ..io import Unit
+
+__all__ = ["Checkpoint", "content_digest", "write_atomic"]
 
 VERSION = 1
+FORMAT = "streammetric checkpoint"
+# How a checkpoint file starts: this version's, and the first version's (without "format")
+_HEADS = (b'{"format": "streammetric checkpoint"', b'{"version": 1, "identity": ')
+
+
+def content_digest(content: Mapping[str, Any]) -> str:
+    """SHA-256 of a checkpoint's content (every field but ``digest``) as canonical JSON."""
+    import hashlib  # lazy, as in `fingerprint`
+
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Checkpoint:
@@ -35,38 +60,139 @@ class Checkpoint:
         self.identity = json.loads(json.dumps(identity, default=str))
         self.interval = interval
         self._last = 0.0
+        #: what was read of stdin, once it was read whole: ``{"bytes", "sha256", "rows"}``
+        #: (set by the run, saved with the state; loaded by `load_into`)
+        self.stdin: dict[str, Any] | None = None
+
+    def _error(self, field: str, rule: str, value: Any) -> StateError:
+        return StateError.bad_field(field, rule, value, what="checkpoint", path=str(self.path))
+
+    def _refuse(self, message: str, field: str | None = None) -> StateError:
+        return StateError(f"{self.path}: {message}", path=str(self.path), field=field)
 
     def read(self) -> dict[str, Any] | None:
-        """The saved checkpoint (identity checked), or ``None`` when there is none yet."""
+        """The saved checkpoint (format, digest, version, identity and ``done`` checked), or
+        ``None`` when there is none yet."""
         if not self.path.exists():
             return None
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StateError(
-                f"{self.path}: checkpoint is unreadable ({exc}); delete it to start over"
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise self._refuse(f"cannot read checkpoint ({exc.strerror or exc})") from exc
+        ours = raw.startswith(_HEADS)
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            if not ours:
+                raise self._not_ours(raw) from exc
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise self._refuse(
+                f"checkpoint is corrupt ({reason}); delete it to start over"
             ) from exc
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            raise StateError(
-                f"{self.path}: not a streammetric checkpoint of version {VERSION}; delete it to start over"
+        if not isinstance(data, dict) or not (
+            data.get("format") == FORMAT or {"version", "identity", "done", "partial"} <= set(data)
+        ):
+            raise self._not_ours(raw)
+        if data.get("version") != VERSION or type(data.get("version")) is not int:
+            raise self._error(
+                "version",
+                f"must be {VERSION} (a checkpoint of another streammetric version); delete it to start over",
+                data.get("version"),
             )
+        content = {key: value for key, value in data.items() if key != "digest"}
+        if "digest" in data or "format" in data:  # the first version wrote neither
+            if data.get("digest") != content_digest(content):
+                raise self._refuse(
+                    "checkpoint is corrupt (its content does not match its digest); "
+                    "delete it to start over",
+                    field="digest",
+                )
         if data.get("identity") != self.identity:
-            differs = sorted(
-                k for k in self.identity if data.get("identity", {}).get(k) != self.identity[k]
+            stored = data.get("identity")
+            stored = stored if isinstance(stored, dict) else {}
+            differs = sorted(k for k in self.identity if stored.get(k) != self.identity[k])
+            raise self._refuse(
+                f"checkpoint belongs to a run with different {', '.join(differs) or 'identity'}; "
+                "use another --checkpoint file or delete this one",
+                field="identity",
             )
-            raise StateError(
-                f"{self.path}: checkpoint belongs to a run with different {', '.join(differs) or 'identity'}; "
-                "use another --checkpoint file or delete this one"
+        done = data.get("done")
+        if not isinstance(done, list) or not all(isinstance(key, str) for key in done):
+            raise self._error("done", "must be a list of unit keys (strings)", done)
+        repeated = sorted(key for key, count in Counter(done).items() if count > 1)
+        if repeated:
+            raise self._error("done", "must name each finished unit once", repeated[0])
+        stdin = data.get("stdin")
+        if stdin is not None and not (
+            isinstance(stdin, dict)
+            and set(stdin) == {"bytes", "sha256", "rows"}
+            and all(type(stdin[k]) is int and stdin[k] >= 0 for k in ("bytes", "rows"))
+            and isinstance(stdin["sha256"], str)
+            and len(stdin["sha256"]) == 64
+        ):
+            raise self._error("stdin", "must be {bytes, sha256, rows} of the stdin read", stdin)
+        if not isinstance(data.get("partial"), dict):
+            raise self._error(
+                "partial",
+                "must be a merged state {rows, invalid_rows, groups}",
+                data.get("partial"),
             )
         return data
 
-    def load_into(self, partial: Partial) -> set[str]:
-        """Load a previous checkpoint into ``partial``; return the finished unit keys."""
+    def _not_ours(self, raw: bytes) -> StateError:
+        found = "it is empty" if not raw else f"it starts with {raw[:8]!r}"
+        return self._refuse(
+            f"not a streammetric checkpoint ({found}); refusing to read or overwrite it: "
+            "pass another --checkpoint path",
+            field="format",
+        )
+
+    def load_partial(self, partial: Partial, data: Mapping[str, Any]) -> None:
+        """Load a checkpoint's ``partial`` (as `read` returned it) into ``partial``; a bad
+        field is refused naming this file and the field."""
+        try:
+            partial.load_json(data["partial"])
+        except StateError as exc:
+            raise exc.within("partial", what="checkpoint", path=str(self.path)) from None
+
+    def load_into(self, partial: Partial, units: Sequence[Unit] | None = None) -> set[str]:
+        """Load a previous checkpoint into ``partial``; return the finished unit keys.
+
+        With the plan's ``units``, each finished unit must be one of them, and the rows of the
+        state (counted and invalid) those of the finished units (where the plan knows them;
+        a stream's are not known in advance)."""
         data = self.read()
         if data is None:
             return set()
-        partial.load_json(data["partial"])
-        return set(data["done"])
+        self.load_partial(partial, data)
+        done = set(data["done"])
+        self.stdin = data.get("stdin")
+        if units is not None:
+            rows_of = {unit.key: unit.num_rows for unit in units}
+            unknown = sorted(done - set(rows_of))
+            if unknown:
+                raise self._error("done", "must name units of this run's inputs", unknown[0])
+            stdin_key = next((unit.key for unit in units if unit.path == STDIN), None)
+            if (stdin_key in done) != (self.stdin is not None):
+                rule = (
+                    "must say what stdin held, since `done` has stdin"
+                    if stdin_key in done
+                    else "must be absent while stdin is not in `done`"
+                )
+                raise self._error("stdin", rule, self.stdin)
+            if stdin_key is not None and stdin_key in done and self.stdin is not None:
+                rows_of[stdin_key] = self.stdin["rows"]
+            if all(rows_of[key] is not None for key in done):
+                expected = sum(rows_of[key] or 0 for key in done)
+                found = partial.rows + partial.invalid_rows
+                if found != expected:
+                    raise self._error(
+                        "partial.rows",
+                        f"(+ partial.invalid_rows) must be {expected:,}, the rows of the "
+                        "finished units in `done`",
+                        found,
+                    )
+        return done
 
     def save(
         self,
@@ -82,13 +208,17 @@ class Checkpoint:
             return
         self._last = now
         payload = {
+            "format": FORMAT,
             "version": VERSION,
             "identity": self.identity,
             "done": sorted(done),
             "partial": partial.to_json(),
         }
+        if self.stdin is not None:
+            payload["stdin"] = self.stdin
         if extra is not None:
             payload["extra"] = dict(extra)
+        payload["digest"] = content_digest(payload)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(payload, allow_nan=True))
 

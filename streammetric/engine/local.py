@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._exceptions import InvalidInputError
+from .._exceptions import InvalidInputError, StateError
 from ..functional._ce_fast import CleanPass
 from ..io import (
     STDIN,
@@ -40,7 +40,7 @@ from ..io import (
     resolve_paths,
     resolve_units,
 )
-from ..io.sources import stdin_end_note
+from ..io.sources import stdin_digest, stdin_end_note
 from ..metrics import EvalMetric
 from .checkpoint import Checkpoint
 from .partial import GroupKey, Partial, locate_error
@@ -234,7 +234,9 @@ class JobRun:
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics)
         self.saver = Checkpoint(checkpoint, self.identity) if checkpoint else None
-        self.done: set[str] = self.saver.load_into(self.total) if self.saver else set()
+        self.done: set[str] = self.saver.load_into(self.total, self.units) if self.saver else set()
+        if self.saver is not None and self.saver.stdin is not None:
+            self._check_stdin(self.saver)
         self.progress, self.on_merge = progress, on_merge
         if progress is not None and self.done:
             progress(self.total.rows + self.total.invalid_rows)
@@ -250,6 +252,27 @@ class JobRun:
         inputs imports hashlib, ~4 ms of start-up that a plain ``eval`` does without)."""
         return {"inputs": fingerprint(self.units), **self.settings}
 
+    @staticmethod
+    def _check_stdin(saver: Checkpoint) -> None:
+        """The checkpoint's state holds stdin's rows: read stdin now (without evaluating it) and
+        refuse unless it holds the very bytes the checkpoint consumed (stdin has no name, size
+        or mtime in the identity: only its content says which data it is)."""
+        recorded = saver.stdin
+        assert recorded is not None
+        now = stdin_digest(drain=True)
+        assert now is not None  # draining opened it
+        if (now["bytes"], now["sha256"]) != (recorded["bytes"], recorded["sha256"]):
+            raise StateError(
+                f"{saver.path}: the checkpoint was written for other data on stdin "
+                f"({recorded['bytes']:,} bytes, SHA-256 {recorded['sha256'][:16]}...; stdin "
+                f"now has {now['bytes']:,} bytes, SHA-256 {now['sha256'][:16]}...); "
+                "use another --checkpoint file or delete this one",
+                path=str(saver.path),
+                field="stdin",
+                rule="must match the bytes on stdin",
+                value=now,
+            )
+
     @property
     def pending(self) -> list[Unit]:
         """Units not yet merged, in plan order."""
@@ -259,6 +282,10 @@ class JobRun:
         """Merge one unit's state (a unit delivered twice, e.g. by a rescheduled task, once)."""
         if unit.key in self.done:
             return
+        if unit.path == STDIN and self.saver is not None:  # read whole: say what it held
+            read = stdin_digest()
+            assert read is not None  # evaluating it opened it
+            self.saver.stdin = {**read, "rows": part.rows + part.invalid_rows}
         self.total.merge(part)
         self.done.add(unit.key)
         if unit.path == STDIN and (note := stdin_end_note()) is not None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._exceptions import InvalidInputError
+from .._exceptions import InvalidInputError, StateError
 from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
@@ -135,12 +135,52 @@ class Partial:
         }
 
     def load_json(self, data: dict[str, Any]) -> None:
-        self.rows = int(data["rows"])
-        self.invalid_rows = int(data["invalid_rows"])
-        for stored, rows, state in data["groups"]:
-            key = canonical_key(stored)  # plain JSON values (`streammetric.io.grouping`)
-            self.metric(key).load_state_dict(state)
-            self.group_rows[key] = int(rows)
+        """Load `to_json` output. Every field is checked before anything is loaded: row counts
+        are ints >= 0, the groups' rows add up to ``rows``, each group key comes once, and each
+        state passes `EvalMetric.load_state_dict`'s checks; else a `StateError` names the
+        field (e.g. ``groups[0].state.local.num_inst``) and nothing changes."""
+        if not isinstance(data, dict):
+            raise StateError.bad_field("", "must be {rows, invalid_rows, groups}", data)
+        rows = _count(data.get("rows"), "rows")
+        invalid_rows = _count(data.get("invalid_rows"), "invalid_rows")
+        groups = data.get("groups")
+        if not isinstance(groups, list):
+            raise StateError.bad_field("groups", "must be a list of [key, rows, state]", groups)
+        staged: dict[GroupKey, tuple[int, EvalMetric, Callable[[], None]]] = {}
+        for index, item in enumerate(groups):
+            field = f"groups[{index}]"
+            if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], list)):
+                raise StateError.bad_field(field, "must be [key, rows, state]", item)
+            key_list, group_rows, state = item
+            try:
+                key = canonical_key(key_list)  # plain JSON values (`streammetric.io.grouping`)
+                repeated = key in staged
+            except TypeError:  # an unhashable key value
+                raise StateError.bad_field(field, "must have a key of scalars", key_list) from None
+            if repeated:
+                raise StateError.bad_field(field, "repeats the key of an earlier group", key_list)
+            metric = self._new()
+            try:
+                install = metric._staged_load(state)
+            except StateError as exc:
+                raise exc.within(f"{field}.state", what="`partial`") from None
+            staged[key] = (_count(group_rows, f"{field}.rows"), metric, install)
+        total = sum(group_rows for group_rows, _, _ in staged.values())
+        if total != rows:
+            raise StateError.bad_field(
+                "rows", f"must be the sum of the groups' rows ({total:,})", rows
+            )
+        self.rows, self.invalid_rows = rows, invalid_rows
+        for key, (group_rows, metric, install) in staged.items():
+            install()
+            self._groups[key] = metric
+            self.group_rows[key] = group_rows
+
+
+def _count(value: Any, field: str) -> int:
+    if type(value) is not int or value < 0:
+        raise StateError.bad_field(field, "must be an int >= 0 (a count of rows)", value)
+    return value
 
 
 def _sort_key(key: GroupKey) -> tuple[Any, ...]:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .._exceptions import InvalidInputError, StreamMetricError
+from .._exceptions import InvalidInputError, StateError, StreamMetricError
 from ..io import ResolvedColumns
 from ..io.sources import describe_difference, ipc_stream_end, special_kind
 from ..metrics import EvalMetric, create
@@ -150,13 +150,26 @@ class Watcher:
         data = None if self._saver is None else self._saver.read()
         if data is None:
             return
-        extra = data.get("extra") or {}
-        self._begin(extra["metric_config"], extra["columns"], list(extra.get("notes", [])))
+        assert self._saver is not None
+        extra = data.get("extra")
+        try:
+            if not isinstance(extra, dict):
+                raise TypeError
+            self._begin(extra["metric_config"], extra["columns"], list(extra.get("notes", [])))
+            files = {
+                str(name): (int(size), int(mtime)) for name, (size, mtime) in extra["files"].items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise StateError.bad_field(
+                "extra",
+                "must hold watch's metric_config, columns and files (name: [size, mtime])",
+                extra,
+                what="checkpoint",
+                path=str(self._saver.path),
+            ) from None
         assert self.total is not None
-        self.total.load_json(data["partial"])
-        self.files = {
-            name: (int(size), int(mtime)) for name, (size, mtime) in extra["files"].items()
-        }
+        self._saver.load_partial(self.total, data)
+        self.files = files
         if self.on_start is not None:
             self.on_start(self._new_metrics, self.job.columns.by, self.total)
 

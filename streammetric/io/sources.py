@@ -256,12 +256,67 @@ _stdin_lock = threading.Lock()
 _stdin_state: dict[str, Any] = {}
 
 
+class _Digesting:
+    """A binary reader that keeps the SHA-256 and the count of the bytes read from it (bytes
+    only peeked at are not read), so that a checkpoint can say which stdin it consumed."""
+
+    def __init__(self, raw: Any) -> None:
+        import hashlib  # lazy: only stdin needs it here (as `fingerprint`)
+
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.sha256.update(data)
+        self.count += len(data)
+        return data
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._raw.peek(size)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._raw.closed)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:  # stdin is not ours to close
+        pass
+
+
+def stdin_digest(*, drain: bool = False) -> dict[str, Any] | None:
+    """``{"bytes": n, "sha256": hex}`` of the bytes of stdin read so far (None before stdin was
+    opened). ``drain``: first read the rest of the stream, as evaluating it would (to compare
+    stdin with what a checkpoint consumed without evaluating it again)."""
+    if drain:
+        reader = _stdin_reader(take=True)
+        while True:
+            try:
+                reader.read_next_batch()
+            except StopIteration:
+                break
+            except (pa.ArrowException, OSError) as exc:
+                raise _arrow_error("<stdin>: cannot read Arrow IPC stream", exc) from exc
+    with _stdin_lock:
+        source = _stdin_state.get("digest")
+        if source is None:
+            return None
+        return {"bytes": source.count, "sha256": source.sha256.hexdigest()}
+
+
 def _stdin_reader(*, take: bool) -> Any:
     """The stream reader over ``sys.stdin.buffer``, opened once (its schema is read by plan)."""
     given = sys.stdin.buffer
     with _stdin_lock:
         if _stdin_state.get("buffer") is not given:
             buffer: Any = given if hasattr(given, "peek") else io.BufferedReader(given)
+            buffer = digest = _Digesting(buffer)
             head = buffer.peek(8)[:8]
             if not head:
                 raise InvalidInputError("<stdin>: empty input, expected an Arrow IPC stream")
@@ -278,7 +333,9 @@ def _stdin_reader(*, take: bool) -> Any:
             except (pa.ArrowException, OSError) as exc:
                 raise _arrow_error("<stdin>: cannot read Arrow IPC stream", exc) from exc
             _stdin_state.clear()
-            _stdin_state.update(buffer=given, reader=reader, taken=False, tracker=tracker)
+            _stdin_state.update(
+                buffer=given, reader=reader, taken=False, tracker=tracker, digest=digest
+            )
         if take and _stdin_state["taken"]:
             raise InvalidInputError("<stdin>: the stream was already read")
         _stdin_state["taken"] = _stdin_state["taken"] or take

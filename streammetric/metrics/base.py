@@ -4,6 +4,12 @@ A metric declares its state once (``_add_state``) as exact sums (:class:`ExactSu
 counts, or integer count arrays. The base class then provides everything generic: reset and
 reset_local, the global view, state_dict / load_state_dict (JSON, exact), merge, pickling, config.
 
+Each metric object has a lock (an ``RLock``, not pickled or copied): ``update``, ``reset``,
+``reset_local``, ``get``, ``state_dict``, ``load_state_dict`` and the rest of the API take it
+(`_LOCKED`, also in subclasses that override them), so threads may share one metric object.
+``merge`` copies the other metric's state under the other's lock, then folds it in under its own,
+so ``a.merge(b)`` and ``b.merge(a)`` in two threads cannot deadlock.
+
 Two copies of the state are kept: ``local`` (since the last ``reset_local``) and ``past`` (what
 earlier local windows saw). The global state is their merge, so an update touches one state only.
 
@@ -14,9 +20,11 @@ earlier local windows saw). The global state is their merge, so an update touche
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import math
+import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -72,19 +80,94 @@ def _dump(kind: str, value: Any) -> Any:
     return {"shape": list(value.shape), "values": [int(v) for v in value.ravel()]}
 
 
-def _load(kind: str, data: Any) -> Any:
-    if kind == "sum":
-        return ExactSum.from_json(data)
-    if kind == "count":
-        if not isinstance(data, int):
-            raise StateError(f"a count state must be an int, got {data!r}")
+_MAX_COUNT = 1 << 63  # counts are int64 in count arrays; Python int counts get the same bound
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """A declared state entry: its kind and what a loaded value must satisfy."""
+
+    kind: str
+    nonnegative: bool = True  # sums: a sum of terms >= 0 (counts are always >= 0)
+    size: int | None = None  # count arrays: the one length besides 0 (fresh) they may have
+
+
+def _load(spec: _Spec, data: Any, field: str) -> Any:
+    """A state entry from its JSON form, every field checked (`StateError` naming it)."""
+    if spec.kind == "sum":
+        total = ExactSum.from_json(data, field)
+        if spec.nonnegative and (total.units < 0 or total.num_neg_inf):
+            raise StateError.bad_field(field, "must be >= 0 (a sum of terms >= 0)", data)
+        return total
+    if spec.kind == "count":
+        if type(data) is not int or not 0 <= data < _MAX_COUNT:
+            raise StateError.bad_field(field, "must be an int >= 0 (a count)", data)
         return data
-    try:
-        return np.asarray(data["values"], dtype=np.int64).reshape(data["shape"])
-    except (TypeError, KeyError, ValueError) as exc:
-        raise StateError(
-            f"a count-array state must be {{'shape', 'values'}}, got {data!r}"
-        ) from exc
+    if not isinstance(data, dict) or set(data) != {"shape", "values"}:
+        raise StateError.bad_field(
+            field, "must be a count array {'shape': [n], 'values': [...]}", data
+        )
+    shape, values = data["shape"], data["values"]
+    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int):
+        raise StateError.bad_field(field, "must have a one-dimensional shape [n]", shape)
+    if spec.size is not None and shape[0] not in (0, spec.size):
+        raise StateError.bad_field(field, f"must have shape [0] or [{spec.size}]", shape)
+    if not isinstance(values, list) or len(values) != shape[0]:
+        raise StateError.bad_field(field, f"must hold {shape[0]} values, as its shape says", values)
+    if not all(type(v) is int and 0 <= v < _MAX_COUNT for v in values):
+        raise StateError.bad_field(field, "must hold ints >= 0 (counts)", values)
+    return np.array(values, dtype=np.int64)
+
+
+#: The methods and properties that run under the metric's lock (in every subclass that defines
+#: them). ``merge`` is not among them: it takes the locks itself (see the module docstring).
+_LOCKED = (
+    "update",
+    "update_dict",
+    "fold_clean",
+    "reset",
+    "reset_local",
+    "get",
+    "get_global",
+    "get_name_value",
+    "get_global_name_value",
+    "value_notes",
+    "diagnostics",
+    "get_bound",
+    "get_global_bound",
+    "state_dict",
+    "load_state_dict",
+    "copy",
+    "num_inst",
+    "global_num_inst",
+    "sum_metric",
+    "global_sum_metric",
+)
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run while holding ``self._lock`` (re-entrant: it may call other locked ones)."""
+    if getattr(method, "_streammetric_locked", False):
+        return method
+
+    @functools.wraps(method)
+    def locked(self: EvalMetric, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked._streammetric_locked = True  # type: ignore[attr-defined]
+    return locked
+
+
+def _lock_methods(cls: type) -> None:
+    for name in _LOCKED:
+        member = cls.__dict__.get(name)
+        if isinstance(member, property) and member.fget is not None:
+            setattr(
+                cls, name, property(_locked(member.fget), member.fset, member.fdel, member.__doc__)
+            )
+        elif callable(member):
+            setattr(cls, name, _locked(member))
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
@@ -134,7 +217,20 @@ class ValueNote:
         return f"{self.metric} {self.outcome[0]}: {self.reason}{hint}"
 
 
-class EvalMetric:
+class _Locked:
+    """Gives each object a lock before any ``__init__`` code runs (and objects unpickled or
+    copied, which are made by ``__new__`` and then get a ``__dict__`` without the lock). A base
+    class of its own, so that ``inspect.signature`` of a metric class is its ``__init__``'s."""
+
+    _lock: Any  # threading.RLock
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__new__(cls)
+        obj._lock = threading.RLock()
+        return obj
+
+
+class EvalMetric(_Locked):
     """Base class of every metric: ``update(labels, preds)``, ``get()``, local and global state.
 
     Subclasses declare state in ``_init_states`` with ``self._add_state(name, kind)`` (kind
@@ -152,6 +248,22 @@ class EvalMetric:
     #: config keys that earlier versions wrote though the constructor does not take them, with
     #: the value they always had; a config or state of such a version still fits (see `_upgraded`)
     retired_options: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _lock_methods(cls)  # a subclass's own update, get, ... take the lock too
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:  # a consistent copy, though threads keep updating
+            state = self.__dict__.copy()
+            if "_local" in state and "_past" in state:
+                state["_local"], state["_past"] = self._snapshot()
+        state.pop("_lock", None)  # a lock cannot be pickled, and a copy needs its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def __init__(
         self,
@@ -171,20 +283,37 @@ class EvalMetric:
         )
         self._kwargs = kwargs
         self._kinds: dict[str, str] = {}
+        self._specs: dict[str, _Spec] = {}
         self._init_states()
         self._local: State = self._fresh_state()
         self._past: State = self._fresh_state()
 
     # -- state declaration -------------------------------------------------------------------
+    #: whether the default state's ``sum_metric`` may be negative (the loss values of `Loss`
+    #: may; absolute and squared errors, hits and Brier terms may not)
+    _signed_sum_metric: ClassVar[bool] = False
+
     def _init_states(self) -> None:
         """Declare state with ``_add_state``. Default: a weighted mean's sums and a count."""
-        self._add_state("sum_metric", "sum")
-        self._add_state("sum_weight", "sum")
+        self._add_state("sum_metric", "sum", nonnegative=not self._signed_sum_metric)
+        self._add_state("sum_weight", "sum")  # sample weights are >= 0
         self._add_state("num_inst", "count")
 
-    def _add_state(self, name: str, kind: str) -> None:
+    def _add_state(
+        self, name: str, kind: str, *, nonnegative: bool = True, size: int | None = None
+    ) -> None:
+        """Declare a state entry. ``nonnegative`` (sums): every term is >= 0, so a loaded
+        state with a negative sum is refused; ``size`` (count arrays): their length once
+        grown (they start empty). Counts are always ints >= 0."""
         _fresh(kind)  # validates the kind
         self._kinds[name] = kind
+        self._specs[name] = _Spec(kind, nonnegative, size)
+
+    def _state_problem(self, state: State) -> tuple[str, str, Any] | None:
+        """``(entry, rule, value)`` when a loaded state's entries disagree with each other
+        (each was checked alone already); None when they agree. Subclasses with such rules
+        override it."""
+        return None
 
     def _fresh_state(self) -> State:
         return {name: _fresh(kind) for name, kind in self._kinds.items()}
@@ -359,27 +488,79 @@ class EvalMetric:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> EvalMetric:
-        """Restore a state written by :meth:`state_dict` (of a metric with the same config)."""
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        """Restore a state written by :meth:`state_dict` (of a metric with the same config).
+
+        Every field is checked first (types, counts >= 0, sums of terms >= 0 not negative,
+        exact sums within float64 range, count arrays' shapes, the version and config); a bad
+        one raises `StateError` naming it (``error.field``, e.g. ``"local.num_inst"``) and
+        leaves the metric as it was.
+        """
+        self._staged_load(state)()
+        return self
+
+    def _staged_load(self, state: Any) -> Callable[[], None]:
+        """Check ``state`` whole; return what installs it (so composites load all or nothing)."""
+        if not isinstance(state, dict) or "version" not in state:
             raise StateError(
-                f"`state` must be a state_dict of version {STATE_VERSION}, got {_short(state)}"
+                f"`state` must be a state_dict of version {STATE_VERSION}, got {_short(state)}",
+                field="version",
+                rule="is missing",
+            )
+        if state.get("version") != STATE_VERSION or type(state.get("version")) is not int:
+            raise StateError.bad_field(
+                "version",
+                f"must be {STATE_VERSION} (a state_dict of this version)",
+                state.get("version"),
             )
         self._check_config(state.get("config"), "state")
-        try:
-            self._local = {n: _load(k, state["local"][n]) for n, k in self._kinds.items()}
-            self._past = {n: _load(k, state["past"][n]) for n, k in self._kinds.items()}
-        except (KeyError, TypeError) as exc:
-            raise StateError(f"`state` lacks state entry {exc} for metric {self.name!r}") from exc
-        return self
+        windows = []
+        for window in ("local", "past"):
+            data = state.get(window)
+            if not isinstance(data, dict):
+                raise StateError.bad_field(window, "must be a mapping of state entries", data)
+            for name in data:
+                if name not in self._specs:
+                    raise StateError.bad_field(
+                        f"{window}.{name}",
+                        f"is not a state entry of metric {self.name!r}",
+                        data[name],
+                    )
+            loaded = {}
+            for name, spec in self._specs.items():
+                if name not in data:
+                    raise StateError(
+                        f"`state` lacks state entry {name!r} in `{window}` for metric {self.name!r}",
+                        field=f"{window}.{name}",
+                        rule="is missing",
+                    )
+                loaded[name] = _load(spec, data[name], f"{window}.{name}")
+            problem = self._state_problem(loaded)
+            if problem is not None:
+                raise StateError.bad_field(window, f"{problem[0]} {problem[1]}", problem[2])
+            windows.append(loaded)
+
+        def install() -> None:
+            with self._lock:
+                self._local, self._past = windows
+
+        return install
 
     def merge(self, other: EvalMetric) -> EvalMetric:
         """Add another metric's state (same config) into this one, exactly; returns ``self``."""
         if not isinstance(other, EvalMetric):
             raise StateError(f"`other` must be an EvalMetric, got {type(other).__name__}")
         self._check_config(other.get_config(), "other")
-        self._local = self._merged(self._local, other._local)
-        self._past = self._merged(self._past, other._past)
+        local, past = other._snapshot()
+        with self._lock:
+            self._local = self._merged(self._local, local)
+            self._past = self._merged(self._past, past)
         return self
+
+    def _snapshot(self) -> tuple[State, State]:
+        """Copies of the local and past states, taken under the lock (for ``merge``)."""
+        with self._lock:
+            fresh = self._fresh_state()
+            return self._merged(fresh, self._local), self._merged(fresh, self._past)
 
     def _check_config(self, config: Any, what: str) -> None:
         own = self.get_config()
@@ -420,6 +601,9 @@ class EvalMetric:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+_lock_methods(EvalMetric)
 
 
 def _nonfinite_rows(*arrays: np.ndarray) -> np.ndarray | None:

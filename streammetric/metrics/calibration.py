@@ -207,8 +207,9 @@ class AUC(EvalMetric):
         return _invalid_rows(labels, preds, from_logits=self.from_logits)
 
     def _init_states(self) -> None:
-        self._add_state("num_positive", "counts")  # per bucket (thresholds[i], thresholds[i+1]]
-        self._add_state("num_negative", "counts")
+        buckets = self.num_thresholds - 1  # per bucket (thresholds[i], thresholds[i+1]]
+        self._add_state("num_positive", "counts", size=buckets)
+        self._add_state("num_negative", "counts", size=buckets)
         self._add_state("num_inst", "count")
 
     @property

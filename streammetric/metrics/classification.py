@@ -184,6 +184,24 @@ def _add_class_counts(state: State, count: int, counts: np.ndarray) -> None:
     state["num_inst"] += count
 
 
+def _class_counts_problem(state: State, multiclass: bool) -> tuple[str, str, Any] | None:
+    """Per-class tp/fp/fn vectors grow together, and with one true and one predicted class per
+    row (multiclass) each of tp + fn and tp + fp sums to the rows."""
+    tp, fp, fn = (state[name] for name in _CLASS_COUNTS)
+    if not tp.shape == fp.shape == fn.shape:
+        shapes = [list(a.shape) for a in (tp, fp, fn)]
+        return "true_positives, false_positives, false_negatives", "must have one shape", shapes
+    if multiclass:
+        for names, total in (
+            ("true_positives + false_negatives", tp + fn),
+            ("true_positives + false_positives", tp + fp),
+        ):
+            if int(total.sum()) != state["num_inst"]:
+                rule = f"must sum to num_inst ({state['num_inst']}: one class per row)"
+                return names, rule, int(total.sum())
+    return None
+
+
 class _OutcomeMetric(EvalMetric):
     """Shared state of F1 and MCC: per-class outcome counts, exact and mergeable.
 
@@ -228,6 +246,11 @@ class _OutcomeMetric(EvalMetric):
         else:
             for name in _CLASS_COUNTS:
                 self._add_state(name, "counts")
+
+    def _state_problem(self, state: State) -> tuple[str, str, Any] | None:
+        if self.class_type == "binary":
+            return None
+        return _class_counts_problem(state, self.class_type == "multiclass")
 
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -375,6 +398,9 @@ class PCC(EvalMetric):
         self._add_state("num_inst", "count")
         for name in _CLASS_COUNTS:
             self._add_state(name, "counts")
+
+    def _state_problem(self, state: State) -> tuple[str, str, Any] | None:
+        return _class_counts_problem(state, multiclass=True)
 
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None

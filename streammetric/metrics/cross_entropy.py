@@ -106,11 +106,28 @@ class _LossMetric(EvalMetric):
         return conv
 
     def _init_states(self) -> None:
-        self._add_state("sum_metric", "sum")  # sum of w * numerator
-        self._add_state("sum_weight", "sum")  # sum of w * denominator
+        # sum of w * numerator: negative only under a convention that lets a term be negative
+        self._add_state("sum_metric", "sum", nonnegative=self._terms_nonnegative())
+        self._add_state("sum_weight", "sum")  # sum of w * denominator (weights are >= 0)
         self._add_state("num_inst", "count")  # rows that count (not ignored, not invalid)
         self._add_state("num_invalid", "count")  # rows dropped by on_invalid="skip"
-        self._add_state("diagnostics", "counts")
+        self._add_state("diagnostics", "counts", size=len(DIAGNOSTIC_KEYS))
+
+    def _terms_nonnegative(self) -> bool:
+        """Whether every term is >= 0: ``-log`` of a probability in [0, 1] (rows out of range
+        are invalid, the guard is none or a clip into [0, 1]), weighted by weights >= 0. MXNet's
+        ``-log(p + eps)`` is below 0 at p = 1, and a convention that computes out-of-range rows
+        takes ``-log`` of p > 1."""
+        conv = self.convention
+        out_of_range = (
+            conv.binary_out_of_range if self._guard_kind == "binary" else conv.out_of_range
+        )
+        pos_weight = self._options.get("pos_weight")
+        return (
+            out_of_range == "invalid"
+            and conv.guard_for(self._guard_kind) in ("none", "clip")
+            and (pos_weight is None or bool(np.all(np.asarray(pos_weight) >= 0)))
+        )
 
     def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
         """This batch's terms; shared with same-configured siblings of a composite update

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .._exceptions import ConfigError, InvalidInputError
+from .._exceptions import ConfigError, InvalidInputError, StateError
 from ._shared import shared_batch
 from .base import EvalMetric, State, ValueNote, _short
 
@@ -281,17 +281,37 @@ class CompositeEvalMetric(EvalMetric):
             "metrics": [m.state_dict() for m in self.metrics],
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> CompositeEvalMetric:
-        self._check_config(state.get("config") if isinstance(state, dict) else None, "state")
-        for metric, child in zip(self.metrics, state["metrics"], strict=True):
-            metric.load_state_dict(child)
-        return self
+    def _staged_load(self, state: Any) -> Callable[[], None]:
+        """Every child's state checked before any is installed (all or nothing)."""
+        if not isinstance(state, dict):
+            raise StateError(f"`state` must be a composite's state_dict, got {_short(state)}")
+        if state.get("version") != 1 or type(state.get("version")) is not int:
+            raise StateError.bad_field("version", "must be 1", state.get("version"))
+        self._check_config(state.get("config"), "state")
+        children = state.get("metrics")
+        if not isinstance(children, list) or len(children) != len(self.metrics):
+            rule = f"must be a list of {len(self.metrics)} states, one per metric"
+            raise StateError.bad_field("metrics", rule, children)
+        installs = []
+        for index, (metric, child) in enumerate(zip(self.metrics, children, strict=True)):
+            try:
+                installs.append(metric._staged_load(child))
+            except StateError as exc:
+                raise exc.within(f"metrics[{index}]", what="`state`") from None
+
+        def install() -> None:
+            with self._lock:
+                for each in installs:
+                    each()
+
+        return install
 
     def merge(self, other: EvalMetric) -> CompositeEvalMetric:
         self._check_config(other.get_config(), "other")
         assert isinstance(other, CompositeEvalMetric)
-        for mine, theirs in zip(self.metrics, other.metrics, strict=True):
-            mine.merge(theirs)
+        with self._lock:  # each child's merge takes the other child's lock, then its own
+            for mine, theirs in zip(self.metrics, other.metrics, strict=True):
+                mine.merge(theirs)
         return self
 
 
@@ -330,7 +350,7 @@ class CustomMetric(EvalMetric):
         )
 
     def _init_states(self) -> None:
-        self._add_state("sum_metric", "sum")
+        self._add_state("sum_metric", "sum", nonnegative=False)  # the function's values
         self._add_state("num_inst", "count")
 
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> CustomMetric:
@@ -365,8 +385,10 @@ class CustomMetric(EvalMetric):
     def merge(self, other: EvalMetric) -> CustomMetric:
         if not isinstance(other, CustomMetric) or other._feval is not self._feval:
             raise ConfigError("`other` must be a CustomMetric wrapping the same function")
-        self._local = self._merged(self._local, other._local)
-        self._past = self._merged(self._past, other._past)
+        local, past = other._snapshot()
+        with self._lock:
+            self._local = self._merged(self._local, local)
+            self._past = self._merged(self._past, past)
         return self
 
     def state_dict(self) -> dict[str, Any]:

@@ -128,7 +128,7 @@ class PearsonCorrelation(EvalMetric):
 
     def _init_states(self) -> None:
         for name in ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy"):
-            self._add_state(name, "sum")
+            self._add_state(name, "sum", nonnegative=name in ("sum_xx", "sum_yy"))
         self._add_state("num_inst", "count")
 
     def _update_state(
@@ -180,6 +180,7 @@ class Loss(EvalMetric):
     """
 
     higher_is_better = False
+    _signed_sum_metric = True  # a loss value may be negative
 
     def __init__(
         self,

@@ -136,8 +136,12 @@ def test_checkpoint_of_other_options_is_refused(regression_dir, tmp_path):
     evaluate(regression_dir, "mae", labels="y", preds="pred", checkpoint=checkpoint)
     with pytest.raises(sm.StateError, match=r"checkpoint belongs to a run with different metrics"):
         evaluate(regression_dir, "mse", labels="y", preds="pred", checkpoint=checkpoint)
-    checkpoint.write_text("{broken")
-    with pytest.raises(sm.StateError, match="checkpoint is unreadable"):
+    text = checkpoint.read_text()
+    checkpoint.write_text(text[: len(text) // 2])  # truncated
+    with pytest.raises(sm.StateError, match="checkpoint is corrupt"):
+        evaluate(regression_dir, "mae", labels="y", preds="pred", checkpoint=checkpoint)
+    checkpoint.write_text("{broken")  # no longer recognisable: maybe not ours, so not touched
+    with pytest.raises(sm.StateError, match="not a streammetric checkpoint"):
         evaluate(regression_dir, "mae", labels="y", preds="pred", checkpoint=checkpoint)
 
 

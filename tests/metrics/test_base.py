@@ -184,3 +184,101 @@ def test_public_api_is_complete():
     assert len(set(sm.__all__)) == len(sm.__all__)
     for name in sm.__all__:
         assert hasattr(sm, name), name
+
+
+def _tampered(state, path, value):
+    """``state`` (JSON data) with the entry at ``path`` (keys and indices) set to ``value``."""
+    state = json.loads(json.dumps(state))
+    node = state
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return state
+
+
+@pytest.mark.parametrize(
+    ("metric", "path", "value", "field"),
+    [
+        ("ce", ("local", "num_inst"), -3, "local.num_inst"),
+        ("ce", ("past", "num_inst"), True, "past.num_inst"),
+        ("ce", ("local", "num_inst"), 2.0, "local.num_inst"),
+        ("ce", ("local", "sum_weight"), {"mantissa": "-1", "shift": 1074}, "local.sum_weight"),
+        ("ce", ("local", "sum_metric"), {"mantissa": "-5", "shift": 1074}, "local.sum_metric"),
+        (
+            "mae",
+            ("local", "sum_metric"),
+            {"mantissa": "1", "shift": 10**9},
+            "local.sum_metric.shift",
+        ),
+        ("ce", ("local", "diagnostics"), {"shape": [9], "values": [-1] * 9}, "local.diagnostics"),
+        ("ce", ("local", "diagnostics"), {"shape": [2], "values": [1, 2]}, "local.diagnostics"),
+        (
+            "pcc",
+            ("local", "true_positives"),
+            {"shape": [2], "values": [1.5, 2]},
+            "local.true_positives",
+        ),
+        (
+            "pcc",
+            ("local", "true_positives"),
+            {"shape": [3], "values": [1, 2]},
+            "local.true_positives",
+        ),
+        (
+            "pcc",
+            ("local", "true_positives"),
+            {"shape": [1], "values": [2**70]},
+            "local.true_positives",
+        ),
+        (
+            "pcc",
+            ("local", "true_positives"),
+            {"shape": [1, 1], "values": [1]},
+            "local.true_positives",
+        ),
+        (
+            "pcc",
+            ("local", "true_positives"),
+            {"shape": [2], "values": [1, 1]},
+            "local",
+        ),  # fp, fn: 3
+        (
+            "auc",
+            ("local", "num_positive"),
+            {"shape": [3], "values": [1, 1, 1]},
+            "local.num_positive",
+        ),
+        ("mae", ("local", "bogus"), 1, "local.bogus"),
+        ("mae", ("local",), [], "local"),
+        ("mae", ("version",), "1", "version"),
+    ],
+)
+def test_load_state_dict_refuses_bad_fields_and_keeps_the_old_state(metric, path, value, field):
+    labels, preds = np.array([0, 1, 2, 1]), np.eye(3)[[0, 1, 1, 1]] * 0.9 + 0.1 / 3
+    m = sm.create(metric)
+    data = (labels, preds) if metric in ("ce", "pcc") else (labels % 2, preds[:, 1])
+    m.update(*data)
+    before = m.state_dict()
+    with pytest.raises(sm.StateError) as caught:
+        m.load_state_dict(_tampered(before, path, value))
+    assert caught.value.field == field, str(caught.value)
+    assert field in str(caught.value) and "\n" not in str(caught.value)
+    assert m.state_dict() == before  # all or nothing: a refused state changes nothing
+
+
+def test_composite_state_is_checked_whole_before_anything_loads():
+    m = sm.create(["mae", "mse"]).update(LABELS, PREDS)
+    before = m.state_dict()
+    for path, value, field in [
+        (("metrics",), [], "metrics"),
+        (("metrics",), "x", "metrics"),
+        (("metrics", 1, "local", "num_inst"), -1, "metrics[1].local.num_inst"),
+    ]:
+        with pytest.raises(sm.StateError) as caught:
+            m.load_state_dict(_tampered(before, path, value))
+        assert caught.value.field == field, str(caught.value)
+        assert m.state_dict() == before
+    without = dict(before)
+    del without["metrics"]
+    with pytest.raises(sm.StateError, match="metrics"):
+        m.load_state_dict(without)
