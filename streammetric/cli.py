@@ -34,6 +34,7 @@ from .cli_common import (
     make_job,
     parse_thresholds,
     render,
+    resolve_thresholds,
     split_columns,
 )
 from .cli_export import ExportOptions, LiveExport, UnitFeeder, export_options
@@ -100,6 +101,8 @@ def eval_command(
     live = LiveExport(ExportOptions.from_params(params))
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     job, new_metrics = make_job(list(paths), params)
+    above = resolve_thresholds(above, job, "--fail-above")
+    below = resolve_thresholds(below, job, "--fail-below")
     live.check(new_metrics, job.columns.by)
     feeder = UnitFeeder(live) if live.options.enabled else None
     show = sys.stderr.isatty() if progress is None else progress

@@ -25,7 +25,7 @@ import click
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from .engine.checkpoint import write_atomic
 from .engine.local import Job, Result
-from .engine.metric_specs import build_metrics
+from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
 from .io import ColumnSpec
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "make_job",
     "parse_thresholds",
     "render",
+    "resolve_thresholds",
     "split_columns",
 ]
 
@@ -179,7 +180,8 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
         defaults["convention"] = convention
     if from_logits is not None:
         defaults["from_logits"] = from_logits
-    build_metrics(metric_specs, defaults)  # unknown metrics / options: a usage error before reading
+    # unknown metrics / options, a metric asked for twice: a usage error before reading
+    metric_specs = distinct_names(metric_specs, defaults)
     pred_columns = split_columns(params.pop("preds"))
     job = Job(
         paths=paths,
@@ -212,6 +214,30 @@ def parse_thresholds(values: tuple[str, ...], flag: str) -> list[tuple[str, floa
         if not sep or not name:
             raise click.BadParameter(f"{item!r} is not METRIC=VALUE", param_hint=flag)
     return out
+
+
+def resolve_thresholds(
+    thresholds: list[tuple[str, float]], job: Job, flag: str
+) -> list[tuple[str, float]]:
+    """Each threshold with the output name of the metric it names (as ``-m`` names it, e.g.
+    ``ce`` or ``ce:convention=keras``, or as the results do, e.g. ``cross-entropy``); a name
+    that is none of the requested metrics is a usage error, before anything is read."""
+    out = []
+    for name, limit in thresholds:
+        resolved = resolve_metric_name(name, job.metrics, job.metric_defaults)
+        if resolved is None:
+            names = [str(n) for n in _requested_names(job)]
+            raise ConfigError(
+                f"{flag}: threshold names metric {name!r}, which is not requested; "
+                f"the results will have {', '.join(names)}"
+            )
+        out.append((resolved, limit))
+    return out
+
+
+def _requested_names(job: Job) -> list[str]:
+    names, _ = build_metrics(job.metrics, job.metric_defaults).get()
+    return [str(n) for n in names]
 
 
 def format_value(value: float, precision: int | None = None) -> str:

@@ -364,6 +364,8 @@ def evaluate(
         if isinstance(paths, (str, os.PathLike))
         else [os.fspath(p) for p in paths]
     )
+    from .metric_specs import distinct_names
+
     metric_list = metrics if isinstance(metrics, (list, tuple)) else [metrics]
     defaults: dict[str, Any] = {}
     if convention is not None:
@@ -372,7 +374,7 @@ def evaluate(
         defaults["from_logits"] = from_logits
     job = Job(
         paths=path_list,
-        metrics=list(metric_list),
+        metrics=distinct_names(list(metric_list), defaults),
         columns=ColumnSpec(
             labels=labels,
             preds=preds if preds is None or isinstance(preds, str) else tuple(preds),

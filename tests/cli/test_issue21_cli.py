@@ -1,0 +1,73 @@
+"""Issue 21 (CLI items): distinct metric names, checks before reading, one-line errors, caps,
+width-1 predictions, rows that are not distributions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .helpers import invoke, samples
+
+
+def probs_file(path: Path, labels: list[int], probs: list[list[float]]) -> Path:
+    width = len(probs[0])
+    flat = pa.array(np.asarray(probs, dtype=np.float64).reshape(-1))
+    table = pa.table({"label": labels, "probs": pa.FixedSizeListArray.from_arrays(flat, width)})
+    pq.write_table(table, path)
+    return path
+
+
+def one_line_error(result, code: int, *needles: str) -> str:
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("streammetric: error")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# --- item 1: same-named metrics --------------------------------------------------------------
+
+
+def test_same_named_metrics_get_distinct_names_everywhere_and_the_gate_sees_inf(tmp_path):
+    data = probs_file(tmp_path / "p.parquet", [0, 1, 1], [[0.0, 1.0], [0.5, 0.5], [0.3, 0.7]])
+    prom, ckpt = tmp_path / "m.prom", tmp_path / "c.ckpt"
+    args = ["eval", data, "-m", "ce", "-m", "ce:convention=keras", "--format", "json"]
+    result = invoke(*args, "--textfile", prom, "--checkpoint", ckpt)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["metrics"]
+    exact, keras = "cross-entropy[convention=exact]", "cross-entropy[convention=keras]"
+    assert list(metrics) == [exact, keras]
+    assert metrics[exact] == float("inf") and 5.7 < metrics[keras] < 5.8
+    names = {name for name, _ in samples(prom.read_text())}
+    assert {"streammetric_cross_entropy_convention_exact"} <= names
+    assert {"streammetric_cross_entropy_convention_keras"} <= names
+    assert exact in ckpt.read_text() and keras in ckpt.read_text()
+    table = invoke("eval", data, "-m", "ce", "-m", "ce:convention=keras").stdout
+    assert exact in table and keras in table
+    csv = invoke("eval", data, "-m", "ce", "-m", "ce:convention=keras", "--format", "csv")
+    assert csv.stdout.splitlines()[0] == f"rows,{exact},{keras}"
+    # the gate reads the exact value (inf), whichever way the threshold names the metric
+    for name in ("cross-entropy", "ce", exact):
+        gate = invoke(*args, "--fail-above", f"{name}=3")
+        assert gate.exit_code == 3 and f"{exact} = inf is above 3.0" in gate.stderr
+    gate = invoke(*args, "--fail-above", "ce:convention=keras=6")
+    assert gate.exit_code == 0, gate.stderr
+
+
+def test_a_user_name_wins_and_identical_or_clashing_requests_are_refused(tmp_path):
+    data = probs_file(tmp_path / "p.parquet", [0, 1], [[0.5, 0.5], [0.3, 0.7]])
+    named = invoke(
+        "eval", data, "-m", "ce", "-m", "ce:name=ce_keras,convention=keras", "--format", "json"
+    )
+    assert list(json.loads(named.stdout)["metrics"]) == ["cross-entropy", "ce_keras"]
+    one_line_error(invoke("eval", data, "-m", "ce", "-m", "ce"), 2, "requested twice")
+    one_line_error(invoke("eval", data, "-m", "ce", "-m", "cross-entropy"), 2, "requested twice")
+    one_line_error(
+        invoke("eval", data, "-m", "ce:name=accuracy", "-m", "acc"), 2, "both be named 'accuracy'"
+    )
