@@ -93,6 +93,10 @@ def eval_command(
 
     if engine == "local" and (scheduler is not None or workers is not None):
         raise ConfigError("--scheduler and --workers need --engine dask, got --engine local")
+    if scheduler is not None:
+        from .engine.dask import check_scheduler_address
+
+        check_scheduler_address(scheduler)
 
     above, below = (
         parse_thresholds(tuple(fail_above), "--fail-above"),
@@ -274,6 +278,8 @@ def explain_command(
             pred_parts.append(batch.preds)
             if batch.weights is not None:
                 weight_parts.append(batch.weights)
+    if not rows:
+        raise InvalidInputError(f"no rows to explain in {', '.join(paths)}")
     for note in resolved.notes:
         click.echo(f"streammetric: note: {note}", err=True)
     explanation = explain(

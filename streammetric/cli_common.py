@@ -94,6 +94,11 @@ def _load_toml(path: str) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise click.BadParameter(f"{path}: not valid TOML ({exc})", param_hint="--config") from None
+    except UnicodeDecodeError as exc:  # a binary file: TOML is UTF-8 text
+        raise click.BadParameter(
+            f"{path}: not valid TOML (not UTF-8 text: byte {exc.start} is {exc.object[exc.start]:#04x})",
+            param_hint="--config",
+        ) from None
 
 
 def _config_callback(
@@ -183,6 +188,10 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
     # unknown metrics / options, a metric asked for twice: a usage error before reading
     metric_specs = distinct_names(metric_specs, defaults)
     pred_columns = split_columns(params.pop("preds"))
+    by = split_columns(params.pop("by"))
+    twice = sorted({column for column in by if by.count(column) > 1})
+    if twice:
+        raise ConfigError(f"--by names column {twice[0]!r} twice, got --by {','.join(by)}")
     job = Job(
         paths=paths,
         metrics=metric_specs,
@@ -190,7 +199,7 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
             labels=params.pop("labels"),
             preds=(pred_columns[0] if len(pred_columns) == 1 else pred_columns) or None,
             weights=params.pop("weights"),
-            by=split_columns(params.pop("by")),
+            by=by,
             from_logits=from_logits,
         ),
         on_invalid=params.pop("on_invalid"),

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._exceptions import InvalidInputError
+from .._exceptions import ConfigError, InvalidInputError
 from ..functional._ce_fast import CleanPass
 from ..io import (
     Batch,
@@ -372,6 +372,9 @@ def evaluate(
         defaults["convention"] = convention
     if from_logits is not None:
         defaults["from_logits"] = from_logits
+    by_columns = tuple([by] if isinstance(by, str) else by)
+    if len(set(by_columns)) != len(by_columns):
+        raise ConfigError(f"`by` names a column twice, got {list(by_columns)!r}")
     job = Job(
         paths=path_list,
         metrics=distinct_names(list(metric_list), defaults),
@@ -379,7 +382,7 @@ def evaluate(
             labels=labels,
             preds=preds if preds is None or isinstance(preds, str) else tuple(preds),
             weights=weights,
-            by=tuple([by] if isinstance(by, str) else by),
+            by=by_columns,
             from_logits=from_logits,
         ),
         on_invalid=on_invalid,

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .helpers import invoke, samples
+from .helpers import invoke, preds_table, run_cli, samples, write_preds
 
 
 def probs_file(path: Path, labels: list[int], probs: list[list[float]]) -> Path:
@@ -71,3 +71,52 @@ def test_a_user_name_wins_and_identical_or_clashing_requests_are_refused(tmp_pat
     one_line_error(
         invoke("eval", data, "-m", "ce:name=accuracy", "-m", "acc"), 2, "both be named 'accuracy'"
     )
+
+
+# --- item 12: one line instead of a traceback -----------------------------------------------
+
+
+def test_group_columns_named_twice_are_one_line(tmp_path):
+    data = write_preds(tmp_path / "p.parquet", 200, seed=3)
+    one_line_error(
+        invoke("eval", data, "--by", "model,model"), 2, "--by names column 'model' twice"
+    )
+
+
+def test_explain_of_an_empty_file_is_one_line(tmp_path):
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(preds_table(0, seed=1), empty)
+    one_line_error(invoke("explain", empty), 1, "no rows to explain in", str(empty))
+
+
+def test_a_binary_config_file_is_a_usage_error(tmp_path):
+    data = write_preds(tmp_path / "p.parquet", 200, seed=3)
+    config = tmp_path / "binary.toml"
+    config.write_bytes(b"\x00\x01\xff\xfe[eval]\x80")
+    result = invoke("eval", data, "--config", config)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "not valid TOML (not UTF-8 text" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_bad_scheduler_address_is_refused_at_once(tmp_path):
+    import time
+
+    data = write_preds(tmp_path / "p.parquet", 200, seed=3)
+    start = time.monotonic()  # a process: Dask's client stalled 60 s at exit, then a traceback
+    result = run_cli("eval", data, "--engine", "dask", "--scheduler", "garbage")
+    assert time.monotonic() - start < 20
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == [
+        "streammetric: error: `scheduler` must be [PROTOCOL://]HOST:PORT "
+        "(e.g. tcp://10.0.0.5:8786), got 'garbage'"
+    ]
+
+
+def test_the_library_refuses_a_group_column_named_twice(tmp_path):
+    import pytest
+
+    from streammetric import ConfigError, evaluate
+
+    data = write_preds(tmp_path / "p.parquet", 50, seed=3)
+    with pytest.raises(ConfigError, match="names a column twice"):
+        evaluate(data, "ce", by=["model", "model"])
