@@ -26,6 +26,7 @@ from .cli_common import (
     OUTPUT_PARAMS,
     ProgressBar,
     StreamMetricCommand,
+    check_output,
     check_thresholds,
     config_option,
     emit,
@@ -104,6 +105,7 @@ def eval_command(
     )
     live = LiveExport(ExportOptions.from_params(params))
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
+    check_output(output)
     job, new_metrics = make_job(list(paths), params)
     above = resolve_thresholds(above, job, "--fail-above")
     below = resolve_thresholds(below, job, "--fail-below")
@@ -169,6 +171,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
 
     live = LiveExport(ExportOptions.from_params(params))
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
+    check_output(output)
     job, new_metrics = make_job([directory], params)
     live.check(new_metrics, job.columns.by)
 

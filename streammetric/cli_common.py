@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "OUTPUT_PARAMS",
     "ProgressBar",
     "StreamMetricCommand",
+    "check_output",
     "check_thresholds",
     "config_option",
     "emit",
@@ -45,6 +47,7 @@ __all__ = [
     "render",
     "resolve_thresholds",
     "split_columns",
+    "unwritable",
 ]
 
 EXIT_DATA, EXIT_USAGE, EXIT_THRESHOLD = 1, 2, 3
@@ -147,6 +150,31 @@ def config_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 
 # --- the options of eval and watch ---------------------------------------------------------------
+
+
+def unwritable(path: str) -> str | None:
+    """Why a file cannot be written at ``path`` (its directory is missing or refuses a new
+    file: a temporary file is created there and removed), or None if it can. Checked before
+    anything is read, so that a long run does not end in losing its result."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"no directory {directory}"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".streammetric-probe.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        return f"cannot create a file in {directory} ({exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def check_output(output: str | None) -> None:
+    """A usage error unless ``-o FILE`` can be written (see `unwritable`)."""
+    why = None if output is None else unwritable(output)
+    if why is not None:
+        raise ConfigError(f"-o/--output {output}: {why}")
 
 
 def split_columns(value: str | None) -> tuple[str, ...]:

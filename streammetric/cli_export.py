@@ -23,7 +23,6 @@ a closed window starts a new one.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +74,36 @@ def parse_serve(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def check_push_url(url: str) -> None:
+    """A usage error unless ``--push`` is ``[http(s)://]HOST[:PORT][/PATH]`` with a HOST that
+    resolves (prometheus_client adds ``http://`` to a URL without a scheme), checked before
+    the run rather than at its first push.
+
+    >>> check_push_url("http://127.0.0.1:9091"), check_push_url("localhost:9091")
+    (None, None)
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    full = url if url.startswith(("http://", "https://")) else f"http://{url}"
+    try:
+        parts = urlsplit(full)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise click.BadParameter(f"{url!r} is not a URL ({exc})", param_hint="--push") from None
+    if not host or "://" in full[len(parts.scheme) + 3 :]:
+        raise click.BadParameter(
+            f"expected [http(s)://]HOST[:PORT][/PATH], got {url!r}", param_hint="--push"
+        )
+    try:
+        socket.getaddrinfo(host, port or 80, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise click.BadParameter(
+            f"{url}: host {host!r} does not resolve ({getattr(exc, 'strerror', None) or exc})",
+            param_hint="--push",
+        ) from None
+
+
 class ExportOptions(NamedTuple):
     """The export flags of one command, checked."""
 
@@ -109,9 +138,14 @@ class ExportOptions(NamedTuple):
             raise click.UsageError("--push-interval needs --push URL")
         if (options.tls_cert is None) != (options.tls_key is None):
             raise click.UsageError("--tls-cert and --tls-key go together")
-        folder = os.path.dirname(os.path.abspath(options.textfile or "."))
-        if options.textfile and not os.path.isdir(folder):
-            raise click.BadParameter(f"no directory {folder}", param_hint="--textfile")
+        if options.textfile:
+            from .cli_common import unwritable
+
+            why = unwritable(options.textfile)
+            if why is not None:
+                raise click.BadParameter(why, param_hint="--textfile")
+        if options.push:
+            check_push_url(options.push)
         return options
 
 

@@ -120,3 +120,55 @@ def test_the_library_refuses_a_group_column_named_twice(tmp_path):
     data = write_preds(tmp_path / "p.parquet", 50, seed=3)
     with pytest.raises(ConfigError, match="names a column twice"):
         evaluate(data, "ce", by=["model", "model"])
+
+
+# --- item 13: options that size the state are capped ----------------------------------------
+
+
+def test_options_that_allocate_are_capped_with_a_usage_error(tmp_path):
+    import pytest
+
+    from streammetric import ConfigError, create
+    from streammetric.functional.calibration import calibration_error
+
+    data = write_preds(tmp_path / "p.parquet", 100, seed=3)
+    one_line_error(invoke("eval", data, "-m", "ece:n_bins=10001"), 2, "`n_bins`", "[1, 10000]")
+    one_line_error(
+        invoke("eval", data, "-m", "auc:num_thresholds=100001"), 2, "`num_thresholds`", "100000"
+    )
+    with pytest.raises(ConfigError, match=r"\[1, 10000\]"):
+        calibration_error([1], [0.5], n_bins=10_001)
+    create({"metric": "ece", "n_bins": 10_000})  # the caps themselves are fine
+    create({"metric": "auc", "num_thresholds": 100_000})
+
+
+# --- item 14: every option checked before anything is read ----------------------------------
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_reading(tmp_path, monkeypatch):
+    from streammetric.engine import local
+
+    data = write_preds(tmp_path / "p.parquet", 100, seed=3)
+
+    def no_reading(*args, **kwargs):  # failure injection: reading must not start
+        raise AssertionError("read before the options were checked")
+
+    monkeypatch.setattr(local, "plan", no_reading)
+    missing = tmp_path / "missing" / "x.json"
+    one_line_error(invoke("eval", data, "-o", missing), 2, f"-o/--output {missing}: no directory")
+    one_line_error(
+        invoke("watch", tmp_path, "--once", "-o", missing), 2, "-o/--output", "no directory"
+    )
+    one_line_error(invoke("eval", data, "--fail-above", "acc=1"), 2, "threshold names metric 'acc'")
+
+
+def test_a_push_url_that_cannot_work_is_refused_before_reading(tmp_path):
+    data = write_preds(tmp_path / "p.parquet", 100, seed=3)
+    for url, message in [
+        ("ftp://example.org/", "expected [http(s)://]HOST[:PORT][/PATH]"),
+        ("http://localhost:abc", "is not a URL"),
+        ("no-such-host.invalid", "does not resolve"),
+    ]:
+        result = invoke("eval", data, "--push", url)
+        assert result.exit_code == 2, (url, result.output)
+        assert message in result.stderr and result.stdout == "", (url, result.output)
