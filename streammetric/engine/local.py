@@ -46,6 +46,12 @@ __all__ = ["Job", "Result", "RunStart", "evaluate", "run_job"]
 
 ProgressHook = Callable[[int], None]
 
+#: Metrics that need one score per class: a prediction of one value per row (the positive-class
+#: score, as the binary metrics and ``explain`` read it) is refused for them.
+PER_CLASS_METRICS = frozenset(
+    {"crossentropy", "negativeloglikelihood", "perplexity", "accuracy", "topkaccuracy"}
+)
+
 
 @dataclass
 class Job:
@@ -117,9 +123,32 @@ class _Evaluator:
             )
         self.job = job
         self.resolved = resolved
+        self.where = where
         self.metric_kwargs = dict(job.metric_defaults)
         if resolved.from_logits and "from_logits" not in self.metric_kwargs:
             self.metric_kwargs["from_logits"] = True
+        if resolved.pred_kind != "scalar" and resolved.pred_width == 1:
+            self.check_one_score(where)
+
+    @functools.cached_property
+    def per_class_metrics(self) -> list[str]:
+        """The requested metrics that need one score per class (`PER_CLASS_METRICS`)."""
+        metrics = self.new_metrics().metrics
+        return [m.name for m in metrics if m.registered_name in PER_CLASS_METRICS]
+
+    def check_one_score(self, where: str, row: int | None = None) -> None:
+        """One prediction value per row is the positive-class score (binary), as a scalar
+        column is: metrics that need a score per class refuse it rather than read it as one
+        class (cross-entropy 0.0) or as class indices."""
+        if self.per_class_metrics:
+            at = "" if row is None else f", row {row}"
+            raise InvalidInputError(
+                f"{where}: column `{', '.join(self.resolved.preds)}`{at}: one prediction value "
+                f"per row is the positive-class score (binary), but {', '.join(self.per_class_metrics)} "
+                f"{'needs' if len(self.per_class_metrics) == 1 else 'need'} one score per class "
+                "(2 or more); give every class's score, or use a binary "
+                "metric (bce, brier, ece, auc, f1, mcc)"
+            )
 
     def new_metrics(self) -> EvalMetric:
         from .metric_specs import build_metrics
@@ -156,6 +185,8 @@ class _Evaluator:
     def add_batch(self, partial: Partial, batch: Batch) -> None:
         partial.invalid_rows += batch.invalid_count
         labels, preds, weights = batch.labels, batch.preds, batch.weights
+        if preds.ndim == 2 and preds.shape[1] == 1 and batch.num_rows:  # lists of one value
+            self.check_one_score(batch.unit.display_path, int(batch.source_rows()[0]))
         keep = None
         if self.job.on_invalid == "skip" and batch.num_rows:
             bad = partial.invalid_mask(labels, preds)

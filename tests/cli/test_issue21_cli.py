@@ -172,3 +172,48 @@ def test_a_push_url_that_cannot_work_is_refused_before_reading(tmp_path):
         result = invoke("eval", data, "--push", url)
         assert result.exit_code == 2, (url, result.output)
         assert message in result.stderr and result.stdout == "", (url, result.output)
+
+
+# --- item 7: one prediction value per row is binary, for every metric -------------------------
+
+BINARY = ("bce", "brier", "ece", "auc", "f1", "mcc")
+PER_CLASS = ("ce", "nll_loss", "perplexity", "acc", "top_k_accuracy:top_k=1")
+
+
+def width_one_files(folder: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
+    """The same scores as a scalar column, a fixed-size list of 1, a list of 1, a glob of 1."""
+    labels, scores = [0, 1, 1, 0, 0], [0.2, 0.8, 0.6, 0.4, 0.7]
+    fixed = pa.FixedSizeListArray.from_arrays(pa.array(scores), 1)
+    tables = {
+        "scalar": ({"label": labels, "pred": scores}, ("--preds", "pred")),
+        "fixed": ({"label": labels, "probs": fixed}, ()),
+        "list": ({"label": labels, "probs": pa.array([[s] for s in scores])}, ()),
+        "glob": ({"label": labels, "p_1": scores}, ("--preds", "p_*")),
+    }
+    out = {}
+    for name, (columns, args) in tables.items():
+        pq.write_table(pa.table(columns), folder / f"{name}.parquet")
+        out[name] = (folder / f"{name}.parquet", args)
+    return out
+
+
+def test_a_width_one_prediction_is_the_positive_class_score_for_every_metric(tmp_path):
+    files = width_one_files(tmp_path)
+    for metric in BINARY:
+        values = set()
+        for path, args in files.values():
+            result = invoke("eval", path, *args, "-m", metric, "--format", "json")
+            assert result.exit_code == 0, (metric, path, result.output)
+            values.add(json.dumps(json.loads(result.stdout)["metrics"]))
+        assert len(values) == 1, (metric, values)  # width 1 reads as the scalar column does
+    for metric in PER_CLASS:
+        for kind in ("fixed", "list", "glob"):
+            path, args = files[kind]
+            one_line_error(
+                invoke("eval", path, *args, "-m", metric),
+                1,
+                str(path),
+                "one prediction value per row is the positive-class score (binary)",
+            )
+    explained = invoke("explain", files["fixed"][0], "--format", "json")
+    assert explained.exit_code == 0 and "binary" in explained.stdout
