@@ -133,7 +133,7 @@ class _Evaluator:
     @functools.cached_property
     def per_class_metrics(self) -> list[str]:
         """The requested metrics that need one score per class (`PER_CLASS_METRICS`)."""
-        metrics = self.new_metrics().metrics
+        metrics = getattr(self.new_metrics(), "metrics", [])  # a CompositeEvalMetric's
         return [m.name for m in metrics if m.registered_name in PER_CLASS_METRICS]
 
     def check_one_score(self, where: str, row: int | None = None) -> None:
