@@ -196,6 +196,7 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--precision", type=click.IntRange(0, 17), default=DEFAULT_PRECISION, show_default=True, metavar="N", help="Significant digits of values in the table and log lines; 0: every digit. The default 6 resolves one part in a million and keeps columns narrow; json and csv are always exact."),
         click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here (atomically) instead of stdout."),
         click.option("--on-invalid", type=click.Choice(["raise", "skip"]), default="raise", show_default=True, help="Stop at the first bad row, or drop and count bad rows."),
+        click.option("--strict", is_flag=True, default=False, help="Rows of probabilities that do not sum to 1 are invalid rows (an error, or skipped with --on-invalid skip)."),
         click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume from / save progress to this file."),
         click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores)."),
     ]  # fmt: skip
@@ -231,6 +232,7 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
             from_logits=from_logits,
         ),
         on_invalid=params.pop("on_invalid"),
+        strict=params.pop("strict"),
         metric_defaults=defaults,
     )
     return job, lambda: build_metrics(metric_specs, defaults)

@@ -62,18 +62,23 @@ class Job:
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     on_invalid: str = "raise"
     metric_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. convention, from_logits
+    #: rows of probabilities that do not sum to 1 break a rule (raise, or skip as invalid)
+    strict: bool = False
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
         return {"inputs": fingerprint(units), **self.settings()}
 
     def settings(self) -> dict[str, Any]:
         """The identity without the inputs (a metric without a JSON config raises ConfigError)."""
-        return {
+        settings: dict[str, Any] = {
             "metrics": [_config_of(m) for m in self.metrics],
             "columns": repr(self.columns),
             "on_invalid": self.on_invalid,
             "metric_defaults": self.metric_defaults,
         }
+        if self.strict:  # only then: checkpoints of non-strict runs keep their identity
+            settings["strict"] = True
+        return settings
 
 
 def _config_of(spec: Any) -> Any:
@@ -166,7 +171,7 @@ class _Evaluator:
         of a clean file, usually) are folded in once at the end instead of one ``update`` each:
         the same exact states with a fraction of the Python per batch."""
         partial = Partial(self.new_metrics, unit_key=unit.key)
-        needs = self.clean_needs
+        needs = None if self.checks_sums else self.clean_needs
         clean = CleanPass(
             (need[1] for need in needs or () if isinstance(need, tuple)),
             argmax="argmax_hits" in (needs or ()),
@@ -182,14 +187,44 @@ class _Evaluator:
             partial.fold_clean(clean)
         return partial
 
+    @functools.cached_property
+    def checks_sums(self) -> bool:
+        """``strict`` with predictions that are probabilities (not logits)."""
+        return self.job.strict and not self.metric_kwargs.get("from_logits", False)
+
+    def not_distributions(self, batch: Batch, preds: np.ndarray) -> np.ndarray | None:
+        """Under ``strict``: rows of probabilities (2 or more a row) that do not sum to 1
+        within ``sqrt(eps)`` of their dtype (as the cross-entropy diagnostics count them);
+        with ``on_invalid="raise"`` the first one is an error naming file, column and row."""
+        if not self.checks_sums or preds.ndim != 2 or preds.shape[1] < 2 or not len(preds):
+            return None
+        dtype = preds.dtype if preds.dtype.kind == "f" else np.dtype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = preds.sum(axis=1, dtype=np.float64)
+            bad = np.abs(sums - 1) > float(np.sqrt(np.finfo(dtype).eps))
+        bad &= np.isfinite(sums)  # NaN/inf rows: the metrics' own rules
+        if not bad.any():
+            return None
+        if self.job.on_invalid == "raise":
+            row = int(np.argmax(bad))
+            raise InvalidInputError(
+                f"{batch.unit.display_path}: column `{', '.join(self.resolved.preds)}`, row "
+                f"{int(batch.source_rows()[row])}: probabilities must sum to 1 (--strict), got "
+                f"{float(sums[row])!r}"
+            )
+        return bad
+
     def add_batch(self, partial: Partial, batch: Batch) -> None:
         partial.invalid_rows += batch.invalid_count
         labels, preds, weights = batch.labels, batch.preds, batch.weights
         if preds.ndim == 2 and preds.shape[1] == 1 and batch.num_rows:  # lists of one value
             self.check_one_score(batch.unit.display_path, int(batch.source_rows()[0]))
         keep = None
+        unsummed = self.not_distributions(batch, preds)
         if self.job.on_invalid == "skip" and batch.num_rows:
             bad = partial.invalid_mask(labels, preds)
+            if unsummed is not None:
+                bad = unsummed if bad is None else bad | unsummed
             if bad is not None and bad.any():
                 keep = ~bad
                 partial.invalid_rows += int(bad.sum())

@@ -217,3 +217,58 @@ def test_a_width_one_prediction_is_the_positive_class_score_for_every_metric(tmp
             )
     explained = invoke("explain", files["fixed"][0], "--format", "json")
     assert explained.exit_code == 0 and "binary" in explained.stdout
+
+
+# --- item 6: rows that are not distributions ----------------------------------------------------
+
+
+def test_rows_that_do_not_sum_to_one_get_a_note_and_strict_refuses_them(tmp_path):
+    data = probs_file(tmp_path / "p.parquet", [0, 1, 1], [[0.9, 0.9], [0.5, 0.5], [1.0, 1.0]])
+    result = invoke("eval", data, "-m", "ce", "-m", "perplexity")
+    assert result.exit_code == 0, result.output
+    assert (
+        "streammetric: note: cross-entropy and perplexity are over rows that are not "
+        "distributions: 2 rows of probabilities do not sum to 1" in result.stderr
+    )
+    keras = invoke("eval", data, "-m", "ce", "--convention", "keras").stderr
+    assert "the keras convention renormalises them first" in keras
+    one_line_error(
+        invoke("eval", data, "-m", "acc", "--strict"),
+        1,
+        f"{data}: column `probs`, row 0: probabilities must sum to 1 (--strict), got 1.8",
+    )
+    skipped = invoke(
+        "eval", data, "-m", "ce", "--strict", "--on-invalid", "skip", "--format", "json"
+    )
+    assert json.loads(skipped.stdout) == {
+        "rows": 1,
+        "invalid_rows": 2,
+        "metrics": {"cross-entropy": 0.6931471805599453},
+    }
+    clean = probs_file(tmp_path / "clean.parquet", [0, 1], [[0.25, 0.75], [0.5, 0.5]])
+    assert invoke("eval", clean, "-m", "ce", "--strict").exit_code == 0
+
+
+def test_soft_targets_that_are_all_zero_are_invalid_rows_and_explain_says_so(tmp_path):
+    flat = lambda rows: pa.FixedSizeListArray.from_arrays(  # noqa: E731
+        pa.array(np.asarray(rows, dtype=np.float64).reshape(-1)), 2
+    )
+    data = tmp_path / "soft.parquet"
+    table = pa.table(
+        {
+            "label": flat([[1, 0], [0, 0], [0.5, 0.5]]),
+            "probs": flat([[0.9, 0.1], [0.5, 0.5], [0.3, 0.7]]),
+        }
+    )
+    pq.write_table(table, data)
+    one_line_error(
+        invoke("eval", data, "-m", "ce"),
+        1,
+        f"{data}: column `label`, row 1:",
+        "not all 0",
+    )
+    skipped = invoke("eval", data, "-m", "ce", "--on-invalid", "skip", "--format", "json")
+    assert json.loads(skipped.stdout)["invalid_rows"] == 1
+    explained = invoke("explain", data)
+    assert explained.exit_code == 0 and "clean" not in explained.stdout
+    assert "1 row invalid under exact" in explained.stdout
