@@ -154,6 +154,11 @@ def distinct_names(specs: list[Any], defaults: dict[str, Any] | None = None) -> 
     final: dict[str, int] = {}
     for index, spec in enumerate(out):
         for name in _output_names(_build_one(spec, defaults)):
+            if not name.strip():
+                raise ConfigError(
+                    f"metric {_spec_text(specs[index])!r} would have an empty name in the results; "
+                    "give it a name= with a character"
+                )
             if name in final:
                 raise ConfigError(
                     f"metrics {_spec_text(specs[final[name]])!r} and {_spec_text(specs[index])!r} "

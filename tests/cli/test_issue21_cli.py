@@ -71,6 +71,7 @@ def test_a_user_name_wins_and_identical_or_clashing_requests_are_refused(tmp_pat
     one_line_error(
         invoke("eval", data, "-m", "ce:name=accuracy", "-m", "acc"), 2, "both be named 'accuracy'"
     )
+    one_line_error(invoke("eval", data, "-m", "ce:name="), 2, "would have an empty name")
 
 
 # --- item 12: one line instead of a traceback -----------------------------------------------
