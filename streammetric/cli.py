@@ -26,6 +26,7 @@ from .cli_common import (
     OUTPUT_PARAMS,
     ProgressBar,
     StreamMetricCommand,
+    check_output,
     check_thresholds,
     config_option,
     emit,
@@ -34,6 +35,7 @@ from .cli_common import (
     make_job,
     parse_thresholds,
     render,
+    resolve_thresholds,
     split_columns,
 )
 from .cli_export import ExportOptions, LiveExport, UnitFeeder, export_options
@@ -92,6 +94,10 @@ def eval_command(
 
     if engine == "local" and (scheduler is not None or workers is not None):
         raise ConfigError("--scheduler and --workers need --engine dask, got --engine local")
+    if scheduler is not None:
+        from .engine.dask import check_scheduler_address
+
+        check_scheduler_address(scheduler)
 
     above, below = (
         parse_thresholds(tuple(fail_above), "--fail-above"),
@@ -99,7 +105,10 @@ def eval_command(
     )
     live = LiveExport(ExportOptions.from_params(params))
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
+    check_output(output)
     job, new_metrics = make_job(list(paths), params)
+    above = resolve_thresholds(above, job, "--fail-above")
+    below = resolve_thresholds(below, job, "--fail-below")
     live.check(new_metrics, job.columns.by)
     feeder = UnitFeeder(live) if live.options.enabled else None
     show = sys.stderr.isatty() if progress is None else progress
@@ -162,6 +171,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
 
     live = LiveExport(ExportOptions.from_params(params))
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
+    check_output(output)
     job, new_metrics = make_job([directory], params)
     live.check(new_metrics, job.columns.by)
 
@@ -272,6 +282,8 @@ def explain_command(
             pred_parts.append(batch.preds)
             if batch.weights is not None:
                 weight_parts.append(batch.weights)
+    if not rows:
+        raise InvalidInputError(f"no rows to explain in {', '.join(paths)}")
     for note in [*input_notes, *resolved.notes]:
         click.echo(f"streammetric: note: {note}", err=True)
     explanation = explain(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ import click
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from .engine.checkpoint import write_atomic
 from .engine.local import Job, Result
-from .engine.metric_specs import build_metrics
+from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
 from .io import ColumnSpec
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "OUTPUT_PARAMS",
     "ProgressBar",
     "StreamMetricCommand",
+    "check_output",
     "check_thresholds",
     "config_option",
     "emit",
@@ -43,7 +45,9 @@ __all__ = [
     "make_job",
     "parse_thresholds",
     "render",
+    "resolve_thresholds",
     "split_columns",
+    "unwritable",
 ]
 
 EXIT_DATA, EXIT_USAGE, EXIT_THRESHOLD = 1, 2, 3
@@ -93,6 +97,11 @@ def _load_toml(path: str) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise click.BadParameter(f"{path}: not valid TOML ({exc})", param_hint="--config") from None
+    except UnicodeDecodeError as exc:  # a binary file: TOML is UTF-8 text
+        raise click.BadParameter(
+            f"{path}: not valid TOML (not UTF-8 text: byte {exc.start} is {exc.object[exc.start]:#04x})",
+            param_hint="--config",
+        ) from None
 
 
 def _config_callback(
@@ -143,6 +152,31 @@ def config_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., 
 # --- the options of eval and watch ---------------------------------------------------------------
 
 
+def unwritable(path: str) -> str | None:
+    """Why a file cannot be written at ``path`` (its directory is missing or refuses a new
+    file: a temporary file is created there and removed), or None if it can. Checked before
+    anything is read, so that a long run does not end in losing its result."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"no directory {directory}"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".streammetric-probe.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        return f"cannot create a file in {directory} ({exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def check_output(output: str | None) -> None:
+    """A usage error unless ``-o FILE`` can be written (see `unwritable`)."""
+    why = None if output is None else unwritable(output)
+    if why is not None:
+        raise ConfigError(f"-o/--output {output}: {why}")
+
+
 def split_columns(value: str | None) -> tuple[str, ...]:
     """``"a, b,"`` -> ``("a", "b")``."""
     return tuple(c.strip() for c in (value or "").split(",") if c.strip())
@@ -162,6 +196,7 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--precision", type=click.IntRange(0, 17), default=DEFAULT_PRECISION, show_default=True, metavar="N", help="Significant digits of values in the table and log lines; 0: every digit. The default 6 resolves one part in a million and keeps columns narrow; json and csv are always exact."),
         click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here (atomically) instead of stdout."),
         click.option("--on-invalid", type=click.Choice(["raise", "skip"]), default="raise", show_default=True, help="Stop at the first bad row, or drop and count bad rows."),
+        click.option("--strict", is_flag=True, default=False, help="Rows of probabilities that do not sum to 1 are invalid rows (an error, or skipped with --on-invalid skip)."),
         click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume from / save progress to this file."),
         click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores)."),
     ]  # fmt: skip
@@ -179,8 +214,13 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
         defaults["convention"] = convention
     if from_logits is not None:
         defaults["from_logits"] = from_logits
-    build_metrics(metric_specs, defaults)  # unknown metrics / options: a usage error before reading
+    # unknown metrics / options, a metric asked for twice: a usage error before reading
+    metric_specs = distinct_names(metric_specs, defaults)
     pred_columns = split_columns(params.pop("preds"))
+    by = split_columns(params.pop("by"))
+    twice = sorted({column for column in by if by.count(column) > 1})
+    if twice:
+        raise ConfigError(f"--by names column {twice[0]!r} twice, got --by {','.join(by)}")
     job = Job(
         paths=paths,
         metrics=metric_specs,
@@ -188,10 +228,11 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
             labels=params.pop("labels"),
             preds=(pred_columns[0] if len(pred_columns) == 1 else pred_columns) or None,
             weights=params.pop("weights"),
-            by=split_columns(params.pop("by")),
+            by=by,
             from_logits=from_logits,
         ),
         on_invalid=params.pop("on_invalid"),
+        strict=params.pop("strict"),
         metric_defaults=defaults,
     )
     return job, lambda: build_metrics(metric_specs, defaults)
@@ -212,6 +253,30 @@ def parse_thresholds(values: tuple[str, ...], flag: str) -> list[tuple[str, floa
         if not sep or not name:
             raise click.BadParameter(f"{item!r} is not METRIC=VALUE", param_hint=flag)
     return out
+
+
+def resolve_thresholds(
+    thresholds: list[tuple[str, float]], job: Job, flag: str
+) -> list[tuple[str, float]]:
+    """Each threshold with the output name of the metric it names (as ``-m`` names it, e.g.
+    ``ce`` or ``ce:convention=keras``, or as the results do, e.g. ``cross-entropy``); a name
+    that is none of the requested metrics is a usage error, before anything is read."""
+    out = []
+    for name, limit in thresholds:
+        resolved = resolve_metric_name(name, job.metrics, job.metric_defaults)
+        if resolved is None:
+            names = [str(n) for n in _requested_names(job)]
+            raise ConfigError(
+                f"{flag}: threshold names metric {name!r}, which is not requested; "
+                f"the results will have {', '.join(names)}"
+            )
+        out.append((resolved, limit))
+    return out
+
+
+def _requested_names(job: Job) -> list[str]:
+    names, _ = build_metrics(job.metrics, job.metric_defaults).get()
+    return [str(n) for n in names]
 
 
 def format_value(value: float, precision: int | None = None) -> str:

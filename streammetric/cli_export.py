@@ -23,7 +23,6 @@ a closed window starts a new one.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ import click
 import numpy as np
 
 from ._exceptions import ConfigError, StreamMetricError
+from .cli_common import unwritable
 from .engine.checkpoint import write_atomic
 from .engine.local import RunStart
 from .engine.partial import Partial
@@ -73,6 +73,36 @@ def parse_serve(value: str) -> tuple[str, int]:
             f"expected [HOST:]PORT with PORT in 0..65535, got {value!r}", param_hint="--serve"
         )
     return host, int(port)
+
+
+def check_push_url(url: str) -> None:
+    """A usage error unless ``--push`` is ``[http(s)://]HOST[:PORT][/PATH]`` with a HOST that
+    resolves (prometheus_client adds ``http://`` to a URL without a scheme), checked before
+    the run rather than at its first push.
+
+    >>> check_push_url("http://127.0.0.1:9091"), check_push_url("localhost:9091")
+    (None, None)
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    full = url if url.startswith(("http://", "https://")) else f"http://{url}"
+    try:
+        parts = urlsplit(full)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise click.BadParameter(f"{url!r} is not a URL ({exc})", param_hint="--push") from None
+    if not host or "://" in full[len(parts.scheme) + 3 :]:
+        raise click.BadParameter(
+            f"expected [http(s)://]HOST[:PORT][/PATH], got {url!r}", param_hint="--push"
+        )
+    try:
+        socket.getaddrinfo(host, port or 80, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise click.BadParameter(
+            f"{url}: host {host!r} does not resolve ({getattr(exc, 'strerror', None) or exc})",
+            param_hint="--push",
+        ) from None
 
 
 class ExportOptions(NamedTuple):
@@ -118,9 +148,12 @@ class ExportOptions(NamedTuple):
                 raise click.UsageError(
                     f"--web-config holds the TLS and user settings itself; drop {' and '.join(clash)}"
                 )
-        folder = os.path.dirname(os.path.abspath(options.textfile or "."))
-        if options.textfile and not os.path.isdir(folder):
-            raise click.BadParameter(f"no directory {folder}", param_hint="--textfile")
+        if options.textfile:
+            why = unwritable(options.textfile)
+            if why is not None:
+                raise click.BadParameter(why, param_hint="--textfile")
+        if options.push:
+            check_push_url(options.push)
         return options
 
 

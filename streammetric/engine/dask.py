@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,9 +36,14 @@ from .partial import Partial
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-__all__ = ["bench_dask", "local_cluster", "quiet_logs", "run_job_dask"]
+__all__ = ["bench_dask", "check_scheduler_address", "local_cluster", "quiet_logs", "run_job_dask"]
 
 _NOISY = ("distributed", "tornado")  # loggers `quiet_logs` mutes
+#: Seconds to wait for a `scheduler` to answer before giving up (Dask's default is 30).
+CONNECT_TIMEOUT_SECONDS = 10
+_ADDRESS = re.compile(
+    r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})\Z"
+)
 MergeHook = Callable[[Partial], None]
 StartHook = Callable[[RunStart], None]
 
@@ -144,9 +150,29 @@ def _first_error(client: Client, earlier: list[Future[Any]]) -> StreamMetricErro
     return None
 
 
+def check_scheduler_address(scheduler: str) -> None:
+    """A `ConfigError` unless ``scheduler`` is ``[PROTOCOL://]HOST:PORT`` (PROTOCOL tcp, tls,
+    ws, wss or ucx; an IPv6 HOST in brackets; PORT in 0..65535), before any connection.
+
+    >>> check_scheduler_address("tcp://10.0.0.5:8786"), check_scheduler_address("[::1]:8786")
+    (None, None)
+    >>> check_scheduler_address("garbage")
+    Traceback (most recent call last):
+    ...
+    streammetric._exceptions.ConfigError: `scheduler` must be [PROTOCOL://]HOST:PORT (e.g. tcp://10.0.0.5:8786), got 'garbage'
+    """
+    match = _ADDRESS.match(str(scheduler))
+    if match is None or int(match.group(1)) > 65535:
+        raise ConfigError(
+            f"`scheduler` must be [PROTOCOL://]HOST:PORT (e.g. tcp://10.0.0.5:8786), got {scheduler!r}"
+        )
+
+
 def _check_options(
     scheduler: str | None, workers: int | None, threads_per_worker: int, retries: int
 ) -> None:
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     if scheduler is not None and workers is not None:
         raise ConfigError(
             f"`workers` sizes the local cluster started without `scheduler`, got workers={workers} and scheduler={scheduler!r}"
@@ -211,7 +237,7 @@ def _client(
 
     if scheduler is not None:
         try:
-            client = Client(scheduler, set_as_default=False)
+            client = Client(scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT_SECONDS)
         except (OSError, TimeoutError, ValueError) as exc:
             detail = (str(exc).strip() or type(exc).__name__).splitlines()[0]
             raise StreamMetricError(

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._exceptions import InvalidInputError, StateError
+from .._exceptions import ConfigError, InvalidInputError, StateError
 from ..functional._ce_fast import CleanPass
 from ..io import (
     STDIN,
@@ -49,6 +49,12 @@ __all__ = ["Job", "Result", "RunStart", "evaluate", "run_job"]
 
 ProgressHook = Callable[[int], None]
 
+#: Metrics that need one score per class: a prediction of one value per row (the positive-class
+#: score, as the binary metrics and ``explain`` read it) is refused for them.
+PER_CLASS_METRICS = frozenset(
+    {"crossentropy", "negativeloglikelihood", "perplexity", "accuracy", "topkaccuracy"}
+)
+
 
 @dataclass
 class Job:
@@ -59,18 +65,23 @@ class Job:
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     on_invalid: str = "raise"
     metric_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. convention, from_logits
+    #: rows of probabilities that do not sum to 1 break a rule (raise, or skip as invalid)
+    strict: bool = False
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
         return {"inputs": fingerprint(units), **self.settings()}
 
     def settings(self) -> dict[str, Any]:
         """The identity without the inputs (a metric without a JSON config raises ConfigError)."""
-        return {
+        settings: dict[str, Any] = {
             "metrics": [_config_of(m) for m in self.metrics],
             "columns": repr(self.columns),
             "on_invalid": self.on_invalid,
             "metric_defaults": self.metric_defaults,
         }
+        if self.strict:  # only then: checkpoints of non-strict runs keep their identity
+            settings["strict"] = True
+        return settings
 
 
 def _config_of(spec: Any) -> Any:
@@ -120,9 +131,32 @@ class _Evaluator:
             )
         self.job = job
         self.resolved = resolved
+        self.where = where
         self.metric_kwargs = dict(job.metric_defaults)
         if resolved.from_logits and "from_logits" not in self.metric_kwargs:
             self.metric_kwargs["from_logits"] = True
+        if resolved.pred_kind != "scalar" and resolved.pred_width == 1:
+            self.check_one_score(where)
+
+    @functools.cached_property
+    def per_class_metrics(self) -> list[str]:
+        """The requested metrics that need one score per class (`PER_CLASS_METRICS`)."""
+        metrics = getattr(self.new_metrics(), "metrics", [])  # a CompositeEvalMetric's
+        return [m.name for m in metrics if m.registered_name in PER_CLASS_METRICS]
+
+    def check_one_score(self, where: str, row: int | None = None) -> None:
+        """One prediction value per row is the positive-class score (binary), as a scalar
+        column is: metrics that need a score per class refuse it rather than read it as one
+        class (cross-entropy 0.0) or as class indices."""
+        if self.per_class_metrics:
+            at = "" if row is None else f", row {row}"
+            raise InvalidInputError(
+                f"{where}: column `{', '.join(self.resolved.preds)}`{at}: one prediction value "
+                f"per row is the positive-class score (binary), but {', '.join(self.per_class_metrics)} "
+                f"{'needs' if len(self.per_class_metrics) == 1 else 'need'} one score per class "
+                "(2 or more); give every class's score, or use a binary "
+                "metric (bce, brier, ece, auc, f1, mcc)"
+            )
 
     def new_metrics(self) -> EvalMetric:
         from .metric_specs import build_metrics
@@ -140,7 +174,7 @@ class _Evaluator:
         of a clean file, usually) are folded in once at the end instead of one ``update`` each:
         the same exact states with a fraction of the Python per batch."""
         partial = Partial(self.new_metrics, unit_key=unit.key)
-        needs = self.clean_needs
+        needs = None if self.checks_sums else self.clean_needs
         clean = CleanPass(
             (need[1] for need in needs or () if isinstance(need, tuple)),
             argmax="argmax_hits" in (needs or ()),
@@ -156,12 +190,44 @@ class _Evaluator:
             partial.fold_clean(clean)
         return partial
 
+    @functools.cached_property
+    def checks_sums(self) -> bool:
+        """``strict`` with predictions that are probabilities (not logits)."""
+        return self.job.strict and not self.metric_kwargs.get("from_logits", False)
+
+    def not_distributions(self, batch: Batch, preds: np.ndarray) -> np.ndarray | None:
+        """Under ``strict``: rows of probabilities (2 or more a row) that do not sum to 1
+        within ``sqrt(eps)`` of their dtype (as the cross-entropy diagnostics count them);
+        with ``on_invalid="raise"`` the first one is an error naming file, column and row."""
+        if not self.checks_sums or preds.ndim != 2 or preds.shape[1] < 2 or not len(preds):
+            return None
+        dtype = preds.dtype if preds.dtype.kind == "f" else np.dtype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = preds.sum(axis=1, dtype=np.float64)
+            bad = np.abs(sums - 1) > float(np.sqrt(np.finfo(dtype).eps))
+        bad &= np.isfinite(sums)  # NaN/inf rows: the metrics' own rules
+        if not bad.any():
+            return None
+        if self.job.on_invalid == "raise":
+            row = int(np.argmax(bad))
+            raise InvalidInputError(
+                f"{batch.unit.display_path}: column `{', '.join(self.resolved.preds)}`, row "
+                f"{int(batch.source_rows()[row])}: probabilities must sum to 1 (--strict), got "
+                f"{float(sums[row])!r}"
+            )
+        return bad
+
     def add_batch(self, partial: Partial, batch: Batch) -> None:
         partial.invalid_rows += batch.invalid_count
         labels, preds, weights = batch.labels, batch.preds, batch.weights
+        if preds.ndim == 2 and preds.shape[1] == 1 and batch.num_rows:  # lists of one value
+            self.check_one_score(batch.unit.display_path, int(batch.source_rows()[0]))
         keep = None
+        unsummed = self.not_distributions(batch, preds)
         if self.job.on_invalid == "skip" and batch.num_rows:
             bad = partial.invalid_mask(labels, preds)
+            if unsummed is not None:
+                bad = unsummed if bad is None else bad | unsummed
             if bad is not None and bad.any():
                 keep = ~bad
                 partial.invalid_rows += int(bad.sum())
@@ -401,20 +467,25 @@ def evaluate(
         if isinstance(paths, (str, os.PathLike))
         else [os.fspath(p) for p in paths]
     )
+    from .metric_specs import distinct_names
+
     metric_list = metrics if isinstance(metrics, (list, tuple)) else [metrics]
     defaults: dict[str, Any] = {}
     if convention is not None:
         defaults["convention"] = convention
     if from_logits is not None:
         defaults["from_logits"] = from_logits
+    by_columns = tuple([by] if isinstance(by, str) else by)
+    if len(set(by_columns)) != len(by_columns):
+        raise ConfigError(f"`by` names a column twice, got {list(by_columns)!r}")
     job = Job(
         paths=path_list,
-        metrics=list(metric_list),
+        metrics=distinct_names(list(metric_list), defaults),
         columns=ColumnSpec(
             labels=labels,
             preds=preds if preds is None or isinstance(preds, str) else tuple(preds),
             weights=weights,
-            by=tuple([by] if isinstance(by, str) else by),
+            by=by_columns,
             from_logits=from_logits,
         ),
         on_invalid=on_invalid,

@@ -17,7 +17,7 @@ from .._exceptions import ConfigError
 from ..metrics import CompositeEvalMetric, EvalMetric, create
 from ..metrics.registry import _lookup
 
-__all__ = ["build_metrics", "parse_metric_spec"]
+__all__ = ["build_metrics", "distinct_names", "parse_metric_spec", "resolve_metric_name"]
 
 
 def _value(text: str) -> Any:
@@ -75,3 +75,138 @@ def build_metrics(specs: list[Any], defaults: dict[str, Any] | None = None) -> C
             spec.reset()
         metrics.append(create(spec))
     return CompositeEvalMetric(metrics)
+
+
+def _build_one(spec: Any, defaults: dict[str, Any]) -> EvalMetric:
+    """The metric of one spec (as `build_metrics` builds it; an instance as it is)."""
+    if isinstance(spec, EvalMetric):
+        return spec
+    spec = _with_defaults(spec, defaults)
+    return create(parse_metric_spec(spec) if isinstance(spec, str) else spec)
+
+
+def _spec_text(spec: Any) -> str:
+    return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True, default=str)
+
+
+def _option_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _output_names(metric: EvalMetric) -> list[str]:
+    names, _ = metric.get()
+    return [str(n) for n in (names if isinstance(names, list) else [names])]
+
+
+def distinct_names(specs: list[Any], defaults: dict[str, Any] | None = None) -> list[Any]:
+    """The metric specs, each with a distinct output name (the name in results, thresholds,
+    checkpoints and Prometheus), or a `ConfigError` for a metric requested twice.
+
+    A metric's output name is its ``get()`` name (``cross-entropy`` for ``ce``). When several
+    requested metrics would share one, each that has no ``name=`` of its own is renamed
+    ``NAME[key=value,...]`` with the options that tell them apart (their values after the
+    defaults, keys sorted); a spec then becomes a config dict with ``name``. Metrics whose
+    settings are all the same are one metric asked for twice, and a ``name=`` that another
+    metric has: both refused. Specs whose names are distinct are returned as they are.
+
+    >>> distinct_names(["ce", "ce:convention=keras", "acc"])  # doctest: +NORMALIZE_WHITESPACE
+    [{'metric': 'ce', 'name': 'cross-entropy[convention=exact]'},
+     {'metric': 'ce', 'convention': 'keras', 'name': 'cross-entropy[convention=keras]'}, 'acc']
+    """
+    defaults = defaults or {}
+    built = [_build_one(s, defaults) for s in specs]
+    names = [_output_names(m) for m in built]
+    by_name: dict[str, list[int]] = {}
+    for index, metric_names in enumerate(names):
+        for name in metric_names:
+            by_name.setdefault(name, []).append(index)
+    out = list(specs)
+    for name, indices in by_name.items():
+        if len(indices) < 2:
+            continue
+        configs = [_settings(built[i]) for i in indices]
+        for a in range(len(indices)):
+            for b in range(a):
+                if configs[a] == configs[b]:
+                    raise ConfigError(
+                        f"metrics {_spec_text(specs[indices[b]])!r} and "
+                        f"{_spec_text(specs[indices[a]])!r} are the same metric ({name}) "
+                        "requested twice; drop one (or give one a name=)"
+                    )
+        keys = sorted(
+            {k for c in configs for k in c if any(k not in d or d[k] != c[k] for d in configs)}
+        )
+        fixed = [i for i in indices if _user_named(specs[i]) or isinstance(specs[i], EvalMetric)]
+        if fixed:
+            other = next(i for i in indices if i != fixed[0])
+            raise ConfigError(
+                f"metrics {_spec_text(specs[min(fixed[0], other)])!r} and "
+                f"{_spec_text(specs[max(fixed[0], other)])!r} would both be named {name!r} in "
+                "the results; give one another name="
+            )
+        for i, config in zip(indices, configs, strict=True):
+            suffix = ",".join(f"{k}={_option_text(config[k])}" for k in keys if k in config)
+            base = str(built[i].get_config().get("name", name))
+            spec = specs[i]
+            named = parse_metric_spec(spec) if isinstance(spec, str) else dict(spec)
+            named["name"] = f"{base}[{suffix}]"
+            out[i] = named
+    final: dict[str, int] = {}
+    for index, spec in enumerate(out):
+        for name in _output_names(_build_one(spec, defaults)):
+            if not name.strip():
+                raise ConfigError(
+                    f"metric {_spec_text(specs[index])!r} would have an empty name in the results; "
+                    "give it a name= with a character"
+                )
+            if name in final:
+                raise ConfigError(
+                    f"metrics {_spec_text(specs[final[name]])!r} and {_spec_text(specs[index])!r} "
+                    f"would both be named {name!r} in the results; give one another name="
+                )
+            final[name] = index
+    return out
+
+
+def _settings(metric: EvalMetric) -> dict[str, Any]:
+    """A metric's config without its name: what it computes."""
+    try:
+        config = metric.get_config()
+    except ConfigError:  # e.g. a custom metric wrapping a function: no config to compare
+        return {"id": id(metric)}
+    return {k: v for k, v in config.items() if k != "name" and v is not None}
+
+
+def _user_named(spec: Any) -> bool:
+    if isinstance(spec, str):
+        return "name" in parse_metric_spec(spec)
+    return isinstance(spec, dict) and "name" in spec
+
+
+def resolve_metric_name(
+    name: str, specs: list[Any], defaults: dict[str, Any] | None = None
+) -> str | None:
+    """The output name of the metric that ``name`` means among ``specs`` (as `distinct_names`
+    returned them): an output name itself, or a metric spec as ``-m`` takes it (``ce``,
+    ``ce:convention=keras``) that builds a requested metric; None if it names none of them.
+
+    >>> specs = distinct_names(["ce", "ce:convention=keras"])
+    >>> resolve_metric_name("ce:convention=keras", specs), resolve_metric_name("ce", specs)
+    ('cross-entropy[convention=keras]', 'cross-entropy[convention=exact]')
+    >>> resolve_metric_name("acc", specs) is None
+    True
+    """
+    defaults = defaults or {}
+    metrics = [_build_one(s, defaults) for s in specs]
+    for metric in metrics:
+        if name in _output_names(metric):
+            return name
+    try:
+        wanted = _build_one(name, defaults)
+    except ConfigError:  # not a metric spec (or not a valid one): it names no metric
+        return None
+    settings = _settings(wanted)
+    for metric in metrics:
+        if _settings(metric) == settings and len(_output_names(metric)) == 1:
+            return _output_names(metric)[0]
+    return None

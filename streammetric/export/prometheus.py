@@ -75,11 +75,17 @@ _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def metric_name(name: str) -> str:
-    """The gauge name of a metric's ``get()`` name.
+    """The gauge name of a metric's ``get()`` name (a closing ``]`` of the options that tell
+    same-named metrics apart is dropped, each other character outside ``[A-Za-z0-9]`` becomes
+    ``_``).
 
     >>> metric_name("cross-entropy"), metric_name("top_k_accuracy_5")
     ('streammetric_cross_entropy', 'streammetric_top_k_accuracy_5')
+    >>> metric_name("cross-entropy[convention=keras]")
+    'streammetric_cross_entropy_convention_keras'
     """
+    if "[" in name and name.endswith("]"):
+        name = name[:-1]
     return PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name)
 
 

@@ -133,9 +133,16 @@ def categorical_inputs(
     targets = move_class_axis(true, axis).reshape(-1, num_classes)
     targets = targets.astype(compute_dtype, copy=False)
     bad = ~((targets >= 0) & (targets <= 1))
-    bad_rows = np.asarray(bad.any(axis=1))
+    out_of_range = np.asarray(bad.any(axis=1))
+    # a row of soft targets that are all 0 is no distribution (its loss would be 0): invalid
+    bad_rows = out_of_range | ~np.asarray(targets.any(axis=1))
 
     def message(row: int) -> str:
+        if not out_of_range[row]:
+            return (
+                f"`y_true` {row_name(row, batch_shape)} must hold target probabilities that "
+                "are not all 0 (a distribution over the classes), got all 0"
+            )
         return (
             f"`y_true` {row_name(row, batch_shape)} must hold target probabilities in [0, 1], "
             f"got {first_bad_value(targets, bad, row)}"

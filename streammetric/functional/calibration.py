@@ -59,9 +59,20 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     return str(key)
 
 
-def check_count(value: Any, name: str, minimum: int) -> int:
+#: The most ECE bins (each keeps three exact sums: ~1 KB a bin in a metric object).
+MAX_BINS = 10_000
+#: The most AUC thresholds (two int64 counts a bucket in a metric object: 1.6 MB at the cap).
+MAX_THRESHOLDS = 100_000
+
+
+def check_count(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    """An integer option in [minimum, maximum]; ``maximum`` caps what it allocates."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(
+            f"`{name}` must be an integer in [{minimum}, {maximum}] (it sizes the state), got {value!r}"
+        )
     return int(value)
 
 
@@ -256,7 +267,7 @@ def calibration_error(
     >>> calibration_error([0, 1, 2, 0], preds, n_bins=3)  # torchmetrics prints tensor(0.2000)
     0.2
     """
-    n_bins = check_count(n_bins, "n_bins", 1)
+    n_bins = check_count(n_bins, "n_bins", 1, MAX_BINS)
     norm = check_choice(norm, "norm", NORMS)
     weight = as_sample_weight(sample_weight, np.asarray(labels).reshape(-1).shape[0])
     sums = _calibration_update(labels, preds, weight, n_bins=n_bins, from_logits=from_logits)

@@ -21,7 +21,7 @@ import numpy as np
 from .._exceptions import InvalidInputError
 from ._ce_core import log
 from ._validation import as_sample_weight
-from .calibration import check_choice, check_count, probabilities, uniform_bins
+from .calibration import MAX_THRESHOLDS, check_choice, check_count, probabilities, uniform_bins
 
 __all__ = ["binned_auc", "binned_auc_bound"]
 
@@ -121,7 +121,7 @@ def _auc_bound(positives: Sequence[int], negatives: Sequence[int]) -> float:
 def _auc_counts(
     labels: Any, preds: Any, num_thresholds: int, from_logits: bool, sample_weight: Any
 ) -> tuple[list[int], list[int]]:
-    num_thresholds = check_count(num_thresholds, "num_thresholds", 2)
+    num_thresholds = check_count(num_thresholds, "num_thresholds", 2, MAX_THRESHOLDS)
     weight = as_sample_weight(sample_weight, np.asarray(labels).reshape(-1).shape[0])
     positives, negatives = _auc_update(
         labels, preds, weight, num_thresholds=num_thresholds, from_logits=from_logits

@@ -20,6 +20,8 @@ import numpy as np
 
 from .._exceptions import ConfigError
 from ..functional.calibration import (
+    MAX_BINS,
+    MAX_THRESHOLDS,
     NORMS,
     CalibrationSums,
     _brier_update,
@@ -71,7 +73,7 @@ class ECE(EvalMetric):
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
     ) -> None:
-        self.n_bins = check_count(n_bins, "n_bins", 1)
+        self.n_bins = check_count(n_bins, "n_bins", 1, MAX_BINS)
         self.norm = check_choice(norm, "norm", NORMS)
         self.from_logits = bool(from_logits)
         super().__init__(
@@ -189,7 +191,7 @@ class AUC(EvalMetric):
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
     ) -> None:
-        self.num_thresholds = check_count(num_thresholds, "num_thresholds", 2)
+        self.num_thresholds = check_count(num_thresholds, "num_thresholds", 2, MAX_THRESHOLDS)
         self.curve = check_choice(curve, "curve", CURVES)
         self.from_logits = bool(from_logits)
         if name is None:

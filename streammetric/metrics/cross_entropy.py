@@ -226,6 +226,14 @@ class _LossMetric(EvalMetric):
             renormalization=False,
         )
 
+    def _renormalizes(self) -> bool:
+        """Whether the convention renormalises rows of probabilities before the loss."""
+        conv = self.convention
+        return "before" in (conv.renormalize_sparse, conv.renormalize_dense) or "after" in (
+            conv.renormalize_sparse,
+            conv.renormalize_dense,
+        )
+
     def _p_zero(self, count: int) -> str:
         gives, their = ("gives", "its") if count == 1 else ("give", "their")
         return f"{plural(count, 'row')} {gives} probability 0 to {their} true {self._target}"
@@ -237,6 +245,35 @@ class _LossMetric(EvalMetric):
         notes = super().value_notes()
         counts = self.diagnostics()
         conv = self.convention
+        unnormalized = counts["num_not_normalized"]
+        if unnormalized:
+            renormalizes = self._renormalizes()
+
+            def not_normalized(counts: tuple[int, ...]) -> str:
+                rows = plural(counts[0], "row")
+                verb = "does" if counts[0] == 1 else "do"
+                what = "it is not a distribution" if counts[0] == 1 else "they are no distributions"
+                then = (
+                    f"the {conv.name} convention renormalises them first"
+                    if renormalizes
+                    else f"the {conv.name} convention takes them as they are"
+                )
+                return f"{rows} of probabilities {verb} not sum to 1, so {what}; {then}"
+
+            notes.append(
+                ValueNote(
+                    self.name,
+                    "not_normalized",
+                    (
+                        "is over rows that are not distributions",
+                        "are over rows that are not distributions",
+                    ),
+                    (unnormalized,),
+                    not_normalized,
+                    "are these logits (--from-logits)? `streammetric explain FILE` counts them; "
+                    "--strict refuses such rows",
+                )
+            )
         guarded, p_zero = counts["num_guarded"], counts["num_true_prob_zero"]
         if guarded and conv.guard_for(self._guard_kind) != "none":
             rules = f"the {conv.name} convention {self._rules()}"
