@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
+from ._files import special_kind
 from .engine.checkpoint import write_atomic
 from .engine.local import Job, Result
 from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
@@ -88,6 +89,9 @@ def _load_toml(path: str) -> dict[str, Any]:
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
+    special = special_kind(path)
+    if special is not None:  # reading a FIFO would block
+        raise click.BadParameter(f"{path}: {special}, not a config file", param_hint="--config")
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)

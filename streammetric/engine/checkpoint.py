@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StateError
+from .._files import special_kind
 from ..io import STDIN
 from .partial import Partial
 
@@ -75,6 +76,9 @@ class Checkpoint:
         ``None`` when there is none yet."""
         if not self.path.exists():
             return None
+        special = special_kind(self.path)
+        if special is not None:  # reading a FIFO would block; a device may never end
+            raise self._refuse(f"{special}, not a checkpoint file; refusing to read or replace it")
         try:
             raw = self.path.read_bytes()
         except OSError as exc:

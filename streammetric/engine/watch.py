@@ -30,8 +30,9 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .._exceptions import InvalidInputError, StateError, StreamMetricError
+from .._files import special_kind
 from ..io import ResolvedColumns
-from ..io.sources import describe_difference, ipc_stream_end, special_kind
+from ..io.sources import describe_difference, ipc_stream_end
 from ..metrics import EvalMetric, create
 from .checkpoint import Checkpoint
 from .local import Job, Result, RunStart, run_job

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigError
+from .._files import special_kind
 
 __all__ = [
     "BCRYPT_MAX_COST",
@@ -182,6 +183,9 @@ def verify_password(password: str, encoded: str) -> bool:
 
 def load_basic_auth_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """``{user: hash}`` from a basic-auth file; a malformed line raises ConfigError naming it."""
+    special = special_kind(path)
+    if special is not None:  # reading a FIFO would block
+        raise ConfigError(f"`basic_auth_file` cannot be read: {path}: {special}, not a file")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

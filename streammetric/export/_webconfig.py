@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigError
+from .._files import special_kind
 from ._auth import _INSTALL_AUTH, check_hash
 
 __all__ = ["WebConfig", "load_web_config"]
@@ -111,6 +112,9 @@ def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
     except ImportError:
         raise ConfigError(f"`--web-config` needs the PyYAML package: {_INSTALL_AUTH}") from None
     shown = os.fspath(path)
+    special = special_kind(path)
+    if special is not None:  # reading a FIFO would block
+        raise ConfigError(f"`--web-config` cannot be read: {shown}: {special}, not a file")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -14,7 +14,6 @@ import functools
 import io
 import os
 import re
-import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from streammetric._exceptions import ConfigError, InvalidInputError
+from streammetric._files import special_kind
 from streammetric.io.columns import ColumnSpec, ResolvedColumns, resolve
 
 UnitKind = Literal["parquet", "ipc_file", "ipc_stream"]
@@ -101,24 +101,6 @@ def _typed(raw_by_file: dict[str, dict[str, str | None]]) -> dict[str, tuple]:
         )
         for path, raw in raw_by_file.items()
     }
-
-
-def special_kind(path: str) -> str | None:
-    """What a path is when it is neither a regular file nor a directory (``None`` otherwise):
-    reading a FIFO blocks until a writer comes, a device may never end."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None  # vanished or unreadable: the read says so
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
 
 
 def _sources(

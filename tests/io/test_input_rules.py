@@ -346,3 +346,33 @@ def test_eval_of_stdin_without_the_end_marker_says_so():
     whole, _ = _stream_bytes(_eos_look_alike(), 50)
     done = subprocess.run(command, input=whole, capture_output=True, timeout=60)
     assert done.returncode == 0 and done.stderr == b""
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        (
+            "--checkpoint",
+            "a FIFO (named pipe), not a checkpoint file; refusing to read or replace it",
+        ),
+        ("--config", "a FIFO (named pipe), not a config file"),
+        ("--basic-auth-file", "a FIFO (named pipe), not a file"),
+        ("--web-config", "a FIFO (named pipe), not a file"),
+    ],
+)
+def test_a_fifo_given_for_another_file_is_refused_in_one_line(tmp_path, flag, expected):
+    """The siblings of a FIFO given as the data: every other file the command reads."""
+    from tests.cli.helpers import write_preds
+
+    data = tmp_path / "preds.parquet"
+    write_preds(data, 50, seed=2)
+    fifo = tmp_path / "other"
+    os.mkfifo(fifo)
+    serve = ["--serve", "127.0.0.1:0"] if flag in ("--basic-auth-file", "--web-config") else []
+    done = _cli("eval", data, "-m", "ce", flag, fifo, *serve)
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+    # one line: ours, or click's usage error for --config (as for any bad --config)
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith(("streammetric: error:", "Error: Invalid value for --config:")), line
+    assert f"{fifo}: {expected}" in line
+    assert fifo.is_fifo()  # never replaced
