@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
-__all__ = ["special_kind"]
+from ._exceptions import ConfigError
+
+__all__ = ["read_text", "special_kind"]
 
 
 def special_kind(path: str | os.PathLike[str]) -> str | None:
@@ -26,3 +29,15 @@ def special_kind(path: str | os.PathLike[str]) -> str | None:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "not a regular file"
+
+
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """The UTF-8 text of a file the user named for ``what`` (e.g. ```--web-config```), or one
+    `ConfigError` line: unreadable, not UTF-8, or not a regular file (never blocking on a FIFO)."""
+    special = special_kind(path)
+    if special is not None:
+        raise ConfigError(f"{what} cannot be read: {os.fspath(path)}: {special}, not a file")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} cannot be read: {os.fspath(path)}: {exc}") from None

@@ -47,11 +47,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigError
-from .._files import special_kind
+from .._files import read_text
 
 __all__ = [
     "BCRYPT_MAX_COST",
@@ -183,13 +182,7 @@ def verify_password(password: str, encoded: str) -> bool:
 
 def load_basic_auth_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """``{user: hash}`` from a basic-auth file; a malformed line raises ConfigError naming it."""
-    special = special_kind(path)
-    if special is not None:  # reading a FIFO would block
-        raise ConfigError(f"`basic_auth_file` cannot be read: {path}: {special}, not a file")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"`basic_auth_file` cannot be read: {path}: {exc}") from exc
+    text = read_text(path, "`basic_auth_file`")
     users: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

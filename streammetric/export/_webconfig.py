@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigError
-from .._files import special_kind
+from .._files import read_text
 from ._auth import _INSTALL_AUTH, check_hash
 
 __all__ = ["WebConfig", "load_web_config"]
@@ -112,13 +112,7 @@ def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
     except ImportError:
         raise ConfigError(f"`--web-config` needs the PyYAML package: {_INSTALL_AUTH}") from None
     shown = os.fspath(path)
-    special = special_kind(path)
-    if special is not None:  # reading a FIFO would block
-        raise ConfigError(f"`--web-config` cannot be read: {shown}: {special}, not a file")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"`--web-config` cannot be read: {shown}: {exc}") from None
+    text = read_text(path, "`--web-config`")
     try:
         loader = yaml.SafeLoader(text)
         try:
