@@ -3,6 +3,9 @@
 Run: .venv/bin/python scripts/bench_accumulate.py
 Prints ns/value and us/call for ExactSum.add at several batch sizes and value distributions,
 next to float `np.sum` on the same arrays (the floor: fast, but order-dependent and inexact).
+Then the segmented sum (`GroupedExactSum.add`: each value into its row's group, one pass in C)
+at 1 to 100,000 groups, next to one ungrouped ExactSum.add of the same values, to np.bincount
+of them (a float, order-dependent grouped sum) and to the Python way (one ExactSum per group).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 
 import numpy as np
 
-from streammetric.accumulate import ExactSum
+from streammetric.accumulate import ExactSum, GroupedExactSum
 
 
 def _time_exact(x: np.ndarray, reps: int) -> float:
@@ -65,5 +68,49 @@ def main() -> None:
             )
 
 
+def _best(call, reps: int = 7) -> float:
+    runs = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        call()
+        runs.append(time.perf_counter() - start)
+    return min(runs)
+
+
+def grouped() -> None:
+    """ns/value of one 65,536-value batch of CE losses into G groups, each way side by side."""
+    rng = np.random.default_rng(1)
+    n = 65_536
+    x = -np.log(rng.random(n))
+    print(
+        f"\n{'groups':>8s} {'grouped ns/value':>17s} {'ungrouped':>10s} {'bincount':>9s} "
+        f"{'one ExactSum per group':>23s} {'grouped/ungrouped':>18s}"
+    )
+    for groups in (1, 10, 1000, 100_000):
+        codes = rng.integers(0, groups, n)
+
+        def each_group(codes=codes, groups=groups):
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(groups + 1))
+            ordered = x[order]
+            for g in range(groups):
+                ExactSum.from_values(ordered[bounds[g] : bounds[g + 1]])
+
+        sums = GroupedExactSum()
+        t_grouped = _best(lambda codes=codes, sums=sums: sums.add(x, codes))
+        t_plain = _best(lambda: ExactSum().add(x))
+        t_bincount = _best(lambda codes=codes, groups=groups: np.bincount(codes, x, groups))
+        t_python = _best(each_group, reps=3 if groups > 1000 else 7)
+        check = GroupedExactSum()
+        check.add(x, codes)
+        first = int(codes[0])
+        assert check[first].value == math.fsum(x[codes == first])
+        print(
+            f"{groups:8d} {t_grouped / n * 1e9:17.2f} {t_plain / n * 1e9:10.2f} "
+            f"{t_bincount / n * 1e9:9.2f} {t_python / n * 1e9:23.1f} {t_grouped / t_plain:18.2f}"
+        )
+
+
 if __name__ == "__main__":
     main()
+    grouped()

@@ -634,6 +634,273 @@ static PyObject *use_isa(PyObject *Py_UNUSED(self), PyObject *arg) {
     return PyErr_Format(PyExc_ValueError, "instruction set %R is not available here", arg);
 }
 
+/* ---------------------------------------------------- grouped exact sums */
+
+/* GroupSums: one exact accumulator per group code 0 .. size-1, kept in C across batches, so a
+ * batch of values with their rows' group codes is summed into every group in one pass (a
+ * segmented exact sum) and Python ints are made only when a group's sum is read. Integer
+ * arithmetic only: the same bits on every CPU, whatever the order of the values. Each add puts
+ * less than 2**32 into a digit, so the digits are normalised every 2**30 adds. */
+#define GROUP_NORMALISE_EVERY ((int64_t)1 << 30)
+
+typedef struct {
+    PyObject_HEAD
+    acc_t *acc;
+    Py_ssize_t size, cap;
+    int64_t since; /* adds since the digits were last normalised */
+    int busy;      /* a call is running with the GIL released */
+} GroupSums;
+
+static int group_sums_reserve(GroupSums *s, Py_ssize_t size) {
+    if (size <= s->size) return 1;
+    if (size > s->cap) {
+        Py_ssize_t cap = s->cap ? s->cap : 16;
+        while (cap < size) cap = cap > PY_SSIZE_T_MAX / 2 ? size : 2 * cap;
+        if ((size_t)cap > (size_t)PY_SSIZE_T_MAX / sizeof(acc_t)) { PyErr_NoMemory(); return 0; }
+        acc_t *acc = PyMem_Realloc(s->acc, (size_t)cap * sizeof(acc_t));
+        if (!acc) { PyErr_NoMemory(); return 0; }
+        s->acc = acc;
+        s->cap = cap;
+    }
+    memset(s->acc + s->size, 0, (size_t)(size - s->size) * sizeof(acc_t));
+    s->size = size;
+    return 1;
+}
+
+static void group_sums_normalise(GroupSums *s) {
+    for (Py_ssize_t g = 0; g < s->size; g++) acc_normalise(&s->acc[g]);
+    s->since = 0;
+}
+
+static int group_sums_enter(GroupSums *s) {
+    if (s->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "GroupSums is in use by another thread");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *group_sums_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    if (!PyArg_ParseTuple(args, ":GroupSums") || (kwargs && PyDict_Size(kwargs))) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "GroupSums() takes no arguments");
+        return NULL;
+    }
+    GroupSums *s = (GroupSums *)type->tp_alloc(type, 0);
+    if (s) { s->acc = NULL; s->size = s->cap = 0; s->since = 0; s->busy = 0; }
+    return (PyObject *)s;
+}
+
+static void group_sums_dealloc(GroupSums *s) {
+    PyMem_Free(s->acc);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+/* The largest code, or -1 if a code is negative (n > 0). */
+static int64_t max_code(const void *codes, int c64, Py_ssize_t n) {
+    int64_t top = 0, low = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t c = c64 ? ((const int64_t *)codes)[i] : ((const int32_t *)codes)[i];
+        top = c > top ? c : top;
+        low = c < low ? c : low;
+    }
+    return low < 0 ? -1 : top;
+}
+
+PyDoc_STRVAR(group_sums_add_doc,
+"add(values, codes) -> bool\n\n"
+"Adds each value of `values` (C-contiguous float64, n) to the sum of its group `codes[i]`\n"
+"(C-contiguous int32/int64, n, each >= 0; the groups grow to max(codes) + 1). False (nothing\n"
+"added) for any other buffers; ValueError for a negative code.");
+
+static PyObject *group_sums_add(GroupSums *s, PyObject *args) {
+    PyObject *values_obj, *codes_obj;
+    if (!PyArg_ParseTuple(args, "OO", &values_obj, &codes_obj)) return NULL;
+    if (!group_sums_enter(s)) return NULL;
+    Py_buffer values, codes;
+    if (!get_view(values_obj, &values, 0)) Py_RETURN_FALSE;
+    if (!get_view(codes_obj, &codes, 0)) { PyBuffer_Release(&values); Py_RETURN_FALSE; }
+    const kind_t ck = buffer_kind(&codes);
+    const Py_ssize_t n = values.len / 8;
+    int ok = buffer_kind(&values) == K_F64 && (ck == K_I32 || ck == K_I64) &&
+             codes.len / codes.itemsize == n;
+    if (!ok) {
+        PyBuffer_Release(&codes);
+        PyBuffer_Release(&values);
+        Py_RETURN_FALSE;
+    }
+    const int c64 = ck == K_I64;
+    const int64_t top = n ? max_code(codes.buf, c64, n) : -1;
+    if (n && top < 0) {
+        PyBuffer_Release(&codes);
+        PyBuffer_Release(&values);
+        PyErr_SetString(PyExc_ValueError, "group codes must be >= 0");
+        return NULL;
+    }
+    if (n && !group_sums_reserve(s, (Py_ssize_t)top + 1)) {
+        PyBuffer_Release(&codes);
+        PyBuffer_Release(&values);
+        return NULL;
+    }
+    s->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    const double *x = (const double *)values.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t g = c64 ? ((const int64_t *)codes.buf)[i] : ((const int32_t *)codes.buf)[i];
+        acc_add_one(&s->acc[g], f64_to_bits(x[i]));
+        if (++s->since >= GROUP_NORMALISE_EVERY) group_sums_normalise(s);
+    }
+    Py_END_ALLOW_THREADS
+    s->busy = 0;
+    PyBuffer_Release(&codes);
+    PyBuffer_Release(&values);
+    Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(group_sums_get_doc,
+"get(group) -> (units, pos_inf, neg_inf, nan)\n\n"
+"The exact sum of group `group`'s finite values in units of 2**-1074, and its counts of +inf,\n"
+"-inf and NaN (all 0 for a group beyond size).");
+
+static PyObject *group_sums_get(GroupSums *s, PyObject *arg) {
+    const Py_ssize_t g = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    if (g == -1 && PyErr_Occurred()) return NULL;
+    if (!group_sums_enter(s)) return NULL;
+    if (g < 0) {
+        PyErr_SetString(PyExc_IndexError, "group codes are >= 0");
+        return NULL;
+    }
+    if (g >= s->size) return Py_BuildValue("iiii", 0, 0, 0, 0);
+    acc_normalise(&s->acc[g]); /* the same value, digits in range for acc_to_int */
+    PyObject *units = acc_to_int(&s->acc[g]);
+    if (!units) return NULL;
+    const acc_t *a = &s->acc[g];
+    return Py_BuildValue("Nnnn", units, a->pos_inf, a->neg_inf, a->nan);
+}
+
+PyDoc_STRVAR(group_sums_add_units_doc,
+"add_units(group, units, pos_inf=0, neg_inf=0, nan=0) -> None\n\n"
+"Adds an exact sum (a Python int of 2**-1074 units, |units| < 2**2207, and counts of +inf,\n"
+"-inf and NaN, each >= 0) to group `group` (>= 0): how a saved state comes back.");
+
+static PyObject *group_sums_add_units(GroupSums *s, PyObject *args) {
+    Py_ssize_t g, pos_inf = 0, neg_inf = 0, nan = 0;
+    PyObject *units;
+    if (!PyArg_ParseTuple(args, "nO!|nnn", &g, &PyLong_Type, &units, &pos_inf, &neg_inf, &nan))
+        return NULL;
+    if (!group_sums_enter(s)) return NULL;
+    if (g < 0 || pos_inf < 0 || neg_inf < 0 || nan < 0) {
+        PyErr_SetString(PyExc_ValueError, "the group and the counts must be >= 0");
+        return NULL;
+    }
+    /* two's complement over the digits: 32-bit chunks, the last one signed */
+    PyObject *method = PyObject_GetAttrString(units, "to_bytes");
+    PyObject *pargs = Py_BuildValue("(ns)", (Py_ssize_t)(4 * DIGITS), "little");
+    PyObject *kw = Py_BuildValue("{s:O}", "signed", Py_True);
+    PyObject *raw = (method && pargs && kw) ? PyObject_Call(method, pargs, kw) : NULL;
+    Py_XDECREF(method);
+    Py_XDECREF(pargs);
+    Py_XDECREF(kw);
+    if (!raw) return NULL; /* OverflowError: beyond any float64 sum */
+    if (!group_sums_reserve(s, g + 1)) { Py_DECREF(raw); return NULL; }
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(raw);
+    acc_t *a = &s->acc[g];
+    acc_normalise(a); /* then each digit takes one chunk below 2**32 */
+    for (int j = 0; j < DIGITS; j++) {
+        uint32_t v = (uint32_t)b[4 * j] | ((uint32_t)b[4 * j + 1] << 8) |
+                     ((uint32_t)b[4 * j + 2] << 16) | ((uint32_t)b[4 * j + 3] << 24);
+        a->d[j] += j < DIGITS - 1 ? (int64_t)v : (int64_t)(int32_t)v;
+    }
+    a->pos_inf += pos_inf;
+    a->neg_inf += neg_inf;
+    a->nan += nan;
+    acc_normalise(a);
+    Py_DECREF(raw);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(group_sums_merge_doc,
+"merge(other, mapping=None) -> None\n\n"
+"Adds `other`'s group i into this one's group mapping[i] (mapping: C-contiguous int64 of\n"
+"other's size, each >= 0; None: i itself), exactly.");
+
+static PyObject *group_sums_merge(GroupSums *s, PyObject *args) {
+    PyObject *other_obj, *mapping_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O", &other_obj, &mapping_obj)) return NULL;
+    if (Py_TYPE(other_obj) != Py_TYPE(s)) {
+        PyErr_SetString(PyExc_TypeError, "merge() takes another GroupSums");
+        return NULL;
+    }
+    GroupSums *o = (GroupSums *)other_obj;
+    if (!group_sums_enter(s) || !group_sums_enter(o)) return NULL;
+    Py_buffer mapping;
+    const int64_t *map = NULL;
+    if (mapping_obj != Py_None) {
+        if (!get_view(mapping_obj, &mapping, 0)) {
+            PyErr_SetString(PyExc_TypeError, "mapping must be a C-contiguous int64 buffer");
+            return NULL;
+        }
+        if (buffer_kind(&mapping) != K_I64 || mapping.len / 8 != o->size) {
+            PyBuffer_Release(&mapping);
+            PyErr_Format(PyExc_ValueError, "mapping must be int64 with one target per group (%zd)",
+                         o->size);
+            return NULL;
+        }
+        map = (const int64_t *)mapping.buf;
+    }
+    const int64_t top = o->size ? (map ? max_code(map, 1, o->size) : (int64_t)o->size - 1) : -1;
+    if (o->size && top < 0) {
+        if (map) PyBuffer_Release(&mapping);
+        PyErr_SetString(PyExc_ValueError, "mapping targets must be >= 0");
+        return NULL;
+    }
+    if (o->size && !group_sums_reserve(s, (Py_ssize_t)top + 1)) {
+        if (map) PyBuffer_Release(&mapping);
+        return NULL;
+    }
+    if (o != s) group_sums_normalise(o);
+    group_sums_normalise(s); /* then each add below puts less than 2**32 into a digit */
+    for (Py_ssize_t i = 0; i < o->size; i++) {
+        acc_t *t = &s->acc[map ? map[i] : i];
+        const acc_t *a = &o->acc[i];
+        for (int j = 0; j < DIGITS; j++) t->d[j] += a->d[j];
+        t->pos_inf += a->pos_inf;
+        t->neg_inf += a->neg_inf;
+        t->nan += a->nan;
+        if (++s->since >= GROUP_NORMALISE_EVERY) group_sums_normalise(s);
+    }
+    if (map) PyBuffer_Release(&mapping);
+    Py_RETURN_NONE;
+}
+
+static PyObject *group_sums_size(GroupSums *s, void *Py_UNUSED(closure)) {
+    return PyLong_FromSsize_t(s->size);
+}
+
+static PyMethodDef group_sums_methods[] = {
+    {"add", (PyCFunction)group_sums_add, METH_VARARGS, group_sums_add_doc},
+    {"get", (PyCFunction)group_sums_get, METH_O, group_sums_get_doc},
+    {"add_units", (PyCFunction)group_sums_add_units, METH_VARARGS, group_sums_add_units_doc},
+    {"merge", (PyCFunction)group_sums_merge, METH_VARARGS, group_sums_merge_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef group_sums_getset[] = {
+    {"size", (getter)group_sums_size, NULL, "The number of groups (max code added + 1).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject GroupSumsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streammetric._kernels.GroupSums",
+    .tp_basicsize = sizeof(GroupSums),
+    .tp_dealloc = (destructor)group_sums_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "GroupSums()\n\nExact float64 sums per group code, kept in C (see add, get, merge).",
+    .tp_methods = group_sums_methods,
+    .tp_getset = group_sums_getset,
+    .tp_new = group_sums_new,
+};
+
 /* ----------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -678,5 +945,14 @@ PyMODINIT_FUNC PyInit__kernels(void) {
             break;
         }
     }
-    return PyModule_Create(&module);
+    if (PyType_Ready(&GroupSumsType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&GroupSumsType);
+    if (PyModule_AddObject(m, "GroupSums", (PyObject *)&GroupSumsType) < 0) {
+        Py_DECREF(&GroupSumsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

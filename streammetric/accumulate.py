@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from ._exceptions import StateError
+from ._kernels import GroupSums as _GroupSums
 from ._kernels import exact_sum as _exact_sum
 
-__all__ = ["ExactSum", "exact_sum_units", "units_to_float"]
+__all__ = ["ExactSum", "GroupedExactSum", "exact_sum_units", "units_to_float"]
 
 _UNIT_EXP = -1074  # float64 values are integer multiples of 2**_UNIT_EXP
 _SCALE = 1 << -_UNIT_EXP  # 2**1074 as a Python int, for correctly rounded division
@@ -239,3 +240,80 @@ class ExactSum:
 
     def __repr__(self) -> str:
         return f"ExactSum({self.value!r})"
+
+
+class GroupedExactSum:
+    """Exact float64 sums per group code ``0 .. len(self) - 1``: a segmented :class:`ExactSum`.
+
+    ``add(values, codes)`` adds each value to its row's group in one pass in C (no Python per
+    group, no Python int per batch); a group's :class:`ExactSum` is made only when it is read.
+    Group ``g`` holds the same bits as an :class:`ExactSum` of the values whose code is ``g``,
+    whatever the batching, order or merge tree. ``merge(other, mapping)`` adds ``other``'s
+    group ``i`` into group ``mapping[i]`` (codes of two units of work into one numbering).
+
+    >>> s = GroupedExactSum()
+    >>> s.add(np.array([1e16, 0.5, 1.0, -1e16]), np.array([0, 1, 0, 0]))
+    >>> len(s), s[0].value, s[1].value, s[7].value
+    (2, 1.0, 0.5, 0.0)
+    >>> t = GroupedExactSum().merge(s, np.array([1, 0])).merge(s)
+    >>> t[0].value, t[1].value
+    (1.5, 1.5)
+    """
+
+    __slots__ = ("_sums",)
+
+    def __init__(self) -> None:
+        self._sums = _GroupSums()
+
+    def __len__(self) -> int:
+        return int(self._sums.size)
+
+    def add(self, values: Any, codes: Any) -> None:
+        """Add ``values[i]`` to group ``codes[i]`` for every row (1-D, one code per value)."""
+        values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+        codes = np.asarray(codes)
+        if codes.dtype not in (np.int32, np.int64):
+            codes = codes.astype(np.int64)
+        codes = np.ascontiguousarray(codes).reshape(-1)
+        if len(codes) != len(values):
+            raise ValueError(f"one group code per value: {len(values)} values, {len(codes)} codes")
+        if not self._sums.add(values, codes):  # pragma: no cover - the arrays are made to fit
+            raise TypeError("GroupSums.add refused contiguous float64 values and int codes")
+
+    def merge(self, other: GroupedExactSum, mapping: Any = None) -> GroupedExactSum:
+        """Add ``other``'s groups into this one (group ``i`` into ``mapping[i]``, or ``i``);
+        exact. Returns ``self``."""
+        if mapping is not None:
+            mapping = np.ascontiguousarray(mapping, dtype=np.int64)
+        self._sums.merge(other._sums, mapping)
+        return self
+
+    def __getitem__(self, group: int) -> ExactSum:
+        """Group ``group``'s sum (an empty sum beyond the groups added to)."""
+        units, pos_inf, neg_inf, nan = self._sums.get(group)
+        s = ExactSum()
+        s._units, s.num_pos_inf, s.num_neg_inf, s.num_nan = units, pos_inf, neg_inf, nan
+        return s
+
+    def sums(self) -> list[ExactSum]:
+        """Every group's sum, in code order."""
+        return [self[g] for g in range(len(self))]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Each group's `ExactSum.to_json`, in code order."""
+        return [s.to_json() for s in self.sums()]
+
+    @classmethod
+    def from_json(cls, states: Any, field: str = "sums") -> GroupedExactSum:
+        """The inverse of `to_json` (each group checked as `ExactSum.from_json` checks it)."""
+        if not isinstance(states, list):
+            raise StateError.bad_field(field, "must be a list of exact sum states", states)
+        out = cls()
+        for g, state in enumerate(states):
+            one = ExactSum.from_json(state, f"{field}[{g}]")
+            out._add_sum(g, one)
+        return out
+
+    def _add_sum(self, group: int, s: ExactSum) -> None:
+        """Add an `ExactSum` into one group (its units and counts as they are)."""
+        self._sums.add_units(group, s.units, s.num_pos_inf, s.num_neg_inf, s.num_nan)

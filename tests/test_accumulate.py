@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from streammetric import StateError
-from streammetric.accumulate import ExactSum, exact_sum_units, units_to_float
+from streammetric.accumulate import ExactSum, GroupedExactSum, exact_sum_units, units_to_float
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 float_arrays = arrays(np.float64, st.integers(0, 300), elements=finite)
@@ -148,3 +148,86 @@ def test_every_float64_sum_still_loads():
     biggest.add([-np.finfo(np.float64).tiny / 2**52])  # the smallest subnormal, too
     for total in (biggest, ExactSum.from_values([-1e308] * 3), ExactSum()):
         assert ExactSum.from_json(json.loads(json.dumps(total.to_json()))) == total
+
+
+# --- the segmented sum: GroupedExactSum ---------------------------------------------------------
+
+any_floats = arrays(
+    np.float64,
+    st.integers(0, 400),
+    elements=st.floats(allow_nan=True, allow_infinity=True, width=64),
+)
+
+
+def _reference(values: np.ndarray, codes: np.ndarray, group: int) -> ExactSum:
+    return ExactSum.from_values(values[codes == group])
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_floats, st.integers(1, 9), st.lists(st.integers(0, 400), max_size=5), st.data())
+def test_each_group_is_the_exact_sum_of_its_values_whatever_the_batching(
+    values, groups, cuts, data
+):
+    codes = np.array(
+        data.draw(st.lists(st.integers(0, groups - 1), min_size=len(values), max_size=len(values))),
+        dtype=np.int64,
+    )
+    whole = GroupedExactSum()
+    whole.add(values, codes)
+    batched = GroupedExactSum()
+    bounds = [0, *sorted(min(c, len(values)) for c in cuts), len(values)]
+    for start, stop in itertools.pairwise(bounds):
+        batched.add(values[start:stop], codes[start:stop].astype(np.int32))
+    for group in range(groups + 1):
+        expected = _reference(values, codes, group)
+        assert whole[group] == expected and batched[group] == expected
+        assert whole[group].units == expected.units
+    assert len(whole) == (int(codes.max()) + 1 if len(codes) else 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(any_floats, st.integers(1, 6), st.data())
+def test_merging_with_a_mapping_gives_the_sums_of_one_numbering(values, groups, data):
+    """Two units of work number their groups in their own order; merging maps them into one."""
+    codes = np.array(
+        data.draw(st.lists(st.integers(0, groups - 1), min_size=len(values), max_size=len(values))),
+        dtype=np.int64,
+    )
+    half = len(values) // 2
+    permutation = np.array(data.draw(st.permutations(range(groups))), dtype=np.int64)
+    first, second = GroupedExactSum(), GroupedExactSum()
+    first.add(values[:half], codes[:half])
+    second.add(values[half:], np.argsort(permutation)[codes[half:]])  # its own numbering
+    total = GroupedExactSum().merge(second, permutation[: len(second)]).merge(first)
+    for group in range(groups):
+        assert total[group] == _reference(values, codes, group)
+
+
+def test_grouped_sums_cancel_and_reach_the_ends_of_the_range():
+    big = np.finfo(np.float64).max
+    values = np.array([big, big, -big, 1.0, -1e-300, 5e-324, 5e-324, big, 1e16, -1e16])
+    codes = np.array([0, 0, 0, 1, 1, 2, 2, 3, 4, 4])
+    sums = GroupedExactSum()
+    for _ in range(1000):  # many adds of the largest magnitude into one group's digits
+        sums.add(values, codes)
+    assert sums[0].units == 1000 * exact_sum_units(np.array([big]))
+    assert sums[0].value == math.inf  # the exact sum is beyond float64, finite values only
+    assert sums[1].value == math.fsum([1.0, -1e-300] * 1000)
+    assert sums[2].units == 2000 and sums[4].value == 0.0
+    assert sums[3].units == 1000 * exact_sum_units(np.array([big]))
+
+
+def test_grouped_special_values_json_and_bad_codes():
+    sums = GroupedExactSum()
+    sums.add([np.inf, np.nan, -np.inf, 2.5], [1, 1, 0, 3])
+    assert math.isnan(sums[1].value) and sums[0].value == -math.inf and sums[2].value == 0.0
+    assert [s.num_nan for s in sums.sums()] == [0, 1, 0, 0]
+    again = GroupedExactSum.from_json(json.loads(json.dumps(sums.to_json())))
+    assert again.to_json() == sums.to_json() and len(again) == 4
+    with pytest.raises(ValueError, match=">= 0"):
+        sums.add([1.0], [-1])
+    with pytest.raises(ValueError, match="one group code per value"):
+        sums.add([1.0, 2.0], [0])
+    with pytest.raises(StateError, match=r"sums\[1\]\.shift"):
+        GroupedExactSum.from_json([{"mantissa": "1", "shift": 0}, {"mantissa": "1", "shift": -1}])
+    assert sums.to_json()[3] == ExactSum.from_values([2.5]).to_json()
