@@ -44,6 +44,7 @@ from ..io.sources import stdin_digest, stdin_end_note
 from ..metrics import EvalMetric
 from .checkpoint import Checkpoint
 from .partial import GroupKey, Partial, locate_error
+from .result import Result
 
 __all__ = ["Job", "Result", "RunStart", "evaluate", "run_job"]
 
@@ -86,28 +87,6 @@ class Job:
 
 def _config_of(spec: Any) -> Any:
     return spec.get_config() if isinstance(spec, EvalMetric) else spec
-
-
-@dataclass
-class Result:
-    """What `evaluate` returns: the JSON contract of ``streammetric eval --format json``."""
-
-    rows: int
-    invalid_rows: int
-    metrics: dict[str, float]
-    groups: list[dict[str, Any]] | None = None
-    notes: list[str] = field(default_factory=list)
-    partial: Partial | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "rows": self.rows,
-            "invalid_rows": self.invalid_rows,
-            "metrics": self.metrics,
-        }
-        if self.groups is not None:
-            out["groups"] = self.groups
-        return out
 
 
 class RunStart(NamedTuple):

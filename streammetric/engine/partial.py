@@ -12,6 +12,7 @@ from .._exceptions import InvalidInputError, StateError
 from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
+from .result import Result
 
 if TYPE_CHECKING:
     from ..functional._ce_fast import CleanPass
@@ -103,10 +104,9 @@ class Partial:
             total.merge(self.groups[key])
         return total
 
-    def result(self, notes: list[str], *, grouped: bool, by: tuple[str, ...] = ()) -> Any:
+    def result(self, notes: list[str], *, grouped: bool, by: tuple[str, ...] = ()) -> Result:
         """The `Result`: ``notes`` (e.g. about the columns), then why values are inf or NaN or
         not exact, condensed over the groups (`streammetric.engine.notes`)."""
-        from .local import Result
         from .notes import condense
 
         groups = None
