@@ -5,8 +5,9 @@
 * No test reads outside the repository: a fresh clone has nothing beside it. An audit hook
   (`sys.addaudithook`) fails any test that opens or lists a path in the folder that holds the
   repository, other than the repository itself (and the interpreter's prefixes and hidden
-  folders such as ``~/.config``, when they happen to lie there); where that folder is a common
-  one (/, the temporary folder, home), only its ``shared`` folder.
+  folders such as ``~/.config``, when they happen to lie there). A repository directly in a
+  common folder (/, the temporary folder, home) has no folder of its own around it: there the
+  guard is off (pytest's temporary paths and the tools' caches live beside it).
 * With ``CI`` set, a skipped test fails, unless the skip says the CPU cannot run it: CI must run
   every real component (Prometheus, Dask, ...) it can, and a golden-vector test never skips.
 """
@@ -41,36 +42,35 @@ def golden() -> list[dict]:
 
 
 class OutsideRepositoryError(RuntimeError):
-    """A test opened or listed a path beside the repository (e.g. ``../shared``)."""
+    """A test opened or listed a path beside the repository (a sibling folder of the clone)."""
 
 
 def _prefix(path: Path | str) -> str:
     return os.path.join(os.path.abspath(path), "")
 
 
-#: where nothing may be read: the folder holding the repository, or only its ``shared`` folder
-#: when that folder is a common one (/, the temporary folder, home), where tests and tools have
-#: their own business (pytest's temporary paths, caches)
 _COMMON = {_prefix(p) for p in ("/", tempfile.gettempdir(), Path.home())}
-_BESIDE = _prefix(REPO.parent if _prefix(REPO.parent) not in _COMMON else REPO.parent / "shared")
-_ALLOWED = tuple(_prefix(p) for p in (REPO, sys.prefix, sys.base_prefix))
+_INTERPRETER = (_prefix(sys.prefix), _prefix(sys.base_prefix))
 _GUARDED_EVENTS = frozenset({"open", "os.listdir", "os.scandir"})
 #: paths the hook refused, in this process (a test that catches the error still fails)
 refused: list[str] = []
 
 
-def outside_repository(path: Any) -> bool:
-    """Whether ``path`` lies beside the repository: in its parent folder but not inside it."""
+def outside_repository(path: Any, repo: Path = REPO) -> bool:
+    """Whether ``path`` lies beside ``repo``: in the folder holding it, not inside it (nor in
+    the interpreter's prefixes, nor a hidden folder such as ``~/.cache``). Never, when that
+    folder is a common one (see the module's docstring)."""
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
-    if not isinstance(path, str):
+    beside = _prefix(repo.parent)
+    if not isinstance(path, str) or beside in _COMMON:
         return False
     full = _prefix(path)
-    if not full.startswith(_BESIDE) or full.startswith(_ALLOWED):
+    if not full.startswith(beside) or full.startswith((_prefix(repo), *_INTERPRETER)):
         return False
-    return not full[len(_prefix(REPO.parent)) :].startswith(".")  # ~/.config, ~/.cache, ...
+    return not full[len(beside) :].startswith(".")
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
