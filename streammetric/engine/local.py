@@ -16,22 +16,21 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+import pyarrow as pa
 
 from .._exceptions import ConfigError, InvalidInputError, StateError
-from ..functional._ce_fast import CleanPass
 from ..io import (
     STDIN,
     Batch,
     ColumnSpec,
     ResolvedColumns,
     Unit,
-    clean_arrays,
     fingerprint,
     group_codes,
     iter_arrow,
@@ -43,7 +42,7 @@ from ..io import (
 from ..io.sources import stdin_digest, stdin_end_note
 from ..metrics import EvalMetric
 from .checkpoint import Checkpoint
-from .partial import GroupKey, Partial, locate_error
+from .partial import Partial, locate_error
 from .result import Result
 
 __all__ = ["Job", "Result", "RunStart", "evaluate", "run_job"]
@@ -142,31 +141,21 @@ class _Evaluator:
 
         return build_metrics(self.job.metrics, self.metric_kwargs)
 
-    @functools.cached_property
-    def clean_needs(self) -> frozenset[Hashable] | None:
-        """What the metrics need of clean batches (see `CleanPass`); None: every batch goes
-        through ``update``."""
-        return self.new_metrics().clean_needs()
-
     def unit_partial(self, unit: Unit) -> Partial:
-        """The unit's metric states. Batches that `clean_arrays` and a `CleanPass` accept (all
-        of a clean file, usually) are folded in once at the end instead of one ``update`` each:
-        the same exact states with a fraction of the Python per batch."""
+        """The unit's state: every batch through the metrics' `row_terms`, folded into its
+        rows' groups. With ``--by``, batches wait (`_Pending`) until about `FLUSH_ROWS` rows
+        are read, so that the group keys are encoded once per row group, not per slice."""
         partial = Partial(self.new_metrics, unit_key=unit.key)
-        needs = None if self.checks_sums else self.clean_needs
-        clean = CleanPass(
-            (need[1] for need in needs or () if isinstance(need, tuple)),
-            argmax="argmax_hits" in (needs or ()),
-        )
+        pending = _Pending() if self.resolved.by else None
         for data, row_offset in iter_arrow(unit, self.resolved):
-            arrays = clean_arrays(data, self.resolved) if needs is not None else None
-            if arrays is None or not clean.add(*arrays):
-                batch = make_batch(
-                    data, unit, self.resolved, row_offset=row_offset, on_invalid=self.job.on_invalid
-                )
-                self.add_batch(partial, batch)
-        if clean.rows:
-            partial.fold_clean(clean)
+            batch = make_batch(
+                data, unit, self.resolved, row_offset=row_offset, on_invalid=self.job.on_invalid
+            )
+            self.add_batch(partial, batch, pending)
+            if pending is not None and pending.rows >= FLUSH_ROWS:
+                pending.flush(partial)
+        if pending is not None:
+            pending.flush(partial)
         return partial
 
     @functools.cached_property
@@ -196,7 +185,7 @@ class _Evaluator:
             )
         return bad
 
-    def add_batch(self, partial: Partial, batch: Batch) -> None:
+    def add_batch(self, partial: Partial, batch: Batch, pending: _Pending | None = None) -> None:
         partial.invalid_rows += batch.invalid_count
         labels, preds, weights = batch.labels, batch.preds, batch.weights
         if preds.ndim == 2 and preds.shape[1] == 1 and batch.num_rows:  # lists of one value
@@ -214,43 +203,72 @@ class _Evaluator:
             labels, preds = labels[keep], preds[keep]
             weights = None if weights is None else weights[keep]
 
-        def file_rows(index: np.ndarray | None = None) -> np.ndarray:
+        def file_rows() -> np.ndarray:
             """File row of each updated row; computed only to locate an error."""
             rows = batch.source_rows()
-            rows = rows if keep is None else rows[keep]
-            return rows if index is None else rows[index]
+            return rows if keep is None else rows[keep]
 
-        if self.resolved.by and batch.groups is not None:
-            codes, keys = group_codes(batch.groups)
+        try:
+            terms = partial.row_terms(labels, preds, weights)
+        except InvalidInputError as exc:
+            raise locate_error(exc, batch.unit, self.resolved, file_rows()) from None
+        if pending is not None and batch.groups is not None:
+            groups = batch.groups
             if keep is not None:
-                codes = codes[keep]
-            order = np.argsort(codes, kind="stable")
-            bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
-            for gid, key in enumerate(keys):
-                idx = order[bounds[gid] : bounds[gid + 1]]
-                if idx.size:
-                    group_weights = None if weights is None else weights[idx]
-                    rows_of = functools.partial(file_rows, idx)
-                    self._update(
-                        partial, key, batch, labels[idx], preds[idx], group_weights, rows_of
-                    )
+                mask = pa.array(keep)
+                groups = {name: array.filter(mask) for name, array in groups.items()}
+            pending.add(groups, labels, preds, weights, terms)
         else:
-            self._update(partial, (), batch, labels, preds, weights, file_rows)
+            try:  # a metric updated group by group (no row terms) checks its rows here
+                partial.add(labels, preds, weights, int(partial.codes_of([()])[0]), terms)
+            except InvalidInputError as exc:
+                raise locate_error(exc, batch.unit, self.resolved, file_rows()) from None
 
-    def _update(
+
+#: rows of a unit whose group keys are encoded together (see `_Pending`)
+FLUSH_ROWS = 1 << 20
+
+
+class _Pending:
+    """Batches of a unit whose rows' groups are not yet known: their group columns and
+    metric terms, held until `flush` encodes the group keys of all of them at once (building a
+    key costs Python time per distinct value: once per row group, not once per slice)."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[Any, ...]] = []
+        self.rows = 0
+
+    def add(
         self,
-        partial: Partial,
-        key: GroupKey,
-        batch: Batch,
+        groups: dict[str, pa.Array],
         labels: np.ndarray,
         preds: np.ndarray,
         weights: np.ndarray | None,
-        file_rows: Callable[[], np.ndarray],
+        terms: list[Any],
     ) -> None:
-        try:
-            partial.update(key, labels, preds, weights)
-        except InvalidInputError as exc:
-            raise locate_error(exc, batch.unit, self.resolved, file_rows()) from None
+        self.batches.append((groups, labels, preds, weights, terms))
+        self.rows += int(labels.shape[0])
+
+    def flush(self, partial: Partial) -> None:
+        if not self.batches:
+            return
+        batches, self.batches, self.rows = self.batches, [], 0
+        columns = {
+            name: pa.chunked_array([_plain_array(b[0][name]) for b in batches])
+            for name in batches[0][0]
+        }
+        codes, keys = group_codes(columns)
+        codes = partial.codes_of(keys)[codes]
+        start = 0
+        for _, labels, preds, weights, terms in batches:
+            end = start + int(labels.shape[0])
+            partial.add(labels, preds, weights, codes[start:end], terms)
+            start = end
+
+
+def _plain_array(array: pa.Array) -> pa.Array:
+    """A dictionary-encoded column as its values (slices' dictionaries may differ)."""
+    return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
 
 
 class JobRun:

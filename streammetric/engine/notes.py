@@ -36,12 +36,16 @@ def condense(
     overall: EvalMetric,
     groups: Mapping[tuple[Any, ...], EvalMetric] | None = None,
     by: Sequence[str] = (),
+    num_groups: int | None = None,
 ) -> list[str]:
     """One line per (cause, wording) over ``overall`` and the ``groups`` (``None``: ungrouped).
 
-    The counts in a line are the overall metric's (every group is in it); a cause that only
-    some groups have counts the sum over them.
+    ``groups`` may hold only the groups that have notes, with ``num_groups`` saying how many
+    groups there are (default: ``len(groups)``). The counts in a line are the overall
+    metric's (every group is in it); a cause that only some groups have counts the sum over
+    them.
     """
+    total = len(groups or {}) if num_groups is None else num_groups
     found: dict[tuple[str, str], tuple[ValueNote | None, list[tuple[Any, ValueNote]]]] = {}
     for note in overall.value_notes():
         found.setdefault((note.metric, note.cause), (note, []))
@@ -52,7 +56,7 @@ def condense(
     lines: dict[tuple[Any, ...], list[str]] = {}  # wording -> metric names, in first-seen order
     for (name, _), (whole, parts) in found.items():
         note = whole if whole is not None else _summed([n for _, n in parts])
-        where = _where(whole is not None, [k for k, _ in parts], len(groups or {}), by, groups)
+        where = _where(whole is not None, [k for k, _ in parts], total, by, groups)
         wording = (note.cause, note.outcome, where, note.reason, note.hint)
         lines.setdefault(wording, []).append(name)
     out = []

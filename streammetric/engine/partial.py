@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -12,10 +13,9 @@ from .._exceptions import InvalidInputError, StateError
 from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
+from ..metrics._shared import shared_batch
+from ..metrics.state import GroupedState, State, Terms
 from .result import Result
-
-if TYPE_CHECKING:
-    from ..functional._ce_fast import CleanPass
 
 __all__ = ["GroupKey", "Partial", "locate_error"]
 
@@ -23,13 +23,14 @@ GroupKey = tuple[Any, ...]
 
 
 class Partial:
-    """Rows seen, rows dropped, and one (composite) metric object per group key.
+    """The grouped state of an evaluation: rows seen, rows dropped, and each requested metric's
+    state for every group key (`GroupedState`: one accumulator per entry over all groups, no
+    metric object per group). The one grouped-state type of the engine, checkpoints, ``watch``
+    and the live exporters.
 
-    ``unit_key`` names the unit of work a partial was computed from (``None`` for a merged total).
-    Clean rows (`fold_clean`) are kept as a `CleanPass` and folded into the metric objects
-    only when ``groups`` is read: a unit of a clean file then builds no metric objects, and
-    merging it is adding a few counts and one exact sum. Every fold adds exact sums and
-    counts, so folding late gives the same bits.
+    ``unit_key`` names the unit of work a partial was computed from (``None`` for a merged
+    total). Group codes ``0 .. len(keys) - 1`` number the keys in the order they were first
+    seen; results and checkpoints list the groups sorted by key, so the numbering never shows.
     """
 
     def __init__(
@@ -37,108 +38,175 @@ class Partial:
     ) -> None:
         self._new = new_metrics
         self.unit_key = unit_key
-        self._groups: dict[GroupKey, EvalMetric] = {}
-        self._clean: CleanPass | None = None  # clean rows not yet folded into group ()
-        self.group_rows: dict[GroupKey, int] = {}
+        self.template = new_metrics()  # never updated: its leaves say what the state is
+        self.leaves: list[EvalMetric] = _leaves(self.template)
+        self.states = [_grouped(leaf) for leaf in self.leaves]
+        self.keys: list[GroupKey] = []
+        self._codes: dict[GroupKey, int] = {}
+        self._rows = np.zeros(0, dtype=np.int64)  # rows per group code
         self.rows = 0
         self.invalid_rows = 0
-        self._probe: EvalMetric | None = None
+
+    # -- codes ---------------------------------------------------------------------------------
+    def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
+        """The code of each key (new keys get the next codes), as int64."""
+        codes = self._codes
+        out = np.empty(len(keys), dtype=np.int64)
+        for index, key in enumerate(keys):
+            code = codes.get(key)
+            if code is None:
+                code = codes[key] = len(self.keys)
+                self.keys.append(key)
+            out[index] = code
+        if len(self.keys) > self._rows.shape[0]:
+            self._rows = np.pad(self._rows, (0, len(self.keys) - self._rows.shape[0]))
+        return out
 
     @property
-    def groups(self) -> dict[GroupKey, EvalMetric]:
-        """The metric object of each group key, with every clean row folded in."""
-        if self._clean is not None:
-            clean, self._clean = self._clean, None
-            self.metric(()).fold_clean(clean)
-        return self._groups
+    def group_rows(self) -> dict[GroupKey, int]:
+        """Rows counted per group key."""
+        return {key: int(rows) for key, rows in zip(self.keys, self._rows.tolist(), strict=False)}
 
-    def metric(self, key: GroupKey) -> EvalMetric:
-        metric = self._groups.get(key)
-        if metric is None:
-            metric = self._groups[key] = self._new()
-        return metric
+    def sorted_codes(self) -> list[int]:
+        """The group codes in key order (as results and checkpoints list them)."""
+        return sorted(range(len(self.keys)), key=lambda code: _sort_key(self.keys[code]))
+
+    # -- adding ---------------------------------------------------------------------------------
+    def add(
+        self,
+        labels: np.ndarray,
+        preds: np.ndarray,
+        weights: np.ndarray | None,
+        codes: np.ndarray | int,
+        terms: Sequence[Terms | None] | None = None,
+    ) -> None:
+        """Fold a batch into its rows' groups: ``codes`` from `codes_of`, one per row, or one
+        code for every row. ``terms``: each leaf's `row_terms` of the batch when already
+        computed; a leaf whose state is not a sum over rows (its terms None) is updated group
+        by group."""
+        count = int(labels.shape[0]) if isinstance(codes, int) else int(codes.shape[0])
+        if not count:
+            return
+        num_groups = len(self.keys)
+        if terms is None:
+            terms = self.row_terms(labels, preds, weights)
+        for leaf, state, leaf_terms in zip(self.leaves, self.states, terms, strict=True):
+            if isinstance(state, _ObjectStates):
+                row_codes = np.full(count, codes) if isinstance(codes, int) else codes
+                state.add(leaf, labels, preds, weights, row_codes)
+            elif isinstance(codes, int):
+                assert leaf_terms is not None
+                state.add_all(leaf_terms, count, codes)
+            else:
+                assert leaf_terms is not None
+                state.add(leaf_terms, codes, num_groups)
+        if isinstance(codes, int):
+            self._rows[codes] += count
+        else:
+            self._rows += np.bincount(codes, minlength=num_groups)
+        self.rows += count
+
+    def row_terms(
+        self, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray | None
+    ) -> list[Terms | None]:
+        """Each leaf's `row_terms` of a batch (None for a leaf updated group by group); the
+        leaves of one composite share their work on the batch (`shared_batch`)."""
+        wants = frozenset(key for leaf in self.leaves for key in leaf.shared_work)
+        with shared_batch(wants):
+            return [
+                None if isinstance(state, _ObjectStates) else leaf.row_terms(labels, preds, weights)
+                for leaf, state in zip(self.leaves, self.states, strict=True)
+            ]
 
     def update(
         self, key: GroupKey, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray | None
     ) -> None:
-        self.metric(key).update(labels, preds, weights)
-        count = int(labels.shape[0])
-        self.rows += count
-        self.group_rows[key] = self.group_rows.get(key, 0) + count
-
-    def fold_clean(self, clean: CleanPass) -> None:
-        """Fold in the rows a `CleanPass` accepted (no groups: `clean_arrays` takes none)."""
-        self._add_clean(clean)
-        self.rows += clean.rows
-        self.group_rows[()] = self.group_rows.get((), 0) + clean.rows
-
-    def _add_clean(self, clean: CleanPass) -> None:
-        if self._clean is None:
-            self._clean = clean.empty_like()  # never adopt the caller's object
-        self._clean.merge(clean)
+        """Fold a batch of one group's rows."""
+        self.add(labels, preds, weights, int(self.codes_of([key])[0]))
 
     def invalid_mask(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         """Rows any of the metrics would reject (so every metric sees the same clean rows)."""
-        if self._probe is None:
-            self._probe = self._new()
-        return self._probe.invalid_rows(labels, preds)
+        return self.template.invalid_rows(labels, preds)
 
     def merge(self, other: Partial) -> Partial:
         """Add ``other``'s states into this one, exactly (``other`` is left as it was)."""
         # keys are canonical again: a NaN key of another process (Dask) is another object
-        for key, metric in other._groups.items():
-            self.metric(canonical_key(key)).merge(metric)  # never adopt other's objects
-        if other._clean is not None:
-            self._add_clean(other._clean)
-        for key, rows in other.group_rows.items():
-            key = canonical_key(key)
-            self.group_rows[key] = self.group_rows.get(key, 0) + rows
+        mapping = self.codes_of([canonical_key(key) for key in other.keys])
+        for mine, theirs in zip(self.states, other.states, strict=True):
+            mine.merge(theirs, mapping)  # type: ignore[arg-type]
+        np.add.at(self._rows, mapping, other._rows[: len(other.keys)])
         self.rows += other.rows
         self.invalid_rows += other.invalid_rows
         return self
 
+    # -- reading ---------------------------------------------------------------------------------
+    def metric_of(self, states: Sequence[State]) -> EvalMetric:
+        """A fresh metric object (the requested composite) holding ``states`` (one per leaf)."""
+        metric = self._new()
+        for leaf, state in zip(_leaves(metric), states, strict=True):
+            leaf._local = state
+        return metric
+
+    def group_metric(self, code: int) -> EvalMetric:
+        """Group ``code``'s metric object."""
+        return self.metric_of([state.state(code) for state in self.states])
+
+    @property
+    def groups(self) -> dict[GroupKey, EvalMetric]:
+        """The metric object of each group key, in key order (one object per group: for
+        exporters and tests; results and checkpoints read the states directly)."""
+        return {self.keys[code]: self.group_metric(code) for code in self.sorted_codes()}
+
     def overall(self) -> EvalMetric:
         """All groups merged (exactly) into one metric object."""
-        total = self._new()
-        for key in sorted(self.groups, key=_sort_key):
-            total.merge(self.groups[key])
-        return total
+        return self.metric_of([state.total() for state in self.states])
 
     def result(self, notes: list[str], *, grouped: bool, by: tuple[str, ...] = ()) -> Result:
         """The `Result`: ``notes`` (e.g. about the columns), then why values are inf or NaN or
         not exact, condensed over the groups (`streammetric.engine.notes`)."""
         from .notes import condense
 
-        groups = None
-        if grouped:
-            groups = [
-                {
-                    "key": dict(zip(by, key, strict=True)),
-                    "rows": self.group_rows.get(key, 0),
-                    "metrics": _values(self.groups[key]),
-                }
-                for key in sorted(self.groups, key=_sort_key)
-            ]
         overall = self.overall()
-        ordered = {key: self.groups[key] for key in sorted(self.groups, key=_sort_key)}
-        notes = [*notes, *condense(overall, ordered if grouped else None, by)]
-        return Result(self.rows, self.invalid_rows, _values(overall), groups, notes, self)
+        groups = None
+        noted: dict[GroupKey, EvalMetric] = {}
+        if grouped:
+            groups = []
+            rows = self._rows.tolist()
+            for code in self.sorted_codes():
+                states = [state.state(code) for state in self.states]
+                values: dict[str, Any] = {}
+                for leaf, state in zip(self.leaves, states, strict=True):
+                    _add_values(values, leaf.name_values(state))
+                key = self.keys[code]
+                groups.append(
+                    {"key": dict(zip(by, key, strict=True)), "rows": rows[code], "metrics": values}
+                )
+                if any(
+                    leaf.may_note(state) for leaf, state in zip(self.leaves, states, strict=True)
+                ):
+                    noted[key] = self.metric_of(states)
+        lines = condense(overall, noted if grouped else None, by, len(self.keys))
+        return Result(
+            self.rows, self.invalid_rows, _values(overall), groups, [*notes, *lines], self
+        )
 
     def to_json(self) -> dict[str, Any]:
+        rows = self._rows.tolist()
         return {
             "rows": self.rows,
             "invalid_rows": self.invalid_rows,
             "groups": [
-                [list(key), self.group_rows.get(key, 0), metric.state_dict()]
-                for key, metric in sorted(self.groups.items(), key=lambda kv: _sort_key(kv[0]))
+                [list(self.keys[code]), rows[code], self.group_metric(code).state_dict()]
+                for code in self.sorted_codes()
             ],
         }
 
     def load_json(self, data: dict[str, Any]) -> None:
-        """Load `to_json` output. Every field is checked before anything is loaded: row counts
-        are ints >= 0, the groups' rows add up to ``rows``, each group key comes once, and each
-        state passes `EvalMetric.load_state_dict`'s checks; else a `StateError` names the
-        field (e.g. ``groups[0].state.local.num_inst``) and nothing changes."""
+        """Load `to_json` output into this (empty) partial. Every field is checked before
+        anything is loaded: row counts are ints >= 0, the groups' rows add up to ``rows``, each
+        group key comes once, and each state passes `EvalMetric.load_state_dict`'s checks;
+        else a `StateError` names the field (e.g. ``groups[0].state.local.num_inst``) and
+        nothing changes."""
         if not isinstance(data, dict):
             raise StateError.bad_field("", "must be {rows, invalid_rows, groups}", data)
         rows = _count(data.get("rows"), "rows")
@@ -146,7 +214,7 @@ class Partial:
         groups = data.get("groups")
         if not isinstance(groups, list):
             raise StateError.bad_field("groups", "must be a list of [key, rows, state]", groups)
-        staged: dict[GroupKey, tuple[int, EvalMetric, Callable[[], None]]] = {}
+        staged: dict[GroupKey, tuple[int, EvalMetric]] = {}
         for index, item in enumerate(groups):
             field = f"groups[{index}]"
             if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], list)):
@@ -161,20 +229,86 @@ class Partial:
                 raise StateError.bad_field(field, "repeats the key of an earlier group", key_list)
             metric = self._new()
             try:
-                install = metric._staged_load(state)
+                metric._staged_load(state)()
             except StateError as exc:
                 raise exc.within(f"{field}.state", what="`partial`") from None
-            staged[key] = (_count(group_rows, f"{field}.rows"), metric, install)
-        total = sum(group_rows for group_rows, _, _ in staged.values())
+            staged[key] = (_count(group_rows, f"{field}.rows"), metric)
+        total = sum(group_rows for group_rows, _ in staged.values())
         if total != rows:
             raise StateError.bad_field(
                 "rows", f"must be the sum of the groups' rows ({total:,})", rows
             )
-        self.rows, self.invalid_rows = rows, invalid_rows
-        for key, (group_rows, metric, install) in staged.items():
-            install()
-            self._groups[key] = metric
-            self.group_rows[key] = group_rows
+        codes = self.codes_of(list(staged))
+        for code, (group_rows, metric) in zip(codes.tolist(), staged.values(), strict=True):
+            for leaf, state in zip(_leaves(metric), self.states, strict=True):
+                state.set_state(code, leaf._global_state())
+            self._rows[code] += group_rows
+        self.rows += rows
+        self.invalid_rows += invalid_rows
+
+
+class _ObjectStates:
+    """The grouped state of a metric whose state is not a sum over rows (no ``_row_terms``,
+    e.g. a `CustomMetric` or `Loss`): one metric object per group, updated with its rows."""
+
+    def __init__(self, leaf: EvalMetric) -> None:
+        self.leaf = leaf  # fresh: copies of it are the groups' objects
+        self.by_code: dict[int, EvalMetric] = {}
+
+    def _object(self, code: int) -> EvalMetric:
+        found = self.by_code.get(code)
+        if found is None:
+            found = self.by_code[code] = copy.deepcopy(self.leaf)
+        return found
+
+    def add(
+        self,
+        leaf: EvalMetric,
+        labels: np.ndarray,
+        preds: np.ndarray,
+        weights: np.ndarray | None,
+        codes: np.ndarray,
+    ) -> None:
+        order = np.argsort(codes, kind="stable")
+        present, starts = np.unique(codes[order], return_index=True)
+        bounds = [*starts.tolist(), len(order)]
+        for index, code in enumerate(present.tolist()):
+            rows = order[bounds[index] : bounds[index + 1]]
+            group_weights = None if weights is None else weights[rows]
+            self._object(code).update(labels[rows], preds[rows], group_weights)
+
+    def state(self, code: int) -> State:
+        found = self.by_code.get(code)
+        return self.leaf._fresh_state() if found is None else found._global_state()
+
+    def total(self) -> State:
+        total = self.leaf._fresh_state()
+        for code in sorted(self.by_code):
+            total = self.leaf._merged(total, self.by_code[code]._global_state())
+        return total
+
+    def set_state(self, code: int, state: State) -> None:
+        target = self._object(code)
+        target._local = target._merged(target._local, state)
+
+    def merge(self, other: _ObjectStates, mapping: np.ndarray) -> _ObjectStates:
+        for code, metric in other.by_code.items():
+            self.set_state(int(mapping[code]), metric._global_state())
+        return self
+
+
+def _leaves(metric: EvalMetric) -> list[EvalMetric]:
+    children = getattr(metric, "metrics", None)
+    return list(children) if children is not None else [metric]
+
+
+def _grouped(leaf: EvalMetric) -> GroupedState | _ObjectStates:
+    return GroupedState(leaf.state_specs()) if leaf.sums_rows() else _ObjectStates(leaf)
+
+
+def _add_values(out: dict[str, Any], pairs: list[tuple[str, Any]]) -> None:
+    for name, value in pairs:
+        out[str(name)] = value if isinstance(value, (dict, list)) else float(value)
 
 
 def _count(value: Any, field: str) -> int:
@@ -195,11 +329,13 @@ def _sort_key(key: GroupKey) -> tuple[Any, ...]:
     )
 
 
-def _values(metric: EvalMetric) -> dict[str, float]:
+def _values(metric: EvalMetric) -> dict[str, Any]:
     names, values = metric.get_global()
     if not isinstance(names, list):
         names, values = [names], [values]
-    return {str(n): float(v) for n, v in zip(names, values, strict=True)}
+    out: dict[str, Any] = {}
+    _add_values(out, list(zip(names, values, strict=True)))
+    return out
 
 
 _ROW = re.compile(r"\brow (\d+)\b")

@@ -46,8 +46,14 @@ def empty_diagnostics() -> dict[str, int]:
     return dict.fromkeys(DIAGNOSTIC_KEYS, 0)
 
 
-def _count(mask: np.ndarray, active: np.ndarray) -> int:
-    return int(np.count_nonzero(mask & active))
+#: the column of each count in a per-row diagnostics matrix (N, len(DIAGNOSTIC_KEYS))
+COLUMN = {key: index for index, key in enumerate(DIAGNOSTIC_KEYS)}
+
+
+def totals(rows: np.ndarray) -> dict[str, int]:
+    """The counts of a per-row diagnostics matrix, summed over its rows."""
+    sums = rows.sum(axis=0, dtype=np.int64).tolist() if len(rows) else [0] * len(DIAGNOSTIC_KEYS)
+    return dict(zip(DIAGNOSTIC_KEYS, sums, strict=True))
 
 
 def categorical_diagnostics(
@@ -58,50 +64,50 @@ def categorical_diagnostics(
     active: np.ndarray,
     from_logits: bool,
     source_dtype: np.dtype,
-) -> dict[str, int]:
-    """Counts for a categorical batch; ``active`` marks rows that are not ignored."""
-    counts = empty_diagnostics()
+) -> np.ndarray:
+    """Per-row counts (N, len(DIAGNOSTIC_KEYS)) of a categorical batch; rows that are not
+    ``active`` (ignored) count nothing. The columns guarded, ignored and invalid stay 0 (the
+    caller knows them)."""
+    rows = np.zeros((len(scores), len(DIAGNOSTIC_KEYS)), dtype=np.int64)
     nonfinite = np.count_nonzero(~np.isfinite(scores), axis=-1)
-    counts["num_nonfinite"] = int(nonfinite[active].sum())
-    if from_logits:
-        return counts
-    finite_rows = nonfinite == 0
-    negative = np.any(scores < 0, axis=-1)
-    outside = np.count_nonzero((scores < 0) | (scores > 1), axis=-1)
-    with np.errstate(invalid="ignore", over="ignore"):
-        distance = np.abs(np.sum(scores, axis=-1, dtype=np.float64) - 1)
-    tolerance = float(np.sqrt(np.finfo(source_dtype).eps))
-    counts["num_out_of_range"] = int(outside[active].sum())
-    counts["num_not_normalized"] = _count(finite_rows & (distance > tolerance), active)
-    looks_like_logits = finite_rows & (negative | (distance > LOGITS_SUM_TOLERANCE))
-    counts["num_looks_like_logits"] = _count(looks_like_logits, active)
-    if labels is not None:
-        true_prob = scores[np.arange(len(scores)), labels]
-        zero, one = true_prob == 0, true_prob == 1
-    else:
-        assert targets is not None
-        positive = targets > 0
-        zero = np.any(positive & (scores == 0), axis=-1)
-        one = np.any(positive & (scores == 1), axis=-1)
-    counts["num_true_prob_zero"] = _count(zero, active)
-    counts["num_true_prob_one"] = _count(one, active)
-    return counts
+    rows[:, COLUMN["num_nonfinite"]] = nonfinite
+    if not from_logits:
+        finite_rows = nonfinite == 0
+        negative = np.any(scores < 0, axis=-1)
+        outside = np.count_nonzero((scores < 0) | (scores > 1), axis=-1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            distance = np.abs(np.sum(scores, axis=-1, dtype=np.float64) - 1)
+        tolerance = float(np.sqrt(np.finfo(source_dtype).eps))
+        rows[:, COLUMN["num_out_of_range"]] = outside
+        rows[:, COLUMN["num_not_normalized"]] = finite_rows & (distance > tolerance)
+        looks_like_logits = finite_rows & (negative | (distance > LOGITS_SUM_TOLERANCE))
+        rows[:, COLUMN["num_looks_like_logits"]] = looks_like_logits
+        if labels is not None:
+            true_prob = scores[np.arange(len(scores)), labels]
+            zero, one = true_prob == 0, true_prob == 1
+        else:
+            assert targets is not None
+            positive = targets > 0
+            zero = np.any(positive & (scores == 0), axis=-1)
+            one = np.any(positive & (scores == 1), axis=-1)
+        rows[:, COLUMN["num_true_prob_zero"]] = zero
+        rows[:, COLUMN["num_true_prob_one"]] = one
+    rows[~active] = 0
+    return rows
 
 
-def binary_diagnostics(
-    targets: np.ndarray, scores: np.ndarray, *, from_logits: bool
-) -> dict[str, int]:
-    """Counts for a binary batch of rows (N, d)."""
-    counts = empty_diagnostics()
+def binary_diagnostics(targets: np.ndarray, scores: np.ndarray, *, from_logits: bool) -> np.ndarray:
+    """Per-row counts (N, len(DIAGNOSTIC_KEYS)) of a binary batch of rows (N, d)."""
+    rows = np.zeros((len(scores), len(DIAGNOSTIC_KEYS)), dtype=np.int64)
     finite = np.isfinite(scores)
-    counts["num_nonfinite"] = int(np.count_nonzero(~finite))
+    rows[:, COLUMN["num_nonfinite"]] = np.count_nonzero(~finite, axis=-1)
     if from_logits:
-        return counts
+        return rows
     outside = (scores < 0) | (scores > 1)
-    counts["num_out_of_range"] = int(np.count_nonzero(outside))
-    counts["num_looks_like_logits"] = int(np.count_nonzero(np.any(outside, axis=-1)))
+    rows[:, COLUMN["num_out_of_range"]] = np.count_nonzero(outside, axis=-1)
+    rows[:, COLUMN["num_looks_like_logits"]] = np.any(outside, axis=-1)
     zero = ((targets > 0) & (scores == 0)) | ((targets < 1) & (scores == 1))
     one = ((targets == 1) & (scores == 1)) | ((targets == 0) & (scores == 0))
-    counts["num_true_prob_zero"] = int(np.count_nonzero(np.any(zero, axis=-1)))
-    counts["num_true_prob_one"] = int(np.count_nonzero(np.any(one, axis=-1)))
-    return counts
+    rows[:, COLUMN["num_true_prob_zero"]] = np.any(zero, axis=-1)
+    rows[:, COLUMN["num_true_prob_one"]] = np.any(one, axis=-1)
+    return rows

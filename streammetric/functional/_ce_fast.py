@@ -22,7 +22,7 @@ from streammetric.conventions import Convention
 
 from . import _ce_inputs as inputs
 from ._ce_core import LOGITS_SUM_TOLERANCE, guarded_log, log
-from ._ce_diagnostics import empty_diagnostics
+from ._ce_diagnostics import COLUMN, categorical_diagnostics, empty_diagnostics
 from ._ce_terms import LossTerms
 
 _LABEL_TYPES = (np.dtype(np.int64), np.dtype(np.int32))
@@ -65,12 +65,28 @@ def _fast_sparse_terms(
         return None
     far, far_logits, zeros, ones = scan
     guard = conv.guard_for(kind)
+    changed = None
     if guard == "none" and not zeros:  # p in (0, 1]: a plain log, nothing to guard or warn
         numerator, guarded = log(picked, negate=True, out=picked), 0
     else:
         eps = conv.eps_for(compute, kind=kind)
         log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
         numerator, guarded = -log_true, int(np.count_nonzero(changed))
+
+    def row_diagnostics() -> np.ndarray:
+        """The general path's per-row counts (asked for only when some count is not 0)."""
+        rows = categorical_diagnostics(
+            pred.astype(compute, copy=False),
+            true,
+            None,
+            active=np.ones(num_rows, dtype=bool),
+            from_logits=False,
+            source_dtype=pred.dtype,
+        )
+        if changed is not None:
+            rows[:, COLUMN["num_guarded"]] = changed
+        return rows
+
     denominator = _ones(num_rows)
     weights = inputs.class_weights(class_weight, num_classes, compute)
     if weights is not None:
@@ -87,6 +103,7 @@ def _fast_sparse_terms(
         diagnostics=counts,
         batch_shape=(num_rows,),
         ranks=ranks,
+        row_diagnostics=row_diagnostics,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -24,6 +25,8 @@ class LossTerms(NamedTuple):
         batch_shape: shape of the per-sample output (N is its product).
         ranks: int64 (N, 2), the true classes' two ranks among the scores (``_class_ranks``), when
             asked for and computed on the way; else None.
+        row_diagnostics: the diagnostics row by row, int64 (N, len(DIAGNOSTIC_KEYS)), made on
+            demand (a grouped state asks for them when ``diagnostics`` are not all 0).
     """
 
     numerator: np.ndarray
@@ -33,3 +36,4 @@ class LossTerms(NamedTuple):
     diagnostics: dict[str, int]
     batch_shape: tuple[int, ...] = ()
     ranks: np.ndarray | None = None
+    row_diagnostics: Callable[[], np.ndarray] | None = None

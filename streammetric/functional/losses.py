@@ -25,7 +25,13 @@ from streammetric.conventions import Convention, get_convention
 
 from . import _ce_inputs as inputs
 from ._ce_core import binary_rows, categorical_rows, exp_float, sigmoid, softmax
-from ._ce_diagnostics import DIAGNOSTIC_KEYS, binary_diagnostics, categorical_diagnostics
+from ._ce_diagnostics import (
+    COLUMN,
+    DIAGNOSTIC_KEYS,
+    binary_diagnostics,
+    categorical_diagnostics,
+    totals,
+)
 from ._ce_fast import _fast_sparse_terms
 from ._ce_terms import LossTerms
 
@@ -61,13 +67,15 @@ def _assemble(
     denominator: np.ndarray,
     rules: list[inputs.RowRule],
     skipped: np.ndarray,
-    counts: dict[str, int],
+    rows: np.ndarray,
     batch_shape: tuple[int, ...],
 ) -> LossTerms:
+    """The terms, with the per-row diagnostics ``rows`` (their invalid column set here)."""
     kept_rules = [(mask & ~skipped, message) for mask, message in rules]
     invalid, reason = inputs.first_reason(kept_rules, len(numerator))
     drop = invalid | skipped
-    counts["num_invalid"] = int(np.count_nonzero(invalid))
+    rows[:, COLUMN["num_invalid"]] = invalid
+    counts = totals(rows)
     return LossTerms(
         numerator=np.where(drop, 0.0, numerator.astype(np.float64)),
         denominator=np.where(drop, 0.0, denominator.astype(np.float64)),
@@ -75,6 +83,7 @@ def _assemble(
         invalid_reason=reason,
         diagnostics=counts,
         batch_shape=tuple(batch_shape),
+        row_diagnostics=lambda: rows,
     )
 
 
@@ -142,18 +151,18 @@ def _general_terms(
         class_weight=weights,
         kind=kind,
     )
-    active = ~batch.ignored
-    counts = categorical_diagnostics(
+    counted = ~batch.ignored & ~batch.label_rule[0]
+    rows = categorical_diagnostics(
         scores,
         batch.labels,
         batch.targets,
-        active=active & ~batch.label_rule[0],
+        active=counted,
         from_logits=from_logits,
         source_dtype=batch.source_dtype,
     )
-    counts["num_guarded"] = int(guarded[active & ~batch.label_rule[0]].sum())
-    counts["num_ignored"] = int(np.count_nonzero(batch.ignored))
-    return _assemble(numerator, denominator, rules, batch.ignored, counts, batch.batch_shape)
+    rows[:, COLUMN["num_guarded"]] = np.where(counted, guarded, 0)
+    rows[:, COLUMN["num_ignored"]] = batch.ignored
+    return _assemble(numerator, denominator, rules, batch.ignored, rows, batch.batch_shape)
 
 
 def _binary_cross_entropy_update(
@@ -192,10 +201,12 @@ def _binary_cross_entropy_update(
         label_smoothing=smoothing,
         pos_weight=weight,
     )
-    counts = binary_diagnostics(targets, scores, from_logits=from_logits)
-    counts["num_guarded"] = int(guarded.sum())
+    rows = binary_diagnostics(targets, scores, from_logits=from_logits)
+    rows[:, COLUMN["num_guarded"]] = (
+        np.reshape(guarded, (len(per_row), -1)).sum(axis=1) if len(per_row) else 0
+    )
     skipped = np.zeros(len(per_row), dtype=bool)
-    return _assemble(per_row, np.ones(len(per_row)), rules, skipped, counts, batch_shape)
+    return _assemble(per_row, np.ones(len(per_row)), rules, skipped, rows, batch_shape)
 
 
 def _perplexity_update(

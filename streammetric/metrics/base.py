@@ -27,96 +27,32 @@ import math
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._exceptions import StateError
-from ..accumulate import ExactSum
 from ._inputs import as_pairs
 from ._options import check_bool, check_names
-
-if TYPE_CHECKING:
-    from ..functional._ce_fast import CleanPass
+from .state import (
+    ROWS,
+    Spec,
+    State,
+    Terms,
+    dump_entry,
+    fold,
+    fresh,
+    fresh_state,
+    load_entry,
+    merge_states,
+    merge_value,
+)
 
 __all__ = ["EvalMetric", "ValueNote", "fixed", "outcome_of", "plural"]
 
-State = dict[str, Any]
 STATE_VERSION = 1
-
-
-def _fresh(kind: Any) -> Any:
-    if kind == "sum":
-        return ExactSum()
-    if kind == "count":
-        return 0
-    if kind == "counts":
-        return np.zeros(0, dtype=np.int64)
-    raise StateError(f"unknown state kind {kind!r}")
-
-
-def _merge_value(kind: str, a: Any, b: Any) -> Any:
-    if kind == "sum":
-        return a.copy().merge(b)
-    if kind == "count":
-        return a + b
-    if a.size == 0 or b.size == 0:  # a fresh count array has shape (0,): take the other
-        return (b if a.size == 0 else a).copy()
-    if a.shape != b.shape:  # count arrays grow (e.g. a confusion matrix meeting a new class)
-        shape = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
-        a, b = _pad(a, shape), _pad(b, shape)
-    return a + b
-
-
-def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return np.pad(a, [(0, s - n) for s, n in zip(shape, a.shape, strict=True)])
-
-
-def _dump(kind: str, value: Any) -> Any:
-    if kind == "sum":
-        return value.to_json()
-    if kind == "count":
-        return value
-    return {"shape": list(value.shape), "values": [int(v) for v in value.ravel()]}
-
-
-_MAX_COUNT = 1 << 63  # counts are int64 in count arrays; Python int counts get the same bound
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """A declared state entry: its kind and what a loaded value must satisfy."""
-
-    kind: str
-    nonnegative: bool = True  # sums: a sum of terms >= 0 (counts are always >= 0)
-    size: int | None = None  # count arrays: the one length besides 0 (fresh) they may have
-
-
-def _load(spec: _Spec, data: Any, field: str) -> Any:
-    """A state entry from its JSON form, every field checked (`StateError` naming it)."""
-    if spec.kind == "sum":
-        total = ExactSum.from_json(data, field)
-        if spec.nonnegative and (total.units < 0 or total.num_neg_inf):
-            raise StateError.bad_field(field, "must be >= 0 (a sum of terms >= 0)", data)
-        return total
-    if spec.kind == "count":
-        if type(data) is not int or not 0 <= data < _MAX_COUNT:
-            raise StateError.bad_field(field, "must be an int >= 0 (a count)", data)
-        return data
-    if not isinstance(data, dict) or set(data) != {"shape", "values"}:
-        raise StateError.bad_field(
-            field, "must be a count array {'shape': [n], 'values': [...]}", data
-        )
-    shape, values = data["shape"], data["values"]
-    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int):
-        raise StateError.bad_field(field, "must have a one-dimensional shape [n]", shape)
-    if spec.size is not None and shape[0] not in (0, spec.size):
-        raise StateError.bad_field(field, f"must have shape [0] or [{spec.size}]", shape)
-    if not isinstance(values, list) or len(values) != shape[0]:
-        raise StateError.bad_field(field, f"must hold {shape[0]} values, as its shape says", values)
-    if not all(type(v) is int and 0 <= v < _MAX_COUNT for v in values):
-        raise StateError.bad_field(field, "must hold ints >= 0 (counts)", values)
-    return np.array(values, dtype=np.int64)
+# the state's building blocks, under the names this module has always had
+_fresh, _merge_value, _dump, _load, _Spec = fresh, merge_value, dump_entry, load_entry, Spec
 
 
 #: The methods and properties that run under the metric's lock (in every subclass that defines
@@ -124,7 +60,6 @@ def _load(spec: _Spec, data: Any, field: str) -> Any:
 _LOCKED = (
     "update",
     "update_dict",
-    "fold_clean",
     "reset",
     "reset_local",
     "get",
@@ -283,7 +218,7 @@ class EvalMetric(_Locked):
         )
         self._kwargs = kwargs
         self._kinds: dict[str, str] = {}
-        self._specs: dict[str, _Spec] = {}
+        self._specs: dict[str, Spec] = {}
         self._init_states()
         self._local: State = self._fresh_state()
         self._past: State = self._fresh_state()
@@ -316,10 +251,10 @@ class EvalMetric(_Locked):
         return None
 
     def _fresh_state(self) -> State:
-        return {name: _fresh(kind) for name, kind in self._kinds.items()}
+        return fresh_state(self._specs)
 
     def _merged(self, a: State, b: State) -> State:
-        return {name: _merge_value(kind, a[name], b[name]) for name, kind in self._kinds.items()}
+        return merge_states(self._specs, a, b)
 
     # -- the MXNet API -----------------------------------------------------------------------
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> EvalMetric:
@@ -334,23 +269,56 @@ class EvalMetric(_Locked):
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
-        raise NotImplementedError
+        """Fold one (label, pred, weight) triple into ``state``: by default, what `_row_terms`
+        says each row adds."""
+        terms = self._row_terms(label, pred, weight)
+        if terms is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} defines neither _row_terms nor _update_state"
+            )
+        fold(state, self._specs, terms, _num_rows(label, pred))
 
-    def clean_needs(self) -> frozenset[Hashable] | None:
-        """What this metric needs of a batch that a `CleanPass` accepts to fold it in without
-        ``update`` (``"neg_log"``: the loss sum; ``"argmax_hits"``: the rows whose argmax is the
-        true class; ``("hits", k)``: the rows of top-k rank below k), or
-        None if it cannot (the default)."""
+    def _row_terms(
+        self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> Terms | None:
+        """What each row of a batch adds to each state entry (`streammetric.metrics.state`),
+        checked as ``update`` checks it (an invalid row raises `InvalidInputError`); None for
+        a metric whose state is not a sum over its rows (then groups go through
+        ``_update_state`` one by one)."""
         return None
 
-    def fold_clean(self, clean: CleanPass) -> EvalMetric:
-        """Fold in the batches a `CleanPass` accepted, as ``update`` with each would have
-        (only for a metric whose ``clean_needs`` the pass was built for)."""
-        self._fold_clean(self._local, clean)
-        return self
+    def row_terms(
+        self, labels: np.ndarray, preds: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> Terms | None:
+        """`_row_terms` of one batch of arrays: the engine folds them into every group's
+        state at once (`streammetric.metrics.state.GroupedState`)."""
+        return self._row_terms(labels, preds, sample_weight)
 
-    def _fold_clean(self, state: State, clean: CleanPass) -> None:
-        raise NotImplementedError
+    def sums_rows(self) -> bool:
+        """Whether the state is a sum over rows (the class defines ``_row_terms``)."""
+        return type(self)._row_terms is not EvalMetric._row_terms
+
+    def name_values(self, state: State) -> list[tuple[str, Any]]:
+        """``(name, value)`` pairs of a state (one group's, say), as ``get_name_value``."""
+        with self._lock:
+            name, _ = self.get()
+            return _zip_name_value(name, self._compute(state))
+
+    def may_note(self, state: State) -> bool:
+        """Whether `value_notes` of a metric holding ``state`` may say anything (a cheap test,
+        so that only those groups get a metric object for their notes): a value that is not a
+        finite number. Metrics with notes about finite values extend it."""
+        values = [value for _, value in self.name_values(state)]
+        return any(isinstance(v, float) and not math.isfinite(v) for v in values)
+
+    def state_specs(self) -> dict[str, Spec]:
+        """The declared state entries (name -> `Spec`)."""
+        return dict(self._specs)
+
+    def compute_state(self, state: State) -> Any:
+        """The value of a state (one group's, say) as ``get()`` gives it."""
+        with self._lock:
+            return self._compute(state)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         """Rows ``update`` would reject, as a bool mask (``None``: all valid).
@@ -370,16 +338,16 @@ class EvalMetric(_Locked):
         return state["sum_metric"].ratio(state["num_inst"])
 
     @staticmethod
-    def _add_weighted(state: State, values: np.ndarray, weight: np.ndarray | None) -> None:
-        """Fold per-sample ``values`` into ``sum_metric``/``sum_weight``/``num_inst`` exactly."""
-        count = int(values.shape[0])
-        state["num_inst"] += count
+    def _weighted_terms(values: np.ndarray, weight: np.ndarray | None) -> Terms:
+        """The terms of a weighted mean ``sum_i w_i v_i / sum_i w_i`` (``sum_metric``,
+        ``sum_weight``, ``num_inst``) of per-sample ``values``."""
         if weight is None:
-            state["sum_metric"].add(values)
-            state["sum_weight"].add_count(count)
-        else:
-            state["sum_metric"].add(values * weight)
-            state["sum_weight"].add(weight)
+            return {"sum_metric": values, "sum_weight": ROWS, "num_inst": ROWS}
+        return {"sum_metric": values * weight, "sum_weight": weight, "num_inst": ROWS}
+
+    def _add_weighted(self, state: State, values: np.ndarray, weight: np.ndarray | None) -> None:
+        """Fold per-sample ``values`` into ``sum_metric``/``sum_weight``/``num_inst`` exactly."""
+        fold(state, self._specs, self._weighted_terms(values, weight), int(values.shape[0]))
 
     def update_dict(self, labels: dict[str, Any], preds: dict[str, Any]) -> EvalMetric:
         """Update from name -> array mappings, selected by ``label_names``/``output_names``."""
@@ -604,6 +572,14 @@ class EvalMetric(_Locked):
 
 
 _lock_methods(EvalMetric)
+
+
+def _num_rows(label: Any, pred: Any) -> int:
+    for array in (pred, label):
+        shape = getattr(array, "shape", None)
+        if shape:
+            return int(shape[0])
+    return len(pred)
 
 
 def _nonfinite_rows(*arrays: np.ndarray) -> np.ndarray | None:

@@ -36,6 +36,7 @@ from ..functional.calibration import (
 from ..functional.ranking import CURVES, _auc_bound, _auc_compute, _auc_update
 from .base import EvalMetric, State
 from .registry import alias, register
+from .state import Terms
 
 __all__ = ["AUC", "ECE", "Brier"]
 
@@ -153,13 +154,11 @@ class Brier(EvalMetric):
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, from_logits=self.from_logits)
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
         terms = _brier_update(
             label, pred, from_logits=self.from_logits, scale_by_half=self.scale_by_half
         )
-        self._add_weighted(state, terms, None if weight is None else weight[:, None])
+        return self._weighted_terms(terms, None if weight is None else weight[:, None])
 
 
 @register

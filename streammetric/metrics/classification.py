@@ -16,8 +16,7 @@ state; PCC counts samples (MXNet counted batches). The math lives in
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +30,6 @@ from ..functional.classification import (
     _multiclass_update,
     _multilabel_update,
     _top_k_update,
-    _weighted_hits,
     f1_from_outcomes,
     mcc_from_outcomes,
     outcomes_from_counts,
@@ -40,9 +38,7 @@ from ..functional.classification import (
 from ._shared import CLASS_RANKS, memoized
 from .base import EvalMetric, State, _merge_value
 from .registry import alias, register
-
-if TYPE_CHECKING:
-    from ..functional._ce_fast import CleanPass
+from .state import ROWS, Terms
 
 __all__ = ["F1", "MCC", "PCC", "Accuracy", "TopKAccuracy"]
 
@@ -54,22 +50,23 @@ def _shared_ranks(labels: Any, preds: Any) -> np.ndarray:
     return memoized(CLASS_RANKS, (labels, preds), lambda: _class_ranks(labels, preds))
 
 
-def _add_hits(state: State, hits: np.ndarray, weight: np.ndarray | None) -> None:
+def _hit_terms(hits: np.ndarray, weight: np.ndarray | None) -> Terms:
+    """What each row adds to a hit rate: its weight for each hit among its elements, its
+    weight for each element, and its number of elements."""
+    elements = int(np.prod(hits.shape[1:], dtype=np.int64)) if hits.ndim > 1 else 1
+    hits = hits.reshape(hits.shape[0], elements)
     if weight is None:
-        _count_hits(state, int(np.count_nonzero(hits)), hits.size)
-        return
-    hit_sum, weight_sum = _weighted_hits(hits, weight)
-    state["sum_metric"].merge(hit_sum)
-    state["sum_weight"].merge(weight_sum)
-    state["num_inst"] += hits.size
-
-
-def _count_hits(state: State, hits: int, elements: int) -> None:
-    """`_add_hits` of ``hits`` hits among ``elements`` elements, each of weight 1 (also what
-    a `CleanPass` counted: one element per row)."""
-    state["sum_metric"].add_count(hits)
-    state["sum_weight"].add_count(elements)
-    state["num_inst"] += elements
+        return {
+            "sum_metric": hits[:, 0] if elements == 1 else hits,
+            "sum_weight": ROWS if elements == 1 else np.ones(hits.shape),
+            "num_inst": ROWS if elements == 1 else np.full(hits.shape[0], elements),
+        }
+    per_element = np.broadcast_to(np.asarray(weight, dtype=np.float64)[:, None], hits.shape)
+    return {
+        "sum_metric": np.where(hits, per_element, 0.0),
+        "sum_weight": per_element,
+        "num_inst": ROWS if elements == 1 else np.full(hits.shape[0], elements),
+    }
 
 
 @register
@@ -103,16 +100,8 @@ class Accuracy(EvalMetric):
         self.axis = axis
         super().__init__(name, output_names=output_names, label_names=label_names, axis=axis)
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
-        _add_hits(state, _accuracy_update(label, pred, self.axis, _shared_ranks), weight)
-
-    def clean_needs(self) -> frozenset[Hashable] | None:
-        return frozenset({"argmax_hits"}) if self.axis in (1, -1) else None
-
-    def _fold_clean(self, state: State, clean: CleanPass) -> None:
-        _count_hits(state, clean.argmax_hits, clean.rows)  # 2-D scores: one element per row
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        return _hit_terms(_accuracy_update(label, pred, self.axis, _shared_ranks), weight)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=self.axis)
@@ -154,16 +143,8 @@ class TopKAccuracy(EvalMetric):
             f"{name}_{top_k}", output_names=output_names, label_names=label_names, top_k=top_k
         )
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
-        _add_hits(state, _top_k_update(label, pred, self.top_k, _shared_ranks), weight)
-
-    def clean_needs(self) -> frozenset[Hashable] | None:
-        return frozenset({("hits", self.top_k)})
-
-    def _fold_clean(self, state: State, clean: CleanPass) -> None:
-        _count_hits(state, clean.hits[self.top_k], clean.rows)
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        return _hit_terms(_top_k_update(label, pred, self.top_k, _shared_ranks), weight)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=1)

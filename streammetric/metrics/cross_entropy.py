@@ -27,17 +27,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
-from ..accumulate import ExactSum
 from ..conventions import Convention, get_convention, rules_phrase
 from ..functional import _ce_inputs
 from ..functional._ce_core import exp_float
-from ..functional._ce_fast import CleanPass, takes_clean_pass
 from ..functional.losses import (
     DIAGNOSTIC_KEYS,
     LossTerms,
@@ -49,6 +47,7 @@ from ._options import check_bool, check_eps, check_int
 from ._shared import CLASS_RANKS, computed, memoized, offer, wanted
 from .base import EvalMetric, State, ValueNote, outcome_of, plural
 from .registry import alias, register
+from .state import ROWS, Rowwise, Terms
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "NegativeLogLikelihood", "Perplexity"]
 
@@ -156,32 +155,34 @@ class _LossMetric(EvalMetric):
         """The functional update and its keyword arguments."""
         raise NotImplementedError
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        """Each row's ``w * numerator`` and ``w * denominator``, whether it counts (not ignored,
+        not invalid), whether it was skipped as invalid, and its diagnostics."""
         terms = self._terms(label, pred)
         diagnostics = terms.diagnostics
-        if terms.invalid_reason is not None:
-            if self.on_invalid == "raise":
-                raise InvalidInputError(terms.invalid_reason)
-            state["num_invalid"] += diagnostics["num_invalid"]
+        if terms.invalid_reason is not None and self.on_invalid == "raise":
+            raise InvalidInputError(terms.invalid_reason)
         numerator, denominator = terms.numerator, terms.denominator
-        counted = len(numerator) - diagnostics["num_ignored"] - diagnostics["num_invalid"]
+        per_row = _per_row(terms.batch_shape)
         if weight is not None:
             row_weight = _ce_inputs.sample_weights(weight, terms.batch_shape)
             numerator, denominator = numerator * row_weight, denominator * row_weight
-        if weight is None and len(numerator) >= _SHARED_SUM_ROWS:  # ce/nll/perplexity: sum once
-            total = memoized(("exact_sum",), (numerator,), lambda: ExactSum.from_values(numerator))
-            state["sum_metric"].merge(total)
-        else:
-            state["sum_metric"].add(numerator)
-        unit_denominators = self._options.get("class_weight") is None and counted == len(numerator)
-        if weight is None and unit_denominators:
-            state["sum_weight"].add_count(counted)  # every denominator is 1: no array to sum
-        else:
-            state["sum_weight"].add(denominator)
-        state["num_inst"] += counted
-        self._add_diagnostics(state, diagnostics)
+        counted = len(numerator) - diagnostics["num_ignored"] - diagnostics["num_invalid"]
+        plain = weight is None and self._options.get("class_weight") is None
+        all_count = counted == len(numerator)
+        self.last_diagnostics = dict(diagnostics)
+        totals = np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
+        row_diagnostics = terms.row_diagnostics
+        assert row_diagnostics is not None
+        return {
+            "sum_metric": per_row(numerator),
+            "sum_weight": ROWS
+            if plain and all_count and per_row is _same
+            else per_row(denominator),
+            "num_inst": ROWS if all_count and per_row is _same else per_row(_counted(terms)),
+            "num_invalid": per_row(terms.invalid) if diagnostics["num_invalid"] else None,
+            "diagnostics": Rowwise(totals, lambda: _row_sums(row_diagnostics(), terms.batch_shape)),
+        }
 
     def _add_diagnostics(self, state: State, diagnostics: dict[str, int]) -> None:
         values = [diagnostics[key] for key in DIAGNOSTIC_KEYS]
@@ -192,17 +193,8 @@ class _LossMetric(EvalMetric):
             )
         self.last_diagnostics = dict(diagnostics)
 
-    def clean_needs(self) -> frozenset[Hashable] | None:
-        function, options, _ = self._call_and_key
-        if function is _cross_entropy_update and takes_clean_pass(self.convention, options):
-            return frozenset({"neg_log"})
-        return None
-
-    def _fold_clean(self, state: State, clean: CleanPass) -> None:
-        state["sum_metric"].merge(clean.neg_log)
-        state["sum_weight"].add_count(clean.rows)
-        state["num_inst"] += clean.rows
-        self._add_diagnostics(state, clean.diagnostics())
+    def may_note(self, state: State) -> bool:
+        return bool(state["diagnostics"].any()) or super().may_note(state)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         terms = self._terms(labels, preds)
@@ -367,6 +359,37 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "ignore_index": functools.partial(check_int, optional=True),
     "ignore_label": functools.partial(check_int, optional=True),
 }
+
+
+def _same(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+def _per_row(batch_shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    """Per-element terms of a batch of rows (n, T, ...) as (n, elements) arrays: a row's
+    elements go into its group together."""
+    if len(batch_shape) <= 1:
+        return _same
+    rows = batch_shape[0]
+    return lambda values: np.reshape(values, (rows, -1))
+
+
+def _counted(terms: LossTerms) -> np.ndarray:
+    """Whether each element counts (neither ignored nor invalid)."""
+    rows = terms.row_diagnostics() if terms.row_diagnostics is not None else None
+    if rows is None:  # pragma: no cover - every update gives its row diagnostics
+        return ~terms.invalid
+    return (rows[:, _IGNORED] == 0) & (rows[:, _INVALID] == 0)
+
+
+def _row_sums(rows: np.ndarray, batch_shape: tuple[int, ...]) -> np.ndarray:
+    """Per-element diagnostics summed per row of the batch."""
+    if len(batch_shape) <= 1:
+        return rows
+    return rows.reshape(batch_shape[0], -1, rows.shape[-1]).sum(axis=1)
+
+
+_IGNORED, _INVALID = DIAGNOSTIC_KEYS.index("num_ignored"), DIAGNOSTIC_KEYS.index("num_invalid")
 
 
 def _hashable(options: dict[str, Any]) -> tuple[Any, ...]:

@@ -13,17 +13,14 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError, StateError
 from ._shared import shared_batch
 from .base import EvalMetric, State, ValueNote, _short
-
-if TYPE_CHECKING:
-    from ..functional._ce_fast import CleanPass
 
 __all__ = [
     "CompositeEvalMetric",
@@ -189,20 +186,6 @@ class CompositeEvalMetric(EvalMetric):
             preds = {k: v for k, v in preds.items() if k in self.output_names}
         for metric in self.metrics:
             metric.update_dict(labels, preds)
-        return self
-
-    def clean_needs(self) -> frozenset[Hashable] | None:
-        needs: set[Hashable] = set()
-        for metric in self.metrics:
-            own = metric.clean_needs()
-            if own is None:
-                return None
-            needs |= own
-        return frozenset(needs) if self.metrics else None
-
-    def fold_clean(self, clean: CleanPass) -> CompositeEvalMetric:
-        for metric in self.metrics:
-            metric.fold_clean(clean)
         return self
 
     def reset(self) -> None:

@@ -31,6 +31,7 @@ from ..functional.regression import (
 from ._options import check_choice
 from .base import EvalMetric, State
 from .registry import alias, register
+from .state import Terms
 
 __all__ = ["MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
 
@@ -49,10 +50,8 @@ class MAE(EvalMetric):
     ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
-        self._add_weighted(state, _absolute_error_update(label, pred), weight)
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        return self._weighted_terms(_absolute_error_update(label, pred), weight)
 
 
 @register
@@ -69,10 +68,8 @@ class MSE(EvalMetric):
     ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
-        self._add_weighted(state, _squared_error_update(label, pred), weight)
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        return self._weighted_terms(_squared_error_update(label, pred), weight)
 
 
 @register

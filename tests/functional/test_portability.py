@@ -77,7 +77,7 @@ EMULATED = [
     "tests/metrics",
     "tests/functional/test_losses.py",
     "tests/functional/test_conventions.py",
-    "tests/engine/test_clean_pass.py",
+    "tests/engine/test_grouped_state.py",
     "streammetric/functional",
     "streammetric/metrics",
 ]

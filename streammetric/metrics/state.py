@@ -1,0 +1,486 @@
+"""Metric state: declared exact accumulators, what each row adds to them, and their grouped form.
+
+A metric declares its state once (``EvalMetric._add_state``) as named accumulators of four kinds:
+
+========  ==============================  =============================================
+kind      one state                       what a row adds (`Terms`)
+========  ==============================  =============================================
+``sum``   `ExactSum`                      a float64 per row ((n, E): E values a row), or
+                                          `ROWS` (1.0 each)
+``count`` Python int                      an int/bool per row ((n, E) likewise), or
+                                          `ROWS` (1 each)
+``counts`` int64 vector (a class, a bin)  `At` (index per row, +1 or +value), or (n, K)
+``sums``  exact sums per position         `At` with float64 values, or (n, K) float64
+========  ==============================  =============================================
+
+A metric whose state is a sum over its rows (every built-in one but `CustomMetric`) says, per
+batch, what each row adds (``EvalMetric._row_terms`` returns `Terms`). Then ``update`` folds the
+batch into one state (`fold`), and the engine folds it into the state of every group at once
+(`GroupedState.add`, a segmented exact sum in C: no metric object per group, no Python loop over
+groups). Both are exact, so a group's state is the bits a metric updated with that group's rows
+alone would have, whatever the batching, order or merge tree.
+
+A contribution may also be `Rowwise`: known in total at once (e.g. the cross-entropy diagnostics
+of a clean batch, all zero) and per row only when a grouped state asks for it.
+
+>>> import numpy as np
+>>> specs = {"total": Spec("sum"), "rows": Spec("count"), "per_class": Spec("counts", size=3)}
+>>> terms = {"total": np.array([0.5, 1.0, 2.0]), "rows": ROWS,
+...          "per_class": At(np.array([0, 2, 2]), size=3)}
+>>> state = fresh_state(specs)
+>>> fold(state, specs, terms, 3)
+>>> state["total"].value, state["rows"], state["per_class"].tolist()
+(3.5, 3, [1, 0, 2])
+>>> grouped = GroupedState(specs)
+>>> grouped.add(terms, np.array([1, 0, 1]), 2)
+>>> g1 = grouped.state(1)
+>>> g1["total"].value, g1["rows"], g1["per_class"].tolist()
+(2.5, 2, [1, 0, 1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import StateError
+from ..accumulate import ExactSum, GroupedExactSum
+
+__all__ = [
+    "ROWS",
+    "At",
+    "GroupedState",
+    "Rowwise",
+    "Spec",
+    "State",
+    "Terms",
+    "dump_entry",
+    "fold",
+    "fresh_state",
+    "load_entry",
+    "merge_states",
+]
+
+State = dict[str, Any]
+KINDS = ("sum", "count", "counts", "sums")
+_MAX_COUNT = 1 << 63  # counts are int64 in count vectors; Python int counts get the same bound
+
+
+class _Rows:
+    """`ROWS`: every row adds 1 (to a count, or 1.0 to a sum)."""
+
+    _instance: _Rows | None = None
+
+    def __new__(cls) -> _Rows:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ROWS"
+
+    def __reduce__(self) -> str:
+        return "ROWS"
+
+
+ROWS = _Rows()
+
+
+@dataclass(frozen=True)
+class At:
+    """Row ``i`` adds ``values[i]`` (1 when ``values`` is None) at position ``index[i]`` of a
+    vector entry (``counts`` or ``sums``) of ``size`` positions; a negative index adds nothing."""
+
+    index: np.ndarray
+    values: np.ndarray | None = None
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Rowwise:
+    """A contribution known in ``total`` (what all the rows add together: an int, a (K,)
+    vector, or an `ExactSum`) whose per-row form ``per_row()`` is computed only when a grouped
+    state needs it."""
+
+    total: Any
+    per_row: Callable[[], Any]
+
+
+#: What a batch adds to each entry (a missing entry or None: nothing).
+Terms = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A declared state entry: its kind and what a loaded value must satisfy."""
+
+    kind: str
+    nonnegative: bool = True  # sums: a sum of terms >= 0 (counts are always >= 0)
+    size: int | None = None  # vectors: the one length besides 0 (fresh) they may have
+
+
+# -- one state ------------------------------------------------------------------------------
+
+
+def fresh(kind: str) -> Any:
+    if kind == "sum":
+        return ExactSum()
+    if kind == "count":
+        return 0
+    if kind == "counts":
+        return np.zeros(0, dtype=np.int64)
+    if kind == "sums":
+        return GroupedExactSum()
+    raise StateError(f"unknown state kind {kind!r}")
+
+
+def fresh_state(specs: Mapping[str, Spec]) -> State:
+    return {name: fresh(spec.kind) for name, spec in specs.items()}
+
+
+def merge_value(kind: str, a: Any, b: Any) -> Any:
+    """``a + b`` of one entry, exactly (neither is changed)."""
+    if kind == "sum":
+        return a.copy().merge(b)
+    if kind == "count":
+        return a + b
+    if kind == "sums":
+        return GroupedExactSum().merge(a).merge(b)
+    if a.size == 0 or b.size == 0:  # a fresh count array has shape (0,): take the other
+        return (b if a.size == 0 else a).copy()
+    if a.shape != b.shape:  # count arrays grow (e.g. a confusion matrix meeting a new class)
+        shape = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
+        a, b = _pad(a, shape), _pad(b, shape)
+    return a + b
+
+
+def merge_states(specs: Mapping[str, Spec], a: State, b: State) -> State:
+    return {name: merge_value(spec.kind, a[name], b[name]) for name, spec in specs.items()}
+
+
+def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.pad(a, [(0, s - n) for s, n in zip(shape, a.shape, strict=True)])
+
+
+def _grow(counts: np.ndarray, size: int) -> np.ndarray:
+    return counts if counts.shape[0] >= size else np.pad(counts, (0, size - counts.shape[0]))
+
+
+def fold(state: State, specs: Mapping[str, Spec], terms: Terms, num_rows: int) -> None:
+    """Add a batch of ``num_rows`` rows (its `Terms`) into ``state``, exactly."""
+    for name, term in terms.items():
+        if term is None:
+            continue
+        kind = specs[name].kind
+        if isinstance(term, Rowwise):
+            _add_total(state, name, kind, term.total)
+        elif kind == "sum":
+            if term is ROWS:
+                state[name].add_count(num_rows)
+            else:
+                state[name].add(term)
+        elif kind == "count":
+            if term is ROWS:
+                state[name] += num_rows
+            elif term.dtype == bool:
+                state[name] += int(np.count_nonzero(term))
+            else:
+                state[name] += int(term.sum(dtype=np.int64))
+        elif kind == "counts":
+            state[name] = _add_counts(state[name], term)
+        else:  # sums
+            _add_sums(state[name], term)
+
+
+def _add_total(state: State, name: str, kind: str, total: Any) -> None:
+    if kind == "sum":
+        state[name].merge(total)
+    elif kind == "count":
+        state[name] += int(total)
+    elif kind == "counts":
+        total = np.asarray(total, dtype=np.int64)
+        if total.any() or state[name].size < total.size:
+            state[name] = _grow(state[name], total.size)
+            state[name][: total.size] += total
+    else:
+        state[name].merge(total)
+
+
+def _add_counts(counts: np.ndarray, term: Any) -> np.ndarray:
+    if isinstance(term, At):
+        index = term.index
+        values = term.values
+        if index.size and index.min() < 0:
+            keep = index >= 0
+            index, values = index[keep], None if values is None else values[keep]
+        size = max(term.size, int(index.max()) + 1 if index.size else 0)
+        added = np.bincount(index, weights=values, minlength=size)
+    else:
+        added = np.asarray(term).sum(axis=0, dtype=np.int64)
+        size = added.shape[0]
+    counts = _grow(counts, size).copy()
+    counts[: added.shape[0]] += added.astype(np.int64)
+    return counts
+
+
+def _add_sums(sums: GroupedExactSum, term: Any) -> None:
+    if isinstance(term, At):
+        index = term.index
+        values = np.ones(index.shape[0]) if term.values is None else term.values
+        keep = index >= 0
+        sums.add(values[keep], index[keep])
+        if term.size > len(sums):  # the vector's length, though its last positions got nothing
+            sums._add_sum(term.size - 1, ExactSum())
+    else:
+        array = np.asarray(term, dtype=np.float64)
+        rows, width = array.shape
+        sums.add(array.reshape(-1), np.tile(np.arange(width), rows))
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+def dump_entry(kind: str, value: Any) -> Any:
+    if kind == "sum":
+        return value.to_json()
+    if kind == "count":
+        return value
+    if kind == "sums":
+        return {"shape": [len(value)], "sums": value.to_json()}
+    return {"shape": list(value.shape), "values": [int(v) for v in value.ravel()]}
+
+
+def load_entry(spec: Spec, data: Any, field: str) -> Any:
+    """A state entry from its JSON form, every field checked (`StateError` naming it)."""
+    if spec.kind == "sum":
+        total = ExactSum.from_json(data, field)
+        if spec.nonnegative and (total.units < 0 or total.num_neg_inf):
+            raise StateError.bad_field(field, "must be >= 0 (a sum of terms >= 0)", data)
+        return total
+    if spec.kind == "count":
+        if type(data) is not int or not 0 <= data < _MAX_COUNT:
+            raise StateError.bad_field(field, "must be an int >= 0 (a count)", data)
+        return data
+    key = "sums" if spec.kind == "sums" else "values"
+    if not isinstance(data, dict) or set(data) != {"shape", key}:
+        raise StateError.bad_field(
+            field, f"must be a {spec.kind} vector {{'shape': [n], '{key}': [...]}}", data
+        )
+    shape, values = data["shape"], data[key]
+    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int):
+        raise StateError.bad_field(field, "must have a one-dimensional shape [n]", shape)
+    if spec.size is not None and shape[0] not in (0, spec.size):
+        raise StateError.bad_field(field, f"must have shape [0] or [{spec.size}]", shape)
+    if not isinstance(values, list) or len(values) != shape[0]:
+        raise StateError.bad_field(field, f"must hold {shape[0]} values, as its shape says", values)
+    if spec.kind == "sums":
+        sums = GroupedExactSum.from_json(values, f"{field}.sums")
+        if spec.nonnegative and any(s.units < 0 or s.num_neg_inf for s in sums.sums()):
+            raise StateError.bad_field(field, "must hold sums >= 0 (sums of terms >= 0)", data)
+        return sums
+    if not all(type(v) is int and 0 <= v < _MAX_COUNT for v in values):
+        raise StateError.bad_field(field, "must hold ints >= 0 (counts)", values)
+    return np.array(values, dtype=np.int64)
+
+
+# -- the grouped form -------------------------------------------------------------------------
+
+
+class GroupedState:
+    """The state of one metric for every group code ``0 .. size - 1``, entry by entry:
+    sums as a `GroupedExactSum`, counts as int64 arrays (one per group), count vectors as int64
+    (groups, K) arrays, vectors of sums as one `GroupedExactSum` per position.
+
+    ``add(terms, codes, num_groups)`` folds a batch's `Terms` (row ``i`` into group
+    ``codes[i]``) into every group at once; ``state(g)`` is group ``g``'s state as `fold`
+    would have made it from that group's rows; ``merge(other, mapping)`` adds another's group
+    ``i`` into group ``mapping[i]``.
+    """
+
+    def __init__(self, specs: Mapping[str, Spec]) -> None:
+        self.specs = dict(specs)
+        self.size = 0
+        self._entries: dict[str, Any] = {name: self._fresh(spec) for name, spec in specs.items()}
+
+    @staticmethod
+    def _fresh(spec: Spec) -> Any:
+        if spec.kind == "sum":
+            return GroupedExactSum()
+        if spec.kind == "count":
+            return np.zeros(0, dtype=np.int64)
+        if spec.kind == "counts":
+            return np.zeros((0, 0), dtype=np.int64)
+        return []  # sums: one GroupedExactSum (over groups) per position
+
+    def _grow_groups(self, size: int) -> None:
+        if size <= self.size:
+            return
+        for name, spec in self.specs.items():
+            entry = self._entries[name]
+            if spec.kind == "count":
+                self._entries[name] = np.pad(entry, (0, size - entry.shape[0]))
+            elif spec.kind == "counts":
+                self._entries[name] = np.pad(entry, ((0, size - entry.shape[0]), (0, 0)))
+        self.size = size
+
+    def add_all(self, terms: Terms, num_rows: int, group: int = 0) -> None:
+        """Fold a batch of ``num_rows`` rows into one group (`fold`'s one pass, no codes)."""
+        one = fresh_state(self.specs)
+        fold(one, self.specs, terms, num_rows)
+        self.set_state(group, one)
+
+    def add(self, terms: Terms, codes: np.ndarray, num_groups: int) -> None:
+        """Fold a batch into the groups: row ``i`` into group ``codes[i]`` (int64, ``0 ..
+        num_groups - 1``)."""
+        self._grow_groups(num_groups)
+        for name, term in terms.items():
+            if term is None:
+                continue
+            if isinstance(term, Rowwise):
+                if not _is_zero(term.total):
+                    self._add(name, term.per_row(), codes)
+                elif self.specs[name].kind == "counts":
+                    self._widen(name, np.asarray(term.total).shape[0])
+                continue
+            self._add(name, term, codes)
+
+    def _add(self, name: str, term: Any, codes: np.ndarray) -> None:
+        kind, entry, size = self.specs[name].kind, self._entries[name], self.size
+        if kind == "sum":
+            if term is ROWS:
+                entry.add(np.ones(codes.shape[0]), codes)
+            elif np.ndim(term) > 1:  # (n, elements): each row's elements into its group
+                width = int(np.prod(np.shape(term)[1:]))
+                entry.add(np.reshape(term, -1), np.repeat(codes, width))
+            else:
+                entry.add(term, codes)
+        elif kind == "count":
+            if term is ROWS:
+                added = np.bincount(codes, minlength=size)
+            else:
+                if term.ndim > 1:
+                    term = term.reshape(term.shape[0], -1).sum(axis=1, dtype=np.int64)
+                if term.dtype == bool:
+                    added = np.bincount(codes[term], minlength=size)
+                else:
+                    added = np.bincount(codes, weights=term, minlength=size).astype(np.int64)
+            entry += added
+        elif kind == "counts":
+            if isinstance(term, At):
+                index, values = term.index, term.values
+                keep = index >= 0
+                if not keep.all():
+                    index, codes = index[keep], codes[keep]
+                    values = None if values is None else values[keep]
+                width = max(term.size, int(index.max()) + 1 if index.size else 0)
+                entry = self._widen(name, width)
+                width = entry.shape[1]
+                flat = np.bincount(codes * width + index, weights=values, minlength=size * width)
+                entry += flat.reshape(size, width).astype(np.int64)
+            else:
+                array = np.asarray(term)
+                entry = self._widen(name, array.shape[1])
+                for column in range(array.shape[1]):
+                    added = np.bincount(codes, weights=array[:, column], minlength=size)
+                    entry[:, column] += added.astype(np.int64)
+        else:  # sums
+            if isinstance(term, At):
+                index = term.index
+                values = np.ones(index.shape[0]) if term.values is None else term.values
+                width = max(term.size, int(index.max()) + 1 if index.size else 0)
+                self._widen_sums(name, width)
+                for position in range(width):
+                    rows = index == position
+                    if rows.any():
+                        entry[position].add(values[rows], codes[rows])
+            else:
+                array = np.asarray(term, dtype=np.float64)
+                self._widen_sums(name, array.shape[1])
+                for position in range(array.shape[1]):
+                    entry[position].add(array[:, position], codes)
+
+    def _widen(self, name: str, width: int) -> np.ndarray:
+        entry: np.ndarray = self._entries[name]
+        if entry.shape[1] < width:
+            entry = self._entries[name] = np.pad(entry, ((0, 0), (0, width - entry.shape[1])))
+        return entry
+
+    def _widen_sums(self, name: str, width: int) -> None:
+        entry = self._entries[name]
+        while len(entry) < width:
+            entry.append(GroupedExactSum())
+
+    def state(self, group: int) -> State:
+        """Group ``group``'s state (a fresh one beyond the groups added to)."""
+        out: State = {}
+        inside = group < self.size
+        for name, spec in self.specs.items():
+            entry = self._entries[name]
+            if spec.kind == "sum":
+                out[name] = entry[group]
+            elif spec.kind == "count":
+                out[name] = int(entry[group]) if inside else 0
+            elif spec.kind == "counts":
+                out[name] = entry[group].copy() if inside and entry.shape[1] else fresh("counts")
+            else:
+                sums = GroupedExactSum()
+                for position, per_group in enumerate(entry):
+                    sums._add_sum(position, per_group[group])
+                out[name] = sums
+        return out
+
+    def total(self) -> State:
+        """Every group's state added together (exactly)."""
+        everything = GroupedState(self.specs)
+        everything.merge(self, np.zeros(self.size, dtype=np.int64))
+        return everything.state(0)
+
+    def set_state(self, group: int, state: State) -> None:
+        """Add an ungrouped ``state`` into group ``group`` (e.g. one loaded from JSON)."""
+        self._grow_groups(group + 1)
+        for name, spec in self.specs.items():
+            value, entry = state[name], self._entries[name]
+            if spec.kind == "sum":
+                entry._add_sum(group, value)
+            elif spec.kind == "count":
+                entry[group] += value
+            elif spec.kind == "counts":
+                entry = self._widen(name, value.shape[0])
+                entry[group, : value.shape[0]] += value
+            else:
+                self._widen_sums(name, len(value))
+                for position, one in enumerate(value.sums()):
+                    entry[position]._add_sum(group, one)
+
+    def merge(self, other: GroupedState, mapping: np.ndarray | None = None) -> GroupedState:
+        """Add ``other``'s group ``i`` into group ``mapping[i]`` (or ``i``); exact."""
+        if mapping is None:
+            mapping = np.arange(other.size, dtype=np.int64)
+        mapping = np.asarray(mapping, dtype=np.int64)
+        if other.size:
+            self._grow_groups(int(mapping.max()) + 1)
+        for name, spec in self.specs.items():
+            mine, theirs = self._entries[name], other._entries[name]
+            if spec.kind == "sum":
+                mine.merge(theirs, mapping[: len(theirs)])
+            elif spec.kind == "count":
+                np.add.at(mine, mapping, theirs[: other.size])
+            elif spec.kind == "counts":
+                mine = self._widen(name, theirs.shape[1])
+                np.add.at(mine, mapping, _pad(theirs, (theirs.shape[0], mine.shape[1])))
+            else:
+                self._widen_sums(name, len(theirs))
+                for position, per_group in enumerate(theirs):
+                    mine[position].merge(per_group, mapping[: len(per_group)])
+        return self
+
+
+def _is_zero(total: Any) -> bool:
+    if isinstance(total, ExactSum):
+        return total == ExactSum()
+    if isinstance(total, GroupedExactSum):
+        return not len(total)
+    return not np.any(total)
