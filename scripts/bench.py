@@ -14,6 +14,10 @@
   each measured by scripts/bench_peers.py under its own interpreter. ``--setup-peers`` first
   creates .bench/venv-peers (torch 2.13.0 from this machine's disk, torchmetrics, keras, jax)
   and .bench/venv-mxnet (numpy 1.23.5, mxnet 1.9.1); peers that are not installed are left out.
+* groups: ``eval -m ce -m acc --by COL`` on a 4M-row file (--rows, if fewer) with string
+  columns of 10, 1,000 and 100,000 distinct values and an integer one of 100,000, against the
+  same command without ``--by``, whole processes writing the JSON result (goals >= 0.8, 0.7,
+  0.5 of the rate without --by).
 * dask: the Dask engine with 1 and 2 local worker processes on a 4-file dataset (same bits).
 * kernels: each C kernel per instruction set on one 32k-row slice, and ``update`` (ce; five
   metrics) on each slice of a 2M-row file (--rows, if fewer) right after decoding it and on the
@@ -137,6 +141,58 @@ def run_process(args: list[str]) -> tuple[float, int]:
             f"benchmark command failed: {' '.join(args)}\n{process.stderr.read().decode() if process.stderr else ''}"
         )
     return elapsed, usage.ru_maxrss * 1024
+
+
+#: the group-by columns of the grouped file: name -> (distinct values, type)
+GROUP_COLUMNS = {
+    "s10": (10, "string"),
+    "s1k": (1_000, "string"),
+    "s100k": (100_000, "string"),
+    "i100k": (100_000, "int"),
+}
+
+
+def make_grouped_file(path: Path, rows: int, seed: int = 1) -> Path:
+    """The eval file's columns plus the `GROUP_COLUMNS`: each row's group drawn uniformly."""
+    if path.exists():
+        return path
+    base = pq.read_table(make_file(path.with_name(f"eval_{rows}.parquet"), rows))
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for name, (distinct, kind) in GROUP_COLUMNS.items():
+        codes = rng.integers(0, distinct, rows)
+        if kind == "string":
+            words = np.array([f"group-{i:06d}" for i in range(distinct)], dtype=object)
+            columns[name] = pa.array(words[codes], pa.string())
+        else:
+            columns[name] = pa.array(codes * 7919 + 13, pa.int64())
+    table = base
+    for name, column in columns.items():
+        table = table.append_column(name, column)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP * 4)
+    tmp.rename(path)
+    return path
+
+
+def bench_groups(path: Path, rows: int, runs: int) -> list[tuple[str, float, float]]:
+    """``eval -m ce -m acc --by COL`` against the same without ``--by`` (whole processes,
+    writing the JSON result), rows/s and the ratio."""
+    metrics = ["-m", "ce", "-m", "acc"]
+    commands = {"no --by": eval_args(path, metrics)}
+    for name, (distinct, kind) in GROUP_COLUMNS.items():
+        commands[f"--by {name} ({distinct:,} {kind}s)"] = [*eval_args(path, metrics), "--by", name]
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for args in commands.values():
+        run_process(args)
+    order = list(commands)
+    for round_ in range(runs):
+        random.Random(round_).shuffle(order)
+        for name in order:
+            times[name].append(run_process(commands[name])[0])
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    plain = medians["no --by"]
+    return [(name, rows / medians[name], plain / medians[name]) for name in commands]
 
 
 def eval_args(path: Path, metrics: list[str]) -> list[str]:
@@ -411,7 +467,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="eval,rss,update,dask,kernels,pipeline")
+    parser.add_argument("--only", default="eval,groups,rss,update,dask,kernels,pipeline")
     parser.add_argument("--setup-peers", action="store_true", help="create the peers' venvs first")
     args = parser.parse_args()
     directory = data_directory()
@@ -430,6 +486,17 @@ def main() -> None:
         print(f"{'command':34s} {'rows/s':>14s} {'vs fastest decode':>18s}")
         for name, rate, ratio in bench_eval(path, args.rows, args.runs):
             print(f"{name:34s} {rate:14,.0f} {ratio:18.2f}")
+    if "groups" in parts:
+        rows = min(args.rows, 4_000_000)
+        path = make_grouped_file(directory / f"grouped_{rows}.parquet", rows)
+        print(
+            f"\n## eval -m ce -m acc --by COL: {rows:,} rows x {CLASSES} float32, median of "
+            f"{args.runs} rounds, shuffled order (goal vs no --by: >= 0.8 at 10 groups, >= 0.7 "
+            "at 1,000, >= 0.5 at 100,000)"
+        )
+        print(f"{'command':34s} {'rows/s':>14s} {'vs no --by':>11s}")
+        for name, rate, ratio in bench_groups(path, rows, args.runs):
+            print(f"{name:34s} {rate:14,.0f} {ratio:11.2f}")
     if "kernels" in parts:
         rows = min(args.rows, 2_000_000)
         path = make_file(directory / f"eval_{rows}.parquet", rows)

@@ -18,6 +18,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -872,6 +873,95 @@ static PyObject *group_sums_merge(GroupSums *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The correctly rounded double of (q + f) * 2**-1074 for a nonnegative integer q (32-bit
+ * digits, little end first) and a fraction f in [0, 1) told by `above` (f > 1/2), `half`
+ * (f == 1/2) and `inexact` (f > 0): round to nearest, ties to even. */
+static double digits_to_double(const uint32_t *q, int n, int above, int half, int inexact) {
+    int h = n - 1;
+    while (h >= 0 && q[h] == 0) h--;
+    if (h < 0) return above ? ldexp(1.0, -1074) : 0.0; /* q = 0: 0 or the smallest unit */
+    int top_bits = 32 - __builtin_clz(q[h]);
+    int64_t length = 32 * (int64_t)h + top_bits; /* bits of q */
+    int64_t keep = length > 53 ? length - 53 : 0; /* bits below the double's last place */
+    /* the 53 (or fewer) leading bits of q */
+    uint64_t lead = 0;
+    for (int64_t bit = length - 1; bit >= keep; bit--)
+        lead = (lead << 1) | ((q[bit >> 5] >> (bit & 31)) & 1u);
+    int up;
+    if (keep == 0) {
+        up = above || (half && (lead & 1));
+    } else {
+        int guard = (q[(keep - 1) >> 5] >> ((keep - 1) & 31)) & 1u;
+        int sticky = inexact;
+        for (int64_t bit = keep - 2; bit >= 0 && !sticky; bit--)
+            sticky = (q[bit >> 5] >> (bit & 31)) & 1u;
+        up = guard && (sticky || (lead & 1));
+    }
+    return ldexp((double)(lead + (uint64_t)up), (int)(keep - 1074));
+}
+
+PyDoc_STRVAR(group_sums_ratios_doc,
+"ratios(counts) -> numpy-compatible bytes of float64\n\n"
+"For each group g < len(counts) (C-contiguous int64), its exact sum divided by counts[g],\n"
+"correctly rounded (as ExactSum.ratio with an int): NaN for a count of 0, the sum's inf or NaN\n"
+"when it has one. Returns the float64 values as bytes.");
+
+static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
+    if (!group_sums_enter(s)) return NULL;
+    Py_buffer counts;
+    if (!get_view(arg, &counts, 0)) {
+        PyErr_SetString(PyExc_TypeError, "counts must be a C-contiguous int64 buffer");
+        return NULL;
+    }
+    if (buffer_kind(&counts) != K_I64) {
+        PyBuffer_Release(&counts);
+        PyErr_SetString(PyExc_TypeError, "counts must be a C-contiguous int64 buffer");
+        return NULL;
+    }
+    const Py_ssize_t n = counts.len / 8;
+    const int64_t *c = (const int64_t *)counts.buf;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (!out) { PyBuffer_Release(&counts); return NULL; }
+    double *values = (double *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t g = 0; g < n; g++) {
+        const int64_t count = c[g];
+        if (count <= 0) { values[g] = NAN; continue; } /* 0/0, as ExactSum.ratio */
+        acc_t zero;
+        acc_t *a = g < s->size ? &s->acc[g] : &zero;
+        if (g >= s->size) memset(&zero, 0, sizeof zero);
+        if (a->nan || (a->pos_inf && a->neg_inf)) { values[g] = NAN; continue; }
+        if (a->pos_inf) { values[g] = INFINITY; continue; }
+        if (a->neg_inf) { values[g] = -INFINITY; continue; }
+        acc_normalise(a);
+        /* magnitude of the two's complement digits (the last digit signed) */
+        uint32_t q[DIGITS];
+        const int negative = a->d[DIGITS - 1] < 0;
+        uint64_t borrow = 1;
+        for (int j = 0; j < DIGITS; j++) {
+            uint32_t v = (uint32_t)a->d[j];
+            if (negative) {
+                uint64_t t = (uint64_t)(uint32_t)~v + borrow;
+                v = (uint32_t)t;
+                borrow = t >> 32;
+            }
+            q[j] = v;
+        }
+        /* long division by count: q = floor(|sum| / count), rem the remainder */
+        unsigned __int128 rem = 0;
+        for (int j = DIGITS - 1; j >= 0; j--) {
+            unsigned __int128 cur = (rem << 32) | q[j];
+            q[j] = (uint32_t)(cur / (uint64_t)count);
+            rem = cur % (uint64_t)count;
+        }
+        const unsigned __int128 twice = rem * 2;
+        const double magnitude = digits_to_double(q, DIGITS, twice > (unsigned __int128)count,
+                                                  twice == (unsigned __int128)count, rem != 0);
+        values[g] = negative ? -magnitude : magnitude;
+    }
+    PyBuffer_Release(&counts);
+    return out;
+}
+
 static PyObject *group_sums_size(GroupSums *s, void *Py_UNUSED(closure)) {
     return PyLong_FromSsize_t(s->size);
 }
@@ -881,6 +971,7 @@ static PyMethodDef group_sums_methods[] = {
     {"get", (PyCFunction)group_sums_get, METH_O, group_sums_get_doc},
     {"add_units", (PyCFunction)group_sums_add_units, METH_VARARGS, group_sums_add_units_doc},
     {"merge", (PyCFunction)group_sums_merge, METH_VARARGS, group_sums_merge_doc},
+    {"ratios", (PyCFunction)group_sums_ratios, METH_O, group_sums_ratios_doc},
     {NULL, NULL, 0, NULL},
 };
 

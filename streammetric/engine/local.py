@@ -42,7 +42,7 @@ from ..io import (
 from ..io.sources import stdin_digest, stdin_end_note
 from ..metrics import EvalMetric
 from .checkpoint import Checkpoint
-from .partial import Partial, locate_error
+from .partial import GroupIndex, Partial, locate_error
 from .result import Result
 
 __all__ = ["Job", "Result", "RunStart", "evaluate", "run_job"]
@@ -110,6 +110,7 @@ class _Evaluator:
         self.job = job
         self.resolved = resolved
         self.where = where
+        self.index = GroupIndex()  # the group keys' codes, shared by the run's partials
         self.metric_kwargs = dict(job.metric_defaults)
         if resolved.from_logits and "from_logits" not in self.metric_kwargs:
             self.metric_kwargs["from_logits"] = True
@@ -145,7 +146,7 @@ class _Evaluator:
         """The unit's state: every batch through the metrics' `row_terms`, folded into its
         rows' groups. With ``--by``, batches wait (`_Pending`) until about `FLUSH_ROWS` rows
         are read, so that the group keys are encoded once per row group, not per slice."""
-        partial = Partial(self.new_metrics, unit_key=unit.key)
+        partial = Partial(self.new_metrics, unit_key=unit.key, index=self.index)
         pending = _Pending() if self.resolved.by else None
         for data, row_offset in iter_arrow(unit, self.resolved):
             batch = make_batch(
@@ -253,10 +254,7 @@ class _Pending:
         if not self.batches:
             return
         batches, self.batches, self.rows = self.batches, [], 0
-        columns = {
-            name: pa.chunked_array([_plain_array(b[0][name]) for b in batches])
-            for name in batches[0][0]
-        }
+        columns = {name: _one_array([b[0][name] for b in batches]) for name in batches[0][0]}
         codes, keys = group_codes(columns)
         codes = partial.codes_of(keys)[codes]
         start = 0
@@ -266,9 +264,11 @@ class _Pending:
             start = end
 
 
-def _plain_array(array: pa.Array) -> pa.Array:
-    """A dictionary-encoded column as its values (slices' dictionaries may differ)."""
-    return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
+def _one_array(chunks: list[pa.Array]) -> pa.ChunkedArray:
+    """The slices of a group-by column as one column (dictionary-encoded slices, as strings
+    are read, with their dictionaries unified rather than decoded)."""
+    column = pa.chunked_array(chunks)
+    return column.unify_dictionaries() if pa.types.is_dictionary(column.type) else column
 
 
 class JobRun:
@@ -295,7 +295,7 @@ class JobRun:
         where = self.units[0].display_path if self.units else job.paths[0]
         self.evaluator = _Evaluator(job, resolved, where)
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
-        self.total = Partial(self.evaluator.new_metrics)
+        self.total = Partial(self.evaluator.new_metrics, index=self.evaluator.index)
         self.saver = Checkpoint(checkpoint, self.identity) if checkpoint else None
         self.done: set[str] = self.saver.load_into(self.total, self.units) if self.saver else set()
         if self.saver is not None and self.saver.stdin is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,42 +35,55 @@ class Partial:
     """
 
     def __init__(
-        self, new_metrics: Callable[[], EvalMetric], *, unit_key: str | None = None
+        self,
+        new_metrics: Callable[[], EvalMetric],
+        *,
+        unit_key: str | None = None,
+        index: GroupIndex | None = None,
     ) -> None:
         self._new = new_metrics
         self.unit_key = unit_key
         self.template = new_metrics()  # never updated: its leaves say what the state is
         self.leaves: list[EvalMetric] = _leaves(self.template)
         self.states = [_grouped(leaf) for leaf in self.leaves]
-        self.keys: list[GroupKey] = []
-        self._codes: dict[GroupKey, int] = {}
+        #: the group keys' codes, shared by the partials of one run (then merging them is
+        #: adding arrays, no key looked up)
+        self.index = index if index is not None else GroupIndex()
         self._rows = np.zeros(0, dtype=np.int64)  # rows per group code
         self.rows = 0
         self.invalid_rows = 0
 
+    @property
+    def keys(self) -> list[GroupKey]:
+        """The key of each code of the index (some may have no rows in this partial)."""
+        return self.index.keys
+
     # -- codes ---------------------------------------------------------------------------------
     def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
         """The code of each key (new keys get the next codes), as int64."""
-        codes = self._codes
-        out = np.empty(len(keys), dtype=np.int64)
-        for index, key in enumerate(keys):
-            code = codes.get(key)
-            if code is None:
-                code = codes[key] = len(self.keys)
-                self.keys.append(key)
-            out[index] = code
-        if len(self.keys) > self._rows.shape[0]:
-            self._rows = np.pad(self._rows, (0, len(self.keys) - self._rows.shape[0]))
+        out = self.index.codes_of(keys)
+        size = len(self.index.keys)
+        if size > self._rows.shape[0]:
+            self._rows = np.pad(self._rows, (0, size - self._rows.shape[0]))
         return out
+
+    def present(self) -> np.ndarray:
+        """The codes of the groups with rows in this partial."""
+        return np.flatnonzero(self._rows)
 
     @property
     def group_rows(self) -> dict[GroupKey, int]:
         """Rows counted per group key."""
-        return {key: int(rows) for key, rows in zip(self.keys, self._rows.tolist(), strict=False)}
+        keys, rows = self.keys, self._rows
+        return {keys[code]: int(rows[code]) for code in self.present().tolist()}
 
     def sorted_codes(self) -> list[int]:
         """The group codes in key order (as results and checkpoints list them)."""
-        return sorted(range(len(self.keys)), key=lambda code: _sort_key(self.keys[code]))
+        keys, codes = self.keys, self.present().tolist()
+        kinds = {type(value) for code in codes for value in keys[code]}
+        if len(kinds) == 1 and kinds <= {str, int}:  # one plain type: the keys sort as they are
+            return sorted(codes, key=keys.__getitem__)
+        return sorted(codes, key=lambda code: _sort_key(keys[code]))
 
     # -- adding ---------------------------------------------------------------------------------
     def add(
@@ -87,7 +101,7 @@ class Partial:
         count = int(labels.shape[0]) if isinstance(codes, int) else int(codes.shape[0])
         if not count:
             return
-        num_groups = len(self.keys)
+        num_groups = self._rows.shape[0]
         if terms is None:
             terms = self.row_terms(labels, preds, weights)
         for leaf, state, leaf_terms in zip(self.leaves, self.states, terms, strict=True):
@@ -130,11 +144,15 @@ class Partial:
 
     def merge(self, other: Partial) -> Partial:
         """Add ``other``'s states into this one, exactly (``other`` is left as it was)."""
-        # keys are canonical again: a NaN key of another process (Dask) is another object
-        mapping = self.codes_of([canonical_key(key) for key in other.keys])
+        size = other._rows.shape[0]
+        if other.index is self.index:  # the same codes
+            mapping = np.arange(size, dtype=np.int64)
+            self.codes_of([])  # rows for every code of the index
+        else:  # another run's or process's codes (its keys are canonical: loaded from JSON)
+            mapping = self.codes_of(other.keys[:size])
         for mine, theirs in zip(self.states, other.states, strict=True):
             mine.merge(theirs, mapping)  # type: ignore[arg-type]
-        np.add.at(self._rows, mapping, other._rows[: len(other.keys)])
+        np.add.at(self._rows, mapping, other._rows)
         self.rows += other.rows
         self.invalid_rows += other.invalid_rows
         return self
@@ -170,22 +188,34 @@ class Partial:
         groups = None
         noted: dict[GroupKey, EvalMetric] = {}
         if grouped:
-            groups = []
+            codes = self.sorted_codes()
+            per_group: list[dict[str, Any]] = [{} for _ in codes]
+            flags = np.zeros(self._rows.shape[0], dtype=bool)
+            for leaf, state in zip(self.leaves, self.states, strict=True):
+                values = leaf.group_values(state) if isinstance(state, GroupedState) else None
+                if values is not None:  # every group at once
+                    assert isinstance(state, GroupedState)
+                    flags[: state.size] |= leaf.group_notes(state, values)
+                    columns = [(str(n), v.tolist()) for n, v in values.items()]
+                    for out, code in zip(per_group, codes, strict=True):
+                        for name, column in columns:
+                            out[name] = column[code]
+                    continue
+                for out, code in zip(per_group, codes, strict=True):  # group by group
+                    one = state.state(code)
+                    _add_values(out, leaf.name_values(one))
+                    flags[code] |= leaf.may_note(one)
             rows = self._rows.tolist()
-            for code in self.sorted_codes():
-                states = [state.state(code) for state in self.states]
-                values: dict[str, Any] = {}
-                for leaf, state in zip(self.leaves, states, strict=True):
-                    _add_values(values, leaf.name_values(state))
-                key = self.keys[code]
-                groups.append(
-                    {"key": dict(zip(by, key, strict=True)), "rows": rows[code], "metrics": values}
-                )
-                if any(
-                    leaf.may_note(state) for leaf, state in zip(self.leaves, states, strict=True)
-                ):
-                    noted[key] = self.metric_of(states)
-        lines = condense(overall, noted if grouped else None, by, len(self.keys))
+            groups = [
+                {
+                    "key": dict(zip(by, self.keys[code], strict=True)),
+                    "rows": rows[code],
+                    "metrics": out,
+                }
+                for code, out in zip(codes, per_group, strict=True)
+            ]
+            noted = {self.keys[code]: self.group_metric(code) for code in codes if flags[code]}
+        lines = condense(overall, noted if grouped else None, by, len(self.present()))
         return Result(
             self.rows, self.invalid_rows, _values(overall), groups, [*notes, *lines], self
         )
@@ -245,6 +275,29 @@ class Partial:
             self._rows[code] += group_rows
         self.rows += rows
         self.invalid_rows += invalid_rows
+
+
+class GroupIndex:
+    """Group keys numbered ``0, 1, ...`` in the order they are first seen, shared by the
+    threads of a run (new keys are numbered under a lock)."""
+
+    def __init__(self) -> None:
+        self.keys: list[GroupKey] = []
+        self._codes: dict[GroupKey, int] = {}
+        self._lock = threading.Lock()
+
+    def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
+        """The code of each key (new keys get the next codes), as int64."""
+        codes = self._codes
+        out = np.empty(len(keys), dtype=np.int64)
+        with self._lock:
+            for position, key in enumerate(keys):
+                code = codes.get(key)
+                if code is None:
+                    code = codes[key] = len(self.keys)
+                    self.keys.append(key)
+                out[position] = code
+        return out
 
 
 class _ObjectStates:

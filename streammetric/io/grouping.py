@@ -156,7 +156,37 @@ def group_codes(
     columns = [_encode(array) for array in groups.values()]
     if not columns:
         return np.zeros(0, dtype=np.int64), []
-    stacked = np.stack([codes for codes, _ in columns], axis=1)
-    unique_rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    keys = [tuple(columns[col][1][code] for col, code in enumerate(row)) for row in unique_rows]
-    return inverse.reshape(-1).astype(np.int64), keys
+    if len(columns) == 1:  # the column's codes are the groups'
+        codes, values = columns[0]
+        return codes, [(value,) for value in values]
+    sizes = [max(len(values), 1) for _, values in columns]
+    if float(np.prod(sizes, dtype=np.float64)) >= 2**62:  # the codes' product overflows int64
+        stacked = np.stack([codes for codes, _ in columns], axis=1)
+        unique_rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        keys = [tuple(columns[c][1][code] for c, code in enumerate(row)) for row in unique_rows]
+        return inverse.reshape(-1).astype(np.int64), keys
+    combined = columns[0][0].copy()
+    for (codes, _), size in zip(columns[1:], sizes[1:], strict=True):
+        combined *= size
+        combined += codes
+    space = int(np.prod(sizes, dtype=np.int64))
+    if space <= max(1 << 22, 4 * len(combined)):  # a table over every combination: O(rows)
+        seen = np.zeros(space, dtype=bool)
+        seen[combined] = True
+        present = np.flatnonzero(seen)
+        table = np.empty(space, dtype=np.int64)
+        table[present] = np.arange(len(present))
+        inverse = table[combined]
+    else:
+        present, inverse = np.unique(combined, return_inverse=True)
+    parts = []
+    rest = present
+    for size in reversed(sizes):
+        rest, part = np.divmod(rest, size)
+        parts.append(part)
+    parts.reverse()
+    keys = [
+        tuple(columns[c][1][code] for c, code in enumerate(row))
+        for row in zip(*(part.tolist() for part in parts), strict=True)
+    ]
+    return inverse.astype(np.int64), keys

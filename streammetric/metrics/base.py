@@ -36,6 +36,7 @@ from ._inputs import as_pairs
 from ._options import check_bool, check_names
 from .state import (
     ROWS,
+    GroupedState,
     Spec,
     State,
     Terms,
@@ -310,6 +311,30 @@ class EvalMetric(_Locked):
         finite number. Metrics with notes about finite values extend it."""
         values = [value for _, value in self.name_values(state)]
         return any(isinstance(v, float) and not math.isfinite(v) for v in values)
+
+    def group_values(self, grouped: GroupedState) -> dict[str, np.ndarray] | None:
+        """Every group's value at once (name -> float64 per group code), the bits
+        `name_values` gives each group's state; None when this metric has no such shortcut
+        (then each group's state is computed alone). The default covers the weighted means of
+        the default state (``sum_metric`` over ``sum_weight`` or ``num_inst``) whose
+        denominators are whole numbers (no sample weights)."""
+        if type(self)._compute is not EvalMetric._compute or "sum_metric" not in self._specs:
+            return None
+        rows = grouped.whole("num_inst")
+        denominators = grouped.whole("sum_weight") if "sum_weight" in self._specs else rows
+        if rows is None or denominators is None:
+            return None
+        values = grouped.ratios("sum_metric", denominators)
+        values[rows == 0] = np.nan
+        name, _ = self.get()
+        return {str(name): values}
+
+    def group_notes(self, grouped: GroupedState, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Which groups `may_note` (bool per group code), from `group_values`."""
+        flags = np.zeros(grouped.size, dtype=bool)
+        for array in values.values():
+            flags |= ~np.isfinite(array)
+        return flags
 
     def state_specs(self) -> dict[str, Spec]:
         """The declared state entries (name -> `Spec`)."""

@@ -47,7 +47,7 @@ from ._options import check_bool, check_eps, check_int
 from ._shared import CLASS_RANKS, computed, memoized, offer, wanted
 from .base import EvalMetric, State, ValueNote, outcome_of, plural
 from .registry import alias, register
-from .state import ROWS, Rowwise, Terms
+from .state import ROWS, GroupedState, Rowwise, Terms
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "NegativeLogLikelihood", "Perplexity"]
 
@@ -195,6 +195,13 @@ class _LossMetric(EvalMetric):
 
     def may_note(self, state: State) -> bool:
         return bool(state["diagnostics"].any()) or super().may_note(state)
+
+    def group_notes(self, grouped: GroupedState, values: dict[str, np.ndarray]) -> np.ndarray:
+        flags = super().group_notes(grouped, values)
+        diagnostics = grouped.whole_vector("diagnostics")
+        if diagnostics.size:
+            flags |= diagnostics.any(axis=1)
+        return flags
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         terms = self._terms(labels, preds)

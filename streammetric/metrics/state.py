@@ -307,8 +307,8 @@ class GroupedState:
 
     @staticmethod
     def _fresh(spec: Spec) -> Any:
-        if spec.kind == "sum":
-            return GroupedExactSum()
+        if spec.kind == "sum":  # the floats' exact sums, and the whole units (ROWS, bools)
+            return _Sum(GroupedExactSum(), np.zeros(0, dtype=np.int64))
         if spec.kind == "count":
             return np.zeros(0, dtype=np.int64)
         if spec.kind == "counts":
@@ -320,7 +320,9 @@ class GroupedState:
             return
         for name, spec in self.specs.items():
             entry = self._entries[name]
-            if spec.kind == "count":
+            if spec.kind == "sum":
+                entry.ones = np.pad(entry.ones, (0, size - entry.ones.shape[0]))
+            elif spec.kind == "count":
                 self._entries[name] = np.pad(entry, (0, size - entry.shape[0]))
             elif spec.kind == "counts":
                 self._entries[name] = np.pad(entry, ((0, size - entry.shape[0]), (0, 0)))
@@ -351,12 +353,19 @@ class GroupedState:
         kind, entry, size = self.specs[name].kind, self._entries[name], self.size
         if kind == "sum":
             if term is ROWS:
-                entry.add(np.ones(codes.shape[0]), codes)
+                entry.ones += np.bincount(codes, minlength=size)
             elif np.ndim(term) > 1:  # (n, elements): each row's elements into its group
                 width = int(np.prod(np.shape(term)[1:]))
-                entry.add(np.reshape(term, -1), np.repeat(codes, width))
+                if term.dtype == bool:
+                    entry.ones += np.bincount(
+                        codes, weights=term.sum(axis=1), minlength=size
+                    ).astype(np.int64)
+                else:
+                    entry.sums.add(np.reshape(term, -1), np.repeat(codes, width))
+            elif term.dtype == bool:  # 0 or 1 each: counted
+                entry.ones += np.bincount(codes[term], minlength=size)
             else:
-                entry.add(term, codes)
+                entry.sums.add(term, codes)
         elif kind == "count":
             if term is ROWS:
                 added = np.bincount(codes, minlength=size)
@@ -420,7 +429,9 @@ class GroupedState:
         for name, spec in self.specs.items():
             entry = self._entries[name]
             if spec.kind == "sum":
-                out[name] = entry[group]
+                out[name] = entry.sums[group]
+                if inside and entry.ones[group]:
+                    out[name].add_count(int(entry.ones[group]))
             elif spec.kind == "count":
                 out[name] = int(entry[group]) if inside else 0
             elif spec.kind == "counts":
@@ -431,6 +442,41 @@ class GroupedState:
                     sums._add_sum(position, per_group[group])
                 out[name] = sums
         return out
+
+    def whole(self, name: str) -> np.ndarray | None:
+        """Entry ``name`` per group as int64 when every group's value is a whole number
+        counted exactly (a count, or a sum of `ROWS` and bools only); else None."""
+        entry, kind = self._entries[name], self.specs[name].kind
+        if kind == "count":
+            return entry[: self.size]
+        if kind == "sum" and not len(entry.sums):
+            return entry.ones[: self.size]
+        return None
+
+    def whole_vector(self, name: str) -> np.ndarray:
+        """Count vector entry ``name`` per group, int64 (groups, K)."""
+        entry: np.ndarray = self._entries[name]
+        return entry[: self.size]
+
+    def ratios(self, name: str, denominators: np.ndarray) -> np.ndarray:
+        """Sum entry ``name`` of each group over ``denominators`` (int64 per group), each
+        correctly rounded as `ExactSum.ratio` with an int gives it (NaN for 0)."""
+        entry = self._entries[name]
+        denominators = np.ascontiguousarray(denominators[: self.size], dtype=np.int64)
+        ones = entry.ones[: self.size]
+        if (
+            not len(entry.sums)
+            and int(ones.max(initial=0)) < 1 << 53
+            and int(denominators.max(initial=0)) < 1 << 53
+        ):
+            with np.errstate(invalid="ignore", divide="ignore"):  # exact ints: one rounding
+                values = ones.astype(np.float64) / denominators.astype(np.float64)
+            values[denominators == 0] = np.nan
+            return values
+        sums = GroupedExactSum().merge(entry.sums)
+        if ones.any():
+            sums._sums.merge(_as_units(ones), None)
+        return np.frombuffer(sums._sums.ratios(denominators), dtype=np.float64).copy()
 
     def total(self) -> State:
         """Every group's state added together (exactly)."""
@@ -444,7 +490,7 @@ class GroupedState:
         for name, spec in self.specs.items():
             value, entry = state[name], self._entries[name]
             if spec.kind == "sum":
-                entry._add_sum(group, value)
+                entry.sums._add_sum(group, value)
             elif spec.kind == "count":
                 entry[group] += value
             elif spec.kind == "counts":
@@ -465,7 +511,8 @@ class GroupedState:
         for name, spec in self.specs.items():
             mine, theirs = self._entries[name], other._entries[name]
             if spec.kind == "sum":
-                mine.merge(theirs, mapping[: len(theirs)])
+                mine.sums.merge(theirs.sums, mapping[: len(theirs.sums)])
+                np.add.at(mine.ones, mapping, theirs.ones[: other.size])
             elif spec.kind == "count":
                 np.add.at(mine, mapping, theirs[: other.size])
             elif spec.kind == "counts":
@@ -476,6 +523,28 @@ class GroupedState:
                 for position, per_group in enumerate(theirs):
                     mine[position].merge(per_group, mapping[: len(per_group)])
         return self
+
+
+@dataclass
+class _Sum:
+    """A grouped sum entry: exact sums of floats per group, plus whole units per group (rows
+    of `ROWS`, bools) counted as int64 (a bincount instead of an exact sum of ones)."""
+
+    sums: GroupedExactSum
+    ones: np.ndarray
+
+
+def _as_units(ones: np.ndarray) -> Any:
+    """Whole counts per group as a `GroupSums` (each count exactly, as a float64 < 2**53 or
+    in parts)."""
+    out = GroupedExactSum()
+    codes = np.arange(len(ones), dtype=np.int64)
+    rest = ones.copy()
+    while rest.any():  # counts >= 2**53 (never in practice) in exact float64 parts
+        part = np.minimum(rest, 1 << 52)
+        out.add(part.astype(np.float64), codes)
+        rest -= part
+    return out._sums
 
 
 def _is_zero(total: Any) -> bool:
