@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._exceptions import ConfigError, InvalidInputError
+from .._exceptions import ConfigError
 from ..accumulate import ExactSum
 from ..conventions import Convention, get_convention, rules_phrase
 from ..functional import _ce_inputs
@@ -163,7 +163,7 @@ class _LossMetric(EvalMetric):
         diagnostics = terms.diagnostics
         if terms.invalid_reason is not None:
             if self.on_invalid == "raise":
-                raise InvalidInputError(terms.invalid_reason)
+                raise terms.invalid_reason
             state["num_invalid"] += diagnostics["num_invalid"]
         numerator, denominator = terms.numerator, terms.denominator
         counted = len(numerator) - diagnostics["num_ignored"] - diagnostics["num_invalid"]
