@@ -15,13 +15,84 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 class StreamMetricError(Exception):
     """Base class of every error streammetric raises on purpose."""
 
 
 class InvalidInputError(StreamMetricError, ValueError):
-    """Input data breaks a rule: shape, range, NaN, dtype."""
+    """Input data breaks a rule: shape, range, NaN, dtype.
+
+    Besides the message, fields say what broke which rule (None when not known):
+
+    - ``argument``: ``"labels"``, ``"preds"`` or ``"sample_weight"`` (the functional API's
+      ``y_true`` and ``y_pred`` are ``"labels"`` and ``"preds"`` here too), or another
+      argument by its name, e.g. ``"class_weight"``;
+    - ``row``: the row within the arrays passed in (a tuple of indices when rows have several
+      dimensions); once located in a file, the row of the file;
+    - ``rule``: what the value must be, e.g. ``"must be finite"``;
+    - ``value``: what was received (NumPy values as Python ones), e.g. the row's values;
+    - ``path`` and ``column``: the file and column, once an evaluation located the error.
+
+    >>> error = InvalidInputError.bad_row("labels", 3, "must be in [0, 3)", [5])
+    >>> str(error), error.argument, error.row
+    ('`labels` row 3 must be in [0, 3), got [5]', 'labels', 3)
+    >>> str(error.located("data.parquet", "label", 1003))
+    'data.parquet: column `label`, row 1003: must be in [0, 3), got [5]'
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        argument: str | None = None,
+        row: int | tuple[int, ...] | None = None,
+        rule: str | None = None,
+        value: Any = None,
+        path: str | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.argument, self.row, self.rule, self.value = argument, row, rule, value
+        self.path, self.column = path, column
+
+    @classmethod
+    def bad_row(
+        cls, argument: str, row: int | tuple[int, ...], rule: str, value: Any
+    ) -> InvalidInputError:
+        """``"`ARGUMENT` row ROW RULE, got VALUE"`` (the value shortened to one line)."""
+        value = _plain(value)
+        message = f"`{argument}` row {row} {rule}, got {_shown(value)}"
+        return cls(message, argument=argument, row=row, rule=rule, value=value)
+
+    @classmethod
+    def bad_argument(cls, argument: str, rule: str, value: Any) -> InvalidInputError:
+        """``"`ARGUMENT` RULE, got VALUE"``: a value of the whole argument (a dtype, a count)."""
+        value = _plain(value)
+        message = f"`{argument}` {rule}, got {_shown(value)}"
+        return cls(message, argument=argument, rule=rule, value=value)
+
+    def located(
+        self, path: str, column: str | None = None, row: int | None = None
+    ) -> InvalidInputError:
+        """This error in a file: ``"PATH: column `COLUMN`, row ROW: RULE, got VALUE"``, what is
+        not known left out (without a column or a rule, the message follows the path)."""
+        where = path if column is None else f"{path}: column `{column}`"
+        if row is not None:
+            where += f", row {row}"
+        known = column is not None and self.rule is not None
+        said = f"{self.rule}, got {_shown(self.value)}" if known else str(self)
+        return InvalidInputError(
+            f"{where}: {said}",
+            argument=self.argument,
+            row=row,
+            rule=self.rule,
+            value=self.value,
+            path=path,
+            column=column,
+        )
 
 
 class ConfigError(StreamMetricError, ValueError):
@@ -57,10 +128,8 @@ class StateError(StreamMetricError, ValueError):
         cls, field: str, rule: str, value: Any, *, what: str = "`state`", path: str | None = None
     ) -> StateError:
         """``"[PATH: ]WHAT field `FIELD` RULE, got VALUE"`` (the value shortened to one line)."""
-        text = repr(value)
-        text = text if len(text) <= 80 else text[:77] + "..."
         where = f"{path}: " if path else ""
-        message = f"{where}{what} field `{field}` {rule}, got {text}"
+        message = f"{where}{what} field `{field}` {rule}, got {_shown(value)}"
         return cls(message, path=path, field=field, rule=rule, value=value)
 
     def within(self, prefix: str, *, what: str, path: str | None = None) -> StateError:
@@ -70,3 +139,14 @@ class StateError(StreamMetricError, ValueError):
             return StateError(f"{where}{self}", path=path, field=prefix or None)
         field = ".".join(part for part in (prefix, self.field) if part)
         return StateError.bad_field(field, self.rule, self.value, what=what, path=path)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays as Python numbers and lists (``tolist``); the rest as given."""
+    return value.tolist() if isinstance(value, (np.generic, np.ndarray)) else value
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` shortened to 80 characters (a dtype as ``dtype <U1``)."""
+    text = f"dtype {value}" if isinstance(value, np.dtype) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

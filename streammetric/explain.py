@@ -229,7 +229,7 @@ def explain(
     >>> round(explain([0, 1], [0.2, 1.0]).value("torch"), 6)
     0.111572
     """
-    pred = to_numpy(y_pred, "y_pred")
+    pred = to_numpy(y_pred, "preds")
     if binary is None:
         binary = pred.ndim == 1 or pred.shape[-1] == 1
     kind = "binary" if binary else "categorical"
@@ -259,7 +259,7 @@ def explain(
 
     exact_terms = terms_for(ordered[0])
     exact_value = mean(exact_terms)
-    sparse = not binary and to_numpy(y_true, "y_true").ndim < pred.ndim
+    sparse = not binary and to_numpy(y_true, "labels").ndim < pred.ndim
     results = []
     for conv in ordered:
         terms = exact_terms if conv is ordered[0] else terms_for(conv)
@@ -278,7 +278,7 @@ def explain(
                 name=conv.name,
                 display_name=conv.display_name,
                 value=None if terms.invalid_reason else value,
-                error=terms.invalid_reason,
+                error=None if terms.invalid_reason is None else str(terms.invalid_reason),
                 dtype=dtype.name,
                 sentence=_sentence(
                     conv,

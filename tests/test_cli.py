@@ -190,11 +190,11 @@ def test_explain_the_seed_example(tmp_path):
         ),
         (
             {"label": [1, 5], "probs": [[0.0, 1.0], [0.0, 1.0]]},
-            "column `label`, row 1: `y_true` row 1 must be a class index in [0, 1], got 5",
+            "column `label`, row 1: must be a class index in [0, 1], got 5",
         ),
         (
             {"label": [1, 0], "probs": [[0.0, 1.0], [-0.5, 1.5]]},
-            "column `probs`, row 1: `y_pred` row 1 must hold probabilities in [0, 1]",
+            "column `probs`, row 1: must hold probabilities in [0, 1]",
         ),
         (
             {"label": [1, 0, 1], "probs": [[0.0, 1.0], [0.5], [0.2, 0.8]]},

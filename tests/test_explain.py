@@ -52,15 +52,13 @@ def test_rejected_conventions_show_the_error_instead_of_a_value() -> None:
     exact = report.result("exact")
     assert exact.value is None
     assert exact.error == (
-        "`y_pred` row 0 must hold probabilities in [0, 1] under convention 'exact', got 5.0"
+        "`preds` row 0 must hold probabilities in [0, 1] under convention 'exact', got 5.0"
     )
     assert report.result("sklearn").value is None
     assert report.value("keras") == pytest.approx(0.5389965, rel=2e-7)
     assert report.result("keras").sentence.startswith("exact rejects this data; Keras renormalises")
     text = report.to_text()
-    assert (
-        "error: `y_pred` row 0 must hold probabilities in [0, 1] under convention 'exact'" in text
-    )
+    assert "error: `preds` row 0 must hold probabilities in [0, 1] under convention 'exact'" in text
 
 
 def test_values_equal_the_functional_means_with_weights_and_smoothing() -> None:

@@ -134,7 +134,11 @@ class _Evaluator:
                 f"per row is the positive-class score (binary), but {', '.join(self.per_class_metrics)} "
                 f"{'needs' if len(self.per_class_metrics) == 1 else 'need'} one score per class "
                 "(2 or more); give every class's score, or use a binary "
-                "metric (bce, brier, ece, auc, f1, mcc)"
+                "metric (bce, brier, ece, auc, f1, mcc)",
+                argument="preds",
+                row=row,
+                path=where,
+                column=", ".join(self.resolved.preds),
             )
 
     def new_metrics(self) -> EvalMetric:
@@ -179,10 +183,12 @@ class _Evaluator:
             return None
         if self.job.on_invalid == "raise":
             row = int(np.argmax(bad))
-            raise InvalidInputError(
-                f"{batch.unit.display_path}: column `{', '.join(self.resolved.preds)}`, row "
-                f"{int(batch.source_rows()[row])}: probabilities must sum to 1 (--strict), got "
-                f"{float(sums[row])!r}"
+            raise InvalidInputError.bad_row(
+                "preds", row, "probabilities must sum to 1 (--strict)", sums[row]
+            ).located(
+                batch.unit.display_path,
+                ", ".join(self.resolved.preds),
+                int(batch.source_rows()[row]),
             )
         return bad
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -391,30 +390,15 @@ def _values(metric: EvalMetric) -> dict[str, Any]:
     return out
 
 
-_ROW = re.compile(r"\brow (\d+)\b")
-_ARGUMENT = re.compile(r"`(labels|y_true|preds|y_pred|sample_weight)`")
-
-
 def locate_error(
     exc: InvalidInputError, unit: Unit, columns: ResolvedColumns, rows: np.ndarray
 ) -> InvalidInputError:
-    """Rewrite a metric's message (row within the update) to name the file, column and file row."""
-    message = str(exc)
-    preds = ",".join(columns.preds)
+    """A metric's error (its row within the update) in the file: path, column and file row."""
     column = {
         "labels": columns.labels,
-        "y_true": columns.labels,
-        "preds": preds,
-        "y_pred": preds,
-        "sample_weight": columns.weights or "weights",
-    }
-    argument = _ARGUMENT.search(message)
-    match = _ROW.search(message)
-    where = unit.display_path
-    if argument:
-        where += f": column `{column[argument.group(1)]}`"
-    if match and int(match.group(1)) < len(rows):
-        file_row = int(rows[int(match.group(1))])
-        where += f", row {file_row}"
-        message = _ROW.sub(f"row {file_row}", message, count=1)
-    return InvalidInputError(f"{where}: {message}")  # "file: column `c`, row N: rule"
+        "preds": ",".join(columns.preds),
+        "sample_weight": columns.weights,
+    }.get(exc.argument or "")
+    row = exc.row if isinstance(exc.row, int) and 0 <= exc.row < len(rows) else None
+    file_row = None if row is None else int(rows[row])
+    return exc.located(unit.display_path, column, file_row)  # "file: column `c`, row N: rule"

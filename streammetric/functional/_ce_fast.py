@@ -46,7 +46,7 @@ def _fast_sparse_terms(
     does, so the counts are the general path's. With ``class_ranks``, the same pass ranks the
     true classes (``LossTerms.ranks``).
     """
-    pred, true = inputs.to_numpy(y_pred, "y_pred"), inputs.to_numpy(y_true, "y_true")
+    pred, true = inputs.to_numpy(y_pred, "preds"), inputs.to_numpy(y_true, "labels")
     if pred.ndim != 2 or axis not in (-1, 1) or true.ndim != 1 or not pred.size:
         return None
     compute = conv.compute_dtype(pred.dtype)

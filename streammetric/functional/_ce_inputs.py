@@ -2,7 +2,8 @@
 
 Shape and option errors are raised at once (InvalidInputError / ConfigError). Row rules (labels
 out of range, probabilities outside [0, 1]) are returned as boolean masks so that a streaming
-caller can skip bad rows; :func:`first_reason` words the first one.
+caller can skip bad rows; :func:`first_error` is the error of the first one. Errors name the
+arguments as the metric API does: ``y_true`` is ``labels`` and ``y_pred`` is ``preds``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from streammetric._exceptions import ConfigError, InvalidInputError
 
-RowRule = tuple[np.ndarray, Callable[[int], str]]
+RowRule = tuple[np.ndarray, Callable[[int], InvalidInputError]]  # bad rows, error of a row
 
 
 def to_numpy(values: Any, name: str) -> np.ndarray:
@@ -26,40 +27,38 @@ def to_numpy(values: Any, name: str) -> np.ndarray:
             values = values.detach().cpu().numpy()
     array = np.asarray(values)
     if array.dtype.kind not in "biuf":
-        raise InvalidInputError(f"`{name}` must be numeric, got dtype {array.dtype}")
+        raise InvalidInputError.bad_argument(name, "must be numeric", array.dtype)
     return array
 
 
-def fmt_value(value: Any) -> str:
-    """A received value as the messages show it: ``5``, ``1.5``, ``nan``, ``-inf``."""
-    number = value.item() if isinstance(value, np.generic) else value
-    if isinstance(number, float) and number.is_integer():
-        return repr(number)
-    return str(number)
+def row_error(
+    argument: str, index: int, batch_shape: Sequence[int], rule: str, value: Any
+) -> InvalidInputError:
+    """`InvalidInputError.bad_row` of flat row ``index``: row ``3`` for flat batches,
+    ``(0, 3)`` when rows have several dimensions."""
+    row: int | tuple[int, ...] = index
+    if len(batch_shape) > 1:
+        row = tuple(int(i) for i in np.unravel_index(index, tuple(batch_shape)))
+    return InvalidInputError.bad_row(argument, row, rule, value)
 
 
-def row_name(index: int, batch_shape: Sequence[int]) -> str:
-    """``row 3`` for flat batches, ``row (0, 3)`` when rows have several dimensions."""
-    if len(batch_shape) <= 1:
-        return f"row {index}"
-    return f"row {tuple(int(i) for i in np.unravel_index(index, tuple(batch_shape)))}"
-
-
-def first_reason(rules: Sequence[RowRule], num_rows: int) -> tuple[np.ndarray, str | None]:
-    """OR of the rule masks, and the message of the first rule failing on the first bad row."""
+def first_error(
+    rules: Sequence[RowRule], num_rows: int
+) -> tuple[np.ndarray, InvalidInputError | None]:
+    """OR of the rule masks, and the error of the first rule failing on the first bad row."""
     invalid = np.zeros(num_rows, dtype=bool)
     for mask, _ in rules:
         invalid |= mask
     if not invalid.any():
         return invalid, None
     row = int(np.argmax(invalid))
-    message = next(make(row) for mask, make in rules if mask[row])
-    return invalid, message
+    error = next(make(row) for mask, make in rules if mask[row])
+    return invalid, error
 
 
-def first_bad_value(values: np.ndarray, bad: np.ndarray, row: int) -> str:
+def first_bad_value(values: np.ndarray, bad: np.ndarray, row: int) -> Any:
     """The first offending value of ``row``."""
-    return fmt_value(values[row][bad[row]][0])
+    return values[row][bad[row]][0]
 
 
 def move_class_axis(array: np.ndarray, axis: int) -> np.ndarray:
@@ -84,20 +83,21 @@ def categorical_inputs(
     y_true: Any, y_pred: Any, *, axis: int, ignore_index: int | None, dtype_of: Any
 ) -> CategoricalInputs:
     """Coerce ``y_true``/``y_pred`` into rows; ``dtype_of(input dtype)`` picks the compute dtype."""
-    pred = to_numpy(y_pred, "y_pred")
-    true = to_numpy(y_true, "y_true")
+    pred = to_numpy(y_pred, "preds")
+    true = to_numpy(y_true, "labels")
     if pred.ndim < 2:
         raise InvalidInputError(
-            f"`y_pred` must have a class axis (at least 2 dimensions), got shape {pred.shape}"
+            f"`preds` must have a class axis (at least 2 dimensions), got shape {pred.shape}",
+            argument="preds",
         )
     if true.ndim >= 1 and pred.ndim >= 1 and true.shape[0] != pred.shape[0]:
         raise InvalidInputError(
-            "`y_true` and `y_pred` must have the same number of rows, got "
+            "`labels` and `preds` must have the same number of rows, got "
             f"{true.shape[0]} and {pred.shape[0]}"
         )
     if not -pred.ndim <= axis < pred.ndim:
         raise ConfigError(
-            f"`axis` must be in [{-pred.ndim}, {pred.ndim - 1}] for `y_pred` of shape "
+            f"`axis` must be in [{-pred.ndim}, {pred.ndim - 1}] for `preds` of shape "
             f"{pred.shape}, got {axis}"
         )
     num_classes = pred.shape[axis]
@@ -110,14 +110,17 @@ def categorical_inputs(
         true, sparse = true.reshape(sparse_shape), True
     else:
         raise InvalidInputError(
-            f"`y_true` must have shape {sparse_shape} (class indices) or {pred.shape} "
-            f"(one-hot/soft targets) for `y_pred` of shape {pred.shape}, got {true.shape}"
+            f"`labels` must have shape {sparse_shape} (class indices) or {pred.shape} "
+            f"(one-hot/soft targets) for `preds` of shape {pred.shape}, got {true.shape}",
+            argument="labels",
         )
     compute_dtype = np.dtype(dtype_of(pred.dtype))
     source_dtype = pred.dtype if pred.dtype.kind == "f" else np.dtype(np.float64)
     scores = move_class_axis(pred, axis).astype(compute_dtype, copy=False)
     if num_classes < 1:
-        raise InvalidInputError(f"`y_pred` must have at least one class, got shape {pred.shape}")
+        raise InvalidInputError(
+            f"`preds` must have at least one class, got shape {pred.shape}", argument="preds"
+        )
     batch_shape = scores.shape[:-1]
     scores = scores.reshape(-1, num_classes)
     if sparse:
@@ -127,7 +130,7 @@ def categorical_inputs(
         return CategoricalInputs(scores, labels, None, batch_shape, ignored, rule, source_dtype)
     if ignore_index is not None:
         raise ConfigError(
-            "`ignore_index` applies to class-index targets only, got one-hot/soft `y_true` of "
+            "`ignore_index` applies to class-index targets only, got one-hot/soft `labels` of "
             f"shape {true.shape}"
         )
     targets = move_class_axis(true, axis).reshape(-1, num_classes)
@@ -137,20 +140,18 @@ def categorical_inputs(
     # a row of soft targets that are all 0 is no distribution (its loss would be 0): invalid
     bad_rows = out_of_range | ~np.asarray(targets.any(axis=1))
 
-    def message(row: int) -> str:
-        if not out_of_range[row]:
-            return (
-                f"`y_true` {row_name(row, batch_shape)} must hold target probabilities that "
-                "are not all 0 (a distribution over the classes), got all 0"
-            )
-        return (
-            f"`y_true` {row_name(row, batch_shape)} must hold target probabilities in [0, 1], "
-            f"got {first_bad_value(targets, bad, row)}"
+    def error(row: int) -> InvalidInputError:
+        if out_of_range[row]:
+            rule, value = "in [0, 1]", first_bad_value(targets, bad, row)
+        else:
+            rule, value = "that are not all 0 (a distribution over the classes)", targets[row]
+        return row_error(
+            "labels", row, batch_shape, f"must hold target probabilities {rule}", value
         )
 
     ignored = np.zeros(len(scores), dtype=bool)
     return CategoricalInputs(
-        scores, None, targets, batch_shape, ignored, (bad_rows, message), source_dtype
+        scores, None, targets, batch_shape, ignored, (bad_rows, error), source_dtype
     )
 
 
@@ -169,14 +170,12 @@ def _class_indices(
     bad = ~in_range & ~ignored
     labels = np.where(in_range & ~ignored, raw, 0).astype(np.intp)
 
-    def message(row: int) -> str:
+    def error(row: int) -> InvalidInputError:
         extra = f" or {ignore_index} (ignored)" if ignore_index is not None else ""
-        return (
-            f"`y_true` {row_name(row, batch_shape)} must be a class index in "
-            f"[0, {num_classes - 1}]{extra}, got {fmt_value(raw[row])}"
-        )
+        rule = f"must be a class index in [0, {num_classes - 1}]{extra}"
+        return row_error("labels", row, batch_shape, rule, raw[row])
 
-    return labels, ignored, (bad, message)
+    return labels, ignored, (bad, error)
 
 
 def binary_inputs(
@@ -184,13 +183,15 @@ def binary_inputs(
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], RowRule, np.dtype]:
     """Rows (N, d) of binary targets and scores in the compute dtype, the per-sample shape,
     the target rule and the input dtype. ``(n,)`` is n samples of one output each."""
-    pred = to_numpy(y_pred, "y_pred")
-    true = to_numpy(y_true, "y_true")
+    pred = to_numpy(y_pred, "preds")
+    true = to_numpy(y_true, "labels")
     if pred.ndim == 0:
-        raise InvalidInputError("`y_pred` must have at least one dimension, got a scalar")
+        raise InvalidInputError(
+            "`preds` must have at least one dimension, got a scalar", argument="preds"
+        )
     if true.size != pred.size or (true.ndim >= 1 and true.shape[0] != pred.shape[0]):
         raise InvalidInputError(
-            f"`y_true` and `y_pred` must have the same shape, got {true.shape} and {pred.shape}"
+            f"`labels` and `preds` must have the same shape, got {true.shape} and {pred.shape}"
         )
     compute_dtype = np.dtype(dtype_of(pred.dtype))
     source_dtype = pred.dtype if pred.dtype.kind == "f" else np.dtype(np.float64)
@@ -200,13 +201,11 @@ def binary_inputs(
     targets = np.ascontiguousarray(true, dtype=compute_dtype).reshape(-1, width)
     bad = ~((targets >= 0) & (targets <= 1))
 
-    def message(row: int) -> str:
-        return (
-            f"`y_true` {row_name(row, batch_shape)} must hold binary targets in [0, 1], "
-            f"got {first_bad_value(targets, bad, row)}"
-        )
+    def error(row: int) -> InvalidInputError:
+        value = first_bad_value(targets, bad, row)
+        return row_error("labels", row, batch_shape, "must hold binary targets in [0, 1]", value)
 
-    return targets, scores, batch_shape, (np.asarray(bad.any(axis=1)), message), source_dtype
+    return targets, scores, batch_shape, (np.asarray(bad.any(axis=1)), error), source_dtype
 
 
 def class_weights(class_weight: Any, num_classes: int, dtype: np.dtype) -> np.ndarray | None:
@@ -217,12 +216,13 @@ def class_weights(class_weight: Any, num_classes: int, dtype: np.dtype) -> np.nd
     if weights.shape != (num_classes,):
         raise InvalidInputError(
             f"`class_weight` must have one entry per class ({num_classes}), got shape "
-            f"{weights.shape}"
+            f"{weights.shape}",
+            argument="class_weight",
         )
     good = np.isfinite(weights) & (weights >= 0)
     if not good.all():
-        raise InvalidInputError(
-            f"`class_weight` must be finite and >= 0, got {fmt_value(weights[~good][0])}"
+        raise InvalidInputError.bad_argument(
+            "class_weight", "must be finite and >= 0", weights[~good][0]
         )
     return weights.astype(dtype)
 
@@ -243,7 +243,8 @@ def sample_weights(sample_weight: Any, batch_shape: tuple[int, ...]) -> np.ndarr
         if weights.ndim != 1 or not batch_shape or weights.shape[0] != batch_shape[0]:
             raise InvalidInputError(
                 f"`sample_weight` must have shape {batch_shape} or {batch_shape[:1]}, got "
-                f"{weights.shape}"
+                f"{weights.shape}",
+                argument="sample_weight",
             )
         weights = np.broadcast_to(
             weights.reshape((-1,) + (1,) * (len(batch_shape) - 1)), batch_shape
@@ -252,8 +253,5 @@ def sample_weights(sample_weight: Any, batch_shape: tuple[int, ...]) -> np.ndarr
     finite = np.isfinite(flat)
     if not finite.all():
         row = int(np.argmax(~finite))
-        raise InvalidInputError(
-            f"`sample_weight` must be finite, got {fmt_value(flat[row])} at "
-            f"{row_name(row, batch_shape)}"
-        )
+        raise row_error("sample_weight", row, batch_shape, "must be finite", flat[row])
     return flat

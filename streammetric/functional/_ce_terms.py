@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._exceptions import InvalidInputError
+
 __all__ = ["LossTerms"]
 
 
@@ -20,7 +22,8 @@ class LossTerms(NamedTuple):
             ignored and invalid rows.
         denominator: float64 (N,), 1 or ``class_weight[target]``; 0 for ignored/invalid rows.
         invalid: bool (N,), rows that break a rule of the convention.
-        invalid_reason: one line about the first invalid row (row, rule, value), or None.
+        invalid_reason: the error of the first invalid row (its fields: argument, row, rule,
+            value), or None.
         diagnostics: counts for this batch, keys :data:`DIAGNOSTIC_KEYS` in that order.
         batch_shape: shape of the per-sample output (N is its product).
         ranks: int64 (N, 2), the true classes' two ranks among the scores (``_class_ranks``), when
@@ -32,7 +35,7 @@ class LossTerms(NamedTuple):
     numerator: np.ndarray
     denominator: np.ndarray
     invalid: np.ndarray
-    invalid_reason: str | None
+    invalid_reason: InvalidInputError | None
     diagnostics: dict[str, int]
     batch_shape: tuple[int, ...] = ()
     ranks: np.ndarray | None = None

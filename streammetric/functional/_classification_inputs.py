@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
-from ._validation import first_bad_row
+from ._validation import first_bad_row, row_values
 
 __all__ = ["check_config"]
 
@@ -33,14 +33,13 @@ def _as_scores(values: np.ndarray, name: str = "preds", *, keep_float: bool = Fa
     """Finite scores, shape kept: float64, or any float dtype as given with ``keep_float``
     (enough where only the order matters; thresholds compare in float64)."""
     if values.dtype.kind not in "biuf":
-        raise InvalidInputError(f"`{name}` must be numeric, got dtype {values.dtype}")
+        raise InvalidInputError.bad_argument(name, "must be numeric", values.dtype)
     keep = keep_float and values.dtype.kind == "f"
     scores = values if keep else values.astype(np.float64, copy=False)
     finite = np.isfinite(scores)
     if not finite.all():
         row = first_bad_row(~finite)
-        got = scores.reshape(scores.shape[0], -1)[row].tolist()
-        raise InvalidInputError(f"`{name}` must be finite, got {got} at row {row}")
+        raise InvalidInputError.bad_row(name, row, "must be finite", row_values(scores, row))
     return scores
 
 
@@ -49,14 +48,12 @@ def _as_zero_one(values: np.ndarray, name: str, class_type: str) -> np.ndarray:
     if values.dtype.kind == "b":
         return values
     if values.dtype.kind not in "iuf":
-        raise InvalidInputError(f"`{name}` must be numeric, got dtype {values.dtype}")
+        raise InvalidInputError.bad_argument(name, "must be numeric", values.dtype)
     bad = (values != 0) & (values != 1)
     if bad.any():
+        rule = f"must be 0 or 1 for class_type={class_type!r}"
         row = first_bad_row(bad)
-        got = values.reshape(values.shape[0], -1)[row].tolist()
-        raise InvalidInputError(
-            f"`{name}` must be 0 or 1 for class_type={class_type!r}, got {got} at row {row}"
-        )
+        raise InvalidInputError.bad_row(name, row, rule, row_values(values, row))
     return values == 1
 
 

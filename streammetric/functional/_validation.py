@@ -14,6 +14,7 @@ __all__ = [
     "as_sample_weight",
     "check_same_rows",
     "first_bad_row",
+    "row_values",
 ]
 
 
@@ -23,11 +24,16 @@ def first_bad_row(bad: np.ndarray) -> int:
     return int(np.argmax(rows))
 
 
+def row_values(array: np.ndarray, row: int) -> np.ndarray:
+    """The values of ``row`` (rows on axis 0), flattened."""
+    return array.reshape(array.shape[0], -1)[row]
+
+
 def as_float_rows(values: Any, name: str) -> np.ndarray:
     """Finite float64 array of shape (n, d); (n,) becomes (n, 1) as in MXNet."""
     array = np.asarray(values)
     if array.dtype.kind not in "biuf":
-        raise InvalidInputError(f"`{name}` must be numeric, got dtype {array.dtype}")
+        raise InvalidInputError.bad_argument(name, "must be numeric", array.dtype)
     array = array.astype(np.float64, copy=False)
     if array.ndim == 0:
         array = array.reshape(1, 1)
@@ -38,7 +44,7 @@ def as_float_rows(values: Any, name: str) -> np.ndarray:
     finite = np.isfinite(array)
     if not finite.all():
         row = first_bad_row(~finite)
-        raise InvalidInputError(f"`{name}` must be finite, got {array[row].tolist()} at row {row}")
+        raise InvalidInputError.bad_row(name, row, "must be finite", array[row])
     return array
 
 
@@ -61,20 +67,18 @@ def as_class_indices(
         integral = finite & (array == np.floor(np.where(finite, array, 0)))
         if not integral.all():
             row = first_bad_row(~integral)
-            raise InvalidInputError(
-                f"`{name}` must be integer class indices, got {array.reshape(array.shape[0], -1)[row].tolist()} at row {row}"
+            raise InvalidInputError.bad_row(
+                name, row, "must be integer class indices", row_values(array, row)
             )
         array = array.astype(np.int64)
     elif array.dtype.kind not in "iu":
-        raise InvalidInputError(f"`{name}` must be integer class indices, got dtype {array.dtype}")
+        raise InvalidInputError.bad_argument(name, "must be integer class indices", array.dtype)
     array = array.astype(np.int64, copy=False)
     bad = array < 0 if num_classes is None else (array < 0) | (array >= num_classes)
     if bad.any():
         row = first_bad_row(bad)
         rule = "must be >= 0" if num_classes is None else f"must be in [0, {num_classes})"
-        raise InvalidInputError(
-            f"`{name}` {rule}, got {array.reshape(array.shape[0], -1)[row].tolist()} at row {row}"
-        )
+        raise InvalidInputError.bad_row(name, row, rule, row_values(array, row))
     return array
 
 
@@ -85,12 +89,13 @@ def as_sample_weight(sample_weight: Any, rows: int) -> np.ndarray | None:
     weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
     if weight.shape[0] != rows:
         raise InvalidInputError(
-            f"`sample_weight` must have one value per row of `labels`, got {weight.shape[0]} for {rows} rows"
+            f"`sample_weight` must have one value per row of `labels`, got {weight.shape[0]} for {rows} rows",
+            argument="sample_weight",
         )
     bad = ~np.isfinite(weight) | (weight < 0)
     if bad.any():
         row = int(np.argmax(bad))
-        raise InvalidInputError(
-            f"`sample_weight` must be finite and >= 0, got {float(weight[row])!r} at row {row}"
+        raise InvalidInputError.bad_row(
+            "sample_weight", row, "must be finite and >= 0", weight[row]
         )
     return weight

@@ -88,7 +88,8 @@ def probabilities(labels: Any, preds: Any, *, from_logits: bool) -> tuple[np.nda
     raw = np.asarray(preds)
     if raw.ndim > 2:
         raise InvalidInputError(
-            f"`preds` must have shape (n,), (n, 1) or (n, k), got shape {raw.shape}"
+            f"`preds` must have shape (n,), (n, 1) or (n, k), got shape {raw.shape}",
+            argument="preds",
         )
     pred = np.ascontiguousarray(as_float_rows(raw, "preds"))
     label = np.asarray(labels)
@@ -96,7 +97,8 @@ def probabilities(labels: Any, preds: Any, *, from_logits: bool) -> tuple[np.nda
         label = label.reshape(-1)
     if label.ndim != 1:
         raise InvalidInputError(
-            f"`labels` must be class indices of shape (n,) or (n, 1), got shape {label.shape}"
+            f"`labels` must be class indices of shape (n,) or (n, 1), got shape {label.shape}",
+            argument="labels",
         )
     check_same_rows(label, pred)
     label = as_class_indices(label, "labels", num_classes=max(pred.shape[1], 2))
@@ -105,10 +107,8 @@ def probabilities(labels: Any, preds: Any, *, from_logits: bool) -> tuple[np.nda
     bad = (pred < 0) | (pred > 1)
     if bad.any():
         row = first_bad_row(bad)
-        raise InvalidInputError(
-            f"`preds` must be probabilities in [0, 1], got {pred[row].tolist()} at row {row} "
-            "(pass from_logits=True for logits)"
-        )
+        rule = "must be probabilities in [0, 1] (pass from_logits=True for logits)"
+        raise InvalidInputError.bad_row("preds", row, rule, pred[row])
     return label, pred
 
 

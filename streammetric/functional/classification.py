@@ -63,19 +63,22 @@ def _predicted_classes(labels: Any, preds: Any, axis: int = -1) -> tuple[np.ndar
     scores = _as_scores(pred)
     if not -scores.ndim <= axis < scores.ndim or axis % scores.ndim == 0:
         raise InvalidInputError(
-            f"`preds` must have a class axis {axis} besides the rows, got shape {pred.shape}"
+            f"`preds` must have a class axis {axis} besides the rows, got shape {pred.shape}",
+            argument="preds",
         )
     num_classes = scores.shape[axis]
     if num_classes < 2:
         raise InvalidInputError(
-            f"`preds` must hold >= 2 class scores along axis {axis}, got shape {pred.shape}"
+            f"`preds` must hold >= 2 class scores along axis {axis}, got shape {pred.shape}",
+            argument="preds",
         )
     predicted = np.argmax(scores, axis=axis)
     label = as_class_indices(label, "labels", num_classes=num_classes)
     if predicted.size != label.size:
         raise InvalidInputError(
             f"`labels` of shape {label.shape} must match `preds` of shape {pred.shape} without "
-            f"its class axis {axis}, got {predicted.shape}"
+            f"its class axis {axis}, got {predicted.shape}",
+            argument="labels",
         )
     return _by_row(label, rows), _by_row(predicted, rows)
 
@@ -139,13 +142,16 @@ def _class_ranks(labels: Any, preds: Any) -> np.ndarray:
     scores = _as_scores(scores, keep_float=True)
     if scores.ndim != 2:
         raise InvalidInputError(
-            f"`preds` must be 2-D scores (rows, classes), got shape {scores.shape}"
+            f"`preds` must be 2-D scores (rows, classes), got shape {scores.shape}",
+            argument="preds",
         )
     check_same_rows(label, scores)
     rows, num_classes = scores.shape
     label = as_class_indices(label, "labels", num_classes=num_classes)
     if label.size != rows:
-        raise InvalidInputError(f"`labels` must hold one class per row, got shape {label.shape}")
+        raise InvalidInputError(
+            f"`labels` must hold one class per row, got shape {label.shape}", argument="labels"
+        )
     label = label.reshape(rows)
     true_score = scores[np.arange(rows), label][:, None]
     above = _count_true_per_row(scores > true_score)
@@ -203,7 +209,8 @@ def _binary_update(
     else:
         raise InvalidInputError(
             f"`preds` must be probabilities shaped like `labels` {label.shape} or 2 scores per label "
-            f"for class_type='binary', got shape {pred.shape}"
+            f"for class_type='binary', got shape {pred.shape}",
+            argument="preds",
         )
     actual, predicted = _by_row(actual, len(label)), _by_row(predicted, len(label))
     masks = (actual & predicted, ~actual & predicted, actual & ~predicted, ~actual & ~predicted)
@@ -331,7 +338,8 @@ def _outcomes(
         return [tp.units], [fp.units], [fn.units], [tn.units]
     if sample_weight is not None:
         raise InvalidInputError(
-            f"`sample_weight` is only supported with class_type='binary', got class_type={class_type!r}"
+            f"`sample_weight` is only supported with class_type='binary', got class_type={class_type!r}",
+            argument="sample_weight",
         )
     if class_type == "multiclass":
         total, counts = _multiclass_update(labels, preds)

@@ -53,13 +53,12 @@ def _probability_rule(
     bad = ~np.isfinite(scores) if logits else ~((scores >= 0) & (scores <= 1))
     what = "finite logits" if logits else "probabilities in [0, 1]"
 
-    def message(row: int) -> str:
-        return (
-            f"`y_pred` {inputs.row_name(row, batch_shape)} must hold {what} under convention "
-            f"{conv.name!r}, got {inputs.first_bad_value(scores, bad, row)}"
-        )
+    def error(row: int) -> InvalidInputError:
+        value = inputs.first_bad_value(scores, bad, row)
+        rule = f"must hold {what} under convention {conv.name!r}"
+        return inputs.row_error("preds", row, batch_shape, rule, value)
 
-    return np.asarray(bad.any(axis=-1)), message
+    return np.asarray(bad.any(axis=-1)), error
 
 
 def _assemble(
@@ -71,8 +70,8 @@ def _assemble(
     batch_shape: tuple[int, ...],
 ) -> LossTerms:
     """The terms, with the per-row diagnostics ``rows`` (their invalid column set here)."""
-    kept_rules = [(mask & ~skipped, message) for mask, message in rules]
-    invalid, reason = inputs.first_reason(kept_rules, len(numerator))
+    kept_rules = [(mask & ~skipped, error) for mask, error in rules]
+    invalid, reason = inputs.first_error(kept_rules, len(numerator))
     drop = invalid | skipped
     rows[:, COLUMN["num_invalid"]] = invalid
     counts = totals(rows)
@@ -186,7 +185,8 @@ def _binary_cross_entropy_update(
         if weight.ndim > 1 or weight.size not in (1, scores.shape[-1]):
             raise InvalidInputError(
                 f"`pos_weight` must be a scalar or have {scores.shape[-1]} entries (one per "
-                f"output), got shape {weight.shape}"
+                f"output), got shape {weight.shape}",
+                argument="pos_weight",
             )
     native_logits = from_logits and conv.logits == "native"
     probs = sigmoid(scores) if from_logits and not native_logits else scores
@@ -237,7 +237,7 @@ def _perplexity_update(
 
 def _reduce(terms: LossTerms, sample_weight: Any, reduction: str) -> Any:
     if terms.invalid_reason is not None:
-        raise InvalidInputError(terms.invalid_reason)
+        raise terms.invalid_reason
     weights = inputs.sample_weights(sample_weight, terms.batch_shape)
     numerator = terms.numerator if weights is None else weights * terms.numerator
     if reduction == "none":

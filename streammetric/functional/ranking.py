@@ -40,7 +40,8 @@ def _auc_update(
     label, prob = probabilities(labels, preds, from_logits=from_logits)
     if prob.shape[1] != 1:
         raise InvalidInputError(
-            f"`preds` must be positive-class probabilities of shape (n,) or (n, 1), got shape {prob.shape}"
+            f"`preds` must be positive-class probabilities of shape (n,) or (n, 1), got shape {prob.shape}",
+            argument="preds",
         )
     num_buckets = num_thresholds - 1
     buckets = uniform_bins(prob[:, 0], num_buckets)
@@ -53,12 +54,11 @@ def _auc_update(
     fractional = weight != np.floor(weight)
     if fractional.any():
         row = int(np.argmax(fractional))
-        raise InvalidInputError(
-            f"`sample_weight` must be whole numbers for AUC (its state counts rows), got {float(weight[row])!r} at row {row}"
-        )
+        rule = "must be whole numbers for AUC (its state counts rows)"
+        raise InvalidInputError.bad_row("sample_weight", row, rule, weight[row])
     if float(weight.sum()) >= 2.0**53:
-        raise InvalidInputError(
-            f"`sample_weight` must sum to less than 2**53 per batch for AUC, got {float(weight.sum())!r}"
+        raise InvalidInputError.bad_argument(
+            "sample_weight", "must sum to less than 2**53 per batch for AUC", weight.sum()
         )
     # whole-number float sums below 2**53 are exact, so these counts are exact integers
     return (

@@ -364,7 +364,9 @@ def _make_batch(
         row, name, rule = min((part.first_invalid for part in flagged), key=lambda item: item[0])
         reason = f"{unit.display_path}: column `{name}`, row {row_offset + row}: {rule}"
         if on_invalid == "raise":
-            raise InvalidInputError(reason)
+            raise InvalidInputError(
+                reason, path=unit.display_path, column=name, row=row_offset + row, rule=rule
+            )
         invalid = np.logical_or.reduce([part.invalid for part in flagged])
         keep = ~invalid
         label_values, pred_values = label_values[keep], pred_values[keep]

@@ -41,11 +41,13 @@ def to_numpy(value: Any, name: str = "input") -> np.ndarray:
         array = np.asarray(value)
     except ValueError as exc:  # ragged nested lists
         raise InvalidInputError(
-            f"`{name}` must be a rectangular array, got ragged {type(value).__name__}: {exc}"
+            f"`{name}` must be a rectangular array, got ragged {type(value).__name__}: {exc}",
+            argument=name,
         ) from exc
     if array.dtype == object:
         raise InvalidInputError(
-            f"`{name}` must be numeric, got an array of Python objects (ragged or mixed types)"
+            f"`{name}` must be numeric, got an array of Python objects (ragged or mixed types)",
+            argument=name,
         )
     return array
 
@@ -65,7 +67,9 @@ def _arrow_to_numpy(value: Any, name: str) -> np.ndarray:
         rows = value.to_pylist()
         return to_numpy(rows, name)
     if value.null_count:
-        raise InvalidInputError(f"`{name}` must not contain nulls, got {value.null_count} null(s)")
+        raise InvalidInputError(
+            f"`{name}` must not contain nulls, got {value.null_count} null(s)", argument=name
+        )
     return value.to_numpy(zero_copy_only=False)
 
 
@@ -96,7 +100,8 @@ def as_pairs(
     )
     if len(weight_list) != len(label_list):
         raise InvalidInputError(
-            f"`sample_weight` must pair with `labels`, got {len(weight_list)} arrays for {len(label_list)}"
+            f"`sample_weight` must pair with `labels`, got {len(weight_list)} arrays for {len(label_list)}",
+            argument="sample_weight",
         )
     for label, pred, weight in zip(label_list, pred_list, weight_list, strict=True):
         label_array, pred_array = to_numpy(label, "labels"), to_numpy(pred, "preds")

@@ -291,8 +291,15 @@ class EvalMetric(_Locked):
     def row_terms(
         self, labels: np.ndarray, preds: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> Terms | None:
-        """`_row_terms` of one batch of arrays: the engine folds them into every group's
-        state at once (`streammetric.metrics.state.GroupedState`)."""
+        """`_row_terms` of one batch (arrays, checked as ``update`` checks them, sample
+        weights too): the engine folds them into every group's state at once
+        (`streammetric.metrics.state.GroupedState`)."""
+        if (
+            sample_weight is not None
+            or type(labels) is not np.ndarray
+            or type(preds) is not np.ndarray
+        ):
+            ((labels, preds, sample_weight),) = as_pairs(labels, preds, sample_weight)
         return self._row_terms(labels, preds, sample_weight)
 
     def sums_rows(self) -> bool:

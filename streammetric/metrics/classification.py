@@ -244,7 +244,8 @@ class _OutcomeMetric(EvalMetric):
             return
         if weight is not None:
             raise InvalidInputError(
-                f"`sample_weight` is only supported with class_type='binary', got class_type={self.class_type!r}"
+                f"`sample_weight` is only supported with class_type='binary', got class_type={self.class_type!r}",
+                argument="sample_weight",
             )
         if self.class_type == "multiclass":
             _add_class_counts(state, *_multiclass_update(label, pred))
@@ -253,7 +254,8 @@ class _OutcomeMetric(EvalMetric):
         width = state["true_positives"].size
         if width and width != counts.shape[1]:
             raise InvalidInputError(
-                f"`labels` must keep {width} label columns for class_type='multilabel', got {counts.shape[1]}"
+                f"`labels` must keep {width} label columns for class_type='multilabel', got {counts.shape[1]}",
+                argument="labels",
             )
         _add_class_counts(state, count, counts)
 
@@ -388,7 +390,8 @@ class PCC(EvalMetric):
     ) -> None:
         if weight is not None:
             raise InvalidInputError(
-                "`sample_weight` is not supported by PCC (its state is integer counts)"
+                "`sample_weight` is not supported by PCC (its state is integer counts)",
+                argument="sample_weight",
             )
         _add_class_counts(state, *_multiclass_update(label, pred))
 

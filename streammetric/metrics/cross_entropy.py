@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._exceptions import ConfigError, InvalidInputError
+from .._exceptions import ConfigError
 from ..conventions import Convention, get_convention, rules_phrase
 from ..functional import _ce_inputs
 from ..functional._ce_core import exp_float
@@ -161,7 +161,7 @@ class _LossMetric(EvalMetric):
         terms = self._terms(label, pred)
         diagnostics = terms.diagnostics
         if terms.invalid_reason is not None and self.on_invalid == "raise":
-            raise InvalidInputError(terms.invalid_reason)
+            raise terms.invalid_reason
         numerator, denominator = terms.numerator, terms.denominator
         per_row = _per_row(terms.batch_shape)
         if weight is not None:

@@ -99,7 +99,7 @@ def test_skip_drops_bad_rows_and_equals_clean_rows(tmp_path):
     pq.write_table(table.filter(pa.array(keep)), clean, row_group_size=300)
     with pytest.raises(
         sm.InvalidInputError,
-        match=r"dirty.parquet: column `pred`, row 3: `preds` must be finite, got \[nan\] at row 3",
+        match=r"dirty.parquet: column `pred`, row 3: must be finite, got \[nan\]",
     ):
         evaluate(dirty, "mae", labels="y", preds="pred")
     skipped = evaluate(dirty, "mae", labels="y", preds="pred", on_invalid="skip")

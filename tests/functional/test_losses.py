@@ -306,7 +306,8 @@ def test_loss_terms_interface() -> None:
     np.testing.assert_array_equal(terms.invalid, [False, False, True])
     np.testing.assert_allclose(terms.numerator, [math.log(2), -3 * math.log(0.8), 0.0])
     np.testing.assert_array_equal(terms.denominator, [1.0, 3.0, 0.0])
-    assert terms.invalid_reason == "`y_true` row 2 must be a class index in [0, 1], got 5"
+    assert str(terms.invalid_reason) == "`labels` row 2 must be a class index in [0, 1], got 5"
+    assert (terms.invalid_reason.argument, terms.invalid_reason.row) == ("labels", 2)
     assert tuple(terms.diagnostics) == DIAGNOSTIC_KEYS
     assert terms.diagnostics["num_invalid"] == 1
     assert all(type(count) is int for count in terms.diagnostics.values())
@@ -329,8 +330,8 @@ def test_diagnostics_counts() -> None:
     }
     exact = _cross_entropy_update(labels, probs, ignore_index=-1)
     assert exact.diagnostics["num_invalid"] == 2 and exact.diagnostics["num_guarded"] == 0
-    assert exact.invalid_reason == (
-        "`y_pred` row 3 must hold probabilities in [0, 1] under convention 'exact', got -1.0"
+    assert str(exact.invalid_reason) == (
+        "`preds` row 3 must hold probabilities in [0, 1] under convention 'exact', got -1.0"
     )
 
 
@@ -350,52 +351,52 @@ BAD_INPUTS = [
     (
         lambda: cross_entropy([0, 1], [[0.5, 0.5]] * 3),
         InvalidInputError,
-        "`y_true` and `y_pred` must have the same number of rows, got 2 and 3",
+        "`labels` and `preds` must have the same number of rows, got 2 and 3",
     ),
     (
         lambda: cross_entropy([0], [0.5, 0.5]),
         InvalidInputError,
-        "`y_pred` must have a class axis (at least 2 dimensions), got shape (2,)",
+        "`preds` must have a class axis (at least 2 dimensions), got shape (2,)",
     ),
     (
         lambda: cross_entropy([[0, 1, 0]], [[0.5, 0.5]]),
         InvalidInputError,
-        "`y_true` must have shape (1,) (class indices) or (1, 2) (one-hot/soft targets)",
+        "`labels` must have shape (1,) (class indices) or (1, 2) (one-hot/soft targets)",
     ),
     (
         lambda: cross_entropy([1.5], [[0.5, 0.5]]),
         InvalidInputError,
-        "`y_true` row 0 must be a class index in [0, 1], got 1.5",
+        "`labels` row 0 must be a class index in [0, 1], got 1.5",
     ),
     (
         lambda: cross_entropy([0], [[1.5, 0.5]]),
         InvalidInputError,
-        "`y_pred` row 0 must hold probabilities in [0, 1] under convention 'exact', got 1.5",
+        "`preds` row 0 must hold probabilities in [0, 1] under convention 'exact', got 1.5",
     ),
     (
         lambda: cross_entropy([0, 0], [[0.5, 0.5], [np.nan, 0.5]], convention="sklearn"),
         InvalidInputError,
-        "`y_pred` row 1 must hold probabilities in [0, 1] under convention 'sklearn', got nan",
+        "`preds` row 1 must hold probabilities in [0, 1] under convention 'sklearn', got nan",
     ),
     (
         lambda: cross_entropy([0], [[np.inf, 0.5]], from_logits=True),
         InvalidInputError,
-        "`y_pred` row 0 must hold finite logits under convention 'exact', got inf",
+        "`preds` row 0 must hold finite logits under convention 'exact', got inf",
     ),
     (
         lambda: binary_cross_entropy([1.0], [1.2], convention="torch"),
         InvalidInputError,
-        "`y_pred` row 0 must hold probabilities in [0, 1] under convention 'torch', got 1.2",
+        "`preds` row 0 must hold probabilities in [0, 1] under convention 'torch', got 1.2",
     ),
     (
         lambda: binary_cross_entropy([2.0], [0.5], convention="keras"),
         InvalidInputError,
-        "`y_true` row 0 must hold binary targets in [0, 1], got 2.0",
+        "`labels` row 0 must hold binary targets in [0, 1], got 2.0",
     ),
     (
         lambda: cross_entropy([[1.2, 0.0]], [[0.5, 0.5]]),
         InvalidInputError,
-        "`y_true` row 0 must hold target probabilities in [0, 1], got 1.2",
+        "`labels` row 0 must hold target probabilities in [0, 1], got 1.2",
     ),
     (
         lambda: cross_entropy([0], [[0.5, 0.5]], reduction="avg"),
@@ -430,17 +431,17 @@ BAD_INPUTS = [
     (
         lambda: cross_entropy([0, 1], [[0.5, 0.5]] * 2, sample_weight=[1.0, np.nan]),
         InvalidInputError,
-        "`sample_weight` must be finite, got nan at row 1",
+        "`sample_weight` row 1 must be finite, got nan",
     ),
     (
         lambda: cross_entropy([0], [[0.5, 0.5]], axis=2),
         ConfigError,
-        "`axis` must be in [-2, 1] for `y_pred` of shape (1, 2), got 2",
+        "`axis` must be in [-2, 1] for `preds` of shape (1, 2), got 2",
     ),
     (
         lambda: cross_entropy(["a"], [[0.5, 0.5]]),
         InvalidInputError,
-        "`y_true` must be numeric, got dtype <U1",
+        "`labels` must be numeric, got dtype <U1",
     ),
     (
         lambda: cross_entropy([0], [[0.5, 0.5]], convention="kears"),
@@ -461,9 +462,9 @@ def test_bad_input_is_named_in_one_line(call, error, message) -> None:
 
 @pytest.mark.parametrize("convention", BUILTINS)
 def test_labels_out_of_range_are_invalid_under_every_convention(convention: str) -> None:
-    with pytest.raises(InvalidInputError, match=r"`y_true` row 1 must be a class index .*got 3"):
+    with pytest.raises(InvalidInputError, match=r"`labels` row 1 must be a class index .*got 3"):
         cross_entropy([0, 3], [[0.2, 0.3, 0.5]] * 2, convention=convention)
-    with pytest.raises(InvalidInputError, match=r"`y_true` row 0 must be a class index .*got -1"):
+    with pytest.raises(InvalidInputError, match=r"`labels` row 0 must be a class index .*got -1"):
         cross_entropy([-1], [[0.2, 0.3, 0.5]], convention=convention, from_logits=True)
 
 

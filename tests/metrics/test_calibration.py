@@ -402,12 +402,16 @@ def test_functional_matches_classes():
         (
             [0, 1, 0, 1],
             [0.1, 0.2, 0.3, 1.5],
-            "`preds` must be probabilities in [0, 1], got [1.5] at row 3",
+            "`preds` row 3 must be probabilities in [0, 1] (pass from_logits=True for logits), got [1.5]",
         ),
-        ([0, 1], [0.1, -0.2], "`preds` must be probabilities in [0, 1], got [-0.2] at row 1"),
-        ([0, 1], [0.1, np.nan], "`preds` must be finite, got [nan] at row 1"),
-        ([0, 2], [0.1, 0.2], "`labels` must be in [0, 2), got [2] at row 1"),
-        ([0, 0.5], [0.1, 0.2], "`labels` must be integer class indices, got [0.5] at row 1"),
+        (
+            [0, 1],
+            [0.1, -0.2],
+            "`preds` row 1 must be probabilities in [0, 1] (pass from_logits=True for logits), got [-0.2]",
+        ),
+        ([0, 1], [0.1, np.nan], "`preds` row 1 must be finite, got [nan]"),
+        ([0, 2], [0.1, 0.2], "`labels` row 1 must be in [0, 2), got [2]"),
+        ([0, 0.5], [0.1, 0.2], "`labels` row 1 must be integer class indices, got [0.5]"),
         (
             [0, 1, 1],
             [0.1, 0.2],
@@ -434,7 +438,7 @@ def test_bad_input_is_one_clear_line(make, labels, preds, message):
 @pytest.mark.parametrize("make", [ECE, Brier])
 def test_multiclass_label_out_of_range(make):
     with pytest.raises(
-        sm.InvalidInputError, match=r"`labels` must be in \[0, 3\), got \[3\] at row 1"
+        sm.InvalidInputError, match=r"`labels` row 1 must be in \[0, 3\), got \[3\]"
     ):
         make().update(np.array([0, 3]), np.full((2, 3), 1 / 3))
 
@@ -446,7 +450,7 @@ def test_auc_input_rules():
         AUC().update(np.array([0, 1]), np.full((2, 3), 1 / 3))
     with pytest.raises(
         sm.InvalidInputError,
-        match=r"must be whole numbers for AUC \(its state counts rows\), got 0.5 at row 1",
+        match=r"`sample_weight` row 1 must be whole numbers for AUC \(its state counts rows\), got 0.5",
     ):
         AUC().update(np.array([0, 1]), np.array([0.2, 0.3]), sample_weight=np.array([1.0, 0.5]))
 

@@ -423,20 +423,20 @@ def test_registered_names_and_aliases():
 @pytest.mark.parametrize(
     ("make", "labels", "preds", "message"),
     [
-        (Accuracy, [0, 1, 5], np.full((3, 3), 0.5), "`labels` must be in [0, 3), got [5] at row 2"),
+        (Accuracy, [0, 1, 5], np.full((3, 3), 0.5), "`labels` row 2 must be in [0, 3), got [5]"),
         (
             Accuracy,
             [0, 1],
             [[0.5, np.nan], [0.5, 0.5]],
-            "`preds` must be finite, got [0.5, nan] at row 0",
+            "`preds` row 0 must be finite, got [0.5, nan]",
         ),
         (
             Accuracy,
             [0.0, 1.5],
             [[0.5, 0.5], [0.5, 0.5]],
-            "`labels` must be integer class indices, got [1.5] at row 1",
+            "`labels` row 1 must be integer class indices, got [1.5]",
         ),
-        (Accuracy, [0, 1], [0.2, 0.7], "`preds` must be integer class indices, got [0.2] at row 0"),
+        (Accuracy, [0, 1], [0.2, 0.7], "`preds` row 0 must be integer class indices, got [0.2]"),
         (
             Accuracy,
             [0, 1, 1],
@@ -465,7 +465,7 @@ def test_registered_names_and_aliases():
             F1,
             [0, 2, 1],
             [0.1, 0.9, 0.4],
-            "`labels` must be 0 or 1 for class_type='binary', got [2] at row 1",
+            "`labels` row 1 must be 0 or 1 for class_type='binary', got [2]",
         ),
         (
             F1,
@@ -479,7 +479,7 @@ def test_registered_names_and_aliases():
             np.zeros((2, 2)),
             "same 2-D shape",
         ),
-        (PCC, [0, -1], [0, 0], "`labels` must be >= 0, got [-1] at row 1"),
+        (PCC, [0, -1], [0, 0], "`labels` row 1 must be >= 0, got [-1]"),
     ],
 )
 def test_bad_input_is_one_clear_line(make, labels, preds, message):

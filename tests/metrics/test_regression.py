@@ -95,8 +95,8 @@ def test_loss_metric_averages_elements():
             np.zeros(2),
             "`labels` and `preds` must have the same number of rows, got 3 and 2",
         ),
-        (np.array([0.0, np.nan]), np.zeros(2), "`labels` must be finite, got [nan] at row 1"),
-        (np.zeros(2), np.array([0.0, np.inf]), "`preds` must be finite, got [inf] at row 1"),
+        (np.array([0.0, np.nan]), np.zeros(2), "`labels` row 1 must be finite, got [nan]"),
+        (np.zeros(2), np.array([0.0, np.inf]), "`preds` row 1 must be finite, got [inf]"),
         (np.array(["a", "b"]), np.zeros(2), "`labels` must be numeric, got dtype <U1"),
         (
             np.zeros((2, 2)),
@@ -113,6 +113,6 @@ def test_bad_input_is_one_clear_line(labels, preds, message):
 
 def test_bad_weights():
     with pytest.raises(
-        sm.InvalidInputError, match=r"`sample_weight` must be finite and >= 0, got -1.0 at row 1"
+        sm.InvalidInputError, match=r"`sample_weight` row 1 must be finite and >= 0, got -1.0"
     ):
         sm.MAE().update(np.zeros(2), np.zeros(2), sample_weight=np.array([1.0, -1.0]))
