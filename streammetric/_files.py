@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._exceptions import ConfigError
 
-__all__ = ["read_text", "special_kind"]
+__all__ = ["read_text", "special_kind", "write_atomic"]
 
 
 def special_kind(path: str | os.PathLike[str]) -> str | None:
@@ -41,3 +41,39 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} cannot be read: {os.fspath(path)}: {exc}") from None
+
+
+def write_atomic(
+    path: str | os.PathLike[str], data: str | bytes, *, mode: int | None = None
+) -> None:
+    """Replace ``path`` with ``data`` atomically: temp file beside it, fsync, rename, fsync dir.
+
+    The temporary file starts with ``.`` and ends with ``.tmp`` (so directory followers skip it);
+    ``mode`` sets the permissions (default: the temp file's 0o600).
+    """
+    import tempfile  # lazy: it imports shutil, bz2, lzma and random (~5 ms of start-up)
+
+    target = Path(path)
+    directory = target.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dir_fd)

@@ -24,8 +24,7 @@ from typing import Any
 import click
 
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
-from ._files import special_kind
-from .engine.checkpoint import write_atomic
+from ._files import special_kind, write_atomic
 from .engine.local import Job, Result
 from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
 from .io import ColumnSpec

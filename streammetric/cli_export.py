@@ -32,11 +32,12 @@ import click
 import numpy as np
 
 from ._exceptions import ConfigError, StreamMetricError
+from ._files import write_atomic
 from .cli_common import unwritable
-from .engine.checkpoint import write_atomic
 from .engine.local import RunStart
 from .engine.partial import Partial
 from .engine.signals import StopSignal
+from .export import DEFAULT_RUN
 from .metrics import EvalMetric
 
 if TYPE_CHECKING:  # the exporter (prometheus_client, http.server, ssl) loads only when used
@@ -45,8 +46,6 @@ if TYPE_CHECKING:  # the exporter (prometheus_client, http.server, ssl) loads on
 
     from .export import MetricsServer, Tracker, TrackerCollector
 
-#: The default `run` label (the same as ``streammetric.export.DEFAULT_RUN``; a test checks it).
-DEFAULT_RUN = "default"
 
 __all__ = [
     "ExportOptions",

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StateError
-from .._files import special_kind
+from .._files import special_kind, write_atomic
 from ..io import STDIN
 from .partial import Partial
 
 if TYPE_CHECKING:
     from ..io import Unit
 
-__all__ = ["Checkpoint", "content_digest", "write_atomic"]
+__all__ = ["Checkpoint", "content_digest", "write_atomic"]  # write_atomic: from _files
 
 VERSION = 1
 FORMAT = "streammetric checkpoint"
@@ -225,39 +225,3 @@ class Checkpoint:
         payload["digest"] = content_digest(payload)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(payload, allow_nan=True))
-
-
-def write_atomic(
-    path: str | os.PathLike[str], data: str | bytes, *, mode: int | None = None
-) -> None:
-    """Replace ``path`` with ``data`` atomically: temp file beside it, fsync, rename, fsync dir.
-
-    The temporary file starts with ``.`` and ends with ``.tmp`` (so directory followers skip it);
-    ``mode`` sets the permissions (default: the temp file's 0o600).
-    """
-    import tempfile  # lazy: it imports shutil, bz2, lzma and random (~5 ms of start-up)
-
-    target = Path(path)
-    directory = target.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dir_fd)

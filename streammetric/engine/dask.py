@@ -27,10 +27,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .. import _exceptions
 from .._exceptions import ConfigError, StreamMetricError
 from ..io import STDIN, ColumnSpec, ResolvedColumns, Unit
-from .local import Job, JobRun, ProgressHook, Result, RunStart, _Evaluator
+from .local import Evaluator, Job, JobRun, ProgressHook, Result, RunStart
 from .partial import Partial
 
 if TYPE_CHECKING:
@@ -81,23 +80,19 @@ def run_job_dask(
 
 
 def _unit_state(job: Job, resolved: ResolvedColumns, where: str, unit: dict[str, Any]) -> Any:
-    """Worker side: one unit's exact state as plain data, or its data error (never retried)."""
+    """Worker side: one unit's exact state as plain data, or its data error (never retried;
+    the error itself, pickled, so its fields come back)."""
     try:
         return {
-            "state": _Evaluator(job, resolved, where).unit_partial(Unit.from_dict(unit)).to_json()
+            "state": Evaluator(job, resolved, where).unit_partial(Unit.from_dict(unit)).to_json()
         }
     except StreamMetricError as exc:
-        return {"error": [type(exc).__name__, str(exc)]}
+        return {"error": exc}
 
 
 def _error_of(payload: dict[str, Any]) -> StreamMetricError | None:
-    if "error" not in payload:
-        return None
-    name, message = payload["error"]
-    error = getattr(_exceptions, name, StreamMetricError)
-    if not (isinstance(error, type) and issubclass(error, StreamMetricError)):
-        error = StreamMetricError
-    return error(message)
+    error = payload.get("error")
+    return error if isinstance(error, StreamMetricError) else None
 
 
 def _partial_of(run: JobRun, unit: Unit, payload: dict[str, Any]) -> Partial:

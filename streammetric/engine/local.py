@@ -45,7 +45,16 @@ from .checkpoint import Checkpoint
 from .partial import GroupIndex, Partial, locate_error
 from .result import Result
 
-__all__ = ["Job", "Result", "RunStart", "evaluate", "run_job"]
+__all__ = [
+    "Evaluator",
+    "Job",
+    "JobRun",
+    "ProgressHook",
+    "Result",
+    "RunStart",
+    "evaluate",
+    "run_job",
+]
 
 ProgressHook = Callable[[int], None]
 
@@ -98,7 +107,7 @@ class RunStart(NamedTuple):
     restored: Partial  # the state loaded from the checkpoint (empty without one); read only
 
 
-class _Evaluator:
+class Evaluator:
     """Turns batches into a `Partial` (per-group metric states) for one job."""
 
     def __init__(self, job: Job, resolved: ResolvedColumns, where: str) -> None:
@@ -299,7 +308,7 @@ class JobRun:
             raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
         self.resolved = resolved
         where = self.units[0].display_path if self.units else job.paths[0]
-        self.evaluator = _Evaluator(job, resolved, where)
+        self.evaluator = Evaluator(job, resolved, where)
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics, index=self.evaluator.index)
         self.saver = Checkpoint(checkpoint, self.identity) if checkpoint else None

@@ -13,19 +13,46 @@ See :mod:`streammetric.export.prometheus` for the series and labels, and
 :mod:`streammetric.export._tracker` for how an evaluation engine drives a :class:`Tracker`.
 """
 
-from ._auth import basic_auth_line, make_password_hash, verify_password
-from ._server import MetricsServer
-from ._tracker import GroupSnapshot, MetricReading, Snapshot, Tracker
-from .prometheus import (
-    DEFAULT_PORT,
-    DEFAULT_RUN,
-    TrackerCollector,
-    make_registry,
-    metric_name,
-    push,
-    serve,
-    write_textfile,
-)
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+#: The default ``run`` label of every exported series (and the Pushgateway grouping key). Here,
+#: not in `prometheus`, so the CLI names it without loading prometheus_client.
+DEFAULT_RUN = "default"
+
+if TYPE_CHECKING:
+    from ._auth import basic_auth_line, make_password_hash, verify_password
+    from ._server import MetricsServer
+    from ._tracker import GroupSnapshot, MetricReading, Snapshot, Tracker
+    from .prometheus import (
+        DEFAULT_PORT,
+        TrackerCollector,
+        make_registry,
+        metric_name,
+        push,
+        serve,
+        write_textfile,
+    )
+
+_LAZY = {
+    **dict.fromkeys(("basic_auth_line", "make_password_hash", "verify_password"), "_auth"),
+    "MetricsServer": "_server",
+    **dict.fromkeys(("GroupSnapshot", "MetricReading", "Snapshot", "Tracker"), "_tracker"),
+    **dict.fromkeys(
+        (
+            "DEFAULT_PORT",
+            "TrackerCollector",
+            "make_registry",
+            "metric_name",
+            "push",
+            "serve",
+            "write_textfile",
+        ),
+        "prometheus",
+    ),
+}
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = [
     "DEFAULT_PORT",

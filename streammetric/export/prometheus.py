@@ -33,7 +33,6 @@ import functools
 import importlib.metadata
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -46,6 +45,8 @@ from prometheus_client.metrics_core import (
 )
 
 from .._exceptions import ConfigError
+from .._files import write_atomic
+from . import DEFAULT_RUN
 from ._server import MetricsServer
 from ._tracker import Snapshot, Tracker
 
@@ -65,7 +66,6 @@ __all__ = [
 #: Default port of :func:`serve` (9100 is node_exporter's; configs/prometheus.yml scrapes this).
 DEFAULT_PORT = 9477
 #: ``run`` label value when none is given.
-DEFAULT_RUN = "default"
 PREFIX = "streammetric_"
 _FIXED = (  # family and sample names of the fixed series, in both exposition formats
     *("rows", "rows_total", "invalid_rows", "invalid_rows_total", "ce_diagnostic"),
@@ -296,34 +296,4 @@ def write_textfile(
     fsync'ed, made world-readable and renamed over ``path`` with ``os.replace``: a reader sees the
     old file or the new one, never a part.
     """
-    data = generate_latest(make_registry(source, run=run, labels=labels))
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, temporary = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(target) + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomic(path, generate_latest(make_registry(source, run=run, labels=labels)), mode=0o644)

@@ -20,7 +20,7 @@ import pytest
 import streammetric as sm
 from streammetric.engine import Job, run_job
 from streammetric.engine.dask import local_cluster, quiet_logs, run_job_dask
-from streammetric.engine.local import _Evaluator
+from streammetric.engine.local import Evaluator
 from streammetric.io import ColumnSpec, Unit, plan
 
 from .conftest import classification_table, regression_table
@@ -128,13 +128,13 @@ def test_a_data_error_is_the_first_bad_row_in_file_order(data, address, monkeypa
     message = r"^\S+/dirty.parquet: column `pred`, row 3: must be finite, got \[nan\]$"
     with pytest.raises(sm.InvalidInputError, match=message):
         run_job(job, threads=1)
-    unit_partial = _Evaluator.unit_partial
+    unit_partial = Evaluator.unit_partial
 
-    def first_unit_last(self: _Evaluator, unit: Unit) -> object:
+    def first_unit_last(self: Evaluator, unit: Unit) -> object:
         time.sleep(0.3 if unit.index == 0 else 0)  # the in-process workers see this patch
         return unit_partial(self, unit)
 
-    monkeypatch.setattr(_Evaluator, "unit_partial", first_unit_last)
+    monkeypatch.setattr(Evaluator, "unit_partial", first_unit_last)
     # rows 3, 500 and 1999 are NaN; row 500 fails first, row 3 is reported
     with pytest.raises(sm.InvalidInputError, match=message):
         run_job_dask(job, scheduler=address, retries=5)
@@ -143,15 +143,15 @@ def test_a_data_error_is_the_first_bad_row_in_file_order(data, address, monkeypa
 def test_a_failing_task_is_retried(data, address, monkeypatch):
     job = regression_job(data)
     reference = bits(run_job(job))
-    unit_partial, failures = _Evaluator.unit_partial, []
+    unit_partial, failures = Evaluator.unit_partial, []
 
-    def fails_once_per_unit(self: _Evaluator, unit: Unit) -> object:
+    def fails_once_per_unit(self: Evaluator, unit: Unit) -> object:
         if unit.key not in failures:
             failures.append(unit.key)
             raise OSError(f"{unit.key}: transient read error")
         return unit_partial(self, unit)
 
-    monkeypatch.setattr(_Evaluator, "unit_partial", fails_once_per_unit)
+    monkeypatch.setattr(Evaluator, "unit_partial", fails_once_per_unit)
     assert bits(run_job_dask(job, scheduler=address, retries=1)) == reference
     assert len(failures) == 24
     failures.clear()
@@ -185,13 +185,13 @@ import time
 from streammetric.engine import local
 
 def dask_setup(worker):
-    unit_partial = local._Evaluator.unit_partial
+    unit_partial = local.Evaluator.unit_partial
 
     def slow_unit_partial(self, unit):
         time.sleep(0.15)
         return unit_partial(self, unit)
 
-    local._Evaluator.unit_partial = slow_unit_partial
+    local.Evaluator.unit_partial = slow_unit_partial
 """
 
 
