@@ -145,13 +145,14 @@ class Partial:
         """Add ``other``'s states into this one, exactly (``other`` is left as it was)."""
         size = other._rows.shape[0]
         if other.index is self.index:  # the same codes
-            mapping = np.arange(size, dtype=np.int64)
+            mapping = None
             self.codes_of([])  # rows for every code of the index
+            self._rows[:size] += other._rows
         else:  # another run's or process's codes (its keys are canonical: loaded from JSON)
             mapping = self.codes_of(other.keys[:size])
+            np.add.at(self._rows, mapping, other._rows)
         for mine, theirs in zip(self.states, other.states, strict=True):
             mine.merge(theirs, mapping)  # type: ignore[arg-type]
-        np.add.at(self._rows, mapping, other._rows)
         self.rows += other.rows
         self.invalid_rows += other.invalid_rows
         return self
@@ -287,16 +288,19 @@ class GroupIndex:
 
     def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
         """The code of each key (new keys get the next codes), as int64."""
-        codes = self._codes
-        out = np.empty(len(keys), dtype=np.int64)
-        with self._lock:
-            for position, key in enumerate(keys):
-                code = codes.get(key)
-                if code is None:
-                    code = codes[key] = len(self.keys)
-                    self.keys.append(key)
-                out[position] = code
-        return out
+        get = self._codes.get
+        found = [get(key) for key in keys]  # known keys, without the lock (reads are atomic)
+        if None in found:
+            with self._lock:
+                codes = self._codes
+                for position, key in enumerate(keys):
+                    if found[position] is None:
+                        code = codes.get(key)
+                        if code is None:
+                            code = codes[key] = len(self.keys)
+                            self.keys.append(key)
+                        found[position] = code
+        return np.array(found, dtype=np.int64)
 
 
 class _ObjectStates:
@@ -343,9 +347,10 @@ class _ObjectStates:
         target = self._object(code)
         target._local = target._merged(target._local, state)
 
-    def merge(self, other: _ObjectStates, mapping: np.ndarray) -> _ObjectStates:
+    def merge(self, other: _ObjectStates, mapping: np.ndarray | None) -> _ObjectStates:
         for code, metric in other.by_code.items():
-            self.set_state(int(mapping[code]), metric._global_state())
+            target = code if mapping is None else int(mapping[code])
+            self.set_state(target, metric._global_state())
         return self
 
 

@@ -113,9 +113,18 @@ def _key_values(dictionary: pa.Array) -> list[Any]:
     elif types.is_binary(kind) or types.is_large_binary(kind) or types.is_fixed_size_binary(kind):
         raw = dictionary.to_pylist()
         values = [value if value is None else base64.b64encode(value).decode() for value in raw]
+    elif _plain(kind):  # their own canonical values
+        values = dictionary.to_pylist()
     else:
         values = [canonical_value(value) for value in dictionary.to_pylist()]
     return [None if null else value for value, null in zip(values, nulls, strict=True)]
+
+
+def _plain(kind: pa.DataType) -> bool:
+    """Strings and integers: values that are their own group key (no NaN, no -0.0)."""
+    return bool(
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+    )
 
 
 def _encode(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
@@ -134,7 +143,9 @@ def _encode(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
         codes = array.indices.fill_null(len(array.dictionary)).to_numpy(zero_copy_only=False)
         values = [*_key_values(array.dictionary), None]
     # Entries that are one group key (NaNs of other payloads, -0.0 and 0.0, repeated values):
-    # one code each.
+    # one code each. Distinct strings or ints (the usual case) are distinct keys as they are.
+    if _plain(array.dictionary.type) and len(set(values)) == len(values):
+        return codes.astype(np.int64, copy=False), values
     first: dict[Any, int] = {}
     remap = np.array([first.setdefault(value, len(first)) for value in values], dtype=np.int64)
     return remap[codes] if len(first) < len(values) else codes.astype(np.int64), list(first)

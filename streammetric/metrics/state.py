@@ -443,6 +443,25 @@ class GroupedState:
                 out[name] = sums
         return out
 
+    def _merge_same(self, other: GroupedState) -> GroupedState:
+        """`merge` of a state numbered as this one: arrays added position by position."""
+        self._grow_groups(other.size)
+        for name, spec in self.specs.items():
+            mine, theirs = self._entries[name], other._entries[name]
+            if spec.kind == "sum":
+                mine.sums.merge(theirs.sums)
+                mine.ones[: other.size] += theirs.ones[: other.size]
+            elif spec.kind == "count":
+                mine[: other.size] += theirs[: other.size]
+            elif spec.kind == "counts":
+                mine = self._widen(name, theirs.shape[1])
+                mine[: other.size, : theirs.shape[1]] += theirs[: other.size]
+            else:
+                self._widen_sums(name, len(theirs))
+                for position, per_group in enumerate(theirs):
+                    mine[position].merge(per_group)
+        return self
+
     def whole(self, name: str) -> np.ndarray | None:
         """Entry ``name`` per group as int64 when every group's value is a whole number
         counted exactly (a count, or a sum of `ROWS` and bools only); else None."""
@@ -504,7 +523,7 @@ class GroupedState:
     def merge(self, other: GroupedState, mapping: np.ndarray | None = None) -> GroupedState:
         """Add ``other``'s group ``i`` into group ``mapping[i]`` (or ``i``); exact."""
         if mapping is None:
-            mapping = np.arange(other.size, dtype=np.int64)
+            return self._merge_same(other)
         mapping = np.asarray(mapping, dtype=np.int64)
         if other.size:
             self._grow_groups(int(mapping.max()) + 1)
