@@ -14,7 +14,6 @@ was crossed. Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import sys
@@ -25,6 +24,7 @@ import click
 
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from ._files import special_kind, write_atomic
+from ._json import dumps_indented
 from .engine.local import Job, Result
 from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
 from .io import ColumnSpec
@@ -308,7 +308,7 @@ def render(result: dict[str, Any], fmt: str, precision: int | None = None) -> st
     """The result as ``json``, ``csv`` or an aligned ``table``. ``precision`` (significant
     digits) applies to the table only: json and csv always hold the exact values."""
     if fmt == "json":
-        return json.dumps(result, indent=2, allow_nan=True)
+        return dumps_indented(result)
     shown = precision if fmt == "table" else None
     names = list(result["metrics"])
     groups = result.get("groups") or []
