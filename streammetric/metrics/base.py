@@ -325,7 +325,17 @@ class EvalMetric(_Locked):
         (then each group's state is computed alone). The default covers the weighted means of
         the default state (``sum_metric`` over ``sum_weight`` or ``num_inst``) whose
         denominators are whole numbers (no sample weights)."""
-        if type(self)._compute is not EvalMetric._compute or "sum_metric" not in self._specs:
+        if type(self)._compute is not EvalMetric._compute:
+            return None
+        means = self._group_means(grouped)
+        if means is None:
+            return None
+        name, _ = self.get()
+        return {str(name): means}
+
+    def _group_means(self, grouped: GroupedState) -> np.ndarray | None:
+        """`EvalMetric._compute` of every group at once, when the denominators are whole."""
+        if "sum_metric" not in self._specs:
             return None
         rows = grouped.whole("num_inst")
         denominators = grouped.whole("sum_weight") if "sum_weight" in self._specs else rows
@@ -333,8 +343,7 @@ class EvalMetric(_Locked):
             return None
         values = grouped.ratios("sum_metric", denominators)
         values[rows == 0] = np.nan
-        name, _ = self.get()
-        return {str(name): values}
+        return values
 
     def group_notes(self, grouped: GroupedState, values: dict[str, np.ndarray]) -> np.ndarray:
         """Which groups `may_note` (bool per group code), from `group_values`."""

@@ -35,7 +35,7 @@ import numpy as np
 from .._exceptions import ConfigError
 from ..conventions import Convention, get_convention, rules_phrase
 from ..functional import _ce_inputs
-from ..functional._ce_core import exp_float
+from ..functional._ce_core import exp, exp_float
 from ..functional.losses import (
     DIAGNOSTIC_KEYS,
     LossTerms,
@@ -582,6 +582,10 @@ class Perplexity(_LossMetric):
     def _compute(self, state: State) -> float:
         mean = super()._compute(state)
         return exp_float(mean)
+
+    def group_values(self, grouped: GroupedState) -> dict[str, np.ndarray] | None:
+        means = self._group_means(grouped)
+        return None if means is None else {self.name: exp(means)}  # exp_float's kernel
 
     def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
         mean = super()._compute(state)

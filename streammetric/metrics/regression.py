@@ -31,7 +31,7 @@ from ..functional.regression import (
 from ._options import check_choice
 from .base import EvalMetric, State
 from .registry import alias, register
-from .state import Terms
+from .state import GroupedState, Terms
 
 __all__ = ["MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
 
@@ -86,6 +86,10 @@ class RMSE(MSE):
 
     def _compute(self, state: State) -> float:
         return math.sqrt(super()._compute(state))
+
+    def group_values(self, grouped: GroupedState) -> dict[str, np.ndarray] | None:
+        means = self._group_means(grouped)
+        return None if means is None else {self.name: np.sqrt(means)}  # IEEE: as math.sqrt
 
     def _sum_metric(self, state: State) -> float:
         return self._compute(state) * state["num_inst"] if state["num_inst"] else 0.0
