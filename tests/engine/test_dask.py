@@ -349,7 +349,7 @@ def test_worker_processes_know_a_metric_class_through_dask_preload(data):
 def test_cli_engine_dask_with_vector_metrics(data):
     command = [*CLI_PREFIX, "eval", str(data / "cls.parquet"), "--by", "split"]
     command += ["-m", "vector_test_hit_rate", "-m", "vector_test_confusion:num_classes=5"]
-    command += ["--format", "json"]
+    command += ["--class-names", "a,b,c,d,e", "--format", "json"]
     env = {**os.environ, **DASK_PRELOAD}
     local = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
     on_dask = subprocess.run(
@@ -361,7 +361,7 @@ def test_cli_engine_dask_with_vector_metrics(data):
     )
     assert local.returncode == 0 and on_dask.returncode == 0, on_dask.stderr
     assert on_dask.stdout == local.stdout
-    assert list(json.loads(on_dask.stdout)["metrics"]["class_hit_rate"]) == list("01234")
+    assert list(json.loads(on_dask.stdout)["metrics"]["class_hit_rate"]) == list("abcde")
 
 
 def test_without_dask_installed_the_error_says_what_to_install(data, monkeypatch):
