@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,13 +26,15 @@ from .cli_common import (
     OUTPUT_PARAMS,
     ProgressBar,
     StreamMetricCommand,
+    check_class_count,
     check_output,
     check_thresholds,
     config_option,
     emit,
-    format_value,
+    format_metric,
     job_options,
     make_job,
+    parse_class_names,
     parse_thresholds,
     render,
     resolve_thresholds,
@@ -40,6 +42,9 @@ from .cli_common import (
 )
 from .cli_export import ExportOptions, LiveExport, UnitFeeder, export_options
 from .engine.signals import StopSignal
+
+if TYPE_CHECKING:
+    from .engine.local import RunStart
 
 __all__ = ["check_thresholds", "main", "render", "run"]
 
@@ -103,7 +108,8 @@ def eval_command(
         parse_thresholds(tuple(fail_above), "--fail-above"),
         parse_thresholds(tuple(fail_below), "--fail-below"),
     )
-    live = LiveExport(ExportOptions.from_params(params))
+    class_names = parse_class_names(params.pop("class_names"))
+    live = LiveExport(ExportOptions.from_params(params), class_names)
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     check_output(output)
     job, new_metrics = make_job(list(paths), params)
@@ -112,11 +118,17 @@ def eval_command(
     live.check(new_metrics, job.columns.by)
     feeder = UnitFeeder(live) if live.options.enabled else None
     show = sys.stderr.isatty() if progress is None else progress
+
+    def on_start(start: RunStart) -> None:
+        check_class_count(class_names, start.resolved)  # before anything is read
+        if feeder is not None:
+            feeder.on_start(start)
+
     live.open()
     try:
         hooks = {
             "checkpoint": checkpoint,
-            "on_start": None if feeder is None else feeder.on_start,
+            "on_start": None if feeder is None and class_names is None else on_start,
             "on_merge": None if feeder is None else feeder.on_merge,
         }
         with ProgressBar(show) as bar:
@@ -134,13 +146,13 @@ def eval_command(
                     )
             else:
                 result = run_job(job, threads=threads, progress=bar, **hooks)
-        emit(result, fmt, output, precision)
+        emit(result, fmt, output, precision, class_names)
         live.flush(final=True)
         with StopSignal() as stop:
             live.linger(stop)
     finally:
         live.close()
-    crossed = check_thresholds(result.metrics, above, below)
+    crossed = check_thresholds(result.to_dict(class_names)["metrics"], above, below)
     if crossed:
         click.echo(f"streammetric: threshold crossed: {'; '.join(crossed)}", err=True)
         sys.exit(EXIT_THRESHOLD)
@@ -169,7 +181,8 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
     """
     from .engine.watch import FileReport, Watcher, follow
 
-    live = LiveExport(ExportOptions.from_params(params))
+    class_names = parse_class_names(params.pop("class_names"))
+    live = LiveExport(ExportOptions.from_params(params), class_names)
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     check_output(output)
     job, new_metrics = make_job([directory], params)
@@ -179,10 +192,11 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
         click.echo(f"streammetric: watch: {message}", err=True)
 
     def on_file(report: FileReport) -> None:
+        if report.resolved is not None:
+            check_class_count(class_names, report.resolved)
+        metrics = report.result.to_dict(class_names)["metrics"]  # checks the names' number
         live.add(report.partial, file_end=True)
-        values = ", ".join(
-            f"{k}={format_value(v, precision)}" for k, v in report.result.metrics.items()
-        )
+        values = ", ".join(f"{k}={format_metric(v, precision)}" for k, v in metrics.items())
         log(
             f"{report.name}: {report.result.rows} rows ({report.result.invalid_rows} invalid), "
             f"{values}; total {report.total_rows} rows in {report.total_files} file(s)"
@@ -199,7 +213,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
             follow(watcher, stop, interval=interval, once=once, after_poll=after_poll)
             for name in sorted(watcher.incomplete):
                 log(f"{name}: not complete yet; left for a later run")
-            emit(watcher.result(), fmt, output, precision)
+            emit(watcher.result(), fmt, output, precision, class_names)
             live.flush(final=True)
             live.linger(stop)
     finally:

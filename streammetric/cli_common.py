@@ -16,8 +16,9 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
@@ -27,7 +28,8 @@ from ._files import special_kind, write_atomic
 from ._json import dumps_indented
 from .engine.local import Job, Result
 from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
-from .io import ColumnSpec
+from .engine.result import class_label
+from .io import ColumnSpec, ResolvedColumns
 
 __all__ = [
     "EXIT_DATA",
@@ -36,13 +38,16 @@ __all__ = [
     "OUTPUT_PARAMS",
     "ProgressBar",
     "StreamMetricCommand",
+    "check_class_count",
     "check_output",
     "check_thresholds",
     "config_option",
     "emit",
+    "format_metric",
     "format_value",
     "job_options",
     "make_job",
+    "parse_class_names",
     "parse_thresholds",
     "render",
     "resolve_thresholds",
@@ -202,6 +207,7 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--strict", is_flag=True, default=False, help="Rows of probabilities that do not sum to 1 are invalid rows (an error, or skipped with --on-invalid skip)."),
         click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume from / save progress to this file."),
         click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores)."),
+        click.option("--class-names", "class_names", type=click.UNPROCESSED, metavar="NAMES|@FILE", help="Names of classes 0, 1, ...: comma-separated, or @FILE with one per line. Per-class values are keyed by them (table, json, csv, the Prometheus class labels)."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
@@ -241,6 +247,77 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
     return job, lambda: build_metrics(metric_specs, defaults)
 
 
+# --- class names ---------------------------------------------------------------------------------
+
+
+def parse_class_names(value: Any) -> tuple[str, ...] | None:
+    """``--class-names``: ``"cat,dog"`` (names around commas stripped), ``@FILE`` (one name a
+    line, blank lines skipped) or a TOML list -> the names of classes 0, 1, ...; an empty or
+    repeated name is a usage error (`ConfigError`).
+
+    >>> parse_class_names(" cat, dog ,bird"), parse_class_names(["cat", "dog"])
+    (('cat', 'dog', 'bird'), ('cat', 'dog'))
+    >>> parse_class_names("cat,,dog")
+    Traceback (most recent call last):
+    ...
+    streammetric._exceptions.ConfigError: --class-names: name 2 of 3 is empty, got 'cat,,dog'
+    """
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(name, str) for name in value):
+            raise ConfigError(f"--class-names: a list of names must hold text, got {value!r}")
+        names = [name.strip() for name in value]
+        given = repr(value)
+    elif isinstance(value, str) and value.startswith("@"):
+        names, given = _class_names_file(value[1:]), value
+    else:
+        names, given = [name.strip() for name in str(value).split(",")], repr(value)
+    if not names:
+        raise ConfigError(f"--class-names: no names in {given}")
+    for index, name in enumerate(names):
+        if not name:
+            raise ConfigError(
+                f"--class-names: name {index + 1} of {len(names)} is empty, got {given}"
+            )
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(
+                f"--class-names: {name!r} names classes {seen[name]} and {index}; "
+                "each class needs its own name"
+            )
+        seen[name] = index
+    return tuple(names)
+
+
+def _class_names_file(path: str) -> list[str]:
+    special = special_kind(path)
+    if special is not None:
+        raise ConfigError(f"--class-names @{path}: {special}, not a file of names")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"--class-names @{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--class-names @{path}: not UTF-8 text") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def check_class_count(class_names: tuple[str, ...] | None, resolved: ResolvedColumns) -> None:
+    """A usage error when predictions with one score per class (a list column, or several
+    ``--preds`` columns) have another number of classes than ``class_names`` names."""
+    width = resolved.pred_width if resolved.pred_kind != "scalar" else None
+    if class_names is None or width is None or width < 2 or width == len(class_names):
+        return
+    raise ConfigError(
+        f"--class-names gives {len(class_names)} names, but the predictions "
+        f"`{', '.join(resolved.preds)}` have {width} scores a row (one per class); "
+        "give one name per class, in class index order"
+    )
+
+
 # --- the result: rendering, thresholds, output ---------------------------------------------------
 
 
@@ -258,28 +335,57 @@ def parse_thresholds(values: tuple[str, ...], flag: str) -> list[tuple[str, floa
     return out
 
 
+#: ``NAME[class=C]``: class C of a per-class metric (a threshold's name, a CSV column's)
+_CLASS_SUFFIX = re.compile(r"\[class=([^\]]*)\]\Z")
+
+
 def resolve_thresholds(
     thresholds: list[tuple[str, float]], job: Job, flag: str
 ) -> list[tuple[str, float]]:
     """Each threshold with the output name of the metric it names (as ``-m`` names it, e.g.
-    ``ce`` or ``ce:convention=keras``, or as the results do, e.g. ``cross-entropy``); a name
-    that is none of the requested metrics is a usage error, before anything is read."""
+    ``ce`` or ``ce:convention=keras``, or as the results do, e.g. ``cross-entropy``), with its
+    ``[class=C]`` suffix if it has one (class C of a per-class metric); a name that is none of
+    the requested metrics, or a metric whose value is a matrix, is a usage error, before
+    anything is read."""
     out = []
+    values: dict[str, Any] | None = None
     for name, limit in thresholds:
         resolved = resolve_metric_name(name, job.metrics, job.metric_defaults)
+        suffix = ""
+        match = _CLASS_SUFFIX.search(name)
+        if resolved is None and match is not None:
+            base = name[: match.start()]
+            resolved = resolve_metric_name(base, job.metrics, job.metric_defaults)
+            suffix = match.group(0)
         if resolved is None:
             names = [str(n) for n in _requested_names(job)]
             raise ConfigError(
                 f"{flag}: threshold names metric {name!r}, which is not requested; "
                 f"the results will have {', '.join(names)}"
             )
-        out.append((resolved, limit))
+        if values is None:
+            values = _fresh_values(job)
+        if getattr(values.get(resolved), "ndim", 0) >= 2:  # a matrix, as an empty metric says
+            raise ConfigError(_matrix_threshold(flag, resolved))
+        out.append((resolved + suffix, limit))
     return out
 
 
 def _requested_names(job: Job) -> list[str]:
-    names, _ = build_metrics(job.metrics, job.metric_defaults).get()
-    return [str(n) for n in names]
+    return list(_fresh_values(job))
+
+
+def _fresh_values(job: Job) -> dict[str, Any]:
+    names, values = build_metrics(job.metrics, job.metric_defaults).get()
+    return {str(n): v for n, v in zip(names, values, strict=True)}
+
+
+def _matrix_threshold(flag: str, name: str) -> str:
+    return (
+        f"{flag}: {name} is a matrix (rows true class, columns predicted class); a threshold "
+        "applies to a number, to every class of a per-class metric (NAME), or to one class "
+        "(NAME[class=C])"
+    )
 
 
 def format_value(value: float, precision: int | None = None) -> str:
@@ -304,13 +410,123 @@ def format_value(value: float, precision: int | None = None) -> str:
     return f"{value:#.{precision}g}".replace(".e", "e").rstrip(".")
 
 
-def render(result: dict[str, Any], fmt: str, precision: int | None = None) -> str:
+def format_metric(value: Any, precision: int | None = None) -> str:
+    """A metric value in a log line: a number as `format_value` writes it; per-class values
+    as ``{class: value, ...}``, a matrix as its rows (true class) ``[[...], ...]``; counts
+    (ints) as they are.
+
+    >>> format_metric(0.5260055555555555, 3), format_metric({"cat": 0.5, "dog": float("nan")}, 3)
+    ('0.526', '{cat: 0.500, dog: nan}')
+    >>> format_metric([[3, 1], [0, 2]], 3)
+    '[[3, 1], [0, 2]]'
+    """
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_cell(v, precision)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_metric(v, precision) for v in value) + "]"
+    return _cell(value, precision)
+
+
+def _cell(value: Any, precision: int | None) -> str:
+    """One number of a per-class value or matrix: an int (a count) as it is, a float as
+    `format_value` writes it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return format_value(value, precision)
+
+
+def _kind(value: Any) -> str:
+    """``number``, ``classes`` (per-class values: a mapping) or ``matrix`` (a list of rows)."""
+    return (
+        "classes" if isinstance(value, dict) else "matrix" if isinstance(value, list) else "number"
+    )
+
+
+#: A column of the result's rows: (header, metric name, what of its value: None for a number,
+#: a class key, or a matrix cell's (true class, predicted class) indices).
+Column = tuple[str, str, str | tuple[int, int] | None]
+
+
+def _columns(
+    result: dict[str, Any], class_names: Sequence[str] | None, *, expand: bool
+) -> list[Column]:
+    """The value columns. Numbers one column each; with ``expand`` (csv) per-class values one
+    column per class (``NAME[class=C]``) and matrices one per cell
+    (``NAME[true_class=T,pred_class=P]``), over the classes of every scope."""
+    scopes = [result["metrics"], *(group["metrics"] for group in result.get("groups") or [])]
+    columns: list[Column] = []
+    for name, value in result["metrics"].items():
+        kind = _kind(value)
+        if kind == "number":
+            columns.append((name, name, None))
+        elif not expand:
+            continue
+        elif kind == "classes":
+            for key in _union(list(scope[name]) for scope in scopes):
+                columns.append((f"{name}[class={key}]", name, key))
+        else:
+            height = max(len(scope[name]) for scope in scopes)
+            width = max((len(row) for scope in scopes for row in scope[name]), default=0)
+            for t in range(height):
+                for p in range(width):
+                    true, pred = class_label(t, class_names), class_label(p, class_names)
+                    columns.append((f"{name}[true_class={true},pred_class={pred}]", name, (t, p)))
+    return columns
+
+
+def _column_cell(metrics: dict[str, Any], column: Column, shown: int | None) -> str:
+    """A scope's cell of ``column`` ("" where its value has no such class or cell)."""
+    _, name, part = column
+    value = metrics[name]
+    if part is None:
+        return format_value(value, shown)
+    if isinstance(part, str):
+        return _cell(value[part], shown) if part in value else ""
+    return _matrix_cell(value, part[0], part[1], shown)
+
+
+def _union(key_lists: Iterable[list[str]]) -> list[str]:
+    """The keys of every list, each once, in the order first seen."""
+    return list(dict.fromkeys(key for keys in key_lists for key in keys))
+
+
+def _matrix_cell(matrix: list[list[Any]], row: int, column: int, shown: int | None) -> str:
+    inside = row < len(matrix) and column < len(matrix[row])
+    return _cell(matrix[row][column], shown) if inside else ""
+
+
+def _aligned(header: list[str], rows: list[list[str]], left: int) -> list[str]:
+    """Lines of an aligned table: the first ``left`` columns left-aligned, the rest right."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in [header, *rows]
+    ]
+
+
+def render(
+    result: dict[str, Any],
+    fmt: str,
+    precision: int | None = None,
+    class_names: Sequence[str] | None = None,
+) -> str:
     """The result as ``json``, ``csv`` or an aligned ``table``. ``precision`` (significant
-    digits) applies to the table only: json and csv always hold the exact values."""
-    if fmt == "json":
-        return dumps_indented(result)
+    digits) applies to the table only: json and csv always hold the exact values.
+
+    Per-class values and matrices (see `streammetric.engine.result`): json holds them as they
+    are; csv has a column per class (``NAME[class=C]``) or matrix cell
+    (``NAME[true_class=T,pred_class=P]``); the table shows the numbers first, then one table
+    of the per-class values (a row per class, and per group with ``--by``) and one per matrix
+    and scope (rows true class, columns predicted class). ``class_names`` label the matrices'
+    classes (``result`` holds per-class values keyed by name already)."""
+    if fmt == "json":  # a list of numbers (a matrix's row) on one line
+        text = dumps_indented(result)
+        return _NUMBER_LIST.sub(_one_line, text) if "[\n" in text else text
     shown = precision if fmt == "table" else None
-    names = list(result["metrics"])
+    columns = _columns(result, class_names, expand=fmt == "csv")
     groups = result.get("groups") or []
     by = list(groups[0]["key"]) if groups else []
     rows: list[list[str]] = [
@@ -318,16 +534,16 @@ def render(result: dict[str, Any], fmt: str, precision: int | None = None) -> st
             "(all)" if by else "",
             *([""] * max(0, len(by) - 1)),
             str(result["rows"]),
-            *(format_value(result["metrics"][n], shown) for n in names),
+            *(_column_cell(result["metrics"], column, shown) for column in columns),
         ]
     ]
     for group in groups:
         rows.append(
             [str(v) for v in group["key"].values()]
             + [str(group["rows"])]
-            + [format_value(group["metrics"][n], shown) for n in names]
+            + [_column_cell(group["metrics"], column, shown) for column in columns]
         )
-    header = [*(by or [""]), "rows", *names]
+    header = [*(by or [""]), "rows", *(column[0] for column in columns)]
     if not by:
         header, rows = header[1:], [r[1:] for r in rows]
     if fmt == "csv":
@@ -338,44 +554,127 @@ def render(result: dict[str, Any], fmt: str, precision: int | None = None) -> st
         writer.writerow(header)
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i < len(by) else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in [header, *rows]
-    ]
+    lines = _aligned(header, rows, len(by))
+    blocks = _vector_tables(result, by, shown, class_names)
+    for block in blocks:
+        lines += ["", *block]
     if result.get("invalid_rows"):
+        lines += [""] if blocks else []
         lines.append(f"invalid rows skipped: {result['invalid_rows']}")
     return "\n".join(lines)
 
 
+#: A list of numbers as ``json.dumps(indent=2)`` writes it: one number a line.
+_NUMBER_LIST = re.compile(r"\[\n[-+0-9.eEaNIinfty,\s]*\n\s*\]")
+
+
+def _one_line(match: re.Match[str]) -> str:
+    return "[" + ", ".join(item.strip() for item in match.group(0)[1:-1].split(",")) + "]"
+
+
+def _vector_tables(
+    result: dict[str, Any], by: list[str], shown: int | None, class_names: Sequence[str] | None
+) -> list[list[str]]:
+    """The table's blocks after the numbers: the per-class values, then each matrix."""
+    kinds = {name: _kind(value) for name, value in result["metrics"].items()}
+    scopes: list[tuple[list[str], str, dict[str, Any]]] = [
+        (["(all)", *[""] * (len(by) - 1)] if by else [], " (all)" if by else "", result["metrics"])
+    ]
+    for group in result.get("groups") or []:
+        key = [str(v) for v in group["key"].values()]
+        where = " " + " ".join(f"{col}={value}" for col, value in zip(by, key, strict=True))
+        scopes.append((key, where, group["metrics"]))
+    blocks = []
+    per_class = [name for name, kind in kinds.items() if kind == "classes"]
+    if per_class:
+        rows = [
+            [*key, label, *(_cell(m[n][label], shown) if label in m[n] else "" for n in per_class)]
+            for key, _, m in scopes
+            for label in _union(list(m[n]) for n in per_class)
+        ]
+        blocks.append(_aligned([*by, "class", *per_class], rows, len(by) + 1))
+    for name in (name for name, kind in kinds.items() if kind == "matrix"):
+        for _, where, m in scopes:
+            matrix = m[name]
+            width = max((len(row) for row in matrix), default=0)
+            header = ["true\\pred", *(class_label(p, class_names) for p in range(width))]
+            rows = [
+                [
+                    class_label(t, class_names),
+                    *(_matrix_cell(matrix, t, p, shown) for p in range(width)),
+                ]
+                for t in range(len(matrix))
+            ]
+            title = f"{name}{where}: rows true class, columns predicted class"
+            blocks.append([title, *_aligned(header, rows, 1)])
+    return blocks
+
+
 def check_thresholds(
-    metrics: dict[str, float], above: list[tuple[str, float]], below: list[tuple[str, float]]
+    metrics: dict[str, Any], above: list[tuple[str, float]], below: list[tuple[str, float]]
 ) -> list[str]:
-    """Messages for every crossed threshold (a NaN value crosses every threshold)."""
+    """Messages for every crossed threshold (a NaN value crosses every threshold). A threshold
+    on a per-class metric applies to each of its classes (``recall[class=cat] = 0.4 is below
+    0.5``); ``NAME[class=C]`` to class C alone (its key in the result, or its index); one on a
+    matrix is a usage error."""
+    checked = {name: _threshold_values(metrics, name) for name, _ in above + below}
     crossed = []
-    for name, _ in above + below:
-        if name not in metrics:
-            raise ConfigError(
-                f"threshold names metric {name!r}, but the result has {', '.join(metrics)}"
-            )
     for name, limit in above:
-        if not metrics[name] <= limit:
-            crossed.append(f"{name} = {metrics[name]!r} is above {limit!r}")
+        for label, value in checked[name]:
+            if not value <= limit:
+                crossed.append(f"{label} = {value!r} is above {limit!r}")
     for name, limit in below:
-        if not metrics[name] >= limit:
-            crossed.append(f"{name} = {metrics[name]!r} is below {limit!r}")
+        for label, value in checked[name]:
+            if not value >= limit:
+                crossed.append(f"{label} = {value!r} is below {limit!r}")
     return crossed
 
 
-def emit(result: Result, fmt: str, output: str | None, precision: int | None = None) -> None:
+def _threshold_values(metrics: dict[str, Any], name: str) -> list[tuple[str, Any]]:
+    """The (label, value) pairs a threshold on ``name`` checks."""
+    if name in metrics:
+        value = metrics[name]
+        if isinstance(value, dict):
+            return [(f"{name}[class={key}]", item) for key, item in value.items()]
+        if isinstance(value, list):
+            raise ConfigError(_matrix_threshold("threshold", name))
+        return [(name, value)]
+    match = _CLASS_SUFFIX.search(name)
+    base = name[: match.start()] if match is not None else name
+    if match is None or base not in metrics:
+        raise ConfigError(
+            f"threshold names metric {name!r}, but the result has {', '.join(metrics)}"
+        )
+    value, wanted = metrics[base], match.group(1)
+    if not isinstance(value, dict):
+        what = "a matrix" if isinstance(value, list) else "one value"
+        raise ConfigError(
+            f"threshold names class {wanted!r} of {base}, which has {what}, not a value per class"
+        )
+    keys = list(value)
+    if wanted not in value and wanted.isdigit() and int(wanted) < len(keys):
+        wanted = keys[int(wanted)]  # an index, where the classes have names
+    if wanted not in value:
+        raise ConfigError(
+            f"threshold names class {match.group(1)!r} of {base}, which has classes "
+            f"{', '.join(keys) or '(none)'}"
+        )
+    return [(f"{base}[class={wanted}]", value[wanted])]
+
+
+def emit(
+    result: Result,
+    fmt: str,
+    output: str | None,
+    precision: int | None = None,
+    class_names: Sequence[str] | None = None,
+) -> None:
     """The notes on stderr, then the rendered result on stdout or (atomically) in ``output``
-    (a table with ``precision`` significant digits)."""
+    (a table with ``precision`` significant digits; per-class values keyed by
+    ``class_names`` when given)."""
     for note in result.notes:
         click.echo(f"streammetric: note: {note}", err=True)
-    text = render(result.to_dict(), fmt, precision)
+    text = render(result.to_dict(class_names), fmt, precision, class_names)
     if output:
         write_atomic(output, text + "\n")
     else:

@@ -8,10 +8,11 @@ overall values, each fed by *merging* the finished units' exact states (``run_jo
 ``on_merge``; whole files in ``watch``). After the run both equal the JSON result bit for bit.
 
 Exported series (see :mod:`streammetric.export.prometheus`): the gauges
-``streammetric_<name>{run, scope, <by columns>}`` per group, plus the overall gauges without the
-group labels; the counters (``rows_total``, ...) per group only, so ``sum`` gives the total. (A
-group whose by-values are all null or empty would export the overall's labels: its gauges are
-left out, its counters stay.)
+``streammetric_<name>{run, scope, <by columns>}`` per group (per-class values with a ``class``
+label, matrices with ``true_class`` and ``pred_class``: ``--class-names`` or the class index),
+plus the overall gauges without the group labels; the counters (``rows_total``, ...) per group
+only, so ``sum`` gives the total. (A group whose by-values are all null or empty would export
+the overall's labels: its gauges are left out, its counters stay.)
 
 Local scope: a window is a run of consecutive units (``watch``: files) in plan order (``eval``
 hands units over in plan order whatever the thread count, so windows do not depend on timing).
@@ -25,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
@@ -197,8 +198,9 @@ def export_options(command: Callable[..., Any]) -> Callable[..., Any]:
 class LiveExport:
     """Trackers that follow an engine run, and the endpoint/Pushgateway/textfile reading them."""
 
-    def __init__(self, options: ExportOptions) -> None:
+    def __init__(self, options: ExportOptions, class_names: Sequence[str] | None = None) -> None:
         self.options = options
+        self.class_names = class_names  # the `class` labels of per-class values (else indices)
         self.lock = threading.RLock()  # writers and collect() take it: both trackers agree
         self.registry: CollectorRegistry | None = None
         if options.enabled:
@@ -255,8 +257,11 @@ class LiveExport:
 
         groups = Tracker([new_metrics()], group_by=by, max_groups=self.options.max_groups)
         overall = Tracker([new_metrics()])
-        run = self.options.run
-        return TrackerCollector(groups, run=run), TrackerCollector(overall, run=run)
+        run, names = self.options.run, self.class_names
+        return (
+            TrackerCollector(groups, run=run, class_names=names),
+            TrackerCollector(overall, run=run, class_names=names),
+        )
 
     def start(
         self,

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,17 @@ def golden_vectors() -> list[dict]:
 @pytest.fixture(scope="session")
 def golden() -> list[dict]:
     return golden_vectors()
+
+
+@pytest.fixture
+def vector_metrics() -> Iterator[None]:
+    """The vector-valued test metrics (tests/helpers/vector_metrics.py) registered for one test
+    only: the tests that go through every registered metric never meet them."""
+    from tests.helpers import vector_metrics
+
+    vector_metrics.register_metrics()
+    yield
+    vector_metrics.unregister_metrics()
 
 
 # --- no test reads outside the repository ----------------------------------------------------

@@ -364,8 +364,12 @@ def _grouped(leaf: EvalMetric) -> GroupedState | _ObjectStates:
 
 
 def _add_values(out: dict[str, Any], pairs: list[tuple[str, Any]]) -> None:
+    """Each ``(name, value)`` pair as the result holds it: a float, or a per-class value or
+    matrix in its JSON form (`streammetric.engine.result.json_value`)."""
+    from .result import json_value
+
     for name, value in pairs:
-        out[str(name)] = value if isinstance(value, (dict, list)) else float(value)
+        out[str(name)] = json_value(value)
 
 
 def _count(value: Any, field: str) -> int:

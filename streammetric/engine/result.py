@@ -2,17 +2,100 @@
 
 Its own module so that the engine (`local`, `dask`), the grouped state (`partial`) and the CLI
 import it without importing each other.
+
+A metric value in a result is its JSON form (`json_value`): a number for a metric with one
+value; for a per-class metric (``get()`` gives a 1-D array, index = class) a `ClassValues`
+mapping, keyed by the class index as text or, with class names, by the name; for a matrix (a 2-D
+array, e.g. a confusion matrix: rows true class, columns predicted class) a list of lists.
+
+>>> import numpy as np
+>>> json_value(np.array([0.5, np.nan])), json_value(np.array([[3, 1], [0, 2]]))
+({'0': 0.5, '1': nan}, [[3, 1], [0, 2]])
+>>> json_value(np.array([0.5, 0.25]), ["cat", "dog"]), json_value(np.float64(0.5))
+({'cat': 0.5, 'dog': 0.25}, 0.5)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .._exceptions import ConfigError
 
 if TYPE_CHECKING:
     from .partial import Partial
 
-__all__ = ["Result"]
+__all__ = ["ClassValues", "Result", "class_label", "json_value"]
+
+
+class ClassValues(dict[str, Any]):
+    """A per-class value in JSON form: ``{class: value}`` in class order, keyed by the class
+    index as text (``"0"``, ``"1"``, ...) or by the class's name. A dict (JSON writes it as an
+    object); its own type so that `Result.to_dict` names the classes of these values only."""
+
+
+def class_label(index: int, class_names: Sequence[str] | None = None) -> str:
+    """The key of class ``index``: its name, or the index as text (also for a class beyond
+    the names: while a run is exported live, before the result checks their number).
+
+    >>> class_label(1), class_label(1, ["cat", "dog"]), class_label(2, ["cat", "dog"])
+    ('1', 'dog', '2')
+    """
+    if class_names is None or index >= len(class_names):
+        return str(index)
+    return class_names[index]
+
+
+def _number(value: Any) -> int | float:
+    """An element as JSON holds it: integers (counts) stay ints, the rest are floats."""
+    return value if type(value) is int else float(value)
+
+
+def json_value(value: Any, class_names: Sequence[str] | None = None) -> Any:
+    """A metric value (as ``get()`` gives it) in its JSON form (see the module docstring);
+    ``class_names`` name the classes of a 1-D value (a `ConfigError` if there are fewer names
+    than classes). Mappings and lists are returned as they are."""
+    if isinstance(value, (dict, list)):
+        return value
+    ndim = getattr(value, "ndim", 0)
+    if not ndim:
+        return float(value)
+    if class_names is not None:
+        _check_count(value.shape[0] if ndim == 1 else max(value.shape[:2]), class_names, None)
+    items = value.tolist()  # Python ints for integer arrays, floats for float arrays
+    if ndim == 1:
+        return ClassValues((class_label(i, class_names), _number(v)) for i, v in enumerate(items))
+    return _nested(items)
+
+
+def _nested(items: Any) -> Any:
+    return [_nested(item) for item in items] if isinstance(items, list) else _number(items)
+
+
+def _check_count(classes: int, class_names: Sequence[str], metric: str | None) -> None:
+    if classes > len(class_names):
+        whose = f"{metric} has" if metric else "the value has"
+        raise ConfigError(
+            f"{len(class_names)} class names given, but {whose} {classes} classes "
+            f"(0 to {classes - 1}); give one name per class, in class index order"
+        )
+
+
+def _named_values(metrics: dict[str, Any], class_names: Sequence[str]) -> dict[str, Any]:
+    """``metrics`` with the classes of its per-class values named (matrices are checked)."""
+    out: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if isinstance(value, ClassValues):
+            _check_count(len(value), class_names, name)
+            value = ClassValues(
+                (class_names[int(key)] if key.isdigit() else key, item)
+                for key, item in value.items()
+            )
+        elif isinstance(value, list) and value and isinstance(value[0], list):
+            _check_count(max(len(value), max(len(row) for row in value)), class_names, name)
+        out[name] = value
+    return out
 
 
 @dataclass
@@ -21,17 +104,28 @@ class Result:
 
     rows: int
     invalid_rows: int
-    metrics: dict[str, float]
+    metrics: dict[str, Any]  # name -> value, each in its JSON form (`json_value`)
     groups: list[dict[str, Any]] | None = None
     notes: list[str] = field(default_factory=list)
     partial: Partial | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """The JSON contract; ``class_names`` key the per-class values by class name instead
+        of index (a `ConfigError` when a value has more classes than names)."""
+        metrics = self.metrics
+        groups = self.groups
+        if class_names is not None:
+            metrics = _named_values(metrics, class_names)
+            if groups is not None:
+                groups = [
+                    {**group, "metrics": _named_values(group["metrics"], class_names)}
+                    for group in groups
+                ]
         out: dict[str, Any] = {
             "rows": self.rows,
             "invalid_rows": self.invalid_rows,
-            "metrics": self.metrics,
+            "metrics": metrics,
         }
-        if self.groups is not None:
-            out["groups"] = self.groups
+        if groups is not None:
+            out["groups"] = groups
         return out

@@ -47,13 +47,16 @@ Signature = tuple[int, int]  # (size, mtime_ns)
 
 @dataclasses.dataclass(frozen=True)
 class FileReport:
-    """One evaluated file: its own result, its exact state, and the running totals after it."""
+    """One evaluated file: its own result, its exact state, the running totals after it, and
+    its columns."""
 
     name: str
     result: Result
     partial: Partial
     total_rows: int
     total_files: int
+    #: the file's columns as resolved (None: the file had no rows to resolve them from)
+    resolved: ResolvedColumns | None = None
 
 
 def _skipped(name: str) -> bool:
@@ -288,6 +291,7 @@ class Watcher:
             result.partial,
             self.total.rows + result.partial.rows,
             len(self.files) + 1,
+            start.resolved if start.units else None,
         )
         if self.on_file is not None:
             self.on_file(report)

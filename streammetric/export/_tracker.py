@@ -47,11 +47,13 @@ DEFAULT_MAX_GROUPS = 1000
 
 
 class MetricReading(NamedTuple):
-    """One metric value at one instant: its ``get()`` name, local and global values."""
+    """One metric value at one instant: its ``get()`` name, local and global values (floats;
+    for a per-class metric 1-D arrays, index = class; for a matrix 2-D arrays, rows true
+    class; copies, never the metric's own arrays)."""
 
     name: str
-    local_value: float
-    global_value: float
+    local_value: Any  # float | np.ndarray
+    global_value: Any  # float | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,11 @@ class Tracker:
         self._templates: list[EvalMetric] = [create(spec) for spec in specs]
         if not self._templates:
             raise ConfigError("`metrics` must name at least one metric, got an empty list")
-        self.names: tuple[str, ...] = tuple(
-            str(name) for metric in self._templates for name, _ in metric.get_name_value()
+        pairs = [pair for metric in self._templates for pair in metric.get_name_value()]
+        self.names: tuple[str, ...] = tuple(str(name) for name, _ in pairs)
+        #: the metrics whose value is an array (per-class values, matrices), as a fresh one says
+        self.array_names: frozenset[str] = frozenset(
+            str(name) for name, value in pairs if _is_array(value)
         )
         self._groups: dict[GroupKey, _Group] = {}
         self._by_labels: dict[tuple[str, ...], GroupKey] = {}
@@ -303,7 +308,7 @@ def _read_group(entry: _Group) -> GroupSnapshot:
         local = metric.get_name_value()
         global_ = metric.get_global_name_value()
         values.extend(
-            MetricReading(str(name), float(lv), float(gv))
+            MetricReading(str(name), _reading(lv), _reading(gv))
             for (name, lv), (_, gv) in zip(local, global_, strict=True)
         )
     diagnostics = tuple(
@@ -313,6 +318,15 @@ def _read_group(entry: _Group) -> GroupSnapshot:
     return GroupSnapshot(
         entry.key, entry.label_values, entry.rows_total, tuple(values), diagnostics
     )
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.ndim > 0
+
+
+def _reading(value: Any) -> Any:
+    """A float, or a copy of an array value (per-class values, a matrix)."""
+    return np.array(value) if _is_array(value) else float(value)
 
 
 def _diagnostic_sources(metrics: Iterable[EvalMetric]) -> Iterable[tuple[EvalMetric, Any]]:

@@ -8,6 +8,8 @@ turned into ``_``; every series also has ``run`` and the extra constant ``labels
 per-group series one label per group-by column)::
 
     streammetric_<name>{scope="global"|"local"}            gauge: value since reset / this window
+    streammetric_<name>{class=, scope=}                     per-class values: one series a class
+    streammetric_<name>{true_class=, pred_class=, scope=}   a matrix: one series a cell
     streammetric_rows_total                                 counter: rows evaluated, per group
     streammetric_invalid_rows_total                         counter: rows skipped as invalid, per run
     streammetric_ce_diagnostic_total{metric=, kind=}        counter: a CE-family metric's
@@ -16,10 +18,15 @@ per-group series one label per group-by column)::
     streammetric_build_info{version=}                       info: 1
 
 A metric that has seen nothing (or a window that is empty) exports ``NaN``, which Prometheus stores
-as is. Group values become label values (``None`` -> ``""``, see ``render_label_value``), escaped
-by ``prometheus_client``; group column names become label names the way metric names do (and a
-leading digit gets a ``_``). The timestamp series appears after the first update. Names that would
-clash (two metrics, a column named ``scope``...) raise :class:`~streammetric.ConfigError` up front.
+as is. A per-class metric (``get()`` gives a 1-D array, index = class) is one gauge family with
+a ``class`` label, a matrix (2-D, rows true class) one with ``true_class`` and ``pred_class``:
+the class's name from ``class_names``, else its index (each class's NaN exported as is; a
+window where such a metric gives a number, no series). With such a metric, group columns cannot
+export as those labels. Group values become label values (``None`` -> ``""``, see
+``render_label_value``), escaped by ``prometheus_client``; group column names become label names
+the way metric names do (and a leading digit gets a ``_``). The timestamp series appears after
+the first update. Names that would clash (two metrics, a column named ``scope``...) raise
+:class:`~streammetric.ConfigError` up front.
 
 >>> import streammetric as sm
 >>> m = sm.create("mae").update([1.0, 2.0], [1.5, 2.0])
@@ -33,7 +40,7 @@ import functools
 import importlib.metadata
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway
@@ -72,6 +79,8 @@ _FIXED = (  # family and sample names of the fixed series, in both exposition fo
     *("ce_diagnostic_total", "last_update_timestamp_seconds", "build", "build_info"),
 )
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: the labels of an array value's elements, by the array's number of dimensions
+CLASS_LABELS: dict[int, tuple[str, ...]] = {0: (), 1: ("class",), 2: ("true_class", "pred_class")}
 
 
 def metric_name(name: str) -> str:
@@ -103,11 +112,17 @@ class TrackerCollector:
     """A ``prometheus_client`` collector reading a tracker's snapshot at each ``collect()``."""
 
     def __init__(
-        self, tracker: Tracker, *, run: str = DEFAULT_RUN, labels: Mapping[str, str] | None = None
+        self,
+        tracker: Tracker,
+        *,
+        run: str = DEFAULT_RUN,
+        labels: Mapping[str, str] | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         self.tracker = tracker
         self.const_labels = {"run": str(run), **{str(k): str(v) for k, v in (labels or {}).items()}}
         self.group_labels = tuple(_label_name(column) for column in tracker.group_by)
+        self.class_names = None if class_names is None else tuple(map(str, class_names))
         self._check_names()
 
     def _check_names(self) -> None:
@@ -117,6 +132,8 @@ class TrackerCollector:
                     f"`labels` names must match [A-Za-z_][A-Za-z0-9_]* without a leading __, got {name!r}"
                 )
         taken = {*self.const_labels, "scope", "metric", "kind"}
+        if self.tracker.array_names:
+            taken |= {*CLASS_LABELS[1], *CLASS_LABELS[2]}
         for column, label in zip(self.tracker.group_by, self.group_labels, strict=True):
             if label in taken or label.startswith("__"):
                 raise ConfigError(
@@ -134,13 +151,19 @@ class TrackerCollector:
 
     def collect(self) -> Iterator[Metric]:
         """The families of one consistent snapshot (taken under the tracker's lock)."""
-        yield from families(self.tracker.snapshot(), self.const_labels, self.group_labels)
+        yield from families(
+            self.tracker.snapshot(), self.const_labels, self.group_labels, self.class_names
+        )
 
 
 def families(
-    snapshot: Snapshot, const_labels: Mapping[str, str], group_labels: tuple[str, ...]
+    snapshot: Snapshot,
+    const_labels: Mapping[str, str],
+    group_labels: tuple[str, ...],
+    class_names: Sequence[str] | None = None,
 ) -> list[Metric]:
-    """The metric families of a snapshot, in a stable order."""
+    """The metric families of a snapshot, in a stable order (``class_names``: the ``class``
+    labels of per-class values and matrices, else the class indices)."""
     const_names, const_values = list(const_labels), list(const_labels.values())
     group_names = [*const_names, *group_labels]
     gauges: dict[str, GaugeMetricFamily] = {}
@@ -152,18 +175,25 @@ def families(
         "Cross-entropy diagnostic counts of a metric since its last reset.",
         labels=[*group_names, "metric", "kind"],
     )
+    dims = _dims(snapshot)
     for group in snapshot.groups:
         values = [*const_values, *group.label_values]
         for reading in group.values:
             gauge = gauges.get(reading.name)
             if gauge is None:
+                class_labels = _class_labels(reading.name, dims[reading.name], group_names)
                 gauge = gauges[reading.name] = GaugeMetricFamily(
                     metric_name(reading.name),
                     f"Metric {reading.name!r}: scope=global since reset, local since reset_local.",
-                    labels=[*group_names, "scope"],
+                    labels=[*group_names, *class_labels, "scope"],
                 )
-            gauge.add_metric([*values, "global"], reading.global_value)
-            gauge.add_metric([*values, "local"], reading.local_value)
+            if not dims[reading.name]:
+                gauge.add_metric([*values, "global"], reading.global_value)
+                gauge.add_metric([*values, "local"], reading.local_value)
+                continue
+            for scope, value in (("global", reading.global_value), ("local", reading.local_value)):
+                for classes, number in _elements(value, class_names):
+                    gauge.add_metric([*values, *classes, scope], number)
         rows.add_metric(values, group.rows_total)
         for metric, counts in group.diagnostics:
             for kind, count in counts:
@@ -185,6 +215,64 @@ def families(
         out.append(updated)
     out.append(_build_info(const_names, const_values))
     return out
+
+
+def _dims(snapshot: Snapshot) -> dict[str, int]:
+    """Each metric's number of dimensions (0: a number) over every group and scope."""
+    dims: dict[str, int] = {}
+    for group in snapshot.groups:
+        for reading in group.values:
+            for value in (reading.global_value, reading.local_value):
+                ndim = getattr(value, "ndim", 0)
+                if ndim and dims.get(reading.name, ndim) != ndim:
+                    raise ConfigError(
+                        f"metric {reading.name!r} has values of {dims[reading.name]} and {ndim} "
+                        "dimensions; the exporter takes one shape of value per metric"
+                    )
+                dims[reading.name] = max(dims.get(reading.name, 0), ndim)
+    return dims
+
+
+def _class_labels(name: str, ndim: int, taken: Sequence[str]) -> tuple[str, ...]:
+    if ndim not in CLASS_LABELS:
+        raise ConfigError(
+            f"metric {name!r} has a {ndim}-dimensional value; the exporter takes numbers, "
+            "per-class values (1-D) and matrices (2-D)"
+        )
+    clash = [label for label in CLASS_LABELS[ndim] if label in taken]
+    if clash:  # a tracker whose fresh metric gave a number, then an array
+        raise ConfigError(
+            f"metric {name!r} exports label {clash[0]!r}, which a group column or constant "
+            "label has"
+        )
+    return CLASS_LABELS[ndim]
+
+
+def _elements(value: Any, class_names: Sequence[str] | None) -> Iterator[tuple[list[str], float]]:
+    """(class label values, number) of each element of an array value, in index order (a
+    number where the metric gives arrays, e.g. NaN of a window without rows: no series)."""
+    ndim = getattr(value, "ndim", 0)
+    if ndim == 1:
+        for index, number in enumerate(value.tolist()):
+            yield [_class_label(index, class_names)], float(number)
+    elif ndim == 2:
+        for true, row in enumerate(value.tolist()):
+            for pred, number in enumerate(row):
+                yield (
+                    [_class_label(true, class_names), _class_label(pred, class_names)],
+                    float(number),
+                )
+
+
+def _class_label(index: int, class_names: Sequence[str] | None) -> str:
+    """A class's label value: its name, or its index (also a class beyond the names).
+
+    >>> _class_label(1, None), _class_label(1, ["cat", "dog"]), _class_label(2, ["cat", "dog"])
+    ('1', 'dog', '2')
+    """
+    return (
+        class_names[index] if class_names is not None and index < len(class_names) else str(index)
+    )
 
 
 def _build_info(names: list[str], values: list[str]) -> InfoMetricFamily:
@@ -216,16 +304,24 @@ def _resolve_run(run: str | None, labels: Mapping[str, str] | None) -> tuple[str
 
 
 def make_registry(
-    source: Any, *, run: str | None = None, labels: Mapping[str, str] | None = None
+    source: Any,
+    *,
+    run: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> CollectorRegistry:
     """A private registry holding one :class:`TrackerCollector` over ``source``.
 
     ``source``: a Tracker, a metric object or a list of them. ``run`` (default ``"default"``, or
-    ``labels["run"]``) and the other ``labels`` are added to every series.
+    ``labels["run"]``) and the other ``labels`` are added to every series. ``class_names``
+    are the ``class`` labels of per-class values and matrices (default: the class indices).
     """
     chosen, extra = _resolve_run(run, labels)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TrackerCollector(as_tracker(source), run=chosen, labels=extra))
+    collector = TrackerCollector(
+        as_tracker(source), run=chosen, labels=extra, class_names=class_names
+    )
+    registry.register(collector)
     return registry
 
 
@@ -240,6 +336,7 @@ def serve(
     tls_key: str | os.PathLike[str] | None = None,
     basic_auth_file: str | os.PathLike[str] | None = None,
     web_config: str | os.PathLike[str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> MetricsServer:
     """Serve ``source`` on ``http(s)://host:port/metrics`` from a background thread.
 
@@ -255,7 +352,7 @@ def serve(
     two halves of an update.
     """
     tracker = as_tracker(source)
-    registry = make_registry(tracker, run=run, labels=labels)
+    registry = make_registry(tracker, run=run, labels=labels, class_names=class_names)
     return MetricsServer(
         registry,
         tracker=tracker,
@@ -276,10 +373,11 @@ def push(
     run: str | None = None,
     labels: Mapping[str, str] | None = None,
     timeout: float = 30.0,
+    class_names: Sequence[str] | None = None,
 ) -> None:
     """Replace the Pushgateway group ``{job, run}`` at ``url`` with the current values (HTTP PUT)."""
     chosen, _ = _resolve_run(run, labels)
-    registry = make_registry(source, run=chosen, labels=labels)
+    registry = make_registry(source, run=chosen, labels=labels, class_names=class_names)
     push_to_gateway(url, job=job, registry=registry, grouping_key={"run": chosen}, timeout=timeout)
 
 
@@ -289,6 +387,7 @@ def write_textfile(
     *,
     run: str | None = None,
     labels: Mapping[str, str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> None:
     """Write the current values to ``path`` (node_exporter textfile format), atomically.
 
@@ -296,4 +395,5 @@ def write_textfile(
     fsync'ed, made world-readable and renamed over ``path`` with ``os.replace``: a reader sees the
     old file or the new one, never a part.
     """
-    write_atomic(path, generate_latest(make_registry(source, run=run, labels=labels)), mode=0o644)
+    data = generate_latest(make_registry(source, run=run, labels=labels, class_names=class_names))
+    write_atomic(path, data, mode=0o644)

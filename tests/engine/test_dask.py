@@ -22,6 +22,8 @@ from streammetric.engine import Job, run_job
 from streammetric.engine.dask import local_cluster, quiet_logs, run_job_dask
 from streammetric.engine.local import Evaluator
 from streammetric.io import ColumnSpec, Unit, plan
+from tests.conftest import REPO
+from tests.helpers.vector_metrics import CLI_PREFIX, DASK_PRELOAD
 
 from .conftest import classification_table, regression_table
 
@@ -307,6 +309,57 @@ def test_cli_engine_dask(data):
     assert local.returncode == 0 and on_dask.returncode == 0, on_dask.stderr
     assert on_dask.stdout == local.stdout
     assert json.loads(on_dask.stdout)["rows"] == 9000
+
+
+def vector_job(data: Path) -> Job:
+    """Per-class values and a matrix (tests/helpers/vector_metrics.py), per split."""
+    return Job(
+        [str(data / "cls.parquet")],
+        ["acc", "vector_test_hit_rate", "vector_test_confusion:num_classes=5"],
+        ColumnSpec(labels="label", preds="probs", by=("split",)),
+    )
+
+
+@pytest.mark.usefixtures("vector_metrics")
+def test_vector_metrics_give_the_local_engines_bits(data, address):
+    job = vector_job(data)
+    result = run_job_dask(job, scheduler=address)
+    assert bits(result) == bits(run_job(job, threads=3))
+    assert list(result.metrics["class_hit_rate"]) == ["0", "1", "2", "3", "4"]
+    assert sum(map(sum, result.metrics["test_confusion"])) == 3000
+
+
+@pytest.mark.usefixtures("vector_metrics")
+def test_worker_processes_know_a_metric_class_through_dask_preload(data):
+    """A worker in another process builds the metrics by name: a metric class registered by a
+    module (here the test metrics) must be imported there too, e.g. with Dask's worker preload;
+    without it the unit fails with the registry's one-line error."""
+    job = vector_job(data)
+    preload = json.loads(DASK_PRELOAD["DASK_DISTRIBUTED__WORKER__PRELOAD"])
+    with dask.config.set({"distributed.worker.preload": preload}):
+        result = run_job_dask(job, workers=2)
+    assert bits(result) == bits(run_job(job))
+    with pytest.raises(sm.ConfigError, match=r"^unknown metric 'vector_test_hit_rate'"):
+        run_job_dask(job, workers=1)
+
+
+@pytest.mark.usefixtures("vector_metrics")
+def test_cli_engine_dask_with_vector_metrics(data):
+    command = [*CLI_PREFIX, "eval", str(data / "cls.parquet"), "--by", "split"]
+    command += ["-m", "vector_test_hit_rate", "-m", "vector_test_confusion:num_classes=5"]
+    command += ["--class-names", "a,b,c,d,e", "--format", "json"]
+    env = {**os.environ, **DASK_PRELOAD}
+    local = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    on_dask = subprocess.run(
+        [*command, "--engine", "dask", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    assert local.returncode == 0 and on_dask.returncode == 0, on_dask.stderr
+    assert on_dask.stdout == local.stdout
+    assert list(json.loads(on_dask.stdout)["metrics"]["class_hit_rate"]) == list("abcde")
 
 
 def test_without_dask_installed_the_error_says_what_to_install(data, monkeypatch):
