@@ -27,12 +27,11 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import click
-import numpy as np
 
-from ._exceptions import ConfigError, StreamMetricError
+from ._exceptions import StreamMetricError
 from ._files import write_atomic
 from .cli_common import unwritable
 from .engine.local import RunStart
@@ -255,7 +254,12 @@ class LiveExport:
     ) -> tuple[TrackerCollector, TrackerCollector]:
         from .export import Tracker, TrackerCollector
 
-        groups = Tracker([new_metrics()], group_by=by, max_groups=self.options.max_groups)
+        groups = Tracker(
+            [new_metrics()],
+            group_by=by,
+            max_groups=self.options.max_groups,
+            cap_name="--max-groups",
+        )
         overall = Tracker([new_metrics()])
         run, names = self.options.run, self.class_names
         return (
@@ -282,31 +286,20 @@ class LiveExport:
         """Merge one unit's (or file's) exact state into the trackers, then export if due."""
         if self._groups is None or self._overall is None:
             return
-        groups, overall = self._groups.tracker, self._overall.tracker
+        groups = cast("Tracker", self._groups.tracker)  # _trackers made them Trackers
+        overall = cast("Tracker", self._overall.tracker)
         with self.lock:
-            self._check_capacity(groups, part)
             if self._window_closed:
                 groups.reset_local()
                 overall.reset_local()
                 self._window_rows, self._window_closed = 0, False
-            for key, metric in part.groups.items():
-                groups.merge([metric], group=key, rows=part.group_rows.get(key, 0))
-            groups.add_rows(invalid_rows=part.invalid_rows)
+            groups.merge_partial(part)  # checks --max-groups before merging anything
             if groups.group_by:  # without --by the one group is the overall
                 overall.merge([part.overall()], rows=part.rows)
             self._window_rows += part.rows
             limit = self.options.window_rows
             self._window_closed = self._window_rows >= limit if limit else file_end
         self.flush(final=False)
-
-    def _check_capacity(self, groups: Tracker, part: Partial) -> None:
-        known = {_plain(key) for key in groups.groups}
-        new = [key for key in part.groups if _plain(key) not in known]
-        if len(known) + len(new) > groups.max_groups:
-            raise ConfigError(
-                f"--max-groups caps the exported groups at {groups.max_groups}, got group "
-                f"{new[0]!r} beyond it (raise --max-groups or group by fewer columns)"
-            )
 
     def flush(self, *, final: bool) -> None:
         """Write the textfile and push, when due (``final``: now; a failed push raises)."""
@@ -383,10 +376,6 @@ class LiveExport:
                 )
             mine.samples[:] = [*family.samples, *kept]
         return grouped
-
-
-def _plain(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(v.item() if isinstance(v, np.generic) else v for v in key)
 
 
 class _Collector:

@@ -13,7 +13,9 @@ from .._exceptions import InvalidInputError, StateError
 from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
+from ..metrics._inputs import as_pairs
 from ..metrics._shared import shared_batch
+from ..metrics.base import _num_rows
 from ..metrics.state import GroupedState, State, Terms
 from .result import Result
 
@@ -97,7 +99,7 @@ class Partial:
         code for every row. ``terms``: each leaf's `row_terms` of the batch when already
         computed; a leaf whose state is not a sum over rows (its terms None) is updated group
         by group."""
-        count = int(labels.shape[0]) if isinstance(codes, int) else int(codes.shape[0])
+        count = _num_rows(labels, preds) if isinstance(codes, int) else int(codes.shape[0])
         if not count:
             return
         num_groups = self._rows.shape[0]
@@ -105,8 +107,7 @@ class Partial:
             terms = self.row_terms(labels, preds, weights)
         for leaf, state, leaf_terms in zip(self.leaves, self.states, terms, strict=True):
             if isinstance(state, _ObjectStates):
-                row_codes = np.full(count, codes) if isinstance(codes, int) else codes
-                state.add(leaf, labels, preds, weights, row_codes)
+                state.add(leaf, labels, preds, weights, codes)
             elif isinstance(codes, int):
                 assert leaf_terms is not None
                 state.add_all(leaf_terms, count, codes)
@@ -135,7 +136,9 @@ class Partial:
         self, key: GroupKey, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray | None
     ) -> None:
         """Fold a batch of one group's rows."""
-        self.add(labels, preds, weights, int(self.codes_of([key])[0]))
+        code = int(self.codes_of([key])[0])
+        for label, pred, weight in as_pairs(labels, preds, weights):
+            self.add(label, pred, weight, code)
 
     def invalid_mask(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         """Rows any of the metrics would reject (so every metric sees the same clean rows)."""
@@ -323,8 +326,11 @@ class _ObjectStates:
         labels: np.ndarray,
         preds: np.ndarray,
         weights: np.ndarray | None,
-        codes: np.ndarray,
+        codes: np.ndarray | int,
     ) -> None:
+        if isinstance(codes, int):  # the whole batch is one group's (labels may be None: Loss)
+            self._object(codes).update(labels, preds, weights)
+            return
         order = np.argsort(codes, kind="stable")
         present, starts = np.unique(codes[order], return_index=True)
         bounds = [*starts.tolist(), len(order)]

@@ -40,7 +40,14 @@ from .._keys import canonical_key
 from ..metrics.base import EvalMetric
 from ..metrics.registry import CompositeEvalMetric, create
 
-__all__ = ["GroupSnapshot", "MetricReading", "Snapshot", "Tracker", "render_label_value"]
+__all__ = [
+    "GroupSnapshot",
+    "MetricReading",
+    "MetricView",
+    "Snapshot",
+    "Tracker",
+    "render_label_value",
+]
 
 GroupKey = tuple[Any, ...]
 DEFAULT_MAX_GROUPS = 1000
@@ -101,23 +108,15 @@ def render_label_value(value: Any) -> str:
     return str(value)
 
 
-class _Group:
-    __slots__ = ("key", "label_values", "metrics", "rows_total")
-
-    def __init__(self, key: GroupKey, label_values: tuple[str, ...], metrics: list[EvalMetric]):
-        self.key = key
-        self.label_values = label_values
-        self.metrics = metrics
-        self.rows_total = 0
-
-
 class Tracker:
-    """Metric objects per group, row counters and the last update time, under one lock.
+    """The grouped state of the tracked metrics (two windows: local and past), row counters
+    and the last update time, under one lock.
 
     ``metrics`` is what :func:`streammetric.create` takes (a name, config, list, or metric
-    objects). Without ``group_by`` the tracker uses those objects themselves (so code holding them
-    sees the same values); with ``group_by`` each new group gets fresh copies. At most
-    ``max_groups`` groups: one more raises :class:`~streammetric.ConfigError`.
+    objects: their configuration and current state are taken; composites count as their
+    metrics). The state is the engine's grouped state (`streammetric.engine.Partial`: one
+    accumulator per state entry over all groups), so a tracker holds no metric object per
+    group. At most ``max_groups`` groups: one more raises :class:`~streammetric.ConfigError`.
     """
 
     def __init__(
@@ -127,6 +126,7 @@ class Tracker:
         group_by: Sequence[str] = (),
         max_groups: int = DEFAULT_MAX_GROUPS,
         clock: Callable[[], float] = time.time,
+        cap_name: str = "`max_groups`",
     ) -> None:
         if isinstance(group_by, str):
             group_by = [group_by]
@@ -135,23 +135,40 @@ class Tracker:
         self.lock = threading.RLock()
         self.group_by: tuple[str, ...] = tuple(str(column) for column in group_by)
         self.max_groups = max_groups
+        self._cap_name = cap_name  # how errors name the cap (the CLI: --max-groups)
         self._clock = clock
         specs = metrics if isinstance(metrics, (list, tuple)) else [metrics]
-        self._templates: list[EvalMetric] = [create(spec) for spec in specs]
-        if not self._templates:
+        given = [leaf for spec in specs for leaf in _flat(create(spec))]
+        if not given:
             raise ConfigError("`metrics` must name at least one metric, got an empty list")
+        self._templates: list[EvalMetric] = [_fresh_copy(metric) for metric in given]
         pairs = [pair for metric in self._templates for pair in metric.get_name_value()]
         self.names: tuple[str, ...] = tuple(str(name) for name, _ in pairs)
         #: the metrics whose value is an array (per-class values, matrices), as a fresh one says
         self.array_names: frozenset[str] = frozenset(
             str(name) for name, value in pairs if _is_array(value)
         )
-        self._groups: dict[GroupKey, _Group] = {}
+        self._start()
+        if not self.group_by:  # the given objects' state so far is the one group's
+            self._add_group(())
+            code = int(self._index.codes_of([()])[0])
+            for window, part in (("_local", self._local), ("_past", self._past)):
+                for leaf, state in zip(given, part.states, strict=True):
+                    state.set_state(code, getattr(leaf, window))
+
+    def _new(self) -> EvalMetric:
+        return CompositeEvalMetric([_fresh_copy(t) for t in self._templates])
+
+    def _start(self) -> None:
+        from ..engine.partial import GroupIndex, Partial
+
+        self._index = GroupIndex()
+        self._local = Partial(self._new, index=self._index)
+        self._past = Partial(self._new, index=self._index)
+        self._rows: dict[GroupKey, int] = {}  # rows counted per group, in first-seen order
         self._by_labels: dict[tuple[str, ...], GroupKey] = {}
         self.invalid_rows_total = 0
         self.last_update_timestamp: float | None = None
-        if not self.group_by:
-            self._add_group((), self._templates)
 
     # -- groups --------------------------------------------------------------------------------
     def _normalize(self, group: Any) -> GroupKey:
@@ -165,38 +182,50 @@ class Tracker:
             )
         return key
 
-    def _add_group(self, key: GroupKey, metrics: list[EvalMetric]) -> _Group:
+    def _add_group(self, key: GroupKey) -> None:
         labels = tuple(render_label_value(v) for v in key)
         if labels in self._by_labels:
             raise ConfigError(
                 f"group keys {self._by_labels[labels]!r} and {key!r} give the same label values {labels!r}"
             )
-        group = _Group(key, labels, metrics)
-        self._groups[key] = group
+        self._rows[key] = 0
         self._by_labels[labels] = key
-        return group
 
-    def _group(self, group: Any) -> _Group:
-        key = self._normalize(group)
-        found = self._groups.get(key)
-        if found is not None:
-            return found
-        if len(self._groups) >= self.max_groups:
+    def _check_new(self, keys: Iterable[GroupKey]) -> list[GroupKey]:
+        """The keys not tracked yet, refused (nothing added) beyond ``max_groups``."""
+        new = list(dict.fromkeys(key for key in keys if key not in self._rows))
+        if len(self._rows) + len(new) > self.max_groups:
+            beyond = new[self.max_groups - len(self._rows)]
             raise ConfigError(
-                f"`max_groups` caps the number of groups at {self.max_groups}, "
-                f"got a new group {key!r} beyond it (raise max_groups or group by fewer columns)"
+                f"{self._cap_name} caps the number of groups at {self.max_groups}, got a new "
+                f"group {beyond!r} beyond it (raise {self._cap_name.strip('`')} or group by "
+                "fewer columns)"
             )
-        return self._add_group(key, [_fresh_copy(t) for t in self._templates])
+        return new
+
+    def _group(self, group: Any) -> GroupKey:
+        key = self._normalize(group)
+        for new in self._check_new([key]):
+            self._add_group(new)
+        return key
 
     def metrics_for(self, group: Any = ()) -> list[EvalMetric]:
-        """The live metric objects of ``group`` (created on first use). Hold ``lock`` to use them."""
+        """Metric objects holding ``group``'s state now (local and past windows): copies to
+        read, not live objects (write with `update`, `merge` or `merge_partial`)."""
         with self.lock:
-            return self._group(group).metrics
+            return self._objects(self._group(group))
+
+    def _objects(self, key: GroupKey) -> list[EvalMetric]:
+        code = int(self._index.codes_of([key])[0])
+        objects = [_fresh_copy(t) for t in self._templates]
+        for metric, local, past in zip(objects, self._local.states, self._past.states, strict=True):
+            metric._local, metric._past = local.state(code), past.state(code)
+        return objects
 
     @property
     def groups(self) -> list[GroupKey]:
         with self.lock:
-            return list(self._groups)
+            return list(self._rows)
 
     # -- writing ---------------------------------------------------------------------------------
     def update(
@@ -208,73 +237,131 @@ class Tracker:
         group: Any = (),
         rows: int | None = None,
     ) -> Tracker:
-        """Update ``group``'s metrics with a batch and count its rows (``len(labels)`` by default).
-
-        The metrics are updated in order; if one raises, the earlier ones keep the batch (an
-        engine validates its batches first, or resets).
-        """
+        """Update ``group``'s metrics with a batch (arrays, or lists of arrays paired as
+        ``EvalMetric.update`` pairs them) and count its rows (``len(labels)`` by default).
+        Every metric's terms are computed before any is added: a bad batch adds nothing."""
         rows = _count_rows(labels) if rows is None else _check_count("rows", rows)
         with self.lock:
-            entry = self._group(group)
-            for metric in entry.metrics:
-                metric.update(labels, preds, sample_weight)
-            self._count(entry, rows, 0)
+            key = self._group(group)
+            self._local.update(key, labels, preds, sample_weight)
+            self._count(key, rows, 0)
         return self
 
     def merge(self, partials: Sequence[EvalMetric], *, group: Any = (), rows: int = 0) -> Tracker:
-        """Merge partial metrics (one per tracked metric, same configs) into ``group``'s, exactly."""
+        """Merge partial metrics (one per tracked metric, same configs; composites count as
+        their metrics) into ``group``'s state, window by window, exactly."""
         rows = _check_count("rows", rows)
+        flat = [leaf for partial in partials for leaf in _flat(partial)]
+        if len(flat) != len(self._templates):
+            raise InvalidInputError(
+                f"`partials` must hold one metric per tracked metric ({len(self._templates)}), got {len(flat)}"
+            )
+        for template, partial in zip(self._templates, flat, strict=True):
+            template._check_config(partial.get_config(), "partials")
         with self.lock:
-            entry = self._group(group)
-            if len(partials) != len(entry.metrics):
-                raise InvalidInputError(
-                    f"`partials` must hold one metric per tracked metric ({len(entry.metrics)}), got {len(partials)}"
-                )
-            for metric, partial in zip(entry.metrics, partials, strict=True):
-                metric.merge(partial)
-            self._count(entry, rows, 0)
+            key = self._group(group)
+            code = int(self._index.codes_of([key])[0])
+            for partial, local, past in zip(
+                flat, self._local.states, self._past.states, strict=True
+            ):
+                windows = partial._snapshot()
+                local.set_state(code, windows[0])
+                past.set_state(code, windows[1])
+            self._count(key, rows, 0)
+        return self
+
+    def merge_partial(self, part: Any) -> Tracker:
+        """Merge an engine's grouped state (`streammetric.engine.Partial` of the same metrics)
+        into the local window: every group at once, its rows and invalid rows counted. New
+        groups beyond ``max_groups`` are refused before anything is merged."""
+        with self.lock:
+            present = part.present().tolist()
+            keys = [self._normalize(part.keys[code]) for code in present]
+            for new in self._check_new(keys):
+                self._add_group(new)
+            self._local.merge(part)
+            rows = part._rows
+            for key, code in zip(keys, present, strict=True):
+                self._rows[key] += int(rows[code])
+            self._count(None, 0, part.invalid_rows)
         return self
 
     def add_rows(self, rows: int = 0, invalid_rows: int = 0, *, group: Any = ()) -> None:
         """Count ``rows`` evaluated in ``group`` and ``invalid_rows`` skipped (counted per run)."""
         rows, invalid_rows = _check_count("rows", rows), _check_count("invalid_rows", invalid_rows)
         with self.lock:
-            entry = self._group(group) if rows or self.group_by == () else None
-            self._count(entry, rows, invalid_rows)
+            key = self._group(group) if rows or self.group_by == () else None
+            self._count(key, rows, invalid_rows)
 
-    def _count(self, entry: _Group | None, rows: int, invalid_rows: int) -> None:
-        if entry is not None:
-            entry.rows_total += rows
+    def _count(self, key: GroupKey | None, rows: int, invalid_rows: int) -> None:
+        if key is not None:
+            self._rows[key] += rows
         self.invalid_rows_total += invalid_rows
         self.last_update_timestamp = self._clock()
 
     def reset_local(self) -> None:
         """Start a new local window in every group; global values and counters keep going."""
+        from ..engine.partial import Partial
+
         with self.lock:
-            for entry in self._groups.values():
-                for metric in entry.metrics:
-                    metric.reset_local()
+            self._past.merge(self._local)
+            self._local = Partial(self._new, index=self._index)
 
     def reset(self) -> None:
         """Forget everything: metric states, groups and counters."""
         with self.lock:
-            for metric in self._templates:
-                metric.reset()
-            self._groups.clear()
-            self._by_labels.clear()
-            self.invalid_rows_total = 0
-            self.last_update_timestamp = None
+            self._start()
             if not self.group_by:
-                self._add_group((), self._templates)
+                self._add_group(())
 
     # -- reading ---------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         """Every value, counter and diagnostic count, read at one instant under the lock."""
         with self.lock:
-            groups = tuple(_read_group(entry) for entry in self._groups.values())
+            groups = tuple(
+                _read_group(key, self._rows[key], self._objects(key)) for key in self._rows
+            )
             return Snapshot(
                 self.group_by, groups, self.invalid_rows_total, self.last_update_timestamp
             )
+
+
+class MetricView:
+    """The live values of metric objects the caller updates itself (``serve(metric)``): one
+    group, read from the objects at each snapshot, no rows counted. What the exporters take
+    besides a `Tracker`."""
+
+    group_by: tuple[str, ...] = ()
+    invalid_rows_total = 0
+    last_update_timestamp: float | None = None
+
+    def __init__(self, metrics: Sequence[EvalMetric]) -> None:
+        self.lock = threading.RLock()
+        self._metrics = list(metrics)
+        pairs = [pair for metric in self._metrics for pair in metric.get_name_value()]
+        self.names: tuple[str, ...] = tuple(str(name) for name, _ in pairs)
+        self.array_names: frozenset[str] = frozenset(
+            str(name) for name, value in pairs if _is_array(value)
+        )
+
+    def metrics_for(self, group: Any = ()) -> list[EvalMetric]:
+        """The objects themselves."""
+        return self._metrics
+
+    @property
+    def groups(self) -> list[GroupKey]:
+        return [()]
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            return Snapshot((), (_read_group((), 0, self._metrics),), 0, None)
+
+
+def _flat(metric: EvalMetric) -> list[EvalMetric]:
+    """A metric, or a composite's metrics (recursively), in order."""
+    if isinstance(metric, CompositeEvalMetric):
+        return [leaf for child in metric.metrics for leaf in _flat(child)]
+    return [metric]
 
 
 def _fresh_copy(template: EvalMetric) -> EvalMetric:
@@ -302,9 +389,9 @@ def _count_rows(labels: Any) -> int:
     return total
 
 
-def _read_group(entry: _Group) -> GroupSnapshot:
+def _read_group(key: GroupKey, rows: int, metrics: list[EvalMetric]) -> GroupSnapshot:
     values: list[MetricReading] = []
-    for metric in entry.metrics:
+    for metric in metrics:
         local = metric.get_name_value()
         global_ = metric.get_global_name_value()
         values.extend(
@@ -312,12 +399,10 @@ def _read_group(entry: _Group) -> GroupSnapshot:
             for (name, lv), (_, gv) in zip(local, global_, strict=True)
         )
     diagnostics = tuple(
-        (leaf.name, _read_diagnostics(counts))
-        for leaf, counts in _diagnostic_sources(entry.metrics)
+        (leaf.name, _read_diagnostics(counts)) for leaf, counts in _diagnostic_sources(metrics)
     )
-    return GroupSnapshot(
-        entry.key, entry.label_values, entry.rows_total, tuple(values), diagnostics
-    )
+    labels = tuple(render_label_value(v) for v in key)
+    return GroupSnapshot(key, labels, rows, tuple(values), diagnostics)
 
 
 def _is_array(value: Any) -> bool:

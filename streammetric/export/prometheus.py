@@ -53,9 +53,10 @@ from prometheus_client.metrics_core import (
 
 from .._exceptions import ConfigError
 from .._files import write_atomic
+from ..metrics.base import EvalMetric
 from . import DEFAULT_RUN
 from ._server import MetricsServer
-from ._tracker import Snapshot, Tracker
+from ._tracker import MetricView, Snapshot, Tracker
 
 __all__ = [
     "DEFAULT_PORT",
@@ -103,9 +104,15 @@ def _label_name(column: str) -> str:
     return "_" + name if name[:1].isdigit() or not name else name
 
 
-def as_tracker(source: Any) -> Tracker:
-    """``source`` itself if it is a Tracker, else a Tracker around the given metric object(s)."""
-    return source if isinstance(source, Tracker) else Tracker(source)
+def as_tracker(source: Any) -> Tracker | MetricView:
+    """``source`` itself if it is a Tracker; a live view of metric objects (the caller updates
+    them; each scrape reads them); else a Tracker of the metrics a spec names."""
+    if isinstance(source, (Tracker, MetricView)):
+        return source
+    objects = source if isinstance(source, (list, tuple)) else [source]
+    if objects and all(isinstance(metric, EvalMetric) for metric in objects):
+        return MetricView(objects)
+    return Tracker(source)
 
 
 class TrackerCollector:
@@ -113,7 +120,7 @@ class TrackerCollector:
 
     def __init__(
         self,
-        tracker: Tracker,
+        tracker: Tracker | MetricView,
         *,
         run: str = DEFAULT_RUN,
         labels: Mapping[str, str] | None = None,

@@ -216,7 +216,7 @@ def test_window_rows_sets_the_local_scope_in_whole_units(data, tmp_path):
         (["--serve", "0", "--tls-cert", "{data}/part-0.parquet"], 2, "--tls-cert and --tls-key go together"),
         (["--push-interval", "3"], 2, "--push-interval needs --push"),
         (["--linger", "soon", "--serve", "0"], 2, "expected seconds >= 0 or 'inf'"),
-        (["--by", "model", "--max-groups", "1", "--textfile", "{tmp}/m.prom"], 2, "--max-groups caps the exported groups at 1"),
+        (["--by", "model", "--max-groups", "1", "--textfile", "{tmp}/m.prom"], 2, "--max-groups caps the number of groups at 1"),
         (["--by", "run", "--serve", "0"], 2, "would export as label 'run'"),
         (["--textfile", "{tmp}/missing/m.prom"], 2, "Invalid value for --textfile: no directory"),
     ],

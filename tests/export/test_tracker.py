@@ -21,13 +21,27 @@ def values(tracker: Tracker, group: object = ()) -> list[MetricReading]:
     return [v for g in snapshot.groups if g.key == key for v in g.values]
 
 
-def test_ungrouped_tracker_uses_the_given_objects() -> None:
-    m = sm.MAE()
+def test_a_tracker_takes_the_given_objects_state_and_keeps_its_own() -> None:
+    m = sm.MAE().update([0.0], [2.0])
     tracker = Tracker([m])
-    m.update([0.0], [2.0])
-    assert tracker.metrics_for() == [m]
     assert values(tracker) == [MetricReading("mae", 2.0, 2.0)]
     assert tracker.snapshot().rows_total == 0  # rows are counted only through the tracker
+    m.update([0.0], [4.0])  # the tracker holds its own (grouped) state, not the object
+    assert values(tracker) == [MetricReading("mae", 2.0, 2.0)]
+    tracker.update([0.0], [4.0])
+    assert values(tracker) == [MetricReading("mae", 3.0, 3.0)]
+    (copy,) = tracker.metrics_for()
+    assert copy is not m and copy.get() == m.get()
+
+
+def test_a_view_of_objects_reads_them_live() -> None:
+    from streammetric.export._tracker import MetricView
+
+    m = sm.MAE()
+    view = MetricView([m])
+    m.update([0.0], [2.0])
+    assert view.metrics_for() == [m]
+    assert [v for g in view.snapshot().groups for v in g.values] == [MetricReading("mae", 2.0, 2.0)]
 
 
 def test_update_counts_rows_and_keeps_groups_apart() -> None:
@@ -77,14 +91,24 @@ def test_merge_partials_exactly() -> None:
         tracker.merge(partials[:1], group="a")
 
 
-def test_engine_style_update_under_the_lock() -> None:
-    tracker = Tracker("mae")
-    with tracker.lock:
-        (metric,) = tracker.metrics_for()
-        metric.update([0.0], [4.0])
-        tracker.add_rows(1, invalid_rows=1)
+def test_engine_style_merge_of_a_grouped_state() -> None:
+    from streammetric.engine import Partial
+    from streammetric.engine.metric_specs import build_metrics
+
+    tracker = Tracker("mae", group_by=["model"], max_groups=2)
+    part = Partial(lambda: build_metrics(["mae"]))
+    part.update(("a",), np.array([0.0, 0.0]), np.array([4.0, 2.0]), None)
+    part.update(("b",), np.array([1.0]), np.array([1.0]), None)
+    part.invalid_rows = 1
+    tracker.merge_partial(part)
     snapshot = tracker.snapshot()
-    assert (snapshot.rows_total, snapshot.invalid_rows_total) == (1, 1)
+    assert (snapshot.rows_total, snapshot.invalid_rows_total) == (3, 1)
+    assert values(tracker, ("a",)) == [MetricReading("mae", 3.0, 3.0)]
+    other = Partial(lambda: build_metrics(["mae"]))
+    other.update(("c",), np.array([0.0]), np.array([1.0]), None)
+    with pytest.raises(sm.ConfigError, match="caps the number of groups at 2"):
+        tracker.merge_partial(other)
+    assert tracker.snapshot().rows_total == 3  # nothing of the refused state was merged
 
 
 def test_cardinality_cap_names_the_cap() -> None:
