@@ -11,47 +11,20 @@ from . import _process  # first: before NumPy loads; pauses the garbage collecto
 try:
     from typing import TYPE_CHECKING
 
-    from . import conventions, functional, metrics
+    from . import _metric_table, conventions, functional, metrics
     from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
     from .accumulate import ExactSum
     from .conventions import Convention, get_convention, list_conventions, register_convention
     from .engine import Result, evaluate
     from .explain import Explanation, explain
-    from .metrics import (
-        BinaryCrossEntropy,
-        CompositeEvalMetric,
-        CrossEntropy,
-        CustomMetric,
-        EvalMetric,
-        NegativeLogLikelihood,
-        Perplexity,
-        alias,
-        create,
-        list_metrics,
-        register,
-    )
+    from .metrics import EvalMetric, alias, create, list_metrics, register
     from .metrics import np_metric as np
 finally:
     _process.resume_gc()
 
 if TYPE_CHECKING:
-    from .metrics import (
-        AUC,
-        ECE,
-        F1,
-        MAE,
-        MCC,
-        MSE,
-        PCC,
-        RMSE,
-        Accuracy,
-        Brier,
-        Caffe,
-        Loss,
-        PearsonCorrelation,
-        TopKAccuracy,
-        Torch,
-    )
+    from . import export
+    from ._metric_table import *  # noqa: F403  (the metric classes, for the type checkers)
 
 __version__ = "0.1.0"
 
@@ -64,46 +37,25 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module(".export", __name__)
-    if name in metrics._LAZY:
+    if name in _metric_table.__all__:
         return getattr(metrics, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *metrics._LAZY})
+    return sorted({*globals(), *_metric_table.__all__})
 
 
 __all__ = [
-    "AUC",
-    "ECE",
-    "F1",
-    "MAE",
-    "MCC",
-    "MSE",
-    "PCC",
-    "RMSE",
-    "Accuracy",
-    "BinaryCrossEntropy",
-    "Brier",
-    "Caffe",
-    "CompositeEvalMetric",
     "ConfigError",
     "Convention",
-    "CrossEntropy",
-    "CustomMetric",
     "EvalMetric",
     "ExactSum",
     "Explanation",
     "InvalidInputError",
-    "Loss",
-    "NegativeLogLikelihood",
-    "PearsonCorrelation",
-    "Perplexity",
     "Result",
     "StateError",
     "StreamMetricError",
-    "TopKAccuracy",
-    "Torch",
     "__version__",
     "alias",
     "conventions",
@@ -119,3 +71,4 @@ __all__ = [
     "register",
     "register_convention",
 ]
+__all__ += _metric_table.__all__  # the metric classes

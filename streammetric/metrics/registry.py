@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from .. import _metric_table
 from .._exceptions import ConfigError, InvalidInputError, StateError
 from ._shared import shared_batch
 from .base import EvalMetric, State, ValueNote, _short
@@ -39,17 +40,19 @@ _REGISTRY: dict[str, type[EvalMetric]] = {}
 _ALIASES: dict[str, str] = {}  # alias -> canonical registered name
 M = TypeVar("M", bound=type[EvalMetric])
 
-#: The modules of built-in metrics that `streammetric.metrics` does not import up front. Importing
-#: one registers its metrics; `_load_builtins` does so (in this order, until ``found()``) before
-#: a name is looked up in vain, and (all of them) before the metrics are listed or a user's
-#: metric is registered (which may replace a built-in one).
-_LAZY_MODULES = ("classification", "regression", "calibration")
+#: the module of `streammetric.metrics` that registers each built-in name and alias (from the
+#: generated table): importing it registers its metrics
+_MODULE_OF = {
+    name: row.module for row in _metric_table.METRICS for name in (row.name, *row.aliases)
+}
 
 
-def _load_builtins(found: Callable[[], bool] = lambda: False) -> None:
-    for module in _LAZY_MODULES:
-        if found():
-            return
+def _load_builtins(name: str | None = None) -> None:
+    """Import the module that registers the built-in ``name``; every module for another name or
+    None (before the metrics are listed or a user's metric is registered, which may replace a
+    built-in one)."""
+    modules = [_MODULE_OF[name]] if name in _MODULE_OF else sorted(set(_MODULE_OF.values()))
+    for module in modules:
         importlib.import_module(f"{__package__}.{module}")
 
 
@@ -82,7 +85,8 @@ def alias(*names: str) -> Callable[[M], M]:
 
 def _lookup(name: str) -> type[EvalMetric]:
     key = name.lower()
-    _load_builtins(lambda: _ALIASES.get(key, key) in _REGISTRY)
+    if _ALIASES.get(key, key) not in _REGISTRY:
+        _load_builtins(key)
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         known = ", ".join(sorted(set(_REGISTRY) | set(_ALIASES)))
