@@ -124,7 +124,7 @@ def _entry_point(path: Path, *args: str, thread: bool = False) -> subprocess.Com
         import atexit, sys, threading, time
         atexit.register(lambda: print("teardown", file=sys.stderr))
         if {thread}:
-            threading.Thread(target=time.sleep, args=(0.5,)).start()
+            threading.Thread(target=time.sleep, args=(3,)).start()  # outlives the command
         sys.argv = ["streammetric", "eval", {str(path)!r}, *{list(args)!r}]
         from streammetric.__main__ import run
         run()
