@@ -63,9 +63,11 @@ class ECE(EvalMetric):
     """
 
     higher_is_better = False
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
     def __init__(
         self,
+        *,
         n_bins: int = 15,
         norm: str = "l1",
         from_logits: bool = False,
@@ -131,9 +133,11 @@ class Brier(EvalMetric):
     """
 
     higher_is_better = False
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
     def __init__(
         self,
+        *,
         from_logits: bool = False,
         scale_by_half: bool | str = "auto",
         name: str = "brier",
@@ -181,9 +185,11 @@ class AUC(EvalMetric):
     """
 
     higher_is_better = True
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
     def __init__(
         self,
+        *,
         num_thresholds: int = 200,
         curve: str = "ROC",
         from_logits: bool = False,

@@ -65,10 +65,10 @@ class _LossMetric(EvalMetric):
 
     def __init__(
         self,
+        *,
         name: str,
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         on_invalid: str = "raise",
         **options: Any,
@@ -391,13 +391,15 @@ class CrossEntropy(_LossMetric):
     (n, k); predictions (n, k) with the class axis ``axis``.
     """
 
+    mxnet_positional = ("eps", "name", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         eps: float | None = None,
         name: str = "cross-entropy",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         from_logits: bool = False,
         axis: int = -1,
@@ -407,9 +409,9 @@ class CrossEntropy(_LossMetric):
         on_invalid: str = "raise",
     ) -> None:
         super().__init__(
-            name,
-            output_names,
-            label_names,
+            name=name,
+            output_names=output_names,
+            label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
             eps=eps,
@@ -433,13 +435,15 @@ class NegativeLogLikelihood(CrossEntropy):
     # configs of earlier versions held CrossEntropy's label_smoothing, always 0.0 here
     retired_options: ClassVar[dict[str, Any]] = {"label_smoothing": 0.0}
 
+    mxnet_positional = ("eps", "name", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         eps: float | None = None,
         name: str = "nll-loss",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         from_logits: bool = False,
         axis: int = -1,
@@ -451,9 +455,9 @@ class NegativeLogLikelihood(CrossEntropy):
         # (CrossEntropy's would add its label_smoothing, which this constructor does not take)
         _LossMetric.__init__(
             self,
-            name,
-            output_names,
-            label_names,
+            name=name,
+            output_names=output_names,
+            label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
             eps=eps,
@@ -474,12 +478,14 @@ class BinaryCrossEntropy(_LossMetric):
     """Binary cross-entropy ``-(y log p + (1 - y) log(1 - p))``, the mean over the last axis for
     (n, d) predictions, under the chosen convention (torch clamps logs at -100, Keras clips)."""
 
+    mxnet_positional = ()  # not an MXNet metric: keywords only
+
     def __init__(
         self,
+        *,
         name: str = "binary-cross-entropy",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         from_logits: bool = False,
         label_smoothing: float = 0.0,
@@ -487,9 +493,9 @@ class BinaryCrossEntropy(_LossMetric):
         on_invalid: str = "raise",
     ) -> None:
         super().__init__(
-            name,
-            output_names,
-            label_names,
+            name=name,
+            output_names=output_names,
+            label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
             from_logits=from_logits,
@@ -515,22 +521,24 @@ class Perplexity(_LossMetric):
     1.7710976
     """
 
+    mxnet_positional = ("ignore_label", "axis", "name", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         ignore_label: int | None = None,
         axis: int = -1,
         name: str = "perplexity",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         from_logits: bool = False,
         on_invalid: str = "raise",
     ) -> None:
         super().__init__(
-            name,
-            output_names,
-            label_names,
+            name=name,
+            output_names=output_names,
+            label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
             ignore_label=ignore_label,

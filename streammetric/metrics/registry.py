@@ -114,7 +114,7 @@ def create(metric: Any, *args: Any, **kwargs: Any) -> EvalMetric:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"`metric` JSON does not parse: {exc}") from exc
     if isinstance(metric, (list, tuple)):
-        return CompositeEvalMetric([create(m, *args, **kwargs) for m in metric])
+        return CompositeEvalMetric(metrics=[create(m, *args, **kwargs) for m in metric])
     if isinstance(metric, dict):
         config = dict(metric)
         if "metric" not in config:
@@ -130,7 +130,7 @@ def create(metric: Any, *args: Any, **kwargs: Any) -> EvalMetric:
     if isinstance(metric, str):
         return _construct(_lookup(metric), args, kwargs)
     if callable(metric):
-        return CustomMetric(metric, *args, **kwargs)
+        return _construct(CustomMetric, (metric, *args), kwargs)  # MXNet's order: feval first
     raise ConfigError(
         f"`metric` must be a name, list, config, JSON string, EvalMetric or callable, got {type(metric).__name__}"
     )
@@ -155,8 +155,11 @@ class CompositeEvalMetric(EvalMetric):
     (['mae', 'mse'], [0.5, 0.375])
     """
 
+    mxnet_positional = ("metrics", "name", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         metrics: list[Any] | None = None,
         name: str = "composite",
         output_names: list[str] | None = None,
@@ -332,8 +335,11 @@ class CustomMetric(EvalMetric):
     ('l1', 0.5)
     """
 
+    mxnet_positional = ("feval", "name", "allow_extra_outputs", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         feval: Callable[..., Any],
         name: str | None = None,
         allow_extra_outputs: bool = False,
@@ -427,4 +433,4 @@ def np_metric(
         return numpy_feval(label, pred)
 
     feval.__name__ = numpy_feval.__name__
-    return CustomMetric(feval, name=name, allow_extra_outputs=allow_extra_outputs)
+    return CustomMetric(feval=feval, name=name, allow_extra_outputs=allow_extra_outputs)

@@ -39,15 +39,8 @@ __all__ = ["MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
 class MAE(EvalMetric):
     """Mean absolute error ``sum_i w_i |y_i - p_i| / sum_i w_i``."""
 
+    default_name = "mae"
     higher_is_better = False
-
-    def __init__(
-        self,
-        name: str = "mae",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
 
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -59,15 +52,8 @@ class MAE(EvalMetric):
 class MSE(EvalMetric):
     """Mean squared error ``sum_i w_i (y_i - p_i)^2 / sum_i w_i``."""
 
+    default_name = "mse"
     higher_is_better = False
-
-    def __init__(
-        self,
-        name: str = "mse",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
 
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -79,13 +65,7 @@ class MSE(EvalMetric):
 class RMSE(MSE):
     """Root mean squared error: ``sqrt`` of the global MSE."""
 
-    def __init__(
-        self,
-        name: str = "rmse",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    default_name = "rmse"
 
     def _compute(self, state: State) -> float:
         return math.sqrt(super()._compute(state))
@@ -114,10 +94,12 @@ class PearsonCorrelation(EvalMetric):
     ('pearsonr', 0.894427191)
     """
 
+    mxnet_positional = ("name", "output_names", "label_names", "average")
     higher_is_better = True
 
     def __init__(
         self,
+        *,
         name: str = "pearsonr",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
@@ -179,16 +161,9 @@ class Loss(EvalMetric):
     ('loss', 2.0)
     """
 
+    default_name = "loss"
     higher_is_better = False
     _signed_sum_metric = True  # a loss value may be negative
-
-    def __init__(
-        self,
-        name: str = "loss",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
 
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> Loss:
         from ._inputs import _as_list, to_numpy
@@ -203,23 +178,11 @@ class Loss(EvalMetric):
 class Torch(Loss):
     """MXNet 1.x's ``Torch`` metric: :class:`Loss` named ``torch`` (for Torch criterions' losses)."""
 
-    def __init__(
-        self,
-        name: str = "torch",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    default_name = "torch"
 
 
 @register
 class Caffe(Loss):
     """MXNet 1.x's ``Caffe`` metric: :class:`Loss` named ``caffe`` (for Caffe losses)."""
 
-    def __init__(
-        self,
-        name: str = "caffe",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    default_name = "caffe"
