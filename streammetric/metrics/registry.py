@@ -150,6 +150,16 @@ def _construct(
 class CompositeEvalMetric(EvalMetric):
     """Several metrics updated together; ``get()`` returns lists of names and values (as MXNet).
 
+    Parameters
+    ----------
+    metrics : list, optional
+        The metrics: instances, or anything `create` takes (names, configs). None: none yet
+        (`add` adds more).
+    name : str, default "composite"
+        The composite's own name (``get()`` reports its metrics' names).
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> m = CompositeEvalMetric(["mae", "mse"])
     >>> m.update([np.array([2.5, 0.0, 2, 8])], [np.array([3, -0.5, 2, 7])]).get()
     (['mae', 'mse'], [0.5, 0.375])
@@ -329,6 +339,19 @@ class CustomMetric(EvalMetric):
 
     As MXNet's CustomMetric: each (label, pred) pair contributes the returned value with count 1,
     or the returned ``(sum_metric, num_inst)``. The values are summed exactly.
+
+    Parameters
+    ----------
+    feval : callable
+        ``feval(label, pred)`` of one NumPy pair: a value (counted once) or ``(sum, count)``.
+    name : str, optional
+        The name ``get()`` reports the value under; None: the function's ``__name__``
+        (``custom(<lambda>)`` for a lambda).
+    allow_extra_outputs : bool, default False
+        MXNet's argument: the labels and predictions may be lists of different lengths (the
+        pairs are taken up to the shorter), instead of an error.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
 
     >>> m = CustomMetric(lambda label, pred: float(np.abs(label - pred).sum()), name="l1")
     >>> m.update([np.array([1.0, 2.0])], [np.array([1.5, 2.0])]).get()

@@ -37,7 +37,17 @@ __all__ = ["MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
 
 @register
 class MAE(EvalMetric):
-    """Mean absolute error ``sum_i w_i |y_i - p_i| / sum_i w_i``."""
+    """Mean absolute error ``sum_i w_i |y_i - p_i| / sum_i w_i``.
+
+    Rows of several outputs (n, d) count the mean over their outputs.
+
+    Parameters
+    ----------
+    name : str, default "mae"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
 
     default_name = "mae"
     higher_is_better = False
@@ -50,7 +60,17 @@ class MAE(EvalMetric):
 
 @register
 class MSE(EvalMetric):
-    """Mean squared error ``sum_i w_i (y_i - p_i)^2 / sum_i w_i``."""
+    """Mean squared error ``sum_i w_i (y_i - p_i)^2 / sum_i w_i``.
+
+    Rows of several outputs (n, d) count the mean over their outputs.
+
+    Parameters
+    ----------
+    name : str, default "mse"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
 
     default_name = "mse"
     higher_is_better = False
@@ -63,7 +83,15 @@ class MSE(EvalMetric):
 
 @register
 class RMSE(MSE):
-    """Root mean squared error: ``sqrt`` of the global MSE."""
+    """Root mean squared error: ``sqrt`` of the global MSE (not a mean of per-batch roots).
+
+    Parameters
+    ----------
+    name : str, default "rmse"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
 
     default_name = "rmse"
 
@@ -86,6 +114,15 @@ class PearsonCorrelation(EvalMetric):
     ``"macro"`` both give the r of all rows seen. MXNet 1.x's ``"micro"`` is that r too; its
     ``"macro"`` (its default) is the mean of the per-batch coefficients, which depends on the
     batching and equals this value only when everything came in one batch.
+
+    Parameters
+    ----------
+    name : str, default "pearsonr"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    average : {"micro", "macro"}, default "micro"
+        MXNet 1.x's argument, accepted for drop-in use: either gives the r of all rows (above).
 
     >>> m = PearsonCorrelation()
     >>> m = m.update(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
@@ -157,6 +194,13 @@ class PearsonCorrelation(EvalMetric):
 class Loss(EvalMetric):
     """Mean of loss values given as ``preds`` (labels are ignored), over every element.
 
+    Parameters
+    ----------
+    name : str, default "loss"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> Loss().update(None, [np.array([1.0, 2.0]), np.array([3.0])]).get()
     ('loss', 2.0)
     """
@@ -176,13 +220,29 @@ class Loss(EvalMetric):
 
 @register
 class Torch(Loss):
-    """MXNet 1.x's ``Torch`` metric: :class:`Loss` named ``torch`` (for Torch criterions' losses)."""
+    """MXNet 1.x's ``Torch`` metric: :class:`Loss` named ``torch`` (for Torch criterions' losses).
+
+    Parameters
+    ----------
+    name : str, default "torch"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
 
     default_name = "torch"
 
 
 @register
 class Caffe(Loss):
-    """MXNet 1.x's ``Caffe`` metric: :class:`Loss` named ``caffe`` (for Caffe losses)."""
+    """MXNet 1.x's ``Caffe`` metric: :class:`Loss` named ``caffe`` (for Caffe losses).
+
+    Parameters
+    ----------
+    name : str, default "caffe"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
 
     default_name = "caffe"
