@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         Perplexity,
     )
     from .metrics.registry import CompositeEvalMetric, CustomMetric
-    from .metrics.regression import MAE, MSE, RMSE, Caffe, Loss, PearsonCorrelation, Torch
+    from .metrics.regression import MAE, MSE, MSLE, RMSE, Caffe, Loss, PearsonCorrelation, Torch
 
 
 class Row(NamedTuple):
@@ -53,6 +53,7 @@ METRICS: tuple[Row, ...] = (
     Row("MAE", "regression", "mae", ()),
     Row("MCC", "classification", "mcc", ()),
     Row("MSE", "regression", "mse", ()),
+    Row("MSLE", "regression", "msle", ()),
     Row(
         "NegativeLogLikelihood", "cross_entropy", "negativeloglikelihood", ("nll-loss", "nll_loss")
     ),
@@ -71,6 +72,7 @@ __all__ = [
     "MAE",
     "MCC",
     "MSE",
+    "MSLE",
     "PCC",
     "RMSE",
     "Accuracy",

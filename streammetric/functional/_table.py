@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .regression import (
         mean_absolute_error,
         mean_squared_error,
+        mean_squared_log_error,
         pearson_correlation,
         root_mean_squared_error,
     )
@@ -43,6 +44,7 @@ FUNCTIONS = {
     "matthews_corrcoef": "classification",
     "mean_absolute_error": "regression",
     "mean_squared_error": "regression",
+    "mean_squared_log_error": "regression",
     "pcc": "classification",
     "pearson_correlation": "regression",
     "perplexity": "losses",
@@ -66,6 +68,7 @@ __all__ = [
     "matthews_corrcoef",
     "mean_absolute_error",
     "mean_squared_error",
+    "mean_squared_log_error",
     "pcc",
     "pearson_correlation",
     "perplexity",

@@ -25,6 +25,8 @@ from ..functional.regression import (
     _absolute_error_update,
     _pearson_update,
     _squared_error_update,
+    _squared_log_error_invalid,
+    _squared_log_error_update,
     exact_products,
     pearson_from_sums,
 )
@@ -32,7 +34,7 @@ from ._options import check_choice
 from .base import EvalMetric, State
 from .registry import alias, register
 
-__all__ = ["MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
+__all__ = ["MAE", "MSE", "MSLE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
 
 
 @register
@@ -100,6 +102,35 @@ class RMSE(MSE):
 
     def _sum_metric(self, state: State) -> float:
         return self._compute(state) * state["num_inst"] if state["num_inst"] else 0.0
+
+
+@register
+class MSLE(EvalMetric):
+    """Mean squared logarithmic error ``sum_i w_i (log1p(y_i) - log1p(p_i))^2 / sum_i w_i``.
+
+    As scikit-learn's ``mean_squared_log_error``; labels and predictions must be > -1.
+
+    Parameters
+    ----------
+    name : str, default "msle"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
+    >>> MSLE().update([3, 5, 2.5, 7], [2.5, 5, 4, 8]).get()
+    ('msle', 0.03973012298459379)
+    """
+
+    default_name = "msle"
+    higher_is_better = False
+
+    def _update_state(
+        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> None:
+        self._add_weighted(state, _squared_log_error_update(label, pred), weight)
+
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        return _squared_log_error_invalid(labels, preds)
 
 
 @register
