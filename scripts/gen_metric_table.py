@@ -133,7 +133,7 @@ def render_metric_table() -> str:
     )
     why = (
         "Read without importing\nthe metric modules: `streammetric` and `streammetric.metrics` "
-        "make their lazy attributes and\n``__all__`` of it, `create` imports the one module "
+        "make their lazy attributes and\n``__all__`` from it, `create` imports the one module "
         "that has a name, ``streammetric metrics``\nlists it. ``__all__`` (the class names) is "
         "for the type checkers' ``from ._metric_table import *``."
     )

@@ -3,7 +3,7 @@
 Written by ``scripts/gen_metric_table.py`` from the modules themselves: do not edit
 (``tests/test_metric_table.py`` fails when this file is stale). Read without importing
 the metric modules: `streammetric` and `streammetric.metrics` make their lazy attributes and
-``__all__`` of it, `create` imports the one module that has a name, ``streammetric metrics``
+``__all__`` from it, `create` imports the one module that has a name, ``streammetric metrics``
 lists it. ``__all__`` (the class names) is for the type checkers' ``from ._metric_table import *``.
 """
 
