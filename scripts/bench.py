@@ -125,8 +125,8 @@ def make_file(path: Path, rows: int, seed: int = 0) -> Path:
     return path
 
 
-# Every process runs with the one OpenBLAS thread that `streammetric` gives its own process
-# (streammetric/_process.py): without it, OpenBLAS's spinning thread cost each 45-66 ms.
+# Every process runs with the one OpenBLAS thread that the `streammetric` command gives its own
+# process (streammetric/__main__.py): without it, OpenBLAS's spinning thread cost each 45-66 ms.
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -195,11 +195,13 @@ def bench_groups(path: Path, rows: int, runs: int) -> list[tuple[str, float, flo
     return [(name, rows / medians[name], plain / medians[name]) for name in commands]
 
 
-def eval_args(path: Path, metrics: list[str]) -> list[str]:
+def eval_args(path: Path, metrics: list[str], entry: str = "streammetric") -> list[str]:
+    """``python -m streammetric eval PATH METRICS``: the command's entry point (``entry``: a
+    revision before it had one runs as ``streammetric.cli``)."""
     return [
         PY,
         "-m",
-        "streammetric.cli",
+        entry,
         "eval",
         str(path),
         *metrics,

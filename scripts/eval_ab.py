@@ -5,7 +5,8 @@
 
 Copies each revision's package into a temporary directory (`git archive`; the working tree as
 it is), builds its C kernels with setup.py's flags and compiles its bytecode, then times
-`python -m streammetric.cli eval` of scripts/bench.py's file with each copy, alternated in
+`python -m streammetric eval` (`streammetric.cli` for a revision without the entry point
+`streammetric/__main__.py`) of scripts/bench.py's file with each copy, alternated in
 shuffled rounds with pyarrow's fastest decoder there (8k-row slices): medians, each one's ratio
 to the decoder, and the median of the paired ratios tree / base. Every process runs in the
 temporary directory with PYTHONPATH at its copy: run in the repository, Python would import the
@@ -83,7 +84,10 @@ def main() -> None:
         commands = {"decoder (8k slices)": (decoder, bench.ENV)}
         for name, copy in copies.items():
             env = {**bench.ENV, "PYTHONPATH": str(copy)}
-            commands[name] = (bench.eval_args(path, metrics), env)
+            entry = "streammetric"  # the entry point; before it was there, the cli module
+            if not (copy / "streammetric" / "__main__.py").exists():
+                entry = "streammetric.cli"
+            commands[name] = (bench.eval_args(path, metrics, entry), env)
         answers = {name: run(*commands[name], work)[1] for name in copies}  # warm, and compare
         if answers["base"] != answers["tree"]:
             raise SystemExit(f"the two revisions answer differently:\n{answers}")

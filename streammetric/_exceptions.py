@@ -13,9 +13,8 @@ Messages are one line and name the argument, the rule and what was received, e.g
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-import numpy as np
 
 
 class StreamMetricError(Exception):
@@ -143,10 +142,14 @@ class StateError(StreamMetricError, ValueError):
 
 def _plain(value: Any) -> Any:
     """NumPy scalars and arrays as Python numbers and lists (``tolist``); the rest as given."""
-    return value.tolist() if isinstance(value, (np.generic, np.ndarray)) else value
+    numpy = sys.modules.get("numpy")  # this module imports no NumPy (``import streammetric``)
+    kinds = () if numpy is None else (numpy.generic, numpy.ndarray)
+    return value.tolist() if kinds and isinstance(value, kinds) else value
 
 
 def _shown(value: Any) -> str:
     """``repr(value)`` shortened to 80 characters (a dtype as ``dtype <U1``)."""
-    text = f"dtype {value}" if isinstance(value, np.dtype) else repr(value)
+    numpy = sys.modules.get("numpy")  # a NumPy value means NumPy is loaded: no import here
+    is_dtype = numpy is not None and isinstance(value, numpy.dtype)
+    text = f"dtype {value}" if is_dtype else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -316,11 +316,11 @@ def explain_command(
 @main.command("metrics", cls=StreamMetricCommand)
 def metrics_command() -> None:
     """List metrics, their aliases, and the cross-entropy conventions."""
+    from ._metric_table import METRICS
     from .conventions import list_conventions
-    from .metrics import list_metrics
 
-    for name, aliases in list_metrics().items():
-        click.echo(f"{name:24s} {', '.join(aliases)}")
+    for row in METRICS:
+        click.echo(f"{row.name:24s} {', '.join(row.aliases)}".rstrip())
     click.echo("")
     click.echo("conventions: " + ", ".join(list_conventions()))
 

@@ -96,3 +96,39 @@ def test_benchmark_commands_exist():
             assert (ROOT / "scripts" / script).is_file(), f"{doc.name}: scripts/{script}"
         for only in re.findall(r"bench\.py[^`\n]*?--only ([\w,]+)", text):
             assert set(only.split(",")) <= sections, f"{doc.name}: --only {only}"
+
+
+def test_the_adding_a_metric_example_is_the_code_and_runs():
+    """Each ``# PATH`` block of "Adding a metric" is in that file as shown (a ``# ...`` line
+    separates excerpts), so the suite runs the example's code; the ``>>>`` block runs here."""
+    import doctest
+
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("### Adding a metric")
+    fenced, end = False, len(lines)
+    for number in range(start + 1, len(lines)):  # up to the next heading outside code
+        fenced ^= lines[number].startswith("```")
+        if not fenced and re.match(r"#{1,3} ", lines[number]):
+            end = number
+            break
+    section = "\n".join(lines[start:end])
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    paths = []
+    for block in blocks:
+        first, _, code = block.partition("\n")
+        if block.startswith(">>>"):
+            test = doctest.DocTestParser().get_doctest(block, {}, "README", None, 0)
+            runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+            runner.run(test)
+            assert runner.summarize(verbose=False).failed == 0
+            continue
+        path = first.removeprefix("# ")
+        paths.append(path)
+        source = (ROOT / path).read_text()
+        for excerpt in code.split("# ...\n"):
+            assert excerpt in source, f"README's excerpt of {path} is not in it:\n{excerpt}"
+    assert paths == [
+        "streammetric/functional/regression.py",
+        "streammetric/metrics/regression.py",
+        "tests/metrics/test_regression.py",
+    ]

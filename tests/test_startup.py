@@ -112,24 +112,22 @@ def test_registry_is_as_if_everything_was_imported():
 
 def test_lazy_tables_are_complete():
     import streammetric as sm
-    from streammetric.metrics import registry
 
-    assert sorted(set(sm.metrics._LAZY.values())) == sorted(registry._LAZY_MODULES)
     for package in (sm, sm.metrics, sm.functional):
         for name in package.__all__:
             assert getattr(package, name) is not None, (package.__name__, name)
 
 
 def _entry_point(path: Path, *args: str, thread: bool = False) -> subprocess.CompletedProcess[str]:
-    """``streammetric eval PATH ARGS`` through `run`, with an atexit hook that says "teardown"
+    """``streammetric eval PATH ARGS`` through the entry point, with an atexit hook that says "teardown"
     (and, with ``thread``, a thread still running when the command ends)."""
     code = f"""
         import atexit, sys, threading, time
         atexit.register(lambda: print("teardown", file=sys.stderr))
         if {thread}:
-            threading.Thread(target=time.sleep, args=(0.5,)).start()
+            threading.Thread(target=time.sleep, args=(3,)).start()  # outlives the command
         sys.argv = ["streammetric", "eval", {str(path)!r}, *{list(args)!r}]
-        from streammetric.cli import run
+        from streammetric.__main__ import run
         run()
         """
     command = [sys.executable, "-c", textwrap.dedent(code)]
@@ -154,80 +152,126 @@ def test_the_entry_point_ends_without_teardown_after_flushing(tmp_path: Path):
     assert "teardown" in waited.stderr
 
 
-def _blas_threads(argv0: str, environ: dict[str, str] | None = None) -> tuple[str, int]:
-    """OPENBLAS_NUM_THREADS and the thread count just after ``import streammetric`` in a process
-    whose ``sys.argv[0]`` is ``argv0``, leaving out jemalloc's background thread, which pyarrow
-    starts in both, sometimes only after the count."""
+BLAS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GOTO_NUM_THREADS")
+# the process's threads but jemalloc's background thread, which pyarrow starts, sometimes only
+# after the count
+THREADS = """
+    def threads():
+        tasks = [open(f"/proc/self/task/{t}/comm").read() for t in os.listdir("/proc/self/task")]
+        return len([name for name in tasks if not name.startswith("jemalloc_bg_thd")])
+    """
+
+
+def _probe(code: str, environ: dict[str, str] | None = None) -> list[str]:
+    """The words ``code`` prints in a fresh interpreter whose environment sets none of OpenBLAS's
+    thread counts but ``environ``'s (a Dask test that ran before in this process may have left
+    OMP_NUM_THREADS and GOTO_NUM_THREADS, which OpenBLAS also reads, set to 1)."""
     import os
 
-    code = f"""
-        import os, sys
-        sys.argv[0] = {argv0!r}
-        import streammetric
-        tasks = [open(f"/proc/self/task/{{t}}/comm").read() for t in os.listdir("/proc/self/task")]
-        threads = [name for name in tasks if not name.startswith("jemalloc_bg_thd")]
-        print(os.environ.get("OPENBLAS_NUM_THREADS"), len(threads))
-        """
-    # OpenBLAS also takes OMP_NUM_THREADS and GOTO_NUM_THREADS, which a Dask test that ran
-    # before in this process may have left set to 1 (distributed's pre-spawn-environ)
-    blas = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GOTO_NUM_THREADS")
-    env = {k: v for k, v in os.environ.items() if k not in blas}
+    env = {k: v for k, v in os.environ.items() if k not in BLAS}
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(THREADS) + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         check=True,
         env={**env, **(environ or {})},
     )
-    value, threads = done.stdout.split()
-    return value, int(threads)
+    return done.stdout.split()
 
 
-def test_the_command_starts_no_blas_threads_and_a_library_user_keeps_them():
+LIBRARY = """
+    import gc, os, sys
+    {before}
+    enabled = gc.isenabled()
+    collections = []
+    gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(1))
+    import streammetric as sm
+    print("numpy" in sys.modules, gc.isenabled() == enabled, os.environ.get("OPENBLAS_NUM_THREADS"))
+    sm.create(["ce", "acc"]).update([0, 1], [[0.25, 0.75], [0.5, 0.5]])  # NumPy, the metrics
+    print(gc.isenabled() == enabled, gc.get_freeze_count(), os.environ.get("OPENBLAS_NUM_THREADS"))
+    print(len(collections), threads())
+    """
+
+COMMAND = """
+    import gc, os, sys
+    from streammetric.__main__ import load  # streammetric's own __init__: a few small modules
+    collections = []
+    gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(1))
+    command = load()
+    print(command.__module__, os.environ.get("OPENBLAS_NUM_THREADS"), len(collections))
+    print(gc.isenabled(), gc.get_freeze_count(), len(gc.get_objects()), threads())
+    """
+
+
+def test_import_streammetric_leaves_the_gc_and_openblas_alone():
+    """``import streammetric`` loads no NumPy, and neither it nor using the metrics pauses,
+    freezes or turns off the garbage collector or sets OPENBLAS_NUM_THREADS."""
+    first, then, counts = _chunks(_probe(LIBRARY.format(before="")), 3, 3, 2)
+    assert first == ["False", "True", "None"] and then == ["True", "0", "None"]
+    assert int(counts[0]) > 0  # the collector ran while NumPy and the metrics loaded
+    first, then, counts = _chunks(_probe(LIBRARY.format(before="gc.disable()")), 3, 3, 2)
+    assert first == ["False", "True", "None"] and then == ["True", "0", "None"]
+    assert counts[0] == "0"  # a program that turned it off keeps it off
+    assert _probe(LIBRARY.format(before=""), {"OPENBLAS_NUM_THREADS": "3"})[2] == "3"
+
+
+def _chunks(words: list[str], *sizes: int) -> list[list[str]]:
+    out, start = [], 0
+    for size in sizes:
+        out.append(words[start : start + size])
+        start += size
+    assert start == len(words), words
+    return out
+
+
+def test_the_entry_point_sets_openblas_and_freezes_the_gc_before_numpy_loads():
+    """The command (`streammetric.__main__.load`): one OpenBLAS thread unless the environment
+    says otherwise, so OpenBLAS starts none of its own; the collector paused while the modules
+    load, then on again with every object they made frozen, out of its passes."""
     import os
 
     assert (os.cpu_count() or 1) > 1, "OpenBLAS starts one thread per core: needs 2 cores"
-    command_value, command_threads = _blas_threads("/venv/bin/streammetric")
-    library_value, library_threads = _blas_threads("train.py")
-    assert command_value == "1" and library_value == "None"
-    assert command_threads < library_threads  # OpenBLAS's own threads are gone
-    assert _blas_threads("/venv/bin/streammetric", {"OPENBLAS_NUM_THREADS": "2"})[0] == "2"
+    module, blas, collections, enabled, frozen, seen, threads = _probe(COMMAND)
+    assert (module, blas, enabled) == ("streammetric.cli", "1", "True")
+    assert collections == "0"  # the imports (NumPy, pyarrow, click, ...) make some 60 without
+    assert int(frozen) > 10_000 and int(seen) < 1_000
+    library_threads = int(_probe(LIBRARY.format(before=""))[-1])
+    assert int(threads) < library_threads  # OpenBLAS's own threads are gone
+    assert _probe(COMMAND, {"OPENBLAS_NUM_THREADS": "2"})[1] == "2"
 
 
-def test_the_import_pauses_the_gc_and_restores_it():
-    """The collections during ``import streammetric`` (a pass may follow the pause), and whether
-    the collector is on after it."""
-    counted = """
-        import gc, sys
-        sys.argv[0] = {argv0!r}
-        {before}
-        collections = []
-        gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(1))
-        import streammetric
-        print(len(collections), gc.isenabled())
-        """
-    unpaused = python(counted.format(argv0="train.py", before="gc.disable = lambda: None"))
-    assert int(unpaused[0].split()[0]) > 20  # NumPy and pyarrow's imports collect
-    for argv0 in ("/venv/bin/streammetric", "train.py"):  # the command, a library user
-        count, enabled = python(counted.format(argv0=argv0, before=""))[0].split()
-        assert int(count) <= 2 and enabled == "True"
-        count, enabled = python(counted.format(argv0=argv0, before="gc.disable()"))[0].split()
-        assert int(count) == 0 and enabled == "False"  # a program that turned it off keeps it off
+def test_the_console_script_and_python_m_streammetric_are_the_entry_point():
+    import tomllib
 
-
-def test_the_command_hides_its_imports_from_the_gc_and_a_library_user_keeps_them_in_sight():
-    """In the command, the objects the imports made are frozen (``gc.freeze``): the collector's
-    next pass, and every later one, does not go over them. A library user's objects are left
-    to the collector."""
-    seen = """
-        import gc, sys
-        sys.argv[0] = {argv0!r}
-        import streammetric
-        print(gc.get_freeze_count(), len(gc.get_objects()))
-        """
-    command_frozen, command_seen = map(
-        int, python(seen.format(argv0="/venv/bin/streammetric"))[0].split()
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"] == {"streammetric": "streammetric.__main__:run"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streammetric", "metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    user_frozen, user_seen = map(int, python(seen.format(argv0="train.py"))[0].split())
-    assert user_frozen == 0 and user_seen > 10_000  # NumPy, pyarrow and the package
-    assert command_frozen > 10_000 and command_seen < 1_000
+    assert done.stdout.startswith("accuracy") and "conventions:" in done.stdout
+
+
+def test_lazy_attributes_are_what_the_eager_package_had():
+    """Submodules load when named; ``sm.explain`` is the function even when the submodule of
+    that name was imported first (Python sets a package's attribute to each submodule it loads)."""
+    out = python(
+        """
+        import sys
+        import streammetric.explain
+        import streammetric as sm
+        print(callable(sm.explain), sm.explain.__module__, sm.Explanation.__name__)
+        print(sm.engine.__name__, sm.accumulate.ExactSum is sm.ExactSum, sm.np.__name__)
+        print(hasattr(sm, "nonsense"), "streammetric.nonsense" in sys.modules)
+        from streammetric import CrossEntropy, explain
+        print(CrossEntropy.__name__, explain is sm.explain)
+        """
+    )
+    assert out == [
+        "True streammetric.explain Explanation",
+        "streammetric.engine True np_metric",
+        "False False",
+        "CrossEntropy True",
+    ]

@@ -74,7 +74,7 @@ def build_metrics(specs: list[Any], defaults: dict[str, Any] | None = None) -> C
             spec = copy.deepcopy(spec)
             spec.reset()
         metrics.append(create(spec))
-    return CompositeEvalMetric(metrics)
+    return CompositeEvalMetric(metrics=metrics)
 
 
 def _build_one(spec: Any, defaults: dict[str, Any]) -> EvalMetric:

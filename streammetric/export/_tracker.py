@@ -157,7 +157,7 @@ class Tracker:
                     state.set_state(code, getattr(leaf, window))
 
     def _new(self) -> EvalMetric:
-        return CompositeEvalMetric([_fresh_copy(t) for t in self._templates])
+        return CompositeEvalMetric(metrics=[_fresh_copy(t) for t in self._templates])
 
     def _start(self) -> None:
         from ..engine.partial import GroupIndex, Partial

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
-from ._validation import as_float_rows, check_same_rows
+from ._ce_core import log1p
+from ._validation import as_float_rows, check_same_rows, first_bad_row
 
 __all__ = [
     "mean_absolute_error",
     "mean_squared_error",
+    "mean_squared_log_error",
     "pearson_correlation",
     "root_mean_squared_error",
 ]
@@ -51,6 +53,28 @@ def _squared_error_update(labels: Any, preds: Any) -> np.ndarray:
     return (diff * diff).mean(axis=1)
 
 
+def _squared_log_error_update(labels: Any, preds: Any) -> np.ndarray:
+    """Per-sample mean squared logarithmic error, float64 (n,); values must be > -1."""
+    label, pred = _regression_rows(labels, preds)
+    for values, name in ((label, "labels"), (pred, "preds")):
+        below = values <= -1
+        if below.any():
+            row = first_bad_row(below)
+            raise InvalidInputError.bad_row(name, row, "must be > -1", values[row])
+    diff = log1p(label) - log1p(pred)  # log1p: the same bits on every CPU
+    return (diff * diff).mean(axis=1)
+
+
+def _squared_log_error_invalid(labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+    """The rows `_squared_log_error_update` refuses (a value not finite or <= -1), as a bool
+    mask; None: none."""
+    bad = np.zeros(len(labels), dtype=bool)
+    for values in (labels, preds):
+        array = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        bad |= ~(np.isfinite(array) & (array > -1)).all(axis=1)
+    return bad if bad.any() else None
+
+
 def _pearson_update(labels: Any, preds: Any) -> tuple[np.ndarray, np.ndarray]:
     """Flattened (x, y) pairs for Pearson's r (every element is one observation, as MXNet)."""
     label, pred = _regression_rows(labels, preds)
@@ -74,6 +98,15 @@ def mean_absolute_error(labels: Any, preds: Any, *, sample_weight: Any = None) -
 def mean_squared_error(labels: Any, preds: Any, *, sample_weight: Any = None) -> float:
     """``sum_i w_i (y_i - p_i)^2 / sum_i w_i``."""
     return _mean(_squared_error_update(labels, preds), sample_weight)
+
+
+def mean_squared_log_error(labels: Any, preds: Any, *, sample_weight: Any = None) -> float:
+    """``sum_i w_i (log1p(y_i) - log1p(p_i))^2 / sum_i w_i``, as scikit-learn's.
+
+    >>> mean_squared_log_error([3, 5, 2.5, 7], [2.5, 5, 4, 8])
+    0.03973012298459379
+    """
+    return _mean(_squared_log_error_update(labels, preds), sample_weight)
 
 
 def root_mean_squared_error(labels: Any, preds: Any, *, sample_weight: Any = None) -> float:

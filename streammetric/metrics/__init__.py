@@ -1,68 +1,23 @@
 """Metric objects (MXNet ``mx.metric`` style); `create` and `list_metrics` know every built-in.
 
-The cross-entropy family (``streammetric eval``'s default) is imported with this package; the
-calibration, classification and regression metrics on first use (an attribute here, or a name
-given to `create`), which keeps their modules out of the command's start-up.
+Each metric class is imported on first use (an attribute here, or a name given to `create`),
+from its row in ``streammetric/_metric_table.py`` (written by ``scripts/gen_metric_table.py``):
+``streammetric eval -m ce`` imports the cross-entropy module and no other.
 """
 
 from typing import TYPE_CHECKING
 
+from .. import _metric_table
 from .._lazy import lazy_attributes
 from .base import EvalMetric
-from .cross_entropy import BinaryCrossEntropy, CrossEntropy, NegativeLogLikelihood, Perplexity
-from .registry import (
-    CompositeEvalMetric,
-    CustomMetric,
-    alias,
-    create,
-    list_metrics,
-    np_metric,
-    register,
-)
+from .registry import alias, create, list_metrics, np_metric, register
 
 if TYPE_CHECKING:
-    from .calibration import AUC, ECE, Brier
-    from .classification import F1, MCC, PCC, Accuracy, TopKAccuracy
-    from .regression import MAE, MSE, RMSE, Caffe, Loss, PearsonCorrelation, Torch
+    from .._metric_table import *  # noqa: F403  (the metric classes, for the type checkers)
 
-_LAZY = {
-    **dict.fromkeys(("AUC", "ECE", "Brier"), "calibration"),
-    **dict.fromkeys(("F1", "MCC", "PCC", "Accuracy", "TopKAccuracy"), "classification"),
-    **dict.fromkeys(
-        ("MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"), "regression"
-    ),
-}
-
+_LAZY = {row.cls: row.module for row in _metric_table.METRICS}
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
-
-__all__ = [
-    "AUC",
-    "ECE",
-    "F1",
-    "MAE",
-    "MCC",
-    "MSE",
-    "PCC",
-    "RMSE",
-    "Accuracy",
-    "BinaryCrossEntropy",
-    "Brier",
-    "Caffe",
-    "CompositeEvalMetric",
-    "CrossEntropy",
-    "CustomMetric",
-    "EvalMetric",
-    "Loss",
-    "NegativeLogLikelihood",
-    "PearsonCorrelation",
-    "Perplexity",
-    "TopKAccuracy",
-    "Torch",
-    "alias",
-    "create",
-    "list_metrics",
-    "np_metric",
-    "register",
-]
+__all__ = ["EvalMetric", "alias", "create", "list_metrics", "np_metric", "register"]
+__all__ += sorted(_LAZY)  # the metric classes

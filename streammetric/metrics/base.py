@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._exceptions import StateError
+from .._exceptions import ConfigError, StateError
 from ._inputs import as_pairs
 from ._options import check_bool, check_names
 from .state import (
@@ -153,6 +153,77 @@ class ValueNote:
         return f"{self.metric} {self.outcome[0]}: {self.reason}{hint}"
 
 
+def _mxnet_shim(cls: type[EvalMetric]) -> None:
+    """Let ``cls`` take MXNet's positional arguments though its constructor takes keywords only.
+
+    The constructor is the class's own ``__init__`` or, for a class without one (its arguments
+    are MXNet's three), `_common_init` with the class's `EvalMetric.default_name`. Calls pass
+    through as they are unless they give positional arguments, which become the keywords
+    `EvalMetric.mxnet_positional` names, in its order.
+    """
+    init: Callable[..., None] = getattr(cls.__init__, "_keyword_init", cls.__init__)
+    if init is EvalMetric.__init__:  # no constructor of its own
+        init = _common_init
+    order = cls.mxnet_positional or ()
+    signature = _common_signature(cls.default_name) if init is _common_init else None
+    accepted = (signature or inspect.signature(init)).parameters
+    unknown = [key for key in order if key not in accepted]
+    if unknown:
+        raise TypeError(f"{cls.__name__}.mxnet_positional names no argument {unknown}")
+
+    @functools.wraps(init)
+    def __init__(self: EvalMetric, *args: Any, **kwargs: Any) -> None:
+        if args:
+            kwargs = _as_keywords(type(self).__name__, order, args, kwargs)
+        init(self, **kwargs)
+
+    __init__._keyword_init = init  # type: ignore[attr-defined]
+    if signature is not None:
+        __init__.__signature__ = signature  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _as_keywords(
+    klass: str, order: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Positional arguments as the keywords ``order`` names (MXNet's order of a class's)."""
+    if len(args) > len(order):
+        if not order:
+            raise ConfigError(
+                f"{klass} takes keyword arguments only, got {plural(len(args), 'positional argument')}"
+            )
+        raise ConfigError(
+            f"{klass} takes at most {plural(len(order), 'positional argument')} ({', '.join(order)}:"
+            f" MXNet's order), got {len(args)}; give the others by keyword"
+        )
+    given = dict(zip(order, args, strict=False))
+    for key in given:
+        if key in kwargs:
+            raise ConfigError(f"{klass} got `{key}` both by position and by keyword")
+    return {**given, **kwargs}
+
+
+def _common_init(
+    self: EvalMetric,
+    *,
+    name: str | None = None,
+    output_names: list[str] | None = None,
+    label_names: list[str] | None = None,
+) -> None:
+    """The constructor of a metric class that has none of its own: MXNet's three arguments,
+    ``name`` by default the class's `EvalMetric.default_name`."""
+    EvalMetric.__init__(self, name, output_names, label_names)
+
+
+def _common_signature(default_name: str | None) -> inspect.Signature:
+    """`_common_init`'s signature with the class's default name."""
+    signature = inspect.signature(_common_init)
+    name = signature.parameters["name"].replace(default=default_name, annotation="str")
+    return signature.replace(
+        parameters=[name if p.name == "name" else p for p in signature.parameters.values()]
+    )
+
+
 class _Locked:
     """Gives each object a lock before any ``__init__`` code runs (and objects unpickled or
     copied, which are made by ``__new__`` and then get a ``__dict__`` without the lock). A base
@@ -171,7 +242,22 @@ class EvalMetric(_Locked):
 
     Subclasses declare state in ``_init_states`` with ``self._add_state(name, kind)`` (kind
     ``"sum"``, ``"count"`` or ``"counts"``), fold one (label, pred, weight) array triple into a
-    state in ``_update_state``, and compute the value from a state in ``_compute``.
+    state in ``_update_state``, and compute the value from a state in ``_compute``. A subclass
+    whose only arguments are these three needs no constructor: ``default_name = "mae"`` gives it
+    a keyword-only one (see `mxnet_positional` for MXNet's positional calls).
+
+    Parameters
+    ----------
+    name : str, optional
+        The name ``get()`` reports the value under; by default the class's `default_name`
+        (required when the class has none, as for a direct subclass written for MXNet).
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts, in order (None:
+        every value, in the dict's order).
+    **kwargs
+        ``has_global_stats`` (default True; False: ``get_global()`` is ``get()``, no state is
+        kept beyond the local window, as MXNet's), and a subclass's options, which `get_config`
+        writes.
     """
 
     higher_is_better: ClassVar[bool | None] = None
@@ -184,10 +270,20 @@ class EvalMetric(_Locked):
     #: config keys that earlier versions wrote though the constructor does not take them, with
     #: the value they always had; a config or state of such a version still fits (see `_upgraded`)
     retired_options: ClassVar[dict[str, Any]] = {}
+    #: MXNet 1.9.1's positional order of the class's arguments (``("eps", "name",
+    #: "output_names", "label_names")`` for CrossEntropy; ``()``: none, the class is not
+    #: MXNet's). A class that declares it, or `default_name`, has a keyword-only constructor
+    #: and still takes MXNet code's positional calls, mapped to those keywords (one shim, here:
+    #: `_mxnet_shim`); any other class takes its ``__init__``'s own signature, as this one.
+    mxnet_positional: ClassVar[tuple[str, ...]] = ("name", "output_names", "label_names")
+    #: the ``name`` of a metric of a class without a constructor of its own, when none is given
+    default_name: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _lock_methods(cls)  # a subclass's own update, get, ... take the lock too
+        if "mxnet_positional" in cls.__dict__ or "default_name" in cls.__dict__:
+            _mxnet_shim(cls)
 
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:  # a consistent copy, though threads keep updating
@@ -203,11 +299,15 @@ class EvalMetric(_Locked):
 
     def __init__(
         self,
-        name: str,
+        name: str | None = None,
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
+        if name is None:
+            name = type(self).default_name
+        if name is None:
+            raise ConfigError(f"{type(self).__name__} needs a `name` (it has no default_name)")
         self.name = str(name)
         self.output_names = check_names(output_names, "output_names")
         self.label_names = check_names(label_names, "label_names")

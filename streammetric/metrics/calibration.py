@@ -56,6 +56,22 @@ class ECE(EvalMetric):
     a confidence of exactly 1.0 is in the last bin (torchmetrics issue #3510) and bins are closed
     on the right, as Guo et al. (2017) define them.
 
+    Parameters
+    ----------
+    n_bins : int, default 15
+        The number of equal-width confidence bins, 1 to 10,000 (the state keeps three exact sums
+        per bin).
+    norm : {"l1", "l2", "max"}, default "l1"
+        How the bins' gaps ``|acc_b - conf_b|`` combine: their mean weighted by the bins' rows,
+        the root of the weighted mean of their squares, or the largest.
+    from_logits : bool, default False
+        ``preds`` are logits: a sigmoid (binary) or softmax (multiclass) gives the
+        probabilities first. False: ``preds`` must be probabilities in [0, 1].
+    name : str, default "ece"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> m = ECE(n_bins=2)
     >>> for labels, preds in [([0, 0], [0.25, 0.25]), ([1, 1, 1], [0.55, 0.75, 0.75])]:
     ...     print(m.update(labels, preds).get())
@@ -64,9 +80,11 @@ class ECE(EvalMetric):
     """
 
     higher_is_better = False
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
     def __init__(
         self,
+        *,
         n_bins: int = 15,
         norm: str = "l1",
         from_logits: bool = False,
@@ -124,6 +142,19 @@ class Brier(EvalMetric):
     ``scale_by_half`` is True, or "auto" (the default) with fewer than 3 classes: binary Brier is
     the mean of ``(y - p)^2`` in [0, 1], multiclass lies in [0, 2], as in scikit-learn >= 1.7.
 
+    Parameters
+    ----------
+    from_logits : bool, default False
+        ``preds`` are logits: a sigmoid (binary) or softmax (multiclass) gives the
+        probabilities first. False: ``preds`` must be probabilities in [0, 1].
+    scale_by_half : bool or "auto", default "auto"
+        Whether each row's sum of squares is halved (``s = 1/2``): True, False, or "auto", which
+        halves it for fewer than 3 classes.
+    name : str, default "brier"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> m = Brier()
     >>> for labels, preds in [([0, 1], [0.1, 0.9]), ([1, 0], [0.8, 0.3])]:
     ...     print(m.update(labels, preds).get())
@@ -132,9 +163,11 @@ class Brier(EvalMetric):
     """
 
     higher_is_better = False
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
     def __init__(
         self,
+        *,
         from_logits: bool = False,
         scale_by_half: bool | str = "auto",
         name: str = "brier",
@@ -172,6 +205,22 @@ class AUC(EvalMetric):
     :meth:`get_bound` bounds the distance to the exact ROC AUC. NaN until both classes are seen
     (Keras returns 0.0).
 
+    Parameters
+    ----------
+    num_thresholds : int, default 200
+        The number of thresholds T, 2 to 100,000 (the state keeps two integer counts per bucket
+        between them; more buckets, a tighter bound).
+    curve : {"ROC", "PR"}, default "ROC"
+        The area under the ROC curve (true against false positive rate) or the precision-recall
+        curve.
+    from_logits : bool, default False
+        ``preds`` are logits: a sigmoid gives the probabilities first. False: ``preds`` must be
+        probabilities in [0, 1].
+    name : str, optional
+        The name ``get()`` reports the value under; None: ``"auc"`` for ROC, ``"auc_pr"`` for PR.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> m = AUC(num_thresholds=3, curve="PR")
     >>> for labels, preds in [([0, 0, 1], [0.0, 0.5, 0.3]), ([1], [0.9])]:
     ...     print(m.update(labels, preds).get())
@@ -180,9 +229,11 @@ class AUC(EvalMetric):
     """
 
     higher_is_better = True
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
     def __init__(
         self,
+        *,
         num_thresholds: int = 200,
         curve: str = "ROC",
         from_logits: bool = False,

@@ -64,10 +64,10 @@ class _LossMetric(EvalMetric):
 
     def __init__(
         self,
+        *,
         name: str,
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         on_invalid: str = "raise",
         **options: Any,
@@ -419,15 +419,54 @@ class CrossEntropy(_LossMetric):
     ``loss_i = -sum_c y_ic log p_ic`` under the chosen convention; MXNet 1.x's metric is
     ``convention="mxnet"`` (``-log(p[y] + 1e-12)``). Class index labels (n,) or dense targets
     (n, k); predictions (n, k) with the class axis ``axis``.
+
+    Parameters
+    ----------
+    eps : float, optional
+        MXNet's argument: the epsilon of the convention's guard against ``log(0)``, or, under a
+        convention without one (``"exact"``), of MXNet's ``-log(p + eps)``; ``eps=1e-12`` is
+        MXNet 1.x's own. None: the convention's epsilon.
+    name : str, default "cross-entropy"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    convention : str, default "exact"
+        Whose arithmetic: ``"exact"`` (``-log p``, inf when the true class has p = 0), or a
+        framework's rules for guarding ``log(0)``, renormalising rows, the dtype and values
+        outside [0, 1]: ``"keras"``, ``"tf_keras"``, ``"torch"``, ``"mxnet"``, ``"sklearn"``,
+        or a name given to `streammetric.register_convention` (see
+        :mod:`streammetric.conventions`; ``streammetric explain`` compares them on a file).
+    from_logits : bool, default False
+        ``preds`` are logits: a stable log-softmax over ``axis`` instead of the convention's
+        guarded log of probabilities.
+    axis : int, default -1
+        The class axis of ``preds`` (MXNet's ``axis``; labels have the other axes' shape).
+    label_smoothing : float, default 0.0
+        Targets ``(1 - s) t + s / k`` for k classes, as Keras and PyTorch.
+    class_weight : sequence of float, optional
+        One weight per class, as PyTorch's ``weight``: with class-index labels a row of class
+        y counts ``w_y`` in both sums (the value is ``sum_i w_y_i loss_i / sum_i w_y_i``); with
+        one-hot or soft targets each class's term is weighted, and each row counts 1.
+    ignore_index : int, optional
+        Rows whose label is this class leave both sums and are counted as ignored
+        (PyTorch's ``ignore_index``). None: no row is ignored.
+    on_invalid : {"raise", "skip"}, default "raise"
+        What a batch with rows the convention rejects does (a label outside the classes, soft
+        targets that are all 0; probabilities outside [0, 1], or NaN, under a convention that does
+        not compute them, as ``"exact"``): ``"raise"`` raises `InvalidInputError` naming the first
+        such row and folds in nothing of that batch; ``"skip"`` leaves those rows out of both
+        sums and counts them (``diagnostics()["num_invalid_skipped"]``).
     """
+
+    mxnet_positional = ("eps", "name", "output_names", "label_names")
 
     def __init__(
         self,
+        *,
         eps: float | None = None,
         name: str = "cross-entropy",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         from_logits: bool = False,
         axis: int = -1,
@@ -437,9 +476,9 @@ class CrossEntropy(_LossMetric):
         on_invalid: str = "raise",
     ) -> None:
         super().__init__(
-            name,
-            output_names,
-            label_names,
+            name=name,
+            output_names=output_names,
+            label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
             eps=eps,
@@ -458,18 +497,56 @@ class CrossEntropy(_LossMetric):
 @alias("nll_loss", "nll-loss")
 class NegativeLogLikelihood(CrossEntropy):
     """Negative log-likelihood of the true class: the cross-entropy of class indices (MXNet's
-    ``nll_loss``); with ``convention="mxnet"``, ``-log(p[y] + 1e-12)``."""
+    ``nll_loss``); with ``convention="mxnet"``, ``-log(p[y] + 1e-12)``.
+
+    Parameters
+    ----------
+    eps : float, optional
+        MXNet's argument: the epsilon of the convention's guard against ``log(0)``, or, under a
+        convention without one (``"exact"``), of MXNet's ``-log(p + eps)``; ``eps=1e-12`` is
+        MXNet 1.x's own. None: the convention's epsilon.
+    name : str, default "nll-loss"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    convention : str, default "exact"
+        Whose arithmetic: ``"exact"`` (``-log p``, inf when the true class has p = 0), or a
+        framework's rules for guarding ``log(0)``, renormalising rows, the dtype and values
+        outside [0, 1]: ``"keras"``, ``"tf_keras"``, ``"torch"``, ``"mxnet"``, ``"sklearn"``,
+        or a name given to `streammetric.register_convention` (see
+        :mod:`streammetric.conventions`; ``streammetric explain`` compares them on a file).
+    from_logits : bool, default False
+        ``preds`` are logits: a stable log-softmax over ``axis`` instead of the convention's
+        guarded log of probabilities.
+    axis : int, default -1
+        The class axis of ``preds`` (MXNet's ``axis``; labels have the other axes' shape).
+    class_weight : sequence of float, optional
+        One weight per class, as PyTorch's ``weight``: with class-index labels a row of class
+        y counts ``w_y`` in both sums (the value is ``sum_i w_y_i loss_i / sum_i w_y_i``); with
+        one-hot or soft targets each class's term is weighted, and each row counts 1.
+    ignore_index : int, optional
+        Rows whose label is this class leave both sums and are counted as ignored
+        (PyTorch's ``ignore_index``). None: no row is ignored.
+    on_invalid : {"raise", "skip"}, default "raise"
+        What a batch with rows the convention rejects does (a label outside the classes, soft
+        targets that are all 0; probabilities outside [0, 1], or NaN, under a convention that does
+        not compute them, as ``"exact"``): ``"raise"`` raises `InvalidInputError` naming the first
+        such row and folds in nothing of that batch; ``"skip"`` leaves those rows out of both
+        sums and counts them (``diagnostics()["num_invalid_skipped"]``).
+    """
 
     # configs of earlier versions held CrossEntropy's label_smoothing, always 0.0 here
     retired_options: ClassVar[dict[str, Any]] = {"label_smoothing": 0.0}
 
+    mxnet_positional = ("eps", "name", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         eps: float | None = None,
         name: str = "nll-loss",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         from_logits: bool = False,
         axis: int = -1,
@@ -481,9 +558,9 @@ class NegativeLogLikelihood(CrossEntropy):
         # (CrossEntropy's would add its label_smoothing, which this constructor does not take)
         _LossMetric.__init__(
             self,
-            name,
-            output_names,
-            label_names,
+            name=name,
+            output_names=output_names,
+            label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
             eps=eps,
@@ -502,14 +579,44 @@ class NegativeLogLikelihood(CrossEntropy):
 @alias("bce", "binary-cross-entropy", "binary_cross_entropy")
 class BinaryCrossEntropy(_LossMetric):
     """Binary cross-entropy ``-(y log p + (1 - y) log(1 - p))``, the mean over the last axis for
-    (n, d) predictions, under the chosen convention (torch clamps logs at -100, Keras clips)."""
+    (n, d) predictions, under the chosen convention (torch clamps logs at -100, Keras clips).
+
+    Parameters
+    ----------
+    name : str, default "binary-cross-entropy"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    convention : str, default "exact"
+        Whose arithmetic: ``"exact"`` (``-log p``, inf when the true class has p = 0), or a
+        framework's rules for guarding ``log(0)``, renormalising rows, the dtype and values
+        outside [0, 1]: ``"keras"``, ``"tf_keras"``, ``"torch"``, ``"mxnet"``, ``"sklearn"``,
+        or a name given to `streammetric.register_convention` (see
+        :mod:`streammetric.conventions`; ``streammetric explain`` compares them on a file).
+    from_logits : bool, default False
+        ``preds`` are logits: a stable log-sigmoid instead of the convention's guarded log of
+        probabilities.
+    label_smoothing : float, default 0.0
+        Targets ``(1 - s) y + s / 2``, as Keras and PyTorch.
+    pos_weight : float or sequence of float, optional
+        The weight of the positive term ``y log p``, one for every output or one per output
+        (PyTorch's ``pos_weight``). None: 1.
+    on_invalid : {"raise", "skip"}, default "raise"
+        What a batch with rows the convention rejects does (a label outside the classes, soft
+        targets that are all 0; probabilities outside [0, 1], or NaN, under a convention that does
+        not compute them, as ``"exact"``): ``"raise"`` raises `InvalidInputError` naming the first
+        such row and folds in nothing of that batch; ``"skip"`` leaves those rows out of both
+        sums and counts them (``diagnostics()["num_invalid_skipped"]``).
+    """
+
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
     def __init__(
         self,
+        *,
         name: str = "binary-cross-entropy",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         from_logits: bool = False,
         label_smoothing: float = 0.0,
@@ -517,9 +624,9 @@ class BinaryCrossEntropy(_LossMetric):
         on_invalid: str = "raise",
     ) -> None:
         super().__init__(
-            name,
-            output_names,
-            label_names,
+            name=name,
+            output_names=output_names,
+            label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
             from_logits=from_logits,
@@ -539,28 +646,57 @@ class Perplexity(_LossMetric):
     """``exp(sum_i w_i (-log p_i[y_i]) / sum_i w_i)``; rows whose label is ``ignore_label`` leave
     both sums (MXNet 1.x's ``Perplexity(ignore_label)``; its guard is ``convention="mxnet"``).
 
+    Parameters
+    ----------
+    ignore_label : int, optional
+        Rows whose label is this class leave both sums (MXNet's argument, required there).
+        None: no row is ignored.
+    axis : int, default -1
+        The class axis of ``preds`` (MXNet's ``axis``; labels have the other axes' shape).
+    name : str, default "perplexity"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    convention : str, default "exact"
+        Whose arithmetic: ``"exact"`` (``-log p``, inf when the true class has p = 0), or a
+        framework's rules for guarding ``log(0)``, renormalising rows, the dtype and values
+        outside [0, 1]: ``"keras"``, ``"tf_keras"``, ``"torch"``, ``"mxnet"``, ``"sklearn"``,
+        or a name given to `streammetric.register_convention` (see
+        :mod:`streammetric.conventions`; ``streammetric explain`` compares them on a file).
+    from_logits : bool, default False
+        ``preds`` are logits: a stable log-softmax over ``axis`` instead of the convention's
+        guarded log of probabilities.
+    on_invalid : {"raise", "skip"}, default "raise"
+        What a batch with rows the convention rejects does (a label outside the classes, soft
+        targets that are all 0; probabilities outside [0, 1], or NaN, under a convention that does
+        not compute them, as ``"exact"``): ``"raise"`` raises `InvalidInputError` naming the first
+        such row and folds in nothing of that batch; ``"skip"`` leaves those rows out of both
+        sums and counts them (``diagnostics()["num_invalid_skipped"]``).
+
     >>> m = Perplexity(convention="mxnet")
     >>> preds = np.array([[0.3, 0.7], [0, 1.0], [0.4, 0.6]], dtype=np.float32)
     >>> round(m.update([np.array([0, 1, 1])], [preds]).get()[1], 7)  # MXNet's doc: 1.7710976285
     1.7710976
     """
 
+    mxnet_positional = ("ignore_label", "axis", "name", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         ignore_label: int | None = None,
         axis: int = -1,
         name: str = "perplexity",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        *,
         convention: str = "exact",
         from_logits: bool = False,
         on_invalid: str = "raise",
     ) -> None:
         super().__init__(
-            name,
-            output_names,
-            label_names,
+            name=name,
+            output_names=output_names,
+            label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
             ignore_label=ignore_label,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .. import _metric_table
 from .._exceptions import ConfigError, InvalidInputError, StateError
 from ._shared import shared_batch
 from .base import EvalMetric, State, ValueNote, _short
@@ -36,17 +37,19 @@ _REGISTRY: dict[str, type[EvalMetric]] = {}
 _ALIASES: dict[str, str] = {}  # alias -> canonical registered name
 M = TypeVar("M", bound=type[EvalMetric])
 
-#: The modules of built-in metrics that `streammetric.metrics` does not import up front. Importing
-#: one registers its metrics; `_load_builtins` does so (in this order, until ``found()``) before
-#: a name is looked up in vain, and (all of them) before the metrics are listed or a user's
-#: metric is registered (which may replace a built-in one).
-_LAZY_MODULES = ("classification", "regression", "calibration")
+#: the module of `streammetric.metrics` that registers each built-in name and alias (from the
+#: generated table): importing it registers its metrics
+_MODULE_OF = {
+    name: row.module for row in _metric_table.METRICS for name in (row.name, *row.aliases)
+}
 
 
-def _load_builtins(found: Callable[[], bool] = lambda: False) -> None:
-    for module in _LAZY_MODULES:
-        if found():
-            return
+def _load_builtins(name: str | None = None) -> None:
+    """Import the module that registers the built-in ``name``; every module for another name or
+    None (before the metrics are listed or a user's metric is registered, which may replace a
+    built-in one)."""
+    modules = [_MODULE_OF[name]] if name in _MODULE_OF else sorted(set(_MODULE_OF.values()))
+    for module in modules:
         importlib.import_module(f"{__package__}.{module}")
 
 
@@ -79,7 +82,8 @@ def alias(*names: str) -> Callable[[M], M]:
 
 def _lookup(name: str) -> type[EvalMetric]:
     key = name.lower()
-    _load_builtins(lambda: _ALIASES.get(key, key) in _REGISTRY)
+    if _ALIASES.get(key, key) not in _REGISTRY:
+        _load_builtins(key)
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         known = ", ".join(sorted(set(_REGISTRY) | set(_ALIASES)))
@@ -107,7 +111,7 @@ def create(metric: Any, *args: Any, **kwargs: Any) -> EvalMetric:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"`metric` JSON does not parse: {exc}") from exc
     if isinstance(metric, (list, tuple)):
-        return CompositeEvalMetric([create(m, *args, **kwargs) for m in metric])
+        return CompositeEvalMetric(metrics=[create(m, *args, **kwargs) for m in metric])
     if isinstance(metric, dict):
         config = dict(metric)
         if "metric" not in config:
@@ -123,7 +127,7 @@ def create(metric: Any, *args: Any, **kwargs: Any) -> EvalMetric:
     if isinstance(metric, str):
         return _construct(_lookup(metric), args, kwargs)
     if callable(metric):
-        return CustomMetric(metric, *args, **kwargs)
+        return _construct(CustomMetric, (metric, *args), kwargs)  # MXNet's order: feval first
     raise ConfigError(
         f"`metric` must be a name, list, config, JSON string, EvalMetric or callable, got {type(metric).__name__}"
     )
@@ -143,13 +147,26 @@ def _construct(
 class CompositeEvalMetric(EvalMetric):
     """Several metrics updated together; ``get()`` returns lists of names and values (as MXNet).
 
+    Parameters
+    ----------
+    metrics : list, optional
+        The metrics: instances, or anything `create` takes (names, configs). None: none yet
+        (`add` adds more).
+    name : str, default "composite"
+        The composite's own name (``get()`` reports its metrics' names).
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> m = CompositeEvalMetric(["mae", "mse"])
     >>> m.update([np.array([2.5, 0.0, 2, 8])], [np.array([3, -0.5, 2, 7])]).get()
     (['mae', 'mse'], [0.5, 0.375])
     """
 
+    mxnet_positional = ("metrics", "name", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         metrics: list[Any] | None = None,
         name: str = "composite",
         output_names: list[str] | None = None,
@@ -306,13 +323,29 @@ class CustomMetric(EvalMetric):
     As MXNet's CustomMetric: each (label, pred) pair contributes the returned value with count 1,
     or the returned ``(sum_metric, num_inst)``. The values are summed exactly.
 
+    Parameters
+    ----------
+    feval : callable
+        ``feval(label, pred)`` of one NumPy pair: a value (counted once) or ``(sum, count)``.
+    name : str, optional
+        The name ``get()`` reports the value under; None: the function's ``__name__``
+        (``custom(<lambda>)`` for a lambda).
+    allow_extra_outputs : bool, default False
+        MXNet's argument: the labels and predictions may be lists of different lengths (the
+        pairs are taken up to the shorter), instead of an error.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> m = CustomMetric(lambda label, pred: float(np.abs(label - pred).sum()), name="l1")
     >>> m.update([np.array([1.0, 2.0])], [np.array([1.5, 2.0])]).get()
     ('l1', 0.5)
     """
 
+    mxnet_positional = ("feval", "name", "allow_extra_outputs", "output_names", "label_names")
+
     def __init__(
         self,
+        *,
         feval: Callable[..., Any],
         name: str | None = None,
         allow_extra_outputs: bool = False,
@@ -406,4 +439,4 @@ def np_metric(
         return numpy_feval(label, pred)
 
     feval.__name__ = numpy_feval.__name__
-    return CustomMetric(feval, name=name, allow_extra_outputs=allow_extra_outputs)
+    return CustomMetric(feval=feval, name=name, allow_extra_outputs=allow_extra_outputs)

@@ -25,6 +25,8 @@ from ..functional.regression import (
     _absolute_error_update,
     _pearson_update,
     _squared_error_update,
+    _squared_log_error_invalid,
+    _squared_log_error_update,
     exact_products,
     pearson_from_sums,
 )
@@ -33,22 +35,25 @@ from .base import EvalMetric, State
 from .registry import alias, register
 from .state import GroupedState, Terms
 
-__all__ = ["MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
+__all__ = ["MAE", "MSE", "MSLE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
 
 
 @register
 class MAE(EvalMetric):
-    """Mean absolute error ``sum_i w_i |y_i - p_i| / sum_i w_i``."""
+    """Mean absolute error ``sum_i w_i |y_i - p_i| / sum_i w_i``.
 
+    Rows of several outputs (n, d) count the mean over their outputs.
+
+    Parameters
+    ----------
+    name : str, default "mae"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
+
+    default_name = "mae"
     higher_is_better = False
-
-    def __init__(
-        self,
-        name: str = "mae",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
 
     def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
         return self._weighted_terms(_absolute_error_update(label, pred), weight)
@@ -56,17 +61,20 @@ class MAE(EvalMetric):
 
 @register
 class MSE(EvalMetric):
-    """Mean squared error ``sum_i w_i (y_i - p_i)^2 / sum_i w_i``."""
+    """Mean squared error ``sum_i w_i (y_i - p_i)^2 / sum_i w_i``.
 
+    Rows of several outputs (n, d) count the mean over their outputs.
+
+    Parameters
+    ----------
+    name : str, default "mse"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
+
+    default_name = "mse"
     higher_is_better = False
-
-    def __init__(
-        self,
-        name: str = "mse",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
 
     def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
         return self._weighted_terms(_squared_error_update(label, pred), weight)
@@ -74,15 +82,17 @@ class MSE(EvalMetric):
 
 @register
 class RMSE(MSE):
-    """Root mean squared error: ``sqrt`` of the global MSE."""
+    """Root mean squared error: ``sqrt`` of the global MSE (not a mean of per-batch roots).
 
-    def __init__(
-        self,
-        name: str = "rmse",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    Parameters
+    ----------
+    name : str, default "rmse"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
+
+    default_name = "rmse"
 
     def _compute(self, state: State) -> float:
         return math.sqrt(super()._compute(state))
@@ -93,6 +103,33 @@ class RMSE(MSE):
 
     def _sum_metric(self, state: State) -> float:
         return self._compute(state) * state["num_inst"] if state["num_inst"] else 0.0
+
+
+@register
+class MSLE(EvalMetric):
+    """Mean squared logarithmic error ``sum_i w_i (log1p(y_i) - log1p(p_i))^2 / sum_i w_i``.
+
+    As scikit-learn's ``mean_squared_log_error``; labels and predictions must be > -1.
+
+    Parameters
+    ----------
+    name : str, default "msle"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
+    >>> MSLE().update([3, 5, 2.5, 7], [2.5, 5, 4, 8]).get()
+    ('msle', 0.03973012298459379)
+    """
+
+    default_name = "msle"
+    higher_is_better = False
+
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        return self._weighted_terms(_squared_log_error_update(label, pred), weight)
+
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        return _squared_log_error_invalid(labels, preds)
 
 
 @register
@@ -108,6 +145,15 @@ class PearsonCorrelation(EvalMetric):
     ``"macro"`` (its default) is the mean of the per-batch coefficients, which depends on the
     batching and equals this value only when everything came in one batch.
 
+    Parameters
+    ----------
+    name : str, default "pearsonr"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    average : {"micro", "macro"}, default "micro"
+        MXNet 1.x's argument, accepted for drop-in use: either gives the r of all rows (above).
+
     >>> m = PearsonCorrelation()
     >>> m = m.update(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
     >>> name, value = m.update(np.array([3.0, 4.0]), np.array([2.0, 5.0])).get()
@@ -115,10 +161,12 @@ class PearsonCorrelation(EvalMetric):
     ('pearsonr', 0.894427191)
     """
 
+    mxnet_positional = ("name", "output_names", "label_names", "average")
     higher_is_better = True
 
     def __init__(
         self,
+        *,
         name: str = "pearsonr",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
@@ -176,20 +224,20 @@ class PearsonCorrelation(EvalMetric):
 class Loss(EvalMetric):
     """Mean of loss values given as ``preds`` (labels are ignored), over every element.
 
+    Parameters
+    ----------
+    name : str, default "loss"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> Loss().update(None, [np.array([1.0, 2.0]), np.array([3.0])]).get()
     ('loss', 2.0)
     """
 
+    default_name = "loss"
     higher_is_better = False
     _signed_sum_metric = True  # a loss value may be negative
-
-    def __init__(
-        self,
-        name: str = "loss",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
 
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> Loss:
         from ._inputs import _as_list, to_numpy
@@ -202,25 +250,29 @@ class Loss(EvalMetric):
 
 @register
 class Torch(Loss):
-    """MXNet 1.x's ``Torch`` metric: :class:`Loss` named ``torch`` (for Torch criterions' losses)."""
+    """MXNet 1.x's ``Torch`` metric: :class:`Loss` named ``torch`` (for Torch criterions' losses).
 
-    def __init__(
-        self,
-        name: str = "torch",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    Parameters
+    ----------
+    name : str, default "torch"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
+
+    default_name = "torch"
 
 
 @register
 class Caffe(Loss):
-    """MXNet 1.x's ``Caffe`` metric: :class:`Loss` named ``caffe`` (for Caffe losses)."""
+    """MXNet 1.x's ``Caffe`` metric: :class:`Loss` named ``caffe`` (for Caffe losses).
 
-    def __init__(
-        self,
-        name: str = "caffe",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    Parameters
+    ----------
+    name : str, default "caffe"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    """
+
+    default_name = "caffe"

@@ -77,7 +77,7 @@ DATA = {
         CLASS,
     ),
     **dict.fromkeys(["f1", "mcc"], BINARY_SCORES),
-    **dict.fromkeys(["binarycrossentropy", "brier", "auc"], BINARY),
+    **dict.fromkeys(["binarycrossentropy", "brier", "auc", "msle"], BINARY),  # msle: > -1
     **dict.fromkeys(
         ["mae", "mse", "rmse", "pearsoncorrelation", "loss", "torch", "caffe"], REGRESSION
     ),

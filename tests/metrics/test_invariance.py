@@ -43,6 +43,7 @@ DATA = {
     "mae": (TARGETS, OUTPUTS),
     "mse": (TARGETS, OUTPUTS),
     "rmse": (TARGETS, OUTPUTS),
+    "msle": (BINARY_LABELS, BINARY_PROBS),  # values > -1
     "pearsoncorrelation": (TARGETS, OUTPUTS),
     "loss": (TARGETS, OUTPUTS),
     "torch": (TARGETS, OUTPUTS),

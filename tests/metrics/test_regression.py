@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.stats
-from sklearn.metrics import mean_absolute_error, mean_squared_error
+from sklearn.metrics import mean_absolute_error, mean_squared_error, mean_squared_log_error
 
 import streammetric as sm
 from tests.helpers.harness import check_metric
@@ -27,6 +27,41 @@ W = rng.random(200)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_errors_match_sklearn(make, reference, weighted):
     check_metric(make, Y, P, weights=W if weighted else None, reference=reference, rtol=1e-13)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_msle_matches_sklearn(weighted):
+    y, p = np.exp(Y), np.exp(P) - 0.5  # > -1, as the log needs
+    check_metric(
+        sm.MSLE,
+        y,
+        p,
+        weights=W if weighted else None,
+        reference=lambda y, p, w: mean_squared_log_error(y, p, sample_weight=w),
+        rtol=1e-13,
+    )
+    assert sm.functional.mean_squared_log_error(y, p) == sm.MSLE().update(y, p).get()[1]
+
+
+def test_msle_refuses_values_at_or_below_minus_one_and_skip_drops_their_rows():
+    y, p = np.array([0.5, 2.0, 3.0]), np.array([1.0, -1.0, 2.0])
+    with pytest.raises(sm.InvalidInputError, match=r"`preds` row 1 must be > -1, got \[-1.0\]"):
+        sm.MSLE().update(y, p)
+    metric = sm.MSLE()
+    assert metric.invalid_rows(y, p).tolist() == [False, True, False]
+    assert metric.invalid_rows(y, np.array([1.0, np.inf, 2.0])).tolist() == [False, True, False]
+    assert metric.invalid_rows(y, np.abs(p)) is None
+
+
+def test_msle_on_invalid_skip_evaluates_the_other_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    y, p = np.array([0.5, 2.0, 3.0]), np.array([1.0, -1.0, 2.0])
+    pq.write_table(pa.table({"label": y, "preds": p}), tmp_path / "rows.parquet")
+    result = sm.evaluate(tmp_path / "rows.parquet", "msle", on_invalid="skip").to_dict()
+    assert result["invalid_rows"] == 1
+    assert result["metrics"]["msle"] == sm.MSLE().update(y[[0, 2]], p[[0, 2]]).get()[1]
 
 
 def test_mxnet_documented_examples():

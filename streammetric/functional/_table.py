@@ -1,0 +1,78 @@
+"""The public names of the functional modules.
+
+Written by ``scripts/gen_metric_table.py`` from the modules themselves: do not edit
+(``tests/test_metric_table.py`` fails when this file is stale). Read by
+`streammetric.functional` for its lazy attributes and ``__all__``; ``__all__`` is for the type
+checkers' ``from ._table import *``.
+"""
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .calibration import brier_score, calibration_error, uniform_bins
+    from .classification import accuracy, f1_score, matthews_corrcoef, pcc, top_k_accuracy
+    from .losses import (
+        DIAGNOSTIC_KEYS,
+        REDUCTIONS,
+        LossTerms,
+        binary_cross_entropy,
+        cross_entropy,
+        perplexity,
+    )
+    from .ranking import binned_auc, binned_auc_bound
+    from .regression import (
+        mean_absolute_error,
+        mean_squared_error,
+        mean_squared_log_error,
+        pearson_correlation,
+        root_mean_squared_error,
+    )
+
+#: every public name of `streammetric.functional`: name -> module
+FUNCTIONS = {
+    "DIAGNOSTIC_KEYS": "losses",
+    "REDUCTIONS": "losses",
+    "LossTerms": "losses",
+    "accuracy": "classification",
+    "binary_cross_entropy": "losses",
+    "binned_auc": "ranking",
+    "binned_auc_bound": "ranking",
+    "brier_score": "calibration",
+    "calibration_error": "calibration",
+    "cross_entropy": "losses",
+    "f1_score": "classification",
+    "matthews_corrcoef": "classification",
+    "mean_absolute_error": "regression",
+    "mean_squared_error": "regression",
+    "mean_squared_log_error": "regression",
+    "pcc": "classification",
+    "pearson_correlation": "regression",
+    "perplexity": "losses",
+    "root_mean_squared_error": "regression",
+    "top_k_accuracy": "classification",
+    "uniform_bins": "calibration",
+}
+
+__all__ = [
+    "DIAGNOSTIC_KEYS",
+    "REDUCTIONS",
+    "LossTerms",
+    "accuracy",
+    "binary_cross_entropy",
+    "binned_auc",
+    "binned_auc_bound",
+    "brier_score",
+    "calibration_error",
+    "cross_entropy",
+    "f1_score",
+    "matthews_corrcoef",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_squared_log_error",
+    "pcc",
+    "pearson_correlation",
+    "perplexity",
+    "root_mean_squared_error",
+    "top_k_accuracy",
+    "uniform_bins",
+]
