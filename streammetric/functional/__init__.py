@@ -12,7 +12,17 @@ from .losses import DIAGNOSTIC_KEYS, LossTerms, binary_cross_entropy, cross_entr
 
 if TYPE_CHECKING:
     from .calibration import brier_score, calibration_error
-    from .classification import accuracy, f1_score, matthews_corrcoef, pcc, top_k_accuracy
+    from .classification import (
+        accuracy,
+        confusion_matrix,
+        f1_score,
+        fbeta_score,
+        matthews_corrcoef,
+        pcc,
+        precision_score,
+        recall_score,
+        top_k_accuracy,
+    )
     from .ranking import binned_auc, binned_auc_bound
     from .regression import (
         mean_absolute_error,
@@ -24,7 +34,18 @@ if TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(("brier_score", "calibration_error"), "calibration"),
     **dict.fromkeys(
-        ("accuracy", "f1_score", "matthews_corrcoef", "pcc", "top_k_accuracy"), "classification"
+        (
+            "accuracy",
+            "confusion_matrix",
+            "f1_score",
+            "fbeta_score",
+            "matthews_corrcoef",
+            "pcc",
+            "precision_score",
+            "recall_score",
+            "top_k_accuracy",
+        ),
+        "classification",
     ),
     **dict.fromkeys(("binned_auc", "binned_auc_bound"), "ranking"),
     **dict.fromkeys(
@@ -51,14 +72,18 @@ __all__ = [
     "binned_auc_bound",
     "brier_score",
     "calibration_error",
+    "confusion_matrix",
     "cross_entropy",
     "f1_score",
+    "fbeta_score",
     "matthews_corrcoef",
     "mean_absolute_error",
     "mean_squared_error",
     "pcc",
     "pearson_correlation",
     "perplexity",
+    "precision_score",
+    "recall_score",
     "root_mean_squared_error",
     "top_k_accuracy",
 ]

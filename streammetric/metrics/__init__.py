@@ -22,12 +22,35 @@ from .registry import (
 
 if TYPE_CHECKING:
     from .calibration import AUC, ECE, Brier
-    from .classification import F1, MCC, PCC, Accuracy, TopKAccuracy
+    from .classification import (
+        F1,
+        MCC,
+        PCC,
+        Accuracy,
+        ConfusionMatrix,
+        FBeta,
+        Precision,
+        Recall,
+        TopKAccuracy,
+    )
     from .regression import MAE, MSE, RMSE, Caffe, Loss, PearsonCorrelation, Torch
 
 _LAZY = {
     **dict.fromkeys(("AUC", "ECE", "Brier"), "calibration"),
-    **dict.fromkeys(("F1", "MCC", "PCC", "Accuracy", "TopKAccuracy"), "classification"),
+    **dict.fromkeys(
+        (
+            "F1",
+            "MCC",
+            "PCC",
+            "Accuracy",
+            "ConfusionMatrix",
+            "FBeta",
+            "Precision",
+            "Recall",
+            "TopKAccuracy",
+        ),
+        "classification",
+    ),
     **dict.fromkeys(
         ("MAE", "MSE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"), "regression"
     ),
@@ -51,13 +74,17 @@ __all__ = [
     "Brier",
     "Caffe",
     "CompositeEvalMetric",
+    "ConfusionMatrix",
     "CrossEntropy",
     "CustomMetric",
     "EvalMetric",
+    "FBeta",
     "Loss",
     "NegativeLogLikelihood",
     "PearsonCorrelation",
     "Perplexity",
+    "Precision",
+    "Recall",
     "TopKAccuracy",
     "Torch",
     "alias",
