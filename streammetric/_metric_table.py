@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .metrics.calibration import AUC, ECE, Brier
-    from .metrics.classification import F1, MCC, PCC, Accuracy, TopKAccuracy
+    from .metrics.classification import (
+        F1,
+        MCC,
+        PCC,
+        Accuracy,
+        ConfusionMatrix,
+        FBeta,
+        Precision,
+        Recall,
+        TopKAccuracy,
+    )
     from .metrics.cross_entropy import (
         BinaryCrossEntropy,
         CrossEntropy,
@@ -45,10 +55,12 @@ METRICS: tuple[Row, ...] = (
     Row("Brier", "calibration", "brier", ("brier_score",)),
     Row("Caffe", "regression", "caffe", ()),
     Row("CompositeEvalMetric", "registry", "compositeevalmetric", ("composite",)),
+    Row("ConfusionMatrix", "classification", "confusionmatrix", ("confusion_matrix",)),
     Row("CrossEntropy", "cross_entropy", "crossentropy", ("ce", "cross-entropy")),
     Row("CustomMetric", "registry", "custommetric", ("custom",)),
     Row("ECE", "calibration", "ece", ("calibration_error",)),
     Row("F1", "classification", "f1", ()),
+    Row("FBeta", "classification", "fbeta", ()),
     Row("Loss", "regression", "loss", ()),
     Row("MAE", "regression", "mae", ()),
     Row("MCC", "classification", "mcc", ()),
@@ -60,6 +72,8 @@ METRICS: tuple[Row, ...] = (
     Row("PCC", "classification", "pcc", ()),
     Row("PearsonCorrelation", "regression", "pearsoncorrelation", ("pearsonr",)),
     Row("Perplexity", "cross_entropy", "perplexity", ()),
+    Row("Precision", "classification", "precision", ()),
+    Row("Recall", "classification", "recall", ()),
     Row("RMSE", "regression", "rmse", ()),
     Row("TopKAccuracy", "classification", "topkaccuracy", ("top_k_acc", "top_k_accuracy")),
     Row("Torch", "regression", "torch", ()),
@@ -80,12 +94,16 @@ __all__ = [
     "Brier",
     "Caffe",
     "CompositeEvalMetric",
+    "ConfusionMatrix",
     "CrossEntropy",
     "CustomMetric",
+    "FBeta",
     "Loss",
     "NegativeLogLikelihood",
     "PearsonCorrelation",
     "Perplexity",
+    "Precision",
+    "Recall",
     "TopKAccuracy",
     "Torch",
 ]

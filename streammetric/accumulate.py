@@ -317,3 +317,14 @@ class GroupedExactSum:
     def _add_sum(self, group: int, s: ExactSum) -> None:
         """Add an `ExactSum` into one group (its units and counts as they are)."""
         self._sums.add_units(group, s.units, s.num_pos_inf, s.num_neg_inf, s.num_nan)
+
+    def __getstate__(self) -> list[tuple[int, int, int, int]]:
+        """Pickling and copying (a metric state holds these): each group's exact parts."""
+        return [self._sums.get(g) for g in range(len(self))]
+
+    def __setstate__(self, state: list[tuple[int, int, int, int]]) -> None:
+        self._sums = _GroupSums()
+        for group, (units, pos_inf, neg_inf, nan) in enumerate(state):
+            self._sums.add_units(group, units, pos_inf, neg_inf, nan)
+        if state and not len(self) == len(state):  # pragma: no cover - add_units sizes it
+            raise StateError("a GroupedExactSum did not restore its groups")

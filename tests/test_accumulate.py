@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import math
@@ -231,3 +232,16 @@ def test_grouped_special_values_json_and_bad_codes():
     with pytest.raises(StateError, match=r"sums\[1\]\.shift"):
         GroupedExactSum.from_json([{"mantissa": "1", "shift": 0}, {"mantissa": "1", "shift": -1}])
     assert sums.to_json()[3] == ExactSum.from_values([2.5]).to_json()
+
+
+def test_grouped_sums_pickle_and_copy():
+    """A metric state holds them (a vector of weighted per-class sums): pickling and copying
+    keep every group, the empty ones at the end included, and share nothing."""
+    sums = GroupedExactSum()
+    sums.add([np.inf, 0.1, 1e300, -1e300], [1, 0, 0, 0])
+    sums._add_sum(4, ExactSum())
+    for again in (pickle.loads(pickle.dumps(sums)), copy.deepcopy(sums), copy.copy(sums)):
+        assert again.to_json() == sums.to_json() and len(again) == 5
+        again.add([1.0], [0])
+        assert again[0] != sums[0]
+    assert len(pickle.loads(pickle.dumps(GroupedExactSum()))) == 0

@@ -148,9 +148,6 @@ ARGUMENT_ERRORS = [
         "sample_weight",
         id="sample_weight rows",
     ),
-    pytest.param(
-        lambda: sm.PCC().update([0], [0], sample_weight=[1.0]), "sample_weight", id="pcc weights"
-    ),
 ]
 
 

@@ -19,10 +19,21 @@ import numpy as np
 from .._exceptions import ConfigError, InvalidInputError
 from ._validation import first_bad_row, row_values
 
-__all__ = ["check_config"]
+__all__ = [
+    "check_beta",
+    "check_config",
+    "check_normalize",
+    "check_num_classes",
+    "check_zero_division",
+]
 
 CLASS_TYPES = ("binary", "multiclass", "multilabel")
-AVERAGES = ("micro", "macro")
+AVERAGES: tuple[str | None, ...] = ("micro", "macro")
+#: the averages of the per-class scores (precision, recall, F-beta, F1): None is one value per class
+CLASS_AVERAGES: tuple[str | None, ...] = ("micro", "macro", "weighted", None)
+NORMALIZE = ("true", "pred", "all")
+#: the confusion matrix keeps num_classes**2 counts: its classes are capped
+MAX_MATRIX_CLASSES = 4096
 
 
 def _rows(values: Any) -> np.ndarray:
@@ -68,29 +79,117 @@ def _by_row(values: np.ndarray, rows: int) -> np.ndarray:
     return values.reshape(rows, values.size // rows if rows else 0)
 
 
-def check_config(class_type: str, average: str, threshold: float) -> None:
-    """Raise ConfigError for an unknown ``class_type``/``average`` or a non-finite threshold."""
+def check_config(
+    class_type: str,
+    average: str | None,
+    threshold: float,
+    averages: tuple[str | None, ...] = AVERAGES,
+) -> str | None:
+    """Raise ConfigError for an unknown ``class_type``/``average`` or a non-finite threshold;
+    return the average (the string ``"none"``, any case, is None where None is allowed)."""
     if class_type not in CLASS_TYPES:
         raise ConfigError(
             f"`class_type` must be one of {', '.join(CLASS_TYPES)}, got {class_type!r}"
         )
-    if average not in AVERAGES:
-        raise ConfigError(f"`average` must be one of {', '.join(AVERAGES)}, got {average!r}")
+    if None in averages and isinstance(average, str) and average.lower() == "none":
+        average = None
+    if average not in averages or not (average is None or isinstance(average, str)):
+        raise ConfigError(
+            f"`average` must be one of {', '.join(map(str, averages))}, got {average!r}"
+        )
     if (
         isinstance(threshold, bool)
         or not isinstance(threshold, (int, float))
         or not math.isfinite(threshold)
     ):
         raise ConfigError(f"`threshold` must be a finite number, got {threshold!r}")
+    return average
+
+
+def check_num_classes(num_classes: Any, class_type: str, maximum: int | None = None) -> int | None:
+    """None (the classes seen), or an int >= 1 (2 for ``class_type="binary"``)."""
+    if num_classes is None:
+        return None
+    if (
+        isinstance(num_classes, (bool, np.bool_))
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes < 1
+        or (maximum is not None and num_classes > maximum)
+    ):
+        most = "" if maximum is None else f" and <= {maximum:,}"
+        raise ConfigError(f"`num_classes` must be None or an int >= 1{most}, got {num_classes!r}")
+    if class_type == "binary" and num_classes != 2:
+        raise ConfigError(
+            f"`num_classes` must be None or 2 for class_type='binary', got {num_classes!r}"
+        )
+    return int(num_classes)
+
+
+def check_zero_division(value: Any) -> float | str:
+    """The value of a score whose denominator is 0: 0, 1 or NaN (as scikit-learn's
+    ``zero_division``; its default ``"warn"`` gives 0). Returned as a config holds it: 0.0, 1.0
+    or ``"nan"`` (JSON has no NaN)."""
+    if isinstance(value, str) and value.lower() == "nan":
+        return "nan"
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    ):
+        if math.isnan(value):
+            return "nan"
+        if value in (0, 1):
+            return float(value)
+    raise ConfigError(f"`zero_division` must be 0, 1 or 'nan', got {value!r}")
+
+
+def zero_division_value(value: float | str) -> float:
+    """The float of a `check_zero_division` result."""
+    return math.nan if value == "nan" else float(value)
+
+
+def check_beta(beta: Any) -> float:
+    """F-beta's ``beta``: a number >= 0 (inf: the recall), as a float."""
+    if (
+        isinstance(beta, (bool, np.bool_))
+        or not isinstance(beta, (int, float, np.integer, np.floating))
+        or math.isnan(beta)
+        or beta < 0
+    ):
+        raise ConfigError(f"`beta` must be a number >= 0, got {beta!r}")
+    return float(beta)
+
+
+def check_normalize(normalize: Any) -> str | None:
+    """The confusion matrix's ``normalize``: None (or ``"none"``), ``"true"``, ``"pred"``, ``"all"``.
+
+    ``True`` is ``"true"`` and ``False`` None: a metric spec's ``normalize=true`` parses as
+    the boolean (``streammetric.engine.metric_specs``).
+    """
+    if normalize is True:
+        return "true"
+    if normalize is None or normalize is False:
+        return None
+    if isinstance(normalize, str) and normalize.lower() == "none":
+        return None
+    if normalize not in NORMALIZE or not isinstance(normalize, str):
+        raise ConfigError(
+            f"`normalize` must be one of None, {', '.join(NORMALIZE)}, got {normalize!r}"
+        )
+    return normalize
 
 
 def _invalid_rows(
-    labels: Any, preds: Any, *, axis: int = -1, zero_one: bool = False
+    labels: Any,
+    preds: Any,
+    *,
+    axis: int = -1,
+    zero_one: bool = False,
+    num_classes: int | None = None,
 ) -> np.ndarray | None:
     """Rows an update would reject for their values (for ``on_invalid="skip"``); None if none.
 
-    Non-finite scores; labels that are not 0/1 (``zero_one``) or not class indices in range;
-    predicted classes that are not class indices. Shape and dtype errors are left to the update.
+    Non-finite scores; labels that are not 0/1 (``zero_one``) or not class indices in range
+    (below ``num_classes`` too, when given); predicted classes that are not class indices.
+    Shape and dtype errors are left to the update.
     """
     label, pred = _rows(labels), _rows(preds)
     if len(label) != len(pred) or label.dtype.kind not in "biuf" or pred.dtype.kind not in "biuf":
@@ -105,6 +204,9 @@ def _invalid_rows(
         if _strip(label.shape) == _strip(pred.shape):
             with np.errstate(invalid="ignore"):
                 bad_pred |= (pred < 0) | (pred != np.floor(pred))
+                if num_classes is not None:
+                    bad_pred |= pred >= num_classes
+                    bad_label |= label >= num_classes
         elif -pred.ndim <= axis < pred.ndim:
             bad_label |= label >= pred.shape[axis]
     bad = bad_label.reshape(len(label), -1).any(axis=1) | bad_pred.reshape(len(pred), -1).any(

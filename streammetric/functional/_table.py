@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .calibration import brier_score, calibration_error, uniform_bins
-    from .classification import accuracy, f1_score, matthews_corrcoef, pcc, top_k_accuracy
+    from .classification import (
+        accuracy,
+        confusion_matrix,
+        f1_score,
+        fbeta_score,
+        matthews_corrcoef,
+        pcc,
+        precision_score,
+        recall_score,
+        top_k_accuracy,
+    )
     from .losses import (
         DIAGNOSTIC_KEYS,
         REDUCTIONS,
@@ -39,8 +49,10 @@ FUNCTIONS = {
     "binned_auc_bound": "ranking",
     "brier_score": "calibration",
     "calibration_error": "calibration",
+    "confusion_matrix": "classification",
     "cross_entropy": "losses",
     "f1_score": "classification",
+    "fbeta_score": "classification",
     "matthews_corrcoef": "classification",
     "mean_absolute_error": "regression",
     "mean_squared_error": "regression",
@@ -48,6 +60,8 @@ FUNCTIONS = {
     "pcc": "classification",
     "pearson_correlation": "regression",
     "perplexity": "losses",
+    "precision_score": "classification",
+    "recall_score": "classification",
     "root_mean_squared_error": "regression",
     "top_k_accuracy": "classification",
     "uniform_bins": "calibration",
@@ -63,8 +77,10 @@ __all__ = [
     "binned_auc_bound",
     "brier_score",
     "calibration_error",
+    "confusion_matrix",
     "cross_entropy",
     "f1_score",
+    "fbeta_score",
     "matthews_corrcoef",
     "mean_absolute_error",
     "mean_squared_error",
@@ -72,6 +88,8 @@ __all__ = [
     "pcc",
     "pearson_correlation",
     "perplexity",
+    "precision_score",
+    "recall_score",
     "root_mean_squared_error",
     "top_k_accuracy",
     "uniform_bins",

@@ -174,15 +174,6 @@ def per_bin_units(bins: np.ndarray, values: np.ndarray, n_bins: int) -> list[int
     ]
 
 
-def add_units(total: ExactSum, units: int) -> None:
-    """Add ``units * 2**-1074`` to ``total`` exactly (whole numbers on the cheap path)."""
-    whole, rest = divmod(units, _ONE)
-    if whole:
-        total.add_count(whole)
-    if rest:
-        total.merge(ExactSum.from_json({"mantissa": str(rest), "shift": 0}))
-
-
 # -- expected calibration error ---------------------------------------------------------------
 @dataclass(frozen=True)
 class CalibrationSums:
@@ -202,13 +193,9 @@ def _calibration_update(
     n_bins: int,
     from_logits: bool,
 ) -> CalibrationSums:
-    label, prob = probabilities(labels, preds, from_logits=from_logits)
-    if prob.shape[1] == 1:  # binary: the positive-class probability against the label
-        confidence, correct = prob[:, 0], label == 1
-    else:  # top-1: np.argmax takes the first maximum on ties, as torch.max(dim=1)
-        top = np.argmax(prob, axis=1)
-        confidence, correct = prob[np.arange(len(top)), top], top == label
-    bins = uniform_bins(confidence, n_bins)
+    bins, confidence, correct = _calibration_rows(
+        labels, preds, n_bins=n_bins, from_logits=from_logits
+    )
     if weight is None:
         counts = np.bincount(bins, minlength=n_bins).tolist()
         hits = np.bincount(bins[correct], minlength=n_bins).tolist()
@@ -224,6 +211,19 @@ def _calibration_update(
         correct=per_bin_units(bins, np.where(correct, weight, 0.0), n_bins),
         num_rows=len(bins),
     )
+
+
+def _calibration_rows(
+    labels: Any, preds: Any, *, n_bins: int, from_logits: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's bin (int64), confidence (float64) and whether it is correct (bool)."""
+    label, prob = probabilities(labels, preds, from_logits=from_logits)
+    if prob.shape[1] == 1:  # binary: the positive-class probability against the label
+        confidence, correct = prob[:, 0], label == 1
+    else:  # top-1: np.argmax takes the first maximum on ties, as torch.max(dim=1)
+        top = np.argmax(prob, axis=1)
+        confidence, correct = prob[np.arange(len(top)), top], top == label
+    return uniform_bins(confidence, n_bins), confidence, correct
 
 
 def _calibration_compute(sums: CalibrationSums, norm: str) -> float:

@@ -37,34 +37,50 @@ def _auc_update(
     from_logits: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positives and negatives (int64) per bucket between consecutive thresholds."""
-    label, prob = probabilities(labels, preds, from_logits=from_logits)
-    if prob.shape[1] != 1:
-        raise InvalidInputError(
-            f"`preds` must be positive-class probabilities of shape (n,) or (n, 1), got shape {prob.shape}",
-            argument="preds",
-        )
+    buckets, positive = _auc_rows(
+        labels, preds, weight, num_thresholds=num_thresholds, from_logits=from_logits
+    )
     num_buckets = num_thresholds - 1
-    buckets = uniform_bins(prob[:, 0], num_buckets)
-    positive = label == 1
     if weight is None:
         return (
             np.bincount(buckets[positive], minlength=num_buckets),
             np.bincount(buckets[~positive], minlength=num_buckets),
-        )
-    fractional = weight != np.floor(weight)
-    if fractional.any():
-        row = int(np.argmax(fractional))
-        rule = "must be whole numbers for AUC (its state counts rows)"
-        raise InvalidInputError.bad_row("sample_weight", row, rule, weight[row])
-    if float(weight.sum()) >= 2.0**53:
-        raise InvalidInputError.bad_argument(
-            "sample_weight", "must sum to less than 2**53 per batch for AUC", weight.sum()
         )
     # whole-number float sums below 2**53 are exact, so these counts are exact integers
     return (
         np.bincount(buckets, weights=np.where(positive, weight, 0.0), minlength=num_buckets),
         np.bincount(buckets, weights=np.where(positive, 0.0, weight), minlength=num_buckets),
     )
+
+
+def _auc_rows(
+    labels: Any,
+    preds: Any,
+    weight: np.ndarray | None,
+    *,
+    num_thresholds: int,
+    from_logits: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's bucket (int64) and whether it is positive (bool); weights are checked to be
+    whole numbers summing below 2**53 (so that float sums of them are exact counts)."""
+    label, prob = probabilities(labels, preds, from_logits=from_logits)
+    if prob.shape[1] != 1:
+        raise InvalidInputError(
+            f"`preds` must be positive-class probabilities of shape (n,) or (n, 1), got shape {prob.shape}",
+            argument="preds",
+        )
+    buckets = uniform_bins(prob[:, 0], num_thresholds - 1)
+    if weight is not None:
+        fractional = weight != np.floor(weight)
+        if fractional.any():
+            row = int(np.argmax(fractional))
+            rule = "must be whole numbers for AUC (its state counts rows)"
+            raise InvalidInputError.bad_row("sample_weight", row, rule, weight[row])
+        if float(weight.sum()) >= 2.0**53:
+            raise InvalidInputError.bad_argument(
+                "sample_weight", "must sum to less than 2**53 per batch for AUC", weight.sum()
+            )
+    return buckets, label == 1
 
 
 def _auc_compute(positives: Sequence[int], negatives: Sequence[int], curve: str) -> float:

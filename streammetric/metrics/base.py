@@ -470,8 +470,9 @@ class EvalMetric(_Locked):
         """
         return _nonfinite_rows(labels, preds)
 
-    def _compute(self, state: State) -> float:
-        """The value of a state; NaN when it has seen nothing."""
+    def _compute(self, state: State) -> Any:
+        """The value of a state (a float; a NumPy array for a metric of one value per class
+        or a matrix); NaN when it has seen nothing."""
         if not state["num_inst"]:
             return math.nan
         if "sum_weight" in state:

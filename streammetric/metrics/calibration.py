@@ -1,7 +1,9 @@
 """Calibration and ranking metrics in constant memory: ECE, Brier score, binned AUC.
 
-The state does not grow with the rows: ECE keeps three exact sums per bin, Brier a weighted mean,
-AUC two integer counts per threshold bucket. The math lives in
+The state does not grow with the rows: ECE keeps three exact sums per bin (three ``sums``
+vectors over the bins), Brier a weighted mean, AUC two integer counts per threshold bucket. Each
+says what a row adds (``_row_terms``), so ``--by`` folds a batch into every group at once. The
+math lives in
 :mod:`streammetric.functional.calibration` and :mod:`streammetric.functional.ranking`; these
 classes only keep the state.
 
@@ -15,10 +17,12 @@ classes only keep the state.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, StateError
 from ..functional.calibration import (
     MAX_BINS,
     MAX_THRESHOLDS,
@@ -26,17 +30,16 @@ from ..functional.calibration import (
     CalibrationSums,
     _brier_update,
     _calibration_compute,
-    _calibration_update,
+    _calibration_rows,
     _invalid_rows,
-    add_units,
     check_choice,
     check_count,
     check_scale,
 )
-from ..functional.ranking import CURVES, _auc_bound, _auc_compute, _auc_update
+from ..functional.ranking import CURVES, _auc_bound, _auc_compute, _auc_rows
 from .base import EvalMetric, State
 from .registry import alias, register
-from .state import Terms
+from .state import ROWS, At, Terms
 
 __all__ = ["AUC", "ECE", "Brier"]
 
@@ -108,28 +111,72 @@ class ECE(EvalMetric):
         return _invalid_rows(labels, preds, from_logits=self.from_logits)
 
     def _init_states(self) -> None:
-        for index in range(self.n_bins):
-            for quantity in _QUANTITIES:
-                self._add_state(f"sum_{quantity}_{index}", "sum")
+        for quantity in _QUANTITIES:  # one exact sum per bin: sum_weight[b], ...
+            self._add_state(f"sum_{quantity}", "sums", size=self.n_bins)
         self._add_state("num_inst", "count")
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
-        sums = _calibration_update(
-            label, pred, weight, n_bins=self.n_bins, from_logits=self.from_logits
+    def _staged_load(self, state: Any) -> Callable[[], None]:
+        """A state_dict of the first format (one entry per bin, ``sum_weight_0``, ...) loads
+        as the vectors it holds."""
+        return super()._staged_load(self._upgraded_state(state))
+
+    def _upgraded_state(self, state: Any) -> Any:
+        if not isinstance(state, dict):
+            return state
+        out = dict(state)
+        for window in ("local", "past"):
+            data = state.get(window)
+            if not isinstance(data, dict) or "sum_weight_0" not in data:
+                continue
+            data = dict(data)
+            for quantity in _QUANTITIES:
+                names = [f"sum_{quantity}_{index}" for index in range(self.n_bins)]
+                missing = [name for name in names if name not in data]
+                if missing:
+                    raise StateError(
+                        f"`state` lacks state entry {missing[0]!r} in `{window}` for metric {self.name!r}",
+                        field=f"{window}.{missing[0]}",
+                        rule="is missing",
+                    )
+                data[f"sum_{quantity}"] = {
+                    "shape": [self.n_bins],
+                    "sums": [data.pop(name) for name in names],
+                }
+            out[window] = data
+        return out
+
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        """Each row adds its weight (1), weighted confidence and weighted hit in its bin: the
+        values the first format summed per bin, so the sums are the same bits."""
+        bins, confidence, correct = _calibration_rows(
+            label, pred, n_bins=self.n_bins, from_logits=self.from_logits
         )
-        for quantity in _QUANTITIES:
-            for index, units in enumerate(getattr(sums, quantity)):
-                add_units(state[f"sum_{quantity}_{index}"], units)
-        state["num_inst"] += sums.num_rows
+        size = self.n_bins
+        if weight is None:
+            return {
+                "sum_weight": At(bins, size=size),
+                "sum_confidence": At(bins, confidence, size=size),
+                "sum_correct": At(np.where(correct, bins, -1), size=size),
+                "num_inst": ROWS,
+            }
+        return {
+            "sum_weight": At(bins, weight, size=size),
+            "sum_confidence": At(bins, confidence * weight, size=size),
+            "sum_correct": At(bins, np.where(correct, weight, 0.0), size=size),
+            "num_inst": ROWS,
+        }
 
     def _compute(self, state: State) -> float:
         weight, confidence, correct = (
-            [state[f"sum_{quantity}_{index}"].units for index in range(self.n_bins)]
+            [s.units for s in state[f"sum_{quantity}"].sums()] + [0] * self.n_bins
             for quantity in _QUANTITIES
         )
-        return _calibration_compute(CalibrationSums(weight, confidence, correct), self.norm)
+        return _calibration_compute(
+            CalibrationSums(
+                weight[: self.n_bins], confidence[: self.n_bins], correct[: self.n_bins]
+            ),
+            self.norm,
+        )
 
 
 @register
@@ -270,19 +317,24 @@ class AUC(EvalMetric):
         inner = [(i + 1) / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
         return [0.0 - 1e-7, *inner, 1.0 + 1e-7]
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
-        positives, negatives = _auc_update(
-            label,
-            pred,
-            weight,
-            num_thresholds=self.num_thresholds,
-            from_logits=self.from_logits,
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        """Each row counts in its bucket's positives or negatives (its weight, a whole number,
+        or 1)."""
+        buckets, positive = _auc_rows(
+            label, pred, weight, num_thresholds=self.num_thresholds, from_logits=self.from_logits
         )
-        for key, counts in (("num_positive", positives), ("num_negative", negatives)):
-            state[key] = _grown(state[key], len(counts)) + counts.astype(np.int64)
-        state["num_inst"] += int(np.asarray(label).reshape(-1).shape[0])
+        size = self.num_thresholds - 1
+        if weight is None:
+            return {
+                "num_positive": At(np.where(positive, buckets, -1), size=size),
+                "num_negative": At(np.where(positive, -1, buckets), size=size),
+                "num_inst": ROWS,
+            }
+        return {
+            "num_positive": At(buckets, np.where(positive, weight, 0.0), size=size),
+            "num_negative": At(buckets, np.where(positive, 0.0, weight), size=size),
+            "num_inst": ROWS,
+        }
 
     def _compute(self, state: State) -> float:
         return _auc_compute(
@@ -315,8 +367,3 @@ class AUC(EvalMetric):
     def get_global_bound(self) -> float:
         """:meth:`get_bound` over everything since the last ``reset``."""
         return self._bound(self._global_state())
-
-
-def _grown(counts: np.ndarray, size: int) -> np.ndarray:
-    """``counts`` zero-padded to ``size`` entries (count states start with shape (0,))."""
-    return np.pad(counts, (0, size - counts.shape[0])) if counts.shape[0] < size else counts

@@ -1,10 +1,19 @@
-"""Classification metrics: Accuracy, TopKAccuracy, F1, MCC, PCC (MXNet 1.x names and defaults).
+"""Classification metrics: Accuracy, TopKAccuracy, F1, MCC, PCC (MXNet 1.x names and defaults),
+Precision, Recall, FBeta and ConfusionMatrix (scikit-learn's values).
 
 The state is exact counts (or exact weighted sums), so every value is the same bits whatever the
 batching, order or merge tree. Fixed over MXNet 1.x: F1/MCC ``"macro"`` averages over classes
 from the global counts (MXNet 1.x averaged per-batch scores); TopKAccuracy updates its global
 state; PCC counts samples (MXNet counted batches). The math lives in
 :mod:`streammetric.functional.classification`.
+
+Per-class state (multiclass, multilabel, the confusion matrix) is two vectors per quantity:
+int64 ``counts`` of the rows given without ``sample_weight`` (``true_positives``, ...), and
+exact ``sums`` of the weights of rows given with one (``weighted_true_positives``, ...); a value
+adds them exactly (a count ``c`` is ``c * 2**1074`` units of an exact sum), so the state kind
+does not depend on which batches had weights, a batch of weights 1.0 gives the bits of the same
+batch without weights, and unweighted data keeps the fast integer path. A row of weight 0 adds
+nothing: a class seen only in such rows is not among "the classes seen".
 
 >>> m = Accuracy()
 >>> for labels, preds in [([0, 1], [[0.3, 0.7], [0.0, 1.0]]), ([1], [[0.4, 0.6]])]:
@@ -16,31 +25,62 @@ state; PCC counts samples (MXNet counted batches). The math lives in
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
-from ..functional._classification_inputs import _invalid_rows, check_config
+from ..accumulate import ExactSum
+from ..functional._classification_inputs import (
+    CLASS_AVERAGES,
+    MAX_MATRIX_CLASSES,
+    _invalid_rows,
+    check_beta,
+    check_config,
+    check_normalize,
+    check_num_classes,
+    check_zero_division,
+    zero_division_value,
+)
 from ..functional.classification import (
     Outcomes,
+    Value,
     _accuracy_update,
-    _binary_update,
+    _binary_masks,
     _class_ranks,
-    _multiclass_update,
-    _multilabel_update,
+    _confusion_pairs,
+    _multilabel_classes,
+    _predicted_classes,
     _top_k_update,
-    f1_from_outcomes,
+    class_value,
+    confusion_from_cells,
+    matrix_class_type,
     mcc_from_outcomes,
-    outcomes_from_counts,
     pcc_from_counts,
+    present_classes,
+    select_classes,
+    shell_classes,
+    shell_index,
+    shell_positions,
+    with_true_negatives,
 )
 from ._shared import CLASS_RANKS, memoized
-from .base import EvalMetric, State, _merge_value
+from .base import EvalMetric, State, _num_rows
 from .registry import alias, register
-from .state import ROWS, Terms
+from .state import ROWS, At, Terms, fold
 
-__all__ = ["F1", "MCC", "PCC", "Accuracy", "TopKAccuracy"]
+__all__ = [
+    "F1",
+    "MCC",
+    "PCC",
+    "Accuracy",
+    "ConfusionMatrix",
+    "FBeta",
+    "Precision",
+    "Recall",
+    "TopKAccuracy",
+]
 
 _OUTCOMES = ("true_positives", "false_positives", "false_negatives", "true_negatives")
 
@@ -156,67 +196,183 @@ class TopKAccuracy(EvalMetric):
 
 
 _CLASS_COUNTS = ("true_positives", "false_positives", "false_negatives")
+_WEIGHTED_COUNTS = tuple(f"weighted_{name}" for name in _CLASS_COUNTS)
+_UNIT = 1 << 1074  # a count c is c * 2**1074 units of an ExactSum
+_EMPTY_SUMS = {"shape": [0], "sums": []}
 
 
-def _add_class_counts(state: State, count: int, counts: np.ndarray) -> None:
-    """Fold a batch's (3, classes) tp/fp/fn counts into growing per-class count vectors."""
-    for name, row in zip(_CLASS_COUNTS, counts, strict=True):
-        state[name] = _merge_value("counts", state[name], row)
-    state["num_inst"] += count
+def _element_terms(rows: int, elements: int) -> Any:
+    return ROWS if elements == 1 else np.full(rows, elements, dtype=np.int64)
+
+
+def _class_terms(
+    indices: tuple[np.ndarray, ...], weight: np.ndarray | None, size: int, names: tuple[str, ...]
+) -> dict[str, Any]:
+    """At terms of per-class vectors: row i adds 1 (no weights: the ``counts``) or its weight
+    (the ``weighted_`` sums) at each of its class indices (-1: nothing); (n, 1) indices are
+    one per row."""
+    indices = tuple(i[:, 0] if i.ndim == 2 and i.shape[1] == 1 else i for i in indices)
+    if weight is None:
+        return {name: At(index, size=size) for name, index in zip(names, indices, strict=True)}
+    return {
+        f"weighted_{name}": At(index, values=weight, size=size)
+        for name, index in zip(names, indices, strict=True)
+    }
+
+
+def _combined(state: State, names: tuple[str, ...]) -> tuple[list[list[int]], bool]:
+    """Each named vector as Python ints: the ``counts`` plus the ``weighted_`` sums, exactly,
+    padded to one length; in rows (no weighted rows were seen) or in ``2**-1074`` units
+    (``True``)."""
+    counts = [state[name] for name in names]
+    sums = [state[f"weighted_{name}"] for name in names]
+    width = max([c.shape[0] for c in counts] + [len(s) for s in sums])
+    weighted = any(len(s) for s in sums)
+    out = []
+    for count, weights in zip(counts, sums, strict=True):
+        values = count.tolist() + [0] * (width - count.shape[0])
+        if weighted:
+            values = [v * _UNIT for v in values]
+            for position, one in enumerate(weights.sums()):
+                values[position] += one.units
+        out.append(values)
+    return out, weighted
+
+
+def _padded(values: list[list[int]], size: int) -> list[list[int]]:
+    return [v[:size] + [0] * (size - len(v)) for v in values]
+
+
+def _upgraded_state(state: Any, added: dict[str, Callable[[dict[str, Any]], Any]]) -> Any:
+    """A state_dict written before the ``added`` entries existed, with them: each window that
+    has none of them gets each one's value for that window (weighted sums: empty). A window
+    with some of them is left alone (the loader names what is wrong)."""
+    if not isinstance(state, dict):
+        return state
+    out = dict(state)
+    for window in ("local", "past"):
+        data = state.get(window)
+        if isinstance(data, dict) and not any(name in data for name in added):
+            out[window] = {**data, **{name: make(data) for name, make in added.items()}}
+    return out
+
+
+def _count_sum_json(data: dict[str, Any]) -> Any:
+    """``num_inst`` of an earlier state as the exact sum of its rows' weights (all 1)."""
+    count = data.get("num_inst")
+    total = ExactSum()
+    if type(count) is int and 0 <= count < 1 << 63:
+        total.add_count(count)
+    return total.to_json()
+
+
+def _sums_problem(state: State, names: tuple[str, ...]) -> tuple[str, str, Any] | None:
+    """Weighted sums grow together and are finite (sums of finite weights)."""
+    sums = [state[f"weighted_{name}"] for name in names]
+    if len({len(s) for s in sums}) > 1:
+        return (
+            ", ".join(f"weighted_{name}" for name in names),
+            "must have one length",
+            [len(s) for s in sums],
+        )
+    for name, one in zip(names, sums, strict=True):
+        if any(s.num_pos_inf or s.num_nan for s in one.sums()):
+            return f"weighted_{name}", "must be finite (sums of finite weights)", one.to_json()
+    return None
 
 
 def _class_counts_problem(state: State, multiclass: bool) -> tuple[str, str, Any] | None:
     """Per-class tp/fp/fn vectors grow together, and with one true and one predicted class per
-    row (multiclass) each of tp + fn and tp + fp sums to the rows."""
+    row (multiclass) each of tp + fn and tp + fp sums to the rows given without weights (to
+    ``num_inst`` when no weighted rows were seen), and likewise for the weights."""
     tp, fp, fn = (state[name] for name in _CLASS_COUNTS)
     if not tp.shape == fp.shape == fn.shape:
         shapes = [list(a.shape) for a in (tp, fp, fn)]
         return "true_positives, false_positives, false_negatives", "must have one shape", shapes
-    if multiclass:
-        for names, total in (
-            ("true_positives + false_negatives", tp + fn),
-            ("true_positives + false_positives", tp + fp),
-        ):
-            if int(total.sum()) != state["num_inst"]:
-                rule = f"must sum to num_inst ({state['num_inst']}: one class per row)"
-                return names, rule, int(total.sum())
+    problem = _sums_problem(state, _CLASS_COUNTS)
+    if problem is not None or not multiclass:
+        return problem
+    weighted = len(state["weighted_true_positives"]) > 0
+    for names, total in (
+        ("true_positives + false_negatives", tp + fn),
+        ("true_positives + false_positives", tp + fp),
+    ):
+        rows = int(total.sum())
+        if rows != state["num_inst"] and not (weighted and rows <= state["num_inst"]):
+            rule = f"must sum to num_inst ({state['num_inst']}: one class per row)"
+            if weighted:
+                rule = f"must sum to at most num_inst ({state['num_inst']})"
+            return names, rule, rows
+    if weighted:
+        wtp, wfp, wfn = (
+            sum(s.units for s in state[f"weighted_{name}"].sums()) for name in _CLASS_COUNTS
+        )
+        if wtp + wfn != wtp + wfp:
+            rule = (
+                "must equal weighted_true_positives + weighted_false_positives (one class per row)"
+            )
+            return "weighted_true_positives + weighted_false_negatives", rule, (wtp + wfn) / _UNIT
     return None
 
 
-class _OutcomeMetric(EvalMetric):
-    """Shared state of F1 and MCC: per-class outcome counts, exact and mergeable.
+def _multiclass_terms(
+    label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None, num_classes: int | None
+) -> dict[str, Any]:
+    """Per-class tp/fp/fn terms of a multiclass batch, and its elements (``num_inst``)."""
+    true, predicted = _predicted_classes(label, pred, axis=-1, num_classes=num_classes)
+    hit = true == predicted
+    size = num_classes or int(max(true.max(initial=-1), predicted.max(initial=-1))) + 1
+    indices = (np.where(hit, true, -1), np.where(hit, -1, predicted), np.where(hit, -1, true))
+    terms = _class_terms(indices, weight, size, _CLASS_COUNTS)
+    terms["num_inst"] = _element_terms(true.shape[0], true.shape[1])
+    return terms
 
-    ``class_type="binary"``: four exact weighted sums (tp, fp, fn, tn), so ``sample_weight``
-    works. ``"multiclass"``/``"multilabel"``: per-class tp/fp/fn count vectors that grow as
-    classes appear (tn follows from ``num_inst``); they are integers and take no weights.
-    Multilabel updates must keep the number of label columns (merging does not check it).
+
+class _OutcomeMetric(EvalMetric):
+    """Shared state of F1, MCC, Precision, Recall and FBeta: per-class outcome counts, exact
+    and mergeable.
+
+    ``class_type="binary"``: four exact weighted sums (tp, fp, fn, tn). ``"multiclass"`` /
+    ``"multilabel"``: per-class tp/fp/fn vectors (see the module docstring: counts of rows
+    without weights, exact sums of weights), which grow as classes appear unless
+    ``num_classes`` fixes them; tn follows from the total (multiclass: tp + fn over the
+    classes; multilabel: ``sum_weight``). ``sample_weight`` works for every class type, a row's
+    weight for each of its elements. Multilabel updates must keep the number of label columns.
+
     The arguments come in MXNet 1.9.1's order (``name, output_names, label_names, average``),
     then ``class_type`` and ``threshold``. The default ``average="micro"`` follows MXNet 2.x.
-    Binary, both averages give the positive class's score from the global counts: MXNet 1.x's
-    ``"micro"`` on any batching, its ``"macro"`` (the mean of per-batch scores, its default) on
-    one batch only.
+    Binary, ``"micro"`` and ``"macro"`` give the positive class's score from the global counts:
+    MXNet 1.x's ``"micro"`` on any batching, its ``"macro"`` (the mean of per-batch scores, its
+    default) on one batch only.
     """
 
     higher_is_better = True
+    #: the averages the class takes
+    _averages: ClassVar[tuple[str | None, ...]] = ("micro", "macro")
+    num_classes: int | None = None
 
     def __init__(
         self,
         name: str,
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        average: str = "micro",
+        average: str | None = "micro",
         class_type: str = "binary",
         threshold: float = 0.5,
+        **options: Any,
     ) -> None:
-        check_config(class_type, average, threshold)
-        self.class_type, self.threshold, self.average = class_type, threshold, average
+        self.average = check_config(class_type, average, threshold, self._averages)
+        self.class_type, self.threshold = class_type, threshold
+        if "num_classes" in options:
+            self.num_classes = check_num_classes(options["num_classes"], class_type)
         super().__init__(
             name,
             output_names=output_names,
             label_names=label_names,
             class_type=class_type,
             threshold=threshold,
-            average=average,
+            average=self.average,
+            **options,
         )
 
     def _init_states(self) -> None:
@@ -224,64 +380,207 @@ class _OutcomeMetric(EvalMetric):
         if self.class_type == "binary":
             for outcome in _OUTCOMES:
                 self._add_state(outcome, "sum")
-        else:
-            for name in _CLASS_COUNTS:
-                self._add_state(name, "counts")
+            return
+        for name in _CLASS_COUNTS:
+            self._add_state(name, "counts", size=self.num_classes)
+        for name in _WEIGHTED_COUNTS:
+            self._add_state(name, "sums", size=self.num_classes)
+        if self.class_type == "multilabel":
+            self._add_state(
+                "sum_weight", "sum"
+            )  # the weight of every row: tn = this - tp - fp - fn
+
+    def _added_entries(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        """State entries added since the first version (filled in for its state_dicts)."""
+        if self.class_type == "binary":
+            return {}
+        added: dict[str, Callable[[dict[str, Any]], Any]] = dict.fromkeys(
+            _WEIGHTED_COUNTS, lambda data: _EMPTY_SUMS
+        )
+        if self.class_type == "multilabel":
+            added["sum_weight"] = _count_sum_json
+        return added
+
+    def _staged_load(self, state: Any) -> Callable[[], None]:
+        """State dicts of earlier versions (no weighted entries) load: their rows had no weights."""
+        return super()._staged_load(_upgraded_state(state, self._added_entries()))
 
     def _state_problem(self, state: State) -> tuple[str, str, Any] | None:
         if self.class_type == "binary":
             return None
-        return _class_counts_problem(state, self.class_type == "multiclass")
+        problem = _class_counts_problem(state, self.class_type == "multiclass")
+        if problem is None and self.class_type == "multilabel":
+            rows = state["num_inst"]
+            if not len(state["weighted_true_positives"]) and state["sum_weight"].units != (
+                rows * _UNIT
+            ):
+                rule = f"must be num_inst ({rows}) when no weighted rows were seen"
+                return "sum_weight", rule, state["sum_weight"].value
+        return problem
+
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        if self.class_type == "binary":
+            return self._binary_terms(label, pred, weight)
+        if self.class_type == "multiclass":
+            return _multiclass_terms(label, pred, weight, self.num_classes)
+        actual, predicted = _multilabel_classes(label, pred, self.threshold, self.num_classes)
+        rows, elements, width = actual.shape
+        columns = np.arange(width)
+        indices = tuple(
+            np.where(mask, columns, -1).reshape(rows, elements * width)
+            for mask in (actual & predicted, ~actual & predicted, actual & ~predicted)
+        )
+        terms = _class_terms(indices, weight, width, _CLASS_COUNTS)
+        terms["num_inst"] = _element_terms(rows, elements)
+        if weight is None:
+            terms["sum_weight"] = ROWS if elements == 1 else np.full(rows, float(elements))
+        else:
+            terms["sum_weight"] = (
+                weight if elements == 1 else np.repeat(weight[:, None], elements, 1)
+            )
+        return terms
+
+    def _binary_terms(
+        self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+    ) -> Terms:
+        masks = _binary_masks(label, pred, self.threshold)
+        rows, elements = masks[0].shape
+        terms: dict[str, Any] = {"num_inst": _element_terms(rows, elements)}
+        for outcome, mask in zip(_OUTCOMES, masks, strict=True):
+            if weight is None:
+                term = mask.astype(np.float64)
+            else:
+                term = np.where(mask, weight[:, None], 0.0)
+            terms[outcome] = term[:, 0] if elements == 1 else term
+        return terms
 
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
-        if self.class_type == "binary":
-            count, sums = _binary_update(label, pred, self.threshold, weight)
-            for outcome, value in zip(_OUTCOMES, sums, strict=True):
-                state[outcome].merge(value)
-            state["num_inst"] += count
-            return
-        if weight is not None:
-            raise InvalidInputError(
-                f"`sample_weight` is only supported with class_type='binary', got class_type={self.class_type!r}",
-                argument="sample_weight",
-            )
-        if self.class_type == "multiclass":
-            _add_class_counts(state, *_multiclass_update(label, pred))
-            return
-        count, counts = _multilabel_update(label, pred, self.threshold)
-        width = state["true_positives"].size
-        if width and width != counts.shape[1]:
-            raise InvalidInputError(
-                f"`labels` must keep {width} label columns for class_type='multilabel', got {counts.shape[1]}",
-                argument="labels",
-            )
-        _add_class_counts(state, count, counts)
+        terms = self._row_terms(label, pred, weight)
+        if self.class_type == "multilabel" and self.num_classes is None:
+            seen = max(state["true_positives"].shape[0], len(state["weighted_true_positives"]))
+            term = terms["true_positives" if weight is None else "weighted_true_positives"]
+            assert isinstance(term, At)
+            if seen and seen != term.size:
+                raise InvalidInputError(
+                    f"`labels` must keep {seen} label columns for class_type='multilabel', got {term.size}",
+                    argument="labels",
+                )
+        fold(state, self._specs, terms, _num_rows(label, pred))
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
-        return _invalid_rows(labels, preds, zero_one=self.class_type != "multiclass")
+        return _invalid_rows(
+            labels,
+            preds,
+            zero_one=self.class_type != "multiclass",
+            num_classes=self.num_classes if self.class_type == "multiclass" else None,
+        )
 
-    def _outcomes(self, state: State) -> Outcomes:
+    def _outcomes(self, state: State) -> tuple[Outcomes, list[bool] | None]:
+        """Per-class (tp, fp, fn, tn) in one unit, and which classes the averages see (None:
+        all). Binary: the positive class's. Multiclass: classes ``0 .. K - 1`` (K =
+        ``num_classes``, or 1 + the last class seen), those seen (without ``num_classes``).
+        Multilabel: every label column."""
         if self.class_type == "binary":
             tp, fp, fn, tn = ([state[outcome].units] for outcome in _OUTCOMES)
-            return tp, fp, fn, tn
-        counts = np.stack([state[name] for name in _CLASS_COUNTS])
-        return outcomes_from_counts(
-            counts, state["num_inst"], present_only=self.class_type == "multiclass"
+            return (tp, fp, fn, tn), None
+        counts, weighted = _combined(state, _CLASS_COUNTS)
+        if self.num_classes is not None:
+            counts = _padded(counts, self.num_classes)
+        if self.class_type == "multilabel":
+            units = state["sum_weight"].units
+            return with_true_negatives(counts, units if weighted else units // _UNIT), None
+        outcomes = with_true_negatives(counts, sum(counts[0]) + sum(counts[2]))
+        if self.num_classes is not None:
+            return outcomes, None
+        present = present_classes(outcomes)
+        size = max((c + 1 for c, seen in enumerate(present) if seen), default=0)
+        keep = [c < size for c in range(len(present))]
+        return select_classes(outcomes, keep), present[:size]
+
+
+class _ClassScore(_OutcomeMetric):
+    """F1, Precision, Recall and FBeta: a per-class score from the outcome counts, averaged
+    as scikit-learn's ``precision_recall_fscore_support`` averages it
+    (:func:`~streammetric.functional.classification.class_value`).
+
+    ``average``: ``"micro"`` (the score of the pooled counts), ``"macro"`` (the mean over the
+    classes), ``"weighted"`` (the mean weighted by each class's support tp + fn), or None (also
+    the string ``"none"``: one value per class, a float64 array indexed by class). The classes:
+    ``0 .. num_classes - 1`` when ``num_classes`` is given (labels and predictions beyond are
+    errors naming the row), else those seen as true or predicted class (macro and weighted
+    average over them; None gives classes ``0 ..`` the last seen, those between never seen
+    scoring ``zero_division``); multilabel: the label columns; binary: the positive class
+    (``"micro"``, ``"macro"``, as MXNet and scikit-learn's ``average="binary"``) or both
+    classes 0 and 1 (``"weighted"``, None). A score whose denominator is 0 is
+    ``zero_division`` (0, scikit-learn's effective default; 1; or NaN, which the averages
+    leave out). Values are exact counts rounded once: they equal scikit-learn's where it
+    computes the same single division (unweighted precision and recall), and are within a few
+    ulps of its float64 arithmetic otherwise. NaN before any row (None: NaN per class).
+    """
+
+    _averages = CLASS_AVERAGES
+    _score: ClassVar[str] = "fbeta"
+    beta: float = 1.0
+
+    def __init__(
+        self,
+        name: str,
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+        average: str | None = "micro",
+        class_type: str = "binary",
+        threshold: float = 0.5,
+        *,
+        num_classes: int | None = None,
+        zero_division: float | str = 0.0,
+        **options: Any,
+    ) -> None:
+        zero = check_zero_division(zero_division)
+        self.zero_division = zero_division_value(zero)
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            average,
+            class_type,
+            threshold,
+            num_classes=num_classes,
+            zero_division=zero,
+            **options,
+        )
+
+    def _compute(self, state: State) -> Value:
+        if not state["num_inst"]:
+            if self.average is not None:
+                return math.nan
+            size = 2 if self.class_type == "binary" else (self.num_classes or 0)
+            return np.full(size, math.nan)
+        outcomes, classes = self._outcomes(state)
+        return class_value(
+            outcomes,
+            self._score,
+            self.average,
+            self.class_type,
+            beta=self.beta,
+            zero_division=self.zero_division,
+            classes=classes,
         )
 
 
 @register
-class F1(_OutcomeMetric):
-    """F1 score ``2 tp / (2 tp + fp + fn)`` from global counts (0 when tp + fp + fn = 0).
+class F1(_ClassScore):
+    """F1 score ``2 tp / (2 tp + fp + fn)`` from global counts (``zero_division``, default 0,
+    when tp + fp + fn = 0).
 
     ``class_type="binary"`` (default): labels 0/1; ``preds`` are positive-class probabilities
     (positive when ``> threshold``) or (n, 2) scores (argmax, as MXNet 1.x); the value is the
     positive class's F1, for both averages. ``"multiclass"``: scores (argmax) or class indices;
     ``micro`` pools the counts (= accuracy), ``macro`` is the mean of per-class F1s over the
     classes that occur as true or predicted class (as scikit-learn). ``"multilabel"``: (n, L)
-    0/1 labels and probabilities; ``macro`` averages over all L columns.
+    0/1 labels and probabilities; ``macro`` averages over all L columns. ``"weighted"``, None,
+    ``num_classes`` and ``zero_division`` as :class:`Precision`.
 
     >>> m = F1()
     >>> print(m.update([0.0, 1.0, 1.0], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]]).get())
@@ -295,15 +594,203 @@ class F1(_OutcomeMetric):
         name: str = "f1",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
-        average: str = "micro",
+        average: str | None = "micro",
         class_type: str = "binary",
         threshold: float = 0.5,
+        *,
+        num_classes: int | None = None,
+        zero_division: float | str = 0.0,
     ) -> None:
-        super().__init__(name, output_names, label_names, average, class_type, threshold)
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            average,
+            class_type,
+            threshold,
+            num_classes=num_classes,
+            zero_division=zero_division,
+        )
 
-    def _compute(self, state: State) -> float:
-        return (
-            f1_from_outcomes(self._outcomes(state), self.average) if state["num_inst"] else math.nan
+
+@register
+class Precision(_ClassScore):
+    """Precision ``tp / (tp + fp)`` per class, averaged (``average``) as scikit-learn's
+    ``precision_score`` with the same ``labels`` (``range(num_classes)``, or the classes seen)
+    and ``sample_weight``; options as F1's (see ``_ClassScore``).
+
+    Parameters
+    ----------
+    average : {"micro", "macro", "weighted", None}, default "micro"
+        How per-class values combine: over pooled counts, their mean, their mean weighted by
+        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
+        Binary ``micro``/``macro`` give the positive class's value.
+    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
+        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
+        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
+        probabilities.
+    threshold : float, default 0.5
+        A probability above it predicts the positive class (binary, multilabel).
+    num_classes : int, optional
+        The classes (labels or predictions at or beyond it are errors naming the row); None:
+        the classes seen.
+    zero_division : {0, 1, "nan"}, default 0
+        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+    name : str
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
+    >>> m = Precision(class_type="multiclass", average=None)
+    >>> print(m.update([0, 1, 2, 2], [0, 1, 1, 2]).get())
+    ('precision', array([1. , 0.5, 1. ]))
+    >>> print(m.update([3], [[0.1, 0.2, 0.3, 0.4]]).get())
+    ('precision', array([1. , 0.5, 1. , 1. ]))
+    >>> Precision(average="weighted", class_type="multiclass").update([0, 1, 1], [0, 1, 0]).get()
+    ('precision', 0.8333333333333334)
+    """
+
+    _score = "precision"
+
+    def __init__(
+        self,
+        *,
+        average: str | None = "micro",
+        class_type: str = "binary",
+        threshold: float = 0.5,
+        num_classes: int | None = None,
+        zero_division: float | str = 0.0,
+        name: str = "precision",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            average,
+            class_type,
+            threshold,
+            num_classes=num_classes,
+            zero_division=zero_division,
+        )
+
+
+@register
+class Recall(_ClassScore):
+    """Recall ``tp / (tp + fn)`` per class, averaged as :class:`Precision` (scikit-learn's
+    ``recall_score``).
+
+    Parameters
+    ----------
+    average : {"micro", "macro", "weighted", None}, default "micro"
+        How per-class values combine: over pooled counts, their mean, their mean weighted by
+        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
+        Binary ``micro``/``macro`` give the positive class's value.
+    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
+        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
+        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
+        probabilities.
+    threshold : float, default 0.5
+        A probability above it predicts the positive class (binary, multilabel).
+    num_classes : int, optional
+        The classes (labels or predictions at or beyond it are errors naming the row); None:
+        the classes seen.
+    zero_division : {0, 1, "nan"}, default 0
+        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+    name : str
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
+    >>> Recall(class_type="multiclass", average="macro").update([0, 1, 2, 2], [0, 1, 1, 0]).get()
+    ('recall', 0.6666666666666666)
+    """
+
+    _score = "recall"
+
+    def __init__(
+        self,
+        *,
+        average: str | None = "micro",
+        class_type: str = "binary",
+        threshold: float = 0.5,
+        num_classes: int | None = None,
+        zero_division: float | str = 0.0,
+        name: str = "recall",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            average,
+            class_type,
+            threshold,
+            num_classes=num_classes,
+            zero_division=zero_division,
+        )
+
+
+@register
+class FBeta(_ClassScore):
+    """F-beta ``(1 + b^2) tp / ((1 + b^2) tp + b^2 fn + fp)`` per class (``b = beta``, taken
+    exactly: ``beta=2`` weighs recall higher; ``beta=0`` is the precision, ``inf`` the recall),
+    averaged as :class:`Precision` (scikit-learn's ``fbeta_score``).
+
+    Parameters
+    ----------
+    beta : float, default 1.0
+        The weight of recall against precision (F1 at 1).
+    average : {"micro", "macro", "weighted", None}, default "micro"
+        How per-class values combine: over pooled counts, their mean, their mean weighted by
+        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
+        Binary ``micro``/``macro`` give the positive class's value.
+    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
+        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
+        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
+        probabilities.
+    threshold : float, default 0.5
+        A probability above it predicts the positive class (binary, multilabel).
+    num_classes : int, optional
+        The classes (labels or predictions at or beyond it are errors naming the row); None:
+        the classes seen.
+    zero_division : {0, 1, "nan"}, default 0
+        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+    name : str
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
+    >>> FBeta(beta=2.0).update([0, 1, 1, 0], [0.2, 0.9, 0.4, 0.6]).get()
+    ('fbeta', 0.5)
+    """
+
+    def __init__(
+        self,
+        *,
+        beta: float = 1.0,
+        average: str | None = "micro",
+        class_type: str = "binary",
+        threshold: float = 0.5,
+        num_classes: int | None = None,
+        zero_division: float | str = 0.0,
+        name: str = "fbeta",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        self.beta = check_beta(beta)
+        super().__init__(
+            name,
+            output_names,
+            label_names,
+            average,
+            class_type,
+            threshold,
+            num_classes=num_classes,
+            zero_division=zero_division,
+            beta=self.beta,
         )
 
 
@@ -314,7 +801,8 @@ class MCC(_OutcomeMetric):
     Binary as MXNet 1.x's ``matthewscc`` (= scikit-learn's binary ``matthews_corrcoef``), from
     global counts. Multiclass/multilabel use one-vs-rest counts per class: ``micro`` is the MCC
     of the pooled counts, ``macro`` the mean of the per-class MCCs (classes as in :class:`F1`).
-    For the multiclass generalisation from the confusion matrix, see :class:`PCC`.
+    ``sample_weight`` weighs the counts. For the multiclass generalisation from the confusion
+    matrix, see :class:`PCC`.
 
     >>> m = MCC()
     >>> print(m.update([0, 1, 1], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]]).get())
@@ -335,11 +823,13 @@ class MCC(_OutcomeMetric):
         super().__init__(name, output_names, label_names, average, class_type, threshold)
 
     def _compute(self, state: State) -> float:
-        return (
-            mcc_from_outcomes(self._outcomes(state), self.average)
-            if state["num_inst"]
-            else math.nan
-        )
+        if not state["num_inst"]:
+            return math.nan
+        outcomes, classes = self._outcomes(state)
+        if classes is not None:
+            outcomes = select_classes(outcomes, classes)
+        assert self.average is not None
+        return mcc_from_outcomes(outcomes, self.average)
 
 
 @register
@@ -349,9 +839,11 @@ class PCC(EvalMetric):
         n = sum(C), x = row sums, y = column sums
         PCC = (n tr(C) - x.y) / sqrt((n^2 - x.x) (n^2 - y.y))        NaN when a factor is 0
 
-    It needs only C's diagonal and margins, kept as per-class tp/fp/fn count vectors that grow
-    as classes appear. Exact integer arithmetic and one correctly rounded ``num / sqrt(den)``;
-    equals scikit-learn's multiclass ``matthews_corrcoef`` where that is not degenerate.
+    It needs only C's diagonal and margins, kept as per-class tp/fp/fn vectors that grow as
+    classes appear (counts, and exact weight sums for rows given ``sample_weight``: C of
+    weights, as scikit-learn's ``matthews_corrcoef``). Exact integer arithmetic and one
+    correctly rounded ``num / sqrt(den)``; equals scikit-learn's multiclass
+    ``matthews_corrcoef`` where that is not degenerate.
 
     >>> m = PCC()
     >>> print(m.update([0, 1], [[0.9, 0.1, 0.0], [0.2, 0.7, 0.1]]).get())
@@ -381,31 +873,156 @@ class PCC(EvalMetric):
         self._add_state("num_inst", "count")
         for name in _CLASS_COUNTS:
             self._add_state(name, "counts")
+        for name in _WEIGHTED_COUNTS:
+            self._add_state(name, "sums")
+
+    def _staged_load(self, state: Any) -> Callable[[], None]:
+        """State dicts of earlier versions (no weighted entries) load: their rows had no weights."""
+        added = dict.fromkeys(_WEIGHTED_COUNTS, lambda data: _EMPTY_SUMS)
+        return super()._staged_load(_upgraded_state(state, added))
 
     def _state_problem(self, state: State) -> tuple[str, str, Any] | None:
         return _class_counts_problem(state, multiclass=True)
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
-        if weight is not None:
-            raise InvalidInputError(
-                "`sample_weight` is not supported by PCC (its state is integer counts)",
-                argument="sample_weight",
-            )
-        _add_class_counts(state, *_multiclass_update(label, pred))
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        return _multiclass_terms(label, pred, weight, None)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds)
 
+    def _counts(self, state: State) -> tuple[list[list[int]], int]:
+        counts, _ = _combined(state, _CLASS_COUNTS)
+        return counts, sum(counts[0]) + sum(counts[2])
+
     def _compute(self, state: State) -> float:
-        counts = np.stack([state[name] for name in _CLASS_COUNTS])
-        return pcc_from_counts(counts, state["num_inst"]) if state["num_inst"] else math.nan
+        if not state["num_inst"]:
+            return math.nan
+        return pcc_from_counts(*self._counts(state))
 
     def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
         if state["num_inst"]:  # pcc_from_counts: NaN when every row has one predicted/true class
-            tp, fp, fn = (state[name] for name in _CLASS_COUNTS)
-            for what, sums in (("true", tp + fn), ("predicted", tp + fp)):
-                if int(np.count_nonzero(sums)) <= 1:
+            (tp, fp, fn), total = self._counts(state)
+            if not total:
+                return "zero_weight", "every row has weight 0"
+            for what, other in (("true", fn), ("predicted", fp)):
+                if sum(1 for a, b in zip(tp, other, strict=True) if a + b) <= 1:
                     return f"one_{what}_class", f"every row has the same {what} class"
         return super()._nonfinite_reason(state, value)
+
+
+@register
+@alias("confusion_matrix")
+class ConfusionMatrix(EvalMetric):
+    """The confusion matrix: a float64 (K, K) array, rows the true class, columns the predicted
+    one, as scikit-learn's ``confusion_matrix`` with ``labels=range(K)`` and the same
+    ``sample_weight``. K is ``num_classes`` (classes beyond are errors naming the row), or 1 +
+    the largest class seen (in a row of nonzero weight; at most 4096 classes without
+    ``num_classes``). ``normalize``: None (counts, or sums of weights), ``"true"`` (each row
+    over its sum), ``"pred"`` (each column over its sum), ``"all"`` (over the total); a sum of
+    0 gives 0s, as scikit-learn. ``class_type="binary"``: 0/1 labels, positive when
+    ``pred > threshold`` (or the argmax of 2 scores); K = 2. Each value is its exact count or
+    weight sum, rounded once (scikit-learn's bits without weights).
+
+    The state is a vector of the K*K cells in an order that does not depend on K
+    (:func:`~streammetric.functional.classification.shell_index`: the cells of class m come
+    after those of the classes below), so the matrix grows with the classes seen without
+    renumbering, and groups, batches and merges of different K add position by position.
+
+    Parameters
+    ----------
+    num_classes : int, optional
+        K, the classes; None: 1 + the largest class seen.
+    normalize : {None, "true", "pred", "all"}, default None
+        Counts (or weight sums), or each row, column or the whole over its sum.
+    class_type : {"multiclass", "binary"}, default "multiclass"
+        Class indices and scores (argmax) or indices; or 0/1 labels and positive-class
+        probabilities.
+    threshold : float, default 0.5
+        A probability above it predicts the positive class (binary).
+    name : str, default "confusion_matrix"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
+    >>> m = ConfusionMatrix()
+    >>> print(m.update([0, 1, 1], [0, 1, 0]).get()[1])
+    [[1. 0.]
+     [1. 1.]]
+    >>> print(m.update([2], [1]).get()[1])
+    [[1. 0. 0.]
+     [1. 1. 0.]
+     [0. 1. 0.]]
+    """
+
+    higher_is_better = None
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        normalize: str | None = None,
+        class_type: str = "multiclass",
+        threshold: float = 0.5,
+        name: str = "confusion_matrix",
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        matrix_class_type(class_type, threshold)
+        self.num_classes = check_num_classes(num_classes, class_type, MAX_MATRIX_CLASSES)
+        self.normalize = check_normalize(normalize)
+        self.class_type, self.threshold = class_type, threshold
+        self._classes = 2 if class_type == "binary" else self.num_classes
+        super().__init__(
+            name,
+            output_names=output_names,
+            label_names=label_names,
+            num_classes=self.num_classes,
+            normalize=self.normalize,
+            class_type=class_type,
+            threshold=threshold,
+        )
+
+    def _init_states(self) -> None:
+        size = None if self._classes is None else self._classes**2
+        self._add_state("num_inst", "count")
+        self._add_state("confusion", "counts", size=size)
+        self._add_state("weighted_confusion", "sums", size=size)
+
+    def _state_problem(self, state: State) -> tuple[str, str, Any] | None:
+        problem = _sums_problem(state, ("confusion",))
+        if problem is not None:
+            return problem
+        rows, total = int(state["confusion"].sum()), state["num_inst"]
+        if len(state["weighted_confusion"]):  # rows with weights are in num_inst too
+            if rows > total:
+                return "confusion", f"must sum to at most num_inst ({total})", rows
+        elif rows != total:
+            return "confusion", f"must sum to num_inst ({total}: one cell per row)", rows
+        return None
+
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        true, predicted = _confusion_pairs(
+            label, pred, self.class_type, self.threshold, self._classes
+        )
+        size = 0 if self._classes is None else self._classes**2
+        terms = _class_terms((shell_index(true, predicted),), weight, size, ("confusion",))
+        terms["num_inst"] = _element_terms(true.shape[0], true.shape[1])
+        return terms
+
+    def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        if self.class_type == "binary":
+            return _invalid_rows(labels, preds, zero_one=True)
+        return _invalid_rows(labels, preds, num_classes=self._classes or MAX_MATRIX_CLASSES)
+
+    def _compute(self, state: State) -> np.ndarray:
+        (cells,), weighted = _combined(state, ("confusion",))
+        size = self._classes
+        if size is None:
+            size = shell_classes(cells)
+        positions = shell_positions(size)
+        cells = cells + [0] * (size * size - len(cells))
+        if not weighted:
+            matrix = np.array(cells, dtype=np.int64)[positions].reshape(size, size)
+            return confusion_from_cells(matrix, self.normalize)
+        rows = [[cells[p] for p in row] for row in positions.tolist()]
+        return confusion_from_cells(rows, self.normalize, units=True)

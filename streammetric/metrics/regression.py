@@ -23,7 +23,7 @@ import numpy as np
 from ..functional._validation import as_float_rows
 from ..functional.regression import (
     _absolute_error_update,
-    _pearson_update,
+    _regression_rows,
     _squared_error_update,
     _squared_log_error_invalid,
     _squared_log_error_update,
@@ -33,7 +33,7 @@ from ..functional.regression import (
 from ._options import check_choice
 from .base import EvalMetric, State
 from .registry import alias, register
-from .state import GroupedState, Terms
+from .state import ROWS, GroupedState, Terms
 
 __all__ = ["MAE", "MSE", "MSLE", "RMSE", "Caffe", "Loss", "PearsonCorrelation", "Torch"]
 
@@ -180,18 +180,25 @@ class PearsonCorrelation(EvalMetric):
             self._add_state(name, "sum", nonnegative=name in ("sum_xx", "sum_yy"))
         self._add_state("num_inst", "count")
 
-    def _update_state(
-        self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
-    ) -> None:
+    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
+        """Each row adds its elements' x, y and the exact parts of x*x, y*y and x*y
+        (:func:`exact_products`: no per-sample rounding), and its number of elements."""
         if weight is not None:
             raise NotImplementedError("PearsonCorrelation does not take `sample_weight`")
-        x, y = _pearson_update(label, pred)
-        state["num_inst"] += int(x.size)
-        state["sum_x"].add(x)
-        state["sum_y"].add(y)
-        for name, a, b in (("sum_xx", x, x), ("sum_yy", y, y), ("sum_xy", x, y)):
-            for part in exact_products(a, b):  # exact x*y: no per-sample rounding
-                state[name].add(part)
+        x, y = _regression_rows(label, pred)  # (n, elements per row)
+        rows, elements = x.shape
+
+        def products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.concatenate(exact_products(a, b), axis=1)
+
+        return {
+            "sum_x": x[:, 0] if elements == 1 else x,
+            "sum_y": y[:, 0] if elements == 1 else y,
+            "sum_xx": products(x, x),
+            "sum_yy": products(y, y),
+            "sum_xy": products(x, y),
+            "num_inst": ROWS if elements == 1 else np.full(rows, elements, dtype=np.int64),
+        }
 
     def _compute(self, state: State) -> float:
         names = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")

@@ -9,7 +9,8 @@ kind      one state                       what a row adds (`Terms`)
                                           `ROWS` (1.0 each)
 ``count`` Python int                      an int/bool per row ((n, E) likewise), or
                                           `ROWS` (1 each)
-``counts`` int64 vector (a class, a bin)  `At` (index per row, +1 or +value), or (n, K)
+``counts`` int64 vector (a class, a bin)  `At` (index per row, +1 or +value; (n, E)
+                                          indices: E positions a row), or (n, K)
 ``sums``  exact sums per position         `At` with float64 values, or (n, K) float64
 ========  ==============================  =============================================
 
@@ -92,11 +93,44 @@ ROWS = _Rows()
 @dataclass(frozen=True)
 class At:
     """Row ``i`` adds ``values[i]`` (1 when ``values`` is None) at position ``index[i]`` of a
-    vector entry (``counts`` or ``sums``) of ``size`` positions; a negative index adds nothing."""
+    vector entry (``counts`` or ``sums``) of ``size`` positions; a negative index adds nothing.
+
+    ``index`` may be (n, E): row ``i`` adds at each of its E positions ``index[i, e]`` (a class
+    per element of a sequence, a column per label), ``values[i]`` each ((n,) values) or
+    ``values[i, e]`` ((n, E) values)."""
 
     index: np.ndarray
     values: np.ndarray | None = None
     size: int = 0
+
+    def flat(
+        self, codes: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(index, values, codes) one per position added to: a 2-D index flattened (each row's
+        code repeated for its positions) and negative indices dropped."""
+        index, values = self.index, self.values
+        if index.ndim > 1:
+            per_row = int(np.prod(index.shape[1:], dtype=np.int64))
+            if values is not None:
+                values = np.broadcast_to(
+                    values.reshape(values.shape[0], per_row)
+                    if values.ndim > 1
+                    else values[:, None],
+                    (index.shape[0], per_row),
+                ).reshape(-1)
+            if codes is not None:
+                codes = np.repeat(codes, per_row)
+            index = index.reshape(-1)
+        if index.size and index.min() < 0:
+            keep = index >= 0
+            index = index[keep]
+            values = None if values is None else values[keep]
+            codes = None if codes is None else codes[keep]
+        return index, values, codes
+
+    def width(self, index: np.ndarray) -> int:
+        """The vector's length after adding: ``size``, or past the largest index."""
+        return max(self.size, int(index.max()) + 1 if index.size else 0)
 
 
 @dataclass(frozen=True)
@@ -211,12 +245,8 @@ def _add_total(state: State, name: str, kind: str, total: Any) -> None:
 
 def _add_counts(counts: np.ndarray, term: Any) -> np.ndarray:
     if isinstance(term, At):
-        index = term.index
-        values = term.values
-        if index.size and index.min() < 0:
-            keep = index >= 0
-            index, values = index[keep], None if values is None else values[keep]
-        size = max(term.size, int(index.max()) + 1 if index.size else 0)
+        index, values, _ = term.flat()
+        size = term.width(index)
         added = np.bincount(index, weights=values, minlength=size)
     else:
         added = np.asarray(term).sum(axis=0, dtype=np.int64)
@@ -228,10 +258,8 @@ def _add_counts(counts: np.ndarray, term: Any) -> np.ndarray:
 
 def _add_sums(sums: GroupedExactSum, term: Any) -> None:
     if isinstance(term, At):
-        index = term.index
-        values = np.ones(index.shape[0]) if term.values is None else term.values
-        keep = index >= 0
-        sums.add(values[keep], index[keep])
+        index, values, _ = term.flat()
+        sums.add(np.ones(index.shape[0]) if values is None else values, index)
         if term.size > len(sums):  # the vector's length, though its last positions got nothing
             sums._add_sum(term.size - 1, ExactSum())
     else:
@@ -379,13 +407,10 @@ class GroupedState:
             entry += added
         elif kind == "counts":
             if isinstance(term, At):
-                index, values = term.index, term.values
-                keep = index >= 0
-                if not keep.all():
-                    index, codes = index[keep], codes[keep]
-                    values = None if values is None else values[keep]
-                width = max(term.size, int(index.max()) + 1 if index.size else 0)
-                entry = self._widen(name, width)
+                index, values, flat_codes = term.flat(codes)
+                assert flat_codes is not None
+                codes = flat_codes
+                entry = self._widen(name, term.width(index))
                 width = entry.shape[1]
                 flat = np.bincount(codes * width + index, weights=values, minlength=size * width)
                 entry += flat.reshape(size, width).astype(np.int64)
@@ -397,13 +422,17 @@ class GroupedState:
                     entry[:, column] += added.astype(np.int64)
         else:  # sums
             if isinstance(term, At):
-                index = term.index
-                values = np.ones(index.shape[0]) if term.values is None else term.values
-                width = max(term.size, int(index.max()) + 1 if index.size else 0)
-                self._widen_sums(name, width)
-                for position in range(width):
-                    rows = index == position
-                    if rows.any():
+                index, values, flat_codes = term.flat(codes)
+                assert flat_codes is not None
+                self._widen_sums(name, term.width(index))
+                if index.size:  # one pass per position that gets something (sorted by position)
+                    order = np.argsort(index, kind="stable")
+                    index, codes = index[order], flat_codes[order]
+                    values = np.ones(index.shape[0]) if values is None else values[order]
+                    positions, starts = np.unique(index, return_index=True)
+                    bounds = [*starts.tolist(), index.shape[0]]
+                    for k, position in enumerate(positions.tolist()):
+                        rows = slice(bounds[k], bounds[k + 1])
                         entry[position].add(values[rows], codes[rows])
             else:
                 array = np.asarray(term, dtype=np.float64)

@@ -181,3 +181,48 @@ def test_merge_renumbers_groups():
     a.merge(b, np.array([1, 2]))
     assert [a.state(g)["total"].value for g in range(3)] == [1.0, 6.0, 8.0]
     assert [a.state(g)["rows"] for g in range(3)] == [1, 2, 1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.lists(st.integers(-1, 4), min_size=3, max_size=3), finite),
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_at_with_several_positions_a_row(rows, weights_per_position):
+    """An (n, E) index: row i adds at each of its E positions (a sequence's classes, a row's
+    label columns), with its value (or one value per position); grouped as folded."""
+    specs = {"counts": Spec("counts"), "sums": Spec("sums", nonnegative=False)}
+    codes = np.array([r[0] for r in rows], dtype=np.int64)
+    index = np.array([r[1] for r in rows], dtype=np.int64).reshape(len(rows), 3)
+    values = np.array([r[2] for r in rows], dtype=np.float64)
+    if weights_per_position:
+        values = np.stack([values, -values, values / 3], axis=1)
+
+    def terms(mask):
+        return {"counts": At(index[mask]), "sums": At(index[mask], values[mask], size=2)}
+
+    grouped = GroupedState(specs)
+    grouped.add(terms(np.ones(len(rows), bool)), codes, 4)
+    for group in range(4):
+        mask = codes == group
+        alone = fresh_state(specs)
+        fold(alone, specs, terms(mask), int(mask.sum()))
+        state = grouped.state(group)
+        counts = np.zeros(5, np.int64)
+        for i in np.flatnonzero(mask):
+            for position in index[i]:
+                counts[position] += position >= 0
+        assert np.array_equal(np.pad(alone["counts"], (0, 5 - alone["counts"].size)), counts)
+        assert np.array_equal(np.pad(state["counts"], (0, 5 - state["counts"].size)), counts)
+        for position in range(5):
+            assert state["sums"][position] == alone["sums"][position]
+            chosen = [
+                (values[i, e] if weights_per_position else values[i])
+                for i in np.flatnonzero(mask)
+                for e in range(3)
+                if index[i, e] == position
+            ]
+            assert alone["sums"][position] == ExactSum.from_values(chosen)

@@ -30,9 +30,20 @@ def _take(array: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
     return None if array is None else array[index]
 
 
+def flat_values(value: Any) -> list[float]:
+    """A metric's value as a list of floats: a list of values (a composite's), a NumPy array
+    (one value per class, a confusion matrix: its shape first, as floats, then its values in
+    order), or one value."""
+    if isinstance(value, list):
+        return [v for each in value for v in flat_values(each)]
+    if isinstance(value, np.ndarray):
+        return [float(n) for n in value.shape] + [float(v) for v in value.ravel()]
+    return [value]
+
+
 def _values(metric: sm.EvalMetric, scope: str = "global") -> list[float]:
     _, value = metric.get_global() if scope == "global" else metric.get()
-    return list(value) if isinstance(value, list) else [value]
+    return flat_values(value)
 
 
 def same_bits(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -98,7 +109,7 @@ def check_metric(
     # reference value
     if reference is not None:
         ref = reference(labels, preds, weights) if callable(reference) else reference
-        ref_list = list(ref) if isinstance(ref, (list, tuple)) else [ref]
+        ref_list = flat_values(list(ref) if isinstance(ref, tuple) else ref)
         np.testing.assert_allclose(expected, ref_list, rtol=rtol, atol=atol, equal_nan=True)
 
     # same bits under any re-chunking, row order and merge tree
@@ -157,5 +168,14 @@ def check_metric(
     # reset
     emptied = _feed(make(), labels, preds, weights, [0, n])
     emptied.reset()
-    assert all(math.isnan(v) for v in _values(emptied)) and emptied.global_num_inst == 0
+    assert _nothing_seen(emptied.get_global()[1]) and emptied.global_num_inst == 0
     return expected
+
+
+def _nothing_seen(value: Any) -> bool:
+    """The value of a metric that saw no rows: NaN (per class too); a matrix of counts is 0."""
+    if isinstance(value, list):
+        return all(_nothing_seen(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return bool(np.isnan(value).all() or (value.ndim == 2 and not value.any()))
+    return math.isnan(value)

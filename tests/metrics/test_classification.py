@@ -521,14 +521,31 @@ def test_invalid_rows_are_the_rows_update_rejects(make, labels, preds, bad):
         make().update(labels[keep], preds[keep])  # the clean rows pass
 
 
-def test_weights_only_where_exact():
-    with pytest.raises(
-        sm.InvalidInputError,
-        match=r"`sample_weight` is only supported with class_type='binary', got class_type='multiclass'",
-    ):
-        F1(class_type="multiclass").update(LABELS, SCORES, sample_weight=WEIGHTS)
-    with pytest.raises(sm.InvalidInputError, match=r"`sample_weight` is not supported by PCC"):
-        PCC().update(LABELS, SCORES, sample_weight=WEIGHTS)
+@pytest.mark.parametrize("average", ["micro", "macro"])
+def test_weights_for_every_class_type(average):
+    """Multiclass and multilabel took no sample_weight before; now they weigh the counts
+    exactly, as scikit-learn (tests/metrics/test_per_class.py has the rest)."""
+    check_metric(
+        partial(F1, class_type="multiclass", average=average),
+        LABELS,
+        SCORES,
+        weights=WEIGHTS,
+        reference=lambda y, p, w: f1_score(y, p.argmax(1), average=average, sample_weight=w),
+    )
+    check_metric(
+        partial(F1, class_type="multilabel", average=average, threshold=0.4),
+        MULTILABEL,
+        ML_PROBS,
+        weights=WEIGHTS,
+        reference=lambda y, p, w: f1_score(y, p > 0.4, average=average, sample_weight=w),
+    )
+    check_metric(
+        PCC,
+        LABELS,
+        SCORES,
+        weights=WEIGHTS,
+        reference=lambda y, p, w: matthews_corrcoef(y, p.argmax(1), sample_weight=w),
+    )
 
 
 def test_multilabel_width_must_not_change():

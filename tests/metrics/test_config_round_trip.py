@@ -21,7 +21,7 @@ import pytest
 
 import streammetric as sm
 from streammetric.metrics.registry import _lookup, list_metrics
-from tests.helpers.harness import same_bits
+from tests.helpers.harness import flat_values, same_bits
 
 EXEMPT = {"custommetric": "wraps a Python function: no JSON config"}
 
@@ -51,6 +51,10 @@ OPTION_VALUES: dict[str, list[Any]] = {
     "scale_by_half": [True],
     "num_thresholds": [50],
     "curve": ["PR"],
+    "num_classes": [3],  # 2 where the class type is binary (see _kwargs)
+    "zero_division": [1.0, "nan"],
+    "beta": [2.0],
+    "normalize": ["true"],
 }
 
 rng = np.random.default_rng(11)
@@ -76,7 +80,8 @@ DATA = {
         ],
         CLASS,
     ),
-    **dict.fromkeys(["f1", "mcc"], BINARY_SCORES),
+    **dict.fromkeys(["f1", "mcc", "precision", "recall", "fbeta"], BINARY_SCORES),
+    "confusionmatrix": CLASS,
     **dict.fromkeys(["binarycrossentropy", "brier", "auc", "msle"], BINARY),  # msle: > -1
     **dict.fromkeys(
         ["mae", "mse", "rmse", "pearsoncorrelation", "loss", "torch", "caffe"], REGRESSION
@@ -103,14 +108,26 @@ def _non_default(name: str, parameter: inspect.Parameter) -> Any:
 def _data(metric_name: str, kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     if kwargs.get("class_type") == "multiclass":
         return CLASS
+    if kwargs.get("class_type") == "binary":
+        return BINARY_SCORES
     return DATA[metric_name]
+
+
+def _kwargs(klass: type, chosen: dict[str, inspect.Parameter]) -> dict[str, Any]:
+    """Non-default values of the chosen options; ``num_classes`` fits the class type (2 for
+    binary, the data's K otherwise)."""
+    kwargs = {key: _non_default(key, parameter) for key, parameter in chosen.items()}
+    if "num_classes" in kwargs:
+        class_type = kwargs.get("class_type", _options(klass)["class_type"].default)
+        kwargs["num_classes"] = 2 if class_type == "binary" else K
+    return kwargs
 
 
 def _values(metric: sm.EvalMetric) -> list[float]:
     out = []
     for get in (metric.get, metric.get_global):
         value = get()[1]
-        out.extend(value if isinstance(value, list) else [value])
+        out.extend(flat_values(value))
     return out
 
 
@@ -145,7 +162,7 @@ def test_config_round_trip(name, option):
     klass = _lookup(name)
     options = _options(klass)
     chosen = options if option is None else {option: options[option]}
-    kwargs = {key: _non_default(key, parameter) for key, parameter in chosen.items()}
+    kwargs = _kwargs(klass, chosen)
     metric = klass(**kwargs)
 
     config = metric.get_config()

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streammetric as sm
-from tests.helpers.harness import same_bits
+from tests.helpers.harness import flat_values, same_bits
 
 rng = np.random.default_rng(5)
 N, K = 64, 4
@@ -32,6 +32,10 @@ DATA = {
     "topkaccuracy": (CLASS_LABELS, PROBS),
     "f1": (BINARY_LABELS, BINARY_PROBS),
     "mcc": (BINARY_LABELS, BINARY_PROBS),
+    "precision": (BINARY_LABELS, BINARY_PROBS),
+    "recall": (BINARY_LABELS, BINARY_PROBS),
+    "fbeta": (BINARY_LABELS, BINARY_PROBS),
+    "confusionmatrix": (CLASS_LABELS, PROBS),
     "pcc": (CLASS_LABELS, PROBS),
     "crossentropy": (CLASS_LABELS, PROBS),
     "negativeloglikelihood": (CLASS_LABELS, PROBS),
@@ -56,6 +60,10 @@ KWARGS = {
     "pearsoncorrelation": {"average": "macro"},
     "f1": {"average": "macro"},
     "mcc": {"average": "macro"},
+    "precision": {"average": None},  # one value per class
+    "recall": {"average": "weighted"},
+    "fbeta": {"beta": 0.5, "average": "macro"},
+    "confusionmatrix": {"normalize": "true"},
 }
 
 
@@ -65,8 +73,7 @@ def test_every_registered_metric_is_covered():
 
 
 def _value(metric: sm.EvalMetric) -> list[float]:
-    value = metric.get_global()[1]
-    return list(value) if isinstance(value, list) else [value]
+    return flat_values(metric.get_global()[1])
 
 
 @pytest.mark.parametrize("name", sorted(DATA))

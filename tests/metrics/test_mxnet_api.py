@@ -254,7 +254,8 @@ def test_mxnets_registered_names(name):
     ("make", "message"),
     [
         (lambda: sm.PearsonCorrelation(average="weighted"), "`average` must be one of"),
-        (lambda: sm.F1(average=None), "`average` must be one of"),
+        (lambda: sm.MCC(average=None), "`average` must be one of"),
+        (lambda: sm.F1(average="samples"), "`average` must be one of"),
         (lambda: sm.PCC(has_global_stats="no"), "`has_global_stats` must be True or False"),
         (lambda: sm.Perplexity(0.5), "`ignore_label` must be an int or None"),
         (lambda: sm.Perplexity(None, "last"), "`axis` must be an int"),
