@@ -90,10 +90,12 @@ def _duration_text(count: int, unit: str) -> str:
 
 def _key_values(dictionary: pa.Array) -> list[Any]:
     """The group key value of each entry of a dictionary (distinct values) as plain JSON."""
-    import pyarrow.compute as pc
-
     kind = dictionary.type
     types = pa.types
+    if _plain(kind):  # their own canonical values, None for a null (no compute kernel needed)
+        return dictionary.to_pylist()
+    import pyarrow.compute as pc
+
     nulls = dictionary.is_null().to_pylist()
     values: list[Any]
     if types.is_timestamp(kind):
@@ -113,8 +115,6 @@ def _key_values(dictionary: pa.Array) -> list[Any]:
     elif types.is_binary(kind) or types.is_large_binary(kind) or types.is_fixed_size_binary(kind):
         raw = dictionary.to_pylist()
         values = [value if value is None else base64.b64encode(value).decode() for value in raw]
-    elif _plain(kind):  # their own canonical values
-        values = dictionary.to_pylist()
     else:
         values = [canonical_value(value) for value in dictionary.to_pylist()]
     return [None if null else value for value, null in zip(values, nulls, strict=True)]
@@ -129,18 +129,26 @@ def _plain(kind: pa.DataType) -> bool:
 
 def _encode(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     """Integer codes (no nulls) and the distinct group key value of each code."""
-    import pyarrow.compute as pc  # only needed for grouping; lazy, it costs ~40 ms to import
-
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if not pa.types.is_dictionary(array.type):
+        # lazy: pyarrow.compute costs ~0.15 s to import and set up; strings read from Parquet
+        # come dictionary-encoded and do without it
+        import pyarrow.compute as pc
+
         array = pc.dictionary_encode(array, null_encoding="encode")
         codes = as_numpy(array.indices).astype(np.int64)
         values = _key_values(array.dictionary)
     else:
         # A dictionary read from a file may repeat values or leave indices null: a null index
         # is the last code.
-        codes = array.indices.fill_null(len(array.dictionary)).to_numpy(zero_copy_only=False)
+        indices = array.indices
+        if indices.null_count:
+            valid = np.asarray(indices.is_valid())
+            raw = indices.to_numpy(zero_copy_only=False)
+            codes = np.where(valid, np.nan_to_num(raw), len(array.dictionary)).astype(np.int64)
+        else:
+            codes = as_numpy(indices)
         values = [*_key_values(array.dictionary), None]
     # Entries that are one group key (NaNs of other payloads, -0.0 and 0.0, repeated values):
     # one code each. Distinct strings or ints (the usual case) are distinct keys as they are.

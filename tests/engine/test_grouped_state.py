@@ -226,3 +226,40 @@ def test_at_with_several_positions_a_row(rows, weights_per_position):
                 if index[i, e] == position
             ]
             assert alone["sums"][position] == ExactSum.from_values(chosen)
+
+
+def test_a_hundred_thousand_groups_are_each_right(tmp_path):
+    """100,000 groups (integer keys): every group's rows, and a sample of 3,000 groups' values
+    (and the overall), are those of a metric updated with that group's rows alone."""
+    rng = np.random.default_rng(11)
+    rows, classes, groups = 300_000, 4, 100_000
+    labels, probs = _probs(rng, rows, classes)
+    group = rng.permutation(np.arange(rows) % groups) * 7 - 3  # every group present
+    flat = pa.array(probs.reshape(-1))
+    table = pa.table(
+        {
+            "label": labels,
+            "probs": pa.FixedSizeListArray.from_arrays(flat, classes),
+            "user": pa.array(group, pa.int64()),
+        }
+    )
+    path = tmp_path / "many.parquet"
+    pq.write_table(table, path, row_group_size=70_000)
+    result = sm.evaluate(path, ["ce", "acc"], by="user", threads=2)
+    assert len(result.groups) == groups
+    assert [g["key"]["user"] for g in result.groups] == sorted(set(group.tolist()))
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], [g["key"]["user"] for g in result.groups])
+    counts = np.diff([*starts, rows])
+    assert [g["rows"] for g in result.groups] == counts.tolist()
+    for index in rng.choice(groups, 3_000, replace=False).tolist():
+        rows_of = order[starts[index] : starts[index] + counts[index]]
+        expected = dict(zip(*_alone_pair(labels[rows_of], probs[rows_of]), strict=True))
+        assert _same(result.groups[index]["metrics"], expected), result.groups[index]["key"]
+    assert _same(result.metrics, _alone(["ce", "acc"], labels, probs))
+
+
+def _alone_pair(labels, probs):
+    metric = sm.create(["ce", "acc"])
+    metric.update(labels, probs)
+    return metric.get()
