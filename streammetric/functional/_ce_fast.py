@@ -60,13 +60,18 @@ def _fast_sparse_terms(
     picked = np.empty(num_rows, dtype=compute)
     ignore = ignore_index if ignore_index is not None and 0 <= ignore_index < num_classes else None
     ranks = np.empty((num_rows, 2), dtype=np.int64) if class_ranks else None
-    scan = _scan(pred, true, picked, ignore, ranks)
+    guard = conv.guard_for(kind)
+    fused = guard == "none" and compute == np.float64  # -log p[y] taken in the scan itself
+    scan = _scan(pred, true, picked, ignore, ranks, neg_log=fused)
+    if scan is not None and fused and scan[2]:  # a p[y] == 0: gather p[y] and guard them
+        fused, scan = False, _scan(pred, true, picked, ignore, ranks)
     if scan is None:
         return None
     far, far_logits, zeros, ones = scan
-    guard = conv.guard_for(kind)
     changed = None
-    if guard == "none" and not zeros:  # p in (0, 1]: a plain log, nothing to guard or warn
+    if fused:  # p in (0, 1]: the scan's -log, nothing to guard or warn
+        numerator, guarded = picked, 0
+    elif guard == "none" and not zeros:  # a plain log, nothing to guard or warn
         numerator, guarded = log(picked, negate=True, out=picked), 0
     else:
         eps = conv.eps_for(compute, kind=kind)

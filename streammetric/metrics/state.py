@@ -330,6 +330,7 @@ class GroupedState:
 
     def __init__(self, specs: Mapping[str, Spec]) -> None:
         self.specs = dict(specs)
+        self._pending: tuple[int, State] | None = None  # batches of one group, not yet added
         self.size = 0
         self._entries: dict[str, Any] = {name: self._fresh(spec) for name, spec in specs.items()}
 
@@ -357,14 +358,27 @@ class GroupedState:
         self.size = size
 
     def add_all(self, terms: Terms, num_rows: int, group: int = 0) -> None:
-        """Fold a batch of ``num_rows`` rows into one group (`fold`'s one pass, no codes)."""
-        one = fresh_state(self.specs)
-        fold(one, self.specs, terms, num_rows)
-        self.set_state(group, one)
+        """Fold a batch of ``num_rows`` rows into one group (`fold`'s one pass, no codes).
+        Batches of one group (no ``--by``) are folded into one plain state, added to the
+        grouped entries only when they are read (`_settle`): the cost of an ungrouped `fold`."""
+        if self._pending is not None and self._pending[0] != group:
+            self._settle()
+        if self._pending is None:
+            self._grow_groups(group + 1)
+            self._pending = (group, fresh_state(self.specs))
+        fold(self._pending[1], self.specs, terms, num_rows)
+
+    def _settle(self) -> None:
+        """Add the pending one-group state (`add_all`) into the grouped entries."""
+        if self._pending is not None:
+            group, state = self._pending
+            self._pending = None
+            self.set_state(group, state)
 
     def add(self, terms: Terms, codes: np.ndarray, num_groups: int) -> None:
         """Fold a batch into the groups: row ``i`` into group ``codes[i]`` (int64, ``0 ..
         num_groups - 1``)."""
+        self._settle()
         self._grow_groups(num_groups)
         for name, term in terms.items():
             if term is None:
@@ -453,6 +467,7 @@ class GroupedState:
 
     def state(self, group: int) -> State:
         """Group ``group``'s state (a fresh one beyond the groups added to)."""
+        self._settle()
         out: State = {}
         inside = group < self.size
         for name, spec in self.specs.items():
@@ -474,6 +489,7 @@ class GroupedState:
 
     def _merge_same(self, other: GroupedState) -> GroupedState:
         """`merge` of a state numbered as this one: arrays added position by position."""
+        self._settle()
         self._grow_groups(other.size)
         for name, spec in self.specs.items():
             mine, theirs = self._entries[name], other._entries[name]
@@ -494,6 +510,7 @@ class GroupedState:
     def whole(self, name: str) -> np.ndarray | None:
         """Entry ``name`` per group as int64 when every group's value is a whole number
         counted exactly (a count, or a sum of `ROWS` and bools only); else None."""
+        self._settle()
         entry, kind = self._entries[name], self.specs[name].kind
         if kind == "count":
             return entry[: self.size]
@@ -503,12 +520,14 @@ class GroupedState:
 
     def whole_vector(self, name: str) -> np.ndarray:
         """Count vector entry ``name`` per group, int64 (groups, K)."""
+        self._settle()
         entry: np.ndarray = self._entries[name]
         return entry[: self.size]
 
     def ratios(self, name: str, denominators: np.ndarray) -> np.ndarray:
         """Sum entry ``name`` of each group over ``denominators`` (int64 per group), each
         correctly rounded as `ExactSum.ratio` with an int gives it (NaN for 0)."""
+        self._settle()
         entry = self._entries[name]
         denominators = np.ascontiguousarray(denominators[: self.size], dtype=np.int64)
         ones = entry.ones[: self.size]
@@ -528,6 +547,7 @@ class GroupedState:
 
     def total(self) -> State:
         """Every group's state added together (exactly)."""
+        self._settle()
         everything = GroupedState(self.specs)
         everything.merge(self, np.zeros(self.size, dtype=np.int64))
         return everything.state(0)
@@ -551,6 +571,8 @@ class GroupedState:
 
     def merge(self, other: GroupedState, mapping: np.ndarray | None = None) -> GroupedState:
         """Add ``other``'s group ``i`` into group ``mapping[i]`` (or ``i``); exact."""
+        self._settle()
+        other._settle()
         if mapping is None:
             return self._merge_same(other)
         mapping = np.asarray(mapping, dtype=np.int64)
