@@ -127,6 +127,12 @@ class Evaluator:
             self.check_one_score(where)
 
     @functools.cached_property
+    def template(self) -> EvalMetric:
+        """The run's metrics, never updated: every unit's `Partial` computes its batches'
+        terms with them."""
+        return self.new_metrics()
+
+    @functools.cached_property
     def per_class_metrics(self) -> list[str]:
         """The requested metrics that need one score per class (`PER_CLASS_METRICS`)."""
         metrics = getattr(self.new_metrics(), "metrics", [])  # a CompositeEvalMetric's
@@ -159,7 +165,9 @@ class Evaluator:
         """The unit's state: every batch through the metrics' `row_terms`, folded into its
         rows' groups. With ``--by``, batches wait (`_Pending`) until about `FLUSH_ROWS` rows
         are read, so that the group keys are encoded once per row group, not per slice."""
-        partial = Partial(self.new_metrics, unit_key=unit.key, index=self.index)
+        partial = Partial(
+            self.new_metrics, unit_key=unit.key, index=self.index, template=self.template
+        )
         pending = _Pending() if self.resolved.by else None
         for data, row_offset in iter_arrow(unit, self.resolved):
             batch = make_batch(

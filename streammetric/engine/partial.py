@@ -41,10 +41,13 @@ class Partial:
         *,
         unit_key: str | None = None,
         index: GroupIndex | None = None,
+        template: EvalMetric | None = None,
     ) -> None:
         self._new = new_metrics
         self.unit_key = unit_key
-        self.template = new_metrics()  # never updated: its leaves say what the state is
+        #: never updated (it may be shared by the partials of a run): its leaves say what the
+        #: state is and compute each batch's terms
+        self.template = template if template is not None else new_metrics()
         self.leaves: list[EvalMetric] = _leaves(self.template)
         self.states = [_grouped(leaf) for leaf in self.leaves]
         #: the group keys' codes, shared by the partials of one run (then merging them is
@@ -65,7 +68,9 @@ class Partial:
         out = self.index.codes_of(keys)
         size = len(self.index.keys)
         if size > self._rows.shape[0]:
-            self._rows = np.pad(self._rows, (0, size - self._rows.shape[0]))
+            grown = np.zeros(size, dtype=np.int64)
+            grown[: self._rows.shape[0]] = self._rows
+            self._rows = grown
         return out
 
     def present(self) -> np.ndarray:

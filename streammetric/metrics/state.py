@@ -196,11 +196,14 @@ def merge_states(specs: Mapping[str, Spec], a: State, b: State) -> State:
 
 
 def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return np.pad(a, [(0, s - n) for s, n in zip(shape, a.shape, strict=True)])
+    """``a`` zero-padded at the end of each axis to ``shape`` (np.pad costs ~15 µs a call)."""
+    out = np.zeros(shape, dtype=a.dtype)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
 
 
 def _grow(counts: np.ndarray, size: int) -> np.ndarray:
-    return counts if counts.shape[0] >= size else np.pad(counts, (0, size - counts.shape[0]))
+    return counts if counts.shape[0] >= size else _pad(counts, (size,))
 
 
 def fold(state: State, specs: Mapping[str, Spec], terms: Terms, num_rows: int) -> None:
@@ -214,6 +217,8 @@ def fold(state: State, specs: Mapping[str, Spec], terms: Terms, num_rows: int) -
         elif kind == "sum":
             if term is ROWS:
                 state[name].add_count(num_rows)
+            elif term.dtype == bool:  # 0s and 1s: counted, the same units
+                state[name].add_count(int(np.count_nonzero(term)))
             else:
                 state[name].add(term)
         elif kind == "count":
@@ -350,11 +355,11 @@ class GroupedState:
         for name, spec in self.specs.items():
             entry = self._entries[name]
             if spec.kind == "sum":
-                entry.ones = np.pad(entry.ones, (0, size - entry.ones.shape[0]))
+                entry.ones = _pad(entry.ones, (size,))
             elif spec.kind == "count":
-                self._entries[name] = np.pad(entry, (0, size - entry.shape[0]))
+                self._entries[name] = _pad(entry, (size,))
             elif spec.kind == "counts":
-                self._entries[name] = np.pad(entry, ((0, size - entry.shape[0]), (0, 0)))
+                self._entries[name] = _pad(entry, (size, entry.shape[1]))
         self.size = size
 
     def add_all(self, terms: Terms, num_rows: int, group: int = 0) -> None:
@@ -457,7 +462,7 @@ class GroupedState:
     def _widen(self, name: str, width: int) -> np.ndarray:
         entry: np.ndarray = self._entries[name]
         if entry.shape[1] < width:
-            entry = self._entries[name] = np.pad(entry, ((0, 0), (0, width - entry.shape[1])))
+            entry = self._entries[name] = _pad(entry, (entry.shape[0], width))
         return entry
 
     def _widen_sums(self, name: str, width: int) -> None:
