@@ -22,9 +22,9 @@
 * kernels: each C kernel per instruction set on one 32k-row slice, and ``update`` (ce; five
   metrics) on each slice of a 2M-row file (--rows, if fewer) right after decoding it and on the
   same slice again.
-* pipeline: in one process with two threads, pyarrow alone against the local engine reading
-  every batch but updating nothing, then with only the cross-entropy pass in C, then with the
-  log and the exact sum too, then the real ``ce`` and five-metric updates.
+* pipeline: in one process with two threads, pyarrow alone, pyarrow with only the C pass and
+  the exact sum on each slice (the floor of ``-m ce``), and the local engine's ``ce`` and
+  five-metric evaluations.
 
 Data files are cached under $STREAMMETRIC_BENCH_DIR (default /tmp/streammetric-bench).
 """
@@ -394,7 +394,6 @@ def bench_pipeline(path: Path, runs: int) -> list[tuple[str, float]]:
     from streammetric import _kernels as kernels
     from streammetric.accumulate import exact_sum_units
     from streammetric.engine import local
-    from streammetric.functional._ce_fast import CleanPass
 
     groups = pq.ParquetFile(path).metadata.num_row_groups
 
@@ -424,35 +423,15 @@ def bench_pipeline(path: Path, runs: int) -> list[tuple[str, float]]:
 
         on_threads(read)
 
-    def read_only(clean: Any, labels: np.ndarray, preds: np.ndarray) -> bool:
-        clean.rows += len(labels)
-        return True
-
-    def scan_only(clean: Any, labels: np.ndarray, preds: np.ndarray) -> bool:
-        picked = np.empty(len(labels))
-        kernels.sparse_scan(preds, labels, picked, None, 3e-4, 0.1, 1e-12)
-        return read_only(clean, labels, preds)
-
-    full = CleanPass.add
-    variants: dict[str, Any] = {  # the engine folds clean slices with CleanPass.add
-        "engine, slices read and viewed, no update": read_only,
-        "engine, + sparse_scan": scan_only,
-        "eval -m ce": full,
-        "eval, five metrics": full,
-    }
-
-    def engine(name: str) -> None:
-        CleanPass.add = variants[name]  # type: ignore[method-assign]
-        try:
-            local.evaluate(path, FIVE[1::2] if name.endswith("five metrics") else ["ce"], threads=2)
-        finally:
-            CleanPass.add = full  # type: ignore[method-assign]
+    def engine(metrics: list[str]) -> None:
+        local.evaluate(path, metrics, threads=2)
 
     steps: dict[str, Callable[[], None]] = {
         "pyarrow alone": functools.partial(decode, 32768),
         "pyarrow alone, 8k-row slices": functools.partial(decode, 8192),
         "pyarrow + C kernels and log only": kernels_only,
-        **{name: functools.partial(engine, name) for name in variants},
+        "eval -m ce": functools.partial(engine, ["ce"]),
+        "eval, five metrics": functools.partial(engine, FIVE[1::2]),
     }
     times: dict[str, list[float]] = {name: [] for name in steps}
     order = list(steps)

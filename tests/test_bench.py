@@ -17,7 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 
 def test_bench_sections_print_every_row(tmp_path: Path):
     env = {**os.environ, "STREAMMETRIC_BENCH_DIR": str(tmp_path)}
-    args = ["--rows", "40000", "--runs", "1", "--only", "eval,kernels,pipeline"]
+    args = ["--rows", "40000", "--runs", "1", "--only", "eval,groups,kernels,pipeline"]
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=300
     )
@@ -30,8 +30,16 @@ def test_bench_sections_print_every_row(tmp_path: Path):
     for name in ("row-group slices of 32k x threads", "eval -m ce", "eval, five metrics"):
         rate, ratio = rows[name]
         assert float(rate.replace(",", "")) > 0 and 0 < float(ratio)
-    for name in ("pyarrow alone", "engine, + sparse_scan", "eval -m ce", "eval, five metrics"):
+    for name in (
+        "pyarrow alone",
+        "pyarrow + C kernels and log only",
+        "eval -m ce",
+        "eval, five metrics",
+    ):
         assert any(line.startswith(name) for line in done.stdout.splitlines()), name
+    for name in ("no --by", "--by s10 (10 strings)", "--by i100k (100,000 ints)"):
+        rate, ratio = rows[name]
+        assert float(rate.replace(",", "")) > 0 and 0 < float(ratio)
     kernels = [line.split() for line in done.stdout.splitlines() if line.startswith("avx512 ")]
     assert not kernels or all(float(cells[-1]) > 0 for cells in kernels)
     for name in ("sparse_scan", "to NumPy (engine), just decoded", "update, ce, just decoded"):
