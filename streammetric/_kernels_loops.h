@@ -4,8 +4,9 @@
  * function here, inlined helpers included, is compiled for it: GCC lowers vector operations
  * per function before inlining, so a helper compiled for another target would be scalarised.
  *
- * Defines K(acc_add_all), K(math_loop), K(scan_loop) and K(rank_loop); uses acc_t, log_f64,
- * log_f32in, exp_f64, log1p_f64, the MATH_ codes, scan_args_t, scan_t and their helpers from
+ * Defines K(acc_add_all), K(math_loop), K(math32_loop), K(scan_loop), K(after_loop) and
+ * K(rank_loop); uses acc_t, log_f64, log_f32in, exp_f64, log1p_f64, log_f32np, exp_f32np, the
+ * MATH_ and MATH32_ codes, GUARD_ codes, loss_t, scan_args_t, scan_t and their helpers from
  * _kernels.c. With K_X86 defined (and VBYTES 32 or 64), counts lanes with x86 intrinsics
  * (immintrin.h). */
 
@@ -234,6 +235,16 @@ __attribute__((noinline)) static void K(math_loop)(const double *x, double *out,
     default: /* MATH_NEG_LOG_F32: x float32 values */
         for (Py_ssize_t i = 0; i < n; i++) out[i] = -log_f32in(x[i]);
     }
+}
+
+/* out[i] = f(x[i]) for float32 x and out, f NumPy's float32 log or exp (MATH32_LOG, MATH32_EXP;
+ * see log_f32np): out may be x. */
+__attribute__((noinline)) static void K(math32_loop)(const float *x, float *out, Py_ssize_t n,
+                                                     int op) {
+    if (op == MATH32_LOG)
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = log_f32np(x[i]);
+    else
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = exp_f32np(x[i]);
 }
 
 /* ------------------------------------------------------------------- rows */
@@ -516,6 +527,391 @@ static INLINE int K(block32)(const float *pred, const void *labels, const int l6
 #define K_TREE_MARGIN 0.0
 #endif
 
+/* ------------------------------------------------------------------ losses */
+
+/* log of probability p under guard `guard` (a constant: GUARD_...), and whether the guard
+ * changed p (its log, for GUARD_LOG_CLAMP), as functional/_ce_core.guarded_log computes them for
+ * p in [0, 1]: float32 (NumPy's float32 log, log_f32np) and float64 (log_f64). */
+static INLINE float K(guard_log32)(float p, const int guard, float eps, float hi, float floor,
+                                   int32_t *changed) {
+    if (guard == GUARD_LOG_CLAMP) {
+        const float raw = log_f32np(p);
+        *changed = raw < floor;
+        return raw < floor ? floor : raw; /* np.maximum(raw, floor): raw is not NaN */
+    }
+    float g = p;
+    if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g = p < eps ? eps : p > hi ? hi : p;
+    if (guard == GUARD_FLOOR) g = p < eps ? eps : p;
+    if (guard == GUARD_ADD || guard == GUARD_CLIP_ADD) g = g + eps;
+    *changed = g != p;
+    return log_f32np(g);
+}
+static INLINE double K(guard_log64)(double p, const int guard, double eps, double hi,
+                                    double floor, int32_t *changed) {
+    if (guard == GUARD_LOG_CLAMP) {
+        const double raw = log_f64(p);
+        *changed = raw < floor;
+        return raw < floor ? floor : raw;
+    }
+    double g = p;
+    if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g = p < eps ? eps : p > hi ? hi : p;
+    if (guard == GUARD_FLOOR) g = p < eps ? eps : p;
+    if (guard == GUARD_ADD || guard == GUARD_CLIP_ADD) g = g + eps;
+    *changed = g != p;
+    return log_f64(g);
+}
+
+/* -log of m true-class probabilities `picks` (float64 holding values of the arithmetic's
+ * dtype; float32 values with `f32in`) under a guard, to o64 (float64; it may be picks) or o32
+ * (float32); the number the guard changed. */
+static INLINE Py_ssize_t K(picked_loss_g)(const loss_t *loss, const double *picks, Py_ssize_t m,
+                                          double *o64, float *o32, const int guard) {
+    Py_ssize_t changed = 0;
+    if (loss->f32) {
+        const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
+        if (o64) {
+            for (Py_ssize_t j = 0; j < m; j++) {
+                int32_t ch;
+                o64[j] = (double)-K(guard_log32)((float)picks[j], guard, eps, hi, floor, &ch);
+                changed += ch;
+            }
+        } else {
+            for (Py_ssize_t j = 0; j < m; j++) {
+                int32_t ch;
+                o32[j] = -K(guard_log32)((float)picks[j], guard, eps, hi, floor, &ch);
+                changed += ch;
+            }
+        }
+    } else {
+        for (Py_ssize_t j = 0; j < m; j++) {
+            int32_t ch;
+            o64[j] = -K(guard_log64)(picks[j], guard, loss->eps, loss->hi, loss->floor, &ch);
+            changed += ch;
+        }
+    }
+    return changed;
+}
+
+static Py_ssize_t K(picked_loss)(const loss_t *loss, const double *picks, Py_ssize_t m,
+                                 double *o64, float *o32, const int f32in) {
+    if (loss->guard == GUARD_NONE && !loss->f32 && o64 == picks) { /* -log_f64: math_loop's */
+        K(math_loop)(picks, o64, m, f32in ? MATH_NEG_LOG_F32 : MATH_NEG_LOG);
+        return 0;
+    }
+    switch (loss->guard) {
+    case GUARD_NONE: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_NONE);
+    case GUARD_CLIP: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_CLIP);
+    case GUARD_ADD: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_ADD);
+    case GUARD_CLIP_ADD: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_CLIP_ADD);
+    case GUARD_FLOOR: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_FLOOR);
+    default: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_LOG_CLAMP);
+    }
+}
+
+/* NumPy's sum of n values (np.add.reduce of a contiguous row: pairwise_sum in
+ * numpy/_core/src/umath/loops_utils.h.src), in its order: below 8 values one by one from -0,
+ * up to 128 in 8 running sums then the rest, beyond that the two halves (the first a multiple
+ * of 8). The reduction adds it to 0. */
+static float K(pairwise32)(const float *a, Py_ssize_t n) {
+    if (n < 8) {
+        float res = -0.0f;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        float r[8];
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        Py_ssize_t i = 8;
+        for (; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return K(pairwise32)(a, n2) + K(pairwise32)(a + n2, n - n2);
+}
+static double K(pairwise64)(const double *a, Py_ssize_t n) {
+    if (n < 8) {
+        double res = -0.0;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        Py_ssize_t i = 8;
+        for (; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return K(pairwise64)(a, n2) + K(pairwise64)(a + n2, n - n2);
+}
+
+/* The loss of every row with a log-softmax after the guard (keras' renormalisation of class
+ * indices), as categorical_rows and log_softmax compute it: L = guarded log of each value,
+ * shift = the row's max (0 if not finite), S = L - shift, loss = -(S[y] - log(0 + sum(exp(S)))).
+ * Blocks of rows of at most AFTER_BLOCK values: the logs and exps of a block in one vector loop
+ * each, the rows' max and sums row by row. float32 rows in float32 (f32) or float64. */
+static INLINE Py_ssize_t K(after_rows_g)(const scan_args_t *a, void *buf, void *row_s,
+                                         void *row_t, Py_ssize_t rows, const int guard,
+                                         const int f32, const int f64) {
+    const loss_t *loss = a->loss;
+    const Py_ssize_t n = a->n, k = a->k;
+    const int l64 = a->labels_i64;
+    double *const o64 = a->picked_f64 ? (double *)a->picked : NULL;
+    float *const o32 = a->picked_f64 ? NULL : (float *)a->picked;
+    Py_ssize_t changed = 0;
+    for (Py_ssize_t base = 0; base < n; base += rows) {
+        const Py_ssize_t m = n - base < rows ? n - base : rows, len = m * k;
+        if (f32) {
+            const float *p = (const float *)a->pred + base * k;
+            float *L = buf, *S = row_s, *T = row_t;
+            const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
+            for (Py_ssize_t j = 0; j < len; j++) {
+                int32_t ch;
+                L[j] = K(guard_log32)(p[j], guard, eps, hi, floor, &ch);
+                changed += ch;
+            }
+            for (Py_ssize_t i = 0; i < m; i++) {
+                float *row = L + i * k, top = row[0];
+                for (Py_ssize_t c = 1; c < k; c++) top = row[c] > top ? row[c] : top;
+                if (!__builtin_isfinite(top)) top = 0.0f;
+                for (Py_ssize_t c = 0; c < k; c++) row[c] = row[c] - top;
+                S[i] = row[label_at(a->labels, l64, base + i)];
+            }
+            for (Py_ssize_t j = 0; j < len; j++) L[j] = exp_f32np(L[j]);
+            for (Py_ssize_t i = 0; i < m; i++) T[i] = 0.0f + K(pairwise32)(L + i * k, k);
+            for (Py_ssize_t i = 0; i < m; i++) T[i] = log_f32np(T[i]);
+            if (o64)
+                for (Py_ssize_t i = 0; i < m; i++) o64[base + i] = (double)-(S[i] - T[i]);
+            else
+                for (Py_ssize_t i = 0; i < m; i++) o32[base + i] = -(S[i] - T[i]);
+        } else {
+            double *L = buf, *S = row_s, *T = row_t;
+            for (Py_ssize_t j = 0; j < len; j++) {
+                int32_t ch;
+                const double p = f64 ? ((const double *)a->pred)[base * k + j]
+                                     : (double)((const float *)a->pred)[base * k + j];
+                L[j] = K(guard_log64)(p, guard, loss->eps, loss->hi, loss->floor, &ch);
+                changed += ch;
+            }
+            for (Py_ssize_t i = 0; i < m; i++) {
+                double *row = L + i * k, top = row[0];
+                for (Py_ssize_t c = 1; c < k; c++) top = row[c] > top ? row[c] : top;
+                if (!__builtin_isfinite(top)) top = 0.0;
+                for (Py_ssize_t c = 0; c < k; c++) row[c] = row[c] - top;
+                S[i] = row[label_at(a->labels, l64, base + i)];
+            }
+            for (Py_ssize_t j = 0; j < len; j++) L[j] = exp_f64(L[j]);
+            for (Py_ssize_t i = 0; i < m; i++) T[i] = 0.0 + K(pairwise64)(L + i * k, k);
+            for (Py_ssize_t i = 0; i < m; i++) T[i] = log_f64(T[i]);
+            for (Py_ssize_t i = 0; i < m; i++) o64[base + i] = -(S[i] - T[i]);
+        }
+    }
+    return changed;
+}
+
+/* after_rows for rows of at most 128 values, a block of m <= CHUNK rows at a time held column
+ * by column (value c of row i at c m + i), so that every step runs along the rows in vectors:
+ * the rows' max, and the 8 running sums of NumPy's pairwise sum of a row (one block of 8 up to
+ * 128 values), for the m rows at once. The same arithmetic in the same order as after_rows.
+ * With `fused` (a constant) it is also the scan (sparse_scan's checks and counts, without
+ * ranks: the rows' float64 sums column by column, within `margin` of any order's), so the batch
+ * is read once: 1 clean, 0 not (the losses are then unspecified), -1 out of memory.
+ * `L`: m k values; `S`, `R`: m; `tmp`: 9 m; `sums`, `picks`: CHUNK doubles. */
+#define K_AFTER_COLS(T, LOG, EXP, GUARD_LOG, ZERO)                                            \
+    for (Py_ssize_t base = 0; base < n; base += rows) {                                     \
+        const Py_ssize_t m = n - base < rows ? n - base : rows, len = m * k;                \
+        if (fused) {                                                                        \
+            for (Py_ssize_t i = 0; i < m; i++) {                                            \
+                const int64_t y = label_at(a->labels, l64, base + i);                       \
+                if ((uint64_t)y >= (uint64_t)k || y == a->ignore) return 0;                 \
+                picks[i] = f64 ? p64[(base + i) * k + y] : (double)p32[(base + i) * k + y]; \
+            }                                                                               \
+        }                                                                                   \
+        if (f64) {                                                                          \
+            const double *p = p64 + base * k;                                               \
+            if (fused)                                                                      \
+                for (Py_ssize_t j = 0; j < len; j++)                                        \
+                    outside |= ((const uint64_t *)p)[j] > 0x3FF0000000000000ULL;            \
+            for (Py_ssize_t i = 0; i < m; i++)                                              \
+                for (Py_ssize_t c = 0; c < k; c++) L[c * m + i] = (T)p[i * k + c];          \
+        } else {                                                                            \
+            const float *p = p32 + base * k;                                                \
+            if (fused)                                                                      \
+                for (Py_ssize_t j = 0; j < len; j++)                                        \
+                    outside |= ((const uint32_t *)p)[j] > 0x3F800000U;                      \
+            for (Py_ssize_t i = 0; i < m; i++)                                              \
+                for (Py_ssize_t c = 0; c < k; c++) L[c * m + i] = (T)p[i * k + c];          \
+        }                                                                                   \
+        if (fused) {                                                                        \
+            for (Py_ssize_t i = 0; i < m; i++) sums[i] = (double)L[i];                      \
+            for (Py_ssize_t c = 1; c < k; c++)                                              \
+                for (Py_ssize_t i = 0; i < m; i++) sums[i] += (double)L[c * m + i];         \
+            if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) return -1;      \
+        }                                                                                   \
+        for (Py_ssize_t j = 0; j < len; j++) {                                              \
+            int32_t ch;                                                                     \
+            L[j] = GUARD_LOG(L[j], guard, eps, hi, floor, &ch);                             \
+            changed += ch;                                                                  \
+        }                                                                                   \
+        for (Py_ssize_t i = 0; i < m; i++) top[i] = L[i];                                   \
+        for (Py_ssize_t c = 1; c < k; c++)                                                  \
+            for (Py_ssize_t i = 0; i < m; i++)                                              \
+                top[i] = L[c * m + i] > top[i] ? L[c * m + i] : top[i];                     \
+        for (Py_ssize_t i = 0; i < m; i++) top[i] = __builtin_isfinite(top[i]) ? top[i] : ZERO; \
+        for (Py_ssize_t c = 0; c < k; c++)                                                  \
+            for (Py_ssize_t i = 0; i < m; i++) L[c * m + i] = L[c * m + i] - top[i];        \
+        for (Py_ssize_t i = 0; i < m; i++) S[i] = L[label_at(a->labels, l64, base + i) * m + i]; \
+        for (Py_ssize_t j = 0; j < len; j++) L[j] = EXP(L[j]);                              \
+        if (k < 8) {                                                                        \
+            for (Py_ssize_t i = 0; i < m; i++) R[i] = -ZERO;                                \
+            for (Py_ssize_t c = 0; c < k; c++)                                              \
+                for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                    \
+        } else {                                                                            \
+            for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] = L[j];                          \
+            Py_ssize_t c = 8;                                                               \
+            for (; c < k - (k % 8); c += 8)                                                 \
+                for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] += L[c * m + j];             \
+            for (Py_ssize_t i = 0; i < m; i++)                                              \
+                R[i] = ((sum8[i] + sum8[m + i]) + (sum8[2 * m + i] + sum8[3 * m + i])) +    \
+                       ((sum8[4 * m + i] + sum8[5 * m + i]) + (sum8[6 * m + i] + sum8[7 * m + i])); \
+            for (; c < k; c++)                                                              \
+                for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                    \
+        }                                                                                   \
+        for (Py_ssize_t i = 0; i < m; i++) R[i] = LOG(ZERO + R[i]);                         \
+        if (a->picked_f64)                                                                  \
+            for (Py_ssize_t i = 0; i < m; i++)                                              \
+                ((double *)a->picked)[base + i] = (double)-(S[i] - R[i]);                   \
+        else                                                                                \
+            for (Py_ssize_t i = 0; i < m; i++) ((float *)a->picked)[base + i] = (float)-(S[i] - R[i]); \
+    }
+
+static INLINE int K(after_cols32_g)(const scan_args_t *a, scan_t *r, float *L, float *tmp,
+                                    double *sums, double *picks, Py_ssize_t rows,
+                                    const int guard, const int fused) {
+    const loss_t *loss = a->loss;
+    const Py_ssize_t n = a->n, k = a->k;
+    const int l64 = a->labels_i64, f64 = 0;
+    const float *const p32 = (const float *)a->pred;
+    const double *const p64 = NULL;
+    const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
+    float *S = tmp, *R = S + rows, *top = R + rows, *sum8 = top + rows;
+    const double margin = a->margin, low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;
+    const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;
+    int outside = 0;
+    Py_ssize_t changed = 0;
+    K_AFTER_COLS(float, log_f32np, exp_f32np, K(guard_log32), 0.0f)
+    r->guarded += changed;
+    return outside == 0;
+}
+static INLINE int K(after_cols64_g)(const scan_args_t *a, scan_t *r, double *L, double *tmp,
+                                    double *sums, double *picks, Py_ssize_t rows,
+                                    const int guard, const int fused, const int f64) {
+    const loss_t *loss = a->loss;
+    const Py_ssize_t n = a->n, k = a->k;
+    const int l64 = a->labels_i64;
+    const float *const p32 = (const float *)a->pred;
+    const double *const p64 = (const double *)a->pred;
+    const double eps = loss->eps, hi = loss->hi, floor = loss->floor;
+    double *S = tmp, *R = S + rows, *top = R + rows, *sum8 = top + rows;
+    const double margin = a->margin, low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;
+    const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;
+    int outside = 0;
+    Py_ssize_t changed = 0;
+    K_AFTER_COLS(double, log_f64, exp_f64, K(guard_log64), 0.0)
+    r->guarded += changed;
+    return outside == 0;
+}
+#undef K_AFTER_COLS
+
+#define K_AFTER_GUARDS(f32, f64)                                                            \
+    switch (a->loss->guard) {                                                               \
+    case GUARD_NONE: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_NONE, f32, f64); break; \
+    case GUARD_CLIP: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_CLIP, f32, f64); break; \
+    case GUARD_ADD: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_ADD, f32, f64); break;   \
+    case GUARD_CLIP_ADD:                                                                    \
+        changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_CLIP_ADD, f32, f64);            \
+        break;                                                                              \
+    case GUARD_FLOOR: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_FLOOR, f32, f64); break; \
+    default: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_LOG_CLAMP, f32, f64);      \
+    }
+
+#define K_COLS_GUARDS(CALL)                                                                 \
+    switch (a->loss->guard) {                                                               \
+    case GUARD_NONE: clean = CALL(GUARD_NONE); break;                                       \
+    case GUARD_CLIP: clean = CALL(GUARD_CLIP); break;                                       \
+    case GUARD_ADD: clean = CALL(GUARD_ADD); break;                                         \
+    case GUARD_CLIP_ADD: clean = CALL(GUARD_CLIP_ADD); break;                               \
+    case GUARD_FLOOR: clean = CALL(GUARD_FLOOR); break;                                     \
+    default: clean = CALL(GUARD_LOG_CLAMP);                                                 \
+    }
+
+/* The log-softmax pass of sparse_loss: rows of at most 128 values go column by column
+ * (after_cols), longer ones row by row (after_rows). With `fused` (rows of at most 128 values
+ * only), it is also the scan. 1 clean, 0 not, -1 out of memory. */
+static int K(after_loop)(const scan_args_t *a, scan_t *r, int fused) {
+    const Py_ssize_t k = a->k;
+    int clean = 1;
+    if (k <= 128) {
+        Py_ssize_t rows = AFTER_BLOCK / k < CHUNK ? AFTER_BLOCK / k : CHUNK;
+        rows = a->n < rows ? (a->n > 0 ? a->n : 1) : rows;
+        const size_t size = a->loss->f32 ? sizeof(float) : sizeof(double);
+        char *buf = malloc((size_t)(rows * k + 11 * rows) * size + 2 * CHUNK * sizeof(double));
+        if (!buf) return -1;
+        char *tmp = buf + (size_t)(rows * k) * size, *sums = tmp + (size_t)(11 * rows) * size;
+        double *picks = (double *)sums + CHUNK;
+#define K_C32(g) K(after_cols32_g)(a, r, (float *)buf, (float *)tmp, (double *)sums, picks, rows, g, fused_)
+#define K_C64(g) K(after_cols64_g)(a, r, (double *)buf, (double *)tmp, (double *)sums, picks, rows, g, fused_, 1)
+#define K_C64F(g) K(after_cols64_g)(a, r, (double *)buf, (double *)tmp, (double *)sums, picks, rows, g, fused_, 0)
+#define K_FUSED(CALL)                                                                       \
+        if (fused) {                                                                        \
+            const int fused_ = 1;                                                           \
+            K_COLS_GUARDS(CALL)                                                             \
+        } else {                                                                            \
+            const int fused_ = 0;                                                           \
+            K_COLS_GUARDS(CALL)                                                             \
+        }
+        if (a->loss->f32) {
+            K_FUSED(K_C32)
+        } else if (a->pred_f64) {
+            K_FUSED(K_C64)
+        } else {
+            K_FUSED(K_C64F)
+        }
+#undef K_C32
+#undef K_C64
+#undef K_C64F
+#undef K_FUSED
+        free(buf);
+        return clean;
+    }
+    const Py_ssize_t rows = k >= AFTER_BLOCK ? 1 : AFTER_BLOCK / k;
+    const size_t size = a->loss->f32 ? sizeof(float) : sizeof(double);
+    char *buf = malloc((size_t)(rows * k + 2 * rows) * size);
+    if (!buf) return -1;
+    char *s = buf + (size_t)(rows * k) * size, *t = s + (size_t)rows * size;
+    Py_ssize_t changed;
+    if (a->loss->f32) {
+        K_AFTER_GUARDS(1, 0)
+    } else if (a->pred_f64) {
+        K_AFTER_GUARDS(0, 1)
+    } else {
+        K_AFTER_GUARDS(0, 0)
+    }
+    free(buf);
+    r->guarded += changed;
+    return 1;
+}
+#undef K_AFTER_GUARDS
+#undef K_COLS_GUARDS
+
 /* The scan: 1 clean, 0 not, -1 out of memory. A value outside [0, 1] is noticed at the end
  * (a dirty batch is rare and its results are discarded); a bad label at once, before it is
  * used as an index. */
@@ -578,6 +974,9 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
         if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) return -1;
         if (p64 && a->neg_log) /* the picks are in this core's cache now */
             K(math_loop)(picks, picks, m, f64 ? MATH_NEG_LOG : MATH_NEG_LOG_F32);
+        if (a->loss && !a->loss->after) /* likewise */
+            r->guarded += K(picked_loss)(a->loss, picks, m, p64 ? picks : NULL,
+                                         p64 ? NULL : (float *)picked + base, !f64);
     }
     int64_t outside = 0;
     for (int i = 0; i < L32; i++) outside |= outside32[i];
