@@ -19,7 +19,7 @@ def test_bench_sections_print_every_row(tmp_path: Path):
     env = {**os.environ, "STREAMMETRIC_BENCH_DIR": str(tmp_path)}
     args = ["--rows", "40000", "--runs", "1", "--only", "eval,groups,kernels,pipeline"]
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=900
     )
     assert done.returncode == 0, done.stderr
     rows = {
@@ -56,7 +56,7 @@ def test_kernel_ab_compares_two_builds(tmp_path: Path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if re.search(r"\d\s*$", line)]
@@ -80,7 +80,7 @@ def test_eval_ab_times_two_copies_of_the_package(tmp_path: Path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr
     times = {line[:22].strip(): line[22:].split() for line in done.stdout.splitlines()[2:5]}
