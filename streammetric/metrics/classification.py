@@ -613,8 +613,35 @@ class F1(_ClassScore):
         )
 
 
+class _KeywordScore(_ClassScore):
+    """Precision and Recall: F1's options, keyword-only, named after their score by default."""
+
+    def __init__(
+        self,
+        *,
+        average: str | None = "micro",
+        class_type: str = "binary",
+        threshold: float = 0.5,
+        num_classes: int | None = None,
+        zero_division: float | str = 0.0,
+        name: str | None = None,
+        output_names: list[str] | None = None,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__(
+            self._score if name is None else name,
+            output_names,
+            label_names,
+            average,
+            class_type,
+            threshold,
+            num_classes=num_classes,
+            zero_division=zero_division,
+        )
+
+
 @register
-class Precision(_ClassScore):
+class Precision(_KeywordScore):
     """Precision ``tp / (tp + fp)`` per class, averaged (``average``) as scikit-learn's
     ``precision_score`` with the same ``labels`` (``range(num_classes)``, or the classes seen)
     and ``sample_weight``; options as F1's (see ``_ClassScore``).
@@ -652,32 +679,9 @@ class Precision(_ClassScore):
 
     _score = "precision"
 
-    def __init__(
-        self,
-        *,
-        average: str | None = "micro",
-        class_type: str = "binary",
-        threshold: float = 0.5,
-        num_classes: int | None = None,
-        zero_division: float | str = 0.0,
-        name: str = "precision",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(
-            name,
-            output_names,
-            label_names,
-            average,
-            class_type,
-            threshold,
-            num_classes=num_classes,
-            zero_division=zero_division,
-        )
-
 
 @register
-class Recall(_ClassScore):
+class Recall(_KeywordScore):
     """Recall ``tp / (tp + fn)`` per class, averaged as :class:`Precision` (scikit-learn's
     ``recall_score``).
 
@@ -708,29 +712,6 @@ class Recall(_ClassScore):
     """
 
     _score = "recall"
-
-    def __init__(
-        self,
-        *,
-        average: str | None = "micro",
-        class_type: str = "binary",
-        threshold: float = 0.5,
-        num_classes: int | None = None,
-        zero_division: float | str = 0.0,
-        name: str = "recall",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(
-            name,
-            output_names,
-            label_names,
-            average,
-            class_type,
-            threshold,
-            num_classes=num_classes,
-            zero_division=zero_division,
-        )
 
 
 @register
