@@ -5,6 +5,9 @@
  * exp(values, out), log1p(values, out)   float64 exp and log1p, likewise
  * sparse_scan(pred, labels, picked, ...) the clean-batch pass of the cross-entropy family
  *                                        (and, if asked, the true classes' ranks)
+ * sparse_loss(pred, labels, out, ...)    that pass, which also writes each row's loss under a
+ *                                        convention (guard, renormalisation, dtype)
+ * log32(values, out), exp32(values, out) NumPy's float32 log and exp (AVX2/AVX-512), ported
  * class_ranks(pred, labels, ranks)       ranks of the true class among each row's scores
  * isa(), isas(), use_isa(name)           the instruction set the loops use (see below)
  *
@@ -124,26 +127,52 @@ static inline uint64_t magic_bits(int level) {
     return ((uint64_t)(level + 52 + 1023) << 52) | (1ULL << 51);
 }
 
-/* The accumulator's value as a Python int (units of 2**-1074); after acc_normalise. */
+/* A Python int from n little-endian unsigned bytes. */
+static PyObject *int_from_bytes(const unsigned char *bytes, size_t n) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyLong_FromUnsignedNativeBytes(bytes, n, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+    return _PyLong_FromByteArray(bytes, n, 1, 0);
+#endif
+}
+
+/* The accumulator's value as a Python int (units of 2**-1074); after acc_normalise. Only the
+ * digits from the lowest nonzero one up are converted (a batch's sum spans a few of the 70),
+ * then shifted into place. */
 static PyObject *acc_to_int(const acc_t *a) {
     const int64_t *d = a->d;
-    unsigned char bytes[4 * (DIGITS - 1)];
-    for (int j = 0; j < DIGITS - 1; j++) {
-        uint32_t v = (uint32_t)d[j];
-        bytes[4 * j] = v & 0xff;
-        bytes[4 * j + 1] = (v >> 8) & 0xff;
-        bytes[4 * j + 2] = (v >> 16) & 0xff;
-        bytes[4 * j + 3] = (v >> 24) & 0xff;
+    int lo = 0, hi = DIGITS - 2; /* the unsigned digits 0 .. DIGITS-2 */
+    while (lo <= hi && d[lo] == 0) lo++;
+    while (hi >= lo && d[hi] == 0) hi--;
+    PyObject *sum;
+    if (lo > hi) {
+        sum = PyLong_FromLong(0);
+    } else {
+        unsigned char bytes[4 * (DIGITS - 1)];
+        for (int j = lo; j <= hi; j++) {
+            uint32_t v = (uint32_t)d[j];
+            unsigned char *b = bytes + 4 * (j - lo);
+            b[0] = v & 0xff;
+            b[1] = (v >> 8) & 0xff;
+            b[2] = (v >> 16) & 0xff;
+            b[3] = (v >> 24) & 0xff;
+        }
+        sum = int_from_bytes(bytes, (size_t)(4 * (hi - lo + 1)));
+        if (sum && lo) {
+            PyObject *shift = PyLong_FromLong(32L * lo);
+            PyObject *shifted = shift ? PyNumber_Lshift(sum, shift) : NULL;
+            Py_XDECREF(shift);
+            Py_DECREF(sum);
+            sum = shifted;
+        }
     }
-    PyObject *low = PyObject_CallMethod((PyObject *)&PyLong_Type, "from_bytes", "y#s",
-                                        (const char *)bytes, (Py_ssize_t)sizeof(bytes), "little");
-    if (!low || d[DIGITS - 1] == 0) return low;
+    if (!sum || d[DIGITS - 1] == 0) return sum;
     PyObject *top = PyLong_FromLongLong(d[DIGITS - 1]);
     PyObject *shift = PyLong_FromLong(32L * (DIGITS - 1));
     PyObject *high = (top && shift) ? PyNumber_Lshift(top, shift) : NULL;
-    PyObject *sum = high ? PyNumber_Add(low, high) : NULL;
-    Py_XDECREF(top); Py_XDECREF(shift); Py_XDECREF(high); Py_DECREF(low);
-    return sum;
+    PyObject *total = high ? PyNumber_Add(sum, high) : NULL;
+    Py_XDECREF(top); Py_XDECREF(shift); Py_XDECREF(high); Py_DECREF(sum);
+    return total;
 }
 
 /* ------------------------------------------------- logarithm, exponential */
@@ -265,8 +294,97 @@ static INLINE double exp_f64(double x) {
     return bits_to_f64((0x7ff8000000000000ULL & nan) | (result & ~nan));
 }
 
+/* ------------------------------------------------ NumPy's float32 exp, log */
+
+/* exp and log of a float32 as NumPy computes them on x86-64 CPUs with AVX2 and FMA or AVX-512:
+ * simd_exp_FLOAT and simd_log_FLOAT of numpy/_core/src/umath/loops_exponent_log.dispatch.c.src
+ * (unchanged since NumPy 1.18, through 2.4), lane by lane: a ratio of two polynomials evaluated
+ * with fused multiply-adds (__builtin_fmaf: one rounding each; an FMA instruction where the
+ * target has one, an exact library call elsewhere), IEEE float32 operations in NumPy's order.
+ * With them the float32 losses of the conventions that compute in the input's dtype (keras,
+ * tf_keras, torch, mxnet, sklearn) are computed in one pass with the bits NumPy's path gives.
+ * NumPy elsewhere (x86-64 without AVX2 and FMA, ARM) calls the C library's expf and logf, whose
+ * bits differ: the caller checks that np.exp and np.log agree with these before using them
+ * (functional/_ce_fast.float32_logs_agree). */
+static INLINE uint32_t f32_to_bits(float v) { uint32_t bits; memcpy(&bits, &v, 4); return bits; }
+static INLINE float bits_to_f32(uint32_t bits) { float v; memcpy(&v, &bits, 4); return v; }
+/* `mask` (all ones or zero) ? a : b, bitwise (a select is control flow to GCC's vectoriser) */
+static INLINE float select_f32(uint32_t mask, float a, float b) {
+    return bits_to_f32((f32_to_bits(a) & mask) | (f32_to_bits(b) & ~mask));
+}
+
+/* NumPy's np.exp of a float32: x = q log 2 + r (Cody and Waite, q = rint(x / log 2)), exp(r) =
+ * P(r) / Q(r), then times 2**q rounded once (AVX-512's scalef; AVX2 adds q to the exponent, and
+ * for q <= -125 adds -125 and divides by 2**(-125 - q): the same value). x >= 88.72283935546875:
+ * inf; x <= -103.97208404541015625: 0; NaN: NaN (0x7fc00000, whatever its sign and payload). */
+static INLINE float exp_f32np(float x) {
+    const uint32_t nan = -(uint32_t)(x != x);
+    float v = bits_to_f32(f32_to_bits(x) & ~nan);
+    const uint32_t over = -(uint32_t)(v >= 88.72283935546875f);
+    const uint32_t under = -(uint32_t)(v <= -103.97208404541015625f);
+    v = bits_to_f32(f32_to_bits(v) & ~(over | under));
+    float q = v * 1.442695040888963407359924681001892137f; /* NPY_LOG2Ef */
+    q = q + 0x1.800000p+23f;
+    q = q - 0x1.800000p+23f;
+    float r = __builtin_fmaf(q, -6.93145752e-1f, v);
+    r = __builtin_fmaf(q, -1.42860677e-6f, r);
+    r = __builtin_fmaf(q, 0.0f, r); /* NumPy's third Cody-Waite step, with c3 = 0 */
+    float num = __builtin_fmaf(5.082762527590693718096e-04f, r, 6.757896990527504603057e-03f);
+    num = __builtin_fmaf(num, r, 5.114512081637298353406e-02f);
+    num = __builtin_fmaf(num, r, 2.473615434895520810817e-01f);
+    num = __builtin_fmaf(num, r, 7.257664613233124478488e-01f);
+    num = __builtin_fmaf(num, r, 9.999999999980870924916e-01f);
+    float den = __builtin_fmaf(2.159509375685829852307e-02f, r, -2.742335390411667452936e-01f);
+    den = __builtin_fmaf(den, r, 1.0f);
+    const float poly = num / den;
+    const int32_t qi = (int32_t)q; /* an integer in [-150, 128] */
+    const uint32_t small = -(uint32_t)(qi <= -125);
+    const uint32_t qc = (small & (uint32_t)-125) | (~small & (uint32_t)qi);
+    const float scaled = bits_to_f32(f32_to_bits(poly) + (qc << 23));
+    const uint32_t d = small & (uint32_t)(-125 - qi); /* 0 .. 25 */
+    const float result = scaled / bits_to_f32((127 + d) << 23);
+    uint32_t out = (f32_to_bits(result) & ~nan) | (0x7fc00000u & nan);
+    out = (out & ~over) | (0x7f800000u & over);
+    return bits_to_f32(out & ~under);
+}
+
+/* NumPy's np.log of a float32: x = m 2**e with m in [0.5, 1) (a subnormal x scaled by 2**100
+ * first), m doubled (and e lowered) when m <= sqrt(1/2), log(1 + (m - 1)) = P / Q, plus e log 2
+ * in one fused step. 0: -inf; inf: inf; NaN: NaN (0x7fc00000); x < 0: -NaN (0xffc00000). */
+static INLINE float log_f32np(float x_in) {
+    const uint32_t negative = -(uint32_t)(x_in < 0.0f), zero = -(uint32_t)(x_in == 0.0f);
+    const uint32_t inf = -(uint32_t)(x_in == __builtin_inff()), nan = -(uint32_t)(x_in != x_in);
+    const float x = bits_to_f32(f32_to_bits(x_in) & ~negative);
+    const uint32_t tiny = -(uint32_t)(x < 0x1p-126f);
+    const uint32_t bits = f32_to_bits(select_f32(tiny, x * 0x1p100f, x));
+    float e = (float)((int32_t)(bits >> 23) - 126);
+    e = select_f32(tiny, e - 100.0f, e);
+    float m = bits_to_f32((bits & 0x7fffffu) | (126u << 23));
+    const uint32_t low = -(uint32_t)(m <= 0.707106781186547524400844362104849039f);
+    m = select_f32(low, m + m, m);
+    e = select_f32(low, e - 1.0f, e);
+    m = m - 1.0f;
+    float num = __builtin_fmaf(2.589979117907922693523e-02f, m, 3.808837741388407920751e-01f);
+    num = __builtin_fmaf(num, m, 1.480000633576506585156e+00f);
+    num = __builtin_fmaf(num, m, 2.112677543073053063722e+00f);
+    num = __builtin_fmaf(num, m, 9.999999999999998702752e-01f);
+    num = __builtin_fmaf(num, m, 0.0f);
+    float den = __builtin_fmaf(5.875095403124574342950e-03f, m, 1.546476374983906719538e-01f);
+    den = __builtin_fmaf(den, m, 9.864942958519418960339e-01f);
+    den = __builtin_fmaf(den, m, 2.453006071784736363091e+00f);
+    den = __builtin_fmaf(den, m, 2.612677543073109236779e+00f);
+    den = __builtin_fmaf(den, m, 1.0f);
+    const float poly = __builtin_fmaf(e, 0.693147180559945309417232121458176568f, num / den);
+    uint32_t out = (f32_to_bits(poly) & ~nan) | (0x7fc00000u & nan);
+    out = (out & ~negative) | (0xffc00000u & negative);
+    out = (out & ~zero) | (0xff800000u & zero);
+    return bits_to_f32((out & ~inf) | (0x7f800000u & inf));
+}
+
 /* The functions of math_loop. */
 enum { MATH_LOG, MATH_NEG_LOG, MATH_EXP, MATH_LOG1P, MATH_NEG_LOG_F32 };
+/* The functions of math32_loop (float32 in, float32 out). */
+enum { MATH32_LOG, MATH32_EXP };
 
 /* ------------------------------------------------------ categorical scans */
 
@@ -314,6 +432,7 @@ static inline Py_ssize_t copy_from(Py_ssize_t n, Py_ssize_t k, Py_ssize_t w) {
 typedef struct {
     Py_ssize_t far_a, far_b, zeros, ones;
     Py_ssize_t *unsure, n_unsure, unsure_cap;
+    Py_ssize_t guarded; /* values the loss's guard changed (sparse_loss) */
 } scan_t;
 
 /* Appends row i to the rows the caller decides; 0 when out of memory. */
@@ -339,7 +458,22 @@ typedef struct {
     int64_t *ranks;   /* NULL, or where the true classes' ranks go */
     double tol_a, tol_b, margin;
     int neg_log;      /* write -log p[y] to picked (float64) instead of p[y] */
+    const struct loss_s *loss; /* NULL, or write each row's loss to picked (see sparse_loss) */
 } scan_args_t;
+
+/* The guards of sparse_loss (conventions.GUARDS, in that order). */
+enum { GUARD_NONE, GUARD_CLIP, GUARD_ADD, GUARD_CLIP_ADD, GUARD_FLOOR, GUARD_LOG_CLAMP, N_GUARDS };
+
+/* A convention's loss of a row, as sparse_loss computes it. */
+typedef struct loss_s {
+    int guard;                /* GUARD_... */
+    int after;                /* a log-softmax of the guarded logs (renormalize "after") */
+    int f32;                  /* float32 arithmetic (else float64) */
+    double eps, hi, floor;    /* the guard's epsilon, 1 - eps and log floor, in that dtype */
+} loss_t;
+
+/* Values per block of rows of the log-softmax pass (see after_loop). */
+#define AFTER_BLOCK 4096
 
 /* Rows are scanned CHUNK at a time: the row loop writes each row's sum and p[y]; then a
  * vector pass over the chunk counts the rows far from summing to 1, lists the ones within
@@ -355,7 +489,9 @@ typedef struct {
     int (*supported)(void);
     void (*acc_add_all)(acc_t *, const double *, Py_ssize_t);
     void (*math_loop)(const double *, double *, Py_ssize_t, int);
+    void (*math32_loop)(const float *, float *, Py_ssize_t, int);
     int (*scan_loop)(const scan_args_t *, scan_t *);
+    int (*after_loop)(const scan_args_t *, scan_t *, int);
     int (*rank_loop)(const void *, int, const void *, int, Py_ssize_t, Py_ssize_t, int64_t *);
 } isa_t;
 
@@ -363,7 +499,7 @@ typedef struct {
 #include <immintrin.h>
 #define K_X86
 #pragma GCC push_options
-#pragma GCC target("avx512f,popcnt")
+#pragma GCC target("avx512f,fma,popcnt")
 #define ISA avx512
 #define VBYTES 64
 #include "_kernels_loops.h"
@@ -372,7 +508,7 @@ typedef struct {
 #pragma GCC pop_options
 
 #pragma GCC push_options
-#pragma GCC target("avx2,popcnt")
+#pragma GCC target("avx2,fma,popcnt")
 #define ISA avx2
 #define VBYTES 32
 #include "_kernels_loops.h"
@@ -382,10 +518,12 @@ typedef struct {
 #undef K_X86
 
 static int has_avx512(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("popcnt");
 }
 static int has_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("popcnt");
 }
 #endif
 
@@ -397,7 +535,9 @@ static int has_avx2(void) {
 
 static int always(void) { return 1; }
 
-#define ISA_ENTRY(name, test) {#name, test, acc_add_all_##name, math_loop_##name, scan_loop_##name, rank_loop_##name}
+#define ISA_ENTRY(name, test)                                                               \
+    {#name, test, acc_add_all_##name, math_loop_##name, math32_loop_##name, scan_loop_##name,  \
+     after_loop_##name, rank_loop_##name}
 static const isa_t isas[] = {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
     ISA_ENTRY(avx512, has_avx512),
@@ -490,6 +630,42 @@ static PyObject *log1p_values(PyObject *Py_UNUSED(self), PyObject *args) {
     return math_args(args, MATH_LOG1P);
 }
 
+/* out = f(values) for math32_loop's `op`: as math_values, for float32 buffers. */
+static PyObject *math32_values(PyObject *args, int op) {
+    PyObject *values_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OO", &values_obj, &out_obj)) return NULL;
+    Py_buffer values, out;
+    if (!get_view(values_obj, &values, 0)) Py_RETURN_FALSE;
+    if (!get_view(out_obj, &out, 1)) { PyBuffer_Release(&values); Py_RETURN_FALSE; }
+    int ok = buffer_kind(&values) == K_F32 && buffer_kind(&out) == K_F32 && values.len == out.len;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        isa->math32_loop((const float *)values.buf, (float *)out.buf, values.len / 4, op);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&values);
+    return PyBool_FromLong(ok);
+}
+
+PyDoc_STRVAR(log32_doc,
+"log32(values, out) -> bool\n\n"
+"Writes log(values) to `out`, both C-contiguous float32 buffers of the same length (`out` may be\n"
+"`values`), with the bits np.log gives on x86-64 CPUs with AVX2 and FMA or AVX-512 (its\n"
+"algorithm, ported). False (nothing written) for any other buffers.");
+
+static PyObject *log32_values(PyObject *Py_UNUSED(self), PyObject *args) {
+    return math32_values(args, MATH32_LOG);
+}
+
+PyDoc_STRVAR(exp32_doc,
+"exp32(values, out) -> bool\n\n"
+"Writes exp(values) to `out`, as log32 does for log: np.exp's bits on such CPUs.");
+
+static PyObject *exp32_values(PyObject *Py_UNUSED(self), PyObject *args) {
+    return math32_values(args, MATH32_EXP);
+}
+
 PyDoc_STRVAR(sparse_scan_doc,
 "sparse_scan(pred, labels, picked, ignore_index, tol_a, tol_b, margin, ranks=None,\n"
 "            neg_log=False)\n"
@@ -509,6 +685,7 @@ static PyObject *sparse_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *pred_obj, *label_obj, *picked_obj, *ignore_obj, *ranks_obj = Py_None;
     scan_args_t a;
     a.neg_log = 0;
+    a.loss = NULL;
     if (!PyArg_ParseTuple(args, "OOOOddd|Op", &pred_obj, &label_obj, &picked_obj, &ignore_obj,
                           &a.tol_a, &a.tol_b, &a.margin, &ranks_obj, &a.neg_log))
         return NULL;
@@ -569,6 +746,109 @@ static PyObject *sparse_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     free(r.unsure);
     if (!rows) return NULL;
     return Py_BuildValue("nnnnN", r.far_a, r.far_b, r.zeros, r.ones, rows);
+}
+
+PyDoc_STRVAR(sparse_loss_doc,
+"sparse_loss(pred, labels, out, ignore_index, tol_a, tol_b, margin, ranks, guard, after, f32,\n"
+"            eps, hi, floor)\n"
+"    -> (far_a, far_b, zeros, ones, guarded, unsure_rows) or None\n\n"
+"sparse_scan's pass, which also writes each row's loss -log q[y] to `out` (float64, or float32\n"
+"with `f32`): q the probabilities after the guard `guard` (an index of conventions.GUARDS:\n"
+"none, clip to [eps, hi], add eps, clip then add, floor at eps, or the log clamped at `floor`)\n"
+"and, with `after`, a log-softmax of the guarded logs (Keras' renormalisation of class-index\n"
+"targets). The arithmetic is float32 with `f32` (pred float32; log and exp are log32's and\n"
+"exp32's), else float64 (log and exp are log's and exp's), in the order\n"
+"functional/_ce_core.categorical_rows takes it: its bits, the row sums of the log-softmax\n"
+"summed as NumPy sums a row (0 plus a pairwise sum). `guarded` counts the values the guard\n"
+"changed (those of the true classes; with `after`, every value). None unless the batch is\n"
+"clean (as sparse_scan); `out` is unspecified then.");
+
+/* Called once per batch, often of a few rows: its 14 arguments are read without
+ * PyArg_ParseTuple (METH_FASTCALL). */
+static PyObject *sparse_loss(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 14)
+        return PyErr_Format(PyExc_TypeError, "sparse_loss takes 14 arguments (%zd given)", nargs);
+    PyObject *pred_obj = args[0], *label_obj = args[1], *out_obj = args[2];
+    PyObject *ignore_obj = args[3], *ranks_obj = args[7];
+    scan_args_t a;
+    loss_t loss;
+    a.neg_log = 0;
+    a.tol_a = PyFloat_AsDouble(args[4]);
+    a.tol_b = PyFloat_AsDouble(args[5]);
+    a.margin = PyFloat_AsDouble(args[6]);
+    loss.guard = (int)PyLong_AsLong(args[8]);
+    loss.after = PyObject_IsTrue(args[9]);
+    loss.f32 = PyObject_IsTrue(args[10]);
+    loss.eps = PyFloat_AsDouble(args[11]);
+    loss.hi = PyFloat_AsDouble(args[12]);
+    loss.floor = PyFloat_AsDouble(args[13]);
+    if (PyErr_Occurred()) return NULL;
+    if (loss.guard < 0 || loss.guard >= N_GUARDS)
+        return PyErr_Format(PyExc_ValueError, "unknown guard %d", loss.guard);
+    a.ignore = -1;
+    if (ignore_obj != Py_None) {
+        a.ignore = PyLong_AsLongLong(ignore_obj);
+        if (a.ignore == -1 && PyErr_Occurred()) return NULL;
+    }
+    batch_t b;
+    if (!get_batch(pred_obj, label_obj, &b)) Py_RETURN_NONE;
+    Py_buffer out, ranks;
+    if (!get_view(out_obj, &out, 1)) { release_batch(&b); Py_RETURN_NONE; }
+    int has_ranks = ranks_obj != Py_None;
+    if (has_ranks && !get_view(ranks_obj, &ranks, 1)) {
+        PyBuffer_Release(&out);
+        release_batch(&b);
+        Py_RETURN_NONE;
+    }
+    kind_t out_kind = buffer_kind(&out);
+    /* float32 arithmetic takes float32 rows; float32 out takes float32 arithmetic */
+    if (out.len / out.itemsize != b.rows || (out_kind != K_F64 && out_kind != K_F32) ||
+        (loss.f32 && b.pred_kind != K_F32) || (out_kind == K_F32 && !loss.f32) ||
+        (has_ranks && (buffer_kind(&ranks) != K_I64 || ranks.len != 16 * b.rows)) ||
+        b.classes >= INT32_MAX) {
+        if (has_ranks) PyBuffer_Release(&ranks);
+        PyBuffer_Release(&out);
+        release_batch(&b);
+        Py_RETURN_NONE;
+    }
+    a.pred = b.pred.buf;
+    a.labels = b.labels.buf;
+    a.pred_f64 = b.pred_kind == K_F64;
+    a.labels_i64 = b.label_kind == K_I64;
+    a.picked_f64 = out_kind == K_F64;
+    a.n = b.rows;
+    a.k = b.classes;
+    a.picked = out.buf;
+    a.ranks = has_ranks ? (int64_t *)ranks.buf : NULL;
+    a.loss = &loss;
+    scan_t r;
+    memset(&r, 0, sizeof(r));
+    int clean;
+    Py_BEGIN_ALLOW_THREADS
+    if (loss.after && !has_ranks && a.k <= 128) { /* one pass: the scan in the loss's */
+        clean = isa->after_loop(&a, &r, 1);
+    } else {
+        clean = isa->scan_loop(&a, &r);
+        if (clean > 0 && loss.after) clean = isa->after_loop(&a, &r, 0);
+    }
+    Py_END_ALLOW_THREADS
+    if (has_ranks) PyBuffer_Release(&ranks);
+    PyBuffer_Release(&out);
+    release_batch(&b);
+    if (clean <= 0) {
+        free(r.unsure);
+        if (clean < 0) return PyErr_NoMemory();
+        Py_RETURN_NONE;
+    }
+    PyObject *rows = PyList_New(r.n_unsure);
+    for (Py_ssize_t i = 0; rows && i < r.n_unsure; i++) {
+        PyObject *row = PyLong_FromSsize_t(r.unsure[i]);
+        if (!row) { Py_CLEAR(rows); break; }
+        PyList_SET_ITEM(rows, i, row);
+    }
+    free(r.unsure);
+    if (!rows) return NULL;
+    return Py_BuildValue("nnnnnN", r.far_a, r.far_b, r.zeros, r.ones, r.guarded, rows);
 }
 
 PyDoc_STRVAR(class_ranks_doc,
@@ -999,7 +1279,10 @@ static PyMethodDef methods[] = {
     {"log", log_values, METH_VARARGS, log_doc},
     {"exp", exp_values, METH_VARARGS, exp_doc},
     {"log1p", log1p_values, METH_VARARGS, log1p_doc},
+    {"log32", log32_values, METH_VARARGS, log32_doc},
+    {"exp32", exp32_values, METH_VARARGS, exp32_doc},
     {"sparse_scan", sparse_scan, METH_VARARGS, sparse_scan_doc},
+    {"sparse_loss", (PyCFunction)(void (*)(void))sparse_loss, METH_FASTCALL, sparse_loss_doc},
     {"class_ranks", class_ranks, METH_VARARGS, class_ranks_doc},
     {"isa", isa_name, METH_NOARGS, isa_doc},
     {"isas", isa_names, METH_NOARGS, isas_doc},

@@ -4,8 +4,9 @@
  * function here, inlined helpers included, is compiled for it: GCC lowers vector operations
  * per function before inlining, so a helper compiled for another target would be scalarised.
  *
- * Defines K(acc_add_all), K(math_loop), K(scan_loop) and K(rank_loop); uses acc_t, log_f64,
- * log_f32in, exp_f64, log1p_f64, the MATH_ codes, scan_args_t, scan_t and their helpers from
+ * Defines K(acc_add_all), K(math_loop), K(math32_loop), K(scan_loop), K(after_loop) and
+ * K(rank_loop); uses acc_t, log_f64, log_f32in, exp_f64, log1p_f64, log_f32np, exp_f32np, the
+ * MATH_ and MATH32_ codes, GUARD_ codes, loss_t, scan_args_t, scan_t and their helpers from
  * _kernels.c. With K_X86 defined (and VBYTES 32 or 64), counts lanes with x86 intrinsics
  * (immintrin.h). */
 
@@ -234,6 +235,16 @@ __attribute__((noinline)) static void K(math_loop)(const double *x, double *out,
     default: /* MATH_NEG_LOG_F32: x float32 values */
         for (Py_ssize_t i = 0; i < n; i++) out[i] = -log_f32in(x[i]);
     }
+}
+
+/* out[i] = f(x[i]) for float32 x and out, f NumPy's float32 log or exp (MATH32_LOG, MATH32_EXP;
+ * see log_f32np): out may be x. */
+__attribute__((noinline)) static void K(math32_loop)(const float *x, float *out, Py_ssize_t n,
+                                                     int op) {
+    if (op == MATH32_LOG)
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = log_f32np(x[i]);
+    else
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = exp_f32np(x[i]);
 }
 
 /* ------------------------------------------------------------------- rows */
@@ -516,6 +527,282 @@ static INLINE int K(block32)(const float *pred, const void *labels, const int l6
 #define K_TREE_MARGIN 0.0
 #endif
 
+/* ------------------------------------------------------------------ losses */
+
+/* log of probability p under guard `guard` (a constant: GUARD_...), and whether the guard
+ * changed p (its log, for GUARD_LOG_CLAMP), as functional/_ce_core.guarded_log computes them for
+ * p in [0, 1]: float32 (NumPy's float32 log, log_f32np) and float64 (log_f64). */
+static INLINE float K(guard_log32)(float p, const int guard, float eps, float hi, float floor,
+                                   int32_t *changed) {
+    if (guard == GUARD_LOG_CLAMP) {
+        const float raw = log_f32np(p);
+        *changed = raw < floor;
+        return raw < floor ? floor : raw; /* np.maximum(raw, floor): raw is not NaN */
+    }
+    float g = p;
+    if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g = p < eps ? eps : p > hi ? hi : p;
+    if (guard == GUARD_FLOOR) g = p < eps ? eps : p;
+    if (guard == GUARD_ADD || guard == GUARD_CLIP_ADD) g = g + eps;
+    *changed = g != p;
+    return log_f32np(g);
+}
+static INLINE double K(guard_log64)(double p, const int guard, double eps, double hi,
+                                    double floor, int32_t *changed) {
+    if (guard == GUARD_LOG_CLAMP) {
+        const double raw = log_f64(p);
+        *changed = raw < floor;
+        return raw < floor ? floor : raw;
+    }
+    double g = p;
+    if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g = p < eps ? eps : p > hi ? hi : p;
+    if (guard == GUARD_FLOOR) g = p < eps ? eps : p;
+    if (guard == GUARD_ADD || guard == GUARD_CLIP_ADD) g = g + eps;
+    *changed = g != p;
+    return log_f64(g);
+}
+
+/* x[i] = the guarded log of probability x[i], for i < n, in place; the number of values the
+ * guard changed. One vector loop per guard (the guard a constant in each). */
+#define K_GUARD_LOGS(T, GUARD_LOG, EPS, HI, FLOOR)                                            \
+    do {                                                                                    \
+        switch (loss->guard) {                                                              \
+        case GUARD_NONE: K_GUARD_LOOP(T, GUARD_LOG, GUARD_NONE, EPS, HI, FLOOR); break;     \
+        case GUARD_CLIP: K_GUARD_LOOP(T, GUARD_LOG, GUARD_CLIP, EPS, HI, FLOOR); break;     \
+        case GUARD_ADD: K_GUARD_LOOP(T, GUARD_LOG, GUARD_ADD, EPS, HI, FLOOR); break;       \
+        case GUARD_CLIP_ADD: K_GUARD_LOOP(T, GUARD_LOG, GUARD_CLIP_ADD, EPS, HI, FLOOR); break; \
+        case GUARD_FLOOR: K_GUARD_LOOP(T, GUARD_LOG, GUARD_FLOOR, EPS, HI, FLOOR); break;   \
+        default: K_GUARD_LOOP(T, GUARD_LOG, GUARD_LOG_CLAMP, EPS, HI, FLOOR);               \
+        }                                                                                   \
+    } while (0)
+#define K_GUARD_LOOP(T, GUARD_LOG, GUARD, EPS, HI, FLOOR)                                    \
+    for (Py_ssize_t i = 0; i < n; i++) {                                                    \
+        int32_t ch;                                                                         \
+        x[i] = GUARD_LOG(x[i], GUARD, EPS, HI, FLOOR, &ch);                                 \
+        changed += ch;                                                                      \
+    }
+__attribute__((noinline)) static Py_ssize_t K(guard_logs32)(float *x, Py_ssize_t n,
+                                                            const loss_t *loss) {
+    const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
+    Py_ssize_t changed = 0;
+    K_GUARD_LOGS(float, K(guard_log32), eps, hi, floor);
+    return changed;
+}
+__attribute__((noinline)) static Py_ssize_t K(guard_logs64)(double *x, Py_ssize_t n,
+                                                            const loss_t *loss) {
+    const double eps = loss->eps, hi = loss->hi, floor = loss->floor;
+    Py_ssize_t changed = 0;
+    K_GUARD_LOGS(double, K(guard_log64), eps, hi, floor);
+    return changed;
+}
+#undef K_GUARD_LOGS
+#undef K_GUARD_LOOP
+
+/* -log of m <= CHUNK true-class probabilities `picks` (float64 holding values of the
+ * arithmetic's dtype; float32 values with `f32in`) under the loss's guard, to o64 (float64; it
+ * may be picks) or o32 (float32); the number the guard changed. */
+static Py_ssize_t K(picked_loss)(const loss_t *loss, const double *picks, Py_ssize_t m,
+                                 double *o64, float *o32, const int f32in) {
+    if (loss->guard == GUARD_NONE && !loss->f32 && o64 == picks) { /* -log_f64: math_loop's */
+        K(math_loop)(picks, o64, m, f32in ? MATH_NEG_LOG_F32 : MATH_NEG_LOG);
+        return 0;
+    }
+    Py_ssize_t changed;
+    if (loss->f32) {
+        float x[CHUNK];
+        for (Py_ssize_t j = 0; j < m; j++) x[j] = (float)picks[j];
+        changed = K(guard_logs32)(x, m, loss);
+        if (o64)
+            for (Py_ssize_t j = 0; j < m; j++) o64[j] = (double)-x[j];
+        else
+            for (Py_ssize_t j = 0; j < m; j++) o32[j] = -x[j];
+    } else {
+        double x[CHUNK];
+        for (Py_ssize_t j = 0; j < m; j++) x[j] = picks[j];
+        changed = K(guard_logs64)(x, m, loss);
+        for (Py_ssize_t j = 0; j < m; j++) o64[j] = -x[j];
+    }
+    return changed;
+}
+
+/* NumPy's sum of n values (np.add.reduce of a contiguous row: pairwise_sum in
+ * numpy/_core/src/umath/loops_utils.h.src), in its order: below 8 values one by one from -0,
+ * up to 128 in 8 running sums then the rest, beyond that the two halves (the first a multiple
+ * of 8). The reduction adds it to 0. */
+static float K(pairwise32)(const float *a, Py_ssize_t n) {
+    if (n < 8) {
+        float res = -0.0f;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        float r[8];
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        Py_ssize_t i = 8;
+        for (; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return K(pairwise32)(a, n2) + K(pairwise32)(a + n2, n - n2);
+}
+static double K(pairwise64)(const double *a, Py_ssize_t n) {
+    if (n < 8) {
+        double res = -0.0;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        Py_ssize_t i = 8;
+        for (; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return K(pairwise64)(a, n2) + K(pairwise64)(a + n2, n - n2);
+}
+
+/* The loss of every row with a log-softmax after the guard (keras' renormalisation of class
+ * indices), as categorical_rows and log_softmax compute it: L = the guarded log of each value,
+ * shift = the row's max (0 if not finite), S = L - shift, loss = -(S[y] - log(0 + sum(exp(S)))),
+ * float32 (NumPy's float32 log and exp) or float64, in blocks of m rows.
+ *
+ * Rows of at most 128 values are held column by column (value c of row i at c m + i, m <= CHUNK)
+ * so that every step runs along the rows in vectors: the rows' max, and the 8 running sums of
+ * NumPy's pairwise sum of a row (one block of 8 up to 128 values), for the m rows at once. With
+ * `fused` it is also the scan (sparse_scan's checks and counts, without ranks; the rows' float64
+ * sums are taken column by column, within `margin` of any order's), so the batch is read once.
+ * Longer rows go row by row (after a scan). The same arithmetic in the same order either way.
+ * 1 clean, 0 not (the losses are then unspecified), -1 out of memory. */
+#define K_AFTER(T, F32, LOG, EXP, GUARD_LOGS, PAIRWISE, ZERO)                                  \
+    do {                                                                                    \
+        const Py_ssize_t n = a->n, k = a->k, cols = k <= 128;                                 \
+        Py_ssize_t rows = cols ? (AFTER_BLOCK / k < CHUNK ? AFTER_BLOCK / k : CHUNK)          \
+                               : (k >= AFTER_BLOCK ? 1 : AFTER_BLOCK / k);                  \
+        rows = n < rows ? (n > 0 ? n : 1) : rows;                                           \
+        T *L = malloc((size_t)(rows * k + 11 * rows) * sizeof(T) + 2 * CHUNK * sizeof(double)); \
+        if (!L) return -1;                                                                  \
+        T *S = L + rows * k, *R = S + rows, *top = R + rows, *sum8 = top + rows;            \
+        double *sums = (double *)(sum8 + 8 * rows), *picks = sums + CHUNK;                  \
+        const double margin = a->margin, low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;   \
+        const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;                     \
+        const int l64 = a->labels_i64, f64 = a->pred_f64;                                   \
+        const float *const p32 = (const float *)a->pred;                                    \
+        const double *const p64 = (const double *)a->pred;                                  \
+        int outside = 0;                                                                    \
+        for (Py_ssize_t base = 0; base < n; base += rows) {                                 \
+            const Py_ssize_t m = n - base < rows ? n - base : rows, len = m * k;            \
+            if (fused) {                                                                    \
+                for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                    const int64_t y = label_at(a->labels, l64, base + i);                   \
+                    if ((uint64_t)y >= (uint64_t)k || y == a->ignore) {                     \
+                        free(L);                                                            \
+                        return 0;                                                           \
+                    }                                                                       \
+                    picks[i] = f64 ? p64[(base + i) * k + y] : (double)p32[(base + i) * k + y]; \
+                }                                                                           \
+                if (f64)                                                                    \
+                    for (Py_ssize_t j = 0; j < len; j++)                                    \
+                        outside |= ((const uint64_t *)p64)[base * k + j] > 0x3FF0000000000000ULL; \
+                else                                                                        \
+                    for (Py_ssize_t j = 0; j < len; j++)                                    \
+                        outside |= ((const uint32_t *)p32)[base * k + j] > 0x3F800000U;     \
+            }                                                                               \
+            /* the block, column by column (or as it is) */                                 \
+            const Py_ssize_t step = cols ? m : 1, stride = cols ? 1 : k;                    \
+            if (!cols)                                                                      \
+                for (Py_ssize_t j = 0; j < len; j++)                                        \
+                    L[j] = f64 && !F32 ? (T)p64[base * k + j] : (T)p32[base * k + j];       \
+            else if (f64 && !F32)                                                           \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    for (Py_ssize_t c = 0; c < k; c++) L[c * m + i] = (T)p64[(base + i) * k + c]; \
+            else                                                                            \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    for (Py_ssize_t c = 0; c < k; c++) L[c * m + i] = (T)p32[(base + i) * k + c]; \
+            if (fused) {                                                                    \
+                for (Py_ssize_t i = 0; i < m; i++) sums[i] = (double)L[i];                  \
+                for (Py_ssize_t c = 1; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) sums[i] += (double)L[c * m + i];     \
+                if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) {           \
+                    free(L);                                                                \
+                    return -1;                                                              \
+                }                                                                           \
+            }                                                                               \
+            r->guarded += GUARD_LOGS(L, len, a->loss);                                      \
+            if (cols) {                                                                     \
+                for (Py_ssize_t i = 0; i < m; i++) top[i] = L[i];                           \
+                for (Py_ssize_t c = 1; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++)                                      \
+                        top[i] = L[c * m + i] > top[i] ? L[c * m + i] : top[i];             \
+            } else {                                                                        \
+                for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                    T best = L[i * k];                                                      \
+                    for (Py_ssize_t c = 1; c < k; c++)                                      \
+                        best = L[i * k + c] > best ? L[i * k + c] : best;                   \
+                    top[i] = best;                                                          \
+                }                                                                           \
+            }                                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) top[i] = __builtin_isfinite(top[i]) ? top[i] : ZERO; \
+            if (cols)                                                                       \
+                for (Py_ssize_t c = 0; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) L[c * m + i] = L[c * m + i] - top[i]; \
+            else                                                                            \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    for (Py_ssize_t c = 0; c < k; c++) L[i * k + c] = L[i * k + c] - top[i]; \
+            for (Py_ssize_t i = 0; i < m; i++)                                              \
+                S[i] = L[label_at(a->labels, l64, base + i) * step + i * stride];           \
+            for (Py_ssize_t j = 0; j < len; j++) L[j] = EXP(L[j]);                          \
+            if (!cols) {                                                                    \
+                for (Py_ssize_t i = 0; i < m; i++) R[i] = PAIRWISE(L + i * k, k);           \
+            } else if (k < 8) {                                                             \
+                for (Py_ssize_t i = 0; i < m; i++) R[i] = -ZERO;                            \
+                for (Py_ssize_t c = 0; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                \
+            } else {                                                                        \
+                for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] = L[j];                      \
+                Py_ssize_t c = 8;                                                           \
+                for (; c < k - (k % 8); c += 8)                                             \
+                    for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] += L[c * m + j];         \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    R[i] = ((sum8[i] + sum8[m + i]) + (sum8[2 * m + i] + sum8[3 * m + i])) + \
+                           ((sum8[4 * m + i] + sum8[5 * m + i]) +                           \
+                            (sum8[6 * m + i] + sum8[7 * m + i]));                           \
+                for (; c < k; c++)                                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                \
+            }                                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) R[i] = LOG(ZERO + R[i]);                     \
+            if (a->picked_f64)                                                              \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    ((double *)a->picked)[base + i] = (double)-(S[i] - R[i]);               \
+            else                                                                            \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    ((float *)a->picked)[base + i] = (float)-(S[i] - R[i]);                 \
+        }                                                                                   \
+        free(L);                                                                            \
+        return outside == 0;                                                                \
+    } while (0)
+
+static int K(after32)(const scan_args_t *a, scan_t *r, const int fused) {
+    K_AFTER(float, 1, log_f32np, exp_f32np, K(guard_logs32), K(pairwise32), 0.0f);
+}
+static int K(after64)(const scan_args_t *a, scan_t *r, const int fused) {
+    K_AFTER(double, 0, log_f64, exp_f64, K(guard_logs64), K(pairwise64), 0.0);
+}
+#undef K_AFTER
+
+/* The log-softmax pass of sparse_loss; `fused` (rows of at most 128 values only): it is the
+ * scan too. */
+static int K(after_loop)(const scan_args_t *a, scan_t *r, int fused) {
+    return a->loss->f32 ? K(after32)(a, r, fused) : K(after64)(a, r, fused);
+}
+
 /* The scan: 1 clean, 0 not, -1 out of memory. A value outside [0, 1] is noticed at the end
  * (a dirty batch is rare and its results are discarded); a bad label at once, before it is
  * used as an index. */
@@ -578,6 +865,9 @@ static INLINE int K(scan_rows)(const scan_args_t *a, scan_t *r, const int f64, c
         if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) return -1;
         if (p64 && a->neg_log) /* the picks are in this core's cache now */
             K(math_loop)(picks, picks, m, f64 ? MATH_NEG_LOG : MATH_NEG_LOG_F32);
+        if (a->loss && !a->loss->after) /* likewise */
+            r->guarded += K(picked_loss)(a->loss, picks, m, p64 ? picks : NULL,
+                                         p64 ? NULL : (float *)picked + base, !f64);
     }
     int64_t outside = 0;
     for (int i = 0; i < L32; i++) outside |= outside32[i];

@@ -26,7 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streammetric import _kernels
-from streammetric._kernels import class_ranks, exact_sum, sparse_scan
+from streammetric._kernels import class_ranks, exact_sum, sparse_loss, sparse_scan
+from streammetric.conventions import GUARDS, Convention
 from streammetric.functional._ce_core import LOGITS_SUM_TOLERANCE
 from streammetric.functional._ce_fast import _margin
 
@@ -289,6 +290,187 @@ def test_sparse_scan_declines_what_it_cannot_read():
     assert sparse_scan(pred, labels[:3], out, None, 1e-3, 1e-2, 0) is None  # row mismatch
     assert sparse_scan(pred, labels, out[:3], None, 1e-3, 1e-2, 0) is None
     assert sparse_scan(pred.astype(np.float16), labels, out, None, 1e-3, 1e-2, 0) is None
+
+
+# --- sparse_loss --------------------------------------------------------------------------------
+
+#: every guard, and keras' renormalisation (a log-softmax after the guard), as conventions
+LOSS_CONVENTIONS = [
+    Convention("exact", "", out_of_range="invalid"),
+    Convention("torch", "", dtype="input"),
+    Convention("clip", "", eps=1e-7, guard="clip", dtype="input"),
+    Convention("add", "", eps=1e-12, guard="add", dtype="input"),
+    Convention("clip_add", "", eps=1e-3, guard="clip_add", dtype="input"),
+    Convention("floor", "", eps=1e-3, guard="floor", dtype="input"),
+    Convention("log_clamp", "", guard="log_clamp", log_floor=-5.0, dtype="input"),
+    Convention("keras", "", eps=1e-7, guard="clip", renormalize_sparse="after", dtype="input"),
+    Convention("after_none", "", renormalize_sparse="after", dtype="input"),
+    Convention("after_clamp", "", guard="log_clamp", log_floor=-3.0, renormalize_sparse="after"),
+    Convention(
+        "after_floor", "", eps=1e-2, guard="floor", renormalize_sparse="after", dtype="input"
+    ),
+]
+
+
+def _loss_args(conv: Convention, dtype: Any, kind: str = "categorical") -> tuple[Any, ...]:
+    compute = conv.compute_dtype(dtype)
+    eps = conv.eps_for(compute, kind=kind)
+    return (
+        GUARDS.index(conv.guard_for(kind)),
+        conv.renormalize_sparse == "after",
+        compute == np.float32,
+        float(eps),
+        float(1 - eps),
+        float(compute.type(conv.log_floor)),
+    )
+
+
+@pytest.mark.parametrize("conv", LOSS_CONVENTIONS, ids=lambda c: c.name)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("n", "k"),
+    [
+        (1, 1),
+        (3, 2),
+        (41, 7),
+        (300, 10),
+        (70, 16),
+        (260, 17),
+        (33, 64),
+        (40, 128),
+        (9, 129),
+        (5, 300),
+    ],
+)
+def test_sparse_loss_is_the_general_paths_loss(conv, dtype, n, k):
+    """Each row's loss, bit for bit, and the guard's count, as the general path computes them
+    (NumPy: its float32 log and exp, sums and log-softmax), and sparse_scan's counts; rows of up
+    to 128 values go column by column (in the scan's pass), longer ones row by row (after it),
+    and with ranks the log-softmax runs after the scan too."""
+    from streammetric.functional._ce_fast import float32_logs_agree
+    from streammetric.functional.losses import _general_terms
+
+    if conv.compute_dtype(dtype) == np.float32 and not float32_logs_agree():
+        pytest.skip("NumPy's float32 log and exp are not its AVX2/AVX-512 ones here")
+    rng = np.random.default_rng(n * 1000 + k)
+    pred = _probabilities(rng, n, k, dtype)
+    pred[n // 2 :: 3] *= dtype(1e-3)  # small values, which the guards change
+    labels = rng.integers(0, k, n)
+    tol = float(np.sqrt(np.finfo(dtype).eps))
+    scanned = sparse_scan(pred, labels, np.empty(n), None, tol, LOGITS_SUM_TOLERANCE, _margin(k))
+    general = _general_terms(labels, pred, conv, False, 0.0, None, None, -1, "categorical")
+    args = (None, tol, LOGITS_SUM_TOLERANCE, _margin(k))
+    for ranks in (None, np.full((n, 2), -1, dtype=np.int64)):
+        out = np.full(n, np.nan)
+        found = sparse_loss(pred, labels, out, *args, ranks, *_loss_args(conv, dtype))
+        assert found is not None
+        assert found[:4] == scanned[:4] and found[5] == scanned[4]
+        assert found[4] == general.diagnostics["num_guarded"]
+        assert out.tobytes() == general.numerator.tobytes()
+        if ranks is not None:
+            assert ranks.tolist() == _reference_ranks(pred, labels).tolist()
+    if conv.compute_dtype(dtype) == np.float32:  # and in float32, as class weights need it
+        out32 = np.full(n, np.nan, dtype=np.float32)
+        assert sparse_loss(pred, labels, out32, *args, None, *_loss_args(conv, dtype))
+        assert out32.astype(np.float64).tobytes() == general.numerator.tobytes()
+
+
+@pytest.mark.parametrize("after", [False, True])
+@pytest.mark.parametrize(
+    ("row", "label", "ignore"),
+    [
+        ([0.5, np.nan], 0, None),
+        ([1.5, -0.5], 0, None),
+        ([-0.0, 1.0], 1, None),
+        ([0.5, 0.5], 2, None),
+        ([0.5, 0.5], 1, 1),
+    ],
+)
+@pytest.mark.parametrize("position", [0, 19, 299])
+def test_sparse_loss_declines_dirty_batches(after, row, label, ignore, position):
+    pred = np.full((300, 2), 0.5, dtype=np.float32)
+    labels = np.zeros(300, dtype=np.int64)
+    pred[position], labels[position] = row, label
+    loss = (1, after, True, 1e-7, 1 - 1e-7, -100.0)
+    assert sparse_loss(pred, labels, np.empty(300), ignore, 1e-3, 0.1, 1e-12, None, *loss) is None
+
+
+def test_sparse_loss_declines_what_it_cannot_read():
+    pred, labels = np.full((4, 2), 0.5), np.zeros(4, dtype=np.int64)
+    loss32, loss64 = (0, False, True, 0.0, 1.0, -100.0), (0, False, False, 0.0, 1.0, -100.0)
+    args = (None, 1e-3, 0.1, 0.0, None)
+    assert sparse_loss(pred, labels, np.empty(4), *args, *loss32) is None  # float32 of float64
+    assert sparse_loss(pred, labels, np.empty(4, dtype=np.float32), *args, *loss64) is None
+    assert sparse_loss(pred, labels, np.empty(3), *args, *loss64) is None
+    assert sparse_loss(pred, labels.astype(np.int16), np.empty(4), *args, *loss64) is None
+    with pytest.raises(ValueError, match="guard"):
+        sparse_loss(pred, labels, np.empty(4), *args, 6, False, False, 0.0, 1.0, -100.0)
+    with pytest.raises(TypeError, match="14 arguments"):
+        sparse_loss(pred, labels, np.empty(4))
+
+
+# --- NumPy's float32 log and exp ----------------------------------------------------------------
+
+#: sha256 of log32 and exp32 of every 4099th float32 bit pattern (NaNs and infinities among
+#: them), as NumPy 2.4's AVX-512 loops give them: every instruction set on every machine must
+LOG32_FINGERPRINT = "38a1fdcb12e07530f035698960fa4edcbec9dbbac9a769448fdbf0dca7d759f5"
+EXP32_FINGERPRINT = "cbf5ac1dc9afeb6aafa73e83d6c9c9fdd8e64c1a363bf08332fcda2fe2441d28"
+
+
+def _float32_patterns(step: int) -> np.ndarray:
+    return np.arange(0, 2**32, step, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+
+def _kernel32(kernel: Any, values: np.ndarray) -> np.ndarray:
+    out = np.full_like(values, np.nan)
+    assert kernel(values, out)
+    return out
+
+
+def test_log32_and_exp32_give_the_same_bits_on_every_cpu():
+    values = _float32_patterns(4099)
+    assert _digest(values) == "fd3962e5470e01341ccaed230276c8853a5330a27789674925cd5f51d0fb4492"
+    assert _digest(_kernel32(_kernels.log32, values)) == LOG32_FINGERPRINT
+    assert _digest(_kernel32(_kernels.exp32, values)) == EXP32_FINGERPRINT
+
+
+def _numpy_has_its_float32_loops() -> bool:
+    """Whether NumPy's float32 log and exp run its AVX2/AVX-512 loops here (x86-64 with AVX2
+    and FMA, or AVX-512), not the C library's."""
+    import platform
+
+    from numpy._core._multiarray_umath import __cpu_features__ as features
+
+    return platform.machine().lower() in ("x86_64", "amd64") and bool(
+        features.get("AVX512F") or (features.get("AVX2") and features.get("FMA3"))
+    )
+
+
+def test_log32_and_exp32_are_numpys():
+    """NumPy's own float32 log and exp where it runs its AVX2/AVX-512 loops: the bits of 2**22
+    float32 values over the whole range here (every float32 was compared once, on AVX-512 and
+    AVX2: scripts/check_float32_math.py), so the float32 losses can be taken in the scan."""
+    from streammetric.functional._ce_fast import float32_logs_agree
+
+    if not _numpy_has_its_float32_loops():
+        assert not float32_logs_agree()  # the library checks too, and keeps NumPy's path
+        pytest.skip("NumPy calls the C library's float32 log and exp here")
+    assert float32_logs_agree()
+    values = np.concatenate(
+        [_float32_patterns(1021), np.float32([0, -0.0, np.inf, -np.inf, np.nan, 1, 2**-149])]
+    )
+    with np.errstate(all="ignore"):
+        for numpy_f, kernel in ((np.log, _kernels.log32), (np.exp, _kernels.exp32)):
+            expected = numpy_f(values)
+            assert _kernel32(kernel, values).tobytes() == expected.tobytes(), numpy_f.__name__
+
+
+def test_log32_and_exp32_take_float32_buffers_only():
+    x = np.ones(4, dtype=np.float32)
+    assert not _kernels.log32(x.astype(np.float64), np.empty(4, dtype=np.float32))
+    assert not _kernels.exp32(x, np.empty(3, dtype=np.float32))
+    assert not _kernels.exp32(x, np.empty(4))
+    assert _kernels.log32(x, x) and x.tolist() == [0.0] * 4  # in place
 
 
 # --- class_ranks --------------------------------------------------------------------------------

@@ -101,13 +101,14 @@ def _cross_entropy_update(
 ) -> LossTerms:
     """Per-row cross-entropy terms of one batch (see :class:`LossTerms`).
 
-    Clean batches of class indices and probabilities take a fast path that reads only the true
-    class's probability (:func:`_fast_sparse_terms`); it gives the same bits as the general one.
+    Clean batches of class indices and probabilities take a fast path, one pass in C that reads
+    only the true class's probability (the whole row under keras' renormalisation) and computes
+    the loss (:func:`_fast_sparse_terms`); it gives the same bits as the general one.
     With ``class_ranks``, that path also ranks the true classes (``LossTerms.ranks``).
     """
     conv = get_convention(convention)
     smoothing = inputs.check_label_smoothing(label_smoothing)
-    if not from_logits and smoothing == 0 and conv.renormalize_sparse == "never":
+    if not from_logits and smoothing == 0:
         fast = _fast_sparse_terms(
             y_true, y_pred, conv, class_weight, ignore_index, axis, kind, class_ranks
         )

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from scipy.special import log_expit, logsumexp, softmax, xlog1py, xlogy
 
 from streammetric._exceptions import ConfigError, InvalidInputError
-from streammetric.conventions import list_conventions
+from streammetric.conventions import Convention, list_conventions
 from streammetric.functional.losses import (
     DIAGNOSTIC_KEYS,
     LossTerms,
@@ -505,13 +505,17 @@ def _fast_and_general(labels, probs, convention, **options):
     return fast, general
 
 
-@pytest.mark.parametrize("convention", ["exact", "torch", "mxnet", "sklearn"])
+@pytest.mark.parametrize("convention", ["exact", "keras", "tf_keras", "torch", "mxnet", "sklearn"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["categorical", "perplexity"])
 @pytest.mark.parametrize("n", [71, 2000])  # the last rows are read apart from the rest
-def test_fast_path_equals_general_path(convention, dtype, kind, n):
+@pytest.mark.parametrize("k", [7, 130])  # keras' log-softmax: column by column, row by row
+def test_fast_path_equals_general_path(convention, dtype, kind, n, k):
+    from streammetric.functional._ce_fast import float32_logs_agree
+
+    if convention in ("keras", "tf_keras") and dtype == np.float32 and not float32_logs_agree():
+        pytest.skip("NumPy's float32 log and exp are not its AVX2/AVX-512 ones here")
     rng = np.random.default_rng(3)
-    k = 7
     probs = rng.random((n, k)).astype(dtype)
     probs /= probs.sum(axis=1, keepdims=True)
     probs[:50] = rng.random((50, k)).astype(dtype)  # not normalised, some look like scores
@@ -531,10 +535,66 @@ def test_fast_path_equals_general_path(convention, dtype, kind, n):
         assert fast.numerator.tobytes() == general.numerator.tobytes()
         assert fast.denominator.tobytes() == general.denominator.tobytes()
         assert fast.diagnostics == general.diagnostics
+        assert list(fast.diagnostics) == list(DIAGNOSTIC_KEYS)
+        assert (fast.row_diagnostics() == general.row_diagnostics()).all()
         assert (
             fast.diagnostics["num_true_prob_zero"] > 0
             and fast.diagnostics["num_not_normalized"] >= 50
         )
+
+
+#: user conventions: every guard with keras' log-softmax after it, and the float32 policy
+AFTER_CONVENTIONS = [
+    Convention("after_none", "", renormalize_sparse="after", dtype="input"),
+    Convention("after_add", "", eps=1e-3, guard="add", renormalize_sparse="after"),
+    Convention("after_clip_add", "", eps=1e-3, guard="clip_add", renormalize_sparse="after"),
+    Convention(
+        "after_floor", "", eps=0.05, guard="floor", renormalize_sparse="after", dtype="input"
+    ),
+    Convention("after_clamp", "", guard="log_clamp", log_floor=-4.0, renormalize_sparse="after"),
+    Convention("float32_clip", "", eps=1e-3, guard="clip", dtype="float32"),
+]
+
+
+@pytest.mark.parametrize("conv", AFTER_CONVENTIONS, ids=lambda c: c.name)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("class_ranks", [False, True])
+def test_fast_path_equals_general_path_under_user_conventions(conv, dtype, class_ranks):
+    from streammetric.functional._ce_fast import _fast_sparse_terms, float32_logs_agree
+    from streammetric.functional.losses import _general_terms
+
+    rng = np.random.default_rng(11)
+    probs = rng.random((300, 9)).astype(dtype)
+    probs /= probs.sum(axis=1, keepdims=True)
+    probs[::7] *= dtype(0.01)  # small values for the guards, rows far from summing to 1
+    probs[5] = 0
+    probs[5, 3] = 1
+    labels = rng.integers(0, 9, 300).astype(np.int32)
+    weights = rng.random(9) + 0.5
+    for class_weight in (None, weights):
+        fast = _fast_sparse_terms(
+            labels, probs, conv, class_weight, None, 1, "categorical", class_ranks
+        )
+        general = _general_terms(
+            labels, probs, conv, False, 0.0, class_weight, None, 1, "categorical"
+        )
+        compute = conv.compute_dtype(dtype)
+        if compute.itemsize < np.dtype(dtype).itemsize:
+            assert fast is None
+            continue
+        if (
+            compute == np.float32
+            and not float32_logs_agree()
+            and conv.renormalize_sparse == "after"
+        ):
+            assert fast is None
+            continue
+        assert fast is not None
+        assert fast.numerator.tobytes() == general.numerator.tobytes()
+        assert fast.denominator.tobytes() == general.denominator.tobytes()
+        assert fast.diagnostics == general.diagnostics
+        assert (fast.row_diagnostics() == general.row_diagnostics()).all()
+        assert (fast.ranks is not None) == class_ranks
 
 
 def test_fast_path_counts_rows_on_a_tolerance_edge_as_the_general_path():
