@@ -102,7 +102,8 @@ class ExactSum:
 
     def add(self, values: Any) -> None:
         """Add every value of an array-like (any shape; converted to float64)."""
-        units, pos_inf, neg_inf, nan = _sum(values)
+        result = _exact_sum(values) if type(values) is np.ndarray else None
+        units, pos_inf, neg_inf, nan = _sum(values) if result is None else result
         self._units += units
         if pos_inf or neg_inf or nan:
             self.num_pos_inf += pos_inf

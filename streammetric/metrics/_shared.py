@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["CLASS_RANKS", "computed", "memoized", "offer", "shared_batch", "wanted"]
+__all__ = ["CLASS_RANKS", "computed", "memoized", "offer", "shared_batch", "sharing", "wanted"]
 
 CLASS_RANKS = ("class_ranks",)  # int64 (n, 2) ranks of the true classes (see _class_ranks)
 
@@ -55,6 +55,12 @@ def shared_batch(wants: frozenset[Hashable] = frozenset()) -> Iterator[None]:
         yield
     finally:
         _MEMO.reset(token)
+
+
+def sharing() -> bool:
+    """Whether a ``shared_batch`` block is open (outside one, `memoized` is just ``compute()``
+    and `offer` does nothing: a lone metric's update can skip both)."""
+    return _MEMO.get() is not None
 
 
 def wanted(key: Hashable) -> bool:

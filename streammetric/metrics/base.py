@@ -260,12 +260,15 @@ class EvalMetric(_Locked):
     # -- the MXNet API -----------------------------------------------------------------------
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> EvalMetric:
         """Fold a batch (arrays, or lists of arrays paired element-wise) into the state."""
-        if sample_weight is None and type(labels) is np.ndarray and type(preds) is np.ndarray:
-            self._update_state(self._local, labels, preds, None)  # as_pairs' one pair, directly
+        with self._lock:  # taken here, not by a `_locked` wrapper: the hot path of small batches
+            if sample_weight is None and type(labels) is np.ndarray and type(preds) is np.ndarray:
+                self._update_state(self._local, labels, preds, None)  # as_pairs' one pair
+                return self
+            for label, pred, weight in as_pairs(labels, preds, sample_weight):
+                self._update_state(self._local, label, pred, weight)
             return self
-        for label, pred, weight in as_pairs(labels, preds, sample_weight):
-            self._update_state(self._local, label, pred, weight)
-        return self
+
+    update._streammetric_locked = True  # type: ignore[attr-defined]
 
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -607,6 +610,8 @@ _lock_methods(EvalMetric)
 
 
 def _num_rows(label: Any, pred: Any) -> int:
+    if type(pred) is np.ndarray and pred.ndim:
+        return pred.shape[0]
     for array in (pred, label):
         shape = getattr(array, "shape", None)
         if shape:

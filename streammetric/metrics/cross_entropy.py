@@ -41,13 +41,15 @@ from ..functional.losses import (
     LossTerms,
     _binary_cross_entropy_update,
     _cross_entropy_update,
+    _fast_sparse_terms,
+    _general_terms,
     _perplexity_update,
 )
 from ._options import check_bool, check_eps, check_int
-from ._shared import CLASS_RANKS, computed, memoized, offer, wanted
+from ._shared import CLASS_RANKS, computed, memoized, offer, sharing, wanted
 from .base import EvalMetric, State, ValueNote, outcome_of, plural
 from .registry import alias, register
-from .state import ROWS, GroupedState, Rowwise, Terms
+from .state import ROWS, GroupedState, Rowwise, Terms, zero_counts
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "NegativeLogLikelihood", "Perplexity"]
 
@@ -132,6 +134,12 @@ class _LossMetric(EvalMetric):
         """This batch's terms; shared with same-configured siblings of a composite update
         (e.g. ``ce``, ``nll_loss`` and ``perplexity`` compute them once)."""
         function, options, key = self._call_and_key
+        if not sharing():  # a lone update: nothing to share
+            sparse = self._sparse_arguments
+            if sparse is not None:  # the fast path of _cross_entropy_update, called directly
+                fast = _fast_sparse_terms(label, pred, *sparse)
+                return fast if fast is not None else _general_terms(label, pred, *self._general)
+            return function(label, pred, convention=self.convention, **options)
         arrays = (label, pred)
         if function is _cross_entropy_update and memoized(
             ("rank in the cross-entropy pass",),
@@ -151,6 +159,34 @@ class _LossMetric(EvalMetric):
         function, options = self._call()
         return function, options, (function.__name__, self.convention, _hashable(options))
 
+    @functools.cached_property
+    def _sparse_arguments(self) -> tuple[Any, ...] | None:
+        """``_fast_sparse_terms``'s arguments after the batch when the update is
+        ``_cross_entropy_update`` of probabilities without label smoothing (which then tries
+        that fast path first, and ``_general_terms`` with `_general` if it declines), else
+        None. Plain data, so the metric still pickles."""
+        function, options, _ = self._call_and_key
+        if (
+            function is not _cross_entropy_update
+            or not set(options) <= _SPARSE_OPTIONS
+            or options.get("from_logits", False)
+            or options.get("label_smoothing", 0.0) != 0.0
+        ):
+            return None
+        return (
+            self.convention,
+            options.get("class_weight"),
+            options.get("ignore_index"),
+            options.get("axis", -1),
+            "categorical",
+        )
+
+    @functools.cached_property
+    def _general(self) -> tuple[Any, ...]:
+        """``_general_terms``'s arguments after the batch (with `_sparse_arguments`)."""
+        conv, class_weight, ignore_index, axis, kind = self._sparse_arguments or ()
+        return (conv, False, 0.0, class_weight, ignore_index, axis, kind)
+
     def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
         """The functional update and its keyword arguments."""
         raise NotImplementedError
@@ -162,26 +198,26 @@ class _LossMetric(EvalMetric):
         diagnostics = terms.diagnostics
         if terms.invalid_reason is not None and self.on_invalid == "raise":
             raise terms.invalid_reason
-        numerator, denominator = terms.numerator, terms.denominator
-        per_row = _per_row(terms.batch_shape)
+        numerator, denominator, batch_shape = terms.numerator, terms.denominator, terms.batch_shape
+        per_row = _same if len(batch_shape) <= 1 else _per_row(batch_shape)
         if weight is not None:
-            row_weight = _ce_inputs.sample_weights(weight, terms.batch_shape)
+            row_weight = _ce_inputs.sample_weights(weight, batch_shape)
             numerator, denominator = numerator * row_weight, denominator * row_weight
-        counted = len(numerator) - diagnostics["num_ignored"] - diagnostics["num_invalid"]
+        invalid = diagnostics["num_invalid"]
+        all_count = not (diagnostics["num_ignored"] or invalid) and per_row is _same
         plain = weight is None and self._options.get("class_weight") is None
-        all_count = counted == len(numerator)
-        self.last_diagnostics = dict(diagnostics)
-        totals = np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
+        # a copy when a composite's siblings share the terms (a lone update's are its own)
+        self.last_diagnostics = dict(diagnostics) if sharing() else diagnostics
         row_diagnostics = terms.row_diagnostics
         assert row_diagnostics is not None
         return {
-            "sum_metric": per_row(numerator),
-            "sum_weight": ROWS
-            if plain and all_count and per_row is _same
-            else per_row(denominator),
-            "num_inst": ROWS if all_count and per_row is _same else per_row(_counted(terms)),
-            "num_invalid": per_row(terms.invalid) if diagnostics["num_invalid"] else None,
-            "diagnostics": Rowwise(totals, lambda: _row_sums(row_diagnostics(), terms.batch_shape)),
+            "sum_metric": numerator if per_row is _same else per_row(numerator),
+            "sum_weight": ROWS if plain and all_count else per_row(denominator),
+            "num_inst": ROWS if all_count else per_row(_counted(terms)),
+            "num_invalid": per_row(terms.invalid) if invalid else None,
+            "diagnostics": Rowwise(
+                _totals(diagnostics), lambda: _row_sums(row_diagnostics(), batch_shape)
+            ),
         }
 
     def _add_diagnostics(self, state: State, diagnostics: dict[str, int]) -> None:
@@ -358,6 +394,11 @@ class _LossMetric(EvalMetric):
         }
 
 
+#: the options of _cross_entropy_update that _LossMetric._sparse_arguments passes on
+_SPARSE_OPTIONS = frozenset(
+    {"from_logits", "label_smoothing", "class_weight", "ignore_index", "axis"}
+)
+
 #: checks of the options that take one kind of value (a bad one raises ConfigError)
 _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "eps": check_eps,
@@ -379,6 +420,16 @@ def _per_row(batch_shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]
         return _same
     rows = batch_shape[0]
     return lambda values: np.reshape(values, (rows, -1))
+
+
+_NO_DIAGNOSTICS = zero_counts(len(DIAGNOSTIC_KEYS))
+
+
+def _totals(diagnostics: dict[str, int]) -> np.ndarray:
+    """The counts in ``DIAGNOSTIC_KEYS`` order, int64 (`zero_counts` for a clean batch)."""
+    if not any(diagnostics.values()):
+        return _NO_DIAGNOSTICS
+    return np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
 
 
 def _counted(terms: LossTerms) -> np.ndarray:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -62,6 +62,7 @@ __all__ = [
     "fresh_state",
     "load_entry",
     "merge_states",
+    "zero_counts",
 ]
 
 State = dict[str, Any]
@@ -99,11 +100,11 @@ class At:
     size: int = 0
 
 
-@dataclass(frozen=True)
-class Rowwise:
+class Rowwise(NamedTuple):
     """A contribution known in ``total`` (what all the rows add together: an int, a (K,)
     vector, or an `ExactSum`) whose per-row form ``per_row()`` is computed only when a grouped
-    state needs it."""
+    state needs it. (A named tuple: one is made per batch, and it is cheaper to make than a
+    frozen dataclass.)"""
 
     total: Any
     per_row: Callable[[], Any]
@@ -123,6 +124,21 @@ class Spec:
 
 
 # -- one state ------------------------------------------------------------------------------
+
+
+_INT64 = np.dtype(np.int64)
+_ZERO_COUNTS: dict[int, np.ndarray] = {}
+
+
+def zero_counts(size: int) -> np.ndarray:
+    """A read-only int64 vector of ``size`` zeros, one per size: a batch that adds nothing to
+    a count vector (e.g. a clean batch's diagnostics, as a `Rowwise` total) can say so with it,
+    and `fold` and `GroupedState.add` recognise it without reading it."""
+    zeros = _ZERO_COUNTS.get(size)
+    if zeros is None:
+        zeros = _ZERO_COUNTS[size] = np.zeros(size, dtype=np.int64)
+        zeros.flags.writeable = False
+    return zeros
 
 
 def fresh(kind: str) -> Any:
@@ -175,17 +191,19 @@ def fold(state: State, specs: Mapping[str, Spec], terms: Terms, num_rows: int) -
         if term is None:
             continue
         kind = specs[name].kind
-        if isinstance(term, Rowwise):
+        if term is ROWS and kind == "sum":
+            state[name].add_count(num_rows)
+        elif term is ROWS and kind == "count":
+            state[name] += num_rows
+        elif isinstance(term, Rowwise):
             _add_total(state, name, kind, term.total)
         elif kind == "sum":
-            if term is ROWS:
-                state[name].add_count(num_rows)
+            if term.dtype.kind == "b":  # 0 or 1 each (hits): counted, the same exact sum
+                state[name].add_count(int(np.count_nonzero(term)))
             else:
                 state[name].add(term)
         elif kind == "count":
-            if term is ROWS:
-                state[name] += num_rows
-            elif term.dtype == bool:
+            if term.dtype.kind == "b":
                 state[name] += int(np.count_nonzero(term))
             else:
                 state[name] += int(term.sum(dtype=np.int64))
@@ -201,10 +219,13 @@ def _add_total(state: State, name: str, kind: str, total: Any) -> None:
     elif kind == "count":
         state[name] += int(total)
     elif kind == "counts":
-        total = np.asarray(total, dtype=np.int64)
-        if total.any() or state[name].size < total.size:
-            state[name] = _grow(state[name], total.size)
-            state[name][: total.size] += total
+        if type(total) is not np.ndarray or total.dtype is not _INT64:
+            total = np.asarray(total, dtype=np.int64)
+        size = total.shape[0]
+        if state[name].shape[0] < size:
+            state[name] = _grow(state[name], size)
+        if total is not _ZERO_COUNTS.get(size) and np.count_nonzero(total):
+            state[name][:size] += total
     else:
         state[name].merge(total)
 
@@ -548,6 +569,8 @@ def _as_units(ones: np.ndarray) -> Any:
 
 
 def _is_zero(total: Any) -> bool:
+    if type(total) is np.ndarray and total is _ZERO_COUNTS.get(total.shape[0]):
+        return True
     if isinstance(total, ExactSum):
         return total == ExactSum()
     if isinstance(total, GroupedExactSum):

@@ -15,7 +15,16 @@ import streammetric as sm
 from streammetric.accumulate import ExactSum
 from streammetric.engine import local
 from streammetric.io import reader
-from streammetric.metrics.state import ROWS, At, GroupedState, Rowwise, Spec, fold, fresh_state
+from streammetric.metrics.state import (
+    ROWS,
+    At,
+    GroupedState,
+    Rowwise,
+    Spec,
+    fold,
+    fresh_state,
+    zero_counts,
+)
 
 METRICS = ["ce", "acc", "top_k_accuracy:top_k=3", "perplexity", "nll_loss", "mae", "brier"]
 
@@ -171,6 +180,33 @@ def test_grouped_state_is_fold_per_group(rows, num_groups):
     fold(everything, SPECS, terms(np.ones(len(rows), dtype=bool)), len(rows))
     assert total["total"] == everything["total"] and total["rows"] == everything["rows"]
     assert isinstance(total["total"], ExactSum)
+
+
+def test_zero_counts_and_hits_fold_as_their_values():
+    """A clean batch says "nothing" with the shared read-only `zero_counts` (read by neither fold
+    nor the grouped state: its per-row form is never asked for), and 0/1 hits in a sum are
+    counted: the same states as any zero vector and the float sum of the hits."""
+    specs = {"diag": Spec("counts", size=3), "hits": Spec("sum"), "rows": Spec("count")}
+    zeros = zero_counts(3)
+    assert zeros is zero_counts(3) and not zeros.flags.writeable and zeros.tolist() == [0] * 3
+
+    def never() -> np.ndarray:
+        raise AssertionError("the per-row form of zero counts was asked for")
+
+    hits = np.array([True, False, True])
+    state = fresh_state(specs)
+    fold(state, specs, {"diag": Rowwise(zeros, never), "hits": hits, "rows": ROWS}, 3)
+    other = fresh_state(specs)
+    fold(other, specs, {"diag": Rowwise(np.zeros(3, np.int64), never), "hits": hits * 1.0}, 3)
+    assert state["diag"].tolist() == other["diag"].tolist() == [0, 0, 0]
+    assert state["hits"] == other["hits"] == ExactSum.from_values([1.0, 0.0, 1.0])
+    fold(state, specs, {"diag": Rowwise(np.array([1, 0, 2]), never), "hits": hits}, 3)
+    assert state["diag"].tolist() == [1, 0, 2] and state["hits"].value == 4.0
+    assert zeros.tolist() == [0, 0, 0]
+    grouped = GroupedState(specs)
+    grouped.add({"diag": Rowwise(zeros, never), "hits": hits}, np.array([0, 1, 1]), 2)
+    assert grouped.whole_vector("diag").tolist() == [[0, 0, 0], [0, 0, 0]]
+    assert grouped.state(1)["hits"].value == 1.0
 
 
 def test_merge_renumbers_groups():
