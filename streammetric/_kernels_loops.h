@@ -708,24 +708,26 @@ static double K(pairwise64)(const double *a, Py_ssize_t n) {
                     }                                                                       \
                     picks[i] = f64 ? p64[(base + i) * k + y] : (double)p32[(base + i) * k + y]; \
                 }                                                                           \
-                if (f64)                                                                    \
-                    for (Py_ssize_t j = 0; j < len; j++)                                    \
-                        outside |= ((const uint64_t *)p64)[base * k + j] > 0x3FF0000000000000ULL; \
-                else                                                                        \
-                    for (Py_ssize_t j = 0; j < len; j++)                                    \
-                        outside |= ((const uint32_t *)p32)[base * k + j] > 0x3F800000U;     \
             }                                                                               \
-            /* the block, column by column (or as it is) */                                 \
+            /* the block, column by column (or as it is); fused: the scan's checks and sums */ \
             const Py_ssize_t step = cols ? m : 1, stride = cols ? 1 : k;                    \
-            if (!cols)                                                                      \
+            if (!cols) {                                                                    \
                 for (Py_ssize_t j = 0; j < len; j++)                                        \
                     L[j] = f64 && !F32 ? (T)p64[base * k + j] : (T)p32[base * k + j];       \
-            else if (f64 && !F32)                                                           \
-                for (Py_ssize_t i = 0; i < m; i++)                                          \
-                    for (Py_ssize_t c = 0; c < k; c++) L[c * m + i] = (T)p64[(base + i) * k + c]; \
-            else                                                                            \
-                for (Py_ssize_t i = 0; i < m; i++)                                          \
-                    for (Py_ssize_t c = 0; c < k; c++) L[c * m + i] = (T)p32[(base + i) * k + c]; \
+            } else if (f64 && !F32) {                                                       \
+                for (Py_ssize_t c = 0; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) L[c * m + i] = (T)p64[(base + i) * k + c]; \
+                if (fused)                                                                  \
+                    for (Py_ssize_t j = 0; j < len; j++)                                    \
+                        outside |= ((const uint64_t *)p64)[base * k + j] > 0x3FF0000000000000ULL; \
+            } else {                                                                        \
+                for (Py_ssize_t c = 0; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) {                                    \
+                        const float v = p32[(base + i) * k + c];                            \
+                        L[c * m + i] = (T)v;                                                \
+                        if (fused) outside |= f32_to_bits(v) > 0x3F800000U;                 \
+                    }                                                                       \
+            }                                                                               \
             if (fused) {                                                                    \
                 for (Py_ssize_t i = 0; i < m; i++) sums[i] = (double)L[i];                  \
                 for (Py_ssize_t c = 1; c < k; c++)                                          \
