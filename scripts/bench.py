@@ -1,6 +1,7 @@
 """Benchmarks with ratios measured side by side in one run (these machines are shared and noisy).
 
     .venv/bin/python scripts/bench.py [--rows 8000000] [--runs 5] [--only eval,rss]
+    .venv/bin/python scripts/bench.py --only update --mxnet-python /path/to/mxnet/python
 
 * eval: ``streammetric eval -m ce`` (and five metrics at once) on an N-row x 10-class float32
   Parquet file (row groups of 128k rows) against the fastest pyarrow-only decode of the same
@@ -9,11 +10,16 @@
   --runs rounds; the ratio is eval rows/s over decode rows/s (goal >= 0.9 for one metric,
   >= 0.75 for five).
 * rss: peak RSS of ``eval`` (five metrics) on a 1M-row and a 6M-row file (goal: within 15%, < 600 MB).
-* update: ``CrossEntropy.update`` per row and per call for 64- and 65,536-row batches next to a
-  plain NumPy loop (the floor) and the peers (scikit-learn, torchmetrics, Keras, MXNet 1.9.1),
-  each measured by scripts/bench_peers.py under its own interpreter. ``--setup-peers`` first
-  creates .bench/venv-peers (torch 2.13.0 from this machine's disk, torchmetrics, keras, jax)
-  and .bench/venv-mxnet (numpy 1.23.5, mxnet 1.9.1); peers that are not installed are left out.
+* update: ``update`` per row, per call and in calls per second for 64- and 65,536-row batches:
+  ``CrossEntropy`` under each built-in convention and ``Accuracy``, next to a plain NumPy loop
+  (the floor) and the peers (scikit-learn, torchmetrics, Keras, MXNet 1.9.1's ``CrossEntropy``
+  and ``Accuracy``), each measured by scripts/bench_peers.py under its own interpreter, the
+  interpreters alternated in rounds (--update-rounds); the calls per second relative to MXNet's
+  same metric, with the goals (>= 2x at 64 rows, >= 1.2x at 65,536). ``--mxnet-python`` names
+  MXNet's interpreter (default .bench/venv-mxnet/bin/python); ``--update-base REV`` times that
+  revision's package in the same rounds (before/after). ``--setup-peers`` first creates
+  .bench/venv-peers (torch 2.13.0 from this machine's disk, torchmetrics, keras, jax) and
+  .bench/venv-mxnet (numpy 1.23.5, mxnet 1.9.1); peers that are not installed are left out.
 * groups: ``eval -m ce -m acc --by COL`` on a 4M-row file (--rows, if fewer) with string
   columns of 10, 1,000 and 100,000 distinct values and an integer one of 100,000, against the
   same command without ``--by``, whole processes writing the JSON result (goals >= 0.8, 0.7,
@@ -39,6 +45,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -253,24 +260,51 @@ def setup_peers(root: Path) -> None:
         )
 
 
-def bench_update(root: Path, rounds: int = 3) -> dict[str, dict[str, dict[str, float]]]:
-    """Each interpreter in turn, ``rounds`` times alternated; the median of each figure."""
-    script = Path(__file__).with_name("bench_peers.py")
-    interpreters = [PY] + [str(root / name / "bin" / "python") for name in PEER_VENVS]
-    samples: dict[str, dict[str, list[dict[str, float]]]] = {}
-    for _ in range(rounds):
-        for python in interpreters:
-            if not Path(python).exists():
-                continue
-            only = "numpy,streammetric" if python == PY else "torch,Keras,scikit,MXNet"
-            out = subprocess.run(
-                [python, str(script), "--only", only], capture_output=True, text=True
-            )
-            if out.returncode != 0 or not out.stdout.strip():
-                continue
-            for name, sizes in json.loads(out.stdout.strip().splitlines()[-1]).items():
-                for size, row in sizes.items():
-                    samples.setdefault(name, {}).setdefault(size, []).append(row)
+MXNET_CE, MXNET_ACC = "MXNet 1.9.1 mx.metric.CrossEntropy", "MXNet 1.9.1 mx.metric.Accuracy"
+#: update() goals against MXNet 1.9.1 (calls per second, ratio): at least this at each batch size
+UPDATE_GOALS = {"64": 2.0, "65536": 1.2}
+
+
+def bench_update(
+    root: Path,
+    rounds: int = 3,
+    mxnet_python: str | None = None,
+    base: str | None = None,
+    rows: int | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each interpreter in turn, ``rounds`` times alternated; the median of each figure. With
+    ``base`` (a revision), that revision's package is built in a temporary directory and timed
+    in the same rounds (its rows named "... (base)"). ``rows``: bench_peers.py's data (default
+    2**20 rows)."""
+    script = [str(Path(__file__).with_name("bench_peers.py"))]
+    if rows is not None:
+        script += ["--rows", str(rows)]
+    mxnet_python = mxnet_python or str(root / "venv-mxnet" / "bin" / "python")
+    peers_python = str(root / "venv-peers" / "bin" / "python")
+    runs: list[tuple[list[str], dict[str, str] | None, str | None]] = [
+        ([PY, *script, "--only", "numpy,streammetric"], None, None),
+        ([peers_python, *script, "--only", "torch,Keras,scikit"], None, None),
+        ([mxnet_python, *script, "--only", "MXNet"], None, None),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        if base is not None:
+            from eval_ab import package  # builds a revision's package (imports this module)
+
+            directory = package(base, Path(tmp) / "base")
+            only = ["--only", "streammetric", "--label", " (base)"]
+            base_env = {**os.environ, "PYTHONPATH": str(directory)}
+            runs.insert(1, ([PY, *script, *only], base_env, str(directory)))
+        samples: dict[str, dict[str, list[dict[str, float]]]] = {}
+        for _ in range(rounds):
+            for args, env, cwd in runs:
+                if not Path(args[0]).exists():
+                    continue
+                out = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd)
+                if out.returncode != 0 or not out.stdout.strip():
+                    continue
+                for name, sizes in json.loads(out.stdout.strip().splitlines()[-1]).items():
+                    for size, row in sizes.items():
+                        samples.setdefault(name, {}).setdefault(size, []).append(row)
     return {
         name: {
             size: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
@@ -278,6 +312,33 @@ def bench_update(root: Path, rounds: int = 3) -> dict[str, dict[str, dict[str, f
         }
         for name, sizes in samples.items()
     }
+
+
+def print_update(table: dict[str, dict[str, dict[str, float]]]) -> None:
+    """The update() table: per call and per row, calls per second, and the calls per second
+    against MXNet's same metric (CrossEntropy; Accuracy for accuracy), with the goals."""
+    print(
+        f"{'library':52s} {'batch':>6s} {'ns/row':>8s} {'us/call':>9s} {'calls/s':>10s}"
+        f" {'x MXNet':>8s} {'goal':>9s}"
+    )
+    for name, sizes in table.items():
+        peer = table.get(MXNET_ACC if "Accuracy" in name else MXNET_CE)
+        for size, row in sizes.items():
+            versus, goal = "       -", ""
+            if peer and size in peer:
+                ratio = peer[size]["us_per_call"] / row["us_per_call"]
+                versus = f"{ratio:8.2f}"
+                wanted = UPDATE_GOALS.get(size)
+                if name.startswith("streammetric") and "(base)" not in name and wanted:
+                    goal = f">={wanted:g} " + ("met" if ratio >= wanted else "NOT")
+            print(
+                f"{name:52s} {size:>6s} {row['ns_per_row']:8.1f} {row['us_per_call']:9.2f}"
+                f" {1e6 / row['us_per_call']:10,.0f} {versus} {goal:>9s}"
+            )
+    print(
+        "(x MXNet: calls per second relative to MXNet 1.9.1's CrossEntropy, or Accuracy for"
+        " accuracy; above 1 is faster)"
+    )
 
 
 def bench_dask(directory: Path) -> dict[int, float]:
@@ -450,6 +511,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", default="eval,groups,rss,update,dask,kernels,pipeline")
     parser.add_argument("--setup-peers", action="store_true", help="create the peers' venvs first")
+    parser.add_argument(
+        "--mxnet-python",
+        help="the interpreter with MXNet 1.9.1 for the update section "
+        "(default: .bench/venv-mxnet/bin/python)",
+    )
+    parser.add_argument(
+        "--update-rounds", type=int, default=3, help="alternated rounds of the update section"
+    )
+    parser.add_argument(
+        "--update-base", help="a revision whose update() is timed in the same rounds (before/after)"
+    )
+    parser.add_argument("--update-rows", type=int, help="rows of the update section's data")
     args = parser.parse_args()
     directory = data_directory()
     peers_root = Path(__file__).resolve().parents[1] / ".bench"
@@ -503,22 +576,14 @@ def main() -> None:
         print(f"{'6M / 1M':28s} {results[1][1] / results[0][1]:10.2f}")
     if "update" in parts:
         print(
-            "\n## CrossEntropy update(): 10-class float32 probabilities, median of 3 alternated rounds"
+            f"\n## update(): 10-class float32 probabilities, int64 labels, median of "
+            f"{args.update_rounds} alternated rounds (goal vs MXNet 1.9.1: >= 2x the calls/s at 64 "
+            "rows, >= 1.2x at 65,536)"
         )
-        table = bench_update(peers_root)
-        mxnet = table.get("MXNet 1.9.1 mx.metric.CrossEntropy")
-        print(f"{'library':40s} {'batch':>6s} {'ns/row':>9s} {'us/call':>10s} {'vs MXNet':>9s}")
-        for name, sizes in table.items():
-            for size, row in sizes.items():
-                versus = (
-                    f"{row['us_per_call'] / mxnet[size]['us_per_call']:9.2f}"
-                    if mxnet
-                    else "        -"
-                )
-                print(
-                    f"{name:40s} {size:>6s} {row['ns_per_row']:9.1f} {row['us_per_call']:10.1f} {versus}"
-                )
-        print("(vs MXNet: time per call relative to MXNet 1.9.1's; below 1 is faster)")
+        table = bench_update(
+            peers_root, args.update_rounds, args.mxnet_python, args.update_base, args.update_rows
+        )
+        print_update(table)
     if "dask" in parts:
         print("\n## Dask engine, 4 files x 1M rows, ce + acc (cluster start excluded)")
         for workers, seconds in bench_dask(directory).items():

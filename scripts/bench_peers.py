@@ -1,18 +1,21 @@
-"""update() throughput of streaming cross-entropy in streammetric and the peers a user would use.
+"""update() throughput of streaming metrics in streammetric and the peers a user would use.
 
 Run by scripts/bench.py under each interpreter (the project's .venv, and the peers' venvs in
 .bench/), it prints one JSON object: {library: {batch_size: {"ns_per_row", "us_per_call",
 "value"}}}. Only libraries importable by this interpreter are measured. Every library sees the
 same data (PCG64 streams are stable across NumPy versions): 10-class float32 probabilities and
 int64 labels, in batches of 64 and 65,536 rows, converted to the library's array type *before*
-timing (users hold their arrays already).
+timing (users hold their arrays already). streammetric's ``CrossEntropy`` is timed under each
+built-in convention, and ``Accuracy`` too, against MXNet 1.9.1's ``CrossEntropy`` and
+``Accuracy``.
 
-Usage: python scripts/bench_peers.py [--rows 1048576] [--only a,b]
+Usage: python scripts/bench_peers.py [--rows 1048576] [--only a,b] [--label SUFFIX]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -65,18 +68,45 @@ def numpy_floor(labels, probs, size):  # the floor: a plain NumPy loop, float ru
     return make, lambda: state["sum"] / state["n"]
 
 
+def streammetric_metric(create):
+    """A library entry timing ``create()``'s update (a streammetric metric)."""
+
+    def setup(labels, probs, size):
+        count = min(len(labels) // size, 4096)
+        ys = [labels[i * size : (i + 1) * size] for i in range(count)]  # as MXNet's: made before
+        ps = [probs[i * size : (i + 1) * size] for i in range(count)]
+        holder = {}
+
+        def make():
+            metric = holder["m"] = create()
+            return lambda i: metric.update(ys[i], ps[i])
+
+        return make, lambda: holder["m"].get()[1]
+
+    return setup
+
+
 def streammetric_ce(labels, probs, size):
     import streammetric as sm
 
-    holder = {}
+    return streammetric_metric(sm.CrossEntropy)(labels, probs, size)
 
-    def make():
-        metric = holder["m"] = sm.CrossEntropy()
-        return lambda i: metric.update(
-            labels[i * size : (i + 1) * size], probs[i * size : (i + 1) * size]
-        )
 
-    return make, lambda: holder["m"].get()[1]
+def streammetric_entries() -> dict:
+    """CrossEntropy under each built-in convention but exact (timed above) and Accuracy, when
+    streammetric is importable here."""
+    try:
+        import streammetric as sm
+        from streammetric.conventions import list_conventions
+    except ImportError:
+        return {}
+    entries = {}
+    for name in list_conventions()[:6]:  # the built-ins
+        if name != "exact":
+            create = functools.partial(sm.CrossEntropy, convention=name)
+            entries[f"streammetric CrossEntropy convention={name}"] = streammetric_metric(create)
+    entries["streammetric Accuracy"] = streammetric_metric(sm.Accuracy)
+    return entries
 
 
 def sklearn_log_loss(labels, probs, size):  # not streaming: one call on everything seen
@@ -133,19 +163,23 @@ def keras_metric(labels, probs, size):
     return make, lambda: float(holder["m"].result())
 
 
-def mxnet_metric(labels, probs, size):
+def mxnet_metric(labels, probs, size, name="CrossEntropy"):
     import mxnet as mx
 
-    count = len(labels) // size
+    count = min(len(labels) // size, 4096)
     ys = [mx.nd.array(labels[i * size : (i + 1) * size]) for i in range(count)]
     ps = [mx.nd.array(probs[i * size : (i + 1) * size]) for i in range(count)]
     holder = {}
 
     def make():
-        metric = holder["m"] = mx.metric.CrossEntropy()
+        metric = holder["m"] = getattr(mx.metric, name)()
         return lambda i: metric.update([ys[i]], [ps[i]])
 
     return make, lambda: holder["m"].get()[1]
+
+
+def mxnet_accuracy(labels, probs, size):
+    return mxnet_metric(labels, probs, size, "Accuracy")
 
 
 LIBRARIES = {
@@ -155,6 +189,7 @@ LIBRARIES = {
     "torchmetrics MeanMetric(nll_loss)": torchmetrics_mean,
     "Keras SparseCategoricalCrossentropy": keras_metric,
     "MXNet 1.9.1 mx.metric.CrossEntropy": mxnet_metric,
+    "MXNet 1.9.1 mx.metric.Accuracy": mxnet_accuracy,
 }
 
 
@@ -162,11 +197,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1 << 20)
     parser.add_argument("--only", default="")
+    parser.add_argument("--label", default="", help="appended to streammetric's names")
     args = parser.parse_args()
     labels, probs = make_data(args.rows)
     wanted = set(filter(None, args.only.split(",")))
     out: dict[str, dict[int, dict[str, float]]] = {}
-    for name, setup in LIBRARIES.items():
+    libraries = dict(LIBRARIES)
+    if not wanted or any("streammetric" in w for w in wanted):
+        libraries.update(streammetric_entries())
+    for name, setup in libraries.items():
         if wanted and not any(w in name for w in wanted):
             continue
         try:
@@ -183,7 +222,7 @@ def main() -> None:
                 }
         except ImportError:
             continue
-        out[name] = results
+        out[f"{name}{args.label}" if name.startswith("streammetric") else name] = results
     print(json.dumps(out))
 
 

@@ -561,51 +561,67 @@ static INLINE double K(guard_log64)(double p, const int guard, double eps, doubl
     return log_f64(g);
 }
 
-/* -log of m true-class probabilities `picks` (float64 holding values of the arithmetic's
- * dtype; float32 values with `f32in`) under a guard, to o64 (float64; it may be picks) or o32
- * (float32); the number the guard changed. */
-static INLINE Py_ssize_t K(picked_loss_g)(const loss_t *loss, const double *picks, Py_ssize_t m,
-                                          double *o64, float *o32, const int guard) {
-    Py_ssize_t changed = 0;
-    if (loss->f32) {
-        const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
-        if (o64) {
-            for (Py_ssize_t j = 0; j < m; j++) {
-                int32_t ch;
-                o64[j] = (double)-K(guard_log32)((float)picks[j], guard, eps, hi, floor, &ch);
-                changed += ch;
-            }
-        } else {
-            for (Py_ssize_t j = 0; j < m; j++) {
-                int32_t ch;
-                o32[j] = -K(guard_log32)((float)picks[j], guard, eps, hi, floor, &ch);
-                changed += ch;
-            }
-        }
-    } else {
-        for (Py_ssize_t j = 0; j < m; j++) {
-            int32_t ch;
-            o64[j] = -K(guard_log64)(picks[j], guard, loss->eps, loss->hi, loss->floor, &ch);
-            changed += ch;
-        }
+/* x[i] = the guarded log of probability x[i], for i < n, in place; the number of values the
+ * guard changed. One vector loop per guard (the guard a constant in each). */
+#define K_GUARD_LOGS(T, GUARD_LOG, EPS, HI, FLOOR)                                            \
+    do {                                                                                    \
+        switch (loss->guard) {                                                              \
+        case GUARD_NONE: K_GUARD_LOOP(T, GUARD_LOG, GUARD_NONE, EPS, HI, FLOOR); break;     \
+        case GUARD_CLIP: K_GUARD_LOOP(T, GUARD_LOG, GUARD_CLIP, EPS, HI, FLOOR); break;     \
+        case GUARD_ADD: K_GUARD_LOOP(T, GUARD_LOG, GUARD_ADD, EPS, HI, FLOOR); break;       \
+        case GUARD_CLIP_ADD: K_GUARD_LOOP(T, GUARD_LOG, GUARD_CLIP_ADD, EPS, HI, FLOOR); break; \
+        case GUARD_FLOOR: K_GUARD_LOOP(T, GUARD_LOG, GUARD_FLOOR, EPS, HI, FLOOR); break;   \
+        default: K_GUARD_LOOP(T, GUARD_LOG, GUARD_LOG_CLAMP, EPS, HI, FLOOR);               \
+        }                                                                                   \
+    } while (0)
+#define K_GUARD_LOOP(T, GUARD_LOG, GUARD, EPS, HI, FLOOR)                                    \
+    for (Py_ssize_t i = 0; i < n; i++) {                                                    \
+        int32_t ch;                                                                         \
+        x[i] = GUARD_LOG(x[i], GUARD, EPS, HI, FLOOR, &ch);                                 \
+        changed += ch;                                                                      \
     }
+__attribute__((noinline)) static Py_ssize_t K(guard_logs32)(float *x, Py_ssize_t n,
+                                                            const loss_t *loss) {
+    const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
+    Py_ssize_t changed = 0;
+    K_GUARD_LOGS(float, K(guard_log32), eps, hi, floor);
     return changed;
 }
+__attribute__((noinline)) static Py_ssize_t K(guard_logs64)(double *x, Py_ssize_t n,
+                                                            const loss_t *loss) {
+    const double eps = loss->eps, hi = loss->hi, floor = loss->floor;
+    Py_ssize_t changed = 0;
+    K_GUARD_LOGS(double, K(guard_log64), eps, hi, floor);
+    return changed;
+}
+#undef K_GUARD_LOGS
+#undef K_GUARD_LOOP
 
+/* -log of m <= CHUNK true-class probabilities `picks` (float64 holding values of the
+ * arithmetic's dtype; float32 values with `f32in`) under the loss's guard, to o64 (float64; it
+ * may be picks) or o32 (float32); the number the guard changed. */
 static Py_ssize_t K(picked_loss)(const loss_t *loss, const double *picks, Py_ssize_t m,
                                  double *o64, float *o32, const int f32in) {
     if (loss->guard == GUARD_NONE && !loss->f32 && o64 == picks) { /* -log_f64: math_loop's */
         K(math_loop)(picks, o64, m, f32in ? MATH_NEG_LOG_F32 : MATH_NEG_LOG);
         return 0;
     }
-    switch (loss->guard) {
-    case GUARD_NONE: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_NONE);
-    case GUARD_CLIP: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_CLIP);
-    case GUARD_ADD: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_ADD);
-    case GUARD_CLIP_ADD: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_CLIP_ADD);
-    case GUARD_FLOOR: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_FLOOR);
-    default: return K(picked_loss_g)(loss, picks, m, o64, o32, GUARD_LOG_CLAMP);
+    Py_ssize_t changed;
+    if (loss->f32) {
+        float x[CHUNK];
+        for (Py_ssize_t j = 0; j < m; j++) x[j] = (float)picks[j];
+        changed = K(guard_logs32)(x, m, loss);
+        if (o64)
+            for (Py_ssize_t j = 0; j < m; j++) o64[j] = (double)-x[j];
+        else
+            for (Py_ssize_t j = 0; j < m; j++) o32[j] = -x[j];
+    } else {
+        double x[CHUNK];
+        for (Py_ssize_t j = 0; j < m; j++) x[j] = picks[j];
+        changed = K(guard_logs64)(x, m, loss);
+        for (Py_ssize_t j = 0; j < m; j++) o64[j] = -x[j];
     }
+    return changed;
 }
 
 /* NumPy's sum of n values (np.add.reduce of a contiguous row: pairwise_sum in
@@ -654,263 +670,140 @@ static double K(pairwise64)(const double *a, Py_ssize_t n) {
 }
 
 /* The loss of every row with a log-softmax after the guard (keras' renormalisation of class
- * indices), as categorical_rows and log_softmax compute it: L = guarded log of each value,
- * shift = the row's max (0 if not finite), S = L - shift, loss = -(S[y] - log(0 + sum(exp(S)))).
- * Blocks of rows of at most AFTER_BLOCK values: the logs and exps of a block in one vector loop
- * each, the rows' max and sums row by row. float32 rows in float32 (f32) or float64. */
-static INLINE Py_ssize_t K(after_rows_g)(const scan_args_t *a, void *buf, void *row_s,
-                                         void *row_t, Py_ssize_t rows, const int guard,
-                                         const int f32, const int f64) {
-    const loss_t *loss = a->loss;
-    const Py_ssize_t n = a->n, k = a->k;
-    const int l64 = a->labels_i64;
-    double *const o64 = a->picked_f64 ? (double *)a->picked : NULL;
-    float *const o32 = a->picked_f64 ? NULL : (float *)a->picked;
-    Py_ssize_t changed = 0;
-    for (Py_ssize_t base = 0; base < n; base += rows) {
-        const Py_ssize_t m = n - base < rows ? n - base : rows, len = m * k;
-        if (f32) {
-            const float *p = (const float *)a->pred + base * k;
-            float *L = buf, *S = row_s, *T = row_t;
-            const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
-            for (Py_ssize_t j = 0; j < len; j++) {
-                int32_t ch;
-                L[j] = K(guard_log32)(p[j], guard, eps, hi, floor, &ch);
-                changed += ch;
-            }
-            for (Py_ssize_t i = 0; i < m; i++) {
-                float *row = L + i * k, top = row[0];
-                for (Py_ssize_t c = 1; c < k; c++) top = row[c] > top ? row[c] : top;
-                if (!__builtin_isfinite(top)) top = 0.0f;
-                for (Py_ssize_t c = 0; c < k; c++) row[c] = row[c] - top;
-                S[i] = row[label_at(a->labels, l64, base + i)];
-            }
-            for (Py_ssize_t j = 0; j < len; j++) L[j] = exp_f32np(L[j]);
-            for (Py_ssize_t i = 0; i < m; i++) T[i] = 0.0f + K(pairwise32)(L + i * k, k);
-            for (Py_ssize_t i = 0; i < m; i++) T[i] = log_f32np(T[i]);
-            if (o64)
-                for (Py_ssize_t i = 0; i < m; i++) o64[base + i] = (double)-(S[i] - T[i]);
-            else
-                for (Py_ssize_t i = 0; i < m; i++) o32[base + i] = -(S[i] - T[i]);
-        } else {
-            double *L = buf, *S = row_s, *T = row_t;
-            for (Py_ssize_t j = 0; j < len; j++) {
-                int32_t ch;
-                const double p = f64 ? ((const double *)a->pred)[base * k + j]
-                                     : (double)((const float *)a->pred)[base * k + j];
-                L[j] = K(guard_log64)(p, guard, loss->eps, loss->hi, loss->floor, &ch);
-                changed += ch;
-            }
-            for (Py_ssize_t i = 0; i < m; i++) {
-                double *row = L + i * k, top = row[0];
-                for (Py_ssize_t c = 1; c < k; c++) top = row[c] > top ? row[c] : top;
-                if (!__builtin_isfinite(top)) top = 0.0;
-                for (Py_ssize_t c = 0; c < k; c++) row[c] = row[c] - top;
-                S[i] = row[label_at(a->labels, l64, base + i)];
-            }
-            for (Py_ssize_t j = 0; j < len; j++) L[j] = exp_f64(L[j]);
-            for (Py_ssize_t i = 0; i < m; i++) T[i] = 0.0 + K(pairwise64)(L + i * k, k);
-            for (Py_ssize_t i = 0; i < m; i++) T[i] = log_f64(T[i]);
-            for (Py_ssize_t i = 0; i < m; i++) o64[base + i] = -(S[i] - T[i]);
-        }
-    }
-    return changed;
-}
-
-/* after_rows for rows of at most 128 values, a block of m <= CHUNK rows at a time held column
- * by column (value c of row i at c m + i), so that every step runs along the rows in vectors:
- * the rows' max, and the 8 running sums of NumPy's pairwise sum of a row (one block of 8 up to
- * 128 values), for the m rows at once. The same arithmetic in the same order as after_rows.
- * With `fused` (a constant) it is also the scan (sparse_scan's checks and counts, without
- * ranks: the rows' float64 sums column by column, within `margin` of any order's), so the batch
- * is read once: 1 clean, 0 not (the losses are then unspecified), -1 out of memory.
- * `L`: m k values; `S`, `R`: m; `tmp`: 9 m; `sums`, `picks`: CHUNK doubles. */
-#define K_AFTER_COLS(T, LOG, EXP, GUARD_LOG, ZERO)                                            \
-    for (Py_ssize_t base = 0; base < n; base += rows) {                                     \
-        const Py_ssize_t m = n - base < rows ? n - base : rows, len = m * k;                \
-        if (fused) {                                                                        \
-            for (Py_ssize_t i = 0; i < m; i++) {                                            \
-                const int64_t y = label_at(a->labels, l64, base + i);                       \
-                if ((uint64_t)y >= (uint64_t)k || y == a->ignore) return 0;                 \
-                picks[i] = f64 ? p64[(base + i) * k + y] : (double)p32[(base + i) * k + y]; \
+ * indices), as categorical_rows and log_softmax compute it: L = the guarded log of each value,
+ * shift = the row's max (0 if not finite), S = L - shift, loss = -(S[y] - log(0 + sum(exp(S)))),
+ * float32 (NumPy's float32 log and exp) or float64, in blocks of m rows.
+ *
+ * Rows of at most 128 values are held column by column (value c of row i at c m + i, m <= CHUNK)
+ * so that every step runs along the rows in vectors: the rows' max, and the 8 running sums of
+ * NumPy's pairwise sum of a row (one block of 8 up to 128 values), for the m rows at once. With
+ * `fused` it is also the scan (sparse_scan's checks and counts, without ranks; the rows' float64
+ * sums are taken column by column, within `margin` of any order's), so the batch is read once.
+ * Longer rows go row by row (after a scan). The same arithmetic in the same order either way.
+ * 1 clean, 0 not (the losses are then unspecified), -1 out of memory. */
+#define K_AFTER(T, F32, LOG, EXP, GUARD_LOGS, PAIRWISE, ZERO)                                  \
+    do {                                                                                    \
+        const Py_ssize_t n = a->n, k = a->k, cols = k <= 128;                                 \
+        Py_ssize_t rows = cols ? (AFTER_BLOCK / k < CHUNK ? AFTER_BLOCK / k : CHUNK)          \
+                               : (k >= AFTER_BLOCK ? 1 : AFTER_BLOCK / k);                  \
+        rows = n < rows ? (n > 0 ? n : 1) : rows;                                           \
+        T *L = malloc((size_t)(rows * k + 11 * rows) * sizeof(T) + 2 * CHUNK * sizeof(double)); \
+        if (!L) return -1;                                                                  \
+        T *S = L + rows * k, *R = S + rows, *top = R + rows, *sum8 = top + rows;            \
+        double *sums = (double *)(sum8 + 8 * rows), *picks = sums + CHUNK;                  \
+        const double margin = a->margin, low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;   \
+        const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;                     \
+        const int l64 = a->labels_i64, f64 = a->pred_f64;                                   \
+        const float *const p32 = (const float *)a->pred;                                    \
+        const double *const p64 = (const double *)a->pred;                                  \
+        int outside = 0;                                                                    \
+        for (Py_ssize_t base = 0; base < n; base += rows) {                                 \
+            const Py_ssize_t m = n - base < rows ? n - base : rows, len = m * k;            \
+            if (fused) {                                                                    \
+                for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                    const int64_t y = label_at(a->labels, l64, base + i);                   \
+                    if ((uint64_t)y >= (uint64_t)k || y == a->ignore) {                     \
+                        free(L);                                                            \
+                        return 0;                                                           \
+                    }                                                                       \
+                    picks[i] = f64 ? p64[(base + i) * k + y] : (double)p32[(base + i) * k + y]; \
+                }                                                                           \
             }                                                                               \
-        }                                                                                   \
-        if (f64) {                                                                          \
-            const double *p = p64 + base * k;                                               \
-            if (fused)                                                                      \
+            /* the block, column by column (or as it is); fused: the scan's checks and sums */ \
+            const Py_ssize_t step = cols ? m : 1, stride = cols ? 1 : k;                    \
+            if (!cols) {                                                                    \
                 for (Py_ssize_t j = 0; j < len; j++)                                        \
-                    outside |= ((const uint64_t *)p)[j] > 0x3FF0000000000000ULL;            \
+                    L[j] = f64 && !F32 ? (T)p64[base * k + j] : (T)p32[base * k + j];       \
+            } else if (f64 && !F32) {                                                       \
+                for (Py_ssize_t c = 0; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) L[c * m + i] = (T)p64[(base + i) * k + c]; \
+                if (fused)                                                                  \
+                    for (Py_ssize_t j = 0; j < len; j++)                                    \
+                        outside |= ((const uint64_t *)p64)[base * k + j] > 0x3FF0000000000000ULL; \
+            } else {                                                                        \
+                for (Py_ssize_t c = 0; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) {                                    \
+                        const float v = p32[(base + i) * k + c];                            \
+                        L[c * m + i] = (T)v;                                                \
+                        if (fused) outside |= f32_to_bits(v) > 0x3F800000U;                 \
+                    }                                                                       \
+            }                                                                               \
+            if (fused) {                                                                    \
+                for (Py_ssize_t i = 0; i < m; i++) sums[i] = (double)L[i];                  \
+                for (Py_ssize_t c = 1; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) sums[i] += (double)L[c * m + i];     \
+                if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) {           \
+                    free(L);                                                                \
+                    return -1;                                                              \
+                }                                                                           \
+            }                                                                               \
+            r->guarded += GUARD_LOGS(L, len, a->loss);                                      \
+            if (cols) {                                                                     \
+                for (Py_ssize_t i = 0; i < m; i++) top[i] = L[i];                           \
+                for (Py_ssize_t c = 1; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++)                                      \
+                        top[i] = L[c * m + i] > top[i] ? L[c * m + i] : top[i];             \
+            } else {                                                                        \
+                for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                    T best = L[i * k];                                                      \
+                    for (Py_ssize_t c = 1; c < k; c++)                                      \
+                        best = L[i * k + c] > best ? L[i * k + c] : best;                   \
+                    top[i] = best;                                                          \
+                }                                                                           \
+            }                                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) top[i] = __builtin_isfinite(top[i]) ? top[i] : ZERO; \
+            if (cols)                                                                       \
+                for (Py_ssize_t c = 0; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) L[c * m + i] = L[c * m + i] - top[i]; \
+            else                                                                            \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    for (Py_ssize_t c = 0; c < k; c++) L[i * k + c] = L[i * k + c] - top[i]; \
             for (Py_ssize_t i = 0; i < m; i++)                                              \
-                for (Py_ssize_t c = 0; c < k; c++) L[c * m + i] = (T)p[i * k + c];          \
-        } else {                                                                            \
-            const float *p = p32 + base * k;                                                \
-            if (fused)                                                                      \
-                for (Py_ssize_t j = 0; j < len; j++)                                        \
-                    outside |= ((const uint32_t *)p)[j] > 0x3F800000U;                      \
-            for (Py_ssize_t i = 0; i < m; i++)                                              \
-                for (Py_ssize_t c = 0; c < k; c++) L[c * m + i] = (T)p[i * k + c];          \
+                S[i] = L[label_at(a->labels, l64, base + i) * step + i * stride];           \
+            for (Py_ssize_t j = 0; j < len; j++) L[j] = EXP(L[j]);                          \
+            if (!cols) {                                                                    \
+                for (Py_ssize_t i = 0; i < m; i++) R[i] = PAIRWISE(L + i * k, k);           \
+            } else if (k < 8) {                                                             \
+                for (Py_ssize_t i = 0; i < m; i++) R[i] = -ZERO;                            \
+                for (Py_ssize_t c = 0; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                \
+            } else {                                                                        \
+                for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] = L[j];                      \
+                Py_ssize_t c = 8;                                                           \
+                for (; c < k - (k % 8); c += 8)                                             \
+                    for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] += L[c * m + j];         \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    R[i] = ((sum8[i] + sum8[m + i]) + (sum8[2 * m + i] + sum8[3 * m + i])) + \
+                           ((sum8[4 * m + i] + sum8[5 * m + i]) +                           \
+                            (sum8[6 * m + i] + sum8[7 * m + i]));                           \
+                for (; c < k; c++)                                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                \
+            }                                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) R[i] = LOG(ZERO + R[i]);                     \
+            if (a->picked_f64)                                                              \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    ((double *)a->picked)[base + i] = (double)-(S[i] - R[i]);               \
+            else                                                                            \
+                for (Py_ssize_t i = 0; i < m; i++)                                          \
+                    ((float *)a->picked)[base + i] = (float)-(S[i] - R[i]);                 \
         }                                                                                   \
-        if (fused) {                                                                        \
-            for (Py_ssize_t i = 0; i < m; i++) sums[i] = (double)L[i];                      \
-            for (Py_ssize_t c = 1; c < k; c++)                                              \
-                for (Py_ssize_t i = 0; i < m; i++) sums[i] += (double)L[c * m + i];         \
-            if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) return -1;      \
-        }                                                                                   \
-        for (Py_ssize_t j = 0; j < len; j++) {                                              \
-            int32_t ch;                                                                     \
-            L[j] = GUARD_LOG(L[j], guard, eps, hi, floor, &ch);                             \
-            changed += ch;                                                                  \
-        }                                                                                   \
-        for (Py_ssize_t i = 0; i < m; i++) top[i] = L[i];                                   \
-        for (Py_ssize_t c = 1; c < k; c++)                                                  \
-            for (Py_ssize_t i = 0; i < m; i++)                                              \
-                top[i] = L[c * m + i] > top[i] ? L[c * m + i] : top[i];                     \
-        for (Py_ssize_t i = 0; i < m; i++) top[i] = __builtin_isfinite(top[i]) ? top[i] : ZERO; \
-        for (Py_ssize_t c = 0; c < k; c++)                                                  \
-            for (Py_ssize_t i = 0; i < m; i++) L[c * m + i] = L[c * m + i] - top[i];        \
-        for (Py_ssize_t i = 0; i < m; i++) S[i] = L[label_at(a->labels, l64, base + i) * m + i]; \
-        for (Py_ssize_t j = 0; j < len; j++) L[j] = EXP(L[j]);                              \
-        if (k < 8) {                                                                        \
-            for (Py_ssize_t i = 0; i < m; i++) R[i] = -ZERO;                                \
-            for (Py_ssize_t c = 0; c < k; c++)                                              \
-                for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                    \
-        } else {                                                                            \
-            for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] = L[j];                          \
-            Py_ssize_t c = 8;                                                               \
-            for (; c < k - (k % 8); c += 8)                                                 \
-                for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] += L[c * m + j];             \
-            for (Py_ssize_t i = 0; i < m; i++)                                              \
-                R[i] = ((sum8[i] + sum8[m + i]) + (sum8[2 * m + i] + sum8[3 * m + i])) +    \
-                       ((sum8[4 * m + i] + sum8[5 * m + i]) + (sum8[6 * m + i] + sum8[7 * m + i])); \
-            for (; c < k; c++)                                                              \
-                for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                    \
-        }                                                                                   \
-        for (Py_ssize_t i = 0; i < m; i++) R[i] = LOG(ZERO + R[i]);                         \
-        if (a->picked_f64)                                                                  \
-            for (Py_ssize_t i = 0; i < m; i++)                                              \
-                ((double *)a->picked)[base + i] = (double)-(S[i] - R[i]);                   \
-        else                                                                                \
-            for (Py_ssize_t i = 0; i < m; i++) ((float *)a->picked)[base + i] = (float)-(S[i] - R[i]); \
-    }
+        free(L);                                                                            \
+        return outside == 0;                                                                \
+    } while (0)
 
-static INLINE int K(after_cols32_g)(const scan_args_t *a, scan_t *r, float *L, float *tmp,
-                                    double *sums, double *picks, Py_ssize_t rows,
-                                    const int guard, const int fused) {
-    const loss_t *loss = a->loss;
-    const Py_ssize_t n = a->n, k = a->k;
-    const int l64 = a->labels_i64, f64 = 0;
-    const float *const p32 = (const float *)a->pred;
-    const double *const p64 = NULL;
-    const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
-    float *S = tmp, *R = S + rows, *top = R + rows, *sum8 = top + rows;
-    const double margin = a->margin, low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;
-    const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;
-    int outside = 0;
-    Py_ssize_t changed = 0;
-    K_AFTER_COLS(float, log_f32np, exp_f32np, K(guard_log32), 0.0f)
-    r->guarded += changed;
-    return outside == 0;
+static int K(after32)(const scan_args_t *a, scan_t *r, const int fused) {
+    K_AFTER(float, 1, log_f32np, exp_f32np, K(guard_logs32), K(pairwise32), 0.0f);
 }
-static INLINE int K(after_cols64_g)(const scan_args_t *a, scan_t *r, double *L, double *tmp,
-                                    double *sums, double *picks, Py_ssize_t rows,
-                                    const int guard, const int fused, const int f64) {
-    const loss_t *loss = a->loss;
-    const Py_ssize_t n = a->n, k = a->k;
-    const int l64 = a->labels_i64;
-    const float *const p32 = (const float *)a->pred;
-    const double *const p64 = (const double *)a->pred;
-    const double eps = loss->eps, hi = loss->hi, floor = loss->floor;
-    double *S = tmp, *R = S + rows, *top = R + rows, *sum8 = top + rows;
-    const double margin = a->margin, low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;
-    const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;
-    int outside = 0;
-    Py_ssize_t changed = 0;
-    K_AFTER_COLS(double, log_f64, exp_f64, K(guard_log64), 0.0)
-    r->guarded += changed;
-    return outside == 0;
+static int K(after64)(const scan_args_t *a, scan_t *r, const int fused) {
+    K_AFTER(double, 0, log_f64, exp_f64, K(guard_logs64), K(pairwise64), 0.0);
 }
-#undef K_AFTER_COLS
+#undef K_AFTER
 
-#define K_AFTER_GUARDS(f32, f64)                                                            \
-    switch (a->loss->guard) {                                                               \
-    case GUARD_NONE: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_NONE, f32, f64); break; \
-    case GUARD_CLIP: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_CLIP, f32, f64); break; \
-    case GUARD_ADD: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_ADD, f32, f64); break;   \
-    case GUARD_CLIP_ADD:                                                                    \
-        changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_CLIP_ADD, f32, f64);            \
-        break;                                                                              \
-    case GUARD_FLOOR: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_FLOOR, f32, f64); break; \
-    default: changed = K(after_rows_g)(a, buf, s, t, rows, GUARD_LOG_CLAMP, f32, f64);      \
-    }
-
-#define K_COLS_GUARDS(CALL)                                                                 \
-    switch (a->loss->guard) {                                                               \
-    case GUARD_NONE: clean = CALL(GUARD_NONE); break;                                       \
-    case GUARD_CLIP: clean = CALL(GUARD_CLIP); break;                                       \
-    case GUARD_ADD: clean = CALL(GUARD_ADD); break;                                         \
-    case GUARD_CLIP_ADD: clean = CALL(GUARD_CLIP_ADD); break;                               \
-    case GUARD_FLOOR: clean = CALL(GUARD_FLOOR); break;                                     \
-    default: clean = CALL(GUARD_LOG_CLAMP);                                                 \
-    }
-
-/* The log-softmax pass of sparse_loss: rows of at most 128 values go column by column
- * (after_cols), longer ones row by row (after_rows). With `fused` (rows of at most 128 values
- * only), it is also the scan. 1 clean, 0 not, -1 out of memory. */
+/* The log-softmax pass of sparse_loss; `fused` (rows of at most 128 values only): it is the
+ * scan too. */
 static int K(after_loop)(const scan_args_t *a, scan_t *r, int fused) {
-    const Py_ssize_t k = a->k;
-    int clean = 1;
-    if (k <= 128) {
-        Py_ssize_t rows = AFTER_BLOCK / k < CHUNK ? AFTER_BLOCK / k : CHUNK;
-        rows = a->n < rows ? (a->n > 0 ? a->n : 1) : rows;
-        const size_t size = a->loss->f32 ? sizeof(float) : sizeof(double);
-        char *buf = malloc((size_t)(rows * k + 11 * rows) * size + 2 * CHUNK * sizeof(double));
-        if (!buf) return -1;
-        char *tmp = buf + (size_t)(rows * k) * size, *sums = tmp + (size_t)(11 * rows) * size;
-        double *picks = (double *)sums + CHUNK;
-#define K_C32(g) K(after_cols32_g)(a, r, (float *)buf, (float *)tmp, (double *)sums, picks, rows, g, fused_)
-#define K_C64(g) K(after_cols64_g)(a, r, (double *)buf, (double *)tmp, (double *)sums, picks, rows, g, fused_, 1)
-#define K_C64F(g) K(after_cols64_g)(a, r, (double *)buf, (double *)tmp, (double *)sums, picks, rows, g, fused_, 0)
-#define K_FUSED(CALL)                                                                       \
-        if (fused) {                                                                        \
-            const int fused_ = 1;                                                           \
-            K_COLS_GUARDS(CALL)                                                             \
-        } else {                                                                            \
-            const int fused_ = 0;                                                           \
-            K_COLS_GUARDS(CALL)                                                             \
-        }
-        if (a->loss->f32) {
-            K_FUSED(K_C32)
-        } else if (a->pred_f64) {
-            K_FUSED(K_C64)
-        } else {
-            K_FUSED(K_C64F)
-        }
-#undef K_C32
-#undef K_C64
-#undef K_C64F
-#undef K_FUSED
-        free(buf);
-        return clean;
-    }
-    const Py_ssize_t rows = k >= AFTER_BLOCK ? 1 : AFTER_BLOCK / k;
-    const size_t size = a->loss->f32 ? sizeof(float) : sizeof(double);
-    char *buf = malloc((size_t)(rows * k + 2 * rows) * size);
-    if (!buf) return -1;
-    char *s = buf + (size_t)(rows * k) * size, *t = s + (size_t)rows * size;
-    Py_ssize_t changed;
-    if (a->loss->f32) {
-        K_AFTER_GUARDS(1, 0)
-    } else if (a->pred_f64) {
-        K_AFTER_GUARDS(0, 1)
-    } else {
-        K_AFTER_GUARDS(0, 0)
-    }
-    free(buf);
-    r->guarded += changed;
-    return 1;
+    return a->loss->f32 ? K(after32)(a, r, fused) : K(after64)(a, r, fused);
 }
-#undef K_AFTER_GUARDS
-#undef K_COLS_GUARDS
 
 /* The scan: 1 clean, 0 not, -1 out of memory. A value outside [0, 1] is noticed at the end
  * (a dirty batch is rare and its results are discarded); a bad label at once, before it is

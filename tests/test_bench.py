@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+BUILTINS = ["exact", "keras", "tf_keras", "torch", "mxnet", "sklearn"]
 
 
 def test_bench_sections_print_every_row(tmp_path: Path):
@@ -44,6 +45,25 @@ def test_bench_sections_print_every_row(tmp_path: Path):
     assert not kernels or all(float(cells[-1]) > 0 for cells in kernels)
     for name in ("sparse_scan", "to NumPy (engine), just decoded", "update, ce, just decoded"):
         assert name in done.stdout, name
+
+
+def test_update_section_prints_every_metric(tmp_path: Path):
+    """The update section times CrossEntropy under each built-in convention and Accuracy (MXNet
+    is not installed at this path: no ratios then)."""
+    args = ["--only", "update", "--update-rounds", "1", "--update-rows", "131072"]
+    args += ["--mxnet-python", str(tmp_path / "no-mxnet" / "python")]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("streammetric")]
+    # NAME BATCH NS/ROW US/CALL CALLS/S - (no ratio to MXNet, no goal)
+    names = {" ".join(cells[:-5]) for cells in rows}
+    conventions = [f"streammetric CrossEntropy convention={c}" for c in BUILTINS[1:]]
+    assert names == {"streammetric CrossEntropy", "streammetric Accuracy", *conventions}
+    assert len(rows) == 2 * len(names)
+    for cells in rows:
+        assert cells[-5] in ("64", "65536") and float(cells[-3]) > 0 and cells[-1] == "-"
 
 
 def test_kernel_ab_compares_two_builds(tmp_path: Path):

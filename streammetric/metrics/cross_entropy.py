@@ -215,9 +215,7 @@ class _LossMetric(EvalMetric):
             "sum_weight": ROWS if plain and all_count else per_row(denominator),
             "num_inst": ROWS if all_count else per_row(_counted(terms)),
             "num_invalid": per_row(terms.invalid) if invalid else None,
-            "diagnostics": Rowwise(
-                _totals(diagnostics), lambda: _row_sums(row_diagnostics(), batch_shape)
-            ),
+            "diagnostics": _diagnostics_term(diagnostics, row_diagnostics, batch_shape),
         }
 
     def _add_diagnostics(self, state: State, diagnostics: dict[str, int]) -> None:
@@ -425,11 +423,24 @@ def _per_row(batch_shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]
 _NO_DIAGNOSTICS = zero_counts(len(DIAGNOSTIC_KEYS))
 
 
-def _totals(diagnostics: dict[str, int]) -> np.ndarray:
-    """The counts in ``DIAGNOSTIC_KEYS`` order, int64 (`zero_counts` for a clean batch)."""
-    if not any(diagnostics.values()):
-        return _NO_DIAGNOSTICS
-    return np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
+def _diagnostics_term(
+    diagnostics: dict[str, int],
+    row_diagnostics: Callable[[], np.ndarray],
+    batch_shape: tuple[int, ...],
+) -> Rowwise:
+    """The batch's diagnostics: their totals (``DIAGNOSTIC_KEYS`` order), each row's on demand."""
+    if not any(diagnostics.values()):  # no count in any row
+        return _clean_diagnostics(batch_shape[0] if batch_shape else 0)
+    totals = np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
+    return Rowwise(totals, lambda: _row_sums(row_diagnostics(), batch_shape))
+
+
+@functools.lru_cache(maxsize=64)
+def _clean_diagnostics(rows: int) -> Rowwise:
+    """The diagnostics term of a clean batch of ``rows`` rows (counts are >= 0, so every row's
+    are 0): `zero_counts`, and zeros per row if asked. One per batch size (they repeat)."""
+    shape = (rows, len(DIAGNOSTIC_KEYS))
+    return Rowwise(_NO_DIAGNOSTICS, functools.partial(np.zeros, shape, dtype=np.int64))
 
 
 def _counted(terms: LossTerms) -> np.ndarray:
