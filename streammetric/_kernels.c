@@ -1138,8 +1138,18 @@ static PyObject *group_sums_merge(GroupSums *s, PyObject *args) {
         if (map) PyBuffer_Release(&mapping);
         return NULL;
     }
-    if (o != s) group_sums_normalise(o);
-    group_sums_normalise(s); /* then each add below puts less than 2**32 into a digit */
+    /* A digit of either holds less than 2**32 (since + 1) in magnitude (normalised digits
+     * plus less than 2**32 per add since). Without a mapping each of s's groups gets one of
+     * o's, so s's digits then hold less than 2**32 (s->since + o->since + 2): counted as
+     * o->since + 1 more adds, with both normalised first only if that would pass the bound
+     * (merging a run's partials then goes over each group's digits once, not three times).
+     * A mapping may send several of o's groups to one: o is normalised, and each group added
+     * counts as one add. */
+    if (map || s->since + (o == s ? s->since : o->since) + 1 >= GROUP_NORMALISE_EVERY) {
+        if (o != s) group_sums_normalise(o);
+        group_sums_normalise(s);
+    }
+    const int64_t added = (o == s ? s->since : o->since) + 1;
     for (Py_ssize_t i = 0; i < o->size; i++) {
         acc_t *t = &s->acc[map ? map[i] : i];
         const acc_t *a = &o->acc[i];
@@ -1147,8 +1157,9 @@ static PyObject *group_sums_merge(GroupSums *s, PyObject *args) {
         t->pos_inf += a->pos_inf;
         t->neg_inf += a->neg_inf;
         t->nan += a->nan;
-        if (++s->since >= GROUP_NORMALISE_EVERY) group_sums_normalise(s);
+        if (map && ++s->since >= GROUP_NORMALISE_EVERY) group_sums_normalise(s);
     }
+    if (!map) s->since += added;
     if (map) PyBuffer_Release(&mapping);
     Py_RETURN_NONE;
 }

@@ -37,3 +37,74 @@ def test_numpy_scalars_are_written_as_the_standard_encoder_refuses_them():
         json.dumps({"a": np.float32(1.5)}, indent=2)
     with pytest.raises(TypeError):
         dumps_indented({"a": np.float32(1.5)})
+
+
+leaf_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=5)
+)
+
+
+@st.composite
+def uniform_lists(draw):
+    """Lists long enough for the column-by-column path: items of one shape (nested dicts with
+    scalar leaves), sometimes with one item changed (a key, the key order, a leaf made a list
+    or a dict) so that the path must notice it and fall back."""
+    shape = draw(
+        st.recursive(
+            st.just(None),
+            lambda inner: st.dictionaries(st.text(max_size=3), inner, min_size=1, max_size=3),
+            max_leaves=6,
+        ).filter(lambda s: isinstance(s, dict))
+    )
+    kind = draw(st.sampled_from(["float", "int", "str", "mixed"]))
+    leaf = {
+        "float": st.floats(allow_nan=True, allow_infinity=True),
+        "int": st.integers(),
+        "str": st.text(max_size=5),
+        "mixed": leaf_scalars,
+    }[kind]
+
+    def fill(node):
+        if isinstance(node, dict):
+            return {key: fill(value) for key, value in node.items()}
+        return draw(leaf)
+
+    items = [fill(shape) for _ in range(draw(st.integers(64, 90)))]
+    change = draw(st.sampled_from(["none", "key", "order", "list", "dict"]))
+    victim = items[draw(st.integers(0, len(items) - 1))]
+    first = next(iter(victim))
+    if change == "key":
+        victim["%new"] = victim.pop(first)
+    elif change == "order" and len(victim) > 1:
+        victim[first] = victim.pop(first)
+    elif change == "list":
+        victim[first] = [1.5, "x"]
+    elif change == "dict":
+        victim[first] = {"a": 1}
+    return items
+
+
+@settings(max_examples=200, deadline=None)
+@given(uniform_lists())
+def test_long_lists_of_one_shape_give_the_same_text(items):
+    value = {"rows": 1, "groups": items}
+    assert dumps_indented(value) == json.dumps(value, indent=2, allow_nan=True)
+
+
+def test_a_result_s_groups_take_the_column_path():
+    from streammetric import _json
+
+    groups = [
+        {"key": {"model": f"m{i}", "day": i}, "rows": i, "metrics": {"ce": i / 7, "acc": None}}
+        for i in range(100)
+    ]
+    groups[3]["metrics"]["ce"] = float("nan")
+    texts = _json._uniform(groups, "\n  ")
+    assert texts is not None
+    assert texts[3] == json.dumps(groups[3], indent=2, allow_nan=True).replace("\n", "\n  ")
+    groups[5]["metrics"] = {"acc": None, "ce": 0.5}  # another key order: not one shape
+    assert _json._uniform(groups, "\n  ") is None

@@ -35,6 +35,7 @@ from ..io import (
     group_codes,
     iter_arrow,
     make_batch,
+    plain_codes,
     plan,
     resolve_paths,
     resolve_units,
@@ -278,8 +279,13 @@ class _Pending:
             return
         batches, self.batches, self.rows = self.batches, [], 0
         columns = {name: _one_array([b[0][name] for b in batches]) for name in batches[0][0]}
-        codes, keys = group_codes(columns)
-        codes = partial.codes_of(keys)[codes]
+        plain = plain_codes(columns)
+        if plain is not None:  # one column of strings or ints: Arrow looks up the keys
+            local, values = plain
+            codes = partial.codes_of_values(values)[local]
+        else:
+            local, keys = group_codes(columns)
+            codes = partial.codes_of(keys)[local]
         start = 0
         for _, labels, preds, weights, terms in batches:
             end = start + int(labels.shape[0])
@@ -287,11 +293,25 @@ class _Pending:
             start = end
 
 
-def _one_array(chunks: list[pa.Array]) -> pa.ChunkedArray:
+def _one_array(chunks: list[pa.Array]) -> pa.Array | pa.ChunkedArray:
     """The slices of a group-by column as one column (dictionary-encoded slices, as strings
-    are read, with their dictionaries unified rather than decoded)."""
+    are read, with their dictionaries unified rather than decoded). Parquet's reader grows
+    one dictionary over a row group's slices when its pages fall back from dictionary to plain
+    encoding (many distinct values), so each slice's dictionary is often a prefix of the last
+    one's: then the last one serves all, and nothing is hashed."""
     column = pa.chunked_array(chunks)
-    return column.unify_dictionaries() if pa.types.is_dictionary(column.type) else column
+    if not pa.types.is_dictionary(column.type):
+        return column
+    last = chunks[-1].dictionary
+    if all(_prefix(chunk.dictionary, last) for chunk in chunks[:-1]):
+        indices = pa.chunked_array([chunk.indices for chunk in chunks]).combine_chunks()
+        return pa.DictionaryArray.from_arrays(indices, last)
+    return column.unify_dictionaries()
+
+
+def _prefix(head: pa.Array, whole: pa.Array) -> bool:
+    """Whether ``head`` is ``whole``'s first values."""
+    return len(head) <= len(whole) and whole.slice(0, len(head)).equals(head)
 
 
 class JobRun:
