@@ -1,7 +1,8 @@
 """The local engine: units of work (file, row group) on a thread pool, states merged exactly.
 
-Each unit is read and evaluated into fresh metric objects, one set per group (``--by``); the main
-thread merges the units' states as they complete. Merging is exact, so the result is the same
+Each unit is read slice by slice; every slice goes through the metrics' row terms into the
+unit's `Partial` (one state per metric over all groups, ``--by``); the main thread merges the
+units' partials as they complete. Merging is exact, so the result is the same
 bits whatever the thread count or completion order. With a checkpoint, the merged states and the
 keys of the finished units are written atomically as units finish; a re-run resumes from it.
 
@@ -490,7 +491,7 @@ def evaluate(
     labels: str | None = None,
     preds: str | Sequence[str] | None = None,
     weights: str | None = None,
-    by: str | Sequence[str] = (),
+    by: str | Sequence[str] | None = (),
     from_logits: bool | None = None,
     convention: str | None = None,
     on_invalid: str = "raise",
@@ -500,7 +501,13 @@ def evaluate(
     """Evaluate prediction files (Parquet, Arrow IPC, directories, ``"-"`` for stdin).
 
     ``metrics`` is a metric spec or a list of them (names, ``"top_k_accuracy:top_k=5"``, config
-    dicts). Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
+    dicts). ``labels``, ``preds`` and ``weights`` name the columns (by default the usual names,
+    see ``streammetric eval --help``); ``by`` one or more group-by columns (None or ``()``: no
+    groups). ``from_logits`` and ``convention`` set those options of every metric that has
+    them; ``on_invalid`` is ``"raise"`` (the first bad row is an `InvalidInputError` naming
+    file, column and row) or ``"skip"`` (bad rows are counted in ``invalid_rows`` and left
+    out); ``threads`` defaults to the cores; ``checkpoint`` is a file the run saves its progress
+    to and resumes from. Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
     """
     path_list = (
         [os.fspath(paths)]
@@ -515,7 +522,7 @@ def evaluate(
         defaults["convention"] = convention
     if from_logits is not None:
         defaults["from_logits"] = from_logits
-    by_columns = tuple([by] if isinstance(by, str) else by)
+    by_columns = tuple([by] if isinstance(by, str) else by or ())
     if len(set(by_columns)) != len(by_columns):
         raise ConfigError(f"`by` names a column twice, got {list(by_columns)!r}")
     job = Job(
