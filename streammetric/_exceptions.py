@@ -35,11 +35,11 @@ class InvalidInputError(StreamMetricError, ValueError):
     - ``value``: what was received (NumPy values as Python ones), e.g. the row's values;
     - ``path`` and ``column``: the file and column, once an evaluation located the error.
 
-    >>> error = InvalidInputError.bad_row("labels", 3, "must be in [0, 3)", [5])
+    >>> error = InvalidInputError.bad_row("labels", 3, "must be a class index in [0, 3)", [5])
     >>> str(error), error.argument, error.row
-    ('`labels` row 3 must be in [0, 3), got [5]', 'labels', 3)
+    ('`labels` row 3 must be a class index in [0, 3), got [5]', 'labels', 3)
     >>> str(error.located("data.parquet", "label", 1003))
-    'data.parquet: column `label`, row 1003: must be in [0, 3), got [5]'
+    'data.parquet: column `label`, row 1003: must be a class index in [0, 3), got [5]'
     """
 
     def __init__(

@@ -38,7 +38,7 @@ def _fields(error: sm.InvalidInputError) -> tuple:
 ROW_ERRORS = [
     pytest.param(
         lambda: sm.CrossEntropy().update([0, 1, 5], P3),
-        ("labels", 2, "must be a class index in [0, 2]", 5),
+        ("labels", 2, "must be a class index in [0, 3)", 5),
         id="cross-entropy exact, label",
     ),
     pytest.param(
@@ -53,7 +53,7 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: cross_entropy([0, 3], [[0.2, 0.3, 0.5]] * 2, convention="torch"),
-        ("labels", 1, "must be a class index in [0, 2]", 3),
+        ("labels", 1, "must be a class index in [0, 3)", 3),
         id="functional cross_entropy y_true is labels",
     ),
     pytest.param(
@@ -63,12 +63,12 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: cross_entropy(np.array([[0, 1], [1, 7]]), np.full((2, 2, 2), 0.5)),
-        ("labels", (1, 1), "must be a class index in [0, 1]", 7),
+        ("labels", (1, 1), "must be a class index in [0, 2)", 7),
         id="cross-entropy rows of several dimensions",
     ),
     pytest.param(
         lambda: sm.Accuracy().update([0, 1, 5], P3),
-        ("labels", 2, "must be in [0, 3)", [5]),
+        ("labels", 2, "must be a class index in [0, 3)", [5]),
         id="accuracy",
     ),
     pytest.param(
@@ -88,7 +88,7 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: sm.PCC().update([0, -1], [0, 0]),
-        ("labels", 1, "must be >= 0", [-1]),
+        ("labels", 1, "must be a class index >= 0", [-1]),
         id="pcc",
     ),
     pytest.param(
@@ -103,7 +103,7 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: sm.Brier().update([0, 2], [0.1, 0.2]),
-        ("labels", 1, "must be in [0, 2)", [2]),
+        ("labels", 1, "must be a class index in [0, 2)", [2]),
         id="brier",
     ),
     pytest.param(
@@ -178,18 +178,18 @@ def test_the_constructors_word_one_line_and_keep_python_values() -> None:
 
 def test_fields_survive_pickling() -> None:
     """The Dask engine sends errors between processes."""
-    error = sm.InvalidInputError.bad_row("labels", 2, "must be in [0, 3)", [5])
+    error = sm.InvalidInputError.bad_row("labels", 2, "must be a class index in [0, 3)", [5])
     error = error.located("data.parquet", "label", 1002)
     copy = pickle.loads(pickle.dumps(error))
     assert (
         str(copy)
         == str(error)
-        == "data.parquet: column `label`, row 1002: must be in [0, 3), got [5]"
+        == "data.parquet: column `label`, row 1002: must be a class index in [0, 3), got [5]"
     )
     assert (*_fields(copy), copy.path, copy.column) == (
         "labels",
         1002,
-        "must be in [0, 3)",
+        "must be a class index in [0, 3)",
         [5],
         "data.parquet",
         "label",
@@ -260,13 +260,17 @@ def test_the_cli_names_file_column_and_file_row(bad_file) -> None:
     result = CliRunner().invoke(main, ["eval", str(bad_file), "-m", "ce"])
     assert result.exit_code == 1
     line = result.output.strip().splitlines()[-1]
-    assert f"{bad_file}: column `label`, row 503: must be a class index in [0, 2], got 7" in line
+    assert f"{bad_file}: column `label`, row 503: must be a class index in [0, 3), got 7" in line
 
 
 def test_evaluate_raises_the_located_fields(bad_file) -> None:
     error = _error(lambda: sm.evaluate(bad_file, "acc", labels="label", preds="probs"))
     assert (error.path, error.column, error.row) == (str(bad_file), "label", 503)
-    assert (error.argument, error.rule, error.value) == ("labels", "must be in [0, 3)", [7])
+    assert (error.argument, error.rule, error.value) == (
+        "labels",
+        "must be a class index in [0, 3)",
+        [7],
+    )
     weighted = {"labels": "label", "preds": "probs", "weights": "w"}
     error = _error(lambda: sm.evaluate(bad_file, "acc", **weighted))
     assert (error.column, error.row, error.argument) == ("w", 260, "sample_weight")
