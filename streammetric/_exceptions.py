@@ -73,6 +73,41 @@ class InvalidInputError(StreamMetricError, ValueError):
         message = f"`{argument}` {rule}, got {_shown(value)}"
         return cls(message, argument=argument, rule=rule, value=value)
 
+    def in_batch(self, rows: Any) -> InvalidInputError:
+        """This error of an update with some rows of a batch, in the batch: ``rows[i]`` is the
+        batch's row of the update's row ``i`` (the first index of a tuple row). An error
+        without a row, or with a row ``rows`` does not hold, is returned as it is. The message
+        of `bad_row` names the batch's row; another message is kept.
+
+        >>> error = InvalidInputError.bad_row("labels", 1, "must be finite", [float("nan")])
+        >>> moved = error.in_batch([4, 7, 9])
+        >>> str(moved), moved.row
+        ('`labels` row 7 must be finite, got [nan]', 7)
+        """
+        given = self.row
+        row = given[0] if isinstance(given, tuple) and given else given
+        if given is None or type(row) is not int or not 0 <= row < len(rows):
+            return self
+        moved: int | tuple[int, ...] = int(rows[row])
+        if isinstance(given, tuple):
+            moved = (int(rows[row]), *given[1:])
+        message = str(self)
+        if self.argument is not None and self.rule is not None:
+            said = InvalidInputError.bad_row(self.argument, given, self.rule, self.value)
+            if message == str(said):
+                message = str(
+                    InvalidInputError.bad_row(self.argument, moved, self.rule, self.value)
+                )
+        return InvalidInputError(
+            message,
+            argument=self.argument,
+            row=moved,
+            rule=self.rule,
+            value=self.value,
+            path=self.path,
+            column=self.column,
+        )
+
     def located(
         self, path: str, column: str | None = None, row: int | None = None
     ) -> InvalidInputError:
