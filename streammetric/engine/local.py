@@ -234,21 +234,25 @@ class Evaluator:
             rows = batch.source_rows()
             return rows if keep is None else rows[keep]
 
+        def locate(exc: InvalidInputError) -> InvalidInputError:
+            """A metric's error about these rows, in the file."""
+            return locate_error(exc, batch.unit, self.resolved, file_rows())
+
         try:
             terms = partial.row_terms(labels, preds, weights)
         except InvalidInputError as exc:
-            raise locate_error(exc, batch.unit, self.resolved, file_rows()) from None
+            raise locate(exc) from None
         if pending is not None and batch.groups is not None:
             groups = batch.groups
             if keep is not None:
                 mask = pa.array(keep)
                 groups = {name: array.filter(mask) for name, array in groups.items()}
-            pending.add(groups, labels, preds, weights, terms)
+            pending.add(groups, labels, preds, weights, terms, locate)
         else:
             try:  # a metric updated group by group (no row terms) checks its rows here
                 partial.add(labels, preds, weights, int(partial.codes_of([()])[0]), terms)
             except InvalidInputError as exc:
-                raise locate_error(exc, batch.unit, self.resolved, file_rows()) from None
+                raise locate(exc) from None
 
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
@@ -271,8 +275,11 @@ class _Pending:
         preds: np.ndarray,
         weights: np.ndarray | None,
         terms: list[Any],
+        locate: Callable[[InvalidInputError], InvalidInputError],
     ) -> None:
-        self.batches.append((groups, labels, preds, weights, terms))
+        """A batch's group columns, arrays and terms, and ``locate``: its metrics' errors in
+        the file (a metric updated group by group checks its rows only in `flush`)."""
+        self.batches.append((groups, labels, preds, weights, terms, locate))
         self.rows += int(labels.shape[0])
 
     def flush(self, partial: Partial) -> None:
@@ -288,9 +295,12 @@ class _Pending:
             local, keys = group_codes(columns)
             codes = partial.codes_of(keys)[local]
         start = 0
-        for _, labels, preds, weights, terms in batches:
+        for _, labels, preds, weights, terms, locate in batches:
             end = start + int(labels.shape[0])
-            partial.add(labels, preds, weights, codes[start:end], terms)
+            try:  # a metric updated group by group (no row terms) checks its rows here
+                partial.add(labels, preds, weights, codes[start:end], terms)
+            except InvalidInputError as exc:
+                raise locate(exc) from None
             start = end
 
 

@@ -428,7 +428,10 @@ class _ObjectStates:
         for index, code in enumerate(present.tolist()):
             rows = order[bounds[index] : bounds[index + 1]]
             group_weights = None if weights is None else weights[rows]
-            self._object(code).update(labels[rows], preds[rows], group_weights)
+            try:
+                self._object(code).update(labels[rows], preds[rows], group_weights)
+            except InvalidInputError as exc:  # its row among the group's: the batch's row
+                raise exc.in_batch(rows) from None
 
     def state(self, code: int) -> State:
         found = self.by_code.get(code)
