@@ -540,6 +540,27 @@ class _OutcomeMetric(EvalMetric):
         return select_classes(outcomes, keep), present[:size]
 
 
+#: the options F1, Precision, Recall and FBeta share, as their docstrings describe them (each
+#: docstring's ``{score options}`` line, filled in by `_ClassScore.__init_subclass__`)
+_SCORE_OPTIONS = """\
+    average : {"micro", "macro", "weighted", None}, default "micro"
+        How per-class values combine: over pooled counts, their mean, their mean weighted by
+        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
+        Binary ``micro``/``macro`` give the positive class's value.
+    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
+        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
+        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
+        probabilities.
+    threshold : float, default 0.5
+        A probability above it predicts the positive class (binary, multilabel).
+    num_classes : int, optional
+        The classes (labels or predictions at or beyond it are errors naming the row); None:
+        the classes seen.
+    zero_division : {0, 1, "nan"}, default 0
+        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+"""
+
+
 class _ClassScore(_OutcomeMetric):
     """F1, Precision, Recall and FBeta: a per-class score from the outcome counts, averaged
     as scikit-learn's ``precision_recall_fscore_support`` averages it
@@ -566,6 +587,11 @@ class _ClassScore(_OutcomeMetric):
     _averages = CLASS_AVERAGES
     _score: ClassVar[str] = "fbeta"
     beta: float = 1.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:  # one text for the options every score shares
+            cls.__doc__ = cls.__doc__.replace("    {score options}\n", _SCORE_OPTIONS)
 
     def __init__(
         self,
@@ -629,21 +655,7 @@ class F1(_ClassScore):
         The name ``get()`` reports the value under.
     output_names, label_names : list of str, optional
         The prediction and label names `update_dict` picks from its dicts (None: every value).
-    average : {"micro", "macro", "weighted", None}, default "micro"
-        How per-class values combine: over pooled counts, their mean, their mean weighted by
-        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
-        Binary ``micro``/``macro`` give the positive class's value.
-    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
-        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
-        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
-        probabilities.
-    threshold : float, default 0.5
-        A probability above it predicts the positive class (binary, multilabel).
-    num_classes : int, optional
-        The classes (labels or predictions at or beyond it are errors naming the row); None:
-        the classes seen.
-    zero_division : {0, 1, "nan"}, default 0
-        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+    {score options}
 
     >>> m = F1()
     >>> print(m.update([0.0, 1.0, 1.0], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]]).get())
@@ -663,21 +675,7 @@ class Precision(_ClassScore):
 
     Parameters
     ----------
-    average : {"micro", "macro", "weighted", None}, default "micro"
-        How per-class values combine: over pooled counts, their mean, their mean weighted by
-        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
-        Binary ``micro``/``macro`` give the positive class's value.
-    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
-        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
-        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
-        probabilities.
-    threshold : float, default 0.5
-        A probability above it predicts the positive class (binary, multilabel).
-    num_classes : int, optional
-        The classes (labels or predictions at or beyond it are errors naming the row); None:
-        the classes seen.
-    zero_division : {0, 1, "nan"}, default 0
-        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+    {score options}
     name : str, default "precision"
         The name ``get()`` reports the value under.
     output_names, label_names : list of str, optional
@@ -704,21 +702,7 @@ class Recall(_ClassScore):
 
     Parameters
     ----------
-    average : {"micro", "macro", "weighted", None}, default "micro"
-        How per-class values combine: over pooled counts, their mean, their mean weighted by
-        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
-        Binary ``micro``/``macro`` give the positive class's value.
-    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
-        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
-        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
-        probabilities.
-    threshold : float, default 0.5
-        A probability above it predicts the positive class (binary, multilabel).
-    num_classes : int, optional
-        The classes (labels or predictions at or beyond it are errors naming the row); None:
-        the classes seen.
-    zero_division : {0, 1, "nan"}, default 0
-        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+    {score options}
     name : str, default "recall"
         The name ``get()`` reports the value under.
     output_names, label_names : list of str, optional
@@ -743,21 +727,7 @@ class FBeta(_ClassScore):
     ----------
     beta : float, default 1.0
         The weight of recall against precision (F1 at 1).
-    average : {"micro", "macro", "weighted", None}, default "micro"
-        How per-class values combine: over pooled counts, their mean, their mean weighted by
-        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
-        Binary ``micro``/``macro`` give the positive class's value.
-    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
-        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
-        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
-        probabilities.
-    threshold : float, default 0.5
-        A probability above it predicts the positive class (binary, multilabel).
-    num_classes : int, optional
-        The classes (labels or predictions at or beyond it are errors naming the row); None:
-        the classes seen.
-    zero_division : {0, 1, "nan"}, default 0
-        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+    {score options}
     name : str, default "fbeta"
         The name ``get()`` reports the value under.
     output_names, label_names : list of str, optional
