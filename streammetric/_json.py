@@ -21,7 +21,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["dumps_indented"]
+__all__ = ["Table", "dumps_indented"]
 
 _string = json.encoder.encode_basestring_ascii
 
@@ -86,6 +86,15 @@ def _write(value: Any, parts: list[str], newline: str) -> None:
             parts.append(inner if not index else "," + inner)
             _write(item, parts, inner)
         parts.append(newline + "]")
+    elif kind is Table:
+        texts = _table_texts(value.shape, value.columns, newline + "  ") if len(value) else []
+        if texts is None:  # a leaf that is not a number or a string: as the dicts it stands for
+            _write(value.records(), parts, newline)
+        elif not texts:
+            parts.append("[]")
+        else:
+            inner = newline + "  "
+            parts.append("[" + inner + ("," + inner).join(texts) + newline + "]")
     else:  # anything else (NumPy scalars, subclasses): as the standard encoder writes it
         parts.append(json.dumps(value, indent=2, allow_nan=True).replace("\n", newline))
 
@@ -96,42 +105,105 @@ _UNIFORM_MIN = 64
 _SPECIAL = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
+class Table:
+    """A list of dicts of one shape, given by column: ``shape`` is the first dict with each
+    leaf replaced by the index of its column in ``columns`` (each leaf's value in every item).
+    `dumps_indented` writes it as the list of the dicts it stands for without building them;
+    `records` builds them.
+
+    >>> table = Table({"key": {"model": 0}, "metrics": {"ce": 1}}, [["a", "b"], [0.5, 0.25]])
+    >>> table.records()[1]
+    {'key': {'model': 'b'}, 'metrics': {'ce': 0.25}}
+    >>> dumps_indented([table]) == json.dumps([table.records()], indent=2)
+    True
+    """
+
+    __slots__ = ("columns", "shape")
+
+    def __init__(self, shape: dict[str, Any], columns: list[list[Any]]) -> None:
+        self.shape = shape
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def records(self) -> list[dict[str, Any]]:
+        """The dicts, one per item."""
+        build = _builder(self.shape)
+        return [build(row) for row in zip(*self.columns, strict=True)] if self.columns else []
+
+
+def _builder(shape: dict[str, Any]) -> Any:
+    """A function of one item's leaf values (a tuple, column order) giving its dict."""
+    parts = [(key, _builder(sub) if type(sub) is dict else sub) for key, sub in shape.items()]
+    return lambda row: {key: part(row) if callable(part) else row[part] for key, part in parts}
+
+
 def _uniform(items: list[Any] | tuple[Any, ...], newline: str) -> list[str] | None:
     """Each item's text (as `_write` gives it at indent ``newline``) when every item is a dict
     of the first one's shape (the same keys, in the same order, at every level) whose leaves
     are strings, ints, floats, bools or None; else None."""
-    pieces = [""]  # the text around the leaves: one more piece than columns
-    columns: list[list[str]] = []
-    if not _template(list(items), newline, pieces, columns):
+    columns: list[list[Any]] = []
+    shape = _shape(list(items), columns)
+    return None if shape is None else _table_texts(shape, columns, newline)
+
+
+def _shape(dicts: list[Any], columns: list[list[Any]]) -> dict[str, Any] | None:
+    """These dicts' common shape (leaves: their column's index, the column added to
+    ``columns``), or None if they are not all of one shape."""
+    if any(type(d) is not dict for d in dicts):
+        return None
+    keys = tuple(dicts[0])
+    if list(map(tuple, dicts)).count(keys) != len(dicts):
+        return None
+    shape: dict[str, Any] = {}
+    for key in keys:
+        values = [d[key] for d in dicts]
+        if type(values[0]) is dict:
+            sub = _shape(values, columns)
+            if sub is None:
+                return None
+            shape[key] = sub
+        else:
+            shape[key] = len(columns)
+            columns.append(values)
+    return shape
+
+
+def _table_texts(shape: dict[str, Any], columns: list[list[Any]], newline: str) -> list[str] | None:
+    """Each item's text at indent ``newline``, or None if a leaf is not a string, number, bool
+    or None (or a key not a string)."""
+    texts = []
+    for values in columns:
+        column = _column(values)
+        if column is None:
+            return None
+        texts.append(column)
+    pieces = [""]  # the text around the leaves: one more piece than leaves
+    order: list[int] = []  # the leaves' columns, in text order
+    if not _template(shape, newline, pieces, order):
         return None
     template = "%s".join(piece.replace("%", "%%") for piece in pieces)
-    return list(map(template.__mod__, zip(*columns, strict=True)))
+    return list(map(template.__mod__, zip(*(texts[i] for i in order), strict=True)))
 
 
-def _template(dicts: list[Any], newline: str, pieces: list[str], columns: list[list[str]]) -> bool:
-    """Add these dicts' text around their leaves to ``pieces`` and each leaf's texts to
-    ``columns``; False if they are not all of one shape with scalar leaves."""
-    if any(type(d) is not dict for d in dicts):
-        return False
-    keys = tuple(dicts[0])
-    if not keys or list(map(tuple, dicts)).count(keys) != len(dicts):
-        return False
+def _template(shape: dict[str, Any], newline: str, pieces: list[str], order: list[int]) -> bool:
+    """Add a dict's text around its leaves to ``pieces``, its leaves' columns to ``order``."""
+    if not shape:
+        pieces[-1] += "{}"
+        return True
     inner = newline + "  "
     pieces[-1] += "{"
-    for position, key in enumerate(keys):
+    for position, (key, sub) in enumerate(shape.items()):
         if type(key) is not str:
             return False
         pieces[-1] += ("," if position else "") + inner + _string(key) + ": "
-        values = [d[key] for d in dicts]
-        if type(values[0]) is dict:
-            if not _template(values, inner, pieces, columns):
+        if type(sub) is dict:
+            if not _template(sub, inner, pieces, order):
                 return False
-            continue
-        column = _column(values)
-        if column is None:
-            return False
-        columns.append(column)
-        pieces.append("")
+        else:
+            order.append(sub)
+            pieces.append("")
     pieces[-1] += newline + "}"
     return True
 

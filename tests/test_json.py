@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from streammetric._json import dumps_indented
@@ -108,3 +108,37 @@ def test_a_result_s_groups_take_the_column_path():
     assert texts[3] == json.dumps(groups[3], indent=2, allow_nan=True).replace("\n", "\n  ")
     groups[5]["metrics"] = {"acc": None, "ce": 0.5}  # another key order: not one shape
     assert _json._uniform(groups, "\n  ") is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(uniform_lists())
+def test_a_table_writes_the_dicts_it_stands_for(items):
+    """A `Table` (the groups by column) writes the text of its records, whatever they hold
+    (numbers, strings, or leaves the column path cannot write: lists, dicts)."""
+    from streammetric._json import Table, _shape
+
+    columns: list[list] = []
+    shape = _shape(items[:1], columns)
+    assert shape is not None
+    leaves = []
+
+    def walk(item, node):
+        for key, sub in node.items():
+            if isinstance(sub, dict):
+                assume(isinstance(item.get(key), dict))
+                walk(item[key], sub)
+            else:
+                assume(key in item)
+                leaves.append((sub, item[key]))
+
+    columns = [[] for _ in columns]
+    for item in items:
+        leaves.clear()
+        walk(item, shape)
+        for index, value in leaves:
+            columns[index].append(value)
+    table = Table(shape, columns)
+    value = {"rows": 1, "groups": table}
+    expected = {"rows": 1, "groups": table.records()}
+    assert dumps_indented(value) == json.dumps(expected, indent=2, allow_nan=True)
+    assert len(table) == len(items)

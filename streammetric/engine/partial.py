@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._exceptions import InvalidInputError, StateError
+from .._json import Table
 from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
@@ -207,6 +208,7 @@ class Partial:
 
         overall = self.overall()
         groups = None
+        table = None
         noted: dict[GroupKey, EvalMetric] = {}
         if grouped:
             codes = self.sorted_codes()
@@ -232,22 +234,37 @@ class Partial:
                     _add_values(out, leaf.name_values(one))
                     flags[code] |= leaf.may_note(one)
                 names, columns = [], []
-            per_group = [
-                dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)
-            ] or [{} for _ in codes]
-            if objects is not None:
-                for out, later in zip(objects, per_group, strict=True):
-                    out.update(later)
-                per_group = objects
             keys, rows = self.keys, self._rows[order].tolist()
-            groups = [
-                {"key": dict(zip(by, keys[code], strict=True)), "rows": count, "metrics": out}
-                for code, count, out in zip(codes, rows, per_group, strict=True)
-            ]
+            if objects is None and len(set(names)) == len(names):  # by column: a Table
+                key_columns = [list(c) for c in zip(*(keys[code] for code in codes), strict=True)]
+                shape = {
+                    "key": {name: i for i, name in enumerate(by)},
+                    "rows": len(by),
+                    "metrics": {name: len(by) + 1 + j for j, name in enumerate(names)},
+                }
+                table = Table(shape, [*(key_columns or [[] for _ in by]), rows, *columns])
+            else:
+                per_group = [
+                    dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)
+                ] or [{} for _ in codes]
+                if objects is not None:
+                    for out, later in zip(objects, per_group, strict=True):
+                        out.update(later)
+                    per_group = objects
+                groups = [
+                    {"key": dict(zip(by, keys[code], strict=True)), "rows": count, "metrics": out}
+                    for code, count, out in zip(codes, rows, per_group, strict=True)
+                ]
             noted = {self.keys[code]: self.group_metric(code) for code in codes if flags[code]}
         lines = condense(overall, noted if grouped else None, by, len(self.present()))
         return Result(
-            self.rows, self.invalid_rows, _values(overall), groups, [*notes, *lines], self
+            self.rows,
+            self.invalid_rows,
+            _values(overall),
+            groups,
+            [*notes, *lines],
+            self,
+            table=table,
         )
 
     def to_json(self) -> dict[str, Any]:
