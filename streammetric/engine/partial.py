@@ -375,12 +375,12 @@ class GroupIndex:
     def key_order(self) -> np.ndarray | None:
         """Every code, in key order, when each key is one string or one int (Arrow sorts
         them: UTF-8 bytes sort as Python sorts strings, by code point); else None."""
-        import pyarrow.compute as pc
-
         mirror = self._mirror
         known = None if mirror is None else self._known(mirror.type)
         if known is None or len(known) < 2:
             return None
+        import pyarrow.compute as pc  # loaded already: `codes_of_values` made the mirror
+
         return np.asarray(pc.sort_indices(known)).astype(np.int64)
 
     def _known(self, kind: pa.DataType) -> pa.Array | None:
@@ -399,11 +399,13 @@ class GroupIndex:
             if start == size and mirror is not None:
                 return mirror
             python = str if target == pa.string() else int
-            added = [key[0] for key in self.keys[start:size]]
-            if any(len(key) != 1 for key in self.keys[start:size]) or any(
-                type(value) is not python for value in added
-            ):
+            keys = self.keys[start:size]
+            if keys and set(map(len, keys)) != {1}:
                 self._mixed = True  # for good: keys are never removed
+                return None
+            added = [key for (key,) in keys]
+            if added and set(map(type, added)) != {python}:
+                self._mixed = True
                 return None
             try:
                 tail = pa.array(added, target)

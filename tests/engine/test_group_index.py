@@ -124,3 +124,35 @@ def test_many_string_groups_from_a_fallen_back_dictionary(tmp_path):
         metric.update(labels[mask], probs[mask])
         assert g["rows"] == int(mask.sum())
         assert list(g["metrics"].values()) == list(metric.get()[1]), g["key"]
+
+
+def test_few_string_groups_do_not_load_pyarrow_compute(tmp_path):
+    """A string column read with its dictionary, with few values: the keys go through
+    Python's dict, and the process never loads ``pyarrow.compute`` (40-120 ms); many values:
+    Arrow looks them up."""
+    import subprocess
+    import sys
+
+    rows = 5_000
+    for name, distinct in (("few", 30), ("many", 3_000)):
+        table = pa.table(
+            {
+                "label": np.arange(rows) % 2,
+                "probs": np.full((rows, 2), 0.5).tolist(),
+                "g": [f"v{i % distinct}" for i in range(rows)],
+            }
+        )
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    probe = (
+        "import sys, streammetric as sm\n"
+        "r = sm.evaluate(sys.argv[1], ['ce', 'acc'], by='g')\n"
+        "print(len(r.groups), 'pyarrow.compute' in sys.modules)\n"
+    )
+    for name, expected in (("few", "30 False"), ("many", "3000 True")):
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path / f"{name}.parquet")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.split() == expected.split(), out.stderr
