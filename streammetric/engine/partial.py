@@ -124,6 +124,7 @@ class Partial:
         num_groups = self._rows.shape[0]
         if terms is None:
             terms = self.row_terms(labels, preds, weights)
+        per_group = None if isinstance(codes, int) else np.bincount(codes, minlength=num_groups)
         for leaf, state, leaf_terms in zip(self.leaves, self.states, terms, strict=True):
             if isinstance(state, _ObjectStates):
                 state.add(leaf, labels, preds, weights, codes)
@@ -132,11 +133,11 @@ class Partial:
                 state.add_all(leaf_terms, count, codes)
             else:
                 assert leaf_terms is not None
-                state.add(leaf_terms, codes, num_groups)
-        if isinstance(codes, int):
+                state.add(leaf_terms, codes, num_groups, per_group)
+        if per_group is None:
             self._rows[codes] += count
         else:
-            self._rows += np.bincount(codes, minlength=num_groups)
+            self._rows += per_group
         self.rows += count
 
     def row_terms(

@@ -399,27 +399,39 @@ class GroupedState:
             self._pending = None
             self.set_state(group, state)
 
-    def add(self, terms: Terms, codes: np.ndarray, num_groups: int) -> None:
+    def add(
+        self, terms: Terms, codes: np.ndarray, num_groups: int, rows: np.ndarray | None = None
+    ) -> None:
         """Fold a batch into the groups: row ``i`` into group ``codes[i]`` (int64, ``0 ..
-        num_groups - 1``)."""
+        num_groups - 1``). ``rows``: the rows per group (``np.bincount(codes, minlength=
+        num_groups)``) if the caller counted them; counted once here otherwise."""
         self._settle()
         self._grow_groups(num_groups)
+        per_group = [rows]  # the rows per group, for every ROWS term of the batch
         for name, term in terms.items():
             if term is None:
                 continue
             if isinstance(term, Rowwise):
                 if not _is_zero(term.total):
-                    self._add(name, term.per_row(), codes)
+                    self._add(name, term.per_row(), codes, per_group)
                 elif self.specs[name].kind == "counts":
                     self._widen(name, np.asarray(term.total).shape[0])
                 continue
-            self._add(name, term, codes)
+            self._add(name, term, codes, per_group)
 
-    def _add(self, name: str, term: Any, codes: np.ndarray) -> None:
+    def _rows_per_group(self, codes: np.ndarray, per_group: list[np.ndarray | None]) -> np.ndarray:
+        counted = per_group[0]
+        if counted is None or counted.shape[0] != self.size:
+            counted = per_group[0] = np.bincount(codes, minlength=self.size)
+        return counted
+
+    def _add(
+        self, name: str, term: Any, codes: np.ndarray, per_group: list[np.ndarray | None]
+    ) -> None:
         kind, entry, size = self.specs[name].kind, self._entries[name], self.size
         if kind == "sum":
             if term is ROWS:
-                entry.ones += np.bincount(codes, minlength=size)
+                entry.ones += self._rows_per_group(codes, per_group)
             elif np.ndim(term) > 1:  # (n, elements): each row's elements into its group
                 width = int(np.prod(np.shape(term)[1:]))
                 if term.dtype == bool:
@@ -434,7 +446,7 @@ class GroupedState:
                 entry.sums.add(term, codes)
         elif kind == "count":
             if term is ROWS:
-                added = np.bincount(codes, minlength=size)
+                added = self._rows_per_group(codes, per_group)
             else:
                 if term.ndim > 1:
                     term = term.reshape(term.shape[0], -1).sum(axis=1, dtype=np.int64)
