@@ -29,8 +29,15 @@ import numpy as np
 from ._exceptions import StateError
 from ._kernels import GroupSums as _GroupSums
 from ._kernels import exact_sum as _exact_sum
+from ._kernels import release_blocks as _release_blocks
 
-__all__ = ["ExactSum", "GroupedExactSum", "exact_sum_units", "units_to_float"]
+__all__ = [
+    "ExactSum",
+    "GroupedExactSum",
+    "exact_sum_units",
+    "release_kept_blocks",
+    "units_to_float",
+]
 
 _UNIT_EXP = -1074  # float64 values are integer multiples of 2**_UNIT_EXP
 _SCALE = 1 << -_UNIT_EXP  # 2**1074 as a Python int, for correctly rounded division
@@ -241,6 +248,13 @@ class ExactSum:
 
     def __repr__(self) -> str:
         return f"ExactSum({self.value!r})"
+
+
+def release_kept_blocks() -> int:
+    """Free the blocks of accumulators `GroupedExactSum` keeps for reuse (freed by others, 1
+    MiB or more, at most 4): an evaluation calls it once its units are merged, so that the
+    process does not hold them while it builds the result. Returns the bytes freed."""
+    return int(_release_blocks())
 
 
 class GroupedExactSum:

@@ -250,7 +250,7 @@ def test_grouped_sums_pickle_and_copy():
 def test_grouped_sums_start_empty_on_a_block_another_one_freed():
     """GroupSums keeps the large blocks freed by others for the next ones: a new one starts
     with every group empty, whatever the block held."""
-    from streammetric.accumulate import GroupedExactSum
+    from streammetric.accumulate import GroupedExactSum, release_kept_blocks
 
     groups = 5_000  # ~2.9 MB of accumulators: kept when freed
     codes = np.arange(groups, dtype=np.int64)
@@ -264,6 +264,9 @@ def test_grouped_sums_start_empty_on_a_block_another_one_freed():
         assert len(second) == groups
         assert all(second[g].value == 0.5 + round_ for g in (0, 1, groups // 2, groups - 1))
         assert second[1].num_nan == 0 and second[0].num_pos_inf == 0
+        del second  # its block (first's) is kept again, until released
+        assert release_kept_blocks() >= groups * 584
+        assert release_kept_blocks() == 0
         grown = GroupedExactSum()  # grows through the kept block sizes
         for size in (10, 3_000, 9_000):
             grown.add(np.ones(1), np.array([size - 1]))

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._exceptions import ConfigError, InvalidInputError, StateError
+from ..accumulate import release_kept_blocks
 from ..io import (
     STDIN,
     Batch,
@@ -425,6 +426,7 @@ class JobRun:
     def result(self) -> Result:
         if self.saver is not None:
             self.saver.save(self.total, self.done, force=True)
+        release_kept_blocks()  # the units' sums are merged: their blocks are not needed
         by = self.resolved.by
         notes = [*self.notes, *self.resolved.notes]
         result: Result = self.total.result(notes, grouped=bool(by), by=by)
