@@ -921,52 +921,78 @@ static PyObject *use_isa(PyObject *Py_UNUSED(self), PyObject *arg) {
  * batch of values with their rows' group codes is summed into every group in one pass (a
  * segmented exact sum) and Python ints are made only when a group's sum is read. Integer
  * arithmetic only: the same bits on every CPU, whatever the order of the values. Each add puts
- * less than 2**32 into a digit, so the digits are normalised every 2**30 adds. */
+ * less than 2**32 into a digit, so the digits are normalised every 2**30 adds.
+ *
+ * Groups are kept compactly. A group's values (cross-entropies, absolute errors) nearly always
+ * lie in a narrow range of exponents, so their sum needs a few adjacent digits of the 70: a
+ * group is a record of WINDOW digits base .. base+WINDOW-1 (the lower ones normalised into
+ * [0, 2**32) as an acc_t's, the top one signed) and its counts of inf and NaN, 88 bytes against
+ * an acc_t's 584. The base is set by the group's first nonzero finite value (two digits below
+ * the value's lowest), and a value fits if its three digits j .. j+2 lie in base .. base+WINDOW-2:
+ * the top digit then only takes carries, at most the number of values added (it never
+ * overflows), so sums growing never force anything. A value that does not fit "promotes" the
+ * group: its window moves into a full acc_t of a side array (`full`, index in d[0]), which takes
+ * all of the group's later values; its counts stay in the record. Every operation gives the
+ * bits of one acc_t per group (the code before this: a window is such an accumulator whose
+ * other digits are 0). */
 #define GROUP_NORMALISE_EVERY ((int64_t)1 << 30)
+#define WINDOW 7
+#define WINDOW_REACH (WINDOW - 4)    /* a value at digit j fits if 0 <= j - base <= this */
+#define BASE_EMPTY (-(1 << 30))      /* no window yet (every digit 0); far below any j - ... */
+#define BASE_FULL (-(1 << 29))       /* promoted: d[0] is the index in `full` (... so
+                                      * j - base > WINDOW_REACH: one test in the hot loop) */
+
+typedef struct {
+    int64_t d[WINDOW]; /* digits base .. base+WINDOW-1, or d[0] = the full accumulator */
+    Py_ssize_t pos_inf, neg_inf, nan;
+    int32_t base;
+} group_t;
 
 typedef struct {
     PyObject_HEAD
-    acc_t *acc;
+    group_t *grp;
     Py_ssize_t size, cap;
+    acc_t *full; /* the promoted groups' accumulators (raw allocator: grown GIL released) */
+    Py_ssize_t n_full, cap_full;
     int64_t since; /* adds since the digits were last normalised */
     int busy;      /* a call is running with the GIL released */
 } GroupSums;
 
-/* Freed accumulator blocks of 1 MiB or more, kept for the next GroupSums (GIL held): an
- * evaluation makes one GroupSums per unit of work, and with 100,000 groups each block is 58 MB,
- * which the allocator maps fresh every time (a page fault per 4 KiB, a third of such a run's
- * time went to the kernel). A kept block is already in memory. At most BLOCKS_KEPT blocks. */
+/* Freed group blocks of 1 MiB or more, kept for the next GroupSums (GIL held): an evaluation
+ * makes one GroupSums per unit of work, which the allocator would map fresh every time (a page
+ * fault per 4 KiB; with 100,000 groups of 584 bytes a third of such a run's time went to the
+ * kernel). A kept block is already in memory. At most BLOCKS_KEPT blocks. */
 #define BLOCKS_KEPT 4
 #define BLOCK_KEPT_MIN ((size_t)1 << 20)
-static struct { acc_t *acc; Py_ssize_t cap; } blocks_kept[BLOCKS_KEPT];
+static struct { group_t *grp; Py_ssize_t cap; } blocks_kept[BLOCKS_KEPT];
 static int n_blocks_kept = 0;
 
-/* A kept block of at least `cap` accumulators (the smallest such), its capacity in *got. */
-static acc_t *block_take(Py_ssize_t cap, Py_ssize_t *got) {
+/* A kept block of at least `cap` groups (the smallest such), its capacity in *got. */
+static group_t *block_take(Py_ssize_t cap, Py_ssize_t *got) {
     int best = -1;
     for (int i = 0; i < n_blocks_kept; i++)
         if (blocks_kept[i].cap >= cap && (best < 0 || blocks_kept[i].cap < blocks_kept[best].cap))
             best = i;
     if (best < 0) return NULL;
-    acc_t *acc = blocks_kept[best].acc;
+    group_t *grp = blocks_kept[best].grp;
     *got = blocks_kept[best].cap;
     blocks_kept[best] = blocks_kept[--n_blocks_kept];
-    return acc;
+    return grp;
 }
 
 /* Keep a block being freed (the largest ones, if all places are taken), or free it. */
-static void block_give(acc_t *acc, Py_ssize_t cap) {
-    if (!acc) return;
-    if ((size_t)cap * sizeof(acc_t) < BLOCK_KEPT_MIN) { PyMem_Free(acc); return; }
+static void block_give(group_t *grp, Py_ssize_t cap) {
+    if (!grp) return;
+    if ((size_t)cap * sizeof(group_t) < BLOCK_KEPT_MIN) { PyMem_Free(grp); return; }
     if (n_blocks_kept == BLOCKS_KEPT) {
         int smallest = 0;
         for (int i = 1; i < n_blocks_kept; i++)
             if (blocks_kept[i].cap < blocks_kept[smallest].cap) smallest = i;
-        if (blocks_kept[smallest].cap >= cap) { PyMem_Free(acc); return; }
-        PyMem_Free(blocks_kept[smallest].acc);
+        if (blocks_kept[smallest].cap >= cap) { PyMem_Free(grp); return; }
+        PyMem_Free(blocks_kept[smallest].grp);
         blocks_kept[smallest] = blocks_kept[--n_blocks_kept];
     }
-    blocks_kept[n_blocks_kept].acc = acc;
+    blocks_kept[n_blocks_kept].grp = grp;
     blocks_kept[n_blocks_kept].cap = cap;
     n_blocks_kept++;
 }
@@ -991,23 +1017,131 @@ static int group_sums_reserve(GroupSums *s, Py_ssize_t size) {
     if (size > s->cap) {
         Py_ssize_t cap = s->cap ? s->cap : 16;
         while (cap < size) cap = cap > PY_SSIZE_T_MAX / 2 ? size : 2 * cap;
-        if ((size_t)cap > (size_t)PY_SSIZE_T_MAX / sizeof(acc_t)) { PyErr_NoMemory(); return 0; }
+        if ((size_t)cap > (size_t)PY_SSIZE_T_MAX / sizeof(group_t)) { PyErr_NoMemory(); return 0; }
         Py_ssize_t got = cap;
-        acc_t *acc = block_take(cap, &got);
-        if (!acc) acc = PyMem_Malloc((size_t)cap * sizeof(acc_t));
-        if (!acc) { PyErr_NoMemory(); return 0; }
-        if (s->size) memcpy(acc, s->acc, (size_t)s->size * sizeof(acc_t));
-        block_give(s->acc, s->cap);
-        s->acc = acc;
+        group_t *grp = block_take(cap, &got);
+        if (!grp) grp = PyMem_Malloc((size_t)cap * sizeof(group_t));
+        if (!grp) { PyErr_NoMemory(); return 0; }
+        if (s->size) memcpy(grp, s->grp, (size_t)s->size * sizeof(group_t));
+        block_give(s->grp, s->cap);
+        s->grp = grp;
         s->cap = got;
     }
-    memset(s->acc + s->size, 0, (size_t)(size - s->size) * sizeof(acc_t));
+    memset(s->grp + s->size, 0, (size_t)(size - s->size) * sizeof(group_t));
+    for (Py_ssize_t g = s->size; g < size; g++) s->grp[g].base = BASE_EMPTY;
     s->size = size;
     return 1;
 }
 
+/* Window digits 0..WINDOW-2 in [0, 2**32), the top one signed (as acc_normalise). */
+static void window_normalise(int64_t *d) {
+    int64_t carry = 0;
+    for (int k = 0; k < WINDOW; k++) {
+        int64_t v = d[k] + carry;
+        carry = v >> 32;
+        d[k] = k < WINDOW - 1 ? v - carry * ((int64_t)1 << 32) : v;
+    }
+}
+
+/* Adds v * 2**r units to d[0], d[1], d[2] (v signed, r < 32): as acc_add_signed. */
+static inline void digits_add_signed(int64_t *d, int64_t v, unsigned r) {
+    __int128 t = (__int128)v * ((__int128)1 << r); /* |t| < 2**95 */
+    d[0] += (int64_t)(uint32_t)t;
+    d[1] += (int64_t)(uint32_t)(t >> 32);
+    d[2] += (int64_t)(t >> 64);
+}
+
+/* Group r's finite sum as an acc_t's digits (as they are, not normalised; counts not set). */
+static void group_expand(const GroupSums *s, const group_t *r, acc_t *a) {
+    if (r->base == BASE_FULL) {
+        memcpy(a->d, s->full[r->d[0]].d, sizeof a->d);
+        return;
+    }
+    memset(a->d, 0, sizeof a->d);
+    if (r->base >= 0)
+        for (int k = 0; k < WINDOW; k++) a->d[r->base + k] = r->d[k];
+}
+
+/* A new full accumulator (digits 0) in s's side array: its index, or -1 out of memory (no
+ * exception set: may run with the GIL released). */
+static Py_ssize_t full_new(GroupSums *s) {
+    if (s->n_full == s->cap_full) {
+        Py_ssize_t cap = s->cap_full ? 2 * s->cap_full : 4;
+        if ((size_t)cap > (size_t)PY_SSIZE_T_MAX / sizeof(acc_t)) return -1;
+        acc_t *full = PyMem_RawRealloc(s->full, (size_t)cap * sizeof(acc_t));
+        if (!full) return -1;
+        s->full = full;
+        s->cap_full = cap;
+    }
+    memset(&s->full[s->n_full], 0, sizeof(acc_t));
+    return s->n_full++;
+}
+
+/* Promotes group r (not promoted) with the digits *a: 0 out of memory (no exception set). */
+static int group_promote_to(GroupSums *s, group_t *r, const acc_t *a) {
+    const Py_ssize_t i = full_new(s);
+    if (i < 0) return 0;
+    memcpy(s->full[i].d, a->d, sizeof a->d);
+    memset(r->d, 0, sizeof r->d);
+    r->d[0] = i;
+    r->base = BASE_FULL;
+    return 1;
+}
+
+static int group_promote(GroupSums *s, group_t *r) {
+    acc_t a;
+    group_expand(s, r, &a);
+    return group_promote_to(s, r, &a);
+}
+
+/* Whether the normalised digits *a are a window's at base b: 0 below b, and above the window's
+ * top digit only the sign, with that top digit (its signed value) within 2**31 like a carry. */
+static int window_fits(const acc_t *a, int b) {
+    for (int i = 0; i < b; i++)
+        if (a->d[i]) return 0;
+    const int top = b + WINDOW - 1;
+    if (top == DIGITS - 1) return 1;
+    const int negative = a->d[DIGITS - 1] < 0;
+    if (a->d[DIGITS - 1] != (negative ? -1 : 0)) return 0;
+    for (int i = top + 1; i < DIGITS - 1; i++)
+        if (a->d[i] != (negative ? 0xffffffffLL : 0)) return 0;
+    return negative ? a->d[top] >= ((int64_t)1 << 31) : a->d[top] < ((int64_t)1 << 31);
+}
+
+/* The base of a window for the first value at digit j, or the lowest nonzero digit j of a sum. */
+static inline int32_t base_for(int j) {
+    const int b = j >= 2 ? j - 2 : 0;
+    return b > DIGITS - WINDOW ? DIGITS - WINDOW : b;
+}
+
+/* Stores the normalised digits *a as group r's sum (r not promoted): in r's window if they fit
+ * at its base (or at the base of their lowest digit, for a group without a window or a sum that
+ * moved), else in a full accumulator. 0 out of memory (no exception set). */
+static int group_store(GroupSums *s, group_t *r, const acc_t *a) {
+    int lo = 0;
+    while (lo < DIGITS && a->d[lo] == 0) lo++;
+    if (lo == DIGITS) { /* 0: an empty group stays empty */
+        memset(r->d, 0, sizeof r->d);
+        return 1;
+    }
+    int b = r->base;
+    if (b < 0 || !window_fits(a, b)) {
+        b = base_for(lo);
+        if (!window_fits(a, b)) return group_promote_to(s, r, a);
+    }
+    for (int k = 0; k < WINDOW - 1; k++) r->d[k] = a->d[b + k];
+    const int top = b + WINDOW - 1;
+    r->d[WINDOW - 1] = top == DIGITS - 1 || a->d[DIGITS - 1] >= 0
+                           ? a->d[top]
+                           : a->d[top] - ((int64_t)1 << 32);
+    r->base = b;
+    return 1;
+}
+
 static void group_sums_normalise(GroupSums *s) {
-    for (Py_ssize_t g = 0; g < s->size; g++) acc_normalise(&s->acc[g]);
+    for (Py_ssize_t g = 0; g < s->size; g++)
+        if (s->grp[g].base >= 0) window_normalise(s->grp[g].d);
+    for (Py_ssize_t i = 0; i < s->n_full; i++) acc_normalise(&s->full[i]);
     s->since = 0;
 }
 
@@ -1025,12 +1159,20 @@ static PyObject *group_sums_new(PyTypeObject *type, PyObject *args, PyObject *kw
         return NULL;
     }
     GroupSums *s = (GroupSums *)type->tp_alloc(type, 0);
-    if (s) { s->acc = NULL; s->size = s->cap = 0; s->since = 0; s->busy = 0; }
+    if (s) {
+        s->grp = NULL;
+        s->size = s->cap = 0;
+        s->full = NULL;
+        s->n_full = s->cap_full = 0;
+        s->since = 0;
+        s->busy = 0;
+    }
     return (PyObject *)s;
 }
 
 static void group_sums_dealloc(GroupSums *s) {
-    block_give(s->acc, s->cap);
+    block_give(s->grp, s->cap);
+    PyMem_RawFree(s->full);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
@@ -1044,6 +1186,37 @@ static int64_t max_code(const void *codes, int c64, Py_ssize_t n) {
     }
     return low < 0 ? -1 : top;
 }
+
+/* One value into group r, whatever it is (as acc_add_one): 0 out of memory (promoting). */
+static inline int group_add_one(GroupSums *s, group_t *r, uint64_t bits) {
+    const unsigned e = (unsigned)(bits >> 52) & 0x7ff;
+    if (e == 0x7ff) {
+        if (bits & SIGNIFICAND) r->nan++;
+        else if (bits >> 63) r->neg_inf++;
+        else r->pos_inf++;
+        return 1;
+    }
+    const int64_t m = (int64_t)((bits & SIGNIFICAND) | ((uint64_t)(e != 0) << 52));
+    if (!m) return 1;
+    const int64_t v = bits >> 63 ? -m : m;
+    const unsigned shift = (e ? e : 1) - 1;
+    const int j = (int)(shift >> 5);
+    const int k = j - r->base;
+    if ((unsigned)k <= WINDOW_REACH) { /* false for BASE_EMPTY and BASE_FULL */
+        digits_add_signed(r->d + k, v, shift & 31);
+        return 1;
+    }
+    if (r->base == BASE_EMPTY) {
+        r->base = base_for(j);
+        digits_add_signed(r->d + (j - r->base), v, shift & 31);
+        return 1;
+    }
+    if (r->base != BASE_FULL && !group_promote(s, r)) return 0;
+    acc_add_signed(&s->full[r->d[0]], v, shift);
+    return 1;
+}
+
+#define PREFETCH_AHEAD 16
 
 PyDoc_STRVAR(group_sums_add_doc,
 "add(values, codes) -> bool\n\n"
@@ -1080,18 +1253,26 @@ static PyObject *group_sums_add(GroupSums *s, PyObject *args) {
         PyBuffer_Release(&values);
         return NULL;
     }
+    int out_of_memory = 0;
     s->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     const double *x = (const double *)values.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) { /* the group of a later value: random groups miss caches */
+            const int64_t later = c64 ? ((const int64_t *)codes.buf)[i + PREFETCH_AHEAD]
+                                      : ((const int32_t *)codes.buf)[i + PREFETCH_AHEAD];
+            __builtin_prefetch(&s->grp[later], 1);
+            __builtin_prefetch((const char *)&s->grp[later] + 63, 1);
+        }
         const int64_t g = c64 ? ((const int64_t *)codes.buf)[i] : ((const int32_t *)codes.buf)[i];
-        acc_add_one(&s->acc[g], f64_to_bits(x[i]));
+        if (!group_add_one(s, &s->grp[g], f64_to_bits(x[i]))) { out_of_memory = 1; break; }
         if (++s->since >= GROUP_NORMALISE_EVERY) group_sums_normalise(s);
     }
     Py_END_ALLOW_THREADS
     s->busy = 0;
     PyBuffer_Release(&codes);
     PyBuffer_Release(&values);
+    if (out_of_memory) return PyErr_NoMemory(); /* the values before the failing one added */
     Py_RETURN_TRUE;
 }
 
@@ -1109,11 +1290,13 @@ static PyObject *group_sums_get(GroupSums *s, PyObject *arg) {
         return NULL;
     }
     if (g >= s->size) return Py_BuildValue("iiii", 0, 0, 0, 0);
-    acc_normalise(&s->acc[g]); /* the same value, digits in range for acc_to_int */
-    PyObject *units = acc_to_int(&s->acc[g]);
+    const group_t *r = &s->grp[g];
+    acc_t a;
+    group_expand(s, r, &a);
+    acc_normalise(&a); /* the same value, digits in range for acc_to_int */
+    PyObject *units = acc_to_int(&a);
     if (!units) return NULL;
-    const acc_t *a = &s->acc[g];
-    return Py_BuildValue("Nnnn", units, a->pos_inf, a->neg_inf, a->nan);
+    return Py_BuildValue("Nnnn", units, r->pos_inf, r->neg_inf, r->nan);
 }
 
 PyDoc_STRVAR(group_sums_add_units_doc,
@@ -1142,18 +1325,22 @@ static PyObject *group_sums_add_units(GroupSums *s, PyObject *args) {
     if (!raw) return NULL; /* OverflowError: beyond any float64 sum */
     if (!group_sums_reserve(s, g + 1)) { Py_DECREF(raw); return NULL; }
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(raw);
-    acc_t *a = &s->acc[g];
+    group_t *r = &s->grp[g];
+    acc_t sum;
+    acc_t *a = r->base == BASE_FULL ? &s->full[r->d[0]] : &sum;
+    if (a == &sum) group_expand(s, r, a);
     acc_normalise(a); /* then each digit takes one chunk below 2**32 */
     for (int j = 0; j < DIGITS; j++) {
         uint32_t v = (uint32_t)b[4 * j] | ((uint32_t)b[4 * j + 1] << 8) |
                      ((uint32_t)b[4 * j + 2] << 16) | ((uint32_t)b[4 * j + 3] << 24);
         a->d[j] += j < DIGITS - 1 ? (int64_t)v : (int64_t)(int32_t)v;
     }
-    a->pos_inf += pos_inf;
-    a->neg_inf += neg_inf;
-    a->nan += nan;
-    acc_normalise(a);
     Py_DECREF(raw);
+    acc_normalise(a);
+    if (a == &sum && !group_store(s, r, a)) return PyErr_NoMemory(); /* r unchanged */
+    r->pos_inf += pos_inf;
+    r->neg_inf += neg_inf;
+    r->nan += nan;
     Py_RETURN_NONE;
 }
 
@@ -1197,28 +1384,51 @@ static PyObject *group_sums_merge(GroupSums *s, PyObject *args) {
         return NULL;
     }
     /* A digit of either holds less than 2**32 (since + 1) in magnitude (normalised digits
-     * plus less than 2**32 per add since). Without a mapping each of s's groups gets one of
-     * o's, so s's digits then hold less than 2**32 (s->since + o->since + 2): counted as
-     * o->since + 1 more adds, with both normalised first only if that would pass the bound
-     * (merging a run's partials then goes over each group's digits once, not three times).
-     * A mapping may send several of o's groups to one: o is normalised, and each group added
-     * counts as one add. */
+     * plus less than 2**32 per add since; a window's top digit, which only takes carries,
+     * holds at most the number of values added besides). Without a mapping each of s's groups
+     * gets one of o's, so s's digits then hold less than 2**32 (s->since + o->since + 2):
+     * counted as o->since + 1 more adds, with both normalised first only if that would pass
+     * the bound (merging a run's partials then goes over each group's digits once, not three
+     * times). A mapping may send several of o's groups to one: o is normalised, and each group
+     * added counts as one add. Group by group: a window into an empty group or a window at the
+     * same base adds digits; anything else adds the other's expanded digits into the target's
+     * full accumulator, or stores the target's sum plus them (group_store: a window if it
+     * fits, else promoted). */
     if (map || s->since + (o == s ? s->since : o->since) + 1 >= GROUP_NORMALISE_EVERY) {
         if (o != s) group_sums_normalise(o);
         group_sums_normalise(s);
     }
     const int64_t added = (o == s ? s->since : o->since) + 1;
-    for (Py_ssize_t i = 0; i < o->size; i++) {
-        acc_t *t = &s->acc[map ? map[i] : i];
-        const acc_t *a = &o->acc[i];
-        for (int j = 0; j < DIGITS; j++) t->d[j] += a->d[j];
-        t->pos_inf += a->pos_inf;
-        t->neg_inf += a->neg_inf;
-        t->nan += a->nan;
+    int out_of_memory = 0;
+    for (Py_ssize_t i = 0; i < o->size && !out_of_memory; i++) {
+        group_t *t = &s->grp[map ? map[i] : i];
+        const group_t a = o->grp[i]; /* a copy: t may be the same group (o == s) */
+        if (a.base >= 0 && (t->base == a.base || t->base == BASE_EMPTY)) {
+            if (t->base == BASE_EMPTY) memset(t->d, 0, sizeof t->d);
+            for (int k = 0; k < WINDOW; k++) t->d[k] += a.d[k];
+            t->base = a.base;
+        } else if (a.base != BASE_EMPTY) {
+            acc_t x;
+            group_expand(o, &a, &x);
+            if (t->base == BASE_FULL) {
+                acc_t *f = &s->full[t->d[0]];
+                for (int j = 0; j < DIGITS; j++) f->d[j] += x.d[j];
+            } else {
+                acc_t y;
+                group_expand(s, t, &y);
+                for (int j = 0; j < DIGITS; j++) y.d[j] += x.d[j];
+                acc_normalise(&y);
+                if (!group_store(s, t, &y)) { out_of_memory = 1; break; }
+            }
+        }
+        t->pos_inf += a.pos_inf;
+        t->neg_inf += a.neg_inf;
+        t->nan += a.nan;
         if (map && ++s->since >= GROUP_NORMALISE_EVERY) group_sums_normalise(s);
     }
     if (!map) s->since += added;
     if (map) PyBuffer_Release(&mapping);
+    if (out_of_memory) return PyErr_NoMemory(); /* the groups before the failing one merged */
     Py_RETURN_NONE;
 }
 
@@ -1275,12 +1485,13 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
     for (Py_ssize_t g = 0; g < n; g++) {
         const int64_t count = c[g];
         if (count <= 0) { values[g] = NAN; continue; } /* 0/0, as ExactSum.ratio */
-        acc_t zero;
-        acc_t *a = g < s->size ? &s->acc[g] : &zero;
-        if (g >= s->size) memset(&zero, 0, sizeof zero);
-        if (a->nan || (a->pos_inf && a->neg_inf)) { values[g] = NAN; continue; }
-        if (a->pos_inf) { values[g] = INFINITY; continue; }
-        if (a->neg_inf) { values[g] = -INFINITY; continue; }
+        group_t empty = {.base = BASE_EMPTY};
+        const group_t *r = g < s->size ? &s->grp[g] : &empty;
+        if (r->nan || (r->pos_inf && r->neg_inf)) { values[g] = NAN; continue; }
+        if (r->pos_inf) { values[g] = INFINITY; continue; }
+        if (r->neg_inf) { values[g] = -INFINITY; continue; }
+        acc_t sum, *a = &sum;
+        group_expand(s, r, a); /* a window's digits in an acc_t: the division below */
         acc_normalise(a);
         /* magnitude of the two's complement digits (the last digit signed) */
         uint32_t q[DIGITS];

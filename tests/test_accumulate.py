@@ -271,3 +271,235 @@ def test_grouped_sums_start_empty_on_a_block_another_one_freed():
         for size in (10, 3_000, 9_000):
             grown.add(np.ones(1), np.array([size - 1]))
         assert [grown[g].value for g in (0, 9, 2_999, 8_999, 8_998)] == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+# --- compact groups: windows of digits, promoted to full accumulators -------------------------
+
+# Values of every magnitude (subnormals, huge, +-0, inf, NaN), and runs of one narrow range (the
+# groups' windows) with now and then a value far outside it (a promotion in the middle).
+narrow = st.one_of(
+    st.floats(1e-8, 20.0),
+    st.floats(-20.0, -1e-8),
+    st.sampled_from([0.0, -0.0, 0.6931471805599453, 4.0, 3.9999999999999996]),
+)
+wide = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.sampled_from(
+        [1e300, -1e300, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
+    ),
+    st.floats(min_value=-1e-300, max_value=1e-300),
+)
+mixed_arrays = arrays(
+    np.float64,
+    st.integers(0, 300),
+    elements=st.one_of(narrow, narrow, narrow, wide),
+)
+
+
+def _codes(data: st.DataObject, n: int, groups: int) -> np.ndarray:
+    return np.array(
+        data.draw(st.lists(st.integers(0, groups - 1), min_size=n, max_size=n)), dtype=np.int64
+    )
+
+
+def _assert_groups(sums: GroupedExactSum, expected: list[ExactSum]) -> None:
+    for group, want in enumerate(expected):
+        got = sums[group]
+        assert got.units == want.units
+        assert (got.num_pos_inf, got.num_neg_inf, got.num_nan) == (
+            want.num_pos_inf,
+            want.num_neg_inf,
+            want.num_nan,
+        )
+        assert got == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(mixed_arrays, st.integers(1, 40), st.lists(st.integers(0, 300), max_size=4), st.data())
+def test_compact_groups_equal_exact_sums_for_values_of_every_magnitude(values, groups, cuts, data):
+    codes = _codes(data, len(values), groups)
+    sums = GroupedExactSum()
+    bounds = [0, *sorted(min(c, len(values)) for c in cuts), len(values)]
+    for start, stop in itertools.pairwise(bounds):
+        sums.add(values[start:stop], codes[start:stop])
+    _assert_groups(sums, [_reference(values, codes, g) for g in range(groups + 1)])
+
+
+def test_a_group_promoted_in_the_middle_keeps_its_exact_sum():
+    """Tiny values set a group's window; 1e300 leaves it (the group goes to a full accumulator),
+    and the tiny values after it, the cancelling -1e300 and a subnormal are still exact."""
+    runs = [
+        np.full(500, 1e-3),
+        np.array([1e300, 0.1, -0.0, 5e-324]),
+        np.full(700, 2.5e-2),
+        np.array([-1e300, np.inf, 3.0]),
+        -np.full(300, 1e-3),
+    ]
+    sums = GroupedExactSum()
+    seen: list[float] = []
+    for run in runs:
+        sums.add(run, np.zeros(len(run), dtype=np.int64))
+        sums.add(run[::-1], np.ones(len(run), dtype=np.int32))  # another group, other order
+        seen.extend(run)
+        want = ExactSum.from_values(np.array(seen))
+        _assert_groups(sums, [want, want])
+    finite_only = ExactSum.from_values(np.array([v for v in seen if math.isfinite(v)]))
+    assert sums[0].units == finite_only.units and sums[0].value == math.inf  # the inf counts
+
+
+def test_sums_growing_far_above_their_first_values_stay_in_the_window_and_exact():
+    """The window's top digit takes the carries: 100,000 values near 4 sum to 2**19 (digits
+    above the first value's), then the sum cancels back to below the first value."""
+    values = np.concatenate([np.full(100_000, 3.75), np.array([1e-9]), np.full(100_000, -3.75)])
+    sums = GroupedExactSum()
+    for start in range(0, len(values), 4096):
+        sums.add(values[start : start + 4096], np.zeros(len(values[start : start + 4096]), int))
+    assert sums[0].units == exact_sum_units(np.array([1e-9])) and sums[0].value == 1e-9
+
+
+@settings(max_examples=100, deadline=None)
+@given(mixed_arrays, mixed_arrays, st.integers(1, 12), st.integers(1, 12), st.data())
+def test_compact_merges_with_and_without_a_mapping(first_values, second_values, n1, n2, data):
+    """Windows at one base add digits; other bases, promoted groups and empty groups meet too,
+    and a mapping may send several groups to one."""
+    first_codes = _codes(data, len(first_values), n1)
+    second_codes = _codes(data, len(second_values), n2)
+    first, second = GroupedExactSum(), GroupedExactSum()
+    first.add(first_values, first_codes)
+    second.add(second_values, second_codes)
+    # without a mapping: group i into group i
+    plain = GroupedExactSum().merge(first).merge(second)
+    groups = max(n1, n2) + 1
+    _assert_groups(
+        plain,
+        [
+            ExactSum.from_values(
+                np.concatenate([first_values[first_codes == g], second_values[second_codes == g]])
+            )
+            for g in range(groups)
+        ],
+    )
+    # a mapping, not one to one: second's groups land on a few of first's
+    mapping = np.array(
+        data.draw(st.lists(st.integers(0, 4), min_size=len(second), max_size=len(second))),
+        dtype=np.int64,
+    )
+    mapped = GroupedExactSum().merge(first).merge(second, mapping)
+    mapped_codes = mapping[second_codes] if len(second) else second_codes
+    _assert_groups(
+        mapped,
+        [
+            ExactSum.from_values(
+                np.concatenate([first_values[first_codes == g], second_values[mapped_codes == g]])
+            )
+            for g in range(max(n1, 5) + 1)
+        ],
+    )
+    # merging into itself doubles every group
+    first._sums.merge(first._sums)
+    _assert_groups(
+        first,
+        [
+            ExactSum.from_values(np.concatenate([first_values[first_codes == g]] * 2))
+            for g in range(n1 + 1)
+        ],
+    )
+    # and adding after a merge goes on exactly
+    plain.add(first_values, first_codes)
+    _assert_groups(
+        plain,
+        [
+            ExactSum.from_values(
+                np.concatenate(
+                    [
+                        first_values[first_codes == g],
+                        second_values[second_codes == g],
+                        first_values[first_codes == g],
+                    ]
+                )
+            )
+            for g in range(groups)
+        ],
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(mixed_arrays, st.integers(1, 20), mixed_arrays, st.data())
+def test_compact_add_units_round_trips_and_goes_on(values, groups, more, data):
+    """A saved state comes back through add_units (into a fresh one, and onto groups holding
+    values already): the same sums, and adds after it stay exact."""
+    codes = _codes(data, len(values), groups)
+    more_codes = _codes(data, len(more), groups)
+    sums = GroupedExactSum()
+    sums.add(values, codes)
+    again = GroupedExactSum()
+    for g in range(len(sums)):
+        again._sums.add_units(g, *sums._sums.get(g))
+    _assert_groups(again, [_reference(values, codes, g) for g in range(groups + 1)])
+    restored = pickle.loads(pickle.dumps(sums))
+    restored.add(more, more_codes)
+    again.add(more, more_codes)
+    onto = GroupedExactSum()
+    onto.add(more, more_codes)
+    for g in range(len(sums)):
+        onto._sums.add_units(g, *sums._sums.get(g))
+    both = np.concatenate([values, more])
+    both_codes = np.concatenate([codes, more_codes])
+    expected = [_reference(both, both_codes, g) for g in range(groups + 1)]
+    for result in (restored, again, onto):
+        _assert_groups(result, expected)
+
+
+def test_add_units_of_sums_a_window_cannot_hold():
+    sums = GroupedExactSum()
+    big = exact_sum_units(np.array([1.7976931348623157e308])) * 1000
+    for units in (big, -big, 1, -1, 2**2000 + 1, -(2**1100) - 2**40, 0):
+        sums._sums.add_units(0, units)
+        sums._sums.add_units(1, units)
+        sums.add(np.array([0.25, -5e-324]), np.array([1, 1]))
+    total = big - big + 1 - 1 + 2**2000 + 1 - 2**1100 - 2**40
+    assert sums[0].units == total
+    assert sums[1].units == total + 7 * exact_sum_units(np.array([0.25, -5e-324]))
+    with pytest.raises(OverflowError):
+        sums._sums.add_units(2, 2**2300)
+
+
+@settings(max_examples=100, deadline=None)
+@given(mixed_arrays, st.integers(1, 20), st.data())
+def test_compact_ratios_are_exact_sum_ratios(values, groups, data):
+    codes = _codes(data, len(values), groups)
+    sums = GroupedExactSum()
+    sums.add(values, codes)
+    counts = np.array(
+        data.draw(st.lists(st.integers(0, 10**6), min_size=groups + 2, max_size=groups + 2)),
+        dtype=np.int64,
+    )
+    ratios = np.frombuffer(sums._sums.ratios(counts), dtype=np.float64)
+    for g, count in enumerate(counts):
+        want = _reference(values, codes, g).ratio(int(count))
+        assert ratios[g] == want or (math.isnan(ratios[g]) and math.isnan(want))
+        assert math.copysign(1.0, ratios[g]) == math.copysign(1.0, want) or math.isnan(want)
+
+
+def test_many_compact_groups():
+    rng = np.random.default_rng(7)
+    groups = 20_000
+    values = -np.log(rng.uniform(0.01, 1.0, 200_000))
+    values[rng.integers(0, len(values), 50)] = 1e300  # a few groups promoted
+    values[rng.integers(0, len(values), 50)] = 5e-324
+    codes = rng.integers(0, groups, len(values))
+    sums, halves = GroupedExactSum(), [GroupedExactSum(), GroupedExactSum()]
+    sums.add(values, codes)
+    halves[0].add(values[::2], codes[::2])
+    halves[1].add(values[1::2], codes[1::2])
+    merged = GroupedExactSum().merge(halves[0]).merge(halves[1])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(groups + 1))
+    for g in range(0, groups, 97):
+        want = ExactSum.from_values(values[order[bounds[g] : bounds[g + 1]]])
+        assert sums[g].units == want.units and merged[g].units == want.units
+    counts = np.bincount(codes, minlength=groups).astype(np.int64)
+    assert (
+        np.frombuffer(sums._sums.ratios(counts), dtype=np.float64).tobytes()
+        == np.frombuffer(merged._sums.ratios(counts), dtype=np.float64).tobytes()
+    )
