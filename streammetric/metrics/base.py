@@ -25,9 +25,9 @@ import inspect
 import json
 import math
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +48,9 @@ from .state import (
     merge_states,
     merge_value,
 )
+
+if TYPE_CHECKING:
+    from .batch import BatchStats, Stat
 
 __all__ = ["EvalMetric", "ValueNote", "fixed", "outcome_of", "plural"]
 
@@ -263,8 +266,9 @@ class EvalMetric(_Locked):
     higher_is_better: ClassVar[bool | None] = None
     #: the name :func:`streammetric.create` knows the class by (set by ``register``)
     registered_name: ClassVar[str | None] = None
-    #: results of a batch this metric asks for and a sibling may compute on the way (see _shared)
-    shared_work: ClassVar[tuple[Hashable, ...]] = ()
+    #: the statistics of a batch this metric reads from its `BatchStats` (in `_batch_terms`),
+    #: which the batch computes once for all its metrics (`streammetric.metrics.batch`)
+    batch_stats: ClassVar[frozenset[Stat]] = frozenset()
     #: MXNet's ``has_global_stats`` (an instance attribute once constructed)
     _has_global_stats: bool = True
     #: config keys that earlier versions wrote though the constructor does not take them, with
@@ -388,8 +392,36 @@ class EvalMetric(_Locked):
         """What each row of a batch adds to each state entry (`streammetric.metrics.state`),
         checked as ``update`` checks it (an invalid row raises `InvalidInputError`); None for
         a metric whose state is not a sum over its rows (then groups go through
-        ``_update_state`` one by one)."""
+        ``_update_state`` one by one). A metric that declares `batch_stats` computes them in
+        `_batch_terms` from a `BatchStats` of its own."""
         return None
+
+    def _batch_terms(self, batch: BatchStats) -> Terms | None:
+        """`_row_terms` of a batch that several metrics read (a composite's update, the
+        engine's): a metric that declares `batch_stats` reads them from ``batch`` here."""
+        return self._row_terms(batch.labels, batch.preds, batch.weights)
+
+    def batch_terms(self, batch: BatchStats) -> Terms | None:
+        """`row_terms` of a batch made by ``BatchStats.of`` for every metric that reads it
+        (the engine's leaves), which share its statistics."""
+        return self._batch_terms(batch)
+
+    def _update_batches(self, batches: list[BatchStats]) -> None:
+        """Fold batches made for a composite's metrics into the local state (``update``'s
+        work, the statistics shared with the siblings)."""
+        with self._lock:
+            state = self._local
+            if type(self)._update_state is not EvalMetric._update_state:  # its own fold
+                for batch in batches:
+                    self._update_state(state, batch.labels, batch.preds, batch.weights)
+                return
+            for batch in batches:
+                terms = self._batch_terms(batch)
+                if terms is None:
+                    raise NotImplementedError(
+                        f"{type(self).__name__} defines neither _row_terms nor _update_state"
+                    )
+                fold(state, self._specs, terms, _num_rows(batch.labels, batch.preds))
 
     def row_terms(
         self, labels: np.ndarray, preds: np.ndarray, sample_weight: np.ndarray | None = None
@@ -472,6 +504,10 @@ class EvalMetric(_Locked):
         (class ranges, probabilities) extend it.
         """
         return _nonfinite_rows(labels, preds)
+
+    def _batch_invalid_rows(self, batch: BatchStats) -> np.ndarray | None:
+        """`invalid_rows` of a batch that several metrics read (a composite's)."""
+        return self.invalid_rows(batch.labels, batch.preds)
 
     def _compute(self, state: State) -> Any:
         """The value of a state (a float; a NumPy array for a metric of one value per class
