@@ -34,6 +34,7 @@ import numpy as np
 from .._exceptions import ConfigError, StateError
 from ._inputs import as_pairs
 from ._options import check_bool, check_names
+from .batch import BatchStats
 from .state import (
     ROWS,
     GroupedState,
@@ -50,7 +51,7 @@ from .state import (
 )
 
 if TYPE_CHECKING:
-    from .batch import BatchStats, Stat
+    from .batch import Stat
 
 __all__ = ["EvalMetric", "ValueNote", "fixed", "outcome_of", "plural"]
 
@@ -378,8 +379,12 @@ class EvalMetric(_Locked):
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
         """Fold one (label, pred, weight) triple into ``state``: by default, what `_row_terms`
-        says each row adds."""
-        terms = self._row_terms(label, pred, weight)
+        says each row adds (`_batch_terms` of a `BatchStats` of its own for a metric that
+        declares `batch_stats`)."""
+        if self.batch_stats:
+            terms = self._batch_terms(BatchStats(label, pred, weight, (self,)))
+        else:
+            terms = self._row_terms(label, pred, weight)
         if terms is None:
             raise NotImplementedError(
                 f"{type(self).__name__} defines neither _row_terms nor _update_state"
@@ -392,13 +397,15 @@ class EvalMetric(_Locked):
         """What each row of a batch adds to each state entry (`streammetric.metrics.state`),
         checked as ``update`` checks it (an invalid row raises `InvalidInputError`); None for
         a metric whose state is not a sum over its rows (then groups go through
-        ``_update_state`` one by one). A metric that declares `batch_stats` computes them in
-        `_batch_terms` from a `BatchStats` of its own."""
+        ``_update_state`` one by one). A metric that declares `batch_stats` defines
+        `_batch_terms` instead."""
         return None
 
     def _batch_terms(self, batch: BatchStats) -> Terms | None:
-        """`_row_terms` of a batch that several metrics read (a composite's update, the
-        engine's): a metric that declares `batch_stats` reads them from ``batch`` here."""
+        """`_row_terms` of ``batch`` (its ``labels``, ``preds`` and ``weights``). A metric that
+        declares `batch_stats` defines this instead and reads them from ``batch``, which
+        computes them once for every metric that reads it: a lone ``update()`` makes one
+        for its metric, a composite's update and the engine one for all theirs."""
         return self._row_terms(batch.labels, batch.preds, batch.weights)
 
     def batch_terms(self, batch: BatchStats) -> Terms | None:
@@ -435,11 +442,18 @@ class EvalMetric(_Locked):
             or type(preds) is not np.ndarray
         ):
             ((labels, preds, sample_weight),) = as_pairs(labels, preds, sample_weight)
+        if self.batch_stats:
+            return self._batch_terms(BatchStats(labels, preds, sample_weight, (self,)))
         return self._row_terms(labels, preds, sample_weight)
 
     def sums_rows(self) -> bool:
-        """Whether the state is a sum over rows (the class defines ``_row_terms``)."""
-        return type(self)._row_terms is not EvalMetric._row_terms
+        """Whether the state is a sum over rows (the class defines ``_row_terms`` or
+        ``_batch_terms``)."""
+        klass = type(self)
+        return (
+            klass._row_terms is not EvalMetric._row_terms
+            or klass._batch_terms is not EvalMetric._batch_terms
+        )
 
     def name_values(self, state: State) -> list[tuple[str, Any]]:
         """``(name, value)`` pairs of a state (one group's, say), as ``get_name_value``."""

@@ -82,7 +82,7 @@ class BatchStats:
     copies what it keeps).
     """
 
-    __slots__ = ("_losses", "_ranks", "_stats", "labels", "metrics", "preds", "weights")
+    __slots__ = ("_losses", "_ranks", "_stats", "labels", "metrics", "preds", "shared", "weights")
 
     def __init__(
         self,
@@ -95,6 +95,8 @@ class BatchStats:
         self.preds = preds
         self.weights = weights
         self.metrics = metrics
+        #: whether several metrics read these statistics (then none may change them)
+        self.shared = len(metrics) > 1
         self._stats: frozenset[Stat] | None = None
         self._ranks: np.ndarray | None = None
         self._losses: dict[Hashable, LossTerms] | None = None
@@ -114,11 +116,6 @@ class BatchStats:
         return cls(labels, preds, sample_weight, metrics)
 
     @property
-    def shared(self) -> bool:
-        """Whether several metrics read these statistics (then none may change them)."""
-        return len(self.metrics) > 1
-
-    @property
     def stats(self) -> frozenset[Stat]:
         """The union of the statistics the batch's metrics declared."""
         stats = self._stats
@@ -131,7 +128,7 @@ class BatchStats:
         (ranking the true classes in the same pass when a metric of the batch wants them)."""
         losses = self._losses
         if losses is None:
-            if len(self.metrics) <= 1:  # a lone metric: nothing to share
+            if not self.shared:  # a lone metric: nothing to share
                 return source._loss_terms(self.labels, self.preds, False)
             losses = self._losses = {}
         key = source._loss_key
@@ -152,7 +149,7 @@ class BatchStats:
         its loss terms anyway, else by their own pass (``_kernels.class_ranks``)."""
         ranks = self._ranks
         if ranks is None:
-            if len(self.metrics) > 1 and Stat.LOSS_TERMS in self.stats:
+            if self.shared and Stat.LOSS_TERMS in self.stats:
                 self._rank_in_a_scan()
                 ranks = self._ranks
             if ranks is None:

@@ -134,9 +134,6 @@ class Accuracy(EvalMetric):
         self.axis = axis
         super().__init__(name, output_names=output_names, label_names=label_names, axis=axis)
 
-    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
-        return self._batch_terms(BatchStats(label, pred, weight, (self,)))
-
     def _batch_terms(self, batch: BatchStats) -> Terms:
         """Hits from the batch's `Stat.TRUE_CLASS_RANKS` (a clean (n, k) batch's)."""
         hits = _accuracy_update(batch.labels, batch.preds, self.axis, batch.true_class_ranks)
@@ -181,9 +178,6 @@ class TopKAccuracy(EvalMetric):
         super().__init__(
             f"{name}_{top_k}", output_names=output_names, label_names=label_names, top_k=top_k
         )
-
-    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
-        return self._batch_terms(BatchStats(label, pred, weight, (self,)))
 
     def _batch_terms(self, batch: BatchStats) -> Terms:
         """Hits from the batch's `Stat.TRUE_CLASS_RANKS`."""

@@ -188,13 +188,10 @@ class _LossMetric(EvalMetric):
         """The functional update and its keyword arguments."""
         raise NotImplementedError
 
-    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
-        """Each row's ``w * numerator`` and ``w * denominator``, whether it counts (not ignored,
-        not invalid), whether it was skipped as invalid, and its diagnostics."""
-        return self._batch_terms(BatchStats(label, pred, weight, (self,)))
-
     def _batch_terms(self, batch: BatchStats) -> Terms:
-        """`_row_terms` from the batch's `Stat.LOSS_TERMS`."""
+        """Each row's ``w * numerator`` and ``w * denominator`` from the batch's
+        `Stat.LOSS_TERMS`, whether it counts (not ignored, not invalid), whether it was skipped
+        as invalid, and its diagnostics."""
         terms = batch.loss_terms(self)
         weight = batch.weights
         diagnostics = terms.diagnostics
