@@ -389,7 +389,8 @@ class EvalMetric(_Locked):
             raise NotImplementedError(
                 f"{type(self).__name__} defines neither _row_terms nor _update_state"
             )
-        fold(state, self._specs, terms, _num_rows(label, pred))
+        rows = pred.shape[0] if type(pred) is np.ndarray and pred.ndim else _num_rows(label, pred)
+        fold(state, self._specs, terms, rows)
 
     def _row_terms(
         self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None

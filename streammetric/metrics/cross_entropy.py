@@ -214,7 +214,9 @@ class _LossMetric(EvalMetric):
             "sum_weight": ROWS if plain and all_count else per_row(denominator),
             "num_inst": ROWS if all_count else per_row(_counted(terms)),
             "num_invalid": per_row(terms.invalid) if invalid else None,
-            "diagnostics": _diagnostics_term(diagnostics, row_diagnostics, batch_shape),
+            "diagnostics": _clean_diagnostics(batch_shape[0] if batch_shape else 0)
+            if not any(diagnostics.values())  # no count in any row
+            else _diagnostics_term(diagnostics, row_diagnostics, batch_shape),
         }
 
     def _add_diagnostics(self, state: State, diagnostics: dict[str, int]) -> None:
@@ -430,9 +432,8 @@ def _diagnostics_term(
     row_diagnostics: Callable[[], np.ndarray],
     batch_shape: tuple[int, ...],
 ) -> Rowwise:
-    """The batch's diagnostics: their totals (``DIAGNOSTIC_KEYS`` order), each row's on demand."""
-    if not any(diagnostics.values()):  # no count in any row
-        return _clean_diagnostics(batch_shape[0] if batch_shape else 0)
+    """The diagnostics of a batch with some count (``_clean_diagnostics`` for the others):
+    their totals (``DIAGNOSTIC_KEYS`` order), each row's on demand."""
     totals = np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
     return Rowwise(totals, lambda: _row_sums(row_diagnostics(), batch_shape))
 
