@@ -435,8 +435,10 @@ class EvalMetric(_Locked):
         self, labels: np.ndarray, preds: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> Terms | None:
         """`_row_terms` of one batch (arrays, checked as ``update`` checks them, sample
-        weights too): the engine folds them into every group's state at once
-        (`streammetric.metrics.state.GroupedState`)."""
+        weights too; `_batch_terms` of a `BatchStats` of its own for a metric that declares
+        `batch_stats`): the engine folds them into every group's state at once
+        (`streammetric.metrics.state.GroupedState`), from `batch_terms` of one batch for all
+        its metrics."""
         if (
             sample_weight is not None
             or type(labels) is not np.ndarray
