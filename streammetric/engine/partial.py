@@ -16,8 +16,8 @@ from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
 from ..metrics._inputs import as_pairs
-from ..metrics._shared import shared_batch
 from ..metrics.base import _num_rows
+from ..metrics.batch import BatchStats
 from ..metrics.state import GroupedState, State, Terms
 from .result import Result
 
@@ -144,13 +144,12 @@ class Partial:
         self, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray | None
     ) -> list[Terms | None]:
         """Each leaf's `row_terms` of a batch (None for a leaf updated group by group); the
-        leaves of one composite share their work on the batch (`shared_batch`)."""
-        wants = frozenset(key for leaf in self.leaves for key in leaf.shared_work)
-        with shared_batch(wants):
-            return [
-                None if isinstance(state, _ObjectStates) else leaf.row_terms(labels, preds, weights)
-                for leaf, state in zip(self.leaves, self.states, strict=True)
-            ]
+        leaves share the batch's statistics (one `BatchStats`)."""
+        batch = BatchStats.of(labels, preds, weights, self.leaves)
+        return [
+            None if isinstance(state, _ObjectStates) else leaf.batch_terms(batch)
+            for leaf, state in zip(self.leaves, self.states, strict=True)
+        ]
 
     def update(
         self, key: GroupKey, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray | None

@@ -125,7 +125,9 @@ def _predicted_classes(
     return _by_row(label, rows), _by_row(predicted, rows)
 
 
-RankFunction = Callable[[Any, Any], np.ndarray]
+#: the true classes' ranks of the labels and preds at hand, when the caller has them (a
+#: metric's `streammetric.metrics.batch.BatchStats`); else :func:`_class_ranks` computes them
+RankFunction = Callable[[], np.ndarray]
 #: the columns of :func:`_class_ranks`: the true class's position when the first of equal
 #: scores comes first (argmax's order) and when the last does (top-k's order)
 FIRST_TIE_FIRST, LAST_TIE_FIRST = 0, 1
@@ -136,10 +138,12 @@ def _accuracy_update(
 ) -> np.ndarray:
     """Hits (bool, shape (n, elements per row)): predicted class == true class.
 
-    ``ranks`` computes :func:`_class_ranks` (a metric passes one that shares the result).
+    ``ranks()`` gives :func:`_class_ranks` of ``labels`` and ``preds`` (a metric passes its
+    batch's, shared with the other metrics), asked for only when they decide the hits.
     """
     if _is_rank_case(labels, preds, axis):  # (n,) labels, (n, k) scores: no argmax needed
-        return ((ranks or _class_ranks)(labels, preds)[:, FIRST_TIE_FIRST] == 0).reshape(-1, 1)
+        rank = ranks() if ranks is not None else _class_ranks(labels, preds)
+        return (rank[:, FIRST_TIE_FIRST] == 0).reshape(-1, 1)
     label, predicted = _predicted_classes(labels, preds, axis)
     return label == predicted
 
@@ -215,8 +219,9 @@ def _top_k_update(
     labels: Any, preds: Any, top_k: int, ranks: RankFunction | None = None
 ) -> np.ndarray:
     """Hits (bool, shape (n, 1)): the true class ranks among the ``top_k`` highest scores, the
-    higher class index first among equal scores."""
-    return ((ranks or _class_ranks)(labels, preds)[:, LAST_TIE_FIRST] < top_k).reshape(-1, 1)
+    higher class index first among equal scores. ``ranks()``: as for :func:`_accuracy_update`."""
+    rank = ranks() if ranks is not None else _class_ranks(labels, preds)
+    return (rank[:, LAST_TIE_FIRST] < top_k).reshape(-1, 1)
 
 
 def _weighted_hits(hits: np.ndarray, weight: np.ndarray | None) -> tuple[ExactSum, ExactSum]:

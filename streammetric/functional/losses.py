@@ -97,21 +97,17 @@ def _cross_entropy_update(
     ignore_index: int | None = None,
     axis: int = -1,
     kind: str = "categorical",
-    class_ranks: bool = False,
 ) -> LossTerms:
     """Per-row cross-entropy terms of one batch (see :class:`LossTerms`).
 
     Clean batches of class indices and probabilities take a fast path, one pass in C that reads
     only the true class's probability (the whole row under keras' renormalisation) and computes
     the loss (:func:`_fast_sparse_terms`); it gives the same bits as the general one.
-    With ``class_ranks``, that path also ranks the true classes (``LossTerms.ranks``).
     """
     conv = get_convention(convention)
     smoothing = inputs.check_label_smoothing(label_smoothing)
     if not from_logits and smoothing == 0:
-        fast = _fast_sparse_terms(
-            y_true, y_pred, conv, class_weight, ignore_index, axis, kind, class_ranks
-        )
+        fast = _fast_sparse_terms(y_true, y_pred, conv, class_weight, ignore_index, axis, kind)
         if fast is not None:
             return fast
     return _general_terms(

@@ -25,15 +25,16 @@ import inspect
 import json
 import math
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .._exceptions import ConfigError, StateError
 from ._inputs import as_pairs
 from ._options import check_bool, check_names
+from .batch import BatchStats
 from .state import (
     ROWS,
     GroupedState,
@@ -48,6 +49,9 @@ from .state import (
     merge_states,
     merge_value,
 )
+
+if TYPE_CHECKING:
+    from .batch import Stat
 
 __all__ = ["EvalMetric", "ValueNote", "fixed", "outcome_of", "plural"]
 
@@ -279,8 +283,9 @@ class EvalMetric(_Locked):
     higher_is_better: ClassVar[bool | None] = None
     #: the name :func:`streammetric.create` knows the class by (set by ``register``)
     registered_name: ClassVar[str | None] = None
-    #: results of a batch this metric asks for and a sibling may compute on the way (see _shared)
-    shared_work: ClassVar[tuple[Hashable, ...]] = ()
+    #: the statistics of a batch this metric reads from its `BatchStats` (in `_batch_terms`),
+    #: which the batch computes once for all its metrics (`streammetric.metrics.batch`)
+    batch_stats: ClassVar[frozenset[Stat]] = frozenset()
     #: MXNet's ``has_global_stats`` (an instance attribute once constructed)
     _has_global_stats: bool = True
     #: config keys that earlier versions wrote though the constructor does not take them, with
@@ -390,13 +395,18 @@ class EvalMetric(_Locked):
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
         """Fold one (label, pred, weight) triple into ``state``: by default, what `_row_terms`
-        says each row adds."""
-        terms = self._row_terms(label, pred, weight)
+        says each row adds (`_batch_terms` of a `BatchStats` of its own for a metric that
+        declares `batch_stats`)."""
+        if self.batch_stats:
+            terms = self._batch_terms(BatchStats(label, pred, weight, (self,)))
+        else:
+            terms = self._row_terms(label, pred, weight)
         if terms is None:
             raise NotImplementedError(
                 f"{type(self).__name__} defines neither _row_terms nor _update_state"
             )
-        fold(state, self._specs, terms, _num_rows(label, pred))
+        rows = pred.shape[0] if type(pred) is np.ndarray and pred.ndim else _num_rows(label, pred)
+        fold(state, self._specs, terms, rows)
 
     def _row_terms(
         self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -404,26 +414,65 @@ class EvalMetric(_Locked):
         """What each row of a batch adds to each state entry (`streammetric.metrics.state`),
         checked as ``update`` checks it (an invalid row raises `InvalidInputError`); None for
         a metric whose state is not a sum over its rows (then groups go through
-        ``_update_state`` one by one)."""
+        ``_update_state`` one by one). A metric that declares `batch_stats` defines
+        `_batch_terms` instead."""
         return None
+
+    def _batch_terms(self, batch: BatchStats) -> Terms | None:
+        """`_row_terms` of ``batch`` (its ``labels``, ``preds`` and ``weights``). A metric that
+        declares `batch_stats` defines this instead and reads them from ``batch``, which
+        computes them once for every metric that reads it: a lone ``update()`` makes one
+        for its metric, a composite's update and the engine one for all theirs."""
+        return self._row_terms(batch.labels, batch.preds, batch.weights)
+
+    def batch_terms(self, batch: BatchStats) -> Terms | None:
+        """`row_terms` of a batch made by ``BatchStats.of`` for every metric that reads it
+        (the engine's leaves), which share its statistics."""
+        return self._batch_terms(batch)
+
+    def _update_batches(self, batches: list[BatchStats]) -> None:
+        """Fold batches made for a composite's metrics into the local state (``update``'s
+        work, the statistics shared with the siblings)."""
+        with self._lock:
+            state = self._local
+            if type(self)._update_state is not EvalMetric._update_state:  # its own fold
+                for batch in batches:
+                    self._update_state(state, batch.labels, batch.preds, batch.weights)
+                return
+            for batch in batches:
+                terms = self._batch_terms(batch)
+                if terms is None:
+                    raise NotImplementedError(
+                        f"{type(self).__name__} defines neither _row_terms nor _update_state"
+                    )
+                fold(state, self._specs, terms, _num_rows(batch.labels, batch.preds))
 
     def row_terms(
         self, labels: np.ndarray, preds: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> Terms | None:
         """`_row_terms` of one batch (arrays, checked as ``update`` checks them, sample
-        weights too): the engine folds them into every group's state at once
-        (`streammetric.metrics.state.GroupedState`)."""
+        weights too; `_batch_terms` of a `BatchStats` of its own for a metric that declares
+        `batch_stats`): the engine folds them into every group's state at once
+        (`streammetric.metrics.state.GroupedState`), from `batch_terms` of one batch for all
+        its metrics."""
         if (
             sample_weight is not None
             or type(labels) is not np.ndarray
             or type(preds) is not np.ndarray
         ):
             ((labels, preds, sample_weight),) = as_pairs(labels, preds, sample_weight)
+        if self.batch_stats:
+            return self._batch_terms(BatchStats(labels, preds, sample_weight, (self,)))
         return self._row_terms(labels, preds, sample_weight)
 
     def sums_rows(self) -> bool:
-        """Whether the state is a sum over rows (the class defines ``_row_terms``)."""
-        return type(self)._row_terms is not EvalMetric._row_terms
+        """Whether the state is a sum over rows (the class defines ``_row_terms`` or
+        ``_batch_terms``)."""
+        klass = type(self)
+        return (
+            klass._row_terms is not EvalMetric._row_terms
+            or klass._batch_terms is not EvalMetric._batch_terms
+        )
 
     def name_values(self, state: State) -> list[tuple[str, Any]]:
         """``(name, value)`` pairs of a state (one group's, say), as ``get_name_value``."""
@@ -488,6 +537,10 @@ class EvalMetric(_Locked):
         (class ranges, probabilities) extend it.
         """
         return _nonfinite_rows(labels, preds)
+
+    def _batch_invalid_rows(self, batch: BatchStats) -> np.ndarray | None:
+        """`invalid_rows` of a batch that several metrics read (a composite's)."""
+        return self.invalid_rows(batch.labels, batch.preds)
 
     def _compute(self, state: State) -> Any:
         """The value of a state (a float; a NumPy array for a metric of one value per class

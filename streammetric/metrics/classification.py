@@ -48,7 +48,6 @@ from ..functional.classification import (
     Value,
     _accuracy_update,
     _binary_masks,
-    _class_ranks,
     _confusion_pairs,
     _multilabel_classes,
     _predicted_classes,
@@ -65,8 +64,8 @@ from ..functional.classification import (
     shell_positions,
     with_true_negatives,
 )
-from ._shared import CLASS_RANKS, memoized
 from .base import EvalMetric, State, _num_rows
+from .batch import BatchStats, Stat
 from .registry import alias, register
 from .state import ROWS, At, Terms, fold
 
@@ -83,11 +82,6 @@ __all__ = [
 ]
 
 _OUTCOMES = ("true_positives", "false_positives", "false_negatives", "true_negatives")
-
-
-def _shared_ranks(labels: Any, preds: Any) -> np.ndarray:
-    """True-class ranks, computed once per composite update for Accuracy and TopKAccuracy."""
-    return memoized(CLASS_RANKS, (labels, preds), lambda: _class_ranks(labels, preds))
 
 
 def _hit_terms(hits: np.ndarray, weight: np.ndarray | None) -> Terms:
@@ -135,7 +129,7 @@ class Accuracy(EvalMetric):
     """
 
     higher_is_better = True
-    shared_work = (CLASS_RANKS,)
+    batch_stats = frozenset({Stat.TRUE_CLASS_RANKS})
     mxnet_positional = ("axis", "name", "output_names", "label_names")
 
     def __init__(
@@ -151,8 +145,10 @@ class Accuracy(EvalMetric):
         self.axis = axis
         super().__init__(name, output_names=output_names, label_names=label_names, axis=axis)
 
-    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
-        return _hit_terms(_accuracy_update(label, pred, self.axis, _shared_ranks), weight)
+    def _batch_terms(self, batch: BatchStats) -> Terms:
+        """Hits from the batch's `Stat.TRUE_CLASS_RANKS` (a clean (n, k) batch's)."""
+        hits = _accuracy_update(batch.labels, batch.preds, self.axis, batch.true_class_ranks)
+        return _hit_terms(hits, batch.weights)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=self.axis)
@@ -186,7 +182,7 @@ class TopKAccuracy(EvalMetric):
     """
 
     higher_is_better = True
-    shared_work = (CLASS_RANKS,)
+    batch_stats = frozenset({Stat.TRUE_CLASS_RANKS})
     mxnet_positional = ("top_k", "name", "output_names", "label_names")
 
     def __init__(
@@ -205,8 +201,10 @@ class TopKAccuracy(EvalMetric):
             f"{name}_{top_k}", output_names=output_names, label_names=label_names, top_k=top_k
         )
 
-    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
-        return _hit_terms(_top_k_update(label, pred, self.top_k, _shared_ranks), weight)
+    def _batch_terms(self, batch: BatchStats) -> Terms:
+        """Hits from the batch's `Stat.TRUE_CLASS_RANKS`."""
+        hits = _top_k_update(batch.labels, batch.preds, self.top_k, batch.true_class_ranks)
+        return _hit_terms(hits, batch.weights)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(labels, preds, axis=1)

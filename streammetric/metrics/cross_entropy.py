@@ -46,23 +46,21 @@ from ..functional.losses import (
     _perplexity_update,
 )
 from ._options import check_bool, check_eps, check_int
-from ._shared import CLASS_RANKS, computed, memoized, offer, sharing, wanted
 from .base import EvalMetric, State, ValueNote, outcome_of, plural
+from .batch import BatchStats, Stat
 from .registry import alias, register
 from .state import ROWS, GroupedState, Rowwise, Terms, zero_counts
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "NegativeLogLikelihood", "Perplexity"]
 
 _POLICIES = ("raise", "skip")
-# From this many rows a batch's exact sum is computed at once (not buffered), so siblings in a
-# composite can share it; smaller batches go through each sum's buffer.
-_SHARED_SUM_ROWS = 1 << 14
 
 
 class _LossMetric(EvalMetric):
     """Shared state and update of the cross-entropy family."""
 
     higher_is_better: ClassVar[bool | None] = False
+    batch_stats = frozenset({Stat.LOSS_TERMS})
 
     def __init__(
         self,
@@ -130,29 +128,26 @@ class _LossMetric(EvalMetric):
             and (pos_weight is None or bool(np.all(np.asarray(pos_weight) >= 0)))
         )
 
-    def _terms(self, label: np.ndarray, pred: np.ndarray) -> LossTerms:
-        """This batch's terms; shared with same-configured siblings of a composite update
-        (e.g. ``ce``, ``nll_loss`` and ``perplexity`` compute them once)."""
-        function, options, key = self._call_and_key
-        if not sharing():  # a lone update: nothing to share
-            sparse = self._sparse_arguments
-            if sparse is not None:  # the fast path of _cross_entropy_update, called directly
-                fast = _fast_sparse_terms(label, pred, *sparse)
-                return fast if fast is not None else _general_terms(label, pred, *self._general)
-            return function(label, pred, convention=self.convention, **options)
-        arrays = (label, pred)
-        if function is _cross_entropy_update and memoized(
-            ("rank in the cross-entropy pass",),
-            arrays,
-            lambda: wanted(CLASS_RANKS) and not computed(CLASS_RANKS, arrays),
-        ):  # accuracy or top-k will ask for the ranks: the fast path computes them on the way
-            options, key = {**options, "class_ranks": True}, (*key, "class_ranks")
-        terms = memoized(
-            key, arrays, lambda: function(label, pred, convention=self.convention, **options)
-        )
-        if terms.ranks is not None:
-            offer(CLASS_RANKS, arrays, terms.ranks)
-        return terms
+    def _loss_terms(self, label: Any, pred: Any, ranks: bool = False) -> LossTerms:
+        """This batch's terms (`Stat.LOSS_TERMS`; a `BatchStats` shares them with the
+        same-configured metrics of its batch: ``ce``, ``nll_loss`` and ``perplexity`` compute
+        them once). With ``ranks``, the fast path's scan also ranks the true classes."""
+        sparse = self._sparse_arguments
+        if sparse is not None:  # the fast path of _cross_entropy_update, called directly
+            fast = _fast_sparse_terms(label, pred, *sparse, ranks)
+            return fast if fast is not None else _general_terms(label, pred, *self._general)
+        function, options, _ = self._call_and_key
+        return function(label, pred, convention=self.convention, **options)
+
+    @property
+    def _loss_key(self) -> tuple[Any, ...]:
+        """Equal for metrics whose `_loss_terms` are equal (see `BatchStats.loss_terms`)."""
+        return self._call_and_key[2]
+
+    @property
+    def _ranks_in_scan(self) -> bool:
+        """Whether `_loss_terms` scans with ``_fast_sparse_terms``, which can rank classes."""
+        return self._sparse_arguments is not None
 
     @functools.cached_property
     def _call_and_key(self) -> tuple[Callable[..., LossTerms], dict[str, Any], tuple[Any, ...]]:
@@ -160,7 +155,7 @@ class _LossMetric(EvalMetric):
         return function, options, (function.__name__, self.convention, _hashable(options))
 
     @functools.cached_property
-    def _sparse_arguments(self) -> tuple[Any, ...] | None:
+    def _sparse_arguments(self) -> tuple[Convention, Any, int | None, int, str] | None:
         """``_fast_sparse_terms``'s arguments after the batch when the update is
         ``_cross_entropy_update`` of probabilities without label smoothing (which then tries
         that fast path first, and ``_general_terms`` with `_general` if it declines), else
@@ -184,17 +179,21 @@ class _LossMetric(EvalMetric):
     @functools.cached_property
     def _general(self) -> tuple[Any, ...]:
         """``_general_terms``'s arguments after the batch (with `_sparse_arguments`)."""
-        conv, class_weight, ignore_index, axis, kind = self._sparse_arguments or ()
+        sparse = self._sparse_arguments
+        assert sparse is not None
+        conv, class_weight, ignore_index, axis, kind = sparse
         return (conv, False, 0.0, class_weight, ignore_index, axis, kind)
 
     def _call(self) -> tuple[Callable[..., LossTerms], dict[str, Any]]:
         """The functional update and its keyword arguments."""
         raise NotImplementedError
 
-    def _row_terms(self, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None) -> Terms:
-        """Each row's ``w * numerator`` and ``w * denominator``, whether it counts (not ignored,
-        not invalid), whether it was skipped as invalid, and its diagnostics."""
-        terms = self._terms(label, pred)
+    def _batch_terms(self, batch: BatchStats) -> Terms:
+        """Each row's ``w * numerator`` and ``w * denominator`` from the batch's
+        `Stat.LOSS_TERMS`, whether it counts (not ignored, not invalid), whether it was skipped
+        as invalid, and its diagnostics."""
+        terms = batch.loss_terms(self)
+        weight = batch.weights
         diagnostics = terms.diagnostics
         if terms.invalid_reason is not None and self.on_invalid == "raise":
             raise terms.invalid_reason
@@ -206,8 +205,8 @@ class _LossMetric(EvalMetric):
         invalid = diagnostics["num_invalid"]
         all_count = not (diagnostics["num_ignored"] or invalid) and per_row is _same
         plain = weight is None and self._options.get("class_weight") is None
-        # a copy when a composite's siblings share the terms (a lone update's are its own)
-        self.last_diagnostics = dict(diagnostics) if sharing() else diagnostics
+        # a copy when other metrics of the batch share the terms (a lone update's are its own)
+        self.last_diagnostics = dict(diagnostics) if batch.shared else diagnostics
         row_diagnostics = terms.row_diagnostics
         assert row_diagnostics is not None
         return {
@@ -215,7 +214,9 @@ class _LossMetric(EvalMetric):
             "sum_weight": ROWS if plain and all_count else per_row(denominator),
             "num_inst": ROWS if all_count else per_row(_counted(terms)),
             "num_invalid": per_row(terms.invalid) if invalid else None,
-            "diagnostics": _diagnostics_term(diagnostics, row_diagnostics, batch_shape),
+            "diagnostics": _clean_diagnostics(batch_shape[0] if batch_shape else 0)
+            if not any(diagnostics.values())  # no count in any row
+            else _diagnostics_term(diagnostics, row_diagnostics, batch_shape),
         }
 
     def _add_diagnostics(self, state: State, diagnostics: dict[str, int]) -> None:
@@ -238,7 +239,10 @@ class _LossMetric(EvalMetric):
         return flags
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
-        terms = self._terms(labels, preds)
+        return self._batch_invalid_rows(BatchStats(labels, preds, None, (self,)))
+
+    def _batch_invalid_rows(self, batch: BatchStats) -> np.ndarray | None:
+        terms = batch.loss_terms(self)
         if not terms.invalid.any():
             return None
         samples = terms.batch_shape[0] if terms.batch_shape else len(terms.invalid)
@@ -428,9 +432,8 @@ def _diagnostics_term(
     row_diagnostics: Callable[[], np.ndarray],
     batch_shape: tuple[int, ...],
 ) -> Rowwise:
-    """The batch's diagnostics: their totals (``DIAGNOSTIC_KEYS`` order), each row's on demand."""
-    if not any(diagnostics.values()):  # no count in any row
-        return _clean_diagnostics(batch_shape[0] if batch_shape else 0)
+    """The diagnostics of a batch with some count (``_clean_diagnostics`` for the others):
+    their totals (``DIAGNOSTIC_KEYS`` order), each row's on demand."""
     totals = np.array([diagnostics[key] for key in DIAGNOSTIC_KEYS], dtype=np.int64)
     return Rowwise(totals, lambda: _row_sums(row_diagnostics(), batch_shape))
 

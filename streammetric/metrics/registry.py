@@ -20,8 +20,9 @@ import numpy as np
 
 from .. import _metric_table
 from .._exceptions import ConfigError, InvalidInputError, StateError
-from ._shared import shared_batch
+from ._inputs import as_pairs
 from .base import EvalMetric, State, ValueNote, _short
+from .batch import BatchStats
 
 __all__ = [
     "CompositeEvalMetric",
@@ -190,10 +191,21 @@ class CompositeEvalMetric(EvalMetric):
             ) from None
 
     def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> CompositeEvalMetric:
-        wants = frozenset(key for metric in self.metrics for key in metric.shared_work)
-        with shared_batch(wants):  # e.g. ce, nll-loss and perplexity compute their terms once
-            for metric in self.metrics:
+        """Update every metric, in order, with one `BatchStats` per (label, pred, weight)
+        triple for all of them: e.g. ``ce`` computes its terms and the true classes' ranks for
+        ``acc`` in one pass, ``nll_loss`` reads ``ce``'s terms. A metric with an ``update`` of
+        its own (`CustomMetric`, `Loss`, a composite) is updated with the arguments as they are."""
+        batches: list[BatchStats] | None = None
+        for metric in self.metrics:
+            if type(metric).update is not EvalMetric.update:  # a composite's too
                 metric.update(labels, preds, sample_weight)
+                continue
+            if batches is None:
+                batches = [
+                    BatchStats(label, pred, weight, self.metrics)
+                    for label, pred, weight in as_pairs(labels, preds, sample_weight)
+                ]
+            metric._update_batches(batches)
         return self
 
     def update_dict(self, labels: dict[str, Any], preds: dict[str, Any]) -> CompositeEvalMetric:
@@ -210,12 +222,14 @@ class CompositeEvalMetric(EvalMetric):
             metric.reset()
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
+        return self._batch_invalid_rows(BatchStats(labels, preds, None, self.metrics))
+
+    def _batch_invalid_rows(self, batch: BatchStats) -> np.ndarray | None:
         bad: np.ndarray | None = None
-        with shared_batch():
-            for metric in self.metrics:
-                rows = metric.invalid_rows(labels, preds)
-                if rows is not None:
-                    bad = rows if bad is None else bad | rows
+        for metric in self.metrics:  # e.g. ce and nll_loss compute their terms once
+            rows = metric._batch_invalid_rows(batch)
+            if rows is not None:
+                bad = rows if bad is None else bad | rows
         return bad
 
     def reset_local(self) -> None:
