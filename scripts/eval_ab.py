@@ -4,7 +4,8 @@
     .venv/bin/python scripts/eval_ab.py --base c993f20 --rounds 25 -m ce -m acc
 
 Copies each revision's package into a temporary directory (`git archive`; the working tree as
-it is), builds its C kernels with setup.py's flags and compiles its bytecode, then times
+it is), builds its C kernels with setup.py's flags (kernel_ab.py's compile_kernels: a source
+already built is taken from its cache) and compiles its bytecode, then times
 `python -m streammetric eval` (`streammetric.cli` for a revision without the entry point
 `streammetric/__main__.py`) of scripts/bench.py's file with each copy, alternated in
 shuffled rounds with pyarrow's fastest decoder there (8k-row slices): medians, each one's ratio
