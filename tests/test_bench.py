@@ -31,6 +31,7 @@ def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "kernel-cache"
 
 
+@pytest.mark.slow
 def test_bench_sections_print_every_row(tmp_path: Path):
     env = {**os.environ, "STREAMMETRIC_BENCH_DIR": str(tmp_path)}
     args = ["--rows", "40000", "--runs", "1", "--only", "eval,groups,kernels,pipeline"]
@@ -81,6 +82,9 @@ def test_update_section_prints_every_metric(tmp_path: Path):
         assert cells[-5] in ("64", "65536") and float(cells[-3]) > 0 and cells[-1] == "-"
 
 
+# Slow: first. eval_ab.py's test comes after it, on the same worker (scripts/test runs a module's
+# tests on one worker), and takes the build kernel_ab.py compiled: no worker waits for it.
+@pytest.mark.slow
 def test_kernel_ab_compares_two_builds(tmp_path: Path, kernel_cache: Path):
     """`scripts/kernel_ab.py` builds HEAD's kernels and the working tree's, checks that they
     answer alike, and prints both builds' times and their ratio for every kernel."""
