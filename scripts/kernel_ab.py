@@ -27,6 +27,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # the benchmark file, and how eval reads it (slices)
 
 ROOT = Path(__file__).resolve().parents[1]
+CFLAGS_HELP = (
+    "compiler flags after setup.py's, for both builds (e.g. -O0: a quick check that the script "
+    "works; the times then say nothing about the shipped build)"
+)
 
 
 def sources(revision: str | None) -> list[str]:
@@ -81,14 +87,15 @@ def cache_directory() -> Path:
     return Path(os.environ.get("STREAMMETRIC_KERNEL_CACHE", ROOT / ".bench" / "kernels"))
 
 
-def compile_kernels(source: Path, library: Path) -> None:
-    """gcc with setup.py's flags: `source` (a _kernels.c, its headers beside it) into the
-    extension `library`, a copy of the build kept in cache_directory() under the hash of the
-    preprocessed source, the command and gcc's version (compiled there first if not yet: one
-    process at a time, the others wait for its result). gcc runs in `source`'s directory on its
-    name, so the preprocessed text does not depend on where the copy lies."""
+def compile_kernels(source: Path, library: Path, extra: Sequence[str] = ()) -> None:
+    """gcc with setup.py's flags (then `extra`, e.g. --cflags=-O0): `source` (a _kernels.c, its
+    headers beside it) into the extension `library`, a copy of the build kept in
+    cache_directory() under the hash of the preprocessed source, the command and gcc's version
+    (compiled there first if not yet: one process at a time, the others wait for its result).
+    gcc runs in `source`'s directory on its name, so the preprocessed text does not depend on
+    where the copy lies."""
     include = sysconfig.get_paths()["include"]
-    command = ["gcc", *setup_flags(), "-shared", "-fPIC", f"-I{include}", source.name]
+    command = ["gcc", *setup_flags(), *extra, "-shared", "-fPIC", f"-I{include}", source.name]
     key = hashlib.sha256("\0".join(command).encode())
     for probe in (["gcc", "--version"], [*command, "-E"]):
         key.update(subprocess.run(probe, cwd=source.parent, capture_output=True, check=True).stdout)
@@ -106,7 +113,7 @@ def compile_kernels(source: Path, library: Path) -> None:
     shutil.copyfile(built, library)
 
 
-def build(name: str, revision: str | None, directory: Path) -> Any:
+def build(name: str, revision: str | None, directory: Path, cflags: Sequence[str] = ()) -> Any:
     """The kernels of `revision` (None: the working tree) as module `name`._kernels, loaded
     from a library of its own in `directory`/`name` (two copies of one build are two modules)."""
     source = directory / name
@@ -125,7 +132,7 @@ def build(name: str, revision: str | None, directory: Path) -> Any:
             text = shown.stdout
         (source / Path(path).name).write_text(text)
     library = source / "_kernels.so"
-    compile_kernels(source / "_kernels.c", library)
+    compile_kernels(source / "_kernels.c", library, cflags)
     # the init function is the last part's (PyInit__kernels): no need to rename it in the source
     spec = importlib.util.spec_from_file_location(f"{name}._kernels", library)
     assert spec is not None and spec.loader is not None
@@ -191,13 +198,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=8_000_000, help="rows of the benchmark file")
     parser.add_argument("--reps", type=int, default=200, help="warm calls per build")
+    parser.add_argument("--cflags", default="", help=CFLAGS_HELP)
     args = parser.parse_args()
     path = bench.make_file(bench.data_directory() / f"eval_{args.rows}.parquet", args.rows)
     times: dict[tuple[str, str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         builds = {
-            "base": build("kernels_base", args.base, Path(tmp)),
-            "tree": build("kernels_tree", None, Path(tmp)),
+            "base": build("kernels_base", args.base, Path(tmp), shlex.split(args.cflags)),
+            "tree": build("kernels_tree", None, Path(tmp), shlex.split(args.cflags)),
         }
         # just decoded: each slice times one (scan, build) pair, taking turns; then both builds
         # answer on it, and must agree

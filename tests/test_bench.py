@@ -23,8 +23,8 @@ BUILTINS = ["exact", "keras", "tf_keras", "torch", "mxnet", "sklearn"]
 @pytest.fixture(scope="session")
 def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The build cache of kernel_ab.py and eval_ab.py for this test session, one for all xdist
-    workers (their temporary folders' parent): each source is compiled once per session (about
-    25 s of gcc), never taken from an earlier session's or the repository's .bench."""
+    workers (their temporary folders' parent): each source is compiled once per session, never
+    taken from an earlier session's or the repository's .bench."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent
@@ -82,9 +82,8 @@ def test_update_section_prints_every_metric(tmp_path: Path):
         assert cells[-5] in ("64", "65536") and float(cells[-3]) > 0 and cells[-1] == "-"
 
 
-# Slow: first. eval_ab.py's test comes after it, on the same worker (scripts/test runs a module's
-# tests on one worker), and takes the build kernel_ab.py compiled: no worker waits for it.
-@pytest.mark.slow
+# eval_ab.py's test comes after this one, on the same worker (scripts/test runs a module's tests
+# on one worker), and takes the build kernel_ab.py compiled: no worker waits for the other's.
 def test_kernel_ab_compares_two_builds(tmp_path: Path, kernel_cache: Path):
     """`scripts/kernel_ab.py` builds HEAD's kernels and the working tree's, checks that they
     answer alike, and prints both builds' times and their ratio for every kernel."""
@@ -94,6 +93,7 @@ def test_kernel_ab_compares_two_builds(tmp_path: Path, kernel_cache: Path):
         "STREAMMETRIC_KERNEL_CACHE": str(kernel_cache),
     }
     args = ["--rows", "300000", "--rounds", "1", "--reps", "3"]  # 8 slices: each pair timed twice
+    args += ["--cflags=-O0"]  # the script's workings, not the build's speed: gcc 3 s, not 26
     done = subprocess.run(
         [sys.executable, str(SCRIPT.with_name("kernel_ab.py")), *args],
         capture_output=True,
@@ -115,6 +115,10 @@ def test_kernel_ab_compares_two_builds(tmp_path: Path, kernel_cache: Path):
         assert (tree - half) / (base + half) - half <= ratio <= (tree + half) / (base - half) + half
 
 
+#: kernel_ab.py's flags, so the build it made is the one taken here
+EVAL_AB_ARGS = ["--rows", "40000", "--rounds", "1", "--cflags=-O0"]
+
+
 def test_eval_ab_times_two_copies_of_the_package(tmp_path: Path, kernel_cache: Path):
     """`scripts/eval_ab.py` builds HEAD's package and the working tree's in their own
     directories, checks that they answer alike, and prints each one's time and the paired ratio."""
@@ -124,7 +128,7 @@ def test_eval_ab_times_two_copies_of_the_package(tmp_path: Path, kernel_cache: P
         "STREAMMETRIC_KERNEL_CACHE": str(kernel_cache),
     }
     done = subprocess.run(
-        [sys.executable, str(SCRIPT.with_name("eval_ab.py")), "--rows", "40000", "--rounds", "1"],
+        [sys.executable, str(SCRIPT.with_name("eval_ab.py")), *EVAL_AB_ARGS],
         capture_output=True,
         text=True,
         env=env,
