@@ -35,11 +35,11 @@ class InvalidInputError(StreamMetricError, ValueError):
     - ``value``: what was received (NumPy values as Python ones), e.g. the row's values;
     - ``path`` and ``column``: the file and column, once an evaluation located the error.
 
-    >>> error = InvalidInputError.bad_row("labels", 3, "must be in [0, 3)", [5])
+    >>> error = InvalidInputError.bad_row("labels", 3, "must be a class index in [0, 3)", [5])
     >>> str(error), error.argument, error.row
-    ('`labels` row 3 must be in [0, 3), got [5]', 'labels', 3)
+    ('`labels` row 3 must be a class index in [0, 3), got [5]', 'labels', 3)
     >>> str(error.located("data.parquet", "label", 1003))
-    'data.parquet: column `label`, row 1003: must be in [0, 3), got [5]'
+    'data.parquet: column `label`, row 1003: must be a class index in [0, 3), got [5]'
     """
 
     def __init__(
@@ -72,6 +72,41 @@ class InvalidInputError(StreamMetricError, ValueError):
         value = _plain(value)
         message = f"`{argument}` {rule}, got {_shown(value)}"
         return cls(message, argument=argument, rule=rule, value=value)
+
+    def in_batch(self, rows: Any) -> InvalidInputError:
+        """This error of an update with some rows of a batch, in the batch: ``rows[i]`` is the
+        batch's row of the update's row ``i`` (the first index of a tuple row). An error
+        without a row, or with a row ``rows`` does not hold, is returned as it is. The message
+        of `bad_row` names the batch's row; another message is kept.
+
+        >>> error = InvalidInputError.bad_row("labels", 1, "must be finite", [float("nan")])
+        >>> moved = error.in_batch([4, 7, 9])
+        >>> str(moved), moved.row
+        ('`labels` row 7 must be finite, got [nan]', 7)
+        """
+        given = self.row
+        row = given[0] if isinstance(given, tuple) and given else given
+        if given is None or type(row) is not int or not 0 <= row < len(rows):
+            return self
+        moved: int | tuple[int, ...] = int(rows[row])
+        if isinstance(given, tuple):
+            moved = (int(rows[row]), *given[1:])
+        message = str(self)
+        if self.argument is not None and self.rule is not None:
+            said = InvalidInputError.bad_row(self.argument, given, self.rule, self.value)
+            if message == str(said):
+                message = str(
+                    InvalidInputError.bad_row(self.argument, moved, self.rule, self.value)
+                )
+        return InvalidInputError(
+            message,
+            argument=self.argument,
+            row=moved,
+            rule=self.rule,
+            value=self.value,
+            path=self.path,
+            column=self.column,
+        )
 
     def located(
         self, path: str, column: str | None = None, row: int | None = None

@@ -6,6 +6,10 @@ evaluating. This writer knows only what results hold (dicts with string keys, li
 ints, floats, bools, None) and writes each with the C string escaper and ``float.__repr__``, as
 the standard encoder does.
 
+A long list of dicts of one shape (a result's groups: the same keys at every level, numbers and
+strings as leaves) is written column by column: each leaf's values formatted in one pass over
+the column, then every item from one text template (`_uniform`), ~4x faster again.
+
 >>> value = {"rows": 2, "metrics": {"ce": 0.5, "nan": float("nan")}, "groups": [], "k": [1, "a"]}
 >>> dumps_indented(value) == json.dumps(value, indent=2, allow_nan=True)
 True
@@ -17,7 +21,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["dumps_indented"]
+__all__ = ["Table", "dumps_indented"]
 
 _string = json.encoder.encode_basestring_ascii
 
@@ -72,10 +76,163 @@ def _write(value: Any, parts: list[str], newline: str) -> None:
             parts.append("[]")
             return
         inner = newline + "  "
+        if len(value) >= _UNIFORM_MIN and type(value[0]) is dict:
+            items = _uniform(value, inner)
+            if items is not None:
+                parts.append("[" + inner + ("," + inner).join(items) + newline + "]")
+                return
         parts.append("[")
         for index, item in enumerate(value):
             parts.append(inner if not index else "," + inner)
             _write(item, parts, inner)
         parts.append(newline + "]")
+    elif kind is Table:
+        texts = _table_texts(value.shape, value.columns, newline + "  ") if len(value) else []
+        if texts is None:  # a leaf that is not a number or a string: as the dicts it stands for
+            _write(value.records(), parts, newline)
+        elif not texts:
+            parts.append("[]")
+        else:
+            inner = newline + "  "
+            parts.append("[" + inner + ("," + inner).join(texts) + newline + "]")
     else:  # anything else (NumPy scalars, subclasses): as the standard encoder writes it
         parts.append(json.dumps(value, indent=2, allow_nan=True).replace("\n", newline))
+
+
+#: lists at least this long are tried as `_uniform` (below it, the check costs more than it saves)
+_UNIFORM_MIN = 64
+
+_SPECIAL = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+class Table:
+    """A list of dicts of one shape, given by column: ``shape`` is the first dict with each
+    leaf replaced by the index of its column in ``columns`` (each leaf's value in every item).
+    `dumps_indented` writes it as the list of the dicts it stands for without building them;
+    `records` builds them.
+
+    >>> table = Table({"key": {"model": 0}, "metrics": {"ce": 1}}, [["a", "b"], [0.5, 0.25]])
+    >>> table.records()[1]
+    {'key': {'model': 'b'}, 'metrics': {'ce': 0.25}}
+    >>> dumps_indented([table]) == json.dumps([table.records()], indent=2)
+    True
+    """
+
+    __slots__ = ("columns", "shape")
+
+    def __init__(self, shape: dict[str, Any], columns: list[list[Any]]) -> None:
+        self.shape = shape
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def records(self) -> list[dict[str, Any]]:
+        """The dicts, one per item."""
+        build = _builder(self.shape)
+        return [build(row) for row in zip(*self.columns, strict=True)] if self.columns else []
+
+
+def _builder(shape: dict[str, Any]) -> Any:
+    """A function of one item's leaf values (a tuple, column order) giving its dict."""
+    parts = [(key, _builder(sub) if type(sub) is dict else sub) for key, sub in shape.items()]
+    return lambda row: {key: part(row) if callable(part) else row[part] for key, part in parts}
+
+
+def _uniform(items: list[Any] | tuple[Any, ...], newline: str) -> list[str] | None:
+    """Each item's text (as `_write` gives it at indent ``newline``) when every item is a dict
+    of the first one's shape (the same keys, in the same order, at every level) whose leaves
+    are strings, ints, floats, bools or None; else None."""
+    columns: list[list[Any]] = []
+    shape = _shape(list(items), columns)
+    return None if shape is None else _table_texts(shape, columns, newline)
+
+
+def _shape(dicts: list[Any], columns: list[list[Any]]) -> dict[str, Any] | None:
+    """These dicts' common shape (leaves: their column's index, the column added to
+    ``columns``), or None if they are not all of one shape."""
+    if any(type(d) is not dict for d in dicts):
+        return None
+    keys = tuple(dicts[0])
+    if list(map(tuple, dicts)).count(keys) != len(dicts):
+        return None
+    shape: dict[str, Any] = {}
+    for key in keys:
+        values = [d[key] for d in dicts]
+        if type(values[0]) is dict:
+            sub = _shape(values, columns)
+            if sub is None:
+                return None
+            shape[key] = sub
+        else:
+            shape[key] = len(columns)
+            columns.append(values)
+    return shape
+
+
+def _table_texts(shape: dict[str, Any], columns: list[list[Any]], newline: str) -> list[str] | None:
+    """Each item's text at indent ``newline``, or None if a leaf is not a string, number, bool
+    or None (or a key not a string)."""
+    texts = []
+    for values in columns:
+        column = _column(values)
+        if column is None:
+            return None
+        texts.append(column)
+    pieces = [""]  # the text around the leaves: one more piece than leaves
+    order: list[int] = []  # the leaves' columns, in text order
+    if not _template(shape, newline, pieces, order):
+        return None
+    template = "%s".join(piece.replace("%", "%%") for piece in pieces)
+    return list(map(template.__mod__, zip(*(texts[i] for i in order), strict=True)))
+
+
+def _template(shape: dict[str, Any], newline: str, pieces: list[str], order: list[int]) -> bool:
+    """Add a dict's text around its leaves to ``pieces``, its leaves' columns to ``order``."""
+    if not shape:
+        pieces[-1] += "{}"
+        return True
+    inner = newline + "  "
+    pieces[-1] += "{"
+    for position, (key, sub) in enumerate(shape.items()):
+        if type(key) is not str:
+            return False
+        pieces[-1] += ("," if position else "") + inner + _string(key) + ": "
+        if type(sub) is dict:
+            if not _template(sub, inner, pieces, order):
+                return False
+        else:
+            order.append(sub)
+            pieces.append("")
+    pieces[-1] += newline + "}"
+    return True
+
+
+def _column(values: list[Any]) -> list[str] | None:
+    """Each value's JSON text, when all are strings, ints, floats, bools or None."""
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        texts = list(map(float.__repr__, values))
+        if "nan" in texts or "inf" in texts or "-inf" in texts:
+            texts = [_SPECIAL.get(text, text) for text in texts]
+        return texts
+    if kinds == {int}:
+        return list(map(int.__repr__, values))
+    if kinds == {str}:
+        return list(map(_string, values))
+    if kinds <= {str, int, float, bool, type(None)}:
+        return [_scalar(value) for value in values]
+    return None
+
+
+def _scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is float:
+        return _float(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    return int.__repr__(value)

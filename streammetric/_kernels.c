@@ -932,16 +932,59 @@ typedef struct {
     int busy;      /* a call is running with the GIL released */
 } GroupSums;
 
+/* Freed accumulator blocks of 1 MiB or more, kept for the next GroupSums (GIL held): an
+ * evaluation makes one GroupSums per unit of work, and with 100,000 groups each block is 58 MB,
+ * which the allocator maps fresh every time (a page fault per 4 KiB, a third of such a run's
+ * time went to the kernel). A kept block is already in memory. At most BLOCKS_KEPT blocks. */
+#define BLOCKS_KEPT 4
+#define BLOCK_KEPT_MIN ((size_t)1 << 20)
+static struct { acc_t *acc; Py_ssize_t cap; } blocks_kept[BLOCKS_KEPT];
+static int n_blocks_kept = 0;
+
+/* A kept block of at least `cap` accumulators (the smallest such), its capacity in *got. */
+static acc_t *block_take(Py_ssize_t cap, Py_ssize_t *got) {
+    int best = -1;
+    for (int i = 0; i < n_blocks_kept; i++)
+        if (blocks_kept[i].cap >= cap && (best < 0 || blocks_kept[i].cap < blocks_kept[best].cap))
+            best = i;
+    if (best < 0) return NULL;
+    acc_t *acc = blocks_kept[best].acc;
+    *got = blocks_kept[best].cap;
+    blocks_kept[best] = blocks_kept[--n_blocks_kept];
+    return acc;
+}
+
+/* Keep a block being freed (the largest ones, if all places are taken), or free it. */
+static void block_give(acc_t *acc, Py_ssize_t cap) {
+    if (!acc) return;
+    if ((size_t)cap * sizeof(acc_t) < BLOCK_KEPT_MIN) { PyMem_Free(acc); return; }
+    if (n_blocks_kept == BLOCKS_KEPT) {
+        int smallest = 0;
+        for (int i = 1; i < n_blocks_kept; i++)
+            if (blocks_kept[i].cap < blocks_kept[smallest].cap) smallest = i;
+        if (blocks_kept[smallest].cap >= cap) { PyMem_Free(acc); return; }
+        PyMem_Free(blocks_kept[smallest].acc);
+        blocks_kept[smallest] = blocks_kept[--n_blocks_kept];
+    }
+    blocks_kept[n_blocks_kept].acc = acc;
+    blocks_kept[n_blocks_kept].cap = cap;
+    n_blocks_kept++;
+}
+
 static int group_sums_reserve(GroupSums *s, Py_ssize_t size) {
     if (size <= s->size) return 1;
     if (size > s->cap) {
         Py_ssize_t cap = s->cap ? s->cap : 16;
         while (cap < size) cap = cap > PY_SSIZE_T_MAX / 2 ? size : 2 * cap;
         if ((size_t)cap > (size_t)PY_SSIZE_T_MAX / sizeof(acc_t)) { PyErr_NoMemory(); return 0; }
-        acc_t *acc = PyMem_Realloc(s->acc, (size_t)cap * sizeof(acc_t));
+        Py_ssize_t got = cap;
+        acc_t *acc = block_take(cap, &got);
+        if (!acc) acc = PyMem_Malloc((size_t)cap * sizeof(acc_t));
         if (!acc) { PyErr_NoMemory(); return 0; }
+        if (s->size) memcpy(acc, s->acc, (size_t)s->size * sizeof(acc_t));
+        block_give(s->acc, s->cap);
         s->acc = acc;
-        s->cap = cap;
+        s->cap = got;
     }
     memset(s->acc + s->size, 0, (size_t)(size - s->size) * sizeof(acc_t));
     s->size = size;
@@ -972,7 +1015,7 @@ static PyObject *group_sums_new(PyTypeObject *type, PyObject *args, PyObject *kw
 }
 
 static void group_sums_dealloc(GroupSums *s) {
-    PyMem_Free(s->acc);
+    block_give(s->acc, s->cap);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
@@ -1138,8 +1181,18 @@ static PyObject *group_sums_merge(GroupSums *s, PyObject *args) {
         if (map) PyBuffer_Release(&mapping);
         return NULL;
     }
-    if (o != s) group_sums_normalise(o);
-    group_sums_normalise(s); /* then each add below puts less than 2**32 into a digit */
+    /* A digit of either holds less than 2**32 (since + 1) in magnitude (normalised digits
+     * plus less than 2**32 per add since). Without a mapping each of s's groups gets one of
+     * o's, so s's digits then hold less than 2**32 (s->since + o->since + 2): counted as
+     * o->since + 1 more adds, with both normalised first only if that would pass the bound
+     * (merging a run's partials then goes over each group's digits once, not three times).
+     * A mapping may send several of o's groups to one: o is normalised, and each group added
+     * counts as one add. */
+    if (map || s->since + (o == s ? s->since : o->since) + 1 >= GROUP_NORMALISE_EVERY) {
+        if (o != s) group_sums_normalise(o);
+        group_sums_normalise(s);
+    }
+    const int64_t added = (o == s ? s->since : o->since) + 1;
     for (Py_ssize_t i = 0; i < o->size; i++) {
         acc_t *t = &s->acc[map ? map[i] : i];
         const acc_t *a = &o->acc[i];
@@ -1147,8 +1200,9 @@ static PyObject *group_sums_merge(GroupSums *s, PyObject *args) {
         t->pos_inf += a->pos_inf;
         t->neg_inf += a->neg_inf;
         t->nan += a->nan;
-        if (++s->since >= GROUP_NORMALISE_EVERY) group_sums_normalise(s);
+        if (map && ++s->since >= GROUP_NORMALISE_EVERY) group_sums_normalise(s);
     }
+    if (!map) s->since += added;
     if (map) PyBuffer_Release(&mapping);
     Py_RETURN_NONE;
 }

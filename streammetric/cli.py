@@ -152,7 +152,7 @@ def eval_command(
             live.linger(stop)
     finally:
         live.close()
-    crossed = check_thresholds(result.to_dict(class_names)["metrics"], above, below)
+    crossed = check_thresholds(result.named_metrics(class_names), above, below)
     if crossed:
         click.echo(f"streammetric: threshold crossed: {'; '.join(crossed)}", err=True)
         sys.exit(EXIT_THRESHOLD)
@@ -194,7 +194,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
     def on_file(report: FileReport) -> None:
         if report.resolved is not None:
             check_class_count(class_names, report.resolved)
-        metrics = report.result.to_dict(class_names)["metrics"]  # checks the names' number
+        metrics = report.result.named_metrics(class_names)  # checks the names' number
         live.add(report.partial, file_end=True)
         values = ", ".join(f"{k}={format_metric(v, precision)}" for k, v in metrics.items())
         log(

@@ -674,7 +674,8 @@ def emit(
     ``class_names`` when given)."""
     for note in result.notes:
         click.echo(f"streammetric: note: {note}", err=True)
-    text = render(result.to_dict(class_names), fmt, precision, class_names)
+    data = result.json_data(class_names) if fmt == "json" else result.to_dict(class_names)
+    text = render(data, fmt, precision, class_names)
     if output:
         write_atomic(output, text + "\n")
     else:

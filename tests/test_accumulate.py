@@ -245,3 +245,26 @@ def test_grouped_sums_pickle_and_copy():
         again.add([1.0], [0])
         assert again[0] != sums[0]
     assert len(pickle.loads(pickle.dumps(GroupedExactSum()))) == 0
+
+
+def test_grouped_sums_start_empty_on_a_block_another_one_freed():
+    """GroupSums keeps the large blocks freed by others for the next ones: a new one starts
+    with every group empty, whatever the block held."""
+    from streammetric.accumulate import GroupedExactSum
+
+    groups = 5_000  # ~2.9 MB of accumulators: kept when freed
+    codes = np.arange(groups, dtype=np.int64)
+    for round_ in range(3):
+        first = GroupedExactSum()
+        first.add(np.full(groups, 1e300), codes)
+        first.add(np.array([np.inf, np.nan]), np.array([0, 1]))
+        del first
+        second = GroupedExactSum()
+        second.add(np.full(groups, 0.5 + round_), codes)
+        assert len(second) == groups
+        assert all(second[g].value == 0.5 + round_ for g in (0, 1, groups // 2, groups - 1))
+        assert second[1].num_nan == 0 and second[0].num_pos_inf == 0
+        grown = GroupedExactSum()  # grows through the kept block sizes
+        for size in (10, 3_000, 9_000):
+            grown.add(np.ones(1), np.array([size - 1]))
+        assert [grown[g].value for g in (0, 9, 2_999, 8_999, 8_998)] == [0.0, 1.0, 1.0, 1.0, 0.0]

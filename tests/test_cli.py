@@ -190,7 +190,7 @@ def test_explain_the_seed_example(tmp_path):
         ),
         (
             {"label": [1, 5], "probs": [[0.0, 1.0], [0.0, 1.0]]},
-            "column `label`, row 1: must be a class index in [0, 1], got 5",
+            "column `label`, row 1: must be a class index in [0, 2), got 5",
         ),
         (
             {"label": [1, 0], "probs": [[0.0, 1.0], [-0.5, 1.5]]},

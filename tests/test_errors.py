@@ -38,7 +38,7 @@ def _fields(error: sm.InvalidInputError) -> tuple:
 ROW_ERRORS = [
     pytest.param(
         lambda: sm.CrossEntropy().update([0, 1, 5], P3),
-        ("labels", 2, "must be a class index in [0, 2]", 5),
+        ("labels", 2, "must be a class index in [0, 3)", 5),
         id="cross-entropy exact, label",
     ),
     pytest.param(
@@ -53,7 +53,7 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: cross_entropy([0, 3], [[0.2, 0.3, 0.5]] * 2, convention="torch"),
-        ("labels", 1, "must be a class index in [0, 2]", 3),
+        ("labels", 1, "must be a class index in [0, 3)", 3),
         id="functional cross_entropy y_true is labels",
     ),
     pytest.param(
@@ -63,12 +63,12 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: cross_entropy(np.array([[0, 1], [1, 7]]), np.full((2, 2, 2), 0.5)),
-        ("labels", (1, 1), "must be a class index in [0, 1]", 7),
+        ("labels", (1, 1), "must be a class index in [0, 2)", 7),
         id="cross-entropy rows of several dimensions",
     ),
     pytest.param(
         lambda: sm.Accuracy().update([0, 1, 5], P3),
-        ("labels", 2, "must be in [0, 3)", [5]),
+        ("labels", 2, "must be a class index in [0, 3)", [5]),
         id="accuracy",
     ),
     pytest.param(
@@ -88,7 +88,7 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: sm.PCC().update([0, -1], [0, 0]),
-        ("labels", 1, "must be >= 0", [-1]),
+        ("labels", 1, "must be a class index >= 0", [-1]),
         id="pcc",
     ),
     pytest.param(
@@ -103,7 +103,7 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: sm.Brier().update([0, 2], [0.1, 0.2]),
-        ("labels", 1, "must be in [0, 2)", [2]),
+        ("labels", 1, "must be a class index in [0, 2)", [2]),
         id="brier",
     ),
     pytest.param(
@@ -178,18 +178,18 @@ def test_the_constructors_word_one_line_and_keep_python_values() -> None:
 
 def test_fields_survive_pickling() -> None:
     """The Dask engine sends errors between processes."""
-    error = sm.InvalidInputError.bad_row("labels", 2, "must be in [0, 3)", [5])
+    error = sm.InvalidInputError.bad_row("labels", 2, "must be a class index in [0, 3)", [5])
     error = error.located("data.parquet", "label", 1002)
     copy = pickle.loads(pickle.dumps(error))
     assert (
         str(copy)
         == str(error)
-        == "data.parquet: column `label`, row 1002: must be in [0, 3), got [5]"
+        == "data.parquet: column `label`, row 1002: must be a class index in [0, 3), got [5]"
     )
     assert (*_fields(copy), copy.path, copy.column) == (
         "labels",
         1002,
-        "must be in [0, 3)",
+        "must be a class index in [0, 3)",
         [5],
         "data.parquet",
         "label",
@@ -260,13 +260,17 @@ def test_the_cli_names_file_column_and_file_row(bad_file) -> None:
     result = CliRunner().invoke(main, ["eval", str(bad_file), "-m", "ce"])
     assert result.exit_code == 1
     line = result.output.strip().splitlines()[-1]
-    assert f"{bad_file}: column `label`, row 503: must be a class index in [0, 2], got 7" in line
+    assert f"{bad_file}: column `label`, row 503: must be a class index in [0, 3), got 7" in line
 
 
 def test_evaluate_raises_the_located_fields(bad_file) -> None:
     error = _error(lambda: sm.evaluate(bad_file, "acc", labels="label", preds="probs"))
     assert (error.path, error.column, error.row) == (str(bad_file), "label", 503)
-    assert (error.argument, error.rule, error.value) == ("labels", "must be in [0, 3)", [7])
+    assert (error.argument, error.rule, error.value) == (
+        "labels",
+        "must be a class index in [0, 3)",
+        [7],
+    )
     weighted = {"labels": "label", "preds": "probs", "weights": "w"}
     error = _error(lambda: sm.evaluate(bad_file, "acc", **weighted))
     assert (error.column, error.row, error.argument) == ("w", 260, "sample_weight")
@@ -280,3 +284,81 @@ def test_a_structural_bad_row_of_a_file_has_fields(tmp_path) -> None:
     error = _error(lambda: sm.evaluate(path, "ce"))
     assert (error.path, error.column, error.row) == (str(path), "probs", 1)
     assert error.rule is not None and str(error).endswith(f"row 1: {error.rule}")
+
+
+# --- metrics updated group by group (no row terms) ---------------------------------------------
+
+
+def _rejects_seven(label: np.ndarray, pred: np.ndarray) -> tuple[float, int]:
+    """A custom metric's function that refuses the label 7, naming its row among those given."""
+    bad = np.flatnonzero(label == 7)
+    if bad.size:
+        row = int(bad[0])
+        raise sm.InvalidInputError.bad_row("labels", row, "must not be 7", label[row])
+    return 0.0, len(label)
+
+
+class RejectsSeven(sm.CustomMetric):
+    """`CustomMetric` of `_rejects_seven`, registered so that a run can name it (and with a
+    config, which a run's settings record)."""
+
+    mxnet_positional = ()
+
+    def __init__(self, *, name: str = "rejects_seven") -> None:
+        super().__init__(feval=_rejects_seven, name=name)
+
+    def get_config(self) -> dict:
+        return {"metric": "rejectsseven", "name": self.name}
+
+
+@pytest.fixture
+def rejects_seven(monkeypatch):
+    from streammetric.metrics import registry
+
+    sm.list_metrics()  # the built-ins that load on first use are in the copies below
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # leave no trace
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+    sm.register(RejectsSeven)
+
+
+@pytest.fixture
+def grouped_bad_file(tmp_path):
+    """600 rows in row groups of 250, split a, b, c in turn: file row 503 (split c, the
+    group's second row in its row group) has the label 7."""
+    rows = 600
+    labels = np.arange(rows) % 3
+    labels[503] = 7
+    split = np.array(["a", "b", "c"])[np.arange(rows) % 3]
+    probs = np.full((rows, 3), 1 / 3).tolist()
+    path = tmp_path / "grouped.parquet"
+    pq.write_table(
+        pa.table({"label": labels, "probs": probs, "split": split}), path, row_group_size=250
+    )
+    return path
+
+
+@pytest.mark.parametrize("by", [(), ("split",)])
+def test_a_metric_updated_group_by_group_names_the_file_row(rejects_seven, grouped_bad_file, by):
+    """A metric without row terms gets each group's rows apart (`_ObjectStates`): the row it
+    names among them is the file's row in the error, with or without --by."""
+    error = _error(
+        lambda: sm.evaluate(grouped_bad_file, "rejectsseven", labels="label", preds="probs", by=by)
+    )
+    assert (error.path, error.column, error.row) == (str(grouped_bad_file), "label", 503)
+    assert (error.argument, error.rule, error.value) == ("labels", "must not be 7", 7)
+    options = [arg for column in by for arg in ("--by", column)]
+    result = CliRunner().invoke(
+        main, ["eval", str(grouped_bad_file), "-m", "rejectsseven", *options]
+    )
+    assert result.exit_code == 1
+    line = result.output.strip().splitlines()[-1]
+    assert f"{grouped_bad_file}: column `label`, row 503: must not be 7, got 7" in line
+
+
+def test_an_error_in_a_batch_names_the_batchs_row() -> None:
+    error = sm.InvalidInputError.bad_row("labels", (1, 2), "must be finite", math.nan)
+    moved = error.in_batch(np.array([4, 7, 9]))
+    assert (str(moved), moved.row) == ("`labels` row (7, 2) must be finite, got nan", (7, 2))
+    plain = sm.InvalidInputError("no row here", argument="labels", row=1)
+    assert (str(plain.in_batch([5, 6])), plain.in_batch([5, 6]).row) == ("no row here", 6)
+    assert plain.in_batch([5]) is plain  # a row the batch does not hold: left as it was

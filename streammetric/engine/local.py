@@ -1,7 +1,8 @@
 """The local engine: units of work (file, row group) on a thread pool, states merged exactly.
 
-Each unit is read and evaluated into fresh metric objects, one set per group (``--by``); the main
-thread merges the units' states as they complete. Merging is exact, so the result is the same
+Each unit is read slice by slice; every slice goes through the metrics' row terms into the
+unit's `Partial` (one state per metric over all groups, ``--by``); the main thread merges the
+units' partials as they complete. Merging is exact, so the result is the same
 bits whatever the thread count or completion order. With a checkpoint, the merged states and the
 keys of the finished units are written atomically as units finish; a re-run resumes from it.
 
@@ -35,6 +36,7 @@ from ..io import (
     group_codes,
     iter_arrow,
     make_batch,
+    plain_codes,
     plan,
     resolve_paths,
     resolve_units,
@@ -232,21 +234,25 @@ class Evaluator:
             rows = batch.source_rows()
             return rows if keep is None else rows[keep]
 
+        def locate(exc: InvalidInputError) -> InvalidInputError:
+            """A metric's error about these rows, in the file."""
+            return locate_error(exc, batch.unit, self.resolved, file_rows())
+
         try:
             terms = partial.row_terms(labels, preds, weights)
         except InvalidInputError as exc:
-            raise locate_error(exc, batch.unit, self.resolved, file_rows()) from None
+            raise locate(exc) from None
         if pending is not None and batch.groups is not None:
             groups = batch.groups
             if keep is not None:
                 mask = pa.array(keep)
                 groups = {name: array.filter(mask) for name, array in groups.items()}
-            pending.add(groups, labels, preds, weights, terms)
+            pending.add(groups, labels, preds, weights, terms, locate)
         else:
             try:  # a metric updated group by group (no row terms) checks its rows here
                 partial.add(labels, preds, weights, int(partial.codes_of([()])[0]), terms)
             except InvalidInputError as exc:
-                raise locate_error(exc, batch.unit, self.resolved, file_rows()) from None
+                raise locate(exc) from None
 
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
@@ -269,8 +275,11 @@ class _Pending:
         preds: np.ndarray,
         weights: np.ndarray | None,
         terms: list[Any],
+        locate: Callable[[InvalidInputError], InvalidInputError],
     ) -> None:
-        self.batches.append((groups, labels, preds, weights, terms))
+        """A batch's group columns, arrays and terms, and ``locate``: its metrics' errors in
+        the file (a metric updated group by group checks its rows only in `flush`)."""
+        self.batches.append((groups, labels, preds, weights, terms, locate))
         self.rows += int(labels.shape[0])
 
     def flush(self, partial: Partial) -> None:
@@ -278,20 +287,42 @@ class _Pending:
             return
         batches, self.batches, self.rows = self.batches, [], 0
         columns = {name: _one_array([b[0][name] for b in batches]) for name in batches[0][0]}
-        codes, keys = group_codes(columns)
-        codes = partial.codes_of(keys)[codes]
+        plain = plain_codes(columns)
+        if plain is not None:  # one column of strings or ints: Arrow looks up the keys
+            local, values = plain
+            codes = partial.codes_of_values(values)[local]
+        else:
+            local, keys = group_codes(columns)
+            codes = partial.codes_of(keys)[local]
         start = 0
-        for _, labels, preds, weights, terms in batches:
+        for _, labels, preds, weights, terms, locate in batches:
             end = start + int(labels.shape[0])
-            partial.add(labels, preds, weights, codes[start:end], terms)
+            try:  # a metric updated group by group (no row terms) checks its rows here
+                partial.add(labels, preds, weights, codes[start:end], terms)
+            except InvalidInputError as exc:
+                raise locate(exc) from None
             start = end
 
 
-def _one_array(chunks: list[pa.Array]) -> pa.ChunkedArray:
+def _one_array(chunks: list[pa.Array]) -> pa.Array | pa.ChunkedArray:
     """The slices of a group-by column as one column (dictionary-encoded slices, as strings
-    are read, with their dictionaries unified rather than decoded)."""
+    are read, with their dictionaries unified rather than decoded). Parquet's reader grows
+    one dictionary over a row group's slices when its pages fall back from dictionary to plain
+    encoding (many distinct values), so each slice's dictionary is often a prefix of the last
+    one's: then the last one serves all, and nothing is hashed."""
     column = pa.chunked_array(chunks)
-    return column.unify_dictionaries() if pa.types.is_dictionary(column.type) else column
+    if not pa.types.is_dictionary(column.type):
+        return column
+    last = chunks[-1].dictionary
+    if all(_prefix(chunk.dictionary, last) for chunk in chunks[:-1]):
+        indices = pa.chunked_array([chunk.indices for chunk in chunks]).combine_chunks()
+        return pa.DictionaryArray.from_arrays(indices, last)
+    return column.unify_dictionaries()
+
+
+def _prefix(head: pa.Array, whole: pa.Array) -> bool:
+    """Whether ``head`` is ``whole``'s first values."""
+    return len(head) <= len(whole) and whole.slice(0, len(head)).equals(head)
 
 
 class JobRun:
@@ -470,7 +501,7 @@ def evaluate(
     labels: str | None = None,
     preds: str | Sequence[str] | None = None,
     weights: str | None = None,
-    by: str | Sequence[str] = (),
+    by: str | Sequence[str] | None = (),
     from_logits: bool | None = None,
     convention: str | None = None,
     on_invalid: str = "raise",
@@ -480,7 +511,13 @@ def evaluate(
     """Evaluate prediction files (Parquet, Arrow IPC, directories, ``"-"`` for stdin).
 
     ``metrics`` is a metric spec or a list of them (names, ``"top_k_accuracy:top_k=5"``, config
-    dicts). Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
+    dicts). ``labels``, ``preds`` and ``weights`` name the columns (by default the usual names,
+    see ``streammetric eval --help``); ``by`` one or more group-by columns (None or ``()``: no
+    groups). ``from_logits`` and ``convention`` set those options of every metric that has
+    them; ``on_invalid`` is ``"raise"`` (the first bad row is an `InvalidInputError` naming
+    file, column and row) or ``"skip"`` (bad rows are counted in ``invalid_rows`` and left
+    out); ``threads`` defaults to the cores; ``checkpoint`` is a file the run saves its progress
+    to and resumes from. Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
     """
     path_list = (
         [os.fspath(paths)]
@@ -495,7 +532,7 @@ def evaluate(
         defaults["convention"] = convention
     if from_logits is not None:
         defaults["from_logits"] = from_logits
-    by_columns = tuple([by] if isinstance(by, str) else by)
+    by_columns = tuple([by] if isinstance(by, str) else by or ())
     if len(set(by_columns)) != len(by_columns):
         raise ConfigError(f"`by` names a column twice, got {list(by_columns)!r}")
     job = Job(

@@ -8,8 +8,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from .._exceptions import InvalidInputError, StateError
+from .._json import Table
 from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
@@ -65,7 +67,14 @@ class Partial:
     # -- codes ---------------------------------------------------------------------------------
     def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
         """The code of each key (new keys get the next codes), as int64."""
-        out = self.index.codes_of(keys)
+        return self._grown(self.index.codes_of(keys))
+
+    def codes_of_values(self, values: pa.Array) -> np.ndarray:
+        """The code of each one-column key ``(value,)`` (`GroupIndex.codes_of_values`)."""
+        return self._grown(self.index.codes_of_values(values))
+
+    def _grown(self, out: np.ndarray) -> np.ndarray:
+        """``out``, after making room in the rows per group for every code of the index."""
         size = len(self.index.keys)
         if size > self._rows.shape[0]:
             grown = np.zeros(size, dtype=np.int64)
@@ -85,6 +94,11 @@ class Partial:
 
     def sorted_codes(self) -> list[int]:
         """The group codes in key order (as results and checkpoints list them)."""
+        order = self.index.key_order()
+        if order is not None:  # one string or int per key: Arrow sorted them
+            rows = self._rows
+            order = order[order < rows.shape[0]]
+            return order[rows[order] > 0].tolist()
         keys, codes = self.keys, self.present().tolist()
         kinds = {type(value) for code in codes for value in keys[code]}
         if len(kinds) == 1 and kinds <= {str, int}:  # one plain type: the keys sort as they are
@@ -194,38 +208,63 @@ class Partial:
 
         overall = self.overall()
         groups = None
+        table = None
         noted: dict[GroupKey, EvalMetric] = {}
         if grouped:
             codes = self.sorted_codes()
-            per_group: list[dict[str, Any]] = [{} for _ in codes]
+            order = np.array(codes, dtype=np.int64)
+            names: list[str] = []
+            columns: list[list[Any]] = []  # each value of every group (in key order)
+            objects: list[dict[str, Any]] | None = None  # or, if a leaf has none, each group's
             flags = np.zeros(self._rows.shape[0], dtype=bool)
             for leaf, state in zip(self.leaves, self.states, strict=True):
                 values = leaf.group_values(state) if isinstance(state, GroupedState) else None
                 if values is not None:  # every group at once
                     assert isinstance(state, GroupedState)
                     flags[: state.size] |= leaf.group_notes(state, values)
-                    columns = [(str(n), v.tolist()) for n, v in values.items()]
-                    for out, code in zip(per_group, codes, strict=True):
-                        for name, column in columns:
-                            out[name] = column[code]
+                    names += map(str, values)
+                    columns += (column[order].tolist() for column in values.values())
                     continue
-                for out, code in zip(per_group, codes, strict=True):  # group by group
+                if objects is None:  # the values so far, group by group
+                    objects = [
+                        dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)
+                    ] or [{} for _ in codes]
+                for out, code in zip(objects, codes, strict=True):  # group by group
                     one = state.state(code)
                     _add_values(out, leaf.name_values(one))
                     flags[code] |= leaf.may_note(one)
-            rows = self._rows.tolist()
-            groups = [
-                {
-                    "key": dict(zip(by, self.keys[code], strict=True)),
-                    "rows": rows[code],
-                    "metrics": out,
+                names, columns = [], []
+            keys, rows = self.keys, self._rows[order].tolist()
+            if objects is None and len(set(names)) == len(names):  # by column: a Table
+                key_columns = [list(c) for c in zip(*(keys[code] for code in codes), strict=True)]
+                shape = {
+                    "key": {name: i for i, name in enumerate(by)},
+                    "rows": len(by),
+                    "metrics": {name: len(by) + 1 + j for j, name in enumerate(names)},
                 }
-                for code, out in zip(codes, per_group, strict=True)
-            ]
+                table = Table(shape, [*(key_columns or [[] for _ in by]), rows, *columns])
+            else:
+                per_group = [
+                    dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)
+                ] or [{} for _ in codes]
+                if objects is not None:
+                    for out, later in zip(objects, per_group, strict=True):
+                        out.update(later)
+                    per_group = objects
+                groups = [
+                    {"key": dict(zip(by, keys[code], strict=True)), "rows": count, "metrics": out}
+                    for code, count, out in zip(codes, rows, per_group, strict=True)
+                ]
             noted = {self.keys[code]: self.group_metric(code) for code in codes if flags[code]}
         lines = condense(overall, noted if grouped else None, by, len(self.present()))
         return Result(
-            self.rows, self.invalid_rows, _values(overall), groups, [*notes, *lines], self
+            self.rows,
+            self.invalid_rows,
+            _values(overall),
+            groups,
+            [*notes, *lines],
+            self,
+            table=table,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -293,6 +332,9 @@ class GroupIndex:
         self.keys: list[GroupKey] = []
         self._codes: dict[GroupKey, int] = {}
         self._lock = threading.Lock()
+        #: the values of one-column keys as an Arrow array, for `codes_of_values`
+        self._mirror: pa.Array | None = None
+        self._mixed = False  # a key is not one string or one int64
 
     def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
         """The code of each key (new keys get the next codes), as int64."""
@@ -309,6 +351,67 @@ class GroupIndex:
                             self.keys.append(key)
                         found[position] = code
         return np.array(found, dtype=np.int64)
+
+    def codes_of_values(self, values: pa.Array) -> np.ndarray:
+        """``codes_of([(value,) for value in values])`` for strings or integers (their own
+        keys, no nulls), looking the known ones up with Arrow's hashing (``index_in``, no
+        Python object per value, no lock): with 100,000 groups, Python's dict lookups of
+        each unit's keys cost more than the metrics (cache misses on every key's tuple)."""
+        import pyarrow.compute as pc
+
+        known = self._known(values.type)
+        if known is None:  # keys of another kind (e.g. loaded from a checkpoint): as they are
+            return self.codes_of([(value,) for value in values.to_pylist()])
+        if values.type != known.type:
+            values = values.cast(known.type)
+        found = pc.index_in(values, value_set=known)
+        codes = found.fill_null(-1).to_numpy().astype(np.int64)
+        if found.null_count:  # new keys (or added since the snapshot): under the lock
+            new = np.flatnonzero(codes < 0)
+            fresh = values.take(pa.array(new)).to_pylist()
+            codes[new] = self.codes_of([(value,) for value in fresh])
+        return codes
+
+    def key_order(self) -> np.ndarray | None:
+        """Every code, in key order, when each key is one string or one int (Arrow sorts
+        them: UTF-8 bytes sort as Python sorts strings, by code point); else None."""
+        import pyarrow.compute as pc
+
+        mirror = self._mirror
+        known = None if mirror is None else self._known(mirror.type)
+        if known is None or len(known) < 2:
+            return None
+        return np.asarray(pc.sort_indices(known)).astype(np.int64)
+
+    def _known(self, kind: pa.DataType) -> pa.Array | None:
+        """The keys' values as one Arrow array (code order) when every key is one string
+        (``kind`` strings) or one int (``kind`` integers), else None; extended under the lock
+        with the keys added since it was last made."""
+        target = pa.string() if kind in (pa.string(), pa.large_string()) else pa.int64()
+        if self._mixed or not (pa.types.is_integer(kind) or target == pa.string()):
+            return None
+        mirror = self._mirror
+        if mirror is not None and mirror.type == target and len(mirror) == len(self.keys):
+            return mirror
+        with self._lock:
+            mirror, size = self._mirror, len(self.keys)
+            start = len(mirror) if mirror is not None and mirror.type == target else 0
+            if start == size and mirror is not None:
+                return mirror
+            python = str if target == pa.string() else int
+            added = [key[0] for key in self.keys[start:size]]
+            if any(len(key) != 1 for key in self.keys[start:size]) or any(
+                type(value) is not python for value in added
+            ):
+                self._mixed = True  # for good: keys are never removed
+                return None
+            try:
+                tail = pa.array(added, target)
+            except (pa.ArrowException, OverflowError, ValueError):  # e.g. a lone surrogate
+                self._mixed = True
+                return None
+            self._mirror = tail if not start else pa.concat_arrays([mirror, tail])
+            return self._mirror
 
 
 class _ObjectStates:
@@ -342,7 +445,10 @@ class _ObjectStates:
         for index, code in enumerate(present.tolist()):
             rows = order[bounds[index] : bounds[index + 1]]
             group_weights = None if weights is None else weights[rows]
-            self._object(code).update(labels[rows], preds[rows], group_weights)
+            try:
+                self._object(code).update(labels[rows], preds[rows], group_weights)
+            except InvalidInputError as exc:  # its row among the group's: the batch's row
+                raise exc.in_batch(rows) from None
 
     def state(self, code: int) -> State:
         found = self.by_code.get(code)

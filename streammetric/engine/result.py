@@ -18,10 +18,10 @@ array, e.g. a confusion matrix: rows true class, columns predicted class) a list
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError
+from .._json import Table
 
 if TYPE_CHECKING:
     from .partial import Partial
@@ -98,34 +98,89 @@ def _named_values(metrics: dict[str, Any], class_names: Sequence[str]) -> dict[s
     return out
 
 
-@dataclass
 class Result:
-    """What `evaluate` returns: the JSON contract of ``streammetric eval --format json``."""
+    """What `evaluate` returns: the JSON contract of ``streammetric eval --format json``.
 
-    rows: int
-    invalid_rows: int
-    metrics: dict[str, Any]  # name -> value, each in its JSON form (`json_value`)
-    groups: list[dict[str, Any]] | None = None
-    notes: list[str] = field(default_factory=list)
-    partial: Partial | None = field(default=None, repr=False)
+    ``rows`` and ``invalid_rows`` count the rows; ``metrics`` maps each metric name to its value
+    over all rows (in its JSON form, `json_value`); ``groups`` (with ``by``; else None) lists
+    each group as ``{"key": {column: value}, "rows": n, "metrics": {...}}`` in key order;
+    ``notes`` say why values are inf, NaN or not exact; ``partial`` is the run's grouped state.
+    An engine may give the groups by column instead (``table``, a `streammetric._json.Table`):
+    ``groups`` builds the dicts when first read, and the command writes the JSON from the
+    columns without building them.
+    """
+
+    def __init__(
+        self,
+        rows: int,
+        invalid_rows: int,
+        metrics: dict[str, Any],
+        groups: list[dict[str, Any]] | None = None,
+        notes: list[str] | None = None,
+        partial: Partial | None = None,
+        *,
+        table: Table | None = None,
+    ) -> None:
+        self.rows = rows
+        self.invalid_rows = invalid_rows
+        self.metrics = metrics
+        self._groups = groups
+        self._table = table
+        self.notes = [] if notes is None else notes
+        self.partial = partial
+
+    @property
+    def groups(self) -> list[dict[str, Any]] | None:
+        if self._groups is None and self._table is not None:
+            self._groups = self._table.records()
+        return self._groups
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(rows={self.rows!r}, invalid_rows={self.invalid_rows!r}, "
+            f"metrics={self.metrics!r}, groups={self.groups!r}, notes={self.notes!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Result):
+            return NotImplemented
+        return (self.to_dict(), self.notes) == (other.to_dict(), other.notes)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def named_metrics(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """``metrics``, with per-class values keyed by ``class_names`` when given (a
+        `ConfigError` when a value has more classes than names)."""
+        return self.metrics if class_names is None else _named_values(self.metrics, class_names)
 
     def to_dict(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
         """The JSON contract; ``class_names`` key the per-class values by class name instead
         of index (a `ConfigError` when a value has more classes than names)."""
-        metrics = self.metrics
         groups = self.groups
-        if class_names is not None:
-            metrics = _named_values(metrics, class_names)
-            if groups is not None:
-                groups = [
-                    {**group, "metrics": _named_values(group["metrics"], class_names)}
-                    for group in groups
-                ]
+        if class_names is not None and groups is not None:
+            groups = [
+                {**group, "metrics": _named_values(group["metrics"], class_names)}
+                for group in groups
+            ]
         out: dict[str, Any] = {
             "rows": self.rows,
             "invalid_rows": self.invalid_rows,
-            "metrics": metrics,
+            "metrics": self.named_metrics(class_names),
         }
         if groups is not None:
             out["groups"] = groups
         return out
+
+    def json_data(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """`to_dict`'s value to write as JSON (`streammetric._json.dumps_indented`): the
+        groups left as their `Table` when they were given so and not yet built (unless class
+        names rename per-class values in them)."""
+        vectors = any(isinstance(v, (dict, list)) for v in self.metrics.values())
+        if self._groups is not None or self._table is None or (class_names and vectors):
+            return self.to_dict(class_names)
+        return {
+            "rows": self.rows,
+            "invalid_rows": self.invalid_rows,
+            "metrics": self.named_metrics(class_names),
+            "groups": self._table,
+        }

@@ -15,6 +15,8 @@ import numpy as np
 
 from streammetric._exceptions import ConfigError, InvalidInputError
 
+from ._validation import class_index_rule
+
 RowRule = tuple[np.ndarray, Callable[[int], InvalidInputError]]  # bad rows, error of a row
 
 
@@ -172,7 +174,7 @@ def _class_indices(
 
     def error(row: int) -> InvalidInputError:
         extra = f" or {ignore_index} (ignored)" if ignore_index is not None else ""
-        rule = f"must be a class index in [0, {num_classes - 1}]{extra}"
+        rule = f"{class_index_rule(num_classes)}{extra}"
         return row_error("labels", row, batch_shape, rule, raw[row])
 
     return labels, ignored, (bad, error)

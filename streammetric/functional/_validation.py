@@ -13,6 +13,7 @@ __all__ = [
     "as_float_rows",
     "as_sample_weight",
     "check_same_rows",
+    "class_index_rule",
     "first_bad_row",
     "row_values",
 ]
@@ -55,6 +56,19 @@ def check_same_rows(label: np.ndarray, pred: np.ndarray) -> None:
         )
 
 
+def class_index_rule(num_classes: int | None) -> str:
+    """The rule every label (or predicted class) range check words, with K = ``num_classes``:
+    ``"must be a class index in [0, K)"`` (half-open, as Python's ``range(K)``), or ``"must be
+    a class index >= 0"`` when K is not known.
+
+    >>> class_index_rule(3)
+    'must be a class index in [0, 3)'
+    """
+    if num_classes is None:
+        return "must be a class index >= 0"
+    return f"must be a class index in [0, {num_classes})"
+
+
 def as_class_indices(
     values: Any, name: str = "labels", num_classes: int | None = None
 ) -> np.ndarray:
@@ -77,8 +91,9 @@ def as_class_indices(
     bad = array < 0 if num_classes is None else (array < 0) | (array >= num_classes)
     if bad.any():
         row = first_bad_row(bad)
-        rule = "must be >= 0" if num_classes is None else f"must be in [0, {num_classes})"
-        raise InvalidInputError.bad_row(name, row, rule, row_values(array, row))
+        raise InvalidInputError.bad_row(
+            name, row, class_index_rule(num_classes), row_values(array, row)
+        )
     return array
 
 

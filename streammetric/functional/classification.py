@@ -61,7 +61,7 @@ from ._classification_inputs import (
     check_zero_division,
     zero_division_value,
 )
-from ._validation import as_class_indices, as_sample_weight, check_same_rows
+from ._validation import as_class_indices, as_sample_weight, check_same_rows, class_index_rule
 
 __all__ = [
     "accuracy",
@@ -655,7 +655,7 @@ def _confusion_pairs(
             bad = array >= MAX_MATRIX_CLASSES
             if bad.any():
                 row = int(np.argmax(bad.any(axis=1)))
-                rule = f"must be classes below {MAX_MATRIX_CLASSES} for a confusion matrix without num_classes"
+                rule = f"{class_index_rule(MAX_MATRIX_CLASSES)} for a confusion matrix without num_classes"
                 raise InvalidInputError.bad_row(name, row, rule, array[row])
     return true, predicted
 

@@ -159,15 +159,15 @@ def _mxnet_shim(cls: type[EvalMetric]) -> None:
     The constructor is the class's own ``__init__`` or, for a class without one (its arguments
     are MXNet's three), `_common_init` with the class's `EvalMetric.default_name`. Calls pass
     through as they are unless they give positional arguments, which become the keywords
-    `EvalMetric.mxnet_positional` names, in its order.
+    `EvalMetric.mxnet_positional` names, in its order. ``inspect.signature(cls)`` shows
+    `_shown_signature`.
     """
     init: Callable[..., None] = getattr(cls.__init__, "_keyword_init", cls.__init__)
     if init is EvalMetric.__init__:  # no constructor of its own
         init = _common_init
     order = cls.mxnet_positional or ()
-    signature = _common_signature(cls.default_name) if init is _common_init else None
-    accepted = (signature or inspect.signature(init)).parameters
-    unknown = [key for key in order if key not in accepted]
+    signature = _shown_signature(cls, init)
+    unknown = [key for key in order if key not in signature.parameters]
     if unknown:
         raise TypeError(f"{cls.__name__}.mxnet_positional names no argument {unknown}")
 
@@ -178,9 +178,34 @@ def _mxnet_shim(cls: type[EvalMetric]) -> None:
         init(self, **kwargs)
 
     __init__._keyword_init = init  # type: ignore[attr-defined]
-    if signature is not None:
-        __init__.__signature__ = signature  # type: ignore[attr-defined]
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
     cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _shown_signature(cls: type[EvalMetric], init: Callable[..., None]) -> inspect.Signature:
+    """The constructor's signature as ``inspect.signature(cls)`` shows it, so that it lists
+    the real arguments:
+
+    - a constructor that takes its own keywords and passes ``**options`` on to its base
+      class's keyword-only constructor (FBeta's ``beta``) shows its own, then the base's;
+    - ``name=None`` shows as the class's `EvalMetric.default_name`, the name
+      `EvalMetric.__init__` gives a metric given none.
+    """
+    signature = inspect.signature(init)
+    parameters = list(signature.parameters.values())  # with self
+    if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        base = list(inspect.signature(super(cls, cls).__init__).parameters.values())[1:]
+        if base and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in base):
+            own = {p.name for p in parameters}
+            parameters = parameters[:-1] + [p for p in base if p.name not in own]
+    if cls.default_name is not None:
+        parameters = [
+            p.replace(default=cls.default_name, annotation="str")
+            if p.name == "name" and p.default is None
+            else p
+            for p in parameters
+        ]
+    return signature.replace(parameters=parameters)
 
 
 def _as_keywords(
@@ -213,15 +238,6 @@ def _common_init(
     """The constructor of a metric class that has none of its own: MXNet's three arguments,
     ``name`` by default the class's `EvalMetric.default_name`."""
     EvalMetric.__init__(self, name, output_names, label_names)
-
-
-def _common_signature(default_name: str | None) -> inspect.Signature:
-    """`_common_init`'s signature with the class's default name."""
-    signature = inspect.signature(_common_init)
-    name = signature.parameters["name"].replace(default=default_name, annotation="str")
-    return signature.replace(
-        parameters=[name if p.name == "name" else p for p in signature.parameters.values()]
-    )
 
 
 class _Locked:

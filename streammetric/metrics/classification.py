@@ -118,6 +118,15 @@ class Accuracy(EvalMetric):
     of shape (n, T) count T elements per row (as MXNet: ``num_inst`` counts elements); a row's
     ``sample_weight`` applies to each of its elements.
 
+    Parameters
+    ----------
+    axis : int, default 1
+        The class axis of score ``preds`` (not 0, which holds the rows; -1: the last).
+    name : str, default "accuracy"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> m = Accuracy()
     >>> print(m.update([0, 1, 1], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]]).get())
     ('accuracy', 0.6666666666666666)
@@ -127,9 +136,11 @@ class Accuracy(EvalMetric):
 
     higher_is_better = True
     shared_work = (CLASS_RANKS,)
+    mxnet_positional = ("axis", "name", "output_names", "label_names")
 
     def __init__(
         self,
+        *,
         axis: int = 1,
         name: str = "accuracy",
         output_names: list[str] | None = None,
@@ -158,6 +169,15 @@ class TopKAccuracy(EvalMetric):
     hit when that is ``< top_k``. MXNet asserts ``top_k > 1``; ``top_k=1`` is accepted here and
     equals :class:`Accuracy` except on ties (argmax takes the lower index, as MXNet's).
 
+    Parameters
+    ----------
+    top_k : int, default 1
+        How many of the highest scores a row's true class may be among.
+    name : str, default "top_k_accuracy"
+        The name ``get()`` reports the value under, followed by ``_<top_k>`` (as MXNet's).
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+
     >>> m = TopKAccuracy(top_k=2)
     >>> print(m.update([2, 0], [[0.1, 0.5, 0.4], [0.2, 0.5, 0.3]]).get())
     ('top_k_accuracy_2', 0.5)
@@ -167,9 +187,11 @@ class TopKAccuracy(EvalMetric):
 
     higher_is_better = True
     shared_work = (CLASS_RANKS,)
+    mxnet_positional = ("top_k", "name", "output_names", "label_names")
 
     def __init__(
         self,
+        *,
         top_k: int = 1,
         name: str = "top_k_accuracy",
         output_names: list[str] | None = None,
@@ -339,8 +361,9 @@ class _OutcomeMetric(EvalMetric):
     classes; multilabel: ``sum_weight``). ``sample_weight`` works for every class type, a row's
     weight for each of its elements. Multilabel updates must keep the number of label columns.
 
-    The arguments come in MXNet 1.9.1's order (``name, output_names, label_names, average``),
-    then ``class_type`` and ``threshold``. The default ``average="micro"`` follows MXNet 2.x.
+    The constructors take keywords; positional arguments come in MXNet 1.9.1's order of F1's
+    and MCC's (``name, output_names, label_names, average``: `EvalMetric.mxnet_positional`).
+    The default ``average="micro"`` follows MXNet 2.x.
     Binary, ``"micro"`` and ``"macro"`` give the positive class's score from the global counts:
     MXNet 1.x's ``"micro"`` on any batching, its ``"macro"`` (the mean of per-batch scores, its
     default) on one batch only.
@@ -350,17 +373,34 @@ class _OutcomeMetric(EvalMetric):
     #: the averages the class takes
     _averages: ClassVar[tuple[str | None, ...]] = ("micro", "macro")
     num_classes: int | None = None
+    #: MXNet 1.9.1's F1 and MCC (Precision, Recall and FBeta are not MXNet's: ``()``)
+    mxnet_positional: ClassVar[tuple[str, ...]] = ("name", "output_names", "label_names", "average")
 
     def __init__(
         self,
-        name: str,
+        *,
+        name: str | None = None,
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
         average: str | None = "micro",
         class_type: str = "binary",
         threshold: float = 0.5,
+    ) -> None:
+        """MCC's constructor; `_ClassScore`'s adds its options (`_configure`)."""
+        self._configure(name, output_names, label_names, average, class_type, threshold)
+
+    def _configure(
+        self,
+        name: str | None,
+        output_names: list[str] | None,
+        label_names: list[str] | None,
+        average: str | None,
+        class_type: str,
+        threshold: float,
         **options: Any,
     ) -> None:
+        """Check and keep the options (``options``: a subclass's, checked, for the config),
+        then `EvalMetric.__init__`."""
         self.average = check_config(class_type, average, threshold, self._averages)
         self.class_type, self.threshold = class_type, threshold
         if "num_classes" in options:
@@ -500,6 +540,27 @@ class _OutcomeMetric(EvalMetric):
         return select_classes(outcomes, keep), present[:size]
 
 
+#: the options F1, Precision, Recall and FBeta share, as their docstrings describe them (each
+#: docstring's ``{score options}`` line, filled in by `_ClassScore.__init_subclass__`)
+_SCORE_OPTIONS = """\
+    average : {"micro", "macro", "weighted", None}, default "micro"
+        How per-class values combine: over pooled counts, their mean, their mean weighted by
+        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
+        Binary ``micro``/``macro`` give the positive class's value.
+    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
+        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
+        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
+        probabilities.
+    threshold : float, default 0.5
+        A probability above it predicts the positive class (binary, multilabel).
+    num_classes : int, optional
+        The classes (labels or predictions at or beyond it are errors naming the row); None:
+        the classes seen.
+    zero_division : {0, 1, "nan"}, default 0
+        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
+"""
+
+
 class _ClassScore(_OutcomeMetric):
     """F1, Precision, Recall and FBeta: a per-class score from the outcome counts, averaged
     as scikit-learn's ``precision_recall_fscore_support`` averages it
@@ -518,28 +579,35 @@ class _ClassScore(_OutcomeMetric):
     leave out). Values are exact counts rounded once: they equal scikit-learn's where it
     computes the same single division (unweighted precision and recall), and are within a few
     ulps of its float64 arithmetic otherwise. NaN before any row (None: NaN per class).
+
+    Its constructor is F1's, Precision's and Recall's (named after their `default_name`);
+    FBeta's adds ``beta`` and passes the rest on.
     """
 
     _averages = CLASS_AVERAGES
     _score: ClassVar[str] = "fbeta"
     beta: float = 1.0
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:  # one text for the options every score shares
+            cls.__doc__ = cls.__doc__.replace("    {score options}\n", _SCORE_OPTIONS)
+
     def __init__(
         self,
-        name: str,
+        *,
+        name: str | None = None,
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
         average: str | None = "micro",
         class_type: str = "binary",
         threshold: float = 0.5,
-        *,
         num_classes: int | None = None,
         zero_division: float | str = 0.0,
-        **options: Any,
     ) -> None:
         zero = check_zero_division(zero_division)
         self.zero_division = zero_division_value(zero)
-        super().__init__(
+        self._configure(
             name,
             output_names,
             label_names,
@@ -548,7 +616,6 @@ class _ClassScore(_OutcomeMetric):
             threshold,
             num_classes=num_classes,
             zero_division=zero,
-            **options,
         )
 
     def _compute(self, state: State) -> Value:
@@ -582,6 +649,14 @@ class F1(_ClassScore):
     0/1 labels and probabilities; ``macro`` averages over all L columns. ``"weighted"``, None,
     ``num_classes`` and ``zero_division`` as :class:`Precision`.
 
+    Parameters
+    ----------
+    name : str, default "f1"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    {score options}
+
     >>> m = F1()
     >>> print(m.update([0.0, 1.0, 1.0], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]]).get())
     ('f1', 0.8)
@@ -589,81 +664,19 @@ class F1(_ClassScore):
     ('f1', 0.5714285714285714)
     """
 
-    def __init__(
-        self,
-        name: str = "f1",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-        average: str | None = "micro",
-        class_type: str = "binary",
-        threshold: float = 0.5,
-        *,
-        num_classes: int | None = None,
-        zero_division: float | str = 0.0,
-    ) -> None:
-        super().__init__(
-            name,
-            output_names,
-            label_names,
-            average,
-            class_type,
-            threshold,
-            num_classes=num_classes,
-            zero_division=zero_division,
-        )
-
-
-class _KeywordScore(_ClassScore):
-    """Precision and Recall: F1's options, keyword-only, named after their score by default."""
-
-    def __init__(
-        self,
-        *,
-        average: str | None = "micro",
-        class_type: str = "binary",
-        threshold: float = 0.5,
-        num_classes: int | None = None,
-        zero_division: float | str = 0.0,
-        name: str | None = None,
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(
-            self._score if name is None else name,
-            output_names,
-            label_names,
-            average,
-            class_type,
-            threshold,
-            num_classes=num_classes,
-            zero_division=zero_division,
-        )
+    default_name = "f1"
 
 
 @register
-class Precision(_KeywordScore):
+class Precision(_ClassScore):
     """Precision ``tp / (tp + fp)`` per class, averaged (``average``) as scikit-learn's
     ``precision_score`` with the same ``labels`` (``range(num_classes)``, or the classes seen)
     and ``sample_weight``; options as F1's (see ``_ClassScore``).
 
     Parameters
     ----------
-    average : {"micro", "macro", "weighted", None}, default "micro"
-        How per-class values combine: over pooled counts, their mean, their mean weighted by
-        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
-        Binary ``micro``/``macro`` give the positive class's value.
-    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
-        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
-        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
-        probabilities.
-    threshold : float, default 0.5
-        A probability above it predicts the positive class (binary, multilabel).
-    num_classes : int, optional
-        The classes (labels or predictions at or beyond it are errors naming the row); None:
-        the classes seen.
-    zero_division : {0, 1, "nan"}, default 0
-        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
-    name : str
+    {score options}
+    name : str, default "precision"
         The name ``get()`` reports the value under.
     output_names, label_names : list of str, optional
         The prediction and label names `update_dict` picks from its dicts (None: every value).
@@ -678,31 +691,19 @@ class Precision(_KeywordScore):
     """
 
     _score = "precision"
+    default_name = "precision"
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
 
 @register
-class Recall(_KeywordScore):
+class Recall(_ClassScore):
     """Recall ``tp / (tp + fn)`` per class, averaged as :class:`Precision` (scikit-learn's
     ``recall_score``).
 
     Parameters
     ----------
-    average : {"micro", "macro", "weighted", None}, default "micro"
-        How per-class values combine: over pooled counts, their mean, their mean weighted by
-        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
-        Binary ``micro``/``macro`` give the positive class's value.
-    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
-        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
-        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
-        probabilities.
-    threshold : float, default 0.5
-        A probability above it predicts the positive class (binary, multilabel).
-    num_classes : int, optional
-        The classes (labels or predictions at or beyond it are errors naming the row); None:
-        the classes seen.
-    zero_division : {0, 1, "nan"}, default 0
-        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
-    name : str
+    {score options}
+    name : str, default "recall"
         The name ``get()`` reports the value under.
     output_names, label_names : list of str, optional
         The prediction and label names `update_dict` picks from its dicts (None: every value).
@@ -712,6 +713,8 @@ class Recall(_KeywordScore):
     """
 
     _score = "recall"
+    default_name = "recall"
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
 
 @register
@@ -724,22 +727,8 @@ class FBeta(_ClassScore):
     ----------
     beta : float, default 1.0
         The weight of recall against precision (F1 at 1).
-    average : {"micro", "macro", "weighted", None}, default "micro"
-        How per-class values combine: over pooled counts, their mean, their mean weighted by
-        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
-        Binary ``micro``/``macro`` give the positive class's value.
-    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
-        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
-        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
-        probabilities.
-    threshold : float, default 0.5
-        A probability above it predicts the positive class (binary, multilabel).
-    num_classes : int, optional
-        The classes (labels or predictions at or beyond it are errors naming the row); None:
-        the classes seen.
-    zero_division : {0, 1, "nan"}, default 0
-        The value of a class whose denominator is 0 (scikit-learn's effective default 0).
-    name : str
+    {score options}
+    name : str, default "fbeta"
         The name ``get()`` reports the value under.
     output_names, label_names : list of str, optional
         The prediction and label names `update_dict` picks from its dicts (None: every value).
@@ -748,31 +737,14 @@ class FBeta(_ClassScore):
     ('fbeta', 0.5)
     """
 
-    def __init__(
-        self,
-        *,
-        beta: float = 1.0,
-        average: str | None = "micro",
-        class_type: str = "binary",
-        threshold: float = 0.5,
-        num_classes: int | None = None,
-        zero_division: float | str = 0.0,
-        name: str = "fbeta",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-    ) -> None:
+    default_name = "fbeta"
+    mxnet_positional = ()  # not an MXNet metric: keywords only
+
+    def __init__(self, *, beta: float = 1.0, **options: Any) -> None:
+        """``beta``, then `_ClassScore`'s options (which ``inspect.signature`` lists too)."""
         self.beta = check_beta(beta)
-        super().__init__(
-            name,
-            output_names,
-            label_names,
-            average,
-            class_type,
-            threshold,
-            num_classes=num_classes,
-            zero_division=zero_division,
-            beta=self.beta,
-        )
+        super().__init__(**options)
+        self._kwargs["beta"] = self.beta  # in the config, after _ClassScore's options
 
 
 @register
@@ -785,6 +757,22 @@ class MCC(_OutcomeMetric):
     ``sample_weight`` weighs the counts. For the multiclass generalisation from the confusion
     matrix, see :class:`PCC`.
 
+    Parameters
+    ----------
+    name : str, default "mcc"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    average : {"micro", "macro"}, default "micro"
+        The MCC of the pooled one-vs-rest counts, or the mean of the per-class MCCs; binary:
+        either gives the MCC of the global counts.
+    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
+        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
+        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
+        probabilities.
+    threshold : float, default 0.5
+        A probability above it predicts the positive class (binary, multilabel).
+
     >>> m = MCC()
     >>> print(m.update([0, 1, 1], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]]).get())
     ('mcc', 0.0)
@@ -792,16 +780,7 @@ class MCC(_OutcomeMetric):
     ('mcc', 0.5773502691896257)
     """
 
-    def __init__(
-        self,
-        name: str = "mcc",
-        output_names: list[str] | None = None,
-        label_names: list[str] | None = None,
-        average: str = "micro",
-        class_type: str = "binary",
-        threshold: float = 0.5,
-    ) -> None:
-        super().__init__(name, output_names, label_names, average, class_type, threshold)
+    default_name = "mcc"
 
     def _compute(self, state: State) -> float:
         if not state["num_inst"]:
@@ -826,6 +805,16 @@ class PCC(EvalMetric):
     correctly rounded ``num / sqrt(den)``; equals scikit-learn's multiclass
     ``matthews_corrcoef`` where that is not degenerate.
 
+    Parameters
+    ----------
+    name : str, default "pcc"
+        The name ``get()`` reports the value under.
+    output_names, label_names : list of str, optional
+        The prediction and label names `update_dict` picks from its dicts (None: every value).
+    has_global_stats : bool, default True
+        False: ``get_global()`` is ``get()``, no state is kept beyond the local window (MXNet's
+        argument, in the config too).
+
     >>> m = PCC()
     >>> print(m.update([0, 1], [[0.9, 0.1, 0.0], [0.2, 0.7, 0.1]]).get())
     ('pcc', 1.0)
@@ -834,9 +823,11 @@ class PCC(EvalMetric):
     """
 
     higher_is_better = True
+    mxnet_positional = ("name", "output_names", "label_names", "has_global_stats")
 
     def __init__(
         self,
+        *,
         name: str = "pcc",
         output_names: list[str] | None = None,
         label_names: list[str] | None = None,
@@ -936,6 +927,7 @@ class ConfusionMatrix(EvalMetric):
     """
 
     higher_is_better = None
+    mxnet_positional = ()  # not an MXNet metric: keywords only
 
     def __init__(
         self,

@@ -306,7 +306,7 @@ def test_loss_terms_interface() -> None:
     np.testing.assert_array_equal(terms.invalid, [False, False, True])
     np.testing.assert_allclose(terms.numerator, [math.log(2), -3 * math.log(0.8), 0.0])
     np.testing.assert_array_equal(terms.denominator, [1.0, 3.0, 0.0])
-    assert str(terms.invalid_reason) == "`labels` row 2 must be a class index in [0, 1], got 5"
+    assert str(terms.invalid_reason) == "`labels` row 2 must be a class index in [0, 2), got 5"
     assert (terms.invalid_reason.argument, terms.invalid_reason.row) == ("labels", 2)
     assert tuple(terms.diagnostics) == DIAGNOSTIC_KEYS
     assert terms.diagnostics["num_invalid"] == 1
@@ -366,7 +366,7 @@ BAD_INPUTS = [
     (
         lambda: cross_entropy([1.5], [[0.5, 0.5]]),
         InvalidInputError,
-        "`labels` row 0 must be a class index in [0, 1], got 1.5",
+        "`labels` row 0 must be a class index in [0, 2), got 1.5",
     ),
     (
         lambda: cross_entropy([0], [[1.5, 0.5]]),

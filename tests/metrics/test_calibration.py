@@ -410,7 +410,7 @@ def test_functional_matches_classes():
             "`preds` row 1 must be probabilities in [0, 1] (pass from_logits=True for logits), got [-0.2]",
         ),
         ([0, 1], [0.1, np.nan], "`preds` row 1 must be finite, got [nan]"),
-        ([0, 2], [0.1, 0.2], "`labels` row 1 must be in [0, 2), got [2]"),
+        ([0, 2], [0.1, 0.2], "`labels` row 1 must be a class index in [0, 2), got [2]"),
         ([0, 0.5], [0.1, 0.2], "`labels` row 1 must be integer class indices, got [0.5]"),
         (
             [0, 1, 1],
@@ -438,7 +438,7 @@ def test_bad_input_is_one_clear_line(make, labels, preds, message):
 @pytest.mark.parametrize("make", [ECE, Brier])
 def test_multiclass_label_out_of_range(make):
     with pytest.raises(
-        sm.InvalidInputError, match=r"`labels` row 1 must be in \[0, 3\), got \[3\]"
+        sm.InvalidInputError, match=r"`labels` row 1 must be a class index in \[0, 3\), got \[3\]"
     ):
         make().update(np.array([0, 3]), np.full((2, 3), 1 / 3))
 

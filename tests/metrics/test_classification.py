@@ -423,7 +423,12 @@ def test_registered_names_and_aliases():
 @pytest.mark.parametrize(
     ("make", "labels", "preds", "message"),
     [
-        (Accuracy, [0, 1, 5], np.full((3, 3), 0.5), "`labels` row 2 must be in [0, 3), got [5]"),
+        (
+            Accuracy,
+            [0, 1, 5],
+            np.full((3, 3), 0.5),
+            "`labels` row 2 must be a class index in [0, 3), got [5]",
+        ),
         (
             Accuracy,
             [0, 1],
@@ -479,7 +484,7 @@ def test_registered_names_and_aliases():
             np.zeros((2, 2)),
             "same 2-D shape",
         ),
-        (PCC, [0, -1], [0, 0], "`labels` row 1 must be >= 0, got [-1]"),
+        (PCC, [0, -1], [0, 0], "`labels` row 1 must be a class index >= 0, got [-1]"),
     ],
 )
 def test_bad_input_is_one_clear_line(make, labels, preds, message):

@@ -149,7 +149,7 @@ def test_bad_input_raise_and_skip():
     clean = sm.CrossEntropy().update(labels[[0, 2]], preds[[0, 2]])
     assert skipping.get() == clean.get() and skipping.diagnostics()["num_invalid_skipped"] == 1
     assert skipping.invalid_rows(labels, preds).tolist() == [False, True, False]
-    with pytest.raises(sm.InvalidInputError, match=r"class index in \[0, 2\], got 5"):
+    with pytest.raises(sm.InvalidInputError, match=r"class index in \[0, 3\), got 5"):
         sm.CrossEntropy(convention="keras").update(np.array([0, 5]), preds[:2, :3] * 0 + 0.3)
     with pytest.raises(sm.ConfigError, match="unknown convention"):
         sm.CrossEntropy(convention="nope")

@@ -13,9 +13,6 @@ import pytest
 import streammetric as sm
 from streammetric._metric_table import METRICS
 
-# TODO(classification.py rewrite): these have no Parameters section yet; document them (and
-# adopt EvalMetric's mxnet_positional shim), then empty this set.
-NOT_YET = {"Accuracy", "F1", "MCC", "PCC", "TopKAccuracy"}
 CLASSES = sorted({row.cls for row in METRICS} | {"EvalMetric"})
 
 
@@ -43,9 +40,6 @@ def parameters(klass: type) -> set[str]:
 def test_every_parameter_is_described(klass):
     cls = getattr(sm, klass)
     missing = parameters(cls) - documented(cls)
-    if klass in NOT_YET:
-        assert missing, f"{klass} is documented now: take it out of NOT_YET"
-        return
     assert not missing, f"{klass}'s docstring does not describe {sorted(missing)}"
     assert documented(cls) <= parameters(cls), "a described parameter the constructor lacks"
 

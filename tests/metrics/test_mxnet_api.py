@@ -128,7 +128,7 @@ def _shimmed(klass: type) -> bool:
 def test_mxnet_arguments_in_mxnets_order_with_its_defaults(klass):
     """MXNet's positional order is the class's ``mxnet_positional`` (its options keyword-only,
     positional calls mapped by the base class's shim) or, for a class without the shim
-    (EvalMetric itself; classification.py's classes until they adopt it), its signature's."""
+    (EvalMetric itself), its signature's."""
     cls = getattr(sm, klass)
     parameters = inspect.signature(cls).parameters
     theirs = MXNET_SIGNATURES[klass]
@@ -210,17 +210,42 @@ def test_every_other_argument_is_keyword_only():
     )
 
 
-def test_every_built_in_metric_outside_classification_has_the_shim():
-    """classification.py adopts it later (it is being rewritten); the rest declare their MXNet
-    order (``()`` when MXNet has no such metric)."""
+def test_every_built_in_metric_has_the_shim():
+    """Every built-in metric declares its MXNet order (``()`` when MXNet has no such metric)
+    and takes keywords only; no class repeats its base class's constructor to pass it on."""
     from streammetric._metric_table import METRICS
 
     for row in METRICS:
         klass = getattr(sm, row.cls)
-        if row.module == "classification":  # when it has the shim, drop this exception
-            assert not _shimmed(klass), f"{row.cls} has the shim now: test it as the others"
-        else:
-            assert _shimmed(klass), row.cls
+        assert _shimmed(klass), row.cls
+        kinds = {p.kind for p in inspect.signature(klass).parameters.values()}
+        assert kinds == {inspect.Parameter.KEYWORD_ONLY}, row.cls
+
+
+def test_the_class_scores_share_one_constructor():
+    """F1, Precision and Recall have no constructor of their own: `_ClassScore`'s, named after
+    the class's ``default_name``; FBeta's adds ``beta`` and passes the rest on."""
+    from streammetric.metrics.classification import _ClassScore, _OutcomeMetric
+
+    for klass in (sm.F1, sm.Precision, sm.Recall):
+        assert klass.__init__._keyword_init is _ClassScore.__init__, klass
+    assert sm.MCC.__init__._keyword_init is _OutcomeMetric.__init__._keyword_init
+    shown = list(inspect.signature(sm.FBeta).parameters)
+    assert shown == ["beta", *inspect.signature(sm.F1).parameters]
+    assert [sm.F1().name, sm.Precision().name, sm.Recall().name, sm.FBeta().name] == [
+        "f1",
+        "precision",
+        "recall",
+        "fbeta",
+    ]
+    assert sm.Precision(name="p", average="macro").get_config()["average"] == "macro"
+    assert sm.FBeta(beta=2, class_type="multiclass").get_config()["beta"] == 2.0
+    with pytest.raises(sm.ConfigError, match="Precision takes keyword arguments only"):
+        sm.Precision("p")
+    with pytest.raises(sm.ConfigError, match="F1 takes at most 4 positional arguments"):
+        sm.F1("f1", None, None, "macro", "multiclass")  # class_type: by keyword
+    with pytest.raises(TypeError, match="num_classes"):
+        sm.MCC(num_classes=3)
 
 
 def test_a_user_subclass_keeps_its_own_constructor():

@@ -657,13 +657,13 @@ def test_inconsistent_states_are_refused_naming_the_field(make, mutate, field):
             partial(Precision, class_type="multiclass", num_classes=3),
             [0, 3, 1],
             [0, 1, 1],
-            "`labels` row 1 must be in [0, 3), got [3]",
+            "`labels` row 1 must be a class index in [0, 3), got [3]",
         ),
         (
             partial(Recall, class_type="multiclass", num_classes=3),
             [0, 1, 1],
             [0, 1, 4],
-            "`preds` row 2 must be in [0, 3), got [4]",
+            "`preds` row 2 must be a class index in [0, 3), got [4]",
         ),
         (
             partial(F1, class_type="multiclass", num_classes=3),
@@ -681,13 +681,13 @@ def test_inconsistent_states_are_refused_naming_the_field(make, mutate, field):
             partial(ConfusionMatrix, num_classes=2),
             [0, 2],
             [0, 1],
-            "`labels` row 1 must be in [0, 2), got [2]",
+            "`labels` row 1 must be a class index in [0, 2), got [2]",
         ),
         (
             ConfusionMatrix,
             [0, 5000],
             [0, 1],
-            "`labels` row 1 must be classes below 4096 for a confusion matrix without num_classes, got [5000]",
+            "`labels` row 1 must be a class index in [0, 4096) for a confusion matrix without num_classes, got [5000]",
         ),
         (
             partial(ConfusionMatrix, class_type="binary"),

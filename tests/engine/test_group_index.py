@@ -1,0 +1,126 @@
+"""The run's group index: Arrow's lookup of one-column keys (`GroupIndex.codes_of_values`)
+numbers keys as Python's (`codes_of`) does, sorts them as Python sorts them, and falls back to
+Python for keys Arrow cannot hold; slices' dictionaries join without hashing when Parquet grew
+one dictionary over them."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import streammetric as sm
+from streammetric.engine.local import _one_array
+from streammetric.engine.partial import GroupIndex
+
+WORDS = ["b", "a", "é", "Z", "😀", "", "a b", "ß", "z", "\x00", "€"]
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [
+        [WORDS[:4], WORDS[2:9], WORDS, ["new", "a"]],
+        [[3, -1, 2**62], [7, 3, -(2**63)], [0, 7, 1]],
+    ],
+)
+def test_arrow_lookup_numbers_keys_as_python_does(batches):
+    arrow, python = GroupIndex(), GroupIndex()
+    for values in batches:
+        got = arrow.codes_of_values(pa.array(values))
+        assert got.dtype == np.int64
+        assert got.tolist() == python.codes_of([(v,) for v in values]).tolist()
+    assert arrow.keys == python.keys
+    order = arrow.key_order()
+    assert order is not None
+    assert [arrow.keys[c] for c in order.tolist()] == sorted(arrow.keys)
+
+
+def test_keys_arrow_cannot_hold_fall_back_to_python():
+    index = GroupIndex()
+    index.codes_of([("a", 1), ("b", 2)])  # two columns (e.g. from a checkpoint)
+    assert index.codes_of_values(pa.array(["c", "a"])).tolist() == [2, 3]
+    assert index.keys[2:] == [("c",), ("a",)]
+    assert index.key_order() is None
+    strings = GroupIndex()
+    strings.codes_of_values(pa.array(["x"]))
+    assert strings.codes_of_values(pa.array([5, 6])).tolist() == [1, 2]  # ints after strings
+    assert strings.keys == [("x",), (5,), (6,)]
+    assert strings.key_order() is None
+    surrogate = GroupIndex()
+    surrogate.codes_of([("\ud800",)])  # not UTF-8: Arrow cannot hold it
+    assert surrogate.codes_of_values(pa.array(["y"])).tolist() == [1]
+
+
+def test_large_strings_and_small_ints_find_the_same_keys():
+    index = GroupIndex()
+    index.codes_of_values(pa.array(["a", "b"], pa.large_string()))
+    assert index.codes_of_values(pa.array(["b", "a"])).tolist() == [1, 0]
+    ints = GroupIndex()
+    ints.codes_of_values(pa.array([5, 9], pa.int8()))
+    assert ints.codes_of_values(pa.array([9, 5, 2**40])).tolist() == [1, 0, 2]
+
+
+def test_threads_adding_keys_together_give_each_key_one_code():
+    index = GroupIndex()
+    chunks = [pa.array([f"k{(i * 400 + j) % 3000}" for j in range(2000)]) for i in range(8)]
+    results: list[np.ndarray] = [np.empty(0)] * len(chunks)
+
+    def work(i: int) -> None:
+        results[i] = index.codes_of_values(chunks[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(chunks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(index.keys) == len(set(index.keys)) == 3000
+    for chunk, codes in zip(chunks, results, strict=True):
+        assert [index.keys[c][0] for c in codes.tolist()] == chunk.to_pylist()
+
+
+def test_slices_of_one_grown_dictionary_share_the_last_one():
+    whole = pa.array(["a", "b", "c", "d"])
+    grown = [
+        pa.DictionaryArray.from_arrays(pa.array([1, 0], pa.int32()), whole.slice(0, 2)),
+        pa.DictionaryArray.from_arrays(pa.array([3, 2, 0], pa.int32()), whole),
+    ]
+    joined = _one_array(grown)
+    assert joined.dictionary.equals(whole)  # nothing hashed: the last dictionary
+    assert joined.to_pylist() == ["b", "a", "d", "c", "a"]
+    other = [
+        pa.DictionaryArray.from_arrays(pa.array([0], pa.int32()), pa.array(["z"])),
+        pa.DictionaryArray.from_arrays(pa.array([1, 0], pa.int32()), whole),
+    ]
+    assert _one_array(other).to_pylist() == ["z", "b", "a"]  # unified
+
+
+def test_many_string_groups_from_a_fallen_back_dictionary(tmp_path):
+    """Strings whose Parquet dictionary falls back to plain pages (a small dictionary page
+    limit): each group's rows and values are those of the rows alone, in Python's order."""
+    rng = np.random.default_rng(5)
+    rows, classes = 60_000, 3
+    words = np.array([f"user-{i}-{'é' if i % 3 else 'z'}" for i in range(20_000)], dtype=object)
+    group = words[rng.integers(0, len(words), rows)]
+    labels = rng.integers(0, classes, rows)
+    probs = rng.dirichlet(np.ones(classes), rows).astype(np.float32)
+    table = pa.table(
+        {
+            "label": labels,
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), classes),
+            "user": pa.array(group, pa.string()),
+        }
+    )
+    path = tmp_path / "users.parquet"
+    pq.write_table(table, path, row_group_size=25_000, dictionary_pagesize_limit=4096)
+    result = sm.evaluate(path, ["ce", "acc"], by="user", threads=2)
+    keys = [g["key"]["user"] for g in result.groups]
+    assert keys == sorted(set(group.tolist()))
+    for g in result.groups[:: len(keys) // 300]:
+        mask = group == g["key"]["user"]
+        metric = sm.create(["ce", "acc"])
+        metric.update(labels[mask], probs[mask])
+        assert g["rows"] == int(mask.sum())
+        assert list(g["metrics"].values()) == list(metric.get()[1]), g["key"]
