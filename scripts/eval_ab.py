@@ -4,7 +4,8 @@
     .venv/bin/python scripts/eval_ab.py --base c993f20 --rounds 25 -m ce -m acc
 
 Copies each revision's package into a temporary directory (`git archive`; the working tree as
-it is), builds its C kernels with setup.py's flags and compiles its bytecode, then times
+it is), builds its C kernels with setup.py's flags (kernel_ab.py's compile_kernels: a source
+already built is taken from its cache) and compiles its bytecode, then times
 `python -m streammetric eval` (`streammetric.cli` for a revision without the entry point
 `streammetric/__main__.py`) of scripts/bench.py's file with each copy, alternated in
 shuffled rounds with pyarrow's fastest decoder there (8k-row slices): medians, each one's ratio
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -26,17 +28,18 @@ import sysconfig
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # the benchmark file, its decoders and the environment of every process
-from kernel_ab import compile_kernels
+from kernel_ab import CFLAGS_HELP, compile_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def package(revision: str | None, directory: Path) -> Path:
+def package(revision: str | None, directory: Path, cflags: Sequence[str] = ()) -> Path:
     """`revision`'s streammetric (None: the working tree) in `directory`, built and compiled."""
     directory.mkdir()
     if revision is None:
@@ -53,7 +56,7 @@ def package(revision: str | None, directory: Path) -> Path:
             tar.extractall(directory, filter="data")
     source = directory / "streammetric"
     compile_kernels(
-        source / "_kernels.c", source / f"_kernels{sysconfig.get_config_var('EXT_SUFFIX')}"
+        source / "_kernels.c", source / f"_kernels{sysconfig.get_config_var('EXT_SUFFIX')}", cflags
     )
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(source)], check=True)
     return directory
@@ -74,12 +77,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=8_000_000)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("-m", "--metric", action="append", help="eval's -m (default: ce)")
+    parser.add_argument("--cflags", default="", help=CFLAGS_HELP)
     args = parser.parse_args()
     path = bench.make_file(bench.data_directory() / f"eval_{args.rows}.parquet", args.rows)
     metrics = [arg for metric in args.metric or ["ce"] for arg in ("-m", metric)]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        copies = {"base": package(args.base, work / "base"), "tree": package(None, work / "tree")}
+        cflags = shlex.split(args.cflags)
+        copies = {
+            "base": package(args.base, work / "base", cflags),
+            "tree": package(None, work / "tree", cflags),
+        }
         decoder = [bench.PY, "-c", bench.DECODERS["row-group slices of 8k x threads"], str(path)]
         commands = {"decoder (8k slices)": (decoder, bench.ENV)}
         for name, copy in copies.items():

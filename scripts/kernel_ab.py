@@ -4,27 +4,38 @@ streammetric/_kernels.c or _kernels_loops.h faster?
     .venv/bin/python scripts/kernel_ab.py              # the working tree against HEAD
     .venv/bin/python scripts/kernel_ab.py --base v0.1  # ... against another revision
 
-Builds each revision's kernels under its own module name (gcc, with setup.py's flags) and
-times `sparse_scan` (ce; with the ranks of accuracy/top-k) and `exact_sum` with the two builds
+Builds each revision's kernels (gcc, with setup.py's flags) and loads each build under its own
+module name, then times `sparse_scan` (ce; with the ranks of accuracy/top-k) and `exact_sum` with the two builds
 alternating: on each 32k-row slice right after pyarrow decodes it, as the engine does (the
 builds take turns, slice by slice), and warm (one slice, again and again). Medians, ns/row; a
 ratio below 1 means the working tree is faster. Both builds must give the same answers, else
 the script stops. On this shared machine, times move by up to a third from one run to the
 next, but the two builds' ratio, measured side by side, moves by a few %.
+
+A build is kept by what gcc compiles (the preprocessed source, every header it includes, the
+command and gcc's version) in $STREAMMETRIC_KERNEL_CACHE (default .bench/kernels): the same
+source is compiled once, for both sides when HEAD's C is the working tree's, and for
+scripts/eval_ab.py too. Each side still loads its own copy of the library.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import fcntl
 import functools
+import hashlib
 import importlib.util
+import os
+import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # the benchmark file, and how eval reads it (slices)
 
 ROOT = Path(__file__).resolve().parents[1]
+CFLAGS_HELP = (
+    "compiler flags after setup.py's, for both builds (e.g. -O0: a quick check that the script "
+    "works; the times then say nothing about the shipped build)"
+)
 
 
 def sources(revision: str | None) -> list[str]:
@@ -67,15 +82,40 @@ def setup_flags() -> list[str]:
     raise SystemExit("setup.py has no extra_compile_args")
 
 
-def compile_kernels(source: Path, library: Path) -> None:
-    """gcc with setup.py's flags: `source` (a _kernels.c) into the extension `library`."""
+def cache_directory() -> Path:
+    """Where the built kernels are kept (see the module docstring)."""
+    return Path(os.environ.get("STREAMMETRIC_KERNEL_CACHE", ROOT / ".bench" / "kernels"))
+
+
+def compile_kernels(source: Path, library: Path, extra: Sequence[str] = ()) -> None:
+    """gcc with setup.py's flags (then `extra`, e.g. --cflags=-O0): `source` (a _kernels.c, its
+    headers beside it) into the extension `library`, a copy of the build kept in
+    cache_directory() under the hash of the preprocessed source, the command and gcc's version
+    (compiled there first if not yet: one process at a time, the others wait for its result).
+    gcc runs in `source`'s directory on its name, so the preprocessed text does not depend on
+    where the copy lies."""
     include = sysconfig.get_paths()["include"]
-    command = ["gcc", *setup_flags(), "-shared", "-fPIC", f"-I{include}", str(source)]
-    subprocess.run([*command, "-o", str(library)], check=True)
+    command = ["gcc", *setup_flags(), *extra, "-shared", "-fPIC", f"-I{include}", source.name]
+    key = hashlib.sha256("\0".join(command).encode())
+    for probe in (["gcc", "--version"], [*command, "-E"]):
+        key.update(subprocess.run(probe, cwd=source.parent, capture_output=True, check=True).stdout)
+    cache = cache_directory()
+    name = key.hexdigest()[:32]
+    built = cache / f"{name}.so"
+    if not built.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not built.exists():
+                partial = cache / f"{name}.{os.getpid()}.tmp"
+                subprocess.run([*command, "-o", str(partial)], cwd=source.parent, check=True)
+                os.replace(partial, built)
+    shutil.copyfile(built, library)
 
 
-def build(name: str, revision: str | None, directory: Path) -> Any:
-    """The kernels of `revision` (None: the working tree) as module `name`."""
+def build(name: str, revision: str | None, directory: Path, cflags: Sequence[str] = ()) -> Any:
+    """The kernels of `revision` (None: the working tree) as module `name`._kernels, loaded
+    from a library of its own in `directory`/`name` (two copies of one build are two modules)."""
     source = directory / name
     source.mkdir()
     for path in sources(revision):
@@ -90,14 +130,11 @@ def build(name: str, revision: str | None, directory: Path) -> Any:
                 check=True,
             )
             text = shown.stdout
-        if path.endswith(".c"):
-            text = text.replace("PyInit__kernels", f"PyInit_{name}").replace(
-                '"streammetric._kernels"', f'"{name}"'
-            )
         (source / Path(path).name).write_text(text)
-    library = directory / f"{name}.so"
-    compile_kernels(source / "_kernels.c", library)
-    spec = importlib.util.spec_from_file_location(name, library)
+    library = source / "_kernels.so"
+    compile_kernels(source / "_kernels.c", library, cflags)
+    # the init function is the last part's (PyInit__kernels): no need to rename it in the source
+    spec = importlib.util.spec_from_file_location(f"{name}._kernels", library)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -161,13 +198,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=8_000_000, help="rows of the benchmark file")
     parser.add_argument("--reps", type=int, default=200, help="warm calls per build")
+    parser.add_argument("--cflags", default="", help=CFLAGS_HELP)
     args = parser.parse_args()
     path = bench.make_file(bench.data_directory() / f"eval_{args.rows}.parquet", args.rows)
     times: dict[tuple[str, str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         builds = {
-            "base": build("kernels_base", args.base, Path(tmp)),
-            "tree": build("kernels_tree", None, Path(tmp)),
+            "base": build("kernels_base", args.base, Path(tmp), shlex.split(args.cflags)),
+            "tree": build("kernels_tree", None, Path(tmp), shlex.split(args.cflags)),
         }
         # just decoded: each slice times one (scan, build) pair, taking turns; then both builds
         # answer on it, and must agree

@@ -10,6 +10,11 @@
   guard is off (pytest's temporary paths and the tools' caches live beside it).
 * With ``CI`` set, a skipped test fails, unless the skip says the CPU cannot run it: CI must run
   every real component (Prometheus, Dask, ...) it can, and a golden-vector test never skips.
+
+Tests marked ``slow`` (up to a minute or more on a busy 2-core machine) run first: with
+scripts/test's ``pytest -n 2 --dist loadscope --no-loadscope-reorder`` each worker starts on the
+module of one of them and the other modules fill in around them, instead of one worker idling
+while the other ends on a slow test that happened to come last.
 """
 
 from __future__ import annotations
@@ -118,3 +123,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     if not reason.startswith(CPU_SKIP_PREFIXES):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI ({reason}): CI must run every test this CPU can run"
+
+
+# --- the slow tests first --------------------------------------------------------------------
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` first, in their order; the others keep theirs (a stable sort,
+    after pytest's own reordering by fixture)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

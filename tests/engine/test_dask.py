@@ -19,6 +19,7 @@ import pytest
 
 import streammetric as sm
 from streammetric.engine import Job, run_job
+from streammetric.engine import dask as dask_engine
 from streammetric.engine.dask import local_cluster, quiet_logs, run_job_dask
 from streammetric.engine.local import Evaluator
 from streammetric.io import ColumnSpec, Unit, plan
@@ -292,12 +293,6 @@ def test_losing_the_scheduler_is_a_one_line_error(data, subprocess_cluster):
     assert client_log.isEnabledFor(logging.ERROR)
 
 
-def _cli_has_engine_flag() -> bool:
-    command = [sys.executable, "-m", "streammetric.cli", "eval", "--help"]
-    return "--engine" in subprocess.run(command, capture_output=True, text=True).stdout
-
-
-@pytest.mark.skipif(not _cli_has_engine_flag(), reason="`eval --engine` is not in the CLI yet")
 def test_cli_engine_dask(data):
     command = [sys.executable, "-m", "streammetric.cli", "eval", str(data / "reg")]
     command += ["-m", "mae", "-m", "rmse", "--labels", "y", "--preds", "pred", "--by", "model"]
@@ -368,17 +363,16 @@ def test_without_dask_installed_the_error_says_what_to_install(data, monkeypatch
         run_job_dask(regression_job(data), workers=1)
 
 
-def test_bad_options_and_an_unreachable_scheduler_are_one_line_errors(data):
+def test_bad_options_and_an_unreachable_scheduler_are_one_line_errors(data, monkeypatch):
     job = regression_job(data)
     with pytest.raises(sm.ConfigError, match=r"`workers` must be an integer >= 1, got 0"):
         run_job_dask(job, workers=0)
     with pytest.raises(sm.ConfigError, match=r"got workers=2 and scheduler='tcp://"):
         run_job_dask(job, scheduler="tcp://127.0.0.1:9", workers=2)
-    with (
-        dask.config.set({"distributed.comm.timeouts.connect": "0.5s"}),
-        pytest.raises(
-            sm.StreamMetricError,
-            match=r"^cannot connect to the Dask scheduler at tcp://127.0.0.1:9: [^\n]+$",
-        ),
+    # the client's timeout is the engine's (10 s), not Dask's configuration: wait 0.5 s
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT_SECONDS", 0.5)
+    with pytest.raises(
+        sm.StreamMetricError,
+        match=r"^cannot connect to the Dask scheduler at tcp://127.0.0.1:9: [^\n]+$",
     ):
         run_job_dask(job, scheduler="tcp://127.0.0.1:9")

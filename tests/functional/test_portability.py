@@ -83,6 +83,7 @@ EMULATED = [
 ]
 
 
+@pytest.mark.slow
 def test_the_numeric_tests_pass_as_on_an_avx2_only_cpu():
     """This CPU running as one without AVX-512: NumPy's AVX-512 loops off and our kernels capped
     at AVX2 (``STREAMMETRIC_MAX_ISA``). Their expected values (fingerprints, golden vectors,
