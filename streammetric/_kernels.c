@@ -960,8 +960,9 @@ typedef struct {
 
 /* Freed group blocks of 1 MiB or more, kept for the next GroupSums (GIL held): an evaluation
  * makes one GroupSums per unit of work, which the allocator would map fresh every time (a page
- * fault per 4 KiB; with 100,000 groups of 584 bytes a third of such a run's time went to the
- * kernel). A kept block is already in memory. At most BLOCKS_KEPT blocks. */
+ * fault per 4 KiB; with 100,000 groups of 584 bytes, before the windows, a third of such a
+ * run's time went to the kernel). A kept block is already in memory. At most BLOCKS_KEPT
+ * blocks; `release_blocks` frees them when a run's units are merged. */
 #define BLOCKS_KEPT 4
 #define BLOCK_KEPT_MIN ((size_t)1 << 20)
 static struct { group_t *grp; Py_ssize_t cap; } blocks_kept[BLOCKS_KEPT];
@@ -1006,8 +1007,8 @@ static PyObject *release_blocks(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(a
     size_t freed = 0;
     while (n_blocks_kept) {
         n_blocks_kept--;
-        freed += (size_t)blocks_kept[n_blocks_kept].cap * sizeof(acc_t);
-        PyMem_Free(blocks_kept[n_blocks_kept].acc);
+        freed += (size_t)blocks_kept[n_blocks_kept].cap * sizeof(group_t);
+        PyMem_Free(blocks_kept[n_blocks_kept].grp);
     }
     return PyLong_FromSize_t(freed);
 }
