@@ -1328,8 +1328,11 @@ static PyObject *group_sums_add_units(GroupSums *s, PyObject *args) {
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(raw);
     group_t *r = &s->grp[g];
     acc_t sum;
-    acc_t *a = r->base == BASE_FULL ? &s->full[r->d[0]] : &sum;
-    if (a == &sum) group_expand(s, r, a);
+    acc_t *a = &sum;
+    if (r->base == BASE_FULL)
+        a = &s->full[r->d[0]]; /* added to in place */
+    else
+        group_expand(s, r, &sum);
     acc_normalise(a); /* then each digit takes one chunk below 2**32 */
     for (int j = 0; j < DIGITS; j++) {
         uint32_t v = (uint32_t)b[4 * j] | ((uint32_t)b[4 * j + 1] << 8) |
