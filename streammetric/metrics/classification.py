@@ -374,6 +374,13 @@ class _OutcomeMetric(EvalMetric):
     #: MXNet 1.9.1's F1 and MCC (Precision, Recall and FBeta are not MXNet's: ``()``)
     mxnet_positional: ClassVar[tuple[str, ...]] = ("name", "output_names", "label_names", "average")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:  # one text for the options the outcome metrics share
+            cls.__doc__ = cls.__doc__.replace("    {score options}\n", _SCORE_OPTIONS).replace(
+                "    {class type options}\n", _CLASS_TYPE_OPTIONS
+            )
+
     def __init__(
         self,
         *,
@@ -538,25 +545,34 @@ class _OutcomeMetric(EvalMetric):
         return select_classes(outcomes, keep), present[:size]
 
 
-#: the options F1, Precision, Recall and FBeta share, as their docstrings describe them (each
-#: docstring's ``{score options}`` line, filled in by `_ClassScore.__init_subclass__`)
-_SCORE_OPTIONS = """\
-    average : {"micro", "macro", "weighted", None}, default "micro"
-        How per-class values combine: over pooled counts, their mean, their mean weighted by
-        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
-        Binary ``micro``/``macro`` give the positive class's value.
+#: the outcome metrics' class-type options as their docstrings describe them (a docstring's
+#: ``{class type options}`` line, filled in by `_OutcomeMetric.__init_subclass__`)
+_CLASS_TYPE_OPTIONS = """\
     class_type : {"binary", "multiclass", "multilabel"}, default "binary"
         Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
         indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
         probabilities.
     threshold : float, default 0.5
         A probability above it predicts the positive class (binary, multilabel).
+"""
+
+#: the options F1, Precision, Recall and FBeta share (a docstring's ``{score options}`` line)
+_SCORE_OPTIONS = (
+    """\
+    average : {"micro", "macro", "weighted", None}, default "micro"
+        How per-class values combine: over pooled counts, their mean, their mean weighted by
+        each class's true rows, or None (``"none"``): one value per class, a NumPy array.
+        Binary ``micro``/``macro`` give the positive class's value.
+"""
+    + _CLASS_TYPE_OPTIONS
+    + """\
     num_classes : int, optional
         The classes (labels or predictions at or beyond it are errors naming the row); None:
         the classes seen.
     zero_division : {0, 1, "nan"}, default 0
         The value of a class whose denominator is 0 (scikit-learn's effective default 0).
 """
+)
 
 
 class _ClassScore(_OutcomeMetric):
@@ -585,11 +601,6 @@ class _ClassScore(_OutcomeMetric):
     _averages = CLASS_AVERAGES
     _score: ClassVar[str] = "fbeta"
     beta: float = 1.0
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.__doc__:  # one text for the options every score shares
-            cls.__doc__ = cls.__doc__.replace("    {score options}\n", _SCORE_OPTIONS)
 
     def __init__(
         self,
@@ -764,12 +775,7 @@ class MCC(_OutcomeMetric):
     average : {"micro", "macro"}, default "micro"
         The MCC of the pooled one-vs-rest counts, or the mean of the per-class MCCs; binary:
         either gives the MCC of the global counts.
-    class_type : {"binary", "multiclass", "multilabel"}, default "binary"
-        Binary: 0/1 labels and positive-class probabilities (or 2 scores); multiclass: class
-        indices and scores (argmax) or indices; multilabel: (n, L) 0/1 labels and
-        probabilities.
-    threshold : float, default 0.5
-        A probability above it predicts the positive class (binary, multilabel).
+    {class type options}
 
     >>> m = MCC()
     >>> print(m.update([0, 1, 1], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]]).get())
