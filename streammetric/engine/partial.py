@@ -360,10 +360,13 @@ class GroupIndex:
         import pyarrow.compute as pc
 
         known = self._known(values.type)
+        if known is not None and values.type != known.type:
+            try:  # large strings, or ints of another width (uint64 beyond int64: no)
+                values = values.cast(known.type)
+            except pa.ArrowInvalid:
+                known = None
         if known is None:  # keys of another kind (e.g. loaded from a checkpoint): as they are
             return self.codes_of([(value,) for value in values.to_pylist()])
-        if values.type != known.type:
-            values = values.cast(known.type)
         found = pc.index_in(values, value_set=known)
         codes = found.fill_null(-1).to_numpy().astype(np.int64)
         if found.null_count:  # new keys (or added since the snapshot): under the lock

@@ -54,6 +54,14 @@ def test_keys_arrow_cannot_hold_fall_back_to_python():
     assert surrogate.codes_of_values(pa.array(["y"])).tolist() == [1]
 
 
+def test_uint64_beyond_int64_keeps_its_keys():
+    index = GroupIndex()
+    index.codes_of_values(pa.array([5, 6], pa.uint64()))  # Arrow's mirror: int64
+    big = pa.array([2**64 - 1, 5, 2**63], pa.uint64())
+    assert index.codes_of_values(big).tolist() == [2, 0, 3]  # Python's path, same numbering
+    assert index.keys == [(5,), (6,), (2**64 - 1,), (2**63,)]
+
+
 def test_large_strings_and_small_ints_find_the_same_keys():
     index = GroupIndex()
     index.codes_of_values(pa.array(["a", "b"], pa.large_string()))
