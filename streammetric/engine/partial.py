@@ -356,9 +356,9 @@ class GroupIndex:
         """``codes_of([(value,) for value in values])`` for strings or integers (their own
         keys, no nulls), looking the known ones up with Arrow's hashing (``index_in``, no
         Python object per value, no lock): with 100,000 groups, Python's dict lookups of
-        each unit's keys cost more than the metrics (cache misses on every key's tuple)."""
-        import pyarrow.compute as pc
-
+        each unit's keys cost more than the metrics (cache misses on every key's tuple).
+        Values not found are looked up again under the lock, against the keys other threads
+        added meanwhile (Arrow again), and only those still new cost Python."""
         known = self._known(values.type)
         if known is not None and values.type != known.type:
             try:  # large strings, or ints of another width (uint64 beyond int64: no)
@@ -367,12 +367,27 @@ class GroupIndex:
                 known = None
         if known is None:  # keys of another kind (e.g. loaded from a checkpoint): as they are
             return self.codes_of([(value,) for value in values.to_pylist()])
-        found = pc.index_in(values, value_set=known)
-        codes = found.fill_null(-1).to_numpy().astype(np.int64)
-        if found.null_count:  # new keys (or added since the snapshot): under the lock
-            new = np.flatnonzero(codes < 0)
-            fresh = values.take(pa.array(new)).to_pylist()
-            codes[new] = self.codes_of([(value,) for value in fresh])
+        codes = _index_in(values, known)
+        missing = np.flatnonzero(codes < 0)
+        if not missing.size:
+            return codes
+        with self._lock:
+            rest = values.take(pa.array(missing))
+            known = self._extended(known.type)
+            found = _index_in(rest, known) if known is not None else np.full(len(rest), -1)
+            new = np.flatnonzero(found < 0)
+            if new.size:
+                table, keys = self._codes, self.keys
+                added = []
+                for value in rest.take(pa.array(new)).to_pylist():
+                    key = (value,)
+                    code = table.get(key)  # a repeated value, or a key Arrow cannot hold
+                    if code is None:
+                        code = table[key] = len(keys)
+                        keys.append(key)
+                    added.append(code)
+                found[new] = added
+            codes[missing] = found
         return codes
 
     def key_order(self) -> np.ndarray | None:
@@ -397,26 +412,39 @@ class GroupIndex:
         if mirror is not None and mirror.type == target and len(mirror) == len(self.keys):
             return mirror
         with self._lock:
-            mirror, size = self._mirror, len(self.keys)
-            start = len(mirror) if mirror is not None and mirror.type == target else 0
-            if start == size and mirror is not None:
-                return mirror
-            python = str if target == pa.string() else int
-            keys = self.keys[start:size]
-            if keys and set(map(len, keys)) != {1}:
-                self._mixed = True  # for good: keys are never removed
-                return None
-            added = [key for (key,) in keys]
-            if added and set(map(type, added)) != {python}:
-                self._mixed = True
-                return None
-            try:
-                tail = pa.array(added, target)
-            except (pa.ArrowException, OverflowError, ValueError):  # e.g. a lone surrogate
-                self._mixed = True
-                return None
-            self._mirror = tail if not start else pa.concat_arrays([mirror, tail])
-            return self._mirror
+            return self._extended(target)
+
+    def _extended(self, target: pa.DataType) -> pa.Array | None:
+        """`_known`'s array of ``target`` values, the lock held."""
+        if self._mixed:
+            return None
+        mirror, size = self._mirror, len(self.keys)
+        start = len(mirror) if mirror is not None and mirror.type == target else 0
+        if start == size and mirror is not None:
+            return mirror
+        python = str if target == pa.string() else int
+        keys = self.keys[start:size]
+        if keys and set(map(len, keys)) != {1}:
+            self._mixed = True  # for good: keys are never removed
+            return None
+        added = [key for (key,) in keys]
+        if added and set(map(type, added)) != {python}:
+            self._mixed = True
+            return None
+        try:
+            tail = pa.array(added, target)
+        except (pa.ArrowException, OverflowError, ValueError):  # e.g. a lone surrogate
+            self._mixed = True
+            return None
+        self._mirror = tail if not start else pa.concat_arrays([mirror, tail])
+        return self._mirror
+
+
+def _index_in(values: pa.Array, known: pa.Array) -> np.ndarray:
+    """The position of each value in ``known`` (int64), -1 where it is not there."""
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.index_in(values, value_set=known).fill_null(-1)).astype(np.int64)
 
 
 class _ObjectStates:
