@@ -218,9 +218,13 @@ class Evaluator:
         if preds.ndim == 2 and preds.shape[1] == 1 and batch.num_rows:  # lists of one value
             self.check_one_score(batch.unit.display_path, int(batch.source_rows()[0]))
         keep = None
+        stats = None  # the batch's statistics, shared by the skip mask and the row terms
         unsummed = self.not_distributions(batch, preds)
         if self.job.on_invalid == "skip" and batch.num_rows:
-            bad = partial.invalid_mask(labels, preds)
+            stats = partial.batch_stats(labels, preds, None)  # weights: checked by the terms
+            bad = partial.invalid_mask(stats)
+            if weights is not None:
+                stats = None  # the terms read the weights too
             if unsummed is not None:
                 bad = unsummed if bad is None else bad | unsummed
             if bad is not None and bad.any():
@@ -229,6 +233,7 @@ class Evaluator:
         if keep is not None:
             labels, preds = labels[keep], preds[keep]
             weights = None if weights is None else weights[keep]
+            stats = None  # other rows: other statistics
 
         def file_rows() -> np.ndarray:
             """File row of each updated row; computed only to locate an error."""
@@ -240,7 +245,7 @@ class Evaluator:
             return locate_error(exc, batch.unit, self.resolved, file_rows())
 
         try:
-            terms = partial.row_terms(labels, preds, weights)
+            terms = partial.row_terms(labels, preds, weights, stats)
         except InvalidInputError as exc:
             raise locate(exc) from None
         if pending is not None and batch.groups is not None:

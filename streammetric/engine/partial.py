@@ -140,12 +140,24 @@ class Partial:
             self._rows += per_group
         self.rows += count
 
-    def row_terms(
+    def batch_stats(
         self, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray | None
+    ) -> BatchStats:
+        """The batch as the leaves read it: its statistics computed once for all of them."""
+        return BatchStats.of(labels, preds, weights, self.leaves)
+
+    def row_terms(
+        self,
+        labels: np.ndarray,
+        preds: np.ndarray,
+        weights: np.ndarray | None,
+        batch: BatchStats | None = None,
     ) -> list[Terms | None]:
         """Each leaf's `row_terms` of a batch (None for a leaf updated group by group); the
-        leaves share the batch's statistics (one `BatchStats`)."""
-        batch = BatchStats.of(labels, preds, weights, self.leaves)
+        leaves share the batch's statistics (one `BatchStats`: ``batch``, if the caller has
+        made it for these arrays)."""
+        if batch is None:
+            batch = self.batch_stats(labels, preds, weights)
         return [
             None if isinstance(state, _ObjectStates) else leaf.batch_terms(batch)
             for leaf, state in zip(self.leaves, self.states, strict=True)
@@ -159,9 +171,10 @@ class Partial:
         for label, pred, weight in as_pairs(labels, preds, weights):
             self.add(label, pred, weight, code)
 
-    def invalid_mask(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
-        """Rows any of the metrics would reject (so every metric sees the same clean rows)."""
-        return self.template.invalid_rows(labels, preds)
+    def invalid_mask(self, batch: BatchStats) -> np.ndarray | None:
+        """Rows any of the metrics would reject (so every metric sees the same clean rows);
+        the statistics this computes stay in ``batch`` for `row_terms`."""
+        return self.template._batch_invalid_rows(batch)
 
     def merge(self, other: Partial) -> Partial:
         """Add ``other``'s states into this one, exactly (``other`` is left as it was)."""
