@@ -666,6 +666,28 @@ static PyObject *exp32_values(PyObject *Py_UNUSED(self), PyObject *args) {
     return math32_values(args, MATH32_EXP);
 }
 
+/* What sparse_scan (and sparse_loss, with the count of guarded values) return from a scan:
+ * None for a dirty batch (clean 0), MemoryError (clean -1), else the counts and the unsure
+ * rows as a list. Frees r->unsure. */
+static PyObject *scan_result(scan_t *r, int clean, int with_guarded) {
+    if (clean <= 0) {
+        free(r->unsure);
+        if (clean < 0) return PyErr_NoMemory();
+        Py_RETURN_NONE;
+    }
+    PyObject *rows = PyList_New(r->n_unsure);
+    for (Py_ssize_t i = 0; rows && i < r->n_unsure; i++) {
+        PyObject *row = PyLong_FromSsize_t(r->unsure[i]);
+        if (!row) { Py_CLEAR(rows); break; }
+        PyList_SET_ITEM(rows, i, row);
+    }
+    free(r->unsure);
+    if (!rows) return NULL;
+    return with_guarded
+               ? Py_BuildValue("nnnnnN", r->far_a, r->far_b, r->zeros, r->ones, r->guarded, rows)
+               : Py_BuildValue("nnnnN", r->far_a, r->far_b, r->zeros, r->ones, rows);
+}
+
 PyDoc_STRVAR(sparse_scan_doc,
 "sparse_scan(pred, labels, picked, ignore_index, tol_a, tol_b, margin, ranks=None,\n"
 "            neg_log=False)\n"
@@ -732,20 +754,7 @@ static PyObject *sparse_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     if (has_ranks) PyBuffer_Release(&ranks);
     PyBuffer_Release(&out);
     release_batch(&b);
-    if (clean <= 0) {
-        free(r.unsure);
-        if (clean < 0) return PyErr_NoMemory();
-        Py_RETURN_NONE;
-    }
-    PyObject *rows = PyList_New(r.n_unsure);
-    for (Py_ssize_t i = 0; rows && i < r.n_unsure; i++) {
-        PyObject *row = PyLong_FromSsize_t(r.unsure[i]);
-        if (!row) { Py_CLEAR(rows); break; }
-        PyList_SET_ITEM(rows, i, row);
-    }
-    free(r.unsure);
-    if (!rows) return NULL;
-    return Py_BuildValue("nnnnN", r.far_a, r.far_b, r.zeros, r.ones, rows);
+    return scan_result(&r, clean, 0);
 }
 
 PyDoc_STRVAR(sparse_loss_doc,
@@ -835,20 +844,7 @@ static PyObject *sparse_loss(PyObject *Py_UNUSED(self), PyObject *const *args, P
     if (has_ranks) PyBuffer_Release(&ranks);
     PyBuffer_Release(&out);
     release_batch(&b);
-    if (clean <= 0) {
-        free(r.unsure);
-        if (clean < 0) return PyErr_NoMemory();
-        Py_RETURN_NONE;
-    }
-    PyObject *rows = PyList_New(r.n_unsure);
-    for (Py_ssize_t i = 0; rows && i < r.n_unsure; i++) {
-        PyObject *row = PyLong_FromSsize_t(r.unsure[i]);
-        if (!row) { Py_CLEAR(rows); break; }
-        PyList_SET_ITEM(rows, i, row);
-    }
-    free(r.unsure);
-    if (!rows) return NULL;
-    return Py_BuildValue("nnnnnN", r.far_a, r.far_b, r.zeros, r.ones, r.guarded, rows);
+    return scan_result(&r, clean, 1);
 }
 
 PyDoc_STRVAR(class_ranks_doc,
