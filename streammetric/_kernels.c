@@ -9,6 +9,7 @@
  *                                        convention (guard, renormalisation, dtype)
  * log32(values, out), exp32(values, out) NumPy's float32 log and exp (AVX2/AVX-512), ported
  * class_ranks(pred, labels, ranks)       ranks of the true class among each row's scores
+ * hash_ints, hash_strings               64-bit hashes of row identities (the bootstrap's)
  * isa(), isas(), use_isa(name)           the instruction set the loops use (see below)
  *
  * Every function reads any object with the buffer protocol (NumPy arrays), checks formats and
@@ -876,6 +877,106 @@ static PyObject *class_ranks(PyObject *Py_UNUSED(self), PyObject *args) {
     return PyBool_FromLong(ok);
 }
 
+/* ------------------------------------------------------- row identity hashes */
+
+/* The bootstrap's row identities (functional/resample.py): a 64-bit hash of each row's identity,
+ * the same on every CPU and platform. mix64 is SplitMix64's finaliser (a bijection of uint64). */
+static INLINE uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static int get_u64(PyObject *obj, Py_buffer *view, int writable) {
+    if (!get_view(obj, view, writable)) return 0;
+    if (view->itemsize != 8 || view->ndim != 1) {
+        PyBuffer_Release(view);
+        return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(hash_ints_doc,
+"hash_ints(values, key, out) -> bool\n\nout[i] = mix64(values[i] + key) for 8-byte integers (int64 or\n"
+"uint64 bits, 1-D contiguous; out likewise, of the same length). False if the buffers do not fit.");
+
+static PyObject *hash_ints(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *values_obj, *out_obj;
+    unsigned long long key;
+    if (!PyArg_ParseTuple(args, "OKO", &values_obj, &key, &out_obj)) return NULL;
+    Py_buffer values, out;
+    if (!get_u64(values_obj, &values, 0)) Py_RETURN_FALSE;
+    if (!get_u64(out_obj, &out, 1)) { PyBuffer_Release(&values); Py_RETURN_FALSE; }
+    int ok = values.len == out.len;
+    if (ok) {
+        const uint64_t *v = values.buf;
+        uint64_t *o = out.buf, k = (uint64_t)key;
+        Py_ssize_t n = values.len / 8;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) o[i] = mix64(v[i] + k);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&values);
+    return PyBool_FromLong(ok);
+}
+
+PyDoc_STRVAR(hash_strings_doc,
+"hash_strings(offsets, data, key, out) -> bool\n\nout[i] = a 64-bit hash of the bytes\n"
+"data[offsets[i]:offsets[i + 1]] seeded by key (Arrow string/binary layout: int32 or int64\n"
+"offsets, n + 1 of them; out uint64, n). False if the buffers do not fit or an offset is out\n"
+"of range.");
+
+static PyObject *hash_strings(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *offsets_obj, *data_obj, *out_obj;
+    unsigned long long key;
+    if (!PyArg_ParseTuple(args, "OOKO", &offsets_obj, &data_obj, &key, &out_obj)) return NULL;
+    Py_buffer offsets, data, out;
+    if (!get_view(offsets_obj, &offsets, 0)) Py_RETURN_FALSE;
+    if (!get_view(data_obj, &data, 0)) { PyBuffer_Release(&offsets); Py_RETURN_FALSE; }
+    if (!get_u64(out_obj, &out, 1)) {
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&offsets);
+        Py_RETURN_FALSE;
+    }
+    kind_t kind = buffer_kind(&offsets);
+    Py_ssize_t n = out.len / 8;
+    int wide = kind == K_I64;
+    int ok = (kind == K_I32 || kind == K_I64) && offsets.len == (n + 1) * offsets.itemsize;
+    if (ok) {
+        const unsigned char *bytes = data.buf;
+        uint64_t *o = out.buf;
+        Py_ssize_t size = data.len;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n && ok; i++) {
+            int64_t start = wide ? ((const int64_t *)offsets.buf)[i] : ((const int32_t *)offsets.buf)[i];
+            int64_t end = wide ? ((const int64_t *)offsets.buf)[i + 1] : ((const int32_t *)offsets.buf)[i + 1];
+            if (start < 0 || end < start || end > size) { ok = 0; break; }
+            /* 8 bytes at a time (little-endian words; the tail zero-padded), then the length */
+            uint64_t h = mix64((uint64_t)key ^ 0x9e3779b97f4a7c15ULL);
+            const unsigned char *p = bytes + start;
+            int64_t len = end - start;
+            for (; len >= 8; len -= 8, p += 8) {
+                uint64_t w = 0;
+                for (int b = 7; b >= 0; b--) w = (w << 8) | p[b];
+                h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+            }
+            uint64_t w = 0;
+            for (int b = (int)len - 1; b >= 0; b--) w = (w << 8) | p[b];
+            h = mix64(h ^ w);
+            o[i] = mix64(h + (uint64_t)(end - start));
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&offsets);
+    return PyBool_FromLong(ok);
+}
+
 PyDoc_STRVAR(isa_doc, "isa() -> str\n\nThe instruction set the loops use: 'avx512', 'avx2' or 'baseline'.");
 
 static PyObject *isa_name(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args)) {
@@ -1564,6 +1665,8 @@ static PyMethodDef methods[] = {
     {"sparse_scan", sparse_scan, METH_VARARGS, sparse_scan_doc},
     {"sparse_loss", (PyCFunction)(void (*)(void))sparse_loss, METH_FASTCALL, sparse_loss_doc},
     {"class_ranks", class_ranks, METH_VARARGS, class_ranks_doc},
+    {"hash_ints", hash_ints, METH_VARARGS, hash_ints_doc},
+    {"hash_strings", hash_strings, METH_VARARGS, hash_strings_doc},
     {"isa", isa_name, METH_NOARGS, isa_doc},
     {"isas", isa_names, METH_NOARGS, isas_doc},
     {"use_isa", use_isa, METH_O, use_isa_doc},

@@ -29,6 +29,7 @@ from .cli_common import (
     check_class_count,
     check_output,
     check_thresholds,
+    ci_options,
     config_option,
     emit,
     format_metric,
@@ -58,6 +59,7 @@ def main() -> None:
 @main.command("eval", cls=StreamMetricCommand)
 @click.argument("paths", nargs=-1, required=True)
 @job_options
+@ci_options
 @click.option(
     "--fail-above", multiple=True, help="METRIC=VALUE: exit 3 if the metric is above VALUE."
 )

@@ -29,7 +29,9 @@ from ._json import dumps_indented
 from .engine.local import Job, Result
 from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
 from .engine.result import class_label
+from .functional.resample import DEFAULT_REPLICATES
 from .io import ColumnSpec, ResolvedColumns
+from .metrics.bootstrap import Resampling
 
 __all__ = [
     "EXIT_DATA",
@@ -214,6 +216,40 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def ci_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--ci LEVEL [--bootstrap N] [--seed S] [--id COL]``: bootstrap intervals."""
+    options = [
+        click.option("--ci", "ci_level", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="LEVEL", help="Confidence intervals at LEVEL (e.g. 0.95) for every metric and group: percentile bootstrap."),
+        click.option("--bootstrap", "replicates", type=click.IntRange(1, 100_000), metavar="N", help=f"Bootstrap replicates (default {DEFAULT_REPLICATES})."),
+        click.option("--seed", type=click.IntRange(0, (1 << 64) - 1), metavar="S", help="Seed of the rows' bootstrap weights (default 0)."),
+        click.option("--id", "id_column", metavar="COL", help="Column of row ids (integers or strings): a row's bootstrap weights follow its id, so any file layout gives the same intervals (default: file and row)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def resampling_of(params: dict[str, Any]) -> tuple[Resampling | None, str | None]:
+    """The `Resampling` and id column of the ``ci_options`` (popped from ``params``)."""
+    level, replicates, seed, ids = (
+        params.pop(k) for k in ("ci_level", "replicates", "seed", "id_column")
+    )
+    if level is None:
+        given = [
+            o
+            for o, v in (("--bootstrap", replicates), ("--seed", seed), ("--id", ids))
+            if v is not None
+        ]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --ci LEVEL"
+            )
+        return None, None
+    return Resampling(
+        level, DEFAULT_REPLICATES if replicates is None else replicates, seed or 0
+    ), ids
+
+
 def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[], Any]]:
     """The `Job` of the metric/column options (popped from ``params``) and its metric factory."""
     metric_specs = list(params.pop("metrics")) or ["ce"]
@@ -230,6 +266,7 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
     twice = sorted({column for column in by if by.count(column) > 1})
     if twice:
         raise ConfigError(f"--by names column {twice[0]!r} twice, got --by {','.join(by)}")
+    resampling, ids = resampling_of(params) if "ci_level" in params else (None, None)
     job = Job(
         paths=paths,
         metrics=metric_specs,
@@ -239,10 +276,12 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
             weights=params.pop("weights"),
             by=by,
             from_logits=from_logits,
+            ids=ids,
         ),
         on_invalid=params.pop("on_invalid"),
         strict=params.pop("strict"),
         metric_defaults=defaults,
+        resampling=resampling,
     )
     return job, lambda: build_metrics(metric_specs, defaults)
 
@@ -443,8 +482,9 @@ def _kind(value: Any) -> str:
 
 
 #: A column of the result's rows: (header, metric name, what of its value: None for a number,
-#: a class key, or a matrix cell's (true class, predicted class) indices).
-Column = tuple[str, str, str | tuple[int, int] | None]
+#: a class key, a matrix cell's (true class, predicted class) indices, or ``("lower",)`` /
+#: ``("upper",)``: a bound of its interval, in csv).
+Column = tuple[str, str, str | tuple[int, int] | tuple[str] | None]
 
 
 def _columns(
@@ -459,6 +499,8 @@ def _columns(
         kind = _kind(value)
         if kind == "number":
             columns.append((name, name, None))
+            if expand and name in (result.get("intervals") or {}):
+                columns += [(f"{name}_{side}", name, (side,)) for side in ("lower", "upper")]
         elif not expand:
             continue
         elif kind == "classes":
@@ -474,14 +516,24 @@ def _columns(
     return columns
 
 
-def _column_cell(metrics: dict[str, Any], column: Column, shown: int | None) -> str:
-    """A scope's cell of ``column`` ("" where its value has no such class or cell)."""
+def _column_cell(
+    scope: dict[str, Any], column: Column, shown: int | None, table: bool = False
+) -> str:
+    """A scope's (the result's or a group's) cell of ``column`` ("" where its value has no
+    such class or cell); with intervals, a number of the ``table`` is ``value [lower, upper]``."""
     _, name, part = column
-    value = metrics[name]
+    value = scope["metrics"][name]
+    bounds = (scope.get("intervals") or {}).get(name)
     if part is None:
-        return format_value(value, shown)
+        text = format_value(value, shown)
+        if table and bounds is not None:
+            lower, upper = (format_value(bounds[side], shown) for side in ("lower", "upper"))
+            text += f" [{lower}, {upper}]"
+        return text
     if isinstance(part, str):
         return _cell(value[part], shown) if part in value else ""
+    if len(part) == 1:  # a bound (csv)
+        return "" if bounds is None else format_value(bounds[part[0]], shown)
     return _matrix_cell(value, part[0], part[1], shown)
 
 
@@ -534,14 +586,14 @@ def render(
             "(all)" if by else "",
             *([""] * max(0, len(by) - 1)),
             str(result["rows"]),
-            *(_column_cell(result["metrics"], column, shown) for column in columns),
+            *(_column_cell(result, column, shown, fmt == "table") for column in columns),
         ]
     ]
     for group in groups:
         rows.append(
             [str(v) for v in group["key"].values()]
             + [str(group["rows"])]
-            + [_column_cell(group["metrics"], column, shown) for column in columns]
+            + [_column_cell(group, column, shown, fmt == "table") for column in columns]
         )
     header = [*(by or [""]), "rows", *(column[0] for column in columns)]
     if not by:

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from .._exceptions import ConfigError, InvalidInputError, StateError
 from ..accumulate import release_kept_blocks
+from ..functional.resample import BUCKETS, buckets_of, hash_ids, hash_positions
 from ..io import (
     STDIN,
     Batch,
@@ -44,6 +45,7 @@ from ..io import (
 )
 from ..io.sources import stdin_digest, stdin_end_note
 from ..metrics import EvalMetric
+from ..metrics.bootstrap import Resampling
 from .checkpoint import Checkpoint
 from .partial import GroupIndex, Partial, locate_error
 from .result import Result
@@ -79,6 +81,8 @@ class Job:
     metric_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. convention, from_logits
     #: rows of probabilities that do not sum to 1 break a rule (raise, or skip as invalid)
     strict: bool = False
+    #: bootstrap intervals (the state is then kept per bucket of rows: see `intervals`)
+    resampling: Resampling | None = None
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
         return {"inputs": fingerprint(units), **self.settings()}
@@ -93,6 +97,12 @@ class Job:
         }
         if self.strict:  # only then: checkpoints of non-strict runs keep their identity
             settings["strict"] = True
+        if self.resampling is not None:  # the buckets' states depend on the seed and the ids
+            settings["resampling"] = {
+                "seed": self.resampling.seed,
+                "buckets": BUCKETS,
+                "ids": self.columns.ids,
+            }
         return settings
 
 
@@ -123,11 +133,21 @@ class Evaluator:
         self.resolved = resolved
         self.where = where
         self.index = GroupIndex()  # the group keys' codes, shared by the run's partials
+        self.resampling = job.resampling
+        if self.resampling is not None and not resolved.by:  # code == bucket: no lookup
+            self.index.codes_of([(bucket,) for bucket in range(BUCKETS)])
         self.metric_kwargs = dict(job.metric_defaults)
         if resolved.from_logits and "from_logits" not in self.metric_kwargs:
             self.metric_kwargs["from_logits"] = True
         if resolved.pred_kind != "scalar" and resolved.pred_width == 1:
             self.check_one_score(where)
+        if self.resampling is not None:
+            for leaf in getattr(self.template, "metrics", None) or [self.template]:
+                if not leaf.sums_rows():
+                    raise ConfigError(
+                        f"{leaf.name}: its state is not a sum over rows, so it has no "
+                        "bootstrap intervals (--ci)"
+                    )
 
     @functools.cached_property
     def template(self) -> EvalMetric:
@@ -172,6 +192,8 @@ class Evaluator:
             self.new_metrics, unit_key=unit.key, index=self.index, template=self.template
         )
         pending = _Pending() if self.resolved.by else None
+        if self.resampling is not None and self.resolved.by:
+            pending = _Pending()
         for data, row_offset in iter_arrow(unit, self.resolved):
             batch = make_batch(
                 data, unit, self.resolved, row_offset=row_offset, on_invalid=self.job.on_invalid
@@ -248,18 +270,57 @@ class Evaluator:
             terms = partial.row_terms(labels, preds, weights, stats)
         except InvalidInputError as exc:
             raise locate(exc) from None
+        buckets = None if self.resampling is None else self.buckets(batch, keep, file_rows)
         if pending is not None and batch.groups is not None:
             groups = batch.groups
             if keep is not None:
                 mask = pa.array(keep)
                 groups = {name: array.filter(mask) for name, array in groups.items()}
+            if buckets is not None:  # the bucket: the last element of the key
+                groups = {**groups, BUCKET_KEY: pa.array(buckets)}
             pending.add(groups, labels, preds, weights, terms, locate)
+            return
+        codes: np.ndarray | int
+        if buckets is not None:  # no --by: a bucket's code is the bucket
+            partial.codes_of([])  # rows counted for every bucket
+            codes = buckets
         else:
-            try:  # a metric updated group by group (no row terms) checks its rows here
-                partial.add(labels, preds, weights, int(partial.codes_of([()])[0]), terms)
-            except InvalidInputError as exc:
-                raise locate(exc) from None
+            codes = int(partial.codes_of([()])[0])
+        try:  # a metric updated group by group (no row terms) checks its rows here
+            partial.add(labels, preds, weights, codes, terms)
+        except InvalidInputError as exc:
+            raise locate(exc) from None
 
+    def buckets(
+        self, batch: Batch, keep: np.ndarray | None, file_rows: Callable[[], np.ndarray]
+    ) -> np.ndarray:
+        """Each kept row's bucket: the hash of its id (``--id``), else of its file (relative
+        to the PATH argument) and its row in that file."""
+        assert self.resampling is not None
+        seed = self.resampling.seed
+        if batch.ids is None:
+            return buckets_of(hash_positions(self.row_name(batch.unit), file_rows(), seed))
+        ids = batch.ids if keep is None else batch.ids.filter(pa.array(keep))
+        return buckets_of(hash_ids(ids, seed))
+
+    @functools.cache  # noqa: B019 - one entry per file of the run
+    def row_name(self, unit: Unit) -> str:
+        """The file's part of a row's identity: its path relative to the PATH argument it was
+        found under (its name, for a file given itself), with ``/`` separators."""
+        if unit.path == STDIN:
+            return "-"
+        path = os.path.abspath(unit.path)
+        for argument in self.job.paths:
+            root = os.path.abspath(argument)
+            if path == root:
+                return os.path.basename(path)
+            if path.startswith(root.rstrip(os.sep) + os.sep):
+                return os.path.relpath(path, root).replace(os.sep, "/")
+        return os.path.basename(path)
+
+
+#: the group column that holds each row's bucket (under intervals): the last element of a key
+BUCKET_KEY = "\x00bucket"
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
 FLUSH_ROWS = 1 << 20
@@ -422,6 +483,11 @@ class JobRun:
         if unit.path == STDIN and (note := stdin_end_note()) is not None:
             self.notes.append(note)
         if self.on_merge is not None:
+            if self.evaluator.resampling is not None:  # the groups, without their buckets
+                from .intervals import collapse
+
+                part = collapse(part)[0]
+                part.unit_key = unit.key
             self.on_merge(part)
         if self.saver is not None:
             self.saver.save(self.total, self.done)
@@ -434,6 +500,10 @@ class JobRun:
         release_kept_blocks()  # the units' sums are merged: their blocks are not needed
         by = self.resolved.by
         notes = [*self.notes, *self.resolved.notes]
+        if self.evaluator.resampling is not None:
+            from .intervals import result_with_intervals
+
+            return result_with_intervals(self.total, notes, by, self.evaluator.resampling)
         result: Result = self.total.result(notes, grouped=bool(by), by=by)
         return result
 

@@ -176,15 +176,19 @@ class Partial:
         the statistics this computes stay in ``batch`` for `row_terms`."""
         return self.template._batch_invalid_rows(batch)
 
-    def merge(self, other: Partial) -> Partial:
-        """Add ``other``'s states into this one, exactly (``other`` is left as it was)."""
+    def merge(self, other: Partial, mapping: np.ndarray | None = None) -> Partial:
+        """Add ``other``'s states into this one, exactly (``other`` is left as it was):
+        ``other``'s code ``i`` into code ``mapping[i]`` (codes of this partial's index), or
+        into the code of the same key."""
         size = other._rows.shape[0]
-        if other.index is self.index:  # the same codes
-            mapping = None
+        if mapping is None and other.index is self.index:  # the same codes
             self.codes_of([])  # rows for every code of the index
             self._rows[:size] += other._rows
         else:  # another run's or process's codes (its keys are canonical: loaded from JSON)
-            mapping = self.codes_of(other.keys[:size])
+            if mapping is None:
+                mapping = self.codes_of(other.keys[:size])
+            else:
+                mapping = self._grown(mapping[:size])
             np.add.at(self._rows, mapping, other._rows)
         for mine, theirs in zip(self.states, other.states, strict=True):
             mine.merge(theirs, mapping)  # type: ignore[arg-type]

@@ -98,6 +98,25 @@ def _named_values(metrics: dict[str, Any], class_names: Sequence[str]) -> dict[s
     return out
 
 
+def _named_bounds(bounds: dict[str, Any], class_names: Sequence[str] | None) -> dict[str, Any]:
+    """Intervals ``{name: {"lower": x, "upper": y}}`` with per-class bounds keyed by name."""
+    if class_names is None:
+        return bounds
+    return {
+        name: {
+            side: _named_values({name: value}, class_names)[name] for side, value in ends.items()
+        }
+        for name, ends in bounds.items()
+    }
+
+
+def _named_group(group: dict[str, Any], class_names: Sequence[str]) -> dict[str, Any]:
+    out = {**group, "metrics": _named_values(group["metrics"], class_names)}
+    if "intervals" in group:
+        out["intervals"] = _named_bounds(group["intervals"], class_names)
+    return out
+
+
 class Result:
     """What `evaluate` returns: the JSON contract of ``streammetric eval --format json``.
 
@@ -128,6 +147,25 @@ class Result:
         self._table = table
         self.notes = [] if notes is None else notes
         self.partial = partial
+        #: with intervals: ``{"level", "replicates", "seed", "method"}``, and each metric's
+        #: ``{"lower": x, "upper": y}`` over all rows (per group: in each group's dict)
+        self.ci: dict[str, Any] | None = None
+        self.intervals: dict[str, Any] | None = None
+
+    def set_intervals(
+        self,
+        header: dict[str, Any],
+        overall: dict[str, Any],
+        per_group: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Add intervals: ``header`` (the ``"ci"`` object), the intervals over all rows, and
+        each group's (in the order of ``groups``)."""
+        self.ci, self.intervals = header, overall
+        if per_group is not None:
+            groups = self.groups
+            assert groups is not None and len(groups) == len(per_group)
+            for group, bounds in zip(groups, per_group, strict=True):
+                group["intervals"] = bounds
 
     @property
     def groups(self) -> list[dict[str, Any]] | None:
@@ -158,15 +196,13 @@ class Result:
         of index (a `ConfigError` when a value has more classes than names)."""
         groups = self.groups
         if class_names is not None and groups is not None:
-            groups = [
-                {**group, "metrics": _named_values(group["metrics"], class_names)}
-                for group in groups
-            ]
-        out: dict[str, Any] = {
-            "rows": self.rows,
-            "invalid_rows": self.invalid_rows,
-            "metrics": self.named_metrics(class_names),
-        }
+            groups = [_named_group(group, class_names) for group in groups]
+        out: dict[str, Any] = {"rows": self.rows, "invalid_rows": self.invalid_rows}
+        if self.ci is not None:
+            out["ci"] = self.ci
+        out["metrics"] = self.named_metrics(class_names)
+        if self.intervals is not None:
+            out["intervals"] = _named_bounds(self.intervals, class_names)
         if groups is not None:
             out["groups"] = groups
         return out
@@ -176,7 +212,12 @@ class Result:
         groups left as their `Table` when they were given so and not yet built (unless class
         names rename per-class values in them)."""
         vectors = any(isinstance(v, (dict, list)) for v in self.metrics.values())
-        if self._groups is not None or self._table is None or (class_names and vectors):
+        if (
+            self._groups is not None
+            or self._table is None
+            or (class_names and vectors)
+            or self.ci is not None
+        ):
             return self.to_dict(class_names)
         return {
             "rows": self.rows,

@@ -49,6 +49,9 @@ class ColumnSpec:
     weights: str | None = None
     by: tuple[str, ...] = ()
     from_logits: bool | None = None
+    #: each row's identity (integers or strings), for the bootstrap's resampling (not in the
+    #: repr: a run's identity names it only when set, `streammetric.engine.Job.settings`)
+    ids: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.preds is not None and not isinstance(self.preds, str):
@@ -77,11 +80,13 @@ class ResolvedColumns:
     label_width: int | None = None
     pred_width: int | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
+    ids: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Every column to read, without duplicates: labels, preds, weights, then groups."""
+        """Every column to read, without duplicates: labels, preds, weights, groups, ids."""
         names = [self.labels, *self.preds, *([self.weights] if self.weights else []), *self.by]
+        names += [self.ids] if self.ids else []
         return tuple(dict.fromkeys(names))
 
 
@@ -269,6 +274,23 @@ def resolve(schema: pa.Schema, spec: ColumnSpec, path: str = "<input>") -> Resol
 
     for name in spec.by:
         check_group_type(_find(schema, name, role="group-by", path=path).type, name, path)
+    if spec.ids is not None:
+        id_type = _find(schema, spec.ids, role="id", path=path).type
+        base = id_type.value_type if pa.types.is_dictionary(id_type) else id_type
+        if not (
+            pa.types.is_integer(base)
+            or pa.types.is_string(base)
+            or pa.types.is_large_string(base)
+            or pa.types.is_binary(base)
+            or pa.types.is_large_binary(base)
+        ):
+            raise InvalidInputError(
+                f"{path}: column `{spec.ids}`: type {id_type} cannot be a row id "
+                "(ids must be integers or strings)",
+                path=path,
+                column=spec.ids,
+                rule="ids must be integers or strings",
+            )
 
     notes: tuple[str, ...] = ()
     from_logits = spec.from_logits
@@ -287,6 +309,7 @@ def resolve(schema: pa.Schema, spec: ColumnSpec, path: str = "<input>") -> Resol
         label_width=label_width,
         pred_width=pred_width,
         notes=notes,
+        ids=spec.ids,
     )
 
 
@@ -448,6 +471,7 @@ def clean_arrays(
         or cols.pred_kind != "list"
         or cols.weights is not None
         or cols.by
+        or cols.ids
         or not isinstance(data, pa.RecordBatch)
     ):
         return None

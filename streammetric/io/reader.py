@@ -114,6 +114,7 @@ class Batch(NamedTuple):
     invalid: np.ndarray | None = None
     invalid_count: int = 0
     first_invalid_reason: str | None = None
+    ids: pa.Array | None = None  # the id column's values (`ColumnSpec.ids`), kept rows only
 
     def source_rows(self) -> np.ndarray:
         """File row number of every kept row, for error messages about values."""
@@ -356,23 +357,39 @@ def _make_batch(
     """Convert Arrow data to a `Batch`, raising on or dropping structurally invalid rows."""
     labels, preds, weights = _convert(data, unit, cols)
     groups = {name: _column(data, name, unit) for name in cols.by} if cols.by else None
-    flagged = [part for part in (labels, preds, weights) if part and part.first_invalid]
+    ids = _column(data, cols.ids, unit) if cols.ids else None
+    missing = None  # rows without an id
+    if ids is not None and ids.null_count:
+        null = ids.is_null().to_numpy(zero_copy_only=False)
+        assert cols.ids is not None
+        missing = ColumnValues(
+            null, null, (int(np.argmax(null)), cols.ids, "a row id must not be null")
+        )
+    parts: list[ColumnValues] = [p for p in (labels, preds, weights, missing) if p is not None]
+    flagged = [part for part in parts if part.first_invalid is not None]
     label_values, pred_values = labels.values, preds.values
     weight_values = None if weights is None else weights.values
     invalid, reason, num_rows = None, None, data.num_rows
     if flagged:
-        row, name, rule = min((part.first_invalid for part in flagged), key=lambda item: item[0])
+        row, name, rule = min(
+            (part.first_invalid for part in flagged if part.first_invalid is not None),
+            key=lambda item: item[0],
+        )
         reason = f"{unit.display_path}: column `{name}`, row {row_offset + row}: {rule}"
         if on_invalid == "raise":
             raise InvalidInputError(
                 reason, path=unit.display_path, column=name, row=row_offset + row, rule=rule
             )
-        invalid = np.logical_or.reduce([part.invalid for part in flagged])
+        invalid = np.logical_or.reduce(
+            [part.invalid for part in flagged if part.invalid is not None]
+        )
         keep = ~invalid
         label_values, pred_values = label_values[keep], pred_values[keep]
         weight_values = None if weight_values is None else weight_values[keep]
         if groups is not None:
             groups = {key: array.filter(pa.array(keep)) for key, array in groups.items()}
+        if ids is not None:
+            ids = ids.filter(pa.array(keep))
         num_rows = int(keep.sum())
     return Batch(
         label_values,
@@ -385,6 +402,7 @@ def _make_batch(
         invalid,
         data.num_rows - num_rows,
         reason,
+        ids,
     )
 
 

@@ -605,6 +605,35 @@ class GroupedState:
                 for position, one in enumerate(value.sums()):
                     entry[position]._add_sum(group, one)
 
+    def add_weighted(
+        self, other: GroupedState, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, size: int
+    ) -> None:
+        """Add ``weight[i]`` times ``other``'s group ``src[i]`` into group ``dst[i]``, for every
+        ``i`` (weights: whole numbers >= 1): bootstrap replicates from the states of buckets of
+        rows. Whole entries (counts, `ROWS`, bools) are added exactly; a sum adds the exact sum
+        of ``weight[i]`` times ``other``'s correctly rounded sum of ``src[i]``: each product is
+        split into two exact float64 parts, so the result is the same bits on every CPU."""
+        self._settle()
+        other._settle()
+        self._grow_groups(size)
+        weight = weight.astype(np.int64, copy=False)
+        for name, spec in self.specs.items():
+            mine, theirs = self._entries[name], other._entries[name]
+            if spec.kind == "sum":
+                mine.ones += _weighted_ints(theirs.ones, src, dst, weight, size)
+                if len(theirs.sums):
+                    _weighted_sums(mine.sums, theirs.sums, src, dst, weight)
+            elif spec.kind == "count":
+                mine += _weighted_ints(theirs, src, dst, weight, size)
+            elif spec.kind == "counts":
+                mine = self._widen(name, theirs.shape[1])
+                for column in range(theirs.shape[1]):
+                    mine[:, column] += _weighted_ints(theirs[:, column], src, dst, weight, size)
+            else:
+                self._widen_sums(name, len(theirs))
+                for position, per_group in enumerate(theirs):
+                    _weighted_sums(mine[position], per_group, src, dst, weight)
+
     def merge(self, other: GroupedState, mapping: np.ndarray | None = None) -> GroupedState:
         """Add ``other``'s group ``i`` into group ``mapping[i]`` (or ``i``); exact."""
         self._settle()
@@ -629,6 +658,46 @@ class GroupedState:
                 for position, per_group in enumerate(theirs):
                     mine[position].merge(per_group, mapping[: len(per_group)])
         return self
+
+
+def _weighted_ints(
+    values: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, size: int
+) -> np.ndarray:
+    """``out[dst[i]] += weight[i] * values[src[i]]`` for int64 values, exactly."""
+    picked = values[src] * weight
+    if int(np.abs(picked).sum()) < 1 << 53:  # every partial sum is a float64 integer
+        return np.bincount(dst, weights=picked, minlength=size).astype(np.int64)
+    out = np.zeros(size, dtype=np.int64)  # pragma: no cover - counts beyond 2**53
+    np.add.at(out, dst, picked)
+    return out
+
+
+def _weighted_sums(
+    out: GroupedExactSum,
+    sums: GroupedExactSum,
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+) -> None:
+    """``out[dst[i]] += weight[i] * round(sums[src[i]])``, exactly: each rounded sum split as
+    ``m * 2**e`` with ``m``'s 53 bits in two halves, whose products with a weight below
+    ``2**26`` are exact float64 values (a subnormal's parts are multiples of ``2**-1074``)."""
+    if not len(sums):
+        return
+    rounded = np.frombuffer(sums._sums.ratios(np.ones(len(sums), dtype=np.int64)), np.float64)
+    picked = _pad(rounded, (max(len(sums), int(src.max()) + 1),))[src]
+    finite = np.isfinite(picked)
+    mantissa, exponent = np.frexp(np.where(finite, picked, 0.0))
+    high = np.floor(mantissa * 2.0**26) / 2.0**26
+    low = mantissa - high
+    scale = weight.astype(np.float64)
+    parts = np.concatenate(
+        [
+            np.where(finite, np.ldexp(high * scale, exponent), picked),
+            np.ldexp(low * scale, exponent)[finite],
+        ]
+    )
+    out.add(parts, np.concatenate([dst, dst[finite]]))
 
 
 @dataclass
