@@ -1,6 +1,6 @@
 """Benchmarks with ratios measured side by side in one run (these machines are shared and noisy).
 
-    .venv/bin/python scripts/bench.py [--rows 8000000] [--runs 5] [--only eval,rss]
+    .venv/bin/python scripts/bench.py [--rows 8000000] [--runs 5] [--only eval,ci,rss]
     .venv/bin/python scripts/bench.py --only update --mxnet-python /path/to/mxnet/python
 
 * eval: ``streammetric eval -m ce`` (and five metrics at once) on an N-row x 10-class float32
@@ -189,6 +189,15 @@ def bench_groups(path: Path, rows: int, runs: int) -> list[tuple[str, float, flo
     commands = {"no --by": eval_args(path, metrics)}
     for name, (distinct, kind) in GROUP_COLUMNS.items():
         commands[f"--by {name} ({distinct:,} {kind}s)"] = [*eval_args(path, metrics), "--by", name]
+    medians = alternated(commands, runs)
+    plain = medians["no --by"]
+    return [(name, rows / medians[name], plain / medians[name]) for name in commands]
+
+
+def alternated(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """Median wall seconds of each command: every command once to warm the page cache, then
+    ``runs`` rounds of every command once, in a new order each round (side by side, so that
+    the machine's noise falls on all of them alike)."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     for args in commands.values():
         run_process(args)
@@ -197,9 +206,20 @@ def bench_groups(path: Path, rows: int, runs: int) -> list[tuple[str, float, flo
         random.Random(round_).shuffle(order)
         for name in order:
             times[name].append(run_process(commands[name])[0])
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    plain = medians["no --by"]
-    return [(name, rows / medians[name], plain / medians[name]) for name in commands]
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bench_ci(path: Path, runs: int) -> list[tuple[str, float, float]]:
+    """``eval -m ce -m acc`` with and without ``--ci 0.95 --bootstrap 1000``: seconds and the
+    time ratio (goal: intervals <= 1.5x)."""
+    plain = eval_args(path, ["-m", "ce", "-m", "acc"])
+    commands = {
+        "eval -m ce -m acc": plain,
+        "  --ci 0.95 --bootstrap 1000": [*plain, "--ci", "0.95", "--bootstrap", "1000"],
+    }
+    medians = alternated(commands, runs)
+    base = medians["eval -m ce -m acc"]
+    return [(name, medians[name], medians[name] / base) for name in commands]
 
 
 def eval_args(path: Path, metrics: list[str], entry: str = "streammetric") -> list[str]:
@@ -509,7 +529,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="eval,groups,rss,update,dask,kernels,pipeline")
+    parser.add_argument("--only", default="eval,groups,ci,rss,update,dask,kernels,pipeline")
     parser.add_argument("--setup-peers", action="store_true", help="create the peers' venvs first")
     parser.add_argument(
         "--mxnet-python",
@@ -551,6 +571,15 @@ def main() -> None:
         print(f"{'command':34s} {'rows/s':>14s} {'vs no --by':>11s}")
         for name, rate, ratio in bench_groups(path, rows, args.runs):
             print(f"{name:34s} {rate:14,.0f} {ratio:11.2f}")
+    if "ci" in parts:
+        path = make_file(directory / f"eval_{args.rows}.parquet", args.rows)
+        print(
+            f"\n## intervals: {args.rows:,} rows x {CLASSES} float32, median of {args.runs} "
+            "rounds, shuffled order (goal: <= 1.5x the time without intervals)"
+        )
+        print(f"{'command':34s} {'seconds':>10s} {'time ratio':>11s}")
+        for name, seconds, ratio in bench_ci(path, args.runs):
+            print(f"{name:34s} {seconds:10.3f} {ratio:11.2f}")
     if "kernels" in parts:
         rows = min(args.rows, 2_000_000)
         path = make_file(directory / f"eval_{rows}.parquet", rows)

@@ -149,6 +149,7 @@ def eval_command(
             else:
                 result = run_job(job, threads=threads, progress=bar, **hooks)
         emit(result, fmt, output, precision, class_names)
+        live.set_result(result)
         live.flush(final=True)
         with StopSignal() as stop:
             live.linger(stop)

@@ -36,6 +36,7 @@ from ._files import write_atomic
 from .cli_common import unwritable
 from .engine.local import RunStart
 from .engine.partial import Partial
+from .engine.result import Result
 from .engine.signals import StopSignal
 from .export import DEFAULT_RUN
 from .metrics import EvalMetric
@@ -282,6 +283,26 @@ class LiveExport:
                 self.add(restored, file_end=True)
                 self._window_closed = True  # a restored state is a window of its own
 
+    def set_result(self, result: Result) -> None:
+        """The evaluation's intervals (``--ci``), exported with the final values."""
+        if self._groups is None or self._overall is None or result.ci is None:
+            return
+        groups = cast("Tracker", self._groups.tracker)
+        overall = cast("Tracker", self._overall.tracker)
+        level = float(result.ci["level"])
+        with self.lock:
+            overall.set_intervals(level, {(): result.intervals or {}})
+            if groups.group_by:
+                groups.set_intervals(
+                    level,
+                    {
+                        tuple(group["key"].values()): group.get("intervals", {})
+                        for group in result.groups or []
+                    },
+                )
+            else:
+                groups.set_intervals(level, {(): result.intervals or {}})
+
     def add(self, part: Partial, *, file_end: bool) -> None:
         """Merge one unit's (or file's) exact state into the trackers, then export if due."""
         if self._groups is None or self._overall is None:
@@ -356,7 +377,10 @@ class LiveExport:
             overall = list(self._overall.collect())
         from .export import metric_name
 
-        gauges = {metric_name(name) for name in self._groups.tracker.names}
+        names = self._groups.tracker.names
+        gauges = {metric_name(name) for name in names} | {
+            metric_name(f"{name}_ci_{side}") for name in names for side in ("lower", "upper")
+        }
         by_name = {family.name: family for family in grouped}
         labels = self._groups.group_labels
         for family in overall:

@@ -434,8 +434,13 @@ class JobRun:
             progress(self.total.rows + self.total.invalid_rows)
         if on_start is not None:
             new_metrics = self.evaluator.new_metrics
+            restored = self.total
+            if self.evaluator.resampling is not None:  # the groups, without their buckets
+                from .intervals import collapse
+
+                restored = collapse(restored)[0]
             on_start(
-                RunStart(tuple(self.units), tuple(self.pending), resolved, new_metrics, self.total)
+                RunStart(tuple(self.units), tuple(self.pending), resolved, new_metrics, restored)
             )
 
     @functools.cached_property

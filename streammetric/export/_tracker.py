@@ -73,6 +73,8 @@ class GroupSnapshot:
     values: tuple[MetricReading, ...]
     #: (metric name, ((kind, count), ...)) for every metric that has ``diagnostics()``
     diagnostics: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+    #: (metric name, lower, upper) of each interval given by `Tracker.set_intervals`
+    intervals: tuple[tuple[str, Any, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Snapshot:
     groups: tuple[GroupSnapshot, ...]
     invalid_rows_total: int
     last_update_timestamp: float | None
+    #: the confidence level of the groups' intervals (None: no intervals)
+    level: float | None = None
 
     @property
     def rows_total(self) -> int:
@@ -314,15 +318,35 @@ class Tracker:
             if not self.group_by:
                 self._add_group(())
 
+    def set_intervals(self, level: float, per_group: Mapping[Any, Mapping[str, Any]]) -> None:
+        """Intervals to export with the values (an evaluation's, once it has them): for each
+        group key, ``{metric name: {"lower": x, "upper": y}}`` (numbers, or per-class values
+        and matrices as arrays, mappings in class order or lists). Replaces earlier ones."""
+        with self.lock:
+            self._level = level
+            self._intervals = {
+                self._normalize(group): {
+                    str(name): (_as_value(ends["lower"]), _as_value(ends["upper"]))
+                    for name, ends in bounds.items()
+                }
+                for group, bounds in per_group.items()
+            }
+
     # -- reading ---------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         """Every value, counter and diagnostic count, read at one instant under the lock."""
         with self.lock:
+            intervals = getattr(self, "_intervals", {})
             groups = tuple(
-                _read_group(key, self._rows[key], self._objects(key)) for key in self._rows
+                _read_group(key, self._rows[key], self._objects(key), intervals.get(key))
+                for key in self._rows
             )
             return Snapshot(
-                self.group_by, groups, self.invalid_rows_total, self.last_update_timestamp
+                self.group_by,
+                groups,
+                self.invalid_rows_total,
+                self.last_update_timestamp,
+                getattr(self, "_level", None),
             )
 
 
@@ -389,7 +413,22 @@ def _count_rows(labels: Any) -> int:
     return total
 
 
-def _read_group(key: GroupKey, rows: int, metrics: list[EvalMetric]) -> GroupSnapshot:
+def _as_value(value: Any) -> Any:
+    """A bound as the exporter takes values: a float, or an array (per-class values in class
+    order, a matrix as rows)."""
+    if isinstance(value, Mapping):
+        return np.array(list(value.values()), dtype=np.float64)
+    if isinstance(value, (list, np.ndarray)):
+        return np.asarray(value, dtype=np.float64)
+    return float(value)
+
+
+def _read_group(
+    key: GroupKey,
+    rows: int,
+    metrics: list[EvalMetric],
+    intervals: Mapping[str, tuple[Any, Any]] | None = None,
+) -> GroupSnapshot:
     values: list[MetricReading] = []
     for metric in metrics:
         local = metric.get_name_value()
@@ -402,7 +441,8 @@ def _read_group(key: GroupKey, rows: int, metrics: list[EvalMetric]) -> GroupSna
         (leaf.name, _read_diagnostics(counts)) for leaf, counts in _diagnostic_sources(metrics)
     )
     labels = tuple(render_label_value(v) for v in key)
-    return GroupSnapshot(key, labels, rows, tuple(values), diagnostics)
+    bounds = tuple((name, lower, upper) for name, (lower, upper) in (intervals or {}).items())
+    return GroupSnapshot(key, labels, rows, tuple(values), diagnostics, bounds)
 
 
 def _is_array(value: Any) -> bool:

@@ -16,6 +16,9 @@ per-group series one label per group-by column)::
                                                             diagnostics() counts ("num_" dropped)
     streammetric_last_update_timestamp_seconds              gauge: Unix time of the last update
     streammetric_build_info{version=}                       info: 1
+    streammetric_<name>_ci_lower{level=}, ..._ci_upper      gauges: the bounds of an evaluation's
+                                                            confidence interval (``eval --ci``),
+                                                            per group and class like the value
 
 A metric that has seen nothing (or a window that is empty) exports ``NaN``, which Prometheus stores
 as is. A per-class metric (``get()`` gives a 1-D array, index = class) is one gauge family with
@@ -201,6 +204,24 @@ def families(
             for scope, value in (("global", reading.global_value), ("local", reading.local_value)):
                 for classes, number in _elements(value, class_names):
                     gauge.add_metric([*values, *classes, scope], number)
+        for name, lower, upper in group.intervals:
+            for side, bound in (("lower", lower), ("upper", upper)):
+                family = f"{name}_ci_{side}"
+                gauge = gauges.get(family)
+                if gauge is None:
+                    ndim = getattr(bound, "ndim", 0)
+                    class_labels = _class_labels(name, ndim, group_names) if ndim else ()
+                    gauge = gauges[family] = GaugeMetricFamily(
+                        metric_name(family),
+                        f"The {side} bound of {name!r}'s confidence interval at `level`.",
+                        labels=[*group_names, *class_labels, "level"],
+                    )
+                level = repr(snapshot.level)
+                if not getattr(bound, "ndim", 0):
+                    gauge.add_metric([*values, level], float(bound))
+                    continue
+                for classes, number in _elements(bound, class_names):
+                    gauge.add_metric([*values, *classes, level], number)
         rows.add_metric(values, group.rows_total)
         for metric, counts in group.diagnostics:
             for kind, count in counts:

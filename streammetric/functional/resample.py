@@ -153,8 +153,13 @@ def poisson_weights(seed: int, replicates: int, buckets: int = BUCKETS) -> np.nd
     inverse CDF of a 53-bit uniform from the hash of (seed, r, k)."""
     cells = np.arange(replicates * buckets, dtype=np.uint64)
     uniform = _hash_u64(cells, _key(seed, 4)) >> np.uint64(11)
-    counts = np.searchsorted(_THRESHOLDS, uniform, side="right")
-    return counts.astype(np.int64).reshape(replicates, buckets)
+    counts = np.zeros(cells.shape[0], dtype=np.int64)
+    for threshold in _THRESHOLDS:  # count the thresholds at or below each uniform
+        above = uniform >= threshold
+        if not above.any():
+            break
+        counts += above
+    return counts.reshape(replicates, buckets)
 
 
 def percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
