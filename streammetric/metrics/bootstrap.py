@@ -114,28 +114,34 @@ def replicate_values(
     groups at a time, ``(groups, values)``: the group codes, and each metric value name ->
     ``(len(groups), replicates, ...)`` array."""
     weights = resampling.weights
-    replicates = weights.shape[0]
+    replicates, buckets = weights.shape
     cells = np.flatnonzero(cell_groups >= 0)
+    pairs = cell_groups[cells] * buckets + cell_buckets[cells]
+    unique, inverse = np.unique(pairs, return_inverse=True)
+    if unique.shape[0] < cells.shape[0]:  # cells of one (group, bucket): added first, exactly
+        mapping = np.full(cell_groups.shape[0], unique.shape[0], dtype=np.int64)  # the rest
+        mapping[cells] = inverse
+        merged = []
+        for state in states:
+            one = GroupedState(state.specs)
+            one.merge(state, mapping[: state.size])
+            merged.append(one)
+        states = merged
+        cell_groups, cell_buckets = unique // buckets, unique % buckets
+        cells = np.arange(unique.shape[0])
     order = cells[np.argsort(cell_groups[cells], kind="stable")]
     groups_sorted = cell_groups[order]
     starts = np.flatnonzero(np.r_[True, groups_sorted[1:] != groups_sorted[:-1]])
-    per_chunk = max(1, _CHUNK // replicates)
+    per_chunk = max(1, _CHUNK // max(replicates, buckets))
     for first in range(0, starts.shape[0], per_chunk):
         chunk_starts = starts[first : first + per_chunk]
         end = starts[first + per_chunk] if first + per_chunk < starts.shape[0] else order.shape[0]
         chunk_cells = order[chunk_starts[0] : end]
         groups = groups_sorted[chunk_starts]
         local = np.searchsorted(groups, cell_groups[chunk_cells])  # 0 .. len(groups) - 1
-        cell_weights = weights[:, cell_buckets[chunk_cells]].T  # (cells, replicates)
-        which, replicate = np.nonzero(cell_weights)
-        src = chunk_cells[which]
-        dst = local[which] * replicates + replicate
-        weight = cell_weights[which, replicate]
-        size = groups.shape[0] * replicates
         values: dict[str, np.ndarray] = {}
         for leaf, state in zip(leaves, states, strict=True):
-            replicated = GroupedState(state.specs)
-            replicated.add_weighted(state, src, dst, weight, size)
+            replicated = state.replicated(chunk_cells, local, cell_buckets[chunk_cells], weights)
             for name, array in leaf_values(leaf, replicated).items():
                 values[name] = array.reshape(groups.shape[0], replicates, *array.shape[1:])
         yield groups, values

@@ -605,34 +605,72 @@ class GroupedState:
                 for position, one in enumerate(value.sums()):
                     entry[position]._add_sum(group, one)
 
-    def add_weighted(
-        self, other: GroupedState, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, size: int
-    ) -> None:
-        """Add ``weight[i]`` times ``other``'s group ``src[i]`` into group ``dst[i]``, for every
-        ``i`` (weights: whole numbers >= 1): bootstrap replicates from the states of buckets of
-        rows. Whole entries (counts, `ROWS`, bools) are added exactly; a sum adds the exact sum
-        of ``weight[i]`` times ``other``'s correctly rounded sum of ``src[i]``: each product is
-        split into two exact float64 parts, so the result is the same bits on every CPU."""
+    def replicated(
+        self, cells: np.ndarray, groups: np.ndarray, buckets: np.ndarray, weights: np.ndarray
+    ) -> GroupedState:
+        """Bootstrap replicates of groups whose rows this state holds per (group, bucket)
+        cell: code ``cells[i]`` is bucket ``buckets[i]`` of group ``groups[i]`` (``0 .. G -
+        1``; one code per cell). Returns the state of ``G * R`` groups (``weights``: (R,
+        buckets)): group ``g``'s replicate ``r`` at ``g * R + r``, the sum over its cells of
+        ``weights[r, bucket]`` times the cell's state.
+
+        Every product is a matrix product of a (G, buckets) matrix of cells by the weights,
+        made exact: whole entries are integers below ``2**53``, and a float sum is cut into
+        three slices of 38 bits at a scale common to the group's cells (the bits of a cell
+        more than ``2**-114`` below the group's largest cell are dropped), whose products are
+        integers too. So any BLAS, in any order, gives the same bits, and the replicates are
+        the same on every CPU."""
         self._settle()
-        other._settle()
-        self._grow_groups(size)
-        weight = weight.astype(np.int64, copy=False)
+        replicates = weights.shape[0]
+        size = int(groups.max(initial=-1)) + 1
+        out = GroupedState(self.specs)
+        out._grow_groups(size * replicates)
+        across = np.ascontiguousarray(weights.T, dtype=np.float64)  # (buckets, R)
+        mass = float(weights.sum(axis=1).max(initial=0))  # most weight a replicate puts anywhere
+        shape = (size, weights.shape[1])
+
+        def dense(values: np.ndarray) -> np.ndarray:
+            matrix = np.zeros(shape + values.shape[1:], dtype=np.float64)
+            matrix[groups, buckets] = values
+            return matrix
+
+        def whole(values: np.ndarray) -> np.ndarray:  # int64 per cell -> per replicate
+            picked = values[cells]
+            if not picked.any():  # e.g. diagnostics of clean rows
+                return np.zeros((size * replicates, *picked.shape[1:]), dtype=np.int64)
+            if float(np.abs(picked).max()) * mass < 2.0**53:
+                matrix = dense(picked.astype(np.float64))
+                if matrix.ndim == 2:
+                    product = matrix @ across  # (G, R)
+                else:  # (G, B, K) -> (G, K, B) @ (B, R) -> (G, R, K)
+                    stacked = np.ascontiguousarray(np.swapaxes(matrix, 1, 2))
+                    product = (
+                        (stacked.reshape(-1, shape[1]) @ across)
+                        .reshape(size, -1, replicates)
+                        .swapaxes(1, 2)
+                    )
+                return product.reshape((size * replicates, *picked.shape[1:])).astype(np.int64)
+            exact = np.zeros(shape + picked.shape[1:], dtype=object)  # pragma: no cover
+            exact[groups, buckets] = picked
+            product = np.einsum("gb...,br->gr...", exact, weights.T.astype(object))
+            return product.reshape((size * replicates, *picked.shape[1:])).astype(np.int64)
+
         for name, spec in self.specs.items():
-            mine, theirs = self._entries[name], other._entries[name]
+            mine, theirs = out._entries[name], self._entries[name]
             if spec.kind == "sum":
-                mine.ones += _weighted_ints(theirs.ones, src, dst, weight, size)
+                mine.ones += whole(theirs.ones)
                 if len(theirs.sums):
-                    _weighted_sums(mine.sums, theirs.sums, src, dst, weight)
+                    _replicated_sums(mine.sums, theirs.sums, cells, dense, across)
             elif spec.kind == "count":
-                mine += _weighted_ints(theirs, src, dst, weight, size)
+                mine += whole(theirs)
             elif spec.kind == "counts":
-                mine = self._widen(name, theirs.shape[1])
-                for column in range(theirs.shape[1]):
-                    mine[:, column] += _weighted_ints(theirs[:, column], src, dst, weight, size)
+                if theirs.shape[1]:
+                    out._entries[name] = whole(theirs)
             else:
-                self._widen_sums(name, len(theirs))
+                out._widen_sums(name, len(theirs))
                 for position, per_group in enumerate(theirs):
-                    _weighted_sums(mine[position], per_group, src, dst, weight)
+                    _replicated_sums(mine[position], per_group, cells, dense, across)
+        return out
 
     def merge(self, other: GroupedState, mapping: np.ndarray | None = None) -> GroupedState:
         """Add ``other``'s group ``i`` into group ``mapping[i]`` (or ``i``); exact."""
@@ -660,44 +698,51 @@ class GroupedState:
         return self
 
 
-def _weighted_ints(
-    values: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, size: int
-) -> np.ndarray:
-    """``out[dst[i]] += weight[i] * values[src[i]]`` for int64 values, exactly."""
-    picked = values[src] * weight
-    if int(np.abs(picked).sum()) < 1 << 53:  # every partial sum is a float64 integer
-        return np.bincount(dst, weights=picked, minlength=size).astype(np.int64)
-    out = np.zeros(size, dtype=np.int64)  # pragma: no cover - counts beyond 2**53
-    np.add.at(out, dst, picked)
-    return out
+#: bits of a slice of `_replicated_sums`: a slice's value over its scale is an integer below
+#: 2**38; a replicate's weights add up to far less than 2**15, so its products stay below 2**53
+_SLICE_BITS = 38
 
 
-def _weighted_sums(
+def _replicated_sums(
     out: GroupedExactSum,
     sums: GroupedExactSum,
-    src: np.ndarray,
-    dst: np.ndarray,
-    weight: np.ndarray,
+    cells: np.ndarray,
+    dense: Callable[[np.ndarray], np.ndarray],
+    across: np.ndarray,
 ) -> None:
-    """``out[dst[i]] += weight[i] * round(sums[src[i]])``, exactly: each rounded sum split as
-    ``m * 2**e`` with ``m``'s 53 bits in two halves, whose products with a weight below
-    ``2**26`` are exact float64 values (a subnormal's parts are multiples of ``2**-1074``)."""
+    """`GroupedState.replicated` of one exact sum per cell: each cell's correctly rounded sum,
+    in slices that multiply exactly, added exactly per replicate."""
     if not len(sums):
         return
     rounded = np.frombuffer(sums._sums.ratios(np.ones(len(sums), dtype=np.int64)), np.float64)
-    picked = _pad(rounded, (max(len(sums), int(src.max()) + 1),))[src]
-    finite = np.isfinite(picked)
-    mantissa, exponent = np.frexp(np.where(finite, picked, 0.0))
-    high = np.floor(mantissa * 2.0**26) / 2.0**26
-    low = mantissa - high
-    scale = weight.astype(np.float64)
-    parts = np.concatenate(
-        [
-            np.where(finite, np.ldexp(high * scale, exponent), picked),
-            np.ldexp(low * scale, exponent)[finite],
+    values = dense(_pad(rounded, (max(len(sums), int(cells.max(initial=-1)) + 1),))[cells])
+    finite = np.isfinite(values)
+    special = None
+    if not finite.all():  # inf or NaN in a cell: a replicate drawing it gets it
+        flags = [
+            (mask.astype(np.float64) @ across) > 0
+            for mask in (np.isnan(values), np.isposinf(values), np.isneginf(values))
         ]
-    )
-    out.add(parts, np.concatenate([dst, dst[finite]]))
+        nan, pos, neg = flags
+        special = np.where(nan | (pos & neg), np.nan, np.where(pos, np.inf, -np.inf))
+        special[~(nan | pos | neg)] = 0.0
+        values = np.where(finite, values, 0.0)
+    top = np.abs(values).max(axis=1, keepdims=True)
+    exponent = np.frexp(top)[1]  # |value| < 2**exponent in each group
+    parts = []
+    rest = values
+    for slice_ in range(3):
+        scale = np.ldexp(1.0, np.maximum(exponent - _SLICE_BITS * (slice_ + 1), -1074))
+        part = np.trunc(rest / scale) * scale  # toward zero: never beyond the value
+        rest = rest - part  # exact: the value's bits below the scale
+        parts.append(part @ across)  # integers times the scale: exact in any order
+    if special is not None:
+        hit = special != 0
+        parts[0] = np.where(hit, special, parts[0])
+        parts[1] = np.where(hit, 0.0, parts[1])
+        parts[2] = np.where(hit, 0.0, parts[2])
+    codes = np.arange(parts[0].size, dtype=np.int64)
+    out.add(np.concatenate([p.reshape(-1) for p in parts]), np.tile(codes, 3))
 
 
 @dataclass
