@@ -12,20 +12,26 @@ import numpy as np
 from .._exceptions import ConfigError
 from ..metrics.bootstrap import Resampling, intervals, replicate_values
 from ..metrics.state import GroupedState
-from .partial import Partial
+from .partial import CellIndex, Partial
 from .result import Result, json_value
 
 __all__ = ["collapse", "result_with_intervals"]
 
 
-def collapse(cells: Partial) -> tuple[Partial, np.ndarray]:
-    """The partial of the groups (each group's cells added, exactly), and each cell code's
-    group code in it."""
-    groups = Partial(cells._new, template=cells.template)
-    keys = cells.keys
-    group_of = groups.codes_of([key[:-1] for key in keys])
+def collapse(cells: Partial) -> tuple[Partial, np.ndarray, np.ndarray]:
+    """The partial of the groups (each group's cells added, exactly), each cell code's group
+    code in it, and each cell code's bucket."""
+    index = cells.index
+    if isinstance(index, CellIndex):  # the groups have their own index already
+        groups = Partial(cells._new, index=index.groups, template=cells.template)
+        group_of, buckets = index.cells()
+    else:
+        groups = Partial(cells._new, template=cells.template)
+        keys = cells.keys
+        group_of = groups.codes_of([key[:-1] for key in keys])
+        buckets = np.array([key[-1] for key in keys], dtype=np.int64)
     groups.merge(cells, mapping=group_of)
-    return groups, group_of
+    return groups, group_of, buckets
 
 
 def check_resampled(cells: Partial) -> None:
@@ -42,10 +48,9 @@ def result_with_intervals(
 ) -> Result:
     """The result of a run whose group keys end with the row's bucket, with intervals."""
     check_resampled(cells)
-    groups, group_of = collapse(cells)
+    groups, group_of, buckets = collapse(cells)
     result = groups.result(notes, grouped=bool(by), by=by)
-    present = cells._rows[: len(group_of)] > 0
-    buckets = np.array([key[-1] for key in cells.keys], dtype=np.int64)
+    present = _pad(cells._rows, len(group_of)) > 0
     states: list[GroupedState] = cells.states  # type: ignore[assignment]  # checked above
     overall = _bounds(cells, np.where(present, 0, -1), buckets, states, resampling)
     per_group: dict[int, dict[str, Any]] = {}
@@ -57,6 +62,12 @@ def result_with_intervals(
         [per_group.get(code, {}) for code in groups.sorted_codes()] if by else None,
     )
     return result
+
+
+def _pad(rows: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=rows.dtype)
+    out[: min(size, rows.shape[0])] = rows[:size]
+    return out
 
 
 def _bounds(

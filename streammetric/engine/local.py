@@ -47,7 +47,7 @@ from ..io.sources import stdin_digest, stdin_end_note
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling
 from .checkpoint import Checkpoint
-from .partial import GroupIndex, Partial, locate_error
+from .partial import CellIndex, GroupIndex, Partial, locate_error
 from .result import Result
 
 __all__ = [
@@ -132,9 +132,13 @@ class Evaluator:
         self.job = job
         self.resolved = resolved
         self.where = where
-        self.index = GroupIndex()  # the group keys' codes, shared by the run's partials
+        #: the group keys' codes, shared by the run's partials; with intervals a key ends with
+        #: the row's bucket (`intervals`)
+        self.index: GroupIndex | CellIndex = GroupIndex()
         self.resampling = job.resampling
-        if self.resampling is not None and not resolved.by:  # code == bucket: no lookup
+        if self.resampling is not None and resolved.by:
+            self.index = CellIndex(BUCKETS)
+        elif self.resampling is not None:  # code == bucket: no lookup
             self.index.codes_of([(bucket,) for bucket in range(BUCKETS)])
         self.metric_kwargs = dict(job.metric_defaults)
         if resolved.from_logits and "from_logits" not in self.metric_kwargs:
@@ -276,9 +280,7 @@ class Evaluator:
             if keep is not None:
                 mask = pa.array(keep)
                 groups = {name: array.filter(mask) for name, array in groups.items()}
-            if buckets is not None:  # the bucket: the last element of the key
-                groups = {**groups, BUCKET_KEY: pa.array(buckets)}
-            pending.add(groups, labels, preds, weights, terms, locate)
+            pending.add(groups, labels, preds, weights, terms, locate, buckets)
             return
         codes: np.ndarray | int
         if buckets is not None:  # no --by: a bucket's code is the bucket
@@ -319,9 +321,6 @@ class Evaluator:
         return os.path.basename(path)
 
 
-#: the group column that holds each row's bucket (under intervals): the last element of a key
-BUCKET_KEY = "\x00bucket"
-
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
 FLUSH_ROWS = 1 << 20
 
@@ -348,10 +347,12 @@ class _Pending:
         weights: np.ndarray | None,
         terms: list[Any],
         locate: Callable[[InvalidInputError], InvalidInputError],
+        buckets: np.ndarray | None = None,
     ) -> None:
         """A batch's group columns, arrays and terms, and ``locate``: its metrics' errors in
-        the file (a metric updated group by group checks its rows only in `flush`)."""
-        self.batches.append((groups, labels, preds, weights, terms, locate))
+        the file (a metric updated group by group checks its rows only in `flush`); with
+        intervals, each row's bucket (the last element of its key)."""
+        self.batches.append((groups, labels, preds, weights, terms, locate, buckets))
         self.rows += int(labels.shape[0])
 
     def flush(self, partial: Partial) -> None:
@@ -359,18 +360,24 @@ class _Pending:
             return
         batches, self.batches, self.rows = self.batches, [], 0
         columns = {name: _one_array([b[0][name] for b in batches]) for name in batches[0][0]}
+        index = partial.index
+        groups = index.groups if isinstance(index, CellIndex) else index
         plain = plain_codes(columns)
         if plain is not None:  # one column of strings or ints
             local, values = plain
             if len(values) >= ARROW_KEYS:  # Arrow looks the keys up
-                codes = partial.codes_of_values(values)[local]
+                codes = groups.codes_of_values(values)[local]
             else:
-                codes = partial.codes_of([(value,) for value in values.to_pylist()])[local]
+                codes = groups.codes_of([(value,) for value in values.to_pylist()])[local]
         else:
             local, keys = group_codes(columns)
-            codes = partial.codes_of(keys)[local]
+            codes = groups.codes_of(keys)[local]
+        if batches[0][6] is not None:  # the cells (group, bucket)
+            assert isinstance(index, CellIndex)  # the Evaluator's, with intervals and groups
+            codes = index.codes_of_cells(codes, np.concatenate([b[6] for b in batches]))
+        partial.codes_of([])  # rows counted for every code
         start = 0
-        for _, labels, preds, weights, terms, locate in batches:
+        for _, labels, preds, weights, terms, locate, _ in batches:
             end = start + int(labels.shape[0])
             try:  # a metric updated group by group (no row terms) checks its rows here
                 partial.add(labels, preds, weights, codes[start:end], terms)

@@ -21,7 +21,7 @@ from ..metrics.batch import BatchStats
 from ..metrics.state import GroupedState, State, Terms
 from .result import Result
 
-__all__ = ["GroupKey", "Partial", "locate_error"]
+__all__ = ["CellIndex", "GroupKey", "Partial", "locate_error"]
 
 GroupKey = tuple[Any, ...]
 
@@ -42,7 +42,7 @@ class Partial:
         new_metrics: Callable[[], EvalMetric],
         *,
         unit_key: str | None = None,
-        index: GroupIndex | None = None,
+        index: GroupIndex | CellIndex | None = None,
         template: EvalMetric | None = None,
     ) -> None:
         self._new = new_metrics
@@ -54,7 +54,7 @@ class Partial:
         self.states = [_grouped(leaf) for leaf in self.leaves]
         #: the group keys' codes, shared by the partials of one run (then merging them is
         #: adding arrays, no key looked up)
-        self.index = index if index is not None else GroupIndex()
+        self.index: GroupIndex | CellIndex = index if index is not None else GroupIndex()
         self._rows = np.zeros(0, dtype=np.int64)  # rows per group code
         self.rows = 0
         self.invalid_rows = 0
@@ -75,7 +75,7 @@ class Partial:
 
     def _grown(self, out: np.ndarray) -> np.ndarray:
         """``out``, after making room in the rows per group for every code of the index."""
-        size = len(self.index.keys)
+        size = self.index.size
         if size > self._rows.shape[0]:
             grown = np.zeros(size, dtype=np.int64)
             grown[: self._rows.shape[0]] = self._rows
@@ -353,6 +353,11 @@ class GroupIndex:
         self._mirror: pa.Array | None = None
         self._mixed = False  # a key is not one string or one int64
 
+    @property
+    def size(self) -> int:
+        """The number of keys."""
+        return len(self.keys)
+
     def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
         """The code of each key (new keys get the next codes), as int64."""
         get = self._codes.get
@@ -455,6 +460,116 @@ class GroupIndex:
             return None
         self._mirror = tail if not start else pa.concat_arrays([mirror, tail])
         return self._mirror
+
+
+class CellIndex:
+    """The keys of a run with intervals and groups: ``(*group key, bucket)``, numbered through
+    the groups' own `GroupIndex` (``groups``: one string or int column takes Arrow's path) and
+    the cells', each cell one int64 value ``group code * buckets + bucket`` looked up in a
+    table (int32 code per value, -1 for none; up to `DENSE_CELLS` values, then through a
+    `GroupIndex` of the values): no Python object per cell while rows are read. The keys
+    themselves are made when read (checkpoints, the results of other engines)."""
+
+    #: cell values the table holds at most (int32 each: 256 MiB), ~65,000 groups of 1,024
+    #: buckets; beyond, the cells are numbered by a `GroupIndex` of their values (Arrow)
+    DENSE_CELLS = 1 << 26
+
+    def __init__(self, buckets: int) -> None:
+        self.buckets = buckets
+        self.groups = GroupIndex()
+        self._table: np.ndarray | None = np.full(0, -1, dtype=np.int32)  # value -> code
+        self._beyond: GroupIndex | None = None  # numbering by value once the table is full
+        self._values = np.zeros(0, dtype=np.int64)  # code -> value
+        self._size = 0
+        self._keys: list[GroupKey] = []
+        self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def keys(self) -> list[GroupKey]:
+        """Each code's key ``(*group key, bucket)``."""
+        if len(self._keys) < self._size:
+            with self._lock:
+                groups, buckets = self.groups.keys, self.buckets
+                values = self._values[len(self._keys) : self._size].tolist()
+                self._keys.extend((*groups[v // buckets], v % buckets) for v in values)
+        return self._keys
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each code's group code (in ``groups``) and bucket."""
+        values = self._values[: self._size]
+        return values // self.buckets, values % self.buckets
+
+    def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
+        """The code of each key ``(*group key, bucket)`` (new keys get the next codes)."""
+        if not keys:
+            return np.zeros(0, dtype=np.int64)
+        groups = self.groups.codes_of([key[:-1] for key in keys])
+        buckets = np.array([key[-1] for key in keys], dtype=np.int64)
+        return self.codes_of_cells(groups, buckets)
+
+    def codes_of_cells(self, groups: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+        """The code of each row's cell: its group's code (in ``groups``) and its bucket."""
+        values = groups * self.buckets + buckets
+        table = self._table
+        if table is None:  # numbered by value: under the lock
+            with self._lock:
+                return self._add(values)
+        codes = np.full(values.shape[0], -1, dtype=np.int64)
+        inside = values < table.shape[0]
+        codes[inside] = table[values[inside]]
+        missing = codes < 0
+        if missing.any():
+            with self._lock:
+                codes[missing] = self._add(values[missing])
+        return codes
+
+    def _add(self, values: np.ndarray) -> np.ndarray:
+        """Codes of cell values not found without the lock (the lock held)."""
+        table = self._table
+        if table is not None and int(values.max()) >= table.shape[0]:
+            wanted = int(values.max()) + 1
+            if wanted > self.DENSE_CELLS:  # number by value from now on
+                self._beyond = GroupIndex()
+                self._beyond.codes_of([(v,) for v in self._values[: self._size].tolist()])
+                self._table = table = None
+            else:
+                grown = np.full(max(wanted, 2 * table.shape[0]), -1, dtype=np.int32)
+                grown = grown[: min(grown.shape[0], self.DENSE_CELLS)]
+                grown[: table.shape[0]] = table
+                self._table = table = grown
+        if table is None:
+            assert self._beyond is not None
+            codes = self._beyond.codes_of_values(pa.array(values))
+            if self._beyond.size > self._size:  # new cells: their values
+                added = self._beyond.keys[self._size :]
+                self._append(np.array([v for (v,) in added], dtype=np.int64))
+            return codes
+        codes = table[values].astype(np.int64)
+        new = np.unique(values[codes < 0])
+        if new.size:
+            table[new] = np.arange(self._size, self._size + new.size, dtype=np.int32)
+            self._append(new)
+            codes = table[values].astype(np.int64)
+        return codes
+
+    def _append(self, values: np.ndarray) -> None:
+        end = self._size + values.shape[0]
+        if end > self._values.shape[0]:
+            grown = np.zeros(max(end, 2 * self._values.shape[0]), dtype=np.int64)
+            grown[: self._size] = self._values[: self._size]
+            self._values = grown
+        self._values[self._size : end] = values
+        self._size = end
+
+    def codes_of_values(self, values: pa.Array) -> np.ndarray:  # pragma: no cover - unused
+        raise TypeError("a CellIndex numbers (group, bucket) cells: use codes_of_cells")
+
+    def key_order(self) -> np.ndarray | None:
+        return None
 
 
 def _index_in(values: pa.Array, known: pa.Array) -> np.ndarray:

@@ -356,6 +356,7 @@ class GroupedState:
         self.specs = dict(specs)
         self._pending: tuple[int, State] | None = None  # batches of one group, not yet added
         self.size = 0
+        self._capacity = 0  # the length of the arrays (`_grow_groups`)
         self._entries: dict[str, Any] = {name: self._fresh(spec) for name, spec in specs.items()}
 
     @staticmethod
@@ -369,16 +370,23 @@ class GroupedState:
         return []  # sums: one GroupedExactSum (over groups) per position
 
     def _grow_groups(self, size: int) -> None:
+        """Room for groups ``0 .. size - 1``: the arrays grow to at least twice their length
+        (groups added a few at a time, e.g. the cells of a run with intervals, cost a copy
+        of the arrays now and then, not at every batch); rows beyond ``size`` stay zero."""
         if size <= self.size:
             return
-        for name, spec in self.specs.items():
-            entry = self._entries[name]
-            if spec.kind == "sum":
-                entry.ones = _pad(entry.ones, (size,))
-            elif spec.kind == "count":
-                self._entries[name] = _pad(entry, (size,))
-            elif spec.kind == "counts":
-                self._entries[name] = _pad(entry, (size, entry.shape[1]))
+        capacity = self._capacity
+        if size > capacity:
+            capacity = max(size, 2 * capacity) if capacity > 1 else size
+            for name, spec in self.specs.items():
+                entry = self._entries[name]
+                if spec.kind == "sum":
+                    entry.ones = _pad(entry.ones, (capacity,))
+                elif spec.kind == "count":
+                    self._entries[name] = _pad(entry, (capacity,))
+                elif spec.kind == "counts":
+                    self._entries[name] = _pad(entry, (capacity, entry.shape[1]))
+            self._capacity = capacity
         self.size = size
 
     def add_all(self, terms: Terms, num_rows: int, group: int = 0) -> None:
@@ -431,17 +439,17 @@ class GroupedState:
         kind, entry, size = self.specs[name].kind, self._entries[name], self.size
         if kind == "sum":
             if term is ROWS:
-                entry.ones += self._rows_per_group(codes, per_group)
+                entry.ones[:size] += self._rows_per_group(codes, per_group)
             elif np.ndim(term) > 1:  # (n, elements): each row's elements into its group
                 width = int(np.prod(np.shape(term)[1:]))
                 if term.dtype == bool:
-                    entry.ones += np.bincount(
+                    entry.ones[:size] += np.bincount(
                         codes, weights=term.sum(axis=1), minlength=size
                     ).astype(np.int64)
                 else:
                     entry.sums.add(np.reshape(term, -1), np.repeat(codes, width))
             elif term.dtype == bool:  # 0 or 1 each: counted
-                entry.ones += np.bincount(codes[term], minlength=size)
+                entry.ones[:size] += np.bincount(codes[term], minlength=size)
             else:
                 entry.sums.add(term, codes)
         elif kind == "count":
@@ -454,7 +462,7 @@ class GroupedState:
                     added = np.bincount(codes[term], minlength=size)
                 else:
                     added = np.bincount(codes, weights=term, minlength=size).astype(np.int64)
-            entry += added
+            entry[:size] += added
         elif kind == "counts":
             if isinstance(term, At):
                 index, values, flat_codes = term.flat(codes)
@@ -463,13 +471,13 @@ class GroupedState:
                 entry = self._widen(name, term.width(index))
                 width = entry.shape[1]
                 flat = np.bincount(codes * width + index, weights=values, minlength=size * width)
-                entry += flat.reshape(size, width).astype(np.int64)
+                entry[:size] += flat.reshape(size, width).astype(np.int64)
             else:
                 array = np.asarray(term)
                 entry = self._widen(name, array.shape[1])
                 for column in range(array.shape[1]):
                     added = np.bincount(codes, weights=array[:, column], minlength=size)
-                    entry[:, column] += added.astype(np.int64)
+                    entry[:size, column] += added.astype(np.int64)
         else:  # sums
             if isinstance(term, At):
                 index, values, flat_codes = term.flat(codes)
@@ -690,7 +698,7 @@ class GroupedState:
                 np.add.at(mine, mapping, theirs[: other.size])
             elif spec.kind == "counts":
                 mine = self._widen(name, theirs.shape[1])
-                np.add.at(mine, mapping, _pad(theirs, (theirs.shape[0], mine.shape[1])))
+                np.add.at(mine, mapping, _pad(theirs[: other.size], (other.size, mine.shape[1])))
             else:
                 self._widen_sums(name, len(theirs))
                 for position, per_group in enumerate(theirs):
