@@ -1609,7 +1609,7 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
         }
         /* long division by count: q = floor(|sum| / count), rem the remainder */
         unsigned __int128 rem = 0;
-        for (int j = DIGITS - 1; j >= 0; j--) {
+        for (int j = DIGITS - 1; j >= 0 && count > 1; j--) { /* a count of 1: the sum itself */
             unsigned __int128 cur = (rem << 32) | q[j];
             q[j] = (uint32_t)(cur / (uint64_t)count);
             rem = cur % (uint64_t)count;
