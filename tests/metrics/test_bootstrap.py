@@ -1,0 +1,324 @@
+"""Bootstrap intervals in eval loops (`streammetric.metrics.bootstrap`) and the weighted sum of
+bucket states they rest on (`GroupedState.add_weighted`): the value is the metric's own bits,
+the intervals do not depend on batching, order or merges (given row ids), they agree with
+SciPy's row bootstrap, and they cover the population value at the nominal rate."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import scipy.stats
+
+import streammetric as sm
+from streammetric._exceptions import ConfigError, InvalidInputError
+from streammetric.metrics.bootstrap import Bootstrap, Resampling
+from streammetric.metrics.state import ROWS, At, GroupedState, Spec
+
+# --- add_weighted against Python ints and fractions -------------------------------------------
+
+SPECS = {
+    "total": Spec("sum", nonnegative=False),
+    "rows": Spec("sum"),  # whole units (ROWS) in a sum entry
+    "n": Spec("count"),
+    "per_class": Spec("counts"),
+    "weighted": Spec("sums", nonnegative=False),
+}
+
+
+def _random_state(rng: np.random.Generator, groups: int, rows: int) -> GroupedState:
+    state = GroupedState(SPECS)
+    codes = rng.integers(0, groups, rows)
+    scale = rng.choice([1e-300, 1e-3, 1.0, 1e20, 1e300], rows)
+    values = rng.normal(size=rows) * scale
+    classes = rng.integers(0, 4, rows)
+    state.add(
+        {
+            "total": values,
+            "rows": ROWS,
+            "n": ROWS,
+            "per_class": At(classes, size=4),
+            "weighted": At(classes, rng.normal(size=rows) * scale[::-1], size=4),
+        },
+        codes,
+        groups,
+    )
+    return state
+
+
+def _fraction(x: float) -> Fraction:
+    return Fraction(x)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_add_weighted_is_the_exact_weighted_sum(seed):
+    rng = np.random.default_rng(seed)
+    groups, size = 12, 5
+    other = _random_state(rng, groups, 60)
+    pairs = 40
+    src = rng.integers(0, groups, pairs)
+    dst = rng.integers(0, size, pairs)
+    weight = rng.integers(1, 6, pairs)
+    if seed == 0:
+        weight[:3] = (1 << 26) - 1  # the largest weights the split products are exact for
+    out = GroupedState(SPECS)
+    out.add_weighted(other, src, dst, weight, size)
+    alone = [other.state(g) for g in range(groups)]
+    for group in range(size):
+        chosen = np.flatnonzero(dst == group)
+        state = out.state(group)
+        expected_total = sum(
+            (int(weight[i]) * _fraction(alone[src[i]]["total"].value) for i in chosen),
+            Fraction(0),
+        )
+        assert state["total"].value == float(expected_total)
+        expected_rows = sum(int(weight[i]) * int(alone[src[i]]["rows"].value) for i in chosen)
+        assert state["rows"].value == float(expected_rows)
+        assert state["n"] == sum(int(weight[i]) * alone[src[i]]["n"] for i in chosen)
+        counts = [0] * 4
+        for i in chosen:
+            source = alone[src[i]]["per_class"]
+            for k in range(source.size):
+                counts[k] += int(weight[i]) * int(source[k])
+        got = state["per_class"].tolist() + [0] * (4 - state["per_class"].size)
+        assert got == counts
+        for position in range(4):
+            expected = sum(
+                (
+                    int(weight[i]) * _fraction(alone[src[i]]["weighted"][position].value)
+                    for i in chosen
+                ),
+                Fraction(0),
+            )
+            assert state["weighted"][position].value == float(expected)
+
+
+def test_add_weighted_adds_to_what_is_there_and_leaves_the_source():
+    rng = np.random.default_rng(9)
+    other = _random_state(rng, 4, 30)
+    before = [other.state(g)["total"].value for g in range(4)]
+    out = GroupedState(SPECS)
+    src, dst = np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1])
+    out.add_weighted(other, src, dst, np.array([1, 1, 1, 1]), 2)
+    out.add_weighted(other, src, dst, np.array([2, 0, 0, 3]), 2)
+    assert [other.state(g)["total"].value for g in range(4)] == before
+    parts = [Fraction(v) for v in before]
+    assert out.state(0)["total"].value == float(3 * parts[0] + parts[1])
+    assert out.state(1)["total"].value == float(parts[2] + 4 * parts[3])
+    n = [other.state(g)["n"] for g in range(4)]
+    assert out.state(0)["n"] == 3 * n[0] + n[1] and out.state(1)["n"] == n[2] + 4 * n[3]
+
+
+# --- Bootstrap ---------------------------------------------------------------------------------
+
+
+def _classification(rows: int, seed: int, classes: int = 3):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(classes), rows)
+    labels = (rng.random(rows)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    return np.minimum(labels, classes - 1), probs
+
+
+F1_PER_CLASS = dict(average=None, class_type="multiclass", num_classes=3)
+MAKERS = {
+    "ce": lambda: sm.create("ce"),
+    "acc": lambda: sm.create("acc"),
+    "ce+acc": lambda: sm.create(["ce", "acc"]),
+    "f1-per-class": lambda: sm.F1(**F1_PER_CLASS),
+    "confusion-matrix": lambda: sm.create("confusion_matrix"),
+}
+
+
+def _same(a, b) -> bool:
+    """The same names and the same value bits (floats, lists, arrays)."""
+    return repr(_bits(a)) == repr(_bits(b))
+
+
+def _bits(value):
+    if isinstance(value, (list, tuple)):
+        return [_bits(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, float):
+        return np.float64(value).tobytes()
+    return value
+
+
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_get_is_the_metric_updated_alone(name):
+    labels, probs = _classification(1500, seed=1)
+    metric, boot = MAKERS[name](), Bootstrap(MAKERS[name](), replicates=50)
+    for start in range(0, 1500, 400):
+        metric.update(labels[start : start + 400], probs[start : start + 400])
+        boot.update(labels[start : start + 400], probs[start : start + 400])
+    assert _same(boot.get(), metric.get())
+    names, lower, upper = boot.get_interval()
+    assert names == metric.get()[0]
+    value = metric.get()[1]
+    for lo, v, hi in zip(*(np.ravel(np.asarray(x, dtype=float)) for x in (lower, value, upper))):
+        assert lo <= v <= hi and lo < hi
+
+
+def test_get_with_sample_weights_is_the_metric_updated_alone():
+    labels, probs = _classification(800, seed=2)
+    weights = np.random.default_rng(2).random(800)
+    metric, boot = sm.create(["ce", "acc"]), Bootstrap(sm.create(["ce", "acc"]), replicates=20)
+    metric.update(labels, probs, weights)
+    boot.update(labels, probs, weights, sample_ids=np.arange(800))
+    assert _same(boot.get(), metric.get())
+
+
+@pytest.mark.parametrize("ids", ["int", "str"])
+def test_with_ids_order_and_batching_do_not_change_the_bits(ids):
+    labels, probs = _classification(3000, seed=3)
+    row_ids = np.arange(3000) * 7 + 11 if ids == "int" else np.array([f"r{i}" for i in range(3000)])
+    first = Bootstrap(sm.create(["ce", "acc"]), replicates=300, seed=4)
+    first.update(labels, probs, sample_ids=row_ids)
+    order = np.random.default_rng(5).permutation(3000)
+    second = Bootstrap(sm.create(["ce", "acc"]), replicates=300, seed=4)
+    for part in np.array_split(order, [1, 17, 900, 2000]):
+        second.update(labels[part], probs[part], sample_ids=row_ids[part])
+    assert _same(first.get_interval(), second.get_interval())
+    # the value (a sum in another order) is the same bits too
+    assert _same(first.get(), second.get())
+    other_seed = Bootstrap(sm.create(["ce", "acc"]), replicates=300, seed=5)
+    other_seed.update(labels, probs, sample_ids=row_ids)
+    assert not _same(first.get_interval(), other_seed.get_interval())
+    assert _same(first.get(), other_seed.get())
+
+
+def test_merge_of_two_halves_is_one_object_over_all_rows():
+    labels, probs = _classification(2000, seed=6)
+    ids = np.arange(2000)
+    whole = Bootstrap(sm.create(["ce", "acc"]), replicates=200, seed=1)
+    whole.update(labels, probs, sample_ids=ids)
+    a = Bootstrap(sm.create(["ce", "acc"]), replicates=200, seed=1)
+    b = Bootstrap(sm.create(["ce", "acc"]), replicates=200, seed=1)
+    a.update(labels[1000:], probs[1000:], sample_ids=ids[1000:])
+    b.update(labels[:1000], probs[:1000], sample_ids=ids[:1000])
+    assert a.merge(b) is a
+    assert a.num_rows == 2000
+    assert _same(a.get(), whole.get()) and _same(a.get_interval(), whole.get_interval())
+    with pytest.raises(ConfigError):
+        a.merge(Bootstrap(sm.create(["ce", "acc"]), replicates=200, seed=2))
+
+
+def test_without_ids_rows_are_known_by_position_and_reset_forgets():
+    labels, probs = _classification(1000, seed=7)
+    one = Bootstrap(sm.create("acc"), replicates=100)
+    one.update(labels, probs)
+    batched = Bootstrap(sm.create("acc"), replicates=100)
+    for part in np.array_split(np.arange(1000), 3):  # same order, other batches
+        batched.update(labels[part], probs[part])
+    assert _same(one.get_interval(), batched.get_interval())
+    batched.reset()
+    assert batched.num_rows == 0
+    batched.update(labels, probs)
+    assert _same(one.get_interval(), batched.get_interval())
+
+
+def test_bad_sample_ids_and_settings_are_refused():
+    labels, probs = _classification(10, seed=8)
+    boot = Bootstrap(sm.create("acc"), replicates=10)
+    with pytest.raises(InvalidInputError, match="sample_ids"):
+        boot.update(labels, probs, sample_ids=np.arange(9))
+    with pytest.raises(InvalidInputError, match="sample_ids"):
+        boot.update(labels, probs, sample_ids=np.linspace(0, 1, 10))
+    with pytest.raises(InvalidInputError, match="sample_ids"):
+        boot.update(labels, probs, sample_ids=[f"r{i}" if i else None for i in range(10)])
+    for settings in [dict(level=1.0), dict(level=0.0), dict(replicates=0), dict(seed=-1)]:
+        with pytest.raises(ConfigError):
+            Resampling(**settings)
+
+
+def test_a_metric_whose_state_is_not_a_sum_over_rows_is_refused():
+    custom = sm.CustomMetric(feval=lambda label, pred: float(np.mean(label)), name="mean-label")
+    with pytest.raises(ConfigError, match="not a sum over rows"):
+        Bootstrap(custom)
+    with pytest.raises(ConfigError, match="not a sum over rows"):
+        Bootstrap(sm.create(["acc", custom]))
+
+
+@pytest.mark.parametrize("metric", ["acc", "ce"])
+def test_agrees_with_scipy_row_bootstrap(metric):
+    """Accuracy and cross-entropy are means of row terms: SciPy's percentile bootstrap of the
+    mean of those terms estimates the same interval. Both are Monte Carlo estimates with R
+    replicates: a percentile bound's sd is ~2.7 sigma / sqrt(R) for a normal sampling
+    distribution (sigma = width / 3.92), so two of them differ by ~0.1 sigma at R=2000; the
+    buckets (1024 random clusters of ~2 rows) add a relative error of the width of about
+    sqrt(1/(2*1024)) ~ 2%. Tolerance: 0.5 sigma per bound, 10% on the width."""
+    rows, replicates = 2000, 2000
+    labels, probs = _classification(rows, seed=10)
+    if metric == "acc":
+        terms = (probs.argmax(axis=1) == labels).astype(np.float64)
+    else:
+        terms = -np.log(probs[np.arange(rows), labels])
+    boot = Bootstrap(sm.create(metric), replicates=replicates, seed=3)
+    boot.update(labels, probs)
+    assert boot.get()[1] == pytest.approx(terms.mean(), rel=1e-12)
+    _, lower, upper = boot.get_interval()
+    reference = scipy.stats.bootstrap(
+        (terms,),
+        np.mean,
+        n_resamples=replicates,
+        method="percentile",
+        confidence_level=0.95,
+        vectorized=True,
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
+    width = reference.high - reference.low
+    sigma = width / 3.92
+    assert abs(lower - reference.low) < 0.5 * sigma, (lower, reference)
+    assert abs(upper - reference.high) < 0.5 * sigma, (upper, reference)
+    assert abs((upper - lower) / width - 1) < 0.10
+    # and the interval is not trivially wide: about 3.92 standard errors of the mean
+    standard_error = terms.std(ddof=1) / np.sqrt(rows)
+    assert abs((upper - lower) / (3.92 * standard_error) - 1) < 0.10
+
+
+def test_coverage_of_a_calibrated_classifier():
+    """Probabilities p ~ Dirichlet(1, 1, 1) (uniform on the simplex), the label drawn from p:
+    a calibrated classifier whose population values are known exactly. Accuracy is
+    E[max p] = H_3 / 3 = 11/18 (the mean largest spacing of 2 uniform points on [0, 1]); the
+    cross-entropy E[-log p_y] = E[entropy of p] = digamma(4) - digamma(2) = 1/2 + 1/3 = 5/6.
+
+    DATASETS independent datasets of ROWS rows, each with its own seed: the number of 95%
+    intervals that cover is Binomial(DATASETS, ~0.95), sd sqrt(0.95 * 0.05 / 400) = 0.011, so
+    [0.92, 0.98] is the nominal rate +- 2.75 sd (a correct method falls outside it with
+    probability < 1%; the data are fixed by the seed, so the test is deterministic). A method
+    whose intervals are too narrow by 25% (coverage ~0.86) or too wide by 50% (~0.997) fails."""
+    datasets, rows, classes = 400, 400, 3
+    population = {"accuracy": 11 / 18, "cross-entropy": 5 / 6}
+    rng = np.random.default_rng(2026)
+    probs = rng.dirichlet(np.ones(classes), (datasets, rows))
+    cumulative = np.cumsum(probs, axis=2)
+    labels = np.minimum((rng.random((datasets, rows))[..., None] > cumulative).sum(axis=2), 2)
+    # the simulation itself: the sample means are close to the population values
+    accuracy = (probs.argmax(axis=2) == labels).mean()
+    assert abs(accuracy - population["accuracy"]) < 4 * np.sqrt(0.24 / (datasets * rows))
+    covered = {name: 0 for name in population}
+    widths = {name: [] for name in population}
+    started = time.perf_counter()
+    for d in range(datasets):
+        boot = Bootstrap(sm.create(["ce", "acc"]), replicates=200, seed=d)
+        boot.update(labels[d], probs[d])
+        names, lower, upper = boot.get_interval()
+        for name, lo, hi in zip(names, lower, upper, strict=True):
+            covered[name] += lo <= population[name] <= hi
+            widths[name].append(hi - lo)
+    elapsed = time.perf_counter() - started
+    rates = {name: count / datasets for name, count in covered.items()}
+    for name, rate in rates.items():
+        assert 0.92 <= rate <= 0.98, (rates, np.mean(widths[name]))
+    # the widths are about 3.92 standard errors of the mean row term (sd of the hits:
+    # sqrt(p(1-p)); of -log p_y: computed from the pooled sample)
+    pooled_ce = -np.log(np.take_along_axis(probs, labels[..., None], axis=2))
+    expected = {
+        "accuracy": 3.92 * np.sqrt(11 / 18 * 7 / 18 / rows),
+        "cross-entropy": 3.92 * pooled_ce.std() / np.sqrt(rows),
+    }
+    for name in population:
+        assert abs(np.mean(widths[name]) / expected[name] - 1) < 0.05, (name, widths[name][:5])
+    assert elapsed < 60, elapsed  # ~10 s on one core
