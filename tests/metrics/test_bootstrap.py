@@ -157,7 +157,8 @@ def test_get_is_the_metric_updated_alone(name):
     names, lower, upper = boot.get_interval()
     assert names == metric.get()[0]
     value = metric.get()[1]
-    for lo, v, hi in zip(*(np.ravel(np.asarray(x, dtype=float)) for x in (lower, value, upper))):
+    flat = [np.ravel(np.asarray(x, dtype=float)) for x in (lower, value, upper)]
+    for lo, v, hi in zip(*flat, strict=True):
         assert lo <= v <= hi and lo < hi
 
 
