@@ -1,0 +1,283 @@
+"""``streammetric eval --ci LEVEL [--bootstrap N] [--seed S] [--id COL]``: the intervals' place in
+each output format, the metrics unchanged by them, and the same bits whatever the threads, row
+groups, engine, interruptions or (with ``--id``) the files the rows are in."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from streammetric.engine import Job, run_job
+from streammetric.io import ColumnSpec, plan
+from streammetric.metrics.bootstrap import Resampling
+
+from .helpers import invoke, preds_table
+
+CI = ("--ci", "0.9", "--bootstrap", "200")
+EVAL = ("-m", "ce", "-m", "acc", "--by", "model")
+
+
+def _eval(*args: Any) -> Any:
+    result = invoke("eval", *args)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def _json(*args: Any) -> dict[str, Any]:
+    return json.loads(_eval(*args, "--format", "json").stdout)
+
+
+def _with_ids(table: pa.Table, kind: str) -> pa.Table:
+    rows = table.num_rows
+    ids = (
+        pa.array(np.arange(rows) * 3 + 5)
+        if kind == "int"
+        else pa.array([f"id-{i}" for i in range(rows)])
+    )
+    return table.append_column("rid", ids)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``one/preds.parquet`` (1500 rows, row groups of 100) and the same rows with row groups of
+    37 and of 1500 (``rg37/preds.parquet``, ``rg1500/preds.parquet``: the same name, so the
+    same row identities); with int and string ids, in one file and shuffled into three."""
+    root = tmp_path_factory.mktemp("intervals")
+    table = preds_table(1500, seed=21)
+    for folder, size in [("one", 100), ("rg37", 37), ("rg1500", 1500)]:
+        (root / folder).mkdir()
+        pq.write_table(table, root / folder / "preds.parquet", row_group_size=size)
+    order = np.random.default_rng(3).permutation(table.num_rows)
+    for kind in ("int", "str"):
+        with_ids = _with_ids(table, kind)
+        pq.write_table(with_ids, root / f"ids-{kind}.parquet", row_group_size=200)
+        split = root / f"split-{kind}"
+        split.mkdir()
+        for i, part in enumerate(np.array_split(order, [400, 1100])):
+            pq.write_table(with_ids.take(part), split / f"part-{i}.parquet", row_group_size=150)
+    return root
+
+
+def test_json_has_the_ci_header_and_intervals_and_the_same_metrics(data):
+    path = data / "one" / "preds.parquet"
+    plain = _json(path, *EVAL)
+    with_ci = _json(path, *EVAL, *CI, "--seed", "7")
+    assert with_ci["ci"]["level"] == 0.9 and with_ci["ci"]["replicates"] == 200
+    assert with_ci["ci"]["seed"] == 7 and "bootstrap" in with_ci["ci"]["method"]
+    assert "ci" not in plain and "intervals" not in plain
+    # everything but the intervals is what the run without --ci gives, bit for bit
+    stripped = {k: v for k, v in with_ci.items() if k not in ("ci", "intervals")}
+    stripped["groups"] = [
+        {k: v for k, v in group.items() if k != "intervals"} for group in with_ci["groups"]
+    ]
+    assert json.dumps(stripped) == json.dumps(plain)
+    assert [g["key"] for g in with_ci["groups"]] == [{"model": "a"}, {"model": "b"}]
+    for scope in [with_ci, *with_ci["groups"]]:
+        assert list(scope["intervals"]) == ["cross-entropy", "accuracy"]
+        for name, bounds in scope["intervals"].items():
+            assert set(bounds) == {"lower", "upper"}
+            assert bounds["lower"] < scope["metrics"][name] < bounds["upper"]
+    # a group's interval is wider than the whole's (about half the rows)
+    for name in ("cross-entropy", "accuracy"):
+        whole = with_ci["intervals"][name]["upper"] - with_ci["intervals"][name]["lower"]
+        for group in with_ci["groups"]:
+            assert group["intervals"][name]["upper"] - group["intervals"][name]["lower"] > whole
+
+
+def test_table_and_csv_show_the_intervals(data):
+    path = data / "one" / "preds.parquet"
+    result = _json(path, *EVAL, *CI)
+    table = _eval(path, *EVAL, *CI, "--precision", "0").stdout.splitlines()
+    rows = {line.split()[0]: line for line in table[1:]}
+    assert set(rows) == {"(all)", "a", "b"}
+    for key, scope in [("(all)", result), *zip("ab", result["groups"], strict=True)]:
+        for name in ("cross-entropy", "accuracy"):
+            bounds = scope["intervals"][name]
+            shown = f"{scope['metrics'][name]!r} [{bounds['lower']!r}, {bounds['upper']!r}]"
+            assert shown in rows[key], (shown, rows[key])
+    csv = _eval(path, *EVAL, *CI, "--format", "csv").stdout.splitlines()
+    header = csv[0].split(",")
+    assert header == [
+        "model",
+        "rows",
+        "cross-entropy",
+        "cross-entropy_lower",
+        "cross-entropy_upper",
+        "accuracy",
+        "accuracy_lower",
+        "accuracy_upper",
+    ]
+    line = dict(zip(header, csv[1].split(","), strict=True))
+    assert line["model"] == "(all)"
+    for name in ("cross-entropy", "accuracy"):
+        assert float(line[name]) == result["metrics"][name]
+        assert float(line[f"{name}_lower"]) == result["intervals"][name]["lower"]
+        assert float(line[f"{name}_upper"]) == result["intervals"][name]["upper"]
+    plain_csv = _eval(path, *EVAL, "--format", "csv").stdout.splitlines()
+    assert plain_csv[0] == "model,rows,cross-entropy,accuracy"
+
+
+def test_same_bits_whatever_the_threads_and_row_groups(data):
+    reference = _eval(data / "one" / "preds.parquet", *EVAL, *CI, "--format", "json").stdout
+    for folder in ("one", "rg37", "rg1500"):
+        for threads in ("1", "2"):
+            out = _eval(
+                data / folder / "preds.parquet",
+                *EVAL,
+                *CI,
+                "--threads",
+                threads,
+                "--format",
+                "json",
+            ).stdout
+            assert out == reference, (folder, threads)
+    # the same file under another name holds other rows: other intervals, the same metrics
+    renamed = data / "renamed"
+    renamed.mkdir(exist_ok=True)
+    os.link(data / "one" / "preds.parquet", renamed / "other.parquet")
+    other = json.loads(_eval(renamed / "other.parquet", *EVAL, *CI, "--format", "json").stdout)
+    assert other["metrics"] == json.loads(reference)["metrics"]
+    assert other["intervals"] != json.loads(reference)["intervals"]
+
+
+@pytest.mark.parametrize("kind", ["int", "str"])
+def test_with_ids_the_file_layout_does_not_matter(data, kind):
+    one = _eval(data / f"ids-{kind}.parquet", *EVAL, *CI, "--id", "rid", "--format", "json")
+    split = _eval(data / f"split-{kind}", *EVAL, *CI, "--id", "rid", "--format", "json")
+    assert split.stdout == one.stdout
+    threads = _eval(
+        data / f"split-{kind}", *EVAL, *CI, "--id", "rid", "--threads", "1", "--format", "json"
+    )
+    assert threads.stdout == one.stdout
+    # without --id, the rows' identities are their files and rows: other intervals
+    by_position = _json(data / f"split-{kind}", *EVAL, *CI)
+    assert by_position["metrics"] == json.loads(one.stdout)["metrics"]
+    assert by_position["intervals"] != json.loads(one.stdout)["intervals"]
+
+
+def test_another_seed_changes_the_intervals_not_the_metrics(data):
+    path = data / "one" / "preds.parquet"
+    first, second = _json(path, *EVAL, *CI), _json(path, *EVAL, *CI, "--seed", "1")
+    assert first["ci"]["seed"] == 0 and second["ci"]["seed"] == 1
+    assert first["metrics"] == second["metrics"]
+    assert [g["metrics"] for g in first["groups"]] == [g["metrics"] for g in second["groups"]]
+    assert first["intervals"] != second["intervals"]
+    for a, b in zip(first["groups"], second["groups"], strict=True):
+        assert a["intervals"] != b["intervals"]
+    assert _json(path, *EVAL, *CI, "--seed", "0") == first  # 0 is the default
+
+
+@pytest.mark.parametrize(
+    "given", [("--bootstrap", "10"), ("--seed", "3"), ("--id", "rid"), ("--seed", "3", "--id", "x")]
+)
+def test_resampling_options_without_ci_are_a_usage_error(data, given):
+    result = invoke("eval", data / "ids-int.parquet", "-m", "acc", *given)
+    assert result.exit_code == 2
+    assert "need" in result.stderr and "--ci LEVEL" in result.stderr
+    assert given[0] in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("level", ["0", "1", "1.5", "-0.1"])
+def test_a_level_outside_0_1_is_a_usage_error(data, level):
+    result = invoke("eval", data / "one" / "preds.parquet", "-m", "acc", "--ci", level)
+    assert result.exit_code == 2 and "--ci" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["int", "str"])
+def test_a_null_id_is_one_line_naming_file_column_and_row(tmp_path, kind):
+    table = _with_ids(preds_table(700, seed=2), kind)
+    ids = table["rid"].to_pylist()
+    ids[450] = None  # in the second row group: the row of the file is named, not of the batch
+    path = tmp_path / "preds.parquet"
+    pq.write_table(table.set_column(3, "rid", pa.array(ids)), path, row_group_size=300)
+    result = invoke("eval", path, "-m", "acc", "--ci", "0.95", "--id", "rid")
+    assert result.exit_code == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "preds.parquet" in lines[0] and "`rid`" in lines[0] and "row 450" in lines[0]
+    assert "null" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_float_id_column_is_refused_in_one_line(tmp_path):
+    table = preds_table(50, seed=2).append_column("rid", pa.array(np.arange(50.0)))
+    path = tmp_path / "preds.parquet"
+    pq.write_table(table, path)
+    result = invoke("eval", path, "-m", "acc", "--ci", "0.95", "--id", "rid")
+    assert result.exit_code == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "preds.parquet" in lines[0] and "`rid`" in lines[0] and "double" in lines[0]
+    missing = invoke("eval", path, "-m", "acc", "--ci", "0.95", "--id", "nope")
+    assert missing.exit_code != 0 and "`nope`" in missing.stderr
+    assert len(missing.stderr.splitlines()) == 1
+
+
+# --- engine-level: checkpoint/resume and the Dask engine -----------------------------------------
+
+
+def _job(data: Path, ids: str | None = None) -> Job:
+    return Job(
+        paths=[str(data / "split-int")],
+        metrics=["ce", "acc"],
+        columns=ColumnSpec(labels="label", preds="probs", by=("model",), ids=ids),
+        resampling=Resampling(0.9, 200, 5),
+    )
+
+
+def _bits(result: Any) -> str:
+    return json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("ids", [None, "rid"])
+def test_a_resumed_run_gives_the_same_bits(data, tmp_path, ids):
+    job = _job(data, ids)
+    reference = _bits(run_job(job, threads=2))
+    assert "intervals" in json.loads(reference)
+    checkpoint = tmp_path / "ck.json"
+    seen: list[int] = []
+
+    def crash(rows: int) -> None:
+        seen.append(rows)
+        if len(seen) == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job, threads=1, checkpoint=checkpoint, progress=crash)
+    assert checkpoint.exists()
+    started: list[Any] = []
+    resumed = run_job(job, threads=2, checkpoint=checkpoint, on_start=started.append)
+    units = plan(job.paths, job.columns)
+    assert 0 < len(started[0].pending) < len(units)  # it did resume: units were not read again
+    assert _bits(resumed) == reference
+    # the checkpoint is of one seed: resuming with another is refused, not mixed
+    other = Job(job.paths, job.metrics, job.columns, resampling=Resampling(0.9, 200, 6))
+    with pytest.raises(Exception, match="checkpoint"):
+        run_job(other, threads=1, checkpoint=checkpoint)
+
+
+@pytest.fixture(scope="module")
+def dask_address() -> Iterator[str]:
+    try:
+        from streammetric.engine.dask import local_cluster
+    except ImportError:  # pragma: no cover - CI installs the dask extra
+        if os.environ.get("CI"):
+            pytest.fail("dask[distributed] is not installed: CI must run the dask tests")
+        pytest.skip("dask[distributed] is not installed")
+    with local_cluster(2, processes=False) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.parametrize("ids", [None, "rid"])
+def test_the_dask_engine_gives_the_same_bits(data, dask_address, ids):
+    from streammetric.engine.dask import run_job_dask
+
+    job = _job(data, ids)
+    assert _bits(run_job_dask(job, scheduler=dask_address)) == _bits(run_job(job, threads=2))
