@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from streammetric.engine import Job, run_job
 from streammetric.io import ColumnSpec, plan
+from streammetric.metrics import bootstrap
 from streammetric.metrics.bootstrap import Resampling
 
 from .helpers import invoke, preds_table
@@ -281,3 +285,76 @@ def test_the_dask_engine_gives_the_same_bits(data, dask_address, ids):
 
     job = _job(data, ids)
     assert _bits(run_job_dask(job, scheduler=dask_address)) == _bits(run_job(job, threads=2))
+
+
+def test_the_dask_engine_from_the_command_line(data):
+    """``--engine dask --workers 2``: a cluster of worker processes (states pickled between
+    processes), the same output as the local engine."""
+    path = data / "split-str"
+    command = [sys.executable, "-m", "streammetric.cli", "eval", str(path), *EVAL, *CI]
+    command += ["--id", "rid", "--format", "json"]
+    local = subprocess.run([*command, "--engine", "local"], capture_output=True, text=True)
+    on_dask = subprocess.run(
+        [*command, "--engine", "dask", "--workers", "2"], capture_output=True, text=True
+    )
+    if "dask[distributed] is not installed" in on_dask.stderr and not os.environ.get("CI"):
+        pytest.skip("dask[distributed] is not installed")  # pragma: no cover
+    assert local.returncode == 0 and on_dask.returncode == 0, on_dask.stderr
+    assert on_dask.stdout == local.stdout
+    assert "intervals" in json.loads(local.stdout)
+
+
+def test_skipped_rows_are_not_resampled(tmp_path):
+    """``--on-invalid skip`` with ``--id``: rows skipped by the reader (NaN probabilities) or by
+    a metric (a label beyond the classes) are left out, and the others keep their ids'
+    weights: the same intervals as the file without those rows."""
+    table = _with_ids(preds_table(1000, seed=5), "int")
+    probs = table["probs"].combine_chunks().flatten().to_numpy().reshape(1000, 4).copy()
+    labels = table["label"].to_numpy().copy()
+    bad = np.zeros(1000, dtype=bool)
+    bad[[3, 400, 401, 999]] = True
+    probs[[3, 400]] = np.nan
+    labels[[401, 999]] = 9
+    flat = pa.array(probs.reshape(-1).astype(np.float32))
+    dirty = table.set_column(0, "label", pa.array(labels)).set_column(
+        1, "probs", pa.FixedSizeListArray.from_arrays(flat, 4)
+    )
+    pq.write_table(dirty, tmp_path / "dirty.parquet", row_group_size=300)
+    pq.write_table(table.filter(pa.array(~bad)), tmp_path / "clean.parquet", row_group_size=300)
+    options = (*EVAL, *CI, "--id", "rid", "--on-invalid", "skip")
+    dirty_result = _json(tmp_path / "dirty.parquet", *options)
+    clean_result = _json(tmp_path / "clean.parquet", *options)
+    assert dirty_result["invalid_rows"] == 4 and clean_result["invalid_rows"] == 0
+    dirty_result["invalid_rows"] = 0
+    assert json.dumps(dirty_result) == json.dumps(clean_result)
+
+
+def test_many_groups_computed_a_few_at_a_time_give_the_same_bits(tmp_path, monkeypatch):
+    """Replicate values are computed a few groups at a time (bounded memory): the chunking
+    does not change any group's interval, and each group's interval is that of its rows alone
+    (with ids: the same rows in a file of their own)."""
+    rng = np.random.default_rng(8)
+    table = _with_ids(preds_table(3000, seed=8), "int")
+    models = pa.array([f"m{g:02d}" for g in rng.integers(0, 40, 3000)])
+    table = table.set_column(2, "model", models)
+    path = tmp_path / "preds.parquet"
+    pq.write_table(table, path, row_group_size=500)
+
+    def job(source: Path) -> Job:
+        return Job(
+            paths=[str(source)],
+            metrics=["ce", "acc"],
+            columns=ColumnSpec(labels="label", preds="probs", by=("model",), ids="rid"),
+            resampling=Resampling(0.95, 100, 2),
+        )
+
+    reference = run_job(job(path), threads=1).to_dict()
+    assert len(reference["groups"]) == 40
+    monkeypatch.setattr(bootstrap, "_CHUNK", 300)  # 3 groups a chunk
+    assert json.dumps(run_job(job(path), threads=2).to_dict()) == json.dumps(reference)
+    for group in (reference["groups"][0], reference["groups"][17]):
+        key = group["key"]["model"]
+        alone = tmp_path / f"{key}.parquet"
+        pq.write_table(table.filter(pc.equal(table["model"], key)), alone)
+        result = run_job(job(alone), threads=1).to_dict()
+        assert result["intervals"] == group["intervals"] == result["groups"][0]["intervals"]
