@@ -116,6 +116,8 @@ def replicate_values(
     weights = resampling.weights
     replicates = weights.shape[0]
     cells = np.flatnonzero(cell_groups >= 0)
+    if not cells.shape[0]:  # no rows: no group has replicates
+        return
     order = cells[np.argsort(cell_groups[cells], kind="stable")]
     groups_sorted = cell_groups[order]
     starts = np.flatnonzero(np.r_[True, groups_sorted[1:] != groups_sorted[:-1]])
@@ -258,11 +260,19 @@ class Bootstrap:
             self.leaves, self.states, cell_groups, cells, self.resampling
         ):
             values.update(chunk)
-        names, _ = self.get()
+        names, value = self.get()
         bounds = intervals(values, self.resampling.level)
         listed = names if isinstance(names, list) else [names]
-        lower = [_one(bounds[str(name)][0]) for name in listed]
-        upper = [_one(bounds[str(name)][1]) for name in listed]
+        values_listed = value if isinstance(names, list) else [value]
+        lower, upper = [], []
+        for name, one in zip(listed, values_listed, strict=True):
+            if str(name) in bounds:
+                lower.append(_one(bounds[str(name)][0]))
+                upper.append(_one(bounds[str(name)][1]))
+            else:  # no rows: NaN, as the value
+                missing = float("nan") if np.ndim(one) == 0 else np.full(np.shape(one), np.nan)
+                lower.append(missing)
+                upper.append(missing)
         if isinstance(names, list):
             return names, lower, upper
         return names, lower[0], upper[0]
