@@ -358,3 +358,16 @@ def test_many_groups_computed_a_few_at_a_time_give_the_same_bits(tmp_path, monke
         pq.write_table(table.filter(pc.equal(table["model"], key)), alone)
         result = run_job(job(alone), threads=1).to_dict()
         assert result["intervals"] == group["intervals"] == result["groups"][0]["intervals"]
+
+
+@pytest.mark.parametrize("by", [(), ("--by", "model")])
+def test_no_rows_give_the_metrics_and_no_intervals(tmp_path, by):
+    path = tmp_path / "empty.parquet"
+    pq.write_table(preds_table(10, seed=1).slice(0, 0), path)
+    plain = _json(path, "-m", "acc", *by)
+    result = invoke("eval", path, "-m", "acc", *by, *CI, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    with_ci = json.loads(result.stdout)
+    assert with_ci["rows"] == 0 and with_ci["intervals"] == {}
+    assert json.dumps(with_ci["metrics"]) == json.dumps(plain["metrics"])

@@ -323,3 +323,15 @@ def test_coverage_of_a_calibrated_classifier():
     for name in population:
         assert abs(np.mean(widths[name]) / expected[name] - 1) < 0.05, (name, widths[name][:5])
     assert elapsed < 60, elapsed  # ~10 s on one core
+
+
+def test_no_rows_give_nan_intervals_like_the_value():
+    boot = Bootstrap(sm.create(["ce", "acc"]), replicates=10)
+    names, lower, upper = boot.get_interval()
+    assert names == ["cross-entropy", "accuracy"]
+    assert np.isnan(lower).all() and np.isnan(upper).all()
+    per_class = Bootstrap(sm.F1(**F1_PER_CLASS), replicates=10)
+    _, value = per_class.get()
+    _, lower, upper = per_class.get_interval()
+    assert np.shape(lower) == np.shape(upper) == np.shape(value)
+    assert np.isnan(lower).all() and np.isnan(upper).all()
