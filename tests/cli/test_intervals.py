@@ -265,6 +265,11 @@ def test_a_resumed_run_gives_the_same_bits(data, tmp_path, ids):
     other = Job(job.paths, job.metrics, job.columns, resampling=Resampling(0.9, 200, 6))
     with pytest.raises(Exception, match="checkpoint"):
         run_job(other, threads=1, checkpoint=checkpoint)
+    # nor with other row identities (ids instead of positions, or the reverse)
+    columns = ColumnSpec(labels="label", preds="probs", by=("model",), ids=None if ids else "rid")
+    switched = Job(job.paths, job.metrics, columns, resampling=job.resampling)
+    with pytest.raises(Exception, match="checkpoint"):
+        run_job(switched, threads=1, checkpoint=checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -371,3 +376,18 @@ def test_no_rows_give_the_metrics_and_no_intervals(tmp_path, by):
     with_ci = json.loads(result.stdout)
     assert with_ci["rows"] == 0 and with_ci["intervals"] == {}
     assert json.dumps(with_ci["metrics"]) == json.dumps(plain["metrics"])
+
+
+def test_a_group_of_one_row_has_its_value_as_both_bounds(tmp_path):
+    """Replicates that drew no row of a group have no value for it and are left out: a group
+    of one row has the interval [value, value], not NaN."""
+    table = preds_table(300, seed=5)
+    models = table["model"].to_pylist()
+    models[17] = "solo"
+    path = tmp_path / "preds.parquet"
+    pq.write_table(table.set_column(2, "model", pa.array(models)), path)
+    result = _json(path, *EVAL, *CI)
+    solo = next(group for group in result["groups"] if group["key"]["model"] == "solo")
+    assert solo["rows"] == 1
+    for name, value in solo["metrics"].items():
+        assert solo["intervals"][name] == {"lower": value, "upper": value}
