@@ -391,3 +391,26 @@ def test_a_group_of_one_row_has_its_value_as_both_bounds(tmp_path):
     assert solo["rows"] == 1
     for name, value in solo["metrics"].items():
         assert solo["intervals"][name] == {"lower": value, "upper": value}
+
+
+def test_per_class_values_have_per_class_intervals_in_json(data):
+    f1 = "f1:average=None,class_type=multiclass,num_classes=4"
+    path = data / "one" / "preds.parquet"
+    options = ("-m", f1, "--by", "model", "--class-names", "cat,dog,eel,fox")
+    result = _json(path, *options, *CI)
+    assert json.dumps(result["metrics"]) == json.dumps(_json(path, *options)["metrics"])
+    for scope in [result, *result["groups"]]:
+        values, bounds = scope["metrics"]["f1"], scope["intervals"]["f1"]
+        assert (
+            list(values)
+            == list(bounds["lower"])
+            == list(bounds["upper"])
+            == [
+                "cat",
+                "dog",
+                "eel",
+                "fox",
+            ]
+        )
+        for name, value in values.items():
+            assert bounds["lower"][name] < value < bounds["upper"][name]
