@@ -336,3 +336,61 @@ def test_no_rows_give_nan_intervals_like_the_value():
     _, lower, upper = per_class.get_interval()
     assert np.shape(lower) == np.shape(upper) == np.shape(value)
     assert np.isnan(lower).all() and np.isnan(upper).all()
+
+
+def test_intervals_are_the_brute_force_weighted_replicates():
+    """A reference from the definition: row i's weight in replicate r is
+    W[r, bucket(hash(id_i))]; a replicate's accuracy is sum(w * hit) / sum(w) (ints: exact,
+    one rounding) and its cross-entropy sum(w * term) / sum(w); the bounds are NumPy's
+    quantiles of the replicates at (1 -+ level) / 2."""
+    from streammetric.functional.resample import buckets_of, hash_ids, poisson_weights
+
+    rows, replicates, level, seed = 3000, 300, 0.9, 12
+    labels, probs = _classification(rows, seed=13)
+    ids = np.array([f"row-{i}" for i in range(rows)])
+    boot = Bootstrap(sm.create(["ce", "acc"]), level=level, replicates=replicates, seed=seed)
+    boot.update(labels, probs, sample_ids=ids)
+    _, lower, upper = boot.get_interval()
+    weights = poisson_weights(seed, replicates)[:, buckets_of(hash_ids(ids, seed))]  # (R, n)
+    hits = (probs.argmax(axis=1) == labels).astype(np.int64)
+    accuracy = (weights @ hits) / weights.sum(axis=1)
+    alpha = (1 - level) / 2
+    assert lower[1] == np.quantile(accuracy, alpha) and upper[1] == np.quantile(accuracy, 1 - alpha)
+    terms = -np.log(probs[np.arange(rows), labels])
+    cross_entropy = (weights @ terms) / weights.sum(axis=1)
+    assert lower[0] == pytest.approx(np.quantile(cross_entropy, alpha), rel=1e-12)
+    assert upper[0] == pytest.approx(np.quantile(cross_entropy, 1 - alpha), rel=1e-12)
+
+
+def test_the_engine_gives_the_bits_of_bootstrap_with_the_same_ids(tmp_path):
+    """``eval --ci --id`` and `Bootstrap` with ``sample_ids`` hash the same ids into the same
+    buckets with the same weights: the same intervals, bit for bit."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from streammetric.engine import Job, run_job
+    from streammetric.io import ColumnSpec
+
+    labels, probs = _classification(2500, seed=14, classes=4)
+    probs = probs.astype(np.float32)
+    ids = np.arange(2500) * 5 - 1000
+    flat = pa.array(probs.reshape(-1))
+    table = pa.table(
+        {"label": labels, "probs": pa.FixedSizeListArray.from_arrays(flat, 4), "rid": ids}
+    )
+    pq.write_table(table, tmp_path / "preds.parquet", row_group_size=300)
+    resampling = Resampling(0.8, 150, 3)
+    job = Job(
+        paths=[str(tmp_path)],
+        metrics=["ce", "acc"],
+        columns=ColumnSpec(labels="label", preds="probs", ids="rid"),
+        resampling=resampling,
+    )
+    result = run_job(job, threads=2).to_dict()
+    boot = Bootstrap(sm.create(["ce", "acc"]), level=0.8, replicates=150, seed=3)
+    boot.update(labels, probs, sample_ids=ids)
+    names, lower, upper = boot.get_interval()
+    assert names == list(result["intervals"])
+    for name, lo, hi in zip(names, lower, upper, strict=True):
+        assert result["intervals"][name] == {"lower": lo, "upper": hi}
+        assert repr(result["metrics"][name]) == repr(boot.get()[1][names.index(name)])
