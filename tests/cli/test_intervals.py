@@ -208,6 +208,9 @@ def test_a_null_id_is_one_line_naming_file_column_and_row(tmp_path, kind):
     assert len(lines) == 1, result.stderr
     assert "preds.parquet" in lines[0] and "`rid`" in lines[0] and "row 450" in lines[0]
     assert "null" in lines[0] and "Traceback" not in result.stderr
+    # --on-invalid skip: the row without an id is skipped like any invalid row
+    skipped = _json(path, "-m", "acc", "--ci", "0.95", "--id", "rid", "--on-invalid", "skip")
+    assert skipped["rows"] == 699 and skipped["invalid_rows"] == 1
 
 
 def test_a_float_id_column_is_refused_in_one_line(tmp_path):
