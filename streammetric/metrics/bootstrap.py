@@ -116,6 +116,8 @@ def replicate_values(
     weights = resampling.weights
     replicates, buckets = weights.shape
     cells = np.flatnonzero(cell_groups >= 0)
+    if not cells.shape[0]:  # no rows: no group has replicates
+        return
     pairs = cell_groups[cells] * buckets + cell_buckets[cells]
     unique, inverse = np.unique(pairs, return_inverse=True)
     if unique.shape[0] < cells.shape[0]:  # cells of one (group, bucket): added first, exactly
@@ -264,11 +266,19 @@ class Bootstrap:
             self.leaves, self.states, cell_groups, cells, self.resampling
         ):
             values.update(chunk)
-        names, _ = self.get()
+        names, value = self.get()
         bounds = intervals(values, self.resampling.level)
         listed = names if isinstance(names, list) else [names]
-        lower = [_one(bounds[str(name)][0]) for name in listed]
-        upper = [_one(bounds[str(name)][1]) for name in listed]
+        values_listed = value if isinstance(names, list) else [value]
+        lower, upper = [], []
+        for name, one in zip(listed, values_listed, strict=True):
+            if str(name) in bounds:
+                lower.append(_one(bounds[str(name)][0]))
+                upper.append(_one(bounds[str(name)][1]))
+            else:  # no rows: NaN, as the value
+                missing = float("nan") if np.ndim(one) == 0 else np.full(np.shape(one), np.nan)
+                lower.append(missing)
+                upper.append(missing)
         if isinstance(names, list):
             return names, lower, upper
         return names, lower[0], upper[0]
