@@ -84,13 +84,15 @@ def test_replicated_is_the_weighted_sum_of_the_cells(seed):
             state = out.state(g * replicates + r)
             w = [int(weights[r, buckets_of[c]]) for c in mine]
             scale = _scale(totals)
-            expected = sum((wi * _cut(v, scale) for wi, v in zip(w, totals)), Fraction(0))
+            expected = sum(
+                (wi * _cut(v, scale) for wi, v in zip(w, totals, strict=True)), Fraction(0)
+            )
             assert state["total"].value == float(expected)
-            rows = sum(wi * int(alone[c]["rows"].value) for wi, c in zip(w, mine))
+            rows = sum(wi * int(alone[c]["rows"].value) for wi, c in zip(w, mine, strict=True))
             assert state["rows"].value == float(rows)
-            assert state["n"] == sum(wi * alone[c]["n"] for wi, c in zip(w, mine))
+            assert state["n"] == sum(wi * alone[c]["n"] for wi, c in zip(w, mine, strict=True))
             counts = [0] * 4
-            for wi, c in zip(w, mine):
+            for wi, c in zip(w, mine, strict=True):
                 for k, count in enumerate(alone[c]["per_class"].tolist()):
                     counts[k] += wi * count
             got = state["per_class"].tolist() + [0] * (4 - state["per_class"].size)
@@ -98,7 +100,8 @@ def test_replicated_is_the_weighted_sum_of_the_cells(seed):
             for k in range(4):
                 scale = _scale(per_position[k])
                 expected = sum(
-                    (wi * _cut(v, scale) for wi, v in zip(w, per_position[k])), Fraction(0)
+                    (wi * _cut(v, scale) for wi, v in zip(w, per_position[k], strict=True)),
+                    Fraction(0),
                 )
                 assert state["weighted"][k].value == float(expected)
 
