@@ -474,6 +474,17 @@ def _cell(value: Any, precision: int | None) -> str:
     return format_value(value, precision)
 
 
+def _class_cell(value: Any, bounds: Any, label: str, shown: int | None) -> str:
+    """A class's cell of a per-class value: ``value [lower, upper]`` with its interval."""
+    if label not in value:
+        return ""
+    text = _cell(value[label], shown)
+    if bounds is not None and label in bounds["lower"]:
+        lower, upper = (_cell(bounds[side][label], shown) for side in ("lower", "upper"))
+        text += f" [{lower}, {upper}]"
+    return text
+
+
 def _kind(value: Any) -> str:
     """``number``, ``classes`` (per-class values: a mapping) or ``matrix`` (a list of rows)."""
     return (
@@ -629,24 +640,33 @@ def _vector_tables(
 ) -> list[list[str]]:
     """The table's blocks after the numbers: the per-class values, then each matrix."""
     kinds = {name: _kind(value) for name, value in result["metrics"].items()}
-    scopes: list[tuple[list[str], str, dict[str, Any]]] = [
-        (["(all)", *[""] * (len(by) - 1)] if by else [], " (all)" if by else "", result["metrics"])
+    scopes: list[tuple[list[str], str, dict[str, Any], dict[str, Any]]] = [
+        (
+            ["(all)", *[""] * (len(by) - 1)] if by else [],
+            " (all)" if by else "",
+            result["metrics"],
+            result.get("intervals") or {},
+        )
     ]
     for group in result.get("groups") or []:
         key = [str(v) for v in group["key"].values()]
         where = " " + " ".join(f"{col}={value}" for col, value in zip(by, key, strict=True))
-        scopes.append((key, where, group["metrics"]))
+        scopes.append((key, where, group["metrics"], group.get("intervals") or {}))
     blocks = []
     per_class = [name for name, kind in kinds.items() if kind == "classes"]
     if per_class:
         rows = [
-            [*key, label, *(_cell(m[n][label], shown) if label in m[n] else "" for n in per_class)]
-            for key, _, m in scopes
+            [
+                *key,
+                label,
+                *(_class_cell(m[n], bounds.get(n), label, shown) for n in per_class),
+            ]
+            for key, _, m, bounds in scopes
             for label in _union(list(m[n]) for n in per_class)
         ]
         blocks.append(_aligned([*by, "class", *per_class], rows, len(by) + 1))
     for name in (name for name, kind in kinds.items() if kind == "matrix"):
-        for _, where, m in scopes:
+        for _, where, m, _ in scopes:
             matrix = m[name]
             width = max((len(row) for row in matrix), default=0)
             header = ["true\\pred", *(class_label(p, class_names) for p in range(width))]

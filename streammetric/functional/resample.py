@@ -116,7 +116,13 @@ def hash_ids(ids: Any, seed: int) -> np.ndarray:
     if array.dtype.kind in "iu":
         if array.dtype.kind == "u" and array.dtype.itemsize < 8:
             array = array.astype(np.int64)
-        return _hash_u64(array.reshape(-1), _key(seed, 2))
+        array = array.reshape(-1)
+        hashes = _hash_u64(array, _key(seed, 2))
+        if array.dtype == np.uint64:  # beyond int64: not the negative ints of the same bits
+            beyond = array >= np.uint64(1 << 63)
+            if beyond.any():
+                hashes[beyond] = _hash_u64(array[beyond], _key(seed, 5))
+        return hashes
     if array.dtype.kind in "OUS":
         return hash_ids(pa.array(array.reshape(-1).tolist()), seed)
     raise TypeError(f"ids must be integers or strings, not {array.dtype}")

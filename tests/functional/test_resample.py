@@ -210,3 +210,12 @@ def test_percentile_interval_with_infinite_neighbours():
     assert lower.tolist() == [-np.inf, np.inf, 1.0]
     assert upper.tolist() == [1.0, np.inf, np.inf]
     assert not np.isnan(lower).any() and not np.isnan(upper).any()
+
+
+def test_uint64_ids_beyond_int64_are_not_the_negative_ints_of_the_same_bits():
+    big = np.array([2**64 - 1, 2**63, 5], dtype=np.uint64)
+    same_bits = big.view(np.int64)  # -1, -2**63, 5
+    hashed, other = hash_ids(big, seed=0), hash_ids(same_bits, seed=0)
+    assert hashed[0] != other[0] and hashed[1] != other[1]
+    assert hashed[2] == other[2]  # 5 is 5 whatever the type
+    assert np.array_equal(hash_ids(pa.array(big), seed=0), hashed)
