@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .explain import Explanation, explain
     from .metrics import EvalMetric, alias, create, list_metrics, register
     from .metrics import np_metric as np
+    from .metrics.bootstrap import Bootstrap
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ _FROM = {
     "conventions": ("Convention", "get_convention", "list_conventions", "register_convention"),
     "engine": ("Result", "evaluate"),
     "explain": ("Explanation", "explain"),
+    "metrics.bootstrap": ("Bootstrap",),
     "metrics": (
         "EvalMetric",
         "alias",
@@ -87,6 +89,7 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 __all__ = [
+    "Bootstrap",
     "ConfigError",
     "Convention",
     "EvalMetric",
