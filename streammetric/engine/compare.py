@@ -224,7 +224,7 @@ class Pairing:
         self.pairs = np.zeros(0, dtype=np.int64)  # paired rows per baseline group code
         self.discordant = np.zeros((len(self.mcnemar), 2, 0), dtype=np.int64)  # [leaf, b/c, group]
 
-    def correct(self, terms: Sequence[Any]) -> np.ndarray:
+    def correct(self, terms: Sequence[Any], rows: int) -> np.ndarray:
         """(rows, McNemar leaves) bools: each row's correctness, from each leaf's own row terms
         (``sum_metric``: the row's hit, without weights)."""
         columns = []
@@ -238,11 +238,10 @@ class Pairing:
                     "McNemar's test needs one label per row; compare has several a row"
                 )
             columns.append(hits > 0)
-        rows = columns[0].shape[0] if columns else 0
         return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=bool)
 
     def observe_baseline(self, rows: ObservedRows) -> None:
-        correct = self.correct(rows.terms)
+        correct = self.correct(rows.terms, rows.hashes.shape[0])
         source = rows.source_rows()
         contiguous = source.size == 0 or int(source[-1]) - int(source[0]) == source.size - 1
         with self._lock:
@@ -317,7 +316,7 @@ class Pairing:
             raise self._unpaired(rows.unit.display_path, row, self.names[1], self.names[0])
         at = where[found]
         groups = self.groups[at]
-        correct = self.correct(rows.terms)[found] if self.mcnemar else None
+        correct = self.correct(rows.terms, hashes.shape[0])[found] if self.mcnemar else None
         with self._lock:
             again = self.paired[at]
             if again.any() or np.unique(at).shape[0] != at.shape[0]:
