@@ -478,12 +478,16 @@ def compare(
     by = base_run.resolved.by
     if tuple(cand_run.resolved.by) != tuple(by):
         raise ConfigError("compare: both sides need the same --by columns")
-    base_result = base_groups.result([], grouped=bool(by), by=by).to_dict()
-    cand_result = cand_groups.result([], grouped=bool(by), by=by).to_dict()
-    notes = [f"baseline: {n}" for n in [*base_run.notes, *base_run.resolved.notes]]
-    notes += [f"candidate: {n}" for n in [*cand_run.notes, *cand_run.resolved.notes]]
-    for side, result in (("baseline", base_result), ("candidate", cand_result)):
-        notes += [f"{side}: {n}" for n in result.get("notes", [])]
+    notes: list[str] = []
+    results = []
+    for side, run, groups_partial in (
+        ("baseline", base_run, base_groups),
+        ("candidate", cand_run, cand_groups),
+    ):
+        result = groups_partial.result([*run.notes, *run.resolved.notes], grouped=bool(by), by=by)
+        notes += [f"{side}: {note}" for note in result.notes]
+        results.append(result.to_dict())
+    base_result, cand_result = results
 
     value_leaf = {name: i for i, leaf in enumerate(leaves) for name in _value_names(leaf)}
     names = list(base_result["metrics"])
@@ -525,7 +529,7 @@ def compare(
     metrics = entries(
         base_result["metrics"],
         cand_result["metrics"],
-        {n: cand_all[n][0] - base_all[n][0] for n in names},
+        _deltas(cand_all, base_all, 0, names),
         total_counts,
     )
     groups_out = None
@@ -558,7 +562,7 @@ def compare(
                     "metrics": entries(
                         base_group["metrics"] if base_group else {},
                         cand_group["metrics"] if cand_group else {},
-                        {n: cand_reps[n][code] - base_reps[n][code] for n in names},
+                        _deltas(cand_reps, base_reps, code, names),
                         discordant[:, :, code] if mcnemar else None,
                     ),
                 }
@@ -572,6 +576,14 @@ def compare(
         notes=notes,
         higher_is_better=higher_is_better(template),
     )
+
+
+def _deltas(
+    cand: dict[str, np.ndarray], base: dict[str, np.ndarray], code: int, names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Group ``code``'s replicate deltas per name (inf - inf: NaN, a replicate left out)."""
+    with np.errstate(invalid="ignore"):
+        return {name: cand[name][code] - base[name][code] for name in names}
 
 
 def _present_keys(groups: Partial) -> list[GroupKey]:

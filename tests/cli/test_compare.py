@@ -370,3 +370,29 @@ def test_mcnemar_counts_from_constructed_rows(tmp_path, p_b_c):
     )
     expected = 1.0 if b == c else binomtest(b, b + c, 0.5).pvalue
     assert out["metrics"]["accuracy"]["p_value"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_each_sides_notes_are_shown_with_its_name(tmp_path):
+    flat = pa.array(np.array([[0.0, 1.0], [0.5, 0.5], [0.3, 0.7]]).reshape(-1))
+    table = pa.table(
+        {"id": [1, 2, 3], "label": [0, 1, 1], "probs": pa.FixedSizeListArray.from_arrays(flat, 2)}
+    )
+    pq.write_table(table, tmp_path / "p.parquet")
+    result = invoke(
+        "compare",
+        tmp_path / "p.parquet",
+        tmp_path / "p.parquet",
+        "-m",
+        "ce",
+        "--format",
+        "json",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["cross-entropy"]["baseline"] == float("inf")
+    own = invoke("eval", tmp_path / "p.parquet", "-m", "ce").stderr.splitlines()
+    assert own and all(line.startswith("streammetric: note: ") for line in own)
+    for side in ("baseline", "candidate"):
+        for line in own:
+            note = line.removeprefix("streammetric: note: ")
+            assert f"streammetric: note: {side}: {note}" in result.stderr.splitlines()
