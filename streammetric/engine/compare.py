@@ -20,14 +20,17 @@ What the result holds, per metric (and per group with ``--by``):
   baseline gets right, ``c`` rows only the candidate does); for every other metric (and with
   weights) ``"paired-bootstrap"``: `bootstrap_p` of the replicate deltas.
 
-Pairing (`Pairing`) holds a few numbers per row of the baseline, never predictions: its rows'
-identity hashes (8 bytes), group code (4), position (4 below 2**32 rows, else 8), a "paired"
-flag (1) and one correctness bit per McNemar metric (1 byte each): 18 bytes a row with
-accuracy (19 with top-k accuracy too), sorted by hash; sorting them briefly needs about 21
-bytes a row more. The candidate's rows are looked up batch by batch as they are read
-(``numpy.searchsorted``), so they cost nothing per row. Two ids are told apart by their 64-bit
-hashes: two different ids of one side with the same hash (chance about ``n**2 / 2**65``, 2e-6 for
-8 million rows) would be reported as a repeated id.
+Pairing (`Pairing`) holds a few numbers per row of the baseline, never predictions. While the
+baseline is read: each row's identity hash (8 bytes), group cell code (8) and one correctness
+bit per McNemar metric (1 byte each): 17 bytes a row with accuracy. Once it is read, sorted by
+hash: the hash (8), group code (4), position (4 below 2**32 rows, else 8), a "paired" flag (1),
+the correctness bytes (1 each) and an index of the hashes' top bits (about 1): 19 bytes a row
+with accuracy (18 with no McNemar metric, 20 with accuracy and top-k accuracy). Sorting needs
+about 40 bytes a row at its peak (8 million rows: about 320 MB more than ``eval --ci``). The
+candidate's rows are looked up batch by batch as they are read, so they cost nothing per row.
+Two ids are told apart by their 64-bit hashes: two different ids of one side with the same
+hash (chance about ``n**2 / 2**65``, 2e-6 for 8 million rows) would be reported as a repeated
+id.
 """
 
 from __future__ import annotations
@@ -198,7 +201,7 @@ class Pairing:
     reverse) for each McNemar leaf; `finish` counts the unpaired rows. With ``strict``, an
     unpaired row is an error naming file, column and row.
 
-    Memory: see the module docstring (18 bytes per baseline row with one McNemar metric)."""
+    Memory: see the module docstring (19 bytes per baseline row with one McNemar metric)."""
 
     def __init__(
         self,
@@ -282,6 +285,7 @@ class Pairing:
         self._chunks.sort(key=lambda chunk: chunk.start)
         self._starts = [chunk.start for chunk in self._chunks]
         self.paired = np.zeros(self.hashes.shape[0], dtype=bool)
+        self._build_index()
         self.pairs = np.zeros(groups, dtype=np.int64)
         self.discordant = np.zeros((len(self.mcnemar), 2, groups), dtype=np.int64)
         same = np.flatnonzero(self.hashes[1:] == self.hashes[:-1])
@@ -298,6 +302,30 @@ class Pairing:
                 rule="ids must be unique within a side",
             )
 
+    def _build_index(self) -> None:
+        """Where each value of a hash's top bits starts among the sorted hashes (about 8 rows
+        per value: 1 byte a row), so a lookup searches a few rows, not all (`lookup`)."""
+        n = self.hashes.shape[0]
+        bits = max(1, min(32, (n >> 3).bit_length()))
+        self._shift = np.uint64(64 - bits)
+        top = (self.hashes >> self._shift).astype(np.intp)
+        counts = np.bincount(top, minlength=1 << bits)
+        self._starts_of = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
+        self._steps = int(counts.max(initial=0)).bit_length()
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """``numpy.searchsorted(self.hashes, hashes)``: a binary search within each hash's
+        top-bits range (`_build_index`), all hashes a step at a time."""
+        top = (hashes >> self._shift).astype(np.intp)
+        lo, hi = self._starts_of[top], self._starts_of[top + 1]
+        last = max(self.hashes.shape[0] - 1, 0)
+        for _ in range(self._steps):
+            mid = (lo + hi) >> 1
+            right = (lo < hi) & (self.hashes[np.minimum(mid, last)] < hashes)
+            lo = np.where(right, mid + 1, lo)
+            hi = np.where(right | (lo >= hi), hi, mid)
+        return lo
+
     def _locate(self, position: int) -> tuple[str, int]:
         """(file, file row) of the held row at ``position``."""
         chunk = self._chunks[bisect.bisect_right(self._starts, position) - 1]
@@ -310,7 +338,7 @@ class Pairing:
         # times quicker than in row order, which misses the cache at nearly every step)
         order = np.argsort(rows.hashes)
         hashes = rows.hashes[order]
-        where = np.searchsorted(self.hashes, hashes)
+        where = self.lookup(hashes) if self.hashes.shape[0] else np.zeros(len(hashes), np.intp)
         found = where < self.hashes.shape[0]
         found[found] = self.hashes[where[found]] == hashes[found]
         missing = int(found.shape[0] - np.count_nonzero(found))

@@ -396,3 +396,18 @@ def test_each_sides_notes_are_shown_with_its_name(tmp_path):
         for line in own:
             note = line.removeprefix("streammetric: note: ")
             assert f"streammetric: note: {side}: {note}" in result.stderr.splitlines()
+
+
+def test_an_id_repeated_across_row_groups_of_the_candidate_is_an_error(tmp_path, files):
+    cand = pq.read_table(files["cand"])
+    ids = cand.column("id").to_numpy().copy()
+    ids[ROWS - 1] = ids[0]  # the last row group repeats the first row's id
+    pq.write_table(
+        cand.set_column(0, "id", pa.array(ids)), tmp_path / "c.parquet", row_group_size=100
+    )
+    result = invoke(
+        "compare", files["base"], tmp_path / "c.parquet", "--preds", "probs", "-m", "acc"
+    )
+    line = one_line_error(result, 1, "c.parquet", "column `id`", "repeats")
+    # which of the two rows is named depends on which row group's thread looked it up first
+    assert f"row {ROWS - 1}:" in line or "row 0:" in line

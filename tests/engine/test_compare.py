@@ -122,3 +122,23 @@ def test_pairing_counts_discordant_rows_and_unpaired_rows(tmp_path):
     # each side's value is over all its own rows, unpaired ones included
     assert entry["baseline"] == (n - 19 - 34 + 4) / (n + 4)
     assert entry["candidate"] == (n - 7 - 34 + 3) / (n + 3)
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 200_000])
+def test_pairing_lookup_is_searchsorted(n):
+    from streammetric.engine.compare import Pairing
+
+    rng = np.random.default_rng(n)
+    pairing = Pairing("id", [], False)
+    pairing.hashes = np.sort(rng.integers(0, 2**64, n, dtype=np.uint64))
+    pairing._build_index()
+    edges = np.array([0, 1, 2**63, 2**64 - 1], dtype=np.uint64)
+    queries = np.concatenate(
+        [
+            pairing.hashes,
+            pairing.hashes + np.uint64(1),
+            rng.integers(0, 2**64, 500, dtype=np.uint64),
+            edges,
+        ]
+    )
+    assert (pairing.lookup(queries) == np.searchsorted(pairing.hashes, queries)).all()
