@@ -411,3 +411,12 @@ def test_an_id_repeated_across_row_groups_of_the_candidate_is_an_error(tmp_path,
     line = one_line_error(result, 1, "c.parquet", "column `id`", "repeats")
     # which of the two rows is named depends on which row group's thread looked it up first
     assert f"row {ROWS - 1}:" in line or "row 0:" in line
+
+
+def test_top_k_accuracy_gets_mcnemar_and_other_metrics_the_bootstrap(files):
+    out = run_json(
+        "compare", files["base"], files["cand"], "--preds", "probs",
+        "-m", "top_k_accuracy:top_k=2", "-m", "f1:class_type=multiclass,average=macro", *FAST,
+    )  # fmt: skip
+    tests = {name: entry["test"] for name, entry in out["metrics"].items()}
+    assert tests == {"top_k_accuracy_2": "mcnemar-exact", "f1": "paired-bootstrap"}
