@@ -301,7 +301,6 @@ def compare_command(
     from .metrics.bootstrap import Resampling
 
     resampling = Resampling(level, replicates or DEFAULT_REPLICATES, seed)
-    params["on_invalid"] = params.pop("on_invalid")
     base_params = {**params, "strict": False}
     if baseline_preds is not None:
         base_params["preds"] = baseline_preds
@@ -316,12 +315,15 @@ def compare_command(
         jobs.append(job)
     baseline, candidate = jobs
     resolved_checks = []
-    for name, margin in checks:
+    direction = directions(build_metrics(baseline.metrics, baseline.metric_defaults))
+    for name, margin in checks:  # a usage error before anything is read
         resolved = resolve_metric_name(name, baseline.metrics, baseline.metric_defaults)
         if resolved is None:
-            raise ConfigError(f"--fail-if-worse: {name!r} is not a requested metric")
+            raise ConfigError(
+                f"--fail-if-worse: {name!r} is not a requested metric; the results will have "
+                f"{', '.join(direction)}"
+            )
         resolved_checks.append((resolved, margin))
-        direction = directions(build_metrics(baseline.metrics, baseline.metric_defaults))
         if direction.get(resolved) is None:
             raise ConfigError(
                 f"--fail-if-worse: {resolved} has no better direction (neither higher nor lower is better)"
