@@ -440,7 +440,7 @@ class Comparison:
         lower, upper = entry["lower"], entry["upper"]
         if self.higher_is_better.get(name):
             if upper < -margin:
-                return f"{name}: delta {entry['delta']!r}, interval [{lower!r}, {upper!r}] is below -{margin!r}"
+                return f"{name}: delta {entry['delta']!r}, interval [{lower!r}, {upper!r}] is below {-margin!r}"
         elif lower > margin:
             return f"{name}: delta {entry['delta']!r}, interval [{lower!r}, {upper!r}] is above {margin!r}"
         return None
