@@ -561,8 +561,8 @@ def compare(
         return out
 
     # replicate values over all rows (group 0), then per group
-    base_all = _replicates(base_cells, None, {(): 0}, resampling)
-    cand_all = _replicates(cand_cells, None, {(): 0}, resampling)
+    base_all = _replicates(_Cells(base_cells, None), 0, 1, resampling)
+    cand_all = _replicates(_Cells(cand_cells, None), 0, 1, resampling)
     total_counts = pairing.discordant.sum(axis=2) if mcnemar else None
     metrics = entries(
         base_result["metrics"],
@@ -574,8 +574,8 @@ def compare(
     if by:
         keys = sorted({*_present_keys(base_groups), *_present_keys(cand_groups)}, key=_sort_key)
         common = {key: code for code, key in enumerate(keys)}
-        base_reps = _replicates(base_cells, by, common, resampling)
-        cand_reps = _replicates(cand_cells, by, common, resampling)
+        base_layout, cand_layout = _Cells(base_cells, common), _Cells(cand_cells, common)
+        per_pass = max(1, REPLICATE_VALUES // resampling.replicates)
         base_by_key = {_key_of(g, by): g for g in base_result["groups"]}
         cand_by_key = {_key_of(g, by): g for g in cand_result["groups"]}
         to_common = np.array([common.get(key, -1) for key in base_groups.keys], dtype=np.int64)
@@ -592,6 +592,10 @@ def compare(
                 )
         groups_out = []
         for code, key in enumerate(keys):
+            if code % per_pass == 0:  # the replicates of the next groups (bounded memory)
+                end = min(code + per_pass, len(keys))
+                base_reps = _replicates(base_layout, code, end, resampling)
+                cand_reps = _replicates(cand_layout, code, end, resampling)
             base_group, cand_group = base_by_key.get(key), cand_by_key.get(key)
             groups_out.append(
                 {
@@ -600,7 +604,7 @@ def compare(
                     "metrics": entries(
                         base_group["metrics"] if base_group else {},
                         cand_group["metrics"] if cand_group else {},
-                        _deltas(cand_reps, base_reps, code, names),
+                        _deltas(cand_reps, base_reps, code % per_pass, names),
                         discordant[:, :, code] if mcnemar else None,
                     ),
                 }
@@ -639,39 +643,53 @@ def _interval(deltas: np.ndarray, resampling: Resampling) -> tuple[float, float]
     return float(lower), float(upper)
 
 
+#: replicate values of one side and metric held at once at most (groups x replicates)
+REPLICATE_VALUES = 1 << 20
+
+
+class _Cells:
+    """A side's cells (group key + bucket) laid out for `_replicates`: each cell's bucket,
+    whether it has rows, and its group's code in ``common`` (every cell in group 0 when
+    ``common`` is None: all rows)."""
+
+    def __init__(self, cells: Partial, common: dict[GroupKey, int] | None) -> None:
+        check_resampled(cells)
+        self.cells = cells
+        keys = cells.keys
+        size = len(keys)
+        self.present = np.zeros(size, dtype=bool)
+        rows = cells._rows[:size]
+        self.present[: rows.shape[0]] = rows > 0
+        self.buckets = np.array([key[-1] for key in keys], dtype=np.int64)
+        if common is None:
+            self.group = np.zeros(size, dtype=np.int64)
+        else:
+            self.group = np.array(
+                [common.get(key[:-1], -1) for key in keys], dtype=np.int64
+            ).reshape(size)
+            self.present &= self.group >= 0
+
+
 def _replicates(
-    cells: Partial,
-    by: Sequence[str] | None,
-    common: dict[GroupKey, int],
-    resampling: Resampling,
+    layout: _Cells, start: int, end: int, resampling: Resampling
 ) -> dict[str, np.ndarray]:
-    """Each value name's replicate values ``(len(common), replicates)`` (NaN for a group
-    without rows on this side): over all rows when ``by`` is None (``common`` is ``{(): 0}``),
-    else per group key (its code in ``common``)."""
-    check_resampled(cells)
-    keys = cells.keys
-    size = len(keys)
-    present = np.zeros(size, dtype=bool)
-    rows = cells._rows[:size]
-    present[: rows.shape[0]] = rows > 0
-    buckets = np.array([key[-1] for key in keys], dtype=np.int64)
-    if by is None:
-        group = np.zeros(size, dtype=np.int64)
-    else:
-        group = np.array([common[key[:-1]] if key[:-1] in common else -1 for key in keys])
-        present &= group >= 0
-    cell_groups = np.where(present, group, -1)
-    states: list[GroupedState] = cells.states  # type: ignore[assignment]  # checked above
-    out: dict[str, np.ndarray] = {}
-    for codes, values in replicate_values(cells.leaves, states, cell_groups, buckets, resampling):
+    """Each value name's replicate values of groups ``start .. end - 1`` (codes of the
+    layout), ``(end - start, replicates)``; NaN for a group without rows on this side."""
+    cells = layout.cells
+    chosen = layout.present & (layout.group >= start) & (layout.group < end)
+    cell_groups = np.where(chosen, layout.group - start, -1)
+    states: list[GroupedState] = cells.states  # type: ignore[assignment]  # checked
+    out = {
+        name: np.full((end - start, resampling.replicates), np.nan)
+        for leaf in cells.leaves
+        for name in _value_names(leaf)
+    }
+    for codes, values in replicate_values(
+        cells.leaves, states, cell_groups, layout.buckets, resampling
+    ):
         for name, array in values.items():
-            if name not in out:
-                out[name] = np.full((len(common), resampling.replicates), np.nan)
+            out.setdefault(name, np.full((end - start, resampling.replicates), np.nan))
             out[name][codes] = array
-    if not out:  # no rows at all
-        for leaf in cells.leaves:
-            for name in _value_names(leaf):
-                out[name] = np.full((len(common), resampling.replicates), np.nan)
     return out
 
 

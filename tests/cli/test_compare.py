@@ -420,3 +420,16 @@ def test_top_k_accuracy_gets_mcnemar_and_other_metrics_the_bootstrap(files):
     )  # fmt: skip
     tests = {name: entry["test"] for name, entry in out["metrics"].items()}
     assert tests == {"top_k_accuracy_2": "mcnemar-exact", "f1": "paired-bootstrap"}
+
+
+def test_groups_replicated_a_few_at_a_time_give_the_same_bits(files, monkeypatch):
+    import streammetric.engine.compare as compare_module
+
+    args = ("compare", files["base"], files["cand"], "--preds", "probs", "-m", "acc", "-m", "ce")
+    args += ("--by", "label", "--format", "json", *FAST)
+    whole = invoke(*args)
+    monkeypatch.setattr(compare_module, "REPLICATE_VALUES", 200)  # one group per pass
+    one_by_one = invoke(*args)
+    assert whole.exit_code == 0 and one_by_one.exit_code == 0, one_by_one.output
+    assert len(json.loads(whole.stdout)["groups"]) == 3
+    assert one_by_one.stdout == whole.stdout
