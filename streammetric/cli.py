@@ -38,6 +38,7 @@ from .cli_common import (
     parse_class_names,
     parse_thresholds,
     render,
+    render_comparison,
     resolve_thresholds,
     split_columns,
 )
@@ -158,6 +159,191 @@ def eval_command(
     crossed = check_thresholds(result.named_metrics(class_names), above, below)
     if crossed:
         click.echo(f"streammetric: threshold crossed: {'; '.join(crossed)}", err=True)
+        sys.exit(EXIT_THRESHOLD)
+
+
+@main.command("compare", cls=StreamMetricCommand)
+@click.argument("paths", nargs=-1, required=True, metavar="BASELINE [CANDIDATE]")
+@click.option(
+    "--on",
+    "on",
+    metavar="COL",
+    help="Id column that pairs the rows of the two files, in any order (default: id).",
+)
+@click.option(
+    "--baseline-preds",
+    metavar="COL",
+    help="One file: the baseline's prediction column (--preds: the candidate's); rows pair by position.",
+)
+@click.option(
+    "-m",
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="METRIC[:key=value,...]; repeatable (default: ce).",
+)
+@click.option("--labels", help="Label column (default: first of label, labels, y, y_true, target).")
+@click.option("--preds", help="Prediction column(s) (of the candidate in single-file mode).")
+@click.option(
+    "--weights",
+    help="Sample-weight column (McNemar's test is then not defined: bootstrap p-values).",
+)
+@click.option(
+    "--by", help="Group-by columns, comma-separated; each metric is compared per group too."
+)
+@click.option(
+    "--from-logits/--from-probs",
+    "from_logits",
+    default=None,
+    help="Predictions are logits (default: auto).",
+)
+@click.option("--convention", help="Cross-entropy convention for the CE family.")
+@click.option(
+    "--ci",
+    "ci_level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    metavar="LEVEL",
+    help="Level of the deltas' paired bootstrap intervals.",
+)
+@click.option(
+    "--bootstrap",
+    "replicates",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    metavar="N",
+    help="Bootstrap replicates (default 1000).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, (1 << 64) - 1),
+    default=0,
+    metavar="S",
+    help="Seed of the rows' bootstrap weights (default 0).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    default=False,
+    help="A row without a pair on the other side is an error naming file, column and row.",
+)
+@click.option(
+    "--fail-if-worse",
+    multiple=True,
+    metavar="METRIC=MARGIN",
+    help="Exit 3 if the candidate is significantly worse by more than MARGIN (the delta's interval beyond it); repeatable.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--precision",
+    type=click.IntRange(0, 17),
+    default=6,
+    show_default=True,
+    metavar="N",
+    help="Significant digits in the table; json is exact.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the result here (atomically) instead of stdout.",
+)
+@click.option(
+    "--on-invalid",
+    type=click.Choice(["raise", "skip"]),
+    default="raise",
+    show_default=True,
+    help="Stop at the first bad row, or drop and count bad rows (each side its own).",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores).")
+def compare_command(
+    paths: tuple[str, ...],
+    on: str | None,
+    baseline_preds: str | None,
+    fail_if_worse: tuple[str, ...],
+    fmt: str,
+    precision: int,
+    output: str | None,
+    threads: int | None,
+    **params: Any,
+) -> None:
+    """Compare a candidate's predictions with a baseline's, row by row (paired).
+
+    Two files: rows pair by the id column --on (default id), in any order. One file: its
+    --baseline-preds and --preds columns, rows paired by position. Per metric: each side's
+    value (over all of its own rows: the value `eval` gives that side), the delta
+    candidate - baseline, its paired bootstrap interval at --ci (both sides resampled with the
+    same weights per row id) and a p-value: McNemar's exact test for accuracy and top-k
+    accuracy (paired rows only, without --weights), else the paired bootstrap's. Rows without a
+    pair are counted (unpaired); an id repeated within a side is an error.
+    """
+    import dataclasses
+
+    from .engine.compare import compare, fail_messages
+    from .engine.compare import higher_is_better as directions
+    from .engine.metric_specs import build_metrics, resolve_metric_name
+
+    if len(paths) > 2:
+        raise ConfigError(f"compare takes BASELINE [CANDIDATE], got {len(paths)} paths")
+    single = len(paths) == 1
+    if single and (baseline_preds is None or params["preds"] is None):
+        raise ConfigError("compare PATH (one file) needs --baseline-preds COL and --preds COL")
+    if single and on is not None:
+        raise ConfigError("--on pairs rows of two files; one file's rows pair by position")
+    check_output(output)
+    checks = parse_thresholds(tuple(fail_if_worse), "--fail-if-worse")
+    level, replicates, seed, strict = (
+        params.pop(k) for k in ("ci_level", "replicates", "seed", "strict")
+    )
+    from .functional.resample import DEFAULT_REPLICATES
+    from .metrics.bootstrap import Resampling
+
+    resampling = Resampling(level, replicates or DEFAULT_REPLICATES, seed)
+    base_params = {**params, "strict": False}
+    if baseline_preds is not None:
+        base_params["preds"] = baseline_preds
+    column = on or "id"
+    ids = None if single else column
+    jobs = []
+    for path, side in ((paths[0], base_params), (paths[-1], {**params, "strict": False})):
+        job, _ = make_job([path], dict(side))
+        job = dataclasses.replace(
+            job, resampling=resampling, columns=dataclasses.replace(job.columns, ids=ids)
+        )
+        jobs.append(job)
+    baseline, candidate = jobs
+    resolved_checks = []
+    direction = directions(build_metrics(baseline.metrics, baseline.metric_defaults))
+    for name, margin in checks:  # a usage error before anything is read
+        resolved = resolve_metric_name(name, baseline.metrics, baseline.metric_defaults)
+        if resolved is None:
+            raise ConfigError(
+                f"--fail-if-worse: {name!r} is not a requested metric; the results will have "
+                f"{', '.join(direction)}"
+            )
+        resolved_checks.append((resolved, margin))
+        if direction.get(resolved) is None:
+            raise ConfigError(
+                f"--fail-if-worse: {resolved} has no better direction (neither higher nor lower is better)"
+            )
+    if single:
+        column = f"{baseline_preds} / {params['preds']}"
+    comparison = compare(baseline, candidate, column=column, strict=strict, threads=threads)
+    for note in comparison.notes:
+        click.echo(f"streammetric: note: {note}", err=True)
+    text = render_comparison(comparison.to_dict(), fmt, precision)
+    if output:
+        from ._files import write_atomic
+
+        write_atomic(output, text + "\n")
+    else:
+        click.echo(text)
+    crossed = fail_messages(comparison, resolved_checks)
+    if crossed:
+        click.echo(f"streammetric: candidate is worse: {'; '.join(crossed)}", err=True)
         sys.exit(EXIT_THRESHOLD)
 
 

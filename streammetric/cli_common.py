@@ -52,6 +52,7 @@ __all__ = [
     "parse_class_names",
     "parse_thresholds",
     "render",
+    "render_comparison",
     "resolve_thresholds",
     "split_columns",
     "unwritable",
@@ -624,6 +625,50 @@ def render(
     if result.get("invalid_rows"):
         lines += [""] if blocks else []
         lines.append(f"invalid rows skipped: {result['invalid_rows']}")
+    return "\n".join(lines)
+
+
+def render_comparison(data: dict[str, Any], fmt: str, precision: int | None = None) -> str:
+    """``streammetric compare``'s result (`streammetric.engine.compare.Comparison.to_dict`)
+    as ``json`` (exact) or an aligned ``table``: a row per metric (and per group and metric
+    with ``--by``): baseline, candidate, delta [lower, upper], p-value and test, with
+    ``precision`` significant digits; then the paired and unpaired row counts."""
+    if fmt == "json":
+        return dumps_indented(data)
+
+    def number(value: Any) -> str:
+        return "" if value is None else format_value(value, precision)
+
+    groups = data.get("groups") or []
+    by = list(groups[0]["key"]) if groups else []
+    scopes = [(["(all)", *[""] * (len(by) - 1)] if by else [], data)]
+    scopes += [([str(v) for v in group["key"].values()], group) for group in groups]
+    rows = []
+    for key, scope in scopes:
+        for name, entry in scope["metrics"].items():
+            delta = f"{number(entry['delta'])} [{number(entry['lower'])}, {number(entry['upper'])}]"
+            p = number(entry["p_value"])
+            rows.append([*key, name, str(scope["rows"]), number(entry["baseline"]),
+                         number(entry["candidate"]), delta, p, entry["test"]])  # fmt: skip
+    header = [
+        *by,
+        "metric",
+        "paired rows",
+        "baseline",
+        "candidate",
+        "delta [lower, upper]",
+        "p",
+        "test",
+    ]
+    lines = _aligned(header, rows, len(by) + 1)
+    ci = data["ci"]
+    unpaired = data["unpaired"]
+    lines += [
+        "",
+        f"{data['rows']} paired rows; unpaired: {unpaired['baseline']} baseline, "
+        f"{unpaired['candidate']} candidate; interval: {ci['level']:g} paired bootstrap "
+        f"({ci['replicates']} replicates, seed {ci['seed']})",
+    ]
     return "\n".join(lines)
 
 

@@ -54,14 +54,33 @@ __all__ = [
     "Evaluator",
     "Job",
     "JobRun",
+    "ObservedRows",
     "ProgressHook",
     "Result",
     "RunStart",
     "evaluate",
     "run_job",
+    "run_units",
 ]
 
 ProgressHook = Callable[[int], None]
+
+
+class ObservedRows(NamedTuple):
+    """What `Evaluator.observer` is shown of the rows of a batch, when they are folded into the
+    state (under resampling only: the identity hashes are the resampling's). For a caller that
+    needs a per-row fact beside the states (``compare`` pairs rows by ``hashes``)."""
+
+    unit: Unit
+    #: each row's identity hash (uint64): `hash_ids` of its id, else of its file and row
+    hashes: np.ndarray
+    #: each row's group code in the run's `GroupIndex` (whose keys end with the bucket)
+    codes: np.ndarray
+    #: each leaf's row terms of these rows (None: a leaf updated group by group)
+    terms: Sequence[Any]
+    #: each row's row in its file (for error messages)
+    source_rows: Callable[[], np.ndarray]
+
 
 #: Metrics that need one score per class: a prediction of one value per row (the positive-class
 #: score, as the binary metrics and ``explain`` read it) is refused for them.
@@ -136,6 +155,9 @@ class Evaluator:
         #: the row's bucket (`intervals`)
         self.index: GroupIndex | CellIndex = GroupIndex()
         self.resampling = job.resampling
+        #: called with each batch's `ObservedRows` as they are folded (in worker threads);
+        #: only under resampling. An error it raises fails the unit, as a metric's would.
+        self.observer: Callable[[ObservedRows], None] | None = None
         if self.resampling is not None and resolved.by:
             self.index = CellIndex(BUCKETS)
         elif self.resampling is not None:  # code == bucket: no lookup
@@ -274,13 +296,19 @@ class Evaluator:
             terms = partial.row_terms(labels, preds, weights, stats)
         except InvalidInputError as exc:
             raise locate(exc) from None
-        buckets = None if self.resampling is None else self.buckets(batch, keep, file_rows)
+        hashes = None if self.resampling is None else self.row_hashes(batch, keep, file_rows)
+        buckets = None if hashes is None else buckets_of(hashes)
+        observe = None
+        if self.observer is not None and hashes is not None:
+            observe = functools.partial(
+                _observe, self.observer, batch.unit, hashes, terms, file_rows
+            )
         if pending is not None and batch.groups is not None:
             groups = batch.groups
             if keep is not None:
                 mask = pa.array(keep)
                 groups = {name: array.filter(mask) for name, array in groups.items()}
-            pending.add(groups, labels, preds, weights, terms, locate, buckets)
+            pending.add(groups, labels, preds, weights, terms, locate, buckets, observe)
             return
         codes: np.ndarray | int
         if buckets is not None:  # no --by: a bucket's code is the bucket
@@ -292,18 +320,20 @@ class Evaluator:
             partial.add(labels, preds, weights, codes, terms)
         except InvalidInputError as exc:
             raise locate(exc) from None
+        if observe is not None and isinstance(codes, np.ndarray):
+            observe(codes)
 
-    def buckets(
+    def row_hashes(
         self, batch: Batch, keep: np.ndarray | None, file_rows: Callable[[], np.ndarray]
     ) -> np.ndarray:
-        """Each kept row's bucket: the hash of its id (``--id``), else of its file (relative
-        to the PATH argument) and its row in that file."""
+        """Each kept row's identity hash (its bucket is the top bits): the hash of its id
+        (``--id``), else of its file (relative to the PATH argument) and its row in that file."""
         assert self.resampling is not None
         seed = self.resampling.seed
         if batch.ids is None:
-            return buckets_of(hash_positions(self.row_name(batch.unit), file_rows(), seed))
+            return hash_positions(self.row_name(batch.unit), file_rows(), seed)
         ids = batch.ids if keep is None else batch.ids.filter(pa.array(keep))
-        return buckets_of(hash_ids(ids, seed))
+        return hash_ids(ids, seed)
 
     @functools.cache  # noqa: B019 - one entry per file of the run
     def row_name(self, unit: Unit) -> str:
@@ -319,6 +349,17 @@ class Evaluator:
             if path.startswith(root.rstrip(os.sep) + os.sep):
                 return os.path.relpath(path, root).replace(os.sep, "/")
         return os.path.basename(path)
+
+
+def _observe(
+    observer: Callable[[ObservedRows], None],
+    unit: Unit,
+    hashes: np.ndarray,
+    terms: Sequence[Any],
+    source_rows: Callable[[], np.ndarray],
+    codes: np.ndarray,
+) -> None:
+    observer(ObservedRows(unit, hashes, codes, terms, source_rows))
 
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
@@ -348,11 +389,13 @@ class _Pending:
         terms: list[Any],
         locate: Callable[[InvalidInputError], InvalidInputError],
         buckets: np.ndarray | None = None,
+        observe: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         """A batch's group columns, arrays and terms, and ``locate``: its metrics' errors in
         the file (a metric updated group by group checks its rows only in `flush`); with
-        intervals, each row's bucket (the last element of its key)."""
-        self.batches.append((groups, labels, preds, weights, terms, locate, buckets))
+        intervals, each row's bucket (the last element of its key), and ``observe``, shown
+        the rows' codes once they are known."""
+        self.batches.append((groups, labels, preds, weights, terms, locate, buckets, observe))
         self.rows += int(labels.shape[0])
 
     def flush(self, partial: Partial) -> None:
@@ -377,12 +420,14 @@ class _Pending:
             codes = index.codes_of_cells(codes, np.concatenate([b[6] for b in batches]))
         partial.codes_of([])  # rows counted for every code
         start = 0
-        for _, labels, preds, weights, terms, locate, _ in batches:
+        for _, labels, preds, weights, terms, locate, _, observe in batches:
             end = start + int(labels.shape[0])
             try:  # a metric updated group by group (no row terms) checks its rows here
                 partial.add(labels, preds, weights, codes[start:end], terms)
             except InvalidInputError as exc:
                 raise locate(exc) from None
+            if observe is not None:
+                observe(codes[start:end])
             start = end
 
 
@@ -531,12 +576,18 @@ def run_job(
 ) -> Result:
     """Evaluate ``job`` with a thread pool over its units (see module docstring)."""
     run = JobRun(job, checkpoint, progress, on_merge, on_start)
+    run_units(run, threads)
+    return run.result()
+
+
+def run_units(run: JobRun, threads: int | None = None) -> None:
+    """Evaluate and merge ``run``'s pending units: stdin first, batch by batch, then the
+    others on a pool of ``threads`` (default: the cores)."""
     pending = run.pending
     for unit in (u for u in pending if u.sequential):  # stdin: one pass, batch by batch
         run.finish(unit, run.evaluator.unit_partial(unit))
     parallel = [u for u in pending if not u.sequential]
     _run_pool(parallel, run.evaluator.unit_partial, run.finish, threads or os.cpu_count() or 1)
-    return run.result()
 
 
 def _run_pool(

@@ -1,0 +1,704 @@
+"""Paired comparison of two models' predictions (``streammetric compare``).
+
+Each side (the baseline, the candidate) is evaluated by the local engine as ``eval --ci`` would
+evaluate it: every metric's exact state is kept per bucket of rows, the bucket being the top bits
+of the row's identity hash (its id with ``--on``; its file and row in single-file mode). A row
+of the baseline and its pair in the candidate have the same identity, so they fall into the same
+bucket and get the same Poisson weight in every bootstrap replicate (the same seed on both
+sides): replicate ``r``'s delta ``candidate_r - baseline_r`` is a paired bootstrap replicate of
+the difference, at no cost beyond two evaluations with intervals.
+
+What the result holds, per metric (and per group with ``--by``):
+
+* ``baseline`` and ``candidate``: each side's value over ALL of its own rows, the same bits as
+  ``streammetric eval`` of that side (rows without a pair on the other side count in their own
+  side's value; ``--strict`` refuses them);
+* ``delta``: ``candidate - baseline``;
+* ``lower``/``upper``: the percentile interval of the replicate deltas at the ``ci`` level;
+* ``p_value`` and ``test``: for accuracy and top-k accuracy without sample weights,
+  ``"mcnemar-exact"``: McNemar's exact test on the paired rows (`mcnemar_p`: ``b`` rows only the
+  baseline gets right, ``c`` rows only the candidate does); for every other metric (and with
+  weights) ``"paired-bootstrap"``: `bootstrap_p` of the replicate deltas.
+
+Pairing (`Pairing`) holds a few numbers per row of the baseline, never predictions. While the
+baseline is read: each row's identity hash (8 bytes), group cell code (8) and one correctness
+bit per McNemar metric (1 byte each): 17 bytes a row with accuracy. Once it is read, sorted by
+hash: the hash (8), group code (4), position (4 below 2**32 rows, else 8), a "paired" flag (1),
+the correctness bytes (1 each) and an index of the hashes' top bits (about 1): 19 bytes a row
+with accuracy (18 with no McNemar metric, 20 with accuracy and top-k accuracy). Sorting needs
+about 40 bytes a row at its peak (8 million rows: about 320 MB more than ``eval --ci``). The
+candidate's rows are looked up batch by batch as they are read, so they cost nothing per row.
+Two ids are told apart by their 64-bit hashes: two different ids of one side with the same
+hash (chance about ``n**2 / 2**65``, 2e-6 for 8 million rows) would be reported as a repeated
+id.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import ConfigError, InvalidInputError
+from ..metrics import EvalMetric
+from ..metrics.bootstrap import Resampling, replicate_values
+from ..metrics.state import GroupedState, Rowwise
+from .intervals import check_resampled, collapse
+from .local import Job, JobRun, ObservedRows, run_units
+from .partial import GroupKey, Partial, _sort_key
+from .result import json_value
+
+__all__ = ["Comparison", "Pairing", "bootstrap_p", "compare", "mcnemar_p"]
+
+#: metrics whose rows are right or wrong: McNemar's test applies (without sample weights)
+MCNEMAR_METRICS = frozenset({"accuracy", "topkaccuracy"})
+MCNEMAR, BOOTSTRAP = "mcnemar-exact", "paired-bootstrap"
+_LOG_RERR = math.log1p(1e-7)  # scipy's relative tolerance for "as likely as the observed"
+
+
+# -- the tests --------------------------------------------------------------------------------
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """McNemar's exact test of ``b`` and ``c`` discordant pairs: the two-sided binomial test
+    of ``min(b, c)`` successes in ``b + c`` trials at probability 1/2, the value of
+    ``scipy.stats.binomtest(b, b + c, 0.5).pvalue`` (1.0 when ``b == c``, also 0 and 0).
+
+    The probability of the observed count comes from Loader's saddle-point expansion (as R's
+    ``dbinom``: no cancellation of large log-factorials, so it stays exact to ~1e-15 for n in the
+    billions), each tail term from the previous one's ratio in log space; terms below e**-60
+    of the observed one are left out. As scipy, the other tail holds the counts at most
+    ``1 + 1e-7`` times as likely as the observed one.
+
+    >>> mcnemar_p(0, 0), mcnemar_p(3, 3)
+    (1.0, 1.0)
+    >>> round(mcnemar_p(2, 10), 12)  # scipy.stats.binomtest(2, 12).pvalue
+    0.038574218750
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {b} and {c}")
+    n, k = b + c, min(b, c)
+    if 2 * k == n:
+        return 1.0
+    log_pk = _log_binom_half(k, n)
+    # counts above k (towards the mode) as likely as k, within scipy's tolerance: their
+    # mirror images in the upper tail count as "as extreme"
+    mirror, mirror_level, log_ratio = k, 0.0, 0.0
+    while 2 * (mirror + 1) <= n:
+        i = mirror + 1
+        log_ratio += math.log1p((n - 2 * i + 1) / i)  # log(pmf(i) / pmf(i - 1))
+        if log_ratio > _LOG_RERR:
+            break
+        mirror, mirror_level = i, log_ratio
+    tail = _tail_sum(k, n, 0.0) + _tail_sum(mirror, n, mirror_level)
+    return min(1.0, math.exp(log_pk) * tail)
+
+
+#: tail terms computed at once
+_BLOCK = 1 << 16
+
+
+def _tail_sum(k: int, n: int, level: float) -> float:
+    """``sum_{j <= k} exp(level) pmf(j) / pmf(k)`` for Binomial(n, 1/2), each term from the
+    previous one (``pmf(i - 1) / pmf(i) = i / (n - i + 1)``, summed as logs); the terms below
+    ``e**-60`` (whose sum is below ``n e**-60``) are left out."""
+    total, j = 0.0, k
+    while True:
+        count = min(j, _BLOCK)
+        if count == 0:
+            return total + math.exp(level)
+        i = np.arange(j, j - count, -1, dtype=np.float64)
+        steps = np.log1p((2 * i - n - 1) / (n - i + 1))  # log(pmf(i - 1) / pmf(i))
+        logs = level + np.concatenate(([0.0], np.cumsum(steps)))  # j, j - 1, ..., j - count
+        total += float(np.exp(logs[:-1]).sum())
+        j, level = j - count, float(logs[-1])
+        if level < -60.0:
+            return total
+
+
+def _stirlerr(n: int) -> float:
+    """``log(n!) - log(sqrt(2 pi n) (n / e)**n)`` (Loader 2000)."""
+    if n <= 15:
+        return math.lgamma(n + 1.0) - (n + 0.5) * math.log(n) + n - 0.5 * math.log(2 * math.pi)
+    s0, s1, s2, s3, s4 = 1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188
+    nn = float(n) * n
+    if n > 500:
+        return (s0 - s1 / nn) / n
+    if n > 80:
+        return (s0 - (s1 - s2 / nn) / nn) / n
+    if n > 35:
+        return (s0 - (s1 - (s2 - s3 / nn) / nn) / nn) / n
+    return (s0 - (s1 - (s2 - (s3 - s4 / nn) / nn) / nn) / nn) / n
+
+
+def _bd0(x: float, mean: float) -> float:
+    """``x log(x / mean) + mean - x`` without cancellation (Loader 2000)."""
+    if abs(x - mean) < 0.1 * (x + mean):
+        v = (x - mean) / (x + mean)
+        s = (x - mean) * v
+        ej = 2 * x * v
+        v *= v
+        j = 1
+        while True:
+            ej *= v
+            s1 = s + ej / (2 * j + 1)
+            if s1 == s:
+                return s1
+            s, j = s1, j + 1
+    return x * math.log(x / mean) + mean - x
+
+
+def _log_binom_half(k: int, n: int) -> float:
+    """``log(pmf(k))`` of Binomial(n, 1/2)."""
+    if k == 0 or k == n:
+        return -n * math.log(2.0)
+    mean = n / 2
+    lc = _stirlerr(n) - _stirlerr(k) - _stirlerr(n - k) - _bd0(k, mean) - _bd0(n - k, mean)
+    lf = math.log(2 * math.pi) + math.log(k) + math.log1p(-k / n)
+    return lc - 0.5 * lf
+
+
+def bootstrap_p(deltas: np.ndarray) -> np.ndarray:
+    """The paired-bootstrap p-value of each row of replicate deltas (last axis):
+    ``min(1, 2 (1 + min(#(d <= 0), #(d >= 0))) / (R + 1))`` over the R replicates whose delta
+    is not NaN (NaN where none is).
+
+    >>> bootstrap_p(np.array([[1.0, 2.0, 3.0], [-1.0, 1.0, np.nan]])).tolist()
+    [0.5, 1.0]
+    """
+    valid = ~np.isnan(deltas)
+    below = ((deltas <= 0) & valid).sum(axis=-1)
+    above = ((deltas >= 0) & valid).sum(axis=-1)
+    count = valid.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.minimum(1.0, 2 * (1 + np.minimum(below, above)) / (count + 1))
+    return np.where(count > 0, p, np.nan)
+
+
+# -- pairing rows -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    """Where a run of the baseline's held rows came from (to name a row in an error)."""
+
+    start: int  # its first row's position among the held rows
+    path: str
+    rows: np.ndarray | int  # each row's file row, or the first one's (rows in a row)
+
+
+class Pairing:
+    """The rows of the two sides matched by identity hash, and McNemar's discordant counts.
+
+    `observe_baseline` is shown each baseline batch (any thread); `seal` sorts the held rows
+    (a repeated id is an error); `observe_candidate` looks each candidate batch up and counts,
+    per baseline group: paired rows, ``b`` (baseline right, candidate wrong) and ``c`` (the
+    reverse) for each McNemar leaf; `finish` counts the unpaired rows. With ``strict``, an
+    unpaired row is an error naming file, column and row.
+
+    Memory: see the module docstring (19 bytes per baseline row with one McNemar metric)."""
+
+    def __init__(
+        self,
+        column: str,
+        mcnemar: Sequence[int],
+        strict: bool,
+        names: tuple[str, str] = ("baseline", "candidate"),
+    ) -> None:
+        self.column = column  # the id column (or what identifies a row) in messages
+        self.mcnemar = list(mcnemar)  # leaf indices whose rows are right or wrong
+        self.strict = strict
+        self.names = names
+        self._lock = threading.Lock()
+        self._hashes: list[np.ndarray] = []
+        self._codes: list[np.ndarray] = []
+        self._correct: list[np.ndarray] = []
+        self._chunks: list[_Chunk] = []
+        self._held = 0
+        self.hashes = np.zeros(0, dtype=np.uint64)
+        self.paired = np.zeros(0, dtype=bool)
+        self.unpaired_candidate = 0
+        self.unpaired_baseline = 0
+        self.pairs = np.zeros(0, dtype=np.int64)  # paired rows per baseline group code
+        self.discordant = np.zeros((len(self.mcnemar), 2, 0), dtype=np.int64)  # [leaf, b/c, group]
+
+    def correct(self, terms: Sequence[Any], rows: int) -> np.ndarray:
+        """(rows, McNemar leaves) bools: each row's correctness, from each leaf's own row terms
+        (``sum_metric``: the row's hit, without weights)."""
+        columns = []
+        for leaf in self.mcnemar:
+            hits = terms[leaf]["sum_metric"]
+            if isinstance(hits, Rowwise):
+                hits = hits.per_row()
+            hits = np.asarray(hits)
+            if hits.ndim != 1:
+                raise ConfigError(
+                    "McNemar's test needs one label per row; compare has several a row"
+                )
+            columns.append(hits > 0)
+        return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=bool)
+
+    def observe_baseline(self, rows: ObservedRows) -> None:
+        correct = self.correct(rows.terms, rows.hashes.shape[0])
+        source = rows.source_rows()
+        contiguous = source.size == 0 or int(source[-1]) - int(source[0]) == source.size - 1
+        with self._lock:
+            self._chunks.append(
+                _Chunk(
+                    self._held,
+                    rows.unit.display_path,
+                    int(source[0]) if contiguous and source.size else source,
+                )
+            )
+            self._hashes.append(rows.hashes)
+            self._codes.append(np.asarray(rows.codes, dtype=np.int64))
+            self._correct.append(correct)
+            self._held += rows.hashes.shape[0]
+
+    def seal(self, cell_group: np.ndarray, groups: int) -> None:
+        """Sort the baseline's rows by hash; ``cell_group``: each cell code's group code (the
+        baseline's groups, ``groups`` of them). A hash held twice is a repeated id: an error."""
+        hashes = np.concatenate(self._hashes) if self._hashes else np.zeros(0, np.uint64)
+        self._hashes = []
+        order = np.argsort(hashes)  # a repeated hash is an error: no need for stability
+        self.hashes = hashes[order]
+        del hashes
+        codes = np.concatenate(self._codes) if self._codes else np.zeros(0, np.int64)
+        self._codes = []
+        self.groups = cell_group[codes].astype(np.int32)[order]
+        del codes
+        correct = (
+            np.concatenate(self._correct)
+            if self._correct
+            else np.zeros((0, len(self.mcnemar)), bool)
+        )
+        self._correct = []
+        self.correct_rows = correct[order]
+        del correct
+        self.position = order.astype(np.uint32 if order.shape[0] < 1 << 32 else np.int64)
+        del order
+        self._chunks.sort(key=lambda chunk: chunk.start)
+        self._starts = [chunk.start for chunk in self._chunks]
+        self.paired = np.zeros(self.hashes.shape[0], dtype=bool)
+        self._build_index()
+        self.pairs = np.zeros(groups, dtype=np.int64)
+        self.discordant = np.zeros((len(self.mcnemar), 2, groups), dtype=np.int64)
+        same = np.flatnonzero(self.hashes[1:] == self.hashes[:-1])
+        if same.size:
+            at = int(same[0])
+            first, again = sorted(self._locate(int(self.position[i])) for i in (at, at + 1))
+            raise InvalidInputError(
+                f"{again[0]}: column `{self.column}`, row {again[1]}: repeats the id of "
+                f"{'' if first[0] == again[0] else first[0] + ' '}row {first[1]} (each id "
+                f"must appear once in the {self.names[0]} to pair rows)",
+                path=again[0],
+                column=self.column,
+                row=again[1],
+                rule="ids must be unique within a side",
+            )
+
+    def _build_index(self) -> None:
+        """Where each value of a hash's top bits starts among the sorted hashes (about 8 rows
+        per value: 1 byte a row), so a lookup searches a few rows, not all (`lookup`)."""
+        n = self.hashes.shape[0]
+        bits = max(1, min(32, (n >> 3).bit_length()))
+        self._shift = np.uint64(64 - bits)
+        top = (self.hashes >> self._shift).astype(np.intp)
+        counts = np.bincount(top, minlength=1 << bits)
+        self._starts_of = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
+        self._steps = int(counts.max(initial=0)).bit_length()
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """``numpy.searchsorted(self.hashes, hashes)``: a binary search within each hash's
+        top-bits range (`_build_index`), all hashes a step at a time."""
+        top = (hashes >> self._shift).astype(np.intp)
+        lo, hi = self._starts_of[top], self._starts_of[top + 1]
+        last = max(self.hashes.shape[0] - 1, 0)
+        for _ in range(self._steps):
+            mid = (lo + hi) >> 1
+            right = (lo < hi) & (self.hashes[np.minimum(mid, last)] < hashes)
+            lo = np.where(right, mid + 1, lo)
+            hi = np.where(right | (lo >= hi), hi, mid)
+        return lo
+
+    def _locate(self, position: int) -> tuple[str, int]:
+        """(file, file row) of the held row at ``position``."""
+        chunk = self._chunks[bisect.bisect_right(self._starts, position) - 1]
+        offset = position - chunk.start
+        row = chunk.rows + offset if isinstance(chunk.rows, int) else int(chunk.rows[offset])
+        return chunk.path, row
+
+    def observe_candidate(self, rows: ObservedRows) -> None:
+        # looked up in hash order: the lookups then walk the held hashes forwards (about 6
+        # times quicker than in row order, which misses the cache at nearly every step)
+        order = np.argsort(rows.hashes)
+        hashes = rows.hashes[order]
+        where = self.lookup(hashes) if self.hashes.shape[0] else np.zeros(len(hashes), np.intp)
+        found = where < self.hashes.shape[0]
+        found[found] = self.hashes[where[found]] == hashes[found]
+        missing = int(found.shape[0] - np.count_nonzero(found))
+        if missing and self.strict:  # the first unpaired row of the batch
+            row = int(rows.source_rows()[int(order[~found].min())])
+            raise self._unpaired(rows.unit.display_path, row, self.names[1], self.names[0])
+        batch_rows = order[found]  # each found row's row in the batch
+        at = where[found]  # ascending
+        twice = np.flatnonzero(at[1:] == at[:-1])
+        if twice.size:  # one id twice in this batch: the later row
+            self._repeated(rows, int(max(batch_rows[twice[0]], batch_rows[twice[0] + 1])))
+        groups = self.groups[at]
+        size = self.pairs.shape[0]
+        pairs = np.bincount(groups, minlength=size)
+        discordant = np.zeros((len(self.mcnemar), 2, size), dtype=np.int64)
+        if self.mcnemar:
+            correct = self.correct(rows.terms, hashes.shape[0])[batch_rows]
+            base = self.correct_rows[at]
+            for leaf in range(len(self.mcnemar)):
+                only_base = base[:, leaf] & ~correct[:, leaf]
+                only_cand = correct[:, leaf] & ~base[:, leaf]
+                discordant[leaf, 0] = np.bincount(groups[only_base], minlength=size)
+                discordant[leaf, 1] = np.bincount(groups[only_cand], minlength=size)
+        with self._lock:  # ids paired by an earlier batch (of any thread)
+            again = self.paired[at]
+            if again.any():
+                self._repeated(rows, int(batch_rows[int(np.argmax(again))]))
+            self.paired[at] = True
+            self.unpaired_candidate += missing
+            self.pairs += pairs
+            self.discordant += discordant
+
+    def _repeated(self, rows: ObservedRows, index: int) -> None:
+        """Row ``index`` of a candidate batch repeats an id seen before: the error."""
+        row = int(rows.source_rows()[index])
+        path = rows.unit.display_path
+        raise InvalidInputError(
+            f"{path}: column `{self.column}`, row {row}: repeats the id of an earlier row of "
+            f"the {self.names[1]} (each id must appear once in the {self.names[1]} to pair "
+            "rows)",
+            path=path,
+            column=self.column,
+            row=row,
+            rule="ids must be unique within a side",
+        )
+
+    def _unpaired(self, path: str, row: int, side: str, other: str) -> InvalidInputError:
+        return InvalidInputError(
+            f"{path}: column `{self.column}`, row {row}: no row of the {other} has this "
+            f"row's id (--strict: every row must have a pair)",
+            path=path,
+            column=self.column,
+            row=row,
+            rule="every row must have a pair (--strict)",
+        )
+
+    def finish(self) -> None:
+        """Count the baseline's unpaired rows (``strict``: the first one, in file and row
+        order, is an error)."""
+        lonely = np.flatnonzero(~self.paired)
+        self.unpaired_baseline = int(lonely.shape[0])
+        if lonely.size and self.strict:
+            path, row = min(self._locate(int(self.position[i])) for i in lonely.tolist())
+            raise self._unpaired(path, row, self.names[0], self.names[1])
+
+
+# -- the comparison ---------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """The result of `compare`: ``to_dict()`` is ``streammetric compare --format json``."""
+
+    rows: int
+    unpaired: dict[str, int]
+    ci: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    groups: list[dict[str, Any]] | None = None
+    notes: list[str] = field(default_factory=list)
+    higher_is_better: dict[str, bool | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rows": self.rows,
+            "unpaired": self.unpaired,
+            "ci": self.ci,
+            "metrics": self.metrics,
+        }
+        if self.groups is not None:
+            out["groups"] = self.groups
+        return out
+
+    def worse(self, name: str, margin: float) -> str | None:
+        """Why the candidate is significantly worse than the baseline on metric ``name`` (an
+        output name) by more than ``margin`` over all rows, or None: where higher is better,
+        the delta's interval lies below ``-margin`` (``upper < -margin``); where lower is
+        better, above ``margin`` (``lower > margin``)."""
+        entry = self.metrics[name]
+        lower, upper = entry["lower"], entry["upper"]
+        if self.higher_is_better.get(name):
+            if upper < -margin:
+                return f"{name}: delta {entry['delta']!r}, interval [{lower!r}, {upper!r}] is below {-margin!r}"
+        elif lower > margin:
+            return f"{name}: delta {entry['delta']!r}, interval [{lower!r}, {upper!r}] is above {margin!r}"
+        return None
+
+
+def _leaves(metric: EvalMetric) -> list[EvalMetric]:
+    children = getattr(metric, "metrics", None)
+    return list(children) if children is not None else [metric]
+
+
+def _value_names(leaf: EvalMetric) -> list[str]:
+    names, _ = leaf.get()
+    return [str(n) for n in names] if isinstance(names, list) else [str(names)]
+
+
+def check_scalar_metrics(template: EvalMetric) -> None:
+    """A usage error for a metric whose value is not one number (per-class values, a
+    matrix): compare gives a delta and interval of numbers."""
+    for leaf in _leaves(template):
+        _, values = leaf.get()
+        values = values if isinstance(values, list) else [values]
+        if any(np.ndim(value) for value in values):
+            raise ConfigError(
+                f"{leaf.name}: its value is not one number (per class or a matrix); "
+                "compare needs metrics of one value (e.g. an average)"
+            )
+
+
+def higher_is_better(template: EvalMetric) -> dict[str, bool | None]:
+    """Each value name's direction (the metric class's ``higher_is_better``)."""
+    return {
+        name: leaf.higher_is_better for leaf in _leaves(template) for name in _value_names(leaf)
+    }
+
+
+def compare(
+    baseline: Job,
+    candidate: Job,
+    *,
+    column: str,
+    strict: bool = False,
+    threads: int | None = None,
+) -> Comparison:
+    """Compare ``candidate`` with ``baseline`` (two jobs with the same metrics, group-by columns
+    and `Resampling`; with ``ids`` set to the id column, or none in single-file mode, where a
+    row's identity is its file and row). ``column`` names what pairs rows in messages."""
+    resampling = baseline.resampling
+    if resampling is None or candidate.resampling != resampling:
+        raise ConfigError("compare needs the same resampling on both sides")
+    base_run = JobRun(baseline)
+    cand_run = JobRun(candidate)
+    template = base_run.evaluator.template
+    check_scalar_metrics(template)
+    leaves = _leaves(template)
+    weighted = base_run.resolved.weights is not None or cand_run.resolved.weights is not None
+    mcnemar = [
+        i
+        for i, leaf in enumerate(leaves)
+        if leaf.registered_name in MCNEMAR_METRICS and not weighted
+    ]
+    pairing = Pairing(column, mcnemar, strict)
+    base_run.evaluator.observer = pairing.observe_baseline
+    run_units(base_run, threads)
+    base_cells = base_run.total
+    base_collapsed = collapse(base_cells)
+    base_groups, base_group_of, _ = base_collapsed
+    pairing.seal(base_group_of, len(base_groups.keys))
+    cand_run.evaluator.observer = pairing.observe_candidate
+    run_units(cand_run, threads)
+    pairing.finish()
+    cand_cells = cand_run.total
+    cand_collapsed = collapse(cand_cells)
+    cand_groups = cand_collapsed[0]
+
+    by = base_run.resolved.by
+    if tuple(cand_run.resolved.by) != tuple(by):
+        raise ConfigError("compare: both sides need the same --by columns")
+    notes: list[str] = []
+    results = []
+    for side, run, groups_partial in (
+        ("baseline", base_run, base_groups),
+        ("candidate", cand_run, cand_groups),
+    ):
+        result = groups_partial.result([*run.notes, *run.resolved.notes], grouped=bool(by), by=by)
+        notes += [f"{side}: {note}" for note in result.notes]
+        results.append(result.to_dict())
+    base_result, cand_result = results
+
+    value_leaf = {name: i for i, leaf in enumerate(leaves) for name in _value_names(leaf)}
+    names = list(base_result["metrics"])
+
+    def entries(
+        base_values: dict[str, Any],
+        cand_values: dict[str, Any],
+        deltas: dict[str, np.ndarray],
+        counts: np.ndarray | None,
+    ) -> dict[str, dict[str, Any]]:
+        """A scope's entries: ``deltas`` (R,) replicate deltas per name; ``counts`` each McNemar
+        leaf's (b, c), or None."""
+        out = {}
+        for name in names:
+            x, y = base_values.get(name), cand_values.get(name)
+            reps = deltas[name]
+            lower, upper = _interval(reps, resampling)
+            leaf = value_leaf.get(name)
+            if counts is not None and leaf in mcnemar:
+                b, c = counts[mcnemar.index(leaf)]
+                p, test = mcnemar_p(int(b), int(c)), MCNEMAR
+            else:
+                p, test = float(bootstrap_p(reps)), BOOTSTRAP
+            out[name] = {
+                "baseline": x,
+                "candidate": y,
+                "delta": None if x is None or y is None else json_value(y - x),
+                "lower": json_value(lower),
+                "upper": json_value(upper),
+                "p_value": json_value(p),
+                "test": test,
+            }
+        return out
+
+    # replicate values over all rows (group 0), then per group
+    base_all = _replicates(_Cells(base_cells, base_collapsed, None), 0, 1, resampling)
+    cand_all = _replicates(_Cells(cand_cells, cand_collapsed, None), 0, 1, resampling)
+    total_counts = pairing.discordant.sum(axis=2) if mcnemar else None
+    metrics = entries(
+        base_result["metrics"],
+        cand_result["metrics"],
+        _deltas(cand_all, base_all, 0, names),
+        total_counts,
+    )
+    groups_out = None
+    if by:
+        keys = sorted({*_present_keys(base_groups), *_present_keys(cand_groups)}, key=_sort_key)
+        common = {key: code for code, key in enumerate(keys)}
+        base_layout = _Cells(base_cells, base_collapsed, common)
+        cand_layout = _Cells(cand_cells, cand_collapsed, common)
+        per_pass = max(1, REPLICATE_VALUES // resampling.replicates)
+        base_by_key = {_key_of(g, by): g for g in base_result["groups"]}
+        cand_by_key = {_key_of(g, by): g for g in cand_result["groups"]}
+        to_common = np.array([common.get(key, -1) for key in base_groups.keys], dtype=np.int64)
+        pairs = np.zeros(len(keys), dtype=np.int64)
+        discordant = np.zeros((len(mcnemar), 2, len(keys)), dtype=np.int64)
+        known = to_common[: pairing.pairs.shape[0]] >= 0
+        np.add.at(pairs, to_common[: pairing.pairs.shape[0]][known], pairing.pairs[known])
+        for leaf in range(len(mcnemar)):
+            for which in range(2):
+                np.add.at(
+                    discordant[leaf, which],
+                    to_common[: pairing.pairs.shape[0]][known],
+                    pairing.discordant[leaf, which][known],
+                )
+        groups_out = []
+        for code, key in enumerate(keys):
+            if code % per_pass == 0:  # the replicates of the next groups (bounded memory)
+                end = min(code + per_pass, len(keys))
+                base_reps = _replicates(base_layout, code, end, resampling)
+                cand_reps = _replicates(cand_layout, code, end, resampling)
+            base_group, cand_group = base_by_key.get(key), cand_by_key.get(key)
+            groups_out.append(
+                {
+                    "key": dict(zip(by, key, strict=True)),
+                    "rows": int(pairs[code]),
+                    "metrics": entries(
+                        base_group["metrics"] if base_group else {},
+                        cand_group["metrics"] if cand_group else {},
+                        _deltas(cand_reps, base_reps, code % per_pass, names),
+                        discordant[:, :, code] if mcnemar else None,
+                    ),
+                }
+            )
+    return Comparison(
+        rows=int(pairing.pairs.sum()),
+        unpaired={"baseline": pairing.unpaired_baseline, "candidate": pairing.unpaired_candidate},
+        ci=resampling.header(),
+        metrics=metrics,
+        groups=groups_out,
+        notes=notes,
+        higher_is_better=higher_is_better(template),
+    )
+
+
+def _deltas(
+    cand: dict[str, np.ndarray], base: dict[str, np.ndarray], code: int, names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Group ``code``'s replicate deltas per name (inf - inf: NaN, a replicate left out)."""
+    with np.errstate(invalid="ignore"):
+        return {name: cand[name][code] - base[name][code] for name in names}
+
+
+def _present_keys(groups: Partial) -> list[GroupKey]:
+    return [groups.keys[code] for code in groups.present().tolist()]
+
+
+def _key_of(group: dict[str, Any], by: Sequence[str]) -> GroupKey:
+    return tuple(group["key"][column] for column in by)
+
+
+def _interval(deltas: np.ndarray, resampling: Resampling) -> tuple[float, float]:
+    from ..functional.resample import percentile_interval
+
+    lower, upper = percentile_interval(deltas, resampling.level)
+    return float(lower), float(upper)
+
+
+#: replicate values of one side and metric held at once at most (groups x replicates)
+REPLICATE_VALUES = 1 << 20
+
+
+class _Cells:
+    """A side's cells (group key + bucket) laid out for `_replicates`: each cell's bucket,
+    whether it has rows, and its group's code in ``common`` (every cell in group 0 when
+    ``common`` is None: all rows). ``collapsed``: `collapse` of ``cells``."""
+
+    def __init__(
+        self,
+        cells: Partial,
+        collapsed: tuple[Partial, np.ndarray, np.ndarray],
+        common: dict[GroupKey, int] | None,
+    ) -> None:
+        check_resampled(cells)
+        self.cells = cells
+        groups, group_of, self.buckets = collapsed
+        size = group_of.shape[0]
+        self.present = np.zeros(size, dtype=bool)
+        rows = cells._rows[:size]
+        self.present[: rows.shape[0]] = rows > 0
+        if common is None:
+            self.group = np.zeros(size, dtype=np.int64)
+        else:
+            to_common = np.array([common.get(key, -1) for key in groups.keys], dtype=np.int64)
+            self.group = to_common[group_of]
+            self.present &= self.group >= 0
+
+
+def _replicates(
+    layout: _Cells, start: int, end: int, resampling: Resampling
+) -> dict[str, np.ndarray]:
+    """Each value name's replicate values of groups ``start .. end - 1`` (codes of the
+    layout), ``(end - start, replicates)``; NaN for a group without rows on this side."""
+    cells = layout.cells
+    chosen = layout.present & (layout.group >= start) & (layout.group < end)
+    cell_groups = np.where(chosen, layout.group - start, -1)
+    states: list[GroupedState] = cells.states  # type: ignore[assignment]  # checked
+    out = {
+        name: np.full((end - start, resampling.replicates), np.nan)
+        for leaf in cells.leaves
+        for name in _value_names(leaf)
+    }
+    for codes, values in replicate_values(
+        cells.leaves, states, cell_groups, layout.buckets, resampling
+    ):
+        for name, array in values.items():
+            out.setdefault(name, np.full((end - start, resampling.replicates), np.nan))
+            out[name][codes] = array
+    return out
+
+
+def fail_messages(comparison: Comparison, checks: Sequence[tuple[str, float]]) -> list[str]:
+    """`Comparison.worse` of each ``(output name, margin)``."""
+    return [m for name, margin in checks if (m := comparison.worse(name, margin)) is not None]
