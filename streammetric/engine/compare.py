@@ -20,14 +20,16 @@ What the result holds, per metric (and per group with ``--by``):
   baseline gets right, ``c`` rows only the candidate does); for every other metric (and with
   weights) ``"paired-bootstrap"``: `bootstrap_p` of the replicate deltas.
 
-Pairing (`Pairing`) holds a few numbers per row of the baseline, never predictions. While the
-baseline is read: each row's identity hash (8 bytes), group cell code (8) and one correctness
-bit per McNemar metric (1 byte each): 17 bytes a row with accuracy. Once it is read, sorted by
-hash: the hash (8), group code (4), position (4 below 2**32 rows, else 8), a "paired" flag (1),
-the correctness bytes (1 each) and an index of the hashes' top bits (about 1): 19 bytes a row
-with accuracy (18 with no McNemar metric, 20 with accuracy and top-k accuracy). Sorting needs
-about 40 bytes a row at its peak (8 million rows: about 320 MB more than ``eval --ci``). The
-candidate's rows are looked up batch by batch as they are read, so they cost nothing per row.
+Pairing (`Pairing`) holds a few numbers per row of the baseline, never predictions, at the
+row's place among the rows of its files: its identity hash (8 bytes), whether it was read (1),
+whether it has been paired (1) and one correctness byte per McNemar metric: 11 bytes a row with
+accuracy; with ``--by`` also its group (4 bytes; 4 more for its cell while the baseline is
+read). Checking that no id repeats sorts a copy of the hashes (8 bytes a row, for the moment of
+the check). A candidate row is paired with the baseline row at its own place when their ids
+agree (two files of one evaluation set in one order: every row, with no search); only the
+others are looked up, among the hashes sorted with their places (16 bytes a row more, made the
+first time a row needs it). The candidate's rows are paired batch by batch as they are read,
+so they cost nothing per row (8 million rows with accuracy: about 90 MB).
 Two ids are told apart by their 64-bit hashes: two different ids of one side with the same
 hash (chance about ``n**2 / 2**65``, 2e-6 for 8 million rows) would be reported as a repeated
 id.
@@ -45,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
+from ..io import Unit
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling, replicate_values
 from ..metrics.state import GroupedState, Rowwise
@@ -185,23 +188,55 @@ def bootstrap_p(deltas: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Chunk:
-    """Where a run of the baseline's held rows came from (to name a row in an error)."""
+    """Where a run of the baseline's rows came from (to name a row in an error)."""
 
-    start: int  # its first row's position among the held rows
+    start: int  # its first row's place
     path: str
     rows: np.ndarray | int  # each row's file row, or the first one's (rows in a row)
+
+
+class _Plan:
+    """Each unit's first row's place among all the rows of a plan (units in plan order), when
+    every unit's rows are known before it is read (not a stream)."""
+
+    def __init__(self, units: Sequence[Unit]) -> None:
+        self.known = all(unit.num_rows is not None for unit in units)
+        self.start: dict[str, int] = {}
+        self.rows = 0
+        self._units: list[Unit] = []
+        if self.known:
+            for unit in units:
+                self.start[unit.key] = self.rows
+                self._units.append(unit)
+                self.rows += int(unit.num_rows or 0)
+        self._starts = [self.start[unit.key] for unit in self._units]
+
+    def places(self, rows: ObservedRows) -> np.ndarray:
+        return self.start[rows.unit.key] + (rows.source_rows() - rows.unit.row_offset)
+
+    def locate(self, place: int) -> tuple[str, int]:
+        unit = self._units[bisect.bisect_right(self._starts, place) - 1]
+        return unit.display_path, unit.row_offset + place - self.start[unit.key]
 
 
 class Pairing:
     """The rows of the two sides matched by identity hash, and McNemar's discordant counts.
 
-    `observe_baseline` is shown each baseline batch (any thread); `seal` sorts the held rows
-    (a repeated id is an error); `observe_candidate` looks each candidate batch up and counts,
-    per baseline group: paired rows, ``b`` (baseline right, candidate wrong) and ``c`` (the
+    `observe_baseline` is shown each baseline batch (any thread); `seal` checks the held rows
+    (a repeated id is an error); `observe_candidate` pairs each candidate batch and counts, per
+    baseline group: paired rows, ``b`` (baseline right, candidate wrong) and ``c`` (the
     reverse) for each McNemar leaf; `finish` counts the unpaired rows. With ``strict``, an
     unpaired row is an error naming file, column and row.
 
-    Memory: see the module docstring (19 bytes per baseline row with one McNemar metric)."""
+    The baseline's rows are held by place: their row among all the rows of its plan (``plans``:
+    each side's units, in plan order), or the order they were shown in (a stream). A candidate
+    row is first looked for at its own place: the baseline row there, if it has the same id.
+    Two files of one evaluation set in one order pair entirely so, with no sort and no search.
+    The other rows are looked up among the baseline's hashes sorted (made the first time one is
+    needed).
+
+    Memory: see the module docstring (about 14 bytes per baseline row with one McNemar
+    metric)."""
 
     def __init__(
         self,
@@ -209,23 +244,36 @@ class Pairing:
         mcnemar: Sequence[int],
         strict: bool,
         names: tuple[str, str] = ("baseline", "candidate"),
+        plans: tuple[Sequence[Unit], Sequence[Unit]] | None = None,
+        grouped: bool = True,
     ) -> None:
         self.column = column  # the id column (or what identifies a row) in messages
         self.mcnemar = list(mcnemar)  # leaf indices whose rows are right or wrong
         self.strict = strict
         self.names = names
+        self.grouped = grouped  # rows have groups (--by): else every row is in group 0
+        base, cand = (_Plan(plans[0]), _Plan(plans[1])) if plans else (None, None)
+        self._plans = (base, cand) if base and cand and base.known and cand.known else None
         self._lock = threading.Lock()
-        self._hashes: list[np.ndarray] = []
-        self._codes: list[np.ndarray] = []
-        self._correct: list[np.ndarray] = []
+        width = len(self.mcnemar)
+        size = self._plans[0].rows if self._plans else 0
+        #: by place: each baseline row's hash, whether it was read, its cell code, correctness
+        self.held_hashes = np.zeros(size, dtype=np.uint64)
+        self.present = np.zeros(size, dtype=bool)
+        self._cells = np.zeros(size if grouped else 0, dtype=np.int32)
+        self.correct_rows = np.zeros((size, width), dtype=bool)
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # a stream's rows
         self._chunks: list[_Chunk] = []
         self._held = 0
-        self.hashes = np.zeros(0, dtype=np.uint64)
+        self.hashes = np.zeros(0, dtype=np.uint64)  # sorted (`_sorted`)
+        self.position = np.zeros(0, dtype=np.int64)  # sorted -> place
+        self._sorted_made = False
+        self.groups: np.ndarray | None = None  # each place's group code (`seal`)
         self.paired = np.zeros(0, dtype=bool)
         self.unpaired_candidate = 0
         self.unpaired_baseline = 0
         self.pairs = np.zeros(0, dtype=np.int64)  # paired rows per baseline group code
-        self.discordant = np.zeros((len(self.mcnemar), 2, 0), dtype=np.int64)  # [leaf, b/c, group]
+        self.discordant = np.zeros((width, 2, 0), dtype=np.int64)  # [leaf, b/c, group]
 
     def correct(self, terms: Sequence[Any], rows: int) -> np.ndarray:
         """(rows, McNemar leaves) bools: each row's correctness, from each leaf's own row terms
@@ -245,6 +293,19 @@ class Pairing:
 
     def observe_baseline(self, rows: ObservedRows) -> None:
         correct = self.correct(rows.terms, rows.hashes.shape[0])
+        cells = np.asarray(rows.codes, dtype=np.int32) if self.grouped else None
+        if self._plans is not None:  # written at their places (threads write apart)
+            places = self._plans[0].places(rows)
+            first, count = (int(places[0]), places.shape[0]) if places.size else (0, 0)
+            where: slice | np.ndarray = places
+            if count and int(places[-1]) - first == count - 1:
+                where = slice(first, first + count)
+            self.held_hashes[where] = rows.hashes
+            self.present[where] = True
+            if cells is not None:
+                self._cells[where] = cells
+            self.correct_rows[where] = correct
+            return
         source = rows.source_rows()
         contiguous = source.size == 0 or int(source[-1]) - int(source[0]) == source.size - 1
         with self._lock:
@@ -255,41 +316,42 @@ class Pairing:
                     int(source[0]) if contiguous and source.size else source,
                 )
             )
-            self._hashes.append(rows.hashes)
-            self._codes.append(np.asarray(rows.codes, dtype=np.int64))
-            self._correct.append(correct)
+            self._parts.append((rows.hashes, cells if cells is not None else np.zeros(0), correct))
             self._held += rows.hashes.shape[0]
 
     def seal(self, cell_group: np.ndarray, groups: int) -> None:
-        """Sort the baseline's rows by hash; ``cell_group``: each cell code's group code (the
+        """Check the baseline's rows; ``cell_group``: each cell code's group code (the
         baseline's groups, ``groups`` of them). A hash held twice is a repeated id: an error."""
-        hashes = np.concatenate(self._hashes) if self._hashes else np.zeros(0, np.uint64)
-        self._hashes = []
-        order = np.argsort(hashes)  # a repeated hash is an error: no need for stability
-        self.hashes = hashes[order]
-        del hashes
-        codes = np.concatenate(self._codes) if self._codes else np.zeros(0, np.int64)
-        self._codes = []
-        self.groups = cell_group[codes].astype(np.int32)[order]
-        del codes
-        correct = (
-            np.concatenate(self._correct)
-            if self._correct
-            else np.zeros((0, len(self.mcnemar)), bool)
-        )
-        self._correct = []
-        self.correct_rows = correct[order]
-        del correct
-        self.position = order.astype(np.uint32 if order.shape[0] < 1 << 32 else np.int64)
-        del order
-        self._chunks.sort(key=lambda chunk: chunk.start)
-        self._starts = [chunk.start for chunk in self._chunks]
-        self.paired = np.zeros(self.hashes.shape[0], dtype=bool)
-        self._build_index()
+        if self._plans is None:  # a stream: its rows in the order they were shown
+            parts, self._parts = self._parts, []
+            self.held_hashes = (
+                np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
+            )
+            if self.grouped:
+                self._cells = (
+                    np.concatenate([p[1] for p in parts]).astype(np.int32)
+                    if parts
+                    else np.zeros(0, np.int32)
+                )
+            self.correct_rows = (
+                np.concatenate([p[2] for p in parts])
+                if parts
+                else np.zeros((0, len(self.mcnemar)), bool)
+            )
+            self.present = np.ones(self.held_hashes.shape[0], dtype=bool)
+            self._chunks.sort(key=lambda chunk: chunk.start)
+            self._starts = [chunk.start for chunk in self._chunks]
+        if self.grouped:
+            self.groups = cell_group[self._cells].astype(np.int32)
+            self._cells = np.zeros(0, dtype=np.int32)
+        self.paired = np.zeros(self.held_hashes.shape[0], dtype=bool)
         self.pairs = np.zeros(groups, dtype=np.int64)
         self.discordant = np.zeros((len(self.mcnemar), 2, groups), dtype=np.int64)
-        same = np.flatnonzero(self.hashes[1:] == self.hashes[:-1])
-        if same.size:
+        read = self.held_hashes if self.present.all() else self.held_hashes[self.present]
+        ordered = np.sort(read)  # a repeated id: two equal neighbours
+        if ordered.shape[0] > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+            self._sorted()
+            same = np.flatnonzero(self.hashes[1:] == self.hashes[:-1])
             at = int(same[0])
             first, again = sorted(self._locate(int(self.position[i])) for i in (at, at + 1))
             raise InvalidInputError(
@@ -301,6 +363,19 @@ class Pairing:
                 row=again[1],
                 rule="ids must be unique within a side",
             )
+
+    def _sorted(self) -> None:
+        """The read places' hashes sorted, and each one's place (for rows not paired by
+        place)."""
+        with self._lock:
+            if self._sorted_made:
+                return
+            places = np.flatnonzero(self.present)
+            order = places[np.argsort(self.held_hashes[places])]
+            self.hashes = self.held_hashes[order]
+            self.position = order
+            self._build_index()
+            self._sorted_made = True
 
     def _build_index(self) -> None:
         """Where each value of a hash's top bits starts among the sorted hashes (about 8 rows
@@ -326,47 +401,84 @@ class Pairing:
             hi = np.where(right | (lo >= hi), hi, mid)
         return lo
 
-    def _locate(self, position: int) -> tuple[str, int]:
-        """(file, file row) of the held row at ``position``."""
-        chunk = self._chunks[bisect.bisect_right(self._starts, position) - 1]
-        offset = position - chunk.start
+    def _locate(self, place: int) -> tuple[str, int]:
+        """(file, file row) of the baseline row at ``place``."""
+        if self._plans is not None:
+            return self._plans[0].locate(place)
+        chunk = self._chunks[bisect.bisect_right(self._starts, place) - 1]
+        offset = place - chunk.start
         row = chunk.rows + offset if isinstance(chunk.rows, int) else int(chunk.rows[offset])
         return chunk.path, row
 
+    def _places(self, rows: ObservedRows) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate row's baseline place with the same id (-1: none), and which of the
+        found rows were looked up (not found at their own place): at their own place when the
+        ids agree there, else among the sorted hashes."""
+        hashes = rows.hashes
+        at = np.full(hashes.shape[0], -1, dtype=np.int64)
+        if self._plans is not None:
+            places = self._plans[1].places(rows)
+            inside = places < self.held_hashes.shape[0]
+            if not inside.all():
+                places = np.where(inside, places, 0)
+            same = inside & self.present[places] & (self.held_hashes[places] == hashes)
+            at[same] = places[same]
+        rest = np.flatnonzero(at < 0)
+        if rest.size and self.held_hashes.shape[0]:
+            self._sorted()
+            # looked up in hash order: the lookups then walk the sorted hashes forwards (about
+            # 6 times quicker than in row order, which misses the cache at nearly every step)
+            order = rest[np.argsort(hashes[rest])]
+            wanted = hashes[order]
+            where = self.lookup(wanted)
+            found = where < self.hashes.shape[0]
+            found[found] = self.hashes[where[found]] == wanted[found]
+            at[order[found]] = self.position[where[found]]
+            rest = order[found]
+        else:
+            rest = rest[:0]
+        return at, rest
+
     def observe_candidate(self, rows: ObservedRows) -> None:
-        # looked up in hash order: the lookups then walk the held hashes forwards (about 6
-        # times quicker than in row order, which misses the cache at nearly every step)
-        order = np.argsort(rows.hashes)
-        hashes = rows.hashes[order]
-        where = self.lookup(hashes) if self.hashes.shape[0] else np.zeros(len(hashes), np.intp)
-        found = where < self.hashes.shape[0]
-        found[found] = self.hashes[where[found]] == hashes[found]
+        at, looked_up = self._places(rows)
+        found = at >= 0
         missing = int(found.shape[0] - np.count_nonzero(found))
         if missing and self.strict:  # the first unpaired row of the batch
-            row = int(rows.source_rows()[int(order[~found].min())])
+            row = int(rows.source_rows()[int(np.argmax(~found))])
             raise self._unpaired(rows.unit.display_path, row, self.names[1], self.names[0])
-        batch_rows = order[found]  # each found row's row in the batch
-        at = where[found]  # ascending
-        twice = np.flatnonzero(at[1:] == at[:-1])
-        if twice.size:  # one id twice in this batch: the later row
-            self._repeated(rows, int(max(batch_rows[twice[0]], batch_rows[twice[0] + 1])))
-        groups = self.groups[at]
+        if looked_up.size:  # rows paired by place are one a place; one looked up may repeat
+            ordered = np.sort(at[found])
+            twice = np.flatnonzero(ordered[1:] == ordered[:-1])
+            if twice.size:  # one id twice in this batch: the later row
+                self._repeated(rows, int(np.flatnonzero(at == ordered[twice[0]]).max()))
+        everywhere = bool(found.all())
+        batch_rows = slice(None) if everywhere else np.flatnonzero(found)
+        held = at if everywhere else at[batch_rows]
         size = self.pairs.shape[0]
-        pairs = np.bincount(groups, minlength=size)
+        groups = None if self.groups is None else self.groups[held]
+        pairs = (
+            np.bincount(groups, minlength=size)
+            if groups is not None
+            else np.array([held.shape[0]], dtype=np.int64)
+        )
         discordant = np.zeros((len(self.mcnemar), 2, size), dtype=np.int64)
         if self.mcnemar:
-            correct = self.correct(rows.terms, hashes.shape[0])[batch_rows]
-            base = self.correct_rows[at]
+            correct = self.correct(rows.terms, rows.hashes.shape[0])[batch_rows]
+            base = self.correct_rows[held]
             for leaf in range(len(self.mcnemar)):
                 only_base = base[:, leaf] & ~correct[:, leaf]
                 only_cand = correct[:, leaf] & ~base[:, leaf]
-                discordant[leaf, 0] = np.bincount(groups[only_base], minlength=size)
-                discordant[leaf, 1] = np.bincount(groups[only_cand], minlength=size)
+                for which, mask in enumerate((only_base, only_cand)):
+                    if groups is None:
+                        discordant[leaf, which, 0] = np.count_nonzero(mask)
+                    else:
+                        discordant[leaf, which] = np.bincount(groups[mask], minlength=size)
         with self._lock:  # ids paired by an earlier batch (of any thread)
-            again = self.paired[at]
+            again = self.paired[held]
             if again.any():
-                self._repeated(rows, int(batch_rows[int(np.argmax(again))]))
-            self.paired[at] = True
+                first = int(np.argmax(again))
+                self._repeated(rows, first if everywhere else int(np.flatnonzero(found)[first]))
+            self.paired[held] = True
             self.unpaired_candidate += missing
             self.pairs += pairs
             self.discordant += discordant
@@ -398,10 +510,10 @@ class Pairing:
     def finish(self) -> None:
         """Count the baseline's unpaired rows (``strict``: the first one, in file and row
         order, is an error)."""
-        lonely = np.flatnonzero(~self.paired)
+        lonely = np.flatnonzero(self.present & ~self.paired)
         self.unpaired_baseline = int(lonely.shape[0])
         if lonely.size and self.strict:
-            path, row = min(self._locate(int(self.position[i])) for i in lonely.tolist())
+            path, row = min(self._locate(int(i)) for i in lonely.tolist())
             raise self._unpaired(path, row, self.names[0], self.names[1])
 
 
@@ -501,7 +613,9 @@ def compare(
         for i, leaf in enumerate(leaves)
         if leaf.registered_name in MCNEMAR_METRICS and not weighted
     ]
-    pairing = Pairing(column, mcnemar, strict)
+    by = base_run.resolved.by
+    plans = (base_run.units, cand_run.units)
+    pairing = Pairing(column, mcnemar, strict, plans=plans, grouped=bool(by))
     base_run.evaluator.observer = pairing.observe_baseline
     run_units(base_run, threads)
     base_cells = base_run.total

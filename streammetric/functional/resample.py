@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .._arrow import as_numpy
 from .._kernels import hash_ints as _hash_ints
 from .._kernels import hash_strings as _hash_strings
 
@@ -97,10 +98,10 @@ def hash_ids(ids: Any, seed: int) -> np.ndarray:
         if ids.null_count:
             raise ValueError("ids must not be null")
         if pa.types.is_dictionary(ids.type):
-            return hash_ids(ids.dictionary, seed)[ids.indices.to_numpy(zero_copy_only=False)]
+            return hash_ids(ids.dictionary, seed)[as_numpy(ids.indices)]
         kind = ids.type
         if pa.types.is_integer(kind):
-            return hash_ids(ids.to_numpy(), seed)
+            return hash_ids(as_numpy(ids), seed)
         if pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_string(kind):
             ids = ids.cast(pa.large_binary())
         if not pa.types.is_large_binary(ids.type):
