@@ -209,6 +209,78 @@ def alternated(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def make_pair(directory: Path, rows: int, seed: int = 3) -> tuple[Path, Path]:
+    """A baseline and a candidate for ``compare``: the eval file's rows with an ``id`` column
+    (row groups as the eval file's), the candidate's probabilities perturbed (Gaussian noise on
+    their logarithms, renormalised)."""
+    base, cand = (
+        directory / f"compare_base_{rows}.parquet",
+        directory / f"compare_cand_{rows}.parquet",
+    )
+    if base.exists() and cand.exists():
+        return base, cand
+    source = pq.ParquetFile(make_file(directory / f"eval_{rows}.parquet", rows))
+    rng = np.random.default_rng(seed)
+    writers: list[Any] = [None, None]
+    start = 0
+    for group in range(source.metadata.num_row_groups):
+        table = source.read_row_group(group)
+        n = table.num_rows
+        ids = pa.array(np.arange(start, start + n, dtype=np.int64))
+        start += n
+        probs = table.column("probs").combine_chunks()
+        p = probs.values.to_numpy().reshape(n, CLASSES).astype(np.float64)
+        logp = np.log(np.maximum(p, 1e-12)) + rng.normal(scale=0.3, size=p.shape)
+        q = np.exp(logp - logp.max(axis=1, keepdims=True))
+        q /= q.sum(axis=1, keepdims=True)
+        flat = pa.array(q.astype(np.float32).reshape(-1))
+        tables = [
+            table.append_column("id", ids),
+            pa.table(
+                {
+                    "label": table.column("label"),
+                    "probs": pa.FixedSizeListArray.from_arrays(flat, CLASSES),
+                    "id": ids,
+                }
+            ),
+        ]
+        for i, (out, one) in enumerate(zip((base, cand), tables, strict=True)):
+            if writers[i] is None:
+                writers[i] = pq.ParquetWriter(out.with_suffix(".tmp"), one.schema)
+            writers[i].write_table(one, row_group_size=n)
+    for out, writer in zip((base, cand), writers, strict=True):
+        writer.close()
+        out.with_suffix(".tmp").rename(out)
+    return base, cand
+
+
+def bench_compare(directory: Path, rows: int, runs: int) -> list[tuple[str, float, float]]:
+    """``compare BASE CAND -m ce -m acc`` against one ``eval -m ce -m acc`` of the baseline
+    (and the ``eval --ci --id`` each side of a comparison amounts to): seconds and ratios
+    (goal: compare <= 2.5x one eval)."""
+    base, cand = make_pair(directory, rows)
+    metrics = ["-m", "ce", "-m", "acc"]
+    plain = eval_args(base, metrics)
+    commands = {
+        "eval -m ce -m acc (baseline)": plain,
+        "  --ci 0.95 --id id": [*plain, "--ci", "0.95", "--id", "id"],
+        "compare base cand -m ce -m acc": [
+            PY,
+            "-m",
+            "streammetric",
+            "compare",
+            str(base),
+            str(cand),
+            *metrics,
+            "--format",
+            "json",
+        ],
+    }
+    medians = alternated(commands, runs)
+    first = medians["eval -m ce -m acc (baseline)"]
+    return [(name, medians[name], medians[name] / first) for name in commands]
+
+
 def bench_ci(path: Path, runs: int) -> list[tuple[str, float, float]]:
     """``eval -m ce -m acc`` with and without ``--ci 0.95 --bootstrap 1000``: seconds and the
     time ratio (goal: intervals <= 1.5x)."""
@@ -529,7 +601,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="eval,groups,ci,rss,update,dask,kernels,pipeline")
+    parser.add_argument("--only", default="eval,groups,ci,compare,rss,update,dask,kernels,pipeline")
     parser.add_argument("--setup-peers", action="store_true", help="create the peers' venvs first")
     parser.add_argument(
         "--mxnet-python",
@@ -580,6 +652,14 @@ def main() -> None:
         print(f"{'command':34s} {'seconds':>10s} {'time ratio':>11s}")
         for name, seconds, ratio in bench_ci(path, args.runs):
             print(f"{name:34s} {seconds:10.3f} {ratio:11.2f}")
+    if "compare" in parts:
+        print(
+            f"\n## compare: two {args.rows:,}-row x {CLASSES} float32 files paired by an id "
+            f"column, median of {args.runs} rounds, shuffled order (goal: <= 2.5x one eval)"
+        )
+        print(f"{'command':34s} {'seconds':>10s} {'vs eval':>8s}")
+        for name, seconds, ratio in bench_compare(directory, args.rows, args.runs):
+            print(f"{name:34s} {seconds:10.3f} {ratio:8.2f}")
     if "kernels" in parts:
         rows = min(args.rows, 2_000_000)
         path = make_file(directory / f"eval_{rows}.parquet", rows)
