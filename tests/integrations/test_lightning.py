@@ -1,0 +1,175 @@
+"""`streammetric.integrations.lightning.StreamMetricCallback` on a real Lightning Trainer: a tiny
+model and dataset made here, the logged values equal to the metrics updated directly with the
+same predictions, bit for bit."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pl = pytest.importorskip("lightning.pytorch")
+
+import streammetric as sm  # noqa: E402
+from streammetric.integrations.lightning import StreamMetricCallback  # noqa: E402
+
+ROWS, FEATURES, CLASSES, BATCH = 23, 4, 3, 5  # 5 batches, the last of 3 rows
+
+
+class Tiny(pl.LightningModule):
+    """A linear classifier whose steps return softmax probabilities (and, in test, labels)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(FEATURES, CLASSES)
+
+    def forward(self, x: Any) -> Any:
+        return torch.softmax(self.layer(x), dim=1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self.layer(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        return {"preds": self(batch[0])}  # the labels: the batch's last item
+
+    def test_step(self, batch: Any, batch_idx: int) -> Any:
+        return {"preds": self(batch["x"]), "labels": batch["y"]}
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.5)
+
+
+class Recorder(pl.loggers.Logger):
+    """A logger that keeps what it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged: list[dict[str, float]] = []
+
+    @property
+    def name(self) -> str:
+        return "recorder"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.logged.append(dict(metrics))
+
+
+def data(seed: int, rows: int = ROWS) -> tuple[Any, Any]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, FEATURES, generator=generator)
+    return x, torch.randint(0, CLASSES, (rows,), generator=generator)
+
+
+def loader(x: Any, y: Any, batch_size: int = BATCH) -> Any:
+    return torch.utils.data.DataLoader(list(zip(x, y, strict=True)), batch_size=batch_size)
+
+
+def expected(
+    model: Tiny, x: Any, y: Any, prefix: str, batch_size: int = BATCH, metrics: Any = ("ce", "acc")
+) -> dict:
+    """The metrics updated directly, batch by batch, with the model's own forward."""
+    metric = sm.create(list(metrics))
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            rows = slice(start, start + batch_size)
+            metric.update(y[rows], model(x[rows]))
+    return {f"{prefix}{name}": value for name, value in metric.get_name_value()}
+
+
+def trainer(tmp_path: Any, callback: Any, logger: Any = False, **kwargs: Any) -> Any:
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=logger,
+        callbacks=[callback],
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        **kwargs,
+    )
+
+
+def test_validate_logs_the_exact_values(tmp_path: Any) -> None:
+    torch.manual_seed(0)
+    model, (x, y) = Tiny(), data(1)
+    callback, recorder = StreamMetricCallback(["ce", "acc"]), Recorder()
+    sizes: list[int] = []
+    select = callback._select
+
+    def spy(outputs: Any, batch: Any) -> Any:
+        if callback._metrics:  # the callback's whole memory, batch after batch
+            sizes.append(len(pickle.dumps(callback._metrics)))
+        return select(outputs, batch)
+
+    callback.select = spy
+    results = trainer(tmp_path, callback, logger=recorder).validate(
+        model, dataloaders=loader(x, y), verbose=False
+    )
+    want = expected(model, x, y, "val_")
+    assert set(want) == {"val_cross-entropy", "val_accuracy"}
+    assert results == [want]  # bit for bit: == on floats
+    assert callback.last == want
+    assert [m for m in recorder.logged if "val_accuracy" in m] == [{**want, "epoch": 0}]
+    assert len(sizes) == 5 and len(set(sizes[1:])) == 1  # the same size after 2 or 5 batches
+    assert all(isinstance(m, sm.EvalMetric) for m in callback._metrics.values())
+    # the direct update of all rows at once agrees too: nothing depends on the batching
+    with torch.no_grad():
+        whole = sm.create(["ce", "acc"]).update(y, model(x))
+    assert results == [{f"val_{n}": v for n, v in whole.get_name_value()}]
+
+
+def test_fit_and_test_with_dict_batches_and_two_dataloaders(tmp_path: Any) -> None:
+    torch.manual_seed(0)
+    model = Tiny()
+    (x, y), (x1, y1), (x2, y2) = data(1, 17), data(2, 11), data(3, 9)
+    callback = StreamMetricCallback("acc", prefix="{stage}/")
+    run = trainer(tmp_path, callback, max_epochs=1, num_sanity_val_steps=2)
+    run.fit(model, loader(x, y, 4), [loader(x1, y1, 4), loader(x2, y2, 4)])
+    # validation after the epoch: the final weights; the sanity check before left nothing
+    for index, (xv, yv) in enumerate([(x1, y1), (x2, y2)]):
+        want = expected(model, xv, yv, "val/", 4, ["acc"])
+        assert (
+            run.callback_metrics[f"val/accuracy/dataloader_idx_{index}"].item()
+            == want["val/accuracy"]
+        )
+    batches = torch.utils.data.DataLoader(
+        [{"x": a, "y": b} for a, b in zip(x2, y2, strict=True)], batch_size=4
+    )
+    results = run.test(model, dataloaders=batches, verbose=False)
+    assert results == [expected(model, x2, y2, "test/", 4, ["acc"])]
+
+
+def test_a_step_without_predictions_says_what_to_return(tmp_path: Any) -> None:
+    class NoPreds(Tiny):
+        def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+            return {"loss": torch.tensor(0.0)}
+
+    x, y = data(1, 6)
+    with pytest.raises(sm.InvalidInputError, match=r"has no 'preds'.*pass `select`"):
+        trainer(tmp_path, StreamMetricCallback("acc")).validate(
+            NoPreds(), dataloaders=loader(x, y), verbose=False
+        )
+
+
+def test_select_and_an_evalmetric_instance(tmp_path: Any) -> None:
+    torch.manual_seed(0)
+    model, (x, y) = Tiny(), data(4, 13)
+    mine = sm.create("ce")
+    callback = StreamMetricCallback(
+        mine, select=lambda outputs, batch: (batch[1], outputs["preds"]), stages=("validate",)
+    )
+    results = trainer(tmp_path, callback).validate(model, dataloaders=loader(x, y), verbose=False)
+    assert results == [expected(model, x, y, "val_", metrics=["ce"])]
+    assert mine.num_inst == 0  # the callback updated a copy
