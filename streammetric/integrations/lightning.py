@@ -213,5 +213,10 @@ class StreamMetricCallback(Callback):
 
 
 def _num_dataloaders(trainer: Trainer, stage: str) -> int:
-    counts = trainer.num_val_batches if stage == "validate" else trainer.num_test_batches
+    if stage == "test":
+        counts = trainer.num_test_batches
+    elif trainer.sanity_checking:
+        counts = trainer.num_sanity_val_batches
+    else:
+        counts = trainer.num_val_batches
     return len(counts) if isinstance(counts, (list, tuple)) else 1

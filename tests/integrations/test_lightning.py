@@ -153,9 +153,20 @@ def test_fit_and_test_with_dict_batches_and_two_dataloaders(tmp_path: Any) -> No
     torch.manual_seed(0)
     model = Tiny()
     (x, y), (x1, y1), (x2, y2) = data(1, 17), data(2, 11), data(3, 9)
-    callback = StreamMetricCallback("acc", prefix="{stage}/")
+    ends: list[tuple[bool, list]] = []
+
+    class Watched(StreamMetricCallback):
+        def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            ends.append((trainer.sanity_checking, sorted(self._metrics)))
+            super().on_validation_epoch_end(trainer, pl_module)
+
+    callback = Watched("acc", prefix="{stage}/")
     run = trainer(tmp_path, callback, max_epochs=1, num_sanity_val_steps=2)
     run.fit(model, loader(x, y, 4), [loader(x1, y1, 4), loader(x2, y2, 4)])
+    # a metric for each dataloader from the epoch's start, the sanity check's too: in several
+    # processes, each has the same metrics to merge, whichever batches it saw
+    keys = [("validate", 0), ("validate", 1)]
+    assert ends == [(True, keys), (False, keys)]
     # validation after the epoch: the final weights; the sanity check before left nothing
     for index, (xv, yv) in enumerate([(x1, y1), (x2, y2)]):
         want = expected(model, xv, yv, "val/", 4, ["acc"])
