@@ -27,7 +27,7 @@ from typing import Any
 import keras
 
 from ..metrics.base import EvalMetric
-from ._common import make_metric, scalars
+from ._common import make_metric, scalars, to_host
 
 __all__ = ["StreamMetric"]
 
@@ -71,9 +71,12 @@ class StreamMetric(keras.metrics.Metric):
 
 
 def _host(value: Any) -> Any:
+    if hasattr(value, "detach"):  # the torch backend's tensor: streammetric reads it itself
+        return to_host(value)
     try:
         return keras.ops.convert_to_numpy(value)
-    except Exception as exc:  # a symbolic tensor: TensorFlow's graph, JAX's tracing
+    except (TypeError, ValueError, AttributeError, NotImplementedError) as exc:
+        # a symbolic tensor: TensorFlow's graph, JAX's tracing
         raise RuntimeError(
             "StreamMetric reads each batch on the host and needs the model to run eagerly: "
             "use the torch backend, or model.compile(..., run_eagerly=True)"

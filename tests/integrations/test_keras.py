@@ -41,7 +41,7 @@ def expected(model: Any, x: Any, y: Any, weight: Any = None, prefix: str = "") -
     metric = sm.create(["ce", "acc"])
     for start in range(0, len(x), BATCH):
         rows = slice(start, start + BATCH)
-        preds = keras.ops.convert_to_numpy(model(x[rows], training=False))
+        preds = model(x[rows], training=False).detach().numpy()  # the torch backend
         metric.update(y[rows], preds, None if weight is None else weight[rows])
     return {f"{prefix}{name}": value for name, value in metric.get_name_value()}
 
