@@ -203,3 +203,38 @@ def test_select_and_an_evalmetric_instance(tmp_path: Any) -> None:
     results = trainer(tmp_path, callback).validate(model, dataloaders=loader(x, y), verbose=False)
     assert results == [expected(model, x, y, "val_", metrics=["ce"])]
     assert mine.num_inst == 0  # the callback updated a copy
+
+
+def test_several_processes_merge_before_logging(monkeypatch: Any) -> None:
+    """With ``world_size > 1`` each metric goes through `streammetric.distributed.sync` (here a
+    stand-in that merges a second process's state) before its values are read; with one
+    process that module is not imported at all."""
+    import sys
+    import types
+
+    calls: list[Any] = []
+    other = sm.create(["ce", "acc"]).update([2, 2], [[0.1, 0.1, 0.8], [0.6, 0.2, 0.2]])
+
+    def sync(metric: Any, group: Any = None) -> None:
+        calls.append(group)
+        metric.merge(other)  # what the real one does: every rank ends with the merged state
+
+    monkeypatch.setitem(sys.modules, "streammetric.distributed", types.SimpleNamespace(sync=sync))
+
+    class Module:
+        def __init__(self) -> None:
+            self.logged: dict[str, Any] = {}
+
+        def log(self, name: str, value: Any, **kwargs: Any) -> None:
+            self.logged[name] = value.item()
+
+    labels, preds = torch.tensor([0, 1]), torch.tensor([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]])
+    for world_size, group in [(1, None), (2, "a group")]:
+        callback, module = StreamMetricCallback(["ce", "acc"], group=group), Module()
+        callback._update("validate", {"preds": preds}, (None, labels), 0)
+        callback._end("validate", types.SimpleNamespace(world_size=world_size), module)
+        mine = sm.create(["ce", "acc"]).update(labels, preds)
+        if world_size > 1:
+            mine.merge(other)
+        assert module.logged == {f"val_{n}": v for n, v in mine.get_name_value()}
+    assert calls == ["a group"]  # once, with the group, in the two-process run only
