@@ -131,3 +131,42 @@ def test_ignored_labels_and_several_outputs() -> None:
     assert compute(eval_pred) == dict(want)
     with pytest.raises(sm.InvalidInputError, match="ignore_index=-100"):
         compute(transformers.EvalPrediction(predictions=logits[:, :2], label_ids=labels))
+
+
+@pytest.mark.slow  # two processes that import torch and Transformers: 10 to 20 s
+def test_two_processes_each_get_the_whole_set(tmp_path: Any) -> None:
+    """Under ``torch.distributed.run`` (two CPU processes, gloo, on the loopback) the Trainer
+    gathers each batch from both processes before calling the computer (and drops the rows it
+    repeated to even out the last batch): each process reports the values of the whole set, the
+    same as one process, bit for bit, with nothing merged by streammetric."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    repo = Path(__file__).resolve().parents[2]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        str(repo / "tests" / "integrations" / "hf_two_processes.py"),
+        str(tmp_path),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    torch.manual_seed(0)
+    want = expected(Tiny(), data(1))
+    for rank in (0, 1):
+        report = json.loads((tmp_path / f"rank-{rank}.json").read_text())
+        assert report["world"] == 2
+        assert report["seen"] == [10, 10, 3]  # 23 rows: both processes' batches, no repeats
+        assert {k: report["metrics"][k] for k in want} == want
