@@ -43,3 +43,5 @@ if __name__ == "__main__":
     metrics = trainer.evaluate()
     with open(os.path.join(out, f"rank-{rank}.json"), "w") as handle:
         json.dump({"metrics": metrics, "seen": seen, "world": trainer.args.world_size}, handle)
+    # the process group ended before the interpreter (left to exit, gloo's threads may abort it)
+    torch.distributed.destroy_process_group()
