@@ -43,7 +43,7 @@ except ModuleNotFoundError as exc:  # the older package name
 
 __all__ = ["StreamMetricCallback"]
 
-#: a stage's short name (the default prefix of its values) and its count of dataloaders
+#: each stage and its short name (in the default prefix of its values)
 _STAGES = {"validate": "val", "test": "test"}
 
 
