@@ -41,6 +41,7 @@ from .cli_common import (
     render_comparison,
     resolve_thresholds,
     split_columns,
+    storage_option,
 )
 from .cli_export import ExportOptions, LiveExport, UnitFeeder, export_options
 from .engine.signals import StopSignal
@@ -60,6 +61,7 @@ def main() -> None:
 @main.command("eval", cls=StreamMetricCommand)
 @click.argument("paths", nargs=-1, required=True)
 @job_options
+@storage_option
 @ci_options
 @click.option(
     "--fail-above", multiple=True, help="METRIC=VALUE: exit 3 if the metric is above VALUE."
@@ -443,6 +445,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
     show_default=True,
     help="Refuse inputs with more rows (explain holds them in memory).",
 )
+@storage_option
 def explain_command(
     paths: tuple[str, ...],
     labels: str | None,
@@ -453,13 +456,16 @@ def explain_command(
     conventions: tuple[str, ...],
     fmt: str,
     max_rows: int,
+    storage_options: tuple[str, ...],
 ) -> None:
     """Every convention's cross-entropy side by side for the same data, and why they differ."""
     import numpy as np
 
     from .explain import explain
     from .io import ColumnSpec, iter_unit, plan, resolve_units
+    from .io.storage import parse_storage_options, use_storage_options
 
+    use_storage_options(parse_storage_options(storage_options))
     pred_columns = split_columns(preds)
     spec = ColumnSpec(
         labels=labels,

@@ -9,7 +9,9 @@ keyed by job and unit, and a unit is merged at most once. Checkpoints are the lo
 format, same identity), so a run interrupted on one engine resumes on the other.
 
 Paths are opened by the workers as given: on a remote cluster use absolute paths that every worker
-can read (a shared filesystem). ``-`` (stdin) is read on the client.
+can read (a shared filesystem), or URIs (``s3://...``): each worker opens the objects of its units
+itself, with the job's storage options (sent with the job) and its own environment's credentials.
+``-`` (stdin) is read on the client.
 
 >>> # run_job_dask(Job(["preds/"], ["ce", "acc"]), workers=4).to_dict() == run_job(job).to_dict()
 """
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError, StreamMetricError
 from ..io import STDIN, ColumnSpec, ResolvedColumns, Unit
+from ..io.storage import use_storage_options
 from .local import Evaluator, Job, JobRun, ProgressHook, Result, RunStart
 from .partial import Partial
 
@@ -83,6 +86,7 @@ def _unit_state(job: Job, resolved: ResolvedColumns, where: str, unit: dict[str,
     """Worker side: one unit's exact state as plain data, or its data error (never retried;
     the error itself, pickled, so its fields come back)."""
     try:
+        use_storage_options(job.storage_options)  # the worker opens the objects itself
         return {
             "state": Evaluator(job, resolved, where).unit_partial(Unit.from_dict(unit)).to_json()
         }

@@ -44,6 +44,7 @@ from ..io import (
     resolve_units,
 )
 from ..io.sources import stdin_digest, stdin_end_note
+from ..io.storage import is_uri, use_storage_options
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling
 from .checkpoint import Checkpoint
@@ -102,6 +103,9 @@ class Job:
     strict: bool = False
     #: bootstrap intervals (the state is then kept per bucket of rows: see `intervals`)
     resampling: Resampling | None = None
+    #: options of the object stores of URI paths (`streammetric.io.storage`): credentials,
+    #: endpoints; not part of the identity (an object's identity is its URI and ETag)
+    storage_options: dict[str, str] = field(default_factory=dict)
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
         return {"inputs": fingerprint(units), **self.settings()}
@@ -341,6 +345,13 @@ class Evaluator:
         found under (its name, for a file given itself), with ``/`` separators."""
         if unit.path == STDIN:
             return "-"
+        if is_uri(unit.path):  # relative to the URI given, as a local path to its directory
+            for argument in self.job.paths:
+                if unit.path == argument:
+                    return unit.path.rstrip("/").rsplit("/", 1)[-1]
+                if unit.path.startswith(argument.rstrip("/") + "/"):
+                    return unit.path[len(argument.rstrip("/")) + 1 :]
+            return unit.path.rsplit("/", 1)[-1]
         path = os.path.abspath(unit.path)
         for argument in self.job.paths:
             root = os.path.abspath(argument)
@@ -466,6 +477,7 @@ class JobRun:
         on_start: Callable[[RunStart], None] | None = None,
     ) -> None:
         self.notes: list[str] = []  # about the inputs (`plan`), before the columns' notes
+        use_storage_options(job.storage_options)
         self.units = plan(job.paths, job.columns, notes=self.notes)
         resolved = resolve_units(self.units, job.columns)
         if resolved is None:  # files without row groups: no rows, like files of empty ones
