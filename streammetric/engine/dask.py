@@ -18,6 +18,7 @@ itself, with the job's storage options (sent with the job) and its own environme
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError, StreamMetricError
 from ..io import STDIN, ColumnSpec, ResolvedColumns, Unit
-from ..io.storage import use_storage_options
+from ..io.storage import storage_options, use_storage_options
 from .local import Evaluator, Job, JobRun, ProgressHook, Result, RunStart
 from .partial import Partial
 
@@ -115,6 +116,8 @@ def _run_tasks(client: Client, run: JobRun, job: Job, units: Sequence[Unit], ret
     """Submit one task per unit, merge the states as they come; units are in plan order."""
     from distributed import CancelledError, KilledWorker, as_completed
 
+    if not job.storage_options:  # the workers open the objects with the client's options
+        job = dataclasses.replace(job, storage_options=storage_options())
     task = functools.partial(_unit_state, job, run.resolved, run.units[0].display_path)
     position = {_task_key(run, unit): i for i, unit in enumerate(units)}
     futures = [

@@ -104,7 +104,8 @@ class Job:
     #: bootstrap intervals (the state is then kept per bucket of rows: see `intervals`)
     resampling: Resampling | None = None
     #: options of the object stores of URI paths (`streammetric.io.storage`): credentials,
-    #: endpoints; not part of the identity (an object's identity is its URI and ETag)
+    #: endpoints; not part of the identity (an object's identity is its URI and ETag). Empty:
+    #: the process's (`use_storage_options`), which the Dask engine sends to its workers
     storage_options: dict[str, str] = field(default_factory=dict)
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
@@ -477,7 +478,8 @@ class JobRun:
         on_start: Callable[[RunStart], None] | None = None,
     ) -> None:
         self.notes: list[str] = []  # about the inputs (`plan`), before the columns' notes
-        use_storage_options(job.storage_options)
+        if job.storage_options:
+            use_storage_options(job.storage_options)
         self.units = plan(job.paths, job.columns, notes=self.notes)
         resolved = resolve_units(self.units, job.columns)
         if resolved is None:  # files without row groups: no rows, like files of empty ones
@@ -667,8 +669,10 @@ def evaluate(
     on_invalid: str = "raise",
     threads: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> Result:
-    """Evaluate prediction files (Parquet, Arrow IPC, directories, ``"-"`` for stdin).
+    """Evaluate prediction files (Parquet, Arrow IPC, directories, URIs such as
+    ``"s3://bucket/prefix/"``, ``"-"`` for stdin).
 
     ``metrics`` is a metric spec or a list of them (names, ``"top_k_accuracy:top_k=5"``, config
     dicts). ``labels``, ``preds`` and ``weights`` name the columns (by default the usual names,
@@ -677,7 +681,10 @@ def evaluate(
     them; ``on_invalid`` is ``"raise"`` (the first bad row is an `InvalidInputError` naming
     file, column and row) or ``"skip"`` (bad rows are counted in ``invalid_rows`` and left
     out); ``threads`` defaults to the cores; ``checkpoint`` is a file the run saves its progress
-    to and resumes from. Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
+    to and resumes from; ``storage_options`` are options of the object store of URI paths
+    (``{"endpoint_override": "http://127.0.0.1:9000", "region": "eu-west-1"}``: see
+    `streammetric.io.storage`; credentials otherwise come from the standard environment).
+    Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
     """
     path_list = (
         [os.fspath(paths)]
@@ -707,5 +714,6 @@ def evaluate(
         ),
         on_invalid=on_invalid,
         metric_defaults=defaults,
+        storage_options=dict(storage_options or {}),
     )
     return run_job(job, threads=threads, checkpoint=checkpoint)

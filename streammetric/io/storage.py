@@ -219,7 +219,10 @@ def _make(
                 )
             return pafs.S3FileSystem(**kwargs)
         if scheme in ("gs", "gcs"):
-            return pafs.GcsFileSystem(**given)
+            gcs: dict[str, Any] = dict(given)
+            if "anonymous" in gcs:
+                gcs["anonymous"] = _flag("anonymous", gcs["anonymous"])
+            return pafs.GcsFileSystem(**gcs)
         if scheme in ("hdfs", "viewfs"):
             host, _, port = authority.partition(":")
             extra: dict[str, Any] = {"port": int(port)} if port else {}
@@ -263,7 +266,8 @@ def filesystem(uri: str) -> tuple[Any, str]:
         return _make(scheme, authority, options, environment), inner
     if scheme == "file":
         return _make(scheme, "", ()), "/" + rest.lstrip("/")
-    return _make(scheme, "", options, environment), uri
+    fs = _make(scheme, "", options, environment)  # fsspec's: paths without the scheme
+    return fs, str(fs.handler.fs._strip_protocol(uri))
 
 
 def join(base: str, inner_base: str, inner: str) -> str:

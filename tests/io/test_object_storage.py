@@ -288,3 +288,24 @@ def test_a_truncated_object(s3, local):
         *cli("eval", f"s3://{BUCKET}/broken/half.parquet", *CLS),
         rf"streammetric: error: s3://{BUCKET}/broken/half.parquet: cannot read Parquet footer: .*",
     )
+
+
+def test_an_fsspec_scheme(tmp_path):
+    """A scheme pyarrow has no filesystem of goes through fsspec (its in-memory one here)."""
+    fsspec = pytest.importorskip("fsspec")  # dask[distributed], in the test extra, needs it
+    memory = fsspec.filesystem("memory")
+    root = tmp_path / "hive"
+    for model in ("alpha", "beta"):
+        path = root / f"model={model}" / "part-0.parquet"
+        path.parent.mkdir(parents=True)
+        pq.write_table(classification_table(300, seed=len(model)), path, row_group_size=100)
+        memory.pipe(
+            f"memory://streammetric-test/hive/model={model}/part-0.parquet", path.read_bytes()
+        )
+    try:
+        args = (*CLS, "--by", "model", "--ci", "0.9", "--bootstrap", "20")
+        code, remote, err = cli("eval", "memory://streammetric-test/hive", *args)
+        assert (code, err) == (0, "")
+        assert remote == cli("eval", root, *args)[1]
+    finally:
+        memory.rm("memory://streammetric-test", recursive=True)
