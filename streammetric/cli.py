@@ -349,9 +349,19 @@ def compare_command(
         sys.exit(EXIT_THRESHOLD)
 
 
+def _watched(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """DIR: an existing directory, or a URI (an object store's prefix)."""
+    from .io.storage import is_uri
+
+    if is_uri(value):
+        return value
+    return str(click.Path(exists=True, file_okay=False).convert(value, param, ctx))
+
+
 @main.command("watch", cls=StreamMetricCommand)
-@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("directory", callback=_watched)
 @job_options
+@storage_option
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.01),
@@ -365,6 +375,9 @@ def compare_command(
 @config_option("watch")
 def watch_command(directory: str, interval: float, once: bool, **params: Any) -> None:
     """Follow DIR and evaluate each complete new file exactly once (Ctrl-C/SIGTERM: stop).
+
+    DIR is a directory, or a prefix of an object store (s3://bucket/incoming/), whose objects
+    are complete as soon as they are listed.
 
     Files whose names start with . or _ or end in .tmp are skipped (write there, then rename);
     a file counts once its footer is written and its size stable. One line per file on stderr;

@@ -309,3 +309,28 @@ def test_an_fsspec_scheme(tmp_path):
         assert remote == cli("eval", root, *args)[1]
     finally:
         memory.rm("memory://streammetric-test", recursive=True)
+
+
+def test_watch_of_an_s3_prefix_with_a_checkpoint(s3, local, tmp_path):
+    fs = _server_fs(s3)
+    prefix = f"s3://{BUCKET}/incoming"
+    hive = local / "hive"
+    files = sorted(hive.rglob("*.parquet"))[:3]
+    names = [f"{i}.parquet" for i in range(3)]
+    for name, path in zip(names[:2], files[:2], strict=True):
+        _upload(fs, path, f"incoming/{name}")
+    _upload(fs, files[2], "incoming/_partial.parquet", b"PAR1 not yet")  # hidden: skipped
+    checkpoint = tmp_path / "watch.ckpt"
+    args = (*CLS, "--once", "--checkpoint", checkpoint)
+    code, out, err = cli("watch", prefix, *args)
+    assert code == 0, err
+    assert [line.split(":")[2].strip() for line in err.splitlines()] == names[:2]
+    _upload(fs, files[2], f"incoming/{names[2]}")
+    code, out, err = cli("watch", prefix + "/", *args)
+    assert code == 0, err
+    assert [line.split(":")[2].strip() for line in err.splitlines()] == names[2:]  # once each
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for name, path in zip(names, files, strict=True):
+        shutil.copy(path, copies / name)
+    assert out == cli("eval", copies, *CLS)[1]
