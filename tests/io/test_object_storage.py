@@ -307,6 +307,10 @@ def test_an_fsspec_scheme(tmp_path):
         code, remote, err = cli("eval", "memory://streammetric-test/hive", *args)
         assert (code, err) == (0, "")
         assert remote == cli("eval", root, *args)[1]
+        # no ETag there: an object's identity (checkpoints) is its size and mtime
+        uri = "memory://streammetric-test/hive/model=beta/part-0.parquet"
+        size, _ = storage.object_identity(uri)
+        assert size == len(memory.cat(uri))
     finally:
         memory.rm("memory://streammetric-test", recursive=True)
 
