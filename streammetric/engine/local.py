@@ -44,6 +44,7 @@ from ..io import (
     resolve_units,
 )
 from ..io.sources import stdin_digest, stdin_end_note
+from ..io.storage import is_uri, use_storage_options
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling
 from .checkpoint import Checkpoint
@@ -102,6 +103,10 @@ class Job:
     strict: bool = False
     #: bootstrap intervals (the state is then kept per bucket of rows: see `intervals`)
     resampling: Resampling | None = None
+    #: options of the object stores of URI paths (`streammetric.io.storage`): credentials,
+    #: endpoints; not part of the identity (an object's identity is its URI and ETag). Empty:
+    #: the process's (`use_storage_options`), which the Dask engine sends to its workers
+    storage_options: dict[str, str] = field(default_factory=dict)
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
         return {"inputs": fingerprint(units), **self.settings()}
@@ -341,6 +346,13 @@ class Evaluator:
         found under (its name, for a file given itself), with ``/`` separators."""
         if unit.path == STDIN:
             return "-"
+        if is_uri(unit.path):  # relative to the URI given, as a local path to its directory
+            for argument in self.job.paths:
+                if unit.path == argument:
+                    return unit.path.rstrip("/").rsplit("/", 1)[-1]
+                if unit.path.startswith(argument.rstrip("/") + "/"):
+                    return unit.path[len(argument.rstrip("/")) + 1 :]
+            return unit.path.rsplit("/", 1)[-1]
         path = os.path.abspath(unit.path)
         for argument in self.job.paths:
             root = os.path.abspath(argument)
@@ -466,6 +478,8 @@ class JobRun:
         on_start: Callable[[RunStart], None] | None = None,
     ) -> None:
         self.notes: list[str] = []  # about the inputs (`plan`), before the columns' notes
+        if job.storage_options:
+            use_storage_options(job.storage_options)
         self.units = plan(job.paths, job.columns, notes=self.notes)
         resolved = resolve_units(self.units, job.columns)
         if resolved is None:  # files without row groups: no rows, like files of empty ones
@@ -655,8 +669,10 @@ def evaluate(
     on_invalid: str = "raise",
     threads: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> Result:
-    """Evaluate prediction files (Parquet, Arrow IPC, directories, ``"-"`` for stdin).
+    """Evaluate prediction files (Parquet, Arrow IPC, directories, URIs such as
+    ``"s3://bucket/prefix/"``, ``"-"`` for stdin).
 
     ``metrics`` is a metric spec or a list of them (names, ``"top_k_accuracy:top_k=5"``, config
     dicts). ``labels``, ``preds`` and ``weights`` name the columns (by default the usual names,
@@ -665,7 +681,10 @@ def evaluate(
     them; ``on_invalid`` is ``"raise"`` (the first bad row is an `InvalidInputError` naming
     file, column and row) or ``"skip"`` (bad rows are counted in ``invalid_rows`` and left
     out); ``threads`` defaults to the cores; ``checkpoint`` is a file the run saves its progress
-    to and resumes from. Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
+    to and resumes from; ``storage_options`` are options of the object store of URI paths
+    (``{"endpoint_override": "http://127.0.0.1:9000", "region": "eu-west-1"}``: see
+    `streammetric.io.storage`; credentials otherwise come from the standard environment).
+    Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
     """
     path_list = (
         [os.fspath(paths)]
@@ -695,5 +714,6 @@ def evaluate(
         ),
         on_invalid=on_invalid,
         metric_defaults=defaults,
+        storage_options=dict(storage_options or {}),
     )
     return run_job(job, threads=threads, checkpoint=checkpoint)

@@ -22,6 +22,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from streammetric._exceptions import ConfigError, InvalidInputError
+from streammetric.io import storage
 from streammetric.io.columns import (
     ColumnSpec,
     ColumnValues,
@@ -46,6 +47,7 @@ from streammetric.io.sources import (
     _stat_key,
     _stdin_reader,
     ipc_stream_end,
+    open_remote,
 )
 
 
@@ -207,6 +209,9 @@ def fingerprint(units: Sequence[Unit]) -> str:
         entry[2] += unit.num_rows or 0
     items: list[list[Any]] = []
     for path, (kind, count, rows) in sorted(files.items()):
+        if storage.is_uri(path):  # the ETag when the store has one, else size and mtime
+            items.append([path, kind, *storage.object_identity(path), count, rows])
+            continue
         stat = [] if path == STDIN else list(_stat_key(path)[1:])
         items.append([path if path == STDIN else os.path.abspath(path), kind, *stat, count, rows])
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
@@ -232,7 +237,7 @@ def _where(unit: Unit) -> str:
     return f"{unit.display_path}: {what} {unit.index} (rows {unit.row_offset}-{last})"
 
 
-def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile, list[str]]:
+def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]]:
     """The unit's file (to be closed) and the needed columns it has."""
     metadata, schema = _parquet_footer(*_stat_key(unit.path))
     wanted = [name for name in resolved.columns if name in schema.names]
@@ -241,6 +246,16 @@ def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile
         for name in resolved.by
         if name in wanted and pa.types.is_string(schema.field(name).type)
     ]
+    if storage.is_uri(unit.path):  # an object: its column chunks fetched in few requests
+        source = open_remote(unit.path)
+        remote = pq.ParquetFile(
+            source,
+            metadata=metadata,
+            pre_buffer=True,
+            read_dictionary=dictionary,
+            page_checksum_verification=True,
+        )
+        return _Closing(remote, source), wanted
     parquet_file = pq.ParquetFile(
         unit.path,
         metadata=metadata,
@@ -250,6 +265,25 @@ def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile
         page_checksum_verification=True,
     )
     return parquet_file, wanted
+
+
+class _Closing:
+    """A ParquetFile over an object's file, which closing closes too."""
+
+    def __init__(self, parquet_file: pq.ParquetFile, source: Any) -> None:
+        self.parquet_file, self.source = parquet_file, source
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.parquet_file, name)
+
+    def __enter__(self) -> pq.ParquetFile:
+        return self.parquet_file
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.parquet_file.close()
+        finally:
+            self.source.close()
 
 
 def _read_arrow(unit: Unit, resolved: ResolvedColumns) -> pa.Table | pa.RecordBatch:
@@ -262,7 +296,8 @@ def _read_arrow(unit: Unit, resolved: ResolvedColumns) -> pa.Table | pa.RecordBa
         schema = _ipc_layout(unit.path, unit.kind, *_stat_key(unit.path)[1:])[0]
         fields = sorted(schema.get_field_index(n) for n in resolved.columns if n in schema.names)
         options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
-        with pa.memory_map(unit.path) as source:
+        opened = open_remote(unit.path) if storage.is_uri(unit.path) else pa.memory_map(unit.path)
+        with opened as source:
             return ipc.open_file(source, options=options).get_batch(unit.index)
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(_where(unit), exc) from exc
@@ -430,7 +465,8 @@ def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec) -> Any:
     fields = sorted(schema.get_field_index(name) for name in wanted if name in schema.names)
     options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
     try:
-        return ipc.open_stream(pa.memory_map(unit.path), options=options)
+        source = open_remote(unit.path) if storage.is_uri(unit.path) else pa.memory_map(unit.path)
+        return ipc.open_stream(source, options=options)
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(f"{unit.path}: cannot read Arrow IPC stream", exc) from exc
 
