@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -43,6 +43,7 @@ from ..io import (
     resolve_paths,
     resolve_units,
 )
+from ..io.memory import is_in_memory, memory_sources, resolve_memory
 from ..io.sources import stdin_digest, stdin_end_note
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling
@@ -82,6 +83,13 @@ class ObservedRows(NamedTuple):
     source_rows: Callable[[], np.ndarray]
 
 
+#: why ``checkpoint`` is refused for an in-memory input
+NO_CHECKPOINT = (
+    "checkpoint: an in-memory input cannot be resumed from a checkpoint (no name, size or "
+    "mtime says it holds the same data on the next run); write it to a Parquet file to "
+    "checkpoint its evaluation, or leave checkpoint out"
+)
+
 #: Metrics that need one score per class: a prediction of one value per row (the positive-class
 #: score, as the binary metrics and ``explain`` read it) is refused for them.
 PER_CLASS_METRICS = frozenset(
@@ -102,6 +110,9 @@ class Job:
     strict: bool = False
     #: bootstrap intervals (the state is then kept per bucket of rows: see `intervals`)
     resampling: Resampling | None = None
+    #: in-memory inputs (`streammetric.io.memory`: Arrow tables and readers, pandas and polars
+    #: DataFrames, DuckDB results), read in place of ``paths`` (then empty); not in `settings`
+    tables: list[Any] = field(default_factory=list, repr=False)
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
         return {"inputs": fingerprint(units), **self.settings()}
@@ -341,6 +352,8 @@ class Evaluator:
         found under (its name, for a file given itself), with ``/`` separators."""
         if unit.path == STDIN:
             return "-"
+        if unit.kind == "memory":  # its name: "<table>", "<table 0>", ...
+            return unit.path
         path = os.path.abspath(unit.path)
         for argument in self.job.paths:
             root = os.path.abspath(argument)
@@ -466,14 +479,26 @@ class JobRun:
         on_start: Callable[[RunStart], None] | None = None,
     ) -> None:
         self.notes: list[str] = []  # about the inputs (`plan`), before the columns' notes
-        self.units = plan(job.paths, job.columns, notes=self.notes)
-        resolved = resolve_units(self.units, job.columns)
-        if resolved is None:  # files without row groups: no rows, like files of empty ones
-            resolved = resolve_paths(job.paths, job.columns)
-        if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
-            raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
+        resolved: ResolvedColumns | None
+        if job.tables:
+            if checkpoint:
+                raise ConfigError(NO_CHECKPOINT)
+            if job.paths:
+                raise ConfigError("give paths or in-memory inputs, not both")
+            sources = memory_sources(job.tables)
+            self.units = [unit for source in sources for unit in source.units()]
+            resolved = resolve_memory(sources, job.columns)
+            where = sources[0].name
+        else:
+            self.units = plan(job.paths, job.columns, notes=self.notes)
+            resolved = resolve_units(self.units, job.columns)
+            if resolved is None:  # files without row groups: no rows, like files of empty ones
+                resolved = resolve_paths(job.paths, job.columns)
+            if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
+                raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
+            where = self.units[0].display_path if self.units else job.paths[0]
+        assert resolved is not None
         self.resolved = resolved
-        where = self.units[0].display_path if self.units else job.paths[0]
         self.evaluator = Evaluator(job, resolved, where)
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics, index=self.evaluator.index)
@@ -643,7 +668,7 @@ def _raise_first_failure(running: dict[Future[Partial], Unit]) -> None:
 
 
 def evaluate(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    paths: Any,
     metrics: Any = "ce",
     *,
     labels: str | None = None,
@@ -656,7 +681,17 @@ def evaluate(
     threads: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> Result:
-    """Evaluate prediction files (Parquet, Arrow IPC, directories, ``"-"`` for stdin).
+    """Evaluate prediction files (Parquet, Arrow IPC, directories, ``"-"`` for stdin) or data
+    in memory.
+
+    ``paths`` is a path or a list of paths, or an in-memory input or a list of them: a pyarrow
+    ``Table``, ``RecordBatch`` or ``RecordBatchReader``, a pandas or polars DataFrame, a DuckDB
+    relation or result, anything exporting the Arrow C stream interface (``__arrow_c_stream__``).
+    Tables and DataFrames are read in place (slices of their buffers, on ``threads``); a reader
+    or stream batch by batch, once: a second evaluation of the same reader is a `ConfigError`.
+    Errors name an in-memory input ``<table>`` (``<table N>`` for the N-th of several) where a
+    file's path would be, and its rows from 0 in the order given. ``checkpoint`` is refused for
+    in-memory inputs. The results are those of the same rows in a file, bit for bit.
 
     ``metrics`` is a metric spec or a list of them (names, ``"top_k_accuracy:top_k=5"``, config
     dicts). ``labels``, ``preds`` and ``weights`` name the columns (by default the usual names,
@@ -667,11 +702,22 @@ def evaluate(
     out); ``threads`` defaults to the cores; ``checkpoint`` is a file the run saves its progress
     to and resumes from. Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
     """
-    path_list = (
-        [os.fspath(paths)]
-        if isinstance(paths, (str, os.PathLike))
-        else [os.fspath(p) for p in paths]
-    )
+    tables: list[Any] = []
+    path_list: list[str] = []
+    if is_in_memory(paths):
+        tables = [paths]
+    elif isinstance(paths, (str, os.PathLike)):
+        path_list = [os.fspath(paths)]
+    else:
+        given = list(paths)
+        tables = [p for p in given if is_in_memory(p)]
+        if tables and len(tables) != len(given):
+            raise ConfigError(
+                "give paths or in-memory inputs (tables, DataFrames, readers), not both"
+            )
+        path_list = [] if tables else [os.fspath(p) for p in given]
+    if tables and checkpoint is not None:
+        raise ConfigError(NO_CHECKPOINT)
     from .metric_specs import distinct_names
 
     metric_list = metrics if isinstance(metrics, (list, tuple)) else [metrics]
@@ -695,5 +741,6 @@ def evaluate(
         ),
         on_invalid=on_invalid,
         metric_defaults=defaults,
+        tables=tables,
     )
     return run_job(job, threads=threads, checkpoint=checkpoint)
