@@ -709,12 +709,22 @@ def evaluate(
     elif isinstance(paths, (str, os.PathLike)):
         path_list = [os.fspath(paths)]
     else:
-        given = list(paths)
+        try:
+            given = list(paths)
+        except TypeError:
+            given = [paths]
         tables = [p for p in given if is_in_memory(p)]
         if tables and len(tables) != len(given):
             raise ConfigError(
                 "give paths or in-memory inputs (tables, DataFrames, readers), not both"
             )
+        for other in given:
+            if not tables and not isinstance(other, (str, os.PathLike)):
+                raise ConfigError(
+                    f"a {type(other).__module__}.{type(other).__name__} is not an input (give "
+                    "a path, a pyarrow Table, RecordBatch or RecordBatchReader, a pandas or "
+                    "polars DataFrame, or an object with __arrow_c_stream__)"
+                )
         path_list = [] if tables else [os.fspath(p) for p in given]
     if tables and checkpoint is not None:
         raise ConfigError(NO_CHECKPOINT)

@@ -115,7 +115,8 @@ class MemorySource:
             elif _pandas_frame(obj):
                 self.table = pa.Table.from_pandas(obj, preserve_index=False)
             elif _polars_frame(obj):  # in memory already: its chunks, not copied
-                self.table = pa.table(obj)
+                has_stream = hasattr(obj, "__arrow_c_stream__")  # polars < 1.0: to_arrow()
+                self.table = pa.table(obj) if has_stream else obj.to_arrow()
             elif isinstance(obj, pa.RecordBatchReader):
                 self._given_reader = obj
                 self.reader = obj

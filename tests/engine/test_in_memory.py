@@ -177,8 +177,11 @@ def test_paths_and_tables_are_not_mixed(data):
     table, path = data
     with pytest.raises(ConfigError, match="paths or in-memory inputs"):
         sm.evaluate([path, table], **SETTINGS)
-    with pytest.raises(ConfigError, match="not an input"):
-        sm.evaluate(memory.MemorySource(object(), "<table>"), **SETTINGS)
+    for wrong in (object(), [table, 3], [3]):
+        with pytest.raises(ConfigError, match=r"^(a builtins\.(object|int) is not an input|give)"):
+            sm.evaluate(wrong, **SETTINGS)
+    with pytest.raises(ConfigError, match=r"^<table>: a builtins\.dict is not an input"):
+        memory.MemorySource({"label": [1]}, "<table>")
 
 
 def _error(call: Any) -> InvalidInputError | ConfigError:
