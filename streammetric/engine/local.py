@@ -15,6 +15,7 @@ unit) right after it is merged into the total, in completion order, in the main 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -159,9 +160,12 @@ class Evaluator:
                 f"{where}: column `{resolved.labels}` holds floats, but predictions `{', '.join(resolved.preds)}` have one score per class, "
                 "so labels must be integer class indices (cast the column to an integer type)"
             )
-        self.job = job
+        #: the job without its in-memory inputs: a `Result` keeps the run's `Partial`, whose
+        #: metric factory is this Evaluator's, and must not keep the caller's tables alive
+        self.job = dataclasses.replace(job, tables=[]) if job.tables else job
         self.resolved = resolved
         self.where = where
+        self._row_names: dict[str, str] = {}  # `row_name` of each file
         #: the group keys' codes, shared by the run's partials; with intervals a key ends with
         #: the row's bucket (`intervals`)
         self.index: GroupIndex | CellIndex = GroupIndex()
@@ -346,15 +350,22 @@ class Evaluator:
         ids = batch.ids if keep is None else batch.ids.filter(pa.array(keep))
         return hash_ids(ids, seed)
 
-    @functools.cache  # noqa: B019 - one entry per file of the run
     def row_name(self, unit: Unit) -> str:
         """The file's part of a row's identity: its path relative to the PATH argument it was
-        found under (its name, for a file given itself), with ``/`` separators."""
-        if unit.path == STDIN:
-            return "-"
-        if unit.kind == "memory":  # its name: "<table>", "<table 0>", ...
+        found under (its name, for a file given itself), with ``/`` separators; an in-memory
+        input's name (``<table>``, ``<table 0>``, ...)."""
+        if unit.kind == "memory":
             return unit.path
-        path = os.path.abspath(unit.path)
+        name = self._row_names.get(unit.path)
+        if name is None:  # one entry per file of the run, kept by the run (not a global cache,
+            # which would keep every Evaluator alive)
+            name = self._row_names[unit.path] = self._file_row_name(unit.path)
+        return name
+
+    def _file_row_name(self, unit_path: str) -> str:
+        if unit_path == STDIN:
+            return "-"
+        path = os.path.abspath(unit_path)
         for argument in self.job.paths:
             root = os.path.abspath(argument)
             if path == root:

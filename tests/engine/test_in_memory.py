@@ -345,3 +345,21 @@ def test_the_dask_engine_refuses_tables(data):
     job = dataclasses.replace(_interval_job(data[0]), resampling=None)
     with pytest.raises(ConfigError, match="Dask engine reads files"):
         run_job_dask(job, workers=1)
+
+
+@pytest.mark.parametrize("intervals", [False, True])
+def test_an_evaluation_keeps_no_reference_to_the_table(data, intervals):
+    """The data is the caller's: once the evaluation returns, nothing of streammetric holds it,
+    not even the result (which keeps the run's state, whose metric factory is the run's)."""
+    import gc
+    import weakref
+
+    table = pa.table({name: data[0][name].combine_chunks() for name in data[0].column_names})
+    gone = weakref.ref(table)
+    job = _interval_job(table)
+    result = run_job(job if intervals else dataclasses.replace(job, resampling=None))
+    assert result.rows == ROWS
+    del table, job
+    gc.collect()
+    assert gone() is None
+    assert result.partial is not None  # the result is alive, with its state
