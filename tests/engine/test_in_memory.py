@@ -363,3 +363,30 @@ def test_an_evaluation_keeps_no_reference_to_the_table(data, intervals):
     gc.collect()
     assert gone() is None
     assert result.partial is not None  # the result is alive, with its state
+
+
+def test_polars_strings_and_categoricals_group_as_strings(data, expected):
+    """polars exports strings as ``string_view`` and categoricals as dictionaries of them:
+    grouped by, they are the file's string groups."""
+    import polars as pl
+
+    table, _ = data
+    frame = pl.from_arrow(table)
+    assert pa.types.is_string_view(pa.table(frame).schema.field("split").type)
+    for kind in (pl.Categorical, pl.Enum(["test", "train", "val"])):
+        cast = frame.with_columns(pl.col("split").cast(kind))
+        assert pa.types.is_dictionary(pa.table(cast).schema.field("split").type)
+        assert sm.evaluate(cast, **SETTINGS).to_dict() == expected
+
+
+def test_a_query_failing_mid_stream_is_one_line_naming_the_table():
+    import duckdb
+
+    relation = duckdb.connect().sql(
+        "select (i % 3)::bigint as label, [0.2::double, 0.3, 0.5] as probs, "
+        "case when i = 5000 then cast('x' || i as int) else 1 end as z from range(10000) t(i)"
+    )
+    error = _error(lambda: sm.evaluate(relation, "acc"))
+    assert isinstance(error, InvalidInputError)
+    assert str(error).startswith("<table>: record batch after row ")
+    assert "Could not convert string 'x5000'" in str(error) and "\n" not in str(error)
