@@ -169,7 +169,9 @@ class MemorySource:
 
     def batches(self, unit: Any, columns: Sequence[str], slice_rows: int) -> Iterator[Any]:
         """The unit's record batches (the needed ``columns`` only) with the row of their
-        first row: slices of the Table (views of its buffers), or the stream's batches."""
+        first row: slices of the Table, or of the stream's batches, of at most ``slice_rows``
+        rows (views of their buffers: what a slice's conversion allocates stays bounded, as
+        for a file's row group)."""
         if self.table is not None:
             part = self.table.slice(unit.row_offset, unit.num_rows).select(list(columns))
             row = unit.row_offset
@@ -190,7 +192,9 @@ class MemorySource:
                 raise InvalidInputError(
                     f"{self.name}: record batch after row {row}: {text}", path=self.name
                 ) from None
-            yield self._plain(batch), row
+            batch = self._plain(batch)
+            for start in range(0, batch.num_rows, slice_rows):  # views: a bounded conversion
+                yield batch.slice(start, slice_rows), row + start
             row += batch.num_rows
 
     def _take(self) -> pa.RecordBatchReader:

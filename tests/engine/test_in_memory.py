@@ -17,7 +17,7 @@ import streammetric as sm
 from streammetric._exceptions import ConfigError, InvalidInputError
 from streammetric.engine import Job, run_job
 from streammetric.engine import local as local_engine
-from streammetric.io import ColumnSpec, memory
+from streammetric.io import ColumnSpec, memory, reader
 from streammetric.metrics.bootstrap import Resampling
 
 ROWS = 12_000
@@ -390,3 +390,24 @@ def test_a_query_failing_mid_stream_is_one_line_naming_the_table():
     assert isinstance(error, InvalidInputError)
     assert str(error).startswith("<table>: record batch after row ")
     assert "Could not convert string 'x5000'" in str(error) and "\n" not in str(error)
+
+
+def test_a_streams_large_batches_are_read_in_slices(data, expected, monkeypatch):
+    """A stream's batch of any size is converted slice by slice, as a file's row group is."""
+    table, _ = data
+    sizes: list[int] = []
+    make_batch = local_engine.make_batch
+
+    def watched(arrow: Any, *args: Any, **kwargs: Any) -> Any:
+        sizes.append(arrow.num_rows)
+        return make_batch(arrow, *args, **kwargs)
+
+    monkeypatch.setattr(local_engine, "make_batch", watched)
+    monkeypatch.setattr(local_engine, "FLUSH_ROWS", 1)  # groups encoded per slice too
+    monkeypatch.setattr(reader, "slice_rows", lambda resolved: 1_000)
+    one_batch = pa.RecordBatchReader.from_batches(table.schema, table.combine_chunks().to_batches())
+    settings = {**SETTINGS, "preds": [f"p{c}" for c in range(CLASSES)]}
+    want = sm.evaluate(table, **settings).to_dict()
+    sizes.clear()
+    assert sm.evaluate(one_batch, **settings).to_dict() == want
+    assert sum(sizes) == ROWS and max(sizes) == 1_000
