@@ -731,6 +731,8 @@ def evaluate(
             )
         for other in given:
             if not tables and not isinstance(other, (str, os.PathLike)):
+                if not isinstance(paths, (list, tuple)):  # e.g. an array: itself, not its items
+                    other = paths
                 raise ConfigError(
                     f"a {type(other).__module__}.{type(other).__name__} is not an input (give "
                     "a path, a pyarrow Table, RecordBatch or RecordBatchReader, a pandas or "

@@ -180,6 +180,8 @@ def test_paths_and_tables_are_not_mixed(data):
     for wrong in (object(), [table, 3], [3]):
         with pytest.raises(ConfigError, match=r"^(a builtins\.(object|int) is not an input|give)"):
             sm.evaluate(wrong, **SETTINGS)
+    with pytest.raises(ConfigError, match=r"^a numpy\.ndarray is not an input"):
+        sm.evaluate(np.zeros(3), **SETTINGS)
     with pytest.raises(ConfigError, match=r"^<table>: a builtins\.dict is not an input"):
         memory.MemorySource({"label": [1]}, "<table>")
 
