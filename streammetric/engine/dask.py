@@ -71,6 +71,11 @@ def run_job_dask(
     row in file order is reported, as with one thread). The hooks are `run_job`'s.
     """
     _check_options(scheduler, workers, threads_per_worker, retries)
+    if job.tables:  # their data is in this process only
+        raise ConfigError(
+            "the Dask engine reads files; evaluate an in-memory input with the local engine "
+            "(streammetric.evaluate), or write it to Parquet files first"
+        )
     _import_distributed()
     run = JobRun(job, checkpoint, progress, on_merge, on_start)
     for unit in run.pending:

@@ -29,7 +29,7 @@ from streammetric._files import special_kind
 from streammetric.io import storage
 from streammetric.io.columns import ColumnSpec, ResolvedColumns, resolve
 
-UnitKind = Literal["parquet", "ipc_file", "ipc_stream"]
+UnitKind = Literal["parquet", "ipc_file", "ipc_stream", "memory"]
 PartitionValue = int | str | None
 STDIN = "-"
 _HIDDEN_PREFIXES = (".", "_")
