@@ -795,6 +795,8 @@ def _num_rows(label: Any, pred: Any) -> int:
         shape = getattr(array, "shape", None)
         if shape:
             return int(shape[0])
+    if np.ndim(pred) == 0:  # a 0-d array or a number: one row (as `as_pairs` weighs it)
+        return 1
     return len(pred)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
+from .._tensors import is_array_object
 from ..functional.resample import (
     BUCKETS,
     DEFAULT_REPLICATES,
@@ -43,6 +44,7 @@ from ..functional.resample import (
     percentile_interval,
     poisson_weights,
 )
+from ._inputs import to_numpy
 from .base import EvalMetric
 from .batch import BatchStats
 from .state import GroupedState
@@ -205,14 +207,16 @@ class Bootstrap:
     ) -> None:
         """Add a batch (arrays as the metric's ``update`` takes them); ``sample_ids``: one id
         per row (the rows' identity for the resampling)."""
-        labels, preds = np.asarray(labels), np.asarray(preds)
-        weights = None if sample_weight is None else np.asarray(sample_weight)
+        labels, preds = to_numpy(labels, "labels"), to_numpy(preds, "preds")
+        weights = None if sample_weight is None else to_numpy(sample_weight, "sample_weight")
         batch = BatchStats.of(labels, preds, weights, self.leaves)
         terms = [leaf.batch_terms(batch) for leaf in self.leaves]
         rows = int(labels.shape[0]) if labels.ndim else 1
         if sample_ids is None:
             hashes = hash_positions("", np.arange(self.num_rows, self.num_rows + rows), self.seed)
         else:
+            if is_array_object(sample_ids) and not isinstance(sample_ids, np.ndarray):
+                sample_ids = to_numpy(sample_ids, "sample_ids")  # a tensor of ids
             try:
                 hashes = hash_ids(sample_ids, self.seed)
             except (TypeError, ValueError) as exc:
