@@ -196,6 +196,7 @@ class Bootstrap:
     def reset(self) -> None:
         self.states = [GroupedState(leaf.state_specs()) for leaf in self.leaves]
         self.num_rows = 0
+        self._synced = False  # streammetric.distributed.sync gave it every rank's rows
 
     def update(
         self,

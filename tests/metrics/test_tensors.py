@@ -204,6 +204,7 @@ def test_numpy_updates_do_not_import_any_framework():
         import sys
         import numpy as np
         import streammetric as sm
+        import streammetric.distributed  # torch only once sync is called
         m = sm.create(["ce", "acc"])
         m.update(np.array([0, 1]), np.array([[0.3, 0.7], [0.6, 0.4]]))
         m.update([0, 1], [[0.3, 0.7], [0.6, 0.4]])
