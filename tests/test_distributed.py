@@ -121,6 +121,7 @@ def test_composites_with_two_windows_are_one_process_over_all_rows(ranks, want, 
     assert got["copy_leaves_own"] is True  # copy=True: the rank's own state as it was
     assert got["second_sync"].startswith("StateError: sync: rank 0 cannot take part")
     assert "reset() it first" in got["second_sync"]
+    assert "holds every rank's rows since a sync" in got["ids_after_sync"]
 
 
 @pytest.mark.parametrize("world", WORLDS)

@@ -444,8 +444,13 @@ class EvalMetric(_Locked):
             fresh.reset()
             if fresh.state_dict() != self.state_dict():
                 rule = "must be given from the first update after reset()"
+                why = (
+                    "this metric holds every rank's rows since a sync"
+                    if self._synced
+                    else "this metric has counted rows without ids"
+                )
                 raise InvalidInputError(
-                    f"`sample_ids` {rule}: this metric has counted rows without ids",
+                    f"`sample_ids` {rule}: {why}",
                     argument="sample_ids",
                     rule=rule,
                 )

@@ -94,6 +94,11 @@ def scenarios(rank: int, world: int) -> dict[str, Any]:
         out["second_sync"] = "no error"
     except sm.StreamMetricError as exc:
         out["second_sync"] = f"{type(exc).__name__}: {exc}"
+    try:
+        composite.update(labels[:2], probs[:2], sample_ids=[0, 1])
+        out["ids_after_sync"] = "no error"
+    except sm.StreamMetricError as exc:
+        out["ids_after_sync"] = f"{type(exc).__name__}: {exc}"
 
     # one metric, the last rank with no rows
     ce = sm.create("ce")
