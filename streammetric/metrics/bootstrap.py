@@ -171,7 +171,10 @@ class Bootstrap:
     its identity is its ``sample_ids`` value when ``update`` is given ids (integers or
     strings; then the intervals are the same bits whatever the batching or order of the rows),
     else its position in the rows this object has seen (then they depend on the order of the
-    rows). ``merge`` adds another `Bootstrap`'s state (e.g. another rank's), exactly."""
+    rows). ``merge`` adds another `Bootstrap`'s state (e.g. another rank's), exactly;
+    `streammetric.distributed.sync` merges every rank's. Unlike a metric's ``update``, a
+    repeated id here is a row counted again, not dropped (a ``DistributedSampler``'s padding
+    counts twice)."""
 
     def __init__(
         self,
