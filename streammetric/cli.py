@@ -41,6 +41,7 @@ from .cli_common import (
     render_comparison,
     resolve_thresholds,
     split_columns,
+    storage_option,
 )
 from .cli_export import ExportOptions, LiveExport, UnitFeeder, export_options
 from .engine.signals import StopSignal
@@ -60,6 +61,7 @@ def main() -> None:
 @main.command("eval", cls=StreamMetricCommand)
 @click.argument("paths", nargs=-1, required=True)
 @job_options
+@storage_option
 @ci_options
 @click.option(
     "--fail-above", multiple=True, help="METRIC=VALUE: exit 3 if the metric is above VALUE."
@@ -347,9 +349,19 @@ def compare_command(
         sys.exit(EXIT_THRESHOLD)
 
 
+def _watched(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """DIR: an existing directory, or a URI (an object store's prefix)."""
+    from .io.storage import is_uri
+
+    if is_uri(value):
+        return value
+    return str(click.Path(exists=True, file_okay=False).convert(value, param, ctx))
+
+
 @main.command("watch", cls=StreamMetricCommand)
-@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("directory", callback=_watched)
 @job_options
+@storage_option
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.01),
@@ -363,6 +375,9 @@ def compare_command(
 @config_option("watch")
 def watch_command(directory: str, interval: float, once: bool, **params: Any) -> None:
     """Follow DIR and evaluate each complete new file exactly once (Ctrl-C/SIGTERM: stop).
+
+    DIR is a directory, or a prefix of an object store (s3://bucket/incoming/), whose objects
+    are complete as soon as they are listed.
 
     Files whose names start with . or _ or end in .tmp are skipped (write there, then rename);
     a file counts once its footer is written and its size stable. One line per file on stderr;
@@ -443,6 +458,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
     show_default=True,
     help="Refuse inputs with more rows (explain holds them in memory).",
 )
+@storage_option
 def explain_command(
     paths: tuple[str, ...],
     labels: str | None,
@@ -453,13 +469,16 @@ def explain_command(
     conventions: tuple[str, ...],
     fmt: str,
     max_rows: int,
+    storage_options: tuple[str, ...],
 ) -> None:
     """Every convention's cross-entropy side by side for the same data, and why they differ."""
     import numpy as np
 
     from .explain import explain
     from .io import ColumnSpec, iter_unit, plan, resolve_units
+    from .io.storage import parse_storage_options, use_storage_options
 
+    use_storage_options(parse_storage_options(storage_options))
     pred_columns = split_columns(preds)
     spec = ColumnSpec(
         labels=labels,

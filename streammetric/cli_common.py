@@ -31,6 +31,7 @@ from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_n
 from .engine.result import class_label
 from .functional.resample import DEFAULT_REPLICATES
 from .io import ColumnSpec, ResolvedColumns
+from .io.storage import parse_storage_options
 from .metrics.bootstrap import Resampling
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "render_comparison",
     "resolve_thresholds",
     "split_columns",
+    "storage_option",
     "unwritable",
 ]
 
@@ -217,6 +219,17 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def storage_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--storage-option KEY=VALUE`` (repeatable): options of the object store of URI paths."""
+    return click.option(
+        "--storage-option",
+        "storage_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="For s3://, gs://, hdfs:// (and fsspec) paths: an option of the filesystem, e.g. endpoint_override=http://127.0.0.1:9000, region=eu-west-1, access_key=..., secret_key=..., anonymous=true; repeatable. Default: the standard environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_PROFILE, ...).",
+    )(command)
+
+
 def ci_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--ci LEVEL [--bootstrap N] [--seed S] [--id COL]``: bootstrap intervals."""
     options = [
@@ -268,6 +281,7 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
     if twice:
         raise ConfigError(f"--by names column {twice[0]!r} twice, got --by {','.join(by)}")
     resampling, ids = resampling_of(params) if "ci_level" in params else (None, None)
+    storage_options = parse_storage_options(params.pop("storage_options", ()) or ())
     job = Job(
         paths=paths,
         metrics=metric_specs,
@@ -283,6 +297,7 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
         strict=params.pop("strict"),
         metric_defaults=defaults,
         resampling=resampling,
+        storage_options=storage_options,
     )
     return job, lambda: build_metrics(metric_specs, defaults)
 

@@ -9,13 +9,16 @@ keyed by job and unit, and a unit is merged at most once. Checkpoints are the lo
 format, same identity), so a run interrupted on one engine resumes on the other.
 
 Paths are opened by the workers as given: on a remote cluster use absolute paths that every worker
-can read (a shared filesystem). ``-`` (stdin) is read on the client.
+can read (a shared filesystem), or URIs (``s3://...``): each worker opens the objects of its units
+itself, with the job's storage options (sent with the job) and its own environment's credentials.
+``-`` (stdin) is read on the client.
 
 >>> # run_job_dask(Job(["preds/"], ["ce", "acc"]), workers=4).to_dict() == run_job(job).to_dict()
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError, StreamMetricError
 from ..io import STDIN, ColumnSpec, ResolvedColumns, Unit
+from ..io.storage import storage_options, use_storage_options
 from .local import Evaluator, Job, JobRun, ProgressHook, Result, RunStart
 from .partial import Partial
 
@@ -67,6 +71,11 @@ def run_job_dask(
     row in file order is reported, as with one thread). The hooks are `run_job`'s.
     """
     _check_options(scheduler, workers, threads_per_worker, retries)
+    if job.tables:  # their data is in this process only
+        raise ConfigError(
+            "the Dask engine reads files; evaluate an in-memory input with the local engine "
+            "(streammetric.evaluate), or write it to Parquet files first"
+        )
     _import_distributed()
     run = JobRun(job, checkpoint, progress, on_merge, on_start)
     for unit in run.pending:
@@ -83,6 +92,7 @@ def _unit_state(job: Job, resolved: ResolvedColumns, where: str, unit: dict[str,
     """Worker side: one unit's exact state as plain data, or its data error (never retried;
     the error itself, pickled, so its fields come back)."""
     try:
+        use_storage_options(job.storage_options)  # the worker opens the objects itself
         return {
             "state": Evaluator(job, resolved, where).unit_partial(Unit.from_dict(unit)).to_json()
         }
@@ -111,6 +121,8 @@ def _run_tasks(client: Client, run: JobRun, job: Job, units: Sequence[Unit], ret
     """Submit one task per unit, merge the states as they come; units are in plan order."""
     from distributed import CancelledError, KilledWorker, as_completed
 
+    if not job.storage_options:  # the workers open the objects with the client's options
+        job = dataclasses.replace(job, storage_options=storage_options())
     task = functools.partial(_unit_state, job, run.resolved, run.units[0].display_path)
     position = {_task_key(run, unit): i for i, unit in enumerate(units)}
     futures = [

@@ -15,9 +15,10 @@ unit) right after it is merged into the total, in completion order, in the main 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -43,7 +44,9 @@ from ..io import (
     resolve_paths,
     resolve_units,
 )
+from ..io.memory import is_in_memory, memory_sources, resolve_memory
 from ..io.sources import stdin_digest, stdin_end_note
+from ..io.storage import is_uri, use_storage_options
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling
 from .checkpoint import Checkpoint
@@ -82,6 +85,13 @@ class ObservedRows(NamedTuple):
     source_rows: Callable[[], np.ndarray]
 
 
+#: why ``checkpoint`` is refused for an in-memory input
+NO_CHECKPOINT = (
+    "checkpoint: an in-memory input cannot be resumed from a checkpoint (no name, size or "
+    "mtime says it holds the same data on the next run); write it to a Parquet file to "
+    "checkpoint its evaluation, or leave checkpoint out"
+)
+
 #: Metrics that need one score per class: a prediction of one value per row (the positive-class
 #: score, as the binary metrics and ``explain`` read it) is refused for them.
 PER_CLASS_METRICS = frozenset(
@@ -102,6 +112,13 @@ class Job:
     strict: bool = False
     #: bootstrap intervals (the state is then kept per bucket of rows: see `intervals`)
     resampling: Resampling | None = None
+    #: options of the object stores of URI paths (`streammetric.io.storage`): credentials,
+    #: endpoints; not part of the identity (an object's identity is its URI and ETag). Empty:
+    #: the process's (`use_storage_options`), which the Dask engine sends to its workers
+    storage_options: dict[str, str] = field(default_factory=dict)
+    #: in-memory inputs (`streammetric.io.memory`: Arrow tables and readers, pandas and polars
+    #: DataFrames, DuckDB results), read in place of ``paths`` (then empty); not in `settings`
+    tables: list[Any] = field(default_factory=list, repr=False)
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
         return {"inputs": fingerprint(units), **self.settings()}
@@ -148,9 +165,12 @@ class Evaluator:
                 f"{where}: column `{resolved.labels}` holds floats, but predictions `{', '.join(resolved.preds)}` have one score per class, "
                 "so labels must be integer class indices (cast the column to an integer type)"
             )
-        self.job = job
+        #: the job without its in-memory inputs: a `Result` keeps the run's `Partial`, whose
+        #: metric factory is this Evaluator's, and must not keep the caller's tables alive
+        self.job = dataclasses.replace(job, tables=[]) if job.tables else job
         self.resolved = resolved
         self.where = where
+        self._row_names: dict[str, str] = {}  # `row_name` of each file
         #: the group keys' codes, shared by the run's partials; with intervals a key ends with
         #: the row's bucket (`intervals`)
         self.index: GroupIndex | CellIndex = GroupIndex()
@@ -335,13 +355,29 @@ class Evaluator:
         ids = batch.ids if keep is None else batch.ids.filter(pa.array(keep))
         return hash_ids(ids, seed)
 
-    @functools.cache  # noqa: B019 - one entry per file of the run
     def row_name(self, unit: Unit) -> str:
         """The file's part of a row's identity: its path relative to the PATH argument it was
-        found under (its name, for a file given itself), with ``/`` separators."""
-        if unit.path == STDIN:
+        found under (its name, for a file given itself), with ``/`` separators; an in-memory
+        input's name (``<table>``, ``<table 0>``, ...)."""
+        if unit.kind == "memory":
+            return unit.path
+        name = self._row_names.get(unit.path)
+        if name is None:  # one entry per file of the run, kept by the run (not a global cache,
+            # which would keep every Evaluator alive)
+            name = self._row_names[unit.path] = self._file_row_name(unit.path)
+        return name
+
+    def _file_row_name(self, unit_path: str) -> str:
+        if unit_path == STDIN:
             return "-"
-        path = os.path.abspath(unit.path)
+        if is_uri(unit_path):  # relative to the URI given, as a local path to its directory
+            for argument in self.job.paths:
+                if unit_path == argument:
+                    return unit_path.rstrip("/").rsplit("/", 1)[-1]
+                if unit_path.startswith(argument.rstrip("/") + "/"):
+                    return unit_path[len(argument.rstrip("/")) + 1 :]
+            return unit_path.rsplit("/", 1)[-1]
+        path = os.path.abspath(unit_path)
         for argument in self.job.paths:
             root = os.path.abspath(argument)
             if path == root:
@@ -466,14 +502,28 @@ class JobRun:
         on_start: Callable[[RunStart], None] | None = None,
     ) -> None:
         self.notes: list[str] = []  # about the inputs (`plan`), before the columns' notes
-        self.units = plan(job.paths, job.columns, notes=self.notes)
-        resolved = resolve_units(self.units, job.columns)
-        if resolved is None:  # files without row groups: no rows, like files of empty ones
-            resolved = resolve_paths(job.paths, job.columns)
-        if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
-            raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
+        if job.storage_options:
+            use_storage_options(job.storage_options)
+        resolved: ResolvedColumns | None
+        if job.tables:
+            if checkpoint:
+                raise ConfigError(NO_CHECKPOINT)
+            if job.paths:
+                raise ConfigError("give paths or in-memory inputs, not both")
+            sources = memory_sources(job.tables)
+            self.units = [unit for source in sources for unit in source.units()]
+            resolved = resolve_memory(sources, job.columns)
+            where = sources[0].name
+        else:
+            self.units = plan(job.paths, job.columns, notes=self.notes)
+            resolved = resolve_units(self.units, job.columns)
+            if resolved is None:  # files without row groups: no rows, like files of empty ones
+                resolved = resolve_paths(job.paths, job.columns)
+            if resolved is None:  # no rows at all (e.g. empty directory handled by plan)
+                raise InvalidInputError(f"no rows to evaluate in {', '.join(job.paths)}")
+            where = self.units[0].display_path if self.units else job.paths[0]
+        assert resolved is not None
         self.resolved = resolved
-        where = self.units[0].display_path if self.units else job.paths[0]
         self.evaluator = Evaluator(job, resolved, where)
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics, index=self.evaluator.index)
@@ -643,7 +693,7 @@ def _raise_first_failure(running: dict[Future[Partial], Unit]) -> None:
 
 
 def evaluate(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    paths: Any,
     metrics: Any = "ce",
     *,
     labels: str | None = None,
@@ -655,8 +705,19 @@ def evaluate(
     on_invalid: str = "raise",
     threads: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> Result:
-    """Evaluate prediction files (Parquet, Arrow IPC, directories, ``"-"`` for stdin).
+    """Evaluate prediction files (Parquet, Arrow IPC, directories, URIs such as
+    ``"s3://bucket/prefix/"``, ``"-"`` for stdin) or data in memory.
+
+    ``paths`` is a path or a list of paths, or an in-memory input or a list of them: a pyarrow
+    ``Table``, ``RecordBatch`` or ``RecordBatchReader``, a pandas or polars DataFrame, a DuckDB
+    relation or result, anything exporting the Arrow C stream interface (``__arrow_c_stream__``).
+    Tables and DataFrames are read in place (slices of their buffers, on ``threads``); a reader
+    or stream batch by batch, once: a second evaluation of the same reader is a `ConfigError`.
+    Errors name an in-memory input ``<table>`` (``<table N>`` for the N-th of several) where a
+    file's path would be, and its rows from 0 in the order given. ``checkpoint`` is refused for
+    in-memory inputs. The results are those of the same rows in a file, bit for bit.
 
     ``metrics`` is a metric spec or a list of them (names, ``"top_k_accuracy:top_k=5"``, config
     dicts). ``labels``, ``preds`` and ``weights`` name the columns (by default the usual names,
@@ -665,13 +726,39 @@ def evaluate(
     them; ``on_invalid`` is ``"raise"`` (the first bad row is an `InvalidInputError` naming
     file, column and row) or ``"skip"`` (bad rows are counted in ``invalid_rows`` and left
     out); ``threads`` defaults to the cores; ``checkpoint`` is a file the run saves its progress
-    to and resumes from. Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
+    to and resumes from; ``storage_options`` are options of the object store of URI paths
+    (``{"endpoint_override": "http://127.0.0.1:9000", "region": "eu-west-1"}``: see
+    `streammetric.io.storage`; credentials otherwise come from the standard environment).
+    Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
     """
-    path_list = (
-        [os.fspath(paths)]
-        if isinstance(paths, (str, os.PathLike))
-        else [os.fspath(p) for p in paths]
-    )
+    tables: list[Any] = []
+    path_list: list[str] = []
+    if is_in_memory(paths):
+        tables = [paths]
+    elif isinstance(paths, (str, os.PathLike)):
+        path_list = [os.fspath(paths)]
+    else:
+        try:
+            given = list(paths)
+        except TypeError:
+            given = [paths]
+        tables = [p for p in given if is_in_memory(p)]
+        if tables and len(tables) != len(given):
+            raise ConfigError(
+                "give paths or in-memory inputs (tables, DataFrames, readers), not both"
+            )
+        for other in given:
+            if not tables and not isinstance(other, (str, os.PathLike)):
+                if not isinstance(paths, (list, tuple)):  # e.g. an array: itself, not its items
+                    other = paths
+                raise ConfigError(
+                    f"a {type(other).__module__}.{type(other).__name__} is not an input (give "
+                    "a path, a pyarrow Table, RecordBatch or RecordBatchReader, a pandas or "
+                    "polars DataFrame, or an object with __arrow_c_stream__)"
+                )
+        path_list = [] if tables else [os.fspath(p) for p in given]
+    if tables and checkpoint is not None:
+        raise ConfigError(NO_CHECKPOINT)
     from .metric_specs import distinct_names
 
     metric_list = metrics if isinstance(metrics, (list, tuple)) else [metrics]
@@ -695,5 +782,7 @@ def evaluate(
         ),
         on_invalid=on_invalid,
         metric_defaults=defaults,
+        storage_options=dict(storage_options or {}),
+        tables=tables,
     )
     return run_job(job, threads=threads, checkpoint=checkpoint)

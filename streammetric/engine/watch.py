@@ -13,6 +13,9 @@ With a checkpoint, the merged state and the finished files (name, size, mtime) a
 atomically after every file, so a restart (even after ``kill -9``) neither loses nor
 double-counts a file, and the final result equals one ``eval`` of all the files.
 
+The directory may be a prefix of an object store (``s3://bucket/incoming/``): its objects are
+listed at each poll, and an object is complete as soon as it is listed (uploads are atomic).
+
 `follow` runs the polling loop until SIGTERM/SIGINT (`StopSignal`) or, with ``once``, one scan.
 """
 
@@ -31,8 +34,8 @@ import pyarrow.parquet as pq
 
 from .._exceptions import InvalidInputError, StateError, StreamMetricError
 from .._files import special_kind
-from ..io import ResolvedColumns
-from ..io.sources import describe_difference, ipc_stream_end
+from ..io import ResolvedColumns, storage
+from ..io.sources import _remote_head, describe_difference, ipc_stream_end
 from ..metrics import EvalMetric, create
 from .checkpoint import Checkpoint
 from .local import Job, Result, RunStart, run_job
@@ -125,6 +128,8 @@ class Watcher:
     ) -> None:
         self.directory = os.fspath(directory)
         self.job = job
+        if job.storage_options:  # for a prefix of an object store
+            storage.use_storage_options(job.storage_options)
         self.threads = threads
         self.on_start, self.on_file, self.log = on_start, on_file, log
         self.files: dict[str, Signature] = {}  # finished
@@ -140,7 +145,9 @@ class Watcher:
         self._saver = None
         if checkpoint is not None:
             identity = {
-                "watch": os.path.realpath(self.directory),
+                "watch": self.directory.rstrip("/")
+                if storage.is_uri(self.directory)
+                else os.path.realpath(self.directory),
                 "metrics": job.metrics,
                 "columns": repr(job.columns),
                 "on_invalid": job.on_invalid,
@@ -208,6 +215,8 @@ class Watcher:
     # -- polling ---------------------------------------------------------------------------------
     def poll(self, *, once: bool = False, stop: Callable[[], bool] = lambda: False) -> int:
         """Evaluate the files that became complete; returns how many were evaluated."""
+        if storage.is_uri(self.directory):
+            return self._poll_objects(stop)
         ready = []
         present = set()
         with os.scandir(self.directory) as entries:
@@ -237,6 +246,56 @@ class Watcher:
             evaluated += self._evaluate(entry.name, entry.path)
         return evaluated
 
+    def _poll_objects(self, stop: Callable[[], bool]) -> int:
+        """`poll` of a prefix of an object store: its objects (not those under deeper prefixes).
+        An object appears whole (a PUT or a multipart upload is atomic): it is ready when its
+        first bytes say it is a Parquet or Arrow IPC file (or its name has a data suffix)."""
+        import pyarrow.fs as pafs
+
+        fs, inner = storage.filesystem(self.directory)
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(inner, recursive=False))
+        except (pa.ArrowException, OSError) as exc:
+            raise storage.storage_error(self.directory, exc) from None
+        objects = sorted(
+            (info.base_name, info)
+            for info in infos
+            if info.type == pafs.FileType.File and not _skipped(info.base_name)
+        )
+        ready = []
+        for name, info in objects:
+            signature = (int(info.size or 0), int(info.mtime_ns or 0))
+            uri = storage.join(self.directory, inner, info.path)
+            self._seen[name] = signature
+            if name in self.files:
+                if signature != self.files[name] and (name, signature) not in self._warned:
+                    self._warned.add((name, signature))
+                    self.log(f"{name}: changed after it was evaluated; not evaluated again")
+                continue
+            if self.failed.get(name) == (*signature, 0):
+                continue
+            data_name = name.lower().endswith(_DATA_SUFFIXES)
+            if not data_name:
+                try:
+                    head = _remote_head(uri)
+                except StreamMetricError:
+                    continue  # vanished or unreadable right now: look again next time
+                if not any(head.startswith(magic) for magic in _MAGIC):
+                    continue  # not a data file: ignored, as `eval PREFIX` ignores it
+            storage.remember(uri, *signature)
+            ready.append((name, uri, signature))
+        present = {name for name, _ in objects}
+        for name in list(self._seen):
+            if name not in present:
+                self._seen.pop(name)
+                self.failed.pop(name, None)
+        evaluated = 0
+        for name, uri, signature in ready:
+            if stop():
+                break
+            evaluated += self._evaluate(name, uri, (*signature, 0))
+        return evaluated
+
     def _ready(self, name: str, path: str, *, once: bool) -> bool:
         stat = os.stat(path)
         signature = (stat.st_size, stat.st_mtime_ns)
@@ -260,9 +319,10 @@ class Watcher:
         self.incomplete.discard(name)
         return True
 
-    def _evaluate(self, name: str, path: str) -> int:
-        stat = os.stat(path)
-        tried = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    def _evaluate(self, name: str, path: str, tried: tuple[int, int, int] | None = None) -> int:
+        if tried is None:
+            stat = os.stat(path)
+            tried = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
         started: list[RunStart] = []
         try:
             job = dataclasses.replace(self.job, paths=[path])

@@ -315,6 +315,7 @@ class Tracker:
         """Forget everything: metric states, groups and counters."""
         with self.lock:
             self._start()
+            self._synced = False  # streammetric.distributed.sync gave it every rank's rows
             if not self.group_by:
                 self._add_group(())
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from streammetric._exceptions import ConfigError, InvalidInputError
+from streammetric._tensors import as_numpy
 
 from ._validation import class_index_rule
 
@@ -21,13 +22,8 @@ RowRule = tuple[np.ndarray, Callable[[int], InvalidInputError]]  # bad rows, err
 
 
 def to_numpy(values: Any, name: str) -> np.ndarray:
-    """NumPy view of array-likes, MXNet NDArrays (``asnumpy``) and torch tensors (``numpy``)."""
-    if not isinstance(values, np.ndarray):
-        if hasattr(values, "asnumpy"):
-            values = values.asnumpy()
-        elif hasattr(values, "detach") and hasattr(values, "numpy"):
-            values = values.detach().cpu().numpy()
-    array = np.asarray(values)
+    """NumPy view of array-likes and tensors (`streammetric._tensors.as_numpy`), numeric."""
+    array = values if type(values) is np.ndarray else as_numpy(values, name)
     if array.dtype.kind not in "biuf":
         raise InvalidInputError.bad_argument(name, "must be numeric", array.dtype)
     return array

@@ -1,7 +1,7 @@
 """Units of work and reading them: `plan`, `read_unit` / `iter_unit` and `fingerprint`.
 
-A unit is a Parquet row group, an Arrow IPC record batch, or a whole Arrow IPC stream (a file or
-stdin, read sequentially). ``plan`` expands paths into `Unit`s and checks the columns of every
+A unit is a Parquet row group, an Arrow IPC record batch, a whole Arrow IPC stream (a file or
+stdin, read sequentially), or rows of an in-memory input (`streammetric.io.memory`). ``plan`` expands paths into `Unit`s and checks the columns of every
 input up front; ``read_unit`` / ``iter_unit`` turn a unit into `Batch`es of NumPy arrays. Each
 read opens its own file handle and reads only the needed columns of one row group (``iter_unit``:
 in slices of `slice_rows` rows), so units of one file can be read concurrently from a thread
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,6 +22,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from streammetric._exceptions import ConfigError, InvalidInputError
+from streammetric.io import storage
 from streammetric.io.columns import (
     ColumnSpec,
     ColumnValues,
@@ -46,15 +47,19 @@ from streammetric.io.sources import (
     _stat_key,
     _stdin_reader,
     ipc_stream_end,
+    open_remote,
 )
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of work: a Parquet row group, an IPC record batch, or a whole IPC stream.
+    """One unit of work: a Parquet row group, an IPC record batch, a whole IPC stream, or
+    rows of an in-memory input (kind ``"memory"``, `streammetric.io.memory`).
 
-    ``index`` is the row group / record batch index (``None`` for a stream); ``num_rows`` is
-    ``None`` for a stream; ``row_offset`` is the file row of the unit's first row.
+    ``index`` is the row group / record batch index (``None`` for a stream; an in-memory
+    Table's units: their first row); ``num_rows`` is ``None`` for a stream; ``row_offset`` is
+    the file row of the unit's first row. ``source`` is an in-memory input's `MemorySource`
+    (``path`` is then its name, ``<table>``): not compared, not in `to_dict`.
 
     >>> unit = Unit("preds.parquet", "parquet", 3, 1000, 3000, (("split", "test"),))
     >>> unit.key, Unit.from_dict(json.loads(json.dumps(unit.to_dict()))) == unit
@@ -67,17 +72,20 @@ class Unit:
     num_rows: int | None
     row_offset: int = 0
     partitions: tuple[tuple[str, PartitionValue], ...] = ()
+    source: Any = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
         """Stable identifier for checkpoints, e.g. ``"data/a.parquet#rg3"``."""
-        suffix = {"parquet": "rg", "ipc_file": "batch"}.get(self.kind)
-        return f"{self.path}#stream" if suffix is None else f"{self.path}#{suffix}{self.index}"
+        suffix = {"parquet": "rg", "ipc_file": "batch", "memory": "rows"}.get(self.kind)
+        if suffix is None or self.index is None:
+            return f"{self.path}#stream"
+        return f"{self.path}#{suffix}{self.index}"
 
     @property
     def sequential(self) -> bool:
         """True for a stream, which must be read with `iter_unit`."""
-        return self.kind == "ipc_stream"
+        return self.kind == "ipc_stream" or (self.kind == "memory" and self.index is None)
 
     @property
     def display_path(self) -> str:
@@ -86,7 +94,16 @@ class Unit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; `Unit.from_dict` inverts it."""
-        return {**asdict(self), "partitions": [list(item) for item in self.partitions]}
+        if self.source is not None:
+            raise ConfigError(f"{self.display_path}: an in-memory input cannot be sent elsewhere")
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "index": self.index,
+            "num_rows": self.num_rows,
+            "row_offset": self.row_offset,
+            "partitions": [list(item) for item in self.partitions],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Unit:
@@ -202,11 +219,16 @@ def fingerprint(units: Sequence[Unit]) -> str:
 
     files: dict[str, list[Any]] = {}
     for unit in units:
+        if unit.kind == "memory":  # no name, size or mtime says which data it holds
+            raise ConfigError(f"{unit.display_path}: an in-memory input has no fingerprint")
         entry = files.setdefault(unit.path, [unit.kind, 0, 0])
         entry[1] += 1
         entry[2] += unit.num_rows or 0
     items: list[list[Any]] = []
     for path, (kind, count, rows) in sorted(files.items()):
+        if storage.is_uri(path):  # the ETag when the store has one, else size and mtime
+            items.append([path, kind, *storage.object_identity(path), count, rows])
+            continue
         stat = [] if path == STDIN else list(_stat_key(path)[1:])
         items.append([path if path == STDIN else os.path.abspath(path), kind, *stat, count, rows])
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
@@ -223,6 +245,8 @@ def _check_policy(on_invalid: str) -> None:
 def _columns_for(unit: Unit, columns: ResolvedColumns | ColumnSpec) -> ResolvedColumns:
     if isinstance(columns, ResolvedColumns):
         return columns
+    if unit.source is not None:
+        return resolve(unit.source.schema, columns, unit.display_path)
     return resolve(_full_schema(unit.path, unit.kind, unit.partitions), columns, unit.display_path)
 
 
@@ -232,7 +256,7 @@ def _where(unit: Unit) -> str:
     return f"{unit.display_path}: {what} {unit.index} (rows {unit.row_offset}-{last})"
 
 
-def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile, list[str]]:
+def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]]:
     """The unit's file (to be closed) and the needed columns it has."""
     metadata, schema = _parquet_footer(*_stat_key(unit.path))
     wanted = [name for name in resolved.columns if name in schema.names]
@@ -241,6 +265,16 @@ def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile
         for name in resolved.by
         if name in wanted and pa.types.is_string(schema.field(name).type)
     ]
+    if storage.is_uri(unit.path):  # an object: its column chunks fetched in few requests
+        source = open_remote(unit.path)
+        remote = pq.ParquetFile(
+            source,
+            metadata=metadata,
+            pre_buffer=True,
+            read_dictionary=dictionary,
+            page_checksum_verification=True,
+        )
+        return _Closing(remote, source), wanted
     parquet_file = pq.ParquetFile(
         unit.path,
         metadata=metadata,
@@ -250,6 +284,25 @@ def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[pq.ParquetFile
         page_checksum_verification=True,
     )
     return parquet_file, wanted
+
+
+class _Closing:
+    """A ParquetFile over an object's file, which closing closes too."""
+
+    def __init__(self, parquet_file: pq.ParquetFile, source: Any) -> None:
+        self.parquet_file, self.source = parquet_file, source
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.parquet_file, name)
+
+    def __enter__(self) -> pq.ParquetFile:
+        return self.parquet_file
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.parquet_file.close()
+        finally:
+            self.source.close()
 
 
 def _read_arrow(unit: Unit, resolved: ResolvedColumns) -> pa.Table | pa.RecordBatch:
@@ -262,7 +315,8 @@ def _read_arrow(unit: Unit, resolved: ResolvedColumns) -> pa.Table | pa.RecordBa
         schema = _ipc_layout(unit.path, unit.kind, *_stat_key(unit.path)[1:])[0]
         fields = sorted(schema.get_field_index(n) for n in resolved.columns if n in schema.names)
         options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
-        with pa.memory_map(unit.path) as source:
+        opened = open_remote(unit.path) if storage.is_uri(unit.path) else pa.memory_map(unit.path)
+        with opened as source:
             return ipc.open_file(source, options=options).get_batch(unit.index)
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(_where(unit), exc) from exc
@@ -415,8 +469,10 @@ def read_unit(
     ``"skip"`` drops such rows and reports them in ``Batch.invalid``. Thread-safe.
     """
     _check_policy(on_invalid)
-    if unit.sequential:
-        raise ConfigError(f"{unit.key}: a stream is read sequentially, use iter_unit()")
+    if unit.sequential or unit.kind == "memory":
+        raise ConfigError(
+            f"{unit.key}: a stream or in-memory input is read sequentially, use iter_unit()"
+        )
     resolved = _columns_for(unit, columns)
     data = _read_arrow(unit, resolved)
     return _make_batch(data, unit, resolved, row_offset=unit.row_offset, on_invalid=on_invalid)
@@ -430,7 +486,8 @@ def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec) -> Any:
     fields = sorted(schema.get_field_index(name) for name in wanted if name in schema.names)
     options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
     try:
-        return ipc.open_stream(pa.memory_map(unit.path), options=options)
+        source = open_remote(unit.path) if storage.is_uri(unit.path) else pa.memory_map(unit.path)
+        return ipc.open_stream(source, options=options)
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(f"{unit.path}: cannot read Arrow IPC stream", exc) from exc
 
@@ -441,6 +498,10 @@ def iter_arrow(
     """The Arrow data of a unit with the file row of its first row: slices of a row group (see
     `slice_rows`), the record batch of an IPC file, each record batch of a stream. `make_batch`
     turns each into a `Batch`."""
+    if unit.kind == "memory":
+        resolved = _columns_for(unit, columns)
+        yield from unit.source.batches(unit, resolved.columns, slice_rows(resolved))
+        return
     if unit.kind == "parquet":
         row_offset = unit.row_offset
         for record_batch in _parquet_batches(unit, _columns_for(unit, columns)):

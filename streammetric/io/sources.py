@@ -26,9 +26,10 @@ import pyarrow.parquet as pq
 
 from streammetric._exceptions import ConfigError, InvalidInputError
 from streammetric._files import special_kind
+from streammetric.io import storage
 from streammetric.io.columns import ColumnSpec, ResolvedColumns, resolve
 
-UnitKind = Literal["parquet", "ipc_file", "ipc_stream"]
+UnitKind = Literal["parquet", "ipc_file", "ipc_stream", "memory"]
 PartitionValue = int | str | None
 STDIN = "-"
 _HIDDEN_PREFIXES = (".", "_")
@@ -52,11 +53,14 @@ def _is_hidden(name: str) -> bool:
 
 def _sniff(path: str, *, strict: bool) -> UnitKind | None:
     """The format from the magic bytes; ``None`` (or an error when ``strict``) if unknown."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise _arrow_error(f"{path}: cannot read file", exc) from exc
+    if storage.is_uri(path):
+        head = _remote_head(path)
+    else:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(8)
+        except OSError as exc:
+            raise _arrow_error(f"{path}: cannot read file", exc) from exc
     if head.startswith((b"PAR1", b"PARE")):
         return "parquet"
     if head.startswith(b"ARROW1"):
@@ -67,6 +71,65 @@ def _sniff(path: str, *, strict: bool) -> UnitKind | None:
         found = "the file is empty" if not head else f"starts with {head[:4]!r}"
         raise InvalidInputError(f"{path}: not a Parquet or Arrow IPC file ({found})")
     return None
+
+
+def _remote_head(uri: str) -> bytes:
+    fs, inner = storage.filesystem(uri)
+    try:
+        with fs.open_input_stream(inner) as handle:
+            return bytes(handle.read(8))
+    except (pa.ArrowException, OSError) as exc:
+        raise storage.storage_error(uri, exc) from None
+
+
+def open_remote(uri: str) -> Any:
+    """A random-access pyarrow file of an object (to be closed)."""
+    fs, inner = storage.filesystem(uri)
+    try:
+        return fs.open_input_file(inner)
+    except (pa.ArrowException, OSError) as exc:
+        raise storage.storage_error(uri, exc) from None
+
+
+def _remote_sources(given: str) -> list[tuple[str, dict[str, str | None]]]:
+    """The objects of a URI (an object, or every object under a prefix with its raw hive
+    partition values), their sizes and mtimes remembered."""
+    import pyarrow.fs as pafs
+
+    fs, inner = storage.filesystem(given)
+    try:
+        info = fs.get_file_info(inner)
+        if info.type == pafs.FileType.File:
+            storage.remember(given, int(info.size or 0), int(info.mtime_ns or 0))
+            return [(given, {})]
+        if info.type != pafs.FileType.Directory:
+            bucket = inner.split("/", 1)[0]
+            if isinstance(fs, pafs.S3FileSystem | pafs.GcsFileSystem) and bucket:
+                # a missing bucket says so when listed
+                fs.get_file_info(pafs.FileSelector(bucket, recursive=False))
+            raise InvalidInputError(
+                f"{given}: no such object or prefix", path=given, rule="must exist"
+            )
+        infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
+    except (pa.ArrowException, OSError) as exc:
+        raise storage.storage_error(given, exc) from None
+    root = inner.rstrip("/")
+    found: list[tuple[str, dict[str, str | None]]] = []
+    for item in infos:
+        if item.type != pafs.FileType.File:
+            continue
+        segments = item.path[len(root) + 1 :].split("/")
+        if any(_is_hidden(segment) for segment in segments):
+            continue
+        raw: dict[str, str | None] = {}
+        for segment in segments[:-1]:
+            key, equals, value = segment.partition("=")
+            if equals:
+                raw[key] = None if value == _HIVE_NULL else unquote(value)
+        uri = storage.join(given, inner, item.path)
+        storage.remember(uri, int(item.size or 0), int(item.mtime_ns or 0))
+        found.append((uri, raw))
+    return found
 
 
 def _walk(root: str) -> Iterator[tuple[str, dict[str, str | None]]]:
@@ -122,6 +185,19 @@ def _sources(
     for given in given_paths:
         if given == STDIN:
             continue
+        if storage.is_uri(given):
+            remote = _remote_sources(given)
+            found = 0
+            for path, raw in remote:  # an object given itself must be data
+                strict = path == given or path.lower().endswith(_DATA_SUFFIXES)
+                kind = _sniff(path, strict=strict)
+                if kind is not None:
+                    kinds[path], raw_by_file[path], found = kind, raw, found + 1
+            if not found:
+                raise InvalidInputError(
+                    f"{given}: no Parquet or Arrow IPC objects under this prefix"
+                )
+            continue
         if os.path.isdir(given):
             found = 0
             for path, raw in _walk(given):
@@ -148,7 +224,7 @@ def _sources(
     partitions = _typed(raw_by_file)
     by_absolute: dict[str, str] = {}
     for path in sorted(kinds):
-        by_absolute.setdefault(os.path.abspath(path), path)
+        by_absolute.setdefault(path if storage.is_uri(path) else os.path.abspath(path), path)
     sources = [(path, kinds[path], partitions[path]) for path in sorted(by_absolute.values())]
     if STDIN in given_paths:
         sources.append((STDIN, "ipc_stream", ()))
@@ -164,8 +240,13 @@ def _partition_type(value: PartitionValue) -> pa.DataType:
 @functools.lru_cache(maxsize=64)
 def _parquet_footer(path: str, size: int, mtime_ns: int) -> tuple[pq.FileMetaData, pa.Schema]:
     try:
+        if storage.is_uri(path):
+            with open_remote(path) as source, pq.ParquetFile(source, pre_buffer=False) as remote:
+                return remote.metadata, remote.schema_arrow
         with pq.ParquetFile(path, pre_buffer=False, memory_map=False) as parquet_file:
             return parquet_file.metadata, parquet_file.schema_arrow
+    except InvalidInputError:
+        raise
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(f"{path}: cannot read Parquet footer", exc) from exc
 
@@ -176,7 +257,7 @@ def _ipc_layout(
 ) -> tuple[pa.Schema, tuple[int, ...] | None]:
     """Schema and per-batch row counts (``None`` for a stream) of an IPC file."""
     try:
-        with pa.memory_map(path) as source:
+        with open_remote(path) if storage.is_uri(path) else pa.memory_map(path) as source:
             if kind == "ipc_stream":
                 return ipc.open_stream(source).schema, None
             schema = ipc.open_file(source).schema
@@ -205,7 +286,7 @@ def ipc_stream_end(path: str) -> tuple[StreamEnd, int]:
     """
     batches = 0
     try:
-        with pa.memory_map(path) as source:
+        with open_remote(path) if storage.is_uri(path) else pa.memory_map(path) as source:
             size = source.size()
             reader = ipc.MessageReader.open_stream(source)
             while True:
@@ -227,6 +308,8 @@ def ipc_stream_end(path: str) -> tuple[StreamEnd, int]:
 
 
 def _stat_key(path: str) -> tuple[str, int, int]:
+    if storage.is_uri(path):
+        return (path, *storage.remote_info(path)[:2])
     try:
         stat = os.stat(path)
     except OSError as exc:

@@ -17,67 +17,20 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
+from .._tensors import as_numpy, is_array_object
 from ..functional._validation import as_sample_weight
 
 __all__ = ["as_pairs", "to_numpy"]
 
 
 def to_numpy(value: Any, name: str = "input") -> np.ndarray:
-    """Convert an array-like (numpy, list, pandas, pyarrow, MXNet NDArray, torch tensor) to numpy."""
-    if isinstance(value, np.ndarray):
-        return value
-    if hasattr(value, "asnumpy"):  # MXNet NDArray
-        return np.asarray(value.asnumpy())
-    if hasattr(value, "numpy") and hasattr(value, "detach"):  # torch.Tensor
-        return np.asarray(value.detach().cpu().numpy())
-    if hasattr(value, "numpy") and not hasattr(value, "to_numpy"):  # tf.Tensor and friends
-        return np.asarray(value.numpy())
-    module = type(value).__module__
-    if module.startswith("pyarrow"):
-        return _arrow_to_numpy(value, name)
-    if hasattr(value, "to_numpy"):  # pandas Series / DataFrame
-        return np.asarray(value.to_numpy())
-    try:
-        array = np.asarray(value)
-    except ValueError as exc:  # ragged nested lists
-        raise InvalidInputError(
-            f"`{name}` must be a rectangular array, got ragged {type(value).__name__}: {exc}",
-            argument=name,
-        ) from exc
-    if array.dtype == object:
-        raise InvalidInputError(
-            f"`{name}` must be numeric, got an array of Python objects (ragged or mixed types)",
-            argument=name,
-        )
-    return array
+    """Convert an array-like (NumPy, lists, pandas, pyarrow, torch / TensorFlow / JAX / CuPy /
+    MXNet arrays, anything with ``__dlpack__``, ``__array__`` or ``__cuda_array_interface__``)
+    to NumPy, once per batch: `streammetric._tensors.as_numpy`."""
+    return as_numpy(value, name)
 
 
-def _arrow_to_numpy(value: Any, name: str) -> np.ndarray:
-    import pyarrow as pa
-
-    if isinstance(value, pa.ChunkedArray):
-        value = value.combine_chunks()
-    if isinstance(value, (pa.Table, pa.RecordBatch)):
-        return np.column_stack([_arrow_to_numpy(c, name) for c in value.columns])
-    if (
-        pa.types.is_list(value.type)
-        or pa.types.is_large_list(value.type)
-        or pa.types.is_fixed_size_list(value.type)
-    ):
-        rows = value.to_pylist()
-        return to_numpy(rows, name)
-    if value.null_count:
-        raise InvalidInputError(
-            f"`{name}` must not contain nulls, got {value.null_count} null(s)", argument=name
-        )
-    return value.to_numpy(zero_copy_only=False)
-
-
-def _is_array_object(item: Any) -> bool:
-    return isinstance(item, np.ndarray) or (
-        not isinstance(item, (list, tuple, int, float, bool, np.generic, str))
-        and (hasattr(item, "__array__") or hasattr(item, "asnumpy") or hasattr(item, "numpy"))
-    )
+_is_array_object = is_array_object
 
 
 def _as_list(value: Any) -> list[Any]:

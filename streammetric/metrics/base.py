@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .._exceptions import ConfigError, StateError
+from .._exceptions import ConfigError, InvalidInputError, StateError
+from ._ids import IdRows, as_ids
 from ._inputs import as_pairs
 from ._options import check_bool, check_names
 from .batch import BatchStats
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["EvalMetric", "ValueNote", "fixed", "outcome_of", "plural"]
 
 STATE_VERSION = 1
+#: `update`'s ``sample_ids`` for rows already filtered by id (`EvalMetric._update_once_per_id`)
+_COUNTED: Any = object()
 # the state's building blocks, under the names this module has always had
 _fresh, _merge_value, _dump, _load, _Spec = fresh, merge_value, dump_entry, load_entry, Spec
 
@@ -379,9 +382,22 @@ class EvalMetric(_Locked):
         return merge_states(self._specs, a, b)
 
     # -- the MXNet API -----------------------------------------------------------------------
-    def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> EvalMetric:
-        """Fold a batch (arrays, or lists of arrays paired element-wise) into the state."""
+    def update(
+        self, labels: Any, preds: Any, sample_weight: Any = None, *, sample_ids: Any = None
+    ) -> EvalMetric:
+        """Fold a batch (arrays, or lists of arrays paired element-wise) into the state.
+
+        ``sample_ids``: one id per row (integers or strings; one array of labels and one of
+        preds): a row whose id was counted before, since the last ``reset()``, is not counted
+        again (`streammetric.metrics._ids`: the metric keeps its ids and rows, so that
+        `streammetric.distributed.sync` drops ids repeated on other ranks too). Once an update
+        had ids, every update until ``reset()`` needs them."""
         with self._lock:  # taken here, not by a `_locked` wrapper: the hot path of small batches
+            if (sample_ids is not None or self._id_rows is not None) and (
+                sample_ids is not _COUNTED
+            ):
+                self._update_once_per_id(labels, preds, sample_weight, sample_ids)
+                return self
             if sample_weight is None and type(labels) is np.ndarray and type(preds) is np.ndarray:
                 self._update_state(self._local, labels, preds, None)  # as_pairs' one pair
                 return self
@@ -389,7 +405,70 @@ class EvalMetric(_Locked):
                 self._update_state(self._local, label, pred, weight)
             return self
 
+    def _update_once_per_id(
+        self, labels: Any, preds: Any, sample_weight: Any, sample_ids: Any
+    ) -> None:
+        """`update` with ``sample_ids``: the rows of new ids only, recorded once counted."""
+        label, pred, weight, ids, ledger = self._new_id_rows(
+            labels, preds, sample_weight, sample_ids
+        )
+        self.update(label, pred, weight, sample_ids=_COUNTED)  # the class's own update
+        ledger.add(ids, label, pred, weight)
+        self._id_rows = ledger
+
+    def _new_id_rows(
+        self, labels: Any, preds: Any, sample_weight: Any, sample_ids: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, IdRows]:
+        """The rows of ``sample_ids`` not counted yet (copies), their ids, and the ledger."""
+        if sample_ids is None:
+            rule = "must be given to every update once one had them (until reset())"
+            raise InvalidInputError(f"`sample_ids` {rule}", argument="sample_ids", rule=rule)
+        pairs = list(as_pairs(labels, preds, sample_weight))
+        if len(pairs) != 1:
+            raise InvalidInputError.bad_argument(
+                "sample_ids",
+                "takes one array of labels and one of preds, not lists of them",
+                f"{len(pairs)} pairs",
+            )
+        label, pred, weight = pairs[0]
+        rows = _num_rows(label, pred)
+        for array, what in ((label, "labels"), (pred, "preds")):
+            if array.ndim == 0 or array.shape[0] != rows:
+                raise InvalidInputError.bad_argument(
+                    what, f"must have one row per id ({rows} rows)", f"shape {array.shape}"
+                )
+        ids = as_ids(sample_ids, rows)
+        ledger = self._id_rows
+        if ledger is None:
+            fresh = copy.deepcopy(self)
+            fresh.reset()
+            if fresh.state_dict() != self.state_dict():
+                rule = "must be given from the first update after reset()"
+                why = (
+                    "this metric holds every rank's rows since a sync"
+                    if self._synced
+                    else "this metric has counted rows without ids"
+                )
+                raise InvalidInputError(
+                    f"`sample_ids` {rule}: {why}",
+                    argument="sample_ids",
+                    rule=rule,
+                )
+            ledger = IdRows()
+        keep = ledger.new_rows(ids)
+        return (
+            label[keep],
+            pred[keep],
+            None if weight is None else weight[keep],
+            ids[keep],
+            ledger,
+        )
+
     update._streammetric_locked = True  # type: ignore[attr-defined]
+    #: the ids counted and their rows, once an update had ``sample_ids`` (until ``reset()``)
+    _id_rows: IdRows | None = None
+    #: whether `streammetric.distributed.sync` gave it every rank's rows (until ``reset()``)
+    _synced: bool = False
 
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -609,14 +688,19 @@ class EvalMetric(_Locked):
         return _zip_name_value(*self.get_global())
 
     def reset(self) -> None:
-        """Forget everything (local and global)."""
+        """Forget everything (local and global), and the ids counted."""
         self._local = self._fresh_state()
         self._past = self._fresh_state()
+        self._id_rows = None
+        self._synced = False
 
     def reset_local(self) -> None:
-        """Start a new local window; the global state keeps what the old one saw."""
+        """Start a new local window; the global state keeps what the old one saw (and the ids
+        counted stay counted)."""
         self._past = self._merged(self._past, self._local)
         self._local = self._fresh_state()
+        if self._id_rows is not None:
+            self._id_rows.reset_local()
 
     def _global_state(self) -> State:
         if not self._has_global_stats:  # MXNet's has_global_stats=False: global = local
@@ -795,6 +879,8 @@ def _num_rows(label: Any, pred: Any) -> int:
         shape = getattr(array, "shape", None)
         if shape:
             return int(shape[0])
+    if np.ndim(pred) == 0:  # a 0-d array or a number: one row (as `as_pairs` weighs it)
+        return 1
     return len(pred)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
+from .._tensors import is_array_object
 from ..functional.resample import (
     BUCKETS,
     DEFAULT_REPLICATES,
@@ -43,6 +44,7 @@ from ..functional.resample import (
     percentile_interval,
     poisson_weights,
 )
+from ._inputs import to_numpy
 from .base import EvalMetric
 from .batch import BatchStats
 from .state import GroupedState
@@ -169,7 +171,10 @@ class Bootstrap:
     its identity is its ``sample_ids`` value when ``update`` is given ids (integers or
     strings; then the intervals are the same bits whatever the batching or order of the rows),
     else its position in the rows this object has seen (then they depend on the order of the
-    rows). ``merge`` adds another `Bootstrap`'s state (e.g. another rank's), exactly."""
+    rows). ``merge`` adds another `Bootstrap`'s state (e.g. another rank's), exactly;
+    `streammetric.distributed.sync` merges every rank's. Unlike a metric's ``update``, a
+    repeated id here is a row counted again, not dropped (a ``DistributedSampler``'s padding
+    counts twice)."""
 
     def __init__(
         self,
@@ -194,6 +199,7 @@ class Bootstrap:
     def reset(self) -> None:
         self.states = [GroupedState(leaf.state_specs()) for leaf in self.leaves]
         self.num_rows = 0
+        self._synced = False  # streammetric.distributed.sync gave it every rank's rows
 
     def update(
         self,
@@ -205,14 +211,16 @@ class Bootstrap:
     ) -> None:
         """Add a batch (arrays as the metric's ``update`` takes them); ``sample_ids``: one id
         per row (the rows' identity for the resampling)."""
-        labels, preds = np.asarray(labels), np.asarray(preds)
-        weights = None if sample_weight is None else np.asarray(sample_weight)
+        labels, preds = to_numpy(labels, "labels"), to_numpy(preds, "preds")
+        weights = None if sample_weight is None else to_numpy(sample_weight, "sample_weight")
         batch = BatchStats.of(labels, preds, weights, self.leaves)
         terms = [leaf.batch_terms(batch) for leaf in self.leaves]
         rows = int(labels.shape[0]) if labels.ndim else 1
         if sample_ids is None:
             hashes = hash_positions("", np.arange(self.num_rows, self.num_rows + rows), self.seed)
         else:
+            if is_array_object(sample_ids) and not isinstance(sample_ids, np.ndarray):
+                sample_ids = to_numpy(sample_ids, "sample_ids")  # a tensor of ids
             try:
                 hashes = hash_ids(sample_ids, self.seed)
             except (TypeError, ValueError) as exc:

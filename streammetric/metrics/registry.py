@@ -21,7 +21,7 @@ import numpy as np
 from .. import _metric_table
 from .._exceptions import ConfigError, InvalidInputError, StateError
 from ._inputs import as_pairs
-from .base import EvalMetric, State, ValueNote, _short
+from .base import _COUNTED, EvalMetric, State, ValueNote, _short
 from .batch import BatchStats
 
 __all__ = [
@@ -190,11 +190,18 @@ class CompositeEvalMetric(EvalMetric):
                 f"metric index {index} is out of range 0..{len(self.metrics) - 1}"
             ) from None
 
-    def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> CompositeEvalMetric:
+    def update(
+        self, labels: Any, preds: Any, sample_weight: Any = None, *, sample_ids: Any = None
+    ) -> CompositeEvalMetric:
         """Update every metric, in order, with one `BatchStats` per (label, pred, weight)
         triple for all of them: e.g. ``ce`` computes its terms and the true classes' ranks for
         ``acc`` in one pass, ``nll_loss`` reads ``ce``'s terms. A metric with an ``update`` of
-        its own (`CustomMetric`, `Loss`, a composite) is updated with the arguments as they are."""
+        its own (`CustomMetric`, `Loss`, a composite) is updated with the arguments as they are.
+        ``sample_ids``: as `EvalMetric.update`'s, for every metric at once (the composite
+        keeps the ids and rows, its metrics none)."""
+        if (sample_ids is not None or self._id_rows is not None) and sample_ids is not _COUNTED:
+            self._update_once_per_id(labels, preds, sample_weight, sample_ids)
+            return self
         batches: list[BatchStats] | None = None
         for metric in self.metrics:
             if type(metric).update is not EvalMetric.update:  # a composite's too
@@ -220,6 +227,8 @@ class CompositeEvalMetric(EvalMetric):
     def reset(self) -> None:
         for metric in self.metrics:
             metric.reset()
+        self._id_rows = None
+        self._synced = False
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return self._batch_invalid_rows(BatchStats(labels, preds, None, self.metrics))
@@ -235,6 +244,8 @@ class CompositeEvalMetric(EvalMetric):
     def reset_local(self) -> None:
         for metric in self.metrics:
             metric.reset_local()
+        if self._id_rows is not None:
+            self._id_rows.reset_local()
 
     def _collect(self, attr: str) -> tuple[list[Any], list[Any]]:
         names: list[Any] = []
@@ -383,10 +394,15 @@ class CustomMetric(EvalMetric):
         self._add_state("sum_metric", "sum", nonnegative=False)  # the function's values
         self._add_state("num_inst", "count")
 
-    def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> CustomMetric:
+    def update(
+        self, labels: Any, preds: Any, sample_weight: Any = None, *, sample_ids: Any = None
+    ) -> CustomMetric:
         if not self._allow_extra_outputs:
-            super().update(labels, preds, sample_weight)
+            super().update(labels, preds, sample_weight, sample_ids=sample_ids)
             return self
+        if sample_ids is not None:
+            rule = "is not taken with allow_extra_outputs=True (the pairs are not rows)"
+            raise InvalidInputError(f"`sample_ids` {rule}", argument="sample_ids", rule=rule)
         for label, pred in zip(labels, preds, strict=False):
             self._update_state(self._local, np.asarray(label), np.asarray(pred), None)
         return self

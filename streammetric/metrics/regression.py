@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .._exceptions import InvalidInputError
 from ..functional._validation import as_float_rows
 from ..functional.regression import (
     _absolute_error_update,
@@ -246,8 +247,14 @@ class Loss(EvalMetric):
     higher_is_better = False
     _signed_sum_metric = True  # a loss value may be negative
 
-    def update(self, labels: Any, preds: Any, sample_weight: Any = None) -> Loss:
+    def update(
+        self, labels: Any, preds: Any, sample_weight: Any = None, *, sample_ids: Any = None
+    ) -> Loss:
         from ._inputs import _as_list, to_numpy
+
+        if sample_ids is not None:
+            rule = f"is not taken by {type(self).__name__} (it reads loss values, not rows)"
+            raise InvalidInputError(f"`sample_ids` {rule}", argument="sample_ids", rule=rule)
 
         for pred in _as_list(preds):
             values = as_float_rows(to_numpy(pred, "preds"), "preds").ravel()
