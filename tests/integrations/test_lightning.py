@@ -238,3 +238,57 @@ def test_several_processes_merge_before_logging(monkeypatch: Any) -> None:
             mine.merge(other)
         assert module.logged == {f"val_{n}": v for n, v in mine.get_name_value()}
     assert calls == ["a group"]  # once, with the group, in the two-process run only
+
+
+@pytest.mark.slow  # two processes that import torch and Lightning: 10 to 20 s
+def test_two_processes_merge_with_distributed_sync(tmp_path: Any) -> None:
+    """Lightning's DDP under ``torch.distributed.run`` (two CPU processes, gloo, on the
+    loopback): each process validates its shard (Lightning's DistributedSampler: every other
+    row), the callback merges the two with `streammetric.distributed.sync`, and both processes
+    log the values of one process over all the rows, bit for bit. 22 rows: with an odd count the
+    sampler would repeat a row to even out the shards, and that row would count twice."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    repo = Path(__file__).resolve().parents[2]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        str(repo / "tests" / "integrations" / "lightning_two_processes.py"),
+        str(tmp_path),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    torch.manual_seed(0)
+    model, (x, y) = Tiny(), data(1, 22)
+    reports = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    metric = sm.create(["ce", "acc"])
+    model.eval()
+    with torch.no_grad():
+        for rank in (0, 1):  # each rank's own batches: rows rank, rank + 2, ..., 5 at a time
+            rows = torch.arange(rank, 22, 2)
+            seen = reports[rank]["seen"]
+            assert [len(b) for b in seen] == [5, 5, 1]
+            assert [label for b in seen for label in b] == y[rows].tolist()
+            for start in range(0, len(rows), BATCH):
+                batch = rows[start : start + BATCH]
+                metric.update(y[batch], model(x[batch]))
+    want = {f"val_{name}": value for name, value in metric.get_name_value()}
+    assert [r["world"] for r in reports] == [2, 2]
+    assert [r["results"] for r in reports] == [[want], [want]]
+    # the same bits as one process over all 22 rows in order
+    assert [want] == [
+        {f"val_{n}": v for n, v in sm.create(["ce", "acc"]).update(y, model(x)).get_name_value()}
+    ]
