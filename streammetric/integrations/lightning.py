@@ -68,6 +68,13 @@ class StreamMetricCallback(Callback):
         ``/dataloader_idx_N``, as Lightning's own.
     group
         The ``torch.distributed`` process group the metrics are merged over (None: all).
+    ids_key
+        Where each row's id is (the dataset index, say): ``outputs[ids_key]``, else
+        ``batch[ids_key]`` for a dict batch. The ids go to ``update(..., sample_ids=)``, so a row
+        that Lightning's ``DistributedSampler`` repeats on another process (to even out the
+        shards when the rows do not divide among the processes) counts once after the merge.
+        Opt-in: the metrics then keep each row's id and values until the epoch's end (16 bytes
+        plus the row's), what dropping a repeated id needs. None: no ids, nothing kept.
 
     The values of the last epoch's end are also kept in ``last`` (``{name: value}``).
     """
@@ -82,6 +89,7 @@ class StreamMetricCallback(Callback):
         stages: tuple[str, ...] = ("validate", "test"),
         prefix: str = "{stage}_",
         group: Any = None,
+        ids_key: str | None = None,
     ) -> None:
         super().__init__()
         unknown = sorted(set(stages) - set(_STAGES))
@@ -91,6 +99,7 @@ class StreamMetricCallback(Callback):
         self.metrics = metrics
         self.preds_key, self.labels_key, self.select = preds_key, labels_key, select
         self.stages, self.prefix, self.group = tuple(stages), prefix, group
+        self.ids_key = ids_key
         #: (stage, dataloader index) -> its metric: all the callback keeps between batches
         self._metrics: dict[tuple[str, int], EvalMetric] = {}
         self.last: dict[str, float] = {}
@@ -152,7 +161,20 @@ class StreamMetricCallback(Callback):
         if stage not in self.stages:
             return
         labels, preds = (self.select or self._select)(outputs, batch)
-        self.metric(stage, dataloader_idx).update(to_host(labels), to_host(preds))
+        metric = self.metric(stage, dataloader_idx)
+        if self.ids_key is None:
+            metric.update(to_host(labels), to_host(preds))
+        else:
+            ids = self._ids(outputs, batch)
+            metric.update(to_host(labels), to_host(preds), sample_ids=to_host(ids))
+
+    def _ids(self, outputs: Any, batch: Any) -> Any:
+        for where in (outputs, batch):
+            if isinstance(where, Mapping) and self.ids_key in where:
+                return where[self.ids_key]
+        raise InvalidInputError(
+            f"no ids: neither the step's output nor the batch is a dict with {self.ids_key!r}"
+        )
 
     def _select(self, outputs: Any, batch: Any) -> tuple[Any, Any]:
         """The default selection (see the module's docstring)."""

@@ -13,7 +13,12 @@ import lightning.pytorch as pl
 import torch
 
 from streammetric.integrations.lightning import StreamMetricCallback
-from tests.integrations.test_lightning import Tiny, data, loader
+from tests.integrations.test_lightning import BATCH, Tiny, data, loader
+
+
+def loader_of(rows):
+    return torch.utils.data.DataLoader(rows, batch_size=BATCH)
+
 
 DDP_ROWS = 22  # even: DistributedSampler repeats no row (see the test)
 
@@ -45,4 +50,32 @@ if __name__ == "__main__":
     results = trainer.validate(model, dataloaders=loader(x, y), verbose=False)
     with open(os.path.join(out, f"rank-{rank}.json"), "w") as handle:
         json.dump({"results": results, "world": trainer.world_size, "seen": seen}, handle)
+
+    # 23 rows: the sampler repeats row 0 on rank 1; with ids, it counts once after the merge
+    class DictBatches(Tiny):
+        def validation_step(self, batch, batch_idx, dataloader_idx=0):
+            return {"preds": self(batch["x"])}  # the labels: batch["labels"]
+
+    rows = [{"x": a, "labels": b, "id": i} for i, (a, b) in enumerate(zip(*data(1), strict=True))]
+    callback = StreamMetricCallback(["ce", "acc"], ids_key="id")
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        logger=False,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=out,
+    )
+    ids: list[list[int]] = []
+    original = callback._ids
+    callback._ids = lambda outputs, batch: (
+        ids.append(batch["id"].tolist()) or original(outputs, batch)
+    )
+    torch.manual_seed(0)
+    results = trainer.validate(DictBatches(), dataloaders=loader_of(rows), verbose=False)
+    with open(os.path.join(out, f"ids-rank-{rank}.json"), "w") as handle:
+        json.dump({"results": results, "ids": ids}, handle)
     torch.distributed.destroy_process_group()

@@ -246,7 +246,8 @@ def test_two_processes_merge_with_distributed_sync(tmp_path: Any) -> None:
     loopback): each process validates its shard (Lightning's DistributedSampler: every other
     row), the callback merges the two with `streammetric.distributed.sync`, and both processes
     log the values of one process over all the rows, bit for bit. 22 rows: with an odd count the
-    sampler would repeat a row to even out the shards, and that row would count twice."""
+    sampler repeats a row to even out the shards, and that row would count twice; with
+    ``ids_key`` (23 rows, then) it counts once."""
     import json
     import os
     import socket
@@ -289,6 +290,24 @@ def test_two_processes_merge_with_distributed_sync(tmp_path: Any) -> None:
     assert [r["world"] for r in reports] == [2, 2]
     assert [r["results"] for r in reports] == [[want], [want]]
     # the same bits as one process over all 22 rows in order
-    assert [want] == [
-        {f"val_{n}": v for n, v in sm.create(["ce", "acc"]).update(y, model(x)).get_name_value()}
-    ]
+    with torch.no_grad():
+        whole = sm.create(["ce", "acc"]).update(y, model(x))
+    assert [want] == [{f"val_{n}": v for n, v in whole.get_name_value()}]
+    # 23 rows with ids_key: the sampler gives rank 1 row 0 again, which counts once
+    ids = [json.loads((tmp_path / f"ids-rank-{r}.json").read_text()) for r in (0, 1)]
+    assert ids[0]["ids"] == [[0, 2, 4, 6, 8], [10, 12, 14, 16, 18], [20, 22]]
+    assert ids[1]["ids"] == [[1, 3, 5, 7, 9], [11, 13, 15, 17, 19], [21, 0]]
+    x, y = data(1)
+    with torch.no_grad():
+        whole = sm.create(["ce", "acc"]).update(y, model(x))
+    want = {f"val_{name}": value for name, value in whole.get_name_value()}
+    assert [r["results"] for r in ids] == [[want], [want]]
+
+
+def test_ids_key_needs_ids() -> None:
+    callback = StreamMetricCallback("acc", ids_key="id")
+    preds, labels = torch.tensor([[0.7, 0.3], [0.2, 0.8]]), torch.tensor([0, 0])
+    callback._update("validate", {"preds": preds, "id": torch.tensor([4, 4])}, (None, labels), 0)
+    assert callback.metric("validate").get() == ("accuracy", 1.0)  # id 4 counted once
+    with pytest.raises(sm.InvalidInputError, match=r"no ids: .* 'id'"):
+        callback._update("validate", preds, (None, labels), 0)
