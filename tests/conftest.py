@@ -29,6 +29,10 @@ from typing import Any
 
 import pytest
 
+# Keras 3 on its torch backend (the tests' torch is a dependency already; no TensorFlow or JAX):
+# set before anything imports Keras, the doctests of streammetric.integrations.keras included
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "data" / "golden" / "cross_entropy.json"
 #: skip reasons that CI accepts: what this CPU cannot run
