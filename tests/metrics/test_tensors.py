@@ -215,3 +215,18 @@ def test_numpy_updates_do_not_import_any_framework():
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["[]"]
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=["ce", "acc", "composite"])
+def test_jax_arrays_give_the_bits_of_numpy(metric: Any):
+    """JAX arrays (real ones, on JAX's CPU backend) go in through DLPack: the same bits as
+    NumPy, read without a copy; JAX's default int32 labels too."""
+    jnp = pytest.importorskip("jax.numpy", reason="jax is in the test extra")
+    labels, probs = _data()
+    want = _state(metric, labels, probs)
+    j_labels, j_probs = jnp.asarray(labels.astype(np.int32)), jnp.asarray(probs)
+    assert _state(metric, j_labels, j_probs) == want
+    assert _state(metric, j_labels, j_probs.T.T) == want  # a derived array
+    converted = as_numpy(j_probs)
+    assert converted.dtype == np.float32 and np.array_equal(converted, probs)
+    assert np.shares_memory(converted, np.asarray(j_probs))  # a view of JAX's buffer
