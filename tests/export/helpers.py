@@ -8,6 +8,11 @@ import numpy as np
 
 import streammetric as sm
 
+# an eval with interval bounds (--ci), a per-class metric (f1 per class) and groups (--by model)
+CI_EVAL = (
+    *("-m", "ce", "-m", "acc", "-m", "f1:average=None,class_type=multiclass"),
+    *("--by", "model", "--ci", "0.9", "--bootstrap", "100"),
+)
 DIAGNOSTICS = {"num_true_prob_zero": 1, "num_guarded": 3}
 
 

@@ -19,7 +19,7 @@ from streammetric.export import DEFAULT_PORT, Tracker, make_registry
 from tests.cli.helpers import Cli, invoke, wait_for_json, write_preds
 
 from .conftest import REPO, Binaries, PrometheusServer, http_get, wait_until
-from .helpers import FakeCrossEntropy, fake_accuracy
+from .helpers import CI_EVAL, FakeCrossEntropy, fake_accuracy
 
 GRAFANA = REPO / "configs" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "streammetric.json"
@@ -28,11 +28,6 @@ NAME = re.compile(r"\bstreammetric_[A-Za-z0-9_]+")
 LABELS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
 BY = re.compile(r"\bby\s*\(([^)]*)\)")
 LABEL_VALUES = re.compile(r"^label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\)$")
-# an eval with interval bounds (--ci), a per-class metric (f1 per class) and groups (--by model)
-CI_EVAL = (
-    *("-m", "ce", "-m", "acc", "-m", "f1:average=None,class_type=multiclass"),
-    *("--by", "model", "--ci", "0.9", "--bootstrap", "100"),
-)
 
 
 def queries(node: Any) -> Iterator[str]:
