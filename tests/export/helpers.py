@@ -1,4 +1,5 @@
-"""Metrics for the export tests: a CE-like metric with ``diagnostics()`` (as the CE family has)."""
+"""Metrics for the export tests: a CE-like metric with ``diagnostics()`` (as the CE family has);
+the arguments of an eval with interval bounds, a per-class metric and groups."""
 
 from __future__ import annotations
 
