@@ -1,4 +1,5 @@
-"""Metrics for the export tests: a CE-like metric with ``diagnostics()`` (as the CE family has)."""
+"""Metrics for the export tests: a CE-like metric with ``diagnostics()`` (as the CE family has);
+the arguments of an eval with interval bounds, a per-class metric and groups."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import numpy as np
 
 import streammetric as sm
 
+# an eval with interval bounds (--ci), a per-class metric (f1 per class) and groups (--by model)
+CI_EVAL = (
+    *("-m", "ce", "-m", "acc", "-m", "f1:average=None,class_type=multiclass"),
+    *("--by", "model", "--ci", "0.9", "--bootstrap", "100"),
+)
 DIAGNOSTICS = {"num_true_prob_zero": 1, "num_guarded": 3}
 
 

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streammetric.export import DEFAULT_PORT, Tracker, make_registry
+from tests.cli.helpers import Cli, invoke, wait_for_json, write_preds
 
-from .conftest import REPO, Binaries
-from .helpers import FakeCrossEntropy, fake_accuracy
+from .conftest import REPO, Binaries, PrometheusServer, http_get, wait_until
+from .helpers import CI_EVAL, FakeCrossEntropy, fake_accuracy
 
 GRAFANA = REPO / "configs" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "streammetric.json"
@@ -25,6 +27,7 @@ PROMETHEUS_YML = REPO / "configs" / "prometheus.yml"
 NAME = re.compile(r"\bstreammetric_[A-Za-z0-9_]+")
 LABELS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
 BY = re.compile(r"\bby\s*\(([^)]*)\)")
+LABEL_VALUES = re.compile(r"^label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\)$")
 
 
 def queries(node: Any) -> Iterator[str]:
@@ -43,12 +46,18 @@ def queries(node: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def emitted() -> tuple[set[str], set[str]]:
-    """(sample names, label names) of a real exposition: CE-like and accuracy metrics, groups."""
+def emitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], set[str]]:
+    """(sample names, label names) of real expositions: CE-like and accuracy metrics, groups;
+    and an eval with interval bounds and a per-class metric."""
     tracker = Tracker([FakeCrossEntropy(), fake_accuracy()], group_by=["model"])
     tracker.update([1.0, 0.0], [0.75, 0.25], group="resnet")
     tracker.add_rows(invalid_rows=1)
     text = generate_latest(make_registry(tracker, run="r")).decode()
+    folder = tmp_path_factory.mktemp("emitted")
+    data, prom = write_preds(folder / "preds.parquet", 600, seed=2), folder / "out.prom"
+    done = invoke("eval", data, *CI_EVAL, "--textfile", prom)
+    assert done.exit_code == 0, done.output
+    text += prom.read_text()
     samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
     return {s.name for s in samples}, {label for s in samples for label in s.labels}
 
@@ -65,8 +74,13 @@ def test_dashboard_queries_only_emitted_metrics_and_labels(
         "streammetric_accuracy",
         "streammetric_rows_total",
         "streammetric_invalid_rows_total",
+        "streammetric_accuracy_ci_lower",
+        "streammetric_accuracy_ci_upper",
+        "streammetric_cross_entropy_ci_lower",
+        "streammetric_cross_entropy_ci_upper",
     } <= used
-    used_labels = {label for expr in exprs for label in LABELS.findall(expr)}
+    used_labels = {label for expr in exprs for label in LABELS.findall(expr)} - {"__name__"}
+    assert {"class", "scope", "run", "model"} <= used_labels
     used_labels |= {
         label.strip() for expr in exprs for group in BY.findall(expr) for label in group.split(",")
     }
@@ -123,3 +137,56 @@ def test_example_prometheus_config_is_valid_and_scrapes_the_default_port(
         [promtool, "check", "config", str(PROMETHEUS_YML)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _substitute(expr: str, run: str, model: str) -> str:
+    return expr.replace("$run", run).replace("$model", model)
+
+
+def _label_values(prometheus: PrometheusServer, expr: str) -> list[str]:
+    """What Grafana's ``label_values(selector, label)`` gives, through the HTTP API."""
+    match = LABEL_VALUES.match(expr)
+    assert match, expr
+    selector, label = match.groups()
+    url = f"{prometheus.api}/api/v1/label/{label}/values?" + urllib.parse.urlencode(
+        {"match[]": selector}
+    )
+    status, body = http_get(url)
+    payload = json.loads(body)
+    if status != 200 or payload.get("status") != "success":
+        raise ValueError(f"{expr!r}: {status} {body[:300]!r}")
+    return list(payload["data"])
+
+
+def test_every_dashboard_query_returns_series_from_eval_serve(
+    prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """A real Prometheus scrapes ``eval --serve`` (--ci, a per-class metric, --by model): each
+    panel and variable query, with the variables set to the run and to All or one model,
+    returns at least one series."""
+    data = write_preds(tmp_path / "preds.parquet", 900, seed=7)
+    out, run = tmp_path / "result.json", "dashboard"
+    serve = f"127.0.0.1:{prometheus.plain_port}"
+    process = Cli(
+        ["eval", data, *CI_EVAL, "--format", "json", "-o", out, "--run", run,
+         "--serve", serve, "--linger", "inf"],
+        tmp_path / "cli",
+    )  # fmt: skip
+    try:
+        wait_for_json(out, process, timeout=60.0)
+        exprs = list(dict.fromkeys(queries(json.loads(DASHBOARD.read_text()))))
+        assert len(exprs) >= 15
+        for model in (".*", "a"):  # "All" (the variables' allValue) and one model
+            for expr in exprs:
+                query = _substitute(expr, run, model)
+                if query.startswith("label_values("):
+                    got = wait_until(
+                        lambda q=query: _label_values(prometheus, q), 30.0, f"values of {query}"
+                    )
+                    assert run in got or "a" in got
+                else:
+                    # rate()s need two scrapes; every other query the first
+                    wait_until(lambda q=query: prometheus.query(q), 30.0, f"series of {query}")
+    finally:
+        code = process.stop()
+    assert code == 0, process.stderr
