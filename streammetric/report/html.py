@@ -34,9 +34,10 @@ __all__ = [
     "write_report",
 ]
 
-MAX_GROUPS = 500
+MAX_GROUPS = 200
 MAX_BARS = 40
-MAX_CLASSES = 40
+MAX_CLASSES = 30
+MAX_BINS_LISTED = 100
 MAX_POINTS = 400
 
 #: Okabe & Ito (2008): orange, sky blue, bluish green, yellow, blue, vermillion, reddish purple
@@ -275,12 +276,15 @@ def heatmap(matrix: list[list[Any]], title: str, class_names: Sequence[str] | No
             # white -> Okabe-Ito blue (#0072B2)
             r, g, b = (round(255 + (c - 255) * share) for c in (0x00, 0x72, 0xB2))
             x, y = left + j * cell, top + i * cell
-            body.append(
-                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="rgb({r},{g},{b})" '
-                f'stroke="#fff"><title>true {_e(name(i))}, predicted {_e(name(j))}: '
-                f"{_e(fmt(value))}</title></rect>"
-            )
-            if not small or cell >= 18:
+            rect = f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="rgb({r},{g},{b})"'
+            if small:  # no text in the cell, no tooltip: the page stays small
+                body.append(rect + "/>")
+            else:
+                body.append(
+                    f'{rect} stroke="#fff"><title>true {_e(name(i))}, predicted {_e(name(j))}: '
+                    f"{_e(fmt(value))}</title></rect>"
+                )
+            if not small:
                 colour = "#fff" if share > 0.55 else "#111"
                 body.append(
                     f'<text x="{x + cell / 2:.1f}" y="{y + cell / 2 + 4:.1f}" font-size="{9 if small else 10}" '
@@ -609,8 +613,10 @@ def _state_charts(result: Result) -> str:
                     ("accuracy", False),
                     ("gap", False),
                 ],
-                rows[:MAX_GROUPS],
+                rows[:MAX_BINS_LISTED],
             )
+            if len(rows) > MAX_BINS_LISTED:
+                table += f'<p class="note">First {MAX_BINS_LISTED} of {len(rows)} bins with rows.</p>'
             out.append(
                 f"<h2>Reliability diagram ({_e(leaf.name)})</h2><figure>{chart}<figcaption>Each point: a bin's "
                 "mean confidence and accuracy (dashed: perfect calibration); bars: each bin's share of "
