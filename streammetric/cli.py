@@ -377,6 +377,49 @@ def compare_command(
         sys.exit(EXIT_THRESHOLD)
 
 
+@main.command("report", cls=StreamMetricCommand)
+@click.argument("state", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.html",
+    help="Write the HTML report here (atomically).",
+)
+@click.option(
+    "--ci",
+    "ci_level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    metavar="LEVEL",
+    help="Interval level, for a checkpoint of a run with --ci.",
+)
+@click.option(
+    "--bootstrap",
+    "replicates",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    metavar="N",
+    help="Bootstrap replicates (default 1000), for a checkpoint of a run with --ci.",
+)
+@click.option("--class-names", help="Class names in class index order, comma-separated.")
+def report_command(
+    state: str, output: str, ci_level: float, replicates: int | None, class_names: str | None
+) -> None:
+    """Write the HTML report of a saved STATE without reading the data again: a checkpoint
+    (eval --checkpoint FILE: every chart, intervals if the run had --ci) or a JSON result
+    (eval --format json -o FILE: values, groups and matrices; no curves)."""
+    from .report import result_html, write_report
+    from .report.state import load_result
+
+    check_report(output)
+    result = load_result(state, level=ci_level, replicates=replicates)
+    names = parse_class_names(class_names)
+    write_report(output, result_html(result, command=_command_line(), class_names=names))
+
+
 def check_report(path: str | None) -> None:
     """A usage error unless ``--report FILE`` can be written (before anything is read)."""
     from .cli_common import unwritable
