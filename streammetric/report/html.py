@@ -616,7 +616,9 @@ def _state_charts(result: Result) -> str:
                 rows[:MAX_BINS_LISTED],
             )
             if len(rows) > MAX_BINS_LISTED:
-                table += f'<p class="note">First {MAX_BINS_LISTED} of {len(rows)} bins with rows.</p>'
+                table += (
+                    f'<p class="note">First {MAX_BINS_LISTED} of {len(rows)} bins with rows.</p>'
+                )
             out.append(
                 f"<h2>Reliability diagram ({_e(leaf.name)})</h2><figure>{chart}<figcaption>Each point: a bin's "
                 "mean confidence and accuracy (dashed: perfect calibration); bars: each bin's share of "
