@@ -643,6 +643,52 @@ def _state_charts(result: Result) -> str:
     return "".join(out)
 
 
+_DIAGNOSTICS = {
+    "num_true_prob_zero": "rows with p = 0 for the true class",
+    "num_true_prob_one": "rows with p = 1 for the true class",
+    "num_guarded": "rows changed by the convention's guard",
+    "num_not_normalized": "rows whose probabilities do not sum to 1",
+    "num_out_of_range": "rows with a probability outside [0, 1]",
+    "num_nonfinite": "rows with NaN or inf",
+    "num_looks_like_logits": "rows that look like logits",
+    "num_ignored": "rows ignored (ignore_index)",
+    "num_invalid": "rows invalid under exact",
+}
+
+
+def _loss_diagnostics(result: Result) -> str:
+    """The CE family's diagnostic counts (kept in its state): what makes the conventions
+    differ on these rows (``streammetric explain FILE`` computes each convention's value)."""
+    if result.partial is None:
+        return ""
+    from ..functional._ce_diagnostics import DIAGNOSTIC_KEYS
+
+    out = []
+    for leaf in _leaves(result.partial.overall()):
+        state = getattr(leaf, "_local", None)
+        convention = getattr(leaf, "convention", None)
+        if state is None or convention is None or "diagnostics" not in state:
+            continue
+        counts = dict(zip(DIAGNOSTIC_KEYS, state["diagnostics"].tolist(), strict=False))
+        rows = [
+            f"<tr>{_cell(_DIAGNOSTICS.get(key, key), key=True)}{_cell(int(count))}</tr>"
+            for key, count in counts.items()
+        ]
+        name = getattr(convention, "name", str(convention))
+        out.append(
+            f"<h3>{_e(leaf.name)} (convention {_e(name)})</h3>"
+            + _table([("diagnostic", True), ("rows", False)], rows)
+        )
+    if not out:
+        return ""
+    return (
+        '<h2>Cross-entropy diagnostics</h2><p class="note">What the conventions (exact, keras, '
+        "tf_keras, torch, mxnet, sklearn) treat differently on these rows; "
+        "<code>streammetric explain FILE</code> gives each convention's value side by side.</p>"
+        + "".join(out)
+    )
+
+
 def _notes(notes: Sequence[str]) -> str:
     if not notes:
         return ""
@@ -671,6 +717,7 @@ def result_html(
         _groups_section(result, class_names),
         _heatmaps(metrics, class_names),
         _state_charts(result),
+        _loss_diagnostics(result),
         _notes(result.notes),
     ]
     return _page(title, sections)

@@ -132,6 +132,7 @@ def test_eval_report_content(reports: dict[str, Path]) -> None:
     matrix = expected["metrics"]["confusion_matrix"]
     assert f">{int(matrix[0][0])}<" in text
     assert "Reliability diagram" in text and "Confusion matrix" in text
+    assert "Cross-entropy diagnostics" in text and "cross-entropy (convention exact)" in text
     assert text.count("<svg") >= 5  # 3 bar charts, the heatmap, the reliability diagram
     assert 'class="sortable"' in text
 
