@@ -588,6 +588,7 @@ def _state_charts(result: Result) -> str:
 
     leaves = _leaves(result.partial.overall())
     out = []
+    drawn: list[Any] = []
     for leaf in leaves:
         if isinstance(leaf, ECE):
             bins = reliability(leaf)
@@ -622,10 +623,15 @@ def _state_charts(result: Result) -> str:
             out.append(
                 f"<h2>Reliability diagram ({_e(leaf.name)})</h2><figure>{chart}<figcaption>Each point: a bin's "
                 "mean confidence and accuracy (dashed: perfect calibration); bars: each bin's share of "
-                f"the rows; {leaf.n_bins} bins.</figcaption></figure>"
+                f"the rows; {leaf.n_bins} bins. Binary predictions: confidence is the positive class's "
+                "probability, accuracy the fraction of positives.</figcaption></figure>"
                 f"<details><summary>bins</summary>{table}</details>"
             )
         elif isinstance(leaf, AUC):
+            counts = (leaf.num_thresholds, leaf._local["num_positive"].tolist())
+            if counts in drawn:  # auc and auc_pr of one run: the same counts, the same curves
+                continue
+            drawn.append(counts)
             got = curves(leaf)
             if got is None:
                 out.append(
