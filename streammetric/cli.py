@@ -88,9 +88,17 @@ def main() -> None:
 @click.option(
     "--workers", type=click.IntRange(min=1), help="LocalCluster worker processes (default: cores)."
 )
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.html",
+    help="Also write a self-contained HTML report here (charts as inline SVG; no network).",
+)
 @config_option("eval")
 def eval_command(
     paths: tuple[str, ...],
+    report_path: str | None,
     fail_above: tuple[str, ...],
     fail_below: tuple[str, ...],
     progress: bool | None,
@@ -117,6 +125,7 @@ def eval_command(
     live = LiveExport(ExportOptions.from_params(params), class_names)
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     check_output(output)
+    check_report(report_path)
     job, new_metrics = make_job(list(paths), params)
     above = resolve_thresholds(above, job, "--fail-above")
     below = resolve_thresholds(below, job, "--fail-below")
@@ -152,6 +161,12 @@ def eval_command(
             else:
                 result = run_job(job, threads=threads, progress=bar, **hooks)
         emit(result, fmt, output, precision, class_names)
+        if report_path is not None:
+            from .report import result_html, write_report
+
+            write_report(
+                report_path, result_html(result, command=_command_line(), class_names=class_names)
+            )
         live.set_result(result)
         live.flush(final=True)
         with StopSignal() as stop:
@@ -261,8 +276,16 @@ def eval_command(
     help="Stop at the first bad row, or drop and count bad rows (each side its own).",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.html",
+    help="Also write a self-contained HTML report here (charts as inline SVG; no network).",
+)
 def compare_command(
     paths: tuple[str, ...],
+    report_path: str | None,
     on: str | None,
     baseline_preds: str | None,
     fail_if_worse: tuple[str, ...],
@@ -296,6 +319,7 @@ def compare_command(
     if single and on is not None:
         raise ConfigError("--on pairs rows of two files; one file's rows pair by position")
     check_output(output)
+    check_report(report_path)
     checks = parse_thresholds(tuple(fail_if_worse), "--fail-if-worse")
     level, replicates, seed, strict = (
         params.pop(k) for k in ("ci_level", "replicates", "seed", "strict")
@@ -343,10 +367,73 @@ def compare_command(
         write_atomic(output, text + "\n")
     else:
         click.echo(text)
+    if report_path is not None:
+        from .report import comparison_html, write_report
+
+        write_report(report_path, comparison_html(comparison, command=_command_line()))
     crossed = fail_messages(comparison, resolved_checks)
     if crossed:
         click.echo(f"streammetric: candidate is worse: {'; '.join(crossed)}", err=True)
         sys.exit(EXIT_THRESHOLD)
+
+
+@main.command("report", cls=StreamMetricCommand)
+@click.argument("state", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.html",
+    help="Write the HTML report here (atomically).",
+)
+@click.option(
+    "--ci",
+    "ci_level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    metavar="LEVEL",
+    help="Interval level, for a checkpoint of a run with --ci.",
+)
+@click.option(
+    "--bootstrap",
+    "replicates",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    metavar="N",
+    help="Bootstrap replicates (default 1000), for a checkpoint of a run with --ci.",
+)
+@click.option("--class-names", help="Class names in class index order, comma-separated.")
+def report_command(
+    state: str, output: str, ci_level: float, replicates: int | None, class_names: str | None
+) -> None:
+    """Write the HTML report of a saved STATE without reading the data again: a checkpoint
+    (eval --checkpoint FILE: every chart, intervals if the run had --ci) or a JSON result
+    (eval --format json -o FILE: values, groups and matrices; no curves)."""
+    from .report import result_html, write_report
+    from .report.state import load_result
+
+    check_report(output)
+    result = load_result(state, level=ci_level, replicates=replicates)
+    names = parse_class_names(class_names)
+    write_report(output, result_html(result, command=_command_line(), class_names=names))
+
+
+def check_report(path: str | None) -> None:
+    """A usage error unless ``--report FILE`` can be written (before anything is read)."""
+    from .cli_common import unwritable
+
+    why = None if path is None else unwritable(path)
+    if why is not None:
+        raise ConfigError(f"--report {path}: {why}")
+
+
+def _command_line() -> str:
+    """The command as run, for the report's header (arguments quoted as a shell would)."""
+    import shlex
+
+    return " ".join(["streammetric", *map(shlex.quote, sys.argv[1:])])
 
 
 def _watched(ctx: click.Context, param: click.Parameter, value: str) -> str:

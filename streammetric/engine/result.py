@@ -179,6 +179,41 @@ class Result:
             f"metrics={self.metrics!r}, groups={self.groups!r}, notes={self.notes!r})"
         )
 
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: each metric (with its interval), then each group's
+        values (the first groups), then the notes."""
+        from .._html import html_table
+
+        bounds = self.intervals or {}
+        header = ["metric", "value"] + (["lower", "upper"] if bounds else [])
+        rows = []
+        for name, value in self.metrics.items():
+            row = [name, value]
+            if bounds:
+                row += [bounds.get(name, {}).get("lower"), bounds.get(name, {}).get("upper")]
+            rows.append(row)
+        caption = f"{self.rows:,} rows, {self.invalid_rows:,} invalid"
+        if self.ci is not None:
+            caption += f"; intervals at level {self.ci.get('level')}"
+        out = html_table(header, rows, caption=caption)
+        groups = self.groups
+        if groups:
+            names = [n for n, v in groups[0]["metrics"].items() if isinstance(v, (int, float))]
+            columns = list(groups[0]["key"])
+            out += html_table(
+                [*columns, "rows", *names],
+                [
+                    [*g["key"].values(), g["rows"], *(g["metrics"].get(n) for n in names)]
+                    for g in groups
+                ],
+                caption=f"{len(groups):,} groups",
+            )
+        if self.notes:
+            import html
+
+            out += "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>"
+        return out
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Result):
             return NotImplemented

@@ -868,6 +868,16 @@ class EvalMetric(_Locked):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: each output's name and global value."""
+        from .._html import html_table
+
+        return html_table(
+            ["metric", "value"],
+            [list(pair) for pair in self.get_global_name_value()],
+            caption=type(self).__name__,
+        )
+
 
 _lock_methods(EvalMetric)
 
