@@ -1,7 +1,7 @@
 """Make the README's screenshot of the HTML report from the sample data.
 
-Runs ``streammetric eval sample_data/probs -m ce -m acc -m ece -m confusion_matrix --by model
---ci 0.95 --report ...`` (writing the sample data first with scripts/make_sample_data.py when
+Runs ``streammetric eval sample_data/probs -m ce -m acc -m ece -m confusion_matrix --convention
+keras --by model --ci 0.95 --report ...`` (keras: a finite cross-entropy to chart) (writing the sample data first with scripts/make_sample_data.py when
 ``sample_data/`` is missing) and has headless Chromium (Debian's ``chromium``; see
 scripts/install_system_deps) take a 1200x1600 screenshot of the page.
 
@@ -53,6 +53,8 @@ def main() -> None:
                 "ece",
                 "-m",
                 "confusion_matrix",
+                "--convention",
+                "keras",
                 "--by",
                 "model",
                 "--ci",
