@@ -34,12 +34,15 @@ from .cli_common import (
     emit,
     format_metric,
     job_options,
+    level_option,
     make_job,
     parse_class_names,
     parse_thresholds,
     render,
     render_comparison,
+    replicates_option,
     resolve_thresholds,
+    seed_option,
     split_columns,
     storage_option,
 )
@@ -215,30 +218,9 @@ def eval_command(
     help="Predictions are logits (default: auto).",
 )
 @click.option("--convention", help="Cross-entropy convention for the CE family.")
-@click.option(
-    "--ci",
-    "ci_level",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.95,
-    show_default=True,
-    metavar="LEVEL",
-    help="Level of the deltas' paired bootstrap intervals.",
-)
-@click.option(
-    "--bootstrap",
-    "replicates",
-    type=click.IntRange(1, 100_000),
-    default=None,
-    metavar="N",
-    help="Bootstrap replicates (default 1000).",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(0, (1 << 64) - 1),
-    default=0,
-    metavar="S",
-    help="Seed of the rows' bootstrap weights (default 0).",
-)
+@level_option("Level of the deltas' paired bootstrap intervals.", default=0.95)
+@replicates_option()
+@seed_option(default=0)
 @click.option(
     "--strict",
     is_flag=True,
@@ -387,23 +369,8 @@ def compare_command(
     metavar="FILE.html",
     help="Write the HTML report here (atomically).",
 )
-@click.option(
-    "--ci",
-    "ci_level",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.95,
-    show_default=True,
-    metavar="LEVEL",
-    help="Interval level, for a checkpoint of a run with --ci.",
-)
-@click.option(
-    "--bootstrap",
-    "replicates",
-    type=click.IntRange(1, 100_000),
-    default=None,
-    metavar="N",
-    help="Bootstrap replicates (default 1000), for a checkpoint of a run with --ci.",
-)
+@level_option("Interval level, for a checkpoint of a run with --ci.", default=0.95)
+@replicates_option(", for a checkpoint of a run with --ci")
 @click.option("--class-names", help="Class names in class index order, comma-separated.")
 def report_command(
     state: str, output: str, ci_level: float, replicates: int | None, class_names: str | None

@@ -230,12 +230,27 @@ def storage_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def level_option(help: str, default: float | None = None) -> Callable[..., Any]:
+    """``--ci LEVEL``: the intervals' confidence level (``eval``, ``compare``, ``report``)."""
+    return click.option("--ci", "ci_level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=default, show_default=default is not None, metavar="LEVEL", help=help)  # fmt: skip
+
+
+def replicates_option(help: str = "") -> Callable[..., Any]:
+    """``--bootstrap N``: the bootstrap's replicates."""
+    return click.option("--bootstrap", "replicates", type=click.IntRange(1, 100_000), metavar="N", help=f"Bootstrap replicates (default {DEFAULT_REPLICATES}){help}.")  # fmt: skip
+
+
+def seed_option(default: int | None = None) -> Callable[..., Any]:
+    """``--seed S``: the seed of the rows' bootstrap weights."""
+    return click.option("--seed", type=click.IntRange(0, (1 << 64) - 1), default=default, metavar="S", help="Seed of the rows' bootstrap weights (default 0).")  # fmt: skip
+
+
 def ci_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--ci LEVEL [--bootstrap N] [--seed S] [--id COL]``: bootstrap intervals."""
     options = [
-        click.option("--ci", "ci_level", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="LEVEL", help="Confidence intervals at LEVEL (e.g. 0.95) for every metric and group: percentile bootstrap."),
-        click.option("--bootstrap", "replicates", type=click.IntRange(1, 100_000), metavar="N", help=f"Bootstrap replicates (default {DEFAULT_REPLICATES})."),
-        click.option("--seed", type=click.IntRange(0, (1 << 64) - 1), metavar="S", help="Seed of the rows' bootstrap weights (default 0)."),
+        level_option("Confidence intervals at LEVEL (e.g. 0.95) for every metric and group: percentile bootstrap."),
+        replicates_option(),
+        seed_option(),
         click.option("--id", "id_column", metavar="COL", help="Column of row ids (integers or strings): a row's bootstrap weights follow its id, so any file layout gives the same intervals (default: file and row)."),
     ]  # fmt: skip
     for option in reversed(options):

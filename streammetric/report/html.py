@@ -19,6 +19,8 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._html import value_text
+
 if TYPE_CHECKING:
     from ..engine.compare import Comparison
     from ..engine.result import Result
@@ -83,17 +85,12 @@ def _e(value: Any) -> str:
 
 def fmt(value: Any, digits: int = 6) -> str:
     """A value as the page shows it: ints as they are, floats to ``digits`` significant
-    digits, NaN and infinities by name.
+    digits, NaN and infinities by name (`streammetric._html.value_text`, the notebook tables').
 
     >>> fmt(3), fmt(0.123456789), fmt(float("nan")), fmt(float("-inf")), fmt(None)
     ('3', '0.123457', 'NaN', '-inf', '')
     """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return str(value)
+    return value_text(value, digits)
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
