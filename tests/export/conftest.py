@@ -14,13 +14,10 @@ HTTP API.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -28,14 +25,16 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 from streammetric.export import basic_auth_line
+from tests.helpers.system import ensure, unavailable
+
+_unavailable = unavailable  # the name the export tests import
 
 REPO = Path(__file__).resolve().parents[2]
-INSTALL_SCRIPT = REPO / "scripts" / "install_system_deps"
 AUTH_USER, AUTH_PASSWORD = "scraper", "pa:ss wörd"
 
 
@@ -73,12 +72,6 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     pytest.fail(f"timed out after {timeout}s waiting for {what}; last saw {last!r}")
 
 
-def _unavailable(message: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set, so this fails instead of skipping)")
-    pytest.skip(message)
-
-
 @dataclass(frozen=True)
 class Binaries:
     prometheus: str
@@ -93,24 +86,7 @@ def _find() -> Binaries | None:
 
 @pytest.fixture(scope="session")
 def system_binaries() -> Binaries:
-    found = _find()
-    if found is None:
-        lock_path = Path(tempfile.gettempdir()) / "streammetric-install-system-deps.lock"
-        with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            found = _find()
-            if found is None:
-                result = subprocess.run(
-                    [str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900
-                )
-                found = _find()
-                if found is None:
-                    _unavailable(
-                        "prometheus/prometheus-pushgateway missing and scripts/install_system_deps "
-                        f"failed (exit {result.returncode}): {result.stderr.strip()[-500:]}"
-                    )
-    assert found is not None
-    return found
+    return ensure(_find, "prometheus/prometheus-pushgateway")
 
 
 class Process:
@@ -157,7 +133,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """A self-signed certificate for 127.0.0.1 (openssl CLI) and a basic-auth file."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        _unavailable("the openssl CLI is needed to make a test certificate")
+        unavailable("the openssl CLI is needed to make a test certificate")
     assert openssl is not None
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"

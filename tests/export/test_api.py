@@ -18,10 +18,10 @@ def test_all_is_sorted_and_importable() -> None:
 def test_missing_programs_skip_locally(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="no prometheus"):
-        conftest._unavailable("no prometheus")
+        conftest.unavailable("no prometheus")
 
 
 def test_missing_programs_fail_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="no prometheus \\(CI is set"):
-        conftest._unavailable("no prometheus")
+        conftest.unavailable("no prometheus")

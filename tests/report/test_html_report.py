@@ -5,17 +5,13 @@ missing): its charts and numbers are in the rendered DOM, no console error, no n
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
 import shutil
 import struct
 import subprocess
-import tempfile
 import zlib
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -25,9 +21,9 @@ from click.testing import CliRunner
 
 from streammetric.cli import main
 from streammetric.report.html import fmt
+from tests.helpers.system import ensure
 
 REPO = Path(__file__).resolve().parents[2]
-INSTALL_SCRIPT = REPO / "scripts" / "install_system_deps"
 MAX_BYTES = 300_000
 
 
@@ -235,36 +231,13 @@ def test_unwritable_report_is_a_usage_error(tmp_path: Path) -> None:
 # -- in a real Chromium ------------------------------------------------------------------------
 
 
-def _unavailable(message: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set, so this fails instead of skipping)")
-    pytest.skip(message)
-
-
 def _find() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    found = _find()
-    if found is None:
-        lock_path = Path(tempfile.gettempdir()) / "streammetric-install-system-deps.lock"
-        with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            found = _find()
-            if found is None:
-                result = subprocess.run(
-                    [str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900
-                )
-                found = _find()
-                if found is None:
-                    _unavailable(
-                        "chromium missing and scripts/install_system_deps failed "
-                        f"(exit {result.returncode}): {result.stderr.strip()[-500:]}"
-                    )
-    assert found is not None
-    return found
+    return ensure(_find, "chromium")
 
 
 def headless(chromium: str, page: Path, tmp: Path, *args: str) -> tuple[str, str, list[str]]:
