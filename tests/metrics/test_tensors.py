@@ -230,3 +230,15 @@ def test_jax_arrays_give_the_bits_of_numpy(metric: Any):
     converted = as_numpy(j_probs)
     assert converted.dtype == np.float32 and np.array_equal(converted, probs)
     assert np.shares_memory(converted, np.asarray(j_probs))  # a view of JAX's buffer
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=["ce", "acc", "composite"])
+def test_tensorflow_tensors_give_the_bits_of_numpy(metric: Any):
+    """Real TensorFlow eager tensors and variables (CPU): the same bits as NumPy."""
+    tf = pytest.importorskip("tensorflow", reason="tensorflow-cpu is in the test extra")
+    labels, probs = _data()
+    want = _state(metric, labels, probs)
+    assert _state(metric, tf.constant(labels), tf.constant(probs)) == want
+    assert _state(metric, tf.constant(labels.astype(np.int32)), tf.Variable(probs)) == want
+    transposed = tf.transpose(tf.constant(np.ascontiguousarray(probs.T)))
+    assert _state(metric, tf.constant(labels), transposed) == want
