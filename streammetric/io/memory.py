@@ -245,10 +245,8 @@ def memory_units(objects: Sequence[Any]) -> list[Any]:
 def resolve_memory(sources: Sequence[MemorySource], spec: Any) -> Any:
     """The columns shared by every in-memory input (as `resolve_units` for files: an input
     without rows is not compared, unless every one is empty)."""
-    import dataclasses
-
     from streammetric.io.columns import resolve
-    from streammetric.io.sources import describe_difference
+    from streammetric.io.sources import columns_differ
 
     nonempty = [source for source in sources if source.num_rows != 0]
     resolved = None
@@ -258,15 +256,5 @@ def resolve_memory(sources: Sequence[MemorySource], spec: Any) -> Any:
         if resolved is None:
             resolved, first = current, source.name
         elif current != resolved:
-            name, here, there = next(
-                (item.name, getattr(current, item.name), getattr(resolved, item.name))
-                for item in dataclasses.fields(current)
-                if getattr(current, item.name) != getattr(resolved, item.name)
-            )
-            raise InvalidInputError(
-                f"{source.name}: columns differ from {first}: "
-                f"{describe_difference(name, here, there)} (every input must have the same "
-                "columns, of the same kinds; integer and float widths may differ)",
-                path=source.name,
-            )
+            raise columns_differ(source.name, current, first, resolved)
     return resolved

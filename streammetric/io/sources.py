@@ -529,17 +529,26 @@ def _resolve_sources(
         if resolved is None:
             resolved, first = current, shown
         elif current != resolved:
-            name, here, there = next(
-                (item.name, getattr(current, item.name), getattr(resolved, item.name))
-                for item in dataclasses.fields(current)
-                if getattr(current, item.name) != getattr(resolved, item.name)
-            )
-            raise InvalidInputError(
-                f"{shown}: columns differ from {first}: {describe_difference(name, here, there)} "
-                "(every input must have the same columns, of the same kinds; integer and float "
-                "widths may differ)"
-            )
+            raise columns_differ(shown, current, first, resolved)
     return resolved
+
+
+def columns_differ(
+    where: str, current: ResolvedColumns, first: str, resolved: ResolvedColumns
+) -> InvalidInputError:
+    """The error of an input (``where``) whose columns resolve otherwise than the first's:
+    one line naming the first field that differs."""
+    name, here, there = next(
+        (item.name, getattr(current, item.name), getattr(resolved, item.name))
+        for item in dataclasses.fields(current)
+        if getattr(current, item.name) != getattr(resolved, item.name)
+    )
+    return InvalidInputError(
+        f"{where}: columns differ from {first}: {describe_difference(name, here, there)} "
+        "(every input must have the same columns, of the same kinds; integer and float widths "
+        "may differ)",
+        path=where,
+    )
 
 
 def _check_partitions(

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.integrations.two_processes import run_two_processes
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
@@ -140,29 +142,8 @@ def test_two_processes_each_get_the_whole_set(tmp_path: Any) -> None:
     repeated to even out the last batch): each process reports the values of the whole set, the
     same as one process, bit for bit, with nothing merged by streammetric."""
     import json
-    import os
-    import socket
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    repo = Path(__file__).resolve().parents[2]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={port}",
-        str(repo / "tests" / "integrations" / "hf_two_processes.py"),
-        str(tmp_path),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_two_processes("hf_two_processes.py", tmp_path)
     torch.manual_seed(0)
     want = expected(Tiny(), data(1))
     for rank in (0, 1):

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.integrations.two_processes import run_two_processes
+
 torch = pytest.importorskip("torch")
 pl = pytest.importorskip("lightning.pytorch")
 
@@ -249,29 +251,8 @@ def test_two_processes_merge_with_distributed_sync(tmp_path: Any) -> None:
     sampler repeats a row to even out the shards, and that row would count twice; with
     ``ids_key`` (23 rows, then) it counts once."""
     import json
-    import os
-    import socket
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    repo = Path(__file__).resolve().parents[2]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={port}",
-        str(repo / "tests" / "integrations" / "lightning_two_processes.py"),
-        str(tmp_path),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_two_processes("lightning_two_processes.py", tmp_path)
     torch.manual_seed(0)
     model, (x, y) = Tiny(), data(1, 22)
     reports = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
