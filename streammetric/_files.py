@@ -43,18 +43,31 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         raise ConfigError(f"{what} cannot be read: {os.fspath(path)}: {exc}") from None
 
 
+def _new_file_mode(target: Path) -> int:
+    """The permissions ``target`` keeps (if it exists) or a new file gets under the umask."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        umask = os.umask(0o022)  # read it (there is no getter); set back at once
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(
     path: str | os.PathLike[str], data: str | bytes, *, mode: int | None = None
 ) -> None:
     """Replace ``path`` with ``data`` atomically: temp file beside it, fsync, rename, fsync dir.
 
     The temporary file starts with ``.`` and ends with ``.tmp`` (so directory followers skip it);
-    ``mode`` sets the permissions (default: the temp file's 0o600).
+    ``mode`` sets the permissions (default: those of the file it replaces, or of a new file
+    under the umask, as ``open(path, "w")`` would give, not the temp file's 0o600).
     """
     import tempfile  # lazy: it imports shutil, bz2, lzma and random (~5 ms of start-up)
 
     target = Path(path)
     directory = target.parent
+    if mode is None:
+        mode = _new_file_mode(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:

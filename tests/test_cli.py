@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -61,6 +63,18 @@ def test_output_file(data, tmp_path):
     )
     assert result.exit_code == 0 and result.output == ""
     assert json.loads(out.read_text())["rows"] == 500
+    # written atomically, yet with a new file's permissions (not the temp file's 0o600) ...
+    umask = os.umask(0o027)
+    try:
+        fresh = tmp_path / "fresh.json"
+        run("eval", data, "-m", "mae", "--labels", "y", "--preds", "pred", "-o", fresh)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
+    finally:
+        os.umask(umask)
+    # ... and a replaced file keeps its own
+    out.chmod(0o604)
+    run("eval", data, "-m", "mae", "--labels", "y", "--preds", "pred", "-o", out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o604
 
 
 def test_config_file_sets_defaults_and_the_command_line_wins(data, tmp_path):
