@@ -1,6 +1,6 @@
 """Benchmarks with ratios measured side by side in one run (these machines are shared and noisy).
 
-    .venv/bin/python scripts/bench.py [--rows 8000000] [--runs 5] [--only eval,ci,rss]
+    .venv/bin/python scripts/bench.py [--rows 8000000] [--runs 5] [--only eval,ci,report,rss]
     .venv/bin/python scripts/bench.py --only update --mxnet-python /path/to/mxnet/python
 
 * eval: ``streammetric eval -m ce`` (and five metrics at once) on an N-row x 10-class float32
@@ -288,6 +288,21 @@ def bench_ci(path: Path, runs: int) -> list[tuple[str, float, float]]:
     commands = {
         "eval -m ce -m acc": plain,
         "  --ci 0.95 --bootstrap 1000": [*plain, "--ci", "0.95", "--bootstrap", "1000"],
+    }
+    medians = alternated(commands, runs)
+    base = medians["eval -m ce -m acc"]
+    return [(name, medians[name], medians[name] / base) for name in commands]
+
+
+def bench_report(path: Path, runs: int) -> list[tuple[str, float, float]]:
+    """``eval -m ce -m acc`` alone, with ``--conventions all`` (the CE under all six conventions
+    in the same pass) and with ``--report FILE`` (which implies it): seconds and time ratio."""
+    plain = eval_args(path, ["-m", "ce", "-m", "acc"])
+    page = Path(tempfile.gettempdir()) / "streammetric-bench-report.html"
+    commands = {
+        "eval -m ce -m acc": plain,
+        "  --conventions all": [*plain, "--conventions", "all"],
+        "  --report FILE": [*plain, "--report", str(page)],
     }
     medians = alternated(commands, runs)
     base = medians["eval -m ce -m acc"]
@@ -601,7 +616,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="eval,groups,ci,compare,rss,update,dask,kernels,pipeline")
+    parser.add_argument(
+        "--only", default="eval,groups,ci,report,compare,rss,update,dask,kernels,pipeline"
+    )
     parser.add_argument("--setup-peers", action="store_true", help="create the peers' venvs first")
     parser.add_argument(
         "--mxnet-python",
@@ -651,6 +668,15 @@ def main() -> None:
         )
         print(f"{'command':34s} {'seconds':>10s} {'time ratio':>11s}")
         for name, seconds, ratio in bench_ci(path, args.runs):
+            print(f"{name:34s} {seconds:10.3f} {ratio:11.2f}")
+    if "report" in parts:
+        path = make_file(directory / f"eval_{args.rows}.parquet", args.rows)
+        print(
+            f"\n## conventions and the report: {args.rows:,} rows x {CLASSES} float32, median of "
+            f"{args.runs} rounds, shuffled order"
+        )
+        print(f"{'command':34s} {'seconds':>10s} {'time ratio':>11s}")
+        for name, seconds, ratio in bench_report(path, args.runs):
             print(f"{name:34s} {seconds:10.3f} {ratio:11.2f}")
     if "compare" in parts:
         print(

@@ -31,6 +31,7 @@ from .cli_common import (
     check_thresholds,
     ci_options,
     config_option,
+    conventions_option,
     emit,
     format_metric,
     job_options,
@@ -64,6 +65,7 @@ def main() -> None:
 @main.command("eval", cls=StreamMetricCommand)
 @click.argument("paths", nargs=-1, required=True)
 @job_options
+@conventions_option
 @storage_option
 @ci_options
 @click.option(
@@ -129,6 +131,8 @@ def eval_command(
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     check_output(output)
     check_report(report_path)
+    if report_path is not None and params.get("explain") is None:
+        params["explain"] = "all"  # the report sets the conventions side by side
     job, new_metrics = make_job(list(paths), params)
     above = resolve_thresholds(above, job, "--fail-above")
     below = resolve_thresholds(below, job, "--fail-below")

@@ -279,6 +279,30 @@ def resampling_of(params: dict[str, Any]) -> tuple[Resampling | None, str | None
     ), ids
 
 
+def conventions_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--conventions all|none|NAME,...``: the CE family under other conventions too."""
+    return click.option("--conventions", "explain", metavar="all|none|NAME,...", help="Also compute the cross-entropy family under these conventions (all: every one; exact always), on the same rows in the same pass, and show them side by side with why each differs (table, json, --report). Default: none, or all with --report.")(command)  # fmt: skip
+
+
+def parse_conventions(value: str | None) -> str | list[str] | None:
+    """``--conventions``' value as the metrics' ``explain=`` takes it (a `ConfigError` for
+    an unknown convention).
+
+    >>> parse_conventions("all"), parse_conventions("none"), parse_conventions("keras, torch")
+    ('all', None, ['keras', 'torch'])
+    """
+    if value is None or value.strip().lower() == "none":
+        return None
+    if value.strip().lower() == "all":
+        return "all"
+    names = list(split_columns(value))
+    if not names:
+        raise ConfigError(f"--conventions takes all, none or names, got {value!r}")
+    from .conventions import get_convention
+
+    return [get_convention(name).name for name in names]
+
+
 def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[], Any]]:
     """The `Job` of the metric/column options (popped from ``params``) and its metric factory."""
     metric_specs = list(params.pop("metrics")) or ["ce"]
@@ -288,6 +312,9 @@ def make_job(paths: list[str], params: dict[str, Any]) -> tuple[Job, Callable[[]
         defaults["convention"] = convention
     if from_logits is not None:
         defaults["from_logits"] = from_logits
+    explain = parse_conventions(params.pop("explain", None))
+    if explain is not None:
+        defaults["explain"] = explain
     # unknown metrics / options, a metric asked for twice: a usage error before reading
     metric_specs = distinct_names(metric_specs, defaults)
     pred_columns = split_columns(params.pop("preds"))
@@ -652,6 +679,10 @@ def render(
     blocks = _vector_tables(result, by, shown, class_names)
     for block in blocks:
         lines += ["", *block]
+    for name, explained in (result.get("conventions") or {}).items():
+        from .explain import Explanation
+
+        lines += ["", f"{name} under each convention:", Explanation.from_dict(explained).to_text()]
     if result.get("invalid_rows"):
         lines += [""] if blocks else []
         lines.append(f"invalid rows skipped: {result['invalid_rows']}")

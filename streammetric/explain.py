@@ -30,7 +30,7 @@ from streammetric.functional.losses import (
     _cross_entropy_update,
 )
 
-__all__ = ["ConventionResult", "Explanation", "explain"]
+__all__ = ["ConventionResult", "Explanation", "StreamedConvention", "explain", "streamed"]
 
 _DIAGNOSTIC_PHRASES = {
     "num_true_prob_zero": "{} with p=0 for the true class",
@@ -88,8 +88,10 @@ class Explanation:
         """The weighted mean under convention ``name`` (None if rejected)."""
         return self.result(name).value
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form; inf/NaN values become the strings "inf", "-inf", "nan"."""
+    def to_dict(self, *, nonfinite_strings: bool = True) -> dict[str, Any]:
+        """JSON-serialisable form; inf/NaN values become the strings "inf", "-inf", "nan"
+        (``nonfinite_strings=False``: they stay floats, as a result's metrics)."""
+        number = _json_number if nonfinite_strings else (lambda value: value)
         return {
             "kind": self.kind,
             "from_logits": self.from_logits,
@@ -98,7 +100,7 @@ class Explanation:
             "conventions": {
                 result.name: {
                     "display_name": result.display_name,
-                    "value": _json_number(result.value),
+                    "value": number(result.value),
                     "error": result.error,
                     "dtype": result.dtype,
                     "sentence": result.sentence,
@@ -107,6 +109,28 @@ class Explanation:
                 for result in self.results
             },
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Explanation:
+        """The explanation `to_dict` wrote (a JSON result's ``"conventions"``)."""
+        return cls(
+            kind=str(data["kind"]),
+            from_logits=bool(data["from_logits"]),
+            rows=int(data["rows"]),
+            diagnostics={str(k): int(v) for k, v in data["diagnostics"].items()},
+            results=tuple(
+                ConventionResult(
+                    name=str(name),
+                    display_name=str(entry["display_name"]),
+                    value=None if entry["value"] is None else float(entry["value"]),
+                    error=entry["error"],
+                    dtype=str(entry["dtype"]),
+                    sentence=str(entry["sentence"]),
+                    diagnostics={str(k): int(v) for k, v in entry["diagnostics"].items()},
+                )
+                for name, entry in data["conventions"].items()
+            ),
+        )
 
     def to_text(self) -> str:
         """An aligned table of the values, the diagnostics and one sentence per convention."""
@@ -143,7 +167,39 @@ def _row_values(terms: LossTerms) -> np.ndarray:
         return np.where(terms.denominator != 0, terms.numerator / terms.denominator, 0.0)
 
 
-def _cost_phrase(values: np.ndarray) -> str:
+@dataclass(frozen=True)
+class _Facts:
+    """What a convention's sentence says of its result: the value, why it rejects the data
+    (None: it does not), the diagnostics, the rows whose loss is inf, and the rows inf under
+    exact that it makes finite (with their losses when each row's is known)."""
+
+    value: float
+    error: str | None
+    diagnostics: dict[str, int]
+    inf_rows: int = 0
+    rescued: int = 0
+    rescued_costs: np.ndarray | None = None
+
+
+def _facts(terms: LossTerms, value: float, exact: LossTerms | None) -> _Facts:
+    """The facts of one batch's terms (``exact``: the exact convention's, None for itself)."""
+    rows = _row_values(terms)
+    rescued = None
+    if exact is not None and exact.invalid_reason is None:
+        rescued = np.isinf(_row_values(exact)) & np.isfinite(rows) & ~exact.invalid
+    return _Facts(
+        value,
+        None if terms.invalid_reason is None else str(terms.invalid_reason),
+        dict(terms.diagnostics),
+        int(np.count_nonzero(np.isinf(rows))),
+        0 if rescued is None else int(np.count_nonzero(rescued)),
+        None if rescued is None else rows[rescued],
+    )
+
+
+def _cost_phrase(count: int, values: np.ndarray | None) -> str:
+    if values is None:
+        return "so " + ("its loss is" if count == 1 else "their losses are") + " finite, not inf"
     if len(values) == 1:
         return f"so its loss is {values[0]:.3f} instead of inf"
     if np.all(np.round(values, 3) == np.round(values[0], 3)):
@@ -153,41 +209,36 @@ def _cost_phrase(values: np.ndarray) -> str:
 
 def _sentence(
     conv: Convention,
-    terms: LossTerms,
-    value: float,
-    exact: LossTerms,
-    exact_value: float,
+    facts: _Facts,
+    exact: _Facts,
     *,
     phrase: str,
     kind: str,
-    dtype: np.dtype,
+    dtype: np.dtype | None,
 ) -> str:
     """One sentence saying why ``conv`` differs from exact on this data."""
     name = conv.display_name
     target = "label" if kind == "binary" else "class"
-    if terms.invalid_reason is not None:
-        return f"{name} rejects this data: {terms.invalid_reason}."
-    exact_rows, rows = _row_values(exact), _row_values(terms)
+    value, exact_value = facts.value, exact.value
+    if facts.error is not None:
+        return f"{name} rejects this data: {facts.error}."
     if conv.name == "exact":
         if math.isinf(value):
-            count = int(np.count_nonzero(np.isinf(rows)))
             return (
-                f"The definition itself: {_plural(count, 'row')} had p=0 for the true {target}, "
-                "so the mean is inf."
+                f"The definition itself: {_plural(facts.inf_rows, 'row')} had p=0 for the true "
+                f"{target}, so the mean is inf."
             )
         stable = "log-sigmoid" if kind == "binary" else "log-softmax"
         return (
             f"The mathematical definition in float64 (stable {stable}, no epsilon): the reference."
         )
-    if exact.invalid_reason is not None:
+    if exact.error is not None:
         return f"exact rejects this data; {name} {phrase} and gets {value:.6g}."
-    rescued = np.isinf(exact_rows) & np.isfinite(rows) & ~exact.invalid
-    if rescued.any():
-        count = int(np.count_nonzero(rescued))
-        owner = "its" if count == 1 else "their"
+    if facts.rescued:
+        owner = "its" if facts.rescued == 1 else "their"
         return (
-            f"{name} {phrase}: {_plural(count, 'row')} had p=0 for {owner} true {target}, "
-            f"{_cost_phrase(rows[rescued])}."
+            f"{name} {phrase}: {_plural(facts.rescued, 'row')} had p=0 for {owner} true {target}, "
+            f"{_cost_phrase(facts.rescued, facts.rescued_costs)}."
         )
     if math.isnan(value):
         return f"{name} {phrase}, which gives NaN on this data (log of a negative number or NaN)."
@@ -198,8 +249,8 @@ def _sentence(
             f"{name} gives exactly the exact value here: it {phrase}, and nothing reached a guard."
         )
     difference = value - exact_value
-    guarded = terms.diagnostics["num_guarded"]
-    unnormalized = terms.diagnostics["num_not_normalized"]
+    guarded = facts.diagnostics.get("num_guarded", 0)
+    unnormalized = facts.diagnostics.get("num_not_normalized", 0)
     causes = []
     if guarded:
         causes.append(f"the guard changed {_plural(guarded, 'value')}")
@@ -209,6 +260,19 @@ def _sentence(
         rounding = "float32 rounding" if dtype == np.float32 else "rounding"
         return f"{name} {phrase}: it differs from exact only by {rounding} ({difference:+.2g})."
     return f"{name} {phrase}: {' and '.join(causes)}, which moves the mean by {difference:+.4g}."
+
+
+def _ordered(conventions: Sequence[str | Convention] | None) -> list[Convention]:
+    """``exact`` first, then the others (every registered one for None)."""
+    chosen = [
+        get_convention(c) for c in (conventions if conventions is not None else list_conventions())
+    ]
+    return [get_convention("exact")] + [c for c in chosen if c.name != "exact"]
+
+
+def _data_counts(diagnostics: dict[str, int]) -> dict[str, int]:
+    """The counts that describe the data (the guard's count belongs to a convention)."""
+    return {key: diagnostics.get(key, 0) for key in DIAGNOSTIC_KEYS if key != "num_guarded"}
 
 
 def explain(
@@ -233,10 +297,7 @@ def explain(
     if binary is None:
         binary = pred.ndim == 1 or pred.shape[-1] == 1
     kind = "binary" if binary else "categorical"
-    chosen = [
-        get_convention(c) for c in (conventions if conventions is not None else list_conventions())
-    ]
-    ordered = [get_convention("exact")] + [c for c in chosen if c.name != "exact"]
+    ordered = _ordered(conventions)
 
     def terms_for(conv: Convention) -> LossTerms:
         if binary:
@@ -258,48 +319,116 @@ def explain(
         return ExactSum.from_values(numerator).ratio(ExactSum.from_values(denominator))
 
     exact_terms = terms_for(ordered[0])
-    exact_value = mean(exact_terms)
+    exact = _facts(exact_terms, mean(exact_terms), None)
     sparse = not binary and to_numpy(y_true, "labels").ndim < pred.ndim
     results = []
     for conv in ordered:
-        terms = exact_terms if conv is ordered[0] else terms_for(conv)
-        value = mean(terms)
-        dtype = conv.compute_dtype(pred.dtype)
-        phrase = rules_phrase(
-            conv,
-            kind=kind,
-            sparse=sparse,
-            from_logits=from_logits,
-            dtype=dtype,
-            renormalization=terms.diagnostics["num_not_normalized"] > 0,
-        )
+        if conv is ordered[0]:
+            facts = exact
+        else:
+            terms = terms_for(conv)
+            facts = _facts(terms, mean(terms), exact_terms)
         results.append(
-            ConventionResult(
-                name=conv.name,
-                display_name=conv.display_name,
-                value=None if terms.invalid_reason else value,
-                error=None if terms.invalid_reason is None else str(terms.invalid_reason),
-                dtype=dtype.name,
-                sentence=_sentence(
-                    conv,
-                    terms,
-                    value,
-                    exact_terms,
-                    exact_value,
-                    phrase=phrase,
-                    kind=kind,
-                    dtype=dtype,
-                ),
-                diagnostics=dict(terms.diagnostics),
-            )
+            _result(conv, facts, exact, kind, sparse, from_logits, conv.compute_dtype(pred.dtype))
         )
-    data_counts = {
-        key: exact_terms.diagnostics[key] for key in DIAGNOSTIC_KEYS if key != "num_guarded"
-    }
     return Explanation(
         kind=kind,
         from_logits=from_logits,
         rows=len(exact_terms.numerator),
-        diagnostics=data_counts,
+        diagnostics=_data_counts(exact.diagnostics),
         results=tuple(results),
     )
+
+
+def _result(
+    conv: Convention,
+    facts: _Facts,
+    exact: _Facts,
+    kind: str,
+    sparse: bool,
+    from_logits: bool,
+    dtype: np.dtype | None,
+) -> ConventionResult:
+    """One convention's line of the table (``dtype`` None: the convention's dtype rule)."""
+    phrase = rules_phrase(
+        conv,
+        kind=kind,
+        sparse=sparse,
+        from_logits=from_logits,
+        dtype=dtype,
+        renormalization=facts.diagnostics.get("num_not_normalized", 0) > 0,
+    )
+    return ConventionResult(
+        name=conv.name,
+        display_name=conv.display_name,
+        value=None if facts.error is not None else facts.value,
+        error=facts.error,
+        dtype=_DTYPE_RULES[conv.dtype] if dtype is None else dtype.name,
+        sentence=_sentence(conv, facts, exact, phrase=phrase, kind=kind, dtype=dtype),
+        diagnostics=dict(facts.diagnostics),
+    )
+
+
+#: the dtype column of a streamed explanation, which knows the rule, not the input's dtype
+_DTYPE_RULES = {"float64": "float64", "float32": "float32", "input": "as input"}
+
+
+@dataclass(frozen=True)
+class StreamedConvention:
+    """One convention's totals over a stream (what a metric's state holds of it): its value,
+    its diagnostic counts, and the rows its rules rejected (left out of its value)."""
+
+    convention: Convention
+    value: float
+    diagnostics: dict[str, int]
+    rejected: int
+
+
+def streamed(
+    entries: Sequence[StreamedConvention],
+    *,
+    kind: str,
+    from_logits: bool,
+    sparse: bool,
+    rows: int,
+    dtype: np.dtype | None = None,
+) -> Explanation:
+    """The `Explanation` of totals kept over a stream (a cross-entropy metric's ``explain()``,
+    whose state keeps each convention's sums): the same table as `explain`'s, with sentences
+    from the counts alone (no row's own loss is kept), and a convention that rejected rows
+    shown as rejecting the data. ``dtype``: the input's (None when it varied: each
+    convention's dtype rule is shown). ``entries`` must hold ``exact``."""
+    exact_entry = next(e for e in entries if e.convention.name == "exact")
+    exact = _streamed_facts(exact_entry, None)
+    ordered = [exact_entry] + [e for e in entries if e is not exact_entry]
+    results = tuple(
+        _result(
+            entry.convention,
+            exact if entry is exact_entry else _streamed_facts(entry, exact),
+            exact,
+            kind,
+            sparse,
+            from_logits,
+            None if dtype is None else entry.convention.compute_dtype(dtype),
+        )
+        for entry in ordered
+    )
+    return Explanation(
+        kind=kind,
+        from_logits=from_logits,
+        rows=rows,
+        diagnostics=_data_counts(exact_entry.diagnostics),
+        results=results,
+    )
+
+
+def _streamed_facts(entry: StreamedConvention, exact: _Facts | None) -> _Facts:
+    error = None
+    if entry.rejected:
+        error = f"its rules reject {_plural(entry.rejected, 'row')} of these"
+    zero = entry.diagnostics.get("num_true_prob_zero", 0)
+    inf_rows = zero if math.isinf(entry.value) else 0
+    rescued = 0
+    if exact is not None and math.isinf(exact.value) and math.isfinite(entry.value):
+        rescued = exact.inf_rows
+    return _Facts(entry.value, error, dict(entry.diagnostics), inf_rows, rescued, None)

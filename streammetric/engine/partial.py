@@ -274,6 +274,7 @@ class Partial:
                 ]
             noted = {self.keys[code]: self.group_metric(code) for code in codes if flags[code]}
         lines = condense(overall, noted if grouped else None, by, len(self.present()))
+        explained = {leaf.name: leaf.explanation() for leaf in _leaves(overall)}
         return Result(
             self.rows,
             self.invalid_rows,
@@ -282,6 +283,7 @@ class Partial:
             [*notes, *lines],
             self,
             table=table,
+            conventions={name: e for name, e in explained.items() if e is not None},
         )
 
     def to_json(self) -> dict[str, Any]:

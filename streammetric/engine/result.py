@@ -24,6 +24,7 @@ from .._exceptions import ConfigError
 from .._json import Table
 
 if TYPE_CHECKING:
+    from ..explain import Explanation
     from .partial import Partial
 
 __all__ = ["ClassValues", "Result", "class_label", "json_value"]
@@ -139,6 +140,7 @@ class Result:
         partial: Partial | None = None,
         *,
         table: Table | None = None,
+        conventions: dict[str, Explanation] | None = None,
     ) -> None:
         self.rows = rows
         self.invalid_rows = invalid_rows
@@ -147,6 +149,9 @@ class Result:
         self._table = table
         self.notes = [] if notes is None else notes
         self.partial = partial
+        #: the cross-entropy metrics made with ``explain=`` (``eval --conventions``): every
+        #: convention's value side by side, by metric name
+        self.conventions: dict[str, Explanation] = conventions or {}
         #: with intervals: ``{"level", "replicates", "seed", "method"}``, and each metric's
         #: ``{"lower": x, "upper": y}`` over all rows (per group: in each group's dict)
         self.ci: dict[str, Any] | None = None
@@ -238,6 +243,10 @@ class Result:
         out["metrics"] = self.named_metrics(class_names)
         if self.intervals is not None:
             out["intervals"] = _named_bounds(self.intervals, class_names)
+        if self.conventions:
+            out["conventions"] = {
+                name: e.to_dict(nonfinite_strings=False) for name, e in self.conventions.items()
+            }
         if groups is not None:
             out["groups"] = groups
         return out
@@ -252,6 +261,7 @@ class Result:
             or self._table is None
             or (class_names and vectors)
             or self.ci is not None
+            or self.conventions
         ):
             return self.to_dict(class_names)
         return {

@@ -599,6 +599,11 @@ class EvalMetric(_Locked):
             flags |= ~np.isfinite(array)
         return flags
 
+    def explanation(self) -> Any:
+        """Why this metric's value differs between conventions (a cross-entropy made with
+        ``explain=``: `streammetric.explain.Explanation`), or None."""
+        return None
+
     def state_specs(self) -> dict[str, Spec]:
         """The declared state entries (name -> `Spec`)."""
         return dict(self._specs)

@@ -28,12 +28,12 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .._exceptions import ConfigError
-from ..conventions import Convention, get_convention, rules_phrase
+from ..conventions import Convention, get_convention, list_conventions, rules_phrase
 from ..functional import _ce_inputs
 from ..functional._ce_core import exp, exp_float
 from ..functional.losses import (
@@ -50,6 +50,9 @@ from .base import EvalMetric, State, ValueNote, outcome_of, plural
 from .batch import BatchStats, Stat
 from .registry import alias, register
 from .state import ROWS, GroupedState, Rowwise, Terms, zero_counts
+
+if TYPE_CHECKING:
+    from ..explain import Explanation
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "NegativeLogLikelihood", "Perplexity"]
 
@@ -70,6 +73,7 @@ class _LossMetric(EvalMetric):
         label_names: list[str] | None = None,
         convention: str = "exact",
         on_invalid: str = "raise",
+        explain: Any = None,
         **options: Any,
     ) -> None:
         if on_invalid not in _POLICIES:
@@ -81,7 +85,17 @@ class _LossMetric(EvalMetric):
         self.on_invalid = on_invalid
         self._options = {k: v for k, v in options.items() if k != "eps"}
         self.last_diagnostics: dict[str, int] = dict.fromkeys(DIAGNOSTIC_KEYS, 0)
+        explained = _explained(explain, self.convention)
+        #: the same loss under each other convention of ``explain`` (their sums are kept in
+        #: this metric's state, entries prefixed "NAME:"), on the rows this metric counts
+        self._siblings: dict[str, _LossMetric] = {
+            conv.name: type(self)(convention=conv.name, on_invalid="skip", **self._options)
+            for conv in explained
+        }
         config_options = {k: _jsonable(v) for k, v in options.items()}
+        config_options["explain"] = (
+            explain if explain is None or isinstance(explain, str) else list(explain)
+        )
         super().__init__(
             name,
             output_names,
@@ -111,6 +125,16 @@ class _LossMetric(EvalMetric):
         self._add_state("num_inst", "count")  # rows that count (not ignored, not invalid)
         self._add_state("num_invalid", "count")  # rows dropped by on_invalid="skip"
         self._add_state("diagnostics", "counts", size=len(DIAGNOSTIC_KEYS))
+        for prefix, sibling in self._siblings.items():
+            for key, spec in sibling._specs.items():
+                self._add_state(
+                    f"{prefix}:{key}", spec.kind, nonnegative=spec.nonnegative, size=spec.size
+                )
+        if self._siblings:
+            self._add_state("explained_rows", "count")  # every row the conventions saw
+            self._add_state("class_index_rows", "count")  # those with class-index labels
+            for dtype in _NARROW:  # those whose predictions were float32 (float16)
+                self._add_state(f"{dtype}_rows", "count")
 
     def _terms_nonnegative(self) -> bool:
         """Whether every term is >= 0: ``-log`` of a probability in [0, 1] (rows out of range
@@ -191,7 +215,76 @@ class _LossMetric(EvalMetric):
     def _batch_terms(self, batch: BatchStats) -> Terms:
         """Each row's ``w * numerator`` and ``w * denominator`` from the batch's
         `Stat.LOSS_TERMS`, whether it counts (not ignored, not invalid), whether it was skipped
-        as invalid, and its diagnostics."""
+        as invalid, and its diagnostics; with ``explain``, the same under each other convention
+        (a row they reject leaves only their sums)."""
+        own = self._own_terms(batch)
+        if not self._siblings:
+            return own
+        terms = dict(own)
+        for prefix, sibling in self._siblings.items():
+            for key, term in sibling._own_terms(batch).items():
+                terms[f"{prefix}:{key}"] = term
+        terms["explained_rows"] = ROWS
+        sparse = np.ndim(batch.labels) < np.ndim(batch.preds) and self._guard_kind != "binary"
+        terms["class_index_rows"] = ROWS if sparse else None
+        dtype = getattr(batch.preds, "dtype", None)
+        for name in _NARROW:
+            terms[f"{name}_rows"] = ROWS if dtype == name else None
+        return terms
+
+    def explain(self, scope: str = "global") -> Explanation:
+        """Every convention of ``explain=`` side by side over the rows seen (since the last
+        reset, or reset_local with ``scope="local"``): `streammetric.explain`'s table, kept
+        exactly over a stream, mergeable, per group. A `ConfigError` without ``explain=``.
+
+        >>> m = CrossEntropy(explain=["keras"])
+        >>> e = m.update(np.array([0, 0]), np.array([[0.0, 1.0], [0.2, 0.8]])).explain()
+        >>> e.value("exact"), round(e.value("keras"), 6)
+        (inf, 8.863767)
+        """
+        state = self._global_state() if scope == "global" else self._local
+        return self.explain_state(state)
+
+    def explanation(self) -> Explanation | None:
+        """`explain` when made with ``explain=`` (the engine's results carry it), else None."""
+        return self.explain() if self._siblings else None
+
+    def explain_state(self, state: State) -> Explanation:
+        """`explain` of a state (one group's, say)."""
+        from ..explain import StreamedConvention, streamed
+
+        if not self._siblings:
+            raise ConfigError(
+                f"{self.name} keeps one convention's sums; make it with explain='all' (or a "
+                "list of conventions) to set them side by side"
+            )
+
+        def entry(metric: _LossMetric, own: State) -> StreamedConvention:
+            counts = _counts(own)
+            return StreamedConvention(
+                metric.convention, metric._compute(own), counts, int(own["num_invalid"])
+            )
+
+        entries = [entry(self, state)]
+        for prefix, sibling in self._siblings.items():
+            own = {key: state[f"{prefix}:{key}"] for key in sibling._specs}
+            entries.append(entry(sibling, own))
+        rows = int(state["explained_rows"])
+        narrow = [name for name in _NARROW if state[f"{name}_rows"]]
+        dtype = None  # several: each convention's rule, not one dtype
+        if not narrow or (len(narrow) == 1 and state[f"{narrow[0]}_rows"] == rows):
+            dtype = np.dtype(narrow[0] if narrow else np.float64)
+        return streamed(
+            entries,
+            kind=self._guard_kind,
+            from_logits=bool(self._options.get("from_logits", False)),
+            sparse=bool(state["class_index_rows"]),
+            rows=rows,
+            dtype=dtype,
+        )
+
+    def _own_terms(self, batch: BatchStats) -> Terms:
+        """`_batch_terms` of this metric's own convention."""
         terms = batch.loss_terms(self)
         weight = batch.weights
         diagnostics = terms.diagnostics
@@ -388,12 +481,39 @@ class _LossMetric(EvalMetric):
         """Diagnostic counts (``DIAGNOSTIC_KEYS``) since the last reset (``"global"``) or
         reset_local (``"local"``); ``last_diagnostics`` holds the last update's."""
         state = self._global_state() if scope == "global" else self._local
-        counts = state["diagnostics"]
-        values = counts.tolist() if counts.size else [0] * len(DIAGNOSTIC_KEYS)
-        return {
-            **dict(zip(DIAGNOSTIC_KEYS, values, strict=True)),
-            "num_invalid_skipped": int(state["num_invalid"]),
-        }
+        return {**_counts(state), "num_invalid_skipped": int(state["num_invalid"])}
+
+
+#: the input dtypes an explained metric counts rows of (the rest compute as float64 would)
+_NARROW = ("float32", "float16")
+
+
+def _counts(state: State) -> dict[str, int]:
+    """The diagnostic counts of a state (``DIAGNOSTIC_KEYS``)."""
+    counts = state["diagnostics"]
+    values = counts.tolist() if counts.size else [0] * len(DIAGNOSTIC_KEYS)
+    return dict(zip(DIAGNOSTIC_KEYS, values, strict=True))
+
+
+def _explained(explain: Any, own: Convention) -> tuple[Convention, ...]:
+    """The other conventions ``explain`` asks for (``"all"``: every registered one; a name or
+    a list of names), ``exact`` first (the reference), without ``own``."""
+    if explain is None:
+        return ()
+    if isinstance(explain, str):
+        names = list_conventions() if explain == "all" else [explain]
+    elif isinstance(explain, (list, tuple)) and all(isinstance(n, str) for n in explain):
+        names = list(explain)
+    else:
+        raise ConfigError(
+            f"`explain` must be 'all', a convention's name or a list of names, got {explain!r}"
+        )
+    chosen = [get_convention(name) for name in ["exact", *names]]
+    out: list[Convention] = []
+    for conv in chosen:
+        if conv.name != own.name and conv not in out:
+            out.append(conv)
+    return tuple(out)
 
 
 #: the options of _cross_entropy_update that _LossMetric._sparse_arguments passes on
@@ -521,6 +641,10 @@ class CrossEntropy(_LossMetric):
         not compute them, as ``"exact"``): ``"raise"`` raises `InvalidInputError` naming the first
         such row and folds in nothing of that batch; ``"skip"`` leaves those rows out of both
         sums and counts them (``diagnostics()["num_invalid_skipped"]``).
+    explain : "all", str or list of str, optional
+        Also keep this loss under these conventions (``"all"``: every registered one;
+        ``exact`` always), on the rows this metric counts, for `explain` (every convention
+        side by side, with the diagnostics and why each differs). None: this convention only.
     """
 
     mxnet_positional = ("eps", "name", "output_names", "label_names")
@@ -539,6 +663,7 @@ class CrossEntropy(_LossMetric):
         class_weight: Any = None,
         ignore_index: int | None = None,
         on_invalid: str = "raise",
+        explain: Any = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -546,6 +671,7 @@ class CrossEntropy(_LossMetric):
             label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
+            explain=explain,
             eps=eps,
             from_logits=from_logits,
             axis=axis,
@@ -598,6 +724,10 @@ class NegativeLogLikelihood(CrossEntropy):
         not compute them, as ``"exact"``): ``"raise"`` raises `InvalidInputError` naming the first
         such row and folds in nothing of that batch; ``"skip"`` leaves those rows out of both
         sums and counts them (``diagnostics()["num_invalid_skipped"]``).
+    explain : "all", str or list of str, optional
+        Also keep this loss under these conventions (``"all"``: every registered one;
+        ``exact`` always), on the rows this metric counts, for `explain` (every convention
+        side by side, with the diagnostics and why each differs). None: this convention only.
     """
 
     # configs of earlier versions held CrossEntropy's label_smoothing, always 0.0 here
@@ -618,6 +748,7 @@ class NegativeLogLikelihood(CrossEntropy):
         class_weight: Any = None,
         ignore_index: int | None = None,
         on_invalid: str = "raise",
+        explain: Any = None,
     ) -> None:
         # _LossMetric's, not CrossEntropy's __init__: the config holds exactly these arguments
         # (CrossEntropy's would add its label_smoothing, which this constructor does not take)
@@ -628,6 +759,7 @@ class NegativeLogLikelihood(CrossEntropy):
             label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
+            explain=explain,
             eps=eps,
             from_logits=from_logits,
             axis=axis,
@@ -672,6 +804,10 @@ class BinaryCrossEntropy(_LossMetric):
         not compute them, as ``"exact"``): ``"raise"`` raises `InvalidInputError` naming the first
         such row and folds in nothing of that batch; ``"skip"`` leaves those rows out of both
         sums and counts them (``diagnostics()["num_invalid_skipped"]``).
+    explain : "all", str or list of str, optional
+        Also keep this loss under these conventions (``"all"``: every registered one;
+        ``exact`` always), on the rows this metric counts, for `explain` (every convention
+        side by side, with the diagnostics and why each differs). None: this convention only.
     """
 
     mxnet_positional = ()  # not an MXNet metric: keywords only
@@ -687,6 +823,7 @@ class BinaryCrossEntropy(_LossMetric):
         label_smoothing: float = 0.0,
         pos_weight: Any = None,
         on_invalid: str = "raise",
+        explain: Any = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -694,6 +831,7 @@ class BinaryCrossEntropy(_LossMetric):
             label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
+            explain=explain,
             from_logits=from_logits,
             label_smoothing=label_smoothing,
             pos_weight=pos_weight,
@@ -737,6 +875,10 @@ class Perplexity(_LossMetric):
         not compute them, as ``"exact"``): ``"raise"`` raises `InvalidInputError` naming the first
         such row and folds in nothing of that batch; ``"skip"`` leaves those rows out of both
         sums and counts them (``diagnostics()["num_invalid_skipped"]``).
+    explain : "all", str or list of str, optional
+        Also keep this loss under these conventions (``"all"``: every registered one;
+        ``exact`` always), on the rows this metric counts, for `explain` (every convention
+        side by side, with the diagnostics and why each differs). None: this convention only.
 
     >>> m = Perplexity(convention="mxnet")
     >>> preds = np.array([[0.3, 0.7], [0, 1.0], [0.4, 0.6]], dtype=np.float32)
@@ -757,6 +899,7 @@ class Perplexity(_LossMetric):
         convention: str = "exact",
         from_logits: bool = False,
         on_invalid: str = "raise",
+        explain: Any = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -764,6 +907,7 @@ class Perplexity(_LossMetric):
             label_names=label_names,
             convention=convention,
             on_invalid=on_invalid,
+            explain=explain,
             ignore_label=ignore_label,
             axis=axis,
             from_logits=from_logits,

@@ -649,47 +649,69 @@ def _state_charts(result: Result) -> str:
 _DIAGNOSTICS = {
     "num_true_prob_zero": "rows with p = 0 for the true class",
     "num_true_prob_one": "rows with p = 1 for the true class",
-    "num_guarded": "rows changed by the convention's guard",
     "num_not_normalized": "rows whose probabilities do not sum to 1",
-    "num_out_of_range": "rows with a probability outside [0, 1]",
-    "num_nonfinite": "rows with NaN or inf",
+    "num_out_of_range": "values outside [0, 1]",
+    "num_nonfinite": "values NaN or inf",
     "num_looks_like_logits": "rows that look like logits",
     "num_ignored": "rows ignored (ignore_index)",
     "num_invalid": "rows invalid under exact",
 }
 
 
-def _loss_diagnostics(result: Result) -> str:
-    """The CE family's diagnostic counts (kept in its state): what makes the conventions
-    differ on these rows (``streammetric explain FILE`` computes each convention's value)."""
-    if result.partial is None:
-        return ""
-    from ..functional._ce_diagnostics import DIAGNOSTIC_KEYS
-
+def _conventions(result: Result) -> str:
+    """Each cross-entropy metric under every convention (``eval --conventions``, implied by
+    ``--report``): explain's table over the whole run, with a bar per finite value, the data's
+    diagnostic counts and why each convention differs from exact."""
     out = []
-    for leaf in _leaves(result.partial.overall()):
-        state = getattr(leaf, "_local", None)
-        convention = getattr(leaf, "convention", None)
-        if state is None or convention is None or "diagnostics" not in state:
-            continue
-        counts = dict(zip(DIAGNOSTIC_KEYS, state["diagnostics"].tolist(), strict=False))
-        rows = [
-            f"<tr>{_cell(_DIAGNOSTICS.get(key, key), key=True)}{_cell(int(count))}</tr>"
-            for key, count in counts.items()
-        ]
-        name = getattr(convention, "name", str(convention))
-        out.append(
-            f"<h3>{_e(leaf.name)} (convention {_e(name)})</h3>"
-            + _table([("diagnostic", True), ("rows", False)], rows)
+    for name, explained in result.conventions.items():
+        exact = explained.value("exact")
+        rows = []
+        for entry in explained.results:
+            value = entry.value
+            difference = None
+            if value is not None and exact is not None and math.isfinite(exact):
+                difference = value - exact
+            shown = _cell(value) if entry.error is None else _cell(f"rejects: {entry.error}")
+            rows.append(
+                f"<tr>{_cell(entry.name, key=True)}{_cell(entry.dtype)}{shown}{_cell(difference)}"
+                f'{_cell(entry.diagnostics.get("num_guarded", 0))}<td class="k">{_e(entry.sentence)}</td></tr>'
+            )
+        table = _table(
+            [
+                ("convention", True),
+                ("dtype", True),
+                ("value", False),
+                ("minus exact", False),
+                ("guarded values", False),
+                ("why", True),
+            ],
+            rows,
         )
-    if not out:
-        return ""
-    return (
-        '<h2>Cross-entropy diagnostics</h2><p class="note">What the conventions (exact, keras, '
-        "tf_keras, torch, mxnet, sklearn) treat differently on these rows; "
-        "<code>streammetric explain FILE</code> gives each convention's value side by side.</p>"
-        + "".join(out)
-    )
+        chart = bar_chart(
+            [entry.name for entry in explained.results],
+            [entry.value for entry in explained.results],
+            None,
+            f"{name} by convention",
+        )
+        counts = [
+            f"<tr>{_cell(_DIAGNOSTICS.get(key, key), key=True)}{_cell(count)}</tr>"
+            for key, count in explained.diagnostics.items()
+            if count
+        ]
+        data = (
+            _table([("in the data", True), ("count", False)], counts, sortable=False)
+            if counts
+            else '<p class="note">No row reached a guard or broke a rule: the conventions differ by rounding only.</p>'
+        )
+        kind = f"{explained.kind}, from logits" if explained.from_logits else explained.kind
+        out.append(
+            f"<h2>{_e(name)} under each convention</h2>"
+            f'<p class="meta">{_e(fmt(explained.rows))} rows ({_e(kind)}), each convention on the '
+            "rows this run counted, computed in the same pass.</p>"
+            f"{table}<figure>{chart}<figcaption>A bar per finite value (inf and rejected "
+            f"values are written out).</figcaption></figure>{data}"
+        )
+    return "".join(out)
 
 
 def _notes(notes: Sequence[str]) -> str:
@@ -720,7 +742,7 @@ def result_html(
         _groups_section(result, class_names),
         _heatmaps(metrics, class_names),
         _state_charts(result),
-        _loss_diagnostics(result),
+        _conventions(result),
         _notes(result.notes),
     ]
     return _page(title, sections)

@@ -90,6 +90,11 @@ def _from_json(data: dict[str, Any]) -> Result:
     result = Result(
         int(data["rows"]), int(data.get("invalid_rows", 0)), values(data["metrics"]), groups
     )
+    conventions = data.get("conventions")
+    if isinstance(conventions, dict):
+        from ..explain import Explanation
+
+        result.conventions = {n: Explanation.from_dict(e) for n, e in conventions.items()}
     if data.get("ci") is not None:
         result.ci, result.intervals = data["ci"], data.get("intervals") or {}
     return result

@@ -88,6 +88,12 @@ JOBS = {
         ColumnSpec(labels="label", preds="probs", by=("split",)),
         metric_defaults={"convention": "keras"},
     ),
+    "conventions": lambda d: Job(
+        [str(d / "cls.parquet")],
+        ["ce", "perplexity", "acc"],
+        ColumnSpec(labels="label", preds="probs", by=("split",)),
+        metric_defaults={"explain": "all"},
+    ),
     "ipc-file-and-stream": lambda d: Job(
         [str(d / "preds.arrow"), str(d / "preds.arrows")],
         ["mse"],
@@ -124,6 +130,9 @@ def test_same_bits_as_the_local_engine(data, address, name):
     assert sorted(part.unit_key for part in merged) == sorted(unit_keys)  # each merged once
     if name == "skip-invalid":
         assert result.invalid_rows == 3 and result.rows == 1997
+    if name == "conventions":  # every convention side by side, merged on the workers
+        assert set(result.conventions) == {"cross-entropy", "perplexity"}
+        assert len(result.conventions["cross-entropy"].results) == 6
 
 
 def test_a_data_error_is_the_first_bad_row_in_file_order(data, address, monkeypatch):

@@ -45,6 +45,7 @@ OPTION_VALUES: dict[str, list[Any]] = {
     "ignore_index": [2],
     "ignore_label": [2],
     "on_invalid": ["skip", "raise"],
+    "explain": ["all", ["keras", "torch"]],
     "pos_weight": [2.0],
     "n_bins": [5],
     "norm": ["l2"],

@@ -5,6 +5,7 @@ missing): its charts and numbers are in the rendered DOM, no console error, no n
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -128,8 +129,13 @@ def test_eval_report_content(reports: dict[str, Path]) -> None:
     matrix = expected["metrics"]["confusion_matrix"]
     assert f">{int(matrix[0][0])}<" in text
     assert "Reliability diagram" in text and "Confusion matrix" in text
-    assert "Cross-entropy diagnostics" in text and "cross-entropy (convention exact)" in text
-    assert text.count("<svg") >= 5  # 3 bar charts, the heatmap, the reliability diagram
+    # every convention side by side (--report implies --conventions all): explain's values
+    explained = json.loads(run("explain", str(tmp_path / "preds.parquet"), "--format", "json"))
+    assert "cross-entropy under each convention" in text
+    for name, entry in explained["conventions"].items():
+        assert f">{name}<" in text and f">{fmt(float(entry['value']))}<" in text
+        assert html.escape(entry["sentence"], quote=False) in text
+    assert text.count("<svg") >= 6  # 3 bars, heatmap, reliability diagram, conventions
     assert 'class="sortable"' in text
 
 
@@ -307,7 +313,8 @@ def test_renders_in_chromium(
     numbers = re.findall(r'<td data-v="[^"]*">([^<]+)</td>', source)
     assert numbers and all(f">{n}<" in dom for n in numbers)
     if which == "eval":
-        assert dom.count("<svg") >= 5 and "Reliability: ece" in dom
+        assert dom.count("<svg") >= 6 and "Reliability: ece" in dom
+        assert "cross-entropy by convention" in dom
     if which == "binary":
         assert "ROC curve" in dom and "<polyline" in dom
 
