@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import os
 import signal
@@ -313,6 +314,26 @@ def test_cli_engine_dask(data):
     assert local.returncode == 0 and on_dask.returncode == 0, on_dask.stderr
     assert on_dask.stdout == local.stdout
     assert json.loads(on_dask.stdout)["rows"] == 9000
+
+
+def test_cli_engine_dask_report_is_the_local_engines_page(data, tmp_path):
+    """``--report`` on Dask: the same page (charts from the merged states, every convention)
+    as on the local engine; only the command line in its header differs."""
+    command = [sys.executable, "-m", "streammetric.cli", "eval", str(data / "cls.parquet")]
+    command += ["-m", "ce", "-m", "acc", "-m", "ece", "--by", "split", "--format", "json"]
+    pages = {}
+    for engine in ("local", "dask"):
+        page = tmp_path / f"{engine}.html"
+        extra = ["--workers", "2"] if engine == "dask" else []
+        done = subprocess.run(
+            [*command, "--engine", engine, *extra, "--report", str(page)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        pages[engine] = re.sub(r'<p class="meta"><code>.*?</code></p>', "", page.read_text())
+    assert pages["dask"] == pages["local"]
+    assert "Reliability diagram" in pages["dask"] and "under each convention" in pages["dask"]
 
 
 def vector_job(data: Path) -> Job:
