@@ -275,3 +275,38 @@ def test_lazy_attributes_are_what_the_eager_package_had():
         "False False",
         "CrossEntropy True",
     ]
+
+
+def test_grouped_runs_do_not_import_pandas(tmp_path: Path):
+    """pyarrow imports pandas (~0.3 s) in ``pa.array``, ``pa.scalar``, ``fill_null`` and
+    ``np.asarray`` of an array: ``--by`` over many keys (Arrow's lookup from 2,048), hive
+    partitions, ``--on-invalid skip`` and ``--ci`` build their arrays without them
+    (`streammetric._arrow`)."""
+    rows = 6000
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), rows).astype(np.float32)
+    probs[5] = np.nan  # an invalid row, skipped
+    for part in ("a", "b"):
+        folder = tmp_path / "data" / f"model={part}"
+        folder.mkdir(parents=True)
+        table = pa.table(
+            {
+                "label": rng.integers(0, 4, rows),
+                "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), 4),
+                "user": pa.array([f"u{i}" for i in rng.integers(0, 5000, rows)]),
+                "item": rng.integers(0, 5000, rows),
+            }
+        )
+        pq.write_table(table, folder / "part-0.parquet", row_group_size=1000)
+    out = python(
+        f"""
+        import sys
+        from streammetric.cli import main
+        base = ["eval", {str(tmp_path / "data")!r}, "-m", "ce", "-m", "acc", "--no-progress",
+                "--on-invalid", "skip", "--format", "json", "-o", {str(tmp_path / "r.json")!r}]
+        for extra in (["--by", "user"], ["--by", "item,model"], ["--by", "model", "--ci", "0.9"]):
+            main(base + extra, standalone_mode=False)
+        print("pandas" in sys.modules)
+        """
+    )
+    assert out == ["False"]

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from .._arrow import from_numpy
 from .._exceptions import ConfigError, InvalidInputError, StateError
 from ..accumulate import release_kept_blocks
 from ..functional.resample import BUCKETS, buckets_of, hash_ids, hash_positions
@@ -326,7 +327,7 @@ class Evaluator:
         if pending is not None and batch.groups is not None:
             groups = batch.groups
             if keep is not None:
-                mask = pa.array(keep)
+                mask = from_numpy(keep)
                 groups = {name: array.filter(mask) for name, array in groups.items()}
             pending.add(groups, labels, preds, weights, terms, locate, buckets, observe)
             return
@@ -352,7 +353,7 @@ class Evaluator:
         seed = self.resampling.seed
         if batch.ids is None:
             return hash_positions(self.row_name(batch.unit), file_rows(), seed)
-        ids = batch.ids if keep is None else batch.ids.filter(pa.array(keep))
+        ids = batch.ids if keep is None else batch.ids.filter(from_numpy(keep))
         return hash_ids(ids, seed)
 
     def row_name(self, unit: Unit) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .._arrow import array_of, as_numpy, codes_numpy, from_numpy
 from .._exceptions import InvalidInputError, StateError
 from .._json import Table
 from .._keys import canonical_key
@@ -396,14 +397,14 @@ class GroupIndex:
         if not missing.size:
             return codes
         with self._lock:
-            rest = values.take(pa.array(missing))
+            rest = values.take(from_numpy(missing))
             known = self._extended(known.type)
             found = _index_in(rest, known) if known is not None else np.full(len(rest), -1)
             new = np.flatnonzero(found < 0)
             if new.size:
                 table, keys = self._codes, self.keys
                 added = []
-                for value in rest.take(pa.array(new)).to_pylist():
+                for value in rest.take(from_numpy(new)).to_pylist():
                     key = (value,)
                     code = table.get(key)  # a repeated value, or a key Arrow cannot hold
                     if code is None:
@@ -423,7 +424,7 @@ class GroupIndex:
             return None
         import pyarrow.compute as pc  # loaded already: `codes_of_values` made the mirror
 
-        return np.asarray(pc.sort_indices(known)).astype(np.int64)
+        return as_numpy(pc.sort_indices(known)).astype(np.int64)
 
     def _known(self, kind: pa.DataType) -> pa.Array | None:
         """The keys' values as one Arrow array (code order) when every key is one string
@@ -456,7 +457,7 @@ class GroupIndex:
             self._mixed = True
             return None
         try:
-            tail = pa.array(added, target)
+            tail = array_of(added, target)
         except (pa.ArrowException, OverflowError, ValueError):  # e.g. a lone surrogate
             self._mixed = True
             return None
@@ -545,7 +546,7 @@ class CellIndex:
                 self._table = table = grown
         if table is None:
             assert self._beyond is not None
-            codes = self._beyond.codes_of_values(pa.array(values))
+            codes = self._beyond.codes_of_values(from_numpy(values))
             if self._beyond.size > self._size:  # new cells: their values
                 added = self._beyond.keys[self._size :]
                 self._append(np.array([v for (v,) in added], dtype=np.int64))
@@ -578,7 +579,7 @@ def _index_in(values: pa.Array, known: pa.Array) -> np.ndarray:
     """The position of each value in ``known`` (int64), -1 where it is not there."""
     import pyarrow.compute as pc
 
-    return np.asarray(pc.index_in(values, value_set=known).fill_null(-1)).astype(np.int64)
+    return codes_numpy(pc.index_in(values, value_set=known))
 
 
 class _ObjectStates:

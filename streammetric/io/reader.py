@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from streammetric._arrow import array_of, from_numpy
 from streammetric._exceptions import ConfigError, InvalidInputError
 from streammetric.io import storage
 from streammetric.io.columns import (
@@ -356,8 +357,9 @@ def _column(data: pa.Table | pa.RecordBatch, name: str, unit: Unit) -> pa.Array:
     value = dict(unit.partitions)[name]
     if value is None:
         return pa.nulls(data.num_rows)
-    dictionary = pa.array([value], _partition_type(value))
-    return pa.DictionaryArray.from_arrays(np.zeros(data.num_rows, dtype=np.int32), dictionary)
+    dictionary = array_of([value], _partition_type(value))
+    indices = from_numpy(np.zeros(data.num_rows, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
 def _check_shape(array: pa.Array, name: str, *, is_list: bool, unit: Unit) -> None:
@@ -441,9 +443,9 @@ def _make_batch(
         label_values, pred_values = label_values[keep], pred_values[keep]
         weight_values = None if weight_values is None else weight_values[keep]
         if groups is not None:
-            groups = {key: array.filter(pa.array(keep)) for key, array in groups.items()}
+            groups = {key: array.filter(from_numpy(keep)) for key, array in groups.items()}
         if ids is not None:
-            ids = ids.filter(pa.array(keep))
+            ids = ids.filter(from_numpy(keep))
         num_rows = int(keep.sum())
     return Batch(
         label_values,
