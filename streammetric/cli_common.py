@@ -281,16 +281,22 @@ def resampling_of(params: dict[str, Any]) -> tuple[Resampling | None, str | None
 
 def conventions_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--conventions all|none|NAME,...``: the CE family under other conventions too."""
-    return click.option("--conventions", "explain", metavar="all|none|NAME,...", help="Also compute the cross-entropy family under these conventions (all: every one; exact always), on the same rows in the same pass, and show them side by side with why each differs (table, json, --report). Default: none, or all with --report.")(command)  # fmt: skip
+    return click.option("--conventions", "explain", type=click.UNPROCESSED, metavar="all|none|NAME,...", help="Also compute the cross-entropy family under these conventions (all: every one; exact always), on the same rows in the same pass, and show them side by side with why each differs (table, json, --report). Default: none, or all with --report.")(command)  # fmt: skip
 
 
-def parse_conventions(value: str | None) -> str | list[str] | None:
-    """``--conventions``' value as the metrics' ``explain=`` takes it (a `ConfigError` for
-    an unknown convention).
+def parse_conventions(value: Any) -> str | list[str] | None:
+    """``--conventions``' value (or a config file's: a string or a list of names) as the
+    metrics' ``explain=`` takes it (a `ConfigError` for an unknown convention).
 
     >>> parse_conventions("all"), parse_conventions("none"), parse_conventions("keras, torch")
     ('all', None, ['keras', 'torch'])
+    >>> parse_conventions(["pytorch"])
+    ['torch']
     """
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = ",".join(value)
+    if not isinstance(value, str) and value is not None:
+        raise ConfigError(f"--conventions takes all, none or names, got {value!r}")
     if value is None or value.strip().lower() == "none":
         return None
     if value.strip().lower() == "all":

@@ -121,3 +121,18 @@ def test_report_implies_all_conventions_and_report_state_shows_them(
     none = tmp_path / "none.html"
     ok("eval", data, "--report", none, "--conventions", "none")
     assert "under each convention" not in none.read_text()
+
+
+def test_a_config_file_gives_conventions_as_a_string_or_a_list(data: Path, tmp_path: Path) -> None:
+    for text in ('conventions = ["keras", "pytorch"]', 'conventions = "keras,torch"'):
+        config = tmp_path / "eval.toml"
+        config.write_text(f'[eval]\n{text}\nformat = "json"\n')
+        out = json.loads(ok("eval", data, "--config", config))
+        assert list(out["conventions"]["cross-entropy"]["conventions"]) == [
+            "exact",
+            "keras",
+            "torch",
+        ]
+    config.write_text("[eval]\nconventions = 3\n")
+    bad = invoke("eval", data, "--config", config)
+    assert bad.exit_code == 2 and "--conventions takes all, none or names, got 3" in bad.stderr
