@@ -556,7 +556,7 @@ def explain_command(
             rows += batch.num_rows
             if rows > max_rows:
                 raise InvalidInputError(
-                    f"{unit.display_path}: more than --max-rows {max_rows} rows; explain a sample of the data"
+                    f"{unit.display_path}: more than --max-rows {max_rows} rows; explain a sample of the data, or run `streammetric eval --conventions all` (any size, one pass)"
                 )
             label_parts.append(batch.labels)
             pred_parts.append(batch.preds)

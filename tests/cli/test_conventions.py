@@ -136,3 +136,11 @@ def test_a_config_file_gives_conventions_as_a_string_or_a_list(data: Path, tmp_p
     config.write_text("[eval]\nconventions = 3\n")
     bad = invoke("eval", data, "--config", config)
     assert bad.exit_code == 2 and "--conventions takes all, none or names, got 3" in bad.stderr
+
+
+def test_explain_beyond_max_rows_points_to_the_streamed_table(data: Path) -> None:
+    bad = invoke("explain", data, "--max-rows", "1000")
+    assert bad.exit_code != 0
+    (line,) = bad.stderr.strip().splitlines()
+    assert "more than --max-rows 1000 rows" in line
+    assert "`streammetric eval --conventions all` (any size, one pass)" in line
