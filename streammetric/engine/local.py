@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +63,7 @@ __all__ = [
     "RunStart",
     "evaluate",
     "run_job",
+    "run_pool",
     "run_units",
 ]
 
@@ -83,6 +84,9 @@ class ObservedRows(NamedTuple):
     terms: Sequence[Any]
     #: each row's row in its file (for error messages)
     source_rows: Callable[[], np.ndarray]
+    #: the first row's row in its file when the rows are the file's rows in a row (none
+    #: skipped), else None: then ``source_rows()`` is that row onwards, without computing it
+    first_row: int | None = None
 
 
 #: why ``checkpoint`` is refused for an in-memory input
@@ -320,8 +324,9 @@ class Evaluator:
         buckets = None if hashes is None else buckets_of(hashes)
         observe = None
         if self.observer is not None and hashes is not None:
+            first = batch.row_offset if keep is None and batch.invalid is None else None
             observe = functools.partial(
-                _observe, self.observer, batch.unit, hashes, terms, file_rows
+                _observe, self.observer, batch.unit, hashes, terms, file_rows, first
             )
         if pending is not None and batch.groups is not None:
             groups = batch.groups
@@ -393,9 +398,10 @@ def _observe(
     hashes: np.ndarray,
     terms: Sequence[Any],
     source_rows: Callable[[], np.ndarray],
+    first_row: int | None,
     codes: np.ndarray,
 ) -> None:
-    observer(ObservedRows(unit, hashes, codes, terms, source_rows))
+    observer(ObservedRows(unit, hashes, codes, terms, source_rows, first_row))
 
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
@@ -637,15 +643,23 @@ def run_units(run: JobRun, threads: int | None = None) -> None:
     for unit in (u for u in pending if u.sequential):  # stdin: one pass, batch by batch
         run.finish(unit, run.evaluator.unit_partial(unit))
     parallel = [u for u in pending if not u.sequential]
-    _run_pool(parallel, run.evaluator.unit_partial, run.finish, threads or os.cpu_count() or 1)
+    run_pool(parallel, run.evaluator.unit_partial, run.finish, threads or os.cpu_count() or 1)
 
 
-def _run_pool(
-    units: Sequence[Unit],
-    work: Callable[[Unit], Partial],
-    finish: Callable[[Unit, Partial], None],
+_Item = TypeVar("_Item")
+_Done = TypeVar("_Done")
+
+
+def run_pool(
+    units: Sequence[_Item],
+    work: Callable[[_Item], _Done],
+    finish: Callable[[_Item, _Done], None],
     threads: int,
 ) -> None:
+    """``finish(unit, work(unit))`` for every unit: ``work`` on a pool of ``threads``, in
+    order of submission (the units' order), at most ``2 * threads`` at a time; ``finish`` in
+    the calling thread, in completion order. A failure raises the error of the unit first in
+    that order among those that failed (`_raise_first_failure`)."""
     if not units:
         return
     if threads <= 1:
@@ -654,7 +668,7 @@ def _run_pool(
         return
     queue = iter(units)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="streammetric") as pool:
-        running: dict[Future[Partial], Unit] = {}
+        running: dict[Future[_Done], _Item] = {}
 
         def submit_next() -> None:
             unit = next(queue, None)
@@ -678,7 +692,7 @@ def _run_pool(
             raise
 
 
-def _raise_first_failure(running: dict[Future[Partial], Unit]) -> None:
+def _raise_first_failure(running: dict[Future[_Done], _Item]) -> None:
     """Raise the error of the failed unit first in plan order, whatever the completion order.
 
     Units are submitted in plan order, so every unit before a failed one has finished or is
