@@ -87,6 +87,8 @@ class ObservedRows(NamedTuple):
     #: the first row's row in its file when the rows are the file's rows in a row (none
     #: skipped), else None: then ``source_rows()`` is that row onwards, without computing it
     first_row: int | None = None
+    #: the rows' ids (the id column's values) when ``first_row`` is set and the rows have ids
+    ids: pa.Array | None = None
 
 
 #: why ``checkpoint`` is refused for an in-memory input
@@ -325,8 +327,9 @@ class Evaluator:
         observe = None
         if self.observer is not None and hashes is not None:
             first = batch.row_offset if keep is None and batch.invalid is None else None
+            ids = batch.ids if first is not None else None
             observe = functools.partial(
-                _observe, self.observer, batch.unit, hashes, terms, file_rows, first
+                _observe, self.observer, batch.unit, hashes, terms, file_rows, first, ids
             )
         if pending is not None and batch.groups is not None:
             groups = batch.groups
@@ -399,9 +402,10 @@ def _observe(
     terms: Sequence[Any],
     source_rows: Callable[[], np.ndarray],
     first_row: int | None,
+    ids: pa.Array | None,
     codes: np.ndarray,
 ) -> None:
-    observer(ObservedRows(unit, hashes, codes, terms, source_rows, first_row))
+    observer(ObservedRows(unit, hashes, codes, terms, source_rows, first_row, ids))
 
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
