@@ -40,6 +40,7 @@ id.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import os
@@ -53,12 +54,12 @@ import pyarrow as pa
 
 from .._arrow import as_numpy
 from .._exceptions import ConfigError, InvalidInputError
-from ..io import Unit
+from ..io import Unit, column_chunk
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling, replicate_values
 from ..metrics.state import GroupedState, Rowwise
 from .intervals import check_resampled, collapse
-from .local import Job, JobRun, ObservedRows, run_pool, run_units
+from .local import HashesOf, Job, JobRun, ObservedRows, run_pool, run_units
 from .partial import GroupKey, Partial, _sort_key
 from .result import json_value
 
@@ -216,6 +217,8 @@ class _Plan:
                 self._units.append(unit)
                 self.rows += int(unit.num_rows or 0)
         self._starts = [self.start[unit.key] for unit in self._units]
+        #: the unit whose rows begin at each place (units with rows)
+        self.unit_at = {self.start[u.key]: u for u in self._units if u.num_rows}
 
     def places(self, rows: ObservedRows) -> np.ndarray:
         return self.start[rows.unit.key] + (rows.source_rows() - rows.unit.row_offset)
@@ -287,6 +290,7 @@ class Pairing:
         #: not paired at its own place waits for it
         self._sealed = threading.Event()
         self._seal_failed = False
+        self._seal_error: BaseException | None = None
         #: each baseline batch's (first place, first id, last id) while every batch's ids are
         #: integers increasing within it (`_increasing`); None once one is not
         self._runs: list[tuple[int, int, int]] | None = [] if self._plans else None
@@ -372,8 +376,8 @@ class Pairing:
         Then (or on that error) the candidate rows waiting for it go on."""
         try:
             self._seal()
-        except BaseException:
-            self._seal_failed = True
+        except BaseException as exc:
+            self._seal_failed, self._seal_error = True, exc
             raise
         finally:
             self._sealed.set()
@@ -387,7 +391,9 @@ class Pairing:
         if self.sealer is not None and not self._sealed.is_set():
             self.sealer()  # seals, or waits for the thread that does
         self._sealed.wait()
-        if self._seal_failed:
+        if self._seal_error is not None:  # the candidate's rows fail with the seal's error
+            raise self._seal_error
+        if self._seal_failed:  # a baseline unit's error, first in the run's order
             raise RuntimeError("compare: the baseline failed, so candidate rows cannot be paired")
 
     def _seal(self) -> None:
@@ -488,6 +494,35 @@ class Pairing:
         offset = place - chunk.start
         row = chunk.rows + offset if isinstance(chunk.rows, int) else int(chunk.rows[offset])
         return chunk.path, row
+
+    def candidate_hashes(self, unit: Unit, column: str) -> HashesOf | None:
+        """The identity hashes of a candidate unit's rows without reading its ids, when its
+        id ``column`` holds the very bytes of the baseline's unit at the same places (the
+        same ids, row for row: `column_chunk`) and the baseline's rows there are held: the
+        baseline's hashes there (`Evaluator.known_hashes`), else None."""
+        if self._plans is None:
+            return None
+        base_plan, cand_plan = self._plans
+        start = cand_plan.start.get(unit.key)
+        base_unit = base_plan.unit_at.get(start) if start is not None else None
+        count = unit.num_rows
+        if base_unit is None or not count or base_unit.num_rows != count:
+            return None
+        mine = column_chunk(unit, column)
+        if mine is None or mine != column_chunk(base_unit, column):
+            return None
+        assert start is not None
+        with self._lock:  # held, and not being written
+            if not bool(self.present[start : start + count].all()):
+                return None
+        offset, held = start - unit.row_offset, self.held_hashes
+
+        def hashes(rows: slice | np.ndarray) -> np.ndarray:
+            if isinstance(rows, slice):
+                return held[rows.start + offset : rows.stop + offset]
+            return held[rows + offset]
+
+        return hashes
 
     def _at_own_place(self, rows: ObservedRows) -> slice | None:
         """The baseline's places of a candidate batch whose rows are in a row and every one
@@ -743,6 +778,11 @@ def compare(
     base_run.evaluator.observer = pairing.observe_baseline
     cand_run.evaluator.observer = pairing.observe_candidate
     if pairing.by_place and not any(u.sequential for u in (*base_run.pending, *cand_run.pending)):
+        ids = cand_run.resolved.ids
+        if ids is not None and ids == base_run.resolved.ids:  # ids the baseline's: not read
+            cand_run.evaluator.known_hashes = functools.partial(
+                pairing.candidate_hashes, column=ids
+            )
         _run_sides(base_run, cand_run, pairing, threads or os.cpu_count() or 1)
     else:  # a stream: the baseline's rows all held before the candidate's are read
         run_units(base_run, threads)

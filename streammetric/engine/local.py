@@ -55,6 +55,7 @@ from .result import Result
 
 __all__ = [
     "Evaluator",
+    "HashesOf",
     "Job",
     "JobRun",
     "ObservedRows",
@@ -68,6 +69,8 @@ __all__ = [
 ]
 
 ProgressHook = Callable[[int], None]
+#: the identity hashes of a unit's rows from their rows in its file (a slice: rows in a row)
+HashesOf = Callable[[slice | np.ndarray], np.ndarray]
 
 
 class ObservedRows(NamedTuple):
@@ -184,6 +187,11 @@ class Evaluator:
         #: called with each batch's `ObservedRows` as they are folded (in worker threads);
         #: only under resampling. An error it raises fails the unit, as a metric's would.
         self.observer: Callable[[ObservedRows], None] | None = None
+        #: under resampling: asked before each unit is read (in its worker thread) for the
+        #: identity hashes of its rows; a `HashesOf` it returns gives them (the unit's id column
+        #: is then not read), None: they are hashed from the rows' ids as usual (``compare``:
+        #: the candidate's ids, when they are the baseline's at the same places)
+        self.known_hashes: Callable[[Unit], HashesOf | None] | None = None
         if self.resampling is not None and resolved.by:
             self.index = CellIndex(BUCKETS)
         elif self.resampling is not None:  # code == bucket: no lookup
@@ -246,11 +254,17 @@ class Evaluator:
         pending = _Pending() if self.resolved.by else None
         if self.resampling is not None and self.resolved.by:
             pending = _Pending()
-        for data, row_offset in iter_arrow(unit, self.resolved):
+        hashes_of = None
+        if self.known_hashes is not None and self.resampling is not None:
+            hashes_of = self.known_hashes(unit)
+        resolved = self.resolved
+        if hashes_of is not None:  # the id column is not read
+            resolved = dataclasses.replace(resolved, ids=None)
+        for data, row_offset in iter_arrow(unit, resolved):
             batch = make_batch(
-                data, unit, self.resolved, row_offset=row_offset, on_invalid=self.job.on_invalid
+                data, unit, resolved, row_offset=row_offset, on_invalid=self.job.on_invalid
             )
-            self.add_batch(partial, batch, pending)
+            self.add_batch(partial, batch, pending, hashes_of)
             if pending is not None and pending.rows >= FLUSH_ROWS:
                 pending.flush(partial)
         if pending is not None:
@@ -286,7 +300,13 @@ class Evaluator:
             )
         return bad
 
-    def add_batch(self, partial: Partial, batch: Batch, pending: _Pending | None = None) -> None:
+    def add_batch(
+        self,
+        partial: Partial,
+        batch: Batch,
+        pending: _Pending | None = None,
+        hashes_of: HashesOf | None = None,
+    ) -> None:
         partial.invalid_rows += batch.invalid_count
         labels, preds, weights = batch.labels, batch.preds, batch.weights
         if preds.ndim == 2 and preds.shape[1] == 1 and batch.num_rows:  # lists of one value
@@ -322,7 +342,9 @@ class Evaluator:
             terms = partial.row_terms(labels, preds, weights, stats)
         except InvalidInputError as exc:
             raise locate(exc) from None
-        hashes = None if self.resampling is None else self.row_hashes(batch, keep, file_rows)
+        hashes = None
+        if self.resampling is not None:
+            hashes = self.row_hashes(batch, keep, file_rows, hashes_of)
         buckets = None if hashes is None else buckets_of(hashes)
         observe = None
         if self.observer is not None and hashes is not None:
@@ -352,11 +374,20 @@ class Evaluator:
             observe(codes)
 
     def row_hashes(
-        self, batch: Batch, keep: np.ndarray | None, file_rows: Callable[[], np.ndarray]
+        self,
+        batch: Batch,
+        keep: np.ndarray | None,
+        file_rows: Callable[[], np.ndarray],
+        hashes_of: HashesOf | None = None,
     ) -> np.ndarray:
         """Each kept row's identity hash (its bucket is the top bits): the hash of its id
-        (``--id``), else of its file (relative to the PATH argument) and its row in that file."""
+        (``--id``), else of its file (relative to the PATH argument) and its row in that file;
+        ``hashes_of`` the unit's (`known_hashes`), if given."""
         assert self.resampling is not None
+        if hashes_of is not None:
+            if keep is None and batch.invalid is None:
+                return hashes_of(slice(batch.row_offset, batch.row_offset + batch.num_rows))
+            return hashes_of(file_rows())
         seed = self.resampling.seed
         if batch.ids is None:
             return hash_positions(self.row_name(batch.unit), file_rows(), seed)

@@ -256,6 +256,44 @@ def _where(unit: Unit) -> str:
     return f"{unit.display_path}: {what} {unit.index} (rows {unit.row_offset}-{last})"
 
 
+def column_chunk(unit: Unit, column: str) -> tuple[str, bytes] | None:
+    """A local Parquet row group's chunk of ``column`` as the file stores it (its pages,
+    encoded and compressed, with their headers) and a description of its type and rows: two
+    chunks with the same description and bytes hold the same values, row for row. None for
+    other units (objects, IPC, in-memory inputs, stdin) and a column the file does not have.
+
+    Reading a chunk's bytes costs a copy from the page cache, far less than decoding it
+    (`streammetric.engine.compare` tells so that two files' id columns agree)."""
+    if unit.kind != "parquet" or unit.index is None or unit.path == STDIN:
+        return None
+    if storage.is_uri(unit.path):
+        return None
+    metadata, schema = _parquet_footer(*_stat_key(unit.path))
+    if column not in schema.names:
+        return None
+    group = metadata.row_group(unit.index)
+    for position in range(group.num_columns):
+        chunk = group.column(position)
+        if chunk.path_in_schema == column:
+            break
+    else:
+        return None
+    start = chunk.data_page_offset
+    if chunk.has_dictionary_page and 0 < chunk.dictionary_page_offset < start:
+        start = chunk.dictionary_page_offset
+    described = (
+        f"{schema.field(column).type}|{chunk.physical_type}|{chunk.compression}|"
+        f"{chunk.num_values}|{group.num_rows}|{chunk.total_compressed_size}"
+    )
+    try:
+        with open(unit.path, "rb") as file:
+            file.seek(start)
+            data = file.read(chunk.total_compressed_size)
+    except OSError:
+        return None
+    return described, data
+
+
 def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]]:
     """The unit's file (to be closed) and the needed columns it has."""
     metadata, schema = _parquet_footer(*_stat_key(unit.path))

@@ -222,3 +222,65 @@ def test_a_baseline_that_fails_stops_the_candidate_waiting_for_it(tmp_path):
     for threads in (1, 2, 4):
         with pytest.raises(InvalidInputError, match="row 630"):
             compare(base, cand, column="id", threads=threads)
+
+
+def test_candidate_ids_of_the_baselines_bytes_are_not_read_and_give_the_same_bits(
+    tmp_path, monkeypatch
+):
+    """A candidate unit whose id column chunk holds the baseline's bytes at the same places
+    takes the baseline's hashes there; a unit whose ids differ (one changed id) reads its own.
+    Either way the bits are those of reading every id."""
+    from streammetric.engine.compare import Pairing
+    from streammetric.io import column_chunk
+
+    ids = np.arange(500) * 7
+    changed = ids.copy()
+    changed[260] = -5  # in the third row group of 100: its chunk differs
+    base, cand = _pair_files(tmp_path, ids, changed, row_group_size=100)
+    original = Pairing.candidate_hashes
+    given = []
+    monkeypatch.setattr(
+        Pairing,
+        "candidate_hashes",
+        lambda self, unit, column: (
+            given.append(original(self, unit, column) is not None) or original(self, unit, column)
+        ),
+    )
+    known = compare(base, cand, column="id", threads=2).to_dict()
+    assert sorted(given) == [False] + [True] * 4
+    monkeypatch.setattr(Pairing, "candidate_hashes", lambda self, unit, column: None)
+    read = compare(base, cand, column="id", threads=2).to_dict()
+    assert repr(known) == repr(read)
+    assert known["unpaired"] == {"baseline": 1, "candidate": 1}
+    # the chunks: the same bytes and type where the ids are the same
+    from streammetric.engine.local import JobRun
+
+    base_units, cand_units = JobRun(base).units, JobRun(cand).units
+    same = [
+        column_chunk(b, "id") == column_chunk(c, "id")
+        for b, c in zip(base_units, cand_units, strict=True)
+    ]
+    assert same == [True, True, False, True, True]
+    assert column_chunk(base_units[0], "nonexistent") is None
+
+
+def test_candidate_rows_waiting_for_a_failed_check_fail_with_its_error(tmp_path):
+    """A candidate batch that waits for the check of the baseline's ids, which another thread
+    ran and which found a repeated id, fails with that error (whichever unit the run reports
+    first, it names the repeated id)."""
+    from streammetric._exceptions import InvalidInputError
+    from streammetric.engine.compare import Pairing
+    from streammetric.engine.local import JobRun
+
+    ids = np.arange(200)
+    ids[150] = ids[20]
+    base, cand = _pair_files(tmp_path, ids, np.arange(200), row_group_size=100)
+    runs = JobRun(base), JobRun(cand)
+    pairing = Pairing("id", [], False, plans=(runs[0].units, runs[1].units), grouped=False)
+    pairing.held_hashes[:] = ids.astype(np.uint64) * np.uint64(2654435761)
+    pairing.present[:] = True
+    with pytest.raises(InvalidInputError, match="row 150: repeats") as raised:
+        pairing.seal()
+    with pytest.raises(InvalidInputError) as again:
+        pairing._wait_sealed()
+    assert again.value is raised.value
