@@ -639,16 +639,17 @@ class Pairing:
         order, is an error), then per baseline group the paired rows and McNemar's discordant
         ones. ``cell_group``: each cell code's group code (the baseline's groups, ``groups``
         of them), with ``--by``."""
-        lonely = np.flatnonzero(self.present & ~self.paired)
-        self.unpaired_baseline = int(lonely.shape[0])
-        if lonely.size and self.strict:
+        paired = self.paired  # a paired place is a held one
+        pairs = int(np.count_nonzero(paired))
+        self.unpaired_baseline = int(np.count_nonzero(self.present)) - pairs
+        if self.unpaired_baseline and self.strict:
+            lonely = np.flatnonzero(self.present & ~paired)
             path, row = min(self._locate(int(i)) for i in lonely.tolist())
             raise self._unpaired(path, row, self.names[0], self.names[1])
         if self.grouped:
             assert cell_group is not None
             self.groups = cell_group[self._cells].astype(np.int32)
             self._cells = np.zeros(0, dtype=np.int32)
-        paired = self.paired
 
         def count(mask: np.ndarray) -> np.ndarray:
             if self.groups is None:
@@ -657,9 +658,12 @@ class Pairing:
 
         self.pairs = count(paired)
         self.discordant = np.zeros((len(self.mcnemar), 2, self.pairs.shape[0]), dtype=np.int64)
+        everywhere = pairs == paired.shape[0]  # every place paired: no mask
         for leaf in range(len(self.mcnemar)):
             base = self.correct_rows[:, leaf]
-            differ = paired & (base ^ self.candidate_correct[:, leaf])  # discordant pairs
+            differ = base ^ self.candidate_correct[:, leaf]  # discordant pairs
+            if not everywhere:
+                differ &= paired
             only_base = differ & base
             self.discordant[leaf, 0] = count(only_base)
             self.discordant[leaf, 1] = count(differ) - self.discordant[leaf, 0]
@@ -913,6 +917,7 @@ def _run_sides(base_run: JobRun, cand_run: JobRun, pairing: Pairing, threads: in
     seal's own item, e.g. cancel it after a failure, no thread waits for it forever: every
     baseline unit has started before any candidate unit)."""
     base_units, cand_units = base_run.pending, cand_run.pending
+    resampling = base_run.evaluator.resampling
     left = [len(base_units)]  # baseline units still being read; -1: one failed
     read = threading.Event()  # every baseline unit read (or one failed)
     if not base_units:
@@ -944,6 +949,8 @@ def _run_sides(base_run: JobRun, cand_run: JobRun, pairing: Pairing, threads: in
         side, unit = item
         if unit is None:
             seal_once()
+            if resampling is not None:  # the replicates' weights, made beside the candidate
+                resampling.weights  # noqa: B018  # a cached property
             return None
         if side == "candidate":
             return cand_run.evaluator.unit_partial(unit)
