@@ -54,7 +54,7 @@ import pyarrow as pa
 
 from .._arrow import as_numpy
 from .._exceptions import ConfigError, InvalidInputError
-from ..io import Unit, column_chunk
+from ..io import Unit, same_column_chunks
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling, replicate_values
 from ..metrics.state import GroupedState, Rowwise
@@ -498,7 +498,7 @@ class Pairing:
     def candidate_hashes(self, unit: Unit, column: str) -> HashesOf | None:
         """The identity hashes of a candidate unit's rows without reading its ids, when its
         id ``column`` holds the very bytes of the baseline's unit at the same places (the
-        same ids, row for row: `column_chunk`) and the baseline's rows there are held: the
+        same ids, row for row: `same_column_chunks`) and the baseline's rows there are held: the
         baseline's hashes there (`Evaluator.known_hashes`), else None."""
         if self._plans is None:
             return None
@@ -508,8 +508,7 @@ class Pairing:
         count = unit.num_rows
         if base_unit is None or not count or base_unit.num_rows != count:
             return None
-        mine = column_chunk(unit, column)
-        if mine is None or mine != column_chunk(base_unit, column):
+        if not same_column_chunks(unit, base_unit, column):
             return None
         assert start is not None
         with self._lock:  # held, and not being written

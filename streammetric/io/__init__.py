@@ -24,7 +24,6 @@ from streammetric.io.reader import (
     STDIN,
     Batch,
     Unit,
-    column_chunk,
     fingerprint,
     iter_arrow,
     iter_unit,
@@ -33,6 +32,7 @@ from streammetric.io.reader import (
     read_unit,
     resolve_paths,
     resolve_units,
+    same_column_chunks,
 )
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "ResolvedColumns",
     "Unit",
     "clean_arrays",
-    "column_chunk",
     "fingerprint",
     "group_codes",
     "iter_arrow",
@@ -57,4 +56,5 @@ __all__ = [
     "resolve",
     "resolve_paths",
     "resolve_units",
+    "same_column_chunks",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -256,14 +257,44 @@ def _where(unit: Unit) -> str:
     return f"{unit.display_path}: {what} {unit.index} (rows {unit.row_offset}-{last})"
 
 
-def column_chunk(unit: Unit, column: str) -> tuple[str, bytes] | None:
-    """A local Parquet row group's chunk of ``column`` as the file stores it (its pages,
-    encoded and compressed, with their headers) and a description of its type and rows: two
-    chunks with the same description and bytes hold the same values, row for row. None for
-    other units (objects, IPC, in-memory inputs, stdin) and a column the file does not have.
+def same_column_chunks(first: Unit, second: Unit, column: str) -> bool:
+    """Whether two local Parquet row groups store ``column`` as the same bytes (its pages,
+    encoded and compressed, with their headers) with the same type and rows: then they hold
+    the same values, row for row. False for other units (objects, IPC, in-memory inputs,
+    stdin) and a column a file does not have.
 
-    Reading a chunk's bytes costs a copy from the page cache, far less than decoding it
+    Reading the chunks costs a copy from the page cache (into buffers each thread keeps, so
+    that no new memory is touched per chunk), far less than decoding them
     (`streammetric.engine.compare` tells so that two files' id columns agree)."""
+    one, other = _chunk_place(first, column), _chunk_place(second, column)
+    if one is None or other is None or one[0] != other[0]:
+        return False
+    size = one[2]
+    buffers = getattr(_chunk_buffers, "pair", None)
+    if buffers is None or len(buffers[0]) < size:
+        buffers = _chunk_buffers.pair = (bytearray(size), bytearray(size))
+    views = []
+    for (_, path, _, start), buffer in zip((one, other), buffers, strict=True):
+        view = memoryview(buffer)[:size]
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                if os.preadv(descriptor, [view], start) != size:
+                    return False
+            finally:
+                os.close(descriptor)
+        except OSError:
+            return False
+        views.append(np.frombuffer(view, dtype=np.uint8))
+    return bool(np.array_equal(views[0], views[1]))
+
+
+_chunk_buffers = threading.local()
+
+
+def _chunk_place(unit: Unit, column: str) -> tuple[str, str, int, int] | None:
+    """A Parquet row group's chunk of ``column``: a description of its type and rows, the
+    file, and the chunk's size and first byte; None if not a local row group with it."""
     if unit.kind != "parquet" or unit.index is None or unit.path == STDIN:
         return None
     if storage.is_uri(unit.path):
@@ -285,13 +316,7 @@ def column_chunk(unit: Unit, column: str) -> tuple[str, bytes] | None:
         f"{schema.field(column).type}|{chunk.physical_type}|{chunk.compression}|"
         f"{chunk.num_values}|{group.num_rows}|{chunk.total_compressed_size}"
     )
-    try:
-        with open(unit.path, "rb") as file:
-            file.seek(start)
-            data = file.read(chunk.total_compressed_size)
-    except OSError:
-        return None
-    return described, data
+    return described, unit.path, chunk.total_compressed_size, start
 
 
 def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]]:

@@ -231,7 +231,7 @@ def test_candidate_ids_of_the_baselines_bytes_are_not_read_and_give_the_same_bit
     takes the baseline's hashes there; a unit whose ids differ (one changed id) reads its own.
     Either way the bits are those of reading every id."""
     from streammetric.engine.compare import Pairing
-    from streammetric.io import column_chunk
+    from streammetric.io import same_column_chunks
 
     ids = np.arange(500) * 7
     changed = ids.copy()
@@ -256,12 +256,11 @@ def test_candidate_ids_of_the_baselines_bytes_are_not_read_and_give_the_same_bit
     from streammetric.engine.local import JobRun
 
     base_units, cand_units = JobRun(base).units, JobRun(cand).units
-    same = [
-        column_chunk(b, "id") == column_chunk(c, "id")
-        for b, c in zip(base_units, cand_units, strict=True)
-    ]
+    same = [same_column_chunks(b, c, "id") for b, c in zip(base_units, cand_units, strict=True)]
     assert same == [True, True, False, True, True]
-    assert column_chunk(base_units[0], "nonexistent") is None
+    assert not same_column_chunks(base_units[0], base_units[0], "nonexistent")
+    assert same_column_chunks(base_units[0], cand_units[1], "label")  # zeros, 100 rows each
+    assert not same_column_chunks(base_units[0], base_units[1], "id")  # other ids
 
 
 def test_candidate_rows_waiting_for_a_failed_check_fail_with_its_error(tmp_path):
