@@ -326,7 +326,7 @@ class Pairing:
                 raise ConfigError(
                     "McNemar's test needs one label per row; compare has several a row"
                 )
-            columns.append(hits > 0)
+            columns.append(hits if hits.dtype == bool else hits > 0)
         if len(columns) == 1:
             return columns[0][:, None]
         return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=bool)
