@@ -8,16 +8,6 @@ a 2-core machine (``scripts/bench.py`` runs every process so). The command calls
 its own threads, so OpenBLAS gets one thread (``OPENBLAS_NUM_THREADS=1``, as Dask sets for its
 workers), unless the environment says otherwise.
 
-NumPy asks the kernel for transparent huge pages for every array of 4 MB or more
-(``madvise``), so that the first write to each 2 MB of a fresh array faults in a huge page.
-Where huge pages must first be assembled (a virtual machine, memory in use: the machine the
-benchmarks run on), that costs far more than it saves: 64 MB written for the first time took
-205 ms with them and 25 ms without, and ``compare``, which holds a few numbers per row (about
-100 MB for 8M rows) and sorts a copy of the ids' hashes, spent 12-16% of its CPU time clearing
-huge pages (``perf``). The command has no array that outlives its run long enough to repay
-them, so it asks for none (``NUMPY_MADVISE_HUGEPAGE=0``), unless the environment says
-otherwise; ``import streammetric`` leaves NumPy as it is.
-
 The cyclic garbage collector is paused while the command's modules load NumPy, pyarrow, click
 and the package (some 55 collections over new objects that all stay in use, ~9 ms of the
 command's start-up), and the objects they made are then handed to ``gc.freeze()``: resumed as it
@@ -35,7 +25,6 @@ from collections.abc import Callable
 def load() -> Callable[[], None]:
     """Make the command's process settings, then import it: `streammetric.cli.run`."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")  # read when NumPy loads
     collecting = gc.isenabled()  # a process that turned it off keeps it off
     gc.disable()
     try:

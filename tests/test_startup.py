@@ -240,42 +240,6 @@ def test_the_entry_point_sets_openblas_and_freezes_the_gc_before_numpy_loads():
     assert _probe(COMMAND, {"OPENBLAS_NUM_THREADS": "2"})[1] == "2"
 
 
-HUGE_PAGES = """
-    import sys
-    from streammetric.__main__ import load
-    if sys.argv[1] == "command":
-        load()
-    else:
-        import streammetric
-    import numpy._core.multiarray as multiarray
-    print(multiarray._get_madvise_hugepage())
-    """
-
-
-def test_the_entry_point_asks_numpy_for_no_huge_pages_unless_told_to():
-    """The command's NumPy does not madvise huge pages for large arrays (see
-    `streammetric.__main__`); the environment's ``NUMPY_MADVISE_HUGEPAGE`` wins; a program
-    that imports streammetric keeps NumPy's default."""
-    import os
-
-    def probe(kind: str, value: str | None) -> str:
-        env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-        if value is not None:
-            env["NUMPY_MADVISE_HUGEPAGE"] = value
-        done = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(HUGE_PAGES), kind],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
-        return done.stdout.strip()
-
-    assert probe("command", None) == "False"
-    assert probe("command", "1") == "True"
-    assert probe("library", None) == "True"
-
-
 def test_the_console_script_and_python_m_streammetric_are_the_entry_point():
     import tomllib
 
