@@ -43,6 +43,7 @@ import bisect
 import functools
 import itertools
 import math
+import mmap
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -202,6 +203,23 @@ class _Chunk:
     rows: np.ndarray | int  # each row's file row, or the first one's (rows in a row)
 
 
+def _zeros_by_place(shape: int | tuple[int, int], dtype: Any) -> np.ndarray:
+    """Zeros for a few numbers per row, written place by place: in memory of ordinary 4 KB
+    pages (an anonymous map), not NumPy's, which asks the kernel for transparent huge pages
+    for arrays of 4 MB or more. Written in order, such arrays gain nothing from huge pages,
+    and where huge pages must first be assembled (a virtual machine, memory in use: the
+    benchmark machine) their first write costs far more: 64 MB written for the first time,
+    205 ms with them against 25 ms without. (Arrays read at random, as the sorted hashes a
+    shuffled candidate's rows are looked up in, keep NumPy's: there huge pages save misses of
+    the address cache.)"""
+    count = int(np.prod(shape, dtype=np.int64))
+    size = count * np.dtype(dtype).itemsize
+    if size < (4 << 20):
+        return np.zeros(shape, dtype=dtype)
+    memory = mmap.mmap(-1, size)  # zero-filled, freed with the last array on it
+    return np.frombuffer(memory, dtype=dtype, count=count).reshape(shape)
+
+
 class _Plan:
     """Each unit's first row's place among all the rows of a plan (units in plan order), when
     every unit's rows are known before it is read (not a stream)."""
@@ -278,14 +296,14 @@ class Pairing:
         width = len(self.mcnemar)
         size = self._plans[0].rows if self._plans else 0
         #: by place: each baseline row's hash, whether it was read, its cell code, correctness
-        self.held_hashes = np.zeros(size, dtype=np.uint64)
-        self.present = np.zeros(size, dtype=bool)
-        self._cells = np.zeros(size if grouped else 0, dtype=np.int32)
-        self.correct_rows = np.zeros((size, width), dtype=bool)
+        self.held_hashes = _zeros_by_place(size, np.uint64)
+        self.present = _zeros_by_place(size, bool)
+        self._cells = _zeros_by_place(size if grouped else 0, np.int32)
+        self.correct_rows = _zeros_by_place((size, width), bool)
         #: by the baseline's place: whether a candidate row is paired with it, and that row's
         #: correctness (a stream's: made by `seal`)
-        self.paired = np.zeros(size, dtype=bool)
-        self.candidate_correct = np.zeros((size, width), dtype=bool)
+        self.paired = _zeros_by_place(size, bool)
+        self.candidate_correct = _zeros_by_place((size, width), bool)
         #: set when `seal` is over (or the baseline failed: `abort`); a candidate row that is
         #: not paired at its own place waits for it
         self._sealed = threading.Event()
@@ -658,14 +676,16 @@ class Pairing:
         self.pairs = count(paired)
         self.discordant = np.zeros((len(self.mcnemar), 2, self.pairs.shape[0]), dtype=np.int64)
         everywhere = pairs == paired.shape[0]  # every place paired: no mask
+        scratch = _zeros_by_place(paired.shape[0], bool) if self.mcnemar else paired[:0]
         for leaf in range(len(self.mcnemar)):
             base = self.correct_rows[:, leaf]
-            differ = base ^ self.candidate_correct[:, leaf]  # discordant pairs
-            if not everywhere:
-                differ &= paired
-            only_base = differ & base
+            differ = np.bitwise_xor(base, self.candidate_correct[:, leaf], out=scratch)
+            if not everywhere:  # discordant pairs
+                np.bitwise_and(differ, paired, out=differ)
+            discordant = count(differ)
+            only_base = np.bitwise_and(differ, base, out=scratch)
             self.discordant[leaf, 0] = count(only_base)
-            self.discordant[leaf, 1] = count(differ) - self.discordant[leaf, 0]
+            self.discordant[leaf, 1] = discordant - self.discordant[leaf, 0]
 
 
 def _increasing(ids: pa.Array | None) -> tuple[int, int] | None:
