@@ -10,6 +10,7 @@
  * log32(values, out), exp32(values, out) NumPy's float32 log and exp (AVX2/AVX-512), ported
  * class_ranks(pred, labels, ranks)       ranks of the true class among each row's scores
  * hash_ints, hash_strings               64-bit hashes of row identities (the bootstrap's)
+ * group_counts(codes, mask, out)         out[codes[i]] += 1 (mask None) or mask[i]: rows per group
  * isa(), isas(), use_isa(name)           the instruction set the loops use (see below)
  *
  * Every function reads any object with the buffer protocol (NumPy arrays), checks formats and
@@ -924,6 +925,69 @@ static PyObject *hash_ints(PyObject *Py_UNUSED(self), PyObject *args) {
     return PyBool_FromLong(ok);
 }
 
+PyDoc_STRVAR(group_counts_doc,
+"group_counts(codes, mask, out) -> bool\n\nout[codes[i]] += 1 for each i (mask None), or += mask[i]\n"
+"(a bool per row): the rows, or the true rows, of each group, added to out (int64). codes int32 or\n"
+"int64. False, out unchanged, if the buffers do not fit or a code is outside 0 .. len(out) - 1.");
+
+static PyObject *group_counts(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *codes_obj, *mask_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOO", &codes_obj, &mask_obj, &out_obj)) return NULL;
+    Py_buffer codes, mask, out;
+    if (!get_view(codes_obj, &codes, 0)) Py_RETURN_FALSE;
+    if (!get_view(out_obj, &out, 1)) { PyBuffer_Release(&codes); Py_RETURN_FALSE; }
+    const int masked = mask_obj != Py_None;
+    if (masked && !get_view(mask_obj, &mask, 0)) {
+        PyBuffer_Release(&out);
+        PyBuffer_Release(&codes);
+        Py_RETURN_FALSE;
+    }
+    const kind_t ck = buffer_kind(&codes);
+    const Py_ssize_t n = codes.itemsize ? codes.len / codes.itemsize : 0;
+    const Py_ssize_t size = out.len / 8;
+    int ok = (ck == K_I32 || ck == K_I64) && buffer_kind(&out) == K_I64;
+    if (ok && masked) {
+        const char *f = mask.format ? mask.format : "B";
+        ok = mask.itemsize == 1 && f[0] == '?' && f[1] == 0 && mask.len == n;
+    }
+    if (ok) {
+        const int c64 = ck == K_I64;
+        int64_t *o = out.buf;
+        const unsigned char *m = masked ? (const unsigned char *)mask.buf : NULL;
+        Py_BEGIN_ALLOW_THREADS
+        /* every code in range, before adding any (the unsigned maximum: a negative code is
+         * beyond any size) */
+        uint64_t top = 0;
+        if (c64) {
+            const uint64_t *c = codes.buf;
+            for (Py_ssize_t i = 0; i < n; i++) top = c[i] > top ? c[i] : top;
+        } else {
+            const int32_t *c = codes.buf;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                const uint64_t g = (uint64_t)(int64_t)c[i];
+                top = g > top ? g : top;
+            }
+        }
+        ok = n == 0 || top < (uint64_t)size;
+        if (ok) {
+            if (c64) {
+                const int64_t *c = codes.buf;
+                if (m) for (Py_ssize_t i = 0; i < n; i++) o[c[i]] += m[i] != 0;
+                else for (Py_ssize_t i = 0; i < n; i++) o[c[i]] += 1;
+            } else {
+                const int32_t *c = codes.buf;
+                if (m) for (Py_ssize_t i = 0; i < n; i++) o[c[i]] += m[i] != 0;
+                else for (Py_ssize_t i = 0; i < n; i++) o[c[i]] += 1;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    if (masked) PyBuffer_Release(&mask);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&codes);
+    return PyBool_FromLong(ok);
+}
+
 PyDoc_STRVAR(hash_strings_doc,
 "hash_strings(offsets, data, key, out) -> bool\n\nout[i] = a 64-bit hash of the bytes\n"
 "data[offsets[i]:offsets[i + 1]] seeded by key (Arrow string/binary layout: int32 or int64\n"
@@ -1667,6 +1731,7 @@ static PyMethodDef methods[] = {
     {"class_ranks", class_ranks, METH_VARARGS, class_ranks_doc},
     {"hash_ints", hash_ints, METH_VARARGS, hash_ints_doc},
     {"hash_strings", hash_strings, METH_VARARGS, hash_strings_doc},
+    {"group_counts", group_counts, METH_VARARGS, group_counts_doc},
     {"isa", isa_name, METH_NOARGS, isa_doc},
     {"isas", isa_names, METH_NOARGS, isas_doc},
     {"use_isa", use_isa, METH_O, use_isa_doc},

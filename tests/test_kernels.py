@@ -795,3 +795,32 @@ def test_exp_and_log1p_edges():
     in_place = _log1p_arguments()
     expected = _log1p(in_place)
     assert _kernels.log1p(in_place, in_place) and np.array_equal(in_place, expected)
+
+
+def test_group_counts_is_bincount_and_refuses_what_it_cannot_count():
+    from streammetric.metrics.state import rows_per_group
+
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 300, 5000)
+    mask = rng.random(5000) < 0.4
+    for kind in (np.int64, np.int32):
+        out = np.zeros(300, dtype=np.int64)
+        assert _kernels.group_counts(codes.astype(kind), mask, out)
+        assert np.array_equal(out, np.bincount(codes[mask], minlength=300))
+        assert _kernels.group_counts(codes.astype(kind), None, out)  # added to what is there
+        assert np.array_equal(out, np.bincount(codes[mask], minlength=300) + np.bincount(codes))
+    out = np.zeros(299, dtype=np.int64)
+    negative = codes.copy()
+    negative[3] = -1
+    assert not _kernels.group_counts(codes, None, out) and not out.any()  # a code beyond out
+    assert not _kernels.group_counts(negative, None, np.zeros(300, np.int64))
+    assert not _kernels.group_counts(codes, mask[:10], np.zeros(300, np.int64))  # lengths
+    assert not _kernels.group_counts(codes, mask.astype(np.uint8), np.zeros(300, np.int64))
+    assert not _kernels.group_counts(codes.astype(float), None, np.zeros(300, np.int64))
+    assert _kernels.group_counts(codes[:0], None, np.zeros(0, np.int64))  # nothing to count
+    # the Python side falls back to NumPy for what the kernel refuses: the same counts
+    assert np.array_equal(rows_per_group(codes, 10), np.bincount(codes, minlength=10))
+    assert np.array_equal(
+        rows_per_group(codes[::2], 300, mask[::2]),
+        np.bincount(codes[::2][mask[::2]], minlength=300),
+    )

@@ -22,14 +22,16 @@ What the result holds, per metric (and per group with ``--by``):
 
 Pairing (`Pairing`) holds a few numbers per row of the baseline, never predictions, at the
 row's place among the rows of its files: its identity hash (8 bytes), whether it was read (1),
-whether it has been paired (1) and one correctness byte per McNemar metric: 11 bytes a row with
-accuracy; with ``--by`` also its group (4 bytes; 4 more for its cell while the baseline is
-read). Checking that no id repeats sorts a copy of the hashes (8 bytes a row, for the moment of
-the check). A candidate row is paired with the baseline row at its own place when their ids
+whether it has been paired (1), and for each McNemar metric its correctness and its pair's
+(2): 12 bytes a row with accuracy; with ``--by`` also its cell (4 bytes, then its group).
+Checking that no id repeats sorts a copy of the hashes (8 bytes a row, for the moment of the
+check). A candidate row is paired with the baseline row at its own place when their ids
 agree (two files of one evaluation set in one order: every row, with no search); only the
 others are looked up, among the hashes sorted with their places (16 bytes a row more, made the
-first time a row needs it). The candidate's rows are paired batch by batch as they are read,
-so they cost nothing per row (8 million rows with accuracy: about 90 MB).
+first time a row needs it). The two sides are read in one pool of threads (`_run_sides`), the
+baseline's units first: a candidate batch paired at its own places needs only the baseline's
+rows there, and the others wait for the check of the baseline's ids (`Pairing.seal`), which
+runs beside the candidate's first units (8 million rows with accuracy: about 100 MB).
 Two ids are told apart by their 64-bit hashes: two different ids of one side with the same
 hash (chance about ``n**2 / 2**65``, 2e-6 for 8 million rows) would be reported as a repeated
 id.
@@ -38,21 +40,27 @@ id.
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import math
+import mmap
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from .._arrow import as_numpy
 from .._exceptions import ConfigError, InvalidInputError
-from ..io import Unit
+from ..io import Unit, same_column_chunks
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling, replicate_values
 from ..metrics.state import GroupedState, Rowwise
 from .intervals import check_resampled, collapse
-from .local import Job, JobRun, ObservedRows, run_units
+from .local import HashesOf, Job, JobRun, ObservedRows, run_pool, run_units
 from .partial import GroupKey, Partial, _sort_key
 from .result import json_value
 
@@ -195,6 +203,23 @@ class _Chunk:
     rows: np.ndarray | int  # each row's file row, or the first one's (rows in a row)
 
 
+def _zeros_by_place(shape: int | tuple[int, int], dtype: Any) -> np.ndarray:
+    """Zeros for a few numbers per row, written place by place: in memory of ordinary 4 KB
+    pages (an anonymous map), not NumPy's, which asks the kernel for transparent huge pages
+    for arrays of 4 MB or more. Written in order, such arrays gain nothing from huge pages,
+    and where huge pages must first be assembled (a virtual machine, memory in use: the
+    benchmark machine) their first write costs far more: 64 MB written for the first time,
+    205 ms with them against 25 ms without. (Arrays read at random, as the sorted hashes a
+    shuffled candidate's rows are looked up in, keep NumPy's: there huge pages save misses of
+    the address cache.)"""
+    count = int(np.prod(shape, dtype=np.int64))
+    size = count * np.dtype(dtype).itemsize
+    if size < (4 << 20):
+        return np.zeros(shape, dtype=dtype)
+    memory = mmap.mmap(-1, size)  # zero-filled, freed with the last array on it
+    return np.frombuffer(memory, dtype=dtype, count=count).reshape(shape)
+
+
 class _Plan:
     """Each unit's first row's place among all the rows of a plan (units in plan order), when
     every unit's rows are known before it is read (not a stream)."""
@@ -210,9 +235,18 @@ class _Plan:
                 self._units.append(unit)
                 self.rows += int(unit.num_rows or 0)
         self._starts = [self.start[unit.key] for unit in self._units]
+        #: the unit whose rows begin at each place (units with rows)
+        self.unit_at = {self.start[u.key]: u for u in self._units if u.num_rows}
 
     def places(self, rows: ObservedRows) -> np.ndarray:
         return self.start[rows.unit.key] + (rows.source_rows() - rows.unit.row_offset)
+
+    def first_place(self, rows: ObservedRows) -> int | None:
+        """The first row's place when the rows are in a row (then the others follow it),
+        else None."""
+        if rows.first_row is None:
+            return None
+        return self.start[rows.unit.key] + rows.first_row - rows.unit.row_offset
 
     def locate(self, place: int) -> tuple[str, int]:
         unit = self._units[bisect.bisect_right(self._starts, place) - 1]
@@ -223,19 +257,23 @@ class Pairing:
     """The rows of the two sides matched by identity hash, and McNemar's discordant counts.
 
     `observe_baseline` is shown each baseline batch (any thread); `seal` checks the held rows
-    (a repeated id is an error); `observe_candidate` pairs each candidate batch and counts, per
-    baseline group: paired rows, ``b`` (baseline right, candidate wrong) and ``c`` (the
-    reverse) for each McNemar leaf; `finish` counts the unpaired rows. With ``strict``, an
-    unpaired row is an error naming file, column and row.
+    (a repeated id is an error); `observe_candidate` pairs each candidate batch (any thread,
+    also while the baseline is still read: see below), noting for each baseline row whether it
+    is paired and the correctness of its pair; `finish` counts, per baseline group, the paired
+    rows, ``b`` (baseline right, candidate wrong) and ``c`` (the reverse) for each McNemar
+    leaf, and the unpaired rows. With ``strict``, an unpaired row is an error naming file,
+    column and row.
 
     The baseline's rows are held by place: their row among all the rows of its plan (``plans``:
     each side's units, in plan order), or the order they were shown in (a stream). A candidate
     row is first looked for at its own place: the baseline row there, if it has the same id.
-    Two files of one evaluation set in one order pair entirely so, with no sort and no search.
-    The other rows are looked up among the baseline's hashes sorted (made the first time one is
-    needed).
+    Two files of one evaluation set in one order pair entirely so, with no sort and no search,
+    and a candidate batch so paired needs no more than the baseline rows at its places: it may
+    be read while the rest of the baseline still is (`compare` reads the two sides in one pool
+    of threads). The other rows wait for `seal`, then are looked up among the baseline's hashes
+    sorted (made the first time one is needed).
 
-    Memory: see the module docstring (about 14 bytes per baseline row with one McNemar
+    Memory: see the module docstring (about 15 bytes per baseline row with one McNemar
     metric)."""
 
     def __init__(
@@ -258,22 +296,40 @@ class Pairing:
         width = len(self.mcnemar)
         size = self._plans[0].rows if self._plans else 0
         #: by place: each baseline row's hash, whether it was read, its cell code, correctness
-        self.held_hashes = np.zeros(size, dtype=np.uint64)
-        self.present = np.zeros(size, dtype=bool)
-        self._cells = np.zeros(size if grouped else 0, dtype=np.int32)
-        self.correct_rows = np.zeros((size, width), dtype=bool)
+        self.held_hashes = _zeros_by_place(size, np.uint64)
+        self.present = _zeros_by_place(size, bool)
+        self._cells = _zeros_by_place(size if grouped else 0, np.int32)
+        self.correct_rows = _zeros_by_place((size, width), bool)
+        #: by the baseline's place: whether a candidate row is paired with it, and that row's
+        #: correctness (a stream's: made by `seal`)
+        self.paired = _zeros_by_place(size, bool)
+        self.candidate_correct = _zeros_by_place((size, width), bool)
+        #: set when `seal` is over (or the baseline failed: `abort`); a candidate row that is
+        #: not paired at its own place waits for it
+        self._sealed = threading.Event()
+        self._seal_failed = False
+        self._seal_error: BaseException | None = None
+        #: each baseline batch's (first place, first id, last id) while every batch's ids are
+        #: integers increasing within it (`_increasing`); None once one is not
+        self._runs: list[tuple[int, int, int]] | None = [] if self._plans else None
+        #: what seals when a candidate row waits for it, if not `seal` in another thread
+        self.sealer: Callable[[], None] | None = None
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # a stream's rows
         self._chunks: list[_Chunk] = []
         self._held = 0
         self.hashes = np.zeros(0, dtype=np.uint64)  # sorted (`_sorted`)
         self.position = np.zeros(0, dtype=np.int64)  # sorted -> place
         self._sorted_made = False
-        self.groups: np.ndarray | None = None  # each place's group code (`seal`)
-        self.paired = np.zeros(0, dtype=bool)
+        self.groups: np.ndarray | None = None  # each place's group code (`finish`)
         self.unpaired_candidate = 0
         self.unpaired_baseline = 0
         self.pairs = np.zeros(0, dtype=np.int64)  # paired rows per baseline group code
         self.discordant = np.zeros((width, 2, 0), dtype=np.int64)  # [leaf, b/c, group]
+
+    @property
+    def by_place(self) -> bool:
+        """Whether the rows are held by place (both sides' rows known before they are read)."""
+        return self._plans is not None
 
     def correct(self, terms: Sequence[Any], rows: int) -> np.ndarray:
         """(rows, McNemar leaves) bools: each row's correctness, from each leaf's own row terms
@@ -288,23 +344,37 @@ class Pairing:
                 raise ConfigError(
                     "McNemar's test needs one label per row; compare has several a row"
                 )
-            columns.append(hits > 0)
+            columns.append(hits if hits.dtype == bool else hits > 0)
+        if len(columns) == 1:
+            return columns[0][:, None]
         return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=bool)
 
     def observe_baseline(self, rows: ObservedRows) -> None:
         correct = self.correct(rows.terms, rows.hashes.shape[0])
         cells = np.asarray(rows.codes, dtype=np.int32) if self.grouped else None
         if self._plans is not None:  # written at their places (threads write apart)
-            places = self._plans[0].places(rows)
-            first, count = (int(places[0]), places.shape[0]) if places.size else (0, 0)
-            where: slice | np.ndarray = places
-            if count and int(places[-1]) - first == count - 1:
+            count = rows.hashes.shape[0]
+            first = self._plans[0].first_place(rows)
+            where: slice | np.ndarray
+            if first is not None:
                 where = slice(first, first + count)
-            self.held_hashes[where] = rows.hashes
-            self.present[where] = True
-            if cells is not None:
-                self._cells[where] = cells
-            self.correct_rows[where] = correct
+            else:
+                where = self._plans[0].places(rows)
+                start = int(where[0]) if count else 0
+                if count and int(where[-1]) - start == count - 1:
+                    where = slice(start, start + count)
+            ends = _increasing(rows.ids) if first is not None and self._runs is not None else None
+            with self._lock:  # a candidate batch may be looking at these places
+                if self._runs is not None and count:
+                    if ends is None:
+                        self._runs = None
+                    else:
+                        self._runs.append((first, *ends))  # type: ignore[arg-type]  # first set
+                self.held_hashes[where] = rows.hashes
+                if cells is not None:
+                    self._cells[where] = cells
+                self.correct_rows[where] = correct
+                self.present[where] = True
             return
         source = rows.source_rows()
         contiguous = source.size == 0 or int(source[-1]) - int(source[0]) == source.size - 1
@@ -319,9 +389,32 @@ class Pairing:
             self._parts.append((rows.hashes, cells if cells is not None else np.zeros(0), correct))
             self._held += rows.hashes.shape[0]
 
-    def seal(self, cell_group: np.ndarray, groups: int) -> None:
-        """Check the baseline's rows; ``cell_group``: each cell code's group code (the
-        baseline's groups, ``groups`` of them). A hash held twice is a repeated id: an error."""
+    def seal(self) -> None:
+        """Check the baseline's rows, all shown: a hash held twice is a repeated id, an error.
+        Then (or on that error) the candidate rows waiting for it go on."""
+        try:
+            self._seal()
+        except BaseException as exc:
+            self._seal_failed, self._seal_error = True, exc
+            raise
+        finally:
+            self._sealed.set()
+
+    def abort(self) -> None:
+        """The baseline failed: release the candidate rows waiting for `seal`."""
+        self._seal_failed = True
+        self._sealed.set()
+
+    def _wait_sealed(self) -> None:
+        if self.sealer is not None and not self._sealed.is_set():
+            self.sealer()  # seals, or waits for the thread that does
+        self._sealed.wait()
+        if self._seal_error is not None:  # the candidate's rows fail with the seal's error
+            raise self._seal_error
+        if self._seal_failed:  # a baseline unit's error, first in the run's order
+            raise RuntimeError("compare: the baseline failed, so candidate rows cannot be paired")
+
+    def _seal(self) -> None:
         if self._plans is None:  # a stream: its rows in the order they were shown
             parts, self._parts = self._parts, []
             self.held_hashes = (
@@ -339,14 +432,12 @@ class Pairing:
                 else np.zeros((0, len(self.mcnemar)), bool)
             )
             self.present = np.ones(self.held_hashes.shape[0], dtype=bool)
+            self.paired = np.zeros(self.held_hashes.shape[0], dtype=bool)
+            self.candidate_correct = np.zeros_like(self.correct_rows)
             self._chunks.sort(key=lambda chunk: chunk.start)
             self._starts = [chunk.start for chunk in self._chunks]
-        if self.grouped:
-            self.groups = cell_group[self._cells].astype(np.int32)
-            self._cells = np.zeros(0, dtype=np.int32)
-        self.paired = np.zeros(self.held_hashes.shape[0], dtype=bool)
-        self.pairs = np.zeros(groups, dtype=np.int64)
-        self.discordant = np.zeros((len(self.mcnemar), 2, groups), dtype=np.int64)
+        if self._ids_ascend():
+            return
         read = self.held_hashes if self.present.all() else self.held_hashes[self.present]
         ordered = np.sort(read)  # a repeated id: two equal neighbours
         if ordered.shape[0] > 1 and bool((ordered[1:] == ordered[:-1]).any()):
@@ -363,6 +454,18 @@ class Pairing:
                 row=again[1],
                 rule="ids must be unique within a side",
             )
+
+    def _ids_ascend(self) -> bool:
+        """Whether the baseline's ids are integers that increase from row to row through all
+        its rows in place order (as ids numbered as the rows were written do): then none
+        repeats, and its hashes need no sort to tell. (Two different ids of the same hash, a
+        chance of about ``n**2 / 2**65``, are then not reported; the sort reports them as a
+        repeated id.)"""
+        runs = self._runs  # every batch's, if not None: so every row held
+        if not runs:
+            return False
+        runs.sort()  # in place order
+        return all(before[2] < after[1] for before, after in itertools.pairwise(runs))
 
     def _sorted(self) -> None:
         """The read places' hashes sorted, and each one's place (for rows not paired by
@@ -410,10 +513,59 @@ class Pairing:
         row = chunk.rows + offset if isinstance(chunk.rows, int) else int(chunk.rows[offset])
         return chunk.path, row
 
+    def candidate_hashes(self, unit: Unit, column: str) -> HashesOf | None:
+        """The identity hashes of a candidate unit's rows without reading its ids, when its
+        id ``column`` holds the very bytes of the baseline's unit at the same places (the
+        same ids, row for row: `same_column_chunks`) and the baseline's rows there are held: the
+        baseline's hashes there (`Evaluator.known_hashes`), else None."""
+        if self._plans is None:
+            return None
+        base_plan, cand_plan = self._plans
+        start = cand_plan.start.get(unit.key)
+        base_unit = base_plan.unit_at.get(start) if start is not None else None
+        count = unit.num_rows
+        if base_unit is None or not count or base_unit.num_rows != count:
+            return None
+        if not same_column_chunks(unit, base_unit, column):
+            return None
+        assert start is not None
+        with self._lock:  # held, and not being written
+            if not bool(self.present[start : start + count].all()):
+                return None
+        offset, held = start - unit.row_offset, self.held_hashes
+
+        def hashes(rows: slice | np.ndarray) -> np.ndarray:
+            if isinstance(rows, slice):
+                return held[rows.start + offset : rows.stop + offset]
+            return held[rows + offset]
+
+        return hashes
+
+    def _at_own_place(self, rows: ObservedRows) -> slice | None:
+        """The baseline's places of a candidate batch whose rows are in a row and every one
+        paired with the baseline row at its own place (same id), else None. Before `seal`, the
+        places the baseline has not shown yet do not pair (the rows then wait for `seal`)."""
+        if self._plans is None:
+            return None
+        first = self._plans[1].first_place(rows)
+        count = rows.hashes.shape[0]
+        if first is None or not count or first + count > self.held_hashes.shape[0]:
+            return None
+        where = slice(first, first + count)
+        if self._sealed.is_set():
+            same = bool((self.held_hashes[where] == rows.hashes).all())
+            return where if same and bool(self.present[where].all()) else None
+        with self._lock:  # the baseline's threads may be writing these places
+            ready = bool(self.present[where].all())
+            same = ready and bool((self.held_hashes[where] == rows.hashes).all())
+        return where if same else None
+
     def _places(self, rows: ObservedRows) -> tuple[np.ndarray, np.ndarray]:
         """Each candidate row's baseline place with the same id (-1: none), and which of the
         found rows were looked up (not found at their own place): at their own place when the
-        ids agree there, else among the sorted hashes."""
+        ids agree there, else among the sorted hashes. Waits for `seal` (every baseline row
+        held)."""
+        self._wait_sealed()
         hashes = rows.hashes
         at = np.full(hashes.shape[0], -1, dtype=np.int64)
         if self._plans is not None:
@@ -440,6 +592,17 @@ class Pairing:
         return at, rest
 
     def observe_candidate(self, rows: ObservedRows) -> None:
+        correct = self.correct(rows.terms, rows.hashes.shape[0]) if self.mcnemar else None
+        own = self._at_own_place(rows)
+        if own is not None:  # every row paired at its own place
+            with self._lock:  # a row looked up by an earlier batch (of any thread) may repeat
+                again = self.paired[own]
+                if again.any():
+                    self._repeated(rows, int(np.argmax(again)))
+                self.paired[own] = True
+                if correct is not None:
+                    self.candidate_correct[own] = correct
+            return
         at, looked_up = self._places(rows)
         found = at >= 0
         missing = int(found.shape[0] - np.count_nonzero(found))
@@ -454,34 +617,15 @@ class Pairing:
         everywhere = bool(found.all())
         batch_rows = slice(None) if everywhere else np.flatnonzero(found)
         held = at if everywhere else at[batch_rows]
-        size = self.pairs.shape[0]
-        groups = None if self.groups is None else self.groups[held]
-        pairs = (
-            np.bincount(groups, minlength=size)
-            if groups is not None
-            else np.array([held.shape[0]], dtype=np.int64)
-        )
-        discordant = np.zeros((len(self.mcnemar), 2, size), dtype=np.int64)
-        if self.mcnemar:
-            correct = self.correct(rows.terms, rows.hashes.shape[0])[batch_rows]
-            base = self.correct_rows[held]
-            for leaf in range(len(self.mcnemar)):
-                only_base = base[:, leaf] & ~correct[:, leaf]
-                only_cand = correct[:, leaf] & ~base[:, leaf]
-                for which, mask in enumerate((only_base, only_cand)):
-                    if groups is None:
-                        discordant[leaf, which, 0] = np.count_nonzero(mask)
-                    else:
-                        discordant[leaf, which] = np.bincount(groups[mask], minlength=size)
         with self._lock:  # ids paired by an earlier batch (of any thread)
             again = self.paired[held]
             if again.any():
                 first = int(np.argmax(again))
                 self._repeated(rows, first if everywhere else int(np.flatnonzero(found)[first]))
             self.paired[held] = True
+            if correct is not None:
+                self.candidate_correct[held] = correct[batch_rows]
             self.unpaired_candidate += missing
-            self.pairs += pairs
-            self.discordant += discordant
 
     def _repeated(self, rows: ObservedRows, index: int) -> None:
         """Row ``index`` of a candidate batch repeats an id seen before: the error."""
@@ -507,14 +651,52 @@ class Pairing:
             rule="every row must have a pair (--strict)",
         )
 
-    def finish(self) -> None:
+    def finish(self, cell_group: np.ndarray | None = None, groups: int = 1) -> None:
         """Count the baseline's unpaired rows (``strict``: the first one, in file and row
-        order, is an error)."""
-        lonely = np.flatnonzero(self.present & ~self.paired)
-        self.unpaired_baseline = int(lonely.shape[0])
-        if lonely.size and self.strict:
+        order, is an error), then per baseline group the paired rows and McNemar's discordant
+        ones. ``cell_group``: each cell code's group code (the baseline's groups, ``groups``
+        of them), with ``--by``."""
+        paired = self.paired  # a paired place is a held one
+        pairs = int(np.count_nonzero(paired))
+        self.unpaired_baseline = int(np.count_nonzero(self.present)) - pairs
+        if self.unpaired_baseline and self.strict:
+            lonely = np.flatnonzero(self.present & ~paired)
             path, row = min(self._locate(int(i)) for i in lonely.tolist())
             raise self._unpaired(path, row, self.names[0], self.names[1])
+        if self.grouped:
+            assert cell_group is not None
+            self.groups = cell_group[self._cells].astype(np.int32)
+            self._cells = np.zeros(0, dtype=np.int32)
+
+        def count(mask: np.ndarray) -> np.ndarray:
+            if self.groups is None:
+                return np.array([np.count_nonzero(mask)], dtype=np.int64)
+            return np.bincount(self.groups[mask], minlength=groups).astype(np.int64)
+
+        self.pairs = count(paired)
+        self.discordant = np.zeros((len(self.mcnemar), 2, self.pairs.shape[0]), dtype=np.int64)
+        everywhere = pairs == paired.shape[0]  # every place paired: no mask
+        scratch = _zeros_by_place(paired.shape[0], bool) if self.mcnemar else paired[:0]
+        for leaf in range(len(self.mcnemar)):
+            base = self.correct_rows[:, leaf]
+            differ = np.bitwise_xor(base, self.candidate_correct[:, leaf], out=scratch)
+            if not everywhere:  # discordant pairs
+                np.bitwise_and(differ, paired, out=differ)
+            discordant = count(differ)
+            only_base = np.bitwise_and(differ, base, out=scratch)
+            self.discordant[leaf, 0] = count(only_base)
+            self.discordant[leaf, 1] = discordant - self.discordant[leaf, 0]
+
+
+def _increasing(ids: pa.Array | None) -> tuple[int, int] | None:
+    """The first and last of a batch's ids when they are integers, each greater than the one
+    before it, else None."""
+    if ids is None or not pa.types.is_integer(ids.type) or ids.null_count or not len(ids):
+        return None
+    values = as_numpy(ids)
+    if values.shape[0] > 1 and not bool((values[1:] > values[:-1]).all()):
+        return None
+    return int(values[0]), int(values[-1])
 
 
 # -- the comparison ---------------------------------------------------------------------------
@@ -617,14 +799,22 @@ def compare(
     plans = (base_run.units, cand_run.units)
     pairing = Pairing(column, mcnemar, strict, plans=plans, grouped=bool(by))
     base_run.evaluator.observer = pairing.observe_baseline
-    run_units(base_run, threads)
+    cand_run.evaluator.observer = pairing.observe_candidate
+    if pairing.by_place and not any(u.sequential for u in (*base_run.pending, *cand_run.pending)):
+        ids = cand_run.resolved.ids
+        if ids is not None and ids == base_run.resolved.ids:  # ids the baseline's: not read
+            cand_run.evaluator.known_hashes = functools.partial(
+                pairing.candidate_hashes, column=ids
+            )
+        _run_sides(base_run, cand_run, pairing, threads or os.cpu_count() or 1)
+    else:  # a stream: the baseline's rows all held before the candidate's are read
+        run_units(base_run, threads)
+        pairing.seal()
+        run_units(cand_run, threads)
     base_cells = base_run.total
     base_collapsed = collapse(base_cells)
     base_groups, base_group_of, _ = base_collapsed
-    pairing.seal(base_group_of, len(base_groups.keys))
-    cand_run.evaluator.observer = pairing.observe_candidate
-    run_units(cand_run, threads)
-    pairing.finish()
+    pairing.finish(base_group_of, len(base_groups.keys))
     cand_cells = cand_run.total
     cand_collapsed = collapse(cand_cells)
     cand_groups = cand_collapsed[0]
@@ -735,6 +925,81 @@ def compare(
         notes=notes,
         higher_is_better=higher_is_better(template),
     )
+
+
+def _run_sides(base_run: JobRun, cand_run: JobRun, pairing: Pairing, threads: int) -> None:
+    """Evaluate both sides' units in one pool of ``threads``: the baseline's, then `seal`
+    (the check for repeated ids, once every baseline unit has been read), then the
+    candidate's, so that no thread waits between the sides. A candidate batch that pairs at
+    its own places needs only the baseline's rows there, read long before in plan order; the
+    others wait for `seal`, and run it if no thread has yet (whatever the pool does with the
+    seal's own item, e.g. cancel it after a failure, no thread waits for it forever: every
+    baseline unit has started before any candidate unit)."""
+    base_units, cand_units = base_run.pending, cand_run.pending
+    resampling = base_run.evaluator.resampling
+    left = [len(base_units)]  # baseline units still being read; -1: one failed
+    read = threading.Event()  # every baseline unit read (or one failed)
+    if not base_units:
+        read.set()
+    lock = threading.Lock()
+    sealing = threading.Lock()
+    sealed: list[BaseException | None] = []  # once sealed: its error, or None
+
+    def seal_once() -> None:
+        with sealing:
+            if not sealed:
+                read.wait()
+                if left[0] < 0:  # a baseline unit failed: its error is the run's
+                    pairing.abort()
+                    sealed.append(None)
+                else:
+                    try:
+                        pairing.seal()
+                        sealed.append(None)
+                    except BaseException as exc:
+                        sealed.append(exc)
+            error = sealed[0]
+        if error is not None:
+            raise error
+
+    pairing.sealer = seal_once
+
+    def work(item: tuple[str, Unit | None]) -> Partial | None:
+        side, unit = item
+        if unit is None:
+            seal_once()
+            if resampling is not None:  # the replicates' weights, made beside the candidate
+                resampling.weights  # noqa: B018  # a cached property
+            return None
+        if side == "candidate":
+            return cand_run.evaluator.unit_partial(unit)
+        try:
+            part = base_run.evaluator.unit_partial(unit)
+        except BaseException:
+            with lock:
+                left[0] = -1
+            read.set()
+            raise
+        with lock:
+            if left[0] > 0:
+                left[0] -= 1
+                if left[0] == 0:
+                    read.set()
+        return part
+
+    def finish(item: tuple[str, Unit | None], part: Partial | None) -> None:
+        side, unit = item
+        if unit is not None and part is not None:
+            (base_run if side == "baseline" else cand_run).finish(unit, part)
+
+    # `seal` after the first candidate units: while it sorts, the other threads read them
+    cut = len(base_units) + min(threads - 1, len(cand_units))
+    items: list[tuple[str, Unit | None]] = [
+        *(("baseline", unit) for unit in base_units),
+        *(("candidate", unit) for unit in cand_units),
+    ]
+    items.insert(cut, ("seal", None))
+    run_pool(items, work, finish, threads)
 
 
 def _deltas(

@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -56,6 +56,7 @@ from .result import Result
 
 __all__ = [
     "Evaluator",
+    "HashesOf",
     "Job",
     "JobRun",
     "ObservedRows",
@@ -64,10 +65,13 @@ __all__ = [
     "RunStart",
     "evaluate",
     "run_job",
+    "run_pool",
     "run_units",
 ]
 
 ProgressHook = Callable[[int], None]
+#: the identity hashes of a unit's rows from their rows in its file (a slice: rows in a row)
+HashesOf = Callable[[slice | np.ndarray], np.ndarray]
 
 
 class ObservedRows(NamedTuple):
@@ -84,6 +88,11 @@ class ObservedRows(NamedTuple):
     terms: Sequence[Any]
     #: each row's row in its file (for error messages)
     source_rows: Callable[[], np.ndarray]
+    #: the first row's row in its file when the rows are the file's rows in a row (none
+    #: skipped), else None: then ``source_rows()`` is that row onwards, without computing it
+    first_row: int | None = None
+    #: the rows' ids (the id column's values) when ``first_row`` is set and the rows have ids
+    ids: pa.Array | None = None
 
 
 #: why ``checkpoint`` is refused for an in-memory input
@@ -179,6 +188,11 @@ class Evaluator:
         #: called with each batch's `ObservedRows` as they are folded (in worker threads);
         #: only under resampling. An error it raises fails the unit, as a metric's would.
         self.observer: Callable[[ObservedRows], None] | None = None
+        #: under resampling: asked before each unit is read (in its worker thread) for the
+        #: identity hashes of its rows; a `HashesOf` it returns gives them (the unit's id column
+        #: is then not read), None: they are hashed from the rows' ids as usual (``compare``:
+        #: the candidate's ids, when they are the baseline's at the same places)
+        self.known_hashes: Callable[[Unit], HashesOf | None] | None = None
         if self.resampling is not None and resolved.by:
             self.index = CellIndex(BUCKETS)
         elif self.resampling is not None:  # code == bucket: no lookup
@@ -241,11 +255,17 @@ class Evaluator:
         pending = _Pending() if self.resolved.by else None
         if self.resampling is not None and self.resolved.by:
             pending = _Pending()
-        for data, row_offset in iter_arrow(unit, self.resolved):
+        hashes_of = None
+        if self.known_hashes is not None and self.resampling is not None:
+            hashes_of = self.known_hashes(unit)
+        resolved = self.resolved
+        if hashes_of is not None:  # the id column is not read
+            resolved = dataclasses.replace(resolved, ids=None)
+        for data, row_offset in iter_arrow(unit, resolved):
             batch = make_batch(
-                data, unit, self.resolved, row_offset=row_offset, on_invalid=self.job.on_invalid
+                data, unit, resolved, row_offset=row_offset, on_invalid=self.job.on_invalid
             )
-            self.add_batch(partial, batch, pending)
+            self.add_batch(partial, batch, pending, hashes_of)
             if pending is not None and pending.rows >= FLUSH_ROWS:
                 pending.flush(partial)
         if pending is not None:
@@ -281,7 +301,13 @@ class Evaluator:
             )
         return bad
 
-    def add_batch(self, partial: Partial, batch: Batch, pending: _Pending | None = None) -> None:
+    def add_batch(
+        self,
+        partial: Partial,
+        batch: Batch,
+        pending: _Pending | None = None,
+        hashes_of: HashesOf | None = None,
+    ) -> None:
         partial.invalid_rows += batch.invalid_count
         labels, preds, weights = batch.labels, batch.preds, batch.weights
         if preds.ndim == 2 and preds.shape[1] == 1 and batch.num_rows:  # lists of one value
@@ -317,12 +343,16 @@ class Evaluator:
             terms = partial.row_terms(labels, preds, weights, stats)
         except InvalidInputError as exc:
             raise locate(exc) from None
-        hashes = None if self.resampling is None else self.row_hashes(batch, keep, file_rows)
+        hashes = None
+        if self.resampling is not None:
+            hashes = self.row_hashes(batch, keep, file_rows, hashes_of)
         buckets = None if hashes is None else buckets_of(hashes)
         observe = None
         if self.observer is not None and hashes is not None:
+            first = batch.row_offset if keep is None and batch.invalid is None else None
+            ids = batch.ids if first is not None else None
             observe = functools.partial(
-                _observe, self.observer, batch.unit, hashes, terms, file_rows
+                _observe, self.observer, batch.unit, hashes, terms, file_rows, first, ids
             )
         if pending is not None and batch.groups is not None:
             groups = batch.groups
@@ -345,11 +375,20 @@ class Evaluator:
             observe(codes)
 
     def row_hashes(
-        self, batch: Batch, keep: np.ndarray | None, file_rows: Callable[[], np.ndarray]
+        self,
+        batch: Batch,
+        keep: np.ndarray | None,
+        file_rows: Callable[[], np.ndarray],
+        hashes_of: HashesOf | None = None,
     ) -> np.ndarray:
         """Each kept row's identity hash (its bucket is the top bits): the hash of its id
-        (``--id``), else of its file (relative to the PATH argument) and its row in that file."""
+        (``--id``), else of its file (relative to the PATH argument) and its row in that file;
+        ``hashes_of`` the unit's (`known_hashes`), if given."""
         assert self.resampling is not None
+        if hashes_of is not None:
+            if keep is None and batch.invalid is None:
+                return hashes_of(slice(batch.row_offset, batch.row_offset + batch.num_rows))
+            return hashes_of(file_rows())
         seed = self.resampling.seed
         if batch.ids is None:
             return hash_positions(self.row_name(batch.unit), file_rows(), seed)
@@ -394,9 +433,11 @@ def _observe(
     hashes: np.ndarray,
     terms: Sequence[Any],
     source_rows: Callable[[], np.ndarray],
+    first_row: int | None,
+    ids: pa.Array | None,
     codes: np.ndarray,
 ) -> None:
-    observer(ObservedRows(unit, hashes, codes, terms, source_rows))
+    observer(ObservedRows(unit, hashes, codes, terms, source_rows, first_row, ids))
 
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
@@ -638,15 +679,23 @@ def run_units(run: JobRun, threads: int | None = None) -> None:
     for unit in (u for u in pending if u.sequential):  # stdin: one pass, batch by batch
         run.finish(unit, run.evaluator.unit_partial(unit))
     parallel = [u for u in pending if not u.sequential]
-    _run_pool(parallel, run.evaluator.unit_partial, run.finish, threads or os.cpu_count() or 1)
+    run_pool(parallel, run.evaluator.unit_partial, run.finish, threads or os.cpu_count() or 1)
 
 
-def _run_pool(
-    units: Sequence[Unit],
-    work: Callable[[Unit], Partial],
-    finish: Callable[[Unit, Partial], None],
+_Item = TypeVar("_Item")
+_Done = TypeVar("_Done")
+
+
+def run_pool(
+    units: Sequence[_Item],
+    work: Callable[[_Item], _Done],
+    finish: Callable[[_Item, _Done], None],
     threads: int,
 ) -> None:
+    """``finish(unit, work(unit))`` for every unit: ``work`` on a pool of ``threads``, in
+    order of submission (the units' order), at most ``2 * threads`` at a time; ``finish`` in
+    the calling thread, in completion order. A failure raises the error of the unit first in
+    that order among those that failed (`_raise_first_failure`)."""
     if not units:
         return
     if threads <= 1:
@@ -655,7 +704,7 @@ def _run_pool(
         return
     queue = iter(units)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="streammetric") as pool:
-        running: dict[Future[Partial], Unit] = {}
+        running: dict[Future[_Done], _Item] = {}
 
         def submit_next() -> None:
             unit = next(queue, None)
@@ -679,7 +728,7 @@ def _run_pool(
             raise
 
 
-def _raise_first_failure(running: dict[Future[Partial], Unit]) -> None:
+def _raise_first_failure(running: dict[Future[_Done], _Item]) -> None:
     """Raise the error of the failed unit first in plan order, whatever the completion order.
 
     Units are submitted in plan order, so every unit before a failed one has finished or is

@@ -19,7 +19,7 @@ from ..metrics import EvalMetric
 from ..metrics._inputs import as_pairs
 from ..metrics.base import _num_rows
 from ..metrics.batch import BatchStats
-from ..metrics.state import GroupedState, State, Terms
+from ..metrics.state import GroupedState, State, Terms, rows_per_group
 from .result import Result
 
 __all__ = ["CellIndex", "GroupKey", "Partial", "locate_error"]
@@ -125,7 +125,7 @@ class Partial:
         num_groups = self._rows.shape[0]
         if terms is None:
             terms = self.row_terms(labels, preds, weights)
-        per_group = None if isinstance(codes, int) else np.bincount(codes, minlength=num_groups)
+        per_group = None if isinstance(codes, int) else rows_per_group(codes, num_groups)
         for leaf, state, leaf_terms in zip(self.leaves, self.states, terms, strict=True):
             if isinstance(state, _ObjectStates):
                 state.add(leaf, labels, preds, weights, codes)

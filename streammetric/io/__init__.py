@@ -32,6 +32,7 @@ from streammetric.io.reader import (
     read_unit,
     resolve_paths,
     resolve_units,
+    same_column_chunks,
 )
 
 __all__ = [
@@ -55,4 +56,5 @@ __all__ = [
     "resolve",
     "resolve_paths",
     "resolve_units",
+    "same_column_chunks",
 ]

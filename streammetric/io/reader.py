@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -255,6 +256,68 @@ def _where(unit: Unit) -> str:
     what = "row group" if unit.kind == "parquet" else "record batch"
     last = unit.row_offset + (unit.num_rows or 0) - 1
     return f"{unit.display_path}: {what} {unit.index} (rows {unit.row_offset}-{last})"
+
+
+def same_column_chunks(first: Unit, second: Unit, column: str) -> bool:
+    """Whether two local Parquet row groups store ``column`` as the same bytes (its pages,
+    encoded and compressed, with their headers) with the same type and rows: then they hold
+    the same values, row for row. False for other units (objects, IPC, in-memory inputs,
+    stdin) and a column a file does not have.
+
+    Reading the chunks costs a copy from the page cache (into buffers each thread keeps, so
+    that no new memory is touched per chunk), far less than decoding them
+    (`streammetric.engine.compare` tells so that two files' id columns agree)."""
+    one, other = _chunk_place(first, column), _chunk_place(second, column)
+    if one is None or other is None or one[0] != other[0]:
+        return False
+    size = one[2]
+    buffers = getattr(_chunk_buffers, "pair", None)
+    if buffers is None or len(buffers[0]) < size:
+        buffers = _chunk_buffers.pair = (bytearray(size), bytearray(size))
+    views = []
+    for (_, path, _, start), buffer in zip((one, other), buffers, strict=True):
+        view = memoryview(buffer)[:size]
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                if os.preadv(descriptor, [view], start) != size:
+                    return False
+            finally:
+                os.close(descriptor)
+        except OSError:
+            return False
+        views.append(np.frombuffer(view, dtype=np.uint8))
+    return bool(np.array_equal(views[0], views[1]))
+
+
+_chunk_buffers = threading.local()
+
+
+def _chunk_place(unit: Unit, column: str) -> tuple[str, str, int, int] | None:
+    """A Parquet row group's chunk of ``column``: a description of its type and rows, the
+    file, and the chunk's size and first byte; None if not a local row group with it."""
+    if unit.kind != "parquet" or unit.index is None or unit.path == STDIN:
+        return None
+    if storage.is_uri(unit.path):
+        return None
+    metadata, schema = _parquet_footer(*_stat_key(unit.path))
+    if column not in schema.names:
+        return None
+    group = metadata.row_group(unit.index)
+    for position in range(group.num_columns):
+        chunk = group.column(position)
+        if chunk.path_in_schema == column:
+            break
+    else:
+        return None
+    start = chunk.data_page_offset
+    if chunk.has_dictionary_page and 0 < chunk.dictionary_page_offset < start:
+        start = chunk.dictionary_page_offset
+    described = (
+        f"{schema.field(column).type}|{chunk.physical_type}|{chunk.compression}|"
+        f"{chunk.num_values}|{group.num_rows}|{chunk.total_compressed_size}"
+    )
+    return described, unit.path, chunk.total_compressed_size, start
 
 
 def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]]:

@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._exceptions import StateError
+from .._kernels import group_counts as _group_counts
 from ..accumulate import ExactSum, GroupedExactSum
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "fresh_state",
     "load_entry",
     "merge_states",
+    "rows_per_group",
     "zero_counts",
 ]
 
@@ -341,6 +343,16 @@ def load_entry(spec: Spec, data: Any, field: str) -> Any:
 # -- the grouped form -------------------------------------------------------------------------
 
 
+def rows_per_group(codes: np.ndarray, size: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """The rows (``mask``: the rows where it is true) of each group code ``0 .. size - 1``:
+    ``np.bincount(codes[mask], minlength=size)``, in one pass in C when the codes are below
+    ``size`` (no masked copy of the codes; 25 us against 32-70 us for 32k rows)."""
+    out = np.zeros(size, dtype=np.int64)
+    if _group_counts(codes, mask, out):
+        return out
+    return np.bincount(codes if mask is None else codes[mask], minlength=size)
+
+
 class GroupedState:
     """The state of one metric for every group code ``0 .. size - 1``, entry by entry:
     sums as a `GroupedExactSum`, counts as int64 arrays (one per group), count vectors as int64
@@ -430,7 +442,7 @@ class GroupedState:
     def _rows_per_group(self, codes: np.ndarray, per_group: list[np.ndarray | None]) -> np.ndarray:
         counted = per_group[0]
         if counted is None or counted.shape[0] != self.size:
-            counted = per_group[0] = np.bincount(codes, minlength=self.size)
+            counted = per_group[0] = rows_per_group(codes, self.size)
         return counted
 
     def _add(
@@ -449,7 +461,8 @@ class GroupedState:
                 else:
                     entry.sums.add(np.reshape(term, -1), np.repeat(codes, width))
             elif term.dtype == bool:  # 0 or 1 each: counted
-                entry.ones[:size] += np.bincount(codes[term], minlength=size)
+                if not _group_counts(codes, term, entry.ones[:size]):
+                    entry.ones[:size] += np.bincount(codes[term], minlength=size)
             else:
                 entry.sums.add(term, codes)
         elif kind == "count":
@@ -459,7 +472,7 @@ class GroupedState:
                 if term.ndim > 1:
                     term = term.reshape(term.shape[0], -1).sum(axis=1, dtype=np.int64)
                 if term.dtype == bool:
-                    added = np.bincount(codes[term], minlength=size)
+                    added = rows_per_group(codes, size, term)
                 else:
                     added = np.bincount(codes, weights=term, minlength=size).astype(np.int64)
             entry[:size] += added

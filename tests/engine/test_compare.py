@@ -142,3 +142,144 @@ def test_pairing_lookup_is_searchsorted(n):
         ]
     )
     assert (pairing.lookup(queries) == np.searchsorted(pairing.hashes, queries)).all()
+
+
+def _pair_files(tmp_path, base_ids, cand_ids, row_group_size=64):
+    """Two files of one-hot predictions with these ids (labels 0, predictions 0: all right)."""
+    paths = []
+    for name, ids in (("base", base_ids), ("cand", cand_ids)):
+        n = len(ids)
+        table = pa.table({"id": ids, "label": np.zeros(n, int), "probs": one_hot(np.zeros(n, int))})
+        pq.write_table(table, tmp_path / f"{name}.parquet", row_group_size=row_group_size)
+        paths.append(str(tmp_path / f"{name}.parquet"))
+    job = Job(
+        paths=[paths[0]],
+        metrics=["acc", "ce"],
+        columns=ColumnSpec(preds="probs", ids="id"),
+        resampling=Resampling(0.95, 50, 1),
+    )
+    return job, dataclasses.replace(job, paths=[paths[1]])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_ids_in_ascending_order_need_no_sort_and_give_the_same_bits(tmp_path, monkeypatch, threads):
+    """Ids that increase through the baseline's rows are told distinct without sorting their
+    hashes; the result is the one the sort gives, with any threads."""
+    from streammetric.engine import compare as module
+
+    ids = np.arange(1000) * 3 + 7
+    base, cand = _pair_files(tmp_path, ids, ids)
+    sorts = []
+    original = module.np.sort
+    monkeypatch.setattr(
+        module.np, "sort", lambda a, *k, **kw: sorts.append(a.size) or original(a, *k, **kw)
+    )
+    fast = compare(base, cand, column="id", threads=threads).to_dict()
+    assert 1000 not in sorts
+    monkeypatch.setattr(module, "_increasing", lambda ids: None)  # every batch: no order known
+    slow = compare(base, cand, column="id", threads=threads).to_dict()
+    assert 1000 in sorts
+    assert repr(fast) == repr(slow) and fast["rows"] == 1000
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ids_ascending_within_row_groups_but_repeated_across_them_are_an_error(tmp_path, threads):
+    from streammetric._exceptions import InvalidInputError
+
+    ids = np.concatenate([np.arange(100), np.arange(99, 199)])  # 99 in both row groups
+    base, cand = _pair_files(tmp_path, ids, np.arange(200), row_group_size=100)
+    with pytest.raises(InvalidInputError, match=r"row 100: repeats the id of row 99"):
+        compare(base, cand, column="id", threads=threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_a_shuffled_candidate_waits_for_the_check_and_pairs_every_row(tmp_path, threads):
+    """Candidate rows not at their baseline row's place (read in the same pool as the
+    baseline) are looked up once the baseline's ids are checked: the bits of any thread count."""
+    ids = np.arange(640)
+    order = np.random.default_rng(0).permutation(640)
+    base, cand = _pair_files(tmp_path, ids, ids[order], row_group_size=32)
+    results = [repr(compare(base, cand, column="id", threads=t).to_dict()) for t in (1, threads)]
+    assert results[0] == results[1]
+    assert compare(base, cand, column="id", threads=threads).unpaired == {
+        "baseline": 0,
+        "candidate": 0,
+    }
+
+
+def test_a_baseline_that_fails_stops_the_candidate_waiting_for_it(tmp_path):
+    """A bad baseline row fails the run with its own error, while candidate rows that wait for
+    the baseline's check (shuffled) do not hang."""
+    from streammetric._exceptions import InvalidInputError
+
+    ids = np.arange(640)
+    order = np.random.default_rng(1).permutation(640)
+    base, cand = _pair_files(tmp_path, ids, ids[order], row_group_size=32)
+    table = pq.read_table(base.paths[0])
+    labels = table.column("label").to_numpy().copy()
+    labels[630] = 7  # a class beyond the predictions' 3: an error in the last row group
+    pq.write_table(table.set_column(1, "label", pa.array(labels)), base.paths[0], row_group_size=32)
+    for threads in (1, 2, 4):
+        with pytest.raises(InvalidInputError, match="row 630"):
+            compare(base, cand, column="id", threads=threads)
+
+
+def test_candidate_ids_of_the_baselines_bytes_are_not_read_and_give_the_same_bits(
+    tmp_path, monkeypatch
+):
+    """A candidate unit whose id column chunk holds the baseline's bytes at the same places
+    takes the baseline's hashes there; a unit whose ids differ (one changed id) reads its own.
+    Either way the bits are those of reading every id."""
+    from streammetric.engine.compare import Pairing
+    from streammetric.io import same_column_chunks
+
+    ids = np.arange(500) * 7
+    changed = ids.copy()
+    changed[260] = -5  # in the third row group of 100: its chunk differs
+    base, cand = _pair_files(tmp_path, ids, changed, row_group_size=100)
+    original = Pairing.candidate_hashes
+    given = []
+    monkeypatch.setattr(
+        Pairing,
+        "candidate_hashes",
+        lambda self, unit, column: (
+            given.append(original(self, unit, column) is not None) or original(self, unit, column)
+        ),
+    )
+    known = compare(base, cand, column="id", threads=2).to_dict()
+    assert sorted(given) == [False] + [True] * 4
+    monkeypatch.setattr(Pairing, "candidate_hashes", lambda self, unit, column: None)
+    read = compare(base, cand, column="id", threads=2).to_dict()
+    assert repr(known) == repr(read)
+    assert known["unpaired"] == {"baseline": 1, "candidate": 1}
+    # the chunks: the same bytes and type where the ids are the same
+    from streammetric.engine.local import JobRun
+
+    base_units, cand_units = JobRun(base).units, JobRun(cand).units
+    same = [same_column_chunks(b, c, "id") for b, c in zip(base_units, cand_units, strict=True)]
+    assert same == [True, True, False, True, True]
+    assert not same_column_chunks(base_units[0], base_units[0], "nonexistent")
+    assert same_column_chunks(base_units[0], cand_units[1], "label")  # zeros, 100 rows each
+    assert not same_column_chunks(base_units[0], base_units[1], "id")  # other ids
+
+
+def test_candidate_rows_waiting_for_a_failed_check_fail_with_its_error(tmp_path):
+    """A candidate batch that waits for the check of the baseline's ids, which another thread
+    ran and which found a repeated id, fails with that error (whichever unit the run reports
+    first, it names the repeated id)."""
+    from streammetric._exceptions import InvalidInputError
+    from streammetric.engine.compare import Pairing
+    from streammetric.engine.local import JobRun
+
+    ids = np.arange(200)
+    ids[150] = ids[20]
+    base, cand = _pair_files(tmp_path, ids, np.arange(200), row_group_size=100)
+    runs = JobRun(base), JobRun(cand)
+    pairing = Pairing("id", [], False, plans=(runs[0].units, runs[1].units), grouped=False)
+    pairing.held_hashes[:] = ids.astype(np.uint64) * np.uint64(2654435761)
+    pairing.present[:] = True
+    with pytest.raises(InvalidInputError, match="row 150: repeats") as raised:
+        pairing.seal()
+    with pytest.raises(InvalidInputError) as again:
+        pairing._wait_sealed()
+    assert again.value is raised.value
