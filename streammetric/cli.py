@@ -132,7 +132,13 @@ def eval_command(
     check_output(output)
     check_report(report_path)
     if report_path is not None and params.get("explain") is None:
-        params["explain"] = "all"  # the report sets the conventions side by side
+        params["explain"] = "all"  # the report sets the conventions side by side ...
+        if checkpoint is not None:  # ... unless the run resumed did not keep them
+            from .engine.checkpoint import saved_metric_defaults
+
+            saved = saved_metric_defaults(checkpoint)
+            if saved is not None:
+                params["explain"] = saved.get("explain")
     job, new_metrics = make_job(list(paths), params)
     above = resolve_thresholds(above, job, "--fail-above")
     below = resolve_thresholds(below, job, "--fail-below")

@@ -281,7 +281,7 @@ def resampling_of(params: dict[str, Any]) -> tuple[Resampling | None, str | None
 
 def conventions_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--conventions all|none|NAME,...``: the CE family under other conventions too."""
-    return click.option("--conventions", "explain", type=click.UNPROCESSED, metavar="all|none|NAME,...", help="Also compute the cross-entropy family under these conventions (all: every one; exact always), on the same rows in the same pass, and show them side by side with why each differs (table, json, --report). Default: none, or all with --report.")(command)  # fmt: skip
+    return click.option("--conventions", "explain", type=click.UNPROCESSED, metavar="all|none|NAME,...", help="Also compute the cross-entropy family under these conventions (all: every one; exact always), on the same rows in the same pass, and show them side by side with why each differs (table, json, --report). Default: none, or all with --report (unless resuming a --checkpoint saved without them).")(command)  # fmt: skip
 
 
 def parse_conventions(value: Any) -> str | list[str] | None:

@@ -51,6 +51,21 @@ def content_digest(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def saved_metric_defaults(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``metric_defaults`` of the run a checkpoint at ``path`` was saved by, or None when
+    there is none there (or it cannot be read: `Checkpoint.read` says why, later). Lets a
+    resumed run keep options that were implied, not given (``--report``'s conventions)."""
+    target = Path(path)
+    if not target.is_file():
+        return None
+    try:
+        data = json.loads(target.read_bytes())
+        defaults = data["identity"]["metric_defaults"]
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return defaults if isinstance(defaults, dict) else None
+
+
 class Checkpoint:
     """Save/load of one job's progress; saves are throttled to one per ``interval`` seconds."""
 

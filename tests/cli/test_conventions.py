@@ -144,3 +144,18 @@ def test_explain_beyond_max_rows_points_to_the_streamed_table(data: Path) -> Non
     (line,) = bad.stderr.strip().splitlines()
     assert "more than --max-rows 1000 rows" in line
     assert "`streammetric eval --conventions all` (any size, one pass)" in line
+
+
+def test_report_resuming_a_checkpoint_saved_without_conventions(data: Path, tmp_path: Path) -> None:
+    """``--report`` implies the conventions, but not against the run it resumes: a checkpoint
+    saved without them is resumed as it was (its page has no conventions), one saved with them
+    keeps them."""
+    plain, with_them = tmp_path / "plain.ckpt", tmp_path / "with.ckpt"
+    ok("eval", data, "--checkpoint", plain)
+    ok("eval", data, "--checkpoint", with_them, "--report", tmp_path / "first.html")
+    for checkpoint, shown in ((plain, False), (with_them, True)):
+        page = tmp_path / f"{checkpoint.stem}.html"
+        ok("eval", data, "--checkpoint", checkpoint, "--report", page)
+        assert ("under each convention" in page.read_text()) is shown
+    refused = invoke("eval", data, "--checkpoint", plain, "--conventions", "all")
+    assert refused.exit_code != 0 and "different metric_defaults" in refused.stderr
