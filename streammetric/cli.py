@@ -42,6 +42,7 @@ from .cli_common import (
     render,
     render_comparison,
     replicates_option,
+    report_option,
     resolve_thresholds,
     seed_option,
     split_columns,
@@ -93,13 +94,7 @@ def main() -> None:
 @click.option(
     "--workers", type=click.IntRange(min=1), help="LocalCluster worker processes (default: cores)."
 )
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, writable=True),
-    metavar="FILE.html",
-    help="Also write a self-contained HTML report here (charts as inline SVG; no network).",
-)
+@report_option
 @config_option("eval")
 def eval_command(
     paths: tuple[str, ...],
@@ -268,13 +263,7 @@ def eval_command(
     help="Stop at the first bad row, or drop and count bad rows (each side its own).",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default: all cores).")
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, writable=True),
-    metavar="FILE.html",
-    help="Also write a self-contained HTML report here (charts as inline SVG; no network).",
-)
+@report_option
 def compare_command(
     paths: tuple[str, ...],
     report_path: str | None,

@@ -279,6 +279,11 @@ def resampling_of(params: dict[str, Any]) -> tuple[Resampling | None, str | None
     ), ids
 
 
+def report_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--report FILE.html`` (``eval``, ``compare``): the run's HTML page beside its output."""
+    return click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE.html", help="Also write a self-contained HTML report here (charts as inline SVG; no network).")(command)  # fmt: skip
+
+
 def conventions_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--conventions all|none|NAME,...``: the CE family under other conventions too."""
     return click.option("--conventions", "explain", type=click.UNPROCESSED, metavar="all|none|NAME,...", help="Also compute the cross-entropy family under these conventions (all: every one; exact always), on the same rows in the same pass, and show them side by side with why each differs (table, json, --report). Default: none, or all with --report (unless resuming a --checkpoint saved without them).")(command)  # fmt: skip
@@ -685,10 +690,12 @@ def render(
     blocks = _vector_tables(result, by, shown, class_names)
     for block in blocks:
         lines += ["", *block]
-    for name, explained in (result.get("conventions") or {}).items():
+    if result.get("conventions"):
         from .explain import Explanation
 
-        lines += ["", f"{name} under each convention:", Explanation.from_dict(explained).to_text()]
+        for name, explained in result["conventions"].items():
+            text = Explanation.from_dict(explained).to_text()
+            lines += ["", f"{name} under each convention:", text]
     if result.get("invalid_rows"):
         lines += [""] if blocks else []
         lines.append(f"invalid rows skipped: {result['invalid_rows']}")

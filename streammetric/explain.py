@@ -181,12 +181,13 @@ class _Facts:
     rescued_costs: np.ndarray | None = None
 
 
-def _facts(terms: LossTerms, value: float, exact: LossTerms | None) -> _Facts:
-    """The facts of one batch's terms (``exact``: the exact convention's, None for itself)."""
+def _facts(terms: LossTerms, value: float, exact_inf: np.ndarray | None) -> _Facts:
+    """The facts of one batch's terms; ``exact_inf``: the rows whose loss is inf under exact
+    and that exact counts (None: these are exact's terms, or exact rejects the data)."""
     rows = _row_values(terms)
     rescued = None
-    if exact is not None and exact.invalid_reason is None:
-        rescued = np.isinf(_row_values(exact)) & np.isfinite(rows) & ~exact.invalid
+    if exact_inf is not None:
+        rescued = exact_inf & np.isfinite(rows)
     return _Facts(
         value,
         None if terms.invalid_reason is None else str(terms.invalid_reason),
@@ -320,6 +321,9 @@ def explain(
 
     exact_terms = terms_for(ordered[0])
     exact = _facts(exact_terms, mean(exact_terms), None)
+    exact_inf = None
+    if exact_terms.invalid_reason is None:  # once, not per convention
+        exact_inf = np.isinf(_row_values(exact_terms)) & ~exact_terms.invalid
     sparse = not binary and to_numpy(y_true, "labels").ndim < pred.ndim
     results = []
     for conv in ordered:
@@ -327,7 +331,7 @@ def explain(
             facts = exact
         else:
             terms = terms_for(conv)
-            facts = _facts(terms, mean(terms), exact_terms)
+            facts = _facts(terms, mean(terms), exact_inf)
         results.append(
             _result(conv, facts, exact, kind, sparse, from_logits, conv.compute_dtype(pred.dtype))
         )

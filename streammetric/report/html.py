@@ -783,25 +783,14 @@ def comparison_html(
         out.append(f"<h2>Per group ({_e(', '.join(columns))})</h2>")
         if len(groups) > MAX_GROUPS:
             out.append(f'<p class="note">First {MAX_GROUPS} of {len(groups)} groups.</p>')
-        header = [(c, True) for c in columns] + [
-            ("metric", True),
-            ("baseline", False),
-            ("candidate", False),
-            ("delta", False),
-            ("lower", False),
-            ("upper", False),
-            ("p-value", False),
-        ]
+        header = [(c, True) for c in columns] + [("metric", True), *_DELTA_COLUMNS]
         rows = []
         for group in groups[:MAX_GROUPS]:
             for name, entry in (group.get("metrics") or {}).items():
                 cells = [_cell(group["key"].get(c), key=True) for c in columns] + [
                     _cell(name, key=True)
                 ]
-                cells += [
-                    _cell(entry.get(k))
-                    for k in ("baseline", "candidate", "delta", "lower", "upper", "p_value")
-                ]
+                cells += [_cell(entry.get(k)) for k in _DELTA_KEYS]
                 rows.append(f"<tr>{''.join(cells)}</tr>")
         out.append(_table(header, rows))
         for name in names[:4]:
@@ -823,25 +812,17 @@ def comparison_html(
     return _page(title, out)
 
 
+#: a comparison entry's numbers (keys) and their columns in the report's tables
+_DELTA_KEYS = ("baseline", "candidate", "delta", "lower", "upper", "p_value")
+_DELTA_COLUMNS = [(key.replace("_", "-"), False) for key in _DELTA_KEYS]
+
+
 def _comparison_table(metrics: dict[str, dict[str, Any]], better: dict[str, bool | None]) -> str:
-    header = [
-        ("metric", True),
-        ("baseline", False),
-        ("candidate", False),
-        ("delta", False),
-        ("lower", False),
-        ("upper", False),
-        ("p-value", False),
-        ("test", True),
-        ("verdict", True),
-    ]
+    header = [("metric", True), *_DELTA_COLUMNS, ("test", True), ("verdict", True)]
     rows = []
     for name, entry in metrics.items():
         cells = [_cell(name, key=True)]
-        cells += [
-            _cell(entry.get(k))
-            for k in ("baseline", "candidate", "delta", "lower", "upper", "p_value")
-        ]
+        cells += [_cell(entry.get(k)) for k in _DELTA_KEYS]
         cells.append(_cell(entry.get("test"), key=True))
         cells.append(f'<td class="k">{_verdict(entry, better.get(name))}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
