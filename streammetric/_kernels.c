@@ -1671,16 +1671,33 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
             }
             q[j] = v;
         }
-        /* long division by count: q = floor(|sum| / count), rem the remainder */
+        /* long division by count: q = floor(|sum| / count), rem the remainder; it stops
+         * `stop` digits above the units once the quotient has 4 digits (97 bits or more: the
+         * rounding reads 53 and a guard bit), the rest of the quotient then only told as
+         * nonzero or not (the sticky bit) */
         unsigned __int128 rem = 0;
-        for (int j = DIGITS - 1; j >= 0 && count > 1; j--) { /* a count of 1: the sum itself */
-            unsigned __int128 cur = (rem << 32) | q[j];
-            q[j] = (uint32_t)(cur / (uint64_t)count);
-            rem = cur % (uint64_t)count;
+        int stop = 0;
+        if (count > 1) { /* a count of 1: the sum itself */
+            int top = -1, high = DIGITS - 1;
+            while (high > 0 && !q[high]) high--; /* above it, quotient and remainder are 0 */
+            for (int j = high; j >= 0; j--) {
+                unsigned __int128 cur = (rem << 32) | q[j];
+                q[j] = (uint32_t)(cur / (uint64_t)count);
+                rem = cur % (uint64_t)count;
+                if (top < 0 && q[j]) top = j;
+                if (top - j == 3) { stop = j; break; }
+            }
         }
-        const unsigned __int128 twice = rem * 2;
-        const double magnitude = digits_to_double(q, DIGITS, twice > (unsigned __int128)count,
-                                                  twice == (unsigned __int128)count, rem != 0);
+        double magnitude;
+        if (stop > 0) { /* the rest, rem * 2**(32 stop) + q[0..stop-1], is below digit stop */
+            int inexact = rem != 0;
+            for (int j = 0; j < stop; j++) { inexact |= q[j] != 0; q[j] = 0; }
+            magnitude = digits_to_double(q, DIGITS, 0, 0, inexact);
+        } else {
+            const unsigned __int128 twice = rem * 2;
+            magnitude = digits_to_double(q, DIGITS, twice > (unsigned __int128)count,
+                                         twice == (unsigned __int128)count, rem != 0);
+        }
         values[g] = negative ? -magnitude : magnitude;
     }
     PyBuffer_Release(&counts);

@@ -503,3 +503,48 @@ def test_many_compact_groups():
         np.frombuffer(sums._sums.ratios(counts), dtype=np.float64).tobytes()
         == np.frombuffer(merged._sums.ratios(counts), dtype=np.float64).tobytes()
     )
+
+
+def test_ratios_round_ties_and_near_ties_as_exact_division():
+    """`ratios` stops its long division once the quotient has 97 bits: quotients exactly half
+    an ulp (ties, to even) or a unit beyond it, at every scale, still round as Fraction does."""
+    cases = []
+    for scale in (-1074, -1000, -60, 0, 40, 200, 900):
+        for count in (2, 3, 6, 7, 1000, 2**40 + 1):
+            for lead in (2**52, 2**52 + 1, 2**53 - 1, 2**53 + 1):  # 53 bits: ties
+                # sum = count * (lead + 1/2) * 2**scale, nudged by a unit of 2**-1074 or
+                # by powers of two far below the quotient's 53 bits (a remainder, then,
+                # with no nonzero digit under it)
+                total = Fraction(count * (2 * lead + 1), 2) * Fraction(2) ** scale
+                units = total * Fraction(2) ** 1074
+                if units.denominator != 1:
+                    continue
+                length = int(units).bit_length()
+                for shift in {0, max(0, length - 130), max(0, length - 100), max(0, length - 70)}:
+                    for sign in (-1, 0, 1):
+                        cases.append((int(units) + sign * 2**shift, count))
+    for count in (3, 7, 1000, 2**40 + 1):  # quotients of 4 digits or more, ties but for a
+        for lead in (2**52, 2**52 + 1):  # remainder with no nonzero digit under it
+            for digit in (1, 5, 20):
+                for rest in (0, 1, count - 1):
+                    tie = (2 * lead + 1) << (100 - 54)
+                    cases.append(((count * tie + rest) << (32 * digit), count))
+    rng = np.random.default_rng(5)
+    for units, count in cases:
+        # the sum as float64 values: units split into parts exactly representable
+        values, rest = [], units
+        while rest:
+            part = float(Fraction(rest) * Fraction(2) ** -1074)
+            if math.isinf(part):
+                break
+            values.append(part)
+            rest -= int(Fraction(part) * Fraction(2) ** 1074)
+        if rest or len(values) > 60:
+            continue
+        values_array = np.array(rng.permutation(values), dtype=np.float64)
+        sums = GroupedExactSum()
+        sums.add(values_array, np.zeros(len(values_array), dtype=np.int64))
+        got = np.frombuffer(sums._sums.ratios(np.array([count], dtype=np.int64)), np.float64)[0]
+        want = float(Fraction(units, count) * Fraction(2) ** -1074)
+        assert got == want, (units, count, got, want)
+    assert len(cases) > 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -254,13 +255,14 @@ class Partial:
                 names, columns = [], []
             keys, rows = self.keys, self._rows[order].tolist()
             if objects is None and len(set(names)) == len(names):  # by column: a Table
-                key_columns = [list(c) for c in zip(*(keys[code] for code in codes), strict=True)]
+                in_order = list(map(keys.__getitem__, codes))  # (zip(*keys) costs 5x more)
+                key_columns = [list(map(itemgetter(i), in_order)) for i in range(len(by))]
                 shape = {
                     "key": {name: i for i, name in enumerate(by)},
                     "rows": len(by),
                     "metrics": {name: len(by) + 1 + j for j, name in enumerate(names)},
                 }
-                table = Table(shape, [*(key_columns or [[] for _ in by]), rows, *columns])
+                table = Table(shape, [*key_columns, rows, *columns])
             else:
                 per_group = [
                     dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)
