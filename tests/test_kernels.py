@@ -798,7 +798,7 @@ def test_exp_and_log1p_edges():
 
 
 def test_group_counts_is_bincount_and_refuses_what_it_cannot_count():
-    from streammetric.metrics.state import rows_per_group
+    from streammetric.metrics.state import add_rows
 
     rng = np.random.default_rng(7)
     codes = rng.integers(0, 300, 5000)
@@ -818,9 +818,15 @@ def test_group_counts_is_bincount_and_refuses_what_it_cannot_count():
     assert not _kernels.group_counts(codes, mask.astype(np.uint8), np.zeros(300, np.int64))
     assert not _kernels.group_counts(codes.astype(float), None, np.zeros(300, np.int64))
     assert _kernels.group_counts(codes[:0], None, np.zeros(0, np.int64))  # nothing to count
-    # the Python side falls back to NumPy for what the kernel refuses: the same counts
-    assert np.array_equal(rows_per_group(codes, 10), np.bincount(codes, minlength=10))
+    # the Python side falls back to NumPy for what the kernel refuses (strided codes): the
+    # same counts, added in place
+    out = np.arange(300, dtype=np.int64)
+    add_rows(out, codes[::2], mask[::2])
+    assert np.array_equal(out, np.arange(300) + np.bincount(codes[::2][mask[::2]], minlength=300))
+    add_rows(out[:300], codes[1::2])
     assert np.array_equal(
-        rows_per_group(codes[::2], 300, mask[::2]),
-        np.bincount(codes[::2][mask[::2]], minlength=300),
+        out,
+        np.arange(300)
+        + np.bincount(codes[::2][mask[::2]], minlength=300)
+        + np.bincount(codes[1::2], minlength=300),
     )

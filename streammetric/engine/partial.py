@@ -20,7 +20,7 @@ from ..metrics import EvalMetric
 from ..metrics._inputs import as_pairs
 from ..metrics.base import _num_rows
 from ..metrics.batch import BatchStats
-from ..metrics.state import GroupedState, State, Terms, rows_per_group
+from ..metrics.state import GroupedState, State, Terms, add_rows
 from .result import Result
 
 __all__ = ["CellIndex", "GroupKey", "Partial", "locate_error"]
@@ -60,6 +60,20 @@ class Partial:
         self._rows = np.zeros(0, dtype=np.int64)  # rows per group code
         self.rows = 0
         self.invalid_rows = 0
+
+    def clear(self) -> bool:
+        """Back to an empty partial of the same run (the next unit's), keeping the memory of
+        its states (`GroupedState.clear`); False, nothing changed, if a metric keeps one
+        object per group (those are not reused)."""
+        if any(isinstance(state, _ObjectStates) for state in self.states):
+            return False
+        for state in self.states:
+            assert isinstance(state, GroupedState)
+            state.clear()
+        self._rows[:] = 0
+        self.rows = self.invalid_rows = 0
+        self.unit_key = None
+        return True
 
     @property
     def keys(self) -> list[GroupKey]:
@@ -126,7 +140,6 @@ class Partial:
         num_groups = self._rows.shape[0]
         if terms is None:
             terms = self.row_terms(labels, preds, weights)
-        per_group = None if isinstance(codes, int) else rows_per_group(codes, num_groups)
         for leaf, state, leaf_terms in zip(self.leaves, self.states, terms, strict=True):
             if isinstance(state, _ObjectStates):
                 state.add(leaf, labels, preds, weights, codes)
@@ -135,11 +148,11 @@ class Partial:
                 state.add_all(leaf_terms, count, codes)
             else:
                 assert leaf_terms is not None
-                state.add(leaf_terms, codes, num_groups, per_group)
-        if per_group is None:
+                state.add(leaf_terms, codes, num_groups)
+        if isinstance(codes, int):
             self._rows[codes] += count
         else:
-            self._rows += per_group
+            add_rows(self._rows, codes)
         self.rows += count
 
     def batch_stats(

@@ -95,6 +95,46 @@ def test_each_group_is_the_bits_of_its_rows_alone(tmp_path, monkeypatch, groups,
     assert _same(result.metrics, dict(zip(*converted.get(), strict=True)))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_units_reuse_merged_partials_with_the_same_result(tmp_path, monkeypatch, threads):
+    """A merged unit's partial is cleared and evaluates a later unit (its arrays reused): the
+    result and the run's state are those of fresh partials, bit for bit."""
+    rng = np.random.default_rng(11)
+    rows, classes = 4000, 4
+    labels, probs = _probs(rng, rows, classes)
+    probs[rng.integers(0, rows, 40)] = 0.0  # inf and NaN rows in some groups, diagnostics
+    table = pa.table(
+        {
+            "label": labels,
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), classes),
+            "slice": pa.array(rng.integers(0, 300, rows)),
+        }
+    )
+    path = tmp_path / "preds.parquet"
+    pq.write_table(table, path, row_group_size=rows // 10)  # 10 units
+    metrics = [
+        "ce",
+        "acc",
+        "top_k_accuracy:top_k=2",
+        "perplexity",
+        "f1:average=None,class_type=multiclass",
+    ]
+    made = []
+
+    class Counted(local.Partial):
+        def __init__(self, *args, **kwargs):
+            made.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(local, "Partial", Counted)
+    reused = sm.evaluate(path, metrics, by="slice", threads=threads, on_invalid="skip")
+    assert len(made) < 10  # (the total, and fewer partials than units)
+    monkeypatch.setattr(local.Evaluator, "recycle", lambda self, partial: None)
+    fresh = sm.evaluate(path, metrics, by="slice", threads=threads, on_invalid="skip")
+    assert reused.to_dict() == fresh.to_dict() and reused.notes == fresh.notes
+    assert reused.partial.to_json() == fresh.partial.to_json()
+
+
 def test_grouped_and_ungrouped_runs_agree_overall(tmp_path):
     path, labels, probs, _ = _file(tmp_path, 2000, 4, 30, seed=3)
     metrics = ["ce", "acc", "top_k_accuracy:top_k=2", "perplexity"]
@@ -180,6 +220,73 @@ def test_grouped_state_is_fold_per_group(rows, num_groups):
     fold(everything, SPECS, terms(np.ones(len(rows), dtype=bool)), len(rows))
     assert total["total"] == everything["total"] and total["rows"] == everything["rows"]
     assert isinstance(total["total"], ExactSum)
+
+
+def _batch_terms(rows, mask):
+    values = np.array([r[0] for r in rows], dtype=np.float64)[mask]
+    index = np.array([r[2] for r in rows], dtype=np.int64)[mask]
+    flags = np.array([r[3] for r in rows], dtype=bool)[mask]
+    diag = np.stack([flags.astype(np.int64)] * 3, axis=1) if len(flags) else np.zeros((0, 3))
+    return {
+        "total": values,
+        "rows": ROWS,
+        "hits": flags,
+        "per_class": At(index, size=2),
+        "weighted": At(index, np.abs(values), size=2),
+        "diag": Rowwise(diag.sum(axis=0).astype(np.int64), lambda: diag),
+        "weight": ROWS,  # whole units in sums
+        "hit_sum": flags,
+    }
+
+
+#: `SPECS`, and sums of whole units
+CLEAR_SPECS = {**SPECS, "weight": Spec("sum"), "hit_sum": Spec("sum")}
+
+
+def _everything(grouped: GroupedState) -> list:
+    """Every group's state and the total, as plain values (count vectors with their width)."""
+    out = []
+    for state in [grouped.state(g) for g in range(grouped.size + 1)] + [grouped.total()]:
+        out.append(
+            {
+                name: (
+                    (value.units, value.num_pos_inf, value.num_neg_inf, value.num_nan)
+                    if isinstance(value, ExactSum)
+                    else value.tolist()
+                    if isinstance(value, np.ndarray)
+                    else [s.units for s in value.sums()]
+                    if hasattr(value, "sums")
+                    else value
+                )
+                for name, value in state.items()
+            }
+        )
+    return [grouped.size, out]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(finite, st.integers(0, 6), st.integers(-1, 3), st.booleans()), max_size=30),
+    st.lists(st.tuples(finite, st.integers(0, 3), st.integers(-1, 3), st.booleans()), max_size=30),
+    st.integers(1, 7),
+    st.integers(1, 4),
+)
+def test_a_cleared_state_is_a_fresh_one(first, second, first_groups, second_groups):
+    """`GroupedState.clear` (units reusing their arrays) leaves a state that then takes any
+    batches exactly as a fresh one does: the same groups, values, count-vector widths (a
+    vector widened before the clear is not wide after it until a batch widens it)."""
+    used = GroupedState(CLEAR_SPECS)
+    if first:
+        codes = np.array([r[1] % first_groups for r in first], dtype=np.int64)
+        used.add(_batch_terms(first, np.ones(len(first), bool)), codes, first_groups)
+    used.clear()
+    fresh = GroupedState(CLEAR_SPECS)
+    assert _everything(used) == _everything(fresh)
+    for state in (used, fresh):
+        if second:
+            codes = np.array([r[1] % second_groups for r in second], dtype=np.int64)
+            state.add(_batch_terms(second, np.ones(len(second), bool)), codes, second_groups)
+    assert _everything(used) == _everything(fresh)
 
 
 def test_zero_counts_and_hits_fold_as_their_values():
