@@ -166,3 +166,41 @@ def test_string_and_int_groups_do_not_load_pyarrow_compute(tmp_path):
                 check=True,
             )
             assert out.stdout.split() == expected.split(), out.stderr
+
+
+def test_one_string_column_with_plain_pages_is_read_as_strings(tmp_path):
+    """Parquet's pages of a string column that are plain (written without a dictionary, or
+    fallen back once a big dictionary filled up) are read as strings when it is the one
+    group-by column (the C table hashes them), with the dictionary otherwise; the groups are
+    the same either way."""
+    from types import SimpleNamespace
+
+    from streammetric.io.reader import _dictionary_pays
+
+    rng = np.random.default_rng(2)
+    rows = 40_000
+    words = [f"{rng.integers(1 << 62):x}-{i}" for i in range(30_000)]  # ~1 MB: falls back
+    table = pa.table(
+        {
+            "label": np.arange(rows) % 2,
+            "probs": np.full((rows, 2), 0.5).tolist(),
+            "big": [words[i % len(words)] for i in range(rows)],
+            "small": [f"s{i % 7}" for i in range(rows)],
+        }
+    )
+    paths = {}
+    for name, options in (("dict", {}), ("plain", {"use_dictionary": False})):
+        paths[name] = tmp_path / f"{name}.parquet"
+        pq.write_table(table, paths[name], row_group_size=rows, **options)
+    unit = SimpleNamespace(index=0)
+    with_dictionary = pq.ParquetFile(paths["dict"]).metadata
+    assert not _dictionary_pays(with_dictionary, unit, "big")  # a big dictionary page
+    assert _dictionary_pays(with_dictionary, unit, "small")
+    assert not _dictionary_pays(pq.ParquetFile(paths["plain"]).metadata, unit, "small")
+    results = [
+        sm.evaluate(paths[name], ["ce", "acc"], by=by, threads=2).to_dict()
+        for name in ("dict", "plain")
+        for by in ("big", "small", ["small", "big"])
+    ]
+    assert results[:3] == results[3:]
+    assert [len(r["groups"]) for r in results[:3]] == [30_000, 7, rows]
