@@ -2164,6 +2164,65 @@ static int kc_cmp_str(const void *x, const void *y) {
     return (la > lb) - (la < lb);
 }
 
+/* The strings' codes in byte order (n > 0 codes, all strings): a radix sort on the 8 bytes that
+ * follow the prefix every key shares (big-endian, zero-padded: distinct such words order two
+ * keys as their bytes do), then each run of equal words by a full comparison. 0 if out of
+ * memory. */
+static int kc_order_strings(const KeyCodes *t, int64_t *o) {
+    const Py_ssize_t n = t->size;
+    int64_t common = t->len[0];
+    const unsigned char *first = t->arena + t->val[0];
+    for (Py_ssize_t c = 1; c < n && common; c++) {
+        const unsigned char *p = t->arena + t->val[c];
+        const int64_t most = t->len[c] < common ? t->len[c] : common;
+        int64_t k = 0;
+        while (k < most && p[k] == first[k]) k++;
+        common = k;
+    }
+    uint64_t *word = PyMem_RawMalloc((size_t)n * 16);
+    if (!word) return 0;
+    uint64_t *code = word + n;
+    for (Py_ssize_t c = 0; c < n; c++) {
+        const unsigned char *p = t->arena + t->val[c] + common;
+        const int64_t left = t->len[c] - common;
+        uint64_t w = 0;
+        for (int b = 0; b < 8; b++) w = (w << 8) | (b < left ? p[b] : 0);
+        word[c] = w;
+        code[c] = (uint64_t)c;
+    }
+    uint64_t *w2 = (uint64_t *)o, *c2 = PyMem_RawMalloc((size_t)n * 8);
+    if (!c2) { PyMem_RawFree(word); return 0; }
+    /* LSD, a byte a pass (passes where every word has the same byte skipped); the last pass's
+     * output in `word`/`code` */
+    for (int shift = 0; shift < 64; shift += 8) {
+        Py_ssize_t count[257] = {0};
+        for (Py_ssize_t i = 0; i < n; i++) count[((word[i] >> shift) & 0xff) + 1]++;
+        int used = 0;
+        for (int b = 1; b <= 256; b++) used += count[b] != 0;
+        if (used < 2) continue;
+        for (int b = 1; b <= 256; b++) count[b] += count[b - 1];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const Py_ssize_t at = count[(word[i] >> shift) & 0xff]++;
+            w2[at] = word[i];
+            c2[at] = code[i];
+        }
+        memcpy(word, w2, (size_t)n * 8);
+        memcpy(code, c2, (size_t)n * 8);
+    }
+    PyMem_RawFree(c2);
+    for (Py_ssize_t i = 0; i < n; i++) o[i] = (int64_t)code[i];
+    kc_sorting = t;
+    for (Py_ssize_t i = 0; i < n;) { /* runs of equal words: the rest of their bytes decides */
+        Py_ssize_t j = i + 1;
+        while (j < n && word[j] == word[i]) j++;
+        if (j - i > 1) qsort(o + i, (size_t)(j - i), 8, kc_cmp_str);
+        i = j;
+    }
+    kc_sorting = NULL;
+    PyMem_RawFree(word);
+    return 1;
+}
+
 PyDoc_STRVAR(key_codes_order_doc,
 "order(out) -> bool\n\nout (int64, size of them) = every code, in key order, when the keys are\n"
 "all ints or all strings (strings by their UTF-8 bytes: Python's order of str); False, out\n"
@@ -2175,13 +2234,20 @@ static PyObject *key_codes_order(KeyCodes *t, PyObject *out_obj) {
     if (!get_view(out_obj, &out, 1)) Py_RETURN_FALSE;
     int ok = buffer_kind(&out) == K_I64 && out.len == t->size * 8 &&
              (t->n_str == 0 || t->n_str == t->size);
-    if (ok) {
+    if (ok && t->size) {
         int64_t *o = out.buf;
-        for (Py_ssize_t c = 0; c < t->size; c++) o[c] = c;
-        /* qsort with a static table: the GIL stays held, so no other call sorts meanwhile */
-        kc_sorting = t;
-        qsort(o, (size_t)t->size, 8, t->n_str ? kc_cmp_str : kc_cmp_int);
-        kc_sorting = NULL;
+        if (t->n_str) {
+            if (!kc_order_strings(t, o)) {
+                PyBuffer_Release(&out);
+                return PyErr_NoMemory();
+            }
+        } else {
+            for (Py_ssize_t c = 0; c < t->size; c++) o[c] = c;
+            /* qsort with a static table: the GIL stays held, so no other call sorts meanwhile */
+            kc_sorting = t;
+            qsort(o, (size_t)t->size, 8, kc_cmp_int);
+            kc_sorting = NULL;
+        }
     }
     PyBuffer_Release(&out);
     return PyBool_FromLong(ok);

@@ -154,6 +154,27 @@ def test_key_codes_orders_keys_as_python_sorts_them():
     assert not strings.ints(np.empty(strings.size, dtype=np.int64))
 
 
+@pytest.mark.parametrize("prefix", ["", "group-", "x" * 40, "é€"])
+def test_key_codes_orders_strings_sharing_prefixes_and_nul_bytes(prefix):
+    """The radix sort on the 8 bytes after the shared prefix, ties broken by the whole
+    strings: zero bytes, strings that are prefixes of others, long equal runs."""
+    rng = random.Random(len(prefix))
+    tails = {"", "\x00", "\x00\x00", "a", "a\x00", "ab", "\x7f", "\x80", "😀", "\uffff"}
+    alphabet = ["\x00", "\x01", "a", "b", "é", "😀", "\uffff", "z"]
+    while len(tails) < 4_000:
+        tails.add("".join(rng.choices(alphabet, k=rng.choice([1, 7, 8, 9, 15, 16, 17, 30]))))
+    words = [prefix + tail for tail in tails]
+    rng.shuffle(words)
+    table = KeyCodes()
+    assert table.add_keys([(w,) for w in words]) == len(words)
+    order = np.empty(len(words), dtype=np.int64)
+    assert table.order(order)
+    assert [words[c] for c in order.tolist()] == sorted(words)
+    single = KeyCodes()
+    single.add_keys([(prefix,)])
+    assert single.order(order[:1]) and order[0] == 0
+
+
 def _column(values: list[Any], how: str) -> pa.Array | pa.ChunkedArray:
     """``values`` as the engine may meet them: plain, large strings, sliced, chunked, or a
     dictionary array whose dictionary repeats values."""
