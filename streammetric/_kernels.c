@@ -11,6 +11,7 @@
  * class_ranks(pred, labels, ranks)       ranks of the true class among each row's scores
  * hash_ints, hash_strings               64-bit hashes of row identities (the bootstrap's)
  * group_counts(codes, mask, out)         out[codes[i]] += 1 (mask None) or mask[i]: rows per group
+ * GroupSums, KeyCodes                    exact sums per group; dense codes of int/string keys
  * isa(), isas(), use_isa(name)           the instruction set the loops use (see below)
  *
  * Every function reads any object with the buffer protocol (NumPy arrays), checks formats and
@@ -1734,6 +1735,592 @@ static PyTypeObject GroupSumsType = {
     .tp_new = group_sums_new,
 };
 
+/* ------------------------------------------------------------------ KeyCodes */
+
+/* KeyCodes: group keys that are one int64 or one UTF-8 string, numbered 0, 1, 2, ... in the
+ * order they are first seen, kept in C for a whole run (engine/partial.py's GroupIndex owns
+ * one). A call looks a batch's values up (an int64 column, or the offsets and bytes of an
+ * Arrow string array) and numbers the new ones, with no Python object per value; the Python
+ * keys of the new codes are made afterwards (`keys`). Keys compare as Python's would: an int
+ * and a string are never the same key (5 and "5" differ), strings by their bytes.
+ *
+ * Open addressing with linear probing over slots of 16 bytes: an int's slot holds the value
+ * itself (a probe touches nothing else), a string's its 64-bit hash (then its bytes, in the
+ * arena, are compared). At most half the slots are used. The caller serialises calls (the
+ * GroupIndex's lock); a call runs with the GIL released, and `busy` refuses a second one. */
+
+#define KC_INT 1u
+#define KC_STR 2u
+#define KC_MAX_CODES ((Py_ssize_t)0x7ffffff0)
+#define KC_BLOCK 16 /* rows hashed and their slots prefetched ahead of the probes */
+
+typedef struct {
+    uint64_t tag;   /* an int's value (its bits), a string's hash */
+    uint32_t code1; /* code + 1; 0: empty */
+    uint32_t kind;  /* KC_INT or KC_STR */
+} kc_slot_t;
+
+typedef struct {
+    PyObject_HEAD
+    kc_slot_t *slots;
+    uint64_t mask;        /* slots - 1 (a power of 2), or 0 before the first key */
+    int64_t *val;         /* per code: the int, or the string's offset in the arena */
+    int64_t *len;         /* per code: -1 for an int, else the string's length */
+    uint64_t *hash;       /* per code: the slot hash */
+    Py_ssize_t size, cap;
+    unsigned char *arena; /* the strings' bytes */
+    size_t arena_len, arena_cap;
+    Py_ssize_t n_str;     /* codes that are strings */
+    int busy;
+} KeyCodes;
+
+static INLINE uint64_t kc_hash_int(uint64_t v) { return mix64(v ^ 0x2545f4914f6cdd1dULL); }
+
+static INLINE uint64_t kc_hash_bytes(const unsigned char *p, int64_t n) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    int64_t k = n;
+    for (; k >= 8; k -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    for (int64_t b = k - 1; b >= 0; b--) w = (w << 8) | p[b];
+    return mix64(h ^ w);
+}
+
+/* Room for `need` codes (and slots for them at most half full); 0 if out of memory. */
+static int kc_reserve(KeyCodes *t, Py_ssize_t need) {
+    if (need > KC_MAX_CODES) return 0;
+    if (need > t->cap) {
+        Py_ssize_t cap = t->cap ? t->cap : 64;
+        while (cap < need) cap *= 2;
+        int64_t *val = PyMem_RawRealloc(t->val, (size_t)cap * 8);
+        if (!val) return 0;
+        t->val = val;
+        int64_t *len = PyMem_RawRealloc(t->len, (size_t)cap * 8);
+        if (!len) return 0;
+        t->len = len;
+        uint64_t *hash = PyMem_RawRealloc(t->hash, (size_t)cap * 8);
+        if (!hash) return 0;
+        t->hash = hash;
+        t->cap = cap;
+    }
+    uint64_t slots = t->mask ? t->mask + 1 : 0;
+    if ((uint64_t)need * 2 > slots) {
+        uint64_t n = slots ? slots : 128;
+        while ((uint64_t)need * 2 > n) n *= 2;
+        kc_slot_t *grown = PyMem_RawCalloc((size_t)n, sizeof(kc_slot_t));
+        if (!grown) return 0;
+        const uint64_t mask = n - 1;
+        for (Py_ssize_t c = 0; c < t->size; c++) {
+            uint64_t pos = t->hash[c] & mask;
+            while (grown[pos].code1) pos = (pos + 1) & mask;
+            const int is_int = t->len[c] < 0;
+            grown[pos].tag = is_int ? (uint64_t)t->val[c] : t->hash[c];
+            grown[pos].kind = is_int ? KC_INT : KC_STR;
+            grown[pos].code1 = (uint32_t)(c + 1);
+        }
+        PyMem_RawFree(t->slots);
+        t->slots = grown;
+        t->mask = mask;
+    }
+    return 1;
+}
+
+/* Forget the codes from `size` on (a failed call's), rebuilding the slots. */
+static void kc_truncate(KeyCodes *t, Py_ssize_t size) {
+    if (size >= t->size) return;
+    Py_ssize_t strings = 0;
+    size_t arena = 0;
+    for (Py_ssize_t c = 0; c < size; c++)
+        if (t->len[c] >= 0) {
+            strings++;
+            arena = (size_t)(t->val[c] + t->len[c]);
+        }
+    t->size = size;
+    t->n_str = strings;
+    t->arena_len = arena;
+    if (t->slots) {
+        memset(t->slots, 0, (size_t)(t->mask + 1) * sizeof(kc_slot_t));
+        for (Py_ssize_t c = 0; c < size; c++) {
+            uint64_t pos = t->hash[c] & t->mask;
+            while (t->slots[pos].code1) pos = (pos + 1) & t->mask;
+            const int is_int = t->len[c] < 0;
+            t->slots[pos].tag = is_int ? (uint64_t)t->val[c] : t->hash[c];
+            t->slots[pos].kind = is_int ? KC_INT : KC_STR;
+            t->slots[pos].code1 = (uint32_t)(c + 1);
+        }
+    }
+}
+
+/* The code of the int `v` (hash `h`), numbering it if new; -1 if out of memory. */
+static INLINE int64_t kc_int(KeyCodes *t, int64_t v, uint64_t h) {
+    if (t->mask) {
+        uint64_t pos = h & t->mask;
+        for (;;) {
+            const kc_slot_t *s = &t->slots[pos];
+            if (!s->code1) break;
+            if (s->tag == (uint64_t)v && s->kind == KC_INT) return (int64_t)s->code1 - 1;
+            pos = (pos + 1) & t->mask;
+        }
+    }
+    if (!kc_reserve(t, t->size + 1)) return -1;
+    const Py_ssize_t c = t->size++;
+    t->val[c] = v;
+    t->len[c] = -1;
+    t->hash[c] = h;
+    uint64_t pos = h & t->mask;
+    while (t->slots[pos].code1) pos = (pos + 1) & t->mask;
+    t->slots[pos].tag = (uint64_t)v;
+    t->slots[pos].kind = KC_INT;
+    t->slots[pos].code1 = (uint32_t)(c + 1);
+    return c;
+}
+
+/* Whether p[0:n] is UTF-8 (as Python's strict decoder accepts it: no surrogates, no
+ * overlong forms, nothing beyond U+10FFFF). */
+static int kc_utf8(const unsigned char *p, int64_t n) {
+    for (int64_t i = 0; i < n;) {
+        const unsigned char c = p[i];
+        if (c < 0x80) { i++; continue; }
+        int k;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) { k = 1; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { k = 2; cp = c & 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { k = 3; cp = c & 0x07; }
+        else return 0;
+        if (n - i <= k) return 0;
+        for (int j = 1; j <= k; j++) {
+            const unsigned char d = p[i + j];
+            if ((d & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (d & 0x3f);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
+        if (cp >= 0xd800 && cp <= 0xdfff) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* The code of the string p[0:n] (hash `h`), numbering it if new; -1 if out of memory, -2 if
+ * it is not UTF-8. */
+static INLINE int64_t kc_str(KeyCodes *t, const unsigned char *p, int64_t n, uint64_t h) {
+    if (t->mask) {
+        uint64_t pos = h & t->mask;
+        for (;;) {
+            const kc_slot_t *s = &t->slots[pos];
+            if (!s->code1) break;
+            if (s->tag == h && s->kind == KC_STR) {
+                const int64_t c = (int64_t)s->code1 - 1;
+                if (t->len[c] == n && (n == 0 || memcmp(t->arena + t->val[c], p, (size_t)n) == 0))
+                    return c;
+            }
+            pos = (pos + 1) & t->mask;
+        }
+    }
+    if (!kc_utf8(p, n)) return -2;
+    if (!kc_reserve(t, t->size + 1)) return -1;
+    if (t->arena_len + (size_t)n > t->arena_cap) {
+        size_t cap = t->arena_cap ? t->arena_cap : 4096;
+        while (cap < t->arena_len + (size_t)n) cap *= 2;
+        unsigned char *arena = PyMem_RawRealloc(t->arena, cap);
+        if (!arena) return -1;
+        t->arena = arena;
+        t->arena_cap = cap;
+    }
+    if (n) memcpy(t->arena + t->arena_len, p, (size_t)n);
+    const Py_ssize_t c = t->size++;
+    t->val[c] = (int64_t)t->arena_len;
+    t->len[c] = n;
+    t->hash[c] = h;
+    t->arena_len += (size_t)n;
+    t->n_str++;
+    uint64_t pos = h & t->mask;
+    while (t->slots[pos].code1) pos = (pos + 1) & t->mask;
+    t->slots[pos].tag = h;
+    t->slots[pos].kind = KC_STR;
+    t->slots[pos].code1 = (uint32_t)(c + 1);
+    return c;
+}
+
+static PyObject *key_codes_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    if (!PyArg_ParseTuple(args, ":KeyCodes") || (kwargs && PyDict_Size(kwargs))) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "KeyCodes() takes no arguments");
+        return NULL;
+    }
+    KeyCodes *t = (KeyCodes *)type->tp_alloc(type, 0);
+    if (t) {
+        t->slots = NULL;
+        t->mask = 0;
+        t->val = t->len = NULL;
+        t->hash = NULL;
+        t->size = t->cap = 0;
+        t->arena = NULL;
+        t->arena_len = t->arena_cap = 0;
+        t->n_str = 0;
+        t->busy = 0;
+    }
+    return (PyObject *)t;
+}
+
+static void key_codes_dealloc(KeyCodes *t) {
+    PyMem_RawFree(t->slots);
+    PyMem_RawFree(t->val);
+    PyMem_RawFree(t->len);
+    PyMem_RawFree(t->hash);
+    PyMem_RawFree(t->arena);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static int key_codes_enter(KeyCodes *t) {
+    if (t->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "KeyCodes is in use by another thread");
+        return 0;
+    }
+    return 1;
+}
+
+/* (start, end): the codes a call numbered, or NULL with an exception (nothing numbered). */
+static PyObject *kc_result(KeyCodes *t, Py_ssize_t start, int failed) {
+    if (failed) {
+        kc_truncate(t, start);
+        if (failed == -2)
+            PyErr_SetString(PyExc_ValueError, "KeyCodes: a string is not valid UTF-8");
+        else
+            PyErr_NoMemory();
+        return NULL;
+    }
+    return Py_BuildValue("(nn)", start, t->size);
+}
+
+PyDoc_STRVAR(key_codes_add_ints_doc,
+"add_ints(values, out) -> tuple[int, int] | None\n\nout[i] = the code of the int values[i]\n"
+"(int64, 1-D contiguous; out int64 of the same length), numbering new values in order of\n"
+"first appearance; the codes numbered, (start, end). None if the buffers do not fit.");
+
+static PyObject *key_codes_add_ints(KeyCodes *t, PyObject *args) {
+    PyObject *values_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OO", &values_obj, &out_obj)) return NULL;
+    if (!key_codes_enter(t)) return NULL;
+    Py_buffer values, out;
+    if (!get_view(values_obj, &values, 0)) Py_RETURN_NONE;
+    if (!get_view(out_obj, &out, 1)) { PyBuffer_Release(&values); Py_RETURN_NONE; }
+    if (buffer_kind(&values) != K_I64 || buffer_kind(&out) != K_I64 || values.len != out.len) {
+        PyBuffer_Release(&out);
+        PyBuffer_Release(&values);
+        Py_RETURN_NONE;
+    }
+    const int64_t *v = values.buf;
+    int64_t *o = out.buf;
+    const Py_ssize_t n = values.len / 8, start = t->size;
+    int failed = 0;
+    t->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    uint64_t h[KC_BLOCK];
+    for (Py_ssize_t i = 0; i < n && !failed; i += KC_BLOCK) {
+        const Py_ssize_t m = n - i < KC_BLOCK ? n - i : KC_BLOCK;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            h[j] = kc_hash_int((uint64_t)v[i + j]);
+            if (t->mask) __builtin_prefetch(&t->slots[h[j] & t->mask]);
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            const int64_t c = kc_int(t, v[i + j], h[j]);
+            if (c < 0) { failed = -1; break; }
+            o[i + j] = c;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    t->busy = 0;
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&values);
+    return kc_result(t, start, failed);
+}
+
+PyDoc_STRVAR(key_codes_add_strings_doc,
+"add_strings(offsets, data, out) -> tuple[int, int] | None\n\nout[i] = the code of the string\n"
+"data[offsets[i]:offsets[i + 1]] (Arrow's string layout: int32 or int64 offsets, n + 1 of\n"
+"them; out int64, n), numbering new strings in order of first appearance; the codes numbered,\n"
+"(start, end). None if the buffers do not fit or an offset is out of range; ValueError,\n"
+"nothing numbered, if a new string is not UTF-8.");
+
+static PyObject *key_codes_add_strings(KeyCodes *t, PyObject *args) {
+    PyObject *offsets_obj, *data_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOO", &offsets_obj, &data_obj, &out_obj)) return NULL;
+    if (!key_codes_enter(t)) return NULL;
+    Py_buffer offsets, data, out;
+    if (!get_view(offsets_obj, &offsets, 0)) Py_RETURN_NONE;
+    if (!get_view(data_obj, &data, 0)) { PyBuffer_Release(&offsets); Py_RETURN_NONE; }
+    if (!get_view(out_obj, &out, 1)) {
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&offsets);
+        Py_RETURN_NONE;
+    }
+    const kind_t kind = buffer_kind(&offsets);
+    const Py_ssize_t n = out.len / 8, start = t->size;
+    const int wide = kind == K_I64;
+    int ok = (kind == K_I32 || kind == K_I64) && buffer_kind(&out) == K_I64 &&
+             offsets.len == (n + 1) * offsets.itemsize;
+    int failed = 0;
+    if (ok) {
+        const unsigned char *bytes = data.buf;
+        const int64_t size = data.len;
+        int64_t *o = out.buf;
+        t->busy = 1;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i <= n; i++) { /* every offset in range, before numbering any */
+            const int64_t at = wide ? ((const int64_t *)offsets.buf)[i] : ((const int32_t *)offsets.buf)[i];
+            const int64_t before = i == 0 ? 0 : (wide ? ((const int64_t *)offsets.buf)[i - 1] : ((const int32_t *)offsets.buf)[i - 1]);
+            if (at < 0 || at > size || at < before) { ok = 0; break; }
+        }
+        uint64_t h[KC_BLOCK];
+        for (Py_ssize_t i = 0; ok && i < n && !failed; i += KC_BLOCK) {
+            const Py_ssize_t m = n - i < KC_BLOCK ? n - i : KC_BLOCK;
+            for (Py_ssize_t j = 0; j < m; j++) {
+                const int64_t a = wide ? ((const int64_t *)offsets.buf)[i + j] : ((const int32_t *)offsets.buf)[i + j];
+                const int64_t b = wide ? ((const int64_t *)offsets.buf)[i + j + 1] : ((const int32_t *)offsets.buf)[i + j + 1];
+                h[j] = kc_hash_bytes(bytes + a, b - a);
+                if (t->mask) __builtin_prefetch(&t->slots[h[j] & t->mask]);
+            }
+            for (Py_ssize_t j = 0; j < m; j++) {
+                const int64_t a = wide ? ((const int64_t *)offsets.buf)[i + j] : ((const int32_t *)offsets.buf)[i + j];
+                const int64_t b = wide ? ((const int64_t *)offsets.buf)[i + j + 1] : ((const int32_t *)offsets.buf)[i + j + 1];
+                const int64_t c = kc_str(t, bytes + a, b - a, h[j]);
+                if (c < 0) { failed = (int)c; break; }
+                o[i + j] = c;
+            }
+        }
+        Py_END_ALLOW_THREADS
+        t->busy = 0;
+    }
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&offsets);
+    if (!ok) Py_RETURN_NONE;
+    return kc_result(t, start, failed);
+}
+
+PyDoc_STRVAR(key_codes_add_keys_doc,
+"add_keys(keys) -> int\n\nNumbers Python keys (a list of 1-tuples) in order, as codes size,\n"
+"size + 1, ...: each must be an int (not a bool) within int64 or a str that UTF-8 can encode,\n"
+"and not a key already here; stops at the first that is not, and answers how many it\n"
+"numbered.");
+
+static PyObject *key_codes_add_keys(KeyCodes *t, PyObject *keys) {
+    if (!PyList_Check(keys)) {
+        PyErr_SetString(PyExc_TypeError, "add_keys() takes a list");
+        return NULL;
+    }
+    if (!key_codes_enter(t)) return NULL;
+    Py_ssize_t done = 0;
+    const Py_ssize_t n = PyList_GET_SIZE(keys);
+    for (; done < n; done++) {
+        PyObject *key = PyList_GET_ITEM(keys, done);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 1) break;
+        PyObject *value = PyTuple_GET_ITEM(key, 0);
+        const Py_ssize_t before = t->size;
+        int64_t c;
+        if (PyLong_CheckExact(value)) {
+            int overflow = 0;
+            const long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+            if (overflow || (v == -1 && PyErr_Occurred())) { PyErr_Clear(); break; }
+            c = kc_int(t, (int64_t)v, kc_hash_int((uint64_t)v));
+        } else if (PyUnicode_CheckExact(value)) {
+            Py_ssize_t len;
+            const char *p = PyUnicode_AsUTF8AndSize(value, &len);
+            if (!p) { PyErr_Clear(); break; }
+            c = kc_str(t, (const unsigned char *)p, len, kc_hash_bytes((const unsigned char *)p, len));
+        } else {
+            break;
+        }
+        if (c == -1) return PyErr_NoMemory();
+        if (c != (int64_t)before || t->size != before + 1) break; /* -2 (not UTF-8), or known */
+    }
+    return PyLong_FromSsize_t(done);
+}
+
+PyDoc_STRVAR(key_codes_keys_doc,
+"keys(start, end) -> list[tuple[int | str]]\n\nThe keys (value,) of codes start .. end - 1.");
+
+static PyObject *key_codes_keys(KeyCodes *t, PyObject *args) {
+    Py_ssize_t start, end;
+    if (!PyArg_ParseTuple(args, "nn", &start, &end)) return NULL;
+    if (!key_codes_enter(t)) return NULL;
+    if (start < 0 || end > t->size || start > end) {
+        PyErr_SetString(PyExc_IndexError, "KeyCodes.keys: codes out of range");
+        return NULL;
+    }
+    PyObject *list = PyList_New(end - start);
+    if (!list) return NULL;
+    for (Py_ssize_t c = start; c < end; c++) {
+        PyObject *value = t->len[c] < 0
+            ? PyLong_FromLongLong(t->val[c])
+            : PyUnicode_DecodeUTF8((const char *)t->arena + t->val[c], t->len[c], "strict");
+        PyObject *key = value ? PyTuple_Pack(1, value) : NULL;
+        Py_XDECREF(value);
+        if (!key) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, c - start, key);
+    }
+    return list;
+}
+
+static const KeyCodes *kc_sorting; /* qsort's table (the GIL held, or busy set) */
+
+static int kc_cmp_int(const void *x, const void *y) {
+    const int64_t a = kc_sorting->val[*(const int64_t *)x], b = kc_sorting->val[*(const int64_t *)y];
+    return (a > b) - (a < b);
+}
+
+static int kc_cmp_str(const void *x, const void *y) {
+    const KeyCodes *t = kc_sorting;
+    const int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    const int64_t la = t->len[a], lb = t->len[b];
+    const int r = memcmp(t->arena + t->val[a], t->arena + t->val[b], (size_t)(la < lb ? la : lb));
+    if (r) return r;
+    return (la > lb) - (la < lb);
+}
+
+/* The strings' codes in byte order (n > 0 codes, all strings): a radix sort on the 8 bytes that
+ * follow the prefix every key shares (big-endian, zero-padded: distinct such words order two
+ * keys as their bytes do), then each run of equal words by a full comparison. 0 if out of
+ * memory. */
+static int kc_order_strings(const KeyCodes *t, int64_t *o) {
+    const Py_ssize_t n = t->size;
+    int64_t common = t->len[0];
+    const unsigned char *first = t->arena + t->val[0];
+    for (Py_ssize_t c = 1; c < n && common; c++) {
+        const unsigned char *p = t->arena + t->val[c];
+        const int64_t most = t->len[c] < common ? t->len[c] : common;
+        int64_t k = 0;
+        while (k < most && p[k] == first[k]) k++;
+        common = k;
+    }
+    uint64_t *word = PyMem_RawMalloc((size_t)n * 16);
+    if (!word) return 0;
+    uint64_t *code = word + n;
+    for (Py_ssize_t c = 0; c < n; c++) {
+        const unsigned char *p = t->arena + t->val[c] + common;
+        const int64_t left = t->len[c] - common;
+        uint64_t w = 0;
+        for (int b = 0; b < 8; b++) w = (w << 8) | (b < left ? p[b] : 0);
+        word[c] = w;
+        code[c] = (uint64_t)c;
+    }
+    uint64_t *w2 = (uint64_t *)o, *c2 = PyMem_RawMalloc((size_t)n * 8);
+    if (!c2) { PyMem_RawFree(word); return 0; }
+    /* LSD, a byte a pass (passes where every word has the same byte skipped); the last pass's
+     * output in `word`/`code` */
+    for (int shift = 0; shift < 64; shift += 8) {
+        Py_ssize_t count[257] = {0};
+        for (Py_ssize_t i = 0; i < n; i++) count[((word[i] >> shift) & 0xff) + 1]++;
+        int used = 0;
+        for (int b = 1; b <= 256; b++) used += count[b] != 0;
+        if (used < 2) continue;
+        for (int b = 1; b <= 256; b++) count[b] += count[b - 1];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const Py_ssize_t at = count[(word[i] >> shift) & 0xff]++;
+            w2[at] = word[i];
+            c2[at] = code[i];
+        }
+        memcpy(word, w2, (size_t)n * 8);
+        memcpy(code, c2, (size_t)n * 8);
+    }
+    PyMem_RawFree(c2);
+    for (Py_ssize_t i = 0; i < n; i++) o[i] = (int64_t)code[i];
+    kc_sorting = t;
+    for (Py_ssize_t i = 0; i < n;) { /* runs of equal words: the rest of their bytes decides */
+        Py_ssize_t j = i + 1;
+        while (j < n && word[j] == word[i]) j++;
+        if (j - i > 1) qsort(o + i, (size_t)(j - i), 8, kc_cmp_str);
+        i = j;
+    }
+    kc_sorting = NULL;
+    PyMem_RawFree(word);
+    return 1;
+}
+
+PyDoc_STRVAR(key_codes_order_doc,
+"order(out) -> bool\n\nout (int64, size of them) = every code, in key order, when the keys are\n"
+"all ints or all strings (strings by their UTF-8 bytes: Python's order of str); False, out\n"
+"unchanged, if they are both or the buffer does not fit.");
+
+static PyObject *key_codes_order(KeyCodes *t, PyObject *out_obj) {
+    if (!key_codes_enter(t)) return NULL;
+    Py_buffer out;
+    if (!get_view(out_obj, &out, 1)) Py_RETURN_FALSE;
+    int ok = buffer_kind(&out) == K_I64 && out.len == t->size * 8 &&
+             (t->n_str == 0 || t->n_str == t->size);
+    if (ok && t->size) {
+        int64_t *o = out.buf;
+        if (t->n_str) {
+            if (!kc_order_strings(t, o)) {
+                PyBuffer_Release(&out);
+                return PyErr_NoMemory();
+            }
+        } else {
+            for (Py_ssize_t c = 0; c < t->size; c++) o[c] = c;
+            /* qsort with a static table: the GIL stays held, so no other call sorts meanwhile */
+            kc_sorting = t;
+            qsort(o, (size_t)t->size, 8, kc_cmp_int);
+            kc_sorting = NULL;
+        }
+    }
+    PyBuffer_Release(&out);
+    return PyBool_FromLong(ok);
+}
+
+PyDoc_STRVAR(key_codes_ints_doc,
+"ints(out) -> bool\n\nout (int64, size of them) = the key of each code, when every key is an int\n"
+"(for NumPy to sort them); False, out unchanged, if not or the buffer does not fit.");
+
+static PyObject *key_codes_ints(KeyCodes *t, PyObject *out_obj) {
+    if (!key_codes_enter(t)) return NULL;
+    Py_buffer out;
+    if (!get_view(out_obj, &out, 1)) Py_RETURN_FALSE;
+    const int ok = buffer_kind(&out) == K_I64 && out.len == t->size * 8 && t->n_str == 0;
+    if (ok && t->size) memcpy(out.buf, t->val, (size_t)t->size * 8);
+    PyBuffer_Release(&out);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *key_codes_size(KeyCodes *t, void *Py_UNUSED(closure)) {
+    return PyLong_FromSsize_t(t->size);
+}
+
+static PyObject *key_codes_strings(KeyCodes *t, void *Py_UNUSED(closure)) {
+    return PyLong_FromSsize_t(t->n_str);
+}
+
+static PyMethodDef key_codes_methods[] = {
+    {"add_ints", (PyCFunction)key_codes_add_ints, METH_VARARGS, key_codes_add_ints_doc},
+    {"add_strings", (PyCFunction)key_codes_add_strings, METH_VARARGS, key_codes_add_strings_doc},
+    {"add_keys", (PyCFunction)key_codes_add_keys, METH_O, key_codes_add_keys_doc},
+    {"keys", (PyCFunction)key_codes_keys, METH_VARARGS, key_codes_keys_doc},
+    {"order", (PyCFunction)key_codes_order, METH_O, key_codes_order_doc},
+    {"ints", (PyCFunction)key_codes_ints, METH_O, key_codes_ints_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef key_codes_getset[] = {
+    {"size", (getter)key_codes_size, NULL, "The number of keys (codes 0 .. size - 1).", NULL},
+    {"strings", (getter)key_codes_strings, NULL, "How many of the keys are strings.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject KeyCodesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streammetric._kernels.KeyCodes",
+    .tp_basicsize = sizeof(KeyCodes),
+    .tp_dealloc = (destructor)key_codes_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "KeyCodes()\n\nDense codes of int64 and UTF-8 string keys in order of first appearance "
+              "(see add_ints, add_strings, add_keys, keys, order).",
+    .tp_methods = key_codes_methods,
+    .tp_getset = key_codes_getset,
+    .tp_new = key_codes_new,
+};
+
 /* ----------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -1786,11 +2373,18 @@ PyMODINIT_FUNC PyInit__kernels(void) {
         }
     }
     if (PyType_Ready(&GroupSumsType) < 0) return NULL;
+    if (PyType_Ready(&KeyCodesType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&GroupSumsType);
     if (PyModule_AddObject(m, "GroupSums", (PyObject *)&GroupSumsType) < 0) {
         Py_DECREF(&GroupSumsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&KeyCodesType);
+    if (PyModule_AddObject(m, "KeyCodes", (PyObject *)&KeyCodesType) < 0) {
+        Py_DECREF(&KeyCodesType);
         Py_DECREF(m);
         return NULL;
     }

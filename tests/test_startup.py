@@ -68,6 +68,37 @@ def test_eval_imports_only_what_it_needs(tmp_path: Path):
     assert sorted(set(json.loads(report.read_text())) & set(NOT_FOR_EVAL)) == []
 
 
+def test_eval_by_one_int_or_string_column_does_not_load_pyarrow_compute(tmp_path: Path):
+    """``eval --by`` one column of ints or strings (many values: strings read with their
+    dictionary, ints as they are): the group index's C table numbers and sorts the keys, so
+    ``pyarrow.compute`` (~45 ms to import) is never loaded."""
+    path = tmp_path / "grouped.parquet"
+    rows = 20_000
+    probs = pa.FixedSizeListArray.from_arrays(pa.array(np.full(rows * 4, 0.25, np.float32)), 4)
+    table = pa.table(
+        {
+            "label": np.zeros(rows, np.int64),
+            "probs": probs,
+            "n": (np.arange(rows) * 7_919) % 9_973,
+            "s": [f"g-{i % 5_000}" for i in range(rows)],
+        }
+    )
+    pq.write_table(table, path, row_group_size=5_000)
+    for column, groups in (("n", 9_973), ("s", 5_000)):
+        out = python(
+            f"""
+            import json, sys
+            from streammetric.cli import main
+            args = ["eval", {str(path)!r}, "-m", "ce", "-m", "acc", "--by", {column!r},
+                    "--format", "json", "--no-progress", "--threads", "2"]
+            main(args, standalone_mode=False)
+            print("pyarrow.compute" in sys.modules)
+            """
+        )
+        assert out[-1] == "False", column
+        assert len(json.loads("\n".join(out[:-1]))["groups"]) == groups
+
+
 def test_lazy_metrics_load_when_used():
     out = python(
         f"""

@@ -40,7 +40,6 @@ from ..io import (
     group_codes,
     iter_arrow,
     make_batch,
-    plain_codes,
     plan,
     resolve_paths,
     resolve_units,
@@ -460,11 +459,6 @@ def _observe(
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
 FLUSH_ROWS = 1 << 20
 
-#: distinct values of one group-by column in a flush from which Arrow's hashing looks the keys
-#: up (`GroupIndex.codes_of_values`): below it Python's dict is as quick, and the process need
-#: not load ``pyarrow.compute`` (40-120 ms) for a column of strings read with their dictionary
-ARROW_KEYS = 2048
-
 
 class _Pending:
     """Batches of a unit whose rows' groups are not yet known: their group columns and
@@ -500,14 +494,11 @@ class _Pending:
         columns = {name: _one_array([b[0][name] for b in batches]) for name in batches[0][0]}
         index = partial.index
         groups = index.groups if isinstance(index, CellIndex) else index
-        plain = plain_codes(columns)
-        if plain is not None:  # one column of strings or ints
-            local, values = plain
-            if len(values) >= ARROW_KEYS:  # Arrow looks the keys up
-                codes = groups.codes_of_values(values)[local]
-            else:
-                codes = groups.codes_of([(value,) for value in values.to_pylist()])[local]
-        else:
+        codes = None
+        if len(columns) == 1:  # one column of strings or ints: the index's C table numbers them
+            (column,) = columns.values()
+            codes = groups.codes_of_column(column)
+        if codes is None:
             local, keys = group_codes(columns)
             codes = groups.codes_of(keys)[local]
         if batches[0][6] is not None:  # the cells (group, bucket)

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .._arrow import array_of, as_numpy, codes_numpy, from_numpy
+from .._arrow import as_numpy, from_numpy
 from .._exceptions import InvalidInputError, StateError
 from .._json import Table
+from .._kernels import KeyCodes
 from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
@@ -111,7 +112,7 @@ class Partial:
     def sorted_codes(self) -> list[int]:
         """The group codes in key order (as results and checkpoints list them)."""
         order = self.index.key_order()
-        if order is not None:  # one string or int per key: Arrow sorted them
+        if order is not None:  # one string or int per key: sorted by the C table or NumPy
             rows = self._rows
             order = order[order < rows.shape[0]]
             return order[rows[order] > 0].tolist()
@@ -361,15 +362,22 @@ class Partial:
 
 class GroupIndex:
     """Group keys numbered ``0, 1, ...`` in the order they are first seen, shared by the
-    threads of a run (new keys are numbered under a lock)."""
+    threads of a run (new keys are numbered under a lock).
+
+    Keys that are one int64 or one string are also held by a C table (`KeyCodes`), which
+    numbers a column's values (`codes_of_column`, `codes_of_values`) with no Python object per
+    value; keys of any other kind go through a Python dict (`codes_of`). Both follow the one
+    list `keys`: each catches up with the keys the other numbered (under the lock) before it
+    numbers more, so a key has one code whichever way it came. The first key the C table
+    cannot hold (a float, a null, two columns, an int beyond int64, ...) retires it for good:
+    then every key goes through the dict."""
 
     def __init__(self) -> None:
         self.keys: list[GroupKey] = []
-        self._codes: dict[GroupKey, int] = {}
+        self._codes: dict[GroupKey, int] = {}  # the keys ``keys[:len(_codes)]``
         self._lock = threading.Lock()
-        #: the values of one-column keys as an Arrow array, for `codes_of_values`
-        self._mirror: pa.Array | None = None
-        self._mixed = False  # a key is not one string or one int64
+        #: every key (one int64 or one string each), or None once a key is not
+        self._table: KeyCodes | None = KeyCodes()
 
     @property
     def size(self) -> int:
@@ -382,114 +390,126 @@ class GroupIndex:
         found = [get(key) for key in keys]  # known keys, without the lock (reads are atomic)
         if None in found:
             with self._lock:
-                codes = self._codes
+                codes, known = self._codes, self.keys
+                for key in known[len(codes) :]:  # the keys the C table numbered since
+                    codes[key] = len(codes)
                 for position, key in enumerate(keys):
                     if found[position] is None:
                         code = codes.get(key)
                         if code is None:
-                            code = codes[key] = len(self.keys)
-                            self.keys.append(key)
+                            code = codes[key] = len(known)
+                            known.append(key)
                         found[position] = code
         return np.array(found, dtype=np.int64)
 
     def codes_of_values(self, values: pa.Array) -> np.ndarray:
-        """``codes_of([(value,) for value in values])`` for strings or integers (their own
-        keys, no nulls), looking the known ones up with Arrow's hashing (``index_in``, no
-        Python object per value, no lock): with 100,000 groups, Python's dict lookups of
-        each unit's keys cost more than the metrics (cache misses on every key's tuple).
-        Values not found are looked up again under the lock, against the keys other threads
-        added meanwhile (Arrow again), and only those still new cost Python."""
-        known = self._known(values.type)
-        if known is not None and values.type != known.type:
-            try:  # large strings, or ints of another width (uint64 beyond int64: no)
-                values = values.cast(known.type)
-            except pa.ArrowInvalid:
-                known = None
-        if known is None:  # keys of another kind (e.g. loaded from a checkpoint): as they are
+        """``codes_of([(value,) for value in values])`` for an array of strings or integers
+        without nulls (the C table's, else Python's)."""
+        codes = self.codes_of_column(values)
+        if codes is None:
             return self.codes_of([(value,) for value in values.to_pylist()])
-        codes = _index_in(values, known)
-        missing = np.flatnonzero(codes < 0)
-        if not missing.size:
-            return codes
-        with self._lock:
-            rest = values.take(from_numpy(missing))
-            known = self._extended(known.type)
-            found = _index_in(rest, known) if known is not None else np.full(len(rest), -1)
-            new = np.flatnonzero(found < 0)
-            if new.size:
-                table, keys = self._codes, self.keys
-                added = []
-                for value in rest.take(from_numpy(new)).to_pylist():
-                    key = (value,)
-                    code = table.get(key)  # a repeated value, or a key Arrow cannot hold
-                    if code is None:
-                        code = table[key] = len(keys)
-                        keys.append(key)
-                    added.append(code)
-                found[new] = added
-            codes[missing] = found
         return codes
 
-    def key_order(self) -> np.ndarray | None:
-        """Every code, in key order, when each key is one string or one int (Arrow sorts
-        them: UTF-8 bytes sort as Python sorts strings, by code point); else None."""
-        mirror = self._mirror
-        known = None if mirror is None else self._known(mirror.type)
-        if known is None or len(known) < 2:
+    def codes_of_column(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+        """The code of each row's key ``(value,)`` of a column of strings or integers without
+        nulls (a dictionary array's dictionary looked up, its indices mapped through), looked
+        up and numbered by the C table in one call per array; None for any other column, or
+        once the table is retired (the caller takes `codes_of`)."""
+        if self._table is None:
             return None
-        import pyarrow.compute as pc  # loaded already: `codes_of_values` made the mirror
-
-        return as_numpy(pc.sort_indices(known)).astype(np.int64)
-
-    def _known(self, kind: pa.DataType) -> pa.Array | None:
-        """The keys' values as one Arrow array (code order) when every key is one string
-        (``kind`` strings) or one int (``kind`` integers), else None; extended under the lock
-        with the keys added since it was last made."""
-        target = pa.string() if kind in (pa.string(), pa.large_string()) else pa.int64()
-        if self._mixed or not (pa.types.is_integer(kind) or target == pa.string()):
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if column.null_count:
             return None
-        mirror = self._mirror
-        if mirror is not None and mirror.type == target and len(mirror) == len(self.keys):
-            return mirror
+        if pa.types.is_dictionary(column.type):
+            dictionary = column.dictionary
+            if dictionary.null_count:
+                return None
+            codes = self._table_codes(dictionary)
+            return None if codes is None else codes[as_numpy(column.indices)]
+        return self._table_codes(column)
+
+    def _table_codes(self, values: pa.Array) -> np.ndarray | None:
+        """`codes_of_column` of an array of values (no nulls)."""
+        kind = values.type
+        count = len(values)
+        if pa.types.is_integer(kind):
+            ints = as_numpy(values)
+            if ints.dtype != np.int64:
+                if ints.dtype == np.uint64 and count and int(ints.max()) > _INT64_MAX:
+                    return None  # beyond int64: Python's ints
+                ints = ints.astype(np.int64)
+            args: tuple[Any, ...] = (ints,)
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            width = 8 if pa.types.is_large_string(kind) else 4
+            _, offsets, data = values.buffers()
+            if offsets is None:  # an empty array
+                args = (np.zeros(1, dtype=np.int64), b"")
+            else:
+                dtype = np.int64 if width == 8 else np.int32
+                where = np.frombuffer(offsets, dtype, count + 1, values.offset * width)
+                args = (where, b"" if data is None else data)
+        else:
+            return None
+        out = np.empty(count, dtype=np.int64)
         with self._lock:
-            return self._extended(target)
+            table = self._synced()
+            if table is None:
+                return None
+            try:
+                if len(args) == 1:
+                    numbered = table.add_ints(args[0], out)
+                else:
+                    numbered = table.add_strings(args[0], args[1], out)
+            except ValueError:  # a string that is not UTF-8: Python's path says so
+                return None
+            if numbered is None:  # buffers it cannot read (not expected)
+                return None
+            start, end = numbered
+            if end > start:
+                self.keys.extend(table.keys(start, end))
+        return out
 
-    def _extended(self, target: pa.DataType) -> pa.Array | None:
-        """`_known`'s array of ``target`` values, the lock held."""
-        if self._mixed:
-            return None
-        mirror, size = self._mirror, len(self.keys)
-        start = len(mirror) if mirror is not None and mirror.type == target else 0
-        if start == size and mirror is not None:
-            return mirror
-        python = str if target == pa.string() else int
-        keys = self.keys[start:size]
-        if keys and set(map(len, keys)) != {1}:
-            self._mixed = True  # for good: keys are never removed
-            return None
-        added = [key for (key,) in keys]
-        if added and set(map(type, added)) != {python}:
-            self._mixed = True
-            return None
-        try:
-            tail = array_of(added, target)
-        except (pa.ArrowException, OverflowError, ValueError):  # e.g. a lone surrogate
-            self._mixed = True
-            return None
-        self._mirror = tail if not start else pa.concat_arrays([mirror, tail])
-        return self._mirror
+    def _synced(self) -> KeyCodes | None:
+        """The C table with every key (the lock held): it numbers the keys `codes_of` added
+        since, or is retired if one is not an int64 or a string."""
+        table = self._table
+        if table is not None and table.size < len(self.keys):
+            added = self.keys[table.size :]
+            if table.add_keys(added) < len(added):
+                self._table = table = None  # for good: keys are never removed
+        return table
+
+    def key_order(self) -> np.ndarray | None:
+        """Every code, in key order, when each key is one string or each one int (NumPy
+        sorts the ints, C the strings by their UTF-8 bytes, which is Python's order of
+        strings: by code point); else None."""
+        with self._lock:
+            table = self._synced()
+            if table is None or table.size < 2:
+                return None
+            if not table.strings:
+                values = np.empty(table.size, dtype=np.int64)
+                if not table.ints(values):
+                    return None
+                return np.argsort(values, kind="stable")
+            order = np.empty(table.size, dtype=np.int64)
+            return order if table.order(order) else None
+
+
+_INT64_MAX = 2**63 - 1
 
 
 class CellIndex:
     """The keys of a run with intervals and groups: ``(*group key, bucket)``, numbered through
-    the groups' own `GroupIndex` (``groups``: one string or int column takes Arrow's path) and
+    the groups' own `GroupIndex` (``groups``: one string or int column takes its C table) and
     the cells', each cell one int64 value ``group code * buckets + bucket`` looked up in a
     table (int32 code per value, -1 for none; up to `DENSE_CELLS` values, then through a
     `GroupIndex` of the values): no Python object per cell while rows are read. The keys
     themselves are made when read (checkpoints, the results of other engines)."""
 
     #: cell values the table holds at most (int32 each: 256 MiB), ~65,000 groups of 1,024
-    #: buckets; beyond, the cells are numbered by a `GroupIndex` of their values (Arrow)
+    #: buckets; beyond, the cells are numbered by a `GroupIndex` of their values (its C table)
     DENSE_CELLS = 1 << 26
 
     def __init__(self, buckets: int) -> None:
@@ -588,13 +608,6 @@ class CellIndex:
 
     def key_order(self) -> np.ndarray | None:
         return None
-
-
-def _index_in(values: pa.Array, known: pa.Array) -> np.ndarray:
-    """The position of each value in ``known`` (int64), -1 where it is not there."""
-    import pyarrow.compute as pc
-
-    return codes_numpy(pc.index_in(values, value_set=known))
 
 
 class _ObjectStates:

@@ -320,14 +320,45 @@ def _chunk_place(unit: Unit, column: str) -> tuple[str, str, int, int] | None:
     return described, unit.path, chunk.total_compressed_size, start
 
 
+#: a string column's dictionary page (compressed) from which Parquet's pages presumably fell
+#: back to plain encoding (writers cap it at 1 MiB uncompressed)
+BIG_DICTIONARY_PAGE = 1 << 18
+
+
+def _dictionary_pays(metadata: Any, unit: Unit, name: str) -> bool:
+    """Whether to read the string column ``name`` of the unit's row group with its dictionary
+    (each distinct value decoded once): not when its pages are plain, none or some of them
+    (no dictionary page, or a big one: presumably the writer's dictionary filled up and the
+    later pages fell back), since Arrow then builds the dictionary by hashing every value of
+    those pages, ~4x slower than reading the strings as they are (100,000 distinct strings in
+    4M rows: 0.58 s against 0.15 s); the group index's C table then hashes them faster."""
+    group = metadata.row_group(unit.index)
+    for position in range(group.num_columns):
+        chunk = group.column(position)
+        if chunk.path_in_schema == name:
+            break
+    else:
+        return True
+    if not chunk.has_dictionary_page:
+        return False
+    start, end = chunk.dictionary_page_offset, chunk.data_page_offset
+    return not (start and 0 < start < end and end - start >= BIG_DICTIONARY_PAGE)
+
+
 def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]]:
-    """The unit's file (to be closed) and the needed columns it has."""
+    """The unit's file (to be closed) and the needed columns it has. A string group-by column
+    is read with its dictionary (few distinct values: each decoded once, and the keys made
+    from the dictionary), unless it is the one group-by column and its pages are plain
+    (`_dictionary_pays`)."""
     metadata, schema = _parquet_footer(*_stat_key(unit.path))
     wanted = [name for name in resolved.columns if name in schema.names]
+    alone = len(resolved.by) == 1
     dictionary = [
         name
         for name in resolved.by
-        if name in wanted and pa.types.is_string(schema.field(name).type)
+        if name in wanted
+        and pa.types.is_string(schema.field(name).type)
+        and (not alone or _dictionary_pays(metadata, unit, name))
     ]
     if storage.is_uri(unit.path):  # an object: its column chunks fetched in few requests
         source = open_remote(unit.path)

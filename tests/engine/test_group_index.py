@@ -1,7 +1,7 @@
-"""The run's group index: Arrow's lookup of one-column keys (`GroupIndex.codes_of_values`)
+"""The run's group index: the C table's lookup of one-column keys (`GroupIndex.codes_of_values`)
 numbers keys as Python's (`codes_of`) does, sorts them as Python sorts them, and falls back to
-Python for keys Arrow cannot hold; slices' dictionaries join without hashing when Parquet grew
-one dictionary over them."""
+Python for keys the table cannot hold; slices' dictionaries join without hashing when Parquet
+grew one dictionary over them."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ WORDS = ["b", "a", "é", "Z", "😀", "", "a b", "ß", "z", "\x00", "€"]
         [[3, -1, 2**62], [7, 3, -(2**63)], [0, 7, 1]],
     ],
 )
-def test_arrow_lookup_numbers_keys_as_python_does(batches):
+def test_table_lookup_numbers_keys_as_python_does(batches):
     arrow, python = GroupIndex(), GroupIndex()
     for values in batches:
         got = arrow.codes_of_values(pa.array(values))
@@ -38,7 +38,7 @@ def test_arrow_lookup_numbers_keys_as_python_does(batches):
     assert [arrow.keys[c] for c in order.tolist()] == sorted(arrow.keys)
 
 
-def test_keys_arrow_cannot_hold_fall_back_to_python():
+def test_keys_the_table_cannot_hold_fall_back_to_python():
     index = GroupIndex()
     index.codes_of([("a", 1), ("b", 2)])  # two columns (e.g. from a checkpoint)
     assert index.codes_of_values(pa.array(["c", "a"])).tolist() == [2, 3]
@@ -50,13 +50,13 @@ def test_keys_arrow_cannot_hold_fall_back_to_python():
     assert strings.keys == [("x",), (5,), (6,)]
     assert strings.key_order() is None
     surrogate = GroupIndex()
-    surrogate.codes_of([("\ud800",)])  # not UTF-8: Arrow cannot hold it
+    surrogate.codes_of([("\ud800",)])  # not UTF-8: the table cannot hold it
     assert surrogate.codes_of_values(pa.array(["y"])).tolist() == [1]
 
 
 def test_uint64_beyond_int64_keeps_its_keys():
     index = GroupIndex()
-    index.codes_of_values(pa.array([5, 6], pa.uint64()))  # Arrow's mirror: int64
+    index.codes_of_values(pa.array([5, 6], pa.uint64()))  # the C table's int64 keys
     big = pa.array([2**64 - 1, 5, 2**63], pa.uint64())
     assert index.codes_of_values(big).tolist() == [2, 0, 3]  # Python's path, same numbering
     assert index.keys == [(5,), (6,), (2**64 - 1,), (2**63,)]
@@ -134,10 +134,10 @@ def test_many_string_groups_from_a_fallen_back_dictionary(tmp_path):
         assert list(g["metrics"].values()) == list(metric.get()[1]), g["key"]
 
 
-def test_few_string_groups_do_not_load_pyarrow_compute(tmp_path):
-    """A string column read with its dictionary, with few values: the keys go through
-    Python's dict, and the process never loads ``pyarrow.compute`` (40-120 ms); many values:
-    Arrow looks them up."""
+def test_string_and_int_groups_do_not_load_pyarrow_compute(tmp_path):
+    """One column of strings (read with its dictionary) or of ints, with few values or many:
+    the index's C table numbers the keys and `key_order` sorts them, and the process never
+    loads ``pyarrow.compute`` (40-120 ms)."""
     import subprocess
     import sys
 
@@ -148,19 +148,59 @@ def test_few_string_groups_do_not_load_pyarrow_compute(tmp_path):
                 "label": np.arange(rows) % 2,
                 "probs": np.full((rows, 2), 0.5).tolist(),
                 "g": [f"v{i % distinct}" for i in range(rows)],
+                "n": [(i % distinct) * 7_919 for i in range(rows)],
             }
         )
         pq.write_table(table, tmp_path / f"{name}.parquet")
     probe = (
         "import sys, streammetric as sm\n"
-        "r = sm.evaluate(sys.argv[1], ['ce', 'acc'], by='g')\n"
+        "r = sm.evaluate(sys.argv[1], ['ce', 'acc'], by=sys.argv[2])\n"
         "print(len(r.groups), 'pyarrow.compute' in sys.modules)\n"
     )
-    for name, expected in (("few", "30 False"), ("many", "3000 True")):
-        out = subprocess.run(
-            [sys.executable, "-c", probe, str(tmp_path / f"{name}.parquet")],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert out.stdout.split() == expected.split(), out.stderr
+    for name, expected in (("few", "30 False"), ("many", "3000 False")):
+        for column in ("g", "n"):
+            out = subprocess.run(
+                [sys.executable, "-c", probe, str(tmp_path / f"{name}.parquet"), column],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert out.stdout.split() == expected.split(), out.stderr
+
+
+def test_one_string_column_with_plain_pages_is_read_as_strings(tmp_path):
+    """Parquet's pages of a string column that are plain (written without a dictionary, or
+    fallen back once a big dictionary filled up) are read as strings when it is the one
+    group-by column (the C table hashes them), with the dictionary otherwise; the groups are
+    the same either way."""
+    from types import SimpleNamespace
+
+    from streammetric.io.reader import _dictionary_pays
+
+    rng = np.random.default_rng(2)
+    rows = 40_000
+    words = [f"{rng.integers(1 << 62):x}-{i}" for i in range(30_000)]  # ~1 MB: falls back
+    table = pa.table(
+        {
+            "label": np.arange(rows) % 2,
+            "probs": np.full((rows, 2), 0.5).tolist(),
+            "big": [words[i % len(words)] for i in range(rows)],
+            "small": [f"s{i % 7}" for i in range(rows)],
+        }
+    )
+    paths = {}
+    for name, options in (("dict", {}), ("plain", {"use_dictionary": False})):
+        paths[name] = tmp_path / f"{name}.parquet"
+        pq.write_table(table, paths[name], row_group_size=rows, **options)
+    unit = SimpleNamespace(index=0)
+    with_dictionary = pq.ParquetFile(paths["dict"]).metadata
+    assert not _dictionary_pays(with_dictionary, unit, "big")  # a big dictionary page
+    assert _dictionary_pays(with_dictionary, unit, "small")
+    assert not _dictionary_pays(pq.ParquetFile(paths["plain"]).metadata, unit, "small")
+    results = [
+        sm.evaluate(paths[name], ["ce", "acc"], by=by, threads=2).to_dict()
+        for name in ("dict", "plain")
+        for by in ("big", "small", ["small", "big"])
+    ]
+    assert results[:3] == results[3:]
+    assert [len(r["groups"]) for r in results[:3]] == [30_000, 7, rows]
