@@ -1,8 +1,12 @@
-"""The C extension (streammetric/_kernels.c and the loops it includes once per instruction set,
-_kernels_loops.h: plain C, no NumPy headers); the rest of the package's configuration is in
-pyproject.toml."""
+"""The C extensions (streammetric/_kernels.c and the loops it includes once per instruction set,
+_kernels_loops.h; streammetric/_text.c, the JSON writer, and its powers of ten, _text_tables.h:
+plain C, no NumPy headers); the rest of the package's configuration is in pyproject.toml."""
 
 from setuptools import Extension, setup
+
+# -Wno-psabi: vectors only cross always-inlined calls, never an ABI boundary;
+# -ffp-contract=off: no fused multiply-adds, float arithmetic in the order written
+COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wall", "-Wno-psabi"]
 
 setup(
     ext_modules=[
@@ -10,15 +14,13 @@ setup(
             "streammetric._kernels",
             ["streammetric/_kernels.c"],
             depends=["streammetric/_kernels_loops.h", "streammetric/_math_tables.h"],
-            # -Wno-psabi: vectors only cross always-inlined calls, never an ABI boundary;
-            # -ffp-contract=off: no fused multiply-adds, float arithmetic in the order written
-            extra_compile_args=[
-                "-O3",
-                "-fno-math-errno",
-                "-ffp-contract=off",
-                "-Wall",
-                "-Wno-psabi",
-            ],
-        )
+            extra_compile_args=COMPILE_ARGS,
+        ),
+        Extension(
+            "streammetric._text",
+            ["streammetric/_text.c"],
+            depends=["streammetric/_text_tables.h"],
+            extra_compile_args=COMPILE_ARGS,
+        ),
     ]
 )
