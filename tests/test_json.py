@@ -103,9 +103,9 @@ def test_a_result_s_groups_take_the_column_path():
         for i in range(100)
     ]
     groups[3]["metrics"]["ce"] = float("nan")
-    texts = _json._uniform(groups, "\n  ")
-    assert texts is not None
-    assert texts[3] == json.dumps(groups[3], indent=2, allow_nan=True).replace("\n", "\n  ")
+    text = _json._uniform(groups, "\n  ")
+    assert text is not None
+    assert text == json.dumps(groups, indent=2, allow_nan=True).replace("\n", "\n  ")
     groups[5]["metrics"] = {"acc": None, "ce": 0.5}  # another key order: not one shape
     assert _json._uniform(groups, "\n  ") is None
 
