@@ -129,7 +129,7 @@ class Table:
     def records(self) -> list[dict[str, Any]]:
         """The dicts, one per item."""
         build = _builder(self.shape)
-        columns = [column if type(column) is list else column.tolist() for column in self.columns]
+        columns = [c.tolist() if hasattr(c, "tolist") else c for c in self.columns]  # NumPy: plain
         return [build(row) for row in zip(*columns, strict=True)] if columns else []
 
 
