@@ -28,7 +28,10 @@
 
 /* ---------------------------------------------------------------- the output buffer */
 
+/* The text is written straight into the str it is returned as (ASCII, one byte a character),
+ * grown and at last shrunk with PyUnicode_Resize (a realloc: the pages are not copied again). */
 typedef struct {
+    PyObject *str;
     char *data;
     size_t len, cap;
 } out_t;
@@ -37,18 +40,31 @@ typedef struct {
 static int reserve_slow(out_t *out, size_t more) {
     size_t cap = out->cap ? out->cap : 1 << 16;
     while (cap - out->len < more) cap *= 2;
-    char *data = PyMem_RawRealloc(out->data, cap);
-    if (!data) {
+    if (cap > (size_t)PY_SSIZE_T_MAX) {
         PyErr_NoMemory();
         return 0;
     }
-    out->data = data;
+    if (!out->str) {
+        out->str = PyUnicode_New((Py_ssize_t)cap, 127);
+        if (!out->str) return 0;
+    } else if (PyUnicode_Resize(&out->str, (Py_ssize_t)cap) != 0) {
+        return 0;
+    }
+    out->data = (char *)PyUnicode_1BYTE_DATA(out->str);
     out->cap = cap;
     return 1;
 }
 
 static inline int reserve(out_t *out, size_t more) {
     return out->cap - out->len >= more ? 1 : reserve_slow(out, more);
+}
+
+/* The str of the text so far (NULL with an error set if it cannot be shrunk). */
+static PyObject *finish(out_t *out) {
+    if (PyUnicode_Resize(&out->str, (Py_ssize_t)out->len) != 0) return NULL;
+    PyObject *str = out->str;
+    out->str = NULL;
+    return str;
 }
 
 static inline void put(out_t *out, const char *text, size_t n) {
@@ -398,7 +414,7 @@ static PyObject *table(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     if (!ascii_piece(args[3], &inner, "inner") || !ascii_piece(args[4], &newline, "newline"))
         return NULL;
     PyObject *result = NULL;
-    out_t out = {NULL, 0, 0};
+    out_t out = {NULL, NULL, 0, 0};
     piece_t *pieces = PyMem_Calloc((size_t)leaves + 1, sizeof *pieces);
     Py_ssize_t *order = PyMem_Calloc((size_t)leaves + 1, sizeof *order);
     column_t *columns = PyMem_Calloc((size_t)n_columns + 1, sizeof *columns);
@@ -464,15 +480,14 @@ static PyObject *table(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     if (!reserve(&out, (size_t)newline.len + 1)) goto done;
     put(&out, newline.text, (size_t)newline.len);
     out.data[out.len++] = ']';
-    result = PyUnicode_New((Py_ssize_t)out.len, 127);
-    if (result) memcpy(PyUnicode_1BYTE_DATA(result), out.data, out.len);
+    result = finish(&out);
 done:
     for (Py_ssize_t j = 0; j < opened; j++)
         if (columns[j].has_view) PyBuffer_Release(&columns[j].view);
     PyMem_Free(pieces);
     PyMem_Free(order);
     PyMem_Free(columns);
-    PyMem_RawFree(out.data);
+    Py_XDECREF(out.str);
     return result;
 }
 
