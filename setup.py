@@ -4,23 +4,34 @@ plain C, no NumPy headers); the rest of the package's configuration is in pyproj
 
 from setuptools import Extension, setup
 
-# -Wno-psabi: vectors only cross always-inlined calls, never an ABI boundary;
-# -ffp-contract=off: no fused multiply-adds, float arithmetic in the order written
-COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wall", "-Wno-psabi"]
-
 setup(
     ext_modules=[
         Extension(
             "streammetric._kernels",
             ["streammetric/_kernels.c"],
             depends=["streammetric/_kernels_loops.h", "streammetric/_math_tables.h"],
-            extra_compile_args=COMPILE_ARGS,
+            # -Wno-psabi: vectors only cross always-inlined calls, never an ABI boundary;
+            # -ffp-contract=off: no fused multiply-adds, float arithmetic in the order written
+            # (a literal list: scripts/kernel_ab.py reads it)
+            extra_compile_args=[
+                "-O3",
+                "-fno-math-errno",
+                "-ffp-contract=off",
+                "-Wall",
+                "-Wno-psabi",
+            ],
         ),
         Extension(
             "streammetric._text",
             ["streammetric/_text.c"],
             depends=["streammetric/_text_tables.h"],
-            extra_compile_args=COMPILE_ARGS,
+            extra_compile_args=[  # _kernels' flags
+                "-O3",
+                "-fno-math-errno",
+                "-ffp-contract=off",
+                "-Wall",
+                "-Wno-psabi",
+            ],
         ),
     ]
 )
