@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,3 +250,8 @@ def test_float_repr_matches_for_every_power_of_two():
     values = [struct.unpack("<d", struct.pack("<Q", e << 52))[0] for e in range(1, 2047)]
     array = np.array(values)
     assert _text.float_texts(array) == reprs(array)
+
+
+def test_text_tables_are_what_the_generator_writes():
+    script = Path(__file__).parents[1] / "scripts" / "make_text_tables.py"
+    assert subprocess.run([sys.executable, str(script), "--check"]).returncode == 0
