@@ -754,19 +754,20 @@ def _one_line(match: re.Match[str]) -> str:
 
 
 def _number_lists_on_one_line(text: str) -> str:
-    """``_NUMBER_LIST.sub(_one_line, text)``, trying the pattern only where ``str.find`` sees
-    a list open (the regex's own scan of a 19 MB result for ``[\\n`` took 11-17 ms)."""
+    """``_NUMBER_LIST.sub(_one_line, text)``, trying the pattern only at each ``[`` that
+    ``str.find`` sees (memchr: 0.2 ms over a 19 MB result, where the regex's own scan for
+    ``[\\n``, like ``str.find("[\\n")``, takes 11-17 ms)."""
     parts = []
     done = 0
-    at = text.find("[\n")
+    at = text.find("[")
     while at >= 0:
         match = _NUMBER_LIST.match(text, at)
         if match is None:
-            at = text.find("[\n", at + 2)
+            at = text.find("[", at + 1)
             continue
         parts += [text[done:at], _one_line(match)]
         done = match.end()
-        at = text.find("[\n", done)
+        at = text.find("[", done)
     return "".join([*parts, text[done:]]) if parts else text
 
 
