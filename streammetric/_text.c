@@ -236,6 +236,7 @@ static char *write_double(char *p, double v) {
 /* ---------------------------------------------------------------- values */
 
 #define PREFETCH 16 /* items ahead */
+#define RESERVE_MAX ((size_t)1 << 28) /* the most reserved at first (then grown by doubling) */
 #define LEAF_MAX 32 /* bytes of the longest float, int64, bool or null text (24) and then some */
 
 /* Copy an ASCII str's text (the escaper's answer, an int's repr) to out. */
@@ -271,7 +272,9 @@ static int put_object(out_t *out, PyObject *value, PyObject *escape) {
                 return 1;
             }
         }
+        Py_INCREF(value);  // held while Python code runs (the escaper: C in practice)
         PyObject *text = PyObject_CallOneArg(escape, value);
+        Py_DECREF(value);
         if (!text) return 0;
         int ok = PyUnicode_Check(text) && put_ascii(out, text);
         if (!ok && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "escape must give a str");
@@ -353,7 +356,13 @@ static Py_ssize_t column_length(const column_t *column) {
 
 /* 1: written; 0: an error is set; -1: a value not written here. */
 static inline int put_leaf(out_t *out, const column_t *column, Py_ssize_t i, PyObject *escape) {
-    if (column->kind == C_LIST) return put_object(out, PyList_GET_ITEM(column->list, i), escape);
+    if (column->kind == C_LIST) {
+        if (i >= PyList_GET_SIZE(column->list)) {  // only if the escaper changed it
+            PyErr_SetString(PyExc_RuntimeError, "a column changed size while it was written");
+            return 0;
+        }
+        return put_object(out, PyList_GET_ITEM(column->list, i), escape);
+    }
     const char *at = (const char *)column->view.buf + i * column->view.strides[0];
     if (column->kind == C_F64) {
         double v;
@@ -456,13 +465,13 @@ static PyObject *table(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         result = PyUnicode_FromString("[]");
         goto done;
     }
-    if (!reserve(&out, (size_t)items * fixed + (size_t)newline.len + 2)) goto done;
+    size_t guess = (size_t)items * fixed + (size_t)newline.len + 2;  // unless strings are long
+    if (!reserve(&out, guess < RESERVE_MAX ? guess : RESERVE_MAX)) goto done;
     out.data[out.len++] = '[';
     for (Py_ssize_t i = 0; i < items; i++) {
-        if (i + PREFETCH < items)  // the objects of lists are anywhere: ask for them early
-            for (Py_ssize_t j = 0; j < n_columns; j++)
-                if (columns[j].kind == C_LIST)
-                    __builtin_prefetch(PyList_GET_ITEM(columns[j].list, i + PREFETCH));
+        for (Py_ssize_t j = 0; j < n_columns; j++)  // lists' objects are anywhere: ask early
+            if (columns[j].kind == C_LIST && i + PREFETCH < PyList_GET_SIZE(columns[j].list))
+                __builtin_prefetch(PyList_GET_ITEM(columns[j].list, i + PREFETCH));
         if (!reserve(&out, fixed)) goto done;
         if (i) out.data[out.len++] = ',';
         put(&out, inner.text, (size_t)inner.len);
