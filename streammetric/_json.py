@@ -10,7 +10,8 @@ A long list of dicts of one shape (a result's groups: the same keys at every lev
 strings as leaves), and a `Table` (such a list given by column), are written by
 `streammetric._text.table` (C): the text around the leaves from one template, each leaf's value
 formatted from its column (a list, or a NumPy float64, int64 or bool array read in place),
-floats with the digits of ``float.__repr__``; ~20x faster than formatting each value in Python.
+floats with the digits of ``float.__repr__``: a result's 100,000 groups in ~18 ms, against
+~160 ms for the column-by-column Python writer this replaced (docs/performance.md).
 
 >>> value = {"rows": 2, "metrics": {"ce": 0.5, "nan": float("nan")}, "groups": [], "k": [1, "a"]}
 >>> dumps_indented(value) == json.dumps(value, indent=2, allow_nan=True)
