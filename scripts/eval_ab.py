@@ -4,8 +4,8 @@
     .venv/bin/python scripts/eval_ab.py --base c993f20 --rounds 25 -m ce -m acc
 
 Copies each revision's package into a temporary directory (`git archive`; the working tree as
-it is), builds its C kernels with setup.py's flags (kernel_ab.py's compile_kernels: a source
-already built is taken from its cache) and compiles its bytecode, then times
+it is), builds its C extensions (_kernels.c, and _text.c where there is one) with setup.py's
+flags (kernel_ab.py's compile_kernels: a source already built is taken from its cache) and compiles its bytecode, then times
 `python -m streammetric eval` (`streammetric.cli` for a revision without the entry point
 `streammetric/__main__.py`) of scripts/bench.py's file with each copy, alternated in
 shuffled rounds with pyarrow's fastest decoder there (8k-row slices): medians, each one's ratio
@@ -55,9 +55,9 @@ def package(revision: str | None, directory: Path, cflags: Sequence[str] = ()) -
         with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
             tar.extractall(directory, filter="data")
     source = directory / "streammetric"
-    compile_kernels(
-        source / "_kernels.c", source / f"_kernels{sysconfig.get_config_var('EXT_SUFFIX')}", cflags
-    )
+    for c_source in sorted(source.glob("_*.c")):  # _kernels.c, and _text.c since it came
+        library = source / f"{c_source.stem}{sysconfig.get_config_var('EXT_SUFFIX')}"
+        compile_kernels(c_source, library, cflags)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(source)], check=True)
     return directory
 

@@ -655,8 +655,7 @@ def render(
     and scope (rows true class, columns predicted class). ``class_names`` label the matrices'
     classes (``result`` holds per-class values keyed by name already)."""
     if fmt == "json":  # a list of numbers (a matrix's row) on one line
-        text = dumps_indented(result)
-        return _NUMBER_LIST.sub(_one_line, text) if "[\n" in text else text
+        return _number_lists_on_one_line(dumps_indented(result))
     shown = precision if fmt == "table" else None
     columns = _columns(result, class_names, expand=fmt == "csv")
     groups = result.get("groups") or []
@@ -752,6 +751,24 @@ _NUMBER_LIST = re.compile(r"\[\n[-+0-9.eEaNIinfty,\s]*\n\s*\]")
 
 def _one_line(match: re.Match[str]) -> str:
     return "[" + ", ".join(item.strip() for item in match.group(0)[1:-1].split(",")) + "]"
+
+
+def _number_lists_on_one_line(text: str) -> str:
+    """``_NUMBER_LIST.sub(_one_line, text)``, trying the pattern only at each ``[`` that
+    ``str.find`` sees (memchr: 0.2 ms over a 19 MB result, where the regex's own scan for
+    ``[\\n``, like ``str.find("[\\n")``, takes 11-17 ms)."""
+    parts = []
+    done = 0
+    at = text.find("[")
+    while at >= 0:
+        match = _NUMBER_LIST.match(text, at)
+        if match is None:
+            at = text.find("[", at + 1)
+            continue
+        parts += [text[done:at], _one_line(match)]
+        done = match.end()
+        at = text.find("[", done)
+    return "".join([*parts, text[done:]]) if parts else text
 
 
 def _vector_tables(

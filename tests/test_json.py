@@ -103,9 +103,9 @@ def test_a_result_s_groups_take_the_column_path():
         for i in range(100)
     ]
     groups[3]["metrics"]["ce"] = float("nan")
-    texts = _json._uniform(groups, "\n  ")
-    assert texts is not None
-    assert texts[3] == json.dumps(groups[3], indent=2, allow_nan=True).replace("\n", "\n  ")
+    text = _json._uniform(groups, "\n  ")
+    assert text is not None
+    assert text == json.dumps(groups, indent=2, allow_nan=True).replace("\n", "\n  ")
     groups[5]["metrics"] = {"acc": None, "ce": 0.5}  # another key order: not one shape
     assert _json._uniform(groups, "\n  ") is None
 
@@ -142,3 +142,14 @@ def test_a_table_writes_the_dicts_it_stands_for(items):
     expected = {"rows": 1, "groups": table.records()}
     assert dumps_indented(value) == json.dumps(expected, indent=2, allow_nan=True)
     assert len(table) == len(items)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_number_lists_go_on_one_line_as_the_regex_puts_them(value):
+    """``render``'s json puts each list of numbers on one line: looking for ``[`` with
+    str.find first gives the regex's own text."""
+    from streammetric.cli_common import _NUMBER_LIST, _number_lists_on_one_line, _one_line
+
+    text = dumps_indented({"v": value, "m": [[1, 2.5], [float("nan"), -3]]})
+    assert _number_lists_on_one_line(text) == _NUMBER_LIST.sub(_one_line, text)

@@ -247,7 +247,7 @@ class Partial:
             codes = self.sorted_codes()
             order = np.array(codes, dtype=np.int64)
             names: list[str] = []
-            columns: list[list[Any]] = []  # each value of every group (in key order)
+            columns: list[np.ndarray] = []  # each value of every group (in key order)
             objects: list[dict[str, Any]] | None = None  # or, if a leaf has none, each group's
             flags = np.zeros(self._rows.shape[0], dtype=bool)
             for leaf, state in zip(self.leaves, self.states, strict=True):
@@ -256,18 +256,16 @@ class Partial:
                     assert isinstance(state, GroupedState)
                     flags[: state.size] |= leaf.group_notes(state, values)
                     names += map(str, values)
-                    columns += (column[order].tolist() for column in values.values())
+                    columns += (column[order] for column in values.values())
                     continue
                 if objects is None:  # the values so far, group by group
-                    objects = [
-                        dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)
-                    ] or [{} for _ in codes]
+                    objects = _per_group(names, columns, len(codes))
                 for out, code in zip(objects, codes, strict=True):  # group by group
                     one = state.state(code)
                     _add_values(out, leaf.name_values(one))
                     flags[code] |= leaf.may_note(one)
                 names, columns = [], []
-            keys, rows = self.keys, self._rows[order].tolist()
+            keys, rows = self.keys, self._rows[order]
             if objects is None and len(set(names)) == len(names):  # by column: a Table
                 in_order = list(map(keys.__getitem__, codes))  # (zip(*keys) costs 5x more)
                 key_columns = [list(map(itemgetter(i), in_order)) for i in range(len(by))]
@@ -278,16 +276,14 @@ class Partial:
                 }
                 table = Table(shape, [*key_columns, rows, *columns])
             else:
-                per_group = [
-                    dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)
-                ] or [{} for _ in codes]
+                per_group = _per_group(names, columns, len(codes))
                 if objects is not None:
                     for out, later in zip(objects, per_group, strict=True):
                         out.update(later)
                     per_group = objects
                 groups = [
                     {"key": dict(zip(by, keys[code], strict=True)), "rows": count, "metrics": out}
-                    for code, count, out in zip(codes, rows, per_group, strict=True)
+                    for code, count, out in zip(codes, rows.tolist(), per_group, strict=True)
                 ]
             noted = {self.keys[code]: self.group_metric(code) for code in codes if flags[code]}
         lines = condense(overall, noted if grouped else None, by, len(self.present()))
@@ -674,6 +670,13 @@ def _leaves(metric: EvalMetric) -> list[EvalMetric]:
 
 def _grouped(leaf: EvalMetric) -> GroupedState | _ObjectStates:
     return GroupedState(leaf.state_specs()) if leaf.sums_rows() else _ObjectStates(leaf)
+
+
+def _per_group(names: list[str], columns: list[np.ndarray], count: int) -> list[dict[str, Any]]:
+    """Each of ``count`` groups' values by name (plain Python numbers), from the columns of
+    every group's values."""
+    rows = zip(*(column.tolist() for column in columns), strict=True)
+    return [dict(zip(names, row, strict=True)) for row in rows] or [{} for _ in range(count)]
 
 
 def _add_values(out: dict[str, Any], pairs: list[tuple[str, Any]]) -> None:
