@@ -53,10 +53,21 @@ def _new_file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
+#: characters of a str encoded at a time by `write_atomic` (the pieces' memory is reused)
+_PIECE = 1 << 20
+
+
 def write_atomic(
-    path: str | os.PathLike[str], data: str | bytes, *, mode: int | None = None
+    path: str | os.PathLike[str],
+    data: str | bytes,
+    *,
+    mode: int | None = None,
+    end: str = "",
 ) -> None:
-    """Replace ``path`` with ``data`` atomically: temp file beside it, fsync, rename, fsync dir.
+    """Replace ``path`` with ``data`` then ``end`` atomically: temp file beside it, fsync,
+    rename, fsync dir. A str is encoded (UTF-8) a piece at a time, so that a large text (a
+    result with 100,000 groups: 19 MB) is not copied whole into bytes, nor into ``data +
+    end``: each copy of it would cost its pages' faults.
 
     The temporary file starts with ``.`` and ends with ``.tmp`` (so directory followers skip it);
     ``mode`` sets the permissions (default: those of the file it replaces, or of a new file
@@ -71,7 +82,12 @@ def write_atomic(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
+            if isinstance(data, str):
+                for start in range(0, len(data), _PIECE):
+                    handle.write(data[start : start + _PIECE].encode())
+            else:
+                handle.write(data)
+            handle.write(end.encode())
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:

@@ -345,7 +345,7 @@ def compare_command(
     if output:
         from ._files import write_atomic
 
-        write_atomic(output, text + "\n")
+        write_atomic(output, text, end="\n")
     else:
         click.echo(text)
     if report_path is not None:

@@ -885,7 +885,7 @@ def emit(
     data = result.json_data(class_names) if fmt == "json" else result.to_dict(class_names)
     text = render(data, fmt, precision, class_names)
     if output:
-        write_atomic(output, text + "\n")
+        write_atomic(output, text, end="\n")
     else:
         click.echo(text)
 

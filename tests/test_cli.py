@@ -77,6 +77,35 @@ def test_output_file(data, tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o604
 
 
+def test_output_file_is_the_printed_text(data, tmp_path, monkeypatch):
+    """``-o`` holds what stdout shows (the text and its newline), however many pieces it is
+    encoded in, non-ASCII text across the pieces' ends included."""
+    from streammetric import _files
+
+    printed = run("eval", data, "-m", "mae", "--labels", "y", "--preds", "pred", "--by", "split")
+    out = tmp_path / "result.txt"
+    for piece in (7, 1 << 20):
+        monkeypatch.setattr(_files, "_PIECE", piece)
+        run(
+            "eval",
+            data,
+            "-m",
+            "mae",
+            "--labels",
+            "y",
+            "--preds",
+            "pred",
+            "--by",
+            "split",
+            "-o",
+            out,
+        )
+        assert out.read_text() == printed.output
+        text = "é€😀x" * 11
+        _files.write_atomic(out, text, end="\n")
+        assert out.read_bytes() == (text + "\n").encode()
+
+
 def test_config_file_sets_defaults_and_the_command_line_wins(data, tmp_path):
     config = tmp_path / "eval.toml"
     config.write_text(

@@ -375,6 +375,13 @@ class Evaluator:
             if keep is not None:
                 mask = from_numpy(keep)
                 groups = {name: array.filter(mask) for name, array in groups.items()}
+            if observe is None and all(leaf_terms is not None for leaf_terms in terms):
+                # the terms are all the flush needs: it holds neither the decoded slice nor
+                # (through `locate`) the batch, so the reader reuses their memory, still in
+                # the cache, for the next slice (single thread: 0.32 -> 0.19 s of decoding
+                # 4M rows with 100,000 groups, against 0.16 s without --by)
+                preds = np.empty((0, *preds.shape[1:]), preds.dtype)
+                locate = _unlocated
             pending.add(groups, labels, preds, weights, terms, locate, buckets, observe)
             return
         codes: np.ndarray | int
@@ -458,6 +465,11 @@ def _observe(
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)
 FLUSH_ROWS = 1 << 20
+
+
+def _unlocated(exc: InvalidInputError) -> InvalidInputError:
+    """A `locate` for rows whose metrics' errors were all raised when their terms were made."""
+    return exc
 
 
 class _Pending:
