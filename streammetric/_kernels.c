@@ -1811,8 +1811,12 @@ static int kc_reserve(KeyCodes *t, Py_ssize_t need) {
     if ((uint64_t)need * 2 > slots) {
         uint64_t n = slots ? slots : 128;
         while ((uint64_t)need * 2 > n) n *= 2;
-        kc_slot_t *grown = PyMem_RawCalloc((size_t)n, sizeof(kc_slot_t));
+        /* malloc and memset, not calloc: slots are read before they are written, and a
+         * calloc'd page first read is the kernel's zero page, whose first write then costs
+         * a second fault and a TLB shootdown on every core */
+        kc_slot_t *grown = PyMem_RawMalloc((size_t)n * sizeof(kc_slot_t));
         if (!grown) return 0;
+        memset(grown, 0, (size_t)n * sizeof(kc_slot_t));
         const uint64_t mask = n - 1;
         for (Py_ssize_t c = 0; c < t->size; c++) {
             uint64_t pos = t->hash[c] & mask;

@@ -71,7 +71,7 @@ class Partial:
         for state in self.states:
             assert isinstance(state, GroupedState)
             state.clear()
-        self._rows[:] = 0
+        self._rows[:] = 0  # (counted in every unit: written, not the zero page)
         self.rows = self.invalid_rows = 0
         self.unit_key = None
         return True

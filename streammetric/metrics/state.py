@@ -220,6 +220,14 @@ def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+def _zero(array: np.ndarray) -> None:
+    """Set ``array`` to zeros, writing only if it holds something: an entry only read so far
+    (e.g. a metric's count that stayed 0) is the kernel's shared zero page, and writing to it
+    costs a page fault and a TLB shootdown on every core, for each page."""
+    if array.any():
+        array[...] = 0
+
+
 def _grow(counts: np.ndarray, size: int) -> np.ndarray:
     return counts if counts.shape[0] >= size else _pad(counts, (size,))
 
@@ -382,13 +390,13 @@ class GroupedState:
         for name, spec in self.specs.items():
             entry = self._entries[name]
             if spec.kind == "sum":
-                entry.ones[:size] = 0
+                _zero(entry.ones[:size])
                 entry.sums = GroupedExactSum()  # (the C side keeps large blocks for reuse)
             elif spec.kind == "count":
-                entry[:size] = 0
+                _zero(entry[:size])
             elif spec.kind == "counts":
                 if entry.shape[1]:
-                    entry[:size] = 0
+                    _zero(entry[:size])
                     self._scrap[name] = entry
                 self._entries[name] = np.zeros((self._capacity, 0), dtype=np.int64)
             else:
@@ -423,6 +431,14 @@ class GroupedState:
                 elif spec.kind == "counts":
                     self._entries[name] = _pad(entry, (capacity, entry.shape[1]))
             self._capacity = capacity
+        for name, spec in self.specs.items():  # the new groups' zeros written, not read first:
+            # a fresh page read is the kernel's zero page, and the first addition to it then
+            # costs a second fault and a TLB shootdown on every core
+            entry = self._entries[name]
+            if spec.kind == "sum":
+                entry.ones[self.size : size] = 0
+            elif spec.kind in ("count", "counts"):
+                entry[self.size : size] = 0
         self.size = size
 
     def add_all(self, terms: Terms, num_rows: int, group: int = 0) -> None:
