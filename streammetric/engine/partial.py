@@ -111,16 +111,22 @@ class Partial:
 
     def sorted_codes(self) -> list[int]:
         """The group codes in key order (as results and checkpoints list them)."""
+        return self._sorted_order().tolist()
+
+    def _sorted_order(self) -> np.ndarray:
+        """`sorted_codes` as an int64 array."""
         order = self.index.key_order()
         if order is not None:  # one string or int per key: sorted by the C table or NumPy
             rows = self._rows
             order = order[order < rows.shape[0]]
-            return order[rows[order] > 0].tolist()
+            return order[rows[order] > 0]
         keys, codes = self.keys, self.present().tolist()
         kinds = {type(value) for code in codes for value in keys[code]}
         if len(kinds) == 1 and kinds <= {str, int}:  # one plain type: the keys sort as they are
-            return sorted(codes, key=keys.__getitem__)
-        return sorted(codes, key=lambda code: _sort_key(keys[code]))
+            codes.sort(key=keys.__getitem__)
+        else:
+            codes.sort(key=lambda code: _sort_key(keys[code]))
+        return np.array(codes, dtype=np.int64)
 
     # -- adding ---------------------------------------------------------------------------------
     def add(
@@ -244,8 +250,8 @@ class Partial:
         table = None
         noted: dict[GroupKey, EvalMetric] = {}
         if grouped:
-            codes = self.sorted_codes()
-            order = np.array(codes, dtype=np.int64)
+            order = self._sorted_order()
+            codes = order.tolist()
             names: list[str] = []
             columns: list[np.ndarray] = []  # each value of every group (in key order)
             objects: list[dict[str, Any]] | None = None  # or, if a leaf has none, each group's
@@ -267,8 +273,13 @@ class Partial:
                 names, columns = [], []
             keys, rows = self.keys, self._rows[order]
             if objects is None and len(set(names)) == len(names):  # by column: a Table
-                in_order = list(map(keys.__getitem__, codes))  # (zip(*keys) costs 5x more)
-                key_columns = [list(map(itemgetter(i), in_order)) for i in range(len(by))]
+                key_columns: list[Any] = []
+                ints = self.index.int_keys() if len(by) == 1 else None
+                if ints is not None:  # one int column: its values, no Python object each
+                    key_columns.append(ints[order])
+                else:
+                    in_order = list(map(keys.__getitem__, codes))  # (zip(*keys): 5x slower)
+                    key_columns += (list(map(itemgetter(i), in_order)) for i in range(len(by)))
                 shape = {
                     "key": {name: i for i, name in enumerate(by)},
                     "rows": len(by),
@@ -285,7 +296,7 @@ class Partial:
                     {"key": dict(zip(by, keys[code], strict=True)), "rows": count, "metrics": out}
                     for code, count, out in zip(codes, rows.tolist(), per_group, strict=True)
                 ]
-            noted = {self.keys[code]: self.group_metric(code) for code in codes if flags[code]}
+            noted = {self.keys[c]: self.group_metric(c) for c in order[flags[order]].tolist()}
         lines = condense(overall, noted if grouped else None, by, len(self.present()))
         explained = {leaf.name: leaf.explanation() for leaf in _leaves(overall)}
         return Result(
@@ -476,6 +487,15 @@ class GroupIndex:
                 self._table = table = None  # for good: keys are never removed
         return table
 
+    def int_keys(self) -> np.ndarray | None:
+        """Each code's key value (int64, code order) when every key is one int; else None."""
+        with self._lock:
+            table = self._synced()
+            if table is None or table.strings:
+                return None
+            values = np.empty(table.size, dtype=np.int64)
+            return values if table.ints(values) else None
+
     def key_order(self) -> np.ndarray | None:
         """Every code, in key order, when each key is one string or each one int (NumPy
         sorts the ints, C the strings by their UTF-8 bytes, which is Python's order of
@@ -603,6 +623,9 @@ class CellIndex:
         raise TypeError("a CellIndex numbers (group, bucket) cells: use codes_of_cells")
 
     def key_order(self) -> np.ndarray | None:
+        return None
+
+    def int_keys(self) -> np.ndarray | None:
         return None
 
 

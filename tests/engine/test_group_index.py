@@ -204,3 +204,35 @@ def test_one_string_column_with_plain_pages_is_read_as_strings(tmp_path):
     ]
     assert results[:3] == results[3:]
     assert [len(r["groups"]) for r in results[:3]] == [30_000, 7, rows]
+
+
+@pytest.mark.parametrize("kind", ["int", "str"])
+def test_grouped_json_is_the_groups_dicts(tmp_path, kind):
+    """The JSON written from the groups' columns (an int column's keys as its int64 values)
+    is `json.dumps` of the groups as dicts, keys of their Python type, in key order."""
+    import json
+
+    from streammetric._json import dumps_indented
+
+    rng = np.random.default_rng(4)
+    rows = 3000
+    values = rng.integers(-(2**62), 2**62, 700)[rng.integers(0, 700, rows)]
+    column = pa.array(values) if kind == "int" else pa.array([f"k{v}" for v in values])
+    probs = rng.dirichlet(np.ones(3), rows)
+    table = pa.table(
+        {
+            "label": rng.integers(0, 3, rows),
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), 3),
+            "g": column,
+        }
+    )
+    path = tmp_path / "preds.parquet"
+    pq.write_table(table, path, row_group_size=700)
+    result = sm.evaluate(path, ["ce", "acc"], by="g")
+    data = result.json_data()
+    assert not isinstance(data["groups"], list)  # written by column
+    assert dumps_indented(data) == json.dumps(result.to_dict(), indent=2, allow_nan=True)
+    keys = [group["key"]["g"] for group in result.groups]
+    assert keys == sorted(set(column.to_pylist())) and {type(k) for k in keys} == {
+        int if kind == "int" else str
+    }
