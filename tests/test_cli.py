@@ -82,24 +82,12 @@ def test_output_file_is_the_printed_text(data, tmp_path, monkeypatch):
     encoded in, non-ASCII text across the pieces' ends included."""
     from streammetric import _files
 
-    printed = run("eval", data, "-m", "mae", "--labels", "y", "--preds", "pred", "--by", "split")
+    args = ["eval", data, "-m", "mae", "--labels", "y", "--preds", "pred", "--by", "split"]
+    printed = run(*args)
     out = tmp_path / "result.txt"
     for piece in (7, 1 << 20):
         monkeypatch.setattr(_files, "_PIECE", piece)
-        run(
-            "eval",
-            data,
-            "-m",
-            "mae",
-            "--labels",
-            "y",
-            "--preds",
-            "pred",
-            "--by",
-            "split",
-            "-o",
-            out,
-        )
+        run(*args, "-o", out)
         assert out.read_text() == printed.output
         text = "é€😀x" * 11
         _files.write_atomic(out, text, end="\n")

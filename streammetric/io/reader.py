@@ -304,11 +304,8 @@ def _chunk_place(unit: Unit, column: str) -> tuple[str, str, int, int] | None:
     if column not in schema.names:
         return None
     group = metadata.row_group(unit.index)
-    for position in range(group.num_columns):
-        chunk = group.column(position)
-        if chunk.path_in_schema == column:
-            break
-    else:
+    chunk = _column_chunk(group, column)
+    if chunk is None:
         return None
     start = chunk.data_page_offset
     if chunk.has_dictionary_page and 0 < chunk.dictionary_page_offset < start:
@@ -318,6 +315,15 @@ def _chunk_place(unit: Unit, column: str) -> tuple[str, str, int, int] | None:
         f"{chunk.num_values}|{group.num_rows}|{chunk.total_compressed_size}"
     )
     return described, unit.path, chunk.total_compressed_size, start
+
+
+def _column_chunk(group: Any, column: str) -> Any:
+    """Row group ``group``'s chunk (Parquet metadata) of ``column``, or None."""
+    for position in range(group.num_columns):
+        chunk = group.column(position)
+        if chunk.path_in_schema == column:
+            return chunk
+    return None
 
 
 #: a string column's dictionary page (compressed) from which Parquet's pages presumably fell
@@ -332,12 +338,8 @@ def _dictionary_pays(metadata: Any, unit: Unit, name: str) -> bool:
     later pages fell back), since Arrow then builds the dictionary by hashing every value of
     those pages, ~4x slower than reading the strings as they are (100,000 distinct strings in
     4M rows: 0.58 s against 0.15 s); the group index's C table then hashes them faster."""
-    group = metadata.row_group(unit.index)
-    for position in range(group.num_columns):
-        chunk = group.column(position)
-        if chunk.path_in_schema == name:
-            break
-    else:
+    chunk = _column_chunk(metadata.row_group(unit.index), name)
+    if chunk is None:
         return True
     if not chunk.has_dictionary_page:
         return False
