@@ -2,12 +2,14 @@
 
     .venv/bin/python scripts/eval_ab.py                              # the working tree against HEAD
     .venv/bin/python scripts/eval_ab.py --base c993f20 --rounds 25 -m ce -m acc
+    .venv/bin/python scripts/eval_ab.py --base e7e2dfc -m ce -m acc --by i100k  # groups
 
 Copies each revision's package into a temporary directory (`git archive`; the working tree as
 it is), builds its C extensions (_kernels.c, and _text.c where there is one) with setup.py's
 flags (kernel_ab.py's compile_kernels: a source already built is taken from its cache) and compiles its bytecode, then times
 `python -m streammetric eval` (`streammetric.cli` for a revision without the entry point
-`streammetric/__main__.py`) of scripts/bench.py's file with each copy, alternated in
+`streammetric/__main__.py`) of scripts/bench.py's file (with ``--by COL``: its grouped file of
+4M rows, or --rows, and a column of `bench.GROUP_COLUMNS`) with each copy, alternated in
 shuffled rounds with pyarrow's fastest decoder there (8k-row slices): medians, each one's ratio
 to the decoder, and the median of the paired ratios tree / base. Every process runs in the
 temporary directory with PYTHONPATH at its copy: run in the repository, Python would import the
@@ -74,13 +76,23 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="HEAD", help="the revision to compare with")
-    parser.add_argument("--rows", type=int, default=8_000_000)
+    parser.add_argument("--rows", type=int, help="default: 8M, 4M with --by")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("-m", "--metric", action="append", help="eval's -m (default: ce)")
+    parser.add_argument("--by", choices=sorted(bench.GROUP_COLUMNS), help="eval's --by")
     parser.add_argument("--cflags", default="", help=CFLAGS_HELP)
     args = parser.parse_args()
-    path = bench.make_file(bench.data_directory() / f"eval_{args.rows}.parquet", args.rows)
+    if args.by:
+        args.rows = args.rows or 4_000_000
+        path = bench.make_grouped_file(
+            bench.data_directory() / f"grouped_{args.rows}.parquet", args.rows
+        )
+    else:
+        args.rows = args.rows or 8_000_000
+        path = bench.make_file(bench.data_directory() / f"eval_{args.rows}.parquet", args.rows)
     metrics = [arg for metric in args.metric or ["ce"] for arg in ("-m", metric)]
+    if args.by:
+        metrics += ["--by", args.by]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cflags = shlex.split(args.cflags)

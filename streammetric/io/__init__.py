@@ -19,7 +19,7 @@ from streammetric.io.columns import (
     clean_arrays,
     resolve,
 )
-from streammetric.io.grouping import group_codes, plain_codes
+from streammetric.io.grouping import group_codes
 from streammetric.io.reader import (
     STDIN,
     Batch,
@@ -50,7 +50,6 @@ __all__ = [
     "iter_arrow",
     "iter_unit",
     "make_batch",
-    "plain_codes",
     "plan",
     "read_unit",
     "resolve",

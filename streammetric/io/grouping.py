@@ -34,7 +34,6 @@ __all__ = [
     "canonical_value",
     "check_group_type",
     "group_codes",
-    "plain_codes",
 ]
 
 
@@ -216,32 +215,3 @@ def group_codes(
         for row in zip(*(part.tolist() for part in parts), strict=True)
     ]
     return inverse.astype(np.int64), keys
-
-
-def plain_codes(
-    groups: Mapping[str, pa.Array | pa.ChunkedArray],
-) -> tuple[np.ndarray, pa.Array] | None:
-    """For one group-by column of strings or integers (values that are their own group key)
-    without nulls: integer codes per row (int64) and the value of each code as an Arrow array
-    (distinct, or repeating values a file's dictionary repeats), so that the caller can look
-    the values up with Arrow's hashing instead of Python's; else None (use `group_codes`).
-
-    >>> codes, values = plain_codes({"split": pa.array(["b", "a", "b"])})
-    >>> codes.tolist(), values.to_pylist()
-    ([0, 1, 0], ['b', 'a'])
-    """
-    if len(groups) != 1:
-        return None
-    (array,) = groups.values()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    kind = array.type.value_type if pa.types.is_dictionary(array.type) else array.type
-    if not _plain(kind) or array.null_count:
-        return None
-    if not pa.types.is_dictionary(array.type):
-        import pyarrow.compute as pc  # see _encode
-
-        array = pc.dictionary_encode(array)
-    if array.dictionary.null_count:
-        return None
-    return as_numpy(array.indices).astype(np.int64), array.dictionary
