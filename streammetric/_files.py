@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from ._exceptions import ConfigError
 
-__all__ = ["read_text", "special_kind", "write_atomic"]
+__all__ = ["read_text", "special_kind", "write_atomic", "write_text"]
 
 
 def special_kind(path: str | os.PathLike[str]) -> str | None:
@@ -53,8 +54,19 @@ def _new_file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-#: characters of a str encoded at a time by `write_atomic` (the pieces' memory is reused)
+#: characters of a str encoded at a time by `write_text` (the pieces' memory is reused)
 _PIECE = 1 << 20
+
+
+def write_text(
+    handle: BinaryIO, text: str, end: str = "", encoding: str = "utf-8", errors: str = "strict"
+) -> None:
+    """Write ``text`` then ``end`` to a binary file, encoded a piece at a time: a large text (a
+    result with 100,000 groups: 19 MB) is not copied whole into bytes, nor into ``text + end``;
+    each copy of it would cost its pages' faults."""
+    for start in range(0, len(text), _PIECE):
+        handle.write(text[start : start + _PIECE].encode(encoding, errors))
+    handle.write(end.encode(encoding, errors))
 
 
 def write_atomic(
@@ -65,9 +77,7 @@ def write_atomic(
     end: str = "",
 ) -> None:
     """Replace ``path`` with ``data`` then ``end`` atomically: temp file beside it, fsync,
-    rename, fsync dir. A str is encoded (UTF-8) a piece at a time, so that a large text (a
-    result with 100,000 groups: 19 MB) is not copied whole into bytes, nor into ``data +
-    end``: each copy of it would cost its pages' faults.
+    rename, fsync dir. A str is encoded (UTF-8) a piece at a time (`write_text`).
 
     The temporary file starts with ``.`` and ends with ``.tmp`` (so directory followers skip it);
     ``mode`` sets the permissions (default: those of the file it replaces, or of a new file
@@ -83,11 +93,10 @@ def write_atomic(
     try:
         with os.fdopen(fd, "wb") as handle:
             if isinstance(data, str):
-                for start in range(0, len(data), _PIECE):
-                    handle.write(data[start : start + _PIECE].encode())
+                write_text(handle, data, end)
             else:
                 handle.write(data)
-            handle.write(end.encode())
+                handle.write(end.encode())
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:

@@ -39,6 +39,7 @@ from .cli_common import (
     make_job,
     parse_class_names,
     parse_thresholds,
+    put_text,
     render,
     render_comparison,
     replicates_option,
@@ -341,13 +342,7 @@ def compare_command(
     comparison = compare(baseline, candidate, column=column, strict=strict, threads=threads)
     for note in comparison.notes:
         click.echo(f"streammetric: note: {note}", err=True)
-    text = render_comparison(comparison.to_dict(), fmt, precision)
-    if output:
-        from ._files import write_atomic
-
-        write_atomic(output, text, end="\n")
-    else:
-        click.echo(text)
+    put_text(render_comparison(comparison.to_dict(), fmt, precision), output)
     if report_path is not None:
         from .report import comparison_html, write_report
 

@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
-from ._files import special_kind, write_atomic
+from ._files import special_kind, write_atomic, write_text
 from ._json import dumps_indented
 from .engine.local import Job, Result
 from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
@@ -883,11 +883,23 @@ def emit(
     for note in result.notes:
         click.echo(f"streammetric: note: {note}", err=True)
     data = result.json_data(class_names) if fmt == "json" else result.to_dict(class_names)
-    text = render(data, fmt, precision, class_names)
+    put_text(render(data, fmt, precision, class_names), output)
+
+
+def put_text(text: str, output: str | None) -> None:
+    """``text`` and a newline (atomically) in the file ``output``, or on stdout: both encoded a
+    piece at a time (`write_text`), not copied whole into ``text + "\\n"`` and its bytes."""
     if output:
         write_atomic(output, text, end="\n")
-    else:
-        click.echo(text)
+        return
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # a text-only stream (replaced by a caller)
+        click.echo(text, file=stream)
+        return
+    stream.flush()
+    write_text(buffer, text, "\n", stream.encoding or "utf-8", stream.errors or "strict")
+    buffer.flush()
 
 
 class ProgressBar:

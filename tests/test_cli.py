@@ -78,8 +78,8 @@ def test_output_file(data, tmp_path):
 
 
 def test_output_file_is_the_printed_text(data, tmp_path, monkeypatch):
-    """``-o`` holds what stdout shows (the text and its newline), however many pieces it is
-    encoded in, non-ASCII text across the pieces' ends included."""
+    """``-o`` holds what stdout shows (the text and its newline), however many pieces either
+    is encoded in, non-ASCII text across the pieces' ends included."""
     from streammetric import _files
 
     args = ["eval", data, "-m", "mae", "--labels", "y", "--preds", "pred", "--by", "split"]
@@ -87,6 +87,7 @@ def test_output_file_is_the_printed_text(data, tmp_path, monkeypatch):
     out = tmp_path / "result.txt"
     for piece in (7, 1 << 20):
         monkeypatch.setattr(_files, "_PIECE", piece)
+        assert run(*args).output == printed.output
         run(*args, "-o", out)
         assert out.read_text() == printed.output
         text = "é€😀x" * 11
