@@ -54,9 +54,11 @@ def _ints(rng: random.Random, count: int, pool: int) -> list[int]:
     return [rng.choice(values) for _ in range(count)]
 
 
-def test_key_codes_numbers_ints_and_strings_as_a_dict_does():
+@pytest.mark.parametrize("hash_bits", [64, 4])
+def test_key_codes_numbers_ints_and_strings_as_a_dict_does(hash_bits):
+    """(With 4 bits of hash, every key collides with others: probing and comparing decide.)"""
     rng = random.Random(1)
-    table, reference = KeyCodes(), Reference()
+    table, reference = KeyCodes(hash_bits=hash_bits), Reference()
     for call in range(60):
         if call % 2:
             values: list[Any] = _ints(rng, rng.randrange(0, 400), 300)
@@ -76,6 +78,36 @@ def test_key_codes_numbers_ints_and_strings_as_a_dict_does():
     assert table.keys(0, table.size) == reference.keys
     assert table.strings == sum(isinstance(v, str) for (v,) in reference.keys)
     assert table.order(np.empty(table.size, dtype=np.int64)) is False  # ints and strings
+
+
+@pytest.mark.parametrize(("ints_first", "hash_bits"), [(False, 64), (True, 64), (False, 3)])
+def test_key_codes_tells_strings_apart_by_every_byte(ints_first, hash_bits):
+    """Strings of 0 to 40 bytes that differ in one byte only (within the 16 a slot's head
+    holds, and after them) or in trailing NUL bytes only each get their own code; the bytes
+    are read up to the end of a buffer that has no padding after the last string. A table
+    that held ints first makes its heads when the first string comes. With 3 bits of hash,
+    keys collide all the time: then only the comparison of their bytes tells them apart."""
+    rng = random.Random(5)
+    words = {"\x00" * n for n in range(41)}
+    for n in range(41):
+        words.add("k" * n)
+        words.update("k" * i + "j" + "k" * (n - i - 1) for i in range(n))
+        words.add("k" * n + "\x00")
+    values = [rng.choice(sorted(words)) for _ in range(4000)] + sorted(words)
+    rng.shuffle(values)
+    table, reference = KeyCodes(hash_bits=hash_bits), Reference()
+    if ints_first:
+        ints = list(range(-50, 50))
+        table.add_ints(np.array(ints, dtype=np.int64), np.empty(len(ints), dtype=np.int64))
+        reference.codes_of(ints)
+    for start in range(0, len(values), 777):
+        chunk = values[start : start + 777]
+        data = "".join(chunk).encode()  # exactly the strings' bytes
+        offsets = np.cumsum([0] + [len(v.encode()) for v in chunk]).astype(np.int32)
+        out = np.empty(len(chunk), dtype=np.int64)
+        table.add_strings(offsets, data, out)
+        assert out.tolist() == reference.codes_of(chunk)
+    assert table.keys(0, table.size) == reference.keys
 
 
 def test_key_codes_grows_past_many_resizes():
