@@ -1,10 +1,12 @@
 """The local engine: units of work (file, row group) on a thread pool, states merged exactly.
 
-Each unit is read slice by slice; every slice goes through the metrics' row terms into the
-unit's `Partial` (one state per metric over all groups, ``--by``); the main thread merges the
-units' partials as they complete. Merging is exact, so the result is the same
-bits whatever the thread count or completion order. With a checkpoint, the merged states and the
-keys of the finished units are written atomically as units finish; a re-run resumes from it.
+Each unit is read slice by slice; every slice goes through the metrics' row terms into a
+`Partial` (one state per metric over all groups, ``--by``). With a checkpoint or a live
+exporter, each unit has its own partial, which the main thread merges into the total as the unit
+completes: the merged states and the keys of the finished units are written atomically as units
+finish, and a re-run resumes from them. Otherwise each worker thread keeps one partial for all of
+its units, merged into the total at the end. Merging is exact, so the result is the same bits
+whatever the thread count, the units each thread took or the completion order.
 
 Hooks for live exporters: ``on_start(RunStart)`` once the plan is known (and the checkpoint is
 loaded), then ``on_merge(part)`` with each finished unit's `Partial` (``part.unit_key`` names the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -245,17 +248,21 @@ class Evaluator:
 
         return build_metrics(self.job.metrics, self.metric_kwargs)
 
-    def unit_partial(self, unit: Unit) -> Partial:
+    def unit_partial(self, unit: Unit, into: Partial | None = None) -> Partial:
         """The unit's state: every batch through the metrics' `row_terms`, folded into its
-        rows' groups. With ``--by``, batches wait (`_Pending`) until about `FLUSH_ROWS` rows
-        are read, so that the group keys are encoded once per row group, not per slice."""
-        try:
-            partial = self._spare.pop()  # a merged unit's (`recycle`)
-            partial.unit_key = unit.key
-        except IndexError:
-            partial = Partial(
-                self.new_metrics, unit_key=unit.key, index=self.index, template=self.template
-            )
+        rows' groups (of a new partial, or added to ``into``'s). With ``--by``, batches wait
+        (`_Pending`) until about `FLUSH_ROWS` rows are read, so that the group keys are
+        encoded once per row group, not per slice."""
+        if into is not None:
+            partial = into
+        else:
+            try:
+                partial = self._spare.pop()  # a merged unit's (`recycle`)
+                partial.unit_key = unit.key
+            except IndexError:
+                partial = Partial(
+                    self.new_metrics, unit_key=unit.key, index=self.index, template=self.template
+                )
         pending = _Pending() if self.resolved.by else None
         if self.resampling is not None and self.resolved.by:
             pending = _Pending()
@@ -665,6 +672,18 @@ class JobRun:
         if self.on_merge is None:  # nothing else holds it
             self.evaluator.recycle(part)
 
+    @property
+    def merges_each_unit(self) -> bool:
+        """Whether the total is read as each unit finishes (a checkpoint is written, or a live
+        exporter told): then every unit has its own partial, merged when it finishes."""
+        return self.saver is not None or self.on_merge is not None
+
+    def counted(self, unit: Unit, rows: int) -> None:
+        """A unit evaluated into a thread's partial (`ThreadPartials`), of ``rows`` rows."""
+        self.done.add(unit.key)
+        if self.progress is not None:
+            self.progress(rows)
+
     def result(self) -> Result:
         if self.saver is not None:
             self.saver.save(self.total, self.done, force=True)
@@ -701,7 +720,37 @@ def run_units(run: JobRun, threads: int | None = None) -> None:
     for unit in (u for u in pending if u.sequential):  # stdin: one pass, batch by batch
         run.finish(unit, run.evaluator.unit_partial(unit))
     parallel = [u for u in pending if not u.sequential]
-    run_pool(parallel, run.evaluator.unit_partial, run.finish, threads or os.cpu_count() or 1)
+    threads = threads or os.cpu_count() or 1
+    if run.merges_each_unit:
+        run_pool(parallel, run.evaluator.unit_partial, run.finish, threads)
+        return
+    partials = ThreadPartials(run.evaluator)
+    run_pool(parallel, partials.add, run.counted, threads)
+    for partial in partials.partials:
+        run.total.merge(partial)
+
+
+class ThreadPartials:
+    """One `Partial` per worker thread, which takes every unit the thread evaluates: merged
+    into the total once, at the end, not once per unit (with 100,000 groups, a unit's merge
+    and the clearing of its partial for the next unit cost ~10 ms)."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        self.partials: list[Partial] = []
+        self._mine = threading.local()
+
+    def add(self, unit: Unit) -> int:
+        """Evaluate ``unit`` into this thread's partial: the rows it held (valid or not)."""
+        partial: Partial | None = getattr(self._mine, "partial", None)
+        before = 0 if partial is None else partial.rows + partial.invalid_rows
+        if partial is None:
+            partial = self._mine.partial = self.evaluator.unit_partial(unit)
+            partial.unit_key = None
+            self.partials.append(partial)
+        else:
+            self.evaluator.unit_partial(unit, into=partial)
+        return partial.rows + partial.invalid_rows - before
 
 
 _Item = TypeVar("_Item")

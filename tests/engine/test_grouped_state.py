@@ -96,9 +96,13 @@ def test_each_group_is_the_bits_of_its_rows_alone(tmp_path, monkeypatch, groups,
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_units_reuse_merged_partials_with_the_same_result(tmp_path, monkeypatch, threads):
-    """A merged unit's partial is cleared and evaluates a later unit (its arrays reused): the
-    result and the run's state are those of fresh partials, bit for bit."""
+def test_units_in_a_threads_partial_or_reused_partials_give_the_same_result(
+    tmp_path, monkeypatch, threads
+):
+    """Without a checkpoint, each worker thread's one partial takes all of its units; with
+    one, each unit has its own partial, and a merged unit's is cleared and evaluates a later
+    unit (its arrays reused). Either way the result and the run's state are those of a fresh
+    partial per unit, bit for bit."""
     rng = np.random.default_rng(11)
     rows, classes = 4000, 4
     labels, probs = _probs(rng, rows, classes)
@@ -126,13 +130,24 @@ def test_units_reuse_merged_partials_with_the_same_result(tmp_path, monkeypatch,
             made.append(self)
             super().__init__(*args, **kwargs)
 
+    def run(**kwargs):
+        made.clear()
+        result = sm.evaluate(
+            path, metrics, by="slice", threads=threads, on_invalid="skip", **kwargs
+        )
+        return result, len(made)
+
     monkeypatch.setattr(local, "Partial", Counted)
-    reused = sm.evaluate(path, metrics, by="slice", threads=threads, on_invalid="skip")
-    assert len(made) < 10  # (the total, and fewer partials than units)
+    shared, partials = run()
+    assert partials <= 1 + threads  # the total, and one partial per thread
+    reused, partials = run(checkpoint=tmp_path / "reused.ckpt")
+    assert partials < 1 + 10  # the total, and fewer partials than units
     monkeypatch.setattr(local.Evaluator, "recycle", lambda self, partial: None)
-    fresh = sm.evaluate(path, metrics, by="slice", threads=threads, on_invalid="skip")
-    assert reused.to_dict() == fresh.to_dict() and reused.notes == fresh.notes
-    assert reused.partial.to_json() == fresh.partial.to_json()
+    fresh, partials = run(checkpoint=tmp_path / "fresh.ckpt")
+    assert partials >= 1 + 10
+    for result in (shared, reused):
+        assert result.to_dict() == fresh.to_dict() and result.notes == fresh.notes
+        assert result.partial.to_json() == fresh.partial.to_json()
 
 
 def test_grouped_and_ungrouped_runs_agree_overall(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 
 import streammetric as sm
 from streammetric.engine import Job, evaluate, run_job
+from streammetric.engine.local import JobRun
 from streammetric.io import ColumnSpec
 
 from .conftest import regression_table
@@ -106,6 +107,22 @@ def test_skip_drops_bad_rows_and_equals_clean_rows(tmp_path):
     reference = evaluate(clean, "mae", labels="y", preds="pred")
     assert skipped.invalid_rows == 3 and skipped.rows == 997
     assert skipped.metrics == reference.metrics
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_progress_counts_each_units_rows_once(regression_dir, threads):
+    """The progress hook hears of every unit once, with the rows it held (valid or not),
+    whether units share a thread's partial (no checkpoint) or not."""
+    job = Job(
+        paths=[str(regression_dir)],
+        metrics=["mae"],
+        columns=ColumnSpec(labels="y", preds="pred", by=("model",)),
+    )
+    heard: list[int] = []
+    result = run_job(job, threads=threads, progress=heard.append)
+    units = len(JobRun(job).units)
+    assert len(heard) == units > threads and all(rows > 0 for rows in heard)
+    assert sum(heard) == result.rows + result.invalid_rows
 
 
 def test_checkpoint_resume_after_a_crash_is_identical(regression_dir, tmp_path):
