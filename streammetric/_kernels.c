@@ -1766,33 +1766,26 @@ static PyTypeObject GroupSumsType = {
  * and a string are never the same key (5 and "5" differ), strings by their bytes.
  *
  * Open addressing with linear probing over slots of 16 bytes: an int's slot holds the value
- * itself (a probe touches nothing else), a string's its 64-bit hash and its length, and a
- * parallel array `heads` (made when the first string comes) the string's first 16 bytes, so
- * that a string of up to 16 bytes is found in the two lines its hash points at (both fetched
- * ahead, a block of rows at a time): only a longer one's rest is compared in the arena. At
- * most half the slots are used. The caller serialises calls (the GroupIndex's lock); a call
- * runs with the GIL released, and `busy` refuses a second one. */
+ * itself (a probe touches nothing else), a string's its 64-bit hash (then its bytes, in the
+ * arena, are compared). At most half the slots are used. The caller serialises calls (the
+ * GroupIndex's lock); a call runs with the GIL released, and `busy` refuses a second one.
+ * `keep`: the bits of each hash kept, all of them except in tests, which keep few so that
+ * keys collide (then only the comparison of their values tells them apart). */
 
 #define KC_INT 1u
 #define KC_STR 2u
-#define KC_LONG 0x3fffffffu /* a string's length in its slot's kind: this or more, see `len` */
 #define KC_MAX_CODES ((Py_ssize_t)0x7ffffff0)
-#define KC_BLOCK 16 /* rows hashed and their slots fetched a block ahead of their probes */
+#define KC_BLOCK 16 /* rows hashed and their slots prefetched ahead of the probes */
 
 typedef struct {
     uint64_t tag;   /* an int's value (its bits), a string's hash */
     uint32_t code1; /* code + 1; 0: empty */
-    uint32_t kind;  /* KC_INT, or KC_STR | min(length, KC_LONG) << 2 */
+    uint32_t kind;  /* KC_INT or KC_STR */
 } kc_slot_t;
-
-typedef struct {
-    uint64_t w[2]; /* a string's first 16 bytes, zeros after its end */
-} kc_head_t;
 
 typedef struct {
     PyObject_HEAD
     kc_slot_t *slots;
-    kc_head_t *heads;     /* per slot, once a string is here (else NULL) */
     uint64_t mask;        /* slots - 1 (a power of 2), or 0 before the first key */
     int64_t *val;         /* per code: the int, or the string's offset in the arena */
     int64_t *len;         /* per code: -1 for an int, else the string's length */
@@ -1801,102 +1794,38 @@ typedef struct {
     unsigned char *arena; /* the strings' bytes */
     size_t arena_len, arena_cap;
     Py_ssize_t n_str;     /* codes that are strings */
-    uint64_t keep;        /* the hash bits kept: all, or (for tests) few, so that keys collide */
+    uint64_t keep;        /* the hash bits kept */
     int busy;
 } KeyCodes;
 
 static INLINE uint64_t kc_hash_int(uint64_t v) { return mix64(v ^ 0x2545f4914f6cdd1dULL); }
 
-/* The hash of p[0:n]: 8 bytes at a time, the last 8 (or, below 8, two overlapping 4s) read
- * whole, overlapping the ones before; the length is mixed in, so each byte counts. */
 static INLINE uint64_t kc_hash_bytes(const unsigned char *p, int64_t n) {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n, w = 0;
-    if (n >= 8) {
-        for (; n > 8; n -= 8, p += 8) {
-            memcpy(&w, p, 8);
-            h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-            h ^= h >> 29;
-        }
-        memcpy(&w, p + n - 8, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, p, 4);
-        memcpy(&b, p + n - 4, 4);
-        w = (uint64_t)a << 32 | b;
-    } else {
-        for (int64_t b = n - 1; b >= 0; b--) w = (w << 8) | p[b];
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    int64_t k = n;
+    for (; k >= 8; k -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
     }
+    uint64_t w = 0;
+    for (int64_t b = k - 1; b >= 0; b--) w = (w << 8) | p[b];
     return mix64(h ^ w);
-}
-
-static INLINE uint32_t kc_str_kind(int64_t n) {
-    return KC_STR | (uint32_t)(n < (int64_t)KC_LONG ? n : (int64_t)KC_LONG) << 2;
-}
-
-/* The head of p[0:n]; `readable`: 16 bytes can be read from p (one load, then masked). */
-static INLINE kc_head_t kc_head(const unsigned char *p, int64_t n, int readable) {
-    kc_head_t x = {{0, 0}};
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (readable) {
-        memcpy(&x, p, 16);
-        if (n < 16) {
-            if (n <= 8) {
-                x.w[1] = 0;
-                x.w[0] &= n == 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
-            } else {
-                x.w[1] &= (1ULL << (8 * (n - 8))) - 1;
-            }
-        }
-        return x;
-    }
-#else
-    (void)readable;
-#endif
-    if (n) memcpy(&x, p, (size_t)(n < 16 ? n : 16));
-    return x;
 }
 
 /* Code c into the slots (a free one: its hash's, or the next). */
 static void kc_place(KeyCodes *t, Py_ssize_t c) {
     uint64_t pos = t->hash[c] & t->mask;
     while (t->slots[pos].code1) pos = (pos + 1) & t->mask;
-    kc_slot_t *s = &t->slots[pos];
-    if (t->len[c] < 0) {
-        s->tag = (uint64_t)t->val[c];
-        s->kind = KC_INT;
-    } else {
-        s->tag = t->hash[c];
-        s->kind = kc_str_kind(t->len[c]);
-        t->heads[pos] = kc_head(t->arena + t->val[c], t->len[c], 0);
-    }
-    s->code1 = (uint32_t)(c + 1);
+    const int is_int = t->len[c] < 0;
+    t->slots[pos].tag = is_int ? (uint64_t)t->val[c] : t->hash[c];
+    t->slots[pos].kind = is_int ? KC_INT : KC_STR;
+    t->slots[pos].code1 = (uint32_t)(c + 1);
 }
 
-/* New empty slots (and heads, if `heads`) for `n` of them, every code placed; 0 if out of
- * memory (nothing changed). malloc and memset, not calloc: slots are read before they are
- * written, and a calloc'd page first read is the kernel's zero page, whose first write then
- * costs a second fault and a TLB shootdown on every core. */
-static int kc_rebuild(KeyCodes *t, uint64_t n, int heads) {
-    kc_slot_t *slots = PyMem_RawMalloc((size_t)n * sizeof(kc_slot_t));
-    kc_head_t *head = heads ? PyMem_RawMalloc((size_t)n * sizeof(kc_head_t)) : NULL;
-    if (!slots || (heads && !head)) {
-        PyMem_RawFree(slots);
-        PyMem_RawFree(head);
-        return 0;
-    }
-    memset(slots, 0, (size_t)n * sizeof(kc_slot_t));
-    PyMem_RawFree(t->slots);
-    PyMem_RawFree(t->heads);
-    t->slots = slots;
-    t->heads = head;
-    t->mask = n - 1;
-    for (Py_ssize_t c = 0; c < t->size; c++) kc_place(t, c);
-    return 1;
-}
-
-/* Room for `need` codes (and slots for them at most half full, with heads if `strings`); 0 if
- * out of memory. */
-static int kc_reserve(KeyCodes *t, Py_ssize_t need, int strings) {
+/* Room for `need` codes (and slots for them at most half full); 0 if out of memory. */
+static int kc_reserve(KeyCodes *t, Py_ssize_t need) {
     if (need > KC_MAX_CODES) return 0;
     if (need > t->cap) {
         Py_ssize_t cap = t->cap ? t->cap : 64;
@@ -1912,14 +1841,22 @@ static int kc_reserve(KeyCodes *t, Py_ssize_t need, int strings) {
         t->hash = hash;
         t->cap = cap;
     }
-    const uint64_t slots = t->mask ? t->mask + 1 : 0;
-    const int heads = strings || t->heads;
+    uint64_t slots = t->mask ? t->mask + 1 : 0;
     if ((uint64_t)need * 2 > slots) {
         uint64_t n = slots ? slots : 128;
         while ((uint64_t)need * 2 > n) n *= 2;
-        return kc_rebuild(t, n, heads);
+        /* malloc and memset, not calloc: slots are read before they are written, and a
+         * calloc'd page first read is the kernel's zero page, whose first write then costs
+         * a second fault and a TLB shootdown on every core */
+        kc_slot_t *grown = PyMem_RawMalloc((size_t)n * sizeof(kc_slot_t));
+        if (!grown) return 0;
+        memset(grown, 0, (size_t)n * sizeof(kc_slot_t));
+        PyMem_RawFree(t->slots);
+        t->slots = grown;
+        t->mask = n - 1;
+        for (Py_ssize_t c = 0; c < t->size; c++) kc_place(t, c);
     }
-    return heads && !t->heads ? kc_rebuild(t, slots, 1) : 1;
+    return 1;
 }
 
 /* Forget the codes from `size` on (a failed call's), rebuilding the slots. */
@@ -1952,7 +1889,7 @@ static INLINE int64_t kc_int(KeyCodes *t, int64_t v, uint64_t h) {
             pos = (pos + 1) & t->mask;
         }
     }
-    if (!kc_reserve(t, t->size + 1, 0)) return -1;
+    if (!kc_reserve(t, t->size + 1)) return -1;
     const Py_ssize_t c = t->size++;
     t->val[c] = v;
     t->len[c] = -1;
@@ -1986,28 +1923,24 @@ static int kc_utf8(const unsigned char *p, int64_t n) {
     return 1;
 }
 
-/* The code of the string p[0:n] (hash `h`, head `q`), numbering it if new; -1 if out of
- * memory, -2 if it is not UTF-8. */
-static INLINE int64_t kc_str(KeyCodes *t, const unsigned char *p, int64_t n, uint64_t h,
-                             kc_head_t q) {
-    const uint32_t kind = kc_str_kind(n);
-    if (t->heads) {
+/* The code of the string p[0:n] (hash `h`), numbering it if new; -1 if out of memory, -2 if
+ * it is not UTF-8. */
+static INLINE int64_t kc_str(KeyCodes *t, const unsigned char *p, int64_t n, uint64_t h) {
+    if (t->mask) {
         uint64_t pos = h & t->mask;
         for (;;) {
             const kc_slot_t *s = &t->slots[pos];
             if (!s->code1) break;
-            if (s->tag == h && s->kind == kind && t->heads[pos].w[0] == q.w[0] &&
-                t->heads[pos].w[1] == q.w[1]) {
+            if (s->tag == h && s->kind == KC_STR) {
                 const int64_t c = (int64_t)s->code1 - 1;
-                if (n <= 16 || (t->len[c] == n &&
-                                memcmp(t->arena + t->val[c] + 16, p + 16, (size_t)n - 16) == 0))
+                if (t->len[c] == n && (n == 0 || memcmp(t->arena + t->val[c], p, (size_t)n) == 0))
                     return c;
             }
             pos = (pos + 1) & t->mask;
         }
     }
     if (!kc_utf8(p, n)) return -2;
-    if (!kc_reserve(t, t->size + 1, 1)) return -1;
+    if (!kc_reserve(t, t->size + 1)) return -1;
     if (t->arena_len + (size_t)n > t->arena_cap) {
         size_t cap = t->arena_cap ? t->arena_cap : 4096;
         while (cap < t->arena_len + (size_t)n) cap *= 2;
@@ -2038,7 +1971,6 @@ static PyObject *key_codes_new(PyTypeObject *type, PyObject *args, PyObject *kwa
     KeyCodes *t = (KeyCodes *)type->tp_alloc(type, 0);
     if (t) {
         t->slots = NULL;
-        t->heads = NULL;
         t->mask = 0;
         t->val = t->len = NULL;
         t->hash = NULL;
@@ -2054,7 +1986,6 @@ static PyObject *key_codes_new(PyTypeObject *type, PyObject *args, PyObject *kwa
 
 static void key_codes_dealloc(KeyCodes *t) {
     PyMem_RawFree(t->slots);
-    PyMem_RawFree(t->heads);
     PyMem_RawFree(t->val);
     PyMem_RawFree(t->len);
     PyMem_RawFree(t->hash);
@@ -2083,43 +2014,6 @@ static PyObject *kc_result(KeyCodes *t, Py_ssize_t start, int failed) {
     return Py_BuildValue("(nn)", start, t->size);
 }
 
-/* The hashes of values[0 : min(n, KC_BLOCK)], their slots fetched. */
-static INLINE void kc_stage_ints(const KeyCodes *t, const int64_t *values, Py_ssize_t n,
-                                 uint64_t *h) {
-    for (Py_ssize_t j = 0; j < KC_BLOCK && j < n; j++) {
-        h[j] = kc_hash_int((uint64_t)values[j]) & t->keep;
-        if (t->mask) __builtin_prefetch(&t->slots[h[j] & t->mask]);
-    }
-}
-
-/* A block of strings to probe: each one's place, length, hash and head. */
-typedef struct {
-    int64_t at[KC_BLOCK], len[KC_BLOCK];
-    uint64_t h[KC_BLOCK];
-    kc_head_t q[KC_BLOCK];
-} kc_block_t;
-
-/* Strings i .. min(n, i + KC_BLOCK) - 1 of an Arrow string array (offsets int32, or int64 if
- * `wide`; `size` bytes) into *k, their slots and heads fetched. */
-static INLINE void kc_stage_strings(const KeyCodes *t, const Py_buffer *offsets, int wide,
-                                    const unsigned char *bytes, int64_t size, Py_ssize_t i,
-                                    Py_ssize_t n, kc_block_t *k) {
-    for (Py_ssize_t j = 0; j < KC_BLOCK && i + j < n; j++) {
-        const int64_t a = wide ? ((const int64_t *)offsets->buf)[i + j]
-                               : ((const int32_t *)offsets->buf)[i + j];
-        const int64_t b = wide ? ((const int64_t *)offsets->buf)[i + j + 1]
-                               : ((const int32_t *)offsets->buf)[i + j + 1];
-        k->at[j] = a;
-        k->len[j] = b - a;
-        k->h[j] = kc_hash_bytes(bytes + a, b - a) & t->keep;
-        k->q[j] = kc_head(bytes + a, b - a, a + 16 <= size);
-        if (t->heads) {
-            __builtin_prefetch(&t->slots[k->h[j] & t->mask]);
-            __builtin_prefetch(&t->heads[k->h[j] & t->mask]);
-        }
-    }
-}
-
 PyDoc_STRVAR(key_codes_add_ints_doc,
 "add_ints(values, out) -> tuple[int, int] | None\n\nout[i] = the code of the int values[i]\n"
 "(int64, 1-D contiguous; out int64 of the same length), numbering new values in order of\n"
@@ -2143,14 +2037,15 @@ static PyObject *key_codes_add_ints(KeyCodes *t, PyObject *args) {
     int failed = 0;
     t->busy = 1;
     Py_BEGIN_ALLOW_THREADS
-    uint64_t h[2][KC_BLOCK]; /* this block's hashes, and the next's (made, and their slots
-                              * fetched, before this block is probed) */
-    kc_stage_ints(t, v + 0, n, h[0]);
-    for (Py_ssize_t i = 0, b = 0; i < n && !failed; i += KC_BLOCK, b ^= 1) {
-        if (i + KC_BLOCK < n) kc_stage_ints(t, v + i + KC_BLOCK, n - i - KC_BLOCK, h[b ^ 1]);
+    uint64_t h[KC_BLOCK];
+    for (Py_ssize_t i = 0; i < n && !failed; i += KC_BLOCK) {
         const Py_ssize_t m = n - i < KC_BLOCK ? n - i : KC_BLOCK;
         for (Py_ssize_t j = 0; j < m; j++) {
-            const int64_t c = kc_int(t, v[i + j], h[b][j]);
+            h[j] = kc_hash_int((uint64_t)v[i + j]) & t->keep;
+            if (t->mask) __builtin_prefetch(&t->slots[h[j] & t->mask]);
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            const int64_t c = kc_int(t, v[i + j], h[j]);
             if (c < 0) { failed = -1; break; }
             o[i + j] = c;
         }
@@ -2198,15 +2093,19 @@ static PyObject *key_codes_add_strings(KeyCodes *t, PyObject *args) {
             const int64_t before = i == 0 ? 0 : (wide ? ((const int64_t *)offsets.buf)[i - 1] : ((const int32_t *)offsets.buf)[i - 1]);
             if (at < 0 || at > size || at < before) { ok = 0; break; }
         }
-        kc_block_t blocks[2]; /* this block's strings, and the next's (see add_ints) */
-        if (ok) kc_stage_strings(t, &offsets, wide, bytes, size, 0, n, &blocks[0]);
-        for (Py_ssize_t i = 0, b = 0; ok && i < n && !failed; i += KC_BLOCK, b ^= 1) {
-            if (i + KC_BLOCK < n)
-                kc_stage_strings(t, &offsets, wide, bytes, size, i + KC_BLOCK, n, &blocks[b ^ 1]);
-            const kc_block_t *k = &blocks[b];
+        uint64_t h[KC_BLOCK];
+        for (Py_ssize_t i = 0; ok && i < n && !failed; i += KC_BLOCK) {
             const Py_ssize_t m = n - i < KC_BLOCK ? n - i : KC_BLOCK;
             for (Py_ssize_t j = 0; j < m; j++) {
-                const int64_t c = kc_str(t, bytes + k->at[j], k->len[j], k->h[j], k->q[j]);
+                const int64_t a = wide ? ((const int64_t *)offsets.buf)[i + j] : ((const int32_t *)offsets.buf)[i + j];
+                const int64_t b = wide ? ((const int64_t *)offsets.buf)[i + j + 1] : ((const int32_t *)offsets.buf)[i + j + 1];
+                h[j] = kc_hash_bytes(bytes + a, b - a) & t->keep;
+                if (t->mask) __builtin_prefetch(&t->slots[h[j] & t->mask]);
+            }
+            for (Py_ssize_t j = 0; j < m; j++) {
+                const int64_t a = wide ? ((const int64_t *)offsets.buf)[i + j] : ((const int32_t *)offsets.buf)[i + j];
+                const int64_t b = wide ? ((const int64_t *)offsets.buf)[i + j + 1] : ((const int32_t *)offsets.buf)[i + j + 1];
+                const int64_t c = kc_str(t, bytes + a, b - a, h[j]);
                 if (c < 0) { failed = (int)c; break; }
                 o[i + j] = c;
             }
@@ -2251,7 +2150,7 @@ static PyObject *key_codes_add_keys(KeyCodes *t, PyObject *keys) {
             const char *p = PyUnicode_AsUTF8AndSize(value, &len);
             if (!p) { PyErr_Clear(); break; }
             const unsigned char *u = (const unsigned char *)p;
-            c = kc_str(t, u, len, kc_hash_bytes(u, len) & t->keep, kc_head(u, len, 0));
+            c = kc_str(t, u, len, kc_hash_bytes(u, len) & t->keep);
         } else {
             break;
         }

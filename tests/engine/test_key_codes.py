@@ -82,11 +82,10 @@ def test_key_codes_numbers_ints_and_strings_as_a_dict_does(hash_bits):
 
 @pytest.mark.parametrize(("ints_first", "hash_bits"), [(False, 64), (True, 64), (False, 3)])
 def test_key_codes_tells_strings_apart_by_every_byte(ints_first, hash_bits):
-    """Strings of 0 to 40 bytes that differ in one byte only (within the 16 a slot's head
-    holds, and after them) or in trailing NUL bytes only each get their own code; the bytes
-    are read up to the end of a buffer that has no padding after the last string. A table
-    that held ints first makes its heads when the first string comes. With 3 bits of hash,
-    keys collide all the time: then only the comparison of their bytes tells them apart."""
+    """Strings of 0 to 40 bytes that differ in one byte only, or in trailing NUL bytes
+    only, each get their own code; the bytes are read up to the end of a buffer that has no
+    padding after the last string, and a table may hold ints first. With 3 bits of hash, keys
+    collide all the time: then only the comparison of their bytes tells them apart."""
     rng = random.Random(5)
     words = {"\x00" * n for n in range(41)}
     for n in range(41):
