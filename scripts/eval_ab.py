@@ -3,6 +3,7 @@
     .venv/bin/python scripts/eval_ab.py                              # the working tree against HEAD
     .venv/bin/python scripts/eval_ab.py --base c993f20 --rounds 25 -m ce -m acc
     .venv/bin/python scripts/eval_ab.py --base e7e2dfc -m ce -m acc --by i100k  # groups
+    .venv/bin/python scripts/eval_ab.py --base c8c58a6 --tree 237423f --by s100k  # a commit
 
 Copies each revision's package into a temporary directory (`git archive`; the working tree as
 it is), builds its C extensions (_kernels.c, and _text.c where there is one) with setup.py's
@@ -76,6 +77,9 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="HEAD", help="the revision to compare with")
+    parser.add_argument(
+        "--tree", help="the revision to time against it (default: the working tree)"
+    )
     parser.add_argument("--rows", type=int, help="default: 8M, 4M with --by")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("-m", "--metric", action="append", help="eval's -m (default: ce)")
@@ -98,7 +102,7 @@ def main() -> None:
         cflags = shlex.split(args.cflags)
         copies = {
             "base": package(args.base, work / "base", cflags),
-            "tree": package(None, work / "tree", cflags),
+            "tree": package(args.tree, work / "tree", cflags),
         }
         decoder = [bench.PY, "-c", bench.DECODERS["row-group slices of 8k x threads"], str(path)]
         commands = {"decoder (8k slices)": (decoder, bench.ENV)}
@@ -120,7 +124,10 @@ def main() -> None:
                 times[name].append(run(*commands[name], work)[0])
     medians = {name: statistics.median(t) for name, t in times.items()}
     decode = medians["decoder (8k slices)"]
-    print(f"{args.rows:,} rows, {' '.join(metrics)}, base {args.base}, {args.rounds} rounds")
+    tree = f"tree {args.tree}" if args.tree else "the working tree"
+    print(
+        f"{args.rows:,} rows, {' '.join(metrics)}, base {args.base}, {tree}, {args.rounds} rounds"
+    )
     print(f"{'command':22s} {'ms':>8s} {'vs decoder':>11s}")
     for name, seconds in medians.items():
         print(f"{name:22s} {seconds * 1000:8.1f} {decode / seconds:11.3f}")
