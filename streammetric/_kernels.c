@@ -1960,6 +1960,13 @@ static INLINE int64_t kc_str(KeyCodes *t, const unsigned char *p, int64_t n, uin
     return c;
 }
 
+/* The key value (an int or a str) of code c (< size). */
+static PyObject *kc_value(const KeyCodes *t, Py_ssize_t c) {
+    return t->len[c] < 0
+        ? PyLong_FromLongLong(t->val[c])
+        : PyUnicode_DecodeUTF8((const char *)t->arena + t->val[c], t->len[c], "strict");
+}
+
 static PyObject *key_codes_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     static char *names[] = {"hash_bits", NULL};
     int bits = 64;
@@ -2174,14 +2181,42 @@ static PyObject *key_codes_keys(KeyCodes *t, PyObject *args) {
     PyObject *list = PyList_New(end - start);
     if (!list) return NULL;
     for (Py_ssize_t c = start; c < end; c++) {
-        PyObject *value = t->len[c] < 0
-            ? PyLong_FromLongLong(t->val[c])
-            : PyUnicode_DecodeUTF8((const char *)t->arena + t->val[c], t->len[c], "strict");
+        PyObject *value = kc_value(t, c);
         PyObject *key = value ? PyTuple_Pack(1, value) : NULL;
         Py_XDECREF(value);
         if (!key) { Py_DECREF(list); return NULL; }
         PyList_SET_ITEM(list, c - start, key);
     }
+    return list;
+}
+
+PyDoc_STRVAR(key_codes_values_doc,
+"values(codes) -> list[int | str]\n\nThe key value of each code of `codes` (C-contiguous int64,\n"
+"each below size), in that order: a column of keys without a tuple each.");
+
+static PyObject *key_codes_values(KeyCodes *t, PyObject *arg) {
+    if (!key_codes_enter(t)) return NULL;
+    Py_buffer codes;
+    const int viewed = get_view(arg, &codes, 0);
+    if (!viewed || buffer_kind(&codes) != K_I64) {
+        if (viewed) PyBuffer_Release(&codes);
+        PyErr_SetString(PyExc_TypeError, "values() takes a C-contiguous int64 buffer");
+        return NULL;
+    }
+    const int64_t *c = codes.buf;
+    const Py_ssize_t n = codes.len / 8;
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list && i < n; i++) {
+        if (c[i] < 0 || c[i] >= t->size) {
+            PyErr_SetString(PyExc_IndexError, "KeyCodes.values: codes out of range");
+            Py_CLEAR(list);
+            break;
+        }
+        PyObject *value = kc_value(t, (Py_ssize_t)c[i]);
+        if (!value) { Py_CLEAR(list); break; }
+        PyList_SET_ITEM(list, i, value);
+    }
+    PyBuffer_Release(&codes);
     return list;
 }
 
@@ -2319,6 +2354,7 @@ static PyMethodDef key_codes_methods[] = {
     {"keys", (PyCFunction)key_codes_keys, METH_VARARGS, key_codes_keys_doc},
     {"order", (PyCFunction)key_codes_order, METH_O, key_codes_order_doc},
     {"ints", (PyCFunction)key_codes_ints, METH_O, key_codes_ints_doc},
+    {"values", (PyCFunction)key_codes_values, METH_O, key_codes_values_doc},
     {NULL, NULL, 0, NULL},
 };
 

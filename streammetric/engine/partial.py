@@ -271,14 +271,17 @@ class Partial:
                     _add_values(out, leaf.name_values(one))
                     flags[code] |= leaf.may_note(one)
                 names, columns = [], []
-            keys, rows = self.keys, self._rows[order]
+            rows = self._rows[order]
             if objects is None and len(set(names)) == len(names):  # by column: a Table
                 key_columns: list[Any] = []
                 ints = self.index.int_keys() if len(by) == 1 else None
+                column = self.index.key_values(order) if len(by) == 1 and ints is None else None
                 if ints is not None:  # one int column: its values, no Python object each
                     key_columns.append(ints[order])
+                elif column is not None:  # one string column: no tuple each
+                    key_columns.append(column)
                 else:
-                    in_order = list(map(keys.__getitem__, codes))  # (zip(*keys): 5x slower)
+                    in_order = list(map(self.keys.__getitem__, codes))  # (zip(*keys): 5x slower)
                     key_columns += (list(map(itemgetter(i), in_order)) for i in range(len(by)))
                 shape = {
                     "key": {name: i for i, name in enumerate(by)},
@@ -292,6 +295,7 @@ class Partial:
                     for out, later in zip(objects, per_group, strict=True):
                         out.update(later)
                     per_group = objects
+                keys = self.keys
                 groups = [
                     {"key": dict(zip(by, keys[code], strict=True)), "rows": count, "metrics": out}
                     for code, count, out in zip(codes, rows.tolist(), per_group, strict=True)
@@ -375,21 +379,40 @@ class GroupIndex:
     numbers a column's values (`codes_of_column`, `codes_of_values`) with no Python object per
     value; keys of any other kind go through a Python dict (`codes_of`). Both follow the one
     list `keys`: each catches up with the keys the other numbered (under the lock) before it
-    numbers more, so a key has one code whichever way it came. The first key the C table
-    cannot hold (a float, a null, two columns, an int beyond int64, ...) retires it for good:
-    then every key goes through the dict."""
+    numbers more, so a key has one code whichever way it came. The keys the C table numbers
+    become Python tuples only when `keys` is read (a result with one key column takes them
+    from the table as a column instead: `key_values`). The first key the C table cannot hold
+    (a float, a null, two columns, an int beyond int64, ...) retires it for good: then every
+    key goes through the dict."""
 
     def __init__(self) -> None:
-        self.keys: list[GroupKey] = []
+        self._keys: list[GroupKey] = []  # of codes 0, 1, ... (the C table may hold more)
         self._codes: dict[GroupKey, int] = {}  # the keys ``keys[:len(_codes)]``
         self._lock = threading.Lock()
         #: every key (one int64 or one string each), or None once a key is not
         self._table: KeyCodes | None = KeyCodes()
 
     @property
+    def keys(self) -> list[GroupKey]:
+        """The key of each code."""
+        table = self._table
+        if table is not None and table.size > len(self._keys):
+            with self._lock:
+                return self._made()
+        return self._keys
+
+    def _made(self) -> list[GroupKey]:
+        """`keys`, the lock held: the C table's newer keys made Python tuples."""
+        keys, table = self._keys, self._table
+        if table is not None and table.size > len(keys):
+            keys.extend(table.keys(len(keys), table.size))
+        return keys
+
+    @property
     def size(self) -> int:
         """The number of keys."""
-        return len(self.keys)
+        table = self._table
+        return max(len(self._keys), 0 if table is None else table.size)
 
     def codes_of(self, keys: Sequence[GroupKey]) -> np.ndarray:
         """The code of each key (new keys get the next codes), as int64."""
@@ -397,7 +420,7 @@ class GroupIndex:
         found = [get(key) for key in keys]  # known keys, without the lock (reads are atomic)
         if None in found:
             with self._lock:
-                codes, known = self._codes, self.keys
+                codes, known = self._codes, self._made()
                 for key in known[len(codes) :]:  # the keys the C table numbered since
                     codes[key] = len(codes)
                 for position, key in enumerate(keys):
@@ -420,72 +443,67 @@ class GroupIndex:
     def codes_of_column(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
         """The code of each row's key ``(value,)`` of a column of strings or integers without
         nulls (a dictionary array's dictionary looked up, its indices mapped through), looked
-        up and numbered by the C table in one call per array; None for any other column, or
-        once the table is retired (the caller takes `codes_of`)."""
+        up and numbered by the C table in one call per array (a chunked column's chunks in
+        place, not first copied into one); None for any other column, or once the table is
+        retired (the caller takes `codes_of`)."""
         if self._table is None:
             return None
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
         if column.null_count:
             return None
         if pa.types.is_dictionary(column.type):
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
             dictionary = column.dictionary
             if dictionary.null_count:
                 return None
-            codes = self._table_codes(dictionary)
+            codes = self._table_codes([dictionary])
             return None if codes is None else codes[as_numpy(column.indices)]
-        return self._table_codes(column)
+        return self._table_codes(column.chunks if isinstance(column, pa.ChunkedArray) else [column])
 
-    def _table_codes(self, values: pa.Array) -> np.ndarray | None:
-        """`codes_of_column` of an array of values (no nulls)."""
-        kind = values.type
-        count = len(values)
-        if pa.types.is_integer(kind):
-            ints = as_numpy(values)
-            if ints.dtype != np.int64:
-                if ints.dtype == np.uint64 and count and int(ints.max()) > _INT64_MAX:
-                    return None  # beyond int64: Python's ints
-                ints = ints.astype(np.int64)
-            args: tuple[Any, ...] = (ints,)
-        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            width = 8 if pa.types.is_large_string(kind) else 4
-            _, offsets, data = values.buffers()
-            if offsets is None:  # an empty array
-                args = (np.zeros(1, dtype=np.int64), b"")
-            else:
-                dtype = np.int64 if width == 8 else np.int32
-                where = np.frombuffer(offsets, dtype, count + 1, values.offset * width)
-                args = (where, b"" if data is None else data)
-        else:
-            return None
-        out = np.empty(count, dtype=np.int64)
+    def _table_codes(self, chunks: Sequence[pa.Array]) -> np.ndarray | None:
+        """`codes_of_column` of arrays of values of one type (no nulls), one after another."""
+        calls = []
+        for values in chunks:
+            args = _table_args(values)
+            if args is None:
+                return None
+            calls.append((len(values), args))
+        out = np.empty(sum(count for count, _ in calls), dtype=np.int64)
+        start = 0
         with self._lock:
             table = self._synced()
             if table is None:
                 return None
-            try:
-                if len(args) == 1:
-                    numbered = table.add_ints(args[0], out)
-                else:
-                    numbered = table.add_strings(args[0], args[1], out)
-            except ValueError:  # a string that is not UTF-8: Python's path says so
-                return None
-            if numbered is None:  # buffers it cannot read (not expected)
-                return None
-            start, end = numbered
-            if end > start:
-                self.keys.extend(table.keys(start, end))
+            for count, args in calls:
+                into = out[start : start + count]
+                start += count
+                try:
+                    if len(args) == 1:
+                        numbered = table.add_ints(args[0], into)
+                    else:
+                        numbered = table.add_strings(args[0], args[1], into)
+                except ValueError:  # a string that is not UTF-8: Python's path says so
+                    return None  # (the chunks before keep their keys: each has one code)
+                if numbered is None:  # buffers it cannot read (not expected)
+                    return None
         return out
 
     def _synced(self) -> KeyCodes | None:
         """The C table with every key (the lock held): it numbers the keys `codes_of` added
         since, or is retired if one is not an int64 or a string."""
         table = self._table
-        if table is not None and table.size < len(self.keys):
-            added = self.keys[table.size :]
+        if table is not None and table.size < len(self._keys):
+            added = self._keys[table.size :]
             if table.add_keys(added) < len(added):
                 self._table = table = None  # for good: keys are never removed
         return table
+
+    def key_values(self, codes: np.ndarray) -> list[Any] | None:
+        """The key value of each code of ``codes`` (int64) when every key is one int or one
+        string: a column of them, with no tuple each; else None."""
+        with self._lock:
+            table = self._synced()
+            return None if table is None else table.values(codes)
 
     def int_keys(self) -> np.ndarray | None:
         """Each code's key value (int64, code order) when every key is one int; else None."""
@@ -514,6 +532,28 @@ class GroupIndex:
 
 
 _INT64_MAX = 2**63 - 1
+
+
+def _table_args(values: pa.Array) -> tuple[Any, ...] | None:
+    """The buffers `KeyCodes` numbers an array of ints or strings from (ints: int64; strings:
+    offsets and bytes); None for other arrays, or ints beyond int64."""
+    kind = values.type
+    if pa.types.is_integer(kind):
+        ints = as_numpy(values)
+        if ints.dtype != np.int64:
+            if ints.dtype == np.uint64 and len(ints) and int(ints.max()) > _INT64_MAX:
+                return None  # beyond int64: Python's ints
+            ints = ints.astype(np.int64)
+        return (ints,)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        width = 8 if pa.types.is_large_string(kind) else 4
+        _, offsets, data = values.buffers()
+        if offsets is None:  # an empty array
+            return (np.zeros(1, dtype=np.int64), b"")
+        dtype = np.int64 if width == 8 else np.int32
+        where = np.frombuffer(offsets, dtype, len(values) + 1, values.offset * width)
+        return (where, b"" if data is None else data)
+    return None
 
 
 class CellIndex:
@@ -626,6 +666,9 @@ class CellIndex:
         return None
 
     def int_keys(self) -> np.ndarray | None:
+        return None
+
+    def key_values(self, codes: np.ndarray) -> list[Any] | None:
         return None
 
 

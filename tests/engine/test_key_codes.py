@@ -217,10 +217,12 @@ def _column(values: list[Any], how: str) -> pa.Array | pa.ChunkedArray:
     if how == "sliced":
         padded = pa.array([values[0] if values else None, *values, None], kind)
         return padded.slice(1, len(values))
-    if how == "chunked":
+    if how == "chunked":  # (numbered chunk by chunk: one sliced from a longer array, one empty)
         half = len(values) // 2
+        rest = pa.array([values[0] if values else None, *values[half:], None], kind)
         return pa.chunked_array(
-            [pa.array(values[:half], kind), pa.array(values[half:], kind)], kind
+            [pa.array(values[:half], kind), pa.array([], kind), rest.slice(1, len(values) - half)],
+            kind,
         )
     distinct = list(dict.fromkeys(values))
     dictionary = pa.array(distinct + distinct[:3], kind)  # repeated entries
