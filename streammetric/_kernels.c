@@ -1629,21 +1629,67 @@ static double digits_to_double(const uint32_t *q, int n, int above, int half, in
     int top_bits = 32 - __builtin_clz(q[h]);
     int64_t length = 32 * (int64_t)h + top_bits; /* bits of q */
     int64_t keep = length > 53 ? length - 53 : 0; /* bits below the double's last place */
-    /* the 53 (or fewer) leading bits of q */
-    uint64_t lead = 0;
-    for (int64_t bit = length - 1; bit >= keep; bit--)
-        lead = (lead << 1) | ((q[bit >> 5] >> (bit & 31)) & 1u);
+    /* the 53 (or fewer) leading bits of q: bits keep .. length - 1, within 3 digits */
+    const int64_t low = keep >> 5;
+    unsigned __int128 window = q[low];
+    if (low + 1 <= h) window |= (unsigned __int128)q[low + 1] << 32;
+    if (low + 2 <= h) window |= (unsigned __int128)q[low + 2] << 64;
+    const uint64_t lead = (uint64_t)(window >> (keep & 31));
     int up;
     if (keep == 0) {
         up = above || (half && (lead & 1));
     } else {
-        int guard = (q[(keep - 1) >> 5] >> ((keep - 1) & 31)) & 1u;
-        int sticky = inexact;
-        for (int64_t bit = keep - 2; bit >= 0 && !sticky; bit--)
-            sticky = (q[bit >> 5] >> (bit & 31)) & 1u;
+        const int64_t g = keep - 1; /* the guard bit; the sticky bits are those below it */
+        int guard = (q[g >> 5] >> (g & 31)) & 1u;
+        int sticky = inexact || (q[g >> 5] & ((1u << (g & 31)) - 1u)) != 0;
+        for (int64_t j = (g >> 5) - 1; j >= 0 && !sticky; j--) sticky = q[j] != 0;
         up = guard && (sticky || (lead & 1));
     }
     return ldexp((double)(lead + (uint64_t)up), (int)(keep - 1074));
+}
+
+/* |group r's finite sum| as digits q[0 .. DIGITS - 1] (32-bit, little end first), and
+ * whether the sum is negative; *high: the highest digit that may be nonzero. A window's
+ * digits are normalised and negated on their own, not as the 70 of an acc_t. */
+static int group_magnitude(const GroupSums *s, const group_t *r, uint32_t *q, int *high) {
+    memset(q, 0, DIGITS * sizeof *q);
+    *high = 0;
+    if (r->base == BASE_FULL) {
+        acc_t a = s->full[r->d[0]];
+        acc_normalise(&a);
+        const int negative = a.d[DIGITS - 1] < 0;
+        uint64_t borrow = 1;
+        for (int j = 0; j < DIGITS; j++) {
+            uint32_t v = (uint32_t)a.d[j];
+            if (negative) {
+                uint64_t t = (uint64_t)(uint32_t)~v + borrow;
+                v = (uint32_t)t;
+                borrow = t >> 32;
+            }
+            q[j] = v;
+        }
+        *high = DIGITS - 1;
+        return negative;
+    }
+    if (r->base < 0) return 0; /* empty: 0 */
+    int64_t w[WINDOW];
+    memcpy(w, r->d, sizeof w);
+    window_normalise(w); /* digits below 2**32, the top one signed: two's complement in e */
+    uint32_t e[WINDOW + 1];
+    for (int k = 0; k < WINDOW; k++) e[k] = (uint32_t)w[k];
+    e[WINDOW] = (uint32_t)((uint64_t)w[WINDOW - 1] >> 32);
+    const int negative = w[WINDOW - 1] < 0;
+    if (negative) {
+        uint64_t borrow = 1;
+        for (int k = 0; k <= WINDOW; k++) {
+            const uint64_t t = (uint64_t)(uint32_t)~e[k] + borrow;
+            e[k] = (uint32_t)t;
+            borrow = t >> 32;
+        }
+    }
+    for (int k = 0; k <= WINDOW && r->base + k < DIGITS; k++) q[r->base + k] = e[k];
+    *high = r->base + WINDOW < DIGITS ? r->base + WINDOW : DIGITS - 1;
+    return negative;
 }
 
 PyDoc_STRVAR(group_sums_ratios_doc,
@@ -1677,22 +1723,9 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
         if (r->nan || (r->pos_inf && r->neg_inf)) { values[g] = NAN; continue; }
         if (r->pos_inf) { values[g] = INFINITY; continue; }
         if (r->neg_inf) { values[g] = -INFINITY; continue; }
-        acc_t sum, *a = &sum;
-        group_expand(s, r, a); /* a window's digits in an acc_t: the division below */
-        acc_normalise(a);
-        /* magnitude of the two's complement digits (the last digit signed) */
         uint32_t q[DIGITS];
-        const int negative = a->d[DIGITS - 1] < 0;
-        uint64_t borrow = 1;
-        for (int j = 0; j < DIGITS; j++) {
-            uint32_t v = (uint32_t)a->d[j];
-            if (negative) {
-                uint64_t t = (uint64_t)(uint32_t)~v + borrow;
-                v = (uint32_t)t;
-                borrow = t >> 32;
-            }
-            q[j] = v;
-        }
+        int high;
+        const int negative = group_magnitude(s, r, q, &high);
         /* long division by count: q = floor(|sum| / count), rem the remainder; it stops
          * `stop` digits above the units once the quotient has 4 digits (97 bits or more: the
          * rounding reads 53 and a guard bit), the rest of the quotient then only told as
@@ -1700,24 +1733,36 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
         unsigned __int128 rem = 0;
         int stop = 0;
         if (count > 1) { /* a count of 1: the sum itself */
-            int top = -1, high = DIGITS - 1;
+            int top = -1;
             while (high > 0 && !q[high]) high--; /* above it, quotient and remainder are 0 */
-            for (int j = high; j >= 0; j--) {
-                unsigned __int128 cur = (rem << 32) | q[j];
-                q[j] = (uint32_t)(cur / (uint64_t)count);
-                rem = cur % (uint64_t)count;
-                if (top < 0 && q[j]) top = j;
-                if (top - j == 3) { stop = j; break; }
+            if (count <= 0xffffffffLL) { /* (rem << 32) | digit fits 64 bits */
+                uint64_t rem64 = 0;
+                for (int j = high; j >= 0; j--) {
+                    const uint64_t cur = (rem64 << 32) | q[j];
+                    q[j] = (uint32_t)(cur / (uint64_t)count);
+                    rem64 = cur % (uint64_t)count;
+                    if (top < 0 && q[j]) top = j;
+                    if (top - j == 3) { stop = j; break; }
+                }
+                rem = rem64;
+            } else {
+                for (int j = high; j >= 0; j--) {
+                    unsigned __int128 cur = (rem << 32) | q[j];
+                    q[j] = (uint32_t)(cur / (uint64_t)count);
+                    rem = cur % (uint64_t)count;
+                    if (top < 0 && q[j]) top = j;
+                    if (top - j == 3) { stop = j; break; }
+                }
             }
         }
         double magnitude;
         if (stop > 0) { /* the rest, rem * 2**(32 stop) + q[0..stop-1], is below digit stop */
             int inexact = rem != 0;
             for (int j = 0; j < stop; j++) { inexact |= q[j] != 0; q[j] = 0; }
-            magnitude = digits_to_double(q, DIGITS, 0, 0, inexact);
+            magnitude = digits_to_double(q, high + 1, 0, 0, inexact);
         } else {
             const unsigned __int128 twice = rem * 2;
-            magnitude = digits_to_double(q, DIGITS, twice > (unsigned __int128)count,
+            magnitude = digits_to_double(q, high + 1, twice > (unsigned __int128)count,
                                          twice == (unsigned __int128)count, rem != 0);
         }
         values[g] = negative ? -magnitude : magnitude;

@@ -507,10 +507,20 @@ def test_many_compact_groups():
 
 def test_ratios_round_ties_and_near_ties_as_exact_division():
     """`ratios` stops its long division once the quotient has 97 bits: quotients exactly half
-    an ulp (ties, to even) or a unit beyond it, at every scale, still round as Fraction does."""
+    an ulp (ties, to even) or a unit beyond it, at every scale and for counts on both sides of
+    2**32 (below it the division steps in 64 bits), still round as Fraction does."""
     cases = []
     for scale in (-1074, -1000, -60, 0, 40, 200, 900):
-        for count in (2, 3, 6, 7, 1000, 2**40 + 1):
+        for count in (
+            2,
+            3,
+            6,
+            7,
+            1000,
+            2**32 - 1,
+            2**32 + 1,
+            2**40 + 1,
+        ):  # (64-bit steps below 2**32)
             for lead in (2**52, 2**52 + 1, 2**53 - 1, 2**53 + 1):  # 53 bits: ties
                 # sum = count * (lead + 1/2) * 2**scale, nudged by a unit of 2**-1074 or
                 # by powers of two far below the quotient's 53 bits (a remainder, then,
