@@ -1845,18 +1845,51 @@ typedef struct {
 
 static INLINE uint64_t kc_hash_int(uint64_t v) { return mix64(v ^ 0x2545f4914f6cdd1dULL); }
 
+/* The hash of p[0:n]: 8 bytes at a time, the last 8 (or, below 8, two 4s) read whole,
+ * overlapping the ones before; the length is mixed in, so each byte counts. */
 static INLINE uint64_t kc_hash_bytes(const unsigned char *p, int64_t n) {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
-    int64_t k = n;
-    for (; k >= 8; k -= 8, p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 29;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n, w = 0;
+    if (n >= 8) {
+        for (; n > 8; n -= 8, p += 8) {
+            memcpy(&w, p, 8);
+            h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+            h ^= h >> 29;
+        }
+        memcpy(&w, p + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        w = (uint64_t)a << 32 | b;
+    } else {
+        for (int64_t b = n - 1; b >= 0; b--) w = (w << 8) | p[b];
     }
-    uint64_t w = 0;
-    for (int64_t b = k - 1; b >= 0; b--) w = (w << 8) | p[b];
     return mix64(h ^ w);
+}
+
+/* Whether a[0:n] and b[0:n] hold the same bytes: up to 16 of them compared in two
+ * overlapping loads each (no byte read beyond either), more by memcmp. */
+static INLINE int kc_same(const unsigned char *a, const unsigned char *b, int64_t n) {
+    if (n > 16) return memcmp(a, b, (size_t)n) == 0;
+    if (n >= 8) {
+        uint64_t x0, x1, y0, y1;
+        memcpy(&x0, a, 8);
+        memcpy(&y0, b, 8);
+        memcpy(&x1, a + n - 8, 8);
+        memcpy(&y1, b + n - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4) {
+        uint32_t x0, x1, y0, y1;
+        memcpy(&x0, a, 4);
+        memcpy(&y0, b, 4);
+        memcpy(&x1, a + n - 4, 4);
+        memcpy(&y1, b + n - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
 }
 
 /* Code c into the slots (a free one: its hash's, or the next). */
@@ -1978,7 +2011,7 @@ static INLINE int64_t kc_str(KeyCodes *t, const unsigned char *p, int64_t n, uin
             if (!s->code1) break;
             if (s->tag == h && s->kind == KC_STR) {
                 const int64_t c = (int64_t)s->code1 - 1;
-                if (t->len[c] == n && (n == 0 || memcmp(t->arena + t->val[c], p, (size_t)n) == 0))
+                if (t->len[c] == n && kc_same(t->arena + t->val[c], p, n))
                     return c;
             }
             pos = (pos + 1) & t->mask;
