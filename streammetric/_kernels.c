@@ -928,32 +928,40 @@ static PyObject *hash_ints(PyObject *Py_UNUSED(self), PyObject *args) {
 
 PyDoc_STRVAR(group_counts_doc,
 "group_counts(codes, mask, out) -> bool\n\nout[codes[i]] += 1 for each i (mask None), or += mask[i]\n"
-"(a bool per row): the rows, or the true rows, of each group, added to out (int64). codes int32 or\n"
-"int64. False, out unchanged, if the buffers do not fit or a code is outside 0 .. len(out) - 1.");
+"(a bool per row): the rows, or the true rows, of each group, added to out (int64), or to each\n"
+"array of a tuple of up to 8 (in one pass over the rows). codes int32 or int64. False, nothing\n"
+"changed, if the buffers do not fit or a code is outside 0 .. len(out) - 1 (of each out).");
+
+#define COUNTS_OUTS 8
 
 static PyObject *group_counts(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *codes_obj, *mask_obj, *out_obj;
     if (!PyArg_ParseTuple(args, "OOO", &codes_obj, &mask_obj, &out_obj)) return NULL;
-    Py_buffer codes, mask, out;
+    const int many = PyTuple_Check(out_obj);
+    const Py_ssize_t k = many ? PyTuple_GET_SIZE(out_obj) : 1;
+    if (k < 1 || k > COUNTS_OUTS) Py_RETURN_FALSE;
+    Py_buffer codes, mask, out[COUNTS_OUTS];
     if (!get_view(codes_obj, &codes, 0)) Py_RETURN_FALSE;
-    if (!get_view(out_obj, &out, 1)) { PyBuffer_Release(&codes); Py_RETURN_FALSE; }
-    const int masked = mask_obj != Py_None;
-    if (masked && !get_view(mask_obj, &mask, 0)) {
-        PyBuffer_Release(&out);
-        PyBuffer_Release(&codes);
-        Py_RETURN_FALSE;
+    Py_ssize_t viewed = 0, size = PY_SSIZE_T_MAX;
+    int ok = buffer_kind(&codes) == K_I32 || buffer_kind(&codes) == K_I64;
+    for (; ok && viewed < k; viewed++) {
+        if (!get_view(many ? PyTuple_GET_ITEM(out_obj, viewed) : out_obj, &out[viewed], 1)) break;
+        ok = buffer_kind(&out[viewed]) == K_I64;
+        size = out[viewed].len / 8 < size ? out[viewed].len / 8 : size;
     }
-    const kind_t ck = buffer_kind(&codes);
+    ok = ok && viewed == k;
+    const int masked = mask_obj != Py_None;
+    int mask_viewed = 0;
     const Py_ssize_t n = codes.itemsize ? codes.len / codes.itemsize : 0;
-    const Py_ssize_t size = out.len / 8;
-    int ok = (ck == K_I32 || ck == K_I64) && buffer_kind(&out) == K_I64;
     if (ok && masked) {
-        const char *f = mask.format ? mask.format : "B";
-        ok = mask.itemsize == 1 && f[0] == '?' && f[1] == 0 && mask.len == n;
+        mask_viewed = get_view(mask_obj, &mask, 0);
+        const char *f = mask_viewed && mask.format ? mask.format : "B";
+        ok = mask_viewed && mask.itemsize == 1 && f[0] == '?' && f[1] == 0 && mask.len == n;
     }
     if (ok) {
-        const int c64 = ck == K_I64;
-        int64_t *o = out.buf;
+        const int c64 = buffer_kind(&codes) == K_I64;
+        int64_t *o[COUNTS_OUTS];
+        for (Py_ssize_t j = 0; j < k; j++) o[j] = out[j].buf;
         const unsigned char *m = masked ? (const unsigned char *)mask.buf : NULL;
         Py_BEGIN_ALLOW_THREADS
         /* every code in range, before adding any (the unsigned maximum: a negative code is
@@ -970,21 +978,18 @@ static PyObject *group_counts(PyObject *Py_UNUSED(self), PyObject *args) {
             }
         }
         ok = n == 0 || top < (uint64_t)size;
-        if (ok) {
-            if (c64) {
-                const int64_t *c = codes.buf;
-                if (m) for (Py_ssize_t i = 0; i < n; i++) o[c[i]] += m[i] != 0;
-                else for (Py_ssize_t i = 0; i < n; i++) o[c[i]] += 1;
-            } else {
-                const int32_t *c = codes.buf;
-                if (m) for (Py_ssize_t i = 0; i < n; i++) o[c[i]] += m[i] != 0;
-                else for (Py_ssize_t i = 0; i < n; i++) o[c[i]] += 1;
+        if (ok) { /* one pass: a row's counts in every out (their lines fetched together) */
+            for (Py_ssize_t i = 0; i < n; i++) {
+                const int64_t g = c64 ? ((const int64_t *)codes.buf)[i]
+                                      : ((const int32_t *)codes.buf)[i];
+                const int64_t add = m ? m[i] != 0 : 1;
+                for (Py_ssize_t j = 0; j < k; j++) o[j][g] += add;
             }
         }
         Py_END_ALLOW_THREADS
     }
-    if (masked) PyBuffer_Release(&mask);
-    PyBuffer_Release(&out);
+    if (mask_viewed) PyBuffer_Release(&mask);
+    for (Py_ssize_t j = 0; j < viewed; j++) PyBuffer_Release(&out[j]);
     PyBuffer_Release(&codes);
     return PyBool_FromLong(ok);
 }

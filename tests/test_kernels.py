@@ -830,3 +830,26 @@ def test_group_counts_is_bincount_and_refuses_what_it_cannot_count():
         + np.bincount(codes[::2][mask[::2]], minlength=300)
         + np.bincount(codes[1::2], minlength=300),
     )
+
+
+def test_group_counts_into_several_arrays_in_one_pass():
+    """A tuple of up to 8 arrays (of any lengths above the codes) each takes the counts, in
+    one pass; nothing changes unless every one can take them; `add_rows` counts into more."""
+    from streammetric.metrics.state import add_rows
+
+    rng = np.random.default_rng(9)
+    codes = rng.integers(0, 300, 5000)
+    mask = rng.random(5000) < 0.4
+    for kind in (np.int64, np.int32):
+        outs = tuple(np.full(300 + k, k, dtype=np.int64) for k in range(8))
+        assert _kernels.group_counts(codes.astype(kind), mask, outs)
+        for k, out in enumerate(outs):
+            assert np.array_equal(out, k + np.bincount(codes[mask], minlength=300 + k))
+    fits, short = np.zeros(300, np.int64), np.zeros(299, np.int64)
+    assert not _kernels.group_counts(codes, None, (fits, short)) and not fits.any()
+    assert not _kernels.group_counts(codes, None, (fits, fits.astype(np.int32))) and not fits.any()
+    assert not _kernels.group_counts(codes, None, tuple(np.zeros(300, np.int64) for _ in range(9)))
+    assert not _kernels.group_counts(codes, None, ())
+    many = tuple(np.zeros(300, dtype=np.int64) for _ in range(11))
+    add_rows(many, codes, mask)
+    assert all(np.array_equal(out, np.bincount(codes[mask], minlength=300)) for out in many)

@@ -147,6 +147,7 @@ class Partial:
         num_groups = self._rows.shape[0]
         if terms is None:
             terms = self.row_terms(labels, preds, weights)
+        counted = [self._rows]  # the arrays that count every row: in one pass, at the end
         for leaf, state, leaf_terms in zip(self.leaves, self.states, terms, strict=True):
             if isinstance(state, _ObjectStates):
                 state.add(leaf, labels, preds, weights, codes)
@@ -155,11 +156,11 @@ class Partial:
                 state.add_all(leaf_terms, count, codes)
             else:
                 assert leaf_terms is not None
-                state.add(leaf_terms, codes, num_groups)
+                state.add(leaf_terms, codes, num_groups, counted)
         if isinstance(codes, int):
             self._rows[codes] += count
         else:
-            add_rows(self._rows, codes)
+            add_rows(tuple(counted), codes)
         self.rows += count
 
     def batch_stats(

@@ -360,12 +360,23 @@ def load_entry(spec: Spec, data: Any, field: str) -> Any:
 # -- the grouped form -------------------------------------------------------------------------
 
 
-def add_rows(out: np.ndarray, codes: np.ndarray, mask: np.ndarray | None = None) -> None:
+def add_rows(
+    out: np.ndarray | tuple[np.ndarray, ...], codes: np.ndarray, mask: np.ndarray | None = None
+) -> None:
     """``out[g] +=`` the rows (``mask``: the true rows) of group ``g`` among ``codes`` (each
-    below ``len(out)``), in place: one pass over the rows in C, nothing over the groups (a
-    batch of 13k rows among 100,000 groups would otherwise cost a count array per call)."""
-    if not _group_counts(codes, mask, out):
-        out += np.bincount(codes if mask is None else codes[mask], minlength=out.shape[0])
+    below ``len(out)``), in place, into one array or each of a tuple: one pass over the rows in
+    C, nothing over the groups (a batch of 13k rows among 100,000 groups would otherwise cost a
+    count array per call)."""
+    outs = out if isinstance(out, tuple) else (out,)
+    for start in range(0, len(outs), _COUNTS_AT_ONCE):
+        some = outs[start : start + _COUNTS_AT_ONCE]
+        if not _group_counts(codes, mask, some):
+            for one in some:
+                one += np.bincount(codes if mask is None else codes[mask], minlength=len(one))
+
+
+#: arrays `group_counts` counts into at once
+_COUNTS_AT_ONCE = 8
 
 
 class GroupedState:
@@ -468,10 +479,17 @@ class GroupedState:
             self._pending = None
             self.set_state(group, state)
 
-    def add(self, terms: Terms, codes: np.ndarray, num_groups: int) -> None:
+    def add(
+        self,
+        terms: Terms,
+        codes: np.ndarray,
+        num_groups: int,
+        counted: list[np.ndarray] | None = None,
+    ) -> None:
         """Fold a batch into the groups: row ``i`` into group ``codes[i]`` (int64, ``0 ..
         num_groups - 1``). Counts are added row by row in place (`add_rows`): a batch costs
-        its rows, not the groups."""
+        its rows, not the groups. ``counted``: the arrays that count every row (``ROWS``
+        terms) are appended to it, for the caller to count with others in one pass."""
         self._settle()
         self._grow_groups(num_groups)
         for name, term in terms.items():
@@ -479,18 +497,25 @@ class GroupedState:
                 continue
             if isinstance(term, Rowwise):
                 if not _is_zero(term.total):
-                    self._add(name, term.per_row(), codes)
+                    self._add(name, term.per_row(), codes, counted)
                 elif self.specs[name].kind == "counts":
                     self._widen(name, np.asarray(term.total).shape[0])
                 continue
-            self._add(name, term, codes)
+            self._add(name, term, codes, counted)
 
-    def _add(self, name: str, term: Any, codes: np.ndarray) -> None:
+    def _add(
+        self, name: str, term: Any, codes: np.ndarray, counted: list[np.ndarray] | None = None
+    ) -> None:
         kind, entry, size = self.specs[name].kind, self._entries[name], self.size
+        if term is ROWS and kind in ("sum", "count"):
+            rows = entry.ones[:size] if kind == "sum" else entry[:size]
+            if counted is None:
+                add_rows(rows, codes)
+            else:
+                counted.append(rows)
+            return
         if kind == "sum":
-            if term is ROWS:
-                add_rows(entry.ones[:size], codes)
-            elif np.ndim(term) > 1:  # (n, elements): each row's elements into its group
+            if np.ndim(term) > 1:  # (n, elements): each row's elements into its group
                 width = int(np.prod(np.shape(term)[1:]))
                 if term.dtype == bool:
                     entry.ones[:size] += np.bincount(
@@ -503,9 +528,6 @@ class GroupedState:
             else:
                 entry.sums.add(term, codes)
         elif kind == "count":
-            if term is ROWS:
-                add_rows(entry[:size], codes)
-                return
             if term.ndim > 1:
                 term = term.reshape(term.shape[0], -1).sum(axis=1, dtype=np.int64)
             if term.dtype == bool:
