@@ -2045,9 +2045,15 @@ static INLINE int64_t kc_str(KeyCodes *t, const unsigned char *p, int64_t n, uin
 
 /* The key value (an int or a str) of code c (< size). */
 static PyObject *kc_value(const KeyCodes *t, Py_ssize_t c) {
-    return t->len[c] < 0
-        ? PyLong_FromLongLong(t->val[c])
-        : PyUnicode_DecodeUTF8((const char *)t->arena + t->val[c], t->len[c], "strict");
+    if (t->len[c] < 0) return PyLong_FromLongLong(t->val[c]);
+    const unsigned char *p = t->arena + t->val[c];
+    const Py_ssize_t n = t->len[c];
+    unsigned char any = 0;
+    for (Py_ssize_t i = 0; i < n; i++) any |= p[i];
+    if (any & 0x80) return PyUnicode_DecodeUTF8((const char *)p, n, "strict");
+    PyObject *text = PyUnicode_New(n, 127); /* ASCII: its bytes are its characters */
+    if (text) memcpy(PyUnicode_1BYTE_DATA(text), p, (size_t)n);
+    return text;
 }
 
 static PyObject *key_codes_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {

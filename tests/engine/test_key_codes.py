@@ -76,6 +76,10 @@ def test_key_codes_numbers_ints_and_strings_as_a_dict_does(hash_bits):
         assert table.keys(*numbered) == reference.keys[before:]
     assert table.size == len(reference.keys)
     assert table.keys(0, table.size) == reference.keys
+    backwards = np.arange(table.size, dtype=np.int64)[::-1].copy()
+    assert table.values(backwards) == [value for (value,) in reference.keys[::-1]]
+    with pytest.raises(IndexError):
+        table.values(np.array([table.size], dtype=np.int64))
     assert table.strings == sum(isinstance(v, str) for (v,) in reference.keys)
     assert table.order(np.empty(table.size, dtype=np.int64)) is False  # ints and strings
 
