@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -59,25 +60,31 @@ _PIECE = 1 << 20
 
 
 def write_text(
-    handle: BinaryIO, text: str, end: str = "", encoding: str = "utf-8", errors: str = "strict"
+    handle: BinaryIO,
+    text: str | Sequence[str],
+    end: str = "",
+    encoding: str = "utf-8",
+    errors: str = "strict",
 ) -> None:
-    """Write ``text`` then ``end`` to a binary file, encoded a piece at a time: a large text (a
-    result with 100,000 groups: 19 MB) is not copied whole into bytes, nor into ``text + end``;
-    each copy of it would cost its pages' faults."""
-    for start in range(0, len(text), _PIECE):
-        handle.write(text[start : start + _PIECE].encode(encoding, errors))
+    """Write ``text`` (or its pieces, one after another) then ``end`` to a binary file, encoded
+    a piece at a time: a large text (a result with 100,000 groups: 19 MB) is not copied whole
+    into bytes, nor into ``text + end``; each copy of it would cost its pages' faults."""
+    for piece in (text,) if isinstance(text, str) else text:
+        for start in range(0, len(piece), _PIECE):
+            handle.write(piece[start : start + _PIECE].encode(encoding, errors))
     handle.write(end.encode(encoding, errors))
 
 
 def write_atomic(
     path: str | os.PathLike[str],
-    data: str | bytes,
+    data: str | Sequence[str] | bytes,
     *,
     mode: int | None = None,
     end: str = "",
 ) -> None:
     """Replace ``path`` with ``data`` then ``end`` atomically: temp file beside it, fsync,
-    rename, fsync dir. A str is encoded (UTF-8) a piece at a time (`write_text`).
+    rename, fsync dir. A str (or a sequence of them, one after another) is encoded (UTF-8) a
+    piece at a time (`write_text`).
 
     The temporary file starts with ``.`` and ends with ``.tmp`` (so directory followers skip it);
     ``mode`` sets the permissions (default: those of the file it replaces, or of a new file
@@ -92,11 +99,11 @@ def write_atomic(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, str):
-                write_text(handle, data, end)
-            else:
+            if isinstance(data, bytes):
                 handle.write(data)
                 handle.write(end.encode())
+            else:
+                write_text(handle, data, end)
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import _text
 
-__all__ = ["Table", "dumps_indented"]
+__all__ = ["Table", "dumps_indented", "dumps_parts"]
 
 _string = json.encoder.encode_basestring_ascii
 
@@ -41,9 +41,15 @@ def _float(value: float) -> str:
 
 def dumps_indented(value: Any) -> str:
     """``json.dumps(value, indent=2, allow_nan=True)`` of a result (see the module docstring)."""
+    return "".join(dumps_parts(value))
+
+
+def dumps_parts(value: Any) -> list[str]:
+    """`dumps_indented`'s text in pieces (a large table's text one of them), not joined: a
+    writer can write them one after another without copying them into one."""
     parts: list[str] = []
     _write(value, parts, "\n")
-    return "".join(parts)
+    return parts
 
 
 def _write(value: Any, parts: list[str], newline: str) -> None:

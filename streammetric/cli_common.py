@@ -25,7 +25,7 @@ import click
 
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from ._files import special_kind, write_atomic, write_text
-from ._json import dumps_indented
+from ._json import dumps_indented, dumps_parts
 from .engine.local import Job, Result
 from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
 from .engine.result import class_label
@@ -645,6 +645,16 @@ def render(
     precision: int | None = None,
     class_names: Sequence[str] | None = None,
 ) -> str:
+    """`rendered`'s text, in one str."""
+    return "".join(rendered(result, fmt, precision, class_names))
+
+
+def rendered(
+    result: dict[str, Any],
+    fmt: str,
+    precision: int | None = None,
+    class_names: Sequence[str] | None = None,
+) -> list[str]:
     """The result as ``json``, ``csv`` or an aligned ``table``. ``precision`` (significant
     digits) applies to the table only: json and csv always hold the exact values.
 
@@ -655,7 +665,7 @@ def render(
     and scope (rows true class, columns predicted class). ``class_names`` label the matrices'
     classes (``result`` holds per-class values keyed by name already)."""
     if fmt == "json":  # a list of numbers (a matrix's row) on one line
-        return _number_lists_on_one_line(dumps_indented(result))
+        return [_number_lists_on_one_line(text) for text in _runs(dumps_parts(result))]
     shown = precision if fmt == "table" else None
     columns = _columns(result, class_names, expand=fmt == "csv")
     groups = result.get("groups") or []
@@ -684,7 +694,7 @@ def render(
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
-        return buffer.getvalue().rstrip("\n")
+        return [buffer.getvalue().rstrip("\n")]
     lines = _aligned(header, rows, len(by))
     blocks = _vector_tables(result, by, shown, class_names)
     for block in blocks:
@@ -698,7 +708,29 @@ def render(
     if result.get("invalid_rows"):
         lines += [""] if blocks else []
         lines.append(f"invalid rows skipped: {result['invalid_rows']}")
-    return "\n".join(lines)
+    return ["\n".join(lines)]
+
+
+def _runs(parts: list[str]) -> list[str]:
+    """JSON text in pieces, each run of small ones joined, each of a MiB or more (a table's
+    text, a long string) kept as it is: a whole value, which a list of numbers never spans."""
+    out: list[str] = []
+    run: list[str] = []
+    for part in parts:
+        if len(part) < _PIECE_ALONE:
+            run.append(part)
+            continue
+        if run:
+            out.append("".join(run))
+            run = []
+        out.append(part)
+    if run:
+        out.append("".join(run))
+    return out
+
+
+#: JSON pieces at least this long are written as they are (`_runs`)
+_PIECE_ALONE = 1 << 20
 
 
 def render_comparison(data: dict[str, Any], fmt: str, precision: int | None = None) -> str:
@@ -883,19 +915,20 @@ def emit(
     for note in result.notes:
         click.echo(f"streammetric: note: {note}", err=True)
     data = result.json_data(class_names) if fmt == "json" else result.to_dict(class_names)
-    put_text(render(data, fmt, precision, class_names), output)
+    put_text(rendered(data, fmt, precision, class_names), output)
 
 
-def put_text(text: str, output: str | None) -> None:
-    """``text`` and a newline (atomically) in the file ``output``, or on stdout: both encoded a
-    piece at a time (`write_text`), not copied whole into ``text + "\\n"`` and its bytes."""
+def put_text(text: str | list[str], output: str | None) -> None:
+    """``text`` (or its pieces, one after another) and a newline, (atomically) in the file
+    ``output`` or on stdout: encoded a piece at a time (`write_text`), not copied whole into
+    one str, nor into ``text + "\\n"`` and its bytes."""
     if output:
         write_atomic(output, text, end="\n")
         return
     stream = sys.stdout
     buffer = getattr(stream, "buffer", None)
     if buffer is None:  # a text-only stream (replaced by a caller)
-        click.echo(text, file=stream)
+        click.echo(text if isinstance(text, str) else "".join(text), file=stream)
         return
     stream.flush()
     write_text(buffer, text, "\n", stream.encoding or "utf-8", stream.errors or "strict")

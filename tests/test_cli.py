@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -258,3 +259,35 @@ def test_cli_default_run_matches_the_exporter_and_eval_does_not_load_it():
         ).stdout.strip()
         == "False"
     )
+
+
+def test_json_in_pieces_is_the_joined_text(monkeypatch):
+    """`rendered` keeps a result's large pieces (its groups' table) apart instead of joining
+    them, and joins the runs between them, whose lists of numbers (a confusion matrix's rows)
+    are still put on one line: the pieces make the same text."""
+    import numpy as np
+    import pyarrow as pa
+
+    import streammetric as sm
+    from streammetric import cli_common
+
+    rng = np.random.default_rng(3)
+    rows = 3000
+    probs = rng.dirichlet(np.ones(3), rows)
+    table = pa.table(
+        {
+            "label": rng.integers(0, 3, rows),
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), 3),
+            "g": rng.integers(0, 200, rows),
+        }
+    )
+    for metrics, apart in ((["ce", "acc"], True), (["ce", "confusion_matrix"], False)):
+        data = sm.evaluate(table, metrics, by="g").json_data()
+        whole = cli_common.render(data, "json")
+        with monkeypatch.context() as patched:
+            patched.setattr(cli_common, "_PIECE_ALONE", 4000)  # (separators stay below it)
+            pieces = cli_common.rendered(data, "json")
+        assert (len(pieces) > 1) == apart
+        assert "".join(pieces) == whole
+        if not apart:  # a matrix row on one line
+            assert re.search(r"\[[\d.]+(, [\d.]+)+\]", whole)
