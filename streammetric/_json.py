@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 from typing import Any
+
+import numpy as np
 
 from . import _text
 
-__all__ = ["Table", "dumps_indented", "dumps_parts"]
+__all__ = ["Strings", "Table", "dumps_indented", "dumps_parts"]
 
 _string = json.encoder.encode_basestring_ascii
 
@@ -111,11 +114,34 @@ def _write(value: Any, parts: list[str], newline: str) -> None:
 _UNIFORM_MIN = 64
 
 
+class Strings:
+    """A column of strings as Arrow lays them out, with no Python str each: ``offsets`` (int64,
+    one more than the strings) into ``data`` (their UTF-8 bytes). `_text.table` writes strings
+    of printable ASCII without quotes or backslashes straight from the bytes (any other: the
+    column is written from `tolist`'s strs, escaped).
+
+    >>> Strings(np.array([0, 1, 3]), b"abc").tolist()
+    ['a', 'bc']
+    """
+
+    __slots__ = ("data", "offsets")
+
+    def __init__(self, offsets: np.ndarray, data: bytes) -> None:
+        self.offsets, self.data = offsets, data
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def tolist(self) -> list[str]:
+        data, ends = self.data, self.offsets.tolist()
+        return [data[a:b].decode() for a, b in pairwise(ends)]
+
+
 class Table:
     """A list of dicts of one shape, given by column: ``shape`` is the first dict with each
     leaf replaced by the index of its column in ``columns`` (each leaf's value in every item: a
-    list, or a 1-D NumPy array). `dumps_indented` writes it as the list of the dicts it stands
-    for without building them; `records` builds them, of plain Python values.
+    list, a 1-D NumPy array or `Strings`). `dumps_indented` writes it as the list of the dicts it
+    stands for without building them; `records` builds them, of plain Python values.
 
     >>> table = Table({"key": {"model": 0}, "metrics": {"ce": 1}}, [["a", "b"], [0.5, 0.25]])
     >>> table.records()[1]
@@ -186,7 +212,12 @@ def _table_text(shape: dict[str, Any], columns: list[Any], newline: str) -> str 
     inner = newline + "  "
     if not _template(shape, inner, pieces, order):
         return None
-    return _text.table(pieces, order, columns, inner, newline, _string)
+    raw = [(c.offsets, c.data) if type(c) is Strings else c for c in columns]
+    text = _text.table(pieces, order, raw, inner, newline, _string)
+    if text is None and any(type(c) is Strings for c in columns):  # strings to escape
+        raw = [c.tolist() if type(c) is Strings else c for c in columns]
+        return _text.table(pieces, order, raw, inner, newline, _string)
+    return text
 
 
 def _template(shape: dict[str, Any], newline: str, pieces: list[str], order: list[int]) -> bool:

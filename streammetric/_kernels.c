@@ -2309,6 +2309,50 @@ static PyObject *key_codes_values(KeyCodes *t, PyObject *arg) {
     return list;
 }
 
+PyDoc_STRVAR(key_codes_strings_of_doc,
+"strings_of(codes) -> (offsets, data) | None\n\nThe string keys of `codes` (C-contiguous int64, each\n"
+"below size), in that order, as one Arrow-style column: int64 offsets (n + 1 of them, as bytes)\n"
+"and the UTF-8 bytes they index; None if a code's key is not a string.");
+
+static PyObject *key_codes_strings_of(KeyCodes *t, PyObject *arg) {
+    if (!key_codes_enter(t)) return NULL;
+    Py_buffer codes;
+    const int viewed = get_view(arg, &codes, 0);
+    if (!viewed || buffer_kind(&codes) != K_I64) {
+        if (viewed) PyBuffer_Release(&codes);
+        PyErr_SetString(PyExc_TypeError, "strings_of() takes a C-contiguous int64 buffer");
+        return NULL;
+    }
+    const int64_t *c = codes.buf;
+    const Py_ssize_t n = codes.len / 8;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (c[i] < 0 || c[i] >= t->size) {
+            PyBuffer_Release(&codes);
+            PyErr_SetString(PyExc_IndexError, "KeyCodes.strings_of: codes out of range");
+            return NULL;
+        }
+        if (t->len[c[i]] < 0) { PyBuffer_Release(&codes); Py_RETURN_NONE; } /* an int */
+        total += (size_t)t->len[c[i]];
+    }
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * 8);
+    PyObject *data = offsets ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total) : NULL;
+    if (data) {
+        int64_t *o = (int64_t *)PyBytes_AS_STRING(offsets);
+        char *d = PyBytes_AS_STRING(data);
+        int64_t at = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            o[i] = at;
+            memcpy(d + at, t->arena + t->val[c[i]], (size_t)t->len[c[i]]);
+            at += t->len[c[i]];
+        }
+        o[n] = at;
+    }
+    PyBuffer_Release(&codes);
+    if (!data) { Py_XDECREF(offsets); return NULL; }
+    return Py_BuildValue("(NN)", offsets, data);
+}
+
 static const KeyCodes *kc_sorting; /* qsort's table (the GIL held, or busy set) */
 
 static int kc_cmp_int(const void *x, const void *y) {
@@ -2444,6 +2488,7 @@ static PyMethodDef key_codes_methods[] = {
     {"order", (PyCFunction)key_codes_order, METH_O, key_codes_order_doc},
     {"ints", (PyCFunction)key_codes_ints, METH_O, key_codes_ints_doc},
     {"values", (PyCFunction)key_codes_values, METH_O, key_codes_values_doc},
+    {"strings_of", (PyCFunction)key_codes_strings_of, METH_O, key_codes_strings_of_doc},
     {NULL, NULL, 0, NULL},
 };
 

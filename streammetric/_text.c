@@ -312,23 +312,58 @@ static int put_object(out_t *out, PyObject *value, PyObject *escape) {
 
 /* ---------------------------------------------------------------- columns */
 
-typedef enum { C_LIST, C_F64, C_I64, C_BOOL } column_kind_t;
+typedef enum { C_LIST, C_F64, C_I64, C_BOOL, C_STRS } column_kind_t;
 
 typedef struct {
     column_kind_t kind;
     PyObject *list;   /* C_LIST: borrowed */
-    Py_buffer view;   /* the others */
+    Py_buffer view;   /* the others (C_STRS: the offsets) */
     int has_view;
+    Py_buffer data;   /* C_STRS: the strings' bytes */
+    int has_data;
 } column_t;
+
+/* Whether bytes b[0:n] go into JSON as they are: printable ASCII, no quote, no backslash. */
+static int plain_bytes(const unsigned char *b, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (b[i] < ' ' || b[i] > '~' || b[i] == '"' || b[i] == '\\') return 0;
+    return 1;
+}
+
+/* A column of strings as (offsets, data): int64 offsets, n + 1 of them, increasing within
+ * data, whose bytes are all plain (`plain_bytes`); 1: set up; 0: an error is set; -1: not. */
+static int open_strings(PyObject *obj, column_t *column) {
+    if (PyTuple_GET_SIZE(obj) != 2) return -1;
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(obj, 0), &column->view, PyBUF_C_CONTIGUOUS) != 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    column->has_view = 1;
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(obj, 1), &column->data, PyBUF_C_CONTIGUOUS) != 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    column->has_data = 1;
+    column->kind = C_STRS;
+    const Py_ssize_t count = column->view.len / 8 - 1;
+    if (column->view.len % 8 || count < 0) return -1;
+    const int64_t *o = column->view.buf;
+    if (o[0] != 0 || o[count] != column->data.len) return -1;
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (o[i + 1] < o[i]) return -1;
+    return plain_bytes(column->data.buf, column->data.len) ? 1 : -1;
+}
 
 /* 1: set up; 0: an error is set; -1: not a column written here. */
 static int open_column(PyObject *obj, column_t *column) {
     column->has_view = 0;
+    column->has_data = 0;
     if (PyList_CheckExact(obj)) {
         column->kind = C_LIST;
         column->list = obj;
         return 1;
     }
+    if (PyTuple_CheckExact(obj)) return open_strings(obj, column);
     if (!PyObject_CheckBuffer(obj)) return -1;
     if (PyObject_GetBuffer(obj, &column->view, PyBUF_RECORDS_RO) != 0) {
         PyErr_Clear();
@@ -351,6 +386,7 @@ static int open_column(PyObject *obj, column_t *column) {
 }
 
 static Py_ssize_t column_length(const column_t *column) {
+    if (column->kind == C_STRS) return column->view.len / 8 - 1;
     return column->kind == C_LIST ? PyList_GET_SIZE(column->list) : column->view.shape[0];
 }
 
@@ -362,6 +398,15 @@ static inline int put_leaf(out_t *out, const column_t *column, Py_ssize_t i, PyO
             return 0;
         }
         return put_object(out, PyList_GET_ITEM(column->list, i), escape);
+    }
+    if (column->kind == C_STRS) {
+        const int64_t *o = column->view.buf;
+        const size_t n = (size_t)(o[i + 1] - o[i]);
+        if (!reserve(out, n + 2 + LEAF_MAX)) return 0;
+        out->data[out->len++] = '"';
+        put(out, (const char *)column->data.buf + o[i], n);
+        out->data[out->len++] = '"';
+        return 1;
     }
     const char *at = (const char *)column->view.buf + i * column->view.strides[0];
     if (column->kind == C_F64) {
@@ -491,8 +536,10 @@ static PyObject *table(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     out.data[out.len++] = ']';
     result = finish(&out);
 done:
-    for (Py_ssize_t j = 0; j < opened; j++)
+    for (Py_ssize_t j = 0; j < opened; j++) {
         if (columns[j].has_view) PyBuffer_Release(&columns[j].view);
+        if (columns[j].has_data) PyBuffer_Release(&columns[j].data);
+    }
     PyMem_Free(pieces);
     PyMem_Free(order);
     PyMem_Free(columns);

@@ -219,6 +219,35 @@ def test_other_leaves_are_left_to_the_caller(column):
         assert dumps_indented(value) == expected
 
 
+def test_a_column_of_string_bytes_is_written_as_its_strs_are():
+    """A column given as Arrow-style (offsets, bytes) (`Strings`, as the key table gives a
+    result's keys) is written from its bytes when they need no escaping, and refused (None:
+    the caller writes its strs) when they do or when its offsets do not fit the bytes."""
+    from streammetric._json import Strings
+
+    words = ["", "a", "group-000017", "x" * 70, ""]
+    offsets = np.cumsum([0] + [len(w) for w in words]).astype(np.int64)
+    data = "".join(words).encode()
+    strings = Strings(offsets, data)
+    assert strings.tolist() == words and len(strings) == len(words)
+    pieces, inner = ['{"k": ', "}"], "\n  "
+    expected = _text.table(pieces, [0], [words], inner, "\n", _string)
+    assert _text.table(pieces, [0], [(offsets, data)], inner, "\n", _string) == expected
+    table = Table({"k": 0, "v": 1}, [strings, np.arange(5.0)])
+    assert dumps_indented([table]) == json.dumps([table.records()], indent=2)
+    for escaped in ['say "hi"', "back\\slash", "é", "tab\there"]:
+        column = Strings(np.array([0, len(escaped.encode())]), escaped.encode())
+        assert (
+            _text.table(pieces, [0], [(column.offsets, column.data)], inner, "\n", _string) is None
+        )
+        table = Table({"k": 0}, [column])
+        assert dumps_indented([table]) == json.dumps([[{"k": escaped}]], indent=2)
+    end = len(data)
+    for bad in ([1, 1, 13, end, end, end], [0, 13, 1, end, end, end], [0, 1, 13, end, end, 99]):
+        bad_offsets = np.array(bad, dtype=np.int64)
+        assert _text.table(pieces, [0], [(bad_offsets, data)], inner, "\n", _string) is None
+
+
 def test_columns_of_different_lengths_are_refused():
     with pytest.raises(ValueError):
         _text.table(["", "", ""], [0, 1], [[1, 2], np.array([1.0])], "\n  ", "\n", _string)

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from .._arrow import as_numpy, from_numpy
 from .._exceptions import InvalidInputError, StateError
-from .._json import Table
+from .._json import Strings, Table
 from .._kernels import KeyCodes
 from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
@@ -499,12 +499,18 @@ class GroupIndex:
                 self._table = table = None  # for good: keys are never removed
         return table
 
-    def key_values(self, codes: np.ndarray) -> list[Any] | None:
+    def key_values(self, codes: np.ndarray) -> list[Any] | Strings | None:
         """The key value of each code of ``codes`` (int64) when every key is one int or one
-        string: a column of them, with no tuple each; else None."""
+        string: a column of them, with no tuple each (strings as `Strings`, with no str each);
+        else None."""
         with self._lock:
             table = self._synced()
-            return None if table is None else table.values(codes)
+            if table is None:
+                return None
+            strings = table.strings_of(codes)
+            if strings is not None:
+                return Strings(np.frombuffer(strings[0], dtype=np.int64), strings[1])
+            return table.values(codes)
 
     def int_keys(self) -> np.ndarray | None:
         """Each code's key value (int64, code order) when every key is one int; else None."""
@@ -669,7 +675,7 @@ class CellIndex:
     def int_keys(self) -> np.ndarray | None:
         return None
 
-    def key_values(self, codes: np.ndarray) -> list[Any] | None:
+    def key_values(self, codes: np.ndarray) -> list[Any] | Strings | None:
         return None
 
 

@@ -206,7 +206,7 @@ def test_one_string_column_with_plain_pages_is_read_as_strings(tmp_path):
     assert [len(r["groups"]) for r in results[:3]] == [30_000, 7, rows]
 
 
-@pytest.mark.parametrize("kind", ["int", "str"])
+@pytest.mark.parametrize("kind", ["int", "str", "escaped str"])
 def test_grouped_json_is_the_groups_dicts(tmp_path, kind):
     """The JSON written from the groups' columns (an int column's keys as its int64 values)
     is `json.dumps` of the groups as dicts, keys of their Python type, in key order."""
@@ -218,6 +218,8 @@ def test_grouped_json_is_the_groups_dicts(tmp_path, kind):
     rows = 3000
     values = rng.integers(-(2**62), 2**62, 700)[rng.integers(0, 700, rows)]
     column = pa.array(values) if kind == "int" else pa.array([f"k{v}" for v in values])
+    if kind == "escaped str":  # written from the strs, escaped, not from the table's bytes
+        column = pa.array([f'k"{v}\\é\n' if v % 5 == 0 else f"k{v}" for v in values])
     probs = rng.dirichlet(np.ones(3), rows)
     table = pa.table(
         {
