@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import math
 from itertools import pairwise
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from . import _text
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Strings", "Table", "dumps_indented", "dumps_parts"]
 
@@ -120,6 +121,7 @@ class Strings:
     of printable ASCII without quotes or backslashes straight from the bytes (any other: the
     column is written from `tolist`'s strs, escaped).
 
+    >>> import numpy as np
     >>> Strings(np.array([0, 1, 3]), b"abc").tolist()
     ['a', 'bc']
     """
