@@ -2279,6 +2279,25 @@ static PyObject *key_codes_keys(KeyCodes *t, PyObject *args) {
     return list;
 }
 
+/* A view of `arg` as codes of t (C-contiguous int64, each below size) for `what`: 1, or 0 with
+ * an exception set (TypeError, IndexError) and nothing to release. */
+static int kc_codes_view(const KeyCodes *t, PyObject *arg, Py_buffer *codes, const char *what) {
+    const int viewed = get_view(arg, codes, 0);
+    if (!viewed || buffer_kind(codes) != K_I64) {
+        if (viewed) PyBuffer_Release(codes);
+        PyErr_Format(PyExc_TypeError, "%s() takes a C-contiguous int64 buffer", what);
+        return 0;
+    }
+    const int64_t *c = codes->buf;
+    for (Py_ssize_t i = 0; i < codes->len / 8; i++)
+        if (c[i] < 0 || c[i] >= t->size) {
+            PyBuffer_Release(codes);
+            PyErr_Format(PyExc_IndexError, "KeyCodes.%s: codes out of range", what);
+            return 0;
+        }
+    return 1;
+}
+
 PyDoc_STRVAR(key_codes_values_doc,
 "values(codes) -> list[int | str]\n\nThe key value of each code of `codes` (C-contiguous int64,\n"
 "each below size), in that order: a column of keys without a tuple each.");
@@ -2286,21 +2305,11 @@ PyDoc_STRVAR(key_codes_values_doc,
 static PyObject *key_codes_values(KeyCodes *t, PyObject *arg) {
     if (!key_codes_enter(t)) return NULL;
     Py_buffer codes;
-    const int viewed = get_view(arg, &codes, 0);
-    if (!viewed || buffer_kind(&codes) != K_I64) {
-        if (viewed) PyBuffer_Release(&codes);
-        PyErr_SetString(PyExc_TypeError, "values() takes a C-contiguous int64 buffer");
-        return NULL;
-    }
+    if (!kc_codes_view(t, arg, &codes, "values")) return NULL;
     const int64_t *c = codes.buf;
     const Py_ssize_t n = codes.len / 8;
     PyObject *list = PyList_New(n);
     for (Py_ssize_t i = 0; list && i < n; i++) {
-        if (c[i] < 0 || c[i] >= t->size) {
-            PyErr_SetString(PyExc_IndexError, "KeyCodes.values: codes out of range");
-            Py_CLEAR(list);
-            break;
-        }
         PyObject *value = kc_value(t, (Py_ssize_t)c[i]);
         if (!value) { Py_CLEAR(list); break; }
         PyList_SET_ITEM(list, i, value);
@@ -2317,21 +2326,11 @@ PyDoc_STRVAR(key_codes_strings_of_doc,
 static PyObject *key_codes_strings_of(KeyCodes *t, PyObject *arg) {
     if (!key_codes_enter(t)) return NULL;
     Py_buffer codes;
-    const int viewed = get_view(arg, &codes, 0);
-    if (!viewed || buffer_kind(&codes) != K_I64) {
-        if (viewed) PyBuffer_Release(&codes);
-        PyErr_SetString(PyExc_TypeError, "strings_of() takes a C-contiguous int64 buffer");
-        return NULL;
-    }
+    if (!kc_codes_view(t, arg, &codes, "strings_of")) return NULL;
     const int64_t *c = codes.buf;
     const Py_ssize_t n = codes.len / 8;
     size_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (c[i] < 0 || c[i] >= t->size) {
-            PyBuffer_Release(&codes);
-            PyErr_SetString(PyExc_IndexError, "KeyCodes.strings_of: codes out of range");
-            return NULL;
-        }
         if (t->len[c[i]] < 0) { PyBuffer_Release(&codes); Py_RETURN_NONE; } /* an int */
         total += (size_t)t->len[c[i]];
     }
