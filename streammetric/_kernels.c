@@ -934,6 +934,25 @@ PyDoc_STRVAR(group_counts_doc,
 
 #define COUNTS_OUTS 8
 
+/* o[j][c[i]] += 1 (m NULL) or m[i] != 0, for every row i and out j < k: one array's loop
+ * apart, as NumPy's would be, and every out's counts of a row together. */
+#define COUNT_ROWS(name, code_t)                                                              \
+    static void name(const code_t *c, const unsigned char *m, Py_ssize_t n, int64_t **o,     \
+                     Py_ssize_t k) {                                                          \
+        if (k == 1) {                                                                         \
+            int64_t *out = o[0];                                                              \
+            if (m) for (Py_ssize_t i = 0; i < n; i++) out[c[i]] += m[i] != 0;                 \
+            else for (Py_ssize_t i = 0; i < n; i++) out[c[i]] += 1;                           \
+            return;                                                                           \
+        }                                                                                     \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                  \
+            const int64_t g = c[i], add = m ? m[i] != 0 : 1;                                  \
+            for (Py_ssize_t j = 0; j < k; j++) o[j][g] += add;                                \
+        }                                                                                     \
+    }
+COUNT_ROWS(count_rows_i64, int64_t)
+COUNT_ROWS(count_rows_i32, int32_t)
+
 static PyObject *group_counts(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *codes_obj, *mask_obj, *out_obj;
     if (!PyArg_ParseTuple(args, "OOO", &codes_obj, &mask_obj, &out_obj)) return NULL;
@@ -979,12 +998,8 @@ static PyObject *group_counts(PyObject *Py_UNUSED(self), PyObject *args) {
         }
         ok = n == 0 || top < (uint64_t)size;
         if (ok) { /* one pass: a row's counts in every out (their lines fetched together) */
-            for (Py_ssize_t i = 0; i < n; i++) {
-                const int64_t g = c64 ? ((const int64_t *)codes.buf)[i]
-                                      : ((const int32_t *)codes.buf)[i];
-                const int64_t add = m ? m[i] != 0 : 1;
-                for (Py_ssize_t j = 0; j < k; j++) o[j][g] += add;
-            }
+            if (c64) count_rows_i64(codes.buf, m, n, o, k);
+            else count_rows_i32(codes.buf, m, n, o, k);
         }
         Py_END_ALLOW_THREADS
     }
@@ -2131,13 +2146,14 @@ static PyObject *key_codes_add_ints(KeyCodes *t, PyObject *args) {
     int64_t *o = out.buf;
     const Py_ssize_t n = values.len / 8, start = t->size;
     int failed = 0;
+    const uint64_t keep = t->keep;
     t->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     uint64_t h[KC_BLOCK];
     for (Py_ssize_t i = 0; i < n && !failed; i += KC_BLOCK) {
         const Py_ssize_t m = n - i < KC_BLOCK ? n - i : KC_BLOCK;
         for (Py_ssize_t j = 0; j < m; j++) {
-            h[j] = kc_hash_int((uint64_t)v[i + j]) & t->keep;
+            h[j] = kc_hash_int((uint64_t)v[i + j]) & keep;
             if (t->mask) __builtin_prefetch(&t->slots[h[j] & t->mask]);
         }
         for (Py_ssize_t j = 0; j < m; j++) {
@@ -2180,6 +2196,7 @@ static PyObject *key_codes_add_strings(KeyCodes *t, PyObject *args) {
     int failed = 0;
     if (ok) {
         const unsigned char *bytes = data.buf;
+        const uint64_t keep = t->keep;
         const int64_t size = data.len;
         int64_t *o = out.buf;
         t->busy = 1;
@@ -2195,7 +2212,7 @@ static PyObject *key_codes_add_strings(KeyCodes *t, PyObject *args) {
             for (Py_ssize_t j = 0; j < m; j++) {
                 const int64_t a = wide ? ((const int64_t *)offsets.buf)[i + j] : ((const int32_t *)offsets.buf)[i + j];
                 const int64_t b = wide ? ((const int64_t *)offsets.buf)[i + j + 1] : ((const int32_t *)offsets.buf)[i + j + 1];
-                h[j] = kc_hash_bytes(bytes + a, b - a) & t->keep;
+                h[j] = kc_hash_bytes(bytes + a, b - a) & keep;
                 if (t->mask) __builtin_prefetch(&t->slots[h[j] & t->mask]);
             }
             for (Py_ssize_t j = 0; j < m; j++) {
