@@ -141,6 +141,35 @@ def test_eval_ab_times_two_copies_of_the_package(tmp_path: Path, kernel_cache: P
     assert "tree / base, paired by round: median" in done.stdout
 
 
+def test_group_kernels_ab_times_the_grouped_kernels_of_two_builds(
+    tmp_path: Path, kernel_cache: Path
+):
+    """`scripts/group_kernels_ab.py` builds HEAD's kernels and the working tree's (kernel_ab.py's
+    build, taken from the cache), checks that they answer alike on the grouped file, and prints
+    each kernel's time in both and the ratio."""
+    env = {
+        **os.environ,
+        "STREAMMETRIC_BENCH_DIR": str(tmp_path),
+        "STREAMMETRIC_KERNEL_CACHE": str(kernel_cache),
+    }
+    args = ["--rows", "40000", "--rounds", "1", "--cflags=-O0"]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("group_kernels_ab.py")), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line[:28].strip(): line[28:].split() for line in done.stdout.splitlines()[2:]}
+    assert {"KeyCodes.add_strings", "GroupSums.add", "GroupSums.ratios"} <= set(rows)
+    half = 0.05  # the times are printed to 1 decimal, the ratio to 3
+    for cells in rows.values():
+        base, tree, ratio = map(float, cells)
+        assert base > 0 and tree > 0
+        assert (tree - half) / (base + half) - 5e-4 <= ratio <= (tree + half) / (base - half) + 5e-4
+
+
 TINY_KERNELS = """
 #include <Python.h>
 #include "answer.h"
