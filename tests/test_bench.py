@@ -31,6 +31,27 @@ def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "kernel-cache"
 
 
+def _run_ab(
+    script: str, args: list[str], tmp_path: Path, kernel_cache: Path
+) -> subprocess.CompletedProcess[str]:
+    """``scripts/SCRIPT ARGS`` with the benchmark files in ``tmp_path`` and the session's build
+    cache: the finished process (its exit code checked)."""
+    env = {
+        **os.environ,
+        "STREAMMETRIC_BENCH_DIR": str(tmp_path),
+        "STREAMMETRIC_KERNEL_CACHE": str(kernel_cache),
+    }
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name(script)), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.mark.slow
 def test_bench_sections_print_every_row(tmp_path: Path):
     env = {**os.environ, "STREAMMETRIC_BENCH_DIR": str(tmp_path)}
@@ -87,21 +108,9 @@ def test_update_section_prints_every_metric(tmp_path: Path):
 def test_kernel_ab_compares_two_builds(tmp_path: Path, kernel_cache: Path):
     """`scripts/kernel_ab.py` builds HEAD's kernels and the working tree's, checks that they
     answer alike, and prints both builds' times and their ratio for every kernel."""
-    env = {
-        **os.environ,
-        "STREAMMETRIC_BENCH_DIR": str(tmp_path),
-        "STREAMMETRIC_KERNEL_CACHE": str(kernel_cache),
-    }
     args = ["--rows", "300000", "--rounds", "1", "--reps", "3"]  # 8 slices: each pair timed twice
     args += ["--cflags=-O0"]  # the script's workings, not the build's speed: gcc 3 s, not 26
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT.with_name("kernel_ab.py")), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_ab("kernel_ab.py", args, tmp_path, kernel_cache)
     lines = [line for line in done.stdout.splitlines() if re.search(r"\d\s*$", line)]
     whats = {(line[:28].strip(), line[28:43].strip()) for line in lines}
     scans = {"sparse_scan", "sparse_scan with ranks"}
@@ -122,19 +131,7 @@ EVAL_AB_ARGS = ["--rows", "40000", "--rounds", "1", "--cflags=-O0"]
 def test_eval_ab_times_two_copies_of_the_package(tmp_path: Path, kernel_cache: Path):
     """`scripts/eval_ab.py` builds HEAD's package and the working tree's in their own
     directories, checks that they answer alike, and prints each one's time and the paired ratio."""
-    env = {
-        **os.environ,
-        "STREAMMETRIC_BENCH_DIR": str(tmp_path),
-        "STREAMMETRIC_KERNEL_CACHE": str(kernel_cache),
-    }
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT.with_name("eval_ab.py")), *EVAL_AB_ARGS],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_ab("eval_ab.py", EVAL_AB_ARGS, tmp_path, kernel_cache)
     times = {line[:22].strip(): line[22:].split() for line in done.stdout.splitlines()[2:5]}
     assert set(times) == {"decoder (8k slices)", "base", "tree"}
     assert all(float(ms) > 0 and float(ratio) > 0 for ms, ratio in times.values())
@@ -147,20 +144,8 @@ def test_group_kernels_ab_times_the_grouped_kernels_of_two_builds(
     """`scripts/group_kernels_ab.py` builds HEAD's kernels and the working tree's (kernel_ab.py's
     build, taken from the cache), checks that they answer alike on the grouped file, and prints
     each kernel's time in both and the ratio."""
-    env = {
-        **os.environ,
-        "STREAMMETRIC_BENCH_DIR": str(tmp_path),
-        "STREAMMETRIC_KERNEL_CACHE": str(kernel_cache),
-    }
     args = ["--rows", "40000", "--rounds", "1", "--cflags=-O0"]
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT.with_name("group_kernels_ab.py")), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_ab("group_kernels_ab.py", args, tmp_path, kernel_cache)
     rows = {line[:28].strip(): line[28:].split() for line in done.stdout.splitlines()[2:]}
     assert {"KeyCodes.add_strings", "GroupSums.add", "GroupSums.ratios"} <= set(rows)
     half = 0.05  # the times are printed to 1 decimal, the ratio to 3

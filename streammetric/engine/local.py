@@ -751,14 +751,13 @@ class ThreadPartials:
 
     def add(self, unit: Unit) -> int:
         """Evaluate ``unit`` into this thread's partial: the rows it held (valid or not)."""
-        partial: Partial | None = getattr(self._mine, "partial", None)
-        before = 0 if partial is None else partial.rows + partial.invalid_rows
-        if partial is None:
-            partial = self._mine.partial = self.evaluator.unit_partial(unit)
+        mine: Partial | None = getattr(self._mine, "partial", None)
+        before = 0 if mine is None else mine.rows + mine.invalid_rows
+        partial = self.evaluator.unit_partial(unit, into=mine)
+        if mine is None:  # the thread's first unit: its partial from now on
             partial.unit_key = None
+            self._mine.partial = partial
             self.partials.append(partial)
-        else:
-            self.evaluator.unit_partial(unit, into=partial)
         return partial.rows + partial.invalid_rows - before
 
 
