@@ -23,7 +23,8 @@
 * groups: ``eval -m ce -m acc --by COL`` on a 4M-row file (--rows, if fewer) with string
   columns of 10, 1,000 and 100,000 distinct values and an integer one of 100,000, against the
   same command without ``--by``, whole processes writing the JSON result (goals >= 0.8, 0.7,
-  0.5 of the rate without --by).
+  0.5 of the rate without --by): the ratio of the medians, and each round's own ratio (lowest,
+  median, highest, and in how many rounds it reached the goal).
 * dask: the Dask engine with 1 and 2 local worker processes on a 4-file dataset (same bits).
 * kernels: each C kernel per instruction set on one 32k-row slice, and ``update`` (ce; five
   metrics) on each slice of a 2M-row file (--rows, if fewer) right after decoding it and on the
@@ -182,22 +183,50 @@ def make_grouped_file(path: Path, rows: int, seed: int = 1) -> Path:
     return path
 
 
-def bench_groups(path: Path, rows: int, runs: int) -> list[tuple[str, float, float]]:
+#: the --by goals (ratio to the same command without --by), by group column
+GROUP_GOALS = {"s10": 0.8, "s1k": 0.7, "s100k": 0.5, "i100k": 0.5}
+
+
+def bench_groups(path: Path, rows: int, runs: int) -> list[tuple[str, float, float, list[float]]]:
     """``eval -m ce -m acc --by COL`` against the same without ``--by`` (whole processes,
-    writing the JSON result), rows/s and the ratio."""
+    writing the JSON result): rows/s, the ratio of the medians, and each round's ratio (the
+    two commands of one round ran minutes apart at most, so a round's ratio sees the same
+    machine: their spread says how far a single reading can be trusted)."""
     metrics = ["-m", "ce", "-m", "acc"]
     commands = {"no --by": eval_args(path, metrics)}
     for name, (distinct, kind) in GROUP_COLUMNS.items():
         commands[f"--by {name} ({distinct:,} {kind}s)"] = [*eval_args(path, metrics), "--by", name]
-    medians = alternated(commands, runs)
-    plain = medians["no --by"]
-    return [(name, rows / medians[name], plain / medians[name]) for name in commands]
+    times = alternated_times(commands, runs)
+    plain = times["no --by"]
+    out = []
+    for name, taken in times.items():
+        paired = [p / t for p, t in zip(plain, taken, strict=True)]
+        out.append(
+            (
+                name,
+                rows / statistics.median(taken),
+                statistics.median(plain) / statistics.median(taken),
+                paired,
+            )
+        )
+    return out
+
+
+def group_goal(name: str) -> float | None:
+    """The goal of a `bench_groups` row (``--by s100k (...)``), or None (no --by)."""
+    column = name.split()[1] if name.startswith("--by ") else None
+    return GROUP_GOALS.get(column) if column else None
 
 
 def alternated(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
-    """Median wall seconds of each command: every command once to warm the page cache, then
-    ``runs`` rounds of every command once, in a new order each round (side by side, so that
-    the machine's noise falls on all of them alike)."""
+    """Median wall seconds of each command (`alternated_times`)."""
+    return {name: statistics.median(t) for name, t in alternated_times(commands, runs).items()}
+
+
+def alternated_times(commands: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
+    """Wall seconds of each command in each round: every command once to warm the page cache,
+    then ``runs`` rounds of every command once, in a new order each round (side by side, so
+    that the machine's noise falls on all of them alike)."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     for args in commands.values():
         run_process(args)
@@ -206,7 +235,7 @@ def alternated(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
         random.Random(round_).shuffle(order)
         for name in order:
             times[name].append(run_process(commands[name])[0])
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
 def make_pair(directory: Path, rows: int, seed: int = 3) -> tuple[Path, Path]:
@@ -657,9 +686,20 @@ def main() -> None:
             f"{args.runs} rounds, shuffled order (goal vs no --by: >= 0.8 at 10 groups, >= 0.7 "
             "at 1,000, >= 0.5 at 100,000)"
         )
-        print(f"{'command':34s} {'rows/s':>14s} {'vs no --by':>11s}")
-        for name, rate, ratio in bench_groups(path, rows, args.runs):
-            print(f"{name:34s} {rate:14,.0f} {ratio:11.2f}")
+        print(
+            f"{'command':34s} {'rows/s':>14s} {'vs no --by':>11s}   "
+            "each round's ratio: lowest, median, highest; rounds at the goal"
+        )
+        for name, rate, ratio, paired in bench_groups(path, rows, args.runs):
+            goal = group_goal(name)
+            spread = ""
+            if goal is not None:
+                met = sum(r >= goal for r in paired)
+                spread = (
+                    f"   {min(paired):.2f} {statistics.median(paired):.2f} {max(paired):.2f}; "
+                    f"{met} of {len(paired)} >= {goal}"
+                )
+            print(f"{name:34s} {rate:14,.0f} {ratio:11.2f}{spread}")
     if "ci" in parts:
         path = make_file(directory / f"eval_{args.rows}.parquet", args.rows)
         print(

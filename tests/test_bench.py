@@ -75,9 +75,14 @@ def test_bench_sections_print_every_row(tmp_path: Path):
         "eval, five metrics",
     ):
         assert any(line.startswith(name) for line in done.stdout.splitlines()), name
-    for name in ("no --by", "--by s10 (10 strings)", "--by i100k (100,000 ints)"):
-        rate, ratio = rows[name]
+    rate, ratio = rows["no --by"]
+    assert float(rate.replace(",", "")) > 0 and float(ratio) == 1
+    for name, goal in (("--by s10 (10 strings)", "0.8"), ("--by i100k (100,000 ints)", "0.5")):
+        # RATE RATIO   LOWEST MEDIAN HIGHEST; K of N >= GOAL (each round's ratio, one round)
+        rate, ratio, lowest, median, highest, met, _, runs, _, at = rows[name]
         assert float(rate.replace(",", "")) > 0 and 0 < float(ratio)
+        assert lowest == median == highest.rstrip(";") == ratio  # one round: its ratio
+        assert (met, runs, at) == (str(int(float(ratio) >= float(goal))), "1", goal)
     kernels = [line.split() for line in done.stdout.splitlines() if line.startswith("avx512 ")]
     assert not kernels or all(float(cells[-1]) > 0 for cells in kernels)
     for name in ("sparse_scan", "to NumPy (engine), just decoded", "update, ce, just decoded"):
