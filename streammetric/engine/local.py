@@ -53,7 +53,7 @@ from ..io.storage import is_uri, use_storage_options
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling
 from .checkpoint import Checkpoint
-from .partial import CellIndex, GroupIndex, Partial, locate_error
+from .partial import CellIndex, GroupIndex, Partial, RowTally, locate_error
 from .result import Result
 
 __all__ = [
@@ -524,16 +524,20 @@ class _Pending:
             assert isinstance(index, CellIndex)  # the Evaluator's, with intervals and groups
             codes = index.codes_of_cells(codes, np.concatenate([b[6] for b in batches]))
         partial.codes_of([])  # rows counted for every code
+        tally = RowTally()  # the rows of all the batches counted at once
         start = 0
-        for _, labels, preds, weights, terms, locate, _, observe in batches:
-            end = start + int(labels.shape[0])
-            try:  # a metric updated group by group (no row terms) checks its rows here
-                partial.add(labels, preds, weights, codes[start:end], terms)
-            except InvalidInputError as exc:
-                raise locate(exc) from None
-            if observe is not None:
-                observe(codes[start:end])
-            start = end
+        try:
+            for _, labels, preds, weights, terms, locate, _, observe in batches:
+                end = start + int(labels.shape[0])
+                try:  # a metric updated group by group (no row terms) checks its rows here
+                    partial.add(labels, preds, weights, codes[start:end], terms, tally)
+                except InvalidInputError as exc:
+                    raise locate(exc) from None
+                if observe is not None:
+                    observe(codes[start:end])
+                start = end
+        finally:
+            tally.close()
 
 
 def _one_array(chunks: list[pa.Array]) -> pa.Array | pa.ChunkedArray:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import streammetric as sm
 from streammetric.accumulate import ExactSum
 from streammetric.engine import local
+from streammetric.engine.partial import RowTally
 from streammetric.io import reader
 from streammetric.metrics.state import (
     ROWS,
@@ -339,6 +340,37 @@ def test_merge_renumbers_groups():
     a.merge(b, np.array([1, 2]))
     assert [a.state(g)["total"].value for g in range(3)] == [1.0, 6.0, 8.0]
     assert [a.state(g)["rows"] for g in range(3)] == [1, 2, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 9), max_size=12), max_size=5),
+    st.integers(1, 3),
+    st.integers(10, 40),
+    st.booleans(),
+)
+def test_a_tally_counts_every_batchs_rows_as_counting_each_batch_does(
+    batches, num_arrays, size, other_arrays
+):
+    """`RowTally` counts a flush's batches at once (one tally added to each array), or batch
+    by batch when the arrays differ from one batch to the next or the groups outnumber the
+    rows: the counts are those of counting each batch into each array."""
+    expected = [np.arange(size, dtype=np.int64) * (i + 1) for i in range(num_arrays)]
+    arrays = [array.copy() for array in expected]
+    spare = [np.zeros(size, dtype=np.int64) for _ in range(num_arrays)]
+    expected_spare = [array.copy() for array in spare]
+    tally = RowTally()
+    for i, codes in enumerate(batches):
+        codes = np.array(codes, dtype=np.int64)
+        mine = spare if other_arrays and i % 2 else arrays
+        theirs = expected_spare if other_arrays and i % 2 else expected
+        tally.add(tuple(array[:] for array in mine), codes)  # new views of the same values
+        for array in theirs:
+            array += np.bincount(codes, minlength=size)
+    tally.close()
+    assert [a.tolist() for a in arrays + spare] == [a.tolist() for a in expected + expected_spare]
+    tally.close()  # nothing left to count
+    assert [a.tolist() for a in arrays] == [a.tolist() for a in expected]
 
 
 @settings(max_examples=40, deadline=None)
