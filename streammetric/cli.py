@@ -37,6 +37,7 @@ from .cli_common import (
     job_options,
     level_option,
     make_job,
+    output_format,
     parse_class_names,
     parse_thresholds,
     put_text,
@@ -126,6 +127,7 @@ def eval_command(
     live = LiveExport(ExportOptions.from_params(params), class_names)
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     check_output(output)
+    fmt = output_format(fmt, output, ("json", "csv"))
     check_report(report_path)
     if report_path is not None and params.get("explain") is None:
         params["explain"] = "all"  # the report sets the conventions side by side ...
@@ -240,7 +242,10 @@ def eval_command(
     help="Exit 3 if the candidate is significantly worse by more than MARGIN (the delta's interval beyond it); repeatable.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    help="Default: json if -o FILE ends in .json, else table.",
 )
 @click.option(
     "--precision",
@@ -271,7 +276,7 @@ def compare_command(
     on: str | None,
     baseline_preds: str | None,
     fail_if_worse: tuple[str, ...],
-    fmt: str,
+    fmt: str | None,
     precision: int,
     output: str | None,
     threads: int | None,
@@ -301,6 +306,7 @@ def compare_command(
     if single and on is not None:
         raise ConfigError("--on pairs rows of two files; one file's rows pair by position")
     check_output(output)
+    fmt = output_format(fmt, output, ("json",))
     check_report(report_path)
     checks = parse_thresholds(tuple(fail_if_worse), "--fail-if-worse")
     level, replicates, seed, strict = (
@@ -437,6 +443,7 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
     live = LiveExport(ExportOptions.from_params(params), class_names)
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     check_output(output)
+    fmt = output_format(fmt, output, ("json", "csv"))
     job, new_metrics = make_job([directory], params)
     live.check(new_metrics, job.columns.by)
 

@@ -190,6 +190,15 @@ def check_output(output: str | None) -> None:
         raise ConfigError(f"-o/--output {output}: {why}")
 
 
+def output_format(fmt: str | None, output: str | None, formats: Sequence[str]) -> str:
+    """``--format`` as given, else the one of ``formats`` that ``-o FILE``'s extension names
+    (``result.json``: json), else ``table``."""
+    if fmt is not None:
+        return fmt
+    suffix = os.path.splitext(output)[1].lower().lstrip(".") if output else ""
+    return suffix if suffix in formats and suffix != "table" else "table"
+
+
 def split_columns(value: str | None) -> tuple[str, ...]:
     """``"a, b,"`` -> ``("a", "b")``."""
     return tuple(c.strip() for c in (value or "").split(",") if c.strip())
@@ -205,7 +214,7 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--by", help="Group-by columns, comma-separated; each metric is computed per group too."),
         click.option("--from-logits/--from-probs", "from_logits", default=None, help="Predictions are logits (default: auto, from a `logits` column)."),
         click.option("--convention", help="Cross-entropy convention for the CE family: exact, keras, tf_keras, torch, mxnet, sklearn."),
-        click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True),
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), help="Default: the one -o FILE's extension names (.json, .csv), else table."),
         click.option("--precision", type=click.IntRange(0, 17), default=DEFAULT_PRECISION, show_default=True, metavar="N", help="Significant digits of values in the table and log lines; 0: every digit. The default 6 resolves one part in a million and keeps columns narrow; json and csv are always exact."),
         click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here (atomically) instead of stdout."),
         click.option("--on-invalid", type=click.Choice(["raise", "skip"]), default="raise", show_default=True, help="Stop at the first bad row, or drop and count bad rows."),

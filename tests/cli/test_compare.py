@@ -111,6 +111,14 @@ def test_shuffled_and_split_candidate_gives_the_same_bits(files):
     assert split.stdout == whole.stdout
 
 
+def test_the_output_files_extension_names_the_format(files, tmp_path):
+    """``-o FILE.json`` writes JSON (as ``--format json``); another name, the table."""
+    args = ("compare", files["base"], files["cand"], "--preds", "probs", "-m", "acc", *FAST)
+    for name, fmt in (("c.json", "json"), ("c.txt", "table")):
+        assert invoke(*args, "-o", tmp_path / name).exit_code == 0
+        assert (tmp_path / name).read_text() == invoke(*args, "--format", fmt).stdout
+
+
 def test_a_candidate_equal_to_the_baseline_has_delta_zero_and_p_one(files):
     out = run_json(
         "compare", files["base"], files["base"], "--preds", "probs", "-m", "acc", "-m", "ce", *FAST

@@ -73,6 +73,33 @@ def test_table_shows_six_significant_digits_json_and_csv_stay_exact(tmp_path):
         assert csv.splitlines() == ["rows,cross-entropy,accuracy", f"500,{ce!r},{acc!r}"]
 
 
+def test_the_format_defaults_to_the_one_the_output_files_extension_names(tmp_path):
+    """``-o result.json`` (or .csv, any case) writes that format, as ``--format`` would; other
+    names and stdout get the table; a ``--format`` given (or from ``--config``) wins."""
+    path = write_preds(tmp_path / "p.parquet", 300, seed=5)
+    args = ("eval", path, "-m", "ce", "-m", "acc", "--by", "model")
+    for fmt in ("table", "json", "csv"):
+        expected = invoke(*args, "--format", fmt).stdout
+        for name in (f"r.{fmt}", f"R.{fmt.upper()}", "r.out", "r"):
+            out = tmp_path / name
+            result = invoke(*args, "-o", out)
+            assert result.exit_code == 0, result.output
+            named = fmt if name.lower() == f"r.{fmt}" else "table"
+            assert out.read_text() == invoke(*args, "--format", named).stdout
+        assert invoke(*args, "--format", fmt, "-o", tmp_path / "x.json").exit_code == 0
+        assert (tmp_path / "x.json").read_text() == expected
+    config = tmp_path / "eval.toml"
+    config.write_text('[eval]\nformat = "csv"\n')
+    assert invoke(*args, "--config", config, "-o", tmp_path / "y.json").exit_code == 0
+    assert (tmp_path / "y.json").read_text() == invoke(*args, "--format", "csv").stdout
+    watched = tmp_path / "drop"
+    watched.mkdir()
+    write_preds(watched / "a.parquet", 50, seed=1)
+    result = invoke("watch", watched, "--once", "-m", "acc", "-o", tmp_path / "w.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "w.json").read_text())["rows"] == 50
+
+
 def test_precision_from_a_config_file_and_out_of_range_is_a_usage_error(tmp_path):
     path = write_preds(tmp_path / "p.parquet", 300, seed=4)
     ce = json.loads(invoke("eval", path, "--format", "json").stdout)["metrics"]["cross-entropy"]
