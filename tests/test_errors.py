@@ -78,7 +78,13 @@ ROW_ERRORS = [
     ),
     pytest.param(
         lambda: sm.F1().update([0, 2], [0.2, 0.7]),
-        ("labels", 1, "must be 0 or 1 for class_type='binary'", [2]),
+        (
+            "labels",
+            1,
+            "must be 0 or 1 for class_type='binary' (class indices of more classes: "
+            "class_type='multiclass')",
+            [2],
+        ),
         id="f1",
     ),
     pytest.param(

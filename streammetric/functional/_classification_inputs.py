@@ -64,7 +64,10 @@ def _as_zero_one(values: np.ndarray, name: str, class_type: str) -> np.ndarray:
     if bad.any():
         rule = f"must be 0 or 1 for class_type={class_type!r}"
         row = first_bad_row(bad)
-        raise InvalidInputError.bad_row(name, row, rule, row_values(values, row))
+        shown = row_values(values, row)
+        if class_type == "binary" and np.all((shown >= 0) & (shown == np.floor(shown))):
+            rule += " (class indices of more classes: class_type='multiclass')"
+        raise InvalidInputError.bad_row(name, row, rule, shown)
     return values == 1
 
 

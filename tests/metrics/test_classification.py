@@ -470,7 +470,8 @@ def test_registered_names_and_aliases():
             F1,
             [0, 2, 1],
             [0.1, 0.9, 0.4],
-            "`labels` row 1 must be 0 or 1 for class_type='binary', got [2]",
+            "`labels` row 1 must be 0 or 1 for class_type='binary' (class indices of more classes: "
+            "class_type='multiclass'), got [2]",
         ),
         (
             F1,

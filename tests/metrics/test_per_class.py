@@ -693,7 +693,8 @@ def test_inconsistent_states_are_refused_naming_the_field(make, mutate, field):
             partial(ConfusionMatrix, class_type="binary"),
             [0, 2],
             [0.1, 0.7],
-            "`labels` row 1 must be 0 or 1 for class_type='binary', got [2]",
+            "`labels` row 1 must be 0 or 1 for class_type='binary' (class indices of more classes: "
+            "class_type='multiclass'), got [2]",
         ),
     ],
 )
