@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,7 +61,7 @@ _PIECE = 1 << 20
 
 def write_text(
     handle: BinaryIO,
-    text: str | Sequence[str],
+    text: str | Iterable[str],
     end: str = "",
     encoding: str = "utf-8",
     errors: str = "strict",
@@ -77,7 +77,7 @@ def write_text(
 
 def write_atomic(
     path: str | os.PathLike[str],
-    data: str | Sequence[str] | bytes,
+    data: str | Iterable[str] | bytes,
     *,
     mode: int | None = None,
     end: str = "",

@@ -11,7 +11,10 @@ strings as leaves), and a `Table` (such a list given by column), are written by
 `streammetric._text.table` (C): the text around the leaves from one template, each leaf's value
 formatted from its column (a list, or a NumPy float64, int64 or bool array read in place),
 floats with the digits of ``float.__repr__``: a result's 100,000 groups in ~18 ms, against
-~160 ms for the column-by-column Python writer this replaced (docs/performance.md).
+~160 ms for the column-by-column Python writer this replaced (docs/performance.md). A long
+`Table` is written `TABLE_ROWS` items at a time, each piece when `dumps_parts` is asked for it:
+a writer holds one piece at a time (1,000,000 groups are 180 MB of text), each written from the
+cache it was made in.
 
 >>> value = {"rows": 2, "metrics": {"ce": 0.5, "nan": float("nan")}, "groups": [], "k": [1, "a"]}
 >>> dumps_indented(value) == json.dumps(value, indent=2, allow_nan=True)
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -43,20 +47,38 @@ def _float(value: float) -> str:
     return float.__repr__(value)
 
 
+#: a `Table` longer than this is written this many items at a time (about 0.8 MB of text for a
+#: result's group with two metrics)
+TABLE_ROWS = 4096
+
+
 def dumps_indented(value: Any) -> str:
     """``json.dumps(value, indent=2, allow_nan=True)`` of a result (see the module docstring)."""
     return "".join(dumps_parts(value))
 
 
-def dumps_parts(value: Any) -> list[str]:
-    """`dumps_indented`'s text in pieces (a large table's text one of them), not joined: a
-    writer can write them one after another without copying them into one."""
-    parts: list[str] = []
+def dumps_parts(value: Any) -> Iterator[str]:
+    """`dumps_indented`'s text in pieces, each made when it is asked for, to write one after
+    another without joining them: the text between tables in pieces of whole values, and each
+    long `Table`'s text in pieces of whole items (so a list of numbers is never cut)."""
+    parts: list[str | Iterator[str]] = []
     _write(value, parts, "\n")
-    return parts
+    run: list[str] = []
+    for part in parts:
+        if type(part) is str:
+            run.append(part)
+            continue
+        if run:
+            yield "".join(run)
+            run = []
+        yield from part
+    if run:
+        yield "".join(run)
 
 
-def _write(value: Any, parts: list[str], newline: str) -> None:
+def _write(value: Any, parts: list[Any], newline: str) -> None:
+    """Append ``value``'s text to ``parts``: strs, and for a long `Table` an iterator of its
+    pieces."""
     kind = type(value)
     if kind is str:
         parts.append(_string(value))
@@ -102,6 +124,9 @@ def _write(value: Any, parts: list[str], newline: str) -> None:
             _write(item, parts, inner)
         parts.append(newline + "]")
     elif kind is Table:
+        if len(value) > TABLE_ROWS:
+            parts.append(_table_pieces(value, newline))
+            return
         text = _table_text(value.shape, value.columns, newline)
         if text is None:  # a leaf that is not a number or a string: as the dicts it stands for
             _write(value.records(), parts, newline)
@@ -205,20 +230,62 @@ def _shape(dicts: list[Any], columns: list[list[Any]]) -> dict[str, Any] | None:
     return shape
 
 
-def _table_text(shape: dict[str, Any], columns: list[Any], newline: str) -> str | None:
-    """The text of the list of the dicts the columns stand for at indent ``newline``, or None
-    if a leaf is not a string, number, bool or None (exactly those types) or a column neither
-    a list nor a float64, int64 or bool array (or a key not a string)."""
+def _table_text(
+    shape: dict[str, Any], columns: list[Any], newline: str, rows: tuple[int, int] | None = None
+) -> str | None:
+    """The text of the list of the dicts the columns stand for at indent ``newline`` (or, with
+    ``rows`` (start, stop), its part from item start to item stop - 1: see `_text.table`), or
+    None if a leaf is not a string, number, bool or None (exactly those types) or a column
+    neither a list nor a float64, int64 or bool array (or a key not a string)."""
     pieces = [""]  # the text around the leaves: one more piece than leaves
     order: list[int] = []  # the leaves' columns, in text order
     inner = newline + "  "
     if not _template(shape, inner, pieces, order):
         return None
+    span = () if rows is None else rows
     raw = [(c.offsets, c.data) if type(c) is Strings else c for c in columns]
-    text = _text.table(pieces, order, raw, inner, newline, _string)
+    text = _text.table(pieces, order, raw, inner, newline, _string, *span)
     if text is None and any(type(c) is Strings for c in columns):  # strings to escape
-        raw = [c.tolist() if type(c) is Strings else c for c in columns]
-        return _text.table(pieces, order, raw, inner, newline, _string)
+        if rows is None:
+            raw = [c.tolist() if type(c) is Strings else c for c in columns]
+            return _text.table(pieces, order, raw, inner, newline, _string)
+        part = [_rows(c, *rows) for c in columns]  # this part's strings only
+        raw = [c.tolist() if type(c) is Strings else c for c in part]
+        text = _text.table(pieces, order, raw, inner, newline, _string)
+        return None if text is None else _reframed(text, rows, len(columns[0]), newline)
+    return text
+
+
+def _table_pieces(table: Table, newline: str) -> Iterator[str]:
+    """A long `Table`'s text, `TABLE_ROWS` items a piece, each written when asked for (by C,
+    or, for a part with a leaf C does not write, as its dicts)."""
+    size = len(table)
+    for start in range(0, size, TABLE_ROWS):
+        rows = (start, min(size, start + TABLE_ROWS))
+        text = _table_text(table.shape, table.columns, newline, rows)
+        if text is None:  # as the dicts of its items
+            part = Table(table.shape, [_rows(c, *rows) for c in table.columns])
+            texts: list[Any] = []
+            _write(part.records(), texts, newline)
+            text = _reframed("".join(texts), rows, size, newline)
+        yield text
+
+
+def _rows(column: Any, start: int, stop: int) -> Any:
+    """Items start .. stop - 1 of a `Table`'s column."""
+    if type(column) is Strings:
+        return Strings(column.offsets[start : stop + 1], column.data)
+    return column[start:stop]
+
+
+def _reframed(text: str, rows: tuple[int, int], size: int, newline: str) -> str:
+    """The whole-list text of items start .. stop - 1 (``rows``) as that part of the text of
+    a list of ``size`` items (`_text.table`'s ``start`` and ``stop``)."""
+    start, stop = rows
+    if start:
+        text = "," + text[1:]  # "[" -> "," (the part's first item is not the list's)
+    if stop < size:
+        text = text[: -len(newline) - 1]  # without newline "]"
     return text
 
 

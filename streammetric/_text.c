@@ -1,7 +1,7 @@
 /* The JSON text of a list of dicts of one shape given by column (streammetric._json.Table),
  * as json.dumps(records, indent=2, allow_nan=True) writes it (internal).
  *
- * table(pieces, order, columns, inner, newline, escape)
+ * table(pieces, order, columns, inner, newline, escape[, start, stop])
  *     "[" inner item ("," inner item)* newline "]" (or "[]" when there are no items), where
  *     item i is pieces[0] leaf(order[0], i) pieces[1] ... leaf(order[-1], i) pieces[-1] and
  *     leaf(c, i) is the JSON text of columns[c][i]. A column is a list (of str, int, float,
@@ -10,7 +10,10 @@
  *     Strings that are ASCII with nothing to escape are copied; any other goes through
  *     `escape` (json.encoder.encode_basestring_ascii). Returns None when a value is of another
  *     type or a column of another kind (the caller then writes the records another way);
- *     raises ValueError when the columns differ in length.
+ *     raises ValueError when the columns differ in length. With start and stop (0 <= start <
+ *     stop <= the items), the part of that text from item start to item stop - 1: "[" only
+ *     if start is 0, each item after "," when it is not the first, newline "]" only if stop
+ *     is the last; the parts of consecutive ranges, one after another, are the whole text.
  *
  * Floats are written as float.__repr__ writes them (the shortest digits that read back as the
  * same double, the closest such, ties to even; exponent notation below 1e-4 and from 1e16),
@@ -330,9 +333,11 @@ static int plain_bytes(const unsigned char *b, Py_ssize_t n) {
     return 1;
 }
 
-/* A column of strings as (offsets, data): int64 offsets, n + 1 of them, increasing within
- * data, whose bytes are all plain (`plain_bytes`); 1: set up; 0: an error is set; -1: not. */
-static int open_strings(PyObject *obj, column_t *column) {
+/* A column of strings as (offsets, data): int64 offsets, n + 1 of them, from 0 to the end of
+ * data, those of strings start .. stop - 1 (stop -1: to the last) increasing within data and
+ * their bytes plain (`plain_bytes`): only the strings written are read. 1: set up; 0: an
+ * error is set; -1: not. */
+static int open_strings(PyObject *obj, column_t *column, Py_ssize_t start, Py_ssize_t stop) {
     if (PyTuple_GET_SIZE(obj) != 2) return -1;
     if (PyObject_GetBuffer(PyTuple_GET_ITEM(obj, 0), &column->view, PyBUF_C_CONTIGUOUS) != 0) {
         PyErr_Clear();
@@ -349,13 +354,17 @@ static int open_strings(PyObject *obj, column_t *column) {
     if (column->view.len % 8 || count < 0) return -1;
     const int64_t *o = column->view.buf;
     if (o[0] != 0 || o[count] != column->data.len) return -1;
-    for (Py_ssize_t i = 0; i < count; i++)
+    const Py_ssize_t lo = start < count ? start : count;
+    const Py_ssize_t hi = stop < 0 || stop > count ? count : stop;
+    if (o[lo] < 0 || o[hi] > column->data.len) return -1;
+    for (Py_ssize_t i = lo; i < hi; i++)
         if (o[i + 1] < o[i]) return -1;
-    return plain_bytes(column->data.buf, column->data.len) ? 1 : -1;
+    return plain_bytes((const unsigned char *)column->data.buf + o[lo], o[hi] - o[lo]) ? 1 : -1;
 }
 
-/* 1: set up; 0: an error is set; -1: not a column written here. */
-static int open_column(PyObject *obj, column_t *column) {
+/* 1: set up (for items start .. stop - 1; stop -1: to the last); 0: an error is set; -1: not
+ * a column written here. */
+static int open_column(PyObject *obj, column_t *column, Py_ssize_t start, Py_ssize_t stop) {
     column->has_view = 0;
     column->has_data = 0;
     if (PyList_CheckExact(obj)) {
@@ -363,7 +372,7 @@ static int open_column(PyObject *obj, column_t *column) {
         column->list = obj;
         return 1;
     }
-    if (PyTuple_CheckExact(obj)) return open_strings(obj, column);
+    if (PyTuple_CheckExact(obj)) return open_strings(obj, column, start, stop);
     if (!PyObject_CheckBuffer(obj)) return -1;
     if (PyObject_GetBuffer(obj, &column->view, PyBUF_RECORDS_RO) != 0) {
         PyErr_Clear();
@@ -443,14 +452,27 @@ static int ascii_piece(PyObject *obj, piece_t *piece, const char *what) {
 }
 
 PyDoc_STRVAR(table_doc,
-             "table(pieces, order, columns, inner, newline, escape, /) -> str | None\n\n"
-             "The JSON text of the items the columns stand for (see _text.c).");
+             "table(pieces, order, columns, inner, newline, escape, start=0, stop=items, /)\n"
+             "    -> str | None\n\n"
+             "The JSON text of the items the columns stand for, or of items start .. stop - 1\n"
+             "(see _text.c).");
 
 static PyObject *table(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "table takes 6 arguments");
+    if (nargs != 6 && nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "table takes 6 or 8 arguments");
         return NULL;
+    }
+    Py_ssize_t start = 0, stop = -1;  // -1: the last item
+    if (nargs == 8) {
+        start = PyLong_AsSsize_t(args[6]);
+        if (start == -1 && PyErr_Occurred()) return NULL;
+        stop = PyLong_AsSsize_t(args[7]);
+        if (stop == -1 && PyErr_Occurred()) return NULL;
+        if (start < 0 || stop <= start) {
+            PyErr_SetString(PyExc_ValueError, "table needs 0 <= start < stop");
+            return NULL;
+        }
     }
     PyObject *pieces_obj = args[0], *order_obj = args[1], *columns_obj = args[2];
     PyObject *escape = args[5];
@@ -492,7 +514,7 @@ static PyObject *table(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     }
     Py_ssize_t items = -1;
     for (; opened < n_columns; opened++) {
-        int ok = open_column(PyList_GET_ITEM(columns_obj, opened), &columns[opened]);
+        int ok = open_column(PyList_GET_ITEM(columns_obj, opened), &columns[opened], start, stop);
         if (ok <= 0) {
             opened++;  // release its view too
             if (ok < 0) result = Py_NewRef(Py_None);
@@ -506,16 +528,21 @@ static PyObject *table(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         }
         items = n;
     }
+    if (stop > items) {
+        PyErr_SetString(PyExc_ValueError, "table's stop is beyond the items");
+        goto done;
+    }
     if (items <= 0) {
         result = PyUnicode_FromString("[]");
         goto done;
     }
-    size_t guess = (size_t)items * fixed + (size_t)newline.len + 2;  // unless strings are long
+    if (stop < 0) stop = items;
+    size_t guess = (size_t)(stop - start) * fixed + (size_t)newline.len + 2;  // unless strings are long
     if (!reserve(&out, guess < RESERVE_MAX ? guess : RESERVE_MAX)) goto done;
-    out.data[out.len++] = '[';
-    for (Py_ssize_t i = 0; i < items; i++) {
+    if (start == 0) out.data[out.len++] = '[';
+    for (Py_ssize_t i = start; i < stop; i++) {
         for (Py_ssize_t j = 0; j < n_columns; j++)  // lists' objects are anywhere: ask early
-            if (columns[j].kind == C_LIST && i + PREFETCH < PyList_GET_SIZE(columns[j].list))
+            if (columns[j].kind == C_LIST && i + PREFETCH < stop)
                 __builtin_prefetch(PyList_GET_ITEM(columns[j].list, i + PREFETCH));
         if (!reserve(&out, fixed)) goto done;
         if (i) out.data[out.len++] = ',';
@@ -531,9 +558,11 @@ static PyObject *table(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         }
         put(&out, pieces[leaves].text, (size_t)pieces[leaves].len);
     }
-    if (!reserve(&out, (size_t)newline.len + 1)) goto done;
-    put(&out, newline.text, (size_t)newline.len);
-    out.data[out.len++] = ']';
+    if (stop == items) {
+        if (!reserve(&out, (size_t)newline.len + 1)) goto done;
+        put(&out, newline.text, (size_t)newline.len);
+        out.data[out.len++] = ']';
+    }
     result = finish(&out);
 done:
     for (Py_ssize_t j = 0; j < opened; j++) {
@@ -554,7 +583,7 @@ PyDoc_STRVAR(float_texts_doc,
 static PyObject *float_texts(PyObject *self, PyObject *values) {
     (void)self;
     column_t column;
-    int ok = open_column(values, &column);
+    int ok = open_column(values, &column, 0, -1);
     if (ok <= 0 || column.kind != C_F64) {
         if (column.has_view) PyBuffer_Release(&column.view);
         if (ok == 0) return NULL;

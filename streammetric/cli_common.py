@@ -663,8 +663,8 @@ def rendered(
     fmt: str,
     precision: int | None = None,
     class_names: Sequence[str] | None = None,
-) -> list[str]:
-    """The result as ``json``, ``csv`` or an aligned ``table``. ``precision`` (significant
+) -> Iterable[str]:
+    """The result as ``json``, ``csv`` or an aligned ``table``, in pieces. ``precision`` (significant
     digits) applies to the table only: json and csv always hold the exact values.
 
     Per-class values and matrices (see `streammetric.engine.result`): json holds them as they
@@ -673,8 +673,9 @@ def rendered(
     of the per-class values (a row per class, and per group with ``--by``) and one per matrix
     and scope (rows true class, columns predicted class). ``class_names`` label the matrices'
     classes (``result`` holds per-class values keyed by name already)."""
-    if fmt == "json":  # a list of numbers (a matrix's row) on one line
-        return [_number_lists_on_one_line(text) for text in _runs(dumps_parts(result))]
+    if fmt == "json":  # a list of numbers (a matrix's row) on one line; each piece made when
+        # it is written (a long table's text `_json.TABLE_ROWS` groups a piece)
+        return (_number_lists_on_one_line(text) for text in dumps_parts(result))
     shown = precision if fmt == "table" else None
     columns = _columns(result, class_names, expand=fmt == "csv")
     groups = result.get("groups") or []
@@ -718,28 +719,6 @@ def rendered(
         lines += [""] if blocks else []
         lines.append(f"invalid rows skipped: {result['invalid_rows']}")
     return ["\n".join(lines)]
-
-
-def _runs(parts: list[str]) -> list[str]:
-    """JSON text in pieces, each run of small ones joined, each of a MiB or more (a table's
-    text, a long string) kept as it is: a whole value, which a list of numbers never spans."""
-    out: list[str] = []
-    run: list[str] = []
-    for part in parts:
-        if len(part) < _PIECE_ALONE:
-            run.append(part)
-            continue
-        if run:
-            out.append("".join(run))
-            run = []
-        out.append(part)
-    if run:
-        out.append("".join(run))
-    return out
-
-
-#: JSON pieces at least this long are written as they are (`_runs`)
-_PIECE_ALONE = 1 << 20
 
 
 def render_comparison(data: dict[str, Any], fmt: str, precision: int | None = None) -> str:
@@ -927,7 +906,7 @@ def emit(
     put_text(rendered(data, fmt, precision, class_names), output)
 
 
-def put_text(text: str | list[str], output: str | None) -> None:
+def put_text(text: str | Iterable[str], output: str | None) -> None:
     """``text`` (or its pieces, one after another) and a newline, (atomically) in the file
     ``output`` or on stdout: encoded a piece at a time (`write_text`), not copied whole into
     one str, nor into ``text + "\\n"`` and its bytes."""

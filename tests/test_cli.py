@@ -262,9 +262,9 @@ def test_cli_default_run_matches_the_exporter_and_eval_does_not_load_it():
 
 
 def test_json_in_pieces_is_the_joined_text(monkeypatch):
-    """`rendered` keeps a result's large pieces (its groups' table) apart instead of joining
-    them, and joins the runs between them, whose lists of numbers (a confusion matrix's rows)
-    are still put on one line: the pieces make the same text."""
+    """`rendered` gives a result's JSON in pieces made as they are written (its groups' table
+    `TABLE_ROWS` groups a piece), whose lists of numbers (a confusion matrix's rows) are still
+    put on one line: the pieces make the same text."""
     import numpy as np
     import pyarrow as pa
 
@@ -281,13 +281,16 @@ def test_json_in_pieces_is_the_joined_text(monkeypatch):
             "g": rng.integers(0, 200, rows),
         }
     )
-    for metrics, apart in ((["ce", "acc"], True), (["ce", "confusion_matrix"], False)):
+    from streammetric import _json
+
+    for metrics in (["ce", "acc"], ["ce", "confusion_matrix"]):
         data = sm.evaluate(table, metrics, by="g").json_data()
         whole = cli_common.render(data, "json")
         with monkeypatch.context() as patched:
-            patched.setattr(cli_common, "_PIECE_ALONE", 4000)  # (separators stay below it)
-            pieces = cli_common.rendered(data, "json")
-        assert (len(pieces) > 1) == apart
+            patched.setattr(_json, "TABLE_ROWS", 16)
+            pieces = list(cli_common.rendered(data, "json"))
         assert "".join(pieces) == whole
-        if not apart:  # a matrix row on one line
+        if "confusion_matrix" in metrics:  # a matrix row on one line
             assert re.search(r"\[[\d.]+(, [\d.]+)+\]", whole)
+        else:  # the text around the groups, and the groups in 13 pieces
+            assert len(pieces) == 2 + -(-200 // 16)

@@ -4,19 +4,21 @@ lists or NumPy arrays."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import struct
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streammetric import _text
+from streammetric import _json, _text
 from streammetric._json import Table, _string, _template, dumps_indented
 
 _SPECIAL = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
@@ -165,6 +167,58 @@ def test_a_table_is_json_dumps_of_its_records_at_any_depth(table, depth):
         value = {"level": level, "items": [value]} if level % 2 else {"groups": value}
         expected = {"level": level, "items": [expected]} if level % 2 else {"groups": expected}
     assert dumps_indented(value) == json.dumps(expected, indent=2, allow_nan=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tables(), st.integers(1, 9), st.integers(0, 2))
+def test_a_long_table_in_pieces_is_the_same_text(table, rows, depth):
+    """A Table longer than `TABLE_ROWS` is written that many items a piece, each piece made
+    when asked for (by C, or as its dicts where C does not write a leaf, or with its strings
+    as strs where they need escaping): the pieces, joined, are json.dumps's text, and none
+    cuts an item."""
+    value: object = table
+    expected: object = table.records()
+    for level in range(depth):
+        value = {"level": level, "items": [value]} if level % 2 else {"groups": value}
+        expected = {"level": level, "items": [expected]} if level % 2 else {"groups": expected}
+    with mock.patch.object(_json, "TABLE_ROWS", rows):
+        pieces = list(_json.dumps_parts(value))
+    assert "".join(pieces) == json.dumps(expected, indent=2, allow_nan=True)
+    if len(table) > rows:  # the table's pieces, and one each side of them (or none at depth 0)
+        assert len(pieces) == -(-len(table) // rows) + (2 if depth else 0)
+
+
+def test_a_long_tables_pieces_come_from_c_or_its_dicts_part_by_part():
+    """In a long table, a part with a leaf C does not write (a list), or strings to escape, is
+    written another way, and only that part."""
+    from streammetric._json import Strings
+
+    words = ["a", "b", 'q"uote', "d", "e", "f", "é", "h"]
+    offsets = np.cumsum([0] + [len(w.encode()) for w in words]).astype(np.int64)
+    strings = Strings(offsets, "".join(words).encode())
+    mixed = [1.0, 2.0, 3.0, [4, 5], 6.0, 7.0, 8.0, np.float64(9.0)]
+    table = Table({"k": 0, "v": 1}, [strings, mixed])
+    with mock.patch.object(_json, "TABLE_ROWS", 2):
+        pieces = list(_json.dumps_parts({"groups": table}))
+    assert "".join(pieces) == json.dumps({"groups": table.records()}, indent=2)
+    assert len(pieces) == 6 and pieces[1].startswith("[") and pieces[2].startswith(",")
+    assert pieces[4].endswith("]")
+
+
+def test_the_c_writer_writes_any_range_of_items():
+    pieces, order = [""], []
+    table = Table({"n": 0, "s": 1}, [np.arange(7), [f"s{i}" for i in range(7)]])
+    assert _template(table.shape, "\n  ", pieces, order)
+    whole = _text.table(pieces, order, table.columns, "\n  ", "\n", _string)
+    for cuts in ([0, 7], [0, 1, 7], [0, 3, 4, 7], list(range(8))):
+        parts = [
+            _text.table(pieces, order, table.columns, "\n  ", "\n", _string, a, b)
+            for a, b in itertools.pairwise(cuts)
+        ]
+        assert "".join(parts) == whole
+    for start, stop in ((0, 0), (3, 2), (-1, 2), (0, 8)):
+        with pytest.raises(ValueError):
+            _text.table(pieces, order, table.columns, "\n  ", "\n", _string, start, stop)
 
 
 @settings(max_examples=100, deadline=None)
