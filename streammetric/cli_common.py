@@ -196,7 +196,7 @@ def output_format(fmt: str | None, output: str | None, formats: Sequence[str]) -
     if fmt is not None:
         return fmt
     suffix = os.path.splitext(output)[1].lower().lstrip(".") if output else ""
-    return suffix if suffix in formats and suffix != "table" else "table"
+    return suffix if suffix in formats else "table"
 
 
 def split_columns(value: str | None) -> tuple[str, ...]:
@@ -664,8 +664,8 @@ def rendered(
     precision: int | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Iterable[str]:
-    """The result as ``json``, ``csv`` or an aligned ``table``, in pieces. ``precision`` (significant
-    digits) applies to the table only: json and csv always hold the exact values.
+    """The result as ``json``, ``csv`` or an aligned ``table``, in pieces. ``precision``
+    (significant digits) applies to the table only: json and csv always hold the exact values.
 
     Per-class values and matrices (see `streammetric.engine.result`): json holds them as they
     are; csv has a column per class (``NAME[class=C]``) or matrix cell

@@ -750,18 +750,17 @@ class RowTally:
 
     def __init__(self) -> None:
         self._batches: list[tuple[tuple[np.ndarray, ...], np.ndarray]] = []
-        self._rows = 0
 
     def add(self, arrays: tuple[np.ndarray, ...], codes: np.ndarray) -> None:
         """Count ``codes``' rows into each of ``arrays`` at `close`."""
         self._batches.append((arrays, codes))
-        self._rows += int(codes.shape[0])
 
     def close(self) -> None:
         """Count the rows added since the last `close`."""
-        batches, self._batches, rows, self._rows = self._batches, [], self._rows, 0
+        batches, self._batches = self._batches, []
         if not batches:
             return
+        rows = sum(codes.shape[0] for _, codes in batches)
         arrays = batches[0][0]
         size = arrays[0].shape[0]
         places = [_place(array) for array in arrays]
