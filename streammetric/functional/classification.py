@@ -600,19 +600,20 @@ def shell_classes(cells: list[int]) -> int:
 def confusion_from_cells(
     cells: np.ndarray | list[list[int]], normalize: str | None, *, units: bool = False
 ) -> np.ndarray:
-    """The confusion matrix (float64, rows: true class, columns: predicted) from its exact
-    cells: an int64 array of counts, or nested lists of ints (``units``: in ``2**-1074``, the
-    units of exact weight sums). ``normalize``: None (the counts or weight sums), ``"true"``
+    """The confusion matrix (rows: true class, columns: predicted) from its exact cells: an
+    int64 array of counts, or nested lists of ints (``units``: in ``2**-1074``, the units of
+    exact weight sums). ``normalize``: None (the counts, int64 as scikit-learn gives them, or
+    the weight sums, float64), ``"true"``
     (each row over its sum), ``"pred"`` (each column over its sum), ``"all"`` (over the total);
     a row, column or total of 0 gives 0s, as scikit-learn. Each value is rounded once.
 
     >>> confusion_from_cells(np.array([[2, 1], [0, 0]]), "true").tolist()
     [[0.6666666666666666, 0.3333333333333333], [0.0, 0.0]]
     """
+    if isinstance(cells, np.ndarray) and not units and normalize is None:
+        return cells.astype(np.int64)  # a copy: callers keep theirs
     if isinstance(cells, np.ndarray) and not units and (cells.size == 0 or cells.sum() < 2**53):
         matrix = cells.astype(np.float64)  # exact: every sum below 2**53
-        if normalize is None:
-            return matrix
         if normalize == "true":
             totals = matrix.sum(axis=1, keepdims=True)
         elif normalize == "pred":
@@ -939,13 +940,14 @@ def confusion_matrix(
     class_type: str = "multiclass",
     threshold: float = 0.5,
 ) -> np.ndarray:
-    """The confusion matrix (float64 (K, K); rows: true class, columns: predicted), as
-    scikit-learn's ``confusion_matrix`` with ``labels=range(K)``: K is ``num_classes``, or 1 +
+    """The confusion matrix ((K, K); rows: true class, columns: predicted), as scikit-learn's
+    ``confusion_matrix`` with ``labels=range(K)``, its dtype too (int64 counts; float64 with
+    ``sample_weight`` or ``normalize``): K is ``num_classes``, or 1 +
     the largest class that occurs (in a row of nonzero weight). ``normalize`` as
     `confusion_from_cells`. Binary: 0/1 labels, a positive class when ``pred > threshold``.
 
     >>> confusion_matrix([0, 1, 1], [0.2, 0.7, 0.4], class_type="binary").tolist()
-    [[1.0, 0.0], [1.0, 1.0]]
+    [[1, 0], [1, 1]]
     """
     matrix_class_type(class_type, threshold)
     num_classes = check_num_classes(num_classes, class_type, MAX_MATRIX_CLASSES)

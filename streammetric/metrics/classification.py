@@ -889,9 +889,9 @@ class PCC(EvalMetric):
 @register
 @alias("confusion_matrix")
 class ConfusionMatrix(EvalMetric):
-    """The confusion matrix: a float64 (K, K) array, rows the true class, columns the predicted
-    one, as scikit-learn's ``confusion_matrix`` with ``labels=range(K)`` and the same
-    ``sample_weight``. K is ``num_classes`` (classes beyond are errors naming the row), or 1 +
+    """The confusion matrix: a (K, K) array, rows the true class, columns the predicted one, as
+    scikit-learn's ``confusion_matrix`` with ``labels=range(K)`` and the same ``sample_weight``,
+    its dtype too (int64 counts; float64 once a row had a weight, or with ``normalize``). K is ``num_classes`` (classes beyond are errors naming the row), or 1 +
     the largest class seen (in a row of nonzero weight; at most 4096 classes without
     ``num_classes``). ``normalize``: None (counts, or sums of weights), ``"true"`` (each row
     over its sum), ``"pred"`` (each column over its sum), ``"all"`` (over the total); a sum of
@@ -922,12 +922,12 @@ class ConfusionMatrix(EvalMetric):
 
     >>> m = ConfusionMatrix()
     >>> print(m.update([0, 1, 1], [0, 1, 0]).get()[1])
-    [[1. 0.]
-     [1. 1.]]
+    [[1 0]
+     [1 1]]
     >>> print(m.update([2], [1]).get()[1])
-    [[1. 0. 0.]
-     [1. 1. 0.]
-     [0. 1. 0.]]
+    [[1 0 0]
+     [1 1 0]
+     [0 1 0]]
     """
 
     higher_is_better = None

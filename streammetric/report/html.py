@@ -91,13 +91,6 @@ def fmt(value: Any, digits: int = 6) -> str:
     ('3', '0.123457', 'NaN', '-inf', '')
     """
     return value_text(value, digits)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def _num(value: Any) -> float | None:

@@ -126,6 +126,26 @@ def test_json_keys_per_class_values_by_class_overall_and_per_group(data):
     assert list(indexed["metrics"]["class_hit_rate"]) == ["0", "1", "2"]
 
 
+def test_confusion_matrix_counts_are_ints_and_weight_sums_floats(data, tmp_path):
+    """scikit-learn's dtypes: int64 counts print as integers (not 3.00000); weight sums and
+    normalised matrices stay floats."""
+    table = ok("eval", data, "-m", "confusion_matrix").stdout
+    assert (
+        "true\\pred  0  1  2\n0          1  1  0\n1          0  3  0\n2          1  0  2" in table
+    )
+    counts = json.loads(ok("eval", data, "-m", "confusion_matrix", "--format", "json").stdout)
+    assert counts["metrics"]["confusion_matrix"] == [[1, 1, 0], [0, 3, 0], [1, 0, 2]]
+    assert all(type(v) is int for row in counts["metrics"]["confusion_matrix"] for v in row)
+    weighted = tmp_path / "w.parquet"
+    pq.write_table(pq.read_table(data).append_column("w", pa.array([0.5] * 8)), weighted)
+    sums = json.loads(
+        ok("eval", weighted, "-m", "confusion_matrix", "--weights", "w", "--format", "json").stdout
+    )
+    assert sums["metrics"]["confusion_matrix"][1] == [0.0, 1.5, 0.0]
+    shares = ok("eval", data, "-m", "confusion_matrix:normalize=true", "--format", "csv").stdout
+    assert shares.splitlines()[1].split(",")[1:4] == ["0.5", "0.5", "0.0"]
+
+
 def test_csv_has_a_column_per_class_and_per_matrix_cell(data):
     lines = ok("eval", data, *METRICS, "--by", "model", *NAMES, "--format", "csv").stdout
     header, overall, a, b = lines.splitlines()

@@ -336,7 +336,8 @@ def test_confusion_matrix_is_exact_and_matches_sklearn(batch, normalize, extra):
     value = _stream(make, true, predicted, weights, bounds)
     seen = _seen(true, predicted, weights)
     width = num_classes or (seen[-1] + 1 if seen else 0)
-    assert value.shape == (width, width) and value.dtype == np.float64
+    counts = weights is None and normalize is None  # int64, as scikit-learn's
+    assert value.shape == (width, width) and value.dtype == (np.int64 if counts else np.float64)
     w = np.ones(len(true)) if weights is None else weights
     cells = [[Fraction(0)] * width for _ in range(width)]
     for t, p, x in zip(true.tolist(), predicted.tolist(), w.tolist(), strict=True):
@@ -364,6 +365,7 @@ def test_confusion_matrix_is_exact_and_matches_sklearn(batch, normalize, extra):
         )
         if weights is None:
             assert same_bits(_bits(reference.astype(float)), _bits(value))
+            assert value.dtype == reference.dtype
         else:
             _close_ulps(value, reference)
 
