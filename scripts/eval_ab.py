@@ -6,8 +6,9 @@
     .venv/bin/python scripts/eval_ab.py --base c8c58a6 --tree 237423f --by s100k  # a commit
 
 Copies each revision's package into a temporary directory (`git archive`; the working tree as
-it is), builds its C extensions (_kernels.c, and _text.c where there is one) with setup.py's
-flags (kernel_ab.py's compile_kernels: a source already built is taken from its cache) and compiles its bytecode, then times
+it is), builds its C extensions (_kernels.c, and _text.c where there is one) with the flags
+setuptools uses (kernel_ab.py's compile_kernels: a source already built is taken from its
+cache) and compiles its bytecode, then times
 `python -m streammetric eval` (`streammetric.cli` for a revision without the entry point
 `streammetric/__main__.py`) of scripts/bench.py's file (with ``--by COL``: its grouped file of
 4M rows, or --rows, and a column of `bench.GROUP_COLUMNS`) with each copy, alternated in

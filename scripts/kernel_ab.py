@@ -4,9 +4,9 @@ streammetric/_kernels.c or _kernels_loops.h faster?
     .venv/bin/python scripts/kernel_ab.py              # the working tree against HEAD
     .venv/bin/python scripts/kernel_ab.py --base v0.1  # ... against another revision
 
-Builds each revision's kernels (gcc, with setup.py's flags) and loads each build under its own
-module name, then times `sparse_scan` (ce; with the ranks of accuracy/top-k) and `exact_sum` with the two builds
-alternating: on each 32k-row slice right after pyarrow decodes it, as the engine does (the
+Builds each revision's kernels (gcc, with the flags setuptools uses: Python's CFLAGS and
+setup.py's) and loads each build under its own module name, then times `sparse_scan` (ce; with
+the ranks of accuracy/top-k) and `exact_sum` with the two builds alternating: on each 32k-row slice right after pyarrow decodes it, as the engine does (the
 builds take turns, slice by slice), and warm (one slice, again and again). Medians, ns/row; a
 ratio below 1 means the working tree is faster. Both builds must give the same answers, else
 the script stops. On this shared machine, times move by up to a third from one run to the
@@ -88,14 +88,19 @@ def cache_directory() -> Path:
 
 
 def compile_kernels(source: Path, library: Path, extra: Sequence[str] = ()) -> None:
-    """gcc with setup.py's flags (then `extra`, e.g. --cflags=-O0): `source` (a _kernels.c, its
+    """gcc with the flags setuptools gives the extension (Python's CFLAGS, then setup.py's, then
+    `extra`, e.g. --cflags=-O0): without Python's -fwrapv, a variant of the scan ran 1.8x
+    slower than setuptools' build of the same source, so both are timed as installed.
+    `source` (a _kernels.c, its
     headers beside it) into the extension `library`, a copy of the build kept in
     cache_directory() under the hash of the preprocessed source, the command and gcc's version
     (compiled there first if not yet: one process at a time, the others wait for its result).
     gcc runs in `source`'s directory on its name, so the preprocessed text does not depend on
     where the copy lies."""
     include = sysconfig.get_paths()["include"]
-    command = ["gcc", *setup_flags(), *extra, "-shared", "-fPIC", f"-I{include}", source.name]
+    python_flags = shlex.split(sysconfig.get_config_var("CFLAGS") or "")
+    command = ["gcc", *python_flags, *setup_flags(), *extra, "-shared", "-fPIC", f"-I{include}"]
+    command.append(source.name)
     key = hashlib.sha256("\0".join(command).encode())
     for probe in (["gcc", "--version"], [*command, "-E"]):
         key.update(subprocess.run(probe, cwd=source.parent, capture_output=True, check=True).stdout)
