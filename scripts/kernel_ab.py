@@ -102,7 +102,8 @@ def compile_kernels(source: Path, library: Path, extra: Sequence[str] = ()) -> N
     command = ["gcc", *python_flags, *setup_flags(), *extra, "-shared", "-fPIC", f"-I{include}"]
     command.append(source.name)
     key = hashlib.sha256("\0".join(command).encode())
-    for probe in (["gcc", "--version"], [*command, "-E"]):
+    # -fno-working-directory: with Python's -g, the preprocessed text would name the folder
+    for probe in (["gcc", "--version"], [*command, "-E", "-fno-working-directory"]):
         key.update(subprocess.run(probe, cwd=source.parent, capture_output=True, check=True).stdout)
     cache = cache_directory()
     name = key.hexdigest()[:32]
