@@ -90,6 +90,10 @@ def _spec_text(spec: Any) -> str:
 
 
 def _option_text(value: Any) -> str:
+    """An option's value in a metric's distinct name: None as ``none`` (as ``-m`` spells it:
+    ``precision:average=none``), a string as it is, anything else as JSON."""
+    if value is None:
+        return "none"
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
@@ -169,12 +173,13 @@ def distinct_names(specs: list[Any], defaults: dict[str, Any] | None = None) -> 
 
 
 def _settings(metric: EvalMetric) -> dict[str, Any]:
-    """A metric's config without its name: what it computes."""
+    """A metric's config without its name: what it computes (None values too: ``average=None``
+    is one value per class, not an unset option)."""
     try:
         config = metric.get_config()
     except ConfigError:  # e.g. a custom metric wrapping a function: no config to compare
         return {"id": id(metric)}
-    return {k: v for k, v in config.items() if k != "name" and v is not None}
+    return {k: v for k, v in config.items() if k != "name"}
 
 
 def _user_named(spec: Any) -> bool:

@@ -60,6 +60,24 @@ def test_same_named_metrics_get_distinct_names_everywhere_and_the_gate_sees_inf(
     assert gate.exit_code == 0, gate.stderr
 
 
+def test_an_option_that_is_none_names_the_metric_too(tmp_path):
+    """average=None (one value per class) and normalize=None are settings: the names say
+    ``average=none``, as -m spells it, not ``precision[]``."""
+    path = probs_file(tmp_path / "p.parquet", [0, 1, 2, 1], [[0.7, 0.2, 0.1]] * 4)
+    multi = "class_type=multiclass"
+    result = invoke(
+        "eval", path, "-m", f"precision:average=none,{multi}", "-m", f"precision:average=macro,{multi}",
+        "-m", "confusion_matrix", "-m", "confusion_matrix:normalize=true", "--format", "json",
+    )  # fmt: skip
+    names = list(json.loads(result.stdout)["metrics"])
+    assert names == [
+        "precision[average=none]",
+        "precision[average=macro]",
+        "confusion_matrix[normalize=none]",
+        "confusion_matrix[normalize=true]",
+    ]
+
+
 def test_a_user_name_wins_and_identical_or_clashing_requests_are_refused(tmp_path):
     data = probs_file(tmp_path / "p.parquet", [0, 1], [[0.5, 0.5], [0.3, 0.7]])
     named = invoke(
