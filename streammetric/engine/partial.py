@@ -19,9 +19,9 @@ from .._keys import canonical_key
 from ..io import ResolvedColumns, Unit
 from ..metrics import EvalMetric
 from ..metrics._inputs import as_pairs
-from ..metrics.base import _num_rows
+from ..metrics.base import STATE_VERSION, _num_rows
 from ..metrics.batch import BatchStats
-from ..metrics.state import GroupedState, State, Terms, add_rows
+from ..metrics.state import GroupedState, State, Terms, add_rows, dump_entry, load_entry
 from .result import Result
 
 __all__ = ["CellIndex", "GroupKey", "Partial", "RowTally", "locate_error"]
@@ -320,24 +320,41 @@ class Partial:
         )
 
     def to_json(self) -> dict[str, Any]:
-        rows = self._rows.tolist()
+        """The state as JSON, by column: the groups' keys (in key order) and rows, and for each
+        metric (leaf) each state entry's list of the groups' values, each as the metric's
+        ``state_dict`` writes that entry (no metric object per group)."""
+        order = self._sorted_order()
+        keys = self.keys
+        rows = np.zeros(order.shape[0], dtype=np.int64)
+        inside = order[order < self._rows.shape[0]]
+        rows[: inside.shape[0]] = self._rows[inside]
         return {
             "rows": self.rows,
             "invalid_rows": self.invalid_rows,
-            "groups": [
-                [list(self.keys[code]), rows[code], self.group_metric(code).state_dict()]
-                for code in self.sorted_codes()
+            "state_version": STATE_VERSION,
+            "keys": [list(keys[code]) for code in order.tolist()],
+            "group_rows": rows.tolist(),
+            "states": [
+                state.columns(order)
+                if isinstance(state, GroupedState)
+                else _object_columns(leaf, state, order.tolist())
+                for leaf, state in zip(self.leaves, self.states, strict=True)
             ],
         }
 
     def load_json(self, data: dict[str, Any]) -> None:
         """Load `to_json` output into this (empty) partial. Every field is checked before
         anything is loaded: row counts are ints >= 0, the groups' rows add up to ``rows``, each
-        group key comes once, and each state passes `EvalMetric.load_state_dict`'s checks;
-        else a `StateError` names the field (e.g. ``groups[0].state.local.num_inst``) and
-        nothing changes."""
+        group key comes once, and each group's state passes the checks of
+        `EvalMetric.load_state_dict`; else a `StateError` names the field (e.g.
+        ``states[0].num_inst[3]``) and nothing changes. A partial written group by group
+        (``groups``: [key, rows, state_dict], before the states were written by column) is
+        read too."""
         if not isinstance(data, dict):
-            raise StateError.bad_field("", "must be {rows, invalid_rows, groups}", data)
+            raise StateError.bad_field("", "must be {rows, invalid_rows, keys, ...}", data)
+        if "groups" not in data:
+            self._load_columns(data)
+            return
         rows = _count(data.get("rows"), "rows")
         invalid_rows = _count(data.get("invalid_rows"), "invalid_rows")
         groups = data.get("groups")
@@ -372,6 +389,56 @@ class Partial:
             for leaf, state in zip(_leaves(metric), self.states, strict=True):
                 state.set_state(code, leaf._global_state())
             self._rows[code] += group_rows
+        self.rows += rows
+        self.invalid_rows += invalid_rows
+
+    def _load_columns(self, data: dict[str, Any]) -> None:
+        """`load_json` of the state by column (`to_json`)."""
+        rows = _count(data.get("rows"), "rows")
+        invalid_rows = _count(data.get("invalid_rows"), "invalid_rows")
+        version = data.get("state_version")
+        if type(version) is not int or version != STATE_VERSION:
+            raise StateError.bad_field(
+                "state_version", f"must be {STATE_VERSION} (a state of another version)", version
+            )
+        keys, group_rows, states = data.get("keys"), data.get("group_rows"), data.get("states")
+        if not isinstance(keys, list):
+            raise StateError.bad_field("keys", "must be a list of group keys (lists)", keys)
+        if not isinstance(group_rows, list) or len(group_rows) != len(keys):
+            rule = f"must be a list of {len(keys):,} row counts, one per key"
+            raise StateError.bad_field("group_rows", rule, group_rows)
+        if not isinstance(states, list) or len(states) != len(self.leaves):
+            rule = f"must be a list of {len(self.leaves)} states, one per metric"
+            raise StateError.bad_field("states", rule, states)
+        staged_keys: dict[GroupKey, int] = {}
+        for index, key_list in enumerate(keys):
+            field = f"keys[{index}]"
+            if not isinstance(key_list, list):
+                raise StateError.bad_field(field, "must be a list of scalars", key_list)
+            try:
+                key = canonical_key(key_list)  # plain JSON values (`streammetric.io.grouping`)
+                repeated = key in staged_keys
+            except TypeError:  # an unhashable key value
+                raise StateError.bad_field(field, "must be a list of scalars", key_list) from None
+            if repeated:
+                raise StateError.bad_field(field, "repeats an earlier key", key_list)
+            staged_keys[key] = _count(group_rows[index], f"group_rows[{index}]")
+        total = sum(staged_keys.values())
+        if total != rows:
+            raise StateError.bad_field(
+                "rows", f"must be the sum of the groups' rows ({total:,})", rows
+            )
+        staged = [
+            _leaf_states(leaf, columns, len(keys), f"states[{i}]")
+            for i, (leaf, columns) in enumerate(zip(self.leaves, states, strict=True))
+        ]
+        codes = self.codes_of(list(staged_keys)).tolist()
+        for state, leaf_states in zip(self.states, staged, strict=True):
+            if isinstance(state, GroupedState):
+                state.reserve(max(codes, default=-1) + 1)  # once, not per group
+            for code, one in zip(codes, leaf_states, strict=True):
+                state.set_state(code, one)
+        np.add.at(self._rows, np.asarray(codes, dtype=np.int64), list(staged_keys.values()))
         self.rows += rows
         self.invalid_rows += invalid_rows
 
@@ -784,6 +851,44 @@ def _place(array: np.ndarray) -> tuple[int, int]:
     """Where an int64 array's values are: its first value's address and its length (views
     of the same values, made anew for each batch, have the same place)."""
     return array.__array_interface__["data"][0], array.shape[0]
+
+
+def _object_columns(leaf: EvalMetric, states: _ObjectStates, codes: list[int]) -> dict[str, Any]:
+    """`GroupedState.columns` of a metric that keeps an object per group."""
+    kinds = {name: spec.kind for name, spec in leaf.state_specs().items()}
+    values = [states.state(code) for code in codes]
+    return {name: [dump_entry(kind, one[name]) for one in values] for name, kind in kinds.items()}
+
+
+def _leaf_states(leaf: EvalMetric, columns: Any, size: int, field: str) -> list[State]:
+    """Each of ``size`` groups' state of metric ``leaf`` from its columns (`to_json`), every
+    value checked as `EvalMetric.load_state_dict` checks it (a `StateError` names the field,
+    e.g. ``states[0].num_inst[3]``)."""
+    specs = leaf.state_specs()
+    if not isinstance(columns, dict):
+        raise StateError.bad_field(field, "must be a mapping of state entries", columns)
+    for name in columns:
+        if name not in specs:
+            rule = f"is not a state entry of metric {leaf.name!r}"
+            raise StateError.bad_field(f"{field}.{name}", rule, columns[name])
+    for name in specs:
+        column = columns.get(name)
+        if not isinstance(column, list) or len(column) != size:
+            rule = f"must be a list of {size:,} values, one per group"
+            raise StateError.bad_field(f"{field}.{name}", rule, column)
+    out = []
+    for index in range(size):
+        one = {
+            name: load_entry(spec, columns[name][index], f"{field}.{name}[{index}]")
+            for name, spec in specs.items()
+        }
+        problem = leaf._state_problem(one)
+        if problem is not None:
+            raise StateError.bad_field(
+                f"{field}[{index}]", f"{problem[0]} {problem[1]}", problem[2]
+            )
+        out.append(one)
+    return out
 
 
 def _leaves(metric: EvalMetric) -> list[EvalMetric]:

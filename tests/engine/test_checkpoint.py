@@ -86,30 +86,44 @@ def test_finished_units_removed_are_refused_not_counted_twice(data, tmp_path, fi
     assert str(checkpoint) in str(caught.value) and caught.value.path == str(checkpoint)
 
 
+def _set(column: list, value) -> None:
+    column[0] = value
+
+
+def _repeat_first_key(partial: dict) -> None:
+    """A second group with the first one's key (each column one value longer)."""
+    partial["keys"].append(partial["keys"][0])
+    partial["group_rows"].append(0)
+    for columns in partial["states"]:
+        for column in columns.values():
+            column.append(column[0])
+
+
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
+        (lambda p: _set(p["partial"]["states"][0]["num_inst"], -1), "num_inst"),
         (
-            lambda p: p["partial"]["groups"][0][2]["metrics"][0]["local"].update(num_inst=-1),
-            "num_inst",
-        ),
-        (
-            lambda p: p["partial"]["groups"][0][2]["metrics"][0]["local"].update(
-                sum_metric={"mantissa": "-7", "shift": 1074}
+            lambda p: _set(
+                p["partial"]["states"][0]["sum_metric"], {"mantissa": "-7", "shift": 1074}
             ),
             "sum_metric",
         ),
         (
-            lambda p: p["partial"]["groups"][0][2]["metrics"][1]["past"].update(
-                sum_weight={"mantissa": "1", "shift": 10**15}
+            lambda p: _set(
+                p["partial"]["states"][1]["sum_weight"], {"mantissa": "1", "shift": 10**15}
             ),
-            "sum_weight.shift",
+            "sum_weight[0].shift",
         ),
+        (lambda p: p["partial"]["states"][1].pop("sum_weight"), "sum_weight"),
+        (lambda p: p["partial"]["states"][0]["num_inst"].append(0), "num_inst"),
         (lambda p: p["partial"].update(rows=-5), "partial.rows"),
         (lambda p: p["partial"].update(invalid_rows="0"), "partial.invalid_rows"),
-        (lambda p: p["partial"]["groups"][0].__setitem__(1, 10**6), "partial.rows"),
-        (lambda p: p["partial"]["groups"].append(p["partial"]["groups"][0]), "partial.groups[1]"),
-        (lambda p: p["partial"].update(groups={}), "partial.groups"),
+        (lambda p: _set(p["partial"]["group_rows"], 10**6), "partial.rows"),
+        (lambda p: _repeat_first_key(p["partial"]), "partial.keys[1]"),
+        (lambda p: p["partial"].update(keys={}), "partial.keys"),
+        (lambda p: p["partial"].update(state_version=0), "partial.state_version"),
+        (lambda p: p["partial"]["states"].pop(), "partial.states"),
         (lambda p: p["done"].append(p["done"][0]), "done"),
         (lambda p: p["done"].append("elsewhere.parquet#rg0"), "done"),
         (lambda p: p["done"].append(7), "done"),
@@ -163,7 +177,8 @@ def test_a_corrupt_checkpoint_is_one_line_and_kept(data, tmp_path):
     checkpoint = tmp_path / "ck.json"
     _interrupted(data, checkpoint)
     text = checkpoint.read_text()
-    for corrupt in (text[: len(text) // 2], text.replace('"mantissa": "', '"mantissa": "9', 1)):
+    for corrupt in (text[: len(text) // 2], text.replace('"mantissa":"', '"mantissa":"9', 1)):
+        assert corrupt != text
         checkpoint.write_text(corrupt)
         result = run_cli(
             "eval", data, "-m", "mae", "-m", "rmse", "--labels", "y", "--preds", "pred",

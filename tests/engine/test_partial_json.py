@@ -1,0 +1,111 @@
+"""A `Partial`'s JSON (checkpoints, the Dask engine's payloads) is written by column: each state
+entry one list over the groups, no metric object per group; it round-trips exactly, and the
+group-by-group form of earlier checkpoints is still read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import streammetric as sm
+from streammetric.engine.partial import Partial
+
+METRICS = [
+    "ce",
+    "acc",
+    "confusion_matrix",
+    "precision:average=none,class_type=multiclass",
+    "loss",  # no row terms: one object per group (`_ObjectStates`)
+]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """600 rows, 4 classes, 150 groups (most lack a class), half the rows weighted."""
+    rng = np.random.default_rng(7)
+    rows = 600
+    probs = rng.dirichlet(np.ones(4), rows).astype(np.float32)
+    table = pa.table(
+        {
+            "label": rng.integers(0, 4, rows),
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), 4),
+            "g": [f"k{v:03d}" for v in rng.integers(0, 150, rows)],
+            "w": np.where(np.arange(rows) % 2 == 0, 1.0, rng.random(rows) * 3),
+        }
+    )
+    path = tmp_path / "p.parquet"
+    pq.write_table(table, path, row_group_size=100)
+    return path
+
+
+def _group_by_group(partial: Partial) -> dict:
+    """The partial as earlier checkpoints held it: [key, rows, state_dict] per group."""
+    return {
+        "rows": partial.rows,
+        "invalid_rows": partial.invalid_rows,
+        "groups": [
+            [
+                list(partial.keys[code]),
+                int(partial._rows[code]),
+                partial.group_metric(code).state_dict(),
+            ]
+            for code in partial.sorted_codes()
+        ],
+    }
+
+
+def _reloaded(partial: Partial, data: dict) -> Partial:
+    fresh = Partial(partial._new)
+    fresh.load_json(json.loads(json.dumps(data, allow_nan=True)))
+    return fresh
+
+
+@pytest.mark.parametrize("weights", [None, "w"])
+def test_the_state_by_column_round_trips_and_the_group_by_group_form_is_read(data, weights):
+    result = sm.evaluate(data, METRICS, by="g", weights=weights, threads=2)
+    stored = result.partial
+    assert stored is not None and len(stored.sorted_codes()) > 100
+    written = stored.to_json()
+    assert len(written["keys"]) == len(written["group_rows"]) == len(stored.sorted_codes())
+    for leaf, columns in zip(stored.leaves, written["states"], strict=True):
+        assert set(columns) == set(leaf.state_specs())
+        assert all(len(column) == len(written["keys"]) for column in columns.values())
+    for form in (written, _group_by_group(stored)):
+        loaded = _reloaded(stored, form)
+        assert loaded.to_json() == written
+        again = loaded.result([], grouped=True, by=("g",))
+        assert json.dumps(again.to_dict(), allow_nan=True) == json.dumps(
+            result.to_dict(), allow_nan=True
+        )
+
+
+def test_no_metric_object_is_made_per_group(data, monkeypatch):
+    stored = sm.evaluate(data, METRICS[:-1], by="g", weights="w").partial
+    assert stored is not None
+
+    def refuse(self, code):
+        raise AssertionError("a metric object per group")
+
+    monkeypatch.setattr(Partial, "group_metric", refuse)
+    written = stored.to_json()
+    assert _reloaded(stored, written).to_json() == written
+
+
+def test_a_bad_value_in_a_column_names_its_group(data):
+    stored = sm.evaluate(data, ["confusion_matrix"], by="g").partial
+    assert stored is not None
+    written = stored.to_json()
+    written["states"][0]["confusion"][3] = {"shape": [2], "values": [1, -1]}
+    with pytest.raises(sm.StateError) as caught:
+        _reloaded(stored, written)
+    assert caught.value.field.startswith("states[0].confusion[3]")
+    written = stored.to_json()
+    written["states"][0]["num_inst"][5] += 1  # no longer the sum of its cells
+    with pytest.raises(sm.StateError) as caught:
+        _reloaded(stored, written)
+    assert caught.value.field == "states[0][5]"
