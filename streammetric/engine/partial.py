@@ -366,13 +366,7 @@ class Partial:
             if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], list)):
                 raise StateError.bad_field(field, "must be [key, rows, state]", item)
             key_list, group_rows, state = item
-            try:
-                key = canonical_key(key_list)  # plain JSON values (`streammetric.io.grouping`)
-                repeated = key in staged
-            except TypeError:  # an unhashable key value
-                raise StateError.bad_field(field, "must have a key of scalars", key_list) from None
-            if repeated:
-                raise StateError.bad_field(field, "repeats the key of an earlier group", key_list)
+            key = _new_key(key_list, staged, field)
             metric = self._new()
             try:
                 metric._staged_load(state)()
@@ -412,16 +406,9 @@ class Partial:
             raise StateError.bad_field("states", rule, states)
         staged_keys: dict[GroupKey, int] = {}
         for index, key_list in enumerate(keys):
-            field = f"keys[{index}]"
             if not isinstance(key_list, list):
-                raise StateError.bad_field(field, "must be a list of scalars", key_list)
-            try:
-                key = canonical_key(key_list)  # plain JSON values (`streammetric.io.grouping`)
-                repeated = key in staged_keys
-            except TypeError:  # an unhashable key value
-                raise StateError.bad_field(field, "must be a list of scalars", key_list) from None
-            if repeated:
-                raise StateError.bad_field(field, "repeats an earlier key", key_list)
+                raise StateError.bad_field(f"keys[{index}]", "must be a list of scalars", key_list)
+            key = _new_key(key_list, staged_keys, f"keys[{index}]")
             staged_keys[key] = _count(group_rows[index], f"group_rows[{index}]")
         total = sum(staged_keys.values())
         if total != rows:
@@ -851,6 +838,18 @@ def _place(array: np.ndarray) -> tuple[int, int]:
     """Where an int64 array's values are: its first value's address and its length (views
     of the same values, made anew for each batch, have the same place)."""
     return array.__array_interface__["data"][0], array.shape[0]
+
+
+def _new_key(key_list: list[Any], staged: dict[GroupKey, Any], field: str) -> GroupKey:
+    """A loaded group key (plain JSON values: `streammetric.io.grouping`) not in ``staged``."""
+    try:
+        key = canonical_key(key_list)
+        repeated = key in staged
+    except TypeError:  # an unhashable key value
+        raise StateError.bad_field(field, "must have a key of scalars", key_list) from None
+    if repeated:
+        raise StateError.bad_field(field, "repeats the key of an earlier group", key_list)
+    return key
 
 
 def _object_columns(leaf: EvalMetric, states: _ObjectStates, codes: list[int]) -> dict[str, Any]:
