@@ -1140,61 +1140,6 @@ typedef struct {
     int busy;      /* a call is running with the GIL released */
 } GroupSums;
 
-/* Freed group blocks of 1 MiB or more, kept for the next GroupSums (GIL held): an evaluation
- * makes one GroupSums per unit of work, which the allocator would map fresh every time (a page
- * fault per 4 KiB; with 100,000 groups of 584 bytes, before the windows, a third of such a
- * run's time went to the kernel). A kept block is already in memory. At most BLOCKS_KEPT
- * blocks; `release_blocks` frees them when a run's units are merged. */
-#define BLOCKS_KEPT 4
-#define BLOCK_KEPT_MIN ((size_t)1 << 20)
-static struct { group_t *grp; Py_ssize_t cap; } blocks_kept[BLOCKS_KEPT];
-static int n_blocks_kept = 0;
-
-/* A kept block of at least `cap` groups (the smallest such), its capacity in *got. */
-static group_t *block_take(Py_ssize_t cap, Py_ssize_t *got) {
-    int best = -1;
-    for (int i = 0; i < n_blocks_kept; i++)
-        if (blocks_kept[i].cap >= cap && (best < 0 || blocks_kept[i].cap < blocks_kept[best].cap))
-            best = i;
-    if (best < 0) return NULL;
-    group_t *grp = blocks_kept[best].grp;
-    *got = blocks_kept[best].cap;
-    blocks_kept[best] = blocks_kept[--n_blocks_kept];
-    return grp;
-}
-
-/* Keep a block being freed (the largest ones, if all places are taken), or free it. */
-static void block_give(group_t *grp, Py_ssize_t cap) {
-    if (!grp) return;
-    if ((size_t)cap * sizeof(group_t) < BLOCK_KEPT_MIN) { PyMem_Free(grp); return; }
-    if (n_blocks_kept == BLOCKS_KEPT) {
-        int smallest = 0;
-        for (int i = 1; i < n_blocks_kept; i++)
-            if (blocks_kept[i].cap < blocks_kept[smallest].cap) smallest = i;
-        if (blocks_kept[smallest].cap >= cap) { PyMem_Free(grp); return; }
-        PyMem_Free(blocks_kept[smallest].grp);
-        blocks_kept[smallest] = blocks_kept[--n_blocks_kept];
-    }
-    blocks_kept[n_blocks_kept].grp = grp;
-    blocks_kept[n_blocks_kept].cap = cap;
-    n_blocks_kept++;
-}
-
-PyDoc_STRVAR(release_blocks_doc,
-"release_blocks() -> int\n\n"
-"Frees the accumulator blocks GroupSums keeps for reuse (when a run's units are done); the\n"
-"number of bytes freed.");
-
-static PyObject *release_blocks(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args)) {
-    size_t freed = 0;
-    while (n_blocks_kept) {
-        n_blocks_kept--;
-        freed += (size_t)blocks_kept[n_blocks_kept].cap * sizeof(group_t);
-        PyMem_Free(blocks_kept[n_blocks_kept].grp);
-    }
-    return PyLong_FromSize_t(freed);
-}
-
 /* Room for groups 0 .. size - 1 (the GIL held: it may allocate); the new groups are set empty
  * by `group_sums_open`, which `group_sums_reserve` calls and a caller that releases the GIL
  * may call without it (with 100,000 groups, 9 MB of a unit's fresh accumulators). */
@@ -1204,14 +1149,12 @@ static int group_sums_room(GroupSums *s, Py_ssize_t size) {
         Py_ssize_t cap = s->cap ? s->cap : 16;
         while (cap < size) cap = cap > PY_SSIZE_T_MAX / 2 ? size : 2 * cap;
         if ((size_t)cap > (size_t)PY_SSIZE_T_MAX / sizeof(group_t)) { PyErr_NoMemory(); return 0; }
-        Py_ssize_t got = cap;
-        group_t *grp = block_take(cap, &got);
-        if (!grp) grp = PyMem_Malloc((size_t)cap * sizeof(group_t));
+        group_t *grp = PyMem_Malloc((size_t)cap * sizeof(group_t));
         if (!grp) { PyErr_NoMemory(); return 0; }
         if (s->size) memcpy(grp, s->grp, (size_t)s->size * sizeof(group_t));
-        block_give(s->grp, s->cap);
+        PyMem_Free(s->grp);
         s->grp = grp;
-        s->cap = got;
+        s->cap = cap;
     }
     return 1;
 }
@@ -1369,7 +1312,7 @@ static PyObject *group_sums_new(PyTypeObject *type, PyObject *args, PyObject *kw
 }
 
 static void group_sums_dealloc(GroupSums *s) {
-    block_give(s->grp, s->cap);
+    PyMem_Free(s->grp);
     PyMem_RawFree(s->full);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
@@ -2546,7 +2489,6 @@ static PyMethodDef methods[] = {
     {"isa", isa_name, METH_NOARGS, isa_doc},
     {"isas", isa_names, METH_NOARGS, isas_doc},
     {"use_isa", use_isa, METH_O, use_isa_doc},
-    {"release_blocks", release_blocks, METH_NOARGS, release_blocks_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -29,13 +29,11 @@ import numpy as np
 from ._exceptions import StateError
 from ._kernels import GroupSums as _GroupSums
 from ._kernels import exact_sum as _exact_sum
-from ._kernels import release_blocks as _release_blocks
 
 __all__ = [
     "ExactSum",
     "GroupedExactSum",
     "exact_sum_units",
-    "release_kept_blocks",
     "units_to_float",
 ]
 
@@ -248,13 +246,6 @@ class ExactSum:
 
     def __repr__(self) -> str:
         return f"ExactSum({self.value!r})"
-
-
-def release_kept_blocks() -> int:
-    """Free the blocks of accumulators `GroupedExactSum` keeps for reuse (freed by others, 1
-    MiB or more, at most 4): an evaluation calls it once its units are merged, so that the
-    process does not hold them while it builds the result. Returns the bytes freed."""
-    return int(_release_blocks())
 
 
 class GroupedExactSum:

@@ -31,7 +31,6 @@ import pyarrow as pa
 
 from .._arrow import from_numpy
 from .._exceptions import ConfigError, InvalidInputError, StateError
-from ..accumulate import release_kept_blocks
 from ..functional.resample import BUCKETS, buckets_of, hash_ids, hash_positions
 from ..io import (
     STDIN,
@@ -701,7 +700,6 @@ class JobRun:
     def result(self) -> Result:
         if self.saver is not None:
             self.saver.save(self.total, self.done, force=True)
-        release_kept_blocks()  # the units' sums are merged: their blocks are not needed
         by = self.resolved.by
         notes = [*self.notes, *self.resolved.notes]
         if self.evaluator.resampling is not None:
