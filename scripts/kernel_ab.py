@@ -6,9 +6,10 @@ streammetric/_kernels.c or _kernels_loops.h faster?
 
 Builds each revision's kernels (gcc, with the flags setuptools uses: Python's CFLAGS and
 setup.py's) and loads each build under its own module name, then times `sparse_scan` (ce; with
-the ranks of accuracy/top-k) and `exact_sum` with the two builds alternating: on each 32k-row slice right after pyarrow decodes it, as the engine does (the
-builds take turns, slice by slice), and warm (one slice, again and again). Medians, ns/row; a
-ratio below 1 means the working tree is faster. Both builds must give the same answers, else
+the ranks of accuracy/top-k) and `exact_sum` with the two builds alternating: on each 32k-row
+slice right after pyarrow decodes it, as the engine does (the builds take turns, slice by
+slice), and warm (one slice, again and again). Medians, ns/row; a ratio below 1 means the
+working tree is faster. Both builds must give the same answers, else
 the script stops. On this shared machine, times move by up to a third from one run to the
 next, but the two builds' ratio, measured side by side, moves by a few %.
 

@@ -21,7 +21,7 @@ from ..metrics import EvalMetric
 from ..metrics._inputs import as_pairs
 from ..metrics.base import STATE_VERSION, _num_rows
 from ..metrics.batch import BatchStats
-from ..metrics.state import GroupedState, State, Terms, add_rows, dump_entry, load_entry
+from ..metrics.state import GroupedState, State, Terms, add_rows, dump_entry
 from .result import Result
 
 __all__ = ["CellIndex", "GroupKey", "Partial", "RowTally", "locate_error"]
@@ -325,9 +325,7 @@ class Partial:
         ``state_dict`` writes that entry (no metric object per group)."""
         order = self._sorted_order()
         keys = self.keys
-        rows = np.zeros(order.shape[0], dtype=np.int64)
-        inside = order[order < self._rows.shape[0]]
-        rows[: inside.shape[0]] = self._rows[inside]
+        rows = self._rows[order]  # (`_sorted_order` lists codes with rows only)
         return {
             "rows": self.rows,
             "invalid_rows": self.invalid_rows,
@@ -347,7 +345,7 @@ class Partial:
         anything is loaded: row counts are ints >= 0, the groups' rows add up to ``rows``, each
         group key comes once, and each group's state passes the checks of
         `EvalMetric.load_state_dict`; else a `StateError` names the field (e.g.
-        ``states[0].num_inst[3]``) and nothing changes. A partial written group by group
+        ``states[0][3].num_inst``) and nothing changes. A partial written group by group
         (``groups``: [key, rows, state_dict], before the states were written by column) is
         read too."""
         if not isinstance(data, dict):
@@ -860,34 +858,19 @@ def _object_columns(leaf: EvalMetric, states: _ObjectStates, codes: list[int]) -
 
 
 def _leaf_states(leaf: EvalMetric, columns: Any, size: int, field: str) -> list[State]:
-    """Each of ``size`` groups' state of metric ``leaf`` from its columns (`to_json`), every
-    value checked as `EvalMetric.load_state_dict` checks it (a `StateError` names the field,
-    e.g. ``states[0].num_inst[3]``)."""
-    specs = leaf.state_specs()
+    """Each of ``size`` groups' state of metric ``leaf`` from its columns (`to_json`), each
+    group's checked as `EvalMetric.load_state_dict` checks a window (a `StateError` names the
+    field, e.g. ``states[0][3].num_inst``)."""
     if not isinstance(columns, dict):
         raise StateError.bad_field(field, "must be a mapping of state entries", columns)
-    for name in columns:
-        if name not in specs:
-            rule = f"is not a state entry of metric {leaf.name!r}"
-            raise StateError.bad_field(f"{field}.{name}", rule, columns[name])
-    for name in specs:
-        column = columns.get(name)
+    for name, column in columns.items():
         if not isinstance(column, list) or len(column) != size:
             rule = f"must be a list of {size:,} values, one per group"
             raise StateError.bad_field(f"{field}.{name}", rule, column)
-    out = []
-    for index in range(size):
-        one = {
-            name: load_entry(spec, columns[name][index], f"{field}.{name}[{index}]")
-            for name, spec in specs.items()
-        }
-        problem = leaf._state_problem(one)
-        if problem is not None:
-            raise StateError.bad_field(
-                f"{field}[{index}]", f"{problem[0]} {problem[1]}", problem[2]
-            )
-        out.append(one)
-    return out
+    return [
+        leaf._checked_state({name: column[i] for name, column in columns.items()}, f"{field}[{i}]")
+        for i in range(size)
+    ]
 
 
 def _leaves(metric: EvalMetric) -> list[EvalMetric]:

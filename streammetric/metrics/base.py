@@ -769,6 +769,31 @@ class EvalMetric(_Locked):
         self._staged_load(state)()
         return self
 
+    def _checked_state(self, data: Any, field: str) -> State:
+        """One window of a state_dict (``local``, ``past``; a group's state in a partial's
+        columns) loaded, every entry and their consistency checked (`StateError` naming
+        ``field``)."""
+        if not isinstance(data, dict):
+            raise StateError.bad_field(field, "must be a mapping of state entries", data)
+        for name in data:
+            if name not in self._specs:
+                raise StateError.bad_field(
+                    f"{field}.{name}", f"is not a state entry of metric {self.name!r}", data[name]
+                )
+        loaded = {}
+        for name, spec in self._specs.items():
+            if name not in data:
+                raise StateError(
+                    f"`state` lacks state entry {name!r} in `{field}` for metric {self.name!r}",
+                    field=f"{field}.{name}",
+                    rule="is missing",
+                )
+            loaded[name] = _load(spec, data[name], f"{field}.{name}")
+        problem = self._state_problem(loaded)
+        if problem is not None:
+            raise StateError.bad_field(field, f"{problem[0]} {problem[1]}", problem[2])
+        return loaded
+
     def _staged_load(self, state: Any) -> Callable[[], None]:
         """Check ``state`` whole; return what installs it (so composites load all or nothing)."""
         if not isinstance(state, dict) or "version" not in state:
@@ -784,31 +809,7 @@ class EvalMetric(_Locked):
                 state.get("version"),
             )
         self._check_config(state.get("config"), "state")
-        windows = []
-        for window in ("local", "past"):
-            data = state.get(window)
-            if not isinstance(data, dict):
-                raise StateError.bad_field(window, "must be a mapping of state entries", data)
-            for name in data:
-                if name not in self._specs:
-                    raise StateError.bad_field(
-                        f"{window}.{name}",
-                        f"is not a state entry of metric {self.name!r}",
-                        data[name],
-                    )
-            loaded = {}
-            for name, spec in self._specs.items():
-                if name not in data:
-                    raise StateError(
-                        f"`state` lacks state entry {name!r} in `{window}` for metric {self.name!r}",
-                        field=f"{window}.{name}",
-                        rule="is missing",
-                    )
-                loaded[name] = _load(spec, data[name], f"{window}.{name}")
-            problem = self._state_problem(loaded)
-            if problem is not None:
-                raise StateError.bad_field(window, f"{problem[0]} {problem[1]}", problem[2])
-            windows.append(loaded)
+        windows = [self._checked_state(state.get(window), window) for window in ("local", "past")]
 
         def install() -> None:
             with self._lock:

@@ -891,7 +891,8 @@ class PCC(EvalMetric):
 class ConfusionMatrix(EvalMetric):
     """The confusion matrix: a (K, K) array, rows the true class, columns the predicted one, as
     scikit-learn's ``confusion_matrix`` with ``labels=range(K)`` and the same ``sample_weight``,
-    its dtype too (int64 counts; float64 once a row had a weight, or with ``normalize``). K is ``num_classes`` (classes beyond are errors naming the row), or 1 +
+    its dtype too (int64 counts; float64 once a row had a weight, or with ``normalize``). K is
+    ``num_classes`` (classes beyond are errors naming the row), or 1 +
     the largest class seen (in a row of nonzero weight; at most 4096 classes without
     ``num_classes``). ``normalize``: None (counts, or sums of weights), ``"true"`` (each row
     over its sum), ``"pred"`` (each column over its sum), ``"all"`` (over the total); a sum of

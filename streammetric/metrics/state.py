@@ -630,7 +630,7 @@ class GroupedState:
         are read as columns (no Python object per group): a checkpoint of 100,000 groups is a
         few lists."""
         self._settle()
-        inside = groups[groups < self.size]
+        inside = groups < self.size  # groups beyond hold nothing yet: 0s
         out: dict[str, list[Any]] = {}
         for name, spec in self.specs.items():
             entry, kind = self._entries[name], spec.kind
@@ -641,7 +641,7 @@ class GroupedState:
                 whole = entry.ones
             if whole is not None or (kind == "counts" and entry.shape[1]):
                 column = np.zeros((groups.shape[0], *np.shape(entry)[1:]), dtype=np.int64)
-                column[: inside.shape[0]] = (whole if whole is not None else entry)[inside]
+                column[inside] = (whole if whole is not None else entry)[groups[inside]]
                 values = column.tolist()  # a sum of counts: its count (`load_entry`)
                 if kind == "counts":
                     width = [column.shape[1]]

@@ -113,7 +113,7 @@ def _repeat_first_key(partial: dict) -> None:
             lambda p: _set(
                 p["partial"]["states"][1]["sum_weight"], {"mantissa": "1", "shift": 10**15}
             ),
-            "sum_weight[0].shift",
+            "sum_weight.shift",
         ),
         (lambda p: p["partial"]["states"][1].pop("sum_weight"), "sum_weight"),
         (lambda p: p["partial"]["states"][0]["num_inst"].append(0), "num_inst"),

@@ -103,7 +103,7 @@ def test_a_bad_value_in_a_column_names_its_group(data):
     written["states"][0]["confusion"][3] = {"shape": [2], "values": [1, -1]}
     with pytest.raises(sm.StateError) as caught:
         _reloaded(stored, written)
-    assert caught.value.field.startswith("states[0].confusion[3]")
+    assert caught.value.field.startswith("states[0][3].confusion")
     written = stored.to_json()
     written["states"][0]["num_inst"][5] += 1  # no longer the sum of its cells
     with pytest.raises(sm.StateError) as caught:
