@@ -86,6 +86,12 @@ def main() -> None:
     parser.add_argument("-m", "--metric", action="append", help="eval's -m (default: ce)")
     parser.add_argument("--by", choices=sorted(bench.GROUP_COLUMNS), help="eval's --by")
     parser.add_argument("--cflags", default="", help=CFLAGS_HELP)
+    parser.add_argument(
+        "--eval-args",
+        default="",
+        help="more eval arguments, e.g. '--max-groups 100000 --textfile x.prom' (relative "
+        "paths are in a temporary folder)",
+    )
     args = parser.parse_args()
     if args.by:
         args.rows = args.rows or 4_000_000
@@ -98,6 +104,7 @@ def main() -> None:
     metrics = [arg for metric in args.metric or ["ce"] for arg in ("-m", metric)]
     if args.by:
         metrics += ["--by", args.by]
+    metrics += shlex.split(args.eval_args)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cflags = shlex.split(args.cflags)

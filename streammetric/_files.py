@@ -6,13 +6,36 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from ._exceptions import ConfigError
 
-__all__ = ["read_text", "special_kind", "write_atomic", "write_text"]
+__all__ = ["Spacing", "read_text", "special_kind", "write_atomic", "write_text"]
+
+
+class Spacing:
+    """When a periodic write (a checkpoint, a textfile, a push) is due again: ``interval``
+    seconds after the last one ended, or `SPACING` times as long as it took when that is longer,
+    so that writing takes at most about a fifth of a run whatever the state's size (at 100,000
+    groups a checkpoint takes a second and a textfile several: writing after every unit made a
+    few seconds' run take minutes)."""
+
+    SPACING = 4.0
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next = 0.0  # the earliest time (monotonic) of the next write unless forced
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def wrote(self, started: float) -> None:
+        """A write that began at ``started`` (`time.monotonic`) has ended now."""
+        now = time.monotonic()
+        self._next = now + max(self.interval, self.SPACING * (now - started))
 
 
 def special_kind(path: str | os.PathLike[str]) -> str | None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 import click
 
 from ._exceptions import StreamMetricError
-from ._files import write_atomic
+from ._files import Spacing, write_atomic
 from .cli_common import unwritable
 from .engine.local import RunStart
 from .engine.partial import Partial
@@ -213,7 +213,8 @@ class LiveExport:
         self._overall: TrackerCollector | None = None
         self._window_rows = 0
         self._window_closed = False
-        self._next_textfile = self._next_push = 0.0
+        self._textfile_spacing = Spacing(TEXTFILE_INTERVAL_SECONDS)
+        self._push_spacing = Spacing(options.push_interval)
         self._warned_empty_group = False
 
     @property
@@ -324,21 +325,23 @@ class LiveExport:
 
     def flush(self, *, final: bool) -> None:
         """Write the textfile and push, when due (``final``: now; a failed push raises)."""
-        now = time.monotonic()
-        if self.options.textfile and (final or now >= self._next_textfile):
-            self._next_textfile = now + TEXTFILE_INTERVAL_SECONDS
+        if self.options.textfile and (final or self._textfile_spacing.due()):
+            started = time.monotonic()
             from prometheus_client import generate_latest
 
             write_atomic(self.options.textfile, generate_latest(self._live_registry), mode=0o644)
+            self._textfile_spacing.wrote(started)
         interval = self.options.push_interval
-        if self.options.push and (final or (interval > 0 and now >= self._next_push)):
-            self._next_push = now + interval
+        if self.options.push and (final or (interval > 0 and self._push_spacing.due())):
+            started = time.monotonic()
             try:
                 self._push()
             except StreamMetricError as exc:
                 if final:
                     raise
                 click.echo(f"streammetric: warning: {exc}", err=True)
+            finally:
+                self._push_spacing.wrote(started)
 
     def _push(self) -> None:
         url = self.options.push

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StateError
-from .._files import special_kind, write_atomic
+from .._files import Spacing, special_kind, write_atomic
 from ..io import STDIN
 from .partial import Partial
 
@@ -73,23 +73,16 @@ def saved_metric_defaults(path: str | os.PathLike[str]) -> dict[str, Any] | None
     return defaults if isinstance(defaults, dict) else None
 
 
-#: a save waits this many times as long as the previous save took (or ``interval``, if
-#: longer), so that saving takes at most about a fifth of a run: at 100,000 groups a save
-#: takes about a second, and saving after every unit made a 0.6 s run take 8 s
-SAVE_SPACING = 4.0
-
-
 class Checkpoint:
-    """Save/load of one job's progress; saves are throttled to one per ``interval`` seconds,
-    or per `SAVE_SPACING` times the previous save's duration when that is longer."""
+    """Save/load of one job's progress; saves are spaced by ``interval`` seconds, or by four
+    times the previous save's duration when that is longer (`Spacing`)."""
 
     def __init__(
         self, path: str | os.PathLike[str], identity: dict[str, Any], *, interval: float = 0.5
     ) -> None:
         self.path = Path(path)
         self.identity = json.loads(json.dumps(identity, default=str))
-        self.interval = interval
-        self._next = 0.0  # the earliest time (monotonic) of the next save unless forced
+        self.spacing = Spacing(interval)
         #: what was read of stdin, once it was read whole: ``{"bytes", "sha256", "rows"}``
         #: (set by the run, saved with the state; loaded by `load_into`)
         self.stdin: dict[str, Any] | None = None
@@ -235,9 +228,9 @@ class Checkpoint:
         force: bool = False,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write the state (at most once per ``interval`` unless ``force``), atomically."""
+        """Write the state (when `Spacing` says it is due, or ``force``), atomically."""
         now = time.monotonic()
-        if not force and now < self._next:
+        if not force and not self.spacing.due():
             return
         payload = {
             "format": FORMAT,
@@ -258,5 +251,4 @@ class Checkpoint:
         text = ", ".join(f"{json.dumps(key)}: {value}" for key, value in fields.items())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, f"{{{text}}}")
-        took = time.monotonic() - now
-        self._next = now + took + max(self.interval, SAVE_SPACING * took)
+        self.spacing.wrote(now)

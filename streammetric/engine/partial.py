@@ -245,6 +245,46 @@ class Partial:
         """All groups merged (exactly) into one metric object."""
         return self.metric_of([state.total() for state in self.states])
 
+    def value_columns(self, codes: np.ndarray) -> list[tuple[str, list[Any]]]:
+        """Each metric value's name with its values in the groups ``codes`` (int64, in that
+        order): floats, or arrays for per-class values and matrices. Every group at once where
+        the metric can (`EvalMetric.group_values`), else group by group; no metric object."""
+        out: list[tuple[str, list[Any]]] = []
+        for leaf, state in zip(self.leaves, self.states, strict=True):
+            values = None
+            if isinstance(state, GroupedState):
+                state.reserve(self.index.size)  # the groups without rows here: fresh
+                values = leaf.group_values(state)
+            if values is not None:
+                out += ((str(name), column[codes].tolist()) for name, column in values.items())
+                continue
+            names = [str(name) for name, _ in leaf.name_values(leaf._fresh_state())]
+            per_group = [leaf.name_values(state.state(code)) for code in codes.tolist()]
+            out += ((name, [pairs[i][1] for pairs in per_group]) for i, name in enumerate(names))
+        return out
+
+    def diagnostic_columns(self, codes: np.ndarray) -> list[tuple[str, dict[str, list[int]]]]:
+        """The diagnostic counts of each metric that has them (``diagnostics()``: the
+        cross-entropy family) in the groups ``codes``: (metric name, kind -> count per group)."""
+        out: list[tuple[str, dict[str, list[int]]]] = []
+        for leaf, state in zip(self.leaves, self.states, strict=True):
+            diagnostics = getattr(leaf, "diagnostics", None)
+            if not callable(diagnostics):
+                continue
+            if isinstance(state, GroupedState) and hasattr(leaf, "group_diagnostics"):
+                state.reserve(self.index.size)
+                columns = leaf.group_diagnostics(state)
+                out.append((leaf.name, {k: c[codes].tolist() for k, c in columns.items()}))
+                continue
+            per_group = []
+            for code in codes.tolist():  # (a metric without the shortcut: an object each)
+                one: Any = copy.deepcopy(leaf)
+                one._local = state.state(code)
+                per_group.append(one.diagnostics())
+            kinds = list(per_group[0]) if per_group else list(diagnostics())
+            out.append((leaf.name, {k: [int(d[k]) for d in per_group] for k in kinds}))
+        return out
+
     def result(self, notes: list[str], *, grouped: bool, by: tuple[str, ...] = ()) -> Result:
         """The `Result`: ``notes`` (e.g. about the columns), then why values are inf or NaN or
         not exact, condensed over the groups (`streammetric.engine.notes`)."""

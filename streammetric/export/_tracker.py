@@ -336,15 +336,51 @@ class Tracker:
     # -- reading ---------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         """Every value, counter and diagnostic count, read at one instant under the lock."""
+        from ..engine.partial import Partial
+
         with self.lock:
             intervals = getattr(self, "_intervals", {})
-            groups = tuple(
-                _read_group(key, self._rows[key], self._objects(key), intervals.get(key))
-                for key in self._rows
+            keys = list(self._rows)
+            codes = self._index.codes_of(keys)
+            everything = Partial(self._new, index=self._index, template=self._local.template)
+            everything.merge(self._past).merge(self._local)
+            local = self._local.value_columns(codes)  # every group's values at once
+            global_ = everything.value_columns(codes)
+            names = [name for name, _ in local]
+            readings = [
+                map(MetricReading, names, local_row, global_row)
+                for local_row, global_row in zip(
+                    _by_group([map(_reading, column) for _, column in local], len(keys)),
+                    _by_group([map(_reading, column) for _, column in global_], len(keys)),
+                    strict=True,
+                )
+            ]
+            counts = _by_group(
+                [
+                    [
+                        (metric, tuple(zip(columns, row, strict=True)))
+                        for row in zip(*columns.values(), strict=True)
+                    ]
+                    for metric, columns in everything.diagnostic_columns(codes)
+                ],
+                len(keys),
             )
+            groups = []
+            for key, values, diagnostics in zip(keys, readings, counts, strict=True):
+                bounds = intervals.get(key) or {}
+                groups.append(
+                    GroupSnapshot(
+                        key,
+                        tuple(render_label_value(v) for v in key),
+                        self._rows[key],
+                        tuple(values),
+                        diagnostics,
+                        tuple((name, lower, upper) for name, (lower, upper) in bounds.items()),
+                    )
+                )
             return Snapshot(
                 self.group_by,
-                groups,
+                tuple(groups),
                 self.invalid_rows_total,
                 self.last_update_timestamp,
                 getattr(self, "_level", None),
@@ -393,6 +429,11 @@ def _fresh_copy(template: EvalMetric) -> EvalMetric:
     metric = template.copy()
     metric.reset()
     return metric
+
+
+def _by_group(columns: list[Iterable[Any]], count: int) -> list[tuple[Any, ...]]:
+    """Columns of ``count`` groups' items as one tuple per group (empty with no columns)."""
+    return list(zip(*columns, strict=True)) if columns else [()] * count
 
 
 def _check_count(name: str, count: Any) -> int:

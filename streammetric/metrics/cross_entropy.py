@@ -483,6 +483,17 @@ class _LossMetric(EvalMetric):
         state = self._global_state() if scope == "global" else self._local
         return {**_counts(state), "num_invalid_skipped": int(state["num_invalid"])}
 
+    def group_diagnostics(self, grouped: GroupedState) -> dict[str, np.ndarray]:
+        """`diagnostics` of every group's state at once (kind -> int64 per group code)."""
+        counts = grouped.whole_vector("diagnostics")
+        out = {
+            key: counts[:, k] if k < counts.shape[1] else np.zeros(grouped.size, dtype=np.int64)
+            for k, key in enumerate(DIAGNOSTIC_KEYS)
+        }
+        invalid = grouped.whole("num_invalid")
+        assert invalid is not None  # a count
+        return {**out, "num_invalid_skipped": invalid}
+
 
 #: the input dtypes an explained metric counts rows of (the rest compute as float64 would)
 _NARROW = ("float32", "float16")

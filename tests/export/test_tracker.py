@@ -168,3 +168,83 @@ def test_diagnostics_are_read_from_metrics_and_composites() -> None:
 def test_empty_metric_list_is_refused() -> None:
     with pytest.raises(sm.ConfigError, match="at least one metric, got an empty list"):
         Tracker([])
+
+
+SNAPSHOT_METRICS = [
+    "ce",
+    {"metric": "ce", "convention": "keras"},
+    "perplexity",
+    "acc",
+    {"metric": "f1", "average": "macro", "class_type": "multiclass"},
+    {"metric": "precision", "average": None, "num_classes": 4, "class_type": "multiclass"},
+    {"metric": "confusion_matrix", "num_classes": 4},
+    "loss",  # no row terms: one object per group in the grouped state
+]
+
+
+def _snapshot_by_objects(tracker: Tracker) -> list[Any]:
+    """What a snapshot held when it read each group's metric objects (`metrics_for`)."""
+    from streammetric.export._tracker import _read_group
+
+    return [
+        _read_group(key, tracker._rows[key], tracker.metrics_for(key)) for key in tracker.groups
+    ]
+
+
+def _comparable(groups: Any) -> list[Any]:
+    def value(v: Any) -> Any:
+        return ("array", repr(np.asarray(v).tolist())) if isinstance(v, np.ndarray) else repr(v)
+
+    return [
+        (
+            g.key,
+            g.label_values,
+            g.rows_total,
+            [(r.name, value(r.local_value), value(r.global_value)) for r in g.values],
+            g.diagnostics,
+        )
+        for g in groups
+    ]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_snapshot_reads_every_group_by_column_as_its_objects_would(weighted: bool) -> None:
+    rng = np.random.default_rng(3)
+    tracker = Tracker(SNAPSHOT_METRICS, group_by=["g"], max_groups=500)
+
+    def feed(groups: int, rows: int) -> None:
+        labels = rng.integers(0, 4, rows)
+        probs = rng.dirichlet(np.ones(4), rows)
+        probs[::17] = 0.0  # zero rows: inf terms and diagnostics
+        weights = rng.random(rows) * 2 if weighted else None
+        keys = rng.integers(0, groups, rows)
+        for key in np.unique(keys).tolist():
+            rows_of = keys == key
+            w = None if weights is None else weights[rows_of]
+            tracker.update(labels[rows_of], probs[rows_of], w, group=f"k{key:03d}")
+
+    feed(300, 3000)
+    tracker.reset_local()
+    feed(120, 500)  # a local window holding some of the groups only
+    snapshot = tracker.snapshot()
+    assert len(snapshot.groups) == 300
+    assert any(d for g in snapshot.groups for _, counts in g.diagnostics for _, d in counts)
+    assert _comparable(snapshot.groups) == _comparable(_snapshot_by_objects(tracker))
+
+
+def test_a_snapshot_makes_no_metric_object_per_group(monkeypatch) -> None:
+    tracker = Tracker(["ce", "acc", "perplexity"], group_by=["g"], max_groups=1000)
+    rng = np.random.default_rng(5)
+    for key in range(400):
+        tracker.update(rng.integers(0, 3, 4), rng.dirichlet(np.ones(3), 4), group=key)
+    copies = 0
+    real_copy = sm.EvalMetric.copy
+
+    def counted(self: Any) -> Any:
+        nonlocal copies
+        copies += 1
+        return real_copy(self)
+
+    monkeypatch.setattr(sm.EvalMetric, "copy", counted)
+    assert len(tracker.snapshot().groups) == 400
+    assert copies < 20  # a fresh composite or two, not one per group
