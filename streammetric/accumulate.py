@@ -203,10 +203,10 @@ class ExactSum:
             raise StateError.bad_field(
                 field, "must be an exact sum state {'mantissa': '<int>', 'shift': <int>}", state
             )
-        unknown = sorted(str(key) for key in state if key not in _JSON_KEYS)
-        if unknown:
+        if state.keys() - _JSON_KEYS:
+            first = sorted(str(key) for key in state.keys() - _JSON_KEYS)[0]
             raise StateError.bad_field(
-                f"{field}.{unknown[0]}", "is not a field of an exact sum state", state[unknown[0]]
+                f"{field}.{first}", "is not a field of an exact sum state", state[first]
             )
         mantissa, shift = state.get("mantissa"), state.get("shift")
         if (
@@ -232,6 +232,8 @@ class ExactSum:
             )
         s = cls()
         s._units = units << shift
+        if len(state) == 2:  # no counts of non-finite values
+            return s
         for name in ("num_pos_inf", "num_neg_inf", "num_nan"):
             count = state.get(name, 0)
             if type(count) is not int or not 0 <= count < _MAX_COUNT:

@@ -83,6 +83,9 @@ class Checkpoint:
         self.path = Path(path)
         self.identity = json.loads(json.dumps(identity, default=str))
         self.spacing = Spacing(interval)
+        #: the finished units of the state the file holds (loaded or saved without ``extra``):
+        #: a save of the same units would write what is there (resuming a finished run)
+        self._on_disk: frozenset[str] | None = None
         #: what was read of stdin, once it was read whole: ``{"bytes", "sha256", "rows"}``
         #: (set by the run, saved with the state; loaded by `load_into`)
         self.stdin: dict[str, Any] | None = None
@@ -193,6 +196,7 @@ class Checkpoint:
         self.load_partial(partial, data)
         done = set(data["done"])
         self.stdin = data.get("stdin")
+        self._on_disk = frozenset(done) if "extra" not in data else None
         if units is not None:
             rows_of = {unit.key: unit.num_rows for unit in units}
             unknown = sorted(done - set(rows_of))
@@ -232,6 +236,8 @@ class Checkpoint:
         now = time.monotonic()
         if not force and not self.spacing.due():
             return
+        if extra is None and self._on_disk == done:  # the file holds this state already
+            return
         payload = {
             "format": FORMAT,
             "version": VERSION,
@@ -252,3 +258,4 @@ class Checkpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, f"{{{text}}}")
         self.spacing.wrote(now)
+        self._on_disk = frozenset(done) if extra is None else None

@@ -454,16 +454,15 @@ class Partial:
                 "rows", f"must be the sum of the groups' rows ({total:,})", rows
             )
         staged = [
-            _leaf_states(leaf, columns, len(keys), f"states[{i}]")
-            for i, (leaf, columns) in enumerate(zip(self.leaves, states, strict=True))
+            _leaf_columns(leaf, state, columns, len(keys), f"states[{i}]")
+            for i, (leaf, state, columns) in enumerate(
+                zip(self.leaves, self.states, states, strict=True)
+            )
         ]
-        codes = self.codes_of(list(staged_keys)).tolist()
-        for state, leaf_states in zip(self.states, staged, strict=True):
-            if isinstance(state, GroupedState):
-                state.reserve(max(codes, default=-1) + 1)  # once, not per group
-            for code, one in zip(codes, leaf_states, strict=True):
-                state.set_state(code, one)
-        np.add.at(self._rows, np.asarray(codes, dtype=np.int64), list(staged_keys.values()))
+        codes = self.codes_of(list(staged_keys))
+        for install in staged:
+            install(codes)
+        np.add.at(self._rows, codes, list(staged_keys.values()))
         self.rows += rows
         self.invalid_rows += invalid_rows
 
@@ -897,20 +896,44 @@ def _object_columns(leaf: EvalMetric, states: _ObjectStates, codes: list[int]) -
     return {name: [dump_entry(kind, one[name]) for one in values] for name, kind in kinds.items()}
 
 
-def _leaf_states(leaf: EvalMetric, columns: Any, size: int, field: str) -> list[State]:
-    """Each of ``size`` groups' state of metric ``leaf`` from its columns (`to_json`), each
-    group's checked as `EvalMetric.load_state_dict` checks a window (a `StateError` names the
-    field, e.g. ``states[0][3].num_inst``)."""
+def _leaf_columns(
+    leaf: EvalMetric,
+    state: GroupedState | _ObjectStates,
+    columns: Any,
+    size: int,
+    field: str,
+) -> Callable[[np.ndarray], None]:
+    """What adds ``size`` groups' states of metric ``leaf``, from its columns (`to_json`), into
+    ``state`` at the groups' codes: each group's state checked first as
+    `EvalMetric.load_state_dict` checks a window (a `StateError` names the field, e.g.
+    ``states[0][3].num_inst``). By column (`GroupedState.staged_columns`) where the metric
+    has no rule across its entries; group by group otherwise."""
     if not isinstance(columns, dict):
         raise StateError.bad_field(field, "must be a mapping of state entries", columns)
     for name, column in columns.items():
         if not isinstance(column, list) or len(column) != size:
             rule = f"must be a list of {size:,} values, one per group"
             raise StateError.bad_field(f"{field}.{name}", rule, column)
-    return [
-        leaf._checked_state({name: column[i] for name, column in columns.items()}, f"{field}[{i}]")
-        for i in range(size)
-    ]
+
+    def group(i: int) -> State:
+        return leaf._checked_state(
+            {name: column[i] for name, column in columns.items()}, f"{field}[{i}]"
+        )
+
+    if not size:
+        return lambda codes: None
+    if isinstance(state, GroupedState) and type(leaf)._state_problem is EvalMetric._state_problem:
+        group(0)  # the entries' names, as a group's state is checked
+        return state.staged_columns(columns, field)
+    loaded = [group(i) for i in range(size)]
+
+    def install(codes: np.ndarray) -> None:
+        if isinstance(state, GroupedState):
+            state.reserve(int(codes.max(initial=-1)) + 1)  # once, not per group
+        for code, one in zip(codes.tolist(), loaded, strict=True):
+            state.set_state(code, one)
+
+    return install
 
 
 def _leaves(metric: EvalMetric) -> list[EvalMetric]:

@@ -311,6 +311,64 @@ def _add_sums(sums: GroupedExactSum, term: Any) -> None:
         sums.add(array.reshape(-1), np.tile(np.arange(width), rows))
 
 
+def _whole_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
+    """A column of plain ints in ``0 .. 2**63 - 1`` (counts) as int64, else None."""
+    if not all(type(v) is int for v in column):
+        return None
+    try:
+        array = np.array(column, dtype=np.int64)
+    except OverflowError:
+        return None
+    return array if not array.size or int(array.min()) >= 0 else None
+
+
+def _counts_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
+    """A column of count vectors of one width (as `dump_entry` writes them: ``{"shape": [n],
+    "values": [...]}``, ints in ``0 .. 2**63 - 1``) as int64 (groups, n), else None."""
+    if not column or not all(type(item) is dict and len(item) == 2 for item in column):
+        return None
+    try:
+        shapes = {tuple(item["shape"]) for item in column}
+        values = [item["values"] for item in column]
+    except (KeyError, TypeError):
+        return None
+    if len(shapes) != 1:
+        return None
+    (shape,) = shapes
+    if len(shape) != 1 or type(shape[0]) is not int:
+        return None
+    width = shape[0]
+    if spec.size is not None and width not in (0, spec.size):
+        return None
+    if not all(type(row) is list and len(row) == width for row in values):
+        return None
+    if not all(type(v) is int for row in values for v in row):
+        return None
+    try:
+        array = np.array(values, dtype=np.int64).reshape(len(column), width)
+    except OverflowError:
+        return None
+    return array if int(array.min(initial=0)) >= 0 else None
+
+
+#: what reads a column of an entry's values at once, by kind (None: read value by value)
+_COLUMN_READERS: dict[str, Callable[[Spec, list[Any]], np.ndarray | None]] = {
+    "sum": _whole_column,
+    "count": _whole_column,
+    "counts": _counts_column,
+}
+
+
+def _as_entry(kind: str, value: Any) -> Any:
+    """An item of a column `_whole_column` or `_counts_column` read, as an ungrouped value of an
+    entry of ``kind`` (a sum: an `ExactSum` of the count)."""
+    if kind != "sum":
+        return int(value) if kind == "count" else value
+    total = ExactSum()
+    total.add_count(int(value))
+    return total
+
+
 def _whole_count(total: ExactSum) -> int | None:
     """``total`` as an int if it is a whole number >= 0 (a sum of counts), else None."""
     units = total.units
@@ -726,23 +784,66 @@ class GroupedState:
         """Add an ungrouped ``state`` into group ``group`` (e.g. one loaded from JSON)."""
         if group >= self.size:
             self._grow_groups(group + 1)
-        for name, spec in self.specs.items():
-            value, entry = state[name], self._entries[name]
-            if spec.kind == "sum":
-                count = _whole_count(value)
-                if count is not None and int(entry.ones[group]) + count < _MAX_COUNT:
-                    entry.ones[group] += count  # where `add` counts: `columns` writes an int
-                else:
-                    entry.sums._add_sum(group, value)
-            elif spec.kind == "count":
-                entry[group] += value
-            elif spec.kind == "counts":
-                entry = self._widen(name, value.shape[0])
-                entry[group, : value.shape[0]] += value
+        for name in self.specs:
+            self._add_value(name, group, state[name])
+
+    def _add_value(self, name: str, group: int, value: Any) -> None:
+        """Add one entry's ungrouped value into group ``group`` (< ``size``)."""
+        kind, entry = self.specs[name].kind, self._entries[name]
+        if kind == "sum":
+            count = _whole_count(value)
+            if count is not None and int(entry.ones[group]) + count < _MAX_COUNT:
+                entry.ones[group] += count  # where `add` counts: `columns` writes an int
             else:
-                self._widen_sums(name, len(value))
-                for position, one in enumerate(value.sums()):
-                    entry[position]._add_sum(group, one)
+                entry.sums._add_sum(group, value)
+        elif kind == "count":
+            entry[group] += value
+        elif kind == "counts":
+            entry = self._widen(name, value.shape[0])
+            entry[group, : value.shape[0]] += value
+        else:
+            self._widen_sums(name, len(value))
+            for position, one in enumerate(value.sums()):
+                entry[position]._add_sum(group, one)
+
+    def staged_columns(
+        self, columns: Mapping[str, list[Any]], field: str
+    ) -> Callable[[np.ndarray], None]:
+        """Groups' states from their JSON columns (`columns`: one list per entry, item ``i``
+        group ``i``'s value), each value checked as `load_entry` checks it (a `StateError`
+        names ``{field}[i].{name}``). Returns what adds group ``i``'s state into group
+        ``codes[i]`` (codes distinct), so that a caller checks everything before it loads
+        anything. Columns of counts are read as arrays, not value by value."""
+        loaded: dict[str, Any] = {}
+        for name, spec in self.specs.items():
+            column = columns[name]
+            read = _COLUMN_READERS.get(spec.kind)
+            array = read(spec, column) if read is not None else None
+            loaded[name] = (
+                array
+                if array is not None
+                else [load_entry(spec, v, f"{field}[{i}].{name}") for i, v in enumerate(column)]
+            )
+
+        def install(codes: np.ndarray) -> None:
+            if codes.size:
+                self._grow_groups(int(codes.max()) + 1)
+            for name, spec in self.specs.items():
+                values = loaded[name]
+                if isinstance(values, np.ndarray):
+                    if spec.kind == "counts":
+                        target = self._widen(name, values.shape[1])[:, : values.shape[1]]
+                    else:
+                        entry = self._entries[name]
+                        target = entry.ones if spec.kind == "sum" else entry
+                    if not target[codes].any():
+                        target[codes] = values  # (each count below 2**63: the checks)
+                        continue
+                    values = [_as_entry(spec.kind, v) for v in values]  # added as `set_state` adds
+                for code, value in zip(codes.tolist(), values, strict=True):
+                    self._add_value(name, code, value)
+
+        return install
 
     def replicated(
         self, cells: np.ndarray, groups: np.ndarray, buckets: np.ndarray, weights: np.ndarray

@@ -262,3 +262,16 @@ def test_stdin_record_and_done_must_agree(tmp_path, data):
         lines = refused.stderr.decode().strip().splitlines()
         assert refused.returncode != 0 and len(lines) == 1, lines
         assert str(checkpoint) in lines[0] and ("stdin" in lines[0] or "rows" in lines[0])
+
+
+def test_resuming_a_finished_run_leaves_its_checkpoint_as_it_was(data, tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    _interrupted(data, checkpoint)
+    partly = checkpoint.read_bytes()
+    first = run_job(_job(data), threads=1, checkpoint=checkpoint)
+    finished = checkpoint.stat()
+    assert checkpoint.read_bytes() != partly  # resuming an unfinished run saves
+    again = run_job(_job(data), threads=1, checkpoint=checkpoint)
+    assert again.to_dict() == first.to_dict()
+    after = checkpoint.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (finished.st_ino, finished.st_mtime_ns)

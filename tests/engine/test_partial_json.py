@@ -26,13 +26,16 @@ METRICS = [
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    """600 rows, 4 classes, 150 groups (most lack a class), half the rows weighted."""
+    """600 rows, 4 classes, 150 groups (most lack a class), half the rows weighted, some
+    rows with no probability on the true class."""
     rng = np.random.default_rng(7)
     rows = 600
     probs = rng.dirichlet(np.ones(4), rows).astype(np.float32)
+    labels = rng.integers(0, 4, rows)
+    probs[::37] = np.eye(4, dtype=np.float32)[(labels[::37] + 1) % 4]  # p[y] = 0: diagnostics
     table = pa.table(
         {
-            "label": rng.integers(0, 4, rows),
+            "label": labels,
             "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), 4),
             "g": [f"k{v:03d}" for v in rng.integers(0, 150, rows)],
             "w": np.where(np.arange(rows) % 2 == 0, 1.0, rng.random(rows) * 3),
@@ -109,3 +112,42 @@ def test_a_bad_value_in_a_column_names_its_group(data):
     with pytest.raises(sm.StateError) as caught:
         _reloaded(stored, written)
     assert caught.value.field == "states[0][5]"
+
+
+@pytest.mark.parametrize(
+    ("leaf", "entry", "value", "field"),
+    [
+        (0, "num_inst", -1, "states[0][3].num_inst"),
+        (0, "num_inst", True, "states[0][3].num_inst"),
+        (0, "num_inst", 2**63, "states[0][3].num_inst"),
+        (0, "num_inst", 2.0, "states[0][3].num_inst"),
+        (1, "sum_metric", -2, "states[1][3].sum_metric"),
+        (1, "sum_metric", {"mantissa": "1", "shift": 3000}, "states[1][3].sum_metric.shift"),
+        (0, "diagnostics", {"shape": [2], "values": [0, 0]}, "states[0][3].diagnostics"),
+        (0, "diagnostics", {"shape": [9], "values": [0] * 8 + [-1]}, "states[0][3].diagnostics"),
+        (0, "diagnostics", {"shape": [9], "values": [0] * 9, "x": 1}, "states[0][3].diagnostics"),
+        (0, "diagnostics", [0] * 9, "states[0][3].diagnostics"),
+    ],
+)
+def test_a_bad_value_in_a_column_read_whole_names_its_group(data, leaf, entry, value, field):
+    stored = sm.evaluate(data, ["ce", "acc"], by="g").partial
+    assert stored is not None
+    written = stored.to_json()
+    assert entry in written["states"][leaf]
+    written["states"][leaf][entry][3] = value
+    fresh = Partial(stored._new)
+    with pytest.raises(sm.StateError) as caught:
+        fresh.load_json(written)
+    assert caught.value.field == field
+    assert fresh.rows == 0 and not fresh.present().size  # nothing loaded
+
+
+def test_columns_loaded_into_a_partial_holding_groups_are_added(data):
+    stored = sm.evaluate(data, ["ce", "acc", "confusion_matrix"], by="g", weights="w").partial
+    assert stored is not None
+    twice = _reloaded(stored, stored.to_json())
+    twice.load_json(stored.to_json())
+    merged = _reloaded(stored, stored.to_json()).merge(stored)
+    assert any(any(item["values"]) for item in stored.to_json()["states"][0]["diagnostics"])
+    assert twice.to_json() == merged.to_json()
+    assert twice.rows == 2 * stored.rows
