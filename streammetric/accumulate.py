@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import math
+import operator
 import re
 from typing import Any
 
@@ -240,6 +241,36 @@ class ExactSum:
                 raise StateError.bad_field(f"{field}.{name}", "must be an int in 0..2**63-1", count)
             setattr(s, name, count)
         return s
+
+    @classmethod
+    def sums_from_json(cls, states: list[Any]) -> list[ExactSum] | None:
+        """`from_json` of a column of finite sums (``{"mantissa", "shift"}`` only), each
+        checked as `from_json` checks it, in a few passes over the column instead of one call
+        per sum; None if any is not such a sum (`from_json` of each then names the first)."""
+        if set(map(type, states)) - {dict} or set(map(len, states)) - {2}:
+            return None
+        try:
+            mantissas = [state["mantissa"] for state in states]
+            shifts = [state["shift"] for state in states]
+        except KeyError:
+            return None
+        if set(map(type, mantissas)) - {str} or set(map(type, shifts)) - {int}:
+            return None
+        if max(map(len, mantissas), default=0) > _MAX_DIGITS + 1:
+            return None
+        if not all(map(_DECIMAL.match, mantissas)):
+            return None
+        if min(shifts, default=0) < 0 or max(shifts, default=0) > MAX_UNIT_BITS:
+            return None
+        units = list(map(int, mantissas))
+        if max(map(operator.add, map(int.bit_length, units), shifts), default=0) > MAX_UNIT_BITS:
+            return None
+        out = []
+        for value in map(operator.lshift, units, shifts):
+            s = cls()
+            s._units = value
+            out.append(s)
+        return out
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ExactSum):

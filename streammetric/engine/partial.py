@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from collections.abc import Callable, Sequence
 from operator import itemgetter
@@ -442,12 +443,15 @@ class Partial:
         if not isinstance(states, list) or len(states) != len(self.leaves):
             rule = f"must be a list of {len(self.leaves)} states, one per metric"
             raise StateError.bad_field("states", rule, states)
-        staged_keys: dict[GroupKey, int] = {}
-        for index, key_list in enumerate(keys):
-            if not isinstance(key_list, list):
-                raise StateError.bad_field(f"keys[{index}]", "must be a list of scalars", key_list)
-            key = _new_key(key_list, staged_keys, f"keys[{index}]")
-            staged_keys[key] = _count(group_rows[index], f"group_rows[{index}]")
+        staged_keys = _plain_keys(keys, group_rows)
+        if staged_keys is None:  # each key made canonical and checked alone
+            staged_keys = {}
+            for index, key_list in enumerate(keys):
+                if not isinstance(key_list, list):
+                    rule = "must be a list of scalars"
+                    raise StateError.bad_field(f"keys[{index}]", rule, key_list)
+                key = _new_key(key_list, staged_keys, f"keys[{index}]")
+                staged_keys[key] = _count(group_rows[index], f"group_rows[{index}]")
         total = sum(staged_keys.values())
         if total != rows:
             raise StateError.bad_field(
@@ -875,6 +879,18 @@ def _place(array: np.ndarray) -> tuple[int, int]:
     """Where an int64 array's values are: its first value's address and its length (views
     of the same values, made anew for each batch, have the same place)."""
     return array.__array_interface__["data"][0], array.shape[0]
+
+
+def _plain_keys(keys: list[Any], group_rows: list[Any]) -> dict[GroupKey, int] | None:
+    """Loaded keys of strings and ints only (as they are: canonical) with their rows (ints >=
+    0), all distinct; else None (then each is checked alone, for the error)."""
+    values = itertools.chain.from_iterable(keys)
+    if set(map(type, keys)) - {list} or set(map(type, values)) - {str, int}:
+        return None
+    if set(map(type, group_rows)) - {int} or min(group_rows, default=0) < 0:
+        return None
+    staged = dict(zip(map(tuple, keys), group_rows, strict=True))
+    return staged if len(staged) == len(keys) else None
 
 
 def _new_key(key_list: list[Any], staged: dict[GroupKey, Any], field: str) -> GroupKey:

@@ -41,6 +41,7 @@ of a clean batch, all zero) and per row only when a grouped state asks for it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -313,7 +314,7 @@ def _add_sums(sums: GroupedExactSum, term: Any) -> None:
 
 def _whole_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
     """A column of plain ints in ``0 .. 2**63 - 1`` (counts) as int64, else None."""
-    if not all(type(v) is int for v in column):
+    if set(map(type, column)) - {int}:
         return None
     try:
         array = np.array(column, dtype=np.int64)
@@ -322,10 +323,22 @@ def _whole_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
     return array if not array.size or int(array.min()) >= 0 else None
 
 
+def _sum_column(spec: Spec, column: list[Any]) -> np.ndarray | list[ExactSum] | None:
+    """A column of sums: of counts (ints, `_whole_column`), or of finite exact sums
+    (`ExactSum.sums_from_json`, >= 0 where the entry is), else None."""
+    whole = _whole_column(spec, column)
+    if whole is not None:
+        return whole
+    sums = ExactSum.sums_from_json(column)
+    if sums is None or (spec.nonnegative and any(s.units < 0 for s in sums)):
+        return None
+    return sums
+
+
 def _counts_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
     """A column of count vectors of one width (as `dump_entry` writes them: ``{"shape": [n],
     "values": [...]}``, ints in ``0 .. 2**63 - 1``) as int64 (groups, n), else None."""
-    if not column or not all(type(item) is dict and len(item) == 2 for item in column):
+    if not column or set(map(type, column)) - {dict} or set(map(len, column)) - {2}:
         return None
     try:
         shapes = {tuple(item["shape"]) for item in column}
@@ -340,9 +353,9 @@ def _counts_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
     width = shape[0]
     if spec.size is not None and width not in (0, spec.size):
         return None
-    if not all(type(row) is list and len(row) == width for row in values):
+    if set(map(type, values)) - {list} or set(map(len, values)) - {width}:
         return None
-    if not all(type(v) is int for row in values for v in row):
+    if set(map(type, itertools.chain.from_iterable(values))) - {int}:
         return None
     try:
         array = np.array(values, dtype=np.int64).reshape(len(column), width)
@@ -351,9 +364,10 @@ def _counts_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
     return array if int(array.min(initial=0)) >= 0 else None
 
 
-#: what reads a column of an entry's values at once, by kind (None: read value by value)
-_COLUMN_READERS: dict[str, Callable[[Spec, list[Any]], np.ndarray | None]] = {
-    "sum": _whole_column,
+#: what reads a column of an entry's values at once, by kind (None: read value by value): an
+#: array of counts, or the values (`load_entry`'s) of a column checked in a few passes
+_COLUMN_READERS: dict[str, Callable[[Spec, list[Any]], np.ndarray | list[Any] | None]] = {
+    "sum": _sum_column,
     "count": _whole_column,
     "counts": _counts_column,
 }

@@ -151,3 +151,23 @@ def test_columns_loaded_into_a_partial_holding_groups_are_added(data):
     assert any(any(item["values"]) for item in stored.to_json()["states"][0]["diagnostics"])
     assert twice.to_json() == merged.to_json()
     assert twice.rows == 2 * stored.rows
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda p: p["keys"].__setitem__(4, list(p["keys"][2])), "keys[4]"),
+        (lambda p: p["group_rows"].__setitem__(4, -1), "group_rows[4]"),
+        (lambda p: p["group_rows"].__setitem__(4, 1.0), "group_rows[4]"),
+        (lambda p: p["keys"].__setitem__(4, "k004"), "keys[4]"),
+        (lambda p: p["keys"].__setitem__(4, [["k004"]]), "keys[4]"),
+    ],
+)
+def test_bad_keys_and_rows_are_named(data, edit, field):
+    stored = sm.evaluate(data, ["ce", "acc"], by="g").partial
+    assert stored is not None
+    written = stored.to_json()
+    edit(written)
+    with pytest.raises(sm.StateError) as caught:
+        Partial(stored._new).load_json(written)
+    assert caught.value.field == field
