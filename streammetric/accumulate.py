@@ -242,9 +242,9 @@ class ExactSum:
             setattr(s, name, count)
         return s
 
-    @classmethod
-    def sums_from_json(cls, states: list[Any]) -> list[ExactSum] | None:
-        """`from_json` of a column of finite sums (``{"mantissa", "shift"}`` only), each
+    @staticmethod
+    def units_from_json(states: list[Any]) -> list[int] | None:
+        """The units of a column of finite sums (``{"mantissa", "shift"}`` only), each
         checked as `from_json` checks it, in a few passes over the column instead of one call
         per sum; None if any is not such a sum (`from_json` of each then names the first)."""
         if set(map(type, states)) - {dict} or set(map(len, states)) - {2}:
@@ -265,12 +265,7 @@ class ExactSum:
         units = list(map(int, mantissas))
         if max(map(operator.add, map(int.bit_length, units), shifts), default=0) > MAX_UNIT_BITS:
             return None
-        out = []
-        for value in map(operator.lshift, units, shifts):
-            s = cls()
-            s._units = value
-            out.append(s)
-        return out
+        return list(map(operator.lshift, units, shifts))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ExactSum):
@@ -352,6 +347,10 @@ class GroupedExactSum:
             one = ExactSum.from_json(state, f"{field}[{g}]")
             out._add_sum(g, one)
         return out
+
+    def _add_units(self, group: int, units: int) -> None:
+        """Add a finite sum of ``units`` into one group."""
+        self._sums.add_units(group, units, 0, 0, 0)
 
     def _add_sum(self, group: int, s: ExactSum) -> None:
         """Add an `ExactSum` into one group (its units and counts as they are)."""

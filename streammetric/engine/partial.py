@@ -91,6 +91,20 @@ class Partial:
         """The code of each one-column key ``(value,)`` (`GroupIndex.codes_of_values`)."""
         return self._grown(self.index.codes_of_values(values))
 
+    def _codes_of_loaded(self, keys: list[GroupKey]) -> np.ndarray:
+        """`codes_of` of keys loaded from JSON: keys of one string or one int each as a column
+        (`codes_of_values`: the C table, no dict of tuples), others as they are."""
+        if keys and not set(map(len, keys)) - {1}:
+            try:
+                values = pa.array([key[0] for key in keys])
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                values = None
+            if values is not None and (
+                pa.types.is_string(values.type) or pa.types.is_int64(values.type)
+            ):
+                return self.codes_of_values(values)
+        return self.codes_of(keys)
+
     def _grown(self, out: np.ndarray) -> np.ndarray:
         """``out``, after making room in the rows per group for every code of the index."""
         size = self.index.size
@@ -213,8 +227,12 @@ class Partial:
             self.codes_of([])  # rows for every code of the index
             self._rows[:size] += other._rows
         else:  # another run's or process's codes (its keys are canonical: loaded from JSON)
-            if mapping is None:
-                mapping = self.codes_of(other.keys[:size])
+            if mapping is None:  # one string or int each: by column, no tuple each
+                column = other.index.key_column(size)
+                if column is None or isinstance(self.index, CellIndex):
+                    mapping = self.codes_of(other.keys[:size])
+                else:
+                    mapping = self.codes_of_values(column)
             else:
                 mapping = self._grown(mapping[:size])
             np.add.at(self._rows, mapping, other._rows)
@@ -463,7 +481,7 @@ class Partial:
                 zip(self.leaves, self.states, states, strict=True)
             )
         ]
-        codes = self.codes_of(list(staged_keys))
+        codes = self._codes_of_loaded(list(staged_keys))
         for install in staged:
             install(codes)
         np.add.at(self._rows, codes, list(staged_keys.values()))
@@ -610,6 +628,18 @@ class GroupIndex:
             if strings is not None:
                 return Strings(np.frombuffer(strings[0], dtype=np.int64), strings[1])
             return table.values(codes)
+
+    def key_column(self, size: int) -> pa.Array | None:
+        """The keys of codes ``0 .. size - 1`` as one column (no tuple each) when every key is
+        one int or one string; else None."""
+        ints = self.int_keys()
+        if ints is not None:
+            return pa.array(ints[:size])
+        values = self.key_values(np.arange(size, dtype=np.int64))
+        if not isinstance(values, Strings):
+            return None
+        offsets = pa.py_buffer(np.ascontiguousarray(values.offsets, dtype=np.int64))
+        return pa.LargeStringArray.from_buffers(size, offsets, pa.py_buffer(values.data))
 
     def int_keys(self) -> np.ndarray | None:
         """Each code's key value (int64, code order) when every key is one int; else None."""
@@ -769,6 +799,9 @@ class CellIndex:
         raise TypeError("a CellIndex numbers (group, bucket) cells: use codes_of_cells")
 
     def key_order(self) -> np.ndarray | None:
+        return None
+
+    def key_column(self, size: int) -> pa.Array | None:
         return None
 
     def int_keys(self) -> np.ndarray | None:

@@ -71,6 +71,7 @@ __all__ = [
 
 State = dict[str, Any]
 KINDS = ("sum", "count", "counts", "sums")
+_UNIT = 1 << 1074  # the units of 1.0 in an exact sum (a count of rows)
 _MAX_COUNT = 1 << 63  # counts are int64 in count vectors; Python int counts get the same bound
 
 
@@ -323,16 +324,22 @@ def _whole_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
     return array if not array.size or int(array.min()) >= 0 else None
 
 
-def _sum_column(spec: Spec, column: list[Any]) -> np.ndarray | list[ExactSum] | None:
+class _Units(NamedTuple):
+    """A column of finite exact sums, as their units (`ExactSum.units`)."""
+
+    units: list[int]
+
+
+def _sum_column(spec: Spec, column: list[Any]) -> np.ndarray | _Units | None:
     """A column of sums: of counts (ints, `_whole_column`), or of finite exact sums
-    (`ExactSum.sums_from_json`, >= 0 where the entry is), else None."""
+    (`ExactSum.units_from_json`, >= 0 where the entry is), else None."""
     whole = _whole_column(spec, column)
     if whole is not None:
         return whole
-    sums = ExactSum.sums_from_json(column)
-    if sums is None or (spec.nonnegative and any(s.units < 0 for s in sums)):
+    units = ExactSum.units_from_json(column)
+    if units is None or (spec.nonnegative and min(units, default=0) < 0):
         return None
-    return sums
+    return _Units(units)
 
 
 def _counts_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
@@ -365,8 +372,8 @@ def _counts_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
 
 
 #: what reads a column of an entry's values at once, by kind (None: read value by value): an
-#: array of counts, or the values (`load_entry`'s) of a column checked in a few passes
-_COLUMN_READERS: dict[str, Callable[[Spec, list[Any]], np.ndarray | list[Any] | None]] = {
+#: array of counts, or the units of exact sums
+_COLUMN_READERS: dict[str, Callable[[Spec, list[Any]], np.ndarray | _Units | None]] = {
     "sum": _sum_column,
     "count": _whole_column,
     "counts": _counts_column,
@@ -388,7 +395,7 @@ def _whole_count(total: ExactSum) -> int | None:
     units = total.units
     if total.num_pos_inf or total.num_neg_inf or total.num_nan or units < 0:
         return None
-    count, rest = divmod(units, 1 << 1074)
+    count, rest = divmod(units, _UNIT)
     return None if rest else count
 
 
@@ -820,6 +827,18 @@ class GroupedState:
             for position, one in enumerate(value.sums()):
                 entry[position]._add_sum(group, one)
 
+    def _add_units(self, name: str, codes: np.ndarray, units: list[int]) -> None:
+        """Add finite sums (their units) into sum entry ``name`` of groups ``codes``: a whole
+        count into the counted part, as `_add_value` adds it."""
+        entry = self._entries[name]
+        ones, sums = entry.ones, entry.sums
+        for code, value in zip(codes.tolist(), units, strict=True):
+            count, rest = divmod(value, _UNIT)
+            if value >= 0 and not rest and int(ones[code]) + count < _MAX_COUNT:
+                ones[code] += count
+            else:
+                sums._add_units(code, value)
+
     def staged_columns(
         self, columns: Mapping[str, list[Any]], field: str
     ) -> Callable[[np.ndarray], None]:
@@ -844,6 +863,9 @@ class GroupedState:
                 self._grow_groups(int(codes.max()) + 1)
             for name, spec in self.specs.items():
                 values = loaded[name]
+                if isinstance(values, _Units):
+                    self._add_units(name, codes, values.units)
+                    continue
                 if isinstance(values, np.ndarray):
                     if spec.kind == "counts":
                         target = self._widen(name, values.shape[1])[:, : values.shape[1]]

@@ -238,3 +238,36 @@ def test_grouped_json_is_the_groups_dicts(tmp_path, kind):
     assert keys == sorted(set(column.to_pylist())) and {type(k) for k in keys} == {
         int if kind == "int" else str
     }
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [WORDS, [3, -1, 2**62, -(2**63), 0, 7], [1.5, "x", None, 2]],
+    ids=["strings", "ints", "mixed"],
+)
+def test_partials_of_other_indexes_merge_by_key_column_as_by_tuples(keys, monkeypatch):
+    from streammetric.engine.partial import Partial
+
+    rng = np.random.default_rng(11)
+
+    def partial(order: list[int]) -> Partial:
+        part = Partial(lambda: sm.create(["ce", "acc"]))
+        for position in order:
+            labels = rng.integers(0, 3, 5)
+            code = int(part.codes_of([(keys[position],)])[0])
+            part.add(labels, rng.dirichlet(np.ones(3), 5), None, code)
+        return part
+
+    parts = [partial(list(range(len(keys)))), partial(list(range(len(keys)))[:0:-1])]
+
+    def merged() -> dict:
+        total = Partial(lambda: sm.create(["ce", "acc"]))
+        total.codes_of([(keys[-1],)])  # a key numbered before: other codes than the parts'
+        for part in parts:
+            total.merge(part)
+        return total.to_json()
+
+    by_column = merged()
+    monkeypatch.setattr(GroupIndex, "key_column", lambda self, size: None)
+    assert merged() == by_column
+    assert len(by_column["keys"]) == len(keys)
