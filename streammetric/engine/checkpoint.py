@@ -52,10 +52,79 @@ def _canonical(content: Any) -> str:
     return json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
+def _digest_holds(
+    digest: Any,
+    raw: bytes,
+    fields: list[tuple[str, Any, int, int]] | None,
+    content: Mapping[str, Any],
+) -> bool:
+    """Whether ``digest`` is `content_digest` of ``content`` (the file ``raw`` parsed): taken
+    from the values' bytes as the file holds them (`Checkpoint.save` writes each value as its
+    canonical text, ASCII), else by writing the content canonically (a file whose layout was
+    changed, e.g. indented)."""
+    if fields is not None and raw.isascii():  # the text's positions are the bytes'
+        import hashlib
+
+        spans = {key: (start, end) for key, _, start, end in fields if key != "digest"}
+        view, digest_of = memoryview(raw), hashlib.sha256(b"{")
+        for n, key in enumerate(sorted(spans)):
+            start, end = spans[key]
+            digest_of.update(b"%s%s:" % (b"," if n else b"", json.dumps(key).encode()))
+            digest_of.update(view[start:end])
+        digest_of.update(b"}")
+        if digest == digest_of.hexdigest():
+            return True
+    return digest == content_digest(content)
+
+
 def _digest_of(text: str) -> str:
     import hashlib  # lazy, as in `fingerprint`
 
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _space(text: str, at: int) -> int:
+    """The first position at or after ``at`` that is not JSON whitespace."""
+    while text[at : at + 1] in (" ", "\t", "\n", "\r"):
+        at += 1
+    return at
+
+
+def _fields(text: str, stop: str | None = None) -> list[tuple[str, Any, int, int]] | None:
+    """The top-level fields of a JSON object's text, in order: (key, value, where the value's
+    text starts and ends), up to key ``stop`` if given; None if the text is not one JSON object
+    (`json.loads` then says why). One parse, as `json.loads`'s, that also keeps where each
+    value was."""
+    at = _space(text, 0)
+    if text[at : at + 1] != "{":
+        return None
+    at = _space(text, at + 1)
+    out: list[tuple[str, Any, int, int]] = []
+    if text[at : at + 1] == "}":
+        return out if _space(text, at + 1) == len(text) else None
+    try:
+        while True:
+            key, at = _DECODER.raw_decode(text, at)
+            at = _space(text, at)
+            if not isinstance(key, str) or text[at : at + 1] != ":":
+                return None
+            start = _space(text, at + 1)
+            value, at = _DECODER.raw_decode(text, start)
+            out.append((key, value, start, at))
+            if key == stop:
+                return out
+            at = _space(text, at)
+            if text[at : at + 1] != ",":
+                break
+            at = _space(text, at + 1)
+    except (ValueError, RecursionError):
+        return None
+    if text[at : at + 1] != "}" or _space(text, at + 1) != len(text):
+        return None
+    return out
 
 
 def saved_metric_defaults(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -66,7 +135,9 @@ def saved_metric_defaults(path: str | os.PathLike[str]) -> dict[str, Any] | None
     if not target.is_file():
         return None
     try:
-        data = json.loads(target.read_bytes())
+        text = target.read_bytes().decode("utf-8")
+        fields = _fields(text, stop="identity")  # the fields before it, not the state
+        data = json.loads(text) if fields is None else {key: value for key, value, *_ in fields}
         defaults = data["identity"]["metric_defaults"]
     except (OSError, ValueError, TypeError, KeyError, RecursionError):
         return None
@@ -110,7 +181,9 @@ class Checkpoint:
             raise self._refuse(f"cannot read checkpoint ({exc.strerror or exc})") from exc
         ours = raw.startswith(_HEADS)
         try:
-            data = json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
+            fields = _fields(text)
+            data = json.loads(text) if fields is None else {key: value for key, value, *_ in fields}
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             if not ours:
                 raise self._not_ours(raw) from exc
@@ -130,7 +203,7 @@ class Checkpoint:
             )
         content = {key: value for key, value in data.items() if key != "digest"}
         if "digest" in data or "format" in data:  # the first version wrote neither
-            if data.get("digest") != content_digest(content):
+            if not _digest_holds(data.get("digest"), raw, fields, content):
                 raise self._refuse(
                     "checkpoint is corrupt (its content does not match its digest); "
                     "delete it to start over",

@@ -347,33 +347,29 @@ class Tracker:
             local = self._local.value_columns(codes)  # every group's values at once
             global_ = everything.value_columns(codes)
             names = [name for name, _ in local]
-            readings = [
-                map(MetricReading, names, local_row, global_row)
-                for local_row, global_row in zip(
-                    _by_group([map(_reading, column) for _, column in local], len(keys)),
-                    _by_group([map(_reading, column) for _, column in global_], len(keys)),
-                    strict=True,
-                )
-            ]
+            readings = zip(
+                _by_group([map(_reading, column) for _, column in local], len(keys)),
+                _by_group([map(_reading, column) for _, column in global_], len(keys)),
+                strict=True,
+            )
             counts = _by_group(
                 [
-                    [
-                        (metric, tuple(zip(columns, row, strict=True)))
-                        for row in zip(*columns.values(), strict=True)
-                    ]
+                    _diagnostics(metric, columns, len(keys))
                     for metric, columns in everything.diagnostic_columns(codes)
                 ],
                 len(keys),
             )
             groups = []
-            for key, values, diagnostics in zip(keys, readings, counts, strict=True):
+            for key, (local_row, global_row), diagnostics in zip(
+                keys, readings, counts, strict=True
+            ):
                 bounds = intervals.get(key) or {}
                 groups.append(
                     GroupSnapshot(
                         key,
                         tuple(render_label_value(v) for v in key),
                         self._rows[key],
-                        tuple(values),
+                        tuple(map(MetricReading, names, local_row, global_row)),
                         diagnostics,
                         tuple((name, lower, upper) for name, (lower, upper) in bounds.items()),
                     )
@@ -434,6 +430,16 @@ def _fresh_copy(template: EvalMetric) -> EvalMetric:
 def _by_group(columns: list[Iterable[Any]], count: int) -> list[tuple[Any, ...]]:
     """Columns of ``count`` groups' items as one tuple per group (empty with no columns)."""
     return list(zip(*columns, strict=True)) if columns else [()] * count
+
+
+def _diagnostics(
+    metric: str, columns: Mapping[str, list[int]], count: int
+) -> list[tuple[Any, ...]]:
+    """Each of ``count`` groups' ``(metric, ((kind, count), ...))`` from the columns of its
+    counts."""
+    kinds = tuple(columns)
+    rows = _by_group(list(columns.values()), count)
+    return [(metric, tuple(zip(kinds, row, strict=True))) for row in rows]
 
 
 def _check_count(name: str, count: Any) -> int:

@@ -275,3 +275,18 @@ def test_resuming_a_finished_run_leaves_its_checkpoint_as_it_was(data, tmp_path)
     assert again.to_dict() == first.to_dict()
     after = checkpoint.stat()
     assert (after.st_ino, after.st_mtime_ns) == (finished.st_ino, finished.st_mtime_ns)
+
+
+def test_a_reindented_checkpoint_still_resumes_and_an_edit_to_it_is_still_caught(data, tmp_path):
+    checkpoint = tmp_path / "ck.json"
+    reference = run_job(_job(data), threads=1).to_dict()
+    payload = _interrupted(data, checkpoint)
+    checkpoint.write_text(json.dumps(payload, indent=2))  # same content, another layout
+    assert run_job(_job(data), threads=1, checkpoint=checkpoint).to_dict() == reference
+    checkpoint = tmp_path / "edited.json"
+    payload = _interrupted(data, checkpoint)
+    payload["partial"]["invalid_rows"] = 1  # an edit the digest does not cover
+    checkpoint.write_text(json.dumps(payload, indent=2))
+    with pytest.raises(sm.StateError) as caught:
+        run_job(_job(data), threads=1, checkpoint=checkpoint)
+    assert caught.value.field == "digest"

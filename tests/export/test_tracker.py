@@ -248,3 +248,15 @@ def test_a_snapshot_makes_no_metric_object_per_group(monkeypatch) -> None:
     monkeypatch.setattr(sm.EvalMetric, "copy", counted)
     assert len(tracker.snapshot().groups) == 400
     assert copies < 20  # a fresh composite or two, not one per group
+
+
+def test_a_metric_with_no_diagnostic_kinds_reads_as_none_per_group() -> None:
+    class Quiet(FakeCrossEntropy):
+        def diagnostics(self) -> dict[str, int]:
+            return {}
+
+    tracker = Tracker([Quiet(), "mae"], group_by=["g"])
+    for key in ("a", "b"):
+        tracker.update([1.0], [0.5], group=key)
+    groups = tracker.snapshot().groups
+    assert [g.diagnostics for g in groups] == [(("cross-entropy", ()),)] * 2
