@@ -556,3 +556,26 @@ def test_ratios_round_ties_and_near_ties_as_exact_division():
         want = float(Fraction(units, count) * Fraction(2) ** -1074)
         assert got == want, (units, count, got, want)
     assert len(cases) > 1000
+
+
+def test_a_json_column_is_each_groups_to_json_with_its_count_added():
+    from streammetric.accumulate import ExactSum, GroupedExactSum
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=200) * 10.0 ** rng.integers(-30, 30, 200)
+    values[[3, 50]] = np.inf
+    values[7] = -np.inf
+    values[9] = np.nan
+    codes = rng.integers(0, 12, 200)
+    sums = GroupedExactSum()
+    sums.add(values, codes)
+    groups = [0, 5, 11, 14, 3]  # 14: beyond the groups added to
+    counts = [0, 7, 2**40, 3, 0]
+    expected = []
+    for group, count in zip(groups, counts):
+        one = sums[group]
+        one.add_count(count)
+        expected.append(one.to_json())
+    assert sums.json_column(groups, counts) == expected
+    assert any("num_pos_inf" in item for item in expected)
+    assert ExactSum.from_json(expected[2]).units == sums[11].units + 2**40 * 2**1074

@@ -383,13 +383,19 @@ class Partial:
         metric (leaf) each state entry's list of the groups' values, each as the metric's
         ``state_dict`` writes that entry (no metric object per group)."""
         order = self._sorted_order()
-        keys = self.keys
         rows = self._rows[order]  # (`_sorted_order` lists codes with rows only)
+        values = self.index.key_values(order)  # one int or string each: no tuple each
+        if values is None:
+            keys = self.keys
+            key_lists = [list(keys[code]) for code in order.tolist()]
+        else:
+            listed = values if isinstance(values, list) else values.tolist()
+            key_lists = [[value] for value in listed]
         return {
             "rows": self.rows,
             "invalid_rows": self.invalid_rows,
             "state_version": STATE_VERSION,
-            "keys": [list(keys[code]) for code in order.tolist()],
+            "keys": key_lists,
             "group_rows": rows.tolist(),
             "states": [
                 state.columns(order)

@@ -728,6 +728,10 @@ class GroupedState:
                 out[name] = values
             elif kind == "counts":  # no class seen yet
                 out[name] = [dump_entry(kind, fresh(kind)) for _ in range(groups.shape[0])]
+            elif kind == "sum":  # each group's exact sum, its counted rows added
+                counts = np.zeros(groups.shape[0], dtype=np.int64)
+                counts[inside] = entry.ones[groups[inside]]
+                out[name] = entry.sums.json_column(groups.tolist(), counts.tolist())
             else:
                 out[name] = [dump_entry(kind, self._value(name, g)) for g in groups.tolist()]
         return out
