@@ -572,7 +572,7 @@ def test_a_json_column_is_each_groups_to_json_with_its_count_added():
     groups = [0, 5, 11, 14, 3]  # 14: beyond the groups added to
     counts = [0, 7, 2**40, 3, 0]
     expected = []
-    for group, count in zip(groups, counts):
+    for group, count in zip(groups, counts, strict=True):
         one = sums[group]
         one.add_count(count)
         expected.append(one.to_json())
