@@ -32,6 +32,7 @@ from ._kernels import GroupSums as _GroupSums
 from ._kernels import exact_sum as _exact_sum
 
 __all__ = [
+    "UNITS_PER_ONE",
     "ExactSum",
     "GroupedExactSum",
     "exact_sum_units",
@@ -40,6 +41,8 @@ __all__ = [
 
 _UNIT_EXP = -1074  # float64 values are integer multiples of 2**_UNIT_EXP
 _SCALE = 1 << -_UNIT_EXP  # 2**1074 as a Python int, for correctly rounded division
+#: the units of 1.0 in an exact sum: a count ``c`` of rows is ``c * UNITS_PER_ONE`` units
+UNITS_PER_ONE = _SCALE
 #: No sum of float64 values comes near 2**MAX_UNIT_BITS units: each is below 2**1024, i.e.
 #: 2**2098 units, so even 2**100 of them stay below 2**2198. A state beyond is not a sum.
 MAX_UNIT_BITS = 2200

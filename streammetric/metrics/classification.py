@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
+from ..accumulate import UNITS_PER_ONE as _UNIT
 from ..accumulate import ExactSum
 from ..functional._classification_inputs import (
     CLASS_AVERAGES,
@@ -217,7 +218,6 @@ class TopKAccuracy(EvalMetric):
 
 _CLASS_COUNTS = ("true_positives", "false_positives", "false_negatives")
 _WEIGHTED_COUNTS = tuple(f"weighted_{name}" for name in _CLASS_COUNTS)
-_UNIT = 1 << 1074  # a count c is c * 2**1074 units of an ExactSum
 _EMPTY_SUMS = {"shape": [0], "sums": []}
 
 

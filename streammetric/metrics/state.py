@@ -50,6 +50,7 @@ import numpy as np
 
 from .._exceptions import StateError
 from .._kernels import group_counts as _group_counts
+from ..accumulate import UNITS_PER_ONE as _UNIT
 from ..accumulate import ExactSum, GroupedExactSum
 
 __all__ = [
@@ -71,7 +72,6 @@ __all__ = [
 
 State = dict[str, Any]
 KINDS = ("sum", "count", "counts", "sums")
-_UNIT = 1 << 1074  # the units of 1.0 in an exact sum (a count of rows)
 _MAX_COUNT = 1 << 63  # counts are int64 in count vectors; Python int counts get the same bound
 
 
