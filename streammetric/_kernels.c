@@ -1446,32 +1446,146 @@ static PyObject *group_sums_get(GroupSums *s, PyObject *arg) {
     return Py_BuildValue("Nnnn", units, r->pos_inf, r->neg_inf, r->nan);
 }
 
+PyDoc_STRVAR(group_sums_json_parts_doc,
+"json_parts(codes, counts) -> (mantissas, shifts, special)\n\n"
+"For each i, the exact sum of group codes[i] plus counts[i] * 2**1074 units (codes and counts\n"
+"C-contiguous int64 of one length, each >= 0; a group beyond size: 0) as its JSON parts:\n"
+"mantissas[i] (str, decimal, odd or '0') and shifts[i] (int) with units == int(mantissa) <<\n"
+"shift, as ExactSum.to_json writes them; `special`: bytes of int64 (n, 3), each group's counts\n"
+"of +inf, -inf and NaN.");
+
+/* The value of normalised `a` (acc_normalise) as (mantissa, shift): a new reference to the odd
+ * (or 0) Python int m with value == m * 2**shift, and the shift. */
+static PyObject *acc_mantissa(const acc_t *a, long *shift) {
+    const int64_t *d = a->d;
+    int lo = 0;
+    while (lo < DIGITS && d[lo] == 0) lo++;
+    *shift = 0;
+    if (lo == DIGITS) return PyLong_FromLong(0);
+    const int zeros = __builtin_ctzll((uint64_t)d[lo]); /* below 32 but for the top digit */
+    *shift = 32L * lo + zeros;
+    unsigned char bytes[4 * DIGITS + 4];
+    size_t n = 0;
+    PyObject *x;
+    if (d[DIGITS - 1] == 0) { /* >= 0: the unsigned digits lo .. hi */
+        int hi = DIGITS - 2;
+        while (d[hi] == 0) hi--;
+        for (int j = lo; j <= hi; j++, n += 4) {
+            const uint32_t v = (uint32_t)d[j];
+            bytes[n] = v & 0xff, bytes[n + 1] = (v >> 8) & 0xff;
+            bytes[n + 2] = (v >> 16) & 0xff, bytes[n + 3] = (v >> 24) & 0xff;
+        }
+        x = int_from_bytes(bytes, n);
+    } else { /* the digits lo .. DIGITS-2, then the signed top one: two's complement */
+        for (int j = lo; j < DIGITS - 1; j++, n += 4) {
+            const uint32_t v = (uint32_t)d[j];
+            bytes[n] = v & 0xff, bytes[n + 1] = (v >> 8) & 0xff;
+            bytes[n + 2] = (v >> 16) & 0xff, bytes[n + 3] = (v >> 24) & 0xff;
+        }
+        const uint64_t top = (uint64_t)d[DIGITS - 1];
+        for (int k = 0; k < 8; k++) bytes[n++] = (top >> (8 * k)) & 0xff;
+#if PY_VERSION_HEX >= 0x030D0000
+        x = PyLong_FromNativeBytes(bytes, n, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+        x = _PyLong_FromByteArray(bytes, n, 1, 1);
+#endif
+    }
+    if (!x || !zeros) return x;
+    PyObject *by = PyLong_FromLong(zeros);
+    PyObject *m = by ? PyNumber_Rshift(x, by) : NULL;
+    Py_XDECREF(by);
+    Py_DECREF(x);
+    return m;
+}
+
+static PyObject *group_sums_json_parts(GroupSums *s, PyObject *args) {
+    PyObject *codes_obj, *counts_obj;
+    if (!PyArg_ParseTuple(args, "OO", &codes_obj, &counts_obj)) return NULL;
+    if (!group_sums_enter(s)) return NULL;
+    Py_buffer cv, nv;
+    if (!get_view(codes_obj, &cv, 0)) goto bad;
+    if (!get_view(counts_obj, &nv, 0)) { PyBuffer_Release(&cv); goto bad; }
+    PyObject *mantissas = NULL, *shifts = NULL, *special = NULL, *out = NULL;
+    if (buffer_kind(&cv) != K_I64 || buffer_kind(&nv) != K_I64 || cv.ndim != 1 || nv.ndim != 1 ||
+        cv.shape[0] != nv.shape[0]) {
+        PyErr_SetString(PyExc_TypeError, "codes and counts must be 1-D int64 of one length");
+        goto done;
+    }
+    const int64_t *codes = (const int64_t *)cv.buf, *counts = (const int64_t *)nv.buf;
+    const Py_ssize_t n = cv.shape[0];
+    mantissas = PyList_New(n);
+    shifts = PyList_New(n);
+    special = PyBytes_FromStringAndSize(NULL, n * 3 * (Py_ssize_t)sizeof(int64_t));
+    if (!mantissas || !shifts || !special) goto done;
+    int64_t *counted = (int64_t *)PyBytes_AS_STRING(special);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (codes[i] < 0 || counts[i] < 0) {
+            PyErr_SetString(PyExc_ValueError, "codes and counts must be >= 0");
+            goto done;
+        }
+        acc_t a;
+        if (codes[i] < s->size) {
+            const group_t *r = &s->grp[codes[i]];
+            group_expand(s, r, &a);
+            counted[3 * i] = r->pos_inf, counted[3 * i + 1] = r->neg_inf, counted[3 * i + 2] = r->nan;
+        } else {
+            memset(&a, 0, sizeof a);
+            counted[3 * i] = counted[3 * i + 1] = counted[3 * i + 2] = 0;
+        }
+        acc_normalise(&a);
+        if (counts[i]) {
+            acc_add_signed(&a, counts[i], 1074);
+            acc_normalise(&a);
+        }
+        long shift;
+        PyObject *m = acc_mantissa(&a, &shift);
+        PyObject *text = m ? PyObject_Str(m) : NULL;
+        Py_XDECREF(m);
+        PyObject *at = text ? PyLong_FromLong(shift) : NULL;
+        if (!at) { Py_XDECREF(text); goto done; }
+        PyList_SET_ITEM(mantissas, i, text);
+        PyList_SET_ITEM(shifts, i, at);
+    }
+    out = PyTuple_Pack(3, mantissas, shifts, special);
+done:
+    Py_XDECREF(mantissas);
+    Py_XDECREF(shifts);
+    Py_XDECREF(special);
+    PyBuffer_Release(&cv);
+    PyBuffer_Release(&nv);
+    return out;
+bad:
+    PyErr_SetString(PyExc_TypeError, "codes and counts must be C-contiguous int64 buffers");
+    return NULL;
+}
+
 PyDoc_STRVAR(group_sums_add_units_doc,
 "add_units(group, units, pos_inf=0, neg_inf=0, nan=0) -> None\n\n"
 "Adds an exact sum (a Python int of 2**-1074 units, |units| < 2**2207, and counts of +inf,\n"
 "-inf and NaN, each >= 0) to group `group` (>= 0): how a saved state comes back.");
 
-static PyObject *group_sums_add_units(GroupSums *s, PyObject *args) {
-    Py_ssize_t g, pos_inf = 0, neg_inf = 0, nan = 0;
-    PyObject *units;
-    if (!PyArg_ParseTuple(args, "nO!|nnn", &g, &PyLong_Type, &units, &pos_inf, &neg_inf, &nan))
-        return NULL;
-    if (!group_sums_enter(s)) return NULL;
-    if (g < 0 || pos_inf < 0 || neg_inf < 0 || nan < 0) {
-        PyErr_SetString(PyExc_ValueError, "the group and the counts must be >= 0");
-        return NULL;
+/* `units` (a Python int) as DIGITS 32-bit chunks, little-endian two's complement: a new
+ * reference to bytes of 4 * DIGITS, or NULL with OverflowError (beyond any float64 sum). */
+static PyObject *units_chunks(PyObject *units) {
+    static PyObject *to_bytes, *kwnames, *length, *little;
+    if (!to_bytes) {
+        to_bytes = PyUnicode_InternFromString("to_bytes");
+        kwnames = Py_BuildValue("(s)", "signed");
+        length = PyLong_FromSsize_t(4 * DIGITS);
+        little = PyUnicode_InternFromString("little");
+        if (!to_bytes || !kwnames || !length || !little) {
+            Py_CLEAR(to_bytes);
+            return NULL;
+        }
     }
-    /* two's complement over the digits: 32-bit chunks, the last one signed */
-    PyObject *method = PyObject_GetAttrString(units, "to_bytes");
-    PyObject *pargs = Py_BuildValue("(ns)", (Py_ssize_t)(4 * DIGITS), "little");
-    PyObject *kw = Py_BuildValue("{s:O}", "signed", Py_True);
-    PyObject *raw = (method && pargs && kw) ? PyObject_Call(method, pargs, kw) : NULL;
-    Py_XDECREF(method);
-    Py_XDECREF(pargs);
-    Py_XDECREF(kw);
-    if (!raw) return NULL; /* OverflowError: beyond any float64 sum */
-    if (!group_sums_reserve(s, g + 1)) { Py_DECREF(raw); return NULL; }
-    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(raw);
+    PyObject *args[] = {units, length, little, Py_True};
+    return PyObject_VectorcallMethod(to_bytes, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+}
+
+/* Adds the exact sum held as chunks `b` (`units_chunks`) and counts of non-finite values to
+ * group `g` (< s->size); 0 when out of memory (the group unchanged). */
+static int group_add_chunks(GroupSums *s, Py_ssize_t g, const unsigned char *b,
+                            Py_ssize_t pos_inf, Py_ssize_t neg_inf, Py_ssize_t nan) {
     group_t *r = &s->grp[g];
     acc_t sum;
     acc_t *a = &sum;
@@ -1485,13 +1599,97 @@ static PyObject *group_sums_add_units(GroupSums *s, PyObject *args) {
                      ((uint32_t)b[4 * j + 2] << 16) | ((uint32_t)b[4 * j + 3] << 24);
         a->d[j] += j < DIGITS - 1 ? (int64_t)v : (int64_t)(int32_t)v;
     }
-    Py_DECREF(raw);
     acc_normalise(a);
-    if (a == &sum && !group_store(s, r, a)) return PyErr_NoMemory(); /* r unchanged */
+    if (a == &sum && !group_store(s, r, a)) return 0;
     r->pos_inf += pos_inf;
     r->neg_inf += neg_inf;
     r->nan += nan;
+    return 1;
+}
+
+static PyObject *group_sums_add_units(GroupSums *s, PyObject *args) {
+    Py_ssize_t g, pos_inf = 0, neg_inf = 0, nan = 0;
+    PyObject *units;
+    if (!PyArg_ParseTuple(args, "nO!|nnn", &g, &PyLong_Type, &units, &pos_inf, &neg_inf, &nan))
+        return NULL;
+    if (!group_sums_enter(s)) return NULL;
+    if (g < 0 || pos_inf < 0 || neg_inf < 0 || nan < 0) {
+        PyErr_SetString(PyExc_ValueError, "the group and the counts must be >= 0");
+        return NULL;
+    }
+    PyObject *raw = units_chunks(units);
+    if (!raw) return NULL; /* OverflowError: beyond any float64 sum */
+    if (!group_sums_reserve(s, g + 1)) { Py_DECREF(raw); return NULL; }
+    const int stored = group_add_chunks(s, g, (const unsigned char *)PyBytes_AS_STRING(raw),
+                                        pos_inf, neg_inf, nan);
+    Py_DECREF(raw);
+    if (!stored) return PyErr_NoMemory(); /* the group unchanged */
     Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(group_sums_add_units_many_doc,
+"add_units_many(codes, units) -> None\n\n"
+"add_units(codes[i], units[i]) for every i: `codes` C-contiguous int64 (each >= 0), `units` a\n"
+"list of as many Python ints (finite exact sums, |units| < 2**2207). Every item is checked\n"
+"before any is added (TypeError, ValueError, OverflowError: nothing added).");
+
+static PyObject *group_sums_add_units_many(GroupSums *s, PyObject *args) {
+    PyObject *codes_obj, *units;
+    if (!PyArg_ParseTuple(args, "OO!", &codes_obj, &PyList_Type, &units)) return NULL;
+    if (!group_sums_enter(s)) return NULL;
+    Py_buffer view;
+    if (!get_view(codes_obj, &view, 0)) {
+        PyErr_SetString(PyExc_TypeError, "codes must be a C-contiguous 1-D int64 buffer");
+        return NULL;
+    }
+    if (buffer_kind(&view) != K_I64 || view.ndim != 1) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "codes must be a C-contiguous 1-D int64 buffer");
+        return NULL;
+    }
+    const int64_t *codes = (const int64_t *)view.buf;
+    const Py_ssize_t n = view.shape[0];
+    PyObject *chunks = NULL;
+    if (PyList_GET_SIZE(units) != n) {
+        PyErr_SetString(PyExc_ValueError, "one exact sum per code");
+        goto fail;
+    }
+    int64_t top = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (codes[i] < 0) {
+            PyErr_SetString(PyExc_ValueError, "the groups must be >= 0");
+            goto fail;
+        }
+        top = codes[i] > top ? codes[i] : top;
+    }
+    /* every sum's chunks first (a bad one: nothing added) */
+    chunks = PyBytes_FromStringAndSize(NULL, n * 4 * DIGITS);
+    if (!chunks) goto fail;
+    unsigned char *all = (unsigned char *)PyBytes_AS_STRING(chunks);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(units, i);
+        if (!PyLong_CheckExact(item)) {
+            PyErr_Format(PyExc_TypeError, "units[%zd] must be an int", i);
+            goto fail;
+        }
+        PyObject *raw = units_chunks(item);
+        if (!raw) goto fail;
+        memcpy(all + i * 4 * DIGITS, PyBytes_AS_STRING(raw), 4 * DIGITS);
+        Py_DECREF(raw);
+    }
+    if (!group_sums_reserve(s, (Py_ssize_t)top + 1)) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!group_add_chunks(s, (Py_ssize_t)codes[i], all + i * 4 * DIGITS, 0, 0, 0)) {
+            PyErr_NoMemory(); /* groups before i hold their sums: the caller drops the state */
+            goto fail;
+        }
+    Py_DECREF(chunks);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(chunks);
+    PyBuffer_Release(&view);
+    return NULL;
 }
 
 PyDoc_STRVAR(group_sums_merge_doc,
@@ -1741,7 +1939,10 @@ static PyObject *group_sums_size(GroupSums *s, void *Py_UNUSED(closure)) {
 static PyMethodDef group_sums_methods[] = {
     {"add", (PyCFunction)group_sums_add, METH_VARARGS, group_sums_add_doc},
     {"get", (PyCFunction)group_sums_get, METH_O, group_sums_get_doc},
+    {"json_parts", (PyCFunction)group_sums_json_parts, METH_VARARGS, group_sums_json_parts_doc},
     {"add_units", (PyCFunction)group_sums_add_units, METH_VARARGS, group_sums_add_units_doc},
+    {"add_units_many", (PyCFunction)group_sums_add_units_many, METH_VARARGS,
+     group_sums_add_units_many_doc},
     {"merge", (PyCFunction)group_sums_merge, METH_VARARGS, group_sums_merge_doc},
     {"ratios", (PyCFunction)group_sums_ratios, METH_O, group_sums_ratios_doc},
     {NULL, NULL, 0, NULL},

@@ -49,7 +49,9 @@ MAX_UNIT_BITS = 2200
 _MAX_DIGITS = len(str(1 << MAX_UNIT_BITS))  # 663 decimal digits
 _MAX_COUNT = 1 << 63
 _DECIMAL = re.compile(r"-?[0-9]+\Z")
-_JSON_KEYS = frozenset({"mantissa", "shift", "num_pos_inf", "num_neg_inf", "num_nan"})
+#: The counts of non-finite values of an exact sum, by their name in its JSON form.
+NONFINITE = ("num_pos_inf", "num_neg_inf", "num_nan")
+_JSON_KEYS = frozenset({"mantissa", "shift", *NONFINITE})
 
 
 def _sum(values: Any) -> tuple[int, int, int, int]:
@@ -88,12 +90,9 @@ def _sum_json(units: int, num_pos_inf: int, num_neg_inf: int, num_nan: int) -> d
     and the counts of non-finite values that are not 0."""
     shift = (units & -units).bit_length() - 1 if units else 0
     state: dict[str, Any] = {"mantissa": str(units >> shift), "shift": shift}
-    if num_pos_inf:
-        state["num_pos_inf"] = num_pos_inf
-    if num_neg_inf:
-        state["num_neg_inf"] = num_neg_inf
-    if num_nan:
-        state["num_nan"] = num_nan
+    for name, count in zip(NONFINITE, (num_pos_inf, num_neg_inf, num_nan), strict=True):
+        if count:
+            state[name] = count
     return state
 
 
@@ -246,7 +245,7 @@ class ExactSum:
         s._units = units << shift
         if len(state) == 2:  # no counts of non-finite values
             return s
-        for name in ("num_pos_inf", "num_neg_inf", "num_nan"):
+        for name in NONFINITE:
             count = state.get(name, 0)
             if type(count) is not int or not 0 <= count < _MAX_COUNT:
                 raise StateError.bad_field(f"{field}.{name}", "must be an int in 0..2**63-1", count)
@@ -265,6 +264,11 @@ class ExactSum:
             shifts = [state["shift"] for state in states]
         except KeyError:
             return None
+        return ExactSum.units_from_parts(mantissas, shifts)
+
+    @staticmethod
+    def units_from_parts(mantissas: list[Any], shifts: list[Any]) -> list[int] | None:
+        """`units_from_json` of the sums ``{"mantissa": mantissas[i], "shift": shifts[i]}``."""
         if set(map(type, mantissas)) - {str} or set(map(type, shifts)) - {int}:
             return None
         if max(map(len, mantissas), default=0) > _MAX_DIGITS + 1:
@@ -333,14 +337,21 @@ class GroupedExactSum:
         self._sums.merge(other._sums, mapping)
         return self
 
-    def json_column(self, groups: list[int], counts: list[int]) -> list[dict[str, Any]]:
-        """`ExactSum.to_json` of the sum of each group of ``groups`` plus the whole count
-        beside it in ``counts`` (as `GroupedState` keeps counted rows apart), with no
-        `ExactSum` each."""
-        get, size, out = self._sums.get, len(self), []
-        for group, count in zip(groups, counts, strict=True):
-            units, pos_inf, neg_inf, nan = get(group) if group < size else (0, 0, 0, 0)
-            out.append(_sum_json(units + count * _SCALE, pos_inf, neg_inf, nan))
+    def json_columns(self, groups: Any, counts: Any) -> dict[str, list[Any]]:
+        """The JSON form (`ExactSum.to_json`) of the sum of each group of ``groups`` plus the
+        whole count beside it in ``counts`` (as `GroupedState` keeps counted rows apart), by
+        field: ``{"mantissa": [...], "shift": [...]}`` (item ``i`` group ``groups[i]``'s), and
+        a list of each count of non-finite values that is not 0 everywhere; no `ExactSum` and
+        no dict per group."""
+        mantissas, shifts, special = self._sums.json_parts(
+            np.ascontiguousarray(groups, dtype=np.int64),
+            np.ascontiguousarray(counts, dtype=np.int64),
+        )
+        out: dict[str, list[Any]] = {"mantissa": mantissas, "shift": shifts}
+        counted = np.frombuffer(special, dtype=np.int64).reshape(-1, len(NONFINITE))
+        for name, column in zip(NONFINITE, counted.T, strict=True):
+            if column.any():
+                out[name] = column.tolist()
         return out
 
     def __getitem__(self, group: int) -> ExactSum:
@@ -369,9 +380,9 @@ class GroupedExactSum:
             out._add_sum(g, one)
         return out
 
-    def _add_units(self, group: int, units: int) -> None:
-        """Add a finite sum of ``units`` into one group."""
-        self._sums.add_units(group, units, 0, 0, 0)
+    def add_units(self, groups: np.ndarray, units: list[int]) -> None:
+        """Add the finite sum of ``units[i]`` units into group ``groups[i]``, for every i."""
+        self._sums.add_units_many(np.ascontiguousarray(groups, dtype=np.int64), units)
 
     def _add_sum(self, group: int, s: ExactSum) -> None:
         """Add an `ExactSum` into one group (its units and counts as they are)."""

@@ -463,6 +463,53 @@ def test_add_units_of_sums_a_window_cannot_hold():
 
 
 @settings(max_examples=100, deadline=None)
+@given(mixed_arrays, st.integers(1, 20), mixed_arrays, st.data())
+def test_add_units_of_many_groups_is_add_units_of_each(values, groups, more, data):
+    """`GroupedExactSum.add_units` (one C call for a column of sums, codes in any order and
+    repeated) gives every group the bits of one `add_units` per sum."""
+    codes = _codes(data, len(values), groups)
+    sums = GroupedExactSum()
+    sums.add(values, codes)
+    finite = [sums._sums.get(g)[0] for g in range(len(sums))]
+    targets = np.array(
+        data.draw(st.lists(st.integers(0, groups + 3), min_size=len(finite), max_size=len(finite))),
+        dtype=np.int64,
+    )
+    one_by_one, at_once = GroupedExactSum(), GroupedExactSum()
+    for target in (one_by_one, at_once):
+        target.add(more, _codes(data, len(more), groups))
+    at_once._sums = pickle.loads(pickle.dumps(one_by_one))._sums  # the same start
+    for g, units in zip(targets.tolist(), finite, strict=True):
+        one_by_one._sums.add_units(g, units)
+    at_once.add_units(targets, finite)
+    assert len(at_once) == len(one_by_one)
+    assert [at_once._sums.get(g) for g in range(len(at_once))] == [
+        one_by_one._sums.get(g) for g in range(len(one_by_one))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("codes", "units", "error"),
+    [
+        (np.array([0, 1], dtype=np.int32), [1, 2], TypeError),
+        (np.array([[0, 1]]), [1, 2], TypeError),
+        (np.array([0, -1]), [1, 2], ValueError),
+        (np.array([0, 1]), [1], ValueError),
+        (np.array([0, 1]), [1, 2.0], TypeError),
+        (np.array([0, 1]), [1, True], TypeError),
+        (np.array([0, 1]), [1, 2**2300], OverflowError),
+    ],
+)
+def test_add_units_of_many_groups_adds_nothing_if_one_is_bad(codes, units, error):
+    sums = GroupedExactSum()
+    sums.add(np.array([0.5, 3.0]), np.array([0, 1]))
+    before = [sums._sums.get(g) for g in range(len(sums))]
+    with pytest.raises(error):
+        sums._sums.add_units_many(codes, units)
+    assert [sums._sums.get(g) for g in range(len(sums))] == before
+
+
+@settings(max_examples=100, deadline=None)
 @given(mixed_arrays, st.integers(1, 20), st.data())
 def test_compact_ratios_are_exact_sum_ratios(values, groups, data):
     codes = _codes(data, len(values), groups)
@@ -558,7 +605,35 @@ def test_ratios_round_ties_and_near_ties_as_exact_division():
     assert len(cases) > 1000
 
 
-def test_a_json_column_is_each_groups_to_json_with_its_count_added():
+@settings(max_examples=150, deadline=None)
+@given(mixed_arrays, st.integers(1, 12), st.data())
+def test_json_columns_of_any_sums_are_their_to_json(values, groups, data):
+    """The C parts of each group's JSON (sums of any sign and size, non-finite counts, whole
+    counts up to 2**63 - 1 added, groups beyond) are `ExactSum.to_json`'s, field by field."""
+    from streammetric.accumulate import NONFINITE, ExactSum
+
+    codes = _codes(data, len(values), groups)
+    sums = GroupedExactSum()
+    sums.add(values, codes)
+    asked = data.draw(st.lists(st.integers(0, groups + 2), min_size=1, max_size=20))
+    counts = data.draw(
+        st.lists(
+            st.one_of(st.just(0), st.integers(0, 2**63 - 1)),
+            min_size=len(asked),
+            max_size=len(asked),
+        )
+    )
+    columns = sums.json_columns(np.array(asked), np.array(counts))
+    for i, (group, count) in enumerate(zip(asked, counts, strict=True)):
+        one = sums[group]
+        one.add_count(count)
+        item = {name: column[i] for name, column in columns.items()}
+        expected = one.to_json()
+        assert {k: v for k, v in item.items() if k not in NONFINITE or v} == expected
+        assert ExactSum.from_json(expected).units == one.units
+
+
+def test_json_columns_are_each_groups_to_json_with_its_count_added():
     from streammetric.accumulate import ExactSum, GroupedExactSum
 
     rng = np.random.default_rng(2)
@@ -576,6 +651,17 @@ def test_a_json_column_is_each_groups_to_json_with_its_count_added():
         one = sums[group]
         one.add_count(count)
         expected.append(one.to_json())
-    assert sums.json_column(groups, counts) == expected
+    columns = sums.json_columns(groups, counts)
+    assert set(columns) == {"mantissa", "shift"}.union(*expected)  # counts where one is not 0
+    assert all(len(column) == len(groups) for column in columns.values())
+    per_group = [
+        dict(zip(columns, item, strict=True)) for item in zip(*columns.values(), strict=True)
+    ]
+    assert [
+        {k: v for k, v in item.items() if v or k in ("mantissa", "shift")} for item in per_group
+    ] == expected
     assert any("num_pos_inf" in item for item in expected)
+    finite = GroupedExactSum()
+    finite.add(np.where(np.isfinite(values), values, 0.0), codes)
+    assert set(finite.json_columns(groups, counts)) == {"mantissa", "shift"}
     assert ExactSum.from_json(expected[2]).units == sums[11].units + 2**40 * 2**1074

@@ -1,11 +1,13 @@
 """The Dask engine: the local engine's units of work on a Dask cluster, merged exactly on the client.
 
-The client plans the job (file footers only) and submits one task per unit (a Parquet row group
-or an IPC record batch): the unit and the job description, never the data. Each worker reads its
-unit itself and returns the unit's exact state as plain JSON-able data (`Partial.to_json`). The
-client merges the states as they complete; merging is exact, so the result is the same bits as
-the local engine's whatever the worker count, completion order, retries or lost workers. Tasks are
-keyed by job and unit, and a unit is merged at most once. Checkpoints are the local engine's (same
+The client plans the job (file footers only) and submits tasks of units (a Parquet row group or
+an IPC record batch each): the units and the job description, never the data. A task is one unit
+when a checkpoint or a live export needs every unit's state, else a run of consecutive units (a
+few tasks per worker thread: `tasks_of`). Each worker reads its units itself and returns their
+exact state as plain JSON-able data (`Partial.to_json`). The client merges the states as they
+complete; merging is exact, so the result is the same bits as the local engine's whatever the
+worker count, task sizes, completion order, retries or lost workers. Tasks are keyed by job and
+units, and a unit is merged at most once. Checkpoints are the local engine's (same
 format, same identity), so a run interrupted on one engine resumes on the other.
 
 Paths are opened by the workers as given: on a remote cluster use absolute paths that every worker
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -47,6 +50,9 @@ CONNECT_TIMEOUT_SECONDS = 10
 _ADDRESS = re.compile(
     r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})\Z"
 )
+#: Tasks per worker thread when units share tasks (`tasks_of`): a few, so that a slow worker's
+#: last task is a small part of the run.
+TASKS_PER_SLOT = 2
 MergeHook = Callable[[Partial], None]
 StartHook = Callable[[RunStart], None]
 
@@ -88,14 +94,20 @@ def run_job_dask(
     return run.result()
 
 
-def _unit_state(job: Job, resolved: ResolvedColumns, where: str, unit: dict[str, Any]) -> Any:
-    """Worker side: one unit's exact state as plain data, or its data error (never retried;
-    the error itself, pickled, so its fields come back)."""
+def _unit_state(
+    job: Job, resolved: ResolvedColumns, where: str, units: list[dict[str, Any]]
+) -> Any:
+    """Worker side: the exact state of one or more units (in plan order, evaluated into one
+    partial) as plain data, or the first unit's data error (never retried; the error itself,
+    pickled, so its fields come back)."""
     try:
         use_storage_options(job.storage_options)  # the worker opens the objects itself
-        return {
-            "state": Evaluator(job, resolved, where).unit_partial(Unit.from_dict(unit)).to_json()
-        }
+        evaluator = Evaluator(job, resolved, where)
+        partial = None
+        for unit in units:
+            partial = evaluator.unit_partial(Unit.from_dict(unit), into=partial)
+        assert partial is not None
+        return {"state": partial.to_json()}
     except StreamMetricError as exc:
         return {"error": exc}
 
@@ -105,41 +117,60 @@ def _error_of(payload: dict[str, Any]) -> StreamMetricError | None:
     return error if isinstance(error, StreamMetricError) else None
 
 
-def _partial_of(run: JobRun, unit: Unit, payload: dict[str, Any]) -> Partial:
-    part = Partial(run.evaluator.new_metrics, unit_key=unit.key)
+def _partial_of(run: JobRun, units: Sequence[Unit], payload: dict[str, Any]) -> Partial:
+    part = Partial(run.evaluator.new_metrics, unit_key=units[0].key if len(units) == 1 else None)
     part.load_json(payload["state"])
     return part
 
 
-def _task_key(run: JobRun, unit: Unit) -> str:
-    """Same job and unit, same key: Dask never runs a unit twice for one result."""
-    text = json.dumps([run.identity, unit.key], default=str, sort_keys=True)
+def tasks_of(units: Sequence[Unit], slots: int, each: bool) -> list[list[Unit]]:
+    """The units in tasks: one each when ``each`` (a checkpoint or live export reads every
+    unit's state), else runs of consecutive units, ``TASKS_PER_SLOT`` tasks per worker thread
+    (``slots``; 0: unknown, one unit each). Each task's state crosses the network and is merged
+    on the client once: with 100,000 groups a state is ~100,000 entries whatever the unit's
+    rows, so a task of several units costs one state, not one per unit."""
+    if each or slots <= 0 or not units:
+        return [[unit] for unit in units]
+    count = min(len(units), TASKS_PER_SLOT * slots)
+    bounds = [len(units) * i // count for i in range(count + 1)]
+    return [list(units[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def _task_key(run: JobRun, units: Sequence[Unit]) -> str:
+    """Same job and units, same key: Dask never runs a task twice for one result."""
+    text = json.dumps([run.identity, [unit.key for unit in units]], default=str, sort_keys=True)
     return f"streammetric-unit-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
 def _run_tasks(client: Client, run: JobRun, job: Job, units: Sequence[Unit], retries: int) -> None:
-    """Submit one task per unit, merge the states as they come; units are in plan order."""
+    """Submit the units in tasks (`tasks_of`), merge the states as they come; units and
+    tasks are in plan order."""
     from distributed import CancelledError, KilledWorker, as_completed
 
     if not job.storage_options:  # the workers open the objects with the client's options
         job = dataclasses.replace(job, storage_options=storage_options())
     task = functools.partial(_unit_state, job, run.resolved, run.units[0].display_path)
-    position = {_task_key(run, unit): i for i, unit in enumerate(units)}
+    slots = sum(client.nthreads().values())
+    tasks = tasks_of(units, slots, run.merges_each_unit)
+    position = {_task_key(run, batch): i for i, batch in enumerate(tasks)}
     futures = [
-        client.submit(task, unit.to_dict(), key=key, retries=retries)
-        for key, unit in zip(position, units, strict=True)
+        client.submit(task, [unit.to_dict() for unit in batch], key=key, retries=retries)
+        for key, batch in zip(position, tasks, strict=True)
     ]
     try:
         for future, payload in as_completed(futures, loop=client.loop, with_results=True):
             if isinstance(payload, BaseException):  # cancelled, e.g. the scheduler was lost
                 raise payload
-            unit = units[position[future.key]]
+            batch = tasks[position[future.key]]
             error = _error_of(payload)
             if error is not None:
                 before = range(position[future.key])
-                unmerged = [futures[i] for i in before if units[i].key not in run.done]
+                unmerged = [futures[i] for i in before if tasks[i][0].key not in run.done]
                 raise _first_error(client, unmerged) or error
-            run.finish(unit, _partial_of(run, unit, payload))
+            if len(batch) == 1:
+                run.finish(batch[0], _partial_of(run, batch, payload))
+            elif batch[0].key not in run.done:
+                run.absorb_units(batch, _partial_of(run, batch, payload))
             future.release()
     except (KilledWorker, CancelledError) as exc:
         first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]

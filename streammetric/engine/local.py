@@ -691,6 +691,14 @@ class JobRun:
         for partial in rest:
             self.total.merge(partial)
 
+    def absorb_units(self, units: Sequence[Unit], part: Partial) -> None:
+        """Merge ``part``, the state of several units evaluated together (no unit needs its own
+        partial: see `merges_each_unit`), and count them done."""
+        self.absorb([part])
+        self.done.update(unit.key for unit in units)
+        if self.progress is not None:
+            self.progress(part.rows + part.invalid_rows)
+
     def counted(self, unit: Unit, rows: int) -> None:
         """A unit evaluated into a thread's partial (`ThreadPartials`), of ``rows`` rows."""
         self.done.add(unit.key)

@@ -22,7 +22,15 @@ from ..metrics import EvalMetric
 from ..metrics._inputs import as_pairs
 from ..metrics.base import STATE_VERSION, _num_rows
 from ..metrics.batch import BatchStats
-from ..metrics.state import GroupedState, State, Terms, add_rows, dump_entry
+from ..metrics.state import (
+    GroupedState,
+    State,
+    Terms,
+    add_rows,
+    check_column,
+    column_items,
+    dump_entry,
+)
 from .result import Result
 
 __all__ = ["CellIndex", "GroupKey", "Partial", "RowTally", "locate_error"]
@@ -966,21 +974,21 @@ def _leaf_columns(
     if not isinstance(columns, dict):
         raise StateError.bad_field(field, "must be a mapping of state entries", columns)
     for name, column in columns.items():
-        if not isinstance(column, list) or len(column) != size:
-            rule = f"must be a list of {size:,} values, one per group"
-            raise StateError.bad_field(f"{field}.{name}", rule, column)
+        check_column(column, size, f"{field}.{name}")
 
-    def group(i: int) -> State:
+    def group(i: int, items: dict[str, list[Any]]) -> State:
         return leaf._checked_state(
-            {name: column[i] for name, column in columns.items()}, f"{field}[{i}]"
+            {name: column[i] for name, column in items.items()}, f"{field}[{i}]"
         )
 
     if not size:
         return lambda codes: None
     if isinstance(state, GroupedState) and type(leaf)._state_problem is EvalMetric._state_problem:
-        group(0)  # the entries' names, as a group's state is checked
+        first = {name: column_items(_first(column)) for name, column in columns.items()}
+        group(0, first)  # the entries' names, as a group's state is checked
         return state.staged_columns(columns, field)
-    loaded = [group(i) for i in range(size)]
+    items = {name: column_items(column) for name, column in columns.items()}
+    loaded = [group(i, items) for i in range(size)]
 
     def install(codes: np.ndarray) -> None:
         if isinstance(state, GroupedState):
@@ -989,6 +997,16 @@ def _leaf_columns(
             state.set_state(code, one)
 
     return install
+
+
+def _first(column: Any) -> Any:
+    """A column (`check_column` passed) of its first group only."""
+    if isinstance(column, list):
+        return column[:1]
+    if "values" in column:
+        width = column["shape"][1]
+        return {"shape": [1, width], "values": column["values"][:width]}
+    return {name: values[:1] for name, values in column.items()}
 
 
 def _leaves(metric: EvalMetric) -> list[EvalMetric]:

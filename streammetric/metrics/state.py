@@ -50,8 +50,8 @@ import numpy as np
 
 from .._exceptions import StateError
 from .._kernels import group_counts as _group_counts
+from ..accumulate import NONFINITE, ExactSum, GroupedExactSum
 from ..accumulate import UNITS_PER_ONE as _UNIT
-from ..accumulate import ExactSum, GroupedExactSum
 
 __all__ = [
     "ROWS",
@@ -330,50 +330,118 @@ class _Units(NamedTuple):
     units: list[int]
 
 
-def _sum_column(spec: Spec, column: list[Any]) -> np.ndarray | _Units | None:
-    """A column of sums: of counts (ints, `_whole_column`), or of finite exact sums
-    (`ExactSum.units_from_json`, >= 0 where the entry is), else None."""
-    whole = _whole_column(spec, column)
-    if whole is not None:
-        return whole
-    units = ExactSum.units_from_json(column)
+def _sum_column(spec: Spec, column: Any) -> np.ndarray | _Units | None:
+    """A column of sums: of counts (ints, `_whole_column`), or of finite exact sums (items
+    ``{"mantissa", "shift"}``, or those two fields' lists: `GroupedExactSum.json_columns`;
+    checked as `ExactSum.units_from_json` checks them, >= 0 where the entry is), else None."""
+    if isinstance(column, dict):
+        if set(column) != {"mantissa", "shift"}:
+            return None
+        units = ExactSum.units_from_parts(column["mantissa"], column["shift"])
+    else:
+        whole = _whole_column(spec, column)
+        if whole is not None:
+            return whole
+        units = ExactSum.units_from_json(column)
     if units is None or (spec.nonnegative and min(units, default=0) < 0):
         return None
     return _Units(units)
 
 
-def _counts_column(spec: Spec, column: list[Any]) -> np.ndarray | None:
-    """A column of count vectors of one width (as `dump_entry` writes them: ``{"shape": [n],
-    "values": [...]}``, ints in ``0 .. 2**63 - 1``) as int64 (groups, n), else None."""
-    if not column or set(map(type, column)) - {dict} or set(map(len, column)) - {2}:
-        return None
-    try:
-        shapes = {tuple(item["shape"]) for item in column}
-        values = [item["values"] for item in column]
-    except (KeyError, TypeError):
-        return None
-    if len(shapes) != 1:
-        return None
-    (shape,) = shapes
-    if len(shape) != 1 or type(shape[0]) is not int:
-        return None
-    width = shape[0]
+def _counts_column(spec: Spec, column: Any) -> np.ndarray | None:
+    """A column of count vectors of one width (``{"shape": [groups, n], "values": [...]}`` of
+    `GroupedState.columns`, or as `dump_entry` writes each: ``{"shape": [n], "values":
+    [...]}``; ints in ``0 .. 2**63 - 1``) as int64 (groups, n), else None."""
+    if isinstance(column, dict):
+        groups, width = column["shape"]  # (`check_column` saw two ints)
+        values = column["values"]
+    else:
+        if not column or set(map(type, column)) - {dict} or set(map(len, column)) - {2}:
+            return None
+        try:
+            shapes = {tuple(item["shape"]) for item in column}
+            rows = [item["values"] for item in column]
+        except (KeyError, TypeError):
+            return None
+        if len(shapes) != 1:
+            return None
+        (shape,) = shapes
+        if len(shape) != 1 or type(shape[0]) is not int:
+            return None
+        groups, width = len(column), shape[0]
+        if set(map(type, rows)) - {list} or set(map(len, rows)) - {width}:
+            return None
+        values = list(itertools.chain.from_iterable(rows))
     if spec.size is not None and width not in (0, spec.size):
         return None
-    if set(map(type, values)) - {list} or set(map(len, values)) - {width}:
-        return None
-    if set(map(type, itertools.chain.from_iterable(values))) - {int}:
+    if set(map(type, values)) - {int}:
         return None
     try:
-        array = np.array(values, dtype=np.int64).reshape(len(column), width)
+        array = np.array(values, dtype=np.int64).reshape(groups, width)
     except OverflowError:
         return None
     return array if int(array.min(initial=0)) >= 0 else None
 
 
+def check_column(column: Any, size: int, field: str) -> None:
+    """That ``column`` holds ``size`` groups' values of a state entry: a list of them (one
+    JSON value each), or a column `GroupedState.columns` writes whole (an exact sum's fields'
+    lists, or one list of count vectors' values with their shape); a `StateError` names
+    ``field`` otherwise. The values themselves are checked when they are read."""
+    if isinstance(column, list) and len(column) == size:
+        return
+    if isinstance(column, dict) and {"mantissa", "shift"} <= set(column) <= _SUM_FIELDS:
+        for name, values in column.items():
+            if not isinstance(values, list) or len(values) != size:
+                rule = f"must be a list of {size:,} values, one per group"
+                raise StateError.bad_field(f"{field}.{name}", rule, values)
+        return
+    if isinstance(column, dict) and set(column) == {"shape", "values"}:
+        shape, values = column["shape"], column["values"]
+        if not (
+            isinstance(shape, list)
+            and len(shape) == 2
+            and shape[0] == size
+            and type(shape[0]) is int
+            and type(shape[1]) is int
+            and shape[1] >= 0
+        ):
+            rule = f"must be [{size:,}, n] (a vector of n counts per group)"
+            raise StateError.bad_field(f"{field}.shape", rule, shape)
+        if not isinstance(values, list) or len(values) != size * shape[1]:
+            rule = f"must be a list of {size * shape[1]:,} counts ({size:,} groups x {shape[1]})"
+            raise StateError.bad_field(f"{field}.values", rule, values)
+        return
+    raise StateError.bad_field(field, f"must be a list of {size:,} values, one per group", column)
+
+
+def column_items(column: list[Any] | dict[str, list[Any]]) -> list[Any]:
+    """Each group's value of a column `check_column` accepted, as `dump_entry` writes one."""
+    if isinstance(column, list):
+        return column
+    if "values" in column:
+        (groups, width), values = column["shape"], column["values"]
+        return [
+            {"shape": [width], "values": values[i * width : (i + 1) * width]} for i in range(groups)
+        ]
+    names = list(column)
+    return [
+        {
+            name: value
+            for name, value in zip(names, item, strict=True)
+            if name in _JSON_PARTS or value != 0
+        }
+        for item in zip(*column.values(), strict=True)
+    ]
+
+
+_JSON_PARTS = ("mantissa", "shift")
+_SUM_FIELDS = frozenset({*_JSON_PARTS, *NONFINITE})
+
+
 #: what reads a column of an entry's values at once, by kind (None: read value by value): an
 #: array of counts, or the units of exact sums
-_COLUMN_READERS: dict[str, Callable[[Spec, list[Any]], np.ndarray | _Units | None]] = {
+_COLUMN_READERS: dict[str, Callable[[Spec, Any], np.ndarray | _Units | None]] = {
     "sum": _sum_column,
     "count": _whole_column,
     "counts": _counts_column,
@@ -702,15 +770,17 @@ class GroupedState:
             sums._add_sum(position, per_group[group])
         return sums
 
-    def columns(self, groups: np.ndarray) -> dict[str, list[Any]]:
-        """The state of the groups ``groups`` (codes, int64) as JSON, one list per entry: item
-        ``i`` of entry ``name`` is ``dump_entry`` of group ``groups[i]``'s value, as a metric's
-        ``state_dict`` writes it, but for a sum of whole counts only: its count, an int. Counts
-        are read as columns (no Python object per group): a checkpoint of 100,000 groups is a
-        few lists."""
+    def columns(self, groups: np.ndarray) -> dict[str, Any]:
+        """The state of the groups ``groups`` (codes, int64) as JSON, a column per entry: a
+        list whose item ``i`` is group ``groups[i]``'s value as a metric's ``state_dict``
+        writes it (``dump_entry``; a sum of whole counts: its count, an int), except for two
+        kinds written whole: count vectors as ``{"shape": [groups, n], "values": [...]}`` (the
+        groups' vectors one after the other) and exact sums as their fields' lists
+        (`GroupedExactSum.json_columns`). No Python object per group: a checkpoint of 100,000
+        groups is a few lists (`column_items` gives each group's value back)."""
         self._settle()
         inside = groups < self.size  # groups beyond hold nothing yet: 0s
-        out: dict[str, list[Any]] = {}
+        out: dict[str, Any] = {}
         for name, spec in self.specs.items():
             entry, kind = self._entries[name], spec.kind
             whole = None
@@ -721,17 +791,16 @@ class GroupedState:
             if whole is not None or (kind == "counts" and entry.shape[1]):
                 column = np.zeros((groups.shape[0], *np.shape(entry)[1:]), dtype=np.int64)
                 column[inside] = (whole if whole is not None else entry)[groups[inside]]
-                values = column.tolist()  # a sum of counts: its count (`load_entry`)
                 if kind == "counts":
-                    width = [column.shape[1]]
-                    values = [{"shape": width, "values": row} for row in values]
-                out[name] = values
+                    out[name] = {"shape": list(column.shape), "values": column.ravel().tolist()}
+                else:
+                    out[name] = column.tolist()  # a sum of counts: its count (`load_entry`)
             elif kind == "counts":  # no class seen yet
-                out[name] = [dump_entry(kind, fresh(kind)) for _ in range(groups.shape[0])]
+                out[name] = {"shape": [groups.shape[0], 0], "values": []}
             elif kind == "sum":  # each group's exact sum, its counted rows added
                 counts = np.zeros(groups.shape[0], dtype=np.int64)
                 counts[inside] = entry.ones[groups[inside]]
-                out[name] = entry.sums.json_column(groups.tolist(), counts.tolist())
+                out[name] = entry.sums.json_columns(groups, counts)
             else:
                 out[name] = [dump_entry(kind, self._value(name, g)) for g in groups.tolist()]
         return out
@@ -835,22 +904,29 @@ class GroupedState:
         """Add finite sums (their units) into sum entry ``name`` of groups ``codes``: a whole
         count into the counted part, as `_add_value` adds it."""
         entry = self._entries[name]
-        ones, sums = entry.ones, entry.sums
-        for code, value in zip(codes.tolist(), units, strict=True):
-            count, rest = divmod(value, _UNIT)
-            if value >= 0 and not rest and int(ones[code]) + count < _MAX_COUNT:
-                ones[code] += count
-            else:
-                sums._add_units(code, value)
+        ones, sums, low = entry.ones, entry.sums, _UNIT - 1
+        whole = [i for i, value in enumerate(units) if value >= 0 and not value & low]
+        if whole:  # (rare: a sum of whole counts among others) counted apart where it fits
+            at, kept = codes.tolist(), set(whole)
+            for i in whole:
+                count = units[i] // _UNIT
+                if int(ones[at[i]]) + count < _MAX_COUNT:
+                    ones[at[i]] += count
+                else:
+                    kept.remove(i)
+            rest = [i for i in range(len(units)) if i not in kept]
+            codes, units = codes[rest], [units[i] for i in rest]
+        sums.add_units(codes, units)
 
     def staged_columns(
-        self, columns: Mapping[str, list[Any]], field: str
+        self, columns: Mapping[str, Any], field: str
     ) -> Callable[[np.ndarray], None]:
-        """Groups' states from their JSON columns (`columns`: one list per entry, item ``i``
-        group ``i``'s value), each value checked as `load_entry` checks it (a `StateError`
-        names ``{field}[i].{name}``). Returns what adds group ``i``'s state into group
-        ``codes[i]`` (codes distinct), so that a caller checks everything before it loads
-        anything. Columns of counts are read as arrays, not value by value."""
+        """Groups' states from their JSON columns (`columns`: one per entry, as `columns`
+        writes it or a list whose item ``i`` is group ``i``'s value; `check_column` passed),
+        each value checked as `load_entry` checks it (a `StateError` names
+        ``{field}[i].{name}``). Returns what adds group ``i``'s state into group ``codes[i]``
+        (codes distinct), so that a caller checks everything before it loads anything. Columns
+        of counts and of finite sums are read as arrays, not value by value."""
         loaded: dict[str, Any] = {}
         for name, spec in self.specs.items():
             column = columns[name]
@@ -859,7 +935,10 @@ class GroupedState:
             loaded[name] = (
                 array
                 if array is not None
-                else [load_entry(spec, v, f"{field}[{i}].{name}") for i, v in enumerate(column)]
+                else [
+                    load_entry(spec, v, f"{field}[{i}].{name}")
+                    for i, v in enumerate(column_items(column))
+                ]
             )
 
         def install(codes: np.ndarray) -> None:

@@ -19,6 +19,7 @@ from streammetric.cli import main
 from streammetric.engine import Job, run_job
 from streammetric.engine.checkpoint import content_digest
 from streammetric.io import ColumnSpec
+from streammetric.metrics.state import column_items
 
 from .conftest import regression_table
 
@@ -86,8 +87,13 @@ def test_finished_units_removed_are_refused_not_counted_twice(data, tmp_path, fi
     assert str(checkpoint) in str(caught.value) and caught.value.path == str(checkpoint)
 
 
-def _set(column: list, value) -> None:
-    column[0] = value
+def _set(column: list | dict, value) -> None:
+    """The first group's value of a column (an exact sum's: in each of its fields' lists)."""
+    if isinstance(column, dict):
+        for name, part in value.items():
+            column[name][0] = part
+    else:
+        column[0] = value
 
 
 def _repeat_first_key(partial: dict) -> None:
@@ -96,7 +102,8 @@ def _repeat_first_key(partial: dict) -> None:
     partial["group_rows"].append(0)
     for columns in partial["states"]:
         for column in columns.values():
-            column.append(column[0])
+            for values in column.values() if isinstance(column, dict) else [column]:
+                values.append(values[0])
 
 
 @pytest.mark.parametrize(
@@ -177,7 +184,7 @@ def test_a_corrupt_checkpoint_is_one_line_and_kept(data, tmp_path):
     checkpoint = tmp_path / "ck.json"
     _interrupted(data, checkpoint)
     text = checkpoint.read_text()
-    for corrupt in (text[: len(text) // 2], text.replace('"mantissa":"', '"mantissa":"9', 1)):
+    for corrupt in (text[: len(text) // 2], text.replace('"mantissa":["', '"mantissa":["9', 1)):
         assert corrupt != text
         checkpoint.write_text(corrupt)
         result = run_cli(
@@ -202,6 +209,21 @@ def test_a_checkpoint_of_the_first_format_still_resumes(data, tmp_path):
     checkpoint.write_text(json.dumps(old))
     with pytest.raises(sm.StateError, match=r"partial\.rows"):
         run_job(_job(data), threads=2, checkpoint=checkpoint)
+
+
+def test_a_checkpoint_with_a_list_of_values_per_column_still_resumes(data, tmp_path):
+    """Written before count vectors and exact sums were written whole: each column a list of
+    the groups' values."""
+    checkpoint = tmp_path / "ck.json"
+    reference = run_job(_job(data), threads=2).to_dict()
+    payload = _interrupted(data, checkpoint)
+    states = payload["partial"]["states"]
+    assert any(isinstance(column, dict) for columns in states for column in columns.values())
+    payload["partial"]["states"] = [
+        {name: column_items(column) for name, column in columns.items()} for columns in states
+    ]
+    _write(checkpoint, payload, fix_digest=True)
+    assert run_job(_job(data), threads=2, checkpoint=checkpoint).to_dict() == reference
 
 
 def _stream(seed: int) -> bytes:

@@ -126,6 +126,7 @@ def test_same_bits_as_the_local_engine(data, address, name):
     merged, started = [], []
     result = run_job_dask(job, scheduler=address, on_merge=merged.append, on_start=started.append)
     assert bits(result) == bits(run_job(job, threads=3))
+    assert bits(run_job_dask(job, scheduler=address)) == bits(result)  # units share tasks
     unit_keys = [unit.key for unit in plan(job.paths, job.columns)]
     assert [unit.key for unit in started[0].pending] == unit_keys
     assert sorted(part.unit_key for part in merged) == sorted(unit_keys)  # each merged once
@@ -136,6 +137,21 @@ def test_same_bits_as_the_local_engine(data, address, name):
         assert len(result.conventions["cross-entropy"].results) == 6
 
 
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 7, 8, 9, 24])
+@pytest.mark.parametrize("slots", [0, 1, 2, 3])
+def test_units_share_tasks_in_plan_order_unless_each_needs_its_own(count, slots):
+    units = [Unit(f"f{i // 5}.parquet", "parquet", i % 5, 10) for i in range(count)]
+    tasks = dask_engine.tasks_of(units, slots, each=False)
+    assert [unit for task in tasks for unit in task] == units  # each once, in plan order
+    assert all(tasks)
+    if slots == 0:
+        assert tasks == [[unit] for unit in units]
+    else:
+        assert len(tasks) == min(count, dask_engine.TASKS_PER_SLOT * slots)
+        assert max(map(len, tasks), default=0) - min(map(len, tasks), default=0) <= 1
+    assert dask_engine.tasks_of(units, slots, each=True) == [[unit] for unit in units]
+
+
 def test_a_data_error_is_the_first_bad_row_in_file_order(data, address, monkeypatch):
     job = Job([str(data / "dirty.parquet")], ["mae"], ColumnSpec(labels="y", preds="pred"))
     message = r"^\S+/dirty.parquet: column `pred`, row 3: must be finite, got \[nan\]$"
@@ -143,12 +159,13 @@ def test_a_data_error_is_the_first_bad_row_in_file_order(data, address, monkeypa
         run_job(job, threads=1)
     unit_partial = Evaluator.unit_partial
 
-    def first_unit_last(self: Evaluator, unit: Unit) -> object:
+    def first_unit_last(self: Evaluator, unit: Unit, into: object = None) -> object:
         time.sleep(0.3 if unit.index == 0 else 0)  # the in-process workers see this patch
-        return unit_partial(self, unit)
+        return unit_partial(self, unit, into)
 
     monkeypatch.setattr(Evaluator, "unit_partial", first_unit_last)
-    # rows 3, 500 and 1999 are NaN; row 500 fails first, row 3 is reported
+    # rows 3, 500 and 1999 are NaN; a later task (row 1999's, or row 500's when the units go
+    # one per task) fails first, row 3 is reported
     with pytest.raises(sm.InvalidInputError, match=message):
         run_job_dask(job, scheduler=address, retries=5)
 
@@ -158,15 +175,18 @@ def test_a_failing_task_is_retried(data, address, monkeypatch):
     reference = bits(run_job(job))
     unit_partial, failures = Evaluator.unit_partial, []
 
-    def fails_once_per_unit(self: Evaluator, unit: Unit) -> object:
-        if unit.key not in failures:
+    def fails_once_per_task(self: Evaluator, unit: Unit, into: object = None) -> object:
+        if into is None and unit.key not in failures:  # a task's first unit
             failures.append(unit.key)
             raise OSError(f"{unit.key}: transient read error")
-        return unit_partial(self, unit)
+        return unit_partial(self, unit, into)
 
-    monkeypatch.setattr(Evaluator, "unit_partial", fails_once_per_unit)
+    monkeypatch.setattr(Evaluator, "unit_partial", fails_once_per_task)
+    with distributed.Client(address, set_as_default=False) as client:
+        slots = sum(client.nthreads().values())
     assert bits(run_job_dask(job, scheduler=address, retries=1)) == reference
-    assert len(failures) == 24
+    tasks = dask_engine.tasks_of(plan(job.paths, job.columns), slots, each=False)
+    assert len(failures) == len(tasks) < 24  # several units a task
     failures.clear()
     with pytest.raises(OSError, match="transient read error"):
         run_job_dask(job, scheduler=address, retries=0)
@@ -200,9 +220,9 @@ from streammetric.engine import local
 def dask_setup(worker):
     unit_partial = local.Evaluator.unit_partial
 
-    def slow_unit_partial(self, unit):
+    def slow_unit_partial(self, unit, into=None):
         time.sleep(0.15)
-        return unit_partial(self, unit)
+        return unit_partial(self, unit, into)
 
     local.Evaluator.unit_partial = slow_unit_partial
 """
@@ -220,17 +240,19 @@ def test_a_worker_killed_mid_run_does_not_change_the_result(data):
     job = regression_job(data)
     merged, killed = [], []
 
-    def kill_a_worker_after_three_merges(rows: int) -> None:
+    def kill_a_worker_after_the_first_merge(rows: int) -> None:
         merged.append(rows)
-        if len(merged) == 3:
+        if len(merged) == 1:
             pids = _worker_processes()
             assert len(pids) == 2
             os.kill(pids[0], signal.SIGKILL)
             killed.append(pids[0])
 
     with dask.config.set({"distributed.worker.preload": [SLOW_TASKS]}):
-        result = run_job_dask(job, workers=2, progress=kill_a_worker_after_three_merges)
-    assert killed and len(merged) == 24  # every unit merged exactly once
+        result = run_job_dask(job, workers=2, progress=kill_a_worker_after_the_first_merge)
+    tasks = dask_engine.tasks_of(plan(job.paths, job.columns), 2, each=False)
+    assert killed and len(merged) == len(tasks) == 4  # every task merged exactly once
+    assert sum(merged) == result.rows == 9000
     assert bits(result) == bits(run_job(job))
 
 
@@ -284,7 +306,7 @@ def test_a_scheduler_and_workers_started_as_processes(data, subprocess_cluster):
     assert bits(result) == bits(run_job(job))
 
 
-def test_losing_the_scheduler_is_a_one_line_error(data, subprocess_cluster):
+def test_losing_the_scheduler_is_a_one_line_error(data, subprocess_cluster, tmp_path):
     address, (scheduler, *_) = subprocess_cluster
     merged = []
 
@@ -297,8 +319,11 @@ def test_losing_the_scheduler_is_a_one_line_error(data, subprocess_cluster):
     client_log = logging.getLogger("distributed.client")
     with quiet_logs(), pytest.raises(sm.StreamMetricError, match=message):
         assert not client_log.isEnabledFor(logging.ERROR)  # no reconnect tracebacks on stderr
-        run_job_dask(
-            regression_job(data), scheduler=address, progress=kill_the_scheduler_after_two_merges
+        run_job_dask(  # a checkpoint: a task per unit (24), most still to come at the kill
+            regression_job(data),
+            scheduler=address,
+            progress=kill_the_scheduler_after_two_merges,
+            checkpoint=tmp_path / "ck.json",
         )
     assert client_log.isEnabledFor(logging.ERROR)
 
