@@ -345,7 +345,9 @@ static INLINE float exp_f32np(float x) {
     const uint32_t qc = (small & (uint32_t)-125) | (~small & (uint32_t)qi);
     const float scaled = bits_to_f32(f32_to_bits(poly) + (qc << 23));
     const uint32_t d = small & (uint32_t)(-125 - qi); /* 0 .. 25 */
-    const float result = scaled / bits_to_f32((127 + d) << 23);
+    /* NumPy divides by 2**d; times 2**-d (a normal float32, exact) is the same correctly
+     * rounded value, without a division per value */
+    const float result = scaled * bits_to_f32((127 - d) << 23);
     uint32_t out = (f32_to_bits(result) & ~nan) | (0x7fc00000u & nan);
     out = (out & ~over) | (0x7f800000u & over);
     return bits_to_f32(out & ~under);

@@ -984,7 +984,7 @@ def _leaf_columns(
     if not size:
         return lambda codes: None
     if isinstance(state, GroupedState) and type(leaf)._state_problem is EvalMetric._state_problem:
-        first = {name: column_items(_first(column)) for name, column in columns.items()}
+        first = {name: column_items(column, 1) for name, column in columns.items()}
         group(0, first)  # the entries' names, as a group's state is checked
         return state.staged_columns(columns, field)
     items = {name: column_items(column) for name, column in columns.items()}
@@ -997,16 +997,6 @@ def _leaf_columns(
             state.set_state(code, one)
 
     return install
-
-
-def _first(column: Any) -> Any:
-    """A column (`check_column` passed) of its first group only."""
-    if isinstance(column, list):
-        return column[:1]
-    if "values" in column:
-        width = column["shape"][1]
-        return {"shape": [1, width], "values": column["values"][:width]}
-    return {name: values[:1] for name, values in column.items()}
 
 
 def _leaves(metric: EvalMetric) -> list[EvalMetric]:

@@ -415,23 +415,25 @@ def check_column(column: Any, size: int, field: str) -> None:
     raise StateError.bad_field(field, f"must be a list of {size:,} values, one per group", column)
 
 
-def column_items(column: list[Any] | dict[str, list[Any]]) -> list[Any]:
-    """Each group's value of a column `check_column` accepted, as `dump_entry` writes one."""
+def column_items(column: list[Any] | dict[str, list[Any]], count: int | None = None) -> list[Any]:
+    """Each group's value of a column `check_column` accepted (the first ``count`` groups'
+    only, if given), as `dump_entry` writes one."""
     if isinstance(column, list):
-        return column
+        return column if count is None else column[:count]
     if "values" in column:
         (groups, width), values = column["shape"], column["values"]
+        groups = groups if count is None else min(groups, count)
         return [
             {"shape": [width], "values": values[i * width : (i + 1) * width]} for i in range(groups)
         ]
-    names = list(column)
+    names, lists = list(column), [v if count is None else v[:count] for v in column.values()]
     return [
         {
             name: value
             for name, value in zip(names, item, strict=True)
             if name in _JSON_PARTS or value != 0
         }
-        for item in zip(*column.values(), strict=True)
+        for item in zip(*lists, strict=True)
     ]
 
 
