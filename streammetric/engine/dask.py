@@ -53,6 +53,8 @@ _ADDRESS = re.compile(
 #: Tasks per worker thread when units share tasks (`tasks_of`): a few, so that a slow worker's
 #: last task is a small part of the run.
 TASKS_PER_SLOT = 2
+#: Units a task holds at most (`tasks_of`).
+MAX_UNITS_PER_TASK = 16
 MergeHook = Callable[[Partial], None]
 StartHook = Callable[[RunStart], None]
 
@@ -126,12 +128,15 @@ def _partial_of(run: JobRun, units: Sequence[Unit], payload: dict[str, Any]) -> 
 def tasks_of(units: Sequence[Unit], slots: int, each: bool) -> list[list[Unit]]:
     """The units in tasks: one each when ``each`` (a checkpoint or live export reads every
     unit's state), else runs of consecutive units, ``TASKS_PER_SLOT`` tasks per worker thread
-    (``slots``; 0: unknown, one unit each). Each task's state crosses the network and is merged
-    on the client once: with 100,000 groups a state is ~100,000 entries whatever the unit's
-    rows, so a task of several units costs one state, not one per unit."""
+    (``slots``; 0: unknown, one unit each) and at most ``MAX_UNITS_PER_TASK`` units a task.
+    Each task's state crosses the network and is merged on the client once: with 100,000
+    groups a state is ~100,000 entries whatever the unit's rows, so a task of several units
+    costs one state, not one per unit; the cap keeps what a retry or a lost worker redoes,
+    and the steps of the progress, small."""
     if each or slots <= 0 or not units:
         return [[unit] for unit in units]
-    count = min(len(units), TASKS_PER_SLOT * slots)
+    count = max(TASKS_PER_SLOT * slots, -(-len(units) // MAX_UNITS_PER_TASK))
+    count = min(len(units), count)
     bounds = [len(units) * i // count for i in range(count + 1)]
     return [list(units[a:b]) for a, b in itertools.pairwise(bounds)]
 

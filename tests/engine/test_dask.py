@@ -137,7 +137,7 @@ def test_same_bits_as_the_local_engine(data, address, name):
         assert len(result.conventions["cross-entropy"].results) == 6
 
 
-@pytest.mark.parametrize("count", [0, 1, 2, 3, 7, 8, 9, 24])
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 7, 8, 9, 24, 100])
 @pytest.mark.parametrize("slots", [0, 1, 2, 3])
 def test_units_share_tasks_in_plan_order_unless_each_needs_its_own(count, slots):
     units = [Unit(f"f{i // 5}.parquet", "parquet", i % 5, 10) for i in range(count)]
@@ -147,8 +147,10 @@ def test_units_share_tasks_in_plan_order_unless_each_needs_its_own(count, slots)
     if slots == 0:
         assert tasks == [[unit] for unit in units]
     else:
-        assert len(tasks) == min(count, dask_engine.TASKS_PER_SLOT * slots)
+        most = dask_engine.MAX_UNITS_PER_TASK
+        assert len(tasks) == min(count, max(dask_engine.TASKS_PER_SLOT * slots, -(-count // most)))
         assert max(map(len, tasks), default=0) - min(map(len, tasks), default=0) <= 1
+        assert max(map(len, tasks), default=0) <= most
     assert dask_engine.tasks_of(units, slots, each=True) == [[unit] for unit in units]
 
 
