@@ -1856,15 +1856,18 @@ static int group_magnitude(const GroupSums *s, const group_t *r, uint32_t *q, in
 }
 
 PyDoc_STRVAR(group_sums_ratios_doc,
-"ratios(counts) -> numpy-compatible bytes of float64\n\n"
-"For each group g < len(counts) (C-contiguous int64), its exact sum divided by counts[g],\n"
+"ratios(counts, codes=None) -> numpy-compatible bytes of float64\n\n"
+"For each i < len(counts) (C-contiguous int64), the exact sum of group codes[i] (codes:\n"
+"C-contiguous int64 of the same length, each >= 0; None: group i) divided by counts[i],\n"
 "correctly rounded (as ExactSum.ratio with an int): NaN for a count of 0, the sum's inf or NaN\n"
-"when it has one. Returns the float64 values as bytes.");
+"when it has one (a group beyond size: 0). Returns the float64 values as bytes.");
 
-static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
+static PyObject *group_sums_ratios(GroupSums *s, PyObject *args) {
+    PyObject *counts_obj, *codes_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O", &counts_obj, &codes_obj)) return NULL;
     if (!group_sums_enter(s)) return NULL;
-    Py_buffer counts;
-    if (!get_view(arg, &counts, 0)) {
+    Py_buffer counts, codes_view = {0};
+    if (!get_view(counts_obj, &counts, 0)) {
         PyErr_SetString(PyExc_TypeError, "counts must be a C-contiguous int64 buffer");
         return NULL;
     }
@@ -1874,18 +1877,40 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
         return NULL;
     }
     const Py_ssize_t n = counts.len / 8;
-    const int64_t *c = (const int64_t *)counts.buf;
+    const int64_t *c = (const int64_t *)counts.buf, *codes = NULL;
+    if (codes_obj != Py_None) {
+        if (!get_view(codes_obj, &codes_view, 0)) {
+            PyBuffer_Release(&counts);
+            PyErr_SetString(PyExc_TypeError, "codes must be a C-contiguous int64 buffer");
+            return NULL;
+        }
+        codes = (const int64_t *)codes_view.buf;
+        int bad = buffer_kind(&codes_view) != K_I64 || codes_view.len / 8 != n;
+        for (Py_ssize_t i = 0; i < n && !bad; i++) bad = codes[i] < 0;
+        if (bad) {
+            PyBuffer_Release(&codes_view);
+            PyBuffer_Release(&counts);
+            PyErr_SetString(PyExc_ValueError, "codes must be int64 >= 0, one per count");
+            return NULL;
+        }
+    }
     PyObject *out = PyBytes_FromStringAndSize(NULL, n * 8);
-    if (!out) { PyBuffer_Release(&counts); return NULL; }
+    if (!out) {
+        if (codes) PyBuffer_Release(&codes_view);
+        PyBuffer_Release(&counts);
+        return NULL;
+    }
     double *values = (double *)PyBytes_AS_STRING(out);
-    for (Py_ssize_t g = 0; g < n; g++) {
-        const int64_t count = c[g];
-        if (count <= 0) { values[g] = NAN; continue; } /* 0/0, as ExactSum.ratio */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Py_ssize_t g = codes ? (Py_ssize_t)codes[i] : i;
+        double *const value = &values[i];
+        const int64_t count = c[i];
+        if (count <= 0) { *value = NAN; continue; } /* 0/0, as ExactSum.ratio */
         group_t empty = {.base = BASE_EMPTY};
         const group_t *r = g < s->size ? &s->grp[g] : &empty;
-        if (r->nan || (r->pos_inf && r->neg_inf)) { values[g] = NAN; continue; }
-        if (r->pos_inf) { values[g] = INFINITY; continue; }
-        if (r->neg_inf) { values[g] = -INFINITY; continue; }
+        if (r->nan || (r->pos_inf && r->neg_inf)) { *value = NAN; continue; }
+        if (r->pos_inf) { *value = INFINITY; continue; }
+        if (r->neg_inf) { *value = -INFINITY; continue; }
         uint32_t q[DIGITS];
         int high;
         const int negative = group_magnitude(s, r, q, &high);
@@ -1928,8 +1953,9 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *arg) {
             magnitude = digits_to_double(q, high + 1, twice > (unsigned __int128)count,
                                          twice == (unsigned __int128)count, rem != 0);
         }
-        values[g] = negative ? -magnitude : magnitude;
+        *value = negative ? -magnitude : magnitude;
     }
+    if (codes) PyBuffer_Release(&codes_view);
     PyBuffer_Release(&counts);
     return out;
 }
@@ -1946,7 +1972,7 @@ static PyMethodDef group_sums_methods[] = {
     {"add_units_many", (PyCFunction)group_sums_add_units_many, METH_VARARGS,
      group_sums_add_units_many_doc},
     {"merge", (PyCFunction)group_sums_merge, METH_VARARGS, group_sums_merge_doc},
-    {"ratios", (PyCFunction)group_sums_ratios, METH_O, group_sums_ratios_doc},
+    {"ratios", (PyCFunction)group_sums_ratios, METH_VARARGS, group_sums_ratios_doc},
     {NULL, NULL, 0, NULL},
 };
 

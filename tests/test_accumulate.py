@@ -526,6 +526,42 @@ def test_compact_ratios_are_exact_sum_ratios(values, groups, data):
         assert math.copysign(1.0, ratios[g]) == math.copysign(1.0, want) or math.isnan(want)
 
 
+@settings(max_examples=100, deadline=None)
+@given(mixed_arrays, st.integers(1, 20), st.data())
+def test_compact_ratios_of_chosen_groups_are_those_groups_ratios(values, groups, data):
+    """`ratios(counts, codes)`: item i is group codes[i] over counts[i] (codes in any order,
+    repeated, beyond the groups), the bits `ratios` of every group gives."""
+    codes = _codes(data, len(values), groups)
+    sums = GroupedExactSum()
+    sums.add(values, codes)
+    every = groups + 3
+    counts = np.array(
+        data.draw(st.lists(st.integers(0, 10**6), min_size=every, max_size=every)), dtype=np.int64
+    )
+    whole = np.frombuffer(sums._sums.ratios(counts), dtype=np.float64)
+    chosen = np.array(
+        data.draw(st.lists(st.integers(0, every - 1), min_size=0, max_size=30)), dtype=np.int64
+    )
+    picked = np.frombuffer(sums._sums.ratios(counts[chosen], chosen), dtype=np.float64)
+    assert picked.tobytes() == whole[chosen].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("codes", "error"),
+    [
+        (np.array([0, -1]), ValueError),
+        (np.array([0]), ValueError),
+        (np.array([0, 1], dtype=np.int32), ValueError),
+        ("01", TypeError),
+    ],
+)
+def test_compact_ratios_refuse_bad_codes(codes, error):
+    sums = GroupedExactSum()
+    sums.add(np.array([0.5, 3.0]), np.array([0, 1]))
+    with pytest.raises(error):
+        sums._sums.ratios(np.ones(2, dtype=np.int64), codes)
+
+
 def test_many_compact_groups():
     rng = np.random.default_rng(7)
     groups = 20_000

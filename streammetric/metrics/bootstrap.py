@@ -144,8 +144,11 @@ def replicate_values(
         groups = groups_sorted[chunk_starts]
         local = np.searchsorted(groups, cell_groups[chunk_cells])  # 0 .. len(groups) - 1
         values: dict[str, np.ndarray] = {}
+        products: dict[bytes, np.ndarray] = {}  # the chunk's whole products, by their cells
         for leaf, state in zip(leaves, states, strict=True):
-            replicated = state.replicated(chunk_cells, local, cell_buckets[chunk_cells], weights)
+            replicated = state.replicated(
+                chunk_cells, local, cell_buckets[chunk_cells], weights, products
+            )
             for name, array in leaf_values(leaf, replicated).items():
                 values[name] = array.reshape(groups.shape[0], replicates, *array.shape[1:])
         yield groups, values

@@ -860,8 +860,9 @@ class GroupedState:
                 values = ones.astype(np.float64) / denominators.astype(np.float64)
             values[denominators == 0] = np.nan
             return values
-        sums = GroupedExactSum().merge(entry.sums)
-        if ones.any():
+        sums = entry.sums
+        if ones.any():  # the counted rows added to a copy (no copy without them)
+            sums = GroupedExactSum().merge(entry.sums)
             sums._sums.merge(_as_units(ones), None)
         return np.frombuffer(sums._sums.ratios(denominators), dtype=np.float64).copy()
 
@@ -967,7 +968,12 @@ class GroupedState:
         return install
 
     def replicated(
-        self, cells: np.ndarray, groups: np.ndarray, buckets: np.ndarray, weights: np.ndarray
+        self,
+        cells: np.ndarray,
+        groups: np.ndarray,
+        buckets: np.ndarray,
+        weights: np.ndarray,
+        products: dict[bytes, np.ndarray] | None = None,
     ) -> GroupedState:
         """Bootstrap replicates of groups whose rows this state holds per (group, bucket)
         cell: code ``cells[i]`` is bucket ``buckets[i]`` of group ``groups[i]`` (``0 .. G -
@@ -980,7 +986,10 @@ class GroupedState:
         three slices of 38 bits at a scale common to the group's cells (the bits of a cell
         more than ``2**-114`` below the group's largest cell are dropped), whose products are
         integers too. So any BLAS, in any order, gives the same bits, and the replicates are
-        the same on every CPU."""
+        the same on every CPU. ``products``, shared by calls with the same cells, groups,
+        buckets and weights (the metrics of one chunk of `replicate_values`), keeps each whole
+        entry's product by its cells' values: an entry equal to one already multiplied (the
+        rows and the weights of unweighted rows, in every metric) is not multiplied again."""
         self._settle()
         replicates = weights.shape[0]
         size = int(groups.max(initial=-1)) + 1
@@ -999,6 +1008,14 @@ class GroupedState:
             picked = values[cells]
             if not picked.any():  # e.g. diagnostics of clean rows
                 return np.zeros((size * replicates, *picked.shape[1:]), dtype=np.int64)
+            if products is None:
+                return product_of(picked)
+            key = np.ascontiguousarray(picked).tobytes() + repr(picked.shape).encode()
+            if key not in products:  # e.g. rows and weights of unweighted rows: once
+                products[key] = product_of(picked)
+            return products[key].copy()
+
+        def product_of(picked: np.ndarray) -> np.ndarray:
             if float(np.abs(picked).max()) * mass < 2.0**53:
                 matrix = dense(picked.astype(np.float64))
                 if matrix.ndim == 2:
@@ -1075,8 +1092,9 @@ def _replicated_sums(
     in slices that multiply exactly, added exactly per replicate."""
     if not len(sums):
         return
-    rounded = np.frombuffer(sums._sums.ratios(np.ones(len(sums), dtype=np.int64)), np.float64)
-    values = dense(_pad(rounded, (max(len(sums), int(cells.max(initial=-1)) + 1),))[cells])
+    ones = np.ones(cells.shape[0], dtype=np.int64)  # the cells' sums only (0 beyond them)
+    rounded = sums._sums.ratios(ones, np.ascontiguousarray(cells, dtype=np.int64))
+    values = dense(np.frombuffer(rounded, np.float64))
     finite = np.isfinite(values)
     special = None
     if not finite.all():  # inf or NaN in a cell: a replicate drawing it gets it

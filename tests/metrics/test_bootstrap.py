@@ -74,6 +74,12 @@ def test_replicated_is_the_weighted_sum_of_the_cells(seed):
         buckets_of[mine] = rng.permutation(buckets)[: mine.shape[0]]
     weights = rng.integers(0, 6, (replicates, buckets))
     out = other.replicated(cells, groups, buckets_of, weights)
+    products: dict[bytes, np.ndarray] = {}  # shared, as by the metrics of a chunk
+    everything = np.arange(out.size)
+    for _ in range(2):  # the second time, every whole entry's product is taken from the first
+        again = other.replicated(cells, groups, buckets_of, weights, products)
+        assert again.columns(everything) == out.columns(everything)
+    assert products  # the whole entries' products, kept
     alone = [other.state(c) for c in range(cells_count)]
     for g in range(int(groups.max()) + 1):
         mine = np.flatnonzero(groups == g)
