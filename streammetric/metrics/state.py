@@ -1115,13 +1115,13 @@ def _replicated_sums(
         part = np.trunc(rest / scale) * scale  # toward zero: never beyond the value
         rest = rest - part  # exact: the value's bits below the scale
         parts.append(part @ across)  # integers times the scale: exact in any order
+        if not rest.any():  # every bit taken (e.g. cells within 2**23 of their group's
+            break  # largest, usually): the slices left are zeros, adding nothing
     if special is not None:
         hit = special != 0
-        parts[0] = np.where(hit, special, parts[0])
-        parts[1] = np.where(hit, 0.0, parts[1])
-        parts[2] = np.where(hit, 0.0, parts[2])
+        parts = [np.where(hit, special if i == 0 else 0.0, p) for i, p in enumerate(parts)]
     codes = np.arange(parts[0].size, dtype=np.int64)
-    out.add(np.concatenate([p.reshape(-1) for p in parts]), np.tile(codes, 3))
+    out.add(np.concatenate([p.reshape(-1) for p in parts]), np.tile(codes, len(parts)))
 
 
 @dataclass

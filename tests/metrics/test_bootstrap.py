@@ -126,6 +126,32 @@ def test_replicated_keeps_every_bit_of_cells_of_one_magnitude():
     assert [state.state(k)["total"].value for k in range(40)] == values.tolist()  # untouched
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.arange(1.0, 41.0),  # whole numbers: every bit in the first slice
+        np.linspace(0.5, 1.0, 40),  # within 2**23 of the largest: two slices
+        np.r_[1e-30, np.ones(39)],  # a cell far below the largest: three slices
+        -np.geomspace(1e-3, 1e3, 40),
+    ],
+    ids=["one-slice", "two-slices", "three-slices", "negative"],
+)
+def test_replicated_takes_as_many_slices_as_the_cells_need(values):
+    """Slices that would hold nothing are not taken: a replicate is the same weighted sum of
+    the cells (cut 114 bits below the group's largest) whether one, two or three are."""
+    rng = np.random.default_rng(3)
+    state = GroupedState({"total": Spec("sum", nonnegative=False)})
+    state.add({"total": values}, np.arange(40), 40)
+    weights = rng.integers(0, 4, (5, 40))
+    out = state.replicated(np.arange(40), np.zeros(40, dtype=np.int64), np.arange(40), weights)
+    scale = _scale(values.tolist())
+    for r in range(5):
+        expected = sum(
+            (int(weights[r, k]) * _cut(float(values[k]), scale) for k in range(40)), Fraction(0)
+        )
+        assert out.state(r)["total"].value == float(expected)
+
+
 # --- Bootstrap ---------------------------------------------------------------------------------
 
 
