@@ -25,9 +25,12 @@ True
 
 from __future__ import annotations
 
+import collections
 import copy
 import functools
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,8 +139,10 @@ def replicate_values(
     order = cells[np.argsort(cell_groups[cells], kind="stable")]
     groups_sorted = cell_groups[order]
     starts = np.flatnonzero(np.r_[True, groups_sorted[1:] != groups_sorted[:-1]])
-    per_chunk = max(1, _CHUNK // max(replicates, buckets))
-    for first in range(0, starts.shape[0], per_chunk):
+    cores = os.cpu_count() or 1  # a chunk per core at least, when there are groups enough
+    per_chunk = max(1, min(_CHUNK // max(replicates, buckets), -(-starts.shape[0] // cores)))
+
+    def chunk(first: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         chunk_starts = starts[first : first + per_chunk]
         end = starts[first + per_chunk] if first + per_chunk < starts.shape[0] else order.shape[0]
         chunk_cells = order[chunk_starts[0] : end]
@@ -151,7 +156,26 @@ def replicate_values(
             )
             for name, array in leaf_values(leaf, replicated).items():
                 values[name] = array.reshape(groups.shape[0], replicates, *array.shape[1:])
-        yield groups, values
+        return groups, values
+
+    firsts = range(0, starts.shape[0], per_chunk)
+    workers = min(len(firsts), cores)
+    if workers < 2:
+        yield from map(chunk, firsts)
+        return
+    for state in states:  # read, never written, by the chunks' threads
+        state._settle()
+    # chunks on a thread per core (the matrix products and the C sums release the GIL), at
+    # most one ahead per thread (each holds ~_CHUNK replicates' states), yielded in order
+    with ThreadPoolExecutor(workers, thread_name_prefix="streammetric-replicates") as pool:
+        running: collections.deque[Future[tuple[np.ndarray, dict[str, np.ndarray]]]]
+        running = collections.deque()
+        for first in firsts:
+            running.append(pool.submit(chunk, first))
+            if len(running) >= workers:
+                yield running.popleft().result()
+        while running:
+            yield running.popleft().result()
 
 
 def intervals(

@@ -356,9 +356,15 @@ def test_many_groups_computed_a_few_at_a_time_give_the_same_bits(tmp_path, monke
             resampling=Resampling(0.95, 100, 2),
         )
 
-    reference = run_job(job(path), threads=1).to_dict()
+    with monkeypatch.context() as patch:  # one chunk, in this thread
+        patch.setattr(bootstrap.os, "cpu_count", lambda: 1)
+        reference = run_job(job(path), threads=1).to_dict()
     assert len(reference["groups"]) == 40
-    monkeypatch.setattr(bootstrap, "_CHUNK", 300)  # 3 groups a chunk
+    for cores in (2, 4):  # a chunk per core, on as many threads
+        with monkeypatch.context() as patch:
+            patch.setattr(bootstrap.os, "cpu_count", lambda cores=cores: cores)
+            assert json.dumps(run_job(job(path), threads=1).to_dict()) == json.dumps(reference)
+    monkeypatch.setattr(bootstrap, "_CHUNK", 300)  # 3 groups a chunk, 14 chunks
     assert json.dumps(run_job(job(path), threads=2).to_dict()) == json.dumps(reference)
     for group in (reference["groups"][0], reference["groups"][17]):
         key = group["key"]["model"]
