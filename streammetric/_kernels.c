@@ -1140,6 +1140,7 @@ typedef struct {
     Py_ssize_t n_full, cap_full;
     int64_t since; /* adds since the digits were last normalised */
     int busy;      /* a call is running with the GIL released */
+    int readers;   /* `ratios` calls reading with the GIL released (any number at once) */
 } GroupSums;
 
 /* Room for groups 0 .. size - 1 (the GIL held: it may allocate); the new groups are set empty
@@ -1289,7 +1290,7 @@ static void group_sums_normalise(GroupSums *s) {
 }
 
 static int group_sums_enter(GroupSums *s) {
-    if (s->busy) {
+    if (s->busy || s->readers) {
         PyErr_SetString(PyExc_RuntimeError, "GroupSums is in use by another thread");
         return 0;
     }
@@ -1860,12 +1861,16 @@ PyDoc_STRVAR(group_sums_ratios_doc,
 "For each i < len(counts) (C-contiguous int64), the exact sum of group codes[i] (codes:\n"
 "C-contiguous int64 of the same length, each >= 0; None: group i) divided by counts[i],\n"
 "correctly rounded (as ExactSum.ratio with an int): NaN for a count of 0, the sum's inf or NaN\n"
-"when it has one (a group beyond size: 0). Returns the float64 values as bytes.");
+"when it has one (a group beyond size: 0). Returns the float64 values as bytes. Runs with the\n"
+"GIL released: other threads may take ratios of the same sums meanwhile, not change them.");
 
 static PyObject *group_sums_ratios(GroupSums *s, PyObject *args) {
     PyObject *counts_obj, *codes_obj = Py_None;
     if (!PyArg_ParseTuple(args, "O|O", &counts_obj, &codes_obj)) return NULL;
-    if (!group_sums_enter(s)) return NULL;
+    if (s->busy) { /* other readers may run: ratios only reads */
+        PyErr_SetString(PyExc_RuntimeError, "GroupSums is in use by another thread");
+        return NULL;
+    }
     Py_buffer counts, codes_view = {0};
     if (!get_view(counts_obj, &counts, 0)) {
         PyErr_SetString(PyExc_TypeError, "counts must be a C-contiguous int64 buffer");
@@ -1901,6 +1906,8 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *args) {
         return NULL;
     }
     double *values = (double *)PyBytes_AS_STRING(out);
+    s->readers++; /* writers refuse until it is done (`group_sums_enter`) */
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         const Py_ssize_t g = codes ? (Py_ssize_t)codes[i] : i;
         double *const value = &values[i];
@@ -1955,6 +1962,8 @@ static PyObject *group_sums_ratios(GroupSums *s, PyObject *args) {
         }
         *value = negative ? -magnitude : magnitude;
     }
+    Py_END_ALLOW_THREADS
+    s->readers--;
     if (codes) PyBuffer_Release(&codes_view);
     PyBuffer_Release(&counts);
     return out;

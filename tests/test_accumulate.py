@@ -546,6 +546,29 @@ def test_compact_ratios_of_chosen_groups_are_those_groups_ratios(values, groups,
     assert picked.tobytes() == whole[chosen].tobytes()
 
 
+def test_compact_ratios_read_by_threads_at_once():
+    """`ratios` runs with the GIL released and only reads: threads taking ratios of the same
+    sums at once all get its bits."""
+    import threading
+
+    rng = np.random.default_rng(4)
+    sums = GroupedExactSum()
+    sums.add(rng.normal(size=400_000) * 1e3, rng.integers(0, 200_000, 400_000))
+    counts = rng.integers(0, 50, 200_000).astype(np.int64)
+    reference = sums._sums.ratios(counts)
+    codes = np.arange(200_000, dtype=np.int64)
+    got: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(sums._sums.ratios(counts, codes)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got == [reference] * 4
+
+
 @pytest.mark.parametrize(
     ("codes", "error"),
     [
