@@ -139,6 +139,17 @@ static PyObject *int_from_bytes(const unsigned char *bytes, size_t n) {
 #endif
 }
 
+/* Digits lo .. hi (normalised: each below 2**32) as little-endian bytes at `out`; their count. */
+static size_t digit_bytes(const int64_t *d, int lo, int hi, unsigned char *out) {
+    size_t n = 0;
+    for (int j = lo; j <= hi; j++, n += 4) {
+        const uint32_t v = (uint32_t)d[j];
+        out[n] = v & 0xff, out[n + 1] = (v >> 8) & 0xff;
+        out[n + 2] = (v >> 16) & 0xff, out[n + 3] = (v >> 24) & 0xff;
+    }
+    return n;
+}
+
 /* The accumulator's value as a Python int (units of 2**-1074); after acc_normalise. Only the
  * digits from the lowest nonzero one up are converted (a batch's sum spans a few of the 70),
  * then shifted into place. */
@@ -152,15 +163,7 @@ static PyObject *acc_to_int(const acc_t *a) {
         sum = PyLong_FromLong(0);
     } else {
         unsigned char bytes[4 * (DIGITS - 1)];
-        for (int j = lo; j <= hi; j++) {
-            uint32_t v = (uint32_t)d[j];
-            unsigned char *b = bytes + 4 * (j - lo);
-            b[0] = v & 0xff;
-            b[1] = (v >> 8) & 0xff;
-            b[2] = (v >> 16) & 0xff;
-            b[3] = (v >> 24) & 0xff;
-        }
-        sum = int_from_bytes(bytes, (size_t)(4 * (hi - lo + 1)));
+        sum = int_from_bytes(bytes, digit_bytes(d, lo, hi, bytes));
         if (sum && lo) {
             PyObject *shift = PyLong_FromLong(32L * lo);
             PyObject *shifted = shift ? PyNumber_Lshift(sum, shift) : NULL;
@@ -1468,23 +1471,13 @@ static PyObject *acc_mantissa(const acc_t *a, long *shift) {
     const int zeros = __builtin_ctzll((uint64_t)d[lo]); /* below 32 but for the top digit */
     *shift = 32L * lo + zeros;
     unsigned char bytes[4 * DIGITS + 4];
-    size_t n = 0;
     PyObject *x;
     if (d[DIGITS - 1] == 0) { /* >= 0: the unsigned digits lo .. hi */
         int hi = DIGITS - 2;
         while (d[hi] == 0) hi--;
-        for (int j = lo; j <= hi; j++, n += 4) {
-            const uint32_t v = (uint32_t)d[j];
-            bytes[n] = v & 0xff, bytes[n + 1] = (v >> 8) & 0xff;
-            bytes[n + 2] = (v >> 16) & 0xff, bytes[n + 3] = (v >> 24) & 0xff;
-        }
-        x = int_from_bytes(bytes, n);
+        x = int_from_bytes(bytes, digit_bytes(d, lo, hi, bytes));
     } else { /* the digits lo .. DIGITS-2, then the signed top one: two's complement */
-        for (int j = lo; j < DIGITS - 1; j++, n += 4) {
-            const uint32_t v = (uint32_t)d[j];
-            bytes[n] = v & 0xff, bytes[n + 1] = (v >> 8) & 0xff;
-            bytes[n + 2] = (v >> 16) & 0xff, bytes[n + 3] = (v >> 24) & 0xff;
-        }
+        size_t n = digit_bytes(d, lo, DIGITS - 2, bytes);
         const uint64_t top = (uint64_t)d[DIGITS - 1];
         for (int k = 0; k < 8; k++) bytes[n++] = (top >> (8 * k)) & 0xff;
 #if PY_VERSION_HEX >= 0x030D0000
