@@ -867,8 +867,8 @@ def compare(
         return out
 
     # replicate values over all rows (group 0), then per group
-    base_all = _replicates(_Cells(base_cells, base_collapsed, None), 0, 1, resampling)
-    cand_all = _replicates(_Cells(cand_cells, cand_collapsed, None), 0, 1, resampling)
+    base_all = _replicates(_Cells(base_cells, base_collapsed, None), 0, 1, resampling, threads)
+    cand_all = _replicates(_Cells(cand_cells, cand_collapsed, None), 0, 1, resampling, threads)
     total_counts = pairing.discordant.sum(axis=2) if mcnemar else None
     metrics = entries(
         base_result["metrics"],
@@ -901,8 +901,8 @@ def compare(
         for code, key in enumerate(keys):
             if code % per_pass == 0:  # the replicates of the next groups (bounded memory)
                 end = min(code + per_pass, len(keys))
-                base_reps = _replicates(base_layout, code, end, resampling)
-                cand_reps = _replicates(cand_layout, code, end, resampling)
+                base_reps = _replicates(base_layout, code, end, resampling, threads)
+                cand_reps = _replicates(cand_layout, code, end, resampling, threads)
             base_group, cand_group = base_by_key.get(key), cand_by_key.get(key)
             groups_out.append(
                 {
@@ -1056,7 +1056,7 @@ class _Cells:
 
 
 def _replicates(
-    layout: _Cells, start: int, end: int, resampling: Resampling
+    layout: _Cells, start: int, end: int, resampling: Resampling, threads: int | None
 ) -> dict[str, np.ndarray]:
     """Each value name's replicate values of groups ``start .. end - 1`` (codes of the
     layout), ``(end - start, replicates)``; NaN for a group without rows on this side."""
@@ -1070,7 +1070,7 @@ def _replicates(
         for name in _value_names(leaf)
     }
     for codes, values in replicate_values(
-        cells.leaves, states, cell_groups, layout.buckets, resampling
+        cells.leaves, states, cell_groups, layout.buckets, resampling, threads
     ):
         for name, array in values.items():
             out.setdefault(name, np.full((end - start, resampling.replicates), np.nan))

@@ -44,18 +44,25 @@ def check_resampled(cells: Partial) -> None:
 
 
 def result_with_intervals(
-    cells: Partial, notes: list[str], by: tuple[str, ...], resampling: Resampling
+    cells: Partial,
+    notes: list[str],
+    by: tuple[str, ...],
+    resampling: Resampling,
+    threads: int | None = None,
 ) -> Result:
-    """The result of a run whose group keys end with the row's bucket, with intervals."""
+    """The result of a run whose group keys end with the row's bucket, with intervals (the
+    replicates on ``threads``, default the cores)."""
     check_resampled(cells)
     groups, group_of, buckets = collapse(cells)
     result = groups.result(notes, grouped=bool(by), by=by)
     present = _pad(cells._rows, len(group_of)) > 0
     states: list[GroupedState] = cells.states  # type: ignore[assignment]  # checked above
-    overall = _bounds(cells, np.where(present, 0, -1), buckets, states, resampling)
+    overall = _bounds(cells, np.where(present, 0, -1), buckets, states, resampling, threads)
     per_group: dict[int, dict[str, Any]] = {}
     if by:
-        per_group = _bounds(cells, np.where(present, group_of, -1), buckets, states, resampling)
+        per_group = _bounds(
+            cells, np.where(present, group_of, -1), buckets, states, resampling, threads
+        )
     result.set_intervals(
         resampling.header(),
         overall.get(0, {}),
@@ -76,10 +83,13 @@ def _bounds(
     buckets: np.ndarray,
     states: list[GroupedState],
     resampling: Resampling,
+    threads: int | None,
 ) -> dict[int, dict[str, Any]]:
     """Each group code's intervals, ``{name: {"lower": x, "upper": y}}`` in JSON form."""
     out: dict[int, dict[str, Any]] = {}
-    for codes, values in replicate_values(cells.leaves, states, cell_groups, buckets, resampling):
+    for codes, values in replicate_values(
+        cells.leaves, states, cell_groups, buckets, resampling, threads
+    ):
         bounds = intervals(values, resampling.level)
         for i, code in enumerate(codes.tolist()):
             out[code] = {

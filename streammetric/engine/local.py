@@ -705,7 +705,8 @@ class JobRun:
         if self.progress is not None:
             self.progress(rows)
 
-    def result(self) -> Result:
+    def result(self, threads: int | None = None) -> Result:
+        """The run's result (its intervals' replicates on ``threads``, default the cores)."""
         if self.saver is not None:
             self.saver.save(self.total, self.done, force=True)
         by = self.resolved.by
@@ -713,7 +714,7 @@ class JobRun:
         if self.evaluator.resampling is not None:
             from .intervals import result_with_intervals
 
-            return result_with_intervals(self.total, notes, by, self.evaluator.resampling)
+            return result_with_intervals(self.total, notes, by, self.evaluator.resampling, threads)
         result: Result = self.total.result(notes, grouped=bool(by), by=by)
         return result
 
@@ -730,7 +731,7 @@ def run_job(
     """Evaluate ``job`` with a thread pool over its units (see module docstring)."""
     run = JobRun(job, checkpoint, progress, on_merge, on_start)
     run_units(run, threads)
-    return run.result()
+    return run.result(threads)
 
 
 def run_units(run: JobRun, threads: int | None = None) -> None:

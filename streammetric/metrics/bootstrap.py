@@ -113,11 +113,13 @@ def replicate_values(
     cell_groups: np.ndarray,
     cell_buckets: np.ndarray,
     resampling: Resampling,
+    threads: int | None = None,
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Replicate values of grouped states whose group code ``c`` is a cell: the rows of group
     ``cell_groups[c]`` in bucket ``cell_buckets[c]`` (-1: no rows, left out). Yields, a few
     groups at a time, ``(groups, values)``: the group codes, and each metric value name ->
-    ``(len(groups), replicates, ...)`` array."""
+    ``(len(groups), replicates, ...)`` array. The chunks of groups run on ``threads`` (default:
+    the cores); the values are the same bits whatever their number."""
     weights = resampling.weights
     replicates, buckets = weights.shape
     cells = np.flatnonzero(cell_groups >= 0)
@@ -139,7 +141,7 @@ def replicate_values(
     order = cells[np.argsort(cell_groups[cells], kind="stable")]
     groups_sorted = cell_groups[order]
     starts = np.flatnonzero(np.r_[True, groups_sorted[1:] != groups_sorted[:-1]])
-    cores = os.cpu_count() or 1  # a chunk per core at least, when there are groups enough
+    cores = threads or os.cpu_count() or 1  # a chunk per thread, when there are groups enough
     per_chunk = max(1, min(_CHUNK // max(replicates, buckets), -(-starts.shape[0] // cores)))
 
     def chunk(first: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

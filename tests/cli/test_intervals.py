@@ -356,14 +356,16 @@ def test_many_groups_computed_a_few_at_a_time_give_the_same_bits(tmp_path, monke
             resampling=Resampling(0.95, 100, 2),
         )
 
-    with monkeypatch.context() as patch:  # one chunk, in this thread
-        patch.setattr(bootstrap.os, "cpu_count", lambda: 1)
+    def no_pool(*args, **kwargs):
+        raise AssertionError("threads=1 starts no replicates' threads")
+
+    with monkeypatch.context() as patch:  # threads=1: one chunk, in this thread, whatever cores
+        patch.setattr(bootstrap.os, "cpu_count", lambda: 4)
+        patch.setattr(bootstrap, "ThreadPoolExecutor", no_pool)
         reference = run_job(job(path), threads=1).to_dict()
     assert len(reference["groups"]) == 40
-    for cores in (2, 4):  # a chunk per core, on as many threads
-        with monkeypatch.context() as patch:
-            patch.setattr(bootstrap.os, "cpu_count", lambda cores=cores: cores)
-            assert json.dumps(run_job(job(path), threads=1).to_dict()) == json.dumps(reference)
+    for threads in (2, 4):  # a chunk per thread, on as many threads
+        assert json.dumps(run_job(job(path), threads=threads).to_dict()) == json.dumps(reference)
     monkeypatch.setattr(bootstrap, "_CHUNK", 300)  # 3 groups a chunk, 14 chunks
     assert json.dumps(run_job(job(path), threads=2).to_dict()) == json.dumps(reference)
     for group in (reference["groups"][0], reference["groups"][17]):
