@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import math
 from typing import Any
 
 from .._exceptions import ConfigError
@@ -26,6 +27,8 @@ def _value(text: str) -> Any:
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
+    if lowered in ("inf", "+inf", "-inf"):  # (JSON spells them Infinity, -Infinity)
+        return -math.inf if lowered == "-inf" else math.inf
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -44,6 +47,8 @@ def parse_metric_spec(spec: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"metric spec {spec!r}: {item!r} is not key=value")
+        if key.strip() in config:
+            raise ConfigError(f"metric spec {spec!r}: {key.strip()!r} is given twice")
         config[key.strip()] = _value(value.strip())
     return config
 

@@ -286,7 +286,8 @@ class Partial:
                 out += ((str(name), column[codes].tolist()) for name, column in values.items())
                 continue
             names = [str(name) for name, _ in leaf.name_values(leaf._fresh_state())]
-            per_group = [leaf.name_values(state.state(code)) for code in codes.tolist()]
+            like = leaf.name_values(state.total())  # the run's classes, for every group
+            per_group = [leaf.name_values(state.state(code), like) for code in codes.tolist()]
             out += ((name, [pairs[i][1] for pairs in per_group]) for i, name in enumerate(names))
         return out
 
@@ -338,9 +339,10 @@ class Partial:
                     continue
                 if objects is None:  # the values so far, group by group
                     objects = _per_group(names, columns, len(codes))
+                like = leaf.name_values(state.total())  # the run's classes, for every group
                 for out, code in zip(objects, codes, strict=True):  # group by group
                     one = state.state(code)
-                    _add_values(out, leaf.name_values(one))
+                    _add_values(out, leaf.name_values(one, like))
                     flags[code] |= leaf.may_note(one)
                 names, columns = [], []
             rows = self._rows[order]

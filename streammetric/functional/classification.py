@@ -270,7 +270,8 @@ def _binary_classes(labels: Any, preds: Any, threshold: float) -> tuple[np.ndarr
     else:
         raise InvalidInputError(
             f"`preds` must be probabilities shaped like `labels` {label.shape} or 2 scores per label "
-            f"for class_type='binary', got shape {pred.shape}",
+            f"for class_type='binary', got shape {pred.shape}"
+            + (" (scores of more classes: class_type='multiclass')" if pred.shape[-1] > 2 else ""),
             argument="preds",
         )
     return _by_row(actual, len(label)), _by_row(predicted, len(label))

@@ -553,11 +553,41 @@ class EvalMetric(_Locked):
             or klass._batch_terms is not EvalMetric._batch_terms
         )
 
-    def name_values(self, state: State) -> list[tuple[str, Any]]:
-        """``(name, value)`` pairs of a state (one group's, say), as ``get_name_value``."""
+    def name_values(
+        self, state: State, like: list[tuple[str, Any]] | None = None
+    ) -> list[tuple[str, Any]]:
+        """``(name, value)`` pairs of a state (one group's, say), as ``get_name_value``; with
+        ``like`` (the pairs of the run's total state), each per-class value `widen`-ed to the
+        classes of the run."""
         with self._lock:
             name, _ = self.get()
-            return _zip_name_value(name, self._compute(state))
+            pairs = _zip_name_value(name, self._compute(state))
+        if like is None:
+            return pairs
+        return [(n, self.widen(v, w)) for (n, v), (_, w) in zip(pairs, like, strict=True)]
+
+    def class_fill(self) -> float | None:
+        """What a class without rows scores in this metric's per-class values or matrix
+        (`widen`); None: its values have no class dimension."""
+        return None
+
+    def widen(self, value: Any, like: Any) -> Any:
+        """One group's (or replicate's) ``value`` with the classes of ``like``, the run's value
+        of the same name: a class this group has no row of scores `class_fill`, as it would
+        with the run's classes as ``labels`` (scikit-learn's), so that every group and
+        replicate has the run's classes."""
+        fill = self.class_fill()
+        if (
+            fill is None
+            or not isinstance(value, np.ndarray)
+            or not isinstance(like, np.ndarray)
+            or value.shape == like.shape
+            or value.ndim != like.ndim
+            or any(mine > theirs for mine, theirs in zip(value.shape, like.shape, strict=True))
+        ):
+            return value
+        widths = [(0, theirs - mine) for mine, theirs in zip(value.shape, like.shape, strict=True)]
+        return np.pad(value, widths, constant_values=fill)
 
     def may_note(self, state: State) -> bool:
         """Whether `value_notes` of a metric holding ``state`` may say anything (a cheap test,

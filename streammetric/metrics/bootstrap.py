@@ -93,13 +93,16 @@ class Resampling:
         }
 
 
-def leaf_values(leaf: EvalMetric, state: GroupedState) -> dict[str, np.ndarray]:
+def leaf_values(
+    leaf: EvalMetric, state: GroupedState, like: list[tuple[str, Any]] | None = None
+) -> dict[str, np.ndarray]:
     """Every group's values of one metric (name -> array, groups first): `group_values`, or
-    each group's state alone."""
+    each group's state alone (with ``like``, the pairs of the run's total, per-class values
+    with the run's classes: `EvalMetric.widen`)."""
     values = leaf.group_values(state)
     if values is not None:
         return values
-    per_group = [leaf.name_values(state.state(code)) for code in range(state.size)]
+    per_group = [leaf.name_values(state.state(code), like) for code in range(state.size)]
     names = [str(name) for name, _ in per_group[0]] if per_group else []
     return {
         name: np.array([np.asarray(pairs[i][1], dtype=np.float64) for pairs in per_group])
@@ -138,6 +141,7 @@ def replicate_values(
         states = merged
         cell_groups, cell_buckets = unique // buckets, unique % buckets
         cells = np.arange(unique.shape[0])
+    likes = [leaf.name_values(state.total()) for leaf, state in zip(leaves, states, strict=True)]
     order = cells[np.argsort(cell_groups[cells], kind="stable")]
     groups_sorted = cell_groups[order]
     starts = np.flatnonzero(np.r_[True, groups_sorted[1:] != groups_sorted[:-1]])
@@ -152,11 +156,11 @@ def replicate_values(
         local = np.searchsorted(groups, cell_groups[chunk_cells])  # 0 .. len(groups) - 1
         values: dict[str, np.ndarray] = {}
         products: dict[bytes, np.ndarray] = {}  # the chunk's whole products, by their cells
-        for leaf, state in zip(leaves, states, strict=True):
+        for leaf, state, like in zip(leaves, states, likes, strict=True):
             replicated = state.replicated(
                 chunk_cells, local, cell_buckets[chunk_cells], weights, products
             )
-            for name, array in leaf_values(leaf, replicated).items():
+            for name, array in leaf_values(leaf, replicated, like).items():
                 values[name] = array.reshape(groups.shape[0], replicates, *array.shape[1:])
         return groups, values
 

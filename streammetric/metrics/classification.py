@@ -627,6 +627,10 @@ class _ClassScore(_OutcomeMetric):
             zero_division=zero,
         )
 
+    def class_fill(self) -> float | None:
+        """A class without rows has no denominator: ``zero_division`` (average None)."""
+        return self.zero_division if self.average is None else None
+
     def _compute(self, state: State) -> Value:
         if not state["num_inst"]:
             if self.average is not None:
@@ -991,6 +995,11 @@ class ConfusionMatrix(EvalMetric):
         if self.class_type == "binary":
             return _invalid_rows(labels, preds, zero_one=True)
         return _invalid_rows(labels, preds, num_classes=self._classes or MAX_MATRIX_CLASSES)
+
+    def class_fill(self) -> float | None:
+        """A class without rows has a row and a column of 0s (normalized: 0s, as totals of 0
+        give)."""
+        return 0
 
     def _compute(self, state: State) -> np.ndarray:
         (cells,), weighted = _combined(state, ("confusion",))

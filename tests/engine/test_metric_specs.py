@@ -1,0 +1,34 @@
+"""Metric specs from the command line (``NAME[:key=value,...]``): values and their errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from streammetric import ConfigError
+from streammetric.engine.metric_specs import parse_metric_spec
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("inf", math.inf), ("+inf", math.inf), ("-inf", -math.inf), ("Infinity", math.inf)],
+)
+def test_infinities_are_floats(text, value):
+    assert parse_metric_spec(f"fbeta:beta={text}") == {"metric": "fbeta", "beta": value}
+
+
+def test_values_parse_as_json_scalars_else_strings():
+    spec = parse_metric_spec("f1:average=none,threshold=0.25,num_classes=3,zero_division=nan")
+    assert spec == {
+        "metric": "f1",
+        "average": None,
+        "threshold": 0.25,
+        "num_classes": 3,
+        "zero_division": "nan",
+    }
+
+
+def test_a_key_given_twice_is_refused():
+    with pytest.raises(ConfigError, match="'eps' is given twice"):
+        parse_metric_spec("ce:eps=1e-7,eps=1e-3")
