@@ -27,6 +27,7 @@ from .cli_common import (
     ProgressBar,
     StreamMetricCommand,
     check_class_count,
+    check_distinct,
     check_output,
     check_thresholds,
     ci_options,
@@ -129,6 +130,8 @@ def eval_command(
     check_output(output)
     fmt = output_format(fmt, output, ("json", "csv"))
     check_report(report_path)
+    outputs = [("-o", output), ("--report", report_path), ("--checkpoint", checkpoint)]
+    check_distinct(paths, [*outputs, ("--textfile", live.options.textfile)])
     if report_path is not None and params.get("explain") is None:
         params["explain"] = "all"  # the report sets the conventions side by side ...
         if checkpoint is not None:  # ... unless the run resumed did not keep them
@@ -308,6 +311,7 @@ def compare_command(
     check_output(output)
     fmt = output_format(fmt, output, ("json",))
     check_report(report_path)
+    check_distinct(paths, [("-o", output), ("--report", report_path)])
     checks = parse_thresholds(tuple(fail_if_worse), "--fail-if-worse")
     level, replicates, seed, strict = (
         params.pop(k) for k in ("ci_level", "replicates", "seed", "strict")
@@ -382,6 +386,7 @@ def report_command(
     from .report.state import load_result
 
     check_report(output)
+    check_distinct([state], [("-o", output)])
     result = load_result(state, level=ci_level, replicates=replicates)
     names = parse_class_names(class_names)
     write_report(output, result_html(result, command=_command_line(), class_names=names))
@@ -444,6 +449,8 @@ def watch_command(directory: str, interval: float, once: bool, **params: Any) ->
     fmt, precision, output, checkpoint, threads = (params.pop(k) for k in OUTPUT_PARAMS)
     check_output(output)
     fmt = output_format(fmt, output, ("json", "csv"))
+    outputs = [("-o", output), ("--checkpoint", checkpoint)]
+    check_distinct([], [*outputs, ("--textfile", live.options.textfile)])
     job, new_metrics = make_job([directory], params)
     live.check(new_metrics, job.columns.by)
 

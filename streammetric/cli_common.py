@@ -190,6 +190,30 @@ def check_output(output: str | None) -> None:
         raise ConfigError(f"-o/--output {output}: {why}")
 
 
+def check_distinct(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None]]) -> None:
+    """A usage error (before anything is read or written) when a file the command writes
+    (``(option, path)`` pairs) is one it reads or another it writes: the result would replace
+    the predictions, the checkpoint or the other output."""
+    from .io.storage import is_uri
+
+    def same(a: str, b: str) -> bool:
+        if is_uri(a) or is_uri(b) or a == "-" or b == "-":
+            return a == b
+        try:
+            return os.path.samefile(a, b)
+        except OSError:  # one of them does not exist yet
+            return os.path.realpath(a) == os.path.realpath(b)
+
+    named = [(option, path) for option, path in outputs if path is not None]
+    for i, (option, path) in enumerate(named):
+        for other, other_path in named[:i]:
+            if same(path, other_path):
+                raise ConfigError(f"{other} and {option} name the same file {path}")
+        for source in inputs:
+            if same(path, source):
+                raise ConfigError(f"{option} {path} is an input of this run: it would be replaced")
+
+
 def output_format(fmt: str | None, output: str | None, formats: Sequence[str]) -> str:
     """``--format`` as given, else the one of ``formats`` that ``-o FILE``'s extension names
     (``result.json``: json), else ``table``."""
@@ -444,11 +468,14 @@ def parse_thresholds(values: tuple[str, ...], flag: str) -> list[tuple[str, floa
     for item in values:
         name, sep, number = item.rpartition("=")
         try:
-            out.append((name, float(number)))
+            limit = float(number)
         except ValueError:
             name = ""
         if not sep or not name:
             raise click.BadParameter(f"{item!r} is not METRIC=VALUE", param_hint=flag)
+        if math.isnan(limit):  # no value is above or below it
+            raise click.BadParameter(f"{item!r}: the threshold is NaN", param_hint=flag)
+        out.append((name, limit))
     return out
 
 

@@ -816,6 +816,15 @@ def compare(
     base_groups, base_group_of, _ = base_collapsed
     pairing.finish(base_group_of, len(base_groups.keys))
     cand_cells = cand_run.total
+    if base_cells.rows and cand_cells.rows and not int(pairing.pairs.sum()):
+        rule = "some rows must pair"
+        raise InvalidInputError(
+            f"compare: no row of the candidate ({cand_cells.rows} rows) pairs with one of the "
+            f"baseline ({base_cells.rows}) by {column}: nothing to compare (ids pair by value "
+            "and type: 1 and '1' do not)",
+            column=column,
+            rule=rule,
+        )
     cand_collapsed = collapse(cand_cells)
     cand_groups = cand_collapsed[0]
 

@@ -20,6 +20,7 @@ from .._exceptions import ConfigError, InvalidInputError
 from ._validation import first_bad_row, row_values
 
 __all__ = [
+    "MAX_SEEN_CLASSES",
     "check_beta",
     "check_config",
     "check_normalize",
@@ -34,6 +35,9 @@ CLASS_AVERAGES: tuple[str | None, ...] = ("micro", "macro", "weighted", None)
 NORMALIZE = ("true", "pred", "all")
 #: the confusion matrix keeps num_classes**2 counts: its classes are capped
 MAX_MATRIX_CLASSES = 4096
+#: per-class counts grow with the largest class seen: without num_classes they are capped (a
+#: label of 10**9 would take gigabytes)
+MAX_SEEN_CLASSES = 1 << 16
 
 
 def _rows(values: Any) -> np.ndarray:

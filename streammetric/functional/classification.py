@@ -658,13 +658,19 @@ def _confusion_pairs(
         return actual.astype(np.int64), predicted.astype(np.int64)
     true, predicted = _predicted_classes(labels, preds, axis=-1, num_classes=num_classes)
     if num_classes is None:
-        for name, array in (("labels", true), ("preds", predicted)):
-            bad = array >= MAX_MATRIX_CLASSES
-            if bad.any():
-                row = int(np.argmax(bad.any(axis=1)))
-                rule = f"{class_index_rule(MAX_MATRIX_CLASSES)} for a confusion matrix without num_classes"
-                raise InvalidInputError.bad_row(name, row, rule, array[row])
+        check_class_cap(true, predicted, MAX_MATRIX_CLASSES, "a confusion matrix")
     return true, predicted
+
+
+def check_class_cap(true: np.ndarray, predicted: np.ndarray, cap: int, what: str) -> None:
+    """Class indices of a metric without ``num_classes``, whose counts grow with the largest:
+    an error naming the row of the first at or beyond ``cap``."""
+    for name, array in (("labels", true), ("preds", predicted)):
+        bad = array >= cap
+        if bad.any():
+            row = int(np.argmax(bad.any(axis=1)))
+            rule = f"{class_index_rule(cap)} for {what} without num_classes"
+            raise InvalidInputError.bad_row(name, row, rule, array[row])
 
 
 # -- per-class counts of a batch ---------------------------------------------------------------

@@ -126,13 +126,26 @@ def _find(schema: pa.Schema, name: str, *, role: str, path: str) -> pa.Field:
         raise ConfigError(
             f"{path}: {role} column `{name}` not found (available columns: {available})"
         )
-    return schema.field(name)
+    return schema.field(_unique(schema, name, path))
+
+
+def _unique(schema: pa.Schema, name: str, path: str) -> str:
+    """``name``, if one column of ``schema`` has it (a column read is found by its name)."""
+    count = schema.names.count(name)
+    if count > 1:
+        raise InvalidInputError(
+            f"{path}: column `{name}`: {count} columns have this name (a column read needs a "
+            "name of its own)",
+            path=path,
+            column=name,
+        )
+    return name
 
 
 def _default(schema: pa.Schema, candidates: Sequence[str], *, role: str, path: str) -> str:
     for name in candidates:
         if name in schema.names:
-            return name
+            return _unique(schema, name, path)
     raise ConfigError(
         f"{path}: no {role} column: none of {', '.join(candidates)} exists, name one "
         f"(available columns: {', '.join(schema.names)})"
@@ -208,7 +221,7 @@ def _expand_preds(schema: pa.Schema, spec: ColumnSpec, path: str) -> tuple[list[
                     f"{path}: prediction glob `{pattern}` matches no column "
                     f"(available columns: {', '.join(schema.names)})"
                 )
-            names.extend(glob_order(matched, pattern, path))
+            names.extend(glob_order([_unique(schema, n, path) for n in matched], pattern, path))
         else:
             names.append(_find(schema, pattern, role="prediction", path=path).name)
     stacked = len(patterns) > 1 or names != list(patterns)

@@ -46,6 +46,28 @@ def check_eps(value: Any, name: str = "eps") -> float | None:
     return float(value)
 
 
+def check_number_array(value: Any, name: str, *, nonnegative: bool = False) -> Any:
+    """None, or a number or array of numbers, all finite (and >= 0 with ``nonnegative``): a
+    weight option such as ``pos_weight`` or ``class_weight`` (returned as given)."""
+    if value is None:
+        return None
+    rule = "finite numbers >= 0" if nonnegative else "finite numbers"  # (a number: one of them)
+    problem = isinstance(value, (str, bytes, bool, np.bool_))
+    if not problem:
+        from .._exceptions import StreamMetricError
+        from ._inputs import to_numpy
+
+        try:
+            array = np.asarray(to_numpy(value, name), dtype=np.float64)
+        except (StreamMetricError, TypeError, ValueError):
+            problem = True
+        else:
+            problem = not np.isfinite(array).all() or bool(nonnegative and (array < 0).any())
+    if problem:
+        raise ConfigError(f"`{name}` must be one or a sequence of {rule}, got {value!r}")
+    return value
+
+
 def check_names(value: Any, name: str) -> list[str] | None:
     """``output_names``/``label_names``: None or a list (or tuple) of strings, as a list."""
     if value is None:

@@ -36,6 +36,7 @@ from ..accumulate import ExactSum
 from ..functional._classification_inputs import (
     CLASS_AVERAGES,
     MAX_MATRIX_CLASSES,
+    MAX_SEEN_CLASSES,
     _invalid_rows,
     check_beta,
     check_config,
@@ -53,6 +54,7 @@ from ..functional.classification import (
     _multilabel_classes,
     _predicted_classes,
     _top_k_update,
+    check_class_cap,
     class_value,
     confusion_from_cells,
     matrix_class_type,
@@ -340,6 +342,8 @@ def _multiclass_terms(
 ) -> dict[str, Any]:
     """Per-class tp/fp/fn terms of a multiclass batch, and its elements (``num_inst``)."""
     true, predicted = _predicted_classes(label, pred, axis=-1, num_classes=num_classes)
+    if num_classes is None:
+        check_class_cap(true, predicted, MAX_SEEN_CLASSES, "per-class counts")
     hit = true == predicted
     size = num_classes or int(max(true.max(initial=-1), predicted.max(initial=-1))) + 1
     indices = (np.where(hit, true, -1), np.where(hit, -1, predicted), np.where(hit, -1, true))
@@ -519,7 +523,9 @@ class _OutcomeMetric(EvalMetric):
             labels,
             preds,
             zero_one=self.class_type != "multiclass",
-            num_classes=self.num_classes if self.class_type == "multiclass" else None,
+            num_classes=(self.num_classes or MAX_SEEN_CLASSES)
+            if self.class_type == "multiclass"
+            else None,
         )
 
     def _outcomes(self, state: State) -> tuple[Outcomes, list[bool] | None]:

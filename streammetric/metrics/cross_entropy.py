@@ -45,7 +45,7 @@ from ..functional.losses import (
     _general_terms,
     _perplexity_update,
 )
-from ._options import check_bool, check_eps, check_int
+from ._options import check_bool, check_eps, check_int, check_number_array
 from .base import EvalMetric, State, ValueNote, outcome_of, plural
 from .batch import BatchStats, Stat
 from .registry import alias, register
@@ -539,6 +539,8 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "axis": check_int,
     "ignore_index": functools.partial(check_int, optional=True),
     "ignore_label": functools.partial(check_int, optional=True),
+    "pos_weight": check_number_array,
+    "class_weight": functools.partial(check_number_array, nonnegative=True),
 }
 
 

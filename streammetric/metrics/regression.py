@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
-from ..functional._validation import as_float_rows
+from ..functional._validation import as_float_rows, as_sample_weight
 from ..functional.regression import (
     _absolute_error_update,
     _regression_rows,
@@ -230,7 +230,8 @@ class PearsonCorrelation(EvalMetric):
 
 @register
 class Loss(EvalMetric):
-    """Mean of loss values given as ``preds`` (labels are ignored), over every element.
+    """Mean of loss values given as ``preds`` (labels are ignored), over every element;
+    with ``sample_weight``, weighted by each row's weight (for each of its values).
 
     Parameters
     ----------
@@ -255,10 +256,24 @@ class Loss(EvalMetric):
         if sample_ids is not None:
             rule = f"is not taken by {type(self).__name__} (it reads loss values, not rows)"
             raise InvalidInputError(f"`sample_ids` {rule}", argument="sample_ids", rule=rule)
-
-        for pred in _as_list(preds):
-            values = as_float_rows(to_numpy(pred, "preds"), "preds").ravel()
-            self._add_weighted(self._local, values, None)
+        pred_list = _as_list(preds)
+        weights = [None] * len(pred_list) if sample_weight is None else _as_list(sample_weight)
+        if len(weights) != len(pred_list):
+            raise InvalidInputError(
+                f"`sample_weight` must pair with `preds`, got {len(weights)} arrays for "
+                f"{len(pred_list)}",
+                argument="sample_weight",
+            )
+        for pred, weight in zip(pred_list, weights, strict=True):
+            rows = as_float_rows(to_numpy(pred, "preds"), "preds")
+            values = rows.ravel()
+            row_weights = None
+            if weight is not None:  # a row's weight for each of its loss values
+                count = rows.shape[0] if rows.ndim else 1
+                row_weights = as_sample_weight(to_numpy(weight, "sample_weight"), count)
+                if row_weights is not None and count and values.shape[0] != count:
+                    row_weights = np.repeat(row_weights, values.shape[0] // count)
+            self._add_weighted(self._local, values, row_weights)
         return self
 
 
