@@ -366,6 +366,9 @@ class Watcher:
             if self._columns is None or not start.units:  # no rows: nothing to compare
                 return
             columns = _columns_identity(start.resolved)
+            for width in ("label_width", "pred_width"):  # not known to a checkpoint of an
+                if self._columns.get(width) is None:  # earlier version, or from a stream
+                    self._columns[width] = columns.get(width)
             if columns != self._columns:
                 name = next(k for k in columns if columns[k] != self._columns.get(k))
                 difference = describe_difference(name, columns[name], self._columns.get(name))

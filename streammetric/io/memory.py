@@ -257,4 +257,8 @@ def resolve_memory(sources: Sequence[MemorySource], spec: Any) -> Any:
             resolved, first = current, source.name
         elif current != resolved:
             raise columns_differ(source.name, current, first, resolved)
-    return resolved
+    if resolved is None:
+        return None
+    from streammetric.io.reader import with_list_widths
+
+    return with_list_widths(resolved, [unit for source in sources for unit in source.units()])

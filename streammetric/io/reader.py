@@ -10,6 +10,7 @@ pool with memory bounded by about one row group (one slice) per thread.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from streammetric._arrow import array_of, from_numpy
+from streammetric._arrow import array_of, as_numpy, from_numpy
 from streammetric._exceptions import ConfigError, InvalidInputError
 from streammetric.io import storage
 from streammetric.io.columns import (
@@ -210,9 +211,48 @@ def resolve_paths(
 
 
 def resolve_units(units: Sequence[Unit], spec: ColumnSpec | None = None) -> ResolvedColumns | None:
-    """The column resolution shared by every unit's file (``None`` when there are no units)."""
+    """The column resolution shared by every unit's file (``None`` when there are no units),
+    with the run's list widths (`with_list_widths`)."""
     sources = dict.fromkeys((unit.path, unit.kind, unit.partitions) for unit in units)
-    return _resolve_sources(list(sources), spec or ColumnSpec())
+    resolved = _resolve_sources(list(sources), spec or ColumnSpec())
+    return None if resolved is None else with_list_widths(resolved, units)
+
+
+def with_list_widths(resolved: ResolvedColumns, units: Sequence[Unit]) -> ResolvedColumns:
+    """``resolved`` with the width of its lists of any length (predictions, soft labels) set
+    to the length of the run's first list (its first non-null one, in unit order), so that a
+    list of another length is a ragged row in whichever batch, row group or file it is: the
+    class count does not change silently between them. Only the first rows are read (the first
+    slice with a list, usually). A stream (stdin, an IPC stream) is not read ahead: from one
+    on, lengths are checked per batch, as the most common length."""
+    wanted = {}
+    if resolved.pred_kind == "list" and resolved.pred_width is None:
+        wanted["pred_width"] = resolved.preds[0]
+    if resolved.label_kind == "dense" and resolved.label_width is None:
+        wanted["label_width"] = resolved.labels
+    found: dict[str, Any] = {}
+    for unit in units if wanted else ():
+        if unit.sequential:
+            break
+        for data, _ in iter_arrow(unit, resolved):
+            for width, name in wanted.items():
+                if width not in found and (length := _first_length(_column(data, name, unit))):
+                    found[width] = length
+            if len(found) == len(wanted):
+                return dataclasses.replace(resolved, **found)
+    return dataclasses.replace(resolved, **found) if found else resolved
+
+
+def _first_length(array: pa.Array) -> int | None:
+    """The length of the first non-null list of a list column (None: none)."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_fixed_size_list(array.type):
+        return int(array.type.list_size) if len(array) > array.null_count else None
+    lengths = np.diff(as_numpy(array.offsets))
+    if array.null_count:
+        lengths = lengths[array.is_valid().to_numpy(zero_copy_only=False)]
+    return int(lengths[0]) if lengths.shape[0] else None
 
 
 def fingerprint(units: Sequence[Unit]) -> str:

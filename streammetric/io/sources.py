@@ -478,7 +478,7 @@ _KINDS = {
 def _phrase(name: str, value: Any) -> str:
     """A `ResolvedColumns` field's value in the user's terms."""
     if name in ("label_width", "pred_width"):
-        return "lists of any length" if value is None else f"fixed-size lists of {value}"
+        return "lists of any length" if value is None else f"lists of {value} values"
     if name in ("label_kind", "pred_kind"):
         return _KINDS.get(value, str(value))
     if name == "from_logits":
@@ -507,7 +507,7 @@ def describe_difference(name: str, here: Any, there: Any) -> str:
     """One `ResolvedColumns` field that differs between two inputs, in the user's terms.
 
     >>> describe_difference("pred_width", 5, None)
-    'predictions are fixed-size lists of 5 here and lists of any length there'
+    'predictions are lists of 5 values here and lists of any length there'
     """
     role = _ROLES.get(name, f"{name} is")
     return f"{role} {_phrase(name, here)} here and {_phrase(name, there)} there"

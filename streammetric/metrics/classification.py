@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._exceptions import ConfigError, InvalidInputError
+from .._exceptions import ConfigError, InvalidInputError, StateError
 from ..accumulate import UNITS_PER_ONE as _UNIT
 from ..accumulate import ExactSum
 from ..functional._classification_inputs import (
@@ -517,6 +517,31 @@ class _OutcomeMetric(EvalMetric):
                     argument="labels",
                 )
         fold(state, self._specs, terms, _num_rows(label, pred))
+
+    def _label_columns(self) -> int:
+        """Multilabel: the label columns seen (0: none yet)."""
+        with self._lock:
+            states = (self._local, self._past)
+            return max(
+                max(state["true_positives"].shape[0], len(state["weighted_true_positives"]))
+                for state in states
+            )
+
+    def merge(self, other: EvalMetric) -> EvalMetric:
+        """`EvalMetric.merge`; multilabel (without ``num_classes``): of as many label columns."""
+        if (
+            self.class_type == "multilabel"
+            and self.num_classes is None
+            and isinstance(other, _OutcomeMetric)
+            and other.class_type == "multilabel"
+        ):
+            mine, theirs = self._label_columns(), other._label_columns()
+            if mine and theirs and mine != theirs:
+                raise StateError(
+                    f"`other` has seen {theirs} label columns, this metric {mine} "
+                    "(class_type='multilabel' keeps the number of label columns)"
+                )
+        return super().merge(other)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return _invalid_rows(

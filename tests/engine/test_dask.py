@@ -433,3 +433,17 @@ def test_bad_options_and_an_unreachable_scheduler_are_one_line_errors(data, monk
         match=r"^cannot connect to the Dask scheduler at tcp://127.0.0.1:9: [^\n]+$",
     ):
         run_job_dask(job, scheduler="tcp://127.0.0.1:9")
+
+
+def test_lists_of_another_width_in_a_later_file_are_ragged_rows(address, tmp_path):
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "widths"
+    folder.mkdir()
+    for name, classes in (("a", 3), ("b", 2)):
+        probs = rng.dirichlet(np.ones(classes), 50).tolist()
+        labels = rng.integers(0, classes, 50)
+        pq.write_table(pa.table({"label": labels, "probs": probs}), folder / f"{name}.parquet")
+    job = Job([str(folder)], ["ce"], ColumnSpec(labels="label", preds="probs"))
+    message = r"b.parquet: column `probs`, row 0: list has 2 values, expected 3"
+    with pytest.raises(sm.InvalidInputError, match=message):
+        run_job_dask(job, scheduler=address)

@@ -270,7 +270,7 @@ def test_different_list_kinds_are_described_in_user_terms(tmp_path):
         sm.evaluate(tmp_path, "ce")
     assert str(caught.value) == (
         f"{tmp_path / 'b.parquet'}: columns differ from {tmp_path / 'a.parquet'}: predictions are "
-        "lists of any length here and fixed-size lists of 2 there (every input must have the same "
+        "lists of any length here and lists of 2 values there (every input must have the same "
         "columns, of the same kinds; integer and float widths may differ)"
     )
 
