@@ -536,6 +536,7 @@ def explain_command(
     """Every convention's cross-entropy side by side for the same data, and why they differ."""
     import numpy as np
 
+    from .engine.partial import batch_weights
     from .explain import explain
     from .io import ColumnSpec, iter_unit, plan, resolve_units
     from .io.storage import parse_storage_options, use_storage_options
@@ -564,8 +565,9 @@ def explain_command(
                 )
             label_parts.append(batch.labels)
             pred_parts.append(batch.preds)
-            if batch.weights is not None:
-                weight_parts.append(batch.weights)
+            checked = batch_weights(batch, resolved)  # with its file, column and row
+            if checked is not None:
+                weight_parts.append(checked)
     if not rows:
         raise InvalidInputError(f"no rows to explain in {', '.join(paths)}")
     for note in [*input_notes, *resolved.notes]:

@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from streammetric._exceptions import InvalidInputError
 from streammetric.accumulate import ExactSum
 from streammetric.conventions import Convention, get_convention, list_conventions, rules_phrase
-from streammetric.functional._ce_inputs import sample_weights, to_numpy
+from streammetric.functional._ce_inputs import row_error, sample_weights, to_numpy
+from streammetric.functional._validation import as_sample_weight
 from streammetric.functional.losses import (
     DIAGNOSTIC_KEYS,
     LossTerms,
@@ -314,12 +316,12 @@ def explain(
         )
 
     def mean(terms: LossTerms) -> float:
-        weights = sample_weights(sample_weight, terms.batch_shape)
         numerator = terms.numerator if weights is None else weights * terms.numerator
         denominator = terms.denominator if weights is None else weights * terms.denominator
         return ExactSum.from_values(numerator).ratio(ExactSum.from_values(denominator))
 
     exact_terms = terms_for(ordered[0])
+    weights = _row_weights(sample_weight, exact_terms.batch_shape)
     exact = _facts(exact_terms, mean(exact_terms), None)
     exact_inf = None
     if exact_terms.invalid_reason is None:  # once, not per convention
@@ -342,6 +344,24 @@ def explain(
         diagnostics=_data_counts(exact.diagnostics),
         results=tuple(results),
     )
+
+
+def _row_weights(sample_weight: Any, batch_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The flat weight of each row of ``batch_shape`` (None: unweighted), each finite and >= 0
+    as `as_sample_weight` (the metrics', thus ``eval``'s, rule) wants: a bad value is an
+    `InvalidInputError` of argument ``sample_weight`` with its row in ``sample_weight`` (a
+    tuple of indices when the weights have several dimensions)."""
+    if sample_weight is None:
+        return None
+    given = to_numpy(sample_weight, "sample_weight").astype(np.float64, copy=False)
+    try:
+        as_sample_weight(given, given.size)
+    except InvalidInputError as exc:
+        if not isinstance(exc.row, int) or exc.rule is None:
+            raise
+        sample_weights(np.zeros_like(given), batch_shape)  # a wrong shape first, as elsewhere
+        raise row_error("sample_weight", exc.row, given.shape, exc.rule, exc.value) from None
+    return sample_weights(given, batch_shape)  # its shape rule, and per-row weights broadcast
 
 
 def _result(

@@ -17,7 +17,8 @@ from .._exceptions import InvalidInputError, StateError
 from .._json import Strings, Table
 from .._kernels import KeyCodes
 from .._keys import canonical_key
-from ..io import ResolvedColumns, Unit
+from ..functional._validation import as_sample_weight
+from ..io import Batch, ResolvedColumns, Unit
 from ..metrics import EvalMetric
 from ..metrics._inputs import as_pairs
 from ..metrics.base import STATE_VERSION, _num_rows
@@ -1051,6 +1052,20 @@ def _values(metric: EvalMetric) -> dict[str, Any]:
     out: dict[str, Any] = {}
     _add_values(out, list(zip(names, values, strict=True)))
     return out
+
+
+def batch_weights(batch: Batch, columns: ResolvedColumns) -> np.ndarray | None:
+    """The sample weights of a batch read from a file (``None``: no weight column), each
+    finite and >= 0 (`as_sample_weight`, the metrics' rule); else the error names the file,
+    the weight column and the row in the file, as ``eval``'s (`locate_error`): ``"PATH:
+    column `w`, row 1003: must be finite and >= 0, got -1.0"``. For readers that keep the
+    batches' weights apart from the metrics (``streammetric explain``)."""
+    if batch.weights is None:
+        return None
+    try:
+        return as_sample_weight(batch.weights, batch.num_rows)
+    except InvalidInputError as exc:
+        raise locate_error(exc, batch.unit, columns, batch.source_rows()) from None
 
 
 def locate_error(
