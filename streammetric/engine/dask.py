@@ -91,7 +91,7 @@ def run_job_dask(
             run.finish(unit, run.evaluator.unit_partial(unit))
     remote = [unit for unit in run.pending if unit.path != STDIN]
     if remote:
-        with _client(scheduler, workers, threads_per_worker) as client:
+        with run.save_finished(), _client(scheduler, workers, threads_per_worker) as client:
             _run_tasks(client, run, job, remote, retries)
     return run.result()
 

@@ -17,11 +17,12 @@ unit) right after it is merged into the total, in completion order, in the main 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
@@ -174,7 +175,10 @@ class Evaluator:
         if resolved.label_kind == "binary" and resolved.pred_kind != "scalar":
             raise InvalidInputError(
                 f"{where}: column `{resolved.labels}` holds floats, but predictions `{', '.join(resolved.preds)}` have one score per class, "
-                "so labels must be integer class indices (cast the column to an integer type)"
+                "so labels must be integer class indices (cast the column to an integer type)",
+                path=where,
+                column=resolved.labels,
+                rule="must be integer class indices",
             )
         #: the job without its in-memory inputs: a `Result` keeps the run's `Partial`, whose
         #: metric factory is this Evaluator's, and must not keep the caller's tables alive
@@ -675,6 +679,20 @@ class JobRun:
         if self.on_merge is None:  # nothing else holds it
             self.evaluator.recycle(part)
 
+    @contextlib.contextmanager
+    def save_finished(self) -> Iterator[None]:
+        """On a failure inside (a bad row, Ctrl-C, a lost worker), write the checkpoint with
+        every unit finished so far before the error goes on: resuming evaluates the others
+        only (the checkpoint is otherwise written at most once a second). A failure to write
+        it leaves the first error to be told."""
+        try:
+            yield
+        except BaseException:
+            if self.saver is not None:
+                with contextlib.suppress(Exception):
+                    self.saver.save(self.total, self.done, force=True)
+            raise
+
     @property
     def merges_each_unit(self) -> bool:
         """Whether the total is read as each unit finishes (a checkpoint is written, or a live
@@ -736,15 +754,19 @@ def run_job(
 
 def run_units(run: JobRun, threads: int | None = None) -> None:
     """Evaluate and merge ``run``'s pending units: stdin first, batch by batch, then the
-    others on a pool of ``threads`` (default: the cores)."""
+    others on a pool of ``threads`` (default: the cores). A run that fails saves its
+    checkpoint first (`JobRun.save_finished`)."""
     pending = run.pending
-    for unit in (u for u in pending if u.sequential):  # stdin: one pass, batch by batch
-        run.finish(unit, run.evaluator.unit_partial(unit))
-    parallel = [u for u in pending if not u.sequential]
     threads = threads or os.cpu_count() or 1
+    parallel = [u for u in pending if not u.sequential]
     if run.merges_each_unit:
-        run_pool(parallel, run.evaluator.unit_partial, run.finish, threads)
+        with run.save_finished():
+            for unit in (u for u in pending if u.sequential):  # stdin: batch by batch
+                run.finish(unit, run.evaluator.unit_partial(unit))
+            run_pool(parallel, run.evaluator.unit_partial, run.finish, threads)
         return
+    for unit in (u for u in pending if u.sequential):
+        run.finish(unit, run.evaluator.unit_partial(unit))
     partials = ThreadPartials(run.evaluator)
     run_pool(parallel, partials.add, run.counted, threads)
     run.absorb(partials.partials)
@@ -808,7 +830,7 @@ def run_pool(
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     if future.exception() is not None:
-                        _raise_first_failure(running)
+                        _raise_first_failure(running, finish)
                     unit = running.pop(future)
                     finish(unit, future.result())
                     submit_next()
@@ -818,15 +840,21 @@ def run_pool(
             raise
 
 
-def _raise_first_failure(running: dict[Future[_Done], _Item]) -> None:
+def _raise_first_failure(
+    running: dict[Future[_Done], _Item], finish: Callable[[_Item, _Done], None]
+) -> None:
     """Raise the error of the failed unit first in plan order, whatever the completion order.
 
     Units are submitted in plan order, so every unit before a failed one has finished or is
-    running: wait for those still running (cancel the rest) and raise the earliest failure.
+    running: wait for those still running (cancel the rest), ``finish`` those that succeeded
+    (a checkpoint keeps them), and raise the earliest failure.
     """
     for future in running:
         future.cancel()
     wait(running)
+    for future, unit in running.items():
+        if not future.cancelled() and future.exception() is None:
+            finish(unit, future.result())
     for future in running:  # insertion order: submission order, i.e. plan order
         if not future.cancelled() and future.exception() is not None:
             future.result()

@@ -88,7 +88,8 @@ def _named_values(metrics: dict[str, Any], class_names: Sequence[str]) -> dict[s
     out: dict[str, Any] = {}
     for name, value in metrics.items():
         if isinstance(value, ClassValues):
-            _check_count(len(value), class_names, name)
+            indices = [int(key) + 1 for key in value if key.isdigit()]  # (a loaded JSON's keys)
+            _check_count(max(len(value), *indices, 0), class_names, name)
             value = ClassValues(
                 (class_names[int(key)] if key.isdigit() else key, item)
                 for key, item in value.items()

@@ -87,6 +87,10 @@ def as_class_indices(
         array = array.astype(np.int64)
     elif array.dtype.kind not in "iu":
         raise InvalidInputError.bad_argument(name, "must be integer class indices", array.dtype)
+    if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
+        row = first_bad_row(array > np.iinfo(np.int64).max)  # named before it would wrap
+        rule = class_index_rule(num_classes)
+        raise InvalidInputError.bad_row(name, row, rule, row_values(array, row))
     array = array.astype(np.int64, copy=False)
     bad = array < 0 if num_classes is None else (array < 0) | (array >= num_classes)
     if bad.any():

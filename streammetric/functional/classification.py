@@ -93,9 +93,18 @@ def _predicted_classes(
     check_same_rows(label, pred)
     rows = len(label)
     if _strip(label.shape) == _strip(pred.shape):
-        return _by_row(as_class_indices(label, "labels", num_classes), rows), _by_row(
-            as_class_indices(pred, "preds", num_classes), rows
-        )
+        true = as_class_indices(label, "labels", num_classes)
+        try:
+            predicted = as_class_indices(pred, "preds", num_classes)
+        except InvalidInputError:
+            if label.ndim > 1 and label.dtype.kind == "f":  # one-hot or soft targets
+                rule = (
+                    "must be a class index, not a list of class scores (one-hot or soft "
+                    "targets: give the class indices)"
+                )
+                raise InvalidInputError.bad_row("labels", 0, rule, label[0]) from None
+            raise
+        return _by_row(true, rows), _by_row(predicted, rows)
     scores = _as_scores(pred)
     if not -scores.ndim <= axis < scores.ndim or axis % scores.ndim == 0:
         raise InvalidInputError(

@@ -220,7 +220,7 @@ def _sources(
             kinds.setdefault(given, _sniff(given, strict=True) or "parquet")
             raw_by_file.setdefault(given, {})
         else:
-            raise InvalidInputError(f"{given}: no such file or directory")
+            raise InvalidInputError(f"{given}: no such file or directory", path=given)
     partitions = _typed(raw_by_file)
     by_absolute: dict[str, str] = {}
     for path in sorted(kinds):

@@ -5,6 +5,7 @@ of sides whose rows do not pair; and the loss metrics' weights, which were dropp
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -139,3 +140,39 @@ def test_compare_refuses_sides_whose_rows_do_not_pair(tmp_path):
     pq.write_table(pa.table({"id": [str(i) for i in range(20)], **columns}), cand)
     result = invoke("compare", base, cand, "-m", "acc", "--bootstrap", "50")
     one_line_error(result, 1, "no row of the candidate (20 rows) pairs", "1 and '1'")
+
+
+def test_one_hot_labels_for_class_index_metrics_name_the_label_column(tmp_path):
+    rng = np.random.default_rng(2)
+    one_hot = np.eye(4)[rng.integers(0, 4, 12)]
+    probs = rng.dirichlet(np.ones(4), 12)
+    path = tmp_path / "onehot.parquet"
+    pq.write_table(pa.table({"label": one_hot.tolist(), "pred": probs.tolist()}), path)
+    for metric in ("acc", "recall:average=none,class_type=multiclass", "confusion_matrix"):
+        line = one_line_error(invoke("eval", path, "-m", metric), 1, "column `label`, row 0")
+        assert "not a list of class scores (one-hot or soft targets" in line
+    assert invoke("eval", path, "-m", "ce").exit_code == 0  # soft targets: cross-entropy
+
+
+def test_error_fields_name_what_the_message_names(tmp_path):
+    with pytest.raises(sm.InvalidInputError) as raised:  # a uint64 beyond int64, not wrapped
+        sm.create("acc").update(np.array([1, 2**63 + 5], dtype=np.uint64), np.ones((2, 3)) / 3)
+    assert raised.value.row == 1 and raised.value.value == [2**63 + 5]
+    path = tmp_path / "floats.parquet"
+    pq.write_table(pa.table({"label": [0.5, 1.0], "probs": [[0.3, 0.7], [0.2, 0.8]]}), path)
+    with pytest.raises(sm.InvalidInputError) as raised:
+        sm.evaluate(path, ["ce"])
+    assert (raised.value.path, raised.value.column) == (str(path), "label")
+    with pytest.raises(sm.InvalidInputError) as raised:
+        sm.evaluate(tmp_path / "missing.parquet", ["ce"])
+    assert raised.value.path == str(tmp_path / "missing.parquet")
+
+
+def test_class_names_for_keys_beyond_them_are_a_usage_error(tmp_path):
+    state = tmp_path / "r.json"
+    result = {"rows": 4, "invalid_rows": 0, "metrics": {"recall": {"0": 0.5, "7": 0.1}}}
+    state.write_text(json.dumps(result))
+    line = one_line_error(
+        invoke("report", state, "-o", tmp_path / "r.html", "--class-names", "a,b,c"), 2
+    )
+    assert "3 class names given, but recall has 8 classes" in line

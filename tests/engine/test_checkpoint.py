@@ -312,3 +312,27 @@ def test_a_reindented_checkpoint_still_resumes_and_an_edit_to_it_is_still_caught
     with pytest.raises(sm.StateError) as caught:
         run_job(_job(data), threads=1, checkpoint=checkpoint)
     assert caught.value.field == "digest"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_failed_run_saves_every_unit_finished_before_the_error(data, tmp_path, threads):
+    """The checkpoint is written at most once a second while the run goes; a bad row ends the
+    run, and the units finished by then are saved first: a resume evaluates the others only."""
+    import pyarrow as pa
+
+    bad = regression_table(900, seed=2)
+    pred = bad["pred"].to_numpy().copy()
+    pred[850] = float("nan")  # in the last row group of the last file
+    pq.write_table(
+        bad.set_column(1, "pred", pa.array(pred)), data / "p2.parquet", row_group_size=300
+    )
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(sm.InvalidInputError, match=r"p2\.parquet: column `pred`, row 850"):
+        run_job(_job(data), threads=threads, checkpoint=checkpoint)
+    saved = json.loads(checkpoint.read_text())
+    assert len(saved["done"]) == 8 and "p2.parquet#rg2" not in " ".join(saved["done"])
+    assert saved["partial"]["rows"] == 8 * 300
+    seen: list[int] = []
+    with pytest.raises(sm.InvalidInputError, match="row 850"):  # the rest only, then the error
+        run_job(_job(data), threads=1, checkpoint=checkpoint, progress=seen.append)
+    assert seen[0] == 8 * 300 and len(seen) == 1  # restored rows told, no unit evaluated again
