@@ -14,7 +14,9 @@ one whose digest does not match (corruption), and one whose fields do not hold (
 >= 0, sums in range: see `EvalMetric.load_state_dict`) or do not agree with each other (the
 rows of the state are the rows of the finished units, each a unit of the plan, once). A file
 that is not a streammetric checkpoint (say, the Parquet file itself) is neither read nor
-overwritten. Each refusal is one `StateError` naming the file (``path``) and the field.
+overwritten. Each refusal is one `StateError` naming the file (``path``) and the field. A path
+where no checkpoint file can be made (a directory, or one below a file) is a `ConfigError` as
+the `Checkpoint` is made, before anything is read.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import StateError
+from .._exceptions import ConfigError, StateError
 from .._files import Spacing, special_kind, write_atomic
 from ..io import STDIN
 from .partial import Partial
@@ -144,6 +146,21 @@ def saved_metric_defaults(path: str | os.PathLike[str]) -> dict[str, Any] | None
     return defaults if isinstance(defaults, dict) else None
 
 
+def _check_place(given: str, path: Path) -> None:
+    """A `ConfigError` (before anything is read) unless `Checkpoint.save` can make a file at
+    ``path`` (as ``given``): not a directory, and the nearest of its folders that exists a
+    directory (the missing ones `save` makes, as ``mkdir -p``), not a file, which would end the
+    run at its first save with ``FileExistsError`` (or ``NotADirectoryError``)."""
+    if path.is_dir():
+        raise ConfigError(f"--checkpoint {given}: it is a directory, not a file")
+    for folder in path.parents:  # nearest first; `exists` is False below a file
+        if folder.is_dir():
+            return
+        if folder.exists():  # a file, or a FIFO, socket or device
+            said = "is a file, not a directory" if folder.is_file() else "is not a directory"
+            raise ConfigError(f"--checkpoint {given}: {folder} {said}")
+
+
 class Checkpoint:
     """Save/load of one job's progress; saves are spaced by ``interval`` seconds, or by four
     times the previous save's duration when that is longer (`Spacing`)."""
@@ -152,6 +169,7 @@ class Checkpoint:
         self, path: str | os.PathLike[str], identity: dict[str, Any], *, interval: float = 0.5
     ) -> None:
         self.path = Path(path)
+        _check_place(os.fspath(path), self.path)
         self.identity = json.loads(json.dumps(identity, default=str))
         self.spacing = Spacing(interval)
         #: the finished units of the state the file holds (loaded or saved without ``extra``):

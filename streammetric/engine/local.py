@@ -342,8 +342,11 @@ class Evaluator:
         stats = None  # the batch's statistics, shared by the skip mask and the row terms
         unsummed = self.not_distributions(batch, preds)
         if self.job.on_invalid == "skip" and batch.num_rows:
-            stats = partial.batch_stats(labels, preds, None)  # weights: checked by the terms
-            bad = partial.invalid_mask(stats)
+            try:  # (an error of the whole batch, as a shape's, is not a row to skip)
+                stats = partial.batch_stats(labels, preds, None)  # weights: the terms check
+                bad = partial.invalid_mask(stats)
+            except InvalidInputError as exc:
+                raise locate_error(exc, batch.unit, self.resolved, batch.source_rows()) from None
             if weights is not None:
                 stats = None  # the terms read the weights too
             if unsummed is not None:
@@ -930,6 +933,18 @@ def evaluate(
     from .metric_specs import distinct_names
 
     metric_list = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+    if not metric_list:  # the CLI computes ce without -m; an empty list would compute nothing
+        raise ConfigError(f"`metrics` must name at least one metric, got {metrics!r}")
+    if threads is not None:  # 0 would silently mean the cores (`run_units`), < 0 nothing
+        import operator
+
+        try:
+            count = None if isinstance(threads, bool) else operator.index(threads)
+        except TypeError:
+            count = None
+        if count is None or count < 1:
+            raise ConfigError(f"`threads` must be an int >= 1 (None: the cores), got {threads!r}")
+        threads = count
     defaults: dict[str, Any] = {}
     if convention is not None:
         defaults["convention"] = convention

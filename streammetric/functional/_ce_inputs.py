@@ -189,7 +189,8 @@ def binary_inputs(
         )
     if true.size != pred.size or (true.ndim >= 1 and true.shape[0] != pred.shape[0]):
         raise InvalidInputError(
-            f"`labels` and `preds` must have the same shape, got {true.shape} and {pred.shape}"
+            f"`labels` and `preds` must have the same shape, got {true.shape} and {pred.shape}",
+            argument="preds",  # (its column is the one named)
         )
     compute_dtype = np.dtype(dtype_of(pred.dtype))
     source_dtype = pred.dtype if pred.dtype.kind == "f" else np.dtype(np.float64)

@@ -35,7 +35,8 @@ def _regression_rows(labels: Any, preds: Any) -> tuple[np.ndarray, np.ndarray]:
     check_same_rows(label, pred)
     if label.shape != pred.shape:
         raise InvalidInputError(
-            f"`labels` and `preds` must have the same shape per row, got {label.shape} and {pred.shape}"
+            f"`labels` and `preds` must have the same shape per row, got {label.shape} and {pred.shape}",
+            argument="preds",  # (its column is the one named)
         )
     return label, pred
 
