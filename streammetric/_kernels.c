@@ -501,6 +501,8 @@ typedef struct {
     int (*scan_loop)(const scan_args_t *, scan_t *);
     int (*after_loop)(const scan_args_t *, scan_t *, int);
     int (*rank_loop)(const void *, int, const void *, int, Py_ssize_t, Py_ssize_t, int64_t *);
+    void (*weigh_loop)(const double *, Py_ssize_t, Py_ssize_t, const int64_t *, const int64_t *,
+                       const double *, Py_ssize_t, double *, Py_ssize_t);
 } isa_t;
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -545,7 +547,7 @@ static int always(void) { return 1; }
 
 #define ISA_ENTRY(name, test)                                                               \
     {#name, test, acc_add_all_##name, math_loop_##name, math32_loop_##name, scan_loop_##name,  \
-     after_loop_##name, rank_loop_##name}
+     after_loop_##name, rank_loop_##name, weigh_loop_##name}
 static const isa_t isas[] = {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
     ISA_ENTRY(avx512, has_avx512),
@@ -928,6 +930,52 @@ static PyObject *hash_ints(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     PyBuffer_Release(&out);
     PyBuffer_Release(&values);
+    return PyBool_FromLong(ok);
+}
+
+PyDoc_STRVAR(weigh_cells_doc,
+"weigh_cells(values, groups, buckets, across, out, entries, replicates) -> bool\n\n"
+"out[e, groups[c], r] += values[c, e] * across[buckets[c], r] for every cell c, entry e and\n"
+"replicate r: values (n, entries) float64, groups and buckets (n,) int64, across (B,\n"
+"replicates) float64, out (entries, G, replicates) float64, all C-contiguous. Each product and\n"
+"sum must be an integer times a common scale below 2**53 (the caller's slices): then any\n"
+"order gives the same bits. False (nothing written) if the buffers do not fit or a group or\n"
+"bucket is out of range. Releases the GIL.");
+
+static PyObject *weigh_cells(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *objs[5];
+    Py_ssize_t entries, replicates;
+    if (!PyArg_ParseTuple(args, "OOOOOnn", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4],
+                          &entries, &replicates))
+        return NULL;
+    const kind_t kinds[5] = {K_F64, K_I64, K_I64, K_F64, K_F64};
+    Py_buffer views[5];
+    int viewed = 0, ok = entries > 0 && replicates > 0;
+    for (; ok && viewed < 5; viewed++) {
+        if (!get_view(objs[viewed], &views[viewed], viewed == 4)) break;
+        ok = buffer_kind(&views[viewed]) == kinds[viewed];
+    }
+    ok = ok && viewed == 5;
+    Py_ssize_t n = 0, buckets = 0, size = 0;
+    if (ok) {
+        n = views[1].len / 8;
+        buckets = views[3].len / 8 / replicates;
+        size = views[4].len / 8 / (entries * replicates);
+        ok = views[0].len / 8 == n * entries && views[2].len / 8 == n &&
+             views[3].len / 8 == buckets * replicates &&
+             views[4].len / 8 == size * entries * replicates;
+    }
+    if (ok) {
+        const int64_t *groups = views[1].buf, *bucket = views[2].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t c = 0; c < n && ok; c++) /* every cell in range before any add */
+            ok = (uint64_t)groups[c] < (uint64_t)size && (uint64_t)bucket[c] < (uint64_t)buckets;
+        if (ok)
+            isa->weigh_loop(views[0].buf, n, entries, groups, bucket, views[3].buf, replicates,
+                            views[4].buf, size);
+        Py_END_ALLOW_THREADS
+    }
+    for (int i = 0; i < viewed; i++) PyBuffer_Release(&views[i]);
     return PyBool_FromLong(ok);
 }
 
@@ -2717,6 +2765,7 @@ static PyMethodDef methods[] = {
     {"hash_ints", hash_ints, METH_VARARGS, hash_ints_doc},
     {"hash_strings", hash_strings, METH_VARARGS, hash_strings_doc},
     {"group_counts", group_counts, METH_VARARGS, group_counts_doc},
+    {"weigh_cells", weigh_cells, METH_VARARGS, weigh_cells_doc},
     {"isa", isa_name, METH_NOARGS, isa_doc},
     {"isas", isa_names, METH_NOARGS, isas_doc},
     {"use_isa", use_isa, METH_O, use_isa_doc},

@@ -4,8 +4,8 @@
  * function here, inlined helpers included, is compiled for it: GCC lowers vector operations
  * per function before inlining, so a helper compiled for another target would be scalarised.
  *
- * Defines K(acc_add_all), K(math_loop), K(math32_loop), K(scan_loop), K(after_loop) and
- * K(rank_loop); uses acc_t, log_f64, log_f32in, exp_f64, log1p_f64, log_f32np, exp_f32np, the
+ * Defines K(acc_add_all), K(math_loop), K(math32_loop), K(scan_loop), K(after_loop),
+ * K(rank_loop) and K(weigh_loop); uses acc_t, log_f64, log_f32in, exp_f64, log1p_f64, log_f32np, exp_f32np, the
  * MATH_ and MATH32_ codes, GUARD_ codes, loss_t, scan_args_t, scan_t and their helpers from
  * _kernels.c. With K_X86 defined (and VBYTES 32 or 64), counts lanes with x86 intrinsics
  * (immintrin.h). */
@@ -933,6 +933,25 @@ static int K(rank_loop)(const void *pred, int f64, const void *labels, int l64, 
     if (f64) return l64 ? RANKS(1, 1) : RANKS(1, 0);
     return l64 ? RANKS(0, 1) : RANKS(0, 0);
 #undef RANKS
+}
+
+/* out[e][groups[c]][r] += values[c][e] * across[buckets[c]][r] for every cell c < n, entry
+ * e < entries and replicate r < replicates (weigh_cells: the bootstrap's sum over a group's
+ * cells of each cell's value times its bucket's weights; each product and sum an integer
+ * times a common scale below 2**53, so exact in any order). A cell's weights are read once
+ * for all its entries; a value of 0 adds nothing. */
+static void K(weigh_loop)(const double *values, Py_ssize_t n, Py_ssize_t entries,
+                          const int64_t *groups, const int64_t *buckets, const double *across,
+                          Py_ssize_t replicates, double *out, Py_ssize_t size) {
+    for (Py_ssize_t c = 0; c < n; c++) {
+        const double *w = across + buckets[c] * replicates;
+        for (Py_ssize_t e = 0; e < entries; e++) {
+            const double v = values[c * entries + e];
+            if (v == 0.0) continue;
+            double *o = out + (e * size + groups[c]) * replicates;
+            for (Py_ssize_t r = 0; r < replicates; r++) o[r] += v * w[r];
+        }
+    }
 }
 
 #undef L32

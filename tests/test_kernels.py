@@ -853,3 +853,26 @@ def test_group_counts_into_several_arrays_in_one_pass():
     many = tuple(np.zeros(300, dtype=np.int64) for _ in range(11))
     add_rows(many, codes, mask)
     assert all(np.array_equal(out, np.bincount(codes[mask], minlength=300)) for out in many)
+
+
+def test_weigh_cells_adds_each_cells_value_times_its_buckets_weights():
+    from streammetric._kernels import weigh_cells
+
+    rng = np.random.default_rng(5)
+    cells, entries, buckets, replicates, groups = 700, 3, 64, 37, 25
+    values = rng.integers(-(2**30), 2**30, (cells, entries)).astype(np.float64)
+    values[rng.random((cells, entries)) < 0.2] = 0.0  # zeros add nothing
+    group, bucket = rng.integers(0, groups, cells), rng.integers(0, buckets, cells)
+    across = rng.poisson(1.0, (buckets, replicates)).astype(np.float64)
+    out = np.zeros((entries, groups, replicates))
+    assert weigh_cells(values, group, bucket, across, out, entries, replicates)
+    expected = np.zeros((entries, groups, replicates))
+    np.add.at(expected, (slice(None), group), (values.T[:, :, None] * across[bucket][None]))
+    assert np.array_equal(out, expected)  # integers below 2**53: exact in any order
+    for bad_group, bad_bucket in ((group.max() + groups, bucket), (group, bucket - buckets)):
+        untouched = np.zeros_like(out)
+        assert not weigh_cells(
+            values, bad_group, bad_bucket, across, untouched, entries, replicates
+        )
+        assert not untouched.any()  # nothing written when a cell is out of range
+    assert not weigh_cells(values, group, bucket, across, out, entries + 1, replicates)

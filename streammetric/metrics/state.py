@@ -50,6 +50,7 @@ import numpy as np
 
 from .._exceptions import StateError
 from .._kernels import group_counts as _group_counts
+from .._kernels import weigh_cells as _weigh_cells
 from ..accumulate import NONFINITE, ExactSum, GroupedExactSum
 from ..accumulate import UNITS_PER_ONE as _UNIT
 
@@ -981,15 +982,18 @@ class GroupedState:
         buckets)): group ``g``'s replicate ``r`` at ``g * R + r``, the sum over its cells of
         ``weights[r, bucket]`` times the cell's state.
 
-        Every product is a matrix product of a (G, buckets) matrix of cells by the weights,
-        made exact: whole entries are integers below ``2**53``, and a float sum is cut into
-        three slices of 38 bits at a scale common to the group's cells (the bits of a cell
-        more than ``2**-114`` below the group's largest cell are dropped), whose products are
-        integers too. So any BLAS, in any order, gives the same bits, and the replicates are
-        the same on every CPU. ``products``, shared by calls with the same cells, groups,
-        buckets and weights (the metrics of one chunk of `replicate_values`), keeps each whole
-        entry's product by its cells' values: an entry equal to one already multiplied (the
-        rows and the weights of unweighted rows, in every metric) is not multiplied again."""
+        Every product is a sum over a group's cells of the cell's value times its bucket's
+        weights (a matrix product of the (G, buckets) cells by the weights when `_DENSE_SHARE`
+        of the cells or more hold rows, else `weigh_cells` over the cells there are: at many
+        groups the matrix is mostly zeros), made exact: whole entries are integers below ``2**53``,
+        and a float sum is cut into slices of 38 bits at a scale common to the group's cells
+        (the bits of a cell more than ``2**-114`` below the group's largest cell are dropped),
+        whose products are integers too. So the sums are exact in any order, and the
+        replicates are the same bits on every CPU. ``products``, shared by calls with the same
+        cells, groups, buckets and weights (the metrics of one chunk of `replicate_values`),
+        keeps each whole entry's product by its cells' values: an entry equal to one already
+        multiplied (the rows and the weights of unweighted rows, in every metric) is not
+        multiplied again."""
         self._settle()
         replicates = weights.shape[0]
         size = int(groups.max(initial=-1)) + 1
@@ -997,12 +1001,25 @@ class GroupedState:
         out._grow_groups(size * replicates)
         across = np.ascontiguousarray(weights.T, dtype=np.float64)  # (buckets, R)
         mass = float(weights.sum(axis=1).max(initial=0))  # most weight a replicate puts anywhere
-        shape = (size, weights.shape[1])
+        groups = np.ascontiguousarray(groups, dtype=np.int64)
+        buckets = np.ascontiguousarray(buckets, dtype=np.int64)
 
-        def dense(values: np.ndarray) -> np.ndarray:
-            matrix = np.zeros(shape + values.shape[1:], dtype=np.float64)
-            matrix[groups, buckets] = values
-            return matrix
+        dense = groups.shape[0] >= _DENSE_SHARE * size * weights.shape[1]
+
+        def weigh(values: np.ndarray) -> np.ndarray:  # (cells, ...) -> (G * R, ...), float64
+            flat = np.ascontiguousarray(values.reshape(values.shape[0], -1), dtype=np.float64)
+            entries = flat.shape[1]
+            if dense:  # most cells there: a matrix product (BLAS) beats the cells' loop
+                matrix = np.zeros((entries, size, weights.shape[1]), dtype=np.float64)
+                matrix[:, groups, buckets] = flat.T
+                product = matrix @ across  # (entries, G, R)
+            else:
+                product = np.zeros((entries, size, replicates), dtype=np.float64)
+                if entries and not _weigh_cells(
+                    flat, groups, buckets, across, product, entries, replicates
+                ):
+                    raise StateError("replicates: the cells do not fit the groups and buckets")
+            return np.moveaxis(product, 0, -1).reshape(size * replicates, *values.shape[1:])
 
         def whole(values: np.ndarray) -> np.ndarray:  # int64 per cell -> per replicate
             picked = values[cells]
@@ -1017,19 +1034,9 @@ class GroupedState:
 
         def product_of(picked: np.ndarray) -> np.ndarray:
             if float(np.abs(picked).max()) * mass < 2.0**53:
-                matrix = dense(picked.astype(np.float64))
-                if matrix.ndim == 2:
-                    product = matrix @ across  # (G, R)
-                else:  # (G, B, K) -> (G, K, B) @ (B, R) -> (G, R, K)
-                    stacked = np.ascontiguousarray(np.swapaxes(matrix, 1, 2))
-                    product = (
-                        (stacked.reshape(-1, shape[1]) @ across)
-                        .reshape(size, -1, replicates)
-                        .swapaxes(1, 2)
-                    )
-                return product.reshape((size * replicates, *picked.shape[1:])).astype(np.int64)
-            exact = np.zeros(shape + picked.shape[1:], dtype=object)  # pragma: no cover
-            exact[groups, buckets] = picked
+                return weigh(picked).astype(np.int64)
+            exact = np.zeros((size, weights.shape[1], *picked.shape[1:]), dtype=object)
+            exact[groups, buckets] = picked  # pragma: no cover (counts beyond 2**53 / mass)
             product = np.einsum("gb...,br->gr...", exact, weights.T.astype(object))
             return product.reshape((size * replicates, *picked.shape[1:])).astype(np.int64)
 
@@ -1038,7 +1045,7 @@ class GroupedState:
             if spec.kind == "sum":
                 mine.ones += whole(theirs.ones)
                 if len(theirs.sums):
-                    _replicated_sums(mine.sums, theirs.sums, cells, dense, across)
+                    _replicated_sums(mine.sums, theirs.sums, cells, groups, size, weigh)
             elif spec.kind == "count":
                 mine += whole(theirs)
             elif spec.kind == "counts":
@@ -1047,7 +1054,7 @@ class GroupedState:
             else:
                 out._widen_sums(name, len(theirs))
                 for position, per_group in enumerate(theirs):
-                    _replicated_sums(mine[position], per_group, cells, dense, across)
+                    _replicated_sums(mine[position], per_group, cells, groups, size, weigh)
         return out
 
     def merge(self, other: GroupedState, mapping: np.ndarray | None = None) -> GroupedState:
@@ -1076,6 +1083,11 @@ class GroupedState:
         return self
 
 
+#: the share of a chunk's (group, bucket) cells holding rows from which `GroupedState.replicated`
+#: multiplies them as a matrix (BLAS: faster per cell than `weigh_cells`, which only sees the
+#: cells there are); the same bits either way
+_DENSE_SHARE = 0.25
+
 #: bits of a slice of `_replicated_sums`: a slice's value over its scale is an integer below
 #: 2**38; a replicate's weights add up to far less than 2**15, so its products stay below 2**53
 _SLICE_BITS = 38
@@ -1085,43 +1097,45 @@ def _replicated_sums(
     out: GroupedExactSum,
     sums: GroupedExactSum,
     cells: np.ndarray,
-    dense: Callable[[np.ndarray], np.ndarray],
-    across: np.ndarray,
+    groups: np.ndarray,
+    size: int,
+    weigh: Callable[[np.ndarray], np.ndarray],
 ) -> None:
     """`GroupedState.replicated` of one exact sum per cell: each cell's correctly rounded sum,
     in slices that multiply exactly, added exactly per replicate."""
     if not len(sums):
         return
     ones = np.ones(cells.shape[0], dtype=np.int64)  # the cells' sums only (0 beyond them)
-    rounded = sums._sums.ratios(ones, np.ascontiguousarray(cells, dtype=np.int64))
-    values = dense(np.frombuffer(rounded, np.float64))
+    values = np.frombuffer(
+        sums._sums.ratios(ones, np.ascontiguousarray(cells, dtype=np.int64)), np.float64
+    )
     finite = np.isfinite(values)
     special = None
     if not finite.all():  # inf or NaN in a cell: a replicate drawing it gets it
-        flags = [
-            (mask.astype(np.float64) @ across) > 0
-            for mask in (np.isnan(values), np.isposinf(values), np.isneginf(values))
-        ]
-        nan, pos, neg = flags
+        masks = np.stack([np.isnan(values), np.isposinf(values), np.isneginf(values)], axis=1)
+        nan, pos, neg = (weigh(masks) > 0).T
         special = np.where(nan | (pos & neg), np.nan, np.where(pos, np.inf, -np.inf))
         special[~(nan | pos | neg)] = 0.0
         values = np.where(finite, values, 0.0)
-    top = np.abs(values).max(axis=1, keepdims=True)
-    exponent = np.frexp(top)[1]  # |value| < 2**exponent in each group
+    top = np.zeros(size)
+    np.maximum.at(top, groups, np.abs(values))
+    exponent = np.frexp(top)[1][groups]  # |value| < 2**exponent in each cell's group
     parts = []
     rest = values
     for slice_ in range(3):
         scale = np.ldexp(1.0, np.maximum(exponent - _SLICE_BITS * (slice_ + 1), -1074))
         part = np.trunc(rest / scale) * scale  # toward zero: never beyond the value
         rest = rest - part  # exact: the value's bits below the scale
-        parts.append(part @ across)  # integers times the scale: exact in any order
+        parts.append(part)
         if not rest.any():  # every bit taken (e.g. cells within 2**23 of their group's
             break  # largest, usually): the slices left are zeros, adding nothing
+    weighed = weigh(np.stack(parts, axis=1))  # (G * R, slices): integers times the scales
     if special is not None:
         hit = special != 0
-        parts = [np.where(hit, special if i == 0 else 0.0, p) for i, p in enumerate(parts)]
-    codes = np.arange(parts[0].size, dtype=np.int64)
-    out.add(np.concatenate([p.reshape(-1) for p in parts]), np.tile(codes, len(parts)))
+        weighed[hit] = 0.0
+        weighed[hit, 0] = special[hit]
+    codes = np.arange(weighed.shape[0], dtype=np.int64)
+    out.add(weighed.T.reshape(-1), np.tile(codes, weighed.shape[1]))
 
 
 @dataclass

@@ -21,6 +21,7 @@ import pytest
 from streammetric.engine import Job, run_job
 from streammetric.io import ColumnSpec, plan
 from streammetric.metrics import bootstrap
+from streammetric.metrics import state as state_module
 from streammetric.metrics.bootstrap import Resampling
 
 from .helpers import invoke, preds_table
@@ -366,6 +367,10 @@ def test_many_groups_computed_a_few_at_a_time_give_the_same_bits(tmp_path, monke
     assert len(reference["groups"]) == 40
     for threads in (2, 4):  # a chunk per thread, on as many threads
         assert json.dumps(run_job(job(path), threads=threads).to_dict()) == json.dumps(reference)
+    for share in (0.0, 2.0):  # every chunk's cells as a matrix product, or cell by cell
+        monkeypatch.setattr(state_module, "_DENSE_SHARE", share)
+        assert json.dumps(run_job(job(path), threads=2).to_dict()) == json.dumps(reference)
+    monkeypatch.undo()
     monkeypatch.setattr(bootstrap, "_CHUNK", 300)  # 3 groups a chunk, 14 chunks
     assert json.dumps(run_job(job(path), threads=2).to_dict()) == json.dumps(reference)
     for group in (reference["groups"][0], reference["groups"][17]):
