@@ -203,6 +203,22 @@ class _Chunk:
     rows: np.ndarray | int  # each row's file row, or the first one's (rows in a row)
 
 
+def label_keys(labels: np.ndarray | None, rows: int) -> np.ndarray:
+    """One uint64 per row that is equal for equal labels (a class index, a binary label or a
+    list of targets; 1 and 1.0 alike), to tell paired rows whose labels differ. Without
+    labels, zeros."""
+    if labels is None:
+        return np.zeros(rows, dtype=np.uint64)
+    flat = np.asarray(labels, dtype=np.float64).reshape(rows, -1) + 0.0  # -0.0 as 0.0
+    bits = np.ascontiguousarray(flat).view(np.uint64)
+    if bits.shape[1] == 1:
+        return bits[:, 0].copy()
+    key = np.zeros(rows, dtype=np.uint64)
+    for column in bits.T:  # FNV-style mixing, wrapping
+        key = (key * np.uint64(0x100000001B3)) ^ column
+    return key
+
+
 def _zeros_by_place(shape: int | tuple[int, int], dtype: Any) -> np.ndarray:
     """Zeros for a few numbers per row, written place by place: in memory of ordinary 4 KB
     pages (an anonymous map), not NumPy's, which asks the kernel for transparent huge pages
@@ -297,6 +313,8 @@ class Pairing:
         size = self._plans[0].rows if self._plans else 0
         #: by place: each baseline row's hash, whether it was read, its cell code, correctness
         self.held_hashes = _zeros_by_place(size, np.uint64)
+        self.held_labels = _zeros_by_place(size, np.uint64)  # `label_keys`
+        self.label_column = "label"  # in messages (`compare` names the resolved one)
         self.present = _zeros_by_place(size, bool)
         self._cells = _zeros_by_place(size if grouped else 0, np.int32)
         self.correct_rows = _zeros_by_place((size, width), bool)
@@ -314,7 +332,8 @@ class Pairing:
         self._runs: list[tuple[int, int, int]] | None = [] if self._plans else None
         #: what seals when a candidate row waits for it, if not `seal` in another thread
         self.sealer: Callable[[], None] | None = None
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # a stream's rows
+        #: a stream's rows: (hashes, cells, correctness, label keys) of each batch
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._chunks: list[_Chunk] = []
         self._held = 0
         self.hashes = np.zeros(0, dtype=np.uint64)  # sorted (`_sorted`)
@@ -371,6 +390,7 @@ class Pairing:
                     else:
                         self._runs.append((first, *ends))  # type: ignore[arg-type]  # first set
                 self.held_hashes[where] = rows.hashes
+                self.held_labels[where] = label_keys(rows.labels, count)
                 if cells is not None:
                     self._cells[where] = cells
                 self.correct_rows[where] = correct
@@ -386,7 +406,14 @@ class Pairing:
                     int(source[0]) if contiguous and source.size else source,
                 )
             )
-            self._parts.append((rows.hashes, cells if cells is not None else np.zeros(0), correct))
+            self._parts.append(
+                (
+                    rows.hashes,
+                    cells if cells is not None else np.zeros(0),
+                    correct,
+                    label_keys(rows.labels, rows.hashes.shape[0]),
+                )
+            )
             self._held += rows.hashes.shape[0]
 
     def seal(self) -> None:
@@ -430,6 +457,9 @@ class Pairing:
                 np.concatenate([p[2] for p in parts])
                 if parts
                 else np.zeros((0, len(self.mcnemar)), bool)
+            )
+            self.held_labels = (
+                np.concatenate([p[3] for p in parts]) if parts else np.zeros(0, np.uint64)
             )
             self.present = np.ones(self.held_hashes.shape[0], dtype=bool)
             self.paired = np.zeros(self.held_hashes.shape[0], dtype=bool)
@@ -595,6 +625,7 @@ class Pairing:
         correct = self.correct(rows.terms, rows.hashes.shape[0]) if self.mcnemar else None
         own = self._at_own_place(rows)
         if own is not None:  # every row paired at its own place
+            self._check_labels(rows, own, slice(None))
             with self._lock:  # a row looked up by an earlier batch (of any thread) may repeat
                 again = self.paired[own]
                 if again.any():
@@ -617,6 +648,7 @@ class Pairing:
         everywhere = bool(found.all())
         batch_rows = slice(None) if everywhere else np.flatnonzero(found)
         held = at if everywhere else at[batch_rows]
+        self._check_labels(rows, held, batch_rows)
         with self._lock:  # ids paired by an earlier batch (of any thread)
             again = self.paired[held]
             if again.any():
@@ -626,6 +658,35 @@ class Pairing:
             if correct is not None:
                 self.candidate_correct[held] = correct[batch_rows]
             self.unpaired_candidate += missing
+
+    def _check_labels(
+        self, rows: ObservedRows, held: slice | np.ndarray, batch_rows: slice | np.ndarray
+    ) -> None:
+        """Paired rows must have the same label: else the two sides are not the same rows
+        (a file of another evaluation set, or shifted ids), and the comparison means
+        nothing. The first candidate row of the batch whose label differs is the error."""
+        if rows.labels is None:
+            return
+        mine = label_keys(rows.labels, rows.hashes.shape[0])[batch_rows]
+        differ = self.held_labels[held] != mine
+        if not differ.any():
+            return
+        first = int(np.argmax(differ))
+        index = first if isinstance(batch_rows, slice) else int(batch_rows[first])
+        row = int(rows.source_rows()[index])
+        path = rows.unit.display_path
+        value = np.asarray(rows.labels[index]).tolist()
+        rule = f"paired rows must have the same label (the {self.names[0]}'s row of this id)"
+        raise InvalidInputError(
+            f"{path}: column `{self.label_column}`, row {row}: its label {value} is not the "
+            f"label of the {self.names[0]}'s row with the same id (`{self.column}`): the two "
+            "sides must hold the same rows",
+            path=path,
+            column=self.label_column,
+            row=row,
+            rule=rule,
+            value=value,
+        )
 
     def _repeated(self, rows: ObservedRows, index: int) -> None:
         """Row ``index`` of a candidate batch repeats an id seen before: the error."""
@@ -798,6 +859,7 @@ def compare(
     by = base_run.resolved.by
     plans = (base_run.units, cand_run.units)
     pairing = Pairing(column, mcnemar, strict, plans=plans, grouped=bool(by))
+    pairing.label_column = cand_run.resolved.labels
     base_run.evaluator.observer = pairing.observe_baseline
     cand_run.evaluator.observer = pairing.observe_candidate
     if pairing.by_place and not any(u.sequential for u in (*base_run.pending, *cand_run.pending)):

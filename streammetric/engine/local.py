@@ -95,6 +95,8 @@ class ObservedRows(NamedTuple):
     first_row: int | None = None
     #: the rows' ids (the id column's values) when ``first_row`` is set and the rows have ids
     ids: pa.Array | None = None
+    #: the rows' labels, as the metrics took them
+    labels: np.ndarray | None = None
 
 
 #: why ``checkpoint`` is refused for an in-memory input
@@ -381,7 +383,7 @@ class Evaluator:
             first = batch.row_offset if keep is None and batch.invalid is None else None
             ids = batch.ids if first is not None else None
             observe = functools.partial(
-                _observe, self.observer, batch.unit, hashes, terms, file_rows, first, ids
+                _observe, self.observer, batch.unit, hashes, terms, file_rows, first, ids, labels
             )
         if pending is not None and batch.groups is not None:
             groups = batch.groups
@@ -471,9 +473,10 @@ def _observe(
     source_rows: Callable[[], np.ndarray],
     first_row: int | None,
     ids: pa.Array | None,
+    labels: np.ndarray,
     codes: np.ndarray,
 ) -> None:
-    observer(ObservedRows(unit, hashes, codes, terms, source_rows, first_row, ids))
+    observer(ObservedRows(unit, hashes, codes, terms, source_rows, first_row, ids, labels))
 
 
 #: rows of a unit whose group keys are encoded together (see `_Pending`)

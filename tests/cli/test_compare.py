@@ -441,3 +441,24 @@ def test_groups_replicated_a_few_at_a_time_give_the_same_bits(files, monkeypatch
     assert whole.exit_code == 0 and one_by_one.exit_code == 0, one_by_one.output
     assert len(json.loads(whole.stdout)["groups"]) == 3
     assert one_by_one.stdout == whole.stdout
+
+
+@pytest.mark.parametrize("layout", ["same order", "shuffled"])
+def test_paired_rows_with_other_labels_are_refused(files, tmp_path, layout):
+    """Rows paired by id whose labels differ are not the same rows (another evaluation set,
+    shifted ids): the first such candidate row is the error, wherever it is paired."""
+    _, cand = tables()
+    labels = cand["label"].to_numpy().copy()
+    labels[37] = (labels[37] + 1) % 3
+    cand = cand.set_column(1, "label", pa.array(labels))
+    if layout == "shuffled":
+        order = np.random.default_rng(3).permutation(ROWS)
+        cand = cand.take(pa.array(order))
+        row = int(np.flatnonzero(order == 37)[0])
+    else:
+        row = 37
+    path = tmp_path / "cand.parquet"
+    pq.write_table(cand, path, row_group_size=128)
+    result = invoke("compare", files["base"], path, "-m", "acc", *FAST)
+    line = one_line_error(result, 1, f"{path}: column `label`, row {row}: its label")
+    assert "the same id (`id`)" in line

@@ -31,10 +31,14 @@ MAX_BYTES = 300_000
 # -- data ---------------------------------------------------------------------------------------
 
 
-def multiclass(path: Path, rows: int = 3000, classes: int = 5, seed: int = 0) -> Path:
-    """Sample-like data: ``label``, ``probs`` (fixed-size list) and ``model`` (3 models)."""
+def multiclass(
+    path: Path, rows: int = 3000, classes: int = 5, seed: int = 0, labels_seed: int = 0
+) -> Path:
+    """Sample-like data: ``label`` (of ``labels_seed``: two models' files of one evaluation
+    set share them), ``probs`` (fixed-size list) and ``model`` (3 models)."""
+    labels = np.random.default_rng(labels_seed).integers(0, classes, rows)
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, rows)
+    rng.integers(0, classes, rows)  # (the draws the labels took: seed 0's rows unchanged)
     model = rng.choice(["baseline", "resnet", "vit"], rows)
     logits = rng.normal(size=(rows, classes))
     logits[np.arange(rows), labels] += np.where(model == "vit", 2.0, 0.8)
