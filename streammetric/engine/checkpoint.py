@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError, StateError
 from .._files import Spacing, special_kind, write_atomic
-from ..io import STDIN
+from ..io import STDIN, file_key
 from .partial import Partial
 
 if TYPE_CHECKING:
@@ -166,11 +166,21 @@ class Checkpoint:
     times the previous save's duration when that is longer (`Spacing`)."""
 
     def __init__(
-        self, path: str | os.PathLike[str], identity: dict[str, Any], *, interval: float = 0.5
+        self,
+        path: str | os.PathLike[str],
+        identity: dict[str, Any],
+        *,
+        interval: float = 0.5,
+        files: dict[str, list[Any]] | None = None,
     ) -> None:
         self.path = Path(path)
         _check_place(os.fspath(path), self.path)
         self.identity = json.loads(json.dumps(identity, default=str))
+        #: each input file's identity (`file_items`), saved beside the identity's digest of
+        #: them all: a resume whose inputs differ only in files none of whose units finished
+        #: (the file that failed the run, fixed) goes on (`load_into` checks it)
+        self.files = None if files is None else json.loads(json.dumps(files, default=str))
+        self._saved_files: dict[str, Any] | None = None  # a checkpoint's, when inputs differ
         self.spacing = Spacing(interval)
         #: the finished units of the state the file holds (loaded or saved without ``extra``):
         #: a save of the same units would write what is there (resuming a finished run)
@@ -231,11 +241,20 @@ class Checkpoint:
             stored = data.get("identity")
             stored = stored if isinstance(stored, dict) else {}
             differs = sorted(k for k in self.identity if stored.get(k) != self.identity[k])
-            raise self._refuse(
-                f"checkpoint belongs to a run with different {', '.join(differs) or 'identity'}; "
-                "use another --checkpoint file or delete this one",
-                field="identity",
-            )
+            saved_files = data.get("files")
+            if (
+                differs == ["inputs"]
+                and set(stored) == set(self.identity)
+                and self.files is not None
+                and isinstance(saved_files, dict)
+            ):  # which files changed, and whether any had finished units: `load_into`
+                self._saved_files = saved_files
+            else:
+                raise self._refuse(
+                    f"checkpoint belongs to a run with different {', '.join(differs) or 'identity'}; "
+                    "use another --checkpoint file or delete this one",
+                    field="identity",
+                )
         done = data.get("done")
         if not isinstance(done, list) or not all(isinstance(key, str) for key in done):
             raise self._error("done", "must be a list of unit keys (strings)", done)
@@ -288,6 +307,8 @@ class Checkpoint:
         done = set(data["done"])
         self.stdin = data.get("stdin")
         self._on_disk = frozenset(done) if "extra" not in data else None
+        if self._saved_files is not None:
+            self._check_changed_files(done, units or ())
         if units is not None:
             rows_of = {unit.key: unit.num_rows for unit in units}
             unknown = sorted(done - set(rows_of))
@@ -315,6 +336,33 @@ class Checkpoint:
                     )
         return done
 
+    def _check_changed_files(self, done: set[str], units: Sequence[Unit]) -> None:
+        """The inputs differ from the checkpoint's (`read`): go on only if they are the same
+        files and none that changed has a finished unit (its rows are in the state); else
+        refuse, naming the first such file."""
+        saved, current = self._saved_files or {}, self.files or {}
+        if set(saved) != set(current):
+            other = sorted(set(saved) ^ set(current))[0]
+            said = (
+                "is not an input of the checkpoint's run"
+                if other in current
+                else ("was an input of the checkpoint's run and is not one now")
+            )
+            raise self._refuse(
+                f"checkpoint belongs to a run with different inputs ({other} {said}); "
+                "use another --checkpoint file or delete this one",
+                field="identity",
+            )
+        finished = {file_key(unit.path) for unit in units if unit.key in done}
+        for path in sorted(saved):
+            if saved[path] != current[path] and path in finished:
+                raise self._refuse(
+                    f"{path} changed after some of its units were evaluated into this "
+                    "checkpoint (their rows are in its state); restore it, or delete the "
+                    "checkpoint to start over",
+                    field="files",
+                )
+
     def save(
         self,
         partial: Partial,
@@ -338,6 +386,8 @@ class Checkpoint:
         }
         if self.stdin is not None:
             payload["stdin"] = self.stdin
+        if self.files is not None:
+            payload["files"] = self.files
         if extra is not None:
             payload["extra"] = dict(extra)
         # each field serialised once, for the digest's canonical text and for the file (which

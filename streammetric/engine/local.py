@@ -39,6 +39,7 @@ from ..io import (
     ColumnSpec,
     ResolvedColumns,
     Unit,
+    file_items,
     fingerprint,
     group_codes,
     iter_arrow,
@@ -609,7 +610,11 @@ class JobRun:
         self.evaluator = Evaluator(job, resolved, where)
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics, index=self.evaluator.index)
-        self.saver = Checkpoint(checkpoint, self.identity) if checkpoint else None
+        self.saver = (
+            Checkpoint(checkpoint, self.identity, files=file_items(self.units))
+            if checkpoint
+            else None
+        )
         self.done: set[str] = self.saver.load_into(self.total, self.units) if self.saver else set()
         if self.saver is not None and self.saver.stdin is not None:
             self._check_stdin(self.saver)

@@ -259,6 +259,13 @@ def fingerprint(units: Sequence[Unit]) -> str:
     """SHA-256 of the inputs (absolute paths, sizes, mtimes, unit counts) for checkpoints."""
     import hashlib  # lazy: only checkpoints and Dask task keys need it (~4 ms of start-up)
 
+    items = [[path, *item] for path, item in file_items(units).items()]
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def file_items(units: Sequence[Unit]) -> dict[str, list[Any]]:
+    """Each input file's identity, by its absolute path (or URI), in path order: its kind, size
+    and mtime (an object's ETag, when the store has one), units and rows."""
     files: dict[str, list[Any]] = {}
     for unit in units:
         if unit.kind == "memory":  # no name, size or mtime says which data it holds
@@ -266,14 +273,19 @@ def fingerprint(units: Sequence[Unit]) -> str:
         entry = files.setdefault(unit.path, [unit.kind, 0, 0])
         entry[1] += 1
         entry[2] += unit.num_rows or 0
-    items: list[list[Any]] = []
+    items: dict[str, list[Any]] = {}
     for path, (kind, count, rows) in sorted(files.items()):
         if storage.is_uri(path):  # the ETag when the store has one, else size and mtime
-            items.append([path, kind, *storage.object_identity(path), count, rows])
+            items[path] = [kind, *storage.object_identity(path), count, rows]
             continue
         stat = [] if path == STDIN else list(_stat_key(path)[1:])
-        items.append([path if path == STDIN else os.path.abspath(path), kind, *stat, count, rows])
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+        items[file_key(path)] = [kind, *stat, count, rows]
+    return items
+
+
+def file_key(path: str) -> str:
+    """An input file's key in `file_items`: its absolute path (a URI and stdin as they are)."""
+    return path if path == STDIN or storage.is_uri(path) else os.path.abspath(path)
 
 
 # --------------------------------------------------------------------------- reading

@@ -336,3 +336,34 @@ def test_a_failed_run_saves_every_unit_finished_before_the_error(data, tmp_path,
     with pytest.raises(sm.InvalidInputError, match="row 850"):  # the rest only, then the error
         run_job(_job(data), threads=1, checkpoint=checkpoint, progress=seen.append)
     assert seen[0] == 8 * 300 and len(seen) == 1  # restored rows told, no unit evaluated again
+
+
+def test_a_fixed_file_without_finished_units_resumes_one_with_them_is_refused(data, tmp_path):
+    """The file that failed the run has no finished unit: fixed, the run resumes (its units
+    evaluated, the others restored); a file changed after some of its units finished is
+    refused by name, as are inputs added or removed."""
+    import pyarrow as pa
+
+    good = regression_table(900, seed=2)
+    pred = good["pred"].to_numpy().copy()
+    pred[5] = float("nan")  # the first row group of the last file: none of its units finish
+    pq.write_table(
+        good.set_column(1, "pred", pa.array(pred)), data / "p2.parquet", row_group_size=300
+    )
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(sm.InvalidInputError, match="row 5"):
+        run_job(_job(data), threads=1, checkpoint=checkpoint)
+    assert len(json.loads(checkpoint.read_text())["done"]) == 6
+    pq.write_table(good, data / "p2.parquet", row_group_size=300)  # fixed
+    seen: list[int] = []
+    resumed = run_job(_job(data), threads=1, checkpoint=checkpoint, progress=seen.append)
+    assert seen == [6 * 300, 300, 300, 300]  # restored, then p2's three units only
+    assert resumed.to_dict() == run_job(_job(data), threads=1).to_dict()
+
+    pq.write_table(regression_table(900, seed=7), data / "p0.parquet", row_group_size=300)
+    with pytest.raises(sm.StateError, match=r"p0\.parquet changed after some of its units"):
+        run_job(_job(data), threads=1, checkpoint=checkpoint)
+    pq.write_table(regression_table(900, seed=0), data / "p0.parquet", row_group_size=300)
+    pq.write_table(regression_table(30, seed=8), data / "p3.parquet")
+    with pytest.raises(sm.StateError, match=r"p3\.parquet is not an input of the checkpoint"):
+        run_job(_job(data), threads=1, checkpoint=checkpoint)
