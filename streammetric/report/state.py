@@ -260,12 +260,19 @@ def _value(value: Any, field: str) -> Iterator[Problem]:
         yield field, _VALUE, value
 
 
-def _metrics(metrics: Any, field: str) -> Iterator[Problem]:
-    if not isinstance(metrics, dict):
-        yield field, "must be an object {metric name: value}", metrics
+def _object_of(
+    data: Any, field: str, rule: str, item: Callable[[Any, str], Iterator[Problem]]
+) -> Iterator[Problem]:
+    """An object (``rule`` else) whose every value holds ``item``'s rules."""
+    if not isinstance(data, dict):
+        yield field, rule, data
         return
-    for name, value in metrics.items():
-        yield from _value(value, f"{field}.{name}")
+    for key, value in data.items():
+        yield from item(value, f"{field}.{key}")
+
+
+def _metrics(metrics: Any, field: str) -> Iterator[Problem]:
+    return _object_of(metrics, field, "must be an object {metric name: value}", _value)
 
 
 def _group(group: Any, field: str) -> Iterator[Problem]:
@@ -376,11 +383,7 @@ def _conventions(conventions: Any) -> Iterator[Problem]:
 
 
 def _diagnostics(counts: Any, field: str) -> Iterator[Problem]:
-    if not isinstance(counts, dict):
-        yield field, "must be an object {name: count}", counts
-        return
-    for key, count in counts.items():
-        yield from _count(count, f"{field}.{key}")
+    return _object_of(counts, field, "must be an object {name: count}", _count)
 
 
 def _fields(
