@@ -264,9 +264,10 @@ class LiveExport:
         )
         overall = Tracker([new_metrics()])
         run, names = self.options.run, self.class_names
+        reserved = ("job",) if self.options.push else ()  # the Pushgateway's grouping key
         return (
-            TrackerCollector(groups, run=run, class_names=names),
-            TrackerCollector(overall, run=run, class_names=names),
+            TrackerCollector(groups, run=run, class_names=names, reserved=reserved),
+            TrackerCollector(overall, run=run, class_names=names, reserved=reserved),
         )
 
     def start(
@@ -346,6 +347,8 @@ class LiveExport:
     def _push(self) -> None:
         url = self.options.push
         assert url is not None
+        import http.client  # (prometheus_client's push imports it anyway)
+
         try:
             from prometheus_client import push_to_gateway
 
@@ -356,9 +359,11 @@ class LiveExport:
                 grouping_key={"run": self.options.run},
                 timeout=PUSH_TIMEOUT_SECONDS,
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # (not HTTP at all)
             reason = getattr(exc, "reason", None) or exc
-            raise StreamMetricError(f"--push {url}: push failed: {reason}") from None
+            body = _error_body(exc)
+            said = f" ({body})" if body else ""
+            raise StreamMetricError(f"--push {url}: push failed: {reason}{said}") from None
 
     def linger(self, stop: StopSignal) -> None:
         """Keep serving the final values for ``--linger`` seconds or until SIGINT/SIGTERM."""
@@ -447,3 +452,16 @@ class UnitFeeder:
             key = self._order[self._next]
             self._next += 1
             self.live.add(self._waiting.pop(key), file_end=key in self._file_ends)
+
+
+def _error_body(exc: BaseException) -> str:
+    """The first line of an HTTP error's response body (a Pushgateway says there why it
+    refused a push), or ""."""
+    read = getattr(exc, "read", None)
+    if not callable(read):
+        return ""
+    try:
+        text = read().decode("utf-8", "replace").strip()
+    except Exception:  # the body is a courtesy: never the error
+        return ""
+    return text.splitlines()[0][:300] if text else ""

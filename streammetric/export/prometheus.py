@@ -128,9 +128,13 @@ class TrackerCollector:
         run: str = DEFAULT_RUN,
         labels: Mapping[str, str] | None = None,
         class_names: Sequence[str] | None = None,
+        reserved: Sequence[str] = (),
     ) -> None:
         self.tracker = tracker
         self.const_labels = {"run": str(run), **{str(k): str(v) for k, v in (labels or {}).items()}}
+        #: label names a group-by column may not take besides the collector's own (a
+        #: Pushgateway's grouping key, ``job``, when pushed)
+        self.reserved = tuple(reserved)
         self.group_labels = tuple(_label_name(column) for column in tracker.group_by)
         self.class_names = None if class_names is None else tuple(map(str, class_names))
         self._check_names()
@@ -141,7 +145,7 @@ class TrackerCollector:
                 raise ConfigError(
                     f"`labels` names must match [A-Za-z_][A-Za-z0-9_]* without a leading __, got {name!r}"
                 )
-        taken = {*self.const_labels, "scope", "metric", "kind"}
+        taken = {*self.const_labels, *self.reserved, "scope", "metric", "kind", "level"}
         if self.tracker.array_names:
             taken |= {*CLASS_LABELS[1], *CLASS_LABELS[2]}
         for column, label in zip(self.tracker.group_by, self.group_labels, strict=True):

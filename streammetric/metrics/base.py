@@ -401,8 +401,24 @@ class EvalMetric(_Locked):
             if sample_weight is None and type(labels) is np.ndarray and type(preds) is np.ndarray:
                 self._update_state(self._local, labels, preds, None)  # as_pairs' one pair
                 return self
-            for label, pred, weight in as_pairs(labels, preds, sample_weight):
-                self._update_state(self._local, label, pred, weight)
+            pairs = list(as_pairs(labels, preds, sample_weight))  # each converted and paired
+            if len(pairs) == 1:
+                self._update_state(self._local, *pairs[0])
+                return self
+            # several pairs: every pair's terms before any is folded, so that a pair refused
+            # adds nothing of the others (a metric with a fold of its own: undone)
+            batches = [BatchStats(label, pred, weight, (self,)) for label, pred, weight in pairs]
+            terms = self._batches_terms(batches)
+            if terms is not None:
+                self._fold_batches(batches, terms)
+                return self
+            before = self._merged(self._fresh_state(), self._local)
+            try:
+                for label, pred, weight in pairs:
+                    self._update_state(self._local, label, pred, weight)
+            except BaseException:
+                self._local = before
+                raise
             return self
 
     def _update_once_per_id(
@@ -511,20 +527,49 @@ class EvalMetric(_Locked):
 
     def _update_batches(self, batches: list[BatchStats]) -> None:
         """Fold batches made for a composite's metrics into the local state (``update``'s
-        work, the statistics shared with the siblings)."""
+        work, the statistics shared with the siblings), all or none of them."""
         with self._lock:
-            state = self._local
-            if type(self)._update_state is not EvalMetric._update_state:  # its own fold
-                for batch in batches:
-                    self._update_state(state, batch.labels, batch.preds, batch.weights)
+            terms = self._batches_terms(batches)
+            if terms is not None:
+                self._fold_batches(batches, terms)
                 return
-            for batch in batches:
-                terms = self._batch_terms(batch)
-                if terms is None:
-                    raise NotImplementedError(
-                        f"{type(self).__name__} defines neither _row_terms nor _update_state"
-                    )
-                fold(state, self._specs, terms, _num_rows(batch.labels, batch.preds))
+            before = self._merged(self._fresh_state(), self._local)  # its own fold: undone
+            try:
+                for batch in batches:
+                    self._update_state(self._local, batch.labels, batch.preds, batch.weights)
+            except BaseException:
+                self._local = before
+                raise
+
+    def _copy_local(self) -> Any:
+        """A copy of the local state: `_restore_local` puts it back (an update undone)."""
+        with self._lock:
+            return self._merged(self._fresh_state(), self._local)
+
+    def _restore_local(self, local: Any) -> None:
+        with self._lock:
+            self._local = local
+
+    def _batches_terms(self, batches: list[BatchStats]) -> list[Terms] | None:
+        """Each batch's terms, checked (an invalid row raises before anything is folded);
+        None for a metric with a fold of its own (``_update_state``)."""
+        if type(self)._update_state is not EvalMetric._update_state:
+            return None
+        out = []
+        for batch in batches:
+            terms = self._batch_terms(batch)
+            if terms is None:
+                raise NotImplementedError(
+                    f"{type(self).__name__} defines neither _row_terms nor _update_state"
+                )
+            out.append(terms)
+        return out
+
+    def _fold_batches(self, batches: list[BatchStats], terms: list[Terms]) -> None:
+        """Fold `_batches_terms` into the local state (exact adds: nothing here refuses)."""
+        with self._lock:
+            for batch, one in zip(batches, terms, strict=True):
+                fold(self._local, self._specs, one, _num_rows(batch.labels, batch.preds))
 
     def row_terms(
         self, labels: np.ndarray, preds: np.ndarray, sample_weight: np.ndarray | None = None

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import ConfigError, InvalidInputError
+from .._exceptions import ConfigError, InvalidInputError, StateError
 from .._tensors import is_array_object
 from ..functional.resample import (
     BUCKETS,
@@ -274,8 +274,11 @@ class Bootstrap:
 
     def merge(self, other: Bootstrap) -> Bootstrap:
         """Add ``other``'s rows (same metric and resampling), exactly; returns ``self``."""
+        if not isinstance(other, Bootstrap):
+            raise StateError(f"`other` must be a Bootstrap, got {type(other).__name__}")
         if other.resampling != self.resampling:
             raise ConfigError("only bootstraps of one level, replicates and seed merge")
+        self.metric._check_config(other.metric.get_config(), "other.metric")  # StateError
         for mine, theirs in zip(self.states, other.states, strict=True):
             mine.merge(theirs)
         self.num_rows += other.num_rows

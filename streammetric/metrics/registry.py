@@ -23,6 +23,7 @@ from .._exceptions import ConfigError, InvalidInputError, StateError
 from ._inputs import as_pairs
 from .base import _COUNTED, EvalMetric, State, ValueNote, _short
 from .batch import BatchStats
+from .state import Terms
 
 __all__ = [
     "CompositeEvalMetric",
@@ -203,16 +204,36 @@ class CompositeEvalMetric(EvalMetric):
             self._update_once_per_id(labels, preds, sample_weight, sample_ids)
             return self
         batches: list[BatchStats] | None = None
-        for metric in self.metrics:
-            if type(metric).update is not EvalMetric.update:  # a composite's too
-                metric.update(labels, preds, sample_weight)
-                continue
-            if batches is None:
-                batches = [
-                    BatchStats(label, pred, weight, self.metrics)
-                    for label, pred, weight in as_pairs(labels, preds, sample_weight)
-                ]
-            metric._update_batches(batches)
+        whole: list[EvalMetric] = []  # updated as they update themselves
+        folds: list[tuple[EvalMetric, list[Terms]]] = []
+        for metric in self.metrics:  # every metric's terms first: a batch refused adds nothing
+            terms = None
+            if type(metric).update is EvalMetric.update:
+                if batches is None:
+                    batches = [
+                        BatchStats(label, pred, weight, self.metrics)
+                        for label, pred, weight in as_pairs(labels, preds, sample_weight)
+                    ]
+                terms = metric._batches_terms(batches)
+            if terms is None:
+                whole.append(metric)
+            else:
+                folds.append((metric, terms))
+        undo = [(metric, metric._copy_local()) for metric in whole] if whole else []
+        try:
+            for metric in whole:
+                if type(metric).update is not EvalMetric.update:  # a composite's too
+                    metric.update(labels, preds, sample_weight)
+                else:  # a fold of its own
+                    assert batches is not None
+                    metric._update_batches(batches)
+        except BaseException:
+            for metric, local in undo:  # what the others added is taken back
+                metric._restore_local(local)
+            raise
+        for metric, terms in folds:
+            assert batches is not None
+            metric._fold_batches(batches, terms)
         return self
 
     def update_dict(self, labels: dict[str, Any], preds: dict[str, Any]) -> CompositeEvalMetric:
@@ -229,6 +250,13 @@ class CompositeEvalMetric(EvalMetric):
             metric.reset()
         self._id_rows = None
         self._synced = False
+
+    def _copy_local(self) -> Any:
+        return [metric._copy_local() for metric in self.metrics]
+
+    def _restore_local(self, local: Any) -> None:
+        for metric, one in zip(self.metrics, local, strict=True):
+            metric._restore_local(one)
 
     def invalid_rows(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
         return self._batch_invalid_rows(BatchStats(labels, preds, None, self.metrics))

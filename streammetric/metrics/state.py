@@ -1057,6 +1057,16 @@ class GroupedState:
                     _replicated_sums(mine[position], per_group, cells, groups, size, weigh)
         return out
 
+    def rows_beyond(self, size: int) -> bool:
+        """Whether a group from ``size`` on has counted a row (its whole entries: every
+        metric's state counts its rows so)."""
+        for name, spec in self.specs.items():
+            entry = self._entries[name]
+            whole = entry.ones if spec.kind == "sum" else entry
+            if spec.kind in ("sum", "count", "counts") and whole[size:].any():
+                return True
+        return False
+
     def merge(self, other: GroupedState, mapping: np.ndarray | None = None) -> GroupedState:
         """Add ``other``'s group ``i`` into group ``mapping[i]`` (or ``i``); exact."""
         self._settle()
@@ -1066,16 +1076,22 @@ class GroupedState:
         mapping = np.asarray(mapping, dtype=np.int64)
         if other.size:
             self._grow_groups(int(mapping.max()) + 1)
+        # ``mapping`` may name more codes than ``other`` holds (an index shared with threads
+        # that numbered more groups since): its groups are the first ``size``
+        size = min(other.size, mapping.shape[0])
+        codes = mapping[:size]
+        if other.size > size and other.rows_beyond(size):
+            raise StateError(f"merge: groups {size} and beyond have rows but no code to go to")
         for name, spec in self.specs.items():
             mine, theirs = self._entries[name], other._entries[name]
             if spec.kind == "sum":
                 mine.sums.merge(theirs.sums, mapping[: len(theirs.sums)])
-                _add_at(mine.ones, mapping, theirs.ones[: other.size])
+                _add_at(mine.ones, codes, theirs.ones[:size])
             elif spec.kind == "count":
-                _add_at(mine, mapping, theirs[: other.size])
+                _add_at(mine, codes, theirs[:size])
             elif spec.kind == "counts":
                 mine = self._widen(name, theirs.shape[1])
-                _add_at(mine, mapping, _pad(theirs[: other.size], (other.size, mine.shape[1])))
+                _add_at(mine, codes, _pad(theirs[:size], (size, mine.shape[1])))
             else:
                 self._widen_sums(name, len(theirs))
                 for position, per_group in enumerate(theirs):

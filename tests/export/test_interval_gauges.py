@@ -63,3 +63,30 @@ def test_no_interval_gauges_without_ci(tmp_path: Path) -> None:
     done = invoke("eval", data, "-m", "acc", "--textfile", prom)
     assert done.exit_code == 0, done.output
     assert not [name for name, _ in _samples(prom) if "_ci_" in name]
+
+
+def test_groups_that_appear_later_with_threads_and_an_export(tmp_path: Path) -> None:
+    """Units finish on 2 threads numbering groups in one index while the exporter merges each
+    unit's groups: a unit's partial names fewer groups than the index by then (it crashed)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    models = ["x", "y"] * 20 + ["x", "y", "z"] * 20  # z first in the third row group
+    probs = rng.dirichlet(np.ones(3), len(models))
+    table = pa.table(
+        {"label": rng.integers(0, 3, len(models)), "probs": probs.tolist(), "model": models}
+    )
+    path = tmp_path / "later.parquet"
+    pq.write_table(table, path, row_group_size=20)
+    args = ["eval", path, "-m", "acc", "--by", "model", "--ci", "0.9", "--format", "json"]
+    plain = invoke(*args, "--threads", "1")
+    for _ in range(3):  # the race, when it was one, failed every time with 2 threads
+        prom = tmp_path / "out.prom"
+        done = invoke(*args, "--threads", "2", "--textfile", prom)
+        assert done.exit_code == 0, done.output
+        assert done.stdout == plain.stdout
+        assert ("streammetric_accuracy_ci_lower", (("level", "0.9"), ("model", "z"))) in _samples(
+            prom
+        )
