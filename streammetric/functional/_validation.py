@@ -77,7 +77,7 @@ def as_class_indices(
     if array.dtype.kind == "b":
         array = array.astype(np.int64)
     if array.dtype.kind == "f":
-        finite = np.isfinite(array)
+        finite = np.isfinite(array) & (np.abs(array) < 2.0**63)  # (beyond: not an int64)
         integral = finite & (array == np.floor(np.where(finite, array, 0)))
         if not integral.all():
             row = first_bad_row(~integral)
@@ -105,7 +105,11 @@ def as_sample_weight(sample_weight: Any, rows: int) -> np.ndarray | None:
     """Finite, non-negative float64 weights of shape (rows,), one per row (``None`` stays ``None``)."""
     if sample_weight is None:
         return None
-    weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    try:
+        weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):  # strings, objects
+        kind = getattr(np.asarray(sample_weight), "dtype", type(sample_weight))
+        raise InvalidInputError.bad_argument("sample_weight", "must be numbers", kind) from None
     if weight.shape[0] != rows:
         raise InvalidInputError(
             f"`sample_weight` must have one value per row of `labels`, got {weight.shape[0]} for {rows} rows",

@@ -463,6 +463,9 @@ class EvalMetric(_Locked):
                 why = (
                     "this metric holds every rank's rows since a sync"
                     if self._synced
+                    else "its rows came from load_state_dict, and a state_dict keeps no ids "
+                    "(pickle the metric to keep them)"
+                    if self._loaded
                     else "this metric has counted rows without ids"
                 )
                 raise InvalidInputError(
@@ -485,6 +488,8 @@ class EvalMetric(_Locked):
     _id_rows: IdRows | None = None
     #: whether `streammetric.distributed.sync` gave it every rank's rows (until ``reset()``)
     _synced: bool = False
+    #: whether the rows came from `load_state_dict` (which keeps no `sample_ids`)
+    _loaded: bool = False
 
     def _update_state(
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -724,6 +729,14 @@ class EvalMetric(_Locked):
 
     def update_dict(self, labels: dict[str, Any], preds: dict[str, Any]) -> EvalMetric:
         """Update from name -> array mappings, selected by ``label_names``/``output_names``."""
+        for argument, given, names in (
+            ("labels", labels, self.label_names),
+            ("preds", preds, self.output_names),
+        ):
+            missing = [name for name in names or () if name not in given]
+            if missing:
+                rule = f"must have the names {names} ({'label_names' if argument == 'labels' else 'output_names'})"
+                raise InvalidInputError.bad_argument(argument, rule, sorted(given))
         pred_list = (
             [preds[n] for n in self.output_names] if self.output_names else list(preds.values())
         )
@@ -773,6 +786,7 @@ class EvalMetric(_Locked):
         self._past = self._fresh_state()
         self._id_rows = None
         self._synced = False
+        self._loaded = False
 
     def reset_local(self) -> None:
         """Start a new local window; the global state keeps what the old one saw (and the ids
@@ -842,6 +856,7 @@ class EvalMetric(_Locked):
         leaves the metric as it was.
         """
         self._staged_load(state)()
+        self._loaded = True
         return self
 
     def _checked_state(self, data: Any, field: str) -> State:

@@ -71,6 +71,11 @@ class Resampling:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name, kinds in (("level", (int, float)), ("replicates", (int,)), ("seed", (int,))):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (*kinds, np.integer)):
+                kind = "a number" if name == "level" else "an int"
+                raise ConfigError(f"`{name}` must be {kind}, got {value!r}")
         if not 0 < self.level < 1:
             raise ConfigError(f"the confidence level must be in (0, 1), not {self.level}")
         if not 1 <= self.replicates <= 100_000:

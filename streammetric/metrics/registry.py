@@ -439,14 +439,17 @@ class CustomMetric(EvalMetric):
         self, state: State, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
     ) -> None:
         result = self._feval(label, pred)
-        if isinstance(result, tuple):
-            total, count = result
-        else:
-            total, count = result, 1
-        total = float(total)
-        if not isinstance(count, (int, np.integer)) or count < 0:
+        total, count = result if isinstance(result, tuple) and len(result) == 2 else (result, 1)
+        rule = "must return a number or (sum, int count >= 0)"
+        try:
+            total = float(total)  # a number, or a NumPy scalar or 0-d array
+        except (TypeError, ValueError):
             raise InvalidInputError(
-                f"custom metric {self.name!r} must return a value or (sum, int count), got count {count!r}"
+                f"custom metric {self.name!r} {rule}, got {result!r}", rule=rule, value=result
+            ) from None
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+            raise InvalidInputError(
+                f"custom metric {self.name!r} {rule}, got count {count!r}", rule=rule, value=count
             )
         state["sum_metric"].add_float(total)
         state["num_inst"] += int(count)

@@ -185,7 +185,8 @@ class PearsonCorrelation(EvalMetric):
         """Each row adds its elements' x, y and the exact parts of x*x, y*y and x*y
         (:func:`exact_products`: no per-sample rounding), and its number of elements."""
         if weight is not None:
-            raise NotImplementedError("PearsonCorrelation does not take `sample_weight`")
+            rule = "is not taken by PearsonCorrelation (an unweighted correlation)"
+            raise InvalidInputError(f"`sample_weight` {rule}", argument="sample_weight", rule=rule)
         x, y = _regression_rows(label, pred)  # (n, elements per row)
         rows, elements = x.shape
 
