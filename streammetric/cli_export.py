@@ -96,6 +96,11 @@ def check_push_url(url: str) -> None:
         raise click.BadParameter(
             f"expected [http(s)://]HOST[:PORT][/PATH], got {url!r}", param_hint="--push"
         )
+    if parts.username is not None or parts.password is not None:  # (not sent, and echoed)
+        raise click.BadParameter(
+            "credentials in the URL are not sent to a Pushgateway; leave them out of it",
+            param_hint="--push",
+        )
     try:
         socket.getaddrinfo(host, port or 80, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
@@ -148,6 +153,9 @@ class ExportOptions(NamedTuple):
                 raise click.UsageError(
                     f"--web-config holds the TLS and user settings itself; drop {' and '.join(clash)}"
                 )
+        for flag, given in (("--textfile", options.textfile), ("--push", options.push)):
+            if given is not None and not given.strip():  # (it turned the export off)
+                raise click.BadParameter("is empty", param_hint=flag)
         if options.textfile:
             why = unwritable(options.textfile)
             if why is not None:

@@ -188,7 +188,7 @@ class Tracker:
 
     def _add_group(self, key: GroupKey) -> None:
         labels = tuple(render_label_value(v) for v in key)
-        if labels in self._by_labels:
+        if labels in self._by_labels and any(labels):  # (all empty: no gauges; counters added)
             raise ConfigError(
                 f"group keys {self._by_labels[labels]!r} and {key!r} give the same label values {labels!r}"
             )

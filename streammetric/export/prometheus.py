@@ -190,6 +190,10 @@ def families(
         labels=[*group_names, "metric", "kind"],
     )
     dims = _dims(snapshot)
+    # counters by their label values: groups whose by-values are all null or empty (None and
+    # "" alike) share them, and add up (they have no gauges)
+    row_totals: dict[tuple[str, ...], int] = {}
+    diagnostic_totals: dict[tuple[str, ...], int] = {}
     for group in snapshot.groups:
         values = [*const_values, *group.label_values]
         for reading in group.values:
@@ -226,10 +230,16 @@ def families(
                     continue
                 for classes, number in _elements(bound, class_names):
                     gauge.add_metric([*values, *classes, level], number)
-        rows.add_metric(values, group.rows_total)
+        key = tuple(values)
+        row_totals[key] = row_totals.get(key, 0) + group.rows_total
         for metric, counts in group.diagnostics:
             for kind, count in counts:
-                diagnostics.add_metric([*values, metric, kind.removeprefix("num_")], count)
+                one = (*key, metric, kind.removeprefix("num_"))
+                diagnostic_totals[one] = diagnostic_totals.get(one, 0) + count
+    for key, total in row_totals.items():
+        rows.add_metric(list(key), total)
+    for one, total in diagnostic_totals.items():
+        diagnostics.add_metric(list(one), total)
     invalid = CounterMetricFamily(
         PREFIX + "invalid_rows_total", "Rows skipped as invalid.", labels=const_names
     )

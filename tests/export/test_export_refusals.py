@@ -55,3 +55,39 @@ def test_a_push_to_a_server_that_does_not_speak_http_is_one_line(tmp_path):
     line = one_line_error(result, 1, "--push", "push failed")
     assert "SSH-2.0" in line
     assert "accuracy" in result.stdout  # the result, computed, was printed first
+
+
+def test_null_and_empty_group_values_share_their_counters(tmp_path):
+    """A group of null values and one of "" both export the empty label value: no gauges (the
+    overall's labels), one `rows_total` series of both groups' rows (it refused the run)."""
+    import pyarrow as pa
+
+    table = preds_table(40, seed=3)
+    table = table.set_column(2, "model", pa.array(["a", "", None, "b"] * 10))
+    data = tmp_path / "ne.parquet"
+    pq.write_table(table, data)
+    prom = tmp_path / "ne.prom"
+    done = invoke("eval", data, "-m", "acc", "--by", "model", "--textfile", prom)
+    assert done.exit_code == 0, done.output
+    rows = [
+        line for line in prom.read_text().splitlines() if line.startswith("streammetric_rows_total")
+    ]
+    assert sorted(rows) == sorted(
+        [
+            'streammetric_rows_total{model="",run="default"} 20.0',
+            'streammetric_rows_total{model="a",run="default"} 10.0',
+            'streammetric_rows_total{model="b",run="default"} 10.0',
+        ]
+    )
+
+
+def test_empty_export_paths_and_credentials_in_a_push_url_are_usage_errors(tmp_path):
+    data = _data(tmp_path)
+    for option, said in (
+        ("--push=", "is empty"),
+        ("--textfile=", "is empty"),
+        ("--push=http://user:secret@127.0.0.1:9091", "credentials in the URL"),
+    ):
+        result = invoke("eval", data, "-m", "acc", option)
+        assert result.exit_code == 2, result.output
+        assert said in result.stderr and "secret" not in result.stderr
