@@ -307,8 +307,8 @@ class Checkpoint:
         done = set(data["done"])
         self.stdin = data.get("stdin")
         self._on_disk = frozenset(done) if "extra" not in data else None
-        if self._saved_files is not None:
-            self._check_changed_files(done, units or ())
+        if self._saved_files is not None:  # (inputs that differ need the plan to be told)
+            self._check_changed_files(done, units if units is not None else ())
         if units is not None:
             rows_of = {unit.key: unit.num_rows for unit in units}
             unknown = sorted(done - set(rows_of))
@@ -341,8 +341,8 @@ class Checkpoint:
         files and none that changed has a finished unit (its rows are in the state); else
         refuse, naming the first such file."""
         saved, current = self._saved_files or {}, self.files or {}
-        if set(saved) != set(current):
-            other = sorted(set(saved) ^ set(current))[0]
+        if not units or set(saved) != set(current):
+            other = (sorted(set(saved) ^ set(current)) or ["an input"])[0]
             said = (
                 "is not an input of the checkpoint's run"
                 if other in current
