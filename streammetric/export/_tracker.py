@@ -187,13 +187,18 @@ class Tracker:
         return key
 
     def _add_group(self, key: GroupKey) -> None:
+        labels = self._new_labels(key)
+        self._rows[key] = 0
+        self._by_labels[labels] = key
+
+    def _new_labels(self, key: GroupKey) -> tuple[str, ...]:
+        """A new group's label values, refused if another group's are the same."""
         labels = tuple(render_label_value(v) for v in key)
         if labels in self._by_labels and any(labels):  # (all empty: no gauges; counters added)
             raise ConfigError(
                 f"group keys {self._by_labels[labels]!r} and {key!r} give the same label values {labels!r}"
             )
-        self._rows[key] = 0
-        self._by_labels[labels] = key
+        return labels
 
     def _check_new(self, keys: Iterable[GroupKey]) -> list[GroupKey]:
         """The keys not tracked yet, refused (nothing added) beyond ``max_groups``."""
@@ -246,8 +251,13 @@ class Tracker:
         Every metric's terms are computed before any is added: a bad batch adds nothing."""
         rows = _count_rows(labels) if rows is None else _check_count("rows", rows)
         with self.lock:
-            key = self._group(group)
+            key = self._normalize(group)
+            new = self._check_new([key])  # checked first; a new group kept only if the batch is
+            for one in new:
+                self._new_labels(one)
             self._local.update(key, labels, preds, sample_weight)
+            for one in new:
+                self._add_group(one)
             self._count(key, rows, 0)
         return self
 

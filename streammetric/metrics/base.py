@@ -911,6 +911,10 @@ class EvalMetric(_Locked):
         """Add another metric's state (same config) into this one, exactly; returns ``self``."""
         if not isinstance(other, EvalMetric):
             raise StateError(f"`other` must be an EvalMetric, got {type(other).__name__}")
+        if other is self:
+            raise StateError(
+                "`other` is this metric: merged into itself, its rows would count twice"
+            )
         self._check_config(other.get_config(), "other")
         local, past = other._snapshot()
         with self._lock:

@@ -71,3 +71,19 @@ def test_ids_after_load_state_dict_say_why_they_are_refused():
         loaded.update(LABELS, PROBS, sample_ids=np.arange(4, 8))
     loaded.reset()  # then as a fresh metric
     loaded.update(LABELS, PROBS, sample_ids=np.arange(4))
+
+
+def test_a_metric_merged_into_itself_is_refused():
+    metric = sm.create("acc").update(LABELS, PROBS)
+    with pytest.raises(sm.StateError, match="count twice"):
+        metric.merge(metric)
+    assert metric.num_inst == 4
+
+
+def test_a_tracker_keeps_no_group_of_a_batch_it_refused():
+    tracker = sm.export.Tracker(["acc"], group_by=["model"])
+    with pytest.raises(sm.InvalidInputError):
+        tracker.update([0, 1], PROBS[:1], group="new")  # rows do not pair
+    assert tracker.snapshot().groups == ()
+    tracker.update(LABELS, PROBS, group="new")
+    assert [g.rows_total for g in tracker.snapshot().groups] == [4]
