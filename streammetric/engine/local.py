@@ -770,14 +770,12 @@ def run_units(run: JobRun, threads: int | None = None) -> None:
     pending = run.pending
     threads = threads or os.cpu_count() or 1
     parallel = [u for u in pending if not u.sequential]
-    if run.merges_each_unit:
-        with run.save_finished():
-            for unit in (u for u in pending if u.sequential):  # stdin: batch by batch
-                run.finish(unit, run.evaluator.unit_partial(unit))
+    with run.save_finished():  # (without a checkpoint: nothing to save)
+        for unit in (u for u in pending if u.sequential):  # stdin: one pass, batch by batch
+            run.finish(unit, run.evaluator.unit_partial(unit))
+        if run.merges_each_unit:
             run_pool(parallel, run.evaluator.unit_partial, run.finish, threads)
-        return
-    for unit in (u for u in pending if u.sequential):
-        run.finish(unit, run.evaluator.unit_partial(unit))
+            return
     partials = ThreadPartials(run.evaluator)
     run_pool(parallel, partials.add, run.counted, threads)
     run.absorb(partials.partials)
