@@ -12,6 +12,7 @@ import streammetric as sm
 # an eval with interval bounds (--ci), a per-class metric (f1 per class) and groups (--by model)
 CI_EVAL = (
     *("-m", "ce", "-m", "acc", "-m", "f1:average=None,class_type=multiclass"),
+    *("-m", "confusion_matrix"),
     *("--by", "model", "--ci", "0.9", "--bootstrap", "100"),
 )
 DIAGNOSTICS = {"num_true_prob_zero": 1, "num_guarded": 3}

@@ -79,8 +79,9 @@ def test_dashboard_queries_only_emitted_metrics_and_labels(
         "streammetric_cross_entropy_ci_lower",
         "streammetric_cross_entropy_ci_upper",
     } <= used
+    assert "streammetric_confusion_matrix" in names  # what the matrix panel's variable lists
     used_labels = {label for expr in exprs for label in LABELS.findall(expr)} - {"__name__"}
-    assert {"class", "scope", "run", "model"} <= used_labels
+    assert {"class", "true_class", "scope", "run", "model"} <= used_labels
     used_labels |= {
         label.strip() for expr in exprs for group in BY.findall(expr) for label in group.split(",")
     }
@@ -96,7 +97,7 @@ def test_dashboard_panels_have_unique_ids_and_use_the_datasource_variable() -> N
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         assert panel["targets"]
     variables = {v["name"] for v in dashboard["templating"]["list"]}
-    assert variables == {"datasource", "run", "model"}
+    assert variables == {"datasource", "run", "model", "matrix"}
 
 
 def test_dashboard_promql_parses(system_binaries: Binaries, tmp_path: Path) -> None:
@@ -139,8 +140,11 @@ def test_example_prometheus_config_is_valid_and_scrapes_the_default_port(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+MATRIX = "streammetric_confusion_matrix"
+
+
 def _substitute(expr: str, run: str, model: str) -> str:
-    return expr.replace("$run", run).replace("$model", model)
+    return expr.replace("$run", run).replace("$model", model).replace("$matrix", MATRIX)
 
 
 def _label_values(prometheus: PrometheusServer, expr: str) -> list[str]:
@@ -183,10 +187,27 @@ def test_every_dashboard_query_returns_series_from_eval_serve(
                     got = wait_until(
                         lambda q=query: _label_values(prometheus, q), 30.0, f"values of {query}"
                     )
-                    assert run in got or "a" in got
+                    assert run in got or "a" in got or MATRIX in got
                 else:
                     # rate()s need two scrapes; every other query the first
                     wait_until(lambda q=query: prometheus.query(q), 30.0, f"series of {query}")
+        # the matrix panel of model a holds its confusion matrix, a cell a series
+        (panel,) = [p for p in json.loads(DASHBOARD.read_text())["panels"] if p["type"] == "table"]
+        assert panel["repeat"] == "model"
+        (matrix,) = [t for t in panel["transformations"] if t["id"] == "groupingToMatrix"]
+        assert matrix["options"] == {
+            "rowField": "true_class",
+            "columnField": "pred_class",
+            "valueField": "Value",
+        }
+        series = prometheus.query(_substitute(panel["targets"][0]["expr"], run, "a"))
+        cells = {(s["metric"]["true_class"], s["metric"]["pred_class"]): s for s in series}
+        (group,) = [g for g in json.loads(out.read_text())["groups"] if g["key"] == {"model": "a"}]
+        expected = group["metrics"]["confusion_matrix"]
+        assert len(series) == len(cells) == len(expected) ** 2
+        for t, row in enumerate(expected):
+            for p, value in enumerate(row):
+                assert float(cells[(str(t), str(p))]["value"][1]) == value
     finally:
         code = process.stop()
     assert code == 0, process.stderr
