@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["NAN", "canonical_key", "canonical_value"]
+__all__ = ["NAN", "NULL_TEXT", "canonical_key", "canonical_value", "key_text"]
 
 #: the one NaN every NaN group key holds (``nan != nan``, but a dict finds the same object)
 NAN = float("nan")
@@ -31,3 +31,17 @@ def canonical_key(key: tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
     """`canonical_value` of every value: keys read back from JSON or another process merge
     with the keys of this one."""
     return tuple(canonical_value(value) for value in key)
+
+
+#: how tables, the report and notebooks show a null group key (JSON has null)
+NULL_TEXT = "(null)"
+
+
+def key_text(value: Any) -> str:
+    """A group key value (as a JSON result holds it) as text and tables show it: every digit,
+    a null as `NULL_TEXT`, so neither the string ``"None"`` nor ``""`` reads as a null.
+
+    >>> key_text(None), key_text("None"), key_text(""), key_text(0.1), key_text(3)
+    ('(null)', 'None', '', '0.1', '3')
+    """
+    return NULL_TEXT if value is None else str(value)

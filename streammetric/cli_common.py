@@ -13,7 +13,6 @@ was crossed. Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
@@ -26,6 +25,7 @@ import click
 from ._exceptions import ConfigError, InvalidInputError, StateError, StreamMetricError
 from ._files import special_kind, write_atomic, write_text
 from ._json import dumps_indented, dumps_parts
+from ._keys import key_text
 from .engine.local import Job, Result
 from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
 from .engine.result import class_label
@@ -707,32 +707,28 @@ def rendered(
     columns = _columns(result, class_names, expand=fmt == "csv")
     groups = result.get("groups") or []
     by = list(groups[0]["key"]) if groups else []
-    rows: list[list[str]] = [
+    csv = fmt == "csv"
+    # cells are text, or None for no value: an empty CSV field (a null key; a "" key is "")
+    rows: list[list[str | None]] = [
         [
             "(all)" if by else "",
-            *([""] * max(0, len(by) - 1)),
+            *([None] * max(0, len(by) - 1)),
             str(result["rows"]),
-            *(_column_cell(result, column, shown, fmt == "table") for column in columns),
+            *(_column_cell(result, column, shown, fmt == "table") or None for column in columns),
         ]
     ]
     for group in groups:
         rows.append(
-            [str(v) for v in group["key"].values()]
+            [(None if v is None else str(v)) if csv else key_text(v) for v in group["key"].values()]
             + [str(group["rows"])]
-            + [_column_cell(group, column, shown, fmt == "table") for column in columns]
+            + [_column_cell(group, column, shown, fmt == "table") or None for column in columns]
         )
     header = [*(by or [""]), "rows", *(column[0] for column in columns)]
     if not by:
         header, rows = header[1:], [r[1:] for r in rows]
-    if fmt == "csv":
-        import csv
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return [buffer.getvalue().rstrip("\n")]
-    lines = _aligned(header, rows, len(by))
+    if csv:
+        return ["\n".join(",".join(map(_csv_field, row)) for row in [header, *rows])]
+    lines = _aligned(header, [[cell or "" for cell in row] for row in rows], len(by))
     blocks = _vector_tables(result, by, shown, class_names)
     for block in blocks:
         lines += ["", *block]
@@ -746,6 +742,21 @@ def rendered(
         lines += [""] if blocks else []
         lines.append(f"invalid rows skipped: {result['invalid_rows']}")
     return ["\n".join(lines)]
+
+
+def _csv_field(cell: str | None) -> str:
+    """A CSV field (RFC 4180): None empty, ``""`` for an empty string (readers such as
+    pyarrow's and DuckDB's tell the two apart), quoted when it holds a comma, quote or line
+    break (quotes doubled).
+
+    >>> print(*[_csv_field(c) for c in (None, "", "a", "a,b", 'a"b')], sep="|")
+    |""|a|"a,b"|"a""b"
+    """
+    if cell is None:
+        return ""
+    if cell and not any(c in cell for c in ',"\r\n'):
+        return cell
+    return '"' + cell.replace('"', '""') + '"'
 
 
 def render_comparison(data: dict[str, Any], fmt: str, precision: int | None = None) -> str:
@@ -762,7 +773,7 @@ def render_comparison(data: dict[str, Any], fmt: str, precision: int | None = No
     groups = data.get("groups") or []
     by = list(groups[0]["key"]) if groups else []
     scopes = [(["(all)", *[""] * (len(by) - 1)] if by else [], data)]
-    scopes += [([str(v) for v in group["key"].values()], group) for group in groups]
+    scopes += [([key_text(v) for v in group["key"].values()], group) for group in groups]
     rows = []
     for key, scope in scopes:
         for name, entry in scope["metrics"].items():
@@ -832,7 +843,7 @@ def _vector_tables(
         )
     ]
     for group in result.get("groups") or []:
-        key = [str(v) for v in group["key"].values()]
+        key = [key_text(v) for v in group["key"].values()]
         where = " " + " ".join(f"{col}={value}" for col, value in zip(by, key, strict=True))
         scopes.append((key, where, group["metrics"], group.get("intervals") or {}))
     blocks = []

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._html import value_text
+from .._keys import key_text
 
 if TYPE_CHECKING:
     from ..engine.compare import Comparison
@@ -507,11 +508,7 @@ def _bounds(bounds: dict[str, Any] | None) -> tuple[Any, Any] | None:
 
 
 def _group_label(key: dict[str, Any]) -> str:
-    return (
-        ", ".join(fmt(v) for v in key.values())
-        if len(key) > 1
-        else fmt(next(iter(key.values()), ""))
-    )
+    return ", ".join(key_text(v) for v in key.values())
 
 
 def _groups_section(result: Result, class_names: Sequence[str] | None) -> str:
@@ -529,7 +526,9 @@ def _groups_section(result: Result, class_names: Sequence[str] | None) -> str:
             header.append((f"{name} interval", True))
     rows = []
     for group in groups[:MAX_GROUPS]:
-        cells = [_cell(group["key"].get(c), key=True) for c in columns] + [_cell(group["rows"])]
+        cells = [_cell(key_text(group["key"].get(c)), key=True) for c in columns] + [
+            _cell(group["rows"])
+        ]
         for name in names:
             cells.append(_cell(group["metrics"].get(name)))
             if with_ci:
@@ -780,7 +779,7 @@ def comparison_html(
         rows = []
         for group in groups[:MAX_GROUPS]:
             for name, entry in (group.get("metrics") or {}).items():
-                cells = [_cell(group["key"].get(c), key=True) for c in columns] + [
+                cells = [_cell(key_text(group["key"].get(c)), key=True) for c in columns] + [
                     _cell(name, key=True)
                 ]
                 cells += [_cell(entry.get(k)) for k in _DELTA_KEYS]

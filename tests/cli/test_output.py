@@ -285,3 +285,40 @@ def test_the_readme_example_is_what_eval_prints(tmp_path):
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert block[1:] == result.stderr.splitlines() + result.stdout.splitlines()
+
+
+# --- group keys that look alike ----------------------------------------------------------------
+
+
+def test_null_none_empty_and_quoted_keys_stay_apart_in_table_csv_and_report(tmp_path):
+    """A null key is ``(null)`` in the table and report and an empty field in CSV; the string
+    "None" is None and "" is ``""`` (read back apart by pyarrow); commas and quotes quoted."""
+    import pyarrow.csv as pcsv
+
+    keys = [None, "None", "", 'a,"b', None, "x"]
+    path = tmp_path / "k.parquet"
+    pq.write_table(
+        pa.table({"label": [0, 1, 1, 0, 1, 0], "pred": [0, 1, 0, 0, 1, 1], "g": keys}), path
+    )
+    args = ("eval", path, "-m", "acc", "--by", "g")
+    groups = json.loads(invoke(*args, "--format", "json").stdout)["groups"]
+    by_key = {g["key"]["g"]: g["rows"] for g in groups}
+    assert by_key == {None: 2, "None": 1, "": 1, 'a,"b': 1, "x": 1}
+
+    table = invoke(*args).stdout.splitlines()
+    shown = {
+        line[: line.index("  ")] if line[:2] != "  " else "": line.split()[-2] for line in table[2:]
+    }
+    assert shown == {"(null)": "2", "None": "1", "": "1", 'a,"b': "1", "x": "1"}
+
+    csv_path = tmp_path / "k.csv"
+    assert invoke(*args, "--format", "csv", "-o", csv_path).exit_code == 0
+    options = pcsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
+    read = pcsv.read_csv(csv_path, convert_options=options).to_pylist()
+    assert read[0]["g"] == "(all)" and read[0]["rows"] == 6  # the overall row comes first
+    assert {row["g"]: row["rows"] for row in read[1:]} == by_key
+
+    report = tmp_path / "k.html"
+    assert invoke(*args, "--report", report).exit_code == 0
+    page = report.read_text()
+    assert '<td class="k">(null)</td>' in page and '<td class="k">None</td>' in page
