@@ -70,10 +70,10 @@ def sync(metric: T, group: Any = None, *, copy: bool = False) -> T:
     header: dict[str, Any]
     try:
         kind = _kind(metric)
-        if not copy and getattr(metric, "_synced", False):
+        if getattr(metric, "_synced", False):  # a copy of it would count them twice too
             raise ConfigError(
-                f"this {kind} holds every rank's rows since an earlier sync: reset() it first, "
-                "or sync with copy=True to keep each rank's own rows"
+                f"this {kind} holds every rank's rows since an earlier sync: reset() it first "
+                "(sync the metric with copy=True to keep each rank's own rows and sync again)"
             )
         ids = _ids_of(metric) if kind == "metric" else None
         header = {"kind": kind, "ids": ids, "error": None}
@@ -198,6 +198,7 @@ def _merge_metrics(metric: Any, states: list[Any], copy: bool) -> Any:
             ) from None
         total.merge(part)
     if copy:
+        total._synced = True
         return total
     with metric._lock:
         metric.load_state_dict(total.state_dict())
@@ -218,6 +219,7 @@ def _tracker_payload(tracker: Any) -> dict[str, Any]:
         return {
             "config": [leaf.get_config() for leaf in tracker._templates],
             "group_by": list(tracker.group_by),
+            "max_groups": tracker.max_groups,
             "groups": groups,
             "invalid_rows": tracker.invalid_rows_total,
             "last_update": tracker.last_update_timestamp,
@@ -228,12 +230,15 @@ def _merge_trackers(tracker: Any, states: list[dict[str, Any]], copy: bool) -> A
     from ._keys import canonical_key
     from .export._tracker import Tracker, _fresh_copy
 
-    mine = _tracker_payload(tracker)
+    first = states[0]
     for rank, state in enumerate(states):
-        if state["config"] != mine["config"] or state["group_by"] != mine["group_by"]:
-            raise StateError(
-                f"sync: rank {rank}'s tracker has other metrics or group-by columns than this one"
-            )
+        for field in ("config", "group_by", "max_groups"):  # every rank refuses alike
+            if state[field] != first[field]:
+                raise StateError(
+                    f"sync: rank {rank}'s tracker has another `{field}` than rank 0's "
+                    f"({state[field]!r} vs {first[field]!r})",
+                    field=field,
+                )
     keys = list(dict.fromkeys(canonical_key(key) for s in states for key, _, _ in s["groups"]))
     if len(keys) > tracker.max_groups:
         raise ConfigError(
@@ -259,7 +264,9 @@ def _merge_trackers(tracker: Any, states: list[dict[str, Any]], copy: bool) -> A
         out.invalid_rows_total = sum(s["invalid_rows"] for s in states)
         stamps = [s["last_update"] for s in states if s["last_update"] is not None]
         out.last_update_timestamp = max(stamps) if stamps else None
-        out._synced = not copy
+        out._synced = True
+        if copy and hasattr(tracker, "_intervals"):  # set_intervals' bounds, as in place
+            out._level, out._intervals = tracker._level, dict(tracker._intervals)
     return out
 
 
@@ -267,12 +274,8 @@ def _merge_trackers(tracker: Any, states: list[dict[str, Any]], copy: bool) -> A
 
 
 def _bootstrap_payload(boot: Any) -> dict[str, Any]:
-    try:
-        config = boot.metric.get_config()
-    except ConfigError:  # a custom metric: no config to compare
-        config = None
     return {
-        "config": config,
+        "config": boot.metric._state_config(),
         "resampling": boot.resampling,
         "states": boot.states,
         "num_rows": boot.num_rows,
@@ -293,6 +296,7 @@ def _merge_bootstraps(boot: Any, states: list[dict[str, Any]], copy: bool) -> An
         part.states, part.num_rows = state["states"], state["num_rows"]
         total.merge(part)
     if copy:
+        total._synced = True
         return total
     boot.states, boot.num_rows = total.states, total.num_rows
     boot._synced = True

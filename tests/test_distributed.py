@@ -122,6 +122,27 @@ def test_composites_with_two_windows_are_one_process_over_all_rows(ranks, want, 
     assert got["second_sync"].startswith("StateError: sync: rank 0 cannot take part")
     assert "reset() it first" in got["second_sync"]
     assert "holds every rank's rows since a sync" in got["ids_after_sync"]
+    # a copy of a synced metric would count the other ranks twice, and so would the copy's copy
+    for refused in (got["copy_after_sync"], got["copy_of_copy"]):
+        assert refused.startswith("StateError: sync: rank 0 cannot take part"), refused
+        assert "reset() it first" in refused
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_trackers_synced_copies_keep_intervals_and_refuse_a_second_sync(ranks, world):
+    got = ranks[world][0]
+    assert got["tracker_copy_intervals"] is True  # the copy's bounds are the in-place one's
+    assert "reset() it first" in got["tracker_again"]
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_trackers_with_other_group_caps_make_every_rank_raise(ranks, world):
+    outcomes = [r["max_groups_mismatch"] for r in ranks[world]]
+    if world == 1:
+        assert outcomes == ["no error"]
+    else:
+        assert all(o.startswith("StateError: sync: rank ") for o in outcomes), outcomes
+        assert all("`max_groups`" in o for o in outcomes)
 
 
 @pytest.mark.parametrize("world", WORLDS)

@@ -180,13 +180,10 @@ def binary_inputs(
     y_true: Any, y_pred: Any, *, dtype_of: Any
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], RowRule, np.dtype]:
     """Rows (N, d) of binary targets and scores in the compute dtype, the per-sample shape,
-    the target rule and the input dtype. ``(n,)`` is n samples of one output each."""
+    the target rule and the input dtype. ``(n,)`` is n samples of one output each, ``()`` one
+    sample (as the other binary metrics take it)."""
     pred = to_numpy(y_pred, "preds")
     true = to_numpy(y_true, "labels")
-    if pred.ndim == 0:
-        raise InvalidInputError(
-            "`preds` must have at least one dimension, got a scalar", argument="preds"
-        )
     if true.size != pred.size or (true.ndim >= 1 and true.shape[0] != pred.shape[0]):
         raise InvalidInputError(
             f"`labels` and `preds` must have the same shape, got {true.shape} and {pred.shape}",

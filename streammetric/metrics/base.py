@@ -824,6 +824,11 @@ class EvalMetric(_Locked):
         if "sum_metric" in state:
             return float(state["sum_metric"].value)
         value = self._compute(state)  # sum_metric / num_inst == value, as MXNet's get()
+        if np.ndim(value):
+            raise ConfigError(
+                f"metric {self.name!r} has a value per class (or a matrix), not MXNet's "
+                "sum_metric / num_inst: read get()"
+            )
         return value * self._num_inst(state) if self._num_inst(state) else 0.0
 
     # -- config, state, merge --------------------------------------------------------------
@@ -842,7 +847,7 @@ class EvalMetric(_Locked):
         """The exact state (local and past windows) as JSON-serialisable data."""
         return {
             "version": STATE_VERSION,
-            "config": self.get_config(),
+            "config": self._state_config(),
             "local": {n: _dump(k, self._local[n]) for n, k in self._kinds.items()},
             "past": {n: _dump(k, self._past[n]) for n, k in self._kinds.items()},
         }
@@ -915,7 +920,7 @@ class EvalMetric(_Locked):
             raise StateError(
                 "`other` is this metric: merged into itself, its rows would count twice"
             )
-        self._check_config(other.get_config(), "other")
+        self._check_config(other._state_config(), "other")
         local, past = other._snapshot()
         with self._lock:
             self._local = self._merged(self._local, local)
@@ -928,14 +933,24 @@ class EvalMetric(_Locked):
             fresh = self._fresh_state()
             return self._merged(fresh, self._local), self._merged(fresh, self._past)
 
+    def _state_config(self) -> dict[str, Any]:
+        """The config a state carries and merges and loads compare: `get_config()` (a metric
+        made from a Python function has none: it names itself)."""
+        return self.get_config()
+
     def _check_config(self, config: Any, what: str) -> None:
-        own = self.get_config()
+        own = self._state_config()
         if config == own:  # the usual case, without serialising both
             return
         mine = _canonical(own)
         if _canonical(config) != mine and _canonical(type(self)._upgraded(config)) != mine:
+            field, theirs, ours = _first_difference(type(self)._upgraded(config), own)
+            where = f"`{field}` is {_short(theirs, 60)}" if field else _short(config)
             raise StateError(
-                f"`{what}` belongs to a metric with config {_short(config)}, this one has {_short(mine)}"
+                f"`{what}` belongs to another metric than this {self.name!r}: its config's "
+                f"{where}, this one's {_short(ours, 60)}",
+                field=f"config.{field}" if field else "config",
+                value=theirs,
             )
 
     @classmethod
@@ -1011,6 +1026,26 @@ def _zip_name_value(name: Any, value: Any) -> list[tuple[str, float]]:
 
 def _canonical(config: Any) -> str:
     return json.dumps(config, sort_keys=True, default=str)
+
+
+def _first_difference(theirs: Any, ours: Any, at: str = "") -> tuple[str, Any, Any]:
+    """The first place two configs differ, dotted (``"convention"``, ``"metrics[1].name"``;
+    "" for the whole), with the two values there.
+
+    >>> _first_difference({"metric": "ce", "convention": "keras"}, {"metric": "ce", "convention": "exact"})
+    ('convention', 'keras', 'exact')
+    >>> _first_difference({"metrics": [{"a": 1}, {"a": 2}]}, {"metrics": [{"a": 1}, {"a": 3}]})
+    ('metrics[1].a', 2, 3)
+    """
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        for key in [*ours, *(k for k in theirs if k not in ours)]:
+            if _canonical(theirs.get(key)) != _canonical(ours.get(key)):
+                return _first_difference(theirs.get(key), ours.get(key), f"{at}.{key}".lstrip("."))
+    elif isinstance(theirs, list) and isinstance(ours, list) and len(theirs) == len(ours):
+        for index, (a, b) in enumerate(zip(theirs, ours, strict=True)):
+            if _canonical(a) != _canonical(b):
+                return _first_difference(a, b, f"{at}[{index}]")
+    return at, theirs, ours
 
 
 def _short(value: Any, limit: int = 120) -> str:

@@ -315,6 +315,11 @@ class CompositeEvalMetric(EvalMetric):
         config["metrics"] = [m.get_config() for m in self.metrics]
         return config
 
+    def _state_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["metrics"] = [m._state_config() for m in self.metrics]  # a custom one names itself
+        return config
+
     @classmethod
     def _upgraded(cls, config: Any) -> Any:
         out = super()._upgraded(config)
@@ -330,7 +335,7 @@ class CompositeEvalMetric(EvalMetric):
     def state_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
-            "config": self.get_config(),
+            "config": self._state_config(),
             "metrics": [m.state_dict() for m in self.metrics],
         }
 
@@ -360,8 +365,13 @@ class CompositeEvalMetric(EvalMetric):
         return install
 
     def merge(self, other: EvalMetric) -> CompositeEvalMetric:
-        self._check_config(other.get_config(), "other")
-        assert isinstance(other, CompositeEvalMetric)
+        if not isinstance(other, CompositeEvalMetric):
+            raise StateError(f"`other` must be a CompositeEvalMetric, got {type(other).__name__}")
+        if other is self:
+            raise StateError(
+                "`other` is this metric: merged into itself, its rows would count twice"
+            )
+        self._check_config(other._state_config(), "other")
         with self._lock:  # each child's merge takes the other child's lock, then its own
             for mine, theirs in zip(self.metrics, other.metrics, strict=True):
                 mine.merge(theirs)
@@ -374,7 +384,8 @@ class CustomMetric(EvalMetric):
     """A metric from a function ``feval(label, pred) -> value`` or ``-> (sum, count)``.
 
     As MXNet's CustomMetric: each (label, pred) pair contributes the returned value with count 1,
-    or the returned ``(sum_metric, num_inst)``. The values are summed exactly.
+    or the returned ``(sum_metric, num_inst)``. The values are summed exactly. The function
+    sees whole pairs, so ``sample_weight`` is refused (weigh inside the function instead).
 
     Parameters
     ----------
@@ -425,6 +436,11 @@ class CustomMetric(EvalMetric):
     def update(
         self, labels: Any, preds: Any, sample_weight: Any = None, *, sample_ids: Any = None
     ) -> CustomMetric:
+        if sample_weight is not None:  # the function sees whole pairs: weights would be lost
+            rule = "is not taken by a custom metric (its function sees whole batches)"
+            raise InvalidInputError(
+                f"`sample_weight` {rule}: {self.name!r}", argument="sample_weight", rule=rule
+            )
         if not self._allow_extra_outputs:
             super().update(labels, preds, sample_weight, sample_ids=sample_ids)
             return self
@@ -460,29 +476,12 @@ class CustomMetric(EvalMetric):
         )
 
     def merge(self, other: EvalMetric) -> CustomMetric:
-        if not isinstance(other, CustomMetric) or other._feval is not self._feval:
-            raise ConfigError("`other` must be a CustomMetric wrapping the same function")
-        local, past = other._snapshot()
-        with self._lock:
-            self._local = self._merged(self._local, local)
-            self._past = self._merged(self._past, past)
-        return self
+        if isinstance(other, CustomMetric) and other._feval is not self._feval:
+            raise StateError("`other` must be a CustomMetric wrapping the same function")
+        return super().merge(other)  # type: ignore[return-value]
 
-    def state_dict(self) -> dict[str, Any]:
-        from .base import STATE_VERSION, _dump
-
-        return {
-            "version": STATE_VERSION,
-            "config": {"metric": "custom", "name": self.name},
-            "local": {n: _dump(k, self._local[n]) for n, k in self._kinds.items()},
-            "past": {n: _dump(k, self._past[n]) for n, k in self._kinds.items()},
-        }
-
-    def _check_config(self, config: Any, what: str) -> None:
-        if not isinstance(config, dict) or config.get("name") != self.name:
-            raise ConfigError(
-                f"`{what}` belongs to another metric than custom metric {self.name!r}"
-            )
+    def _state_config(self) -> dict[str, Any]:
+        return {"metric": "custom", "name": self.name}
 
 
 def np_metric(

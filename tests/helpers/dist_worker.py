@@ -69,6 +69,15 @@ def update_windows(metric: Any, labels: np.ndarray, probs: np.ndarray, rows: np.
             metric.reset_local()
 
 
+def _error_of(call: Any) -> str:
+    """What ``call()`` raised, as ``Type: message``, or "no error"."""
+    try:
+        call()
+    except sm.StreamMetricError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "no error"
+
+
 def scenarios(rank: int, world: int) -> dict[str, Any]:
     import torch
     import torch.distributed as dist
@@ -94,6 +103,8 @@ def scenarios(rank: int, world: int) -> dict[str, Any]:
         out["second_sync"] = "no error"
     except sm.StreamMetricError as exc:
         out["second_sync"] = f"{type(exc).__name__}: {exc}"
+    out["copy_after_sync"] = _error_of(lambda: sync(composite, copy=True))
+    out["copy_of_copy"] = _error_of(lambda: sync(copied, copy=True))  # the copy is synced too
     try:
         composite.update(labels[:2], probs[:2], sample_ids=[0, 1])
         out["ids_after_sync"] = "no error"
@@ -111,7 +122,16 @@ def scenarios(rank: int, world: int) -> dict[str, Any]:
     for row, part in zip(mine.tolist(), groups_of(mine), strict=True):
         tracker.update(labels[row : row + 1], probs[row : row + 1], group=(part,))
     tracker.add_rows(invalid_rows=rank + 1)
-    out["tracker"] = tracker_view(sync(tracker))
+    tracker.set_intervals(0.9, {(part,): {"ce": {"lower": 0.5, "upper": 0.7}} for part in "ab"})
+    copied_view = sync(tracker, copy=True).snapshot()
+    sync(tracker)
+    bounds = [[repr(g.intervals) for g in v.groups] for v in (copied_view, tracker.snapshot())]
+    out["tracker_copy_intervals"] = bounds[0] == bounds[1] and "0.7" in "".join(bounds[1])
+    out["tracker"] = tracker_view(tracker)
+    out["tracker_again"] = _error_of(lambda: sync(tracker, copy=True))
+    capped = Tracker(["acc"], group_by=["part"], max_groups=2 + rank)  # other caps per rank
+    capped.update(labels[:1], probs[:1], group=("a",))
+    out["max_groups_mismatch"] = _error_of(lambda: sync(capped))
 
     # a bootstrap, rows identified by their number
     boot = sm.Bootstrap(sm.create(["acc", "ce"]), replicates=64, seed=3)

@@ -87,3 +87,56 @@ def test_a_tracker_keeps_no_group_of_a_batch_it_refused():
     assert tracker.snapshot().groups == ()
     tracker.update(LABELS, PROBS, group="new")
     assert [g.rows_total for g in tracker.snapshot().groups] == [4]
+
+
+def test_a_config_mismatch_names_the_option_that_differs():
+    with pytest.raises(sm.StateError, match=r"`convention` is 'exact', this one's 'keras'") as e:
+        sm.create("ce", convention="keras").merge(sm.create("ce"))
+    assert e.value.field == "config.convention" and e.value.value == "exact"
+    mine = sm.create(["acc", {"metric": "f1", "average": "macro", "class_type": "multiclass"}])
+    other = sm.create(["acc", {"metric": "f1", "average": "micro", "class_type": "multiclass"}])
+    with pytest.raises(sm.StateError, match=r"`metrics\[1\]\.average` is 'micro'") as e:
+        mine.load_state_dict(other.state_dict())
+    assert e.value.field == "config.metrics[1].average"
+
+
+def test_sum_metric_of_a_per_class_metric_is_refused_not_an_array():
+    recall = sm.create("recall", average=None, class_type="multiclass").update(LABELS, PROBS)
+    for metric in (recall, sm.create(["acc", "confusion_matrix"]).update(LABELS, PROBS)):
+        for attr in ("sum_metric", "global_sum_metric"):
+            with pytest.raises(sm.ConfigError, match="has a value per class"):
+                getattr(metric, attr)
+    assert isinstance(sm.create("acc").update(LABELS, PROBS).sum_metric, float)
+
+
+def _l1(label, pred):
+    return float(np.abs(label - pred).mean())
+
+
+def test_composites_holding_a_custom_metric_have_a_state_and_merge():
+    def make():
+        return sm.create(["mae", sm.CustomMetric(_l1, name="l1")])
+
+    one = make().update(np.array([1.0]), np.array([0.5]))
+    two = make().update(np.array([1.0]), np.array([0.0]))
+    clone = make().load_state_dict(one.state_dict())
+    assert clone.get() == one.get()
+    assert one.merge(two).get() == (["mae", "l1"], [0.75, 0.75])
+    with pytest.raises(sm.StateError, match="must be a CompositeEvalMetric, got dict"):
+        one.merge({"x": 1})  # type: ignore[arg-type]
+    with pytest.raises(sm.StateError, match="the same function"):
+        make().merge(sm.create(["mae", sm.CustomMetric(lambda a, b: 0.0, name="l1")]))
+
+
+def test_a_custom_metric_refuses_weights_it_cannot_apply():
+    metric = sm.CustomMetric(_l1, name="l1")
+    with pytest.raises(sm.InvalidInputError, match="not taken by a custom metric") as raised:
+        metric.update(np.array([0.0, 0.0]), np.array([1.0, 3.0]), sample_weight=[1.0, 0.0])
+    assert raised.value.argument == "sample_weight" and metric.num_inst == 0
+
+
+def test_binary_cross_entropy_takes_a_0d_row_as_the_other_binary_metrics():
+    assert (
+        sm.create("bce").update(np.array(1), np.array(0.7)).get()
+        == sm.create("bce").update(np.array([1]), np.array([0.7])).get()
+    )

@@ -101,7 +101,7 @@ def test_bootstraps_of_other_metrics_do_not_merge():
     one.update(labels, preds)
     other = sm.Bootstrap(sm.create("top_k_acc", top_k=2), replicates=20)
     other.update(labels, preds)
-    with pytest.raises(sm.StateError, match="belongs to a metric with config"):
+    with pytest.raises(sm.StateError, match="belongs to another metric than this"):
         one.merge(other)
     with pytest.raises(sm.StateError, match="must be a Bootstrap"):
         one.merge(sm.create("acc"))  # type: ignore[arg-type]

@@ -111,9 +111,9 @@ def test_config_and_state_round_trip_through_json():
 
 
 def test_merge_and_state_refuse_other_metrics():
-    with pytest.raises(sm.StateError, match="belongs to a metric with config"):
+    with pytest.raises(sm.StateError, match="belongs to another metric than this"):
         sm.MAE().merge(sm.MSE())
-    with pytest.raises(sm.StateError, match="belongs to a metric with config"):
+    with pytest.raises(sm.StateError, match="belongs to another metric than this"):
         sm.MAE().load_state_dict(sm.MSE().state_dict())
     with pytest.raises(sm.StateError, match="must be a state_dict of version 1"):
         sm.MAE().load_state_dict({"nope": 1})
