@@ -108,6 +108,8 @@ def _rules_table(conventions: list[Convention]) -> list[str]:
         logits = (
             "log-softmax / log-sigmoid" if conv.logits == "native" else "softmax / sigmoid first"
         )
+        if conv.logits == "native" and conv.binary_logits == "log_sigmoid":
+            logits += " (binary: `(1 - y) x - log_sigmoid(x)`, 0 where it rounds to 0)"
         lines.append(
             f"| `{conv.name}` | {conv.description} | {categorical} | {binary} | {dtype} | "
             f"{out_of_range} | {logits} | `{conv.default_reduction}` |"

@@ -62,6 +62,7 @@ Renormalize = Literal["before", "after", "never"]
 DtypePolicy = Literal["float64", "input", "float32"]
 OutOfRange = Literal["invalid", "compute"]
 LogitsHandling = Literal["native", "softmax_first"]
+BinaryLogits = Literal["softplus", "log_sigmoid"]
 Reduction = Literal["none", "sum", "mean", "sum_over_batch_size"]
 
 GUARDS: tuple[str, ...] = get_args(Guard)
@@ -92,6 +93,11 @@ class Convention:
         binary_out_of_range: the same for binary cross-entropy.
         logits: ``native`` uses log-softmax / log-sigmoid; ``softmax_first`` turns logits into
             probabilities first (frameworks without a logits path) and then applies the guard.
+        binary_logits: the formula of binary cross-entropy from logits x (``native``):
+            ``softplus`` is TensorFlow's ``max(x, 0) - x y + log1p(exp(-|x|))`` (accurate:
+            ``x = -30, y = 0`` gives 9.4e-14); ``log_sigmoid`` is PyTorch's
+            ``(1 - y) x - log_sigmoid(x)`` (there 0). With ``pos_weight`` both are
+            ``(1 - y) x + (1 + (pw - 1) y) (log1p(exp(-|x|)) + max(-x, 0))``.
         perplexity_guard, perplexity_eps: guard of the perplexity metric when it differs
             (MXNet: ``floor`` at 1e-10); ``None`` means the categorical guard and ``eps``.
         default_reduction: the framework loss' own default reduction (documentation: the
@@ -112,6 +118,7 @@ class Convention:
     out_of_range: OutOfRange = "compute"
     binary_out_of_range: OutOfRange = "compute"
     logits: LogitsHandling = "native"
+    binary_logits: BinaryLogits = "softplus"
     perplexity_guard: Guard | None = None
     perplexity_eps: float | None = None
     default_reduction: Reduction = "mean"
@@ -130,6 +137,7 @@ class Convention:
             "out_of_range": get_args(OutOfRange),
             "binary_out_of_range": get_args(OutOfRange),
             "logits": get_args(LogitsHandling),
+            "binary_logits": get_args(BinaryLogits),
             "default_reduction": get_args(Reduction),
         }
         if self.perplexity_guard is not None:
@@ -249,6 +257,7 @@ _BUILTINS = (
         log_floor=-100.0,
         dtype="input",
         binary_out_of_range="invalid",
+        binary_logits="log_sigmoid",
     ),
     Convention(
         name="mxnet",

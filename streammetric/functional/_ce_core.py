@@ -222,10 +222,10 @@ def binary_rows(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if logits:
             softplus = log1p(exp(-np.abs(scores)))
-            if pos_weight is None:
+            if pos_weight is None and conv.binary_logits == "softplus":
                 elements = np.maximum(scores, 0) - scores * targets + softplus
-            else:
-                log_weight = 1 + (pos_weight - 1) * targets
+            else:  # PyTorch's (1 - y) x - w log_sigmoid(x), w = 1 without pos_weight
+                log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * targets
                 elements = (1 - targets) * scores + log_weight * (softplus + np.maximum(-scores, 0))
             changed = np.zeros(scores.shape, dtype=bool)
         else:

@@ -113,6 +113,24 @@ def test_seed_keras_unnormalised_and_from_logits_float32() -> None:
     assert logits == pytest.approx(0.12692805, rel=2e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_binary_from_logits_is_pytorchs_formula_exact_keeps_the_accurate_one(dtype) -> None:
+    """PyTorch computes ``(1 - y) x - log_sigmoid(x)``: a confident right logit costs 0 there
+    (``x = -30, y = 0``), where the softplus form (exact, keras) keeps 9.4e-14."""
+    import torch
+
+    x = np.array([-30.0, 25.0, -17.3, 40.0, -40.0, 36.5, 0.3, -2.0], dtype)
+    for y in (np.array([0, 1, 0, 1, 0, 1, 1, 0], dtype), np.linspace(0, 1, 8).astype(dtype)):
+        got = binary_cross_entropy(y, x, from_logits=True, convention="torch", reduction="none")
+        want = torch.nn.functional.binary_cross_entropy_with_logits(
+            torch.from_numpy(x), torch.from_numpy(y), reduction="none"
+        ).numpy()
+        np.testing.assert_allclose(got, want, rtol=RTOL[np.dtype(dtype).name], atol=0)
+        assert (got == 0).tolist() == (want == 0).tolist()
+    exact = binary_cross_entropy(np.zeros(1, dtype), np.array([-30.0], dtype), from_logits=True)
+    assert exact == pytest.approx(9.357622968839299e-14, rel=1e-6)
+
+
 def test_seed_keras_binary_from_logits_float32() -> None:
     values = binary_cross_entropy(
         np.array([[0.0], [1.0]], F32),
