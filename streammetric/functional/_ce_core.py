@@ -153,7 +153,10 @@ def categorical_rows(
     dtype = scores.dtype.type
     num_rows, num_classes = scores.shape
     rows = np.arange(num_rows)
-    renorm = conv.renormalize_sparse if labels is not None else conv.renormalize_dense
+    # class indices with label smoothing are the one-hot targets they smooth into (Keras' sparse
+    # loss has no smoothing: its users smooth one-hot targets)
+    sparse = labels is not None and not label_smoothing
+    renorm = conv.renormalize_sparse if sparse else conv.renormalize_dense
     guard, eps = conv.guard_for(kind), conv.eps_for(scores.dtype, kind=kind)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if labels is not None and not logits and label_smoothing == 0 and renorm != "after":

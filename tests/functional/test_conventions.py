@@ -131,6 +131,23 @@ def test_torch_binary_from_logits_is_pytorchs_formula_exact_keeps_the_accurate_o
     assert exact == pytest.approx(9.357622968839299e-14, rel=1e-6)
 
 
+@pytest.mark.parametrize("convention", ["keras", "tf_keras"])
+def test_keras_class_indices_with_label_smoothing_are_the_smoothed_one_hot_targets(convention):
+    """Keras' sparse loss has no smoothing: its users smooth one-hot targets, renormalised
+    before the clip (the sparse rule renormalises after it: 1.2304170 for this row)."""
+    for dtype in (np.float32, np.float64):
+        scores = np.array([[5.0, 7.0, 0.0], [0.2, 0.3, 0.5]], dtype)
+        sparse = cross_entropy([1, 2], scores, convention=convention, label_smoothing=0.1)
+        one_hot = np.eye(3, dtype=dtype)[[1, 2]]
+        dense = cross_entropy(one_hot, scores, convention=convention, label_smoothing=0.1)
+        assert sparse == pytest.approx(dense, rel=RTOL[np.dtype(dtype).name])
+    keras_value = 1.0695157  # keras.losses.categorical_crossentropy([[0,1,0]], [[5,7,0]], 0.1)
+    row = cross_entropy(
+        [1], np.array([[5.0, 7.0, 0.0]], F32), convention="keras", label_smoothing=0.1
+    )
+    assert row == pytest.approx(keras_value, rel=2e-7)
+
+
 def test_seed_keras_binary_from_logits_float32() -> None:
     values = binary_cross_entropy(
         np.array([[0.0], [1.0]], F32),
