@@ -172,7 +172,7 @@ class ExactSum:
         return special if special is not None else units_to_float(self.units)
 
     def ratio(self, other: ExactSum | int) -> float:
-        """``self / other`` correctly rounded from the exact values (NaN for 0/0).
+        """``self / other`` correctly rounded from the exact values (NaN over 0).
 
         >>> ExactSum.from_values([1.0, 2.0]).ratio(3)
         1.0
@@ -187,8 +187,8 @@ class ExactSum:
         special, other_special = self._special(), other._special()
         if special is not None or other_special is not None:
             return self.value / other.value if other.value != 0 else math.nan
-        if other.units == 0:
-            return math.nan if self.units == 0 else (math.inf if self.units > 0 else -math.inf)
+        if other.units == 0:  # a mean over no weight, as over no row: NaN (as PyTorch's)
+            return math.nan
         try:
             return self.units / other.units
         except OverflowError:

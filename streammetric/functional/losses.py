@@ -242,8 +242,9 @@ def _reduce(terms: LossTerms, sample_weight: Any, reduction: str) -> Any:
     total = ExactSum.from_values(numerator)  # the metric objects' exact sums: same bits
     if reduction == "sum":
         return total.value
-    if reduction == "sum_over_batch_size":
-        return total.ratio(len(numerator) - terms.diagnostics["num_ignored"])
+    if reduction == "sum_over_batch_size":  # Keras' divide_no_nan: 0 when no row counts
+        counted = len(numerator) - terms.diagnostics["num_ignored"]
+        return total.ratio(counted) if counted else 0.0
     denominator = terms.denominator if weights is None else weights * terms.denominator
     return total.ratio(ExactSum.from_values(denominator))
 
@@ -271,7 +272,8 @@ def cross_entropy(
     ``l_i = -sum_c w_c t_ic log p_ic`` (``-w_y log p_iy`` for class indices), with label
     smoothing ``t' = (1-ls) t + ls/C``. Reductions: ``none`` (per-sample array), ``sum``,
     ``mean`` = ``sum(s_i l_i) / sum(s_i w_{y_i})`` (sample weights ``s``; class weights in the
-    denominator as PyTorch does), ``sum_over_batch_size`` = ``sum(s_i l_i) / n`` (Keras).
+    denominator as PyTorch does), ``sum_over_batch_size`` = ``sum(s_i l_i) / n`` (Keras; 0 when
+    no row counts, as Keras' ``divide_no_nan``).
 
     >>> cross_entropy([1, 0], [[0.0, 1.0], [0.0, 1.0]])
     inf

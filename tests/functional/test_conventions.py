@@ -131,6 +131,21 @@ def test_torch_binary_from_logits_is_pytorchs_formula_exact_keeps_the_accurate_o
     assert exact == pytest.approx(9.357622968839299e-14, rel=1e-6)
 
 
+def test_torch_mean_over_zero_class_weight_with_label_smoothing_is_nan_as_pytorchs() -> None:
+    import torch
+
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], F32)
+    y, w = np.array([2, 2]), np.array([1.0, 1.0, 0.0], F32)
+    want = torch.nn.functional.cross_entropy(
+        torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w), label_smoothing=0.2
+    )
+    assert math.isnan(float(want))
+    got = cross_entropy(
+        y, x, from_logits=True, convention="torch", class_weight=w, label_smoothing=0.2
+    )
+    assert math.isnan(got)  # the smoothing term over a weight of 0 was inf
+
+
 @pytest.mark.parametrize("convention", ["keras", "tf_keras"])
 def test_keras_class_indices_with_label_smoothing_are_the_smoothed_one_hot_targets(convention):
     """Keras' sparse loss has no smoothing: its users smooth one-hot targets, renormalised

@@ -237,7 +237,15 @@ def test_ignore_index_rows_are_zero_and_excluded() -> None:
     )
     assert per_batch == pytest.approx(mean)
     all_ignored = cross_entropy([-100, -100], LOGITS[:2], from_logits=True, ignore_index=-100)
-    assert math.isnan(all_ignored)
+    assert math.isnan(all_ignored)  # PyTorch's mean: 0 / 0
+    keras_mean = cross_entropy(
+        [-100, -100],
+        LOGITS[:2],
+        from_logits=True,
+        ignore_index=-100,
+        reduction="sum_over_batch_size",
+    )
+    assert keras_mean == 0.0  # Keras' divide_no_nan (SparseCategoricalCrossentropy(ignore_class))
 
 
 def test_label_smoothing_sparse_equals_dense_smoothed_targets() -> None:
