@@ -499,7 +499,7 @@ def bench_kernels(path: Path, reps: int = 20) -> list[tuple[str, str, float]]:
     """ns/row of each C kernel on one 32k-row slice, per instruction set (best of ``reps``), and
     of ``update`` (ce; five metrics) on each slice right after decoding it and on it again."""
     from streammetric import _kernels as kernels
-    from streammetric.engine.metric_specs import build_metrics
+    from streammetric.metrics.specs import build_metrics
 
     parquet = pq.ParquetFile(path, pre_buffer=False)
     first = next(parquet.iter_batches(32768, row_groups=[0], columns=["label", "probs"]))

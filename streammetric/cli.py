@@ -299,7 +299,7 @@ def compare_command(
 
     from .engine.compare import compare, fail_messages
     from .engine.compare import higher_is_better as directions
-    from .engine.metric_specs import build_metrics, resolve_metric_name
+    from .metrics.specs import build_metrics, resolve_metric_name
 
     if len(paths) > 2:
         raise ConfigError(f"compare takes BASELINE [CANDIDATE], got {len(paths)} paths")

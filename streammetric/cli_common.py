@@ -27,12 +27,12 @@ from ._files import special_kind, write_atomic, write_text
 from ._json import dumps_indented, dumps_parts
 from ._keys import key_text
 from .engine.local import Job, Result
-from .engine.metric_specs import build_metrics, distinct_names, resolve_metric_name
 from .engine.result import class_label
 from .functional.resample import DEFAULT_REPLICATES
 from .io import ColumnSpec, ResolvedColumns
 from .io.storage import parse_storage_options
 from .metrics.bootstrap import Resampling
+from .metrics.specs import build_metrics, distinct_names, resolve_metric_name
 
 __all__ = [
     "EXIT_DATA",

@@ -250,7 +250,7 @@ class Evaluator:
             )
 
     def new_metrics(self) -> EvalMetric:
-        from .metric_specs import build_metrics
+        from ..metrics.specs import build_metrics
 
         return build_metrics(self.job.metrics, self.metric_kwargs)
 
@@ -936,7 +936,7 @@ def evaluate(
         path_list = [] if tables else [os.fspath(p) for p in given]
     if tables and checkpoint is not None:
         raise ConfigError(NO_CHECKPOINT)
-    from .metric_specs import distinct_names
+    from ..metrics.specs import distinct_names
 
     metric_list = metrics if isinstance(metrics, (list, tuple)) else [metrics]
     if not metric_list:  # the CLI computes ce without -m; an empty list would compute nothing

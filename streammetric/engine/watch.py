@@ -206,7 +206,7 @@ class Watcher:
         """The merged result of every finished file (``rows`` 0 and NaN values before any)."""
         total = self.total
         if total is None:
-            from .metric_specs import build_metrics
+            from ..metrics.specs import build_metrics
 
             total = Partial(lambda: build_metrics(self.job.metrics, self.job.metric_defaults))
         by = self.job.columns.by

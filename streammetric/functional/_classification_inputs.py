@@ -169,7 +169,7 @@ def check_normalize(normalize: Any) -> str | None:
     """The confusion matrix's ``normalize``: None (or ``"none"``), ``"true"``, ``"pred"``, ``"all"``.
 
     ``True`` is ``"true"`` and ``False`` None: a metric spec's ``normalize=true`` parses as
-    the boolean (``streammetric.engine.metric_specs``).
+    the boolean (``streammetric.metrics.specs``).
     """
     if normalize is True:
         return "true"

@@ -3,21 +3,61 @@ syncing across processes, and the values to log."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from ..metrics import create
 from ..metrics.base import EvalMetric
+from ..metrics.registry import CompositeEvalMetric
+from ..metrics.specs import distinct_names, output_names
 
 
 def make_metric(metrics: Any) -> EvalMetric:
     """A fresh metric from ``metrics``: a name, a list of names or configs (a composite), a
-    config dict, or an `EvalMetric` (copied, so the caller's instance is left alone)."""
-    from ..metrics import create
+    config dict, or an `EvalMetric` (copied, so the caller's instance is left alone).
 
+    Every value gets a log name of its own. Requested metrics that would share one (``ce`` and
+    ``{"metric": "ce", "convention": "keras"}`` are both ``cross-entropy``) are renamed as the
+    command line renames them (`streammetric.metrics.specs.distinct_names`):
+    ``cross-entropy[convention=exact]`` and ``cross-entropy[convention=keras]``. A metric
+    requested twice, a ``name=`` that another metric has, and an `EvalMetric` instance (which
+    keeps its name) whose name another metric has are refused (`ConfigError`).
+
+    >>> make_metric(["ce", {"metric": "ce", "convention": "keras"}]).get()[0]
+    ['cross-entropy[convention=exact]', 'cross-entropy[convention=keras]']
+    """
     if isinstance(metrics, EvalMetric):
-        metric = metrics.copy()
-        metric.reset()
+        metric = _fresh(metrics)
+    else:
+        metric = create(metrics)
+    names = output_names(metric)
+    if len(set(names)) == len(names):
         return metric
-    return create(metrics)
+    return create([_fresh(spec) for spec in distinct_names(_flat_specs(metrics))])
+
+
+def _flat_specs(metrics: Any) -> list[Any]:
+    """The metrics that ``metrics`` requests, composites opened (their order kept), each a name,
+    a config dict or an `EvalMetric` instance (a callable becomes its `CustomMetric`)."""
+    if isinstance(metrics, str) and metrics.lstrip().startswith(("{", "[")):
+        metrics = json.loads(metrics)  # `create` has parsed it already
+    if isinstance(metrics, (list, tuple)):
+        return [spec for item in metrics for spec in _flat_specs(item)]
+    if isinstance(metrics, CompositeEvalMetric):
+        return [spec for item in metrics.metrics for spec in _flat_specs(item)]
+    if isinstance(metrics, dict) and isinstance(create(metrics), CompositeEvalMetric):
+        return [spec for item in metrics.get("metrics") or [] for spec in _flat_specs(item)]
+    if callable(metrics) and not isinstance(metrics, (str, EvalMetric)):
+        return [create(metrics)]
+    return [metrics]
+
+
+def _fresh(spec: Any) -> Any:
+    """``spec`` for `create`: an instance copied and emptied (the caller's is left alone)."""
+    if isinstance(spec, EvalMetric):
+        spec = spec.copy()
+        spec.reset()
+    return spec
 
 
 def to_host(value: Any) -> Any:

@@ -38,9 +38,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .._exceptions import InvalidInputError
+from .._tensors import as_numpy, is_array_object
 from ._common import make_metric, scalars, to_host
 
 __all__ = ["StreamMetricComputer"]
@@ -58,7 +57,9 @@ class StreamMetricComputer:
         Rows whose label is this are left out (the Trainer's and the models' padding of labels,
         -100; token classification's labels of sub-words and special tokens), with their
         predictions: labels ``(batch, ...)`` select rows of predictions ``(batch, ..., classes)``.
-        None keeps every row.
+        None keeps every row. Either way, each position of labels ``(batch, tokens, ...)`` is a
+        row with its predictions ``(batch, tokens, ..., classes)``, token classification's
+        layout.
     select
         ``select(eval_pred) -> (labels, preds)`` in place of the default:
         ``(eval_pred.label_ids, eval_pred.predictions)``, the first of the predictions when the
@@ -85,9 +86,7 @@ class StreamMetricComputer:
             labels, preds = eval_pred.label_ids, eval_pred.predictions
             if isinstance(preds, (list, tuple)) and preds and _is_array(preds[0]):
                 preds = preds[0]  # the logits, before the model's other outputs
-        labels, preds = to_host(labels), to_host(preds)
-        if self.ignore_index is not None:
-            labels, preds = self._drop_ignored(labels, preds)
+        labels, preds = self._rows(to_host(labels), to_host(preds))
         self.metric.update(labels, preds)
         if not compute_result:
             return {}
@@ -95,12 +94,28 @@ class StreamMetricComputer:
         self.metric.reset()
         return values
 
-    def _drop_ignored(self, labels: Any, preds: Any) -> tuple[Any, Any]:
-        label_array = np.asarray(labels)
+    def _rows(self, labels: Any, preds: Any) -> tuple[Any, Any]:
+        """The labels and predictions as the metrics' rows: a position of token classification's
+        labels ``(batch, ...)`` is a row, with its predictions ``(batch, ..., classes)`` (both
+        flattened, whether or not a label is ``ignore_index``); then the rows whose label is
+        ``ignore_index`` left out. Other shapes (labels ``(batch,)`` with predictions ``(batch,
+        classes)``, multilabel ``(batch, k)`` with ``(batch, k)``) as they are; lists of arrays
+        (the metrics pair their items) untouched."""
+        if _is_array_list(labels) or _is_array_list(preds):
+            return labels, preds
+        label_array, pred_array = as_numpy(labels, "labels"), as_numpy(preds, "preds")
+        if (
+            label_array.ndim >= 2
+            and pred_array.ndim == label_array.ndim + 1
+            and pred_array.shape[: label_array.ndim] == label_array.shape
+        ):
+            label_array = label_array.reshape(-1)
+            pred_array = pred_array.reshape(-1, pred_array.shape[-1])
+        if self.ignore_index is None:
+            return label_array, pred_array
         keep = label_array != self.ignore_index
         if keep.all():
-            return labels, preds  # as they were: no copy
-        pred_array = np.asarray(preds)
+            return label_array, pred_array
         if pred_array.ndim not in (label_array.ndim, label_array.ndim + 1) or (
             pred_array.shape[: label_array.ndim] != label_array.shape
         ):
@@ -119,3 +134,8 @@ class StreamMetricComputer:
 
 def _is_array(value: Any) -> bool:
     return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _is_array_list(value: Any) -> bool:
+    """Whether ``value`` is a list (or tuple) of arrays, which the metrics pair item by item."""
+    return isinstance(value, (list, tuple)) and any(is_array_object(item) for item in value)

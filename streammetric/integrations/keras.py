@@ -11,8 +11,9 @@ It keeps the streammetric metric only (exact sums and counts), no predictions.
 
 Each batch is read on the host (``keras.ops.convert_to_numpy``), so the model must run
 eagerly: the torch backend does by default; with TensorFlow or JAX, compile with
-``run_eagerly=True``. Keras 3 runs in one process here (its multi-device distribution is JAX's,
-within one process): nothing to merge.
+``run_eagerly=True`` (a jit-compiled step is refused, saying so). The call with symbolic tensors
+by which Keras builds its metrics before the first batch counts nothing. Keras 3 runs in one
+process here (its multi-device distribution is JAX's, within one process): nothing to merge.
 
 >>> metric = StreamMetric(["ce", "acc"], prefix="sm_")
 >>> metric.update_state([0, 1], [[0.25, 0.75], [0.5, 0.5]])
@@ -30,6 +31,11 @@ from ..metrics.base import EvalMetric
 from ._common import make_metric, scalars, to_host
 
 __all__ = ["StreamMetric"]
+
+try:  # Keras's own test of its symbolic stage (keras.src: not in the public API)
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope as _symbolic_scope_check
+except ImportError:  # a Keras without it: symbolic calls are refused as non-eager ones
+    _symbolic_scope_check = None
 
 
 class StreamMetric(keras.metrics.Metric):
@@ -57,6 +63,10 @@ class StreamMetric(keras.metrics.Metric):
         self.prefix = prefix
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if _in_symbolic_scope():
+            # Keras building its metrics: ``compute_output_spec`` calls this with symbolic
+            # tensors (JAX tracers, torch meta tensors) before the first batch: nothing to count
+            return
         weight = None if sample_weight is None else _host(sample_weight)
         self.metric.update(_host(y_true), _host(y_pred), sample_weight=weight)
 
@@ -68,6 +78,14 @@ class StreamMetric(keras.metrics.Metric):
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "prefix": self.prefix, "metrics": self.metric.get_config()}
+
+
+def _in_symbolic_scope() -> bool:
+    """Whether Keras is tracing shapes (``backend.compute_output_spec``, within its
+    ``SymbolicScope``: how ``Trainer._symbolic_build`` builds the compiled metrics on every
+    backend), not running a batch. A jit-compiled step is no such scope: its tracers are refused
+    by `_host`."""
+    return _symbolic_scope_check is not None and bool(_symbolic_scope_check())
 
 
 def _host(value: Any) -> Any:

@@ -56,8 +56,8 @@ def _from_checkpoint(
     path: str, data: dict[str, Any], level: float, replicates: int | None
 ) -> Result:
     from ..engine.checkpoint import content_digest
-    from ..engine.metric_specs import build_metrics
     from ..engine.partial import Partial
+    from ..metrics.specs import build_metrics
 
     content = {key: value for key, value in data.items() if key != "digest"}
     if "digest" in data and data["digest"] != content_digest(content):

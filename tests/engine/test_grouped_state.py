@@ -59,7 +59,7 @@ def _file(tmp_path, rows: int, classes: int, groups: int, seed: int = 0):
 
 
 def _alone(metrics, labels, probs) -> dict[str, float]:
-    from streammetric.engine.metric_specs import build_metrics
+    from streammetric.metrics.specs import build_metrics
 
     metric = build_metrics(metrics)
     metric.update(labels, probs)
@@ -81,7 +81,7 @@ def test_each_group_is_the_bits_of_its_rows_alone(tmp_path, monkeypatch, groups,
     monkeypatch.setattr(local, "FLUSH_ROWS", 1000)  # flush mid-unit too
     metrics = [m for m in METRICS if m not in ("mae", "brier")]
     result = sm.evaluate(path, metrics, by="slice", threads=2, convention="keras")
-    from streammetric.engine.metric_specs import build_metrics
+    from streammetric.metrics.specs import build_metrics
 
     converted = build_metrics(metrics, {"convention": "keras"})
     assert len(result.groups) == len(set(names))

@@ -93,7 +93,7 @@ def test_merge_partials_exactly() -> None:
 
 def test_engine_style_merge_of_a_grouped_state() -> None:
     from streammetric.engine import Partial
-    from streammetric.engine.metric_specs import build_metrics
+    from streammetric.metrics.specs import build_metrics
 
     tracker = Tracker("mae", group_by=["model"], max_groups=2)
     part = Partial(lambda: build_metrics(["mae"]))

@@ -151,3 +151,110 @@ def test_two_processes_each_get_the_whole_set(tmp_path: Any) -> None:
         assert report["world"] == 2
         assert report["seen"] == [10, 10, 3]  # 23 rows: both processes' batches, no repeats
         assert {k: report["metrics"][k] for k in want} == want
+
+
+def test_token_classification_rows_whether_or_not_a_label_is_ignored() -> None:
+    """Labels (batch, tokens) and logits (batch, tokens, classes) are flattened to one row a
+    token with or without a -100 among the labels (and with ``ignore_index=None``): with as many
+    tokens as classes, ``acc`` no longer takes the arg max over the tokens."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(8, 4, 4))
+    labels = logits.argmax(-1)
+    labels[:, 0] = (labels[:, 0] + 1) % 4  # every token right but the first of each sequence
+    spec = [{"metric": "ce", "from_logits": True}, "acc"]
+    want = dict(sm.create(spec).update(labels.reshape(-1), logits.reshape(-1, 4)).get_name_value())
+    assert want["accuracy"] == 0.75
+    as_they_are = transformers.EvalPrediction(predictions=logits, label_ids=labels)
+    assert StreamMetricComputer(spec)(as_they_are) == want
+    assert StreamMetricComputer(spec, ignore_index=None)(as_they_are) == want
+    padded = transformers.EvalPrediction(
+        predictions=np.concatenate([logits, np.zeros((8, 1, 4))], 1),
+        label_ids=np.concatenate([labels, np.full((8, 1), -100)], 1),
+    )
+    assert StreamMetricComputer(spec)(padded) == want
+    # torch tensors (the Trainer's, before it moves them to NumPy) alike
+    tensors = transformers.EvalPrediction(
+        predictions=torch.from_numpy(logits), label_ids=torch.from_numpy(labels)
+    )
+    assert StreamMetricComputer(spec)(tensors) == want
+
+
+def test_other_shapes_go_in_as_they_are() -> None:
+    """Labels (batch,) with logits (batch, classes), and multilabel targets (batch, k) with
+    scores (batch, k): nothing to flatten, the values those of the metric updated directly."""
+    rng = np.random.default_rng(4)
+    logits, labels = rng.normal(size=(6, CLASSES)), rng.integers(0, CLASSES, 6)
+    compute = StreamMetricComputer(METRICS)
+    want = dict(sm.create(METRICS).update(labels, logits).get_name_value())
+    assert compute(transformers.EvalPrediction(predictions=logits, label_ids=labels)) == want
+    scores, targets = rng.random((6, 5)), rng.integers(0, 2, (6, 5))
+    multilabel = {"metric": "f1", "class_type": "multilabel"}
+    want = dict(sm.create(multilabel).update(targets, scores).get_name_value())
+    got = StreamMetricComputer(multilabel)(
+        transformers.EvalPrediction(predictions=scores, label_ids=targets)
+    )
+    assert got == want
+
+
+def test_bfloat16_logits_with_ignored_labels() -> None:
+    """bfloat16 logits (``bf16_full_eval=True``) with -100 labels: read as the metrics read
+    them (widened to float32, exactly), not refused by NumPy."""
+    rng = np.random.default_rng(5)
+    logits = torch.from_numpy(rng.normal(size=(3, 4, CLASSES))).to(torch.bfloat16)
+    labels = torch.from_numpy(rng.integers(0, CLASSES, (3, 4)))
+    labels[0, 3] = labels[2] = -100
+    keep = labels != -100
+    want = dict(sm.create(METRICS).update(labels[keep], logits.float()[keep]).get_name_value())
+    compute = StreamMetricComputer(METRICS)
+    assert compute(transformers.EvalPrediction(predictions=logits, label_ids=labels)) == want
+
+
+class TinyInItsDtype(Tiny):
+    """`Tiny` whose inputs follow its weights' dtype (bfloat16 under ``bf16_full_eval``), and
+    whose loss leaves out the -100 labels."""
+
+    def forward(self, x: Any, labels: Any = None) -> dict[str, Any]:
+        logits = self.layer(x.to(self.layer.weight.dtype))
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(logits.float(), labels)
+        return out
+
+
+def test_bf16_full_eval_with_ignored_labels(tmp_path: Any) -> None:
+    torch.manual_seed(0)
+    model, rows = TinyInItsDtype(), data(1)
+    for index in range(0, ROWS, 4):
+        rows[index]["labels"] = -100
+    run = trainer(tmp_path, model, StreamMetricComputer(METRICS), bf16_full_eval=True)
+    run.eval_dataset = rows
+    results = run.evaluate()
+    metric = sm.create(METRICS)
+    with torch.no_grad():  # the Trainer left the model in bfloat16
+        assert model.layer.weight.dtype == torch.bfloat16
+        for start in range(0, ROWS, BATCH):
+            batch = rows[start : start + BATCH]
+            labels = torch.tensor([r["labels"] for r in batch])
+            logits = model(torch.stack([r["x"] for r in batch]))["logits"]
+            metric.update(labels[labels != -100], logits[labels != -100])
+    want = {f"eval_{name}": value for name, value in metric.get_name_value()}
+    assert {k: results[k] for k in want} == want
+
+
+def test_metrics_of_one_name_get_distinct_names() -> None:
+    """Two ``recall``s, micro and one per class: both returned, under the command line's names."""
+    rng = np.random.default_rng(6)
+    logits, labels = rng.normal(size=(9, CLASSES)), rng.integers(0, CLASSES, 9)
+    micro = {"metric": "recall", "class_type": "multiclass"}
+    per_class = {**micro, "average": None}
+    got = StreamMetricComputer([micro, per_class])(
+        transformers.EvalPrediction(predictions=logits, label_ids=labels)
+    )
+    micro_value = sm.create(micro).update(labels, logits).get()[1]
+    per_class_values = sm.create(per_class).update(labels, logits).get()[1]
+    assert got == {
+        "recall[average=micro]": micro_value,
+        **{f"recall[average=none]/{i}": float(v) for i, v in enumerate(per_class_values)},
+    }
+    with pytest.raises(sm.ConfigError, match="would both be named 'accuracy'"):
+        StreamMetricComputer(["acc", {"metric": "mae", "name": "accuracy"}])

@@ -292,3 +292,23 @@ def test_ids_key_needs_ids() -> None:
     assert callback.metric("validate").get() == ("accuracy", 1.0)  # id 4 counted once
     with pytest.raises(sm.InvalidInputError, match=r"no ids: .* 'id'"):
         callback._update("validate", preds, (None, labels), 0)
+
+
+def test_metrics_of_one_name_get_distinct_names(tmp_path: Any) -> None:
+    """``ce`` and Keras's ``ce`` are both ``cross-entropy``: each is logged, under the name the
+    command line gives it, none dropped."""
+    from streammetric.metrics.specs import distinct_names
+
+    specs = ["ce", {"metric": "ce", "convention": "keras"}]
+    torch.manual_seed(0)
+    model, (x, y) = Tiny(), data(1)
+    callback = StreamMetricCallback(specs, stages=("validate",))
+    results = trainer(tmp_path, callback).validate(model, dataloaders=loader(x, y), verbose=False)
+    want = expected(model, x, y, "val_", metrics=distinct_names(specs))
+    assert sorted(want) == [
+        "val_cross-entropy[convention=exact]",
+        "val_cross-entropy[convention=keras]",
+    ]
+    assert results == [want]
+    with pytest.raises(sm.ConfigError, match="same metric"):
+        StreamMetricCallback(["acc", "accuracy"])  # at construction, not at the first batch

@@ -594,8 +594,8 @@ def test_a_composite_ranks_the_classes_in_the_cross_entropy_pass(names, monkeypa
     """Cross-entropy's pass over a clean batch also ranks the true classes when accuracy or
     top-k asks for them, whatever the order of the metrics: one pass over the probabilities,
     and the results of separate metrics."""
-    from streammetric.engine.metric_specs import build_metrics
     from streammetric.functional import _ce_fast
+    from streammetric.metrics.specs import build_metrics
 
     probs = np.concatenate([SCORES, np.full((3, K), 1 / K)])  # and rows of ties
     probs /= probs.sum(axis=1, keepdims=True)

@@ -100,7 +100,7 @@ def test_evaluate_by_group_of_binary_metrics(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from streammetric.engine.metric_specs import build_metrics
+    from streammetric.metrics.specs import build_metrics
 
     names = np.array(["a", "b", "c", "d"], dtype=object)[rng.integers(0, 4, ROWS)]
     weights = rng.integers(0, 3, ROWS).astype(np.float64)

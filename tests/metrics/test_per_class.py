@@ -528,7 +528,7 @@ def test_evaluate_by_group_is_each_groups_rows_alone(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from streammetric.engine.metric_specs import build_metrics
+    from streammetric.metrics.specs import build_metrics
 
     rng = np.random.default_rng(11)
     rows, classes = 4000, 5
@@ -757,7 +757,7 @@ def test_names_configs_and_spellings():
     assert Precision(average="none").get_config()["average"] is None
     assert F1(zero_division=float("nan")).get_config()["zero_division"] == "nan"
     assert ConfusionMatrix(normalize=True).get_config()["normalize"] == "true"
-    from streammetric.engine.metric_specs import build_metrics
+    from streammetric.metrics.specs import build_metrics
 
     built = build_metrics(
         ["precision:average=none,zero_division=nan", "confusion_matrix:normalize=true"]

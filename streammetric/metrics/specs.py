@@ -1,4 +1,5 @@
-"""Metric specs from the command line: ``NAME[:key=value,...]``, built into one composite.
+"""Metric specs (the command line's ``NAME[:key=value,...]``, configs, instances), built into
+one composite, each under a distinct name (the CLI, the engine and the integrations use them).
 
 >>> parse_metric_spec("top_k_accuracy:top_k=5")
 {'metric': 'top_k_accuracy', 'top_k': 5}
@@ -12,13 +13,20 @@ import copy
 import inspect
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from .._exceptions import ConfigError
-from ..metrics import CompositeEvalMetric, EvalMetric, create
-from ..metrics.registry import _lookup
+from .base import EvalMetric
+from .registry import CompositeEvalMetric, _lookup, create
 
-__all__ = ["build_metrics", "distinct_names", "parse_metric_spec", "resolve_metric_name"]
+__all__ = [
+    "build_metrics",
+    "distinct_names",
+    "output_names",
+    "parse_metric_spec",
+    "resolve_metric_name",
+]
 
 
 def _value(text: str) -> Any:
@@ -90,8 +98,15 @@ def _build_one(spec: Any, defaults: dict[str, Any]) -> EvalMetric:
     return create(parse_metric_spec(spec) if isinstance(spec, str) else spec)
 
 
-def _spec_text(spec: Any) -> str:
-    return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True, default=str)
+def _spec_text(spec: Any, keys: Sequence[str] = ()) -> str:
+    """A requested metric as the user gave it: a spec or config as it is, an instance as its
+    class with the options ``keys`` (those that tell it from another: ``CrossEntropy(convention=
+    'keras')``)."""
+    if isinstance(spec, EvalMetric):
+        settings = _settings(spec)
+        options = ", ".join(f"{k}={settings[k]!r}" for k in keys if k in settings)
+        return f"{type(spec).__name__}({options})"
+    return repr(spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True, default=str))
 
 
 def _option_text(value: Any) -> str:
@@ -102,7 +117,8 @@ def _option_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _output_names(metric: EvalMetric) -> list[str]:
+def output_names(metric: EvalMetric) -> list[str]:
+    """The names of ``metric``'s values, as ``get()`` gives them (a composite's, in order)."""
     names, _ = metric.get()
     return [str(n) for n in (names if isinstance(names, list) else [names])]
 
@@ -124,10 +140,15 @@ def distinct_names(specs: list[Any], defaults: dict[str, Any] | None = None) -> 
     """
     defaults = defaults or {}
     built = [_build_one(s, defaults) for s in specs]
-    names = [_output_names(m) for m in built]
+    names = [output_names(m) for m in built]
     by_name: dict[str, list[int]] = {}
     for index, metric_names in enumerate(names):
         for name in metric_names:
+            if index in by_name.get(name, ()):
+                raise ConfigError(
+                    f"metric {_spec_text(specs[index])} gives two of its values the name "
+                    f"{name!r}: one would hide the other in the results"
+                )
             by_name.setdefault(name, []).append(index)
     out = list(specs)
     for name, indices in by_name.items():
@@ -138,8 +159,8 @@ def distinct_names(specs: list[Any], defaults: dict[str, Any] | None = None) -> 
             for b in range(a):
                 if configs[a] == configs[b]:
                     raise ConfigError(
-                        f"metrics {_spec_text(specs[indices[b]])!r} and "
-                        f"{_spec_text(specs[indices[a]])!r} are the same metric ({name}) "
+                        f"metrics {_spec_text(specs[indices[b]])} and "
+                        f"{_spec_text(specs[indices[a]])} are the same metric ({name}) "
                         "requested twice; drop one (or give one a name=)"
                     )
         keys = sorted(
@@ -148,10 +169,11 @@ def distinct_names(specs: list[Any], defaults: dict[str, Any] | None = None) -> 
         fixed = [i for i in indices if _user_named(specs[i]) or isinstance(specs[i], EvalMetric)]
         if fixed:
             other = next(i for i in indices if i != fixed[0])
+            first, second = specs[min(fixed[0], other)], specs[max(fixed[0], other)]
             raise ConfigError(
-                f"metrics {_spec_text(specs[min(fixed[0], other)])!r} and "
-                f"{_spec_text(specs[max(fixed[0], other)])!r} would both be named {name!r} in "
-                "the results; give one another name="
+                f"metrics {_spec_text(first, keys)} and {_spec_text(second, keys)} would "
+                f"both be named {name!r} in the results (a metric given as an instance keeps "
+                "its name); give one another name="
             )
         for i, config in zip(indices, configs, strict=True):
             suffix = ",".join(f"{k}={_option_text(config[k])}" for k in keys if k in config)
@@ -162,15 +184,15 @@ def distinct_names(specs: list[Any], defaults: dict[str, Any] | None = None) -> 
             out[i] = named
     final: dict[str, int] = {}
     for index, spec in enumerate(out):
-        for name in _output_names(_build_one(spec, defaults)):
+        for name in output_names(_build_one(spec, defaults)):
             if not name.strip():
                 raise ConfigError(
-                    f"metric {_spec_text(specs[index])!r} would have an empty name in the results; "
+                    f"metric {_spec_text(specs[index])} would have an empty name in the results; "
                     "give it a name= with a character"
                 )
             if name in final:
                 raise ConfigError(
-                    f"metrics {_spec_text(specs[final[name]])!r} and {_spec_text(specs[index])!r} "
+                    f"metrics {_spec_text(specs[final[name]])} and {_spec_text(specs[index])} "
                     f"would both be named {name!r} in the results; give one another name="
                 )
             final[name] = index
@@ -209,7 +231,7 @@ def resolve_metric_name(
     defaults = defaults or {}
     metrics = [_build_one(s, defaults) for s in specs]
     for metric in metrics:
-        if name in _output_names(metric):
+        if name in output_names(metric):
             return name
     try:
         wanted = _build_one(name, defaults)
@@ -217,6 +239,6 @@ def resolve_metric_name(
         return None
     settings = _settings(wanted)
     for metric in metrics:
-        if _settings(metric) == settings and len(_output_names(metric)) == 1:
-            return _output_names(metric)[0]
+        if _settings(metric) == settings and len(output_names(metric)) == 1:
+            return output_names(metric)[0]
     return None

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
+import streammetric as sm
 from streammetric import ConfigError
-from streammetric.engine.metric_specs import parse_metric_spec
+from streammetric.metrics.specs import parse_metric_spec
 
 
 @pytest.mark.parametrize(
@@ -32,3 +33,12 @@ def test_values_parse_as_json_scalars_else_strings():
 def test_a_key_given_twice_is_refused():
     with pytest.raises(ConfigError, match="'eps' is given twice"):
         parse_metric_spec("ce:eps=1e-7,eps=1e-3")
+
+
+def test_a_metric_whose_values_share_a_name_is_named_not_called_a_duplicate():
+    from streammetric.metrics.specs import distinct_names
+
+    twice = sm.create(["ce", {"metric": "ce", "name": "other"}])
+    twice.metrics[1].name = "cross-entropy"  # an instance: names are its own
+    with pytest.raises(sm.ConfigError, match="gives two of its values the name 'cross-entropy'"):
+        distinct_names([twice])
