@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
+from .._tensors import ragged_error
 
 __all__ = [
     "as_class_indices",
@@ -32,7 +33,10 @@ def row_values(array: np.ndarray, row: int) -> np.ndarray:
 
 def as_float_rows(values: Any, name: str) -> np.ndarray:
     """Finite float64 array of shape (n, d); (n,) becomes (n, 1) as in MXNet."""
-    array = np.asarray(values)
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:  # ragged nested lists: the first row whose length differs
+        raise ragged_error(values, name, exc) from None
     if array.dtype.kind not in "biuf":
         raise InvalidInputError.bad_argument(name, "must be numeric", array.dtype)
     array = array.astype(np.float64, copy=False)

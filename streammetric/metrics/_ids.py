@@ -28,30 +28,139 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import InvalidInputError
-from .._tensors import as_numpy, is_array_object
+from .._tensors import as_numpy
 
-__all__ = ["IdRows", "as_ids"]
+__all__ = ["ID_RULE", "IdRows", "as_ids"]
 
 
-def as_ids(sample_ids: Any, rows: int) -> np.ndarray:
-    """``sample_ids`` as a 1-D int64 or str array of ``rows`` ids (one clear error otherwise)."""
-    if isinstance(sample_ids, (list, tuple)) or not is_array_object(sample_ids):
-        ids = np.asarray(sample_ids)
-    else:
-        ids = as_numpy(sample_ids, "sample_ids")
+#: what every id must be (`as_ids`)
+ID_RULE = "must be integers or strings"
+
+
+def as_ids(sample_ids: Any, rows: int, *, beyond_int64: bool = False) -> np.ndarray:
+    """``sample_ids`` as ``rows`` ids in one canonical array, whatever held them: int64 for
+    integers, NumPy unicode (``<U``) for strings. The one conversion of ids, for a metric's
+    ``update(..., sample_ids=)`` and for `Bootstrap.update`: an id is the same id (compares and
+    hashes the same) from any container.
+
+    Integers: integer arrays and tensors of any width, lists of ints, object arrays of ints
+    (which must fit in int64; with ``beyond_int64``, `Bootstrap`'s, uint64 ids above it stay
+    uint64, hashed by value). Strings: NumPy unicode arrays, lists and object arrays of
+    ``str`` (a pandas Series of strings, pyarrow string arrays), and bytes decoded as UTF-8
+    (NumPy bytes arrays, object arrays of ``bytes``, TensorFlow string tensors): ``b"a"`` is
+    the id ``"a"``. All ids of a batch are of one kind (all str, all bytes or all integers).
+    Refused in one line naming ``sample_ids``: another dtype (floats, bools), a batch of mixed
+    kinds or with None / NaN (the row of the first such id), bytes that are not UTF-8, a
+    string ending in NUL (NumPy's strings drop it: it would be another string's id).
+
+    >>> as_ids(["a", "b"], 2).tolist(), as_ids(np.array([b"a", b"b"], dtype=object), 2).tolist()
+    (['a', 'b'], ['a', 'b'])
+    >>> as_ids(np.array([3, 4], dtype=np.uint8), 2).dtype
+    dtype('int64')
+    """
+    ids = as_numpy(sample_ids, "sample_ids", objects=True)
+    if isinstance(sample_ids, (list, tuple)) and ids.dtype.kind not in "iu":
+        ids = np.array(sample_ids, dtype=object)  # item by item: NumPy made str of 1 and "a"
     if ids.ndim != 1 or ids.shape[0] != rows:
         raise InvalidInputError.bad_argument(
             "sample_ids", f"must be one id per row (shape ({rows},))", f"shape {ids.shape}"
         )
-    if ids.dtype.kind in "iu":
-        if ids.dtype.kind == "u" and ids.size and int(ids.max()) > np.iinfo(np.int64).max:
-            raise InvalidInputError.bad_argument("sample_ids", "must fit in int64", int(ids.max()))
-        return ids.astype(np.int64, copy=True)
-    if ids.dtype.kind in "US":
-        return ids.astype(str)
-    raise InvalidInputError.bad_argument(
-        "sample_ids", "must be integers or strings", f"dtype {ids.dtype}"
-    )
+    kind = ids.dtype.kind
+    if kind in "iu":
+        return _int_ids(ids, beyond_int64)
+    if kind not in "USO":
+        raise InvalidInputError.bad_argument("sample_ids", ID_RULE, ids.dtype)
+    if not rows:  # no id: of no kind (an empty array of strings would be of no Arrow type)
+        return np.zeros(0, dtype=np.int64)
+    if kind == "U":
+        return ids.astype(str, copy=False)  # native byte order
+    if kind == "S":
+        return _decoded(ids.tolist())
+    return _object_ids(ids.tolist(), beyond_int64)
+
+
+def _int_ids(ids: np.ndarray, beyond_int64: bool) -> np.ndarray:
+    """Integer ids as int64 (uint64 above int64: refused, or kept with ``beyond_int64``)."""
+    if ids.dtype == np.uint64 and ids.size and int(ids.max()) > np.iinfo(np.int64).max:
+        if beyond_int64:
+            return ids.copy()
+        row = int(np.argmax(ids > np.iinfo(np.int64).max))
+        raise InvalidInputError.bad_row("sample_ids", row, "must fit in int64", ids[row])
+    return ids.astype(np.int64, copy=True)
+
+
+_KIND_WORDS = {"int": "an integer", "str": "a string (str)", "bytes": "bytes"}
+
+
+def _id_kind(item: Any) -> str | None:
+    """``"str"``, ``"bytes"`` or ``"int"``: the kinds of ids; None for anything else."""
+    if isinstance(item, str):
+        return "str"
+    if isinstance(item, bytes):
+        return "bytes"
+    if isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+        return "int"
+    return None
+
+
+def _object_ids(items: list[Any], beyond_int64: bool) -> np.ndarray:
+    """The ids of an object array's items (`as_ids`), refused at the first bad row."""
+    types = set(map(type, items))
+    if types <= {str, np.str_}:
+        return _strings(items)
+    if types <= {bytes, np.bytes_}:
+        return _decoded(items)
+    kinds = list(map(_id_kind, items))
+    first = kinds[0]
+    if first is None:
+        raise InvalidInputError.bad_row("sample_ids", 0, "must be an integer or a string", items[0])
+    if any(kind != first for kind in kinds):
+        row = next(i for i, kind in enumerate(kinds) if kind != first)
+        rule = f"must be {_KIND_WORDS[first]}, as row 0 is"
+        raise InvalidInputError.bad_row("sample_ids", row, rule, items[row])
+    try:  # all Python / NumPy integers
+        return _int_ids(np.array([int(item) for item in items], dtype=np.int64), False)
+    except OverflowError:
+        if beyond_int64:
+            try:
+                return np.array([int(item) for item in items], dtype=np.uint64)
+            except OverflowError:
+                pass
+        row = next(i for i, item in enumerate(items) if not -(1 << 63) <= int(item) < (1 << 63))
+        raise InvalidInputError.bad_row(
+            "sample_ids", row, "must fit in int64", items[row]
+        ) from None
+
+
+def _strings(items: list[str]) -> np.ndarray:
+    """Python strings as a NumPy unicode array: refused if one ends in NUL (NumPy drops it)."""
+    ids = np.array(items, dtype=str)
+    lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+    cut = np.char.str_len(ids) != lengths  # (np.char: NumPy 1.24 has no np.strings)
+    if cut.any():
+        row = int(np.argmax(cut))
+        raise InvalidInputError.bad_row(
+            "sample_ids",
+            row,
+            "must not end with a NUL character (NumPy's strings drop it)",
+            items[row],
+        )
+    return ids
+
+
+def _decoded(items: list[bytes]) -> np.ndarray:
+    """Bytes ids as the strings of their UTF-8 text (refused at the first that is not)."""
+    try:
+        return _strings([item.decode("utf-8") for item in items])
+    except UnicodeDecodeError:
+        for row, item in enumerate(items):
+            try:
+                item.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInputError.bad_row(
+                    "sample_ids", row, "must be UTF-8 text when bytes", item
+                ) from None
+        raise  # pragma: no cover - one of them failed above
 
 
 @dataclass
@@ -78,7 +187,7 @@ class IdRows:
             raise InvalidInputError.bad_argument(
                 "sample_ids",
                 f"must be of one kind in every update ({'integers' if self.kind == 'i' else 'strings'} so far)",
-                f"dtype {ids.dtype}",
+                ids.dtype,
             )
         keep = np.zeros(ids.shape[0], dtype=bool)
         keep[np.unique(ids, return_index=True)[1]] = True

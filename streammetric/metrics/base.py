@@ -398,7 +398,13 @@ class EvalMetric(_Locked):
             ):
                 self._update_once_per_id(labels, preds, sample_weight, sample_ids)
                 return self
-            if sample_weight is None and type(labels) is np.ndarray and type(preds) is np.ndarray:
+            if (
+                sample_weight is None
+                and type(labels) is np.ndarray
+                and type(preds) is np.ndarray
+                and preds.dtype.isbuiltin != 2  # ml_dtypes' bfloat16, ...: as_pairs widens it
+                and labels.dtype.isbuiltin != 2
+            ):
                 self._update_state(self._local, labels, preds, None)  # as_pairs' one pair
                 return self
             pairs = list(as_pairs(labels, preds, sample_weight))  # each converted and paired

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError, StateError
-from .._tensors import is_array_object
 from ..functional.resample import (
     BUCKETS,
     DEFAULT_REPLICATES,
@@ -47,7 +46,8 @@ from ..functional.resample import (
     percentile_interval,
     poisson_weights,
 )
-from ._inputs import to_numpy
+from ._ids import as_ids
+from ._inputs import as_pairs
 from .base import EvalMetric
 from .batch import BatchStats
 from .state import GroupedState
@@ -247,31 +247,32 @@ class Bootstrap:
         *,
         sample_ids: Any = None,
     ) -> None:
-        """Add a batch (arrays as the metric's ``update`` takes them); ``sample_ids``: one id
-        per row (the rows' identity for the resampling)."""
-        labels, preds = to_numpy(labels, "labels"), to_numpy(preds, "preds")
-        weights = None if sample_weight is None else to_numpy(sample_weight, "sample_weight")
-        batch = BatchStats.of(labels, preds, weights, self.leaves)
-        terms = [leaf.batch_terms(batch) for leaf in self.leaves]
-        rows = int(labels.shape[0]) if labels.ndim else 1
-        if sample_ids is None:
-            hashes = hash_positions("", np.arange(self.num_rows, self.num_rows + rows), self.seed)
-        else:
-            if is_array_object(sample_ids) and not isinstance(sample_ids, np.ndarray):
-                sample_ids = to_numpy(sample_ids, "sample_ids")  # a tensor of ids
-            try:
-                hashes = hash_ids(sample_ids, self.seed)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError.bad_argument("sample_ids", str(exc), None) from None
-            if hashes.shape[0] != rows:
-                raise InvalidInputError.bad_argument(
-                    "sample_ids", f"must have one id per row ({rows})", hashes.shape[0]
-                )
-        codes = buckets_of(hashes)
-        for state, leaf_terms in zip(self.states, terms, strict=True):
-            assert leaf_terms is not None  # every leaf sums rows (checked when made)
-            state.add(leaf_terms, codes, BUCKETS)
-        self.num_rows += rows
+        """Add a batch as the metric's ``update`` takes it (arrays, or lists of arrays paired
+        element-wise: every pair's terms are computed before any is added); ``sample_ids``: one
+        id per row of one pair (the rows' identity for the resampling)."""
+        pairs = list(as_pairs(labels, preds, sample_weight))
+        if sample_ids is not None and len(pairs) != 1:
+            raise InvalidInputError.bad_argument(
+                "sample_ids",
+                "takes one array of labels and one of preds, not lists of them",
+                f"{len(pairs)} pairs",
+            )
+        added = []
+        for label, pred, weight in pairs:
+            batch = BatchStats.of(label, pred, weight, self.leaves)
+            rows = int(label.shape[0]) if label.ndim else 1
+            added.append(([leaf.batch_terms(batch) for leaf in self.leaves], rows))
+        for terms, rows in added:
+            if sample_ids is None:
+                positions = np.arange(self.num_rows, self.num_rows + rows)
+                hashes = hash_positions("", positions, self.seed)
+            else:  # the ids a metric's update takes, the same ids (uint64 ones beyond int64 too)
+                hashes = hash_ids(as_ids(sample_ids, rows, beyond_int64=True), self.seed)
+            codes = buckets_of(hashes)
+            for state, leaf_terms in zip(self.states, terms, strict=True):
+                assert leaf_terms is not None  # every leaf sums rows (checked when made)
+                state.add(leaf_terms, codes, BUCKETS)
+            self.num_rows += rows
 
     @property
     def seed(self) -> int:
@@ -283,7 +284,7 @@ class Bootstrap:
             raise StateError(f"`other` must be a Bootstrap, got {type(other).__name__}")
         if other.resampling != self.resampling:
             raise ConfigError("only bootstraps of one level, replicates and seed merge")
-        self.metric._check_config(other.metric.get_config(), "other.metric")  # StateError
+        self.metric._check_config(other.metric._state_config(), "other.metric")  # StateError
         for mine, theirs in zip(self.states, other.states, strict=True):
             mine.merge(theirs)
         self.num_rows += other.num_rows

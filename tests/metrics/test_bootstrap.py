@@ -484,3 +484,21 @@ def test_the_engine_gives_the_bits_of_bootstrap_with_the_same_ids(tmp_path):
     for name, lo, hi in zip(names, lower, upper, strict=True):
         assert result["intervals"][name] == {"lower": lo, "upper": hi}
         assert repr(result["metrics"][name]) == repr(boot.get()[1][names.index(name)])
+
+
+def test_lists_of_arrays_are_pairs_as_the_metrics_update_takes_them():
+    """MXNet-style lists pair element-wise: the rows of every pair count (a list of one pair
+    was one row), with the positions of the concatenated arrays."""
+    rng = np.random.default_rng(7)
+    y, p = rng.random(200), rng.random(200)
+    whole = sm.Bootstrap(sm.create("mae"), replicates=50)
+    whole.update(y, p)
+    one = sm.Bootstrap(sm.create("mae"), replicates=50)
+    one.update([y], [p])
+    two = sm.Bootstrap(sm.create("mae"), replicates=50)
+    two.update([y[:80], y[80:]], [p[:80], p[80:]])
+    assert one.num_rows == two.num_rows == 200
+    assert repr(one.get_interval()) == repr(two.get_interval()) == repr(whole.get_interval())
+    with pytest.raises(sm.InvalidInputError, match="not lists of them") as raised:
+        two.update([y[:2], y[2:4]], [p[:2], p[2:4]], sample_ids=[1, 2, 3, 4])
+    assert raised.value.argument == "sample_ids" and two.num_rows == 200
