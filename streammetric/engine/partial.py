@@ -338,14 +338,13 @@ class Partial:
                     names += map(str, values)
                     columns += (column[order] for column in values.values())
                     continue
-                if objects is None:  # the values so far, group by group
-                    objects = _per_group(names, columns, len(codes))
+                objects = _with_columns(objects, names, columns, len(codes))  # the values so far
+                names, columns = [], []
                 like = leaf.name_values(state.total())  # the run's classes, for every group
                 for out, code in zip(objects, codes, strict=True):  # group by group
                     one = state.state(code)
                     _add_values(out, leaf.name_values(one, like))
                     flags[code] |= leaf.may_note(one)
-                names, columns = [], []
             rows = self._rows[order]
             if objects is None and len(set(names)) == len(names):  # by column: a Table
                 key_columns: list[Any] = []
@@ -365,11 +364,7 @@ class Partial:
                 }
                 table = Table(shape, [*key_columns, rows, *columns])
             else:
-                per_group = _per_group(names, columns, len(codes))
-                if objects is not None:
-                    for out, later in zip(objects, per_group, strict=True):
-                        out.update(later)
-                    per_group = objects
+                per_group = _with_columns(objects, names, columns, len(codes))
                 keys = self.keys
                 groups = [
                     {"key": dict(zip(by, keys[code], strict=True)), "rows": count, "metrics": out}
@@ -1016,6 +1011,19 @@ def _per_group(names: list[str], columns: list[np.ndarray], count: int) -> list[
     every group's values."""
     rows = zip(*(column.tolist() for column in columns), strict=True)
     return [dict(zip(names, row, strict=True)) for row in rows] or [{} for _ in range(count)]
+
+
+def _with_columns(
+    objects: list[dict[str, Any]] | None, names: list[str], columns: list[np.ndarray], count: int
+) -> list[dict[str, Any]]:
+    """Each group's values by name: ``objects`` (None: none yet) with the values of ``columns``
+    (every group's, by ``names``) added after the ones it holds."""
+    later = _per_group(names, columns, count)
+    if objects is None:
+        return later
+    for out, more in zip(objects, later, strict=True):
+        out.update(more)
+    return objects
 
 
 def _add_values(out: dict[str, Any], pairs: list[tuple[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -176,3 +177,33 @@ def test_more_classes_under_the_binary_default_name_the_option(data):
     with pytest.raises(sm.InvalidInputError, match="class_type='multiclass'") as raised:
         sm.Recall().update([0, 1], [[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]])  # 0/1 labels, 3 scores
     assert raised.value.argument == "preds"
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ("f1:average=macro,class_type=multiclass", "acc", "mcc:class_type=multiclass"),
+        ("ece", "ce", "recall:average=none,class_type=multiclass,num_classes=4", "acc"),
+    ],
+)
+def test_a_metric_between_per_group_metrics_is_in_every_group(data: Path, order: tuple[str, ...]):
+    """Metrics valued for every group at once (acc, ce) between metrics valued group by group
+    (f1, mcc, ece, per-class): each group has every metric, in the run's order, each the value
+    of the group's rows alone; the table and CSV print (a KeyError traceback before)."""
+    args = ["eval", data, *(x for m in order for x in ("-m", m)), "--by", "model"]
+    done = invoke(*args, "--format", "json")
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    names = list(result["metrics"])
+    table = pq.read_table(data)
+    for group in result["groups"]:
+        assert list(group["metrics"]) == names
+        (model,) = group["key"].values()
+        own = data.parent / f"only_{model}.parquet"
+        pq.write_table(table.filter(pa.compute.equal(table["model"], model)), own)
+        alone = invoke("eval", own, *args[2:-2], "--format", "json")
+        assert alone.exit_code == 0, alone.output
+        assert json.loads(alone.stdout)["metrics"] == group["metrics"]
+    for fmt in ("table", "csv"):
+        shown = invoke(*args, "--format", fmt)
+        assert shown.exit_code == 0 and "Traceback" not in shown.output, shown.output
