@@ -631,7 +631,8 @@ class EvalMetric(_Locked):
         """One group's (or replicate's) ``value`` with the classes of ``like``, the run's value
         of the same name: a class this group has no row of scores `class_fill`, as it would
         with the run's classes as ``labels`` (scikit-learn's), so that every group and
-        replicate has the run's classes."""
+        replicate has the run's classes. A value of no row at all (a replicate that drew none)
+        is NaN for every class: no value, as a number's is."""
         fill = self.class_fill()
         if (
             fill is None
@@ -642,6 +643,8 @@ class EvalMetric(_Locked):
             or any(mine > theirs for mine, theirs in zip(value.shape, like.shape, strict=True))
         ):
             return value
+        if not value.size:  # no row at all (an empty replicate): no value, not class_fill's
+            return np.full(like.shape, np.nan)
         widths = [(0, theirs - mine) for mine, theirs in zip(value.shape, like.shape, strict=True)]
         return np.pad(value, widths, constant_values=fill)
 

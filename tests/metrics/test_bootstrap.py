@@ -502,3 +502,16 @@ def test_lists_of_arrays_are_pairs_as_the_metrics_update_takes_them():
     with pytest.raises(sm.InvalidInputError, match="not lists of them") as raised:
         two.update([y[:2], y[2:4]], [p[:2], p[2:4]], sample_ids=[1, 2, 3, 4])
     assert raised.value.argument == "sample_ids" and two.num_rows == 200
+
+
+def test_a_replicate_without_rows_has_no_per_class_value():
+    """A replicate that drew no row is left out of a per-class interval, as of a number's
+    (it scored zero_division, 0, for every class: lower bounds of 0 for one right row)."""
+    for metric in (
+        sm.Recall(average=None, class_type="multiclass"),
+        sm.create("confusion_matrix", normalize="all"),  # counts vary with the weights
+    ):
+        boot = sm.Bootstrap(metric, replicates=200, seed=0)
+        boot.update(np.array([2]), np.array([[0.1, 0.2, 0.7]]), sample_ids=np.array([5]))
+        (_, value), (_, lower, upper) = boot.get(), boot.get_interval()
+        assert np.array_equal(lower, value) and np.array_equal(upper, value)
