@@ -600,7 +600,9 @@ def _kind(value: Any) -> str:
 #: A column of the result's rows: (header, metric name, what of its value: None for a number,
 #: a class key, a matrix cell's (true class, predicted class) indices, or ``("lower",)`` /
 #: ``("upper",)``: a bound of its interval, in csv).
-Column = tuple[str, str, str | tuple[int, int] | tuple[str] | None]
+#: (header, metric name, part, bound): part None (a number), a class key (per-class values)
+#: or a (true, pred) cell (a matrix); bound None (the value) or "lower"/"upper" (csv)
+Column = tuple[str, str, str | tuple[int, int] | None, str | None]
 
 
 def _columns(
@@ -608,27 +610,33 @@ def _columns(
 ) -> list[Column]:
     """The value columns. Numbers one column each; with ``expand`` (csv) per-class values one
     column per class (``NAME[class=C]``) and matrices one per cell
-    (``NAME[true_class=T,pred_class=P]``), over the classes of every scope."""
+    (``NAME[true_class=T,pred_class=P]``), over the classes of every scope, each followed by
+    its bounds (``NAME_lower``, ``NAME_lower[class=C]``, ...) when the result has intervals."""
     scopes = [result["metrics"], *(group["metrics"] for group in result.get("groups") or [])]
+    bounded = result.get("intervals") or {}
     columns: list[Column] = []
+
+    def add(header: str, name: str, part: str | tuple[int, int] | None, suffix: str) -> None:
+        columns.append((f"{header}{suffix}", name, part, None))
+        if expand and name in bounded:
+            columns.extend((f"{header}_{side}{suffix}", name, part, side) for side in SIDES)
+
     for name, value in result["metrics"].items():
         kind = _kind(value)
         if kind == "number":
-            columns.append((name, name, None))
-            if expand and name in (result.get("intervals") or {}):
-                columns += [(f"{name}_{side}", name, (side,)) for side in ("lower", "upper")]
+            add(name, name, None, "")
         elif not expand:
             continue
         elif kind == "classes":
             for key in _union(list(scope[name]) for scope in scopes):
-                columns.append((f"{name}[class={key}]", name, key))
+                add(name, name, key, f"[class={key}]")
         else:
             height = max(len(scope[name]) for scope in scopes)
             width = max((len(row) for scope in scopes for row in scope[name]), default=0)
             for t in range(height):
                 for p in range(width):
                     true, pred = class_label(t, class_names), class_label(p, class_names)
-                    columns.append((f"{name}[true_class={true},pred_class={pred}]", name, (t, p)))
+                    add(name, name, (t, p), f"[true_class={true},pred_class={pred}]")
     return columns
 
 
@@ -636,21 +644,28 @@ def _column_cell(
     scope: dict[str, Any], column: Column, shown: int | None, table: bool = False
 ) -> str:
     """A scope's (the result's or a group's) cell of ``column`` ("" where its value has no
-    such class or cell); with intervals, a number of the ``table`` is ``value [lower, upper]``."""
-    _, name, part = column
+    such class or cell, or no interval); with intervals, a number of the ``table`` is
+    ``value [lower, upper]``."""
+    _, name, part, side = column
     value = scope["metrics"][name]
     bounds = (scope.get("intervals") or {}).get(name)
+    if side is not None:  # a bound (csv)
+        if bounds is None:
+            return ""
+        value = bounds[side]
     if part is None:
         text = format_value(value, shown)
         if table and bounds is not None:
-            lower, upper = (format_value(bounds[side], shown) for side in ("lower", "upper"))
+            lower, upper = (format_value(bounds[side], shown) for side in SIDES)
             text += f" [{lower}, {upper}]"
         return text
     if isinstance(part, str):
         return _cell(value[part], shown) if part in value else ""
-    if len(part) == 1:  # a bound (csv)
-        return "" if bounds is None else format_value(bounds[part[0]], shown)
     return _matrix_cell(value, part[0], part[1], shown)
+
+
+#: the two bounds of an interval, as the JSON result names them
+SIDES = ("lower", "upper")
 
 
 def _union(key_lists: Iterable[list[str]]) -> list[str]:

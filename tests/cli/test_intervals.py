@@ -130,6 +130,39 @@ def test_table_and_csv_show_the_intervals(data):
     assert plain_csv[0] == "model,rows,cross-entropy,accuracy"
 
 
+def test_csv_has_the_bounds_of_every_class_and_cell(data):
+    """Per-class values and matrix cells get their bounds in CSV as numbers do
+    (``NAME_lower[class=C]``), equal to the JSON result's, for the run and every group."""
+    import csv as csv_module
+    import io
+
+    path = data / "one" / "preds.parquet"
+    vector = (
+        "-m",
+        "recall:average=none,class_type=multiclass",
+        "-m",
+        "confusion_matrix",
+        "--by",
+        "model",
+    )
+    result = _json(path, *vector, *CI)
+    text = _eval(path, *vector, *CI, "--format", "csv").stdout
+    rows = list(csv_module.DictReader(io.StringIO(text)))
+    assert [row["model"] for row in rows] == ["(all)", "a", "b"]
+    for row, scope in zip(rows, [result, *result["groups"]], strict=True):
+        bounds = scope["intervals"]
+        for key, value in scope["metrics"]["recall"].items():
+            assert float(row[f"recall[class={key}]"]) == value
+            for side in ("lower", "upper"):
+                assert float(row[f"recall_{side}[class={key}]"]) == bounds["recall"][side][key]
+        matrix = bounds["confusion_matrix"]
+        for t, cells in enumerate(matrix["lower"]):
+            for p, lower in enumerate(cells):
+                cell = f"[true_class={t},pred_class={p}]"
+                assert float(row[f"confusion_matrix_lower{cell}"]) == lower
+                assert float(row[f"confusion_matrix_upper{cell}"]) == matrix["upper"][t][p]
+
+
 def test_same_bits_whatever_the_threads_and_row_groups(data):
     reference = _eval(data / "one" / "preds.parquet", *EVAL, *CI, "--format", "json").stdout
     for folder in ("one", "rg37", "rg1500"):
