@@ -38,10 +38,19 @@ NULL_TEXT = "(null)"
 
 
 def key_text(value: Any) -> str:
-    """A group key value (as a JSON result holds it) as text and tables show it: every digit,
-    a null as `NULL_TEXT`, so neither the string ``"None"`` nor ``""`` reads as a null.
+    r"""A group key value (as a JSON result holds it) as text and tables show it: every digit,
+    a null as `NULL_TEXT`, so neither the string ``"None"`` nor ``""`` reads as a null; a
+    character that is not printable (a line break, a tab, a right-to-left override) escaped as
+    Python writes it, so that it neither breaks a table's row nor reorders what follows.
 
     >>> key_text(None), key_text("None"), key_text(""), key_text(0.1), key_text(3)
     ('(null)', 'None', '', '0.1', '3')
+    >>> print(key_text("a\nb"), key_text("\u202eevil"), key_text("東京"))
+    a\nb \u202eevil 東京
     """
-    return NULL_TEXT if value is None else str(value)
+    if value is None:
+        return NULL_TEXT
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -322,3 +322,19 @@ def test_null_none_empty_and_quoted_keys_stay_apart_in_table_csv_and_report(tmp_
     assert invoke(*args, "--report", report).exit_code == 0
     page = report.read_text()
     assert '<td class="k">(null)</td>' in page and '<td class="k">None</td>' in page
+
+
+def test_line_breaks_and_direction_overrides_in_keys_are_escaped_in_table_and_report(tmp_path):
+    path = tmp_path / "k.parquet"
+    keys = ["line1\nline2", "\u202eevil", "tab\there", "plain"]
+    pq.write_table(pa.table({"label": [0, 1, 1, 0], "pred": [0, 1, 0, 0], "g": keys}), path)
+    table = invoke("eval", path, "-m", "acc", "--by", "g").stdout.splitlines()
+    assert len(table) == 2 + len(keys)  # header, overall, one line a group
+    assert any(line.startswith("line1\\nline2 ") for line in table)
+    assert any(line.startswith("\\u202eevil ") for line in table)
+    report = tmp_path / "k.html"
+    assert invoke("eval", path, "-m", "acc", "--by", "g", "--report", report).exit_code == 0
+    page = report.read_text()
+    assert "\u202e" not in page and "\\u202eevil" in page
+    csv_text = invoke("eval", path, "-m", "acc", "--by", "g", "--format", "csv").stdout
+    assert '"line1\nline2"' in csv_text  # CSV keeps the value, quoted (RFC 4180)
