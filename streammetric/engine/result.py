@@ -90,9 +90,9 @@ def _named_values(metrics: dict[str, Any], class_names: Sequence[str]) -> dict[s
         if isinstance(value, ClassValues):
             indices = [int(key) + 1 for key in value if key.isdigit()]  # (a loaded JSON's keys)
             _check_count(max(len(value), *indices, 0), class_names, name)
-            value = ClassValues(
-                (class_names[int(key)] if key.isdigit() else key, item)
-                for key, item in value.items()
+            value = ClassValues(  # named before (a JSON result's): renamed by position
+                (class_names[int(key) if key.isdigit() else position], item)
+                for position, (key, item) in enumerate(value.items())
             )
         elif isinstance(value, list) and value and isinstance(value[0], list):
             _check_count(max(len(value), max(len(row) for row in value)), class_names, name)
@@ -226,6 +226,14 @@ class Result:
         return (self.to_dict(), self.notes) == (other.to_dict(), other.notes)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def saved_class_names(self) -> list[str] | None:
+        """The class names a loaded JSON result keys its per-class values by (in class order),
+        or None (keyed by index, or no per-class value): so that its matrices are named too."""
+        for value in self.metrics.values():
+            if isinstance(value, ClassValues) and value and not all(k.isdigit() for k in value):
+                return list(value)
+        return None
 
     def named_metrics(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
         """``metrics``, with per-class values keyed by ``class_names`` when given (a

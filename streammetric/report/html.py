@@ -727,6 +727,8 @@ def result_html(
     header.append(
         f'<p class="meta">{_e(fmt(result.rows))} rows, {_e(fmt(result.invalid_rows))} invalid rows.</p>'
     )
+    if class_names is None:  # a JSON result written with --class-names: its matrices too
+        class_names = result.saved_class_names()
     metrics = result.named_metrics(class_names)
     sections = [
         "".join(header),

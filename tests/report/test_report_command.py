@@ -51,3 +51,37 @@ def test_report_refuses_other_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", str(other), "-o", str(tmp_path / "r.html")])
     assert result.exit_code != 0 and "not JSON" in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_json_result_with_class_names_names_its_matrices_and_can_be_renamed(tmp_path: Path):
+    """A JSON result written with --class-names: the matrix is named as the per-class table
+    (it was 0, 1, 2 beside cat, dog, bird); report --class-names renames both, by position."""
+    data = multiclass(tmp_path / "p.parquet", rows=600, classes=3)
+    metrics = ["-m", "recall:average=none,class_type=multiclass", "-m", "confusion_matrix"]
+    saved = tmp_path / "r.json"
+    run(
+        "eval",
+        str(data),
+        *metrics,
+        "--class-names",
+        "cat,dog,bird",
+        "--format",
+        "json",
+        "-o",
+        str(saved),
+    )
+
+    def labels(page: Path) -> tuple[list[str], list[str]]:
+        text = page.read_text()
+        table = re.search(r"recall per class.*?</table>", text, re.S)
+        assert table is not None
+        keys = re.findall(r'<td class="k">([^<]*)</td>', table.group(0))
+        return keys, re.findall(r"true ([^,]+), predicted", text)
+
+    named, renamed = tmp_path / "named.html", tmp_path / "renamed.html"
+    run("report", str(saved), "-o", str(named))
+    keys, matrix = labels(named)
+    assert keys == ["cat", "dog", "bird"] and set(matrix) == {"cat", "dog", "bird"}
+    run("report", str(saved), "-o", str(renamed), "--class-names", "x,y,z")
+    keys, matrix = labels(renamed)
+    assert keys == ["x", "y", "z"] and set(matrix) == {"x", "y", "z"}
