@@ -26,6 +26,7 @@ from .cli_common import (
     OUTPUT_PARAMS,
     ProgressBar,
     StreamMetricCommand,
+    check_bootstrap,
     check_class_count,
     check_distinct,
     check_output,
@@ -320,6 +321,7 @@ def compare_command(
     from .metrics.bootstrap import Resampling
 
     resampling = Resampling(level, replicates or DEFAULT_REPLICATES, seed)
+    check_bootstrap(resampling, replicates is None)
     base_params = {**params, "strict": False}
     if baseline_preds is not None:
         base_params["preds"] = baseline_preds
@@ -376,18 +378,34 @@ def compare_command(
 @level_option("Interval level, for a checkpoint of a run with --ci.", default=0.95)
 @replicates_option(", for a checkpoint of a run with --ci")
 @click.option("--class-names", help="Class names in class index order, comma-separated.")
+@click.pass_context
 def report_command(
-    state: str, output: str, ci_level: float, replicates: int | None, class_names: str | None
+    ctx: click.Context,
+    state: str,
+    output: str,
+    ci_level: float,
+    replicates: int | None,
+    class_names: str | None,
 ) -> None:
     """Write the HTML report of a saved STATE without reading the data again: a checkpoint
     (eval --checkpoint FILE: every chart, intervals if the run had --ci) or a JSON result
-    (eval --format json -o FILE: values, groups and matrices; no curves)."""
+    (eval --format json -o FILE: values, groups and matrices; no curves). --ci and
+    --bootstrap apply to a checkpoint of a run with --ci; a JSON result's intervals are its
+    run's."""
+    from .functional.resample import DEFAULT_REPLICATES
+    from .metrics.bootstrap import Resampling
     from .report import result_html, write_report
     from .report.state import load_result
 
-    check_report(output)
+    check_output(output)
     check_distinct([state], [("-o", output)])
-    result = load_result(state, level=ci_level, replicates=replicates)
+    given = tuple(
+        option
+        for option, name in (("--ci", "ci_level"), ("--bootstrap", "replicates"))
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+    )
+    check_bootstrap(Resampling(ci_level, replicates or DEFAULT_REPLICATES), replicates is None)
+    result = load_result(state, level=ci_level, replicates=replicates, interval_options=given)
     names = parse_class_names(class_names)
     write_report(output, result_html(result, command=_command_line(), class_names=names))
 

@@ -41,6 +41,7 @@ __all__ = [
     "OUTPUT_PARAMS",
     "ProgressBar",
     "StreamMetricCommand",
+    "check_bootstrap",
     "check_class_count",
     "check_output",
     "check_thresholds",
@@ -73,8 +74,12 @@ class StreamMetricCommand(click.Command):
     """Turns streammetric errors into one line and the right exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        _STDOUT.broken = False
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+        except BrokenPipeError:  # a write to stdout (click.echo) whose reader is gone
+            stdout_closed()
+            ctx.exit(EXIT_DATA)
         except ConfigError as exc:
             click.echo(f"streammetric: error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
@@ -88,6 +93,38 @@ class StreamMetricCommand(click.Command):
         except KeyboardInterrupt:
             click.echo("streammetric: interrupted", err=True)
             ctx.exit(130)
+        if _STDOUT.broken:  # the files asked for are written; no error line (`stdout_closed`)
+            ctx.exit(EXIT_DATA)
+        return result
+
+
+class _Stdout:
+    """Whether the reader of the command's stdout went away (`stdout_closed`)."""
+
+    broken = False
+
+
+_STDOUT = _Stdout()
+
+
+def stdout_closed() -> None:
+    """The reader of stdout is gone (``| head``, ``| true``): a broken pipe. What is left to
+    write there goes to /dev/null (so does Python's flush of stdout at exit, which would fail
+    again), and the command goes on: the files it was asked for (``--report``, ``-o``,
+    ``--textfile``, checkpoints) are still written. It then ends without an error line, with
+    exit status 1, as click's and Python's own handling of a broken pipe do (3 if a threshold
+    was crossed)."""
+    _STDOUT.broken = True
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # pragma: no cover - no /dev/null
+        return
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a file descriptor (a caller's stream)
+        pass
+    finally:
+        os.close(devnull)
 
 
 # --- --config ------------------------------------------------------------------------------------
@@ -307,9 +344,20 @@ def resampling_of(params: dict[str, Any]) -> tuple[Resampling | None, str | None
                 f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --ci LEVEL"
             )
         return None, None
-    return Resampling(
+    resampling = Resampling(
         level, DEFAULT_REPLICATES if replicates is None else replicates, seed or 0
-    ), ids
+    )
+    check_bootstrap(resampling, replicates is None)
+    return resampling, ids
+
+
+def check_bootstrap(resampling: Resampling, default: bool) -> None:
+    """A usage error naming ``--bootstrap`` (``default``: not given) when its replicates are
+    too few for a percentile interval at ``--ci`` (`check_replicates`)."""
+    from .functional.resample import check_replicates
+
+    what = "--bootstrap" if not default else "the default --bootstrap"
+    check_replicates(resampling.level, resampling.replicates, f"--ci {resampling.level:g}: {what}")
 
 
 def report_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -971,9 +1019,14 @@ def put_text(text: str | Iterable[str], output: str | None) -> None:
     if buffer is None:  # a text-only stream (replaced by a caller)
         click.echo(text if isinstance(text, str) else "".join(text), file=stream)
         return
-    stream.flush()
-    write_text(buffer, text, "\n", stream.encoding or "utf-8", stream.errors or "strict")
-    buffer.flush()
+    if _STDOUT.broken:
+        return
+    try:
+        stream.flush()
+        write_text(buffer, text, "\n", stream.encoding or "utf-8", stream.errors or "strict")
+        buffer.flush()
+    except BrokenPipeError:
+        stdout_closed()
 
 
 class ProgressBar:

@@ -14,11 +14,18 @@ What the result holds, per metric (and per group with ``--by``):
   ``streammetric eval`` of that side (rows without a pair on the other side count in their own
   side's value; ``--strict`` refuses them);
 * ``delta``: ``candidate - baseline``;
-* ``lower``/``upper``: the percentile interval of the replicate deltas at the ``ci`` level;
+* ``lower``/``upper``: the percentile interval of the replicate deltas at the ``ci`` level
+  (NaN when the delta is NaN: ``inf - inf``, or a side's value NaN);
 * ``p_value`` and ``test``: for accuracy and top-k accuracy without sample weights,
   ``"mcnemar-exact"``: McNemar's exact test on the paired rows (`mcnemar_p`: ``b`` rows only the
   baseline gets right, ``c`` rows only the candidate does); for every other metric (and with
-  weights) ``"paired-bootstrap"``: `bootstrap_p` of the replicate deltas.
+  weights) ``"paired-bootstrap"``: `bootstrap_p` of the replicate deltas. The p-value is NaN
+  where the delta is not a finite number (NaN, ``inf``, ``-inf``, or no delta: a side without
+  the group): an infinite value (a row of probability 0 for its class under cross-entropy) has
+  no difference to test, and its replicates' deltas (infinite wherever that row is drawn,
+  NaN where both sides' are infinite) are no sample of one. The interval of an infinite delta
+  is still the replicates' percentiles (e.g. ``[-0.5, inf]``: the replicates that did not
+  draw the row of probability 0).
 
 Pairing (`Pairing`) holds a few numbers per row of the baseline, never predictions, at the
 row's place among the rows of its files: its identity hash (8 bytes), whether it was read (1),
@@ -55,6 +62,8 @@ import pyarrow as pa
 
 from .._arrow import as_numpy
 from .._exceptions import ConfigError, InvalidInputError
+from .._keys import canonical_key, canonical_value
+from ..functional.resample import check_replicates
 from ..io import Unit, same_column_chunks
 from ..metrics import EvalMetric
 from ..metrics.bootstrap import Resampling, replicate_values
@@ -203,6 +212,31 @@ class _Chunk:
     rows: np.ndarray | int  # each row's file row, or the first one's (rows in a row)
 
 
+@dataclass
+class PairGroups:
+    """The candidate's --by groups, for `Pairing.finish` to check each pair's: each candidate
+    cell code's group code (``cell_group``), each candidate group code's baseline group code
+    (``to_baseline``, -1: a key the baseline does not have), and both sides' group keys."""
+
+    cell_group: np.ndarray
+    to_baseline: np.ndarray
+    baseline_keys: Sequence[GroupKey]
+    candidate_keys: Sequence[GroupKey]
+
+    @classmethod
+    def of(
+        cls,
+        baseline_keys: Sequence[GroupKey],
+        candidate_keys: Sequence[GroupKey],
+        cell_group: np.ndarray,
+    ) -> PairGroups:
+        codes = {canonical_key(key): code for code, key in enumerate(baseline_keys)}
+        to_baseline = np.array(
+            [codes.get(canonical_key(key), -1) for key in candidate_keys] or [-1], dtype=np.int64
+        )
+        return cls(cell_group, to_baseline, baseline_keys, candidate_keys)
+
+
 def label_keys(labels: np.ndarray | None, rows: int) -> np.ndarray:
     """One uint64 per row that is equal for equal labels (a class index, a binary label or a
     list of targets; 1 and 1.0 alike), to tell paired rows whose labels differ. Without
@@ -317,6 +351,14 @@ class Pairing:
         self.label_column = "label"  # in messages (`compare` names the resolved one)
         self.present = _zeros_by_place(size, bool)
         self._cells = _zeros_by_place(size if grouped else 0, np.int32)
+        #: by the baseline's place: the cell code (in the candidate's run) of its pair
+        self._pair_cells = _zeros_by_place(size if grouped else 0, np.int32)
+        #: the --by columns (in messages), set by `compare`
+        self.by_columns: tuple[str, ...] = ()
+        #: (side 0 or 1, identity hash) -> that side's (file, row) of the row with this hash
+        #: that it skipped as invalid (--on-invalid skip), or None: to say why a row has no
+        #: pair (`compare` sets it)
+        self.skipped_row: Callable[[int, int], tuple[str, int] | None] | None = None
         self.correct_rows = _zeros_by_place((size, width), bool)
         #: by the baseline's place: whether a candidate row is paired with it, and that row's
         #: correctness (a stream's: made by `seal`)
@@ -453,6 +495,7 @@ class Pairing:
                     if parts
                     else np.zeros(0, np.int32)
                 )
+                self._pair_cells = np.zeros_like(self._cells)
             self.correct_rows = (
                 np.concatenate([p[2] for p in parts])
                 if parts
@@ -633,13 +676,19 @@ class Pairing:
                 self.paired[own] = True
                 if correct is not None:
                     self.candidate_correct[own] = correct
+                if self.grouped:
+                    self._pair_cells[own] = rows.codes
             return
         at, looked_up = self._places(rows)
         found = at >= 0
         missing = int(found.shape[0] - np.count_nonzero(found))
         if missing and self.strict:  # the first unpaired row of the batch
-            row = int(rows.source_rows()[int(np.argmax(~found))])
-            raise self._unpaired(rows.unit.display_path, row, self.names[1], self.names[0])
+            index = int(np.argmax(~found))
+            row = int(rows.source_rows()[index])
+            raise self._unpaired(
+                rows.unit.display_path, row, self.names[1], self.names[0],
+                (0, int(rows.hashes[index])),
+            )  # fmt: skip
         if looked_up.size:  # rows paired by place are one a place; one looked up may repeat
             ordered = np.sort(at[found])
             twice = np.flatnonzero(ordered[1:] == ordered[:-1])
@@ -657,6 +706,8 @@ class Pairing:
             self.paired[held] = True
             if correct is not None:
                 self.candidate_correct[held] = correct[batch_rows]
+            if self.grouped:
+                self._pair_cells[held] = np.asarray(rows.codes)[batch_rows]
             self.unpaired_candidate += missing
 
     def _check_labels(
@@ -702,32 +753,98 @@ class Pairing:
             rule="ids must be unique within a side",
         )
 
-    def _unpaired(self, path: str, row: int, side: str, other: str) -> InvalidInputError:
+    def _unpaired(
+        self, path: str, row: int, side: str, other: str, identity: tuple[int, int] | None = None
+    ) -> InvalidInputError:
+        """The error of a row without a pair (``--strict``). ``identity``: the other side
+        (0, 1) and the row's hash, to tell a row the other side skipped as invalid
+        (`skipped_row`) from one it does not have."""
+        found = None
+        if identity is not None and self.skipped_row is not None:
+            found = self.skipped_row(*identity)
+        if found is None:
+            why = f"no row of the {other} has this row's id"
+        else:
+            where = found[0] if found[0] != path else "its file"
+            why = (
+                f"the {other}'s row with this row's id ({where}, row {found[1]}) was skipped "
+                "as invalid (--on-invalid skip), so this row has no pair"
+            )
         return InvalidInputError(
-            f"{path}: column `{self.column}`, row {row}: no row of the {other} has this "
-            f"row's id (--strict: every row must have a pair)",
+            f"{path}: column `{self.column}`, row {row}: {why} (--strict: every row must "
+            "have a pair)",
             path=path,
             column=self.column,
             row=row,
             rule="every row must have a pair (--strict)",
         )
 
-    def finish(self, cell_group: np.ndarray | None = None, groups: int = 1) -> None:
+    def _check_groups(self, pair_groups: PairGroups) -> None:
+        """Paired rows must be in the same --by group on both sides: else the two files
+        disagree about what the row is (as with labels, `_check_labels`), and a group's
+        numbers would mix the two groupings. The first such baseline row, in file and row
+        order, is the error (the candidate's rows are not held, only their groups)."""
+        assert self.groups is not None
+        if not pair_groups.cell_group.shape[0] or not self.paired.any():
+            return
+        theirs = pair_groups.to_baseline[pair_groups.cell_group[self._pair_cells]]
+        differ = self.paired & (self.groups != theirs)
+        if not differ.any():
+            return
+        (path, row), place = min(
+            (self._locate(place), place) for place in np.flatnonzero(differ)[:1000].tolist()
+        )
+        mine = pair_groups.baseline_keys[int(self.groups[place])]
+        other = pair_groups.candidate_keys[int(pair_groups.cell_group[self._pair_cells[place]])]
+        columns = self.by_columns or tuple(f"--by {i + 1}" for i in range(len(mine)))
+        at = next(
+            (
+                i
+                for i, (a, b) in enumerate(zip(mine, other, strict=True))
+                if canonical_value(a) != canonical_value(b)
+                and not (a != a and b != b)  # NaN, NaN: the same group
+            ),
+            0,
+        )
+        column, value = columns[at], other[at]
+        rule = f"paired rows must be in the same --by group (the {self.names[0]}'s row of this id)"
+        raise InvalidInputError(
+            f"{path}: column `{column}`, row {row}: its value {mine[at]!r} is not the "
+            f"{self.names[1]}'s {value!r} for the row with the same id (`{self.column}`): "
+            "paired rows must be in the same --by group (the two sides must hold the same rows)",
+            path=path,
+            column=column,
+            row=row,
+            rule=rule,
+            value=value,
+        )
+
+    def finish(
+        self,
+        cell_group: np.ndarray | None = None,
+        groups: int = 1,
+        pair_groups: PairGroups | None = None,
+    ) -> None:
         """Count the baseline's unpaired rows (``strict``: the first one, in file and row
         order, is an error), then per baseline group the paired rows and McNemar's discordant
         ones. ``cell_group``: each cell code's group code (the baseline's groups, ``groups``
-        of them), with ``--by``."""
+        of them), with ``--by``; ``pair_groups``: the candidate's groups, to check that every
+        pair is in one group (`PairGroups`)."""
         paired = self.paired  # a paired place is a held one
         pairs = int(np.count_nonzero(paired))
         self.unpaired_baseline = int(np.count_nonzero(self.present)) - pairs
         if self.unpaired_baseline and self.strict:
             lonely = np.flatnonzero(self.present & ~paired)
-            path, row = min(self._locate(int(i)) for i in lonely.tolist())
-            raise self._unpaired(path, row, self.names[0], self.names[1])
+            (path, row), place = min((self._locate(int(i)), int(i)) for i in lonely.tolist())
+            identity = (1, int(self.held_hashes[place]))
+            raise self._unpaired(path, row, self.names[0], self.names[1], identity)
         if self.grouped:
             assert cell_group is not None
             self.groups = cell_group[self._cells].astype(np.int32)
             self._cells = np.zeros(0, dtype=np.int32)
+            if pair_groups is not None:
+                self._check_groups(pair_groups)
+            self._pair_cells = np.zeros(0, dtype=np.int32)
 
         def count(mask: np.ndarray) -> np.ndarray:
             if self.groups is None:
@@ -845,6 +962,7 @@ def compare(
     resampling = baseline.resampling
     if resampling is None or candidate.resampling != resampling:
         raise ConfigError("compare needs the same resampling on both sides")
+    check_replicates(resampling.level, resampling.replicates)  # before anything is read
     base_run = JobRun(baseline)
     cand_run = JobRun(candidate)
     template = base_run.evaluator.template
@@ -857,9 +975,14 @@ def compare(
         if leaf.registered_name in MCNEMAR_METRICS and not weighted
     ]
     by = base_run.resolved.by
+    if tuple(cand_run.resolved.by) != tuple(by):
+        raise ConfigError("compare: both sides need the same --by columns")
     plans = (base_run.units, cand_run.units)
     pairing = Pairing(column, mcnemar, strict, plans=plans, grouped=bool(by))
     pairing.label_column = cand_run.resolved.labels
+    if strict:
+        runs = (base_run, cand_run)
+        pairing.skipped_row = lambda side, identity: _skipped_row(runs[side], identity)
     base_run.evaluator.observer = pairing.observe_baseline
     cand_run.evaluator.observer = pairing.observe_candidate
     if pairing.by_place and not any(u.sequential for u in (*base_run.pending, *cand_run.pending)):
@@ -876,8 +999,14 @@ def compare(
     base_cells = base_run.total
     base_collapsed = collapse(base_cells)
     base_groups, base_group_of, _ = base_collapsed
-    pairing.finish(base_group_of, len(base_groups.keys))
     cand_cells = cand_run.total
+    cand_collapsed = collapse(cand_cells)
+    cand_groups = cand_collapsed[0]
+    pair_groups = None
+    if by:
+        pairing.by_columns = tuple(by)
+        pair_groups = PairGroups.of(base_groups.keys, cand_groups.keys, cand_collapsed[1])
+    pairing.finish(base_group_of, len(base_groups.keys), pair_groups)
     if base_cells.rows and cand_cells.rows and not int(pairing.pairs.sum()):
         rule = "some rows must pair"
         raise InvalidInputError(
@@ -887,12 +1016,7 @@ def compare(
             column=column,
             rule=rule,
         )
-    cand_collapsed = collapse(cand_cells)
-    cand_groups = cand_collapsed[0]
 
-    by = base_run.resolved.by
-    if tuple(cand_run.resolved.by) != tuple(by):
-        raise ConfigError("compare: both sides need the same --by columns")
     notes: list[str] = []
     results = []
     for side, run, groups_partial in (
@@ -919,17 +1043,23 @@ def compare(
         for name in names:
             x, y = base_values.get(name), cand_values.get(name)
             reps = deltas[name]
-            lower, upper = _interval(reps, resampling)
+            delta = None if x is None or y is None else _difference(y, x)
+            if delta is not None and math.isnan(delta):  # inf - inf, or a NaN value
+                lower = upper = math.nan  # nothing to bound
+            else:
+                lower, upper = _interval(reps, resampling)
             leaf = value_leaf.get(name)
             if counts is not None and leaf in mcnemar:
                 b, c = counts[mcnemar.index(leaf)]
                 p, test = mcnemar_p(int(b), int(c)), MCNEMAR
             else:
                 p, test = float(bootstrap_p(reps)), BOOTSTRAP
+            if delta is None or not math.isfinite(delta):  # no difference to test
+                p = math.nan
             out[name] = {
                 "baseline": x,
                 "candidate": y,
-                "delta": None if x is None or y is None else json_value(y - x),
+                "delta": None if delta is None else json_value(delta),
                 "lower": json_value(lower),
                 "upper": json_value(upper),
                 "p_value": json_value(p),
@@ -1079,6 +1209,43 @@ def _deltas(
     """Group ``code``'s replicate deltas per name (inf - inf: NaN, a replicate left out)."""
     with np.errstate(invalid="ignore"):
         return {name: cand[name][code] - base[name][code] for name in names}
+
+
+def _difference(candidate: Any, baseline: Any) -> float:
+    """``candidate - baseline`` as a float (inf - inf: NaN, without a warning)."""
+    with np.errstate(invalid="ignore"):
+        return float(np.float64(candidate) - np.float64(baseline))
+
+
+def _skipped_row(run: JobRun, identity: int) -> tuple[str, int] | None:
+    """The (file, row) of the row of ``run`` whose identity hash is ``identity``, when the run
+    skipped invalid rows (``--on-invalid skip``) and its inputs can be read again (not a
+    stream): its ids read again, for the message of a row whose pair is not there (a row
+    shown to `Pairing` would have paired, so a row found here was skipped). None otherwise."""
+    from ..functional.resample import hash_ids, hash_positions
+    from ..io.reader import iter_arrow
+
+    job = run.evaluator.job
+    resampling = job.resampling
+    if job.on_invalid != "skip" or resampling is None:
+        return None
+    ids = run.resolved.ids
+    for unit in run.units:
+        if unit.sequential:
+            return None
+        try:
+            for data, offset in iter_arrow(unit, run.resolved):
+                if ids is not None:
+                    hashes = hash_ids(data.column(ids), resampling.seed)
+                else:
+                    rows = np.arange(offset, offset + data.num_rows)
+                    hashes = hash_positions(run.evaluator.row_name(unit), rows, resampling.seed)
+                hit = np.flatnonzero(hashes == np.uint64(identity))
+                if hit.size:
+                    return unit.display_path, offset + int(hit[0])
+        except (OSError, ValueError, TypeError, KeyError):  # e.g. a null id: not this message
+            return None
+    return None
 
 
 def _present_keys(groups: Partial) -> list[GroupKey]:

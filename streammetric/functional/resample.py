@@ -21,6 +21,7 @@ survey sampling): it estimates the same sampling distribution as resampling rows
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._arrow import as_numpy
+from .._exceptions import ConfigError
 from .._kernels import hash_ints as _hash_ints
 from .._kernels import hash_strings as _hash_strings
 
@@ -35,8 +37,10 @@ __all__ = [
     "BUCKETS",
     "DEFAULT_REPLICATES",
     "buckets_of",
+    "check_replicates",
     "hash_ids",
     "hash_positions",
+    "min_replicates",
     "percentile_interval",
     "poisson_weights",
 ]
@@ -172,6 +176,36 @@ def poisson_weights(seed: int, replicates: int, buckets: int = BUCKETS) -> np.nd
             break
         counts += above
     return counts.reshape(replicates, buckets)
+
+
+def min_replicates(level: float) -> int:
+    """The fewest replicates whose percentile interval at ``level`` is one: ``R`` such that
+    ``(R + 1) * alpha >= 1``, ``alpha = (1 - level) / 2`` (39 at 0.95, 19 at 0.9, 199 at
+    0.99). The interval's ends are then the replicates' ``alpha`` and ``1 - alpha`` quantiles,
+    inside the replicates (order statistic ``(R + 1) alpha`` from each end, in the usual
+    bootstrap convention); with fewer, there is no replicate that far out: both ends are the
+    smallest and largest replicates (or, for one replicate, that replicate alone: an interval
+    that need not hold the value), whose coverage is ``(R - 1) / (R + 1)`` whatever ``level``
+    says (19 at 0.95: 0.9).
+
+    >>> min_replicates(0.95), min_replicates(0.9), min_replicates(0.99), min_replicates(0.5)
+    (39, 19, 199, 3)
+    """
+    bound = 2 / (1 - level) - 1  # 1 / alpha - 1
+    near = round(bound)  # an integer but for the rounding of ``1 - level`` (0.95: 38.99...)
+    return max(1, near if abs(bound - near) <= 1e-6 * bound else math.ceil(bound))
+
+
+def check_replicates(level: float, replicates: int, what: str = "replicates") -> None:
+    """A `ConfigError` unless ``replicates`` make a percentile interval at ``level``
+    (`min_replicates`); ``what`` names them in the message (``--bootstrap``)."""
+    need = min_replicates(level)
+    if replicates < need:
+        raise ConfigError(
+            f"{what} {replicates}: a {level:g} percentile interval needs at least {need} "
+            f"bootstrap replicates (its {100 * (1 - level) / 2:g}% and "
+            f"{100 * (1 + level) / 2:g}% quantiles must lie among them)"
+        )
 
 
 def percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

@@ -23,21 +23,47 @@ from ..engine.result import ClassValues, Result
 __all__ = ["ResultFileError", "check_json_result", "load_result"]
 
 
+#: how a checkpoint's text begins (`streammetric.engine.checkpoint`)
+_CHECKPOINT_HEADS = ('{"format": "streammetric checkpoint"', '{"version": 1, "identity": ')
+
+
 def load_result(
-    path: str | os.PathLike[str], *, level: float = 0.95, replicates: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    level: float = 0.95,
+    replicates: int | None = None,
+    interval_options: tuple[str, ...] = (),
 ) -> Result:
     """The result a checkpoint's states give (intervals at ``level`` with ``replicates``
     bootstrap replicates when the run kept bucket states, i.e. had ``--ci``), or the one a
-    JSON result holds."""
+    JSON result holds. ``interval_options``: the options that set ``level`` and
+    ``replicates`` given on the command line (``("--ci",)``): a `ConfigError` where they
+    cannot apply (a JSON result holds its run's intervals; a checkpoint of a run without
+    ``--ci`` has no bucket states), rather than leaving them unused."""
     text = read_text(path, "STATE")
     try:
         data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _not_json(os.fspath(path), text, exc) from None
     except ValueError as exc:
         raise ConfigError(
             f"{os.fspath(path)}: not a checkpoint or JSON result (not JSON: {exc})"
         ) from None
+    given = " and ".join(interval_options)
     if isinstance(data, dict) and "partial" in data and "identity" in data:
+        identity = data["identity"]
+        if given and isinstance(identity, dict) and identity.get("resampling") is None:
+            raise ConfigError(
+                f"{given}: {os.fspath(path)} is the checkpoint of a run without --ci: it has "
+                "no bootstrap states to make intervals of"
+            )
         return _from_checkpoint(os.fspath(path), data, level, replicates)
+    if given and isinstance(data, dict) and "metrics" in data and "rows" in data:
+        raise ConfigError(
+            f"{given}: {os.fspath(path)} is a JSON result, whose intervals (if any) are its "
+            f"run's as saved; {given} {'applies' if ' and ' not in given else 'apply'} to a "
+            "checkpoint (eval --ci ... --checkpoint FILE)"
+        )
     if isinstance(data, dict) and "unpaired" in data and "metrics" in data:
         raise ConfigError(
             f"{os.fspath(path)}: a comparison (compare --format json), not a result: "
@@ -50,6 +76,27 @@ def load_result(
         f"{os.fspath(path)}: not a streammetric checkpoint (eval --checkpoint) or JSON result "
         "(eval --format json)"
     )
+
+
+def _not_json(path: str, text: str, exc: json.JSONDecodeError) -> ConfigError:
+    """The error of a STATE that is not JSON (a usage error, as any file that is not a
+    state), saying what it is when that can be told: a checkpoint or JSON text cut short
+    (its text ends inside the JSON: a copy or write that did not finish), or a checkpoint's
+    beginning followed by what is not JSON (corrupt)."""
+    body = text.rstrip()
+    cut = exc.pos >= len(body) or exc.msg.startswith("Unterminated string")
+    checkpoint = text.startswith(_CHECKPOINT_HEADS)
+    where = f"{exc.msg}: line {exc.lineno} column {exc.colno}, char {exc.pos}"
+    if cut and body.startswith("{"):
+        what = "checkpoint" if checkpoint else "file"
+        return ConfigError(
+            f"{path}: {what} is truncated (not JSON: its text ends after "
+            f"{len(text.encode())} bytes, inside the JSON; {where}): a copy or write that did "
+            "not finish"
+        )
+    if checkpoint:
+        return ConfigError(f"{path}: checkpoint is corrupt (not JSON: {where})")
+    return ConfigError(f"{path}: not a checkpoint or JSON result (not JSON: {exc})")
 
 
 def _from_checkpoint(
@@ -325,13 +372,38 @@ def _intervals(intervals: Any, field: str, metrics: Any) -> Iterator[Problem]:
             continue
         known = isinstance(metrics, dict) and name in metrics
         kind = _kind(metrics[name]) if known else None
+        bad = False
         for side in ("lower", "upper"):
             bound = ends.get(side, _MISSING)
             if bound is _MISSING or (kind is not None and _kind(bound) != kind):
                 rule = _VALUE if kind is None else f"must be {kind}, as the metric's value is"
                 yield f"{field}.{name}.{side}", rule, bound
+                bad = True
                 continue
-            yield from _value(bound, f"{field}.{name}.{side}")
+            problems = list(_value(bound, f"{field}.{name}.{side}"))
+            bad = bad or bool(problems)
+            yield from problems
+        if not bad and _kind(ends["lower"]) == _kind(ends["upper"]):
+            yield from _ordered(ends["lower"], ends["upper"], f"{field}.{name}")
+
+
+def _ordered(lower: Any, upper: Any, field: str) -> Iterator[Problem]:
+    """An interval's ends (numbers, per-class objects or matrices, each checked) in order:
+    ``lower <= upper`` wherever both are numbers (not null or NaN)."""
+    if isinstance(lower, dict) and isinstance(upper, dict):
+        for label, low in lower.items():
+            if label in upper:
+                yield from _ordered(low, upper[label], f"{field}.{label}")
+        return
+    if isinstance(lower, list) and isinstance(upper, list):
+        for i, (low_row, high_row) in enumerate(zip(lower, upper, strict=False)):
+            for j, (low, high) in enumerate(zip(low_row, high_row, strict=False)):
+                yield from _ordered(low, high, f"{field}[{i}][{j}]")
+        return
+    if _is_number(lower) and _is_number(upper) and lower is not None and upper is not None:
+        if lower > upper:  # False with a NaN
+            rule = "must have lower <= upper (an interval's ends)"
+            yield field, rule, {"lower": lower, "upper": upper}
 
 
 _TEXT: tuple[Callable[[Any], bool], str] = (lambda v: type(v) is str, "must be text")

@@ -108,6 +108,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "-m", "ece", "--report", str(out["binary"]),
     )  # fmt: skip
     other = multiclass(tmp_path / "candidate.parquet", seed=1)
+    candidate = pq.read_table(other)  # the same rows: the baseline's --by values
+    pq.write_table(candidate.set_column(3, "model", pq.read_table(data)["model"]), other)
     out["compare"] = tmp_path / "compare.html"
     run(
         "compare", str(data), str(other), "-m", "ce", "-m", "acc", "--by", "model",
