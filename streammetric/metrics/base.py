@@ -669,6 +669,18 @@ class EvalMetric(_Locked):
         name, _ = self.get()
         return {str(name): means}
 
+    def group_arrays(
+        self, grouped: GroupedState, like: list[tuple[str, Any]] | None = None
+    ) -> dict[str, np.ndarray] | None:
+        """Every group's values at once, per-class values and matrices too: name -> float64
+        array, groups first (then the classes of a per-class value, the two of a matrix), each
+        group's the bits of ``np.asarray(value, dtype=np.float64)`` of its `name_values` with
+        ``like`` (the run's classes; None: those of ``grouped``'s total); None when this metric
+        has no such shortcut. `group_values` by default (its values are numbers); a metric
+        whose per-class values or matrices the engine's columns do not hold gives them here
+        (the replicates of `streammetric.metrics.bootstrap` read them)."""
+        return self.group_values(grouped)
+
     def _group_means(self, grouped: GroupedState) -> np.ndarray | None:
         """`EvalMetric._compute` of every group at once, when the denominators are whole."""
         if "sum_metric" not in self._specs:

@@ -101,10 +101,10 @@ class Resampling:
 def leaf_values(
     leaf: EvalMetric, state: GroupedState, like: list[tuple[str, Any]] | None = None
 ) -> dict[str, np.ndarray]:
-    """Every group's values of one metric (name -> array, groups first): `group_values`, or
+    """Every group's values of one metric (name -> array, groups first): `group_arrays`, or
     each group's state alone (with ``like``, the pairs of the run's total, per-class values
     with the run's classes: `EvalMetric.widen`)."""
-    values = leaf.group_values(state)
+    values = leaf.group_arrays(state, like)
     if values is not None:
         return values
     per_group = [leaf.name_values(state.state(code), like) for code in range(state.size)]

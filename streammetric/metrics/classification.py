@@ -49,6 +49,7 @@ from ..functional.classification import (
     Outcomes,
     Value,
     _accuracy_update,
+    _beta_squared,
     _binary_masks,
     _confusion_pairs,
     _multilabel_classes,
@@ -70,7 +71,7 @@ from ..functional.classification import (
 from .base import EvalMetric, State, _num_rows
 from .batch import BatchStats, Stat
 from .registry import alias, register
-from .state import ROWS, At, Terms, fold
+from .state import ROWS, At, GroupedState, Terms, fold
 
 __all__ = [
     "F1",
@@ -337,6 +338,122 @@ def _class_counts_problem(state: State, multiclass: bool) -> tuple[str, str, Any
     return None
 
 
+# -- every group's values at once (`EvalMetric.group_arrays`) -----------------------------------
+
+#: ints below this are float64 exactly: a ratio of two such ints divided in float64 is rounded
+#: once, as Python's ``int / int`` rounds it
+_EXACT = 1 << 53
+
+
+def _group_counts(grouped: GroupedState, names: tuple[str, ...]) -> np.ndarray | None:
+    """`_combined` of every group at once: the named vectors as a (len(names), groups, width)
+    array of exact counts, int64 in rows (no weighted rows were seen), else Python ints of
+    ``2**-1074`` units (an object array); None if a weighted sum is not finite."""
+    counts = [grouped.whole_vector(name) for name in names]
+    sums = [grouped.units(f"weighted_{name}") for name in names]
+    weights = [units for units in sums if units is not None]
+    if len(weights) < len(sums):
+        return None
+    width = max(array.shape[1] for array in [*counts, *weights])
+    weighted = any(units.shape[1] for units in weights)
+    out = np.zeros((len(names), grouped.size, width), dtype=object if weighted else np.int64)
+    for position, (count, units) in enumerate(zip(counts, weights, strict=True)):
+        if weighted:
+            out[position, :, : count.shape[1]] = count.astype(object) * _UNIT
+            out[position, :, : units.shape[1]] += units
+        else:
+            out[position, :, : count.shape[1]] = count
+    return out
+
+
+def _fits(bound: float, *arrays: np.ndarray) -> bool:
+    """Whether ``arrays`` are NumPy numbers (int64, or float64 bounds; not Python ints in an
+    object array) every one below ``bound`` in magnitude."""
+    return all(
+        array.dtype != object and (not array.size or float(np.abs(array).max()) < bound)
+        for array in arrays
+    )
+
+
+def _ratios(numerators: np.ndarray, denominators: np.ndarray, fill: float) -> np.ndarray:
+    """``numerators / denominators`` of exact ints (int64 or object arrays of one shape), each
+    rounded once as Python's ``int / int`` rounds it (in float64 where both are below
+    `_EXACT`); ``fill`` where a denominator is 0."""
+    zero = np.asarray(denominators == 0, dtype=bool)
+    if _fits(_EXACT, numerators, denominators):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = numerators.astype(np.float64) / denominators.astype(np.float64)
+    else:
+        safe = np.where(zero, 1, denominators).astype(object)
+        values = (numerators.astype(object) / safe).astype(np.float64)
+    values[zero] = fill
+    return values
+
+
+def _mean_ratios(
+    numerators: np.ndarray, denominators: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Each row's ``sum_c w_c n_c / d_c / sum_c w_c`` (exact ints ``0 <= n_c <= d_c`` where
+    ``w_c > 0``; a class of weight 0 is left out), exact and rounded once, as `mean_of_ratios`
+    gives it (NaN for a row without weight): ``N / (W P)``, ``P`` the product of the row's
+    denominators, ``N = sum_c w_c n_c P / d_c <= W P``, in int64 where ``W P`` is below
+    `_EXACT`, else in Python ints."""
+    used = np.asarray(weights > 0, dtype=bool)
+    denominators = np.where(used, denominators, 1)
+    numerators = np.where(used, numerators, 0)
+    weights = np.where(used, weights, 0)
+    small = _fits(_EXACT, numerators, denominators, weights)
+    if small:
+        with np.errstate(over="ignore"):
+            bound = np.prod(denominators.astype(np.float64), axis=1) * weights.sum(axis=1)
+        small = _fits(_EXACT / 2, bound)
+    if not small:
+        numerators, denominators, weights = (
+            a.astype(object) for a in (numerators, denominators, weights)
+        )
+    product = np.prod(denominators, axis=1)
+    total = (weights * numerators * (product[:, None] // denominators)).sum(axis=1)
+    return _ratios(np.asarray(total), np.asarray(weights.sum(axis=1) * product), math.nan)
+
+
+def _score_ratios(
+    score: str, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`score_ratio` of every entry of tp, fp, fn arrays (exact ints, int64 or object)."""
+    beta2 = _beta_squared(beta)
+    if score == "precision":
+        return tp, tp + fp
+    if score == "recall" or beta2 is None:
+        return tp, tp + fn
+    a, b = beta2.numerator, beta2.denominator
+    if not _fits(2.0**62 / (a + b), tp + fp + fn):
+        tp, fp, fn = (array.astype(object) for array in (tp, fp, fn))
+    return (a + b) * tp, (a + b) * tp + a * fn + b * fp
+
+
+def _like_value(metric: EvalMetric, grouped: GroupedState, like: Any) -> Any:
+    """The run's value whose classes every group's per-class value or matrix takes
+    (`EvalMetric.widen`): ``like``'s (the pairs of the run's total), else the total's of
+    ``grouped``."""
+    pairs = like if like is not None else metric.name_values(grouped.total())
+    return pairs[0][1]
+
+
+def _widened(values: np.ndarray, like: Any, fill: float, empty: np.ndarray) -> np.ndarray:
+    """Every group's per-class values (groups, classes, ...) with the classes of ``like``
+    (`EvalMetric.widen`: classes beyond a group's score ``fill``), NaN for the ``empty``
+    groups (no row, or no class)."""
+    shape = np.shape(like)
+    out = np.full((values.shape[0], *shape), fill, dtype=np.float64)
+    kept = [
+        slice(0, min(mine, theirs)) for mine, theirs in zip(values.shape[1:], shape, strict=True)
+    ]
+    inside = (slice(None), *kept)
+    out[inside] = values[inside]
+    out[empty] = math.nan
+    return out
+
+
 def _multiclass_terms(
     label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None, num_classes: int | None
 ) -> dict[str, Any]:
@@ -575,6 +692,41 @@ class _OutcomeMetric(EvalMetric):
         keep = [c < size for c in range(len(present))]
         return select_classes(outcomes, keep), present[:size]
 
+    def _group_outcomes(self, grouped: GroupedState) -> tuple[np.ndarray, np.ndarray] | None:
+        """`_outcomes` of every group at once: (4, groups, classes) tp, fp, fn, tn (exact ints,
+        int64 or object, in one unit per group as `_outcomes` gives them; multiclass: classes
+        ``0 ..`` the last seen in any group, or ``num_classes``) and which classes each group's
+        averages see ((groups, classes) bool: multiclass without ``num_classes``, those the
+        group saw; else all); None if a sum is not finite."""
+        if self.class_type == "binary":
+            found = [grouped.units(outcome) for outcome in _OUTCOMES]
+            sums = [one for one in found if one is not None]
+            if len(sums) < len(found):
+                return None
+            return np.stack(sums)[:, :, None], np.ones((grouped.size, 1), dtype=bool)
+        counts = _group_counts(grouped, _CLASS_COUNTS)
+        if counts is None:
+            return None
+        weighted = counts.dtype == object
+        if self.num_classes is not None and counts.shape[2] < self.num_classes:
+            padded = np.zeros((3, grouped.size, self.num_classes), dtype=counts.dtype)
+            padded[:, :, : counts.shape[2]] = counts
+            counts = padded
+        tp, fp, fn = counts
+        if self.class_type == "multilabel":
+            units = grouped.units("sum_weight")
+            if units is None:
+                return None
+            total = units if weighted else units // _UNIT
+            seen = np.ones(tp.shape, dtype=bool)
+        else:
+            total = tp.sum(axis=1) + fn.sum(axis=1)
+            seen = np.asarray(tp + fp + fn > 0, dtype=bool)
+            if self.num_classes is not None:
+                seen[:] = True
+        tn = np.asarray(total)[:, None] - tp - fp - fn
+        return np.stack([tp, fp, fn, tn]), seen
+
 
 #: the outcome metrics' class-type options as their docstrings describe them (a docstring's
 #: ``{class type options}`` line, filled in by `_OutcomeMetric.__init_subclass__`)
@@ -678,6 +830,56 @@ class _ClassScore(_OutcomeMetric):
             zero_division=self.zero_division,
             classes=classes,
         )
+
+    def group_values(self, grouped: GroupedState) -> dict[str, np.ndarray] | None:
+        """`group_arrays` of an average (a number per group); None per class (the engine's
+        columns hold numbers)."""
+        return None if self.average is None else self.group_arrays(grouped)
+
+    def group_arrays(
+        self, grouped: GroupedState, like: list[tuple[str, Any]] | None = None
+    ) -> dict[str, np.ndarray] | None:
+        """`_compute` of every group at once, from `_group_outcomes`: each score a ratio of
+        exact ints rounded once (`_ratios`), an average their exact mean rounded once
+        (`_mean_ratios`), as `class_value` gives them; per class, with the run's classes."""
+        rows = grouped.whole("num_inst")
+        found = self._group_outcomes(grouped)
+        if rows is None or found is None:
+            return None
+        (tp, fp, fn, tn), seen = found
+        empty = (rows == 0) | ~seen.any(axis=1)  # no row, or no class to score: NaN
+        if self.class_type == "binary" and self.average in (None, "weighted"):
+            tp, fp, fn = (np.concatenate(pair, axis=1) for pair in ((tn, tp), (fn, fp), (fp, fn)))
+            seen = np.ones(tp.shape, dtype=bool)
+            empty = rows == 0
+        zero = self.zero_division
+        if self.average is None:
+            values = _ratios(*_score_ratios(self._score, tp, fp, fn, self.beta), zero)
+            # a group without rows is NaN in the classes it always has (none: all NaN)
+            own = 2 if self.class_type == "binary" else (self.num_classes or 0)
+            none = empty if not own else empty & (rows > 0)
+            values = _widened(values, _like_value(self, grouped, like), zero, none)
+            values[rows == 0, :own] = math.nan
+            return {str(self.name): values}
+        if self.average == "micro":
+            pooled = _score_ratios(
+                self._score, tp.sum(axis=1), fp.sum(axis=1), fn.sum(axis=1), self.beta
+            )
+            value = _ratios(*pooled, zero)
+        else:
+            numerators, denominators = _score_ratios(self._score, tp, fp, fn, self.beta)
+            undefined = np.asarray(denominators == 0, dtype=bool)
+            used = seen & ~undefined if math.isnan(zero) else seen
+            numerators = np.where(undefined, 0 if math.isnan(zero) else int(zero), numerators)
+            denominators = np.where(undefined, 1, denominators)
+            weights = np.where(used, 1, 0)
+            if self.average == "weighted":
+                supports = np.where(used, tp + fn, 0)
+                weighted = np.asarray((supports > 0).any(axis=1), dtype=bool)
+                weights = np.where(weighted[:, None], supports, weights)
+            value = _mean_ratios(numerators, denominators, weights)
+        value[empty] = math.nan
+        return {str(self.name): value}
 
 
 @register
@@ -1031,6 +1233,35 @@ class ConfusionMatrix(EvalMetric):
         """A class without rows has a row and a column of 0s (normalized: 0s, as totals of 0
         give)."""
         return 0
+
+    def group_arrays(
+        self, grouped: GroupedState, like: list[tuple[str, Any]] | None = None
+    ) -> dict[str, np.ndarray] | None:
+        """`_compute` of every group at once, with the run's classes: each cell its exact count
+        or weight sum, or over its row's, column's or the group's, rounded once (`_ratios`);
+        NaN for a group without a cell (and without ``num_classes``)."""
+        found = _group_counts(grouped, ("confusion",))
+        if found is None:
+            return None
+        cells = found[0]
+        weighted = cells.dtype == object
+        like_value = _like_value(self, grouped, like)
+        size = self._classes if self._classes is not None else np.shape(like_value)[0]
+        if cells.shape[1] < size * size:
+            padded = np.zeros((grouped.size, size * size), dtype=cells.dtype)
+            padded[:, : cells.shape[1]] = cells
+            cells = padded
+        matrix = cells[:, shell_positions(size)]  # (groups, K, K)
+        if self.normalize is None:
+            values = _ratios(matrix, np.full(matrix.shape, _UNIT if weighted else 1), 0.0)
+        else:
+            axes = {"true": (2,), "pred": (1,), "all": (1, 2)}[self.normalize]
+            totals = matrix.sum(axis=axes, keepdims=True)
+            values = _ratios(matrix, np.broadcast_to(totals, matrix.shape), 0.0)
+        empty = np.zeros(grouped.size, dtype=bool)  # no cell: no class (without num_classes)
+        if self._classes is None:
+            empty[:] = np.asarray(cells == 0, dtype=bool).all(axis=1)
+        return {str(self.name): _widened(values, like_value, 0.0, empty)}
 
     def _compute(self, state: State) -> np.ndarray:
         (cells,), weighted = _combined(state, ("confusion",))

@@ -42,6 +42,7 @@ of a clean batch, all zero) and per row only when a grouped state asks for it.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -844,6 +845,25 @@ class GroupedState:
         self._settle()
         entry: np.ndarray = self._entries[name]
         return entry[: self.size]
+
+    def units(self, name: str) -> np.ndarray | None:
+        """Sum entry ``name`` (kind ``sum``: (groups,)) or vector of sums (kind ``sums``:
+        (groups, positions)) per group as exact Python ints of ``2**-1074`` units (an object
+        array; `ExactSum.units` of each group's value); None if a group's sum is inf or NaN."""
+        self._settle()
+        entry, kind = self._entries[name], self.specs[name].kind
+        codes = np.arange(self.size, dtype=np.int64)
+        if kind == "sum":
+            parts = [(entry.sums, entry.ones[: self.size])]
+        else:
+            parts = [(sums, np.zeros(self.size, dtype=np.int64)) for sums in entry]
+        out = np.zeros((len(parts), self.size), dtype=object)
+        for position, (sums, counts) in enumerate(parts):
+            mantissas, shifts, special = sums._sums.json_parts(codes, counts)
+            if np.frombuffer(special, dtype=np.int64).any():
+                return None
+            out[position] = list(map(operator.lshift, map(int, mantissas), shifts))
+        return out[0] if kind == "sum" else out.T
 
     def ratios(self, name: str, denominators: np.ndarray) -> np.ndarray:
         """Sum entry ``name`` of each group over ``denominators`` (int64 per group), each
