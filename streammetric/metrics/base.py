@@ -935,13 +935,7 @@ class EvalMetric(_Locked):
 
     def merge(self, other: EvalMetric) -> EvalMetric:
         """Add another metric's state (same config) into this one, exactly; returns ``self``."""
-        if not isinstance(other, EvalMetric):
-            raise StateError(f"`other` must be an EvalMetric, got {type(other).__name__}")
-        if other is self:
-            raise StateError(
-                "`other` is this metric: merged into itself, its rows would count twice"
-            )
-        self._check_config(other._state_config(), "other")
+        self._check_partner(other, EvalMetric)
         local, past = other._snapshot()
         with self._lock:
             self._local = self._merged(self._local, local)
@@ -953,6 +947,19 @@ class EvalMetric(_Locked):
         with self._lock:
             fresh = self._fresh_state()
             return self._merged(fresh, self._local), self._merged(fresh, self._past)
+
+    def _check_partner(self, other: Any, kind: type[EvalMetric]) -> None:
+        """A `StateError` unless ``other`` is a ``kind`` of this metric's config, not itself."""
+        if not isinstance(other, kind):
+            article = "an" if kind.__name__[0] in "AEIOU" else "a"
+            raise StateError(
+                f"`other` must be {article} {kind.__name__}, got {type(other).__name__}"
+            )
+        if other is self:
+            raise StateError(
+                "`other` is this metric: merged into itself, its rows would count twice"
+            )
+        self._check_config(other._state_config(), "other")
 
     def _state_config(self) -> dict[str, Any]:
         """The config a state carries and merges and loads compare: `get_config()` (a metric

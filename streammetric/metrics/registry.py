@@ -365,13 +365,8 @@ class CompositeEvalMetric(EvalMetric):
         return install
 
     def merge(self, other: EvalMetric) -> CompositeEvalMetric:
-        if not isinstance(other, CompositeEvalMetric):
-            raise StateError(f"`other` must be a CompositeEvalMetric, got {type(other).__name__}")
-        if other is self:
-            raise StateError(
-                "`other` is this metric: merged into itself, its rows would count twice"
-            )
-        self._check_config(other._state_config(), "other")
+        self._check_partner(other, CompositeEvalMetric)
+        assert isinstance(other, CompositeEvalMetric)
         with self._lock:  # each child's merge takes the other child's lock, then its own
             for mine, theirs in zip(self.metrics, other.metrics, strict=True):
                 mine.merge(theirs)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pyarrow.parquet as pq
 import pytest
 
 from streammetric._exceptions import ConfigError
@@ -18,17 +17,13 @@ from streammetric.io import ColumnSpec
 from streammetric.metrics.bootstrap import Resampling
 
 from .helpers import invoke
-from .test_compare import tables
+from .test_compare import write_pair
 from .test_issue21_cli import one_line_error
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("boot")
-    base, cand = tables()
-    pq.write_table(base, root / "base.parquet")
-    pq.write_table(cand, root / "cand.parquet")
-    return root
+    return write_pair(tmp_path_factory.mktemp("boot"))
 
 
 def test_the_minimum_puts_the_tail_quantiles_among_the_replicates():

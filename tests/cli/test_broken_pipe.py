@@ -8,10 +8,9 @@ import os
 import subprocess
 import sys
 
-import pyarrow.parquet as pq
 import pytest
 
-from .test_compare import tables
+from .test_compare import write_pair
 
 
 def _run_with_closed_stdout(*args: object) -> subprocess.CompletedProcess[str]:
@@ -31,11 +30,7 @@ def _run_with_closed_stdout(*args: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipe")
-    base, cand = tables()
-    pq.write_table(base, root / "base.parquet")
-    pq.write_table(cand, root / "cand.parquet")
-    return root
+    return write_pair(tmp_path_factory.mktemp("pipe"))
 
 
 def test_eval_writes_its_report_and_textfile_and_ends_quietly(pair, tmp_path):

@@ -47,6 +47,14 @@ def tables(
     return table(logits), table(other)
 
 
+def write_pair(root: Path) -> Path:
+    """``base.parquet`` and ``cand.parquet`` (`tables`) written in ``root``, returned."""
+    base, cand = tables()
+    pq.write_table(base, root / "base.parquet")
+    pq.write_table(cand, root / "cand.parquet")
+    return root
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("compare")
