@@ -375,7 +375,9 @@ def compare_command(
     metavar="FILE.html",
     help="Write the HTML report here (atomically).",
 )
-@level_option("Interval level, for a checkpoint of a run with --ci.", default=0.95)
+@level_option(
+    "Interval level, for a checkpoint of a run with --ci (default: the run's).", default=0.95
+)
 @replicates_option(", for a checkpoint of a run with --ci")
 @click.option("--class-names", help="Class names in class index order, comma-separated.")
 @click.pass_context
@@ -405,7 +407,8 @@ def report_command(
         if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
     )
     check_bootstrap(Resampling(ci_level, replicates or DEFAULT_REPLICATES), replicates is None)
-    result = load_result(state, level=ci_level, replicates=replicates, interval_options=given)
+    level = ci_level if "--ci" in given else None  # else the run's (a checkpoint keeps it)
+    result = load_result(state, level=level, replicates=replicates, interval_options=given)
     names = parse_class_names(class_names)
     write_report(output, result_html(result, command=_command_line(), class_names=names))
 

@@ -1,8 +1,9 @@
 """Checkpoints: the exact merged states and the finished units, written atomically.
 
 A checkpoint is JSON: ``{"format": "streammetric checkpoint", "version", "identity", "done":
-[unit keys], "partial": {...}, "stdin", "extra", "digest"}`` (``stdin``: once stdin was read
-whole, ``{"bytes", "sha256", "rows"}`` of it; ``extra``: whatever else its owner needs, e.g.
+[unit keys], "partial": {...}, "stdin", "ci", "extra", "digest"}`` (``stdin``: once stdin was
+read whole, ``{"bytes", "sha256", "rows"}`` of it; ``ci``: a ``--ci`` run's ``{"level",
+"replicates"}``, which ``report`` uses; ``extra``: whatever else its owner needs, e.g.
 ``watch``'s file sizes; ``digest``: the SHA-256 of the rest, `content_digest`). It is
 written with `write_atomic`: to a temp file in the same directory, fsynced, and renamed over the
 old one, so a crash or ``kill -9`` at any instant leaves either the previous or the new
@@ -172,8 +173,12 @@ class Checkpoint:
         *,
         interval: float = 0.5,
         files: dict[str, list[Any]] | None = None,
+        ci: dict[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
+        #: the run's ``--ci`` level and replicates (not its identity: a resume may ask for
+        #: others), so that `streammetric report` of the checkpoint gives the run's intervals
+        self.ci = ci
         _check_place(os.fspath(path), self.path)
         self.identity = json.loads(json.dumps(identity, default=str))
         #: each input file's identity (`file_items`), saved beside the identity's digest of
@@ -388,6 +393,8 @@ class Checkpoint:
             payload["stdin"] = self.stdin
         if self.files is not None:
             payload["files"] = self.files
+        if self.ci is not None:
+            payload["ci"] = self.ci
         if extra is not None:
             payload["extra"] = dict(extra)
         # each field serialised once, for the digest's canonical text and for the file (which

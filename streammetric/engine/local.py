@@ -611,7 +611,14 @@ class JobRun:
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics, index=self.evaluator.index)
         self.saver = (
-            Checkpoint(checkpoint, self.identity, files=file_items(self.units))
+            Checkpoint(
+                checkpoint,
+                self.identity,
+                files=file_items(self.units),
+                ci=None
+                if job.resampling is None
+                else {"level": job.resampling.level, "replicates": job.resampling.replicates},
+            )
             if checkpoint
             else None
         )

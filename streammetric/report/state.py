@@ -30,12 +30,13 @@ _CHECKPOINT_HEADS = ('{"format": "streammetric checkpoint"', '{"version": 1, "id
 def load_result(
     path: str | os.PathLike[str],
     *,
-    level: float = 0.95,
+    level: float | None = None,
     replicates: int | None = None,
     interval_options: tuple[str, ...] = (),
 ) -> Result:
     """The result a checkpoint's states give (intervals at ``level`` with ``replicates``
-    bootstrap replicates when the run kept bucket states, i.e. had ``--ci``), or the one a
+    bootstrap replicates when the run kept bucket states, i.e. had ``--ci``; None: the run's,
+    or 0.95 and 1,000 for a checkpoint that does not say), or the one a
     JSON result holds. ``interval_options``: the options that set ``level`` and
     ``replicates`` given on the command line (``("--ci",)``): a `ConfigError` where they
     cannot apply (a JSON result holds its run's intervals; a checkpoint of a run without
@@ -100,7 +101,7 @@ def _not_json(path: str, text: str, exc: json.JSONDecodeError) -> ConfigError:
 
 
 def _from_checkpoint(
-    path: str, data: dict[str, Any], level: float, replicates: int | None
+    path: str, data: dict[str, Any], level: float | None, replicates: int | None
 ) -> Result:
     from ..engine.checkpoint import content_digest
     from ..engine.partial import Partial
@@ -145,7 +146,15 @@ def _from_checkpoint(
         from ..functional.resample import DEFAULT_REPLICATES
         from ..metrics.bootstrap import Resampling
 
-        header = Resampling(level, replicates or DEFAULT_REPLICATES, seed)
+        ran = data.get("ci") if isinstance(data.get("ci"), dict) else {}  # the run's (if saved)
+        try:  # the run's level and replicates unless others are asked for
+            header = Resampling(
+                level if level is not None else ran.get("level", 0.95),
+                replicates or ran.get("replicates", DEFAULT_REPLICATES),
+                seed,
+            )
+        except ConfigError as exc:
+            raise bad("ci", str(exc), ran) from None
         return result_with_intervals(partial, notes, by, header)
     return partial.result(notes, grouped=bool(by), by=by)
 

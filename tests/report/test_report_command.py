@@ -31,6 +31,9 @@ def test_report_from_checkpoint_is_the_runs_report(tmp_path: Path) -> None:
     later = tmp_path / "later.html"
     run("report", str(checkpoint), "-o", str(later), *ci)
     assert body(later) == body(direct)
+    as_ran = tmp_path / "as_ran.html"  # the run's level and replicates, kept in the checkpoint
+    run("report", str(checkpoint), "-o", str(as_ran))
+    assert body(as_ran) == body(direct)
     assert "Reliability diagram" in body(later) and "[0." in body(later)  # intervals
     from_json = tmp_path / "from_json.html"
     run("report", str(tmp_path / "r.json"), "-o", str(from_json))
