@@ -102,6 +102,8 @@ def _rules_table(conventions: list[Convention]) -> list[str]:
         categorical = sparse if sparse == dense else f"class index: {sparse}; one-hot: {dense}"
         binary = rules_phrase(conv, kind="binary", sparse=False, from_logits=False)
         dtype = {"input": "input dtype", "float64": "float64", "float32": "float32"}[conv.dtype]
+        if conv.dtype == "input" and conv.half_softmax == "float32":
+            dtype += " (a float16 log-softmax in float32)"
         out_of_range = "invalid input" if conv.out_of_range == "invalid" else "computed as is"
         if conv.binary_out_of_range != conv.out_of_range:
             out_of_range += f" (binary: {'invalid input' if conv.binary_out_of_range == 'invalid' else 'computed'})"

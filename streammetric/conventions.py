@@ -63,6 +63,7 @@ DtypePolicy = Literal["float64", "input", "float32"]
 OutOfRange = Literal["invalid", "compute"]
 LogitsHandling = Literal["native", "softmax_first"]
 BinaryLogits = Literal["softplus", "log_sigmoid"]
+HalfSoftmax = Literal["input", "float32"]
 Reduction = Literal["none", "sum", "mean", "sum_over_batch_size"]
 
 GUARDS: tuple[str, ...] = get_args(Guard)
@@ -98,6 +99,10 @@ class Convention:
             ``x = -30, y = 0`` gives 9.4e-14); ``log_sigmoid`` is PyTorch's
             ``(1 - y) x - log_sigmoid(x)`` (there 0). With ``pos_weight`` both are
             ``(1 - y) x + (1 + (pw - 1) y) (log1p(exp(-|x|)) + max(-x, 0))``.
+        half_softmax: how a float16 input's log-softmax is computed (logits, and the
+            renormalisation ``after`` the guard): ``input``, in float16; ``float32``, in float32
+            with each row's loss rounded to float16 (TensorFlow's and PyTorch's CPU kernels
+            widen half precision, so Keras and PyTorch do).
         perplexity_guard, perplexity_eps: guard of the perplexity metric when it differs
             (MXNet: ``floor`` at 1e-10); ``None`` means the categorical guard and ``eps``.
         default_reduction: the framework loss' own default reduction (documentation: the
@@ -119,6 +124,7 @@ class Convention:
     binary_out_of_range: OutOfRange = "compute"
     logits: LogitsHandling = "native"
     binary_logits: BinaryLogits = "softplus"
+    half_softmax: HalfSoftmax = "input"
     perplexity_guard: Guard | None = None
     perplexity_eps: float | None = None
     default_reduction: Reduction = "mean"
@@ -138,6 +144,7 @@ class Convention:
             "binary_out_of_range": get_args(OutOfRange),
             "logits": get_args(LogitsHandling),
             "binary_logits": get_args(BinaryLogits),
+            "half_softmax": get_args(HalfSoftmax),
             "default_reduction": get_args(Reduction),
         }
         if self.perplexity_guard is not None:
@@ -234,6 +241,7 @@ _BUILTINS = (
         renormalize_sparse="after",
         binary_guard="clip",
         dtype="input",
+        half_softmax="float32",
         default_reduction="sum_over_batch_size",
     ),
     Convention(
@@ -246,6 +254,7 @@ _BUILTINS = (
         renormalize_sparse="after",
         binary_guard="clip_add",
         dtype="input",
+        half_softmax="float32",
         default_reduction="sum_over_batch_size",
     ),
     Convention(
@@ -256,6 +265,7 @@ _BUILTINS = (
         binary_guard="log_clamp",
         log_floor=-100.0,
         dtype="input",
+        half_softmax="float32",
         binary_out_of_range="invalid",
         binary_logits="log_sigmoid",
     ),

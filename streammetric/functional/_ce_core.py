@@ -168,15 +168,18 @@ def categorical_rows(
             numerator = -log_true if weight is None else weight * -log_true
             denominator = np.ones(num_rows) if weight is None else weight
             return numerator, denominator, changed.astype(np.int64)
+        # float16 widened for the log-softmax, each row's loss rounded back (TF's, PyTorch's)
+        half = scores.dtype == np.float16 and conv.half_softmax == "float32"
+        widened = (lambda x: x.astype(np.float32)) if half else (lambda x: x)
         if logits:
-            log_probs, changed = log_softmax(scores), np.zeros(scores.shape, dtype=bool)
+            log_probs, changed = log_softmax(widened(scores)), np.zeros(scores.shape, dtype=bool)
         else:
             probs = (
                 scores / np.sum(scores, axis=-1, keepdims=True) if renorm == "before" else scores
             )
             log_probs, changed = guarded_log(probs, guard, eps, conv.log_floor)
             if renorm == "after":
-                log_probs = log_softmax(log_probs)
+                log_probs = log_softmax(widened(log_probs))
         if labels is not None:
             nll = -log_probs[rows, labels]
             weight = class_weight[labels] if class_weight is not None else None
@@ -206,6 +209,8 @@ def categorical_rows(
         if renorm == "after":
             contributes = np.ones(scores.shape, dtype=bool)
         guarded = np.count_nonzero(changed & contributes, axis=-1)
+    if half and numerator.dtype != np.float16:
+        numerator = numerator.astype(np.float16)
     return numerator, denominator, guarded
 
 

@@ -163,6 +163,21 @@ def test_keras_class_indices_with_label_smoothing_are_the_smoothed_one_hot_targe
     assert row == pytest.approx(keras_value, rel=2e-7)
 
 
+def test_keras_float16_log_softmax_is_tensorflows_in_float32_rounded_to_float16() -> None:
+    """TensorFlow's (sparse_)softmax_cross_entropy_with_logits widens float16 to float32 and
+    rounds the loss back: Keras 3.15 (TF 2.21) gives these bits (in float16 it was 0.0019512
+    for the first logits row, and -0.0 for the first probabilities row)."""
+    f16 = np.float16
+    logits = np.array([[8.0, 1.0, 0.5, -2.0], [0.1, 0.2, 0.3, -0.4]], f16)
+    keras_logits = [0.0015096664428710938, 1.869140625]
+    for y_true in ([0, 3], np.eye(4, dtype=f16)[[0, 3]]):
+        got = cross_entropy(y_true, logits, from_logits=True, convention="keras", reduction="none")
+        assert got.tolist() == keras_logits
+    probs = np.array([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]], f16)
+    got = cross_entropy([0, 1], probs, convention="keras", reduction="none")
+    assert got.tolist() == [2.384185791015625e-07, 1.2041015625]
+
+
 def test_seed_keras_binary_from_logits_float32() -> None:
     values = binary_cross_entropy(
         np.array([[0.0], [1.0]], F32),
