@@ -13,11 +13,14 @@ was crossed. Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -76,7 +79,8 @@ class StreamMetricCommand(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         _STDOUT.broken = False
         try:
-            result = super().invoke(ctx)
+            with _terminate_as_interrupt():
+                result = super().invoke(ctx)
         except BrokenPipeError:  # a write to stdout (click.echo) whose reader is gone
             stdout_closed()
             ctx.exit(EXIT_DATA)
@@ -96,6 +100,21 @@ class StreamMetricCommand(click.Command):
         if _STDOUT.broken:  # the files asked for are written; no error line (`stdout_closed`)
             ctx.exit(EXIT_DATA)
         return result
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, systemd, docker, Kubernetes) ends a command as Ctrl-C does: a run
+    with ``--checkpoint`` saves every finished unit first, then "interrupted", exit 130
+    (``watch`` and ``--linger`` take both signals as a stop of their own while they wait)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Stdout:
@@ -208,6 +227,10 @@ def unwritable(path: str) -> str | None:
     anything is read, so that a long run does not end in losing its result."""
     import tempfile
 
+    from .io.storage import is_uri
+
+    if is_uri(path):
+        return "outputs are local files (an object store's URI is read, not written)"
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         return f"no directory {directory}"

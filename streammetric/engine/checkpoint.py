@@ -151,7 +151,15 @@ def _check_place(given: str, path: Path) -> None:
     """A `ConfigError` (before anything is read) unless `Checkpoint.save` can make a file at
     ``path`` (as ``given``): not a directory, and the nearest of its folders that exists a
     directory (the missing ones `save` makes, as ``mkdir -p``), not a file, which would end the
-    run at its first save with ``FileExistsError`` (or ``NotADirectoryError``)."""
+    run at its first save with ``FileExistsError`` (or ``NotADirectoryError``); nor an object
+    store's URI (it would be a local folder named ``s3:``)."""
+    from ..io.storage import is_uri
+
+    if is_uri(given):
+        raise ConfigError(
+            f"--checkpoint {given}: a checkpoint is a local file (an object store's URI is "
+            "read, not written)"
+        )
     if path.is_dir():
         raise ConfigError(f"--checkpoint {given}: it is a directory, not a file")
     for folder in path.parents:  # nearest first; `exists` is False below a file

@@ -153,6 +153,8 @@ class Watcher:
                 "on_invalid": job.on_invalid,
                 "metric_defaults": job.metric_defaults,
             }
+            if job.strict:  # as eval's (`Job.settings`): checkpoints without it keep theirs
+                identity["strict"] = True
             self._saver = Checkpoint(checkpoint, identity)
 
     # -- state -----------------------------------------------------------------------------------

@@ -114,7 +114,8 @@ def categorical_inputs(
         )
     compute_dtype = np.dtype(dtype_of(pred.dtype))
     source_dtype = pred.dtype if pred.dtype.kind == "f" else np.dtype(np.float64)
-    scores = move_class_axis(pred, axis).astype(compute_dtype, copy=False)
+    with np.errstate(invalid="ignore"):  # a signalling NaN is a NaN: refused or skipped, quietly
+        scores = move_class_axis(pred, axis).astype(compute_dtype, copy=False)
     if num_classes < 1:
         raise InvalidInputError(
             f"`preds` must have at least one class, got shape {pred.shape}", argument="preds"

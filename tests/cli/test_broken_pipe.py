@@ -70,3 +70,18 @@ def test_a_crossed_threshold_still_exits_3(pair, tmp_path):
 def test_other_commands_end_quietly_too(pair):
     done = _run_with_closed_stdout("metrics")
     assert done.returncode == 1 and done.stderr == "", done.stderr
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does_and_is_restored_after():
+    """SIGTERM (timeout, systemd, Kubernetes) raises KeyboardInterrupt in a command, so that a
+    run with --checkpoint saves its finished units first (it ended the process at once)."""
+    import signal
+
+    from streammetric.cli_common import _terminate_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), _terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs between bytecodes
+            pass
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -176,3 +176,26 @@ def test_class_names_for_keys_beyond_them_are_a_usage_error(tmp_path):
         invoke("report", state, "-o", tmp_path / "r.html", "--class-names", "a,b,c"), 2
     )
     assert "3 class names given, but recall has 8 classes" in line
+
+
+@pytest.mark.parametrize("option", ["-o", "--report", "--textfile", "--checkpoint"])
+def test_outputs_at_an_object_store_uri_are_refused_not_written_to_a_local_s3_folder(
+    preds, option, tmp_path, monkeypatch
+):
+    """``--checkpoint s3://bucket/key`` wrote a local ``./s3:/bucket/key``, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    done = invoke("eval", preds, "-m", "acc", option, "s3://bucket/out.file")
+    assert done.exit_code == 2, done.output
+    assert option in done.output and "local file" in done.output
+    assert not (tmp_path / "s3:").exists()
+
+
+def test_a_signalling_nan_is_refused_without_numpys_warning(tmp_path):
+    import warnings
+
+    probs = np.full((4, 3), 1 / 3, np.float32)
+    probs.view(np.uint32)[2, 1] = 0x7F800001  # a float32 signalling NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would raise here
+        with pytest.raises(sm.InvalidInputError, match="row 2"):
+            sm.functional.cross_entropy([0, 1, 2, 0], probs)

@@ -165,3 +165,16 @@ def test_watch_once_textfile_and_failed_file_exit_1(tmp_path):
     text = prom.read_text()
     for name, gauge in NAMES.items():
         assert reprs(gauge_values(text, gauge)) == reprs(expected_series(expected, name))
+
+
+def test_a_watch_checkpoint_of_a_run_without_strict_is_refused_with_strict(tmp_path):
+    """--strict changes what is counted: a checkpoint of a run without it (and the reverse) is
+    refused, as eval's is (it was resumed, mixing the two rules)."""
+    folder = tmp_path / "drop"
+    write_preds(folder / "a.parquet", 60, seed=1)
+    checkpoint = tmp_path / "w.ckpt"
+    args = ("watch", folder, "-m", "ce", "--once", "--checkpoint", checkpoint)
+    assert invoke(*args).exit_code == 0
+    refused = invoke(*args, "--strict")
+    assert refused.exit_code == 1 and "different strict" in refused.output, refused.output
+    assert invoke(*args).exit_code == 0  # the same options resume
