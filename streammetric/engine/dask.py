@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError, StreamMetricError
-from ..io import STDIN, ColumnSpec, ResolvedColumns, Unit
+from ..io import STDIN, ColumnSpec, ResolvedColumns, Unit, file_signature
 from ..io.storage import storage_options, use_storage_options
 from .local import Evaluator, Job, JobRun, ProgressHook, Result, RunStart
 from .partial import Partial
@@ -106,12 +106,30 @@ def _unit_state(
         use_storage_options(job.storage_options)  # the worker opens the objects itself
         evaluator = Evaluator(job, resolved, where)
         partial = None
-        for unit in units:
-            partial = evaluator.unit_partial(Unit.from_dict(unit), into=partial)
+        for sent in units:
+            unit = Unit.from_dict({k: v for k, v in sent.items() if k != "signature"})
+            _check_same_file(unit.path, sent.get("signature"))
+            partial = evaluator.unit_partial(unit, into=partial)
         assert partial is not None
         return {"state": partial.to_json()}
     except StreamMetricError as exc:
         return {"error": exc}
+
+
+def _check_same_file(path: str, planned: list[int] | None) -> None:
+    """Worker side: a `StreamMetricError` unless the file at ``path`` is the one the client
+    planned (`file_signature`: size and mtime). A worker in another working directory (a
+    relative path), on another filesystem or store, or after the file changed would read other
+    rows under the plan's unit, without a word."""
+    if planned is None:
+        return
+    here = file_signature(path)
+    if here != planned:
+        raise StreamMetricError(
+            f"{path}: the file a Dask worker reads is not the one the client planned (size and "
+            f"mtime {here} here, {planned} at the client): workers must see the client's files "
+            "(absolute paths on a shared filesystem, the same object store)"
+        )
 
 
 def _error_of(payload: dict[str, Any]) -> StreamMetricError | None:
@@ -158,8 +176,16 @@ def _run_tasks(client: Client, run: JobRun, job: Job, units: Sequence[Unit], ret
     slots = sum(client.nthreads().values())
     tasks = tasks_of(units, slots, run.merges_each_unit)
     position = {_task_key(run, batch): i for i, batch in enumerate(tasks)}
+    signatures = {  # each file's size and mtime as planned, checked where it is read
+        unit.path: file_signature(unit.path) for unit in units if unit.path != STDIN
+    }
     futures = [
-        client.submit(task, [unit.to_dict() for unit in batch], key=key, retries=retries)
+        client.submit(
+            task,
+            [{**unit.to_dict(), "signature": signatures.get(unit.path)} for unit in batch],
+            key=key,
+            retries=retries,
+        )
         for key, batch in zip(position, tasks, strict=True)
     ]
     try:

@@ -144,7 +144,7 @@ class Watcher:
         self._metric_config: Any = None
         self._saver = None
         if checkpoint is not None:
-            identity = {
+            identity: dict[str, Any] = {
                 "watch": self.directory.rstrip("/")
                 if storage.is_uri(self.directory)
                 else os.path.realpath(self.directory),

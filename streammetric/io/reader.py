@@ -283,6 +283,12 @@ def file_items(units: Sequence[Unit]) -> dict[str, list[Any]]:
     return items
 
 
+def file_signature(path: str) -> list[int]:
+    """What says which bytes a file (or object) holds without reading it: its size and mtime
+    (ns; an object's as its store gives them), as the plan saw them."""
+    return list(_stat_key(path)[1:])
+
+
 def file_key(path: str) -> str:
     """An input file's key in `file_items`: its absolute path (a URI and stdin as they are)."""
     return path if path == STDIN or storage.is_uri(path) else os.path.abspath(path)

@@ -146,7 +146,8 @@ def _from_checkpoint(
         from ..functional.resample import DEFAULT_REPLICATES
         from ..metrics.bootstrap import Resampling
 
-        ran = data.get("ci") if isinstance(data.get("ci"), dict) else {}  # the run's (if saved)
+        saved = data.get("ci")
+        ran: dict[str, Any] = saved if isinstance(saved, dict) else {}  # the run's (if saved)
         try:  # the run's level and replicates unless others are asked for
             header = Resampling(
                 level if level is not None else ran.get("level", 0.95),

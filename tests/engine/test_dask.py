@@ -454,3 +454,27 @@ def test_lists_of_another_width_in_a_later_file_are_ragged_rows(address, tmp_pat
     message = r"b.parquet: column `probs`, row 0: list has 2 values, expected 3"
     with pytest.raises(sm.InvalidInputError, match=message):
         run_job_dask(job, scheduler=address)
+
+
+def test_a_worker_refuses_a_file_other_than_the_one_planned(data, tmp_path, monkeypatch):
+    """The client sends each file's size and mtime as planned; a worker whose file differs
+    (another working directory for a relative path, another filesystem, a changed file) says
+    so instead of evaluating other rows under the plan's unit (silently other numbers)."""
+    from streammetric.engine.dask import _unit_state
+    from streammetric.engine.local import JobRun
+    from streammetric.io import file_signature
+
+    job = Job([str(data / "cls.parquet")], ["acc"], ColumnSpec(labels="label", preds="probs"))
+    run = JobRun(job)
+    unit = run.units[0]
+    sent = {**unit.to_dict(), "signature": file_signature(unit.path)}
+    ok = _unit_state(job, run.resolved, unit.display_path, [sent])
+    assert "state" in ok
+    stale = {**sent, "signature": [sent["signature"][0], sent["signature"][1] - 1]}
+    refused = _unit_state(job, run.resolved, unit.display_path, [stale])["error"]
+    assert isinstance(refused, sm.StreamMetricError)
+    assert "not the one the client planned" in str(refused) and "shared filesystem" in str(refused)
+    monkeypatch.chdir(tmp_path)  # a relative path from elsewhere: no such file here
+    relative = {**sent, "path": os.path.relpath(unit.path, data.parent)}
+    missing = _unit_state(job, run.resolved, unit.display_path, [relative])["error"]
+    assert isinstance(missing, sm.StreamMetricError)
