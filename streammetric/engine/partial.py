@@ -209,10 +209,16 @@ class Partial:
         made it for these arrays)."""
         if batch is None:
             batch = self.batch_stats(labels, preds, weights)
-        return [
-            None if isinstance(state, _ObjectStates) else leaf.batch_terms(batch)
-            for leaf, state in zip(self.leaves, self.states, strict=True)
-        ]
+        out: list[Terms | None] = []
+        refused: list[InvalidInputError] = []
+        for leaf, state in zip(self.leaves, self.states, strict=True):
+            try:
+                out.append(None if isinstance(state, _ObjectStates) else leaf.batch_terms(batch))
+            except InvalidInputError as exc:  # the other leaves may refuse an earlier row
+                refused.append(exc)
+        if refused:  # the first bad row of the batch, whichever metric found it
+            raise min(refused, key=_row_order)
+        return out
 
     def update(
         self, key: GroupKey, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray | None
@@ -1011,6 +1017,14 @@ def _per_group(names: list[str], columns: list[np.ndarray], count: int) -> list[
     every group's values."""
     rows = zip(*(column.tolist() for column in columns), strict=True)
     return [dict(zip(names, row, strict=True)) for row in rows] or [{} for _ in range(count)]
+
+
+def _row_order(error: InvalidInputError) -> tuple[int, ...]:
+    """Where ``error``'s row comes in the batch (an error of no row, the whole batch's, first)."""
+    row = error.row
+    if row is None:
+        return (-1,)
+    return tuple(row) if isinstance(row, tuple) else (int(row),)
 
 
 def _with_columns(

@@ -199,3 +199,18 @@ def test_a_signalling_nan_is_refused_without_numpys_warning(tmp_path):
         warnings.simplefilter("error")  # a RuntimeWarning would raise here
         with pytest.raises(sm.InvalidInputError, match="row 2"):
             sm.functional.cross_entropy([0, 1, 2, 0], probs)
+
+
+@pytest.mark.parametrize("order", [("acc", "ce"), ("ce", "acc")])
+def test_the_first_bad_row_is_named_whichever_metric_finds_it(tmp_path, order):
+    """acc refuses the NaN at row 100, ce the label at row 50 (out of its 3 scores): the error
+    names row 50 in either order (the first metric's error named row 100)."""
+    rows = 1000
+    probs = np.full((rows, 3), 1 / 3, np.float32)
+    labels = np.random.default_rng(1).integers(0, 3, rows)
+    probs[100, 1], labels[50] = np.nan, 5
+    flat = pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), 3)
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"label": labels, "probs": flat}), path)
+    done = invoke("eval", path, *(x for m in order for x in ("-m", m)))
+    one_line_error(done, 1, "column `label`, row 50: must be a class index in [0, 3), got 5")
