@@ -147,6 +147,18 @@ def saved_metric_defaults(path: str | os.PathLike[str]) -> dict[str, Any] | None
     return defaults if isinstance(defaults, dict) else None
 
 
+#: the options behind each key of a run's identity, as refusals name them
+_OPTIONS = {
+    "metrics": "metrics (-m)",
+    "columns": "columns (--labels, --preds, --weights, --by, --id)",
+    "on_invalid": "--on-invalid",
+    "metric_defaults": "metric options (--convention, --from-logits, ...)",
+    "resampling": "--ci resampling (--ci, --seed, --id)",
+    "strict": "--strict",
+    "watch": "watched directory",
+}
+
+
 def _check_place(given: str, path: Path) -> None:
     """A `ConfigError` (before anything is read) unless `Checkpoint.save` can make a file at
     ``path`` (as ``given``): not a directory, and the nearest of its folders that exists a
@@ -253,7 +265,8 @@ class Checkpoint:
         if data.get("identity") != self.identity:
             stored = data.get("identity")
             stored = stored if isinstance(stored, dict) else {}
-            differs = sorted(k for k in self.identity if stored.get(k) != self.identity[k])
+            keys = {*self.identity, *stored}  # a key only one has: an option given or dropped
+            differs = sorted(k for k in keys if stored.get(k) != self.identity.get(k))
             saved_files = data.get("files")
             if (
                 differs == ["inputs"]
@@ -263,8 +276,9 @@ class Checkpoint:
             ):  # which files changed, and whether any had finished units: `load_into`
                 self._saved_files = saved_files
             else:
+                said = ", ".join(_OPTIONS.get(key, key) for key in differs) or "identity"
                 raise self._refuse(
-                    f"checkpoint belongs to a run with different {', '.join(differs) or 'identity'}; "
+                    f"checkpoint belongs to a run with different {said}; "
                     "use another --checkpoint file or delete this one",
                     field="identity",
                 )

@@ -214,3 +214,15 @@ def test_the_first_bad_row_is_named_whichever_metric_finds_it(tmp_path, order):
     pq.write_table(pa.table({"label": labels, "probs": flat}), path)
     done = invoke("eval", path, *(x for m in order for x in ("-m", m)))
     one_line_error(done, 1, "column `label`, row 50: must be a class index in [0, 3), got 5")
+
+
+def test_a_checkpoint_refusal_names_the_options_also_when_one_is_dropped(preds, tmp_path):
+    checkpoint = tmp_path / "c.ckpt"
+    ci = ("--ci", "0.9", "--bootstrap", "50")
+    assert invoke("eval", preds, "-m", "acc", *ci, "--checkpoint", checkpoint).exit_code == 0
+    dropped = invoke("eval", preds, "-m", "acc", "--checkpoint", checkpoint)  # without --ci
+    one_line_error(dropped, 1, "checkpoint belongs to a run with different --ci resampling")
+    other = invoke(
+        "eval", preds, "-m", "acc", "--on-invalid", "skip", *ci, "--checkpoint", checkpoint
+    )
+    one_line_error(other, 1, "different --on-invalid;")

@@ -176,5 +176,5 @@ def test_a_watch_checkpoint_of_a_run_without_strict_is_refused_with_strict(tmp_p
     args = ("watch", folder, "-m", "ce", "--once", "--checkpoint", checkpoint)
     assert invoke(*args).exit_code == 0
     refused = invoke(*args, "--strict")
-    assert refused.exit_code == 1 and "different strict" in refused.output, refused.output
+    assert refused.exit_code == 1 and "different --strict" in refused.output, refused.output
     assert invoke(*args).exit_code == 0  # the same options resume
