@@ -158,4 +158,4 @@ def test_report_resuming_a_checkpoint_saved_without_conventions(data: Path, tmp_
         ok("eval", data, "--checkpoint", checkpoint, "--report", page)
         assert ("under each convention" in page.read_text()) is shown
     refused = invoke("eval", data, "--checkpoint", plain, "--conventions", "all")
-    assert refused.exit_code != 0 and "different metric_defaults" in refused.stderr
+    assert refused.exit_code != 0 and "different metric options" in refused.stderr
