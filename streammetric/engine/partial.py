@@ -32,7 +32,7 @@ from ..metrics.state import (
     column_items,
     dump_entry,
 )
-from .result import Result
+from .result import Result, json_value
 
 __all__ = ["CellIndex", "GroupKey", "Partial", "RowTally", "locate_error"]
 
@@ -347,6 +347,12 @@ class Partial:
                 objects = _with_columns(objects, names, columns, len(codes))  # the values so far
                 names, columns = [], []
                 like = leaf.name_values(state.total())  # the run's classes, for every group
+                per_class = _class_columns(leaf, state, like)
+                if per_class is not None:  # each group's per-class values at once
+                    for name, array in per_class.items():
+                        for out, row in zip(objects, array[order], strict=True):
+                            out[name] = json_value(row)
+                    continue
                 for out, code in zip(objects, codes, strict=True):  # group by group
                     one = state.state(code)
                     _add_values(out, leaf.name_values(one, like))
@@ -1027,6 +1033,27 @@ def _row_order(error: InvalidInputError) -> tuple[int, ...]:
     return tuple(row) if isinstance(row, tuple) else (int(row),)
 
 
+def _class_columns(
+    leaf: EvalMetric, state: Any, like: list[tuple[str, Any]]
+) -> dict[str, np.ndarray] | None:
+    """Every group's per-class values of ``leaf`` at once (name -> (groups, classes) float64,
+    with the run's classes: `EvalMetric.group_arrays`), when each of its values is a per-class
+    one (float64 in every group: their JSON is the same); None otherwise (matrices, whose
+    counts are ints in a group without weights, and numbers: group by group)."""
+    if not isinstance(state, GroupedState):
+        return None
+    kinds = [
+        isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype == np.float64
+        for _, value in like
+    ]
+    if not kinds or not all(kinds):
+        return None
+    arrays = leaf.group_arrays(state, like)
+    if arrays is None or [str(n) for n, _ in like] != list(arrays):
+        return None
+    return arrays if all(a.ndim == 2 for a in arrays.values()) else None
+
+
 def _with_columns(
     objects: list[dict[str, Any]] | None, names: list[str], columns: list[np.ndarray], count: int
 ) -> list[dict[str, Any]]:
@@ -1043,8 +1070,6 @@ def _with_columns(
 def _add_values(out: dict[str, Any], pairs: list[tuple[str, Any]]) -> None:
     """Each ``(name, value)`` pair as the result holds it: a float, or a per-class value or
     matrix in its JSON form (`streammetric.engine.result.json_value`)."""
-    from .result import json_value
-
     for name, value in pairs:
         out[str(name)] = json_value(value)
 
