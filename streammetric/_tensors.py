@@ -34,8 +34,8 @@ same bits as an update from the NumPy array with that memory. One exception: the
 ``ml_dtypes`` (what JAX and TensorFlow give NumPy for bfloat16, float8_*, float6_*, float4_*,
 int4, ...), which NumPy's own functions do not compute with, are widened to float32 (the
 floats) or int8 / uint8 (the integers), exactly: each of their values is one of the wider
-type's (`standard_dtype`), whatever the container except a NumPy array, which is returned as
-it is (its dtype is its caller's to check, as on the metrics' fast path of NumPy arrays).
+type's (`standard_dtype`), whatever the container (a NumPy array of such a dtype too; the
+metrics' fast path of plain NumPy arrays leaves those to `as_numpy`).
 
 Ragged nested lists are refused naming the first row whose length differs (`ragged_error`).
 
