@@ -39,6 +39,22 @@ __all__ = ["Strings", "Table", "dumps_indented", "dumps_parts"]
 _string = json.encoder.encode_basestring_ascii
 
 
+#: the types `_write` puts on one line in a list (``number_lists="inline"``)
+_NUMBERS = {int, float}
+
+#: the standard encoder's C path, made once (``float.__repr__``, NaN, Infinity, ", " between)
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # None: Python's json without C
+_encode = _make_encoder and _make_encoder(None, None, _string, None, ": ", ", ", False, False, True)
+
+
+def _compact(numbers: list[int | float]) -> str:
+    """A list of numbers on one line, as ``json.dumps`` writes it."""
+    if _encode:
+        return "".join(_encode(numbers, 0))
+    items = (int.__repr__(n) if type(n) is int else _float(n) for n in numbers)
+    return "[" + ", ".join(items) + "]"
+
+
 def _float(value: float) -> str:
     if value != value:
         return "NaN"
@@ -57,12 +73,27 @@ def dumps_indented(value: Any) -> str:
     return "".join(dumps_parts(value))
 
 
-def dumps_parts(value: Any) -> Iterator[str]:
+def dumps_parts(value: Any, *, number_lists: str = "indented") -> Iterator[str]:
     """`dumps_indented`'s text in pieces, each made when it is asked for, to write one after
     another without joining them: the text between tables in pieces of whole values, and each
-    long `Table`'s text in pieces of whole items (so a list of numbers is never cut)."""
+    long `Table`'s text in pieces of whole items (so a list of numbers is never cut).
+    ``number_lists="inline"``: a non-empty list of numbers only (a matrix's row) on one line,
+    ``[1, 2.5, NaN]``, instead of one number a line.
+
+    >>> print("".join(dumps_parts({"m": [[1, 2], [], [0.5, True]]}, number_lists="inline")))
+    {
+      "m": [
+        [1, 2],
+        [],
+        [
+          0.5,
+          true
+        ]
+      ]
+    }
+    """
     parts: list[str | Iterator[str]] = []
-    _write(value, parts, "\n")
+    _write(value, parts, "\n", number_lists == "inline")
     run: list[str] = []
     for part in parts:
         if type(part) is str:
@@ -76,9 +107,9 @@ def dumps_parts(value: Any) -> Iterator[str]:
         yield "".join(run)
 
 
-def _write(value: Any, parts: list[Any], newline: str) -> None:
+def _write(value: Any, parts: list[Any], newline: str, inline: bool = False) -> None:
     """Append ``value``'s text to ``parts``: strs, and for a long `Table` an iterator of its
-    pieces."""
+    pieces (``inline``: lists of numbers on one line, `dumps_parts`)."""
     kind = type(value)
     if kind is str:
         parts.append(_string(value))
@@ -106,11 +137,14 @@ def _write(value: Any, parts: list[Any], newline: str) -> None:
             first = False
             parts.append(_string(key))
             parts.append(": ")
-            _write(item, parts, inner)
+            _write(item, parts, inner, inline)
         parts.append(newline + "}")
     elif kind is list or kind is tuple:
         if not value:
             parts.append("[]")
+            return
+        if inline and set(map(type, value)) <= _NUMBERS:
+            parts.append(_compact(value))  # "[1, 2.5, NaN]"
             return
         inner = newline + "  "
         if len(value) >= _UNIFORM_MIN and type(value[0]) is dict:
@@ -121,15 +155,15 @@ def _write(value: Any, parts: list[Any], newline: str) -> None:
         parts.append("[")
         for index, item in enumerate(value):
             parts.append(inner if not index else "," + inner)
-            _write(item, parts, inner)
+            _write(item, parts, inner, inline)
         parts.append(newline + "]")
     elif kind is Table:
         if len(value) > TABLE_ROWS:
-            parts.append(_table_pieces(value, newline))
+            parts.append(_table_pieces(value, newline, inline))
             return
         text = _table_text(value.shape, value.columns, newline)
         if text is None:  # a leaf that is not a number or a string: as the dicts it stands for
-            _write(value.records(), parts, newline)
+            _write(value.records(), parts, newline, inline)
         else:
             parts.append(text)
     else:  # anything else (NumPy scalars, subclasses): as the standard encoder writes it
@@ -256,7 +290,7 @@ def _table_text(
     return text
 
 
-def _table_pieces(table: Table, newline: str) -> Iterator[str]:
+def _table_pieces(table: Table, newline: str, inline: bool) -> Iterator[str]:
     """A long `Table`'s text, `TABLE_ROWS` items a piece, each written when asked for (by C,
     or, for a part with a leaf C does not write, as its dicts)."""
     size = len(table)
@@ -266,7 +300,7 @@ def _table_pieces(table: Table, newline: str) -> Iterator[str]:
         if text is None:  # as the dicts of its items
             part = Table(table.shape, [_rows(c, *rows) for c in table.columns])
             texts: list[Any] = []
-            _write(part.records(), texts, newline)
+            _write(part.records(), texts, newline, inline)
             text = _reframed("".join(texts), rows, size, newline)
         yield text
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from streammetric._json import dumps_indented
+from streammetric import _json
+from streammetric._json import dumps_indented, dumps_parts
 
 scalars = (
     st.none()
@@ -144,12 +148,24 @@ def test_a_table_writes_the_dicts_it_stands_for(items):
     assert len(table) == len(items)
 
 
+#: A list of numbers as ``json.dumps(indent=2)`` writes it: one number a line (the reference
+#: of ``number_lists="inline"``).
+_NUMBER_LIST = re.compile(r"\[\n[-+0-9.eEaNIinfty,\s]*\n\s*\]")
+
+
+def _one_line(match: re.Match[str]) -> str:
+    return "[" + ", ".join(item.strip() for item in match.group(0)[1:-1].split(",")) + "]"
+
+
 @settings(max_examples=300, deadline=None)
 @given(values)
-def test_number_lists_go_on_one_line_as_the_regex_puts_them(value):
-    """``render``'s json puts each list of numbers on one line: looking for ``[`` with
-    str.find first gives the regex's own text."""
-    from streammetric.cli_common import _NUMBER_LIST, _number_lists_on_one_line, _one_line
-
-    text = dumps_indented({"v": value, "m": [[1, 2.5], [float("nan"), -3]]})
-    assert _number_lists_on_one_line(text) == _NUMBER_LIST.sub(_one_line, text)
+def test_number_lists_go_on_one_line_as_a_regex_over_the_indented_text_puts_them(value):
+    """``render``'s json puts each list of numbers on one line: the text of the indented
+    JSON with each such list joined."""
+    value = {"v": value, "m": [[1, 2.5], [float("nan"), -3]], "t": [math.inf, True]}
+    text = dumps_indented(value)
+    inline = "".join(dumps_parts(value, number_lists="inline"))
+    assert inline == _NUMBER_LIST.sub(_one_line, text)
+    with pytest.MonkeyPatch.context() as patch:  # Python's json without its C encoder
+        patch.setattr(_json, "_encode", None)
+        assert "".join(dumps_parts(value, number_lists="inline")) == inline

@@ -1036,14 +1036,15 @@ def _row_order(error: InvalidInputError) -> tuple[int, ...]:
 def _class_columns(
     leaf: EvalMetric, state: Any, like: list[tuple[str, Any]]
 ) -> dict[str, np.ndarray] | None:
-    """Every group's per-class values of ``leaf`` at once (name -> (groups, classes) float64,
-    with the run's classes: `EvalMetric.group_arrays`), when each of its values is a per-class
-    one (float64 in every group: their JSON is the same); None otherwise (matrices, whose
-    counts are ints in a group without weights, and numbers: group by group)."""
+    """Every group's per-class values and matrices of ``leaf`` at once (name -> (groups,
+    classes, ...) array with the run's classes: `EvalMetric.group_arrays`), when each of its
+    values is one (float64, or int64 counts: every group's are ints then, their state has no
+    weighted sums, and they are given as int64 when they are whole below 2**53, else None);
+    None otherwise (numbers: group by group)."""
     if not isinstance(state, GroupedState):
         return None
     kinds = [
-        isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype == np.float64
+        isinstance(value, np.ndarray) and value.ndim in (1, 2) and value.dtype in _CLASS_DTYPES
         for _, value in like
     ]
     if not kinds or not all(kinds):
@@ -1051,7 +1052,21 @@ def _class_columns(
     arrays = leaf.group_arrays(state, like)
     if arrays is None or [str(n) for n, _ in like] != list(arrays):
         return None
-    return arrays if all(a.ndim == 2 for a in arrays.values()) else None
+    out = {}
+    for (_, value), (name, array) in zip(like, arrays.items(), strict=True):
+        if array.ndim != value.ndim + 1:
+            return None
+        if value.dtype == np.int64:
+            whole = np.isfinite(array).all() and (array == np.round(array)).all()
+            if not whole or (array.size and np.abs(array).max() >= 2.0**53):
+                return None
+            array = array.astype(np.int64)
+        out[name] = array
+    return out
+
+
+#: the dtypes of the per-class values and matrices `_class_columns` gives
+_CLASS_DTYPES = (np.dtype(np.float64), np.dtype(np.int64))
 
 
 def _with_columns(

@@ -67,7 +67,7 @@ def json_value(value: Any, class_names: Sequence[str] | None = None) -> Any:
     items = value.tolist()  # Python ints for integer arrays, floats for float arrays
     if ndim == 1:
         return ClassValues((class_label(i, class_names), _number(v)) for i, v in enumerate(items))
-    return _nested(items)
+    return items if value.dtype.kind in "iuf" else _nested(items)  # (already ints or floats)
 
 
 def _nested(items: Any) -> Any:

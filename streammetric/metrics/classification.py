@@ -55,6 +55,7 @@ from ..functional.classification import (
     _multilabel_classes,
     _predicted_classes,
     _top_k_update,
+    binary_mcc,
     check_class_cap,
     class_value,
     confusion_from_cells,
@@ -1032,6 +1033,28 @@ class MCC(_OutcomeMetric):
         assert self.average is not None
         return mcc_from_outcomes(outcomes, self.average)
 
+    def group_values(self, grouped: GroupedState) -> dict[str, np.ndarray] | None:
+        """`_compute` of every group at once, from `_group_outcomes` (no state per group):
+        ``micro`` the MCC of each group's pooled counts of the classes it saw, ``macro`` the
+        mean of their MCCs (`mcc_from_outcomes`), exact and rounded once as each group's."""
+        rows = grouped.whole("num_inst")
+        found = self._group_outcomes(grouped)
+        if rows is None or found is None:
+            return None
+        outcomes, seen = found
+        values = np.full(grouped.size, math.nan)
+        valued = np.flatnonzero((rows > 0) & seen.any(axis=1)).tolist()  # else NaN
+        if self.average == "micro":
+            pooled = np.where(seen, outcomes, 0).sum(axis=2).T.tolist()  # (groups, 4)
+            for code in valued:
+                values[code] = binary_mcc(*map(int, pooled[code]))
+            return {str(self.name): values}
+        assert self.average == "macro"
+        for code in valued:
+            kept = outcomes[:, code, seen[code]].tolist()
+            values[code] = mcc_from_outcomes((kept[0], kept[1], kept[2], kept[3]), "macro")
+        return {str(self.name): values}
+
 
 @register
 class PCC(EvalMetric):
@@ -1111,6 +1134,19 @@ class PCC(EvalMetric):
         if not state["num_inst"]:
             return math.nan
         return pcc_from_counts(*self._counts(state))
+
+    def group_values(self, grouped: GroupedState) -> dict[str, np.ndarray] | None:
+        """`_compute` of every group at once, from every group's counts (`_group_counts`, no
+        state per group): `pcc_from_counts` of each group's, the same bits."""
+        rows = grouped.whole("num_inst")
+        counts = _group_counts(grouped, _CLASS_COUNTS)
+        if rows is None or counts is None:
+            return None
+        totals = (counts[0].sum(axis=1) + counts[2].sum(axis=1)).tolist()
+        values = np.full(grouped.size, math.nan)
+        for code in np.flatnonzero(rows > 0).tolist():
+            values[code] = pcc_from_counts(counts[:, code].tolist(), int(totals[code]))
+        return {str(self.name): values}
 
     def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
         if state["num_inst"]:  # pcc_from_counts: NaN when every row has one predicted/true class

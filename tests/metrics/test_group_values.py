@@ -1,9 +1,9 @@
 """Every group's values at once (`EvalMetric.group_values`, `EvalMetric.group_arrays`) are the
 bits each group's state alone gives (`EvalMetric.name_values` with the run's classes), for
-the classification metrics of per-class counts and the confusion matrix: many small groups,
-some empty, some without some classes, weighted and unweighted rows, every class type,
-average, ``zero_division`` and ``normalize``; and ``eval --by`` (with ``--ci`` too) writes
-the same bytes as group by group."""
+the classification metrics of per-class counts (F1, Precision, Recall, FBeta, MCC, PCC) and
+the confusion matrix: many small groups, some empty, some without some classes, weighted and
+unweighted rows, every class type, average, ``zero_division`` and ``normalize``; and ``eval
+--by`` (with ``--ci`` too) writes the same bytes as group by group."""
 
 from __future__ import annotations
 
@@ -165,6 +165,20 @@ def test_confusion_matrices_of_every_group_at_once_are_each_groups_bits(normaliz
         check(metric, grouped_state(metric, class_type, weights, seed=7))
 
 
+@pytest.mark.parametrize("weights", ["none", "all", "mixed"])
+@pytest.mark.parametrize("class_type", ["binary", "multiclass", "multilabel"])
+def test_mcc_of_every_group_at_once_is_each_groups_bits(class_type, weights):
+    for average in ["micro", "macro"]:
+        metric = sm.MCC(average=average, class_type=class_type)
+        check(metric, grouped_state(metric, class_type, weights, seed=len(average)))
+
+
+@pytest.mark.parametrize("weights", ["none", "all", "mixed"])
+def test_pcc_of_every_group_at_once_is_each_groups_bits(weights):
+    metric = sm.PCC()
+    check(metric, grouped_state(metric, "multiclass", weights, seed=11))
+
+
 def test_no_groups_and_no_rows():
     for metric in (sm.ConfusionMatrix(), sm.Recall(average=None, class_type="multiclass")):
         state = GroupedState(metric.state_specs())
@@ -182,6 +196,9 @@ CLI_METRICS = [
     "fbeta:beta=2,average=micro,class_type=multiclass",
     "confusion_matrix",
     "confusion_matrix:normalize=true",
+    "mcc:average=macro,class_type=multiclass",
+    "mcc:class_type=multiclass",
+    "pcc",
 ]
 
 
@@ -225,7 +242,7 @@ def test_eval_by_writes_the_bytes_of_group_by_group(group_file, monkeypatch, ext
     at_once = _outputs(group_file, args)
     with monkeypatch.context() as patch:  # the per-group path: no shortcut anywhere
         patch.setattr(EvalMetric, "group_arrays", lambda self, grouped, like=None: None)
-        for klass in (sm.F1, sm.Precision, sm.Recall, sm.FBeta, sm.ConfusionMatrix):
+        for klass in (sm.F1, sm.Precision, sm.Recall, sm.FBeta, sm.ConfusionMatrix, sm.MCC, sm.PCC):
             for base in klass.__mro__:
                 if "group_values" in base.__dict__ and base is not EvalMetric:
                     patch.setattr(base, "group_values", lambda self, grouped: None)
