@@ -361,7 +361,7 @@ def compare_command(
         write_report(report_path, comparison_html(comparison, command=_command_line()))
     crossed = fail_messages(comparison, resolved_checks)
     if crossed:
-        click.echo(f"streammetric: candidate is worse: {'; '.join(crossed)}", err=True)
+        click.echo(f"streammetric: candidate fails --fail-if-worse: {'; '.join(crossed)}", err=True)
         sys.exit(EXIT_THRESHOLD)
 
 

@@ -907,9 +907,17 @@ class Comparison:
         """Why the candidate is significantly worse than the baseline on metric ``name`` (an
         output name) by more than ``margin`` over all rows, or None: where higher is better,
         the delta's interval lies below ``-margin`` (``upper < -margin``); where lower is
-        better, above ``margin`` (``lower > margin``)."""
+        better, above ``margin`` (``lower > margin``). A delta infinite in the worse direction
+        (a candidate's infinite loss against a finite one) is worse by any margin, whatever
+        the replicates without its rows give; a NaN delta (both infinite, or a value undefined)
+        cannot show the candidate within the margin, so it fails the gate too."""
         entry = self.metrics[name]
-        lower, upper = entry["lower"], entry["upper"]
+        delta, lower, upper = entry["delta"], entry["lower"], entry["upper"]
+        sides = f"baseline {entry['baseline']!r}, candidate {entry['candidate']!r}"
+        if delta != delta:
+            return f"{name}: delta nan ({sides}): cannot tell whether it is within {margin!r}"
+        if delta == (-math.inf if self.higher_is_better.get(name) else math.inf):
+            return f"{name}: delta {delta!r} ({sides}) is worse by more than any margin"
         if self.higher_is_better.get(name):
             if upper < -margin:
                 return f"{name}: delta {entry['delta']!r}, interval [{lower!r}, {upper!r}] is below {-margin!r}"

@@ -288,6 +288,36 @@ def test_fail_if_worse_in_both_directions(files):
     one_line_error(invoke("compare", base, cand, *common, "--fail-if-worse", "mse=0"), 2, "mse")
 
 
+def _with_zero_row(table: pa.Table) -> pa.Table:
+    """``table`` with row 0 giving its true class probability 0 (an infinite cross-entropy)."""
+    probs = np.asarray(table.column("probs").combine_chunks().flatten()).reshape(-1, 3).copy()
+    label = table.column("label")[0].as_py()
+    probs[0] = 0.0
+    probs[0, (label + 1) % 3] = 1.0
+    flat = pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), 3)
+    return table.set_column(table.schema.get_field_index("probs"), "probs", flat)
+
+
+def test_fail_if_worse_an_infinite_or_nan_delta(tmp_path):
+    """A candidate's infinite loss fails the gate though the replicates without its row give
+    an interval from 0 (the models are the same elsewhere); infinite on both sides, the delta
+    is NaN: the gate cannot pass it; a finite candidate against an infinite baseline passes."""
+    base, _ = tables()
+    for name, table in (("base", base), ("zero", _with_zero_row(base))):
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    common = ("--preds", "probs", "-m", "ce", *FAST, "--fail-if-worse", "ce=0.01")
+    out = invoke("compare", tmp_path / "base.parquet", tmp_path / "zero.parquet", *common,
+                 "--format", "json")  # fmt: skip
+    assert out.exit_code == 3
+    entry = json.loads(out.stdout)["metrics"]["cross-entropy"]
+    assert entry["delta"] == np.inf and entry["lower"] <= 0.01  # the interval alone would pass
+    assert "delta inf" in out.stderr and len(out.stderr.strip().splitlines()) == 2  # note, gate
+    both = invoke("compare", tmp_path / "zero.parquet", tmp_path / "zero.parquet", *common)
+    assert both.exit_code == 3 and "delta nan" in both.stderr, both.stderr
+    better = invoke("compare", tmp_path / "zero.parquet", tmp_path / "base.parquet", *common)
+    assert better.exit_code == 0, better.stderr
+
+
 def test_table_output(files):
     result = invoke(
         "compare", files["base"], files["cand"], "--preds", "probs", "-m", "acc", "-m", "ce", *FAST
