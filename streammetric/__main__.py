@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from collections.abc import Callable
 
 
@@ -37,8 +38,14 @@ def load() -> Callable[[], None]:
 
 
 def run() -> None:
-    """The ``streammetric`` command (see `streammetric.cli.run`)."""
-    load()()
+    """The ``streammetric`` command (see `streammetric.cli.run`); Ctrl-C while its modules
+    load ends it as Ctrl-C during a command does (no traceback; exit 130)."""
+    try:
+        command = load()
+    except KeyboardInterrupt:
+        sys.stderr.write("streammetric: interrupted\n")
+        raise SystemExit(130) from None
+    command()
 
 
 if __name__ == "__main__":  # python -m streammetric

@@ -20,6 +20,7 @@ itself, with the job's storage options (sent with the job) and its own environme
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -282,19 +283,34 @@ def quiet_logs(level: int = logging.CRITICAL) -> Iterator[None]:
 
 
 def local_cluster(workers: int, threads_per_worker: int = 1, *, processes: bool = True) -> Any:
-    """A `LocalCluster` on 127.0.0.1: no dashboard, its HTTP endpoints on a free loopback port."""
+    """A `LocalCluster` on 127.0.0.1: no dashboard, its HTTP endpoints on a free loopback port.
+    Interrupted while it starts (Ctrl-C, SIGTERM), what started is closed here, quietly:
+    Dask's own exit hook would try again and print a traceback (a worker still starting fails
+    its close)."""
     from distributed import LocalCluster
+    from distributed.deploy.spec import SpecCluster
 
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=processes,
-        protocol="tcp://",  # also in-process: messages are serialised as on a real cluster
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR,
-    )
+    known = getattr(SpecCluster, "_instances", ())  # the clusters Dask's exit hook closes
+    before = set(known)
+    try:
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            protocol="tcp://",  # also in-process: messages are serialised as on a real cluster
+            host="127.0.0.1",
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+            silence_logs=logging.ERROR,
+        )
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):  # the unstarted workers' tasks' last words
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        for cluster in set(known) - before:
+            cluster.shutdown_on_close = False  # (the exit hook skips it)
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=CONNECT_TIMEOUT_SECONDS)
+        raise
 
 
 @contextmanager

@@ -350,6 +350,60 @@ def test_cli_engine_dask(data):
     assert json.loads(on_dask.stdout)["rows"] == 9000
 
 
+#: ``python SCRIPT PIDS ARGS...``: the command, whose LocalCluster's nannies each start their
+#: worker process, write its pid to PIDS and interrupt the command (Ctrl-C) before they say
+#: they are running (failure injection: the moment Dask's own exit hook cannot close them)
+INTERRUPTED_START = """
+import _thread, asyncio, sys
+
+import distributed
+
+
+async def started_then_interrupted(self):
+    result = await ORIGINAL(self)
+    with open(PIDS, "a") as out:
+        out.write(f"{self.process.pid}\\n")
+    _thread.interrupt_main()
+    await asyncio.sleep(3600)
+    return result
+
+
+if __name__ == "__main__":
+    ORIGINAL = distributed.Nanny.start_unsafe
+    distributed.Nanny.start_unsafe = started_then_interrupted
+    from streammetric.__main__ import run
+
+    PIDS = sys.argv[1]
+    sys.argv = ["streammetric", *sys.argv[2:]]
+    run()
+"""
+
+
+def test_ctrl_c_while_the_cluster_starts_is_one_line_and_leaves_no_worker(data, tmp_path):
+    script, pids = tmp_path / "interrupted.py", tmp_path / "pids"
+    script.write_text(INTERRUPTED_START)
+    command = [sys.executable, str(script), str(pids), "eval", str(data / "cls.parquet")]
+    command += ["-m", "ce", "--engine", "dask", "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "streammetric: interrupted"  # no traceback from Dask's exit hook
+    started = [int(line) for line in pids.read_text().split()]
+    assert started
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in started):
+        time.sleep(0.1)
+    assert not [pid for pid in started if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_cli_engine_dask_report_is_the_local_engines_page(data, tmp_path):
     """``--report`` on Dask: the same page (charts from the merged states, every convention)
     as on the local engine; only the command line in its header differs."""
