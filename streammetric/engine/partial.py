@@ -144,13 +144,7 @@ class Partial:
             rows = self._rows
             order = order[order < rows.shape[0]]
             return order[rows[order] > 0]
-        keys, codes = self.keys, self.present().tolist()
-        kinds = {type(value) for code in codes for value in keys[code]}
-        if len(kinds) == 1 and kinds <= {str, int}:  # one plain type: the keys sort as they are
-            codes.sort(key=keys.__getitem__)
-        else:
-            codes.sort(key=lambda code: _sort_key(keys[code]))
-        return np.array(codes, dtype=np.int64)
+        return sorted_by_key(self.keys, self.present())
 
     # -- adding ---------------------------------------------------------------------------------
     def add(
@@ -823,7 +817,15 @@ class CellIndex:
         raise TypeError("a CellIndex numbers (group, bucket) cells: use codes_of_cells")
 
     def key_order(self) -> np.ndarray | None:
-        return None
+        """Every cell code in key order: by its group's key order (the groups' index's, else
+        their keys sorted), then by bucket; no key made for a cell."""
+        groups, buckets = self.cells()
+        order = self.groups.key_order()
+        if order is None:
+            order = sorted_by_key(self.groups.keys, np.arange(self.groups.size, dtype=np.int64))
+        rank = np.empty(order.shape[0], dtype=np.int64)
+        rank[order] = np.arange(order.shape[0], dtype=np.int64)
+        return np.lexsort((buckets, rank[groups]))
 
     def key_column(self, size: int) -> pa.Array | None:
         return None
@@ -1093,6 +1095,20 @@ def _count(value: Any, field: str) -> int:
     if type(value) is not int or value < 0:
         raise StateError.bad_field(field, "must be an int >= 0 (a count of rows)", value)
     return value
+
+
+def sorted_by_key(keys: Sequence[GroupKey], codes: np.ndarray) -> np.ndarray:
+    """``codes`` (int64) in the order of their keys (`_sort_key`): compared as they are when
+    each position of the keys holds one plain type (str or int) in all of them."""
+    listed = codes.tolist()
+    if listed:
+        width = len(keys[listed[0]])
+        kinds = [{type(keys[code][i]) for code in listed} for i in range(width)]
+        if all(len(kind) == 1 and kind <= {str, int} for kind in kinds):
+            listed.sort(key=keys.__getitem__)
+        else:
+            listed.sort(key=lambda code: _sort_key(keys[code]))
+    return np.array(listed, dtype=np.int64)
 
 
 def _sort_key(key: GroupKey) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ import pytest
 
 import streammetric as sm
 from streammetric.engine.local import _one_array
-from streammetric.engine.partial import GroupIndex
+from streammetric.engine.partial import CellIndex, GroupIndex, _sort_key, sorted_by_key
 
 WORDS = ["b", "a", "é", "Z", "😀", "", "a b", "ß", "z", "\x00", "€"]
 
@@ -36,6 +36,31 @@ def test_table_lookup_numbers_keys_as_python_does(batches):
     order = arrow.key_order()
     assert order is not None
     assert [arrow.keys[c] for c in order.tolist()] == sorted(arrow.keys)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [(w,) for w in WORDS],  # one string column: the C table's order
+        [(3,), (-1,), (2**62,), (0,)],  # one int column: NumPy's
+        [("b", 2), ("a", 9), ("b", -1), ("a", 3)],  # two columns of one type each
+        [(None,), ("a",), (1,), (float("nan"),), (0.5,), (True,)],  # mixed: `_sort_key`
+        [("a",)],  # one group
+    ],
+)
+def test_cells_sort_by_their_groups_keys_then_bucket(keys):
+    """A run with intervals and groups numbers (group, bucket) cells; they sort as their keys
+    ``(*group key, bucket)`` sort (`_sort_key`), without a key made for each."""
+    rng = np.random.default_rng(len(keys))
+    cells = CellIndex(buckets=16)
+    picked = rng.integers(0, len(keys), 200)
+    buckets = rng.integers(0, 16, 200)
+    cells.codes_of([(*keys[g], b) for g, b in zip(picked.tolist(), buckets.tolist())])
+    order = cells.key_order()
+    assert order is not None and sorted(order.tolist()) == list(range(cells.size))
+    expected = sorted(range(cells.size), key=lambda code: _sort_key(cells.keys[code]))
+    assert order.tolist() == expected
+    assert sorted_by_key(cells.keys, np.arange(cells.size)).tolist() == expected
 
 
 def test_keys_the_table_cannot_hold_fall_back_to_python():
