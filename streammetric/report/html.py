@@ -3,8 +3,8 @@
 Everything is generated here as text: the tables, the charts (inline SVG) and a few lines of
 script that sort the tables. No request leaves the page (no CDN, no font, no image), all text
 is escaped with `html.escape`, and the size is bounded whatever the data's: tables list at most
-`MAX_GROUPS` groups, bar charts `MAX_BARS`, heatmaps `MAX_CLASSES` classes, and curves at most
-`MAX_POINTS` points. Colours are the Okabe–Ito palette (colour-blind safe).
+`MAX_GROUPS` groups and bar charts `MAX_BARS` (those with the most rows: `largest_groups`),
+heatmaps `MAX_CLASSES` classes, and curves at most `MAX_POINTS` points. Colours are the Okabe–Ito palette (colour-blind safe).
 
 The charts come from the values of the result and from its exact states (``Result.partial``):
 the reliability diagram from each ECE's per-bin sums, ROC and PR curves from each AUC's
@@ -511,11 +511,29 @@ def _group_label(key: dict[str, Any]) -> str:
     return ", ".join(key_text(v) for v in key.values())
 
 
+def largest_groups(groups: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """The ``count`` groups with the most rows (ties: the first in key order), in the key
+    order ``groups`` come in: the slices a reader of a long result looks at first."""
+    if len(groups) <= count:
+        return groups
+    by_rows = sorted(range(len(groups)), key=lambda i: -int(groups[i].get("rows") or 0))
+    return [groups[i] for i in sorted(by_rows[:count])]
+
+
+def _shown_note(shown: int, total: int) -> str:
+    """What a table or chart of `largest_groups` shows of ``total`` groups."""
+    return (
+        f"The {shown} groups with the most rows, of {total:,} (in key order; the JSON result "
+        "has every group)."
+    )
+
+
 def _groups_section(result: Result, class_names: Sequence[str] | None) -> str:
     data = result.to_dict(class_names)
-    groups = data.get("groups")
-    if not groups:
+    every = data.get("groups")
+    if not every:
         return ""
+    groups = largest_groups(every, MAX_GROUPS)
     columns = list(groups[0]["key"])
     names = _scalars(groups[0]["metrics"])
     with_ci = any("intervals" in g for g in groups)
@@ -525,7 +543,7 @@ def _groups_section(result: Result, class_names: Sequence[str] | None) -> str:
         if with_ci:
             header.append((f"{name} interval", True))
     rows = []
-    for group in groups[:MAX_GROUPS]:
+    for group in groups:
         cells = [_cell(key_text(group["key"].get(c)), key=True) for c in columns] + [
             _cell(group["rows"])
         ]
@@ -537,23 +555,22 @@ def _groups_section(result: Result, class_names: Sequence[str] | None) -> str:
                 )
         rows.append(f"<tr>{''.join(cells)}</tr>")
     out = [f"<h2>Per group ({_e(', '.join(columns))})</h2>"]
-    if len(groups) > MAX_GROUPS:
-        out.append(
-            f'<p class="note">First {MAX_GROUPS} of {len(groups)} groups (in key order).</p>'
-        )
+    if len(every) > MAX_GROUPS:
+        out.append(f'<p class="note">{_e(_shown_note(MAX_GROUPS, len(every)))}</p>')
     out.append(_table(header, rows))
-    labels = [_group_label(g["key"]) for g in groups]
+    charted = largest_groups(groups, MAX_BARS)
+    labels = [_group_label(g["key"]) for g in charted]
     for name in names[:6]:
-        values = [g["metrics"].get(name) for g in groups]
+        values = [g["metrics"].get(name) for g in charted]
         if all(_num(v) is None for v in values):
             out.append(f'<p class="note">{_e(name)}: no finite value to chart.</p>')
             continue
         cis = None
         if with_ci:
-            cis = [_bounds((g.get("intervals") or {}).get(name)) for g in groups]
+            cis = [_bounds((g.get("intervals") or {}).get(name)) for g in charted]
         caption = f"{name} per group" + (" (whiskers: interval)" if cis else "")
-        if len(groups) > MAX_BARS:
-            caption += f"; first {MAX_BARS} of {len(groups)} groups"
+        if len(every) > MAX_BARS:
+            caption += f"; the {MAX_BARS} groups with the most rows, of {len(every):,}"
         chart = bar_chart(labels, values, cis, f"{name} by {', '.join(columns)}")
         out.append(f"<figure>{chart}<figcaption>{_e(caption)}</figcaption></figure>")
     return "".join(out)
@@ -771,15 +788,16 @@ def comparison_html(
         )
         + "<figcaption>Whiskers: the delta's interval.</figcaption></figure>"
     )
-    groups = data.get("groups") or []
-    if groups:
+    every = data.get("groups") or []
+    if every:
+        groups = largest_groups(every, MAX_GROUPS)
         columns = list(groups[0].get("key", {}))
         out.append(f"<h2>Per group ({_e(', '.join(columns))})</h2>")
-        if len(groups) > MAX_GROUPS:
-            out.append(f'<p class="note">First {MAX_GROUPS} of {len(groups)} groups.</p>')
+        if len(every) > MAX_GROUPS:
+            out.append(f'<p class="note">{_e(_shown_note(MAX_GROUPS, len(every)))}</p>')
         header = [(c, True) for c in columns] + [("metric", True), *_DELTA_COLUMNS]
         rows = []
-        for group in groups[:MAX_GROUPS]:
+        for group in groups:
             for name, entry in (group.get("metrics") or {}).items():
                 cells = [_cell(key_text(group["key"].get(c)), key=True) for c in columns] + [
                     _cell(name, key=True)
@@ -787,8 +805,9 @@ def comparison_html(
                 cells += [_cell(entry.get(k)) for k in _DELTA_KEYS]
                 rows.append(f"<tr>{''.join(cells)}</tr>")
         out.append(_table(header, rows))
+        charted = largest_groups(groups, MAX_BARS)
         for name in names[:4]:
-            picked = [g for g in groups if name in (g.get("metrics") or {})]
+            picked = [g for g in charted if name in (g.get("metrics") or {})]
             out.append(
                 "<figure>"
                 + bar_chart(

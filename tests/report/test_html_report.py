@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from streammetric.cli import main
-from streammetric.report.html import fmt
+from streammetric.report.html import fmt, largest_groups
 from tests.helpers.system import ensure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,10 +204,25 @@ def test_report_size_is_bounded(tmp_path: Path) -> None:
     )  # fmt: skip
     text = grouped.read_text()
     check_self_contained(text)
-    assert "First 200 of" in text and "First 100 of" in text
+    users, counts = np.unique(table.column("user").to_numpy(), return_counts=True)
+    assert f"The 200 groups with the most rows, of {len(users):,}" in text
+    assert "First 100 of" in text
+    order = sorted(range(len(users)), key=lambda i: -counts[i])  # stable: ties in key order
+    shown, left = users[order[:200]], users[order[200:]]
+    cells = set(re.findall(r'<td class="k"[^>]*>([^<]*)</td>', text))
+    assert {str(u) for u in shown} <= cells and not {str(u) for u in left} & cells
     text = matrix.read_text()
     check_self_contained(text)
     assert "first 30 of 60 classes" in text
+
+
+def test_largest_groups_keep_key_order_and_break_ties_by_it() -> None:
+    groups = [
+        {"key": {"g": k}, "rows": r} for k, r in zip("abcdef", [3, 9, 3, 1, 9, 3], strict=True)
+    ]
+    picked = largest_groups(groups, 4)
+    assert [g["key"]["g"] for g in picked] == ["a", "b", "c", "e"]
+    assert largest_groups(groups, 6) is groups
 
 
 def test_report_text_is_escaped(tmp_path: Path) -> None:
