@@ -398,3 +398,32 @@ class GroupedExactSum:
             self._sums.add_units(group, units, pos_inf, neg_inf, nan)
         if state and not len(self) == len(state):  # pragma: no cover - add_units sizes it
             raise StateError("a GroupedExactSum did not restore its groups")
+
+
+def int_quotients(
+    numerators: np.ndarray, denominators: np.ndarray, fill: float = math.nan
+) -> np.ndarray:
+    """``numerators / denominators`` of exact ints (int64, or Python ints in object arrays;
+    arrays of one shape), float64, each rounded once as Python's ``int / int`` rounds it (in
+    float64 where every int is below 2**53: exact there, so rounded once too); ``fill`` where
+    a denominator is 0.
+
+    >>> int_quotients(np.array([1, 2, 10**400], dtype=object), np.array([3, 0, 3 * 10**400]))
+    array([0.33333333, nan, 0.33333333])
+    """
+    zero = np.asarray(denominators == 0, dtype=bool)
+    if (
+        numerators.dtype != object
+        and denominators.dtype != object
+        and (
+            not numerators.size
+            or max(float(np.abs(numerators).max()), float(np.abs(denominators).max())) < 2.0**53
+        )
+    ):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = numerators.astype(np.float64) / denominators.astype(np.float64)
+    else:
+        safe = np.where(zero, 1, denominators).astype(object)
+        values = np.asarray(numerators.astype(object) / safe, dtype=object).astype(np.float64)
+    values[zero] = fill
+    return values

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import lru_cache
 from itertools import pairwise
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError
-from ..accumulate import ExactSum, exact_sum_units
+from ..accumulate import ExactSum, exact_sum_units, int_quotients
 from ._ce_core import sigmoid, softmax
 from ._validation import (
     as_class_indices,
@@ -227,23 +226,60 @@ def _calibration_rows(
 
 
 def _calibration_compute(sums: CalibrationSums, norm: str) -> float:
-    """ECE from exact per-bin sums: every step is exact up to one final rounding (and sqrt)."""
-    total = sum(sums.weight)
-    if total == 0:
-        return math.nan
-    bins = [
-        (abs(correct - confidence), weight)
-        for weight, confidence, correct in zip(
-            sums.weight, sums.confidence, sums.correct, strict=True
-        )
-        if weight > 0
+    """ECE from exact per-bin sums: every step is exact up to one final rounding (and sqrt);
+    `_calibration_values` of one row (NaN: ``math.nan``)."""
+    gaps = [
+        abs(correct - confidence)
+        for confidence, correct in zip(sums.confidence, sums.correct, strict=True)
     ]
-    if norm == "l1":  # sum_b (W_b / W) |acc_b - conf_b| = sum_b |C_b - S_b| / W
-        return sum(gap for gap, _ in bins) / total
-    if norm == "max":
-        return float(max(Fraction(gap, weight) for gap, weight in bins))
-    squares = sum((Fraction(gap * gap, weight) for gap, weight in bins), Fraction(0))
-    return math.sqrt(float(squares / total))
+    weight = np.array([list(sums.weight)], dtype=object)
+    return _number(_calibration_values(weight, np.array([gaps], dtype=object), norm)[0])
+
+
+def _number(value: np.float64) -> float:
+    """A float of a one-row value; NaN as ``math.nan`` itself (as the scalar math gave it: a
+    result holding it compares equal to another, ``nan is nan``)."""
+    return math.nan if math.isnan(value) else float(value)
+
+
+def _calibration_values(weight: np.ndarray, gaps: np.ndarray, norm: str) -> np.ndarray:
+    """ECE of each row of exact per-bin sums, float64: exact up to one final rounding (and
+    sqrt), NaN for a row of no weight. ``weight`` holds the bins' weights ``W_b`` (>= 0),
+    ``gaps`` their ``|C_b - S_b|`` (correct minus confidence sums), Python ints in ExactSum
+    units in object arrays (rows, bins). With ``W`` the row's total weight and the bins of
+    ``W_b > 0`` only:
+
+    * l1 ``sum_b |C_b - S_b| / W``, the exact ints divided once (Python's ``int / int``);
+    * max ``max_b |C_b - S_b| / W_b``, each divided once: rounding is monotonic, so the
+      largest rounded ratio is the largest ratio rounded;
+    * l2 ``sqrt(sum_b (C_b - S_b)**2 / W_b / W)``: the sum over the bins' least common
+      denominator ``L``, ``sum_b (C_b - S_b)**2 (L / W_b) / (L W)``, divided once, after every
+      int of the row is divided by the power of 2 they all share (the same ratio, in ints of
+      a few dozen bits instead of over a thousand: ``weight`` and ``gaps`` are divided in
+      place).
+    """
+    total = weight.sum(axis=1)
+    empty = np.asarray(total == 0, dtype=bool)
+    used = np.asarray(weight > 0, dtype=bool)
+    if norm == "l2":  # 2**k divides every int of the row: k the lowest set bit of their OR
+        low = np.bitwise_or.reduce(np.concatenate([weight, gaps], axis=1), axis=1).tolist()
+        shift = np.array([(v & -v).bit_length() - 1 if v else 0 for v in low], dtype=object)
+        total = total >> shift
+        for array in (weight, gaps):  # in place: the long ints go as the short ones come
+            np.right_shift(array, shift[:, None], out=array)
+    gaps = np.where(used, gaps, 0)
+    if norm == "l1":
+        values = int_quotients(gaps.sum(axis=1), np.where(empty, 1, total))
+    elif norm == "max":
+        ratios = int_quotients(gaps, np.where(used, weight, 1))
+        values = np.where(used, ratios, -math.inf).max(axis=1, initial=-math.inf)
+    else:
+        weight = np.where(used, weight, 1)
+        common = np.lcm.reduce(weight, axis=1)
+        squares = (gaps * gaps * (common[:, None] // weight)).sum(axis=1)
+        values = np.sqrt(int_quotients(squares, np.where(empty, 1, common * total)))
+    values[empty] = math.nan
+    return values
 
 
 def calibration_error(

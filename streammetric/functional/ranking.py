@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import accumulate
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from .._exceptions import InvalidInputError
+from ..accumulate import int_quotients
 from ._ce_core import log
 from ._validation import as_sample_weight
-from .calibration import MAX_THRESHOLDS, check_choice, check_count, probabilities, uniform_bins
+from .calibration import (
+    MAX_THRESHOLDS,
+    _number,
+    check_choice,
+    check_count,
+    probabilities,
+    uniform_bins,
+)
 
 __all__ = ["binned_auc", "binned_auc_bound"]
 
@@ -84,45 +92,100 @@ def _auc_rows(
 
 
 def _auc_compute(positives: Sequence[int], negatives: Sequence[int], curve: str) -> float:
-    """Keras' interpolated AUC from per-bucket counts (NaN when a class is missing)."""
-    pos, neg = [int(x) for x in positives], [int(x) for x in negatives]
-    total_pos, total_neg = sum(pos), sum(neg)
-    # tp[i] / fp[i]: rows above threshold i, i.e. in buckets >= i (tp[-1] == 0)
+    """Keras' interpolated AUC from per-bucket counts (``math.nan`` when a class is missing):
+    `_auc_values` of one row."""
+    pos, neg = ([int(x) for x in counts] for counts in (positives, negatives))
+    return _number(_auc_values(_count_rows([pos]), _count_rows([neg]), curve)[0])
+
+
+def _count_rows(rows: Any) -> np.ndarray:
+    """Counts (rows, buckets) as int64, or as Python ints (an object array) beyond it."""
+    try:
+        return np.array(rows, dtype=np.int64)
+    except OverflowError:
+        return np.array(rows, dtype=object)
+
+
+#: the cells (rows x buckets) `_auc_values` takes at a time: its temporaries stay a few MB
+_BLOCK = 1 << 18
+
+
+def _auc_values(positives: np.ndarray, negatives: np.ndarray, curve: str) -> np.ndarray:
+    """Keras' interpolated AUC (float64) of each row of per-bucket counts (exact ints >= 0,
+    (rows, buckets): int64, or Python ints in object arrays; the narrower padded with 0s); NaN
+    where a class the curve needs is missing. A few rows at a time (`_BLOCK`); each row's value
+    is its own, whatever the rows beside it.
+
+    ``tp[i]`` and ``fp[i]`` are the rows above threshold ``i`` (in buckets ``>= i``; 0 above
+    the last), ``P`` and ``N`` the positives and negatives. ROC: the trapezoids ``sum_i (fpr_i -
+    fpr_i+1) (tpr_i + tpr_i+1) / 2 = sum_i neg_i (tp_i + tp_i+1) / (2 P N)``, exact ints divided
+    once. PR: `_pr_terms` summed by ``math.fsum`` (correctly rounded), over ``P``.
+    """
+    width = max(positives.shape[1], negatives.shape[1])
+    positives, negatives = (_padded(counts, width) for counts in (positives, negatives))
+    out = np.empty(positives.shape[0], dtype=np.float64)
+    step = max(1, _BLOCK // max(width, 1))
+    for start in range(0, positives.shape[0], step):
+        rows = slice(start, start + step)
+        out[rows] = _auc_block(positives[rows], negatives[rows], curve)
+    return out
+
+
+def _padded(counts: np.ndarray, width: int) -> np.ndarray:
+    if counts.shape[1] == width:
+        return counts
+    out = np.zeros((counts.shape[0], width), dtype=counts.dtype)
+    out[:, : counts.shape[1]] = counts
+    return out
+
+
+def _auc_block(pos: np.ndarray, neg: np.ndarray, curve: str) -> np.ndarray:
+    """`_auc_values` of a few rows: in int64 where every product below fits (the rows'
+    totals squared below 2**62), else in Python ints."""
+    with np.errstate(over="ignore"):
+        bound = (pos.sum(axis=1, dtype=np.float64) + neg.sum(axis=1, dtype=np.float64)).max(
+            initial=0.0
+        )
+    if pos.dtype == object or neg.dtype == object or bound * bound >= 2.0**62:
+        pos, neg = pos.astype(object), neg.astype(object)
+    total_pos, total_neg = pos.sum(axis=1), neg.sum(axis=1)
     tp, fp = _above(pos), _above(neg)
     if curve == "ROC":
-        if total_pos == 0 or total_neg == 0:
-            return math.nan
-        # trapezoids: sum_i (fpr_i - fpr_i+1) (tpr_i + tpr_i+1) / 2, fpr_i - fpr_i+1 = neg_i / N
-        area = sum(n * (tp[i] + tp[i + 1]) for i, n in enumerate(neg))
-        return area / (2 * total_pos * total_neg)
-    if total_pos == 0:
-        return math.nan
-    return math.fsum(_pr_increments(pos, neg, tp, fp)) / total_pos
+        area = (neg * (tp[:, :-1] + tp[:, 1:])).sum(axis=1)
+        return int_quotients(area, 2 * total_pos * total_neg)
+    rows, terms = _pr_terms(pos, neg, tp, fp)
+    bounds = np.searchsorted(rows, np.arange(pos.shape[0] + 1)).tolist()
+    listed = terms.tolist()
+    sums = np.array([math.fsum(listed[a:b]) for a, b in pairwise(bounds)], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # float / int: the int as a float
+        values = sums / total_pos.astype(np.float64)
+    values[np.asarray(total_pos == 0, dtype=bool)] = math.nan
+    return values
 
 
-def _above(counts: list[int]) -> list[int]:
+def _above(counts: np.ndarray) -> np.ndarray:
     """Rows above each threshold: suffix sums of the bucket counts, and 0 above the last."""
-    suffix = list(accumulate(reversed(counts)))
-    return [*reversed(suffix), 0]
+    out = np.zeros((counts.shape[0], counts.shape[1] + 1), dtype=counts.dtype)
+    out[:, :-1] = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    return out
 
 
-def _pr_increments(pos: list[int], neg: list[int], tp: list[int], fp: list[int]) -> list[float]:
-    """Keras' ``interpolate_pr_auc`` terms (Davis & Goadrich), before dividing by positives."""
-    parts, ratios = [], []
-    for i in range(len(pos)):
-        d_tp, d_p = pos[i], pos[i] + neg[i]
-        if d_tp == 0 or d_p == 0:
-            continue  # zero slope
-        p_above, p_here = tp[i + 1] + fp[i + 1], tp[i] + fp[i]
-        slope = d_tp / d_p
-        intercept = (tp[i + 1] * d_p - d_tp * p_above) / d_p  # tp - slope * p, exactly rounded
-        parts.append((slope, d_tp, intercept))
-        ratios.append(p_here / p_above if p_above > 0 else 1.0)
-    log_ratios = log(np.array(ratios, dtype=np.float64)).tolist()  # the same bits on every CPU
-    return [
-        slope * (d_tp + intercept * log_ratio)
-        for (slope, d_tp, intercept), log_ratio in zip(parts, log_ratios, strict=True)
-    ]
+def _pr_terms(
+    pos: np.ndarray, neg: np.ndarray, tp: np.ndarray, fp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keras' ``interpolate_pr_auc`` terms (Davis & Goadrich), before dividing by positives:
+    (each term's row, the terms), row by row. A bucket without positives (zero slope) has none;
+    each division of exact ints is rounded once (`int_quotients`), each float operation is one
+    IEEE operation, as on Python floats."""
+    at = np.nonzero(np.asarray((pos != 0) & (pos + neg != 0), dtype=bool))
+    rows, i = at
+    d_tp, d_p = pos[at], pos[at] + neg[at]
+    tp_above, p_above, p_here = tp[rows, i + 1], tp[rows, i + 1] + fp[rows, i + 1], tp[at] + fp[at]
+    slope = int_quotients(d_tp, d_p)
+    intercept = int_quotients(tp_above * d_p - d_tp * p_above, d_p)  # tp - slope * p, rounded once
+    ratios = int_quotients(p_here, p_above, fill=1.0)
+    log_ratios = log(ratios)  # the same bits on every CPU
+    return rows, slope * (d_tp.astype(np.float64) + intercept * log_ratios)
 
 
 def _auc_bound(positives: Sequence[int], negatives: Sequence[int]) -> float:

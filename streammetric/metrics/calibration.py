@@ -2,8 +2,8 @@
 
 The state does not grow with the rows: ECE keeps three exact sums per bin (three ``sums``
 vectors over the bins), Brier a weighted mean, AUC two integer counts per threshold bucket. Each
-says what a row adds (``_row_terms``), so ``--by`` folds a batch into every group at once. The
-math lives in
+says what a row adds (``_row_terms``), so ``--by`` folds a batch into every group at once, and
+gives every group's value at once (``group_values``), by the math of one state. The math lives in
 :mod:`streammetric.functional.calibration` and :mod:`streammetric.functional.ranking`; these
 classes only keep the state.
 
@@ -31,19 +31,24 @@ from ..functional.calibration import (
     _brier_update,
     _calibration_compute,
     _calibration_rows,
+    _calibration_values,
     _invalid_rows,
     check_choice,
     check_count,
     check_scale,
 )
-from ..functional.ranking import CURVES, _auc_bound, _auc_compute, _auc_rows
+from ..functional.ranking import CURVES, _auc_bound, _auc_compute, _auc_rows, _auc_values
 from .base import EvalMetric, State
 from .registry import alias, register
-from .state import ROWS, At, Terms
+from .state import ROWS, At, GroupedState, Terms
 
 __all__ = ["AUC", "ECE", "Brier"]
 
 _QUANTITIES = ("weight", "confidence", "correct")
+
+#: the sums of an entry `ECE.group_values` takes at a time (Python ints of over a thousand bits,
+#: ~180 bytes each: ~12 MB a block and entry)
+_BLOCK = 1 << 16
 
 
 @register
@@ -177,6 +182,36 @@ class ECE(EvalMetric):
             ),
             self.norm,
         )
+
+    def group_values(self, grouped: GroupedState) -> dict[str, np.ndarray] | None:
+        """Every group's `_compute` at once, the same bits: its bins' exact sums
+        (`GroupedState.units`, 0 in the bins its vectors have not reached) through the math of
+        one group's (`_calibration_values`), `_BLOCK` sums of an entry at a time (each is an
+        int of over a thousand bits); None if a group's sum is inf or NaN."""
+        values = np.empty(grouped.size, dtype=np.float64)
+        step = max(1, _BLOCK // self.n_bins)
+        for start in range(0, grouped.size, step):
+            block = slice(start, min(grouped.size, start + step))
+            gaps = self._group_bins(grouped, "correct", block)
+            confidence = None if gaps is None else self._group_bins(grouped, "confidence", block)
+            weight = None if confidence is None else self._group_bins(grouped, "weight", block)
+            if gaps is None or confidence is None or weight is None:
+                return None
+            gaps = np.abs(gaps - confidence)
+            values[block] = _calibration_values(weight, gaps, self.norm)
+        return {str(self.name): values}
+
+    def _group_bins(self, grouped: GroupedState, quantity: str, block: slice) -> np.ndarray | None:
+        """The ``block`` of groups' sums of ``quantity`` over the ``n_bins`` bins
+        (`GroupedState.units` padded with 0s: an object array, (groups, n_bins)); None if one
+        is inf or NaN."""
+        units = grouped.units(f"sum_{quantity}", block)
+        if units is None:
+            return None
+        out = np.zeros((units.shape[0], self.n_bins), dtype=object)
+        width = min(units.shape[1], self.n_bins)
+        out[:, :width] = units[:, :width]
+        return out
 
 
 @register
@@ -340,6 +375,15 @@ class AUC(EvalMetric):
         return _auc_compute(
             state["num_positive"].tolist(), state["num_negative"].tolist(), self.curve
         )
+
+    def group_values(self, grouped: GroupedState) -> dict[str, np.ndarray] | None:
+        """Every group's `_compute` at once, the same bits (never None): its counts
+        (`GroupedState.whole_vector`) through the math of one group's (`_auc_values`, a few
+        thousand groups at a time)."""
+        values = _auc_values(
+            grouped.whole_vector("num_positive"), grouped.whole_vector("num_negative"), self.curve
+        )
+        return {str(self.name): values}
 
     def _nonfinite_reason(self, state: State, value: float) -> tuple[str, str]:
         positives, negatives = int(state["num_positive"].sum()), int(state["num_negative"].sum())

@@ -32,7 +32,7 @@ import numpy as np
 
 from .._exceptions import ConfigError, InvalidInputError, StateError
 from ..accumulate import UNITS_PER_ONE as _UNIT
-from ..accumulate import ExactSum
+from ..accumulate import ExactSum, int_quotients
 from ..functional._classification_inputs import (
     CLASS_AVERAGES,
     MAX_MATRIX_CLASSES,
@@ -376,21 +376,6 @@ def _fits(bound: float, *arrays: np.ndarray) -> bool:
     )
 
 
-def _ratios(numerators: np.ndarray, denominators: np.ndarray, fill: float) -> np.ndarray:
-    """``numerators / denominators`` of exact ints (int64 or object arrays of one shape), each
-    rounded once as Python's ``int / int`` rounds it (in float64 where both are below
-    `_EXACT`); ``fill`` where a denominator is 0."""
-    zero = np.asarray(denominators == 0, dtype=bool)
-    if _fits(_EXACT, numerators, denominators):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = numerators.astype(np.float64) / denominators.astype(np.float64)
-    else:
-        safe = np.where(zero, 1, denominators).astype(object)
-        values = (numerators.astype(object) / safe).astype(np.float64)
-    values[zero] = fill
-    return values
-
-
 def _mean_ratios(
     numerators: np.ndarray, denominators: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
@@ -414,7 +399,7 @@ def _mean_ratios(
         )
     product = np.prod(denominators, axis=1)
     total = (weights * numerators * (product[:, None] // denominators)).sum(axis=1)
-    return _ratios(np.asarray(total), np.asarray(weights.sum(axis=1) * product), math.nan)
+    return int_quotients(np.asarray(total), np.asarray(weights.sum(axis=1) * product))
 
 
 def _score_ratios(
@@ -841,7 +826,7 @@ class _ClassScore(_OutcomeMetric):
         self, grouped: GroupedState, like: list[tuple[str, Any]] | None = None
     ) -> dict[str, np.ndarray] | None:
         """`_compute` of every group at once, from `_group_outcomes`: each score a ratio of
-        exact ints rounded once (`_ratios`), an average their exact mean rounded once
+        exact ints rounded once (`int_quotients`), an average their exact mean rounded once
         (`_mean_ratios`), as `class_value` gives them; per class, with the run's classes."""
         rows = grouped.whole("num_inst")
         found = self._group_outcomes(grouped)
@@ -855,7 +840,7 @@ class _ClassScore(_OutcomeMetric):
             empty = rows == 0
         zero = self.zero_division
         if self.average is None:
-            values = _ratios(*_score_ratios(self._score, tp, fp, fn, self.beta), zero)
+            values = int_quotients(*_score_ratios(self._score, tp, fp, fn, self.beta), zero)
             # a group without rows is NaN in the classes it always has (none: all NaN)
             own = 2 if self.class_type == "binary" else (self.num_classes or 0)
             none = empty if not own else empty & (rows > 0)
@@ -866,7 +851,7 @@ class _ClassScore(_OutcomeMetric):
             pooled = _score_ratios(
                 self._score, tp.sum(axis=1), fp.sum(axis=1), fn.sum(axis=1), self.beta
             )
-            value = _ratios(*pooled, zero)
+            value = int_quotients(*pooled, zero)
         else:
             numerators, denominators = _score_ratios(self._score, tp, fp, fn, self.beta)
             undefined = np.asarray(denominators == 0, dtype=bool)
@@ -1274,7 +1259,7 @@ class ConfusionMatrix(EvalMetric):
         self, grouped: GroupedState, like: list[tuple[str, Any]] | None = None
     ) -> dict[str, np.ndarray] | None:
         """`_compute` of every group at once, with the run's classes: each cell its exact count
-        or weight sum, or over its row's, column's or the group's, rounded once (`_ratios`);
+        or weight sum, or over its row's, column's or the group's, rounded once (`int_quotients`);
         NaN for a group without a cell (and without ``num_classes``)."""
         found = _group_counts(grouped, ("confusion",))
         if found is None:
@@ -1289,11 +1274,11 @@ class ConfusionMatrix(EvalMetric):
             cells = padded
         matrix = cells[:, shell_positions(size)]  # (groups, K, K)
         if self.normalize is None:
-            values = _ratios(matrix, np.full(matrix.shape, _UNIT if weighted else 1), 0.0)
+            values = int_quotients(matrix, np.full(matrix.shape, _UNIT if weighted else 1), 0.0)
         else:
             axes = {"true": (2,), "pred": (1,), "all": (1, 2)}[self.normalize]
             totals = matrix.sum(axis=axes, keepdims=True)
-            values = _ratios(matrix, np.broadcast_to(totals, matrix.shape), 0.0)
+            values = int_quotients(matrix, np.broadcast_to(totals, matrix.shape), 0.0)
         empty = np.zeros(grouped.size, dtype=bool)  # no cell: no class (without num_classes)
         if self._classes is None:
             empty[:] = np.asarray(cells == 0, dtype=bool).all(axis=1)

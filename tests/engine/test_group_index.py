@@ -55,7 +55,7 @@ def test_cells_sort_by_their_groups_keys_then_bucket(keys):
     cells = CellIndex(buckets=16)
     picked = rng.integers(0, len(keys), 200)
     buckets = rng.integers(0, 16, 200)
-    cells.codes_of([(*keys[g], b) for g, b in zip(picked.tolist(), buckets.tolist())])
+    cells.codes_of([(*keys[g], b) for g, b in zip(picked.tolist(), buckets.tolist(), strict=True)])
     order = cells.key_order()
     assert order is not None and sorted(order.tolist()) == list(range(cells.size))
     expected = sorted(range(cells.size), key=lambda code: _sort_key(cells.keys[code]))

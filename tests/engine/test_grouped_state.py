@@ -453,3 +453,27 @@ def _alone_pair(labels, probs):
     metric = sm.create(["ce", "acc"])
     metric.update(labels, probs)
     return metric.get()
+
+
+@pytest.mark.parametrize("groups", [3, 5000])  # a count of every cell, or of those reached
+@pytest.mark.parametrize("weighted", [False, True])
+def test_count_vectors_fold_the_cells_their_rows_reach(groups, weighted):
+    """Count vectors (AUC's buckets, the per-class counts) folded from batches into many
+    groups count only the (group, position) cells the rows reach: the counts of adding each
+    row alone, whichever way, batch after batch, the vectors widening between batches."""
+    rng = np.random.default_rng(groups)
+    specs = {"counts": Spec("counts")}
+    grouped = GroupedState(specs)
+    expected = np.zeros((groups, 12), dtype=np.int64)
+    for width in (7, 12):
+        rows = 300
+        codes = rng.integers(0, min(groups, 40), rows)  # the batches meet in the cells
+        index = np.where(rng.random(rows) < 0.1, -1, rng.integers(0, width, rows))
+        values = rng.integers(0, 4, rows).astype(np.float64) if weighted else None
+        grouped.add({"counts": At(index, values)}, codes, groups)
+        kept = index >= 0
+        added = np.ones(rows, dtype=np.int64) if values is None else values.astype(np.int64)
+        np.add.at(expected, (codes[kept], index[kept]), added[kept])
+        got = grouped.whole_vector("counts")
+        assert np.array_equal(got, expected[:, : got.shape[1]])
+        assert not expected[:, got.shape[1] :].any()
