@@ -497,9 +497,13 @@ class _OutcomeMetric(EvalMetric):
         average: str | None = "micro",
         class_type: str = "binary",
         threshold: float = 0.5,
+        num_classes: int | None = None,
     ) -> None:
-        """MCC's constructor; `_ClassScore`'s adds its options (`_configure`)."""
-        self._configure(name, output_names, label_names, average, class_type, threshold)
+        """MCC's constructor; `_ClassScore`'s adds its options (`_configure`). (A config
+        written before MCC took ``num_classes`` builds the same metric: None.)"""
+        self._configure(
+            name, output_names, label_names, average, class_type, threshold, num_classes=num_classes
+        )
 
     def _configure(
         self,
@@ -999,6 +1003,10 @@ class MCC(_OutcomeMetric):
         The MCC of the pooled one-vs-rest counts, or the mean of the per-class MCCs; binary:
         either gives the MCC of the global counts.
     {class type options}
+    num_classes : int, optional
+        Multiclass: the classes ``0 .. num_classes - 1`` (labels or predictions at or beyond
+        it are errors naming the row; a class without rows counts, with an MCC of 0, in the
+        macro mean); None: the classes seen.
 
     >>> m = MCC()
     >>> print(m.update([0, 1, 1], [[0.3, 0.7], [0.0, 1.0], [0.4, 0.6]]).get())

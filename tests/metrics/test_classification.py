@@ -18,6 +18,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, top_k_a
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 import streammetric as sm
+from streammetric._exceptions import InvalidInputError
 from streammetric.functional import classification as F
 from streammetric.metrics import classification
 from streammetric.metrics.classification import F1, MCC, PCC, Accuracy, TopKAccuracy
@@ -215,6 +216,46 @@ def test_multiclass_mcc_is_one_vs_rest(average):
         LABELS,
         SCORES,
         reference=lambda y, p, w: _one_vs_rest_mcc(y, p.argmax(1), average),
+    )
+
+
+def _fixed_classes_mcc(y: np.ndarray, p: np.ndarray, classes: int, average: str) -> float:
+    """One-vs-rest MCC over classes ``0 .. classes - 1``, through scikit-learn's binary MCC
+    (a class without rows: its degenerate MCC, 0)."""
+    actual, predicted = (
+        y.reshape(-1, 1) == np.arange(classes),
+        p.reshape(-1, 1) == np.arange(classes),
+    )
+    if average == "micro":
+        return matthews_corrcoef(actual.ravel(), predicted.ravel())
+    return float(
+        np.mean([matthews_corrcoef(actual[:, c], predicted[:, c]) for c in range(classes)])
+    )
+
+
+@pytest.mark.parametrize("average", ["micro", "macro"])
+def test_mcc_num_classes_counts_every_class(average):
+    """``num_classes``: the classes 0 .. K - 1, seen or not (a class without rows counts in
+    the macro mean with MCC 0); labels beyond are errors naming the row; a config of before
+    the option builds the same metric."""
+    y = np.array([0, 1, 2, 1, 0, 2, 1])
+    p = np.array([0, 1, 1, 1, 0, 2, 0])
+    fixed = MCC(class_type="multiclass", average=average, num_classes=5)
+    assert fixed.update(y, p).get()[1] == pytest.approx(_fixed_classes_mcc(y, p, 5, average))
+    seen = MCC(class_type="multiclass", average=average).update(y, p).get()[1]
+    assert seen == pytest.approx(_one_vs_rest_mcc(y, p, average))
+    if average == "macro":
+        assert fixed.get()[1] == pytest.approx(seen * 3 / 5)
+    with pytest.raises(InvalidInputError, match=r"row 1 .*\[0, 5\)"):
+        fixed.update([0, 5], [0, 0])
+    assert fixed.get_config()["num_classes"] == 5
+    before = {
+        k: v for k, v in MCC(class_type="multiclass").get_config().items() if k != "num_classes"
+    }
+    assert sm.create(before).get_config() == MCC(class_type="multiclass").get_config()
+    assert (
+        sm.create(fixed.get_config()).update(y, p).get()
+        == MCC(class_type="multiclass", average=average, num_classes=5).update(y, p).get()
     )
 
 

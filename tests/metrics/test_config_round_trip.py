@@ -202,6 +202,8 @@ def test_config_round_trip(name, option):
         # written before PearsonCorrelation took `average` and PCC `has_global_stats`
         ("pearsonr", {}),
         ("pcc", {}),
+        # written before MCC took `num_classes`
+        ("mcc", {"class_type": "multiclass"}),
     ],
 )
 def test_configs_and_states_of_earlier_versions_still_fit(name, old_config):
@@ -210,7 +212,7 @@ def test_configs_and_states_of_earlier_versions_still_fit(name, old_config):
     metric.update(labels, preds)
     state = metric.state_dict()
     old = {**state["config"], **old_config}
-    for key in ("average", "has_global_stats"):
+    for key in ("average", "has_global_stats", "num_classes"):
         old.pop(key, None)
     state["config"] = old
     assert sm.create(old).get_config() == metric.get_config()

@@ -168,8 +168,10 @@ def test_confusion_matrices_of_every_group_at_once_are_each_groups_bits(normaliz
 @pytest.mark.parametrize("weights", ["none", "all", "mixed"])
 @pytest.mark.parametrize("class_type", ["binary", "multiclass", "multilabel"])
 def test_mcc_of_every_group_at_once_is_each_groups_bits(class_type, weights):
-    for average in ["micro", "macro"]:
-        metric = sm.MCC(average=average, class_type=class_type)
+    for average, num_classes in itertools.product(["micro", "macro"], [None, CLASSES]):
+        if num_classes is not None and class_type != "multiclass":
+            continue
+        metric = sm.MCC(average=average, class_type=class_type, num_classes=num_classes)
         check(metric, grouped_state(metric, class_type, weights, seed=len(average)))
 
 

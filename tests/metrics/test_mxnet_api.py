@@ -244,8 +244,7 @@ def test_the_class_scores_share_one_constructor():
         sm.Precision("p")
     with pytest.raises(sm.ConfigError, match="F1 takes at most 4 positional arguments"):
         sm.F1("f1", None, None, "macro", "multiclass")  # class_type: by keyword
-    with pytest.raises(TypeError, match="num_classes"):
-        sm.MCC(num_classes=3)
+    assert sm.MCC(class_type="multiclass", num_classes=3).num_classes == 3
 
 
 def test_a_user_subclass_keeps_its_own_constructor():

@@ -42,3 +42,16 @@ def test_a_metric_whose_values_share_a_name_is_named_not_called_a_duplicate():
     twice.metrics[1].name = "cross-entropy"  # an instance: names are its own
     with pytest.raises(sm.ConfigError, match="gives two of its values the name 'cross-entropy'"):
         distinct_names([twice])
+
+
+def test_mccs_of_other_classes_are_named_by_them():
+    """Two MCCs, one of fixed classes: each named by its ``num_classes`` (none: those seen)."""
+    from streammetric.metrics.specs import distinct_names
+
+    names = [
+        spec["name"]
+        for spec in distinct_names(
+            ["mcc:class_type=multiclass,num_classes=3", "mcc:class_type=multiclass"]
+        )
+    ]
+    assert names == ["mcc[num_classes=3]", "mcc[num_classes=none]"]
