@@ -142,7 +142,7 @@ def _payload(metric: Any, kind: str, headers: list[dict[str, Any]], rank: int) -
             dropped = _dropped_here(headers, rank)
             if dropped is None or not dropped.size:
                 return metric.state_dict()
-            return _without(metric, dropped).state_dict()
+            return metric._recounted(dropped).state_dict()
     if kind == "tracker":
         return _tracker_payload(metric)
     return _bootstrap_payload(metric)
@@ -162,34 +162,10 @@ def _dropped_here(headers: list[dict[str, Any]], rank: int) -> np.ndarray | None
     return mine[np.isin(mine, np.concatenate(lower))]
 
 
-def _fresh(metric: Any) -> Any:
-    """A copy of ``metric`` with nothing counted (its ids and rows not copied)."""
-    memo = {} if metric._id_rows is None else {id(metric._id_rows): None}
-    out = _copy.deepcopy(metric, memo)
-    out.reset()
-    out._synced = False
-    return out
-
-
-def _without(metric: Any, dropped: np.ndarray) -> Any:
-    """``metric`` as it would be without the rows of ``dropped`` ids: updated again from the
-    rows it kept, window by window (exact, whatever the batching)."""
-    ledger = metric._id_rows
-    out = _fresh(metric)
-    for window in (ledger.past, ledger.local):
-        for ids, label, pred, weight in window:
-            keep = ~np.isin(ids, dropped)
-            if keep.any():
-                out.update(label[keep], pred[keep], None if weight is None else weight[keep])
-        if window is ledger.past:
-            out.reset_local()
-    return out
-
-
 def _merge_metrics(metric: Any, states: list[Any], copy: bool) -> Any:
-    total = _fresh(metric)
+    total = metric._fresh_copy()
     for rank, state in enumerate(states):
-        part = _fresh(metric)
+        part = metric._fresh_copy()
         try:
             part.load_state_dict(state)
         except StateError as exc:

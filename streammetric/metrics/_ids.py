@@ -196,12 +196,19 @@ class IdRows:
         return keep
 
     def add(
-        self, ids: np.ndarray, label: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+        self,
+        ids: np.ndarray,
+        label: np.ndarray,
+        pred: np.ndarray,
+        weight: np.ndarray | None,
+        *,
+        window: str = "local",
     ) -> None:
-        """Record counted rows (``ids`` new and distinct: from `new_rows`)."""
+        """Record counted rows (``ids`` new and distinct: from `new_rows`) in ``window``
+        (``"local"``, or ``"past"``: rows a merged metric had before its local window)."""
         if not ids.size:
             return
-        self.local.append((ids, label, pred, weight))
+        getattr(self, window).append((ids, label, pred, weight))
         self.levels.append(np.sort(ids))
         while len(self.levels) > 1 and self.levels[-1].size >= self.levels[-2].size:
             last = self.levels.pop()

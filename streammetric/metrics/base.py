@@ -462,9 +462,7 @@ class EvalMetric(_Locked):
         ids = as_ids(sample_ids, rows)
         ledger = self._id_rows
         if ledger is None:
-            fresh = copy.deepcopy(self)
-            fresh.reset()
-            if fresh.state_dict() != self.state_dict():
+            if self._holds_rows():
                 rule = "must be given from the first update after reset()"
                 why = (
                     "this metric holds every rank's rows since a sync"
@@ -934,13 +932,91 @@ class EvalMetric(_Locked):
         return install
 
     def merge(self, other: EvalMetric) -> EvalMetric:
-        """Add another metric's state (same config) into this one, exactly; returns ``self``."""
+        """Add another metric's state (same config) into this one, exactly; returns ``self``.
+        Metrics updated with ``sample_ids`` merge once per id (`_once_per_id`)."""
         self._check_partner(other, EvalMetric)
+        other = self._once_per_id(other)
         local, past = other._snapshot()
         with self._lock:
             self._local = self._merged(self._local, local)
             self._past = self._merged(self._past, past)
         return self
+
+    def _once_per_id(self, other: EvalMetric) -> EvalMetric:
+        """What of ``other`` merges into this metric: ``other`` itself, unless either counted
+        rows by ``sample_ids``; then a row of an id this metric counted is not counted again
+        (as within one metric): ``other`` recounted from the rows it kept without them
+        (`_recounted`), and the ids and rows of the rest join this metric's, so that a later
+        update skips them too. A metric that counted rows without ids does not merge with one
+        that counted by id (a `StateError`: its rows cannot be checked)."""
+        mine, theirs = self._id_rows, other._id_rows
+        if mine is None and theirs is None:
+            return other
+        for metric, ledger, who in ((self, mine, "this metric"), (other, theirs, "`other`")):
+            if ledger is None and metric._holds_rows():
+                raise StateError(
+                    f"{who} counted rows without sample_ids, the other by sample_ids: its rows "
+                    "cannot be checked for ids counted twice (give every update sample_ids, "
+                    "or none)"
+                )
+        if theirs is None:  # nothing counted there
+            return other
+        with other._lock:
+            windows = {"past": list(theirs.past), "local": list(theirs.local)}
+        with self._lock:
+            ledger = self._id_rows if self._id_rows is not None else IdRows()
+            if ledger.kind is not None and theirs.kind not in (None, ledger.kind):
+                raise StateError(
+                    "`other` counted sample_ids of another kind than this metric "
+                    "(integers and strings)"
+                )
+            counted = ledger.ids()
+            again = any(
+                np.isin(ids, counted).any() for rows in windows.values() for ids, *_ in rows
+            )
+            for window, rows in windows.items():
+                for ids, label, pred, weight in rows:
+                    keep = ~np.isin(ids, counted)
+                    ledger.add(
+                        ids[keep],
+                        label[keep],
+                        pred[keep],
+                        None if weight is None else weight[keep],
+                        window=window,
+                    )
+            self._id_rows = ledger
+        return other._recounted(counted) if again else other
+
+    def _recounted(self, dropped: np.ndarray) -> EvalMetric:
+        """A copy of this metric (keeping no ids) as it would be without the rows of the
+        ``dropped`` ids: updated again from the rows it kept by id, window by window (exact,
+        whatever the batching)."""
+        ledger = self._id_rows
+        assert ledger is not None
+        out = self._fresh_copy()
+        with self._lock:
+            windows = (list(ledger.past), list(ledger.local))
+        for window in windows:
+            for ids, label, pred, weight in window:
+                keep = ~np.isin(ids, dropped)
+                if keep.any():
+                    out.update(label[keep], pred[keep], None if weight is None else weight[keep])
+            if window is windows[0]:
+                out.reset_local()
+        return out
+
+    def _fresh_copy(self) -> EvalMetric:
+        """A copy of this metric with nothing counted (its ids and rows not copied)."""
+        memo: dict[int, Any] = {} if self._id_rows is None else {id(self._id_rows): None}
+        out = copy.deepcopy(self, memo)
+        out.reset()
+        return out
+
+    def _holds_rows(self) -> bool:
+        """Whether this metric's state is other than a fresh one's (it counted rows)."""
+        fresh = copy.deepcopy(self)
+        fresh.reset()
+        return bool(fresh.state_dict() != self.state_dict())
 
     def _snapshot(self) -> tuple[State, State]:
         """Copies of the local and past states, taken under the lock (for ``merge``)."""

@@ -367,6 +367,9 @@ class CompositeEvalMetric(EvalMetric):
     def merge(self, other: EvalMetric) -> CompositeEvalMetric:
         self._check_partner(other, CompositeEvalMetric)
         assert isinstance(other, CompositeEvalMetric)
+        counted = self._once_per_id(other)  # (the ids are the composite's, not its children's)
+        assert isinstance(counted, CompositeEvalMetric)
+        other = counted
         with self._lock:  # each child's merge takes the other child's lock, then its own
             for mine, theirs in zip(self.metrics, other.metrics, strict=True):
                 mine.merge(theirs)

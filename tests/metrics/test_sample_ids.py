@@ -14,7 +14,6 @@ import pytest
 
 import streammetric as sm
 from streammetric import InvalidInputError
-from streammetric.distributed import _without
 
 METRICS = ["ce", "acc", ["ce", "acc", "confusion_matrix"]]
 
@@ -149,7 +148,57 @@ def test_a_rank_drops_the_ids_a_lower_rank_counted_exactly(spec: Any):
     want.update(labels[first], probs[first])
     want.reset_local()
     want.update(labels[second], probs[second])
-    assert _bits(_without(metric, dropped)) == _bits(want)
+    assert _bits(metric._recounted(dropped)) == _bits(want)
+
+
+@pytest.mark.parametrize("spec", METRICS, ids=["ce", "acc", "composite"])
+@pytest.mark.parametrize("kind", [int, str])
+def test_merged_metrics_count_an_id_once(spec: Any, kind: type):
+    """Metrics that counted by id (e.g. per worker, with a sampler's padding) merge once per
+    id: the bits of one metric that saw both streams, window by window; the merged metric
+    skips those ids in later updates too, and a merge into a fresh metric keeps its ids."""
+    labels, probs = _data(rows=40)
+    ids = np.array([kind(i) for i in range(40)])
+
+    def counted(*windows: range) -> Any:
+        metric = sm.create(spec)
+        for index, rows in enumerate(windows):
+            if index:
+                metric.reset_local()
+            picked = list(rows)
+            metric.update(labels[picked], probs[picked], sample_ids=ids[picked])
+        return metric
+
+    a = counted(range(0, 10), range(10, 25))
+    b = counted(range(5, 20), range(20, 40))  # 5 .. 24 counted by `a` too
+    # b's past (5 .. 19) is all a's; its local window adds 25 .. 39
+    want = sm.create(spec)
+    past, local = [*range(0, 10)], [*range(10, 40)]
+    want.update(labels[past], probs[past])
+    want.reset_local()
+    want.update(labels[local], probs[local])
+    merged = a.merge(b)
+    assert _bits(merged) == _bits(want)
+    before = _bits(merged)
+    merged.update(labels[:3], probs[:3], sample_ids=ids[:3])  # counted: skipped
+    assert _bits(merged) == before
+    total = sm.create(spec)
+    for part in (counted(range(0, 30)), counted(range(20, 40))):
+        total.merge(part)
+    assert _bits(total) == _bits(sm.create(spec).update(labels, probs))
+
+
+def test_rows_without_ids_do_not_merge_with_rows_by_id():
+    labels, probs = _data()
+    with_ids = sm.create("acc").update(labels, probs, sample_ids=np.arange(12))
+    without = sm.create("acc").update(labels, probs)
+    for mine, theirs in ((without, with_ids), (with_ids, without)):
+        with pytest.raises(sm.StateError, match="without sample_ids, the other by sample_ids"):
+            mine.merge(theirs)
+    strings = sm.create("acc").update(labels, probs, sample_ids=[str(i) for i in range(12)])
+    with pytest.raises(sm.StateError, match="another kind"):
+        with_ids.merge(strings)
+    assert with_ids.merge(sm.create("acc")).num_inst == 12  # a fresh one: nothing to check
 
 
 def test_sync_without_a_process_group_is_one_clear_line():
