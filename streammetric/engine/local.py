@@ -134,6 +134,10 @@ class Job:
     #: in-memory inputs (`streammetric.io.memory`: Arrow tables and readers, pandas and polars
     #: DataFrames, DuckDB results), read in place of ``paths`` (then empty); not in `settings`
     tables: list[Any] = field(default_factory=list, repr=False)
+    #: widths of list columns of any length known before the paths are read (``pred_width``,
+    #: ``label_width``: a `watch`'s first file's), so that a list of another length is a
+    #: ragged row here too, as in one run over every file; not in `settings`
+    list_widths: dict[str, int] = field(default_factory=dict)
 
     def identity(self, units: Sequence[Unit]) -> dict[str, Any]:
         return {"inputs": fingerprint(units), **self.settings()}
@@ -599,7 +603,7 @@ class JobRun:
             where = sources[0].name
         else:
             self.units = plan(job.paths, job.columns, notes=self.notes)
-            resolved = resolve_units(self.units, job.columns)
+            resolved = resolve_units(self.units, job.columns, job.list_widths)
             if resolved is None:  # files without row groups: no rows, like files of empty ones
                 resolved = resolve_paths(job.paths, job.columns)
             if resolved is None:  # no rows at all (e.g. empty directory handled by plan)

@@ -327,7 +327,12 @@ class Watcher:
             tried = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
         started: list[RunStart] = []
         try:
-            job = dataclasses.replace(self.job, paths=[path])
+            known = {  # the first file's list widths: another length is a ragged row, as in eval
+                width: self._columns[width]
+                for width in ("label_width", "pred_width")
+                if self._columns is not None and self._columns.get(width) is not None
+            }
+            job = dataclasses.replace(self.job, paths=[path], list_widths=known)
             result = run_job(job, threads=self.threads, on_start=self._check_columns(started))
         except (StreamMetricError, OSError) as exc:
             self.failed[name] = tried

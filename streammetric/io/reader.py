@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -210,28 +210,33 @@ def resolve_paths(
     return _resolve_sources(_sources(paths), spec or ColumnSpec())
 
 
-def resolve_units(units: Sequence[Unit], spec: ColumnSpec | None = None) -> ResolvedColumns | None:
+def resolve_units(
+    units: Sequence[Unit], spec: ColumnSpec | None = None, widths: Mapping[str, int] | None = None
+) -> ResolvedColumns | None:
     """The column resolution shared by every unit's file (``None`` when there are no units),
-    with the run's list widths (`with_list_widths`)."""
+    with the run's list widths (`with_list_widths`; ``widths``: those known already)."""
     sources = dict.fromkeys((unit.path, unit.kind, unit.partitions) for unit in units)
     resolved = _resolve_sources(list(sources), spec or ColumnSpec())
-    return None if resolved is None else with_list_widths(resolved, units)
+    return None if resolved is None else with_list_widths(resolved, units, widths)
 
 
-def with_list_widths(resolved: ResolvedColumns, units: Sequence[Unit]) -> ResolvedColumns:
+def with_list_widths(
+    resolved: ResolvedColumns, units: Sequence[Unit], known: Mapping[str, int] | None = None
+) -> ResolvedColumns:
     """``resolved`` with the width of its lists of any length (predictions, soft labels) set
     to the length of the run's first list (its first non-null one, in unit order), so that a
     list of another length is a ragged row in whichever batch, row group or file it is: the
     class count does not change silently between them. Only the first rows are read (the first
     slice with a list, usually). A stream (stdin, an IPC stream) is not read ahead: from one
-    on, lengths are checked per batch, as the most common length."""
+    on, lengths are checked per batch, as the most common length. ``known``: widths fixed
+    before (``label_width``, ``pred_width``: a `watch`'s first file's), the run's then."""
     wanted = {}
     if resolved.pred_kind == "list" and resolved.pred_width is None:
         wanted["pred_width"] = resolved.preds[0]
     if resolved.label_kind == "dense" and resolved.label_width is None:
         wanted["label_width"] = resolved.labels
-    found: dict[str, Any] = {}
-    for unit in units if wanted else ():
+    found: dict[str, Any] = {k: v for k, v in (known or {}).items() if k in wanted}
+    for unit in units if len(found) < len(wanted) else ():
         if unit.sequential:
             break
         for data, _ in iter_arrow(unit, resolved):

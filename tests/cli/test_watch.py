@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -178,3 +179,39 @@ def test_a_watch_checkpoint_of_a_run_without_strict_is_refused_with_strict(tmp_p
     refused = invoke(*args, "--strict")
     assert refused.exit_code == 1 and "different --strict" in refused.output, refused.output
     assert invoke(*args).exit_code == 0  # the same options resume
+
+
+def test_lists_of_another_length_in_a_later_file_are_ragged_rows_as_in_eval(tmp_path):
+    """Probabilities as lists of any length: a later file of 4 classes where the first had 3
+    is a file of ragged rows, as one ``eval`` over both reads it: skipped and counted under
+    ``--on-invalid skip`` (the same result as eval's), an error naming the row otherwise."""
+    import numpy as np
+    import pyarrow as pa
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, classes in (("a", 3), ("b", 4)):
+        probs = rng.dirichlet(np.ones(classes), 30)
+        table = pa.table(
+            {
+                "label": rng.integers(0, 3, 30),
+                "probs": pa.array(probs.tolist(), pa.list_(pa.float64())),
+            }
+        )
+        pq.write_table(table, folder / f"{name}.parquet")
+    job = Job([str(folder)], ["ce", "acc"], ColumnSpec(labels="label", preds="probs"))
+    for on_invalid in ("skip", "raise"):
+        messages: list[str] = []
+        checked = dataclasses.replace(job, on_invalid=on_invalid)
+        watcher = Watcher(folder, checked, threads=1, log=messages.append)
+        watcher.poll(once=True)
+        if on_invalid == "skip":
+            assert not watcher.failed, messages
+            expected = sm.evaluate([folder], ["ce", "acc"], labels="label", preds="probs",
+                                   on_invalid="skip")  # fmt: skip
+            assert watcher.result().to_dict() == expected.to_dict()
+            assert watcher.result().invalid_rows == 30
+        else:
+            assert set(watcher.failed) == {"b.parquet"}
+            assert "row 0: list has 4 values, expected 3" in messages[-1], messages

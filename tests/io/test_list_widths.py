@@ -96,7 +96,7 @@ def test_merging_multilabel_metrics_of_other_label_columns_is_refused():
     assert fresh.merge(two).get()[1].tolist() == two.get()[1].tolist()  # an empty one: any
 
 
-def test_watch_refuses_a_file_of_other_widths_and_reads_checkpoints_without_them(tmp_path):
+def test_watch_reads_a_file_of_other_widths_as_ragged_and_checkpoints_without_them(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     pq.write_table(table(30, 3, 1), folder / "a.parquet")
@@ -107,7 +107,7 @@ def test_watch_refuses_a_file_of_other_widths_and_reads_checkpoints_without_them
     assert watcher._columns is not None and watcher._columns["pred_width"] == 3
     pq.write_table(table(20, 2, 2), folder / "b.parquet")
     assert watcher.poll(once=True) == 0 and set(watcher.failed) == {"b.parquet"}
-    assert "lists of 2 values here and lists of 3 values there" in logs[-1]
+    assert "row 0: list has 2 values, expected 3 (ragged lists)" in logs[-1]  # as in eval
     watcher._columns["pred_width"] = None  # as a checkpoint of an earlier version holds them
     pq.write_table(table(20, 3, 3), folder / "c.parquet")
     assert watcher.poll(once=True) == 1
