@@ -971,12 +971,11 @@ class EvalMetric(_Locked):
                     "(integers and strings)"
                 )
             counted = ledger.ids()
-            again = any(
-                np.isin(ids, counted).any() for rows in windows.values() for ids, *_ in rows
-            )
+            again = False  # whether a row of ``other`` has an id counted here
             for window, rows in windows.items():
                 for ids, label, pred, weight in rows:
                     keep = ~np.isin(ids, counted)
+                    again = again or not keep.all()
                     ledger.add(
                         ids[keep],
                         label[keep],
@@ -1014,9 +1013,7 @@ class EvalMetric(_Locked):
 
     def _holds_rows(self) -> bool:
         """Whether this metric's state is other than a fresh one's (it counted rows)."""
-        fresh = copy.deepcopy(self)
-        fresh.reset()
-        return bool(fresh.state_dict() != self.state_dict())
+        return bool(self._fresh_copy().state_dict() != self.state_dict())
 
     def _snapshot(self) -> tuple[State, State]:
         """Copies of the local and past states, taken under the lock (for ``merge``)."""
