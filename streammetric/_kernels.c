@@ -356,17 +356,11 @@ static INLINE float exp_f32np(float x) {
     return bits_to_f32(out & ~under);
 }
 
-/* NumPy's np.log of a float32: x = m 2**e with m in [0.5, 1) (a subnormal x scaled by 2**100
- * first), m doubled (and e lowered) when m <= sqrt(1/2), log(1 + (m - 1)) = P / Q, plus e log 2
- * in one fused step. 0: -inf; inf: inf; NaN: NaN (0x7fc00000); x < 0: -NaN (0xffc00000). */
-static INLINE float log_f32np(float x_in) {
-    const uint32_t negative = -(uint32_t)(x_in < 0.0f), zero = -(uint32_t)(x_in == 0.0f);
-    const uint32_t inf = -(uint32_t)(x_in == __builtin_inff()), nan = -(uint32_t)(x_in != x_in);
-    const float x = bits_to_f32(f32_to_bits(x_in) & ~negative);
-    const uint32_t tiny = -(uint32_t)(x < 0x1p-126f);
-    const uint32_t bits = f32_to_bits(select_f32(tiny, x * 0x1p100f, x));
-    float e = (float)((int32_t)(bits >> 23) - 126);
-    e = select_f32(tiny, e - 100.0f, e);
+/* NumPy's np.log of a float32 (below) from the bits of x = m 2**e, m in [0.5, 1), less `shift`
+ * from e (100 for a subnormal scaled by 2**100, else 0): m doubled (and e lowered) when m <=
+ * sqrt(1/2), log(1 + (m - 1)) = P / Q, plus e log 2 in one fused step. */
+static INLINE float log_f32np_core(uint32_t bits, float shift) {
+    float e = (float)((int32_t)(bits >> 23) - 126) - shift;
     float m = bits_to_f32((bits & 0x7fffffu) | (126u << 23));
     const uint32_t low = -(uint32_t)(m <= 0.707106781186547524400844362104849039f);
     m = select_f32(low, m + m, m);
@@ -382,12 +376,27 @@ static INLINE float log_f32np(float x_in) {
     den = __builtin_fmaf(den, m, 2.453006071784736363091e+00f);
     den = __builtin_fmaf(den, m, 2.612677543073109236779e+00f);
     den = __builtin_fmaf(den, m, 1.0f);
-    const float poly = __builtin_fmaf(e, 0.693147180559945309417232121458176568f, num / den);
+    return __builtin_fmaf(e, 0.693147180559945309417232121458176568f, num / den);
+}
+
+/* NumPy's np.log of a float32 (see log_f32np_core); a subnormal x is scaled by 2**100 first.
+ * 0: -inf; inf: inf; NaN: NaN (0x7fc00000); x < 0: -NaN (0xffc00000). */
+static INLINE float log_f32np(float x_in) {
+    const uint32_t negative = -(uint32_t)(x_in < 0.0f), zero = -(uint32_t)(x_in == 0.0f);
+    const uint32_t inf = -(uint32_t)(x_in == __builtin_inff()), nan = -(uint32_t)(x_in != x_in);
+    const float x = bits_to_f32(f32_to_bits(x_in) & ~negative);
+    const uint32_t tiny = -(uint32_t)(x < 0x1p-126f);
+    const uint32_t bits = f32_to_bits(select_f32(tiny, x * 0x1p100f, x));
+    const float poly = log_f32np_core(bits, select_f32(tiny, 100.0f, 0.0f));
     uint32_t out = (f32_to_bits(poly) & ~nan) | (0x7fc00000u & nan);
     out = (out & ~negative) | (0xffc00000u & negative);
     out = (out & ~zero) | (0xff800000u & zero);
     return bits_to_f32((out & ~inf) | (0x7f800000u & inf));
 }
+
+/* log_f32np of a positive, normal, finite x (the bits of log_f32np, whose special cases it
+ * leaves out). */
+static INLINE float log_f32np_normal(float x) { return log_f32np_core(f32_to_bits(x), 0.0f); }
 
 /* The functions of math_loop. */
 enum { MATH_LOG, MATH_NEG_LOG, MATH_EXP, MATH_LOG1P, MATH_NEG_LOG_F32 };
@@ -475,7 +484,7 @@ enum { GUARD_NONE, GUARD_CLIP, GUARD_ADD, GUARD_CLIP_ADD, GUARD_FLOOR, GUARD_LOG
 /* A convention's loss of a row, as sparse_loss computes it. */
 typedef struct loss_s {
     int guard;                /* GUARD_... */
-    int after;                /* a log-softmax of the guarded logs (renormalize "after") */
+    int after;                /* a log-softmax of the guarded values (renormalize "after") */
     int f32;                  /* float32 arithmetic (else float64) */
     double eps, hi, floor;    /* the guard's epsilon, 1 - eps and log floor, in that dtype */
 } loss_t;
@@ -774,11 +783,11 @@ PyDoc_STRVAR(sparse_loss_doc,
 "sparse_scan's pass, which also writes each row's loss -log q[y] to `out` (float64, or float32\n"
 "with `f32`): q the probabilities after the guard `guard` (an index of conventions.GUARDS:\n"
 "none, clip to [eps, hi], add eps, clip then add, floor at eps, or the log clamped at `floor`)\n"
-"and, with `after`, a log-softmax of the guarded logs (Keras' renormalisation of class-index\n"
-"targets). The arithmetic is float32 with `f32` (pred float32; log and exp are log32's and\n"
-"exp32's), else float64 (log and exp are log's and exp's), in the order\n"
-"functional/_ce_core.categorical_rows takes it: its bits, the row sums of the log-softmax\n"
-"summed as NumPy sums a row (0 plus a pairwise sum). `guarded` counts the values the guard\n"
+"and, with `after` (not with the log clamp), the log-softmax of the guarded logs (Keras'\n"
+"renormalisation of class-index targets) as -((log g[y] - log max g) - log(sum(g / max g))).\n"
+"The arithmetic is float32 with `f32` (pred float32; log is log32's), else float64 (log's), in\n"
+"the order functional/_ce_core.categorical_rows takes it: its bits, the ratios summed by\n"
+"halving (_ce_core.halving_sum). `guarded` counts the values the guard\n"
 "changed (those of the true classes; with `after`, every value). None unless the batch is\n"
 "clean (as sparse_scan); `out` is unspecified then.");
 
@@ -804,6 +813,8 @@ static PyObject *sparse_loss(PyObject *Py_UNUSED(self), PyObject *const *args, P
     if (PyErr_Occurred()) return NULL;
     if (loss.guard < 0 || loss.guard >= N_GUARDS)
         return PyErr_Format(PyExc_ValueError, "unknown guard %d", loss.guard);
+    if (loss.after && loss.guard == GUARD_LOG_CLAMP)
+        return PyErr_Format(PyExc_ValueError, "a renormalisation after a log clamp is not a ratio");
     a.ignore = -1;
     if (ignore_obj != Py_None) {
         a.ignore = PyLong_AsLongLong(ignore_obj);

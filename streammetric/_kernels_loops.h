@@ -529,6 +529,30 @@ static INLINE int K(block32)(const float *pred, const void *labels, const int l6
 
 /* ------------------------------------------------------------------ losses */
 
+/* probability p under guard `guard` (a constant: GUARD_..., not GUARD_LOG_CLAMP), and whether
+ * the guard changed it, as functional/_ce_core.guarded computes them, in T. */
+#define K_GUARD(T, p, guard, eps, hi, changed)                                                \
+    do {                                                                                    \
+        T g_ = p;                                                                           \
+        if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g_ = p < eps ? eps : p > hi ? hi : p; \
+        if (guard == GUARD_FLOOR) g_ = p < eps ? eps : p;                                   \
+        if (guard == GUARD_ADD || guard == GUARD_CLIP_ADD) g_ = g_ + eps;                   \
+        *changed = g_ != p;                                                                 \
+        p = g_;                                                                             \
+    } while (0)
+static INLINE float K(guard32)(float p, const int guard, float eps, float hi, float floor,
+                               int32_t *changed) {
+    (void)floor;
+    K_GUARD(float, p, guard, eps, hi, changed);
+    return p;
+}
+static INLINE double K(guard64)(double p, const int guard, double eps, double hi, double floor,
+                                int32_t *changed) {
+    (void)floor;
+    K_GUARD(double, p, guard, eps, hi, changed);
+    return p;
+}
+
 /* log of probability p under guard `guard` (a constant: GUARD_...), and whether the guard
  * changed p (its log, for GUARD_LOG_CLAMP), as functional/_ce_core.guarded_log computes them for
  * p in [0, 1]: float32 (NumPy's float32 log, log_f32np) and float64 (log_f64). */
@@ -539,12 +563,7 @@ static INLINE float K(guard_log32)(float p, const int guard, float eps, float hi
         *changed = raw < floor;
         return raw < floor ? floor : raw; /* np.maximum(raw, floor): raw is not NaN */
     }
-    float g = p;
-    if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g = p < eps ? eps : p > hi ? hi : p;
-    if (guard == GUARD_FLOOR) g = p < eps ? eps : p;
-    if (guard == GUARD_ADD || guard == GUARD_CLIP_ADD) g = g + eps;
-    *changed = g != p;
-    return log_f32np(g);
+    return log_f32np(K(guard32)(p, guard, eps, hi, floor, changed));
 }
 static INLINE double K(guard_log64)(double p, const int guard, double eps, double hi,
                                     double floor, int32_t *changed) {
@@ -553,16 +572,13 @@ static INLINE double K(guard_log64)(double p, const int guard, double eps, doubl
         *changed = raw < floor;
         return raw < floor ? floor : raw;
     }
-    double g = p;
-    if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g = p < eps ? eps : p > hi ? hi : p;
-    if (guard == GUARD_FLOOR) g = p < eps ? eps : p;
-    if (guard == GUARD_ADD || guard == GUARD_CLIP_ADD) g = g + eps;
-    *changed = g != p;
-    return log_f64(g);
+    return log_f64(K(guard64)(p, guard, eps, hi, floor, changed));
 }
+#undef K_GUARD
 
-/* x[i] = the guarded log of probability x[i], for i < n, in place; the number of values the
- * guard changed. One vector loop per guard (the guard a constant in each). */
+/* x[i] = the guarded log of probability x[i] (GUARD_LOGS) or the guarded probability (GUARDS:
+ * not GUARD_LOG_CLAMP), for i < n, in place; the number of values the guard changed. One vector
+ * loop per guard (the guard a constant in each). */
 #define K_GUARD_LOGS(T, GUARD_LOG, EPS, HI, FLOOR)                                            \
     do {                                                                                    \
         switch (loss->guard) {                                                              \
@@ -580,20 +596,18 @@ static INLINE double K(guard_log64)(double p, const int guard, double eps, doubl
         x[i] = GUARD_LOG(x[i], GUARD, EPS, HI, FLOOR, &ch);                                 \
         changed += ch;                                                                      \
     }
-__attribute__((noinline)) static Py_ssize_t K(guard_logs32)(float *x, Py_ssize_t n,
-                                                            const loss_t *loss) {
-    const float eps = (float)loss->eps, hi = (float)loss->hi, floor = (float)loss->floor;
-    Py_ssize_t changed = 0;
-    K_GUARD_LOGS(float, K(guard_log32), eps, hi, floor);
-    return changed;
-}
-__attribute__((noinline)) static Py_ssize_t K(guard_logs64)(double *x, Py_ssize_t n,
-                                                            const loss_t *loss) {
-    const double eps = loss->eps, hi = loss->hi, floor = loss->floor;
-    Py_ssize_t changed = 0;
-    K_GUARD_LOGS(double, K(guard_log64), eps, hi, floor);
-    return changed;
-}
+#define K_GUARDED(NAME, T, GUARD_LOG)                                                        \
+    __attribute__((noinline)) static Py_ssize_t NAME(T *x, Py_ssize_t n, const loss_t *loss) { \
+        const T eps = (T)loss->eps, hi = (T)loss->hi, floor = (T)loss->floor;              \
+        Py_ssize_t changed = 0;                                                             \
+        K_GUARD_LOGS(T, GUARD_LOG, eps, hi, floor);                                         \
+        return changed;                                                                     \
+    }
+K_GUARDED(K(guard_logs32), float, K(guard_log32))
+K_GUARDED(K(guard_logs64), double, K(guard_log64))
+K_GUARDED(K(guards32), float, K(guard32))
+K_GUARDED(K(guards64), double, K(guard64))
+#undef K_GUARDED
 #undef K_GUARD_LOGS
 #undef K_GUARD_LOOP
 
@@ -624,162 +638,277 @@ static Py_ssize_t K(picked_loss)(const loss_t *loss, const double *picks, Py_ssi
     return changed;
 }
 
-/* NumPy's sum of n values (np.add.reduce of a contiguous row: pairwise_sum in
- * numpy/_core/src/umath/loops_utils.h.src), in its order: below 8 values one by one from -0,
- * up to 128 in 8 running sums then the rest, beyond that the two halves (the first a multiple
- * of 8). The reduction adds it to 0. */
-static float K(pairwise32)(const float *a, Py_ssize_t n) {
-    if (n < 8) {
-        float res = -0.0f;
-        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
-        return res;
-    }
-    if (n <= 128) {
-        float r[8];
-        for (int j = 0; j < 8; j++) r[j] = a[j];
-        Py_ssize_t i = 8;
-        for (; i < n - (n % 8); i += 8)
-            for (int j = 0; j < 8; j++) r[j] += a[i + j];
-        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for (; i < n; i++) res += a[i];
-        return res;
-    }
-    Py_ssize_t n2 = n / 2;
-    n2 -= n2 % 8;
-    return K(pairwise32)(a, n2) + K(pairwise32)(a + n2, n - n2);
+/* A row's values (at most L32, in the first lanes of a vector, or in the lanes of L32 rows'
+ * column vectors) summed by halving: P the least power of two >= k, the values padded with
+ * zeros to P, each half added to the other until one is left (_ce_core.halving_sum's order). */
+#define K_HALVING(q, k)                                                                     \
+    do {                                                                                    \
+        Py_ssize_t live_ = k, width_ = 1;                                                   \
+        while (width_ < live_) width_ *= 2;                                                 \
+        while (width_ > 1) {                                                                \
+            width_ /= 2;                                                                    \
+            for (Py_ssize_t j_ = 0; j_ + width_ < live_; j_++) q[j_] = q[j_] + q[j_ + width_]; \
+            live_ = width_;                                                                 \
+        }                                                                                   \
+    } while (0)
+
+#if K_TREE
+/* Lane c of the two halves of stage d of a transpose of L32 x L32 values (rows r and r + d,
+ * r without bit d, exchange the lanes whose bit d differs from the row's). */
+#define K_TR_A(c, d) (((c) & (d)) ? L32 + (c) - (d) : (c))
+#define K_TR_B(c, d) (((c) & (d)) ? L32 + (c) : (c) + (d))
+#if VBYTES == 64
+#define K_TR_MASK(F, d)                                                                     \
+    ((K(i32v)){F(0, d), F(1, d), F(2, d), F(3, d), F(4, d), F(5, d), F(6, d), F(7, d),      \
+               F(8, d), F(9, d), F(10, d), F(11, d), F(12, d), F(13, d), F(14, d), F(15, d)})
+#elif VBYTES == 32
+#define K_TR_MASK(F, d)                                                                     \
+    ((K(i32v)){F(0, d), F(1, d), F(2, d), F(3, d), F(4, d), F(5, d), F(6, d), F(7, d)})
+#else
+#define K_TR_MASK(F, d) ((K(i32v)){F(0, d), F(1, d), F(2, d), F(3, d)})
+#endif
+#define K_TR_STAGE(v, d)                                                                    \
+    do {                                                                                    \
+        _Pragma("GCC unroll 16") for (int r = 0; r < L32; r++) if (!(r & (d))) {           \
+            const K(f32v) a_ = v[r], b_ = v[r + (d)];                                       \
+            v[r] = __builtin_shuffle(a_, b_, K_TR_MASK(K_TR_A, d));                         \
+            v[r + (d)] = __builtin_shuffle(a_, b_, K_TR_MASK(K_TR_B, d));                   \
+        }                                                                                   \
+    } while (0)
+
+static INLINE K(f32v) K(select32)(K(i32v) m, K(f32v) a, K(f32v) b) {
+    return (K(f32v))((m & (K(i32v))a) | (~m & (K(i32v))b));
 }
-static double K(pairwise64)(const double *a, Py_ssize_t n) {
-    if (n < 8) {
-        double res = -0.0;
-        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
-        return res;
-    }
-    if (n <= 128) {
-        double r[8];
-        for (int j = 0; j < 8; j++) r[j] = a[j];
-        Py_ssize_t i = 8;
-        for (; i < n - (n % 8); i += 8)
-            for (int j = 0; j < 8; j++) r[j] += a[i + j];
-        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for (; i < n; i++) res += a[i];
-        return res;
-    }
-    Py_ssize_t n2 = n / 2;
-    n2 -= n2 % 8;
-    return K(pairwise64)(a, n2) + K(pairwise64)(a + n2, n - n2);
+/* The smaller of a and b, lane by lane (neither NaN). */
+static INLINE K(f32v) K(min32)(K(f32v) a, K(f32v) b) {
+#if VBYTES == 64 && defined(K_X86)
+    return (K(f32v))_mm512_min_ps((__m512)a, (__m512)b);
+#elif VBYTES == 32 && defined(K_X86)
+    return (K(f32v))_mm256_min_ps((__m256)a, (__m256)b);
+#else
+    return K(select32)(a < b, a, b);
+#endif
+}
+/* The larger of a and b, lane by lane (neither NaN). */
+static INLINE K(f32v) K(max32)(K(f32v) a, K(f32v) b) {
+#if VBYTES == 64 && defined(K_X86)
+    return (K(f32v))_mm512_max_ps((__m512)a, (__m512)b);
+#elif VBYTES == 32 && defined(K_X86)
+    return (K(f32v))_mm256_max_ps((__m256)a, (__m256)b);
+#else
+    return K(select32)(a > b, a, b);
+#endif
 }
 
-/* The loss of every row with a log-softmax after the guard (keras' renormalisation of class
- * indices), as categorical_rows and log_softmax compute it: L = the guarded log of each value,
- * shift = the row's max (0 if not finite), S = L - shift, loss = -(S[y] - log(0 + sum(exp(S)))),
- * float32 (NumPy's float32 log and exp) or float64, in blocks of m rows.
+/* Rows i0 .. i0+L32-1 (all readable in whole vectors) of at most L32 values, for K_AFTER with
+ * guard `guard` (a constant): lane r of the results is row i0 + r. Their p[y] to picks, their
+ * float32 sums by halving (within K_TREE_MARGIN of any order's) to sums, their largest guarded
+ * value to top and the halving sum of their guarded values over it to total; `bad` collects
+ * values not in [0, 1]. Returns the values the guard changed, negated, by lane. The rows are
+ * transposed in registers (log2(L32) stages of two-vector shuffles), so that each step after
+ * runs along L32 rows at once. *ok = 0 at a label that is not a class index or is ignored. */
+static INLINE K(i32v) K(after_block32)(const float *pred, const void *labels, const int l64,
+                                        Py_ssize_t i0, Py_ssize_t k, long long ignore,
+                                        K(i32v) tail, K(i32v) *bad, const int guard,
+                                        const loss_t *loss, double *sums, double *picks,
+                                        float *top, float *total, int *ok) {
+    K(f32v) v[L32];
+    const Py_ssize_t block = L32 * k * (Py_ssize_t)sizeof(float);
+    const uintptr_t ahead = (uintptr_t)(pred + i0 * k) + (uintptr_t)(4 * block);
+    for (Py_ssize_t b = 0; b < block; b += 64) __builtin_prefetch((const void *)(ahead + b));
+#pragma GCC unroll 16
+    for (int r = 0; r < L32; r++) {
+        const Py_ssize_t i = i0 + r;
+        const int64_t y = label_at(labels, l64, i);
+        if ((uint64_t)y >= (uint64_t)k || y == ignore) {
+            *ok = 0;
+            return (K(i32v)){0};
+        }
+        const float *row = pred + i * k;
+        memcpy(&v[r], row, VBYTES);
+        v[r] = (K(f32v))((K(i32v))v[r] & tail);
+        *bad |= (K(i32v))((K(u32v))v[r] > 0x3F800000U);
+        picks[r] = (double)row[y];
+    }
+#if VBYTES == 64
+    K_TR_STAGE(v, 8);
+#endif
+#if VBYTES >= 32
+    K_TR_STAGE(v, 4);
+#endif
+    K_TR_STAGE(v, 2);
+    K_TR_STAGE(v, 1);
+    /* v[c]: column c of the rows, zeros past k. Every step runs over all L32 columns (so that
+     * they stay in registers), the guard's zeros past k reset to zeros: a zero added by the
+     * halving leaves a sum as it is, so halving L32 columns is halving k. */
+    K(f32v) raw[L32 / 2]; /* the rows' sums, by halving, before the guard (fewer live vectors) */
+#pragma GCC unroll 16
+    for (int c = 0; c < L32 / 2; c++) raw[c] = v[c] + v[c + L32 / 2];
+#pragma GCC unroll 16
+    for (int width = L32 / 4; width > 0; width /= 2)
+#pragma GCC unroll 16
+        for (int c = 0; c < width; c++) raw[c] = raw[c] + raw[c + width];
+    const K(f64v) low = K_WIDEN(raw[0], 0), high = K_WIDEN(raw[0], 1);
+    memcpy(sums, &low, VBYTES);
+    memcpy(sums + L64, &high, VBYTES);
+    K(i32v) count = {0};
+    const K(f32v) eps = (K(f32v)){0} + (float)loss->eps, hi = (K(f32v)){0} + (float)loss->hi;
+#pragma GCC unroll 16
+    for (int c = 0; c < L32; c++) {
+        const K(f32v) x = v[c];
+        const K(i32v) on = (K(i32v)){0} - (c < k); /* a mask, not a branch: v stays in registers */
+        K(f32v) g = x; /* x is not NaN: max and min are the scalar guard's comparisons */
+        if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g = K(min32)(K(max32)(x, eps), hi);
+        if (guard == GUARD_FLOOR) g = K(max32)(x, eps);
+        if (guard == GUARD_ADD || guard == GUARD_CLIP_ADD) g = g + eps;
+        count += (K(i32v))(g != x) & on;
+        v[c] = (K(f32v))((K(i32v))g & on);
+    }
+    K(f32v) tops[L32 / 2]; /* the rows' largest value, by halving (a short chain) */
+#pragma GCC unroll 16
+    for (int c = 0; c < L32 / 2; c++) tops[c] = K(max32)(v[c], v[c + L32 / 2]);
+#pragma GCC unroll 16
+    for (int width = L32 / 4; width > 0; width /= 2)
+#pragma GCC unroll 16
+        for (int c = 0; c < width; c++) tops[c] = K(max32)(tops[c], tops[c + width]);
+    const K(f32v) most = tops[0];
+#pragma GCC unroll 16
+    for (int c = 0; c < L32; c++)
+        if (c < k) v[c] = v[c] / most;
+#pragma GCC unroll 16
+    for (int width = L32 / 2; width > 0; width /= 2)
+#pragma GCC unroll 16
+        for (int c = 0; c < width; c++) v[c] = v[c] + v[c + width];
+    memcpy(top, &most, VBYTES);
+    memcpy(total, &v[0], VBYTES);
+    return count;
+}
+#undef K_TR_STAGE
+#undef K_TR_MASK
+#undef K_TR_A
+#undef K_TR_B
+#endif
+
+/* The loss of every row renormalised after the guard (keras' rule for class indices), as
+ * categorical_rows computes it (see _ce_core.renormalised_nll): G = each guarded value, top =
+ * the row's max, total = the halving sum of G / top (K_HALVING), loss = -((log G[y] - log top) -
+ * log(0 + total)), float32 (NumPy's float32 log) or float64.
  *
  * Rows of at most 128 values are held column by column (value c of row i at c m + i, m <= CHUNK)
- * so that every step runs along the rows in vectors: the rows' max, and the 8 running sums of
- * NumPy's pairwise sum of a row (one block of 8 up to 128 values), for the m rows at once. With
- * `fused` it is also the scan (sparse_scan's checks and counts, without ranks; the rows' float64
- * sums are taken column by column, within `margin` of any order's), so the batch is read once.
- * Longer rows go row by row (after a scan). The same arithmetic in the same order either way.
- * 1 clean, 0 not (the losses are then unspecified), -1 out of memory. */
-#define K_AFTER(T, F32, LOG, EXP, GUARD_LOGS, PAIRWISE, ZERO)                                  \
+ * so that every step runs along the rows in vectors: float32 rows of at most L32 values are
+ * transposed L32 rows at a time in registers (K(after_block32)), the others copied value by
+ * value. With `fused` it is also the scan (sparse_scan's checks and counts, without ranks; the
+ * rows' sums are taken within `margin` of any order's), so the batch is read once. Longer rows
+ * go row by row (after a scan). The same arithmetic in the same order either way. 1 clean, 0
+ * not (the losses are then unspecified), -1 out of memory. */
+#define K_AFTER(T, F32, LOG, LOG_NORMAL, GUARD, GUARDS, ZERO)                               \
     do {                                                                                    \
         const Py_ssize_t n = a->n, k = a->k, cols = k <= 128;                                 \
         Py_ssize_t rows = cols ? (AFTER_BLOCK / k < CHUNK ? AFTER_BLOCK / k : CHUNK)          \
                                : (k >= AFTER_BLOCK ? 1 : AFTER_BLOCK / k);                  \
         rows = n < rows ? (n > 0 ? n : 1) : rows;                                           \
-        T *L = malloc((size_t)(rows * k + 11 * rows) * sizeof(T) + 2 * CHUNK * sizeof(double)); \
+        T *L = malloc((size_t)(rows * k + 4 * rows) * sizeof(T) + 2 * CHUNK * sizeof(double)); \
         if (!L) return -1;                                                                  \
-        T *S = L + rows * k, *R = S + rows, *top = R + rows, *sum8 = top + rows;            \
-        double *sums = (double *)(sum8 + 8 * rows), *picks = sums + CHUNK;                  \
-        const double margin = a->margin, low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;   \
-        const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;                     \
+        T *S = L + rows * k, *R = S + rows, *top = R + rows;                                \
+        double *sums = (double *)(top + rows), *picks = sums + CHUNK;                       \
+        const double low = a->tol_a < a->tol_b ? a->tol_a : a->tol_b;                       \
         const int l64 = a->labels_i64, f64 = a->pred_f64;                                   \
         const float *const p32 = (const float *)a->pred;                                    \
         const double *const p64 = (const double *)a->pred;                                  \
+        const T eps = (T)a->loss->eps, hi = (T)a->loss->hi, floor = (T)a->loss->floor;      \
+        const int guard = a->loss->guard;                                                   \
+        /* the guarded values are at least eps, a normal number (clean rows: at most 1 + eps), \
+         * so each row's top, p[y] and sum of ratios (in [1, k]) are positive and normal */  \
+        const int normal = guard != GUARD_NONE && eps >= (F32 ? (T)0x1p-126f : (T)0x1p-1022); \
+        /* float32 rows of at most L32 values: L32 rows at a time, transposed in registers */ \
+        const int blocks = K_TREE && F32 && !f64 && k <= L32;                                \
+        const Py_ssize_t copy_n = blocks ? copy_from(n, k, L32) : 0;                        \
+        const double margin = a->margin + (blocks ? K_TREE_MARGIN : 0.0);                   \
+        const double quiet = low > 4 * margin ? low - 2 * margin : 0.0;                     \
+        K(i32v) bad32 = {0}, changed32 = {0};                                               \
+        const K(i32v) tail = K(tail32)(k);                                                  \
+        (void)bad32, (void)changed32, (void)tail, (void)floor;                              \
         int outside = 0;                                                                    \
         for (Py_ssize_t base = 0; base < n; base += rows) {                                 \
             const Py_ssize_t m = n - base < rows ? n - base : rows, len = m * k;            \
-            if (fused) {                                                                    \
-                for (Py_ssize_t i = 0; i < m; i++) {                                        \
-                    const int64_t y = label_at(a->labels, l64, base + i);                   \
-                    if ((uint64_t)y >= (uint64_t)k || y == a->ignore) {                     \
-                        free(L);                                                            \
-                        return 0;                                                           \
-                    }                                                                       \
-                    picks[i] = f64 ? p64[(base + i) * k + y] : (double)p32[(base + i) * k + y]; \
+            Py_ssize_t done = 0; /* rows whose top, R and sums the blocks wrote */          \
+            K_AFTER_BLOCKS(T);                                                              \
+            for (Py_ssize_t i = done; i < m; i++) {                                         \
+                const int64_t y = label_at(a->labels, l64, base + i);                       \
+                if ((uint64_t)y >= (uint64_t)k || y == a->ignore) {                         \
+                    free(L);                                                                \
+                    return 0;                                                               \
                 }                                                                           \
+                picks[i] = f64 ? p64[(base + i) * k + y] : (double)p32[(base + i) * k + y]; \
             }                                                                               \
-            /* the block, column by column (or as it is); fused: the scan's checks and sums */ \
-            const Py_ssize_t step = cols ? m : 1, stride = cols ? 1 : k;                    \
+            /* the other rows, column by column (or as they are) */                         \
+            const Py_ssize_t left = m - done, step = cols ? left : 1, stride = cols ? 1 : k; \
+            T *const G = L + done * k;                                                      \
             if (!cols) {                                                                    \
                 for (Py_ssize_t j = 0; j < len; j++)                                        \
-                    L[j] = f64 && !F32 ? (T)p64[base * k + j] : (T)p32[base * k + j];       \
+                    G[j] = f64 && !F32 ? (T)p64[base * k + j] : (T)p32[base * k + j];       \
             } else if (f64 && !F32) {                                                       \
                 for (Py_ssize_t c = 0; c < k; c++)                                          \
-                    for (Py_ssize_t i = 0; i < m; i++) L[c * m + i] = (T)p64[(base + i) * k + c]; \
-                if (fused)                                                                  \
-                    for (Py_ssize_t j = 0; j < len; j++)                                    \
-                        outside |= ((const uint64_t *)p64)[base * k + j] > 0x3FF0000000000000ULL; \
+                    for (Py_ssize_t i = 0; i < left; i++)                                   \
+                        G[c * left + i] = (T)p64[(base + done + i) * k + c];                \
             } else {                                                                        \
                 for (Py_ssize_t c = 0; c < k; c++)                                          \
-                    for (Py_ssize_t i = 0; i < m; i++) {                                    \
-                        const float v = p32[(base + i) * k + c];                            \
-                        L[c * m + i] = (T)v;                                                \
-                        if (fused) outside |= f32_to_bits(v) > 0x3F800000U;                 \
+                    for (Py_ssize_t i = 0; i < left; i++)                                   \
+                        G[c * left + i] = (T)p32[(base + done + i) * k + c];                \
+            }                                                                               \
+            if (fused && left) {                                                            \
+                for (Py_ssize_t i = 0; i < left; i++) sums[done + i] = (double)G[i];        \
+                for (Py_ssize_t c = 1; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < left; i++) sums[done + i] += (double)G[c * left + i]; \
+                if (f64 && !F32) {                                                          \
+                    for (Py_ssize_t j = 0; j < left * k; j++)                               \
+                        outside |= ((const uint64_t *)G)[j] > 0x3FF0000000000000ULL;        \
+                } else {                                                                    \
+                    for (Py_ssize_t j = 0; j < left * k; j++)                               \
+                        outside |= f32_to_bits((float)G[j]) > 0x3F800000U;                  \
+                }                                                                           \
+            }                                                                               \
+            if (left) {                                                                     \
+                const Py_ssize_t span = left * k;                                           \
+                r->guarded += GUARDS(G, span, a->loss);                                     \
+                for (Py_ssize_t i = 0; i < left; i++) top[done + i] = G[i * stride];        \
+                for (Py_ssize_t c = 1; c < k; c++)                                          \
+                    for (Py_ssize_t i = 0; i < left; i++) {                                 \
+                        const T g = G[c * step + i * stride];                               \
+                        top[done + i] = g > top[done + i] ? g : top[done + i];              \
                     }                                                                       \
-            }                                                                               \
-            if (fused) {                                                                    \
-                for (Py_ssize_t i = 0; i < m; i++) sums[i] = (double)L[i];                  \
-                for (Py_ssize_t c = 1; c < k; c++)                                          \
-                    for (Py_ssize_t i = 0; i < m; i++) sums[i] += (double)L[c * m + i];     \
-                if (!K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) {           \
-                    free(L);                                                                \
-                    return -1;                                                              \
-                }                                                                           \
-            }                                                                               \
-            r->guarded += GUARD_LOGS(L, len, a->loss);                                      \
-            if (cols) {                                                                     \
-                for (Py_ssize_t i = 0; i < m; i++) top[i] = L[i];                           \
-                for (Py_ssize_t c = 1; c < k; c++)                                          \
-                    for (Py_ssize_t i = 0; i < m; i++)                                      \
-                        top[i] = L[c * m + i] > top[i] ? L[c * m + i] : top[i];             \
-            } else {                                                                        \
-                for (Py_ssize_t i = 0; i < m; i++) {                                        \
-                    T best = L[i * k];                                                      \
-                    for (Py_ssize_t c = 1; c < k; c++)                                      \
-                        best = L[i * k + c] > best ? L[i * k + c] : best;                   \
-                    top[i] = best;                                                          \
-                }                                                                           \
-            }                                                                               \
-            for (Py_ssize_t i = 0; i < m; i++) top[i] = __builtin_isfinite(top[i]) ? top[i] : ZERO; \
-            if (cols)                                                                       \
                 for (Py_ssize_t c = 0; c < k; c++)                                          \
-                    for (Py_ssize_t i = 0; i < m; i++) L[c * m + i] = L[c * m + i] - top[i]; \
-            else                                                                            \
-                for (Py_ssize_t i = 0; i < m; i++)                                          \
-                    for (Py_ssize_t c = 0; c < k; c++) L[i * k + c] = L[i * k + c] - top[i]; \
-            for (Py_ssize_t i = 0; i < m; i++)                                              \
-                S[i] = L[label_at(a->labels, l64, base + i) * step + i * stride];           \
-            for (Py_ssize_t j = 0; j < len; j++) L[j] = EXP(L[j]);                          \
-            if (!cols) {                                                                    \
-                for (Py_ssize_t i = 0; i < m; i++) R[i] = PAIRWISE(L + i * k, k);           \
-            } else if (k < 8) {                                                             \
-                for (Py_ssize_t i = 0; i < m; i++) R[i] = -ZERO;                            \
-                for (Py_ssize_t c = 0; c < k; c++)                                          \
-                    for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                \
-            } else {                                                                        \
-                for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] = L[j];                      \
-                Py_ssize_t c = 8;                                                           \
-                for (; c < k - (k % 8); c += 8)                                             \
-                    for (Py_ssize_t j = 0; j < 8 * m; j++) sum8[j] += L[c * m + j];         \
-                for (Py_ssize_t i = 0; i < m; i++)                                          \
-                    R[i] = ((sum8[i] + sum8[m + i]) + (sum8[2 * m + i] + sum8[3 * m + i])) + \
-                           ((sum8[4 * m + i] + sum8[5 * m + i]) +                           \
-                            (sum8[6 * m + i] + sum8[7 * m + i]));                           \
-                for (; c < k; c++)                                                          \
-                    for (Py_ssize_t i = 0; i < m; i++) R[i] += L[c * m + i];                \
+                    for (Py_ssize_t i = 0; i < left; i++)                                   \
+                        G[c * step + i * stride] = G[c * step + i * stride] / top[done + i]; \
+                Py_ssize_t live = k, width = 1;                                             \
+                while (width < live) width *= 2;                                            \
+                while (width > 1) {                                                         \
+                    width /= 2;                                                             \
+                    for (Py_ssize_t c = 0; c + width < live; c++)                           \
+                        for (Py_ssize_t i = 0; i < left; i++)                               \
+                            G[c * step + i * stride] += G[(c + width) * step + i * stride]; \
+                    live = width;                                                           \
+                }                                                                           \
+                for (Py_ssize_t i = 0; i < left; i++) R[done + i] = G[i * stride];          \
             }                                                                               \
-            for (Py_ssize_t i = 0; i < m; i++) R[i] = LOG(ZERO + R[i]);                     \
+            if (fused && !K(count_chunk)(sums, picks, m, base, a, margin, quiet, r)) {      \
+                free(L);                                                                    \
+                return -1;                                                                  \
+            }                                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) {                                            \
+                int32_t ch;                                                                 \
+                S[i] = GUARD((T)picks[i], guard, eps, hi, floor, &ch);                      \
+            }                                                                               \
+            if (normal) { /* every value positive, normal and finite: no special case */    \
+                for (Py_ssize_t i = 0; i < m; i++) R[i] = LOG_NORMAL(ZERO + R[i]);          \
+                for (Py_ssize_t i = 0; i < m; i++) S[i] = LOG_NORMAL(S[i]);                 \
+                for (Py_ssize_t i = 0; i < m; i++) top[i] = LOG_NORMAL(top[i]);             \
+            } else {                                                                        \
+                for (Py_ssize_t i = 0; i < m; i++) R[i] = LOG(ZERO + R[i]);                 \
+                for (Py_ssize_t i = 0; i < m; i++) S[i] = LOG(S[i]);                        \
+                for (Py_ssize_t i = 0; i < m; i++) top[i] = LOG(top[i]);                    \
+            }                                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) S[i] = S[i] - top[i];                        \
             if (a->picked_f64)                                                              \
                 for (Py_ssize_t i = 0; i < m; i++)                                          \
                     ((double *)a->picked)[base + i] = (double)-(S[i] - R[i]);               \
@@ -788,16 +917,49 @@ static double K(pairwise64)(const double *a, Py_ssize_t n) {
                     ((float *)a->picked)[base + i] = (float)-(S[i] - R[i]);                 \
         }                                                                                   \
         free(L);                                                                            \
+        r->guarded -= K(sum_i32)(changed32);                                                \
+        if (K(sum_i32)(bad32)) outside = 1;                                                 \
         return outside == 0;                                                                \
     } while (0)
 
+/* The rows of a block that K(after_block32) takes (float32, at most L32 values, readable in
+ * whole vectors), one call per guard so that the guard is a constant in each. */
+#if K_TREE
+#define K_AFTER_ONE(G_)                                                                     \
+    for (; done + L32 <= m && base + done + L32 <= copy_n; done += L32) {                   \
+        int ok_ = 1;                                                                        \
+        changed32 += K(after_block32)(p32, a->labels, l64, base + done, k, a->ignore, tail,  \
+                                      &bad32, G_, a->loss, sums + done, picks + done,      \
+                                      (float *)top + done, (float *)R + done, &ok_);        \
+        if (!ok_) {                                                                         \
+            free(L);                                                                        \
+            return 0;                                                                       \
+        }                                                                                   \
+    }
+#define K_AFTER_BLOCKS(T)                                                                   \
+    if (blocks) {                                                                           \
+        switch (guard) {                                                                    \
+        case GUARD_NONE: K_AFTER_ONE(GUARD_NONE); break;                                    \
+        case GUARD_CLIP: K_AFTER_ONE(GUARD_CLIP); break;                                    \
+        case GUARD_ADD: K_AFTER_ONE(GUARD_ADD); break;                                      \
+        case GUARD_CLIP_ADD: K_AFTER_ONE(GUARD_CLIP_ADD); break;                            \
+        default: K_AFTER_ONE(GUARD_FLOOR);                                                  \
+        }                                                                                   \
+    }
+#else
+#define K_AFTER_BLOCKS(T)
+#endif
+
 static int K(after32)(const scan_args_t *a, scan_t *r, const int fused) {
-    K_AFTER(float, 1, log_f32np, exp_f32np, K(guard_logs32), K(pairwise32), 0.0f);
+    K_AFTER(float, 1, log_f32np, log_f32np_normal, K(guard32), K(guards32), 0.0f);
 }
 static int K(after64)(const scan_args_t *a, scan_t *r, const int fused) {
-    K_AFTER(double, 0, log_f64, exp_f64, K(guard_logs64), K(pairwise64), 0.0);
+    K_AFTER(double, 0, log_f64, log_f64, K(guard64), K(guards64), 0.0);
 }
 #undef K_AFTER
+#undef K_AFTER_BLOCKS
+#undef K_AFTER_ONE
+#undef K_HALVING
 
 /* The log-softmax pass of sparse_loss; `fused` (rows of at most 128 values only): it is the
  * scan too. */

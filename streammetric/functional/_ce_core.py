@@ -62,6 +62,23 @@ def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return (after != before) & ~np.isnan(before)
 
 
+def guard_values(p: np.ndarray, guard: str, eps: np.floating) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities under ``guard`` (one that acts on them: not ``log_clamp``), and where the
+    guard changed a value."""
+    if guard == "none":
+        return p, np.zeros(p.shape, dtype=bool)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if guard == "add":
+            values = p + eps
+        elif guard == "floor":
+            values = np.maximum(p, eps)
+        else:  # clip, clip_add
+            values = np.clip(p, eps, 1 - eps)
+            if guard == "clip_add":
+                values = values + eps
+    return values, _changed(p, values)
+
+
 def guarded_log(
     p: np.ndarray, guard: str, eps: np.floating, log_floor: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -71,17 +88,41 @@ def guarded_log(
             raw = log(p)
             floor = p.dtype.type(log_floor)
             return np.maximum(raw, floor), raw < floor
-        if guard == "none":
-            return log(p), np.zeros(p.shape, dtype=bool)
-        if guard == "add":
-            guarded = p + eps
-        elif guard == "floor":
-            guarded = np.maximum(p, eps)
-        else:  # clip, clip_add
-            guarded = np.clip(p, eps, 1 - eps)
-            if guard == "clip_add":
-                guarded = guarded + eps
-        return log(guarded), _changed(p, guarded)
+        values, changed = guard_values(p, guard, eps)
+        return log(values), changed
+
+
+def renormalised_nll(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``-log_softmax(log(values))[labels]`` of guarded probabilities, row by row, in their dtype:
+    the true class's share after the guard, ``-((log g[y] - log max g) - log(sum(g / max g)))``
+    with the sum taken by :func:`halving_sum`.
+
+    This is Keras' (TF backend's) rule for class indices, a log-softmax of the guarded logs,
+    without the logarithm and exponential of every class that the log-softmax takes:
+    ``exp(log g - log max g)`` is ``g / max g`` up to the rounding of the logs, which TF's own
+    ``log`` and ``exp`` do not share with NumPy's either (``scripts/framework_agreement.py``:
+    as many rows bit-identical to TF's as the log-softmax of NumPy's logs, to 2.5 points). Only
+    where the logs round finely: not for float16 (its logs round to 11 bits), nor under
+    ``log_clamp`` (which changes the logs, not the probabilities).
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        top = np.max(values, axis=-1)
+        total = halving_sum(values / top[:, None])
+        shifted = log(values[np.arange(len(values)), labels]) - log(top)
+        return -(shifted - log(0 + total))
+
+
+def halving_sum(values: np.ndarray) -> np.ndarray:
+    """Each row's sum by halving: the row padded with zeros to a power of two, its second half
+    added to its first until one value is left. The order of a tree of vector lanes (the
+    kernels' across rows), which is also that of the frameworks' vectorised reductions more
+    often than NumPy's pairwise sum."""
+    width = 1 << (values.shape[-1] - 1).bit_length()
+    while width > 1:
+        width //= 2
+        head, tail = values[:, :width], values[:, width:]
+        values = np.concatenate([head[:, : tail.shape[1]] + tail, head[:, tail.shape[1] :]], 1)
+    return values[:, 0]
 
 
 def binary_guarded_logs(
@@ -158,18 +199,27 @@ def categorical_rows(
     sparse = labels is not None and not label_smoothing
     renorm = conv.renormalize_sparse if sparse else conv.renormalize_dense
     guard, eps = conv.guard_for(kind), conv.eps_for(scores.dtype, kind=kind)
+    # float16 widened for the log-softmax, each row's loss rounded back (TF's, PyTorch's)
+    half16 = scores.dtype == np.float16
+    half = half16 and conv.half_softmax == "float32"
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if labels is not None and not logits and label_smoothing == 0 and renorm != "after":
-            picked = scores[rows, labels]  # only the true class enters: skip the full matrix
-            if renorm == "before":
-                picked = picked / np.sum(scores, axis=-1)
-            log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
+        # class indices without the full log-softmax: only the true class's probability enters
+        # (the whole row, as a ratio, when renormalised after the guard: see renormalised_nll)
+        ratio = renorm == "after" and guard != "log_clamp" and not half16
+        if labels is not None and sparse and not logits and (renorm != "after" or ratio):
+            if ratio:
+                values, changed = guard_values(scores, guard, eps)
+                nll, num_guarded = renormalised_nll(values, labels), changed.sum(axis=-1)
+            else:
+                picked = scores[rows, labels]
+                if renorm == "before":
+                    picked = picked / np.sum(scores, axis=-1)
+                log_true, changed = guarded_log(picked, guard, eps, conv.log_floor)
+                nll, num_guarded = -log_true, changed.astype(np.int64)
             weight = class_weight[labels] if class_weight is not None else None
-            numerator = -log_true if weight is None else weight * -log_true
+            numerator = nll if weight is None else weight * nll
             denominator = np.ones(num_rows) if weight is None else weight
-            return numerator, denominator, changed.astype(np.int64)
-        # float16 widened for the log-softmax, each row's loss rounded back (TF's, PyTorch's)
-        half = scores.dtype == np.float16 and conv.half_softmax == "float32"
+            return numerator, denominator, num_guarded
         widened = (lambda x: x.astype(np.float32)) if half else (lambda x: x)
         if logits:
             log_probs, changed = log_softmax(widened(scores)), np.zeros(scores.shape, dtype=bool)

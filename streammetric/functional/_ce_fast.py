@@ -2,12 +2,12 @@
 
 A batch of class indices (n,) and probabilities (n, k) in [0, 1], with every label a valid class
 that is not ignored, needs only ``p[y]`` for the loss and the row sums for the diagnostics
-(under a convention that renormalises with a log-softmax after its guard, keras' for class
-indices, the whole rows). One pass in C (``_kernels.sparse_loss``) proves the batch clean,
+(under a convention that renormalises after its guard, keras' for class indices, the whole
+rows: see :func:`._ce_core.renormalised_nll`). One pass in C (``_kernels.sparse_loss``) proves the batch clean,
 counts the rows far from summing to 1 and writes each row's loss as the general path computes
 it under the convention (guard, renormalisation, dtype), in its order and with its logarithms:
 float64 ones are ``_kernels.log``'s (see :func:`._ce_core.log`), float32 ones NumPy's float32
-``log`` and ``exp``, whose algorithm the kernels carry (used where NumPy's own agree with them:
+``log``, whose algorithm the kernels carry (used where NumPy's own agree with them:
 :func:`float32_logs_agree`). :func:`_fast_sparse_terms` gives the general path's bits and counts
 (``tests/functional/test_losses.py`` compares the two).
 """
@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from streammetric._kernels import exp32, log32, sparse_loss, sparse_scan
+from streammetric._kernels import log32, sparse_loss, sparse_scan
 from streammetric.conventions import GUARDS, Convention
 
 from . import _ce_inputs as inputs
@@ -40,7 +40,7 @@ class _Plan(NamedTuple):
     guard: str
     eps: np.floating  # the guard's epsilon, in ``compute``
     log_floor: float
-    after: bool  # a log-softmax after the guard (keras' renormalisation of class indices)
+    after: bool  # renormalised after the guard (keras' rule for class indices)
     tolerance: float  # rows farther from summing to 1 are "not normalised"
     loss: tuple[Any, ...] | None  # sparse_loss's (guard, after, f32, eps, hi, floor), or None
 
@@ -52,7 +52,8 @@ def _plan(conv: Convention, kind: str, dtype: np.dtype) -> _Plan | None:
     """The fast path's plan for ``conv``, ``kind`` and float input ``dtype`` (cached by the
     convention's identity: a frozen dataclass hashes all its fields on every call), or None
     when the batch goes to the general path (the convention computes in a narrower dtype, or
-    renormalises before its guard, or after it without the kernel's logarithms)."""
+    renormalises before its guard, or after it without the kernel's logarithms or after a log
+    clamp)."""
     key = (id(conv), kind, dtype)
     cached = _PLANS.get(key)
     if cached is not None and cached[0] is conv:
@@ -71,7 +72,7 @@ def _make_plan(conv: Convention, kind: str, dtype: np.dtype) -> _Plan | None:
     renorm = conv.renormalize_sparse
     guard, eps = conv.guard_for(kind), conv.eps_for(compute, kind=kind)
     kernel = compute == _FLOAT64 or (compute == _FLOAT32 and float32_logs_agree())
-    if renorm == "before" or (renorm == "after" and not kernel):
+    if renorm == "before" or (renorm == "after" and (not kernel or guard == "log_clamp")):
         return None
     loss = None
     if kernel:
@@ -203,25 +204,19 @@ def _fast_sparse_terms(
 
 @functools.cache
 def float32_logs_agree() -> bool:
-    """Whether NumPy's float32 ``log`` and ``exp`` give the bits of ``_kernels.log32`` and
-    ``exp32`` here: they carry NumPy's algorithm on x86-64 CPUs with AVX2 and FMA or AVX-512
-    (every float32 was compared), while NumPy elsewhere calls the C library's. Checked once on
-    values where the two differ often; where they differ, float32 losses keep NumPy's path."""
+    """Whether NumPy's float32 ``log`` gives the bits of ``_kernels.log32`` here: it carries
+    NumPy's algorithm on x86-64 CPUs with AVX2 and FMA or AVX-512 (every float32 was compared),
+    while NumPy elsewhere calls the C library's. Checked once on values where the two differ
+    often; where they differ, float32 losses keep NumPy's path."""
     rng = np.random.default_rng(0)
     positive = rng.integers(1, 0x7F800000, 4096, dtype=np.uint32).view(np.float32)
     special = np.array([0.0, -0.0, 1.0, 0.5, np.inf, -np.inf, np.nan, -1.0], dtype=np.float32)
-    exponents = rng.uniform(-110.0, 95.0, 4096).astype(np.float32)
+    values = np.concatenate([positive, special])
+    out = np.empty_like(values)
     with np.errstate(all="ignore"):
-        for values, numpy_f, kernel in (
-            (np.concatenate([positive, special]), np.log, log32),
-            (np.concatenate([exponents, -positive[:512], special]), np.exp, exp32),
-        ):
-            out = np.empty_like(values)
-            if not kernel(values, out) or not np.array_equal(
-                numpy_f(values).view(np.uint32), out.view(np.uint32)
-            ):
-                return False
-    return True
+        return bool(log32(values, out)) and np.array_equal(
+            np.log(values).view(np.uint32), out.view(np.uint32)
+        )
 
 
 def _scan(

@@ -195,6 +195,48 @@ def test_seed_mxnet_cross_entropy_metric_float32() -> None:
     assert value == pytest.approx(0.5715994834899902, rel=2e-7)
 
 
+_AGREEMENT = """
+import json, os
+import numpy as np
+import keras
+from streammetric.functional.losses import cross_entropy
+rng = np.random.default_rng(3)
+out = {}
+for k, alpha in ((10, 1.0), (10, 0.1), (5, 1.0), (16, 0.3), (100, 1.0)):
+    probs = rng.dirichlet(np.full(k, alpha), 4000).astype(np.float32)
+    labels = rng.integers(0, k, 4000)
+    theirs = np.asarray(keras.losses.sparse_categorical_crossentropy(labels, probs), np.float64)
+    ours = cross_entropy(labels, probs, convention="keras", reduction="none")
+    out[f"{k} {alpha}"] = [
+        float(np.mean(ours == theirs)),
+        float(np.max(np.abs(ours - theirs))),
+        float(abs(ours.mean() - theirs.mean()) / theirs.mean()),
+    ]
+print(json.dumps(out))
+"""
+
+
+def test_keras_class_indices_agree_with_keras_on_tensorflow() -> None:
+    """The keras rule for class indices (renormalised after the guard: TF's log-softmax of the
+    clipped logs) against Keras 3 on TensorFlow itself, on random rows: most rows bit-identical
+    (the rest 1-2 float32 ulps apart: TF's own log, exp and order of summation), means to 1e-8.
+    In a fresh interpreter: Keras picks its backend once, at import."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run(
+        [sys.executable, "-c", _AGREEMENT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    for case, (identical, largest, means) in json.loads(run.stdout.splitlines()[-1]).items():
+        assert identical > 0.6, case  # 73-89% here
+        assert largest < 4e-6, case
+        assert means < 1e-8, case
+
+
 def test_keras_sparse_renormalises_after_clipping() -> None:
     scores = np.array([[5.0, 7.0]], F32)
     sparse = cross_entropy([1], scores, convention="keras")
