@@ -704,12 +704,14 @@ static INLINE K(f32v) K(max32)(K(f32v) a, K(f32v) b) {
  * guard `guard` (a constant): lane r of the results is row i0 + r. Their p[y] to picks, their
  * float32 sums by halving (within K_TREE_MARGIN of any order's) to sums, their largest guarded
  * value to top and the halving sum of their guarded values over it to total; `bad` collects
- * values not in [0, 1]. Returns the values the guard changed, negated, by lane. The rows are
+ * values not in [0, 1]. `half` (a constant): k >= L32 / 2. Returns the values the guard
+ * changed, negated, by lane. The rows are
  * transposed in registers (log2(L32) stages of two-vector shuffles), so that each step after
  * runs along L32 rows at once. *ok = 0 at a label that is not a class index or is ignored. */
 static INLINE K(i32v) K(after_block32)(const float *pred, const void *labels, const int l64,
                                         Py_ssize_t i0, Py_ssize_t k, long long ignore,
                                         K(i32v) tail, K(i32v) *bad, const int guard,
+                                        const int half,
                                         const loss_t *loss, double *sums, double *picks,
                                         float *top, float *total, int *ok) {
     K(f32v) v[L32];
@@ -756,7 +758,8 @@ static INLINE K(i32v) K(after_block32)(const float *pred, const void *labels, co
 #pragma GCC unroll 16
     for (int c = 0; c < L32; c++) {
         const K(f32v) x = v[c];
-        const K(i32v) on = (K(i32v)){0} - (c < k); /* a mask, not a branch: v stays in registers */
+        /* a mask, not a branch (v stays in registers); all ones, folded, below k >= half */
+        const K(i32v) on = (K(i32v)){0} - ((half && c < L32 / 2) || c < k);
         K(f32v) g = x; /* x is not NaN: max and min are the scalar guard's comparisons */
         if (guard == GUARD_CLIP || guard == GUARD_CLIP_ADD) g = K(min32)(K(max32)(x, eps), hi);
         if (guard == GUARD_FLOOR) g = K(max32)(x, eps);
@@ -926,10 +929,15 @@ static INLINE K(i32v) K(after_block32)(const float *pred, const void *labels, co
  * whole vectors), one call per guard so that the guard is a constant in each. */
 #if K_TREE
 #define K_AFTER_ONE(G_)                                                                     \
+    if (k >= L32 / 2)                                                                       \
+        K_AFTER_LOOP(G_, 1)                                                                 \
+    else                                                                                    \
+        K_AFTER_LOOP(G_, 0)
+#define K_AFTER_LOOP(G_, HALF_)                                                             \
     for (; done + L32 <= m && base + done + L32 <= copy_n; done += L32) {                   \
         int ok_ = 1;                                                                        \
         changed32 += K(after_block32)(p32, a->labels, l64, base + done, k, a->ignore, tail,  \
-                                      &bad32, G_, a->loss, sums + done, picks + done,      \
+                                      &bad32, G_, HALF_, a->loss, sums + done, picks + done, \
                                       (float *)top + done, (float *)R + done, &ok_);        \
         if (!ok_) {                                                                         \
             free(L);                                                                        \
@@ -959,6 +967,7 @@ static int K(after64)(const scan_args_t *a, scan_t *r, const int fused) {
 #undef K_AFTER
 #undef K_AFTER_BLOCKS
 #undef K_AFTER_ONE
+#undef K_AFTER_LOOP
 #undef K_HALVING
 
 /* The log-softmax pass of sparse_loss; `fused` (rows of at most 128 values only): it is the
