@@ -479,6 +479,15 @@ static INLINE int K(bitrev)(int r) {
     return out;
 }
 
+/* The L32 rows 4 blocks on from row i0, fetched ahead: rows just decoded are mostly not in
+ * this core's caches, and the scans waited on them. A prefetch past the buffer's end is
+ * harmless. */
+static INLINE void K(fetch_ahead)(const float *pred, Py_ssize_t i0, Py_ssize_t k) {
+    const Py_ssize_t block = L32 * k * (Py_ssize_t)sizeof(float);
+    const uintptr_t ahead = (uintptr_t)(pred + i0 * k) + (uintptr_t)(4 * block);
+    for (Py_ssize_t b = 0; b < block; b += 64) __builtin_prefetch((const void *)(ahead + b));
+}
+
 /* Rows i0 .. i0+L32-1 (all readable in whole vectors): like row_pass32 with `summed`, their
  * sums to sums[0 ..], p[y] to picks[0 ..] (and to picked32[i] if not NULL), and with `ranked`
  * their ranks. 0 at a label that is not a class index or is ignored. */
@@ -487,11 +496,7 @@ static INLINE int K(block32)(const float *pred, const void *labels, const int l6
                              K(i32v) *bad, const int ranked, K(i32v) lane, int64_t *ranks,
                              double *sums, double *picks, float *picked32) {
     K(f32v) v[L32];
-    /* The rows 4 blocks on, fetched ahead: rows just decoded are mostly not in this core's
-     * caches, and the scan waited on them. A prefetch past the buffer's end is harmless. */
-    const Py_ssize_t block = L32 * k * (Py_ssize_t)sizeof(float);
-    const uintptr_t ahead = (uintptr_t)(pred + i0 * k) + (uintptr_t)(4 * block);
-    for (Py_ssize_t b = 0; b < block; b += 64) __builtin_prefetch((const void *)(ahead + b));
+    K(fetch_ahead)(pred, i0, k);
 #pragma GCC unroll 16
     for (int r = 0; r < L32; r++) {
         const Py_ssize_t i = i0 + r;
@@ -715,9 +720,7 @@ static INLINE K(i32v) K(after_block32)(const float *pred, const void *labels, co
                                         const loss_t *loss, double *sums, double *picks,
                                         float *top, float *total, int *ok) {
     K(f32v) v[L32];
-    const Py_ssize_t block = L32 * k * (Py_ssize_t)sizeof(float);
-    const uintptr_t ahead = (uintptr_t)(pred + i0 * k) + (uintptr_t)(4 * block);
-    for (Py_ssize_t b = 0; b < block; b += 64) __builtin_prefetch((const void *)(ahead + b));
+    K(fetch_ahead)(pred, i0, k);
 #pragma GCC unroll 16
     for (int r = 0; r < L32; r++) {
         const Py_ssize_t i = i0 + r;
