@@ -643,20 +643,6 @@ static Py_ssize_t K(picked_loss)(const loss_t *loss, const double *picks, Py_ssi
     return changed;
 }
 
-/* A row's values (at most L32, in the first lanes of a vector, or in the lanes of L32 rows'
- * column vectors) summed by halving: P the least power of two >= k, the values padded with
- * zeros to P, each half added to the other until one is left (_ce_core.halving_sum's order). */
-#define K_HALVING(q, k)                                                                     \
-    do {                                                                                    \
-        Py_ssize_t live_ = k, width_ = 1;                                                   \
-        while (width_ < live_) width_ *= 2;                                                 \
-        while (width_ > 1) {                                                                \
-            width_ /= 2;                                                                    \
-            for (Py_ssize_t j_ = 0; j_ + width_ < live_; j_++) q[j_] = q[j_] + q[j_ + width_]; \
-            live_ = width_;                                                                 \
-        }                                                                                   \
-    } while (0)
-
 #if K_TREE
 /* Lane c of the two halves of stage d of a transpose of L32 x L32 values (rows r and r + d,
  * r without bit d, exchange the lanes whose bit d differs from the row's). */
@@ -797,8 +783,10 @@ static INLINE K(i32v) K(after_block32)(const float *pred, const void *labels, co
 
 /* The loss of every row renormalised after the guard (keras' rule for class indices), as
  * categorical_rows computes it (see _ce_core.renormalised_nll): G = each guarded value, top =
- * the row's max, total = the halving sum of G / top (K_HALVING), loss = -((log G[y] - log top) -
- * log(0 + total)), float32 (NumPy's float32 log) or float64.
+ * the row's max, total = the sum of G / top by halving (P the least power of two >= k, the row
+ * padded with zeros to P, each half added to the other until one value is left:
+ * _ce_core.halving_sum's order), loss = -((log G[y] - log top) - log(0 + total)), float32
+ * (NumPy's float32 log) or float64.
  *
  * Rows of at most 128 values are held column by column (value c of row i at c m + i, m <= CHUNK)
  * so that every step runs along the rows in vectors: float32 rows of at most L32 values are
@@ -971,7 +959,6 @@ static int K(after64)(const scan_args_t *a, scan_t *r, const int fused) {
 #undef K_AFTER_BLOCKS
 #undef K_AFTER_ONE
 #undef K_AFTER_LOOP
-#undef K_HALVING
 
 /* The log-softmax pass of sparse_loss; `fused` (rows of at most 128 values only): it is the
  * scan too. */
