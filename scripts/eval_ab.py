@@ -12,8 +12,12 @@ cache) and compiles its bytecode, then times
 `python -m streammetric eval` (`streammetric.cli` for a revision without the entry point
 `streammetric/__main__.py`) of scripts/bench.py's file (with ``--by COL``: its grouped file of
 4M rows, or --rows, and a column of `bench.GROUP_COLUMNS`) with each copy, alternated in
-shuffled rounds with pyarrow's fastest decoder there (8k-row slices): medians, each one's ratio
-to the decoder, and the median of the paired ratios tree / base. Every process runs in the
+shuffled rounds with pyarrow's fastest decoder there (8k-row slices) and, as a control, the base
+copy a second time ("base again"): medians, each one's ratio to the decoder, and the median of
+the paired ratios tree / base with its 95% confidence interval (distribution-free: order
+statistics of the rounds' ratios). The control's own ratio, base again / base, is what the same
+code measures against itself in these rounds: a tree / base ratio is a difference only where
+its interval clears 1 by more than the control's spread. Every process runs in the
 temporary directory with PYTHONPATH at its copy: run in the repository, Python would import the
 working tree's package whatever PYTHONPATH says (the current directory comes first on sys.path
 for `-m` and `-c`). Both copies must print the same JSON, else the script stops.
@@ -22,6 +26,7 @@ for `-m` and `-c`). Both copies must print the same JSON, else the script stops.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import shlex
 import shutil
@@ -120,6 +125,7 @@ def main() -> None:
             if not (copy / "streammetric" / "__main__.py").exists():
                 entry = "streammetric.cli"
             commands[name] = (bench.eval_args(path, metrics, entry), env)
+        commands["base again"] = commands["base"]  # the control: the same code, timed again
         answers = {name: run(*commands[name], work)[1] for name in copies}  # warm, and compare
         if answers["base"] != answers["tree"]:
             raise SystemExit(f"the two revisions answer differently:\n{answers}")
@@ -139,12 +145,29 @@ def main() -> None:
     print(f"{'command':22s} {'ms':>8s} {'vs decoder':>11s}")
     for name, seconds in medians.items():
         print(f"{name:22s} {seconds * 1000:8.1f} {decode / seconds:11.3f}")
-    paired = [t / b for t, b in zip(times["tree"], times["base"], strict=True)]
-    faster = sum(ratio < 1 for ratio in paired)
-    print(
-        f"tree / base, paired by round: median {statistics.median(paired):.3f} "
-        f"(tree faster in {faster} of {len(paired)})"
-    )
+    for name, label in (("tree", "tree / base"), ("base again", "control: base again / base")):
+        paired = [t / b for t, b in zip(times[name], times["base"], strict=True)]
+        low, high = median_interval(paired)
+        faster = sum(ratio < 1 for ratio in paired)
+        print(
+            f"{label}, paired by round: median {statistics.median(paired):.3f}, 95% interval "
+            f"{low:.3f}-{high:.3f} (faster in {faster} of {len(paired)})"
+        )
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median of ``values``: the k-th lowest and k-th
+    highest, k the largest rank whose binomial tail (n values, p = 1/2) is at most the error
+    on each side (too few values for one: the lowest and highest)."""
+    ordered, n = sorted(values), len(values)
+    tail, k, below = (1 - confidence) / 2, 0, 0.0
+    while k < n // 2:
+        below += math.comb(n, k) / 2**n  # P(fewer than k + 1 values below the median)
+        if below > tail:
+            break
+        k += 1
+    k = max(k, 1)
+    return ordered[k - 1], ordered[n - k]
 
 
 if __name__ == "__main__":
