@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,8 +34,10 @@ from .engine.result import class_label
 from .functional.resample import DEFAULT_REPLICATES
 from .io import ColumnSpec, ResolvedColumns
 from .io.storage import parse_storage_options
-from .metrics.bootstrap import Resampling
 from .metrics.specs import build_metrics, distinct_names, resolve_metric_name
+
+if TYPE_CHECKING:  # imported where used: only --ci needs it
+    from .metrics.bootstrap import Resampling
 
 __all__ = [
     "EXIT_DATA",
@@ -367,6 +369,8 @@ def resampling_of(params: dict[str, Any]) -> tuple[Resampling | None, str | None
                 f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --ci LEVEL"
             )
         return None, None
+    from .metrics.bootstrap import Resampling
+
     resampling = Resampling(
         level, DEFAULT_REPLICATES if replicates is None else replicates, seed or 0
     )

@@ -15,13 +15,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# not needed by `eval -m ce` without --checkpoint, -o, --format csv, --serve or --engine dask
+# not needed by `eval -m ce` of a file without --checkpoint, --ci, -o, --format csv, --serve or
+# --engine dask
 NOT_FOR_EVAL = [
     "csv",
     "fractions",
     "hashlib",
     "prometheus_client",
     "tempfile",
+    "streammetric.engine.checkpoint",
     "streammetric.engine.dask",
     "streammetric.engine.watch",
     "streammetric.export.prometheus",  # the package itself is light: names and lazy attributes
@@ -30,6 +32,8 @@ NOT_FOR_EVAL = [
     "streammetric.functional.classification",
     "streammetric.functional.ranking",
     "streammetric.functional.regression",
+    "streammetric.io.memory",  # in-memory inputs
+    "streammetric.metrics.bootstrap",  # --ci
     "streammetric.metrics.calibration",
     "streammetric.metrics.classification",
     "streammetric.metrics.regression",

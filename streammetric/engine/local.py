@@ -25,14 +25,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from .._arrow import from_numpy
 from .._exceptions import ConfigError, InvalidInputError, StateError
-from ..functional.resample import BUCKETS, buckets_of, hash_ids, hash_positions
 from ..io import (
     STDIN,
     Batch,
@@ -48,14 +47,15 @@ from ..io import (
     resolve_paths,
     resolve_units,
 )
-from ..io.memory import is_in_memory, memory_sources, resolve_memory
 from ..io.sources import stdin_digest, stdin_end_note
 from ..io.storage import is_uri, use_storage_options
 from ..metrics import EvalMetric
-from ..metrics.bootstrap import Resampling
-from .checkpoint import Checkpoint
 from .partial import CellIndex, GroupIndex, Partial, RowTally, locate_error
 from .result import Result
+
+if TYPE_CHECKING:  # imported where used: a plain eval (no --ci, no checkpoint, files) loads neither
+    from ..metrics.bootstrap import Resampling
+    from .checkpoint import Checkpoint
 
 __all__ = [
     "Evaluator",
@@ -153,6 +153,8 @@ class Job:
         if self.strict:  # only then: checkpoints of non-strict runs keep their identity
             settings["strict"] = True
         if self.resampling is not None:  # the buckets' states depend on the seed and the ids
+            from ..functional.resample import BUCKETS
+
             settings["resampling"] = {
                 "seed": self.resampling.seed,
                 "buckets": BUCKETS,
@@ -206,10 +208,13 @@ class Evaluator:
         #: is then not read), None: they are hashed from the rows' ids as usual (``compare``:
         #: the candidate's ids, when they are the baseline's at the same places)
         self.known_hashes: Callable[[Unit], HashesOf | None] | None = None
-        if self.resampling is not None and resolved.by:
-            self.index = CellIndex(BUCKETS)
-        elif self.resampling is not None:  # code == bucket: no lookup
-            self.index.codes_of([(bucket,) for bucket in range(BUCKETS)])
+        if self.resampling is not None:
+            from ..functional.resample import BUCKETS
+
+            if resolved.by:
+                self.index = CellIndex(BUCKETS)
+            else:  # code == bucket: no lookup
+                self.index.codes_of([(bucket,) for bucket in range(BUCKETS)])
         self.metric_kwargs = dict(job.metric_defaults)
         if resolved.from_logits and "from_logits" not in self.metric_kwargs:
             self.metric_kwargs["from_logits"] = True
@@ -379,10 +384,12 @@ class Evaluator:
             terms = partial.row_terms(labels, preds, weights, stats)
         except InvalidInputError as exc:
             raise locate(exc) from None
-        hashes = None
+        hashes = buckets = None
         if self.resampling is not None:
+            from ..functional.resample import buckets_of
+
             hashes = self.row_hashes(batch, keep, file_rows, hashes_of)
-        buckets = None if hashes is None else buckets_of(hashes)
+            buckets = buckets_of(hashes)
         observe = None
         if self.observer is not None and hashes is not None:
             first = batch.row_offset if keep is None and batch.invalid is None else None
@@ -432,6 +439,8 @@ class Evaluator:
             if keep is None and batch.invalid is None:
                 return hashes_of(slice(batch.row_offset, batch.row_offset + batch.num_rows))
             return hashes_of(file_rows())
+        from ..functional.resample import hash_ids, hash_positions
+
         seed = self.resampling.seed
         if batch.ids is None:
             return hash_positions(self.row_name(batch.unit), file_rows(), seed)
@@ -597,6 +606,8 @@ class JobRun:
                 raise ConfigError(NO_CHECKPOINT)
             if job.paths:
                 raise ConfigError("give paths or in-memory inputs, not both")
+            from ..io.memory import memory_sources, resolve_memory
+
             sources = memory_sources(job.tables)
             self.units = [unit for source in sources for unit in source.units()]
             resolved = resolve_memory(sources, job.columns)
@@ -614,18 +625,14 @@ class JobRun:
         self.evaluator = Evaluator(job, resolved, where)
         self.settings = job.settings()  # checked now; the inputs are hashed only when needed
         self.total = Partial(self.evaluator.new_metrics, index=self.evaluator.index)
-        self.saver = (
-            Checkpoint(
-                checkpoint,
-                self.identity,
-                files=file_items(self.units),
-                ci=None
-                if job.resampling is None
-                else {"level": job.resampling.level, "replicates": job.resampling.replicates},
-            )
-            if checkpoint
-            else None
-        )
+        self.saver: Checkpoint | None = None
+        if checkpoint:
+            from .checkpoint import Checkpoint
+
+            ci = None
+            if job.resampling is not None:
+                ci = {"level": job.resampling.level, "replicates": job.resampling.replicates}
+            self.saver = Checkpoint(checkpoint, self.identity, files=file_items(self.units), ci=ci)
         self.done: set[str] = self.saver.load_into(self.total, self.units) if self.saver else set()
         if self.saver is not None and self.saver.stdin is not None:
             self._check_stdin(self.saver)
@@ -919,6 +926,8 @@ def evaluate(
     `streammetric.io.storage`; credentials otherwise come from the standard environment).
     Returns a `Result`; ``result.to_dict()`` is the CLI's JSON.
     """
+    from ..io.memory import is_in_memory
+
     tables: list[Any] = []
     path_list: list[str] = []
     if is_in_memory(paths):
