@@ -1,6 +1,7 @@
 """The C extensions (streammetric/_kernels.c and the loops it includes once per instruction set,
-_kernels_loops.h; streammetric/_text.c, the JSON writer, and its powers of ten, _text_tables.h:
-plain C, no NumPy headers); the rest of the package's configuration is in pyproject.toml."""
+_kernels_loops.h; streammetric/_text.c, the JSON writer, and its powers of ten, _text_tables.h;
+streammetric/_guard.c, the files mapped in memory, named when one changes under its map: plain C,
+no NumPy headers); the rest of the package's configuration is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -20,6 +21,11 @@ setup(
                 "-Wall",
                 "-Wno-psabi",
             ],
+        ),
+        Extension(
+            "streammetric._guard",
+            ["streammetric/_guard.c"],
+            extra_compile_args=["-O2", "-Wall"],
         ),
         Extension(
             "streammetric._text",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import _guard
 from ._exceptions import ConfigError, InvalidInputError
 from .cli_common import (
     EXIT_DATA,
@@ -626,7 +627,12 @@ def run() -> None:
     interpreter's teardown, which frees every module (~35 ms once pyarrow is loaded), is
     skipped. Every file the command writes (``-o``, checkpoints, ``--textfile``) is closed and
     renamed into place before `main` returns. Otherwise, or if a stream cannot be flushed, the
-    process exits the usual way."""
+    process exits the usual way.
+
+    A file truncated or rewritten in place while it is read (its pages mapped in memory) ends
+    the process with one line naming it and exit code 1, instead of the shell's "Bus error"
+    (`streammetric._guard`)."""
+    _guard.install(EXIT_DATA, "streammetric: error: ")
     try:
         main()
         code: Any = 0

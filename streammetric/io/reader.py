@@ -50,7 +50,9 @@ from streammetric.io.sources import (
     _stat_key,
     _stdin_reader,
     ipc_stream_end,
+    map_file,
     open_remote,
+    open_source,
 )
 
 
@@ -435,19 +437,30 @@ def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]
             page_checksum_verification=True,
         )
         return _Closing(remote, source), wanted
-    parquet_file = pq.ParquetFile(
-        unit.path,
+    try:  # pages read in place: 3-4% less time than read into memory (docs/performance.md)
+        mapped = map_file(unit.path, unit.display_path)
+    except (pa.ArrowException, OSError):  # a file that cannot be mapped: read it into memory
+        parquet_file = pq.ParquetFile(
+            unit.path,
+            metadata=metadata,
+            pre_buffer=False,
+            memory_map=False,
+            read_dictionary=dictionary,
+            page_checksum_verification=True,
+        )
+        return parquet_file, wanted
+    local = pq.ParquetFile(
+        mapped,
         metadata=metadata,
         pre_buffer=False,
-        memory_map=False,
         read_dictionary=dictionary,
         page_checksum_verification=True,
     )
-    return parquet_file, wanted
+    return _Closing(local, mapped), wanted
 
 
 class _Closing:
-    """A ParquetFile over an object's file, which closing closes too."""
+    """A ParquetFile over an object's file or a local file's map, which closing closes too."""
 
     def __init__(self, parquet_file: pq.ParquetFile, source: Any) -> None:
         self.parquet_file, self.source = parquet_file, source
@@ -475,7 +488,7 @@ def _read_arrow(unit: Unit, resolved: ResolvedColumns) -> pa.Table | pa.RecordBa
         schema = _ipc_layout(unit.path, unit.kind, *_stat_key(unit.path)[1:])[0]
         fields = sorted(schema.get_field_index(n) for n in resolved.columns if n in schema.names)
         options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
-        opened = open_remote(unit.path) if storage.is_uri(unit.path) else pa.memory_map(unit.path)
+        opened = open_source(unit.path, unit.display_path)
         with opened as source:
             return ipc.open_file(source, options=options).get_batch(unit.index)
     except (pa.ArrowException, OSError) as exc:
@@ -647,7 +660,7 @@ def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec) -> Any:
     fields = sorted(schema.get_field_index(name) for name in wanted if name in schema.names)
     options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
     try:
-        source = open_remote(unit.path) if storage.is_uri(unit.path) else pa.memory_map(unit.path)
+        source = open_source(unit.path, unit.display_path)
         return ipc.open_stream(source, options=options)
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(f"{unit.path}: cannot read Arrow IPC stream", exc) from exc

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from streammetric import _guard
 from streammetric._exceptions import ConfigError, InvalidInputError
 from streammetric._files import special_kind
 from streammetric.io import storage
@@ -257,7 +258,7 @@ def _ipc_layout(
 ) -> tuple[pa.Schema, tuple[int, ...] | None]:
     """Schema and per-batch row counts (``None`` for a stream) of an IPC file."""
     try:
-        with open_remote(path) if storage.is_uri(path) else pa.memory_map(path) as source:
+        with open_source(path) as source:
             if kind == "ipc_stream":
                 return ipc.open_stream(source).schema, None
             schema = ipc.open_file(source).schema
@@ -286,7 +287,7 @@ def ipc_stream_end(path: str) -> tuple[StreamEnd, int]:
     """
     batches = 0
     try:
-        with open_remote(path) if storage.is_uri(path) else pa.memory_map(path) as source:
+        with open_source(path) as source:
             size = source.size()
             reader = ipc.MessageReader.open_stream(source)
             while True:
@@ -305,6 +306,24 @@ def ipc_stream_end(path: str) -> tuple[StreamEnd, int]:
     if marker in (b"\xff\xff\xff\xff\x00\x00\x00\x00", b"\x00\x00\x00\x00"):
         return ("complete" if before + len(marker) == size else "trailing"), batches
     return "partial", batches
+
+
+def map_file(path: str, name: str | None = None) -> pa.MemoryMappedFile:
+    """``pa.memory_map(path)`` (its pages read in place, without a copy), its address range
+    recorded with the file's ``name`` (default ``path``): the ``streammetric`` command names
+    the file in one line, instead of dying of SIGBUS, when the file is truncated or rewritten in
+    place while mapped (`streammetric._guard`)."""
+    mapped = pa.memory_map(path)
+    size = mapped.size()
+    if size:
+        _guard.watch(mapped.read_buffer(1).address, size, name or path)
+        mapped.seek(0)
+    return mapped
+
+
+def open_source(path: str, name: str | None = None) -> Any:
+    """An object's file (`open_remote`) or a local file's map (`map_file`), to be closed."""
+    return open_remote(path) if storage.is_uri(path) else map_file(path, name)
 
 
 def _stat_key(path: str) -> tuple[str, int, int]:
