@@ -94,7 +94,10 @@ def _complete(path: str, size: int, *, data_name: bool) -> bool | None:
                 return False
             ipc.open_file(path).schema  # noqa: B018 - parses the footer
         else:  # the messages' framing: a batch's body may end like the end-of-stream marker
-            return ipc_stream_end(path)[0] in ("complete", "trailing")  # trailing: eval says
+            return ipc_stream_end(path, in_place=False)[0] in (
+                "complete",
+                "trailing",
+            )  # trailing: eval says
     except (pa.ArrowException, OSError):
         return False
     return True
@@ -332,7 +335,7 @@ class Watcher:
                 for width in ("label_width", "pred_width")
                 if self._columns is not None and self._columns.get(width) is not None
             }
-            job = dataclasses.replace(self.job, paths=[path], list_widths=known)
+            job = dataclasses.replace(self.job, paths=[path], list_widths=known, in_place=False)
             result = run_job(job, threads=self.threads, on_start=self._check_columns(started))
         except (StreamMetricError, OSError) as exc:
             self.failed[name] = tried

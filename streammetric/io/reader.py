@@ -412,7 +412,9 @@ def _dictionary_pays(metadata: Any, unit: Unit, name: str) -> bool:
     return not (start and 0 < start < end and end - start >= BIG_DICTIONARY_PAGE)
 
 
-def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]]:
+def _open_parquet(
+    unit: Unit, resolved: ResolvedColumns, in_place: bool = True
+) -> tuple[Any, list[str]]:
     """The unit's file (to be closed) and the needed columns it has. A string group-by column
     is read with its dictionary (few distinct values: each decoded once, and the keys made
     from the dictionary), unless it is the one group-by column and its pages are plain
@@ -437,9 +439,13 @@ def _open_parquet(unit: Unit, resolved: ResolvedColumns) -> tuple[Any, list[str]
             page_checksum_verification=True,
         )
         return _Closing(remote, source), wanted
-    try:  # pages read in place: 3-4% less time than read into memory (docs/performance.md)
-        mapped = map_file(unit.path, unit.display_path)
-    except (pa.ArrowException, OSError):  # a file that cannot be mapped: read it into memory
+    mapped = None
+    if in_place:  # pages read in place: 3-4% less time than read into memory (docs/performance.md)
+        try:
+            mapped = map_file(unit.path, unit.display_path)
+        except (pa.ArrowException, OSError):  # a file that cannot be mapped (some FUSE mounts)
+            mapped = None
+    if mapped is None:
         parquet_file = pq.ParquetFile(
             unit.path,
             metadata=metadata,
@@ -478,17 +484,19 @@ class _Closing:
             self.source.close()
 
 
-def _read_arrow(unit: Unit, resolved: ResolvedColumns) -> pa.Table | pa.RecordBatch:
+def _read_arrow(
+    unit: Unit, resolved: ResolvedColumns, in_place: bool = True
+) -> pa.Table | pa.RecordBatch:
     """The needed columns of one row group / record batch."""
     try:
         if unit.kind == "parquet":
-            parquet_file, wanted = _open_parquet(unit, resolved)
+            parquet_file, wanted = _open_parquet(unit, resolved, in_place)
             with parquet_file:
                 return parquet_file.read_row_group(unit.index, columns=wanted, use_threads=False)
         schema = _ipc_layout(unit.path, unit.kind, *_stat_key(unit.path)[1:])[0]
         fields = sorted(schema.get_field_index(n) for n in resolved.columns if n in schema.names)
         options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
-        opened = open_source(unit.path, unit.display_path)
+        opened = open_source(unit.path, unit.display_path, in_place)
         with opened as source:
             return ipc.open_file(source, options=options).get_batch(unit.index)
     except (pa.ArrowException, OSError) as exc:
@@ -504,10 +512,12 @@ def slice_rows(resolved: ResolvedColumns) -> int:
     return max(4096, min(32768, (1 << 19) // width))
 
 
-def _parquet_batches(unit: Unit, resolved: ResolvedColumns) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(
+    unit: Unit, resolved: ResolvedColumns, in_place: bool = True
+) -> Iterator[pa.RecordBatch]:
     """The needed columns of one row group, in slices of `slice_rows` rows."""
     try:
-        parquet_file, wanted = _open_parquet(unit, resolved)
+        parquet_file, wanted = _open_parquet(unit, resolved, in_place)
         with parquet_file:
             yield from parquet_file.iter_batches(
                 batch_size=slice_rows(resolved),
@@ -652,7 +662,7 @@ def read_unit(
     return _make_batch(data, unit, resolved, row_offset=unit.row_offset, on_invalid=on_invalid)
 
 
-def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec) -> Any:
+def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec, in_place: bool = True) -> Any:
     if unit.path == STDIN:
         return _stdin_reader(take=True)
     schema = _file_schema(unit.path, unit.kind)
@@ -660,32 +670,34 @@ def _open_stream(unit: Unit, resolved: ResolvedColumns | ColumnSpec) -> Any:
     fields = sorted(schema.get_field_index(name) for name in wanted if name in schema.names)
     options = ipc.IpcReadOptions(included_fields=fields or None, use_threads=False)
     try:
-        source = open_source(unit.path, unit.display_path)
+        source = open_source(unit.path, unit.display_path, in_place)
         return ipc.open_stream(source, options=options)
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(f"{unit.path}: cannot read Arrow IPC stream", exc) from exc
 
 
 def iter_arrow(
-    unit: Unit, columns: ResolvedColumns | ColumnSpec
+    unit: Unit, columns: ResolvedColumns | ColumnSpec, *, in_place: bool = True
 ) -> Iterator[tuple[pa.Table | pa.RecordBatch, int]]:
     """The Arrow data of a unit with the file row of its first row: slices of a row group (see
     `slice_rows`), the record batch of an IPC file, each record batch of a stream. `make_batch`
-    turns each into a `Batch`."""
+    turns each into a `Batch`. A local file is read through a memory map (`map_file`) unless
+    ``in_place`` is False (then into memory: a file rewritten in place while read is an error,
+    not SIGBUS)."""
     if unit.kind == "memory":
         resolved = _columns_for(unit, columns)
         yield from unit.source.batches(unit, resolved.columns, slice_rows(resolved))
         return
     if unit.kind == "parquet":
         row_offset = unit.row_offset
-        for record_batch in _parquet_batches(unit, _columns_for(unit, columns)):
+        for record_batch in _parquet_batches(unit, _columns_for(unit, columns), in_place):
             yield record_batch, row_offset
             row_offset += record_batch.num_rows
         return
     if not unit.sequential:
-        yield _read_arrow(unit, _columns_for(unit, columns)), unit.row_offset
+        yield _read_arrow(unit, _columns_for(unit, columns), in_place), unit.row_offset
         return
-    reader = _open_stream(unit, columns)
+    reader = _open_stream(unit, columns, in_place)
     row_offset = 0
     while True:
         try:

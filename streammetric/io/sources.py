@@ -275,7 +275,7 @@ def _ipc_layout(
 StreamEnd = Literal["complete", "no_eos", "partial", "trailing"]
 
 
-def ipc_stream_end(path: str) -> tuple[StreamEnd, int]:
+def ipc_stream_end(path: str, in_place: bool = True) -> tuple[StreamEnd, int]:
     """How an Arrow IPC stream file ends, by walking its messages' framing (continuation
     marker, metadata length, body length), and how many record batches it holds whole.
 
@@ -283,11 +283,12 @@ def ipc_stream_end(path: str) -> tuple[StreamEnd, int]:
     ``no_eos``: the file ends right after a whole message (a writer still writing, or one that
     died); ``partial``: it ends inside a message; ``trailing``: bytes follow the marker (the
     reader would stop at the marker and drop them). Only the last 8 bytes looking like the
-    marker says nothing: a record batch's body can end with those bytes.
+    marker says nothing: a record batch's body can end with those bytes. ``in_place``: a local
+    file is mapped, else read (`open_source`).
     """
     batches = 0
     try:
-        with open_source(path) as source:
+        with open_source(path, in_place=in_place) as source:
             size = source.size()
             reader = ipc.MessageReader.open_stream(source)
             while True:
@@ -321,9 +322,12 @@ def map_file(path: str, name: str | None = None) -> pa.MemoryMappedFile:
     return mapped
 
 
-def open_source(path: str, name: str | None = None) -> Any:
-    """An object's file (`open_remote`) or a local file's map (`map_file`), to be closed."""
-    return open_remote(path) if storage.is_uri(path) else map_file(path, name)
+def open_source(path: str, name: str | None = None, in_place: bool = True) -> Any:
+    """An object's file (`open_remote`), a local file's map (`map_file`) or, not ``in_place``,
+    the local file read into memory as it is read; to be closed."""
+    if storage.is_uri(path):
+        return open_remote(path)
+    return map_file(path, name) if in_place else pa.OSFile(path)
 
 
 def _stat_key(path: str) -> tuple[str, int, int]:

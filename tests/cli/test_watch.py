@@ -215,3 +215,36 @@ def test_lists_of_another_length_in_a_later_file_are_ragged_rows_as_in_eval(tmp_
         else:
             assert set(watcher.failed) == {"b.parquet"}
             assert "row 0: list has 4 values, expected 3" in messages[-1], messages
+
+
+def test_a_file_truncated_while_the_watcher_reads_it_is_reported_and_the_watch_goes_on(
+    tmp_path, monkeypatch
+):
+    """`watch` reads its files into memory, not through a memory map: a file truncated in place
+    while it is read is a file that failed (reported, re-checked when it changes), not SIGBUS
+    ending the process (`eval` maps its files: tests/cli/test_changed_file.py)."""
+    import streammetric.io.reader as reader
+
+    folder = tmp_path / "drop"
+    cut, kept = folder / "a.parquet", write_preds(folder / "b.parquet", 90, seed=2)
+    pq.write_table(preds_table(20_000, seed=1), cut, row_group_size=5_000)
+    expected = sm.evaluate([kept], "ce", labels="label", preds="probs")
+    opened = reader._open_parquet
+
+    def truncating(unit, resolved, in_place=True):  # failure injection: cut after opening
+        parquet_file, wanted = opened(unit, resolved, in_place)
+        if unit.path == str(cut):
+            os.truncate(cut, 1000)
+        return parquet_file, wanted
+
+    def mapping(*args):  # not an OSError: the reader would fall back to reading, not fail
+        raise AssertionError("watch mapped a file")
+
+    monkeypatch.setattr(reader, "_open_parquet", truncating)
+    monkeypatch.setattr(reader, "map_file", mapping)
+    messages: list[str] = []
+    job = Job([str(folder)], ["ce"], ColumnSpec(labels="label", preds="probs"))
+    watcher = Watcher(folder, job, threads=1, log=messages.append)
+    assert watcher.poll(once=True) == 1 and set(watcher.failed) == {"a.parquet"}
+    assert len(messages) == 1 and messages[0].startswith("a.parquet: not evaluated: ")
+    assert watcher.result().to_dict() == expected.to_dict()
