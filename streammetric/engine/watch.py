@@ -92,12 +92,11 @@ def _complete(path: str, size: int, *, data_name: bool) -> bool | None:
         elif head.startswith(b"ARROW1"):
             if tail[-6:] != b"ARROW1":
                 return False
-            ipc.open_file(path).schema  # noqa: B018 - parses the footer
+            with pa.OSFile(path) as source:  # read, not mapped (as every read of `watch`)
+                ipc.open_file(source).schema  # noqa: B018 - parses the footer
         else:  # the messages' framing: a batch's body may end like the end-of-stream marker
-            return ipc_stream_end(path, in_place=False)[0] in (
-                "complete",
-                "trailing",
-            )  # trailing: eval says
+            end = ipc_stream_end(path, in_place=False)[0]
+            return end in ("complete", "trailing")  # trailing: eval says
     except (pa.ArrowException, OSError):
         return False
     return True
